@@ -1,0 +1,135 @@
+use std::time::Duration;
+
+use async_trait::async_trait;
+
+use crate::{Batch, Span, SpanKind, TraceId, TraceQuery};
+
+/// Why a consumer did not take a batch. Receivers map each kind onto the
+/// protocol's own signal (HTTP status + `Retry-After`, gRPC code +
+/// `RetryInfo`), so a sender knows whether to retry.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum ConsumeError {
+    /// Temporarily over a limit (memory budget, queue depth): retry later.
+    #[error("overloaded: {reason}")]
+    Overloaded {
+        /// What limit was hit.
+        reason: String,
+        /// When the sender should retry.
+        retry_after: Duration,
+    },
+    /// The consumer cannot take data now (failed store, shutting down).
+    #[error("unavailable: {reason}")]
+    Unavailable {
+        /// Why.
+        reason: String,
+        /// When the sender should retry.
+        retry_after: Duration,
+    },
+}
+
+impl ConsumeError {
+    /// How long the sender should wait before retrying.
+    pub fn retry_after(&self) -> Duration {
+        match self {
+            ConsumeError::Overloaded { retry_after, .. } | ConsumeError::Unavailable { retry_after, .. } => {
+                *retry_after
+            }
+        }
+    }
+}
+
+/// Why a query failed.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum QueryError {
+    /// The query itself is wrong (maps to HTTP 400).
+    #[error("{0}")]
+    Invalid(String),
+    /// The backend cannot answer now (maps to HTTP 503).
+    #[error("unavailable: {0}")]
+    Unavailable(String),
+    /// An internal failure, e.g. a corrupt block (maps to HTTP 500).
+    #[error("internal error: {0}")]
+    Internal(String),
+}
+
+/// A span name with its kind, as `/api/operations` lists them.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct Operation {
+    /// Span name.
+    pub name: String,
+    /// Span kind.
+    pub kind: SpanKind,
+}
+
+/// Calls from one service to another, as `/api/dependencies` lists them.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct DependencyLink {
+    /// Calling service (the parent span's).
+    pub parent: String,
+    /// Called service (the child span's).
+    pub child: String,
+    /// Number of parent → child span pairs.
+    pub call_count: u64,
+}
+
+/// Health of one component, for `/health`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ComponentHealth {
+    /// Component name, e.g. `store`.
+    pub name: String,
+    /// Whether it works.
+    pub healthy: bool,
+    /// A human-readable detail (why it failed, or a short status).
+    pub detail: String,
+}
+
+/// Takes batches of spans. The lifecycle contract: `consume_traces` returns
+/// `Ok` only once the batch is as durable as the consumer promises (for the
+/// embedded store: in the write-ahead log, synced per the fsync policy);
+/// anything else is an error the sender may retry. `shutdown` stops
+/// accepting, flushes, and is safe to call twice.
+#[async_trait]
+pub trait TracesConsumer: Send + Sync {
+    /// Consumes one batch.
+    async fn consume_traces(&self, batch: Batch) -> Result<(), ConsumeError>;
+}
+
+/// Answers trace queries. Implementations read consistent snapshots and
+/// never hold a lock ingest waits on while reading blocks.
+#[async_trait]
+pub trait SpanReader: Send + Sync {
+    /// All spans of one trace, `None` when no span of it is stored.
+    async fn trace(&self, id: TraceId) -> Result<Option<Vec<Span>>, QueryError>;
+
+    /// Full traces having at least one span that matches the whole query
+    /// (see [`crate::span_matches`]), most recent match first, at most
+    /// `query.limit` of them.
+    async fn find_traces(&self, query: &TraceQuery) -> Result<Vec<Vec<Span>>, QueryError>;
+
+    /// Names of all services with stored spans, sorted.
+    async fn services(&self) -> Result<Vec<String>, QueryError>;
+
+    /// Operations of a service, sorted, optionally only of one kind.
+    async fn operations(&self, service: &str, kind: Option<SpanKind>) -> Result<Vec<Operation>, QueryError>;
+
+    /// Service-to-service call counts from parent/child spans whose start
+    /// lies in `[end - lookback, end]` (ns since the Unix epoch).
+    async fn dependencies(
+        &self,
+        end_unix_nanos: u64,
+        lookback_nanos: u64,
+    ) -> Result<Vec<DependencyLink>, QueryError>;
+}
+
+/// A complete trace backend: takes spans, answers queries, reports health.
+#[async_trait]
+pub trait TraceStore: TracesConsumer + SpanReader {
+    /// Current health.
+    fn health(&self) -> ComponentHealth;
+
+    /// Stops accepting, flushes what is buffered, releases files. Safe to
+    /// call more than once.
+    async fn shutdown(&self);
+}

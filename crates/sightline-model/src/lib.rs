@@ -1,0 +1,35 @@
+//! The span model every Sightline stage speaks, its mapping to and from OTLP,
+//! and the contracts between stages.
+//!
+//! Receivers turn OTLP requests into a [`Batch`] with [`otlp::decode_request`];
+//! a [`TracesConsumer`] (the pipeline, then a store) takes the batch and
+//! acknowledges it only once it is durable; a [`SpanReader`] answers queries.
+//! Both traits are implemented by the embedded store today and are the seam
+//! where another backend (ClickHouse) plugs in without touching receivers or
+//! query code.
+//!
+//! This crate does no IO. OTLP is Sightline's native data model, so the
+//! OTLP mapping lives here, next to the types it maps; it is the one place
+//! that knows how a wire span becomes a [`Span`].
+#![deny(missing_docs)]
+
+mod batch;
+mod contract;
+mod ids;
+pub mod otlp;
+mod query;
+mod span;
+mod value;
+
+pub use batch::Batch;
+pub use contract::{
+    ComponentHealth, ConsumeError, DependencyLink, Operation, QueryError, SpanReader, TraceStore,
+    TracesConsumer,
+};
+pub use ids::{IdError, SpanId, TraceId};
+pub use query::{TagFilter, TraceQuery, span_matches, tag_lookup};
+pub use span::{Event, Link, Resource, Scope, Span, SpanKind, Status, StatusCode, UNKNOWN_SERVICE};
+pub use value::{KeyValue, Value};
+
+#[cfg(test)]
+mod tests;

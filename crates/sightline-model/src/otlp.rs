@@ -1,0 +1,280 @@
+//! OTLP ⇄ model mapping.
+//!
+//! Decoding validates what the model's invariants need (id lengths, non-zero
+//! ids) and rejects offending spans one by one, reporting them the way OTLP
+//! partial success does; everything else is kept as received.
+
+use std::fmt::Write as _;
+use std::sync::Arc;
+
+use opentelemetry_proto::tonic::collector::trace::v1::ExportTraceServiceRequest;
+use opentelemetry_proto::tonic::common::v1 as pc;
+use opentelemetry_proto::tonic::resource::v1 as pr;
+use opentelemetry_proto::tonic::trace::v1 as pt;
+
+use crate::{
+    Event, KeyValue, Link, Resource, Scope, Span, SpanId, SpanKind, Status, StatusCode, TraceId, Value,
+};
+
+/// The outcome of decoding one export request.
+#[derive(Debug, Default)]
+pub struct Decoded {
+    /// Spans that passed validation, in request order.
+    pub spans: Vec<Span>,
+    /// Number of spans rejected.
+    pub rejected: u64,
+    /// Why spans were rejected (the first few reasons), empty if none.
+    pub error_message: String,
+}
+
+/// How many rejection reasons an error message lists before summarising.
+const MAX_REASONS: usize = 3;
+
+/// Decodes an export request, taking ownership to move strings instead of
+/// copying them.
+pub fn decode_request(request: ExportTraceServiceRequest) -> Decoded {
+    let mut out = Decoded::default();
+    let total: usize =
+        request.resource_spans.iter().flat_map(|rs| rs.scope_spans.iter()).map(|ss| ss.spans.len()).sum();
+    out.spans.reserve(total);
+    let mut reasons = 0usize;
+    for (ri, rs) in request.resource_spans.into_iter().enumerate() {
+        let resource = Arc::new(match rs.resource {
+            Some(r) => Resource::new(kvs(r.attributes), r.dropped_attributes_count, rs.schema_url),
+            None => Resource::new(Vec::new(), 0, rs.schema_url),
+        });
+        for (si, ss) in rs.scope_spans.into_iter().enumerate() {
+            let scope = Arc::new(match ss.scope {
+                Some(s) => Scope {
+                    name: s.name,
+                    version: s.version,
+                    attributes: kvs(s.attributes),
+                    dropped_attributes_count: s.dropped_attributes_count,
+                    schema_url: ss.schema_url,
+                },
+                None => Scope { schema_url: ss.schema_url, ..Scope::default() },
+            });
+            for (pi, span) in ss.spans.into_iter().enumerate() {
+                match decode_span(span, &resource, &scope) {
+                    Ok(span) => out.spans.push(span),
+                    Err(why) => {
+                        out.rejected += 1;
+                        if reasons < MAX_REASONS {
+                            if reasons > 0 {
+                                out.error_message.push_str("; ");
+                            }
+                            let _ = write!(
+                                out.error_message,
+                                "resourceSpans[{ri}].scopeSpans[{si}].spans[{pi}]: {why}"
+                            );
+                        }
+                        reasons += 1;
+                    }
+                }
+            }
+        }
+    }
+    if out.rejected > 0 {
+        let shown = reasons.min(MAX_REASONS);
+        out.error_message = format!(
+            "{} span(s) rejected for invalid ids: {}{}",
+            out.rejected,
+            out.error_message,
+            if reasons > shown { "; …" } else { "" }
+        );
+    }
+    out
+}
+
+fn decode_span(span: pt::Span, resource: &Arc<Resource>, scope: &Arc<Scope>) -> Result<Span, String> {
+    let trace_id = TraceId::from_slice(&span.trace_id).map_err(|e| e.to_string())?;
+    let span_id = SpanId::from_slice(&span.span_id).map_err(|e| e.to_string())?;
+    let parent_span_id = match span.parent_span_id.len() {
+        0 => None,
+        _ if span.parent_span_id.iter().all(|b| *b == 0) && span.parent_span_id.len() == SpanId::LEN => None,
+        _ => Some(SpanId::from_slice(&span.parent_span_id).map_err(|e| format!("parent {e}"))?),
+    };
+    let mut links = Vec::with_capacity(span.links.len());
+    for (i, link) in span.links.into_iter().enumerate() {
+        links.push(Link {
+            trace_id: TraceId::from_slice(&link.trace_id).map_err(|e| format!("links[{i}]: {e}"))?,
+            span_id: SpanId::from_slice(&link.span_id).map_err(|e| format!("links[{i}]: {e}"))?,
+            trace_state: link.trace_state,
+            attributes: kvs(link.attributes),
+            dropped_attributes_count: link.dropped_attributes_count,
+            flags: link.flags,
+        });
+    }
+    let status = span
+        .status
+        .map_or_else(Status::default, |s| Status { code: StatusCode::from_i32(s.code), message: s.message });
+    Ok(Span {
+        trace_id,
+        span_id,
+        parent_span_id,
+        trace_state: span.trace_state,
+        flags: span.flags,
+        name: span.name,
+        kind: SpanKind::from_i32(span.kind),
+        start_time_unix_nano: span.start_time_unix_nano,
+        end_time_unix_nano: span.end_time_unix_nano,
+        attributes: kvs(span.attributes),
+        dropped_attributes_count: span.dropped_attributes_count,
+        events: span
+            .events
+            .into_iter()
+            .map(|e| Event {
+                time_unix_nano: e.time_unix_nano,
+                name: e.name,
+                attributes: kvs(e.attributes),
+                dropped_attributes_count: e.dropped_attributes_count,
+            })
+            .collect(),
+        dropped_events_count: span.dropped_events_count,
+        links,
+        dropped_links_count: span.dropped_links_count,
+        status,
+        resource: Arc::clone(resource),
+        scope: Arc::clone(scope),
+    })
+}
+
+fn kvs(list: Vec<pc::KeyValue>) -> Vec<KeyValue> {
+    list.into_iter().map(|kv| KeyValue { key: kv.key, value: kv.value.map_or(Value::Empty, value) }).collect()
+}
+
+fn value(v: pc::AnyValue) -> Value {
+    use pc::any_value::Value as V;
+    match v.value {
+        None => Value::Empty,
+        Some(V::StringValue(s)) => Value::Str(s),
+        Some(V::BoolValue(b)) => Value::Bool(b),
+        Some(V::IntValue(i)) => Value::Int(i),
+        Some(V::DoubleValue(d)) => Value::Double(d),
+        Some(V::BytesValue(b)) => Value::Bytes(b),
+        Some(V::ArrayValue(a)) => Value::Array(a.values.into_iter().map(value).collect()),
+        Some(V::KvlistValue(m)) => Value::Map(kvs(m.values)),
+        // String tables only exist in the profiles signal; a trace span
+        // carrying an index has no text to resolve it to.
+        Some(V::StringValueStrindex(_)) => Value::Empty,
+    }
+}
+
+/// Encodes spans as one export request, grouping consecutive spans that
+/// share a resource and scope (by pointer) the way SDKs batch them.
+pub fn encode_spans(spans: &[Span]) -> ExportTraceServiceRequest {
+    let mut out: Vec<pt::ResourceSpans> = Vec::new();
+    let mut last: Option<(&Arc<Resource>, &Arc<Scope>)> = None;
+    for span in spans {
+        let same_resource = last.is_some_and(|(r, _)| Arc::ptr_eq(r, &span.resource));
+        let same_scope = same_resource && last.is_some_and(|(_, s)| Arc::ptr_eq(s, &span.scope));
+        if !same_resource {
+            out.push(pt::ResourceSpans {
+                resource: Some(encode_resource(&span.resource)),
+                scope_spans: Vec::new(),
+                schema_url: span.resource.schema_url().to_owned(),
+            });
+        }
+        // NOTE: `out` is non-empty here: the first span always pushes.
+        let Some(rs) = out.last_mut() else { continue };
+        if !same_scope {
+            rs.scope_spans.push(pt::ScopeSpans {
+                scope: Some(encode_scope(&span.scope)),
+                spans: Vec::new(),
+                schema_url: span.scope.schema_url.clone(),
+            });
+        }
+        if let Some(ss) = rs.scope_spans.last_mut() {
+            ss.spans.push(encode_span(span));
+        }
+        last = Some((&span.resource, &span.scope));
+    }
+    ExportTraceServiceRequest { resource_spans: out }
+}
+
+/// Encodes a resource.
+pub fn encode_resource(r: &Resource) -> pr::Resource {
+    pr::Resource {
+        attributes: encode_kvs(r.attributes()),
+        dropped_attributes_count: r.dropped_attributes_count(),
+        entity_refs: Vec::new(),
+    }
+}
+
+/// Encodes a scope.
+pub fn encode_scope(s: &Scope) -> pc::InstrumentationScope {
+    pc::InstrumentationScope {
+        name: s.name.clone(),
+        version: s.version.clone(),
+        attributes: encode_kvs(&s.attributes),
+        dropped_attributes_count: s.dropped_attributes_count,
+    }
+}
+
+/// Encodes one span (without its resource and scope).
+pub fn encode_span(s: &Span) -> pt::Span {
+    pt::Span {
+        trace_id: s.trace_id.as_bytes().to_vec(),
+        span_id: s.span_id.as_bytes().to_vec(),
+        trace_state: s.trace_state.clone(),
+        parent_span_id: s.parent_span_id.map(|p| p.as_bytes().to_vec()).unwrap_or_default(),
+        flags: s.flags,
+        name: s.name.clone(),
+        kind: s.kind as i32,
+        start_time_unix_nano: s.start_time_unix_nano,
+        end_time_unix_nano: s.end_time_unix_nano,
+        attributes: encode_kvs(&s.attributes),
+        dropped_attributes_count: s.dropped_attributes_count,
+        events: s
+            .events
+            .iter()
+            .map(|e| pt::span::Event {
+                time_unix_nano: e.time_unix_nano,
+                name: e.name.clone(),
+                attributes: encode_kvs(&e.attributes),
+                dropped_attributes_count: e.dropped_attributes_count,
+            })
+            .collect(),
+        dropped_events_count: s.dropped_events_count,
+        links: s
+            .links
+            .iter()
+            .map(|l| pt::span::Link {
+                trace_id: l.trace_id.as_bytes().to_vec(),
+                span_id: l.span_id.as_bytes().to_vec(),
+                trace_state: l.trace_state.clone(),
+                attributes: encode_kvs(&l.attributes),
+                dropped_attributes_count: l.dropped_attributes_count,
+                flags: l.flags,
+            })
+            .collect(),
+        dropped_links_count: s.dropped_links_count,
+        status: (s.status.code != StatusCode::Unset || !s.status.message.is_empty())
+            .then(|| pt::Status { message: s.status.message.clone(), code: s.status.code as i32 }),
+    }
+}
+
+/// Encodes attributes.
+pub fn encode_kvs(list: &[KeyValue]) -> Vec<pc::KeyValue> {
+    list.iter()
+        .map(|kv| pc::KeyValue { key: kv.key.clone(), value: Some(encode_value(&kv.value)), key_strindex: 0 })
+        .collect()
+}
+
+/// Encodes one attribute value.
+pub fn encode_value(v: &Value) -> pc::AnyValue {
+    use pc::any_value::Value as V;
+    let value = match v {
+        Value::Empty => None,
+        Value::Str(s) => Some(V::StringValue(s.clone())),
+        Value::Bool(b) => Some(V::BoolValue(*b)),
+        Value::Int(i) => Some(V::IntValue(*i)),
+        Value::Double(d) => Some(V::DoubleValue(*d)),
+        Value::Bytes(b) => Some(V::BytesValue(b.clone())),
+        Value::Array(a) => {
+            Some(V::ArrayValue(pc::ArrayValue { values: a.iter().map(encode_value).collect() }))
+        }
+        Value::Map(m) => Some(V::KvlistValue(pc::KeyValueList { values: encode_kvs(m) })),
+    };
+    pc::AnyValue { value }
+}

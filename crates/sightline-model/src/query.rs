@@ -1,0 +1,82 @@
+use crate::{Span, StatusCode};
+
+/// One `key=value` condition of a trace search. Values compare as text
+/// (see [`crate::Value::to_text`]), as Jaeger compares tags.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TagFilter {
+    /// Attribute key, or one of the synthetic Jaeger keys (`error`,
+    /// `span.kind`, `otel.status_code`, `otel.status_description`,
+    /// `otel.scope.name`, `otel.scope.version`).
+    pub key: String,
+    /// Expected value as text.
+    pub value: String,
+}
+
+/// A trace search. A trace matches when one of its spans satisfies every
+/// condition at once — Jaeger's semantics.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct TraceQuery {
+    /// Service name of the span's resource.
+    pub service: Option<String>,
+    /// Span name.
+    pub operation: Option<String>,
+    /// Tag conditions, all of which must hold.
+    pub tags: Vec<TagFilter>,
+    /// Minimum span duration, inclusive.
+    pub min_duration_nanos: Option<u64>,
+    /// Maximum span duration, inclusive.
+    pub max_duration_nanos: Option<u64>,
+    /// Earliest span start, inclusive.
+    pub start_min_unix_nanos: Option<u64>,
+    /// Latest span start, inclusive.
+    pub start_max_unix_nanos: Option<u64>,
+    /// Maximum number of traces returned.
+    pub limit: usize,
+}
+
+/// Whether `span` satisfies every condition of `query` (the limit aside).
+/// Backends may prune with indexes first, but this is the definition of a
+/// match.
+pub fn span_matches(span: &Span, query: &TraceQuery) -> bool {
+    if query.service.as_deref().is_some_and(|s| s != span.service_name()) {
+        return false;
+    }
+    if query.operation.as_deref().is_some_and(|o| o != span.name) {
+        return false;
+    }
+    let duration = span.duration_nanos();
+    if query.min_duration_nanos.is_some_and(|min| duration < min)
+        || query.max_duration_nanos.is_some_and(|max| duration > max)
+    {
+        return false;
+    }
+    let start = span.start_time_unix_nano;
+    if query.start_min_unix_nanos.is_some_and(|min| start < min)
+        || query.start_max_unix_nanos.is_some_and(|max| start > max)
+    {
+        return false;
+    }
+    query.tags.iter().all(|tag| tag_lookup(span, &tag.key, &tag.value))
+}
+
+/// Whether `span` carries tag `key` with text `value`: in its attributes,
+/// its resource's attributes, its events' attributes, or as one of the
+/// synthetic tags the Jaeger translation adds.
+pub fn tag_lookup(span: &Span, key: &str, value: &str) -> bool {
+    let synthetic = match key {
+        "error" => Some(span.status.code == StatusCode::Error && value == "true"),
+        "span.kind" => Some(span.kind.jaeger_name() == value),
+        "otel.status_code" => Some(span.status.code.otel_name() == Some(value)),
+        "otel.status_description" => {
+            Some(span.status.code == StatusCode::Error && span.status.message == value)
+        }
+        "otel.scope.name" => Some(span.scope.name == value),
+        "otel.scope.version" => Some(span.scope.version == value),
+        _ => None,
+    };
+    if synthetic == Some(true) {
+        return true;
+    }
+    let hit = |kvs: &[crate::KeyValue]| kvs.iter().any(|kv| kv.key == key && kv.value.text_eq(value));
+    hit(&span.attributes) || hit(span.resource.attributes()) || span.events.iter().any(|e| hit(&e.attributes))
+}

@@ -1,0 +1,154 @@
+use std::sync::Arc;
+
+use opentelemetry_proto::tonic::collector::trace::v1::ExportTraceServiceRequest;
+use opentelemetry_proto::tonic::common::v1 as pc;
+use opentelemetry_proto::tonic::resource::v1 as pr;
+use opentelemetry_proto::tonic::trace::v1 as pt;
+
+use crate::*;
+
+fn kv(key: &str, v: pc::any_value::Value) -> pc::KeyValue {
+    pc::KeyValue { key: key.into(), value: Some(pc::AnyValue { value: Some(v) }), key_strindex: 0 }
+}
+
+fn wire_span(trace: &[u8], span: &[u8], parent: &[u8]) -> pt::Span {
+    pt::Span {
+        trace_id: trace.to_vec(),
+        span_id: span.to_vec(),
+        parent_span_id: parent.to_vec(),
+        name: "GET /users/{id}".into(),
+        kind: 2,
+        start_time_unix_nano: 1_700_000_000_000_000_000,
+        end_time_unix_nano: 1_700_000_000_250_000_000,
+        attributes: vec![
+            kv("http.response.status_code", pc::any_value::Value::IntValue(200)),
+            kv("ratio", pc::any_value::Value::DoubleValue(0.25)),
+        ],
+        status: Some(pt::Status { code: 2, message: "boom".into() }),
+        events: vec![pt::span::Event {
+            time_unix_nano: 1_700_000_000_100_000_000,
+            name: "exception".into(),
+            attributes: vec![kv("exception.type", pc::any_value::Value::StringValue("ValueError".into()))],
+            dropped_attributes_count: 0,
+        }],
+        ..Default::default()
+    }
+}
+
+fn request(spans: Vec<pt::Span>) -> ExportTraceServiceRequest {
+    ExportTraceServiceRequest {
+        resource_spans: vec![pt::ResourceSpans {
+            resource: Some(pr::Resource {
+                attributes: vec![kv("service.name", pc::any_value::Value::StringValue("checkout".into()))],
+                ..Default::default()
+            }),
+            scope_spans: vec![pt::ScopeSpans {
+                scope: Some(pc::InstrumentationScope {
+                    name: "lib".into(),
+                    version: "1.0".into(),
+                    ..Default::default()
+                }),
+                spans,
+                schema_url: String::new(),
+            }],
+            schema_url: String::new(),
+        }],
+    }
+}
+
+const T: [u8; 16] = [1; 16];
+
+#[test]
+fn ids_parse_hex_case_insensitively_and_pad() {
+    let id: TraceId = "0AF7651916CD43DD8448EB211C80319C".parse().unwrap();
+    assert_eq!(id.to_hex(), "0af7651916cd43dd8448eb211c80319c");
+    let short: TraceId = "af7651916cd43dd8448eb211c80319c".parse().unwrap();
+    assert_eq!(short, id);
+    assert!(matches!("zz".parse::<SpanId>(), Err(IdError::NotHex { .. })));
+    assert!(matches!("0000000000000000".parse::<SpanId>(), Err(IdError::Zero { .. })));
+    assert!(matches!("00112233445566778899".parse::<SpanId>(), Err(IdError::Length { got: 10, .. })));
+    assert!(matches!(SpanId::from_slice(&[1; 7]), Err(IdError::Length { expected: 8, got: 7, .. })));
+}
+
+#[test]
+fn decode_keeps_valid_spans_and_reports_invalid_ones() {
+    let req = request(vec![
+        wire_span(&T, &[2; 8], &[]),
+        wire_span(&[0; 16], &[3; 8], &[]),
+        wire_span(&T, &[4; 4], &[]),
+        wire_span(&T, &[5; 8], &[2; 8]),
+        wire_span(&T, &[6; 8], &[0; 8]),
+    ]);
+    let d = otlp::decode_request(req);
+    assert_eq!(d.rejected, 2);
+    assert_eq!(d.spans.len(), 3);
+    assert!(d.error_message.contains("2 span(s) rejected"), "{}", d.error_message);
+    assert!(d.error_message.contains("spans[1]: trace id is all zeros"), "{}", d.error_message);
+    assert!(d.error_message.contains("spans[2]: span id must be 8 bytes, got 4"), "{}", d.error_message);
+    assert_eq!(d.spans[1].parent_span_id, Some(SpanId::from_bytes([2; 8]).unwrap()));
+    assert_eq!(d.spans[2].parent_span_id, None, "all-zero parent means root");
+    let s = &d.spans[0];
+    assert_eq!(s.service_name(), "checkout");
+    assert_eq!(s.kind, SpanKind::Server);
+    assert_eq!(s.duration_nanos(), 250_000_000);
+    assert_eq!(s.status.code, StatusCode::Error);
+    assert!(Arc::ptr_eq(&d.spans[0].resource, &d.spans[1].resource));
+}
+
+#[test]
+fn encode_then_decode_round_trips() {
+    let d = otlp::decode_request(request(vec![wire_span(&T, &[2; 8], &[]), wire_span(&T, &[3; 8], &[2; 8])]));
+    let again = otlp::decode_request(otlp::encode_spans(&d.spans));
+    assert_eq!(again.rejected, 0);
+    assert_eq!(again.spans, d.spans);
+    let batch = Batch::from_spans(d.spans.clone());
+    use prost::Message as _;
+    let decoded = ExportTraceServiceRequest::decode(batch.otlp_bytes().clone()).unwrap();
+    assert_eq!(otlp::decode_request(decoded).spans, d.spans);
+}
+
+#[test]
+fn missing_service_name_is_unknown_service() {
+    let mut req = request(vec![wire_span(&T, &[2; 8], &[])]);
+    req.resource_spans[0].resource = None;
+    assert_eq!(otlp::decode_request(req).spans[0].service_name(), UNKNOWN_SERVICE);
+}
+
+#[test]
+fn values_render_as_the_collector_does() {
+    assert_eq!(Value::Int(-5).to_text(), "-5");
+    assert_eq!(Value::Double(0.25).to_text(), "0.25");
+    assert_eq!(Value::Double(3.0).to_text(), "3");
+    assert_eq!(Value::Bool(true).to_text(), "true");
+    assert_eq!(Value::Bytes(vec![1, 2, 3]).to_text(), "AQID");
+    assert_eq!(Value::Array(vec![Value::from("a"), Value::Int(1)]).to_text(), r#"["a",1]"#);
+    assert_eq!(Value::Map(vec![KeyValue::new("k", "v")]).to_text(), r#"{"k":"v"}"#);
+    assert!(Value::Int(200).text_eq("200"));
+    assert!(!Value::Int(200).text_eq("+200"));
+    assert!(!Value::Str("200".into()).text_eq("201"));
+}
+
+#[test]
+fn span_matching_follows_jaeger_semantics() {
+    let d = otlp::decode_request(request(vec![wire_span(&T, &[2; 8], &[])]));
+    let s = &d.spans[0];
+    let q = |f: &dyn Fn(&mut TraceQuery)| {
+        let mut q = TraceQuery { limit: 20, ..Default::default() };
+        f(&mut q);
+        span_matches(s, &q)
+    };
+    let tag = |k: &str, v: &str| TagFilter { key: k.into(), value: v.into() };
+    assert!(q(&|q| q.service = Some("checkout".into())));
+    assert!(!q(&|q| q.service = Some("other".into())));
+    assert!(q(&|q| q.operation = Some("GET /users/{id}".into())));
+    assert!(q(&|q| q.min_duration_nanos = Some(250_000_000)));
+    assert!(!q(&|q| q.min_duration_nanos = Some(250_000_001)));
+    assert!(!q(&|q| q.max_duration_nanos = Some(1)));
+    assert!(q(&|q| q.tags = vec![tag("http.response.status_code", "200"), tag("error", "true")]));
+    assert!(q(&|q| q.tags = vec![tag("span.kind", "server"), tag("otel.status_code", "ERROR")]));
+    assert!(q(&|q| q.tags = vec![tag("service.name", "checkout"), tag("exception.type", "ValueError")]));
+    assert!(q(&|q| q.tags = vec![tag("otel.scope.name", "lib"), tag("otel.status_description", "boom")]));
+    assert!(!q(&|q| q.tags = vec![tag("http.response.status_code", "500")]));
+    assert!(!q(&|q| q.tags = vec![tag("error", "false")]));
+    assert!(!q(&|q| q.start_max_unix_nanos = Some(1)));
+}
