@@ -1,0 +1,204 @@
+//! Query-string parsing, following Jaeger's `cmd/query/app/query_parser.go`:
+//! the same parameters, defaults, validation order and error texts.
+//!
+//! Parameters are read from the raw query string because Jaeger clients
+//! repeat some of them (`tag=…&tag=…`, `traceID=…&traceID=…`). As with Go's
+//! `FormValue`, a single-valued parameter takes its first occurrence and an
+//! empty value counts as absent.
+
+use std::borrow::Cow;
+use std::str::FromStr;
+
+use sightline_model::{SpanKind, TagFilter, TraceId, TraceQuery};
+
+use crate::duration::parse_go_duration;
+use crate::error::ApiError;
+
+/// Traces returned by `/api/traces` when `limit` is absent: what Jaeger UI
+/// asks for by default.
+pub(crate) const DEFAULT_LIMIT: usize = 20;
+
+/// `/api/dependencies` window when `lookback` is absent: Jaeger's 24 hours.
+pub(crate) const DEFAULT_DEPENDENCY_LOOKBACK_MS: u64 = 24 * 60 * 60 * 1_000;
+
+/// The decoded `name=value` pairs of a query string, in order.
+pub(crate) struct Params<'a> {
+    pairs: Vec<(Cow<'a, str>, Cow<'a, str>)>,
+}
+
+impl<'a> Params<'a> {
+    /// Decodes `raw` (without the `?`), percent-decoding and turning `+`
+    /// into spaces.
+    pub(crate) fn parse(raw: &'a str) -> Self {
+        Params { pairs: form_urlencoded::parse(raw.as_bytes()).collect() }
+    }
+
+    /// The first value of `name`, `None` when absent or empty.
+    pub(crate) fn get(&self, name: &str) -> Option<&str> {
+        self.pairs.iter().find(|(k, _)| k == name).map(|(_, v)| v.as_ref()).filter(|v| !v.is_empty())
+    }
+
+    /// Every value of `name`, in order.
+    pub(crate) fn all<'s>(&'s self, name: &'s str) -> impl Iterator<Item = &'s str> + 's {
+        self.pairs.iter().filter(move |(k, _)| k == name).map(|(_, v)| v.as_ref())
+    }
+}
+
+/// A parsed `/api/traces` request: either a search or a list of ids.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct SearchRequest {
+    /// The search (ignored when `trace_ids` is non-empty).
+    pub query: TraceQuery,
+    /// Traces asked for by id (`traceID=…`, repeatable).
+    pub trace_ids: Vec<TraceId>,
+}
+
+/// Parses `/api/traces` parameters: `service` (required without
+/// `traceID`), `operation`, `tag`/`tags`, `start`/`end` (µs), `limit`,
+/// `minDuration`/`maxDuration` (Go durations), `traceID`. `lookback` is
+/// only a UI hint that `start` already reflects, so it is ignored.
+///
+/// Unlike Jaeger, an absent `start`/`end` leaves that bound open instead of
+/// defaulting to "the last two days": both UIs always send them, and an
+/// explicit window keeps the query deterministic.
+pub(crate) fn search(params: &Params<'_>) -> Result<SearchRequest, ApiError> {
+    let start_min_unix_nanos = micros_param(params, "start")?;
+    let start_max_unix_nanos = micros_param(params, "end")?;
+    let tags = tags(params)?;
+    let limit = match params.get("limit") {
+        None => DEFAULT_LIMIT,
+        Some(text) => match text.parse::<i32>() {
+            Ok(0) => DEFAULT_LIMIT,
+            Ok(n) => {
+                usize::try_from(n).map_err(|_| invalid("limit", format!("must not be negative, got {n}")))?
+            }
+            Err(e) => return Err(invalid("limit", format!("{e}: {text:?}"))),
+        },
+    };
+    let min_duration_nanos = duration_param(params, "minDuration")?;
+    let max_duration_nanos = duration_param(params, "maxDuration")?;
+    let trace_ids = params
+        .all("traceID")
+        .map(|text| {
+            TraceId::from_str(text)
+                .map_err(|e| ApiError::BadRequest(format!("cannot parse traceID param: {e}")))
+        })
+        .collect::<Result<Vec<_>, _>>()?;
+    let service = params.get("service").map(str::to_owned);
+    if trace_ids.is_empty() && service.is_none() {
+        return Err(ApiError::BadRequest("parameter 'service' is required".to_owned()));
+    }
+    if let (Some(min), Some(max)) = (min_duration_nanos, max_duration_nanos)
+        && max < min
+    {
+        return Err(ApiError::BadRequest("'maxDuration' should be greater than 'minDuration'".to_owned()));
+    }
+    Ok(SearchRequest {
+        query: TraceQuery {
+            service,
+            operation: params.get("operation").map(str::to_owned),
+            tags,
+            min_duration_nanos,
+            max_duration_nanos,
+            start_min_unix_nanos,
+            start_max_unix_nanos,
+            limit,
+        },
+        trace_ids,
+    })
+}
+
+/// The `spanKind` of `/api/operations`: absent or empty means every kind.
+pub(crate) fn span_kind(params: &Params<'_>) -> Result<Option<SpanKind>, ApiError> {
+    match params.get("spanKind") {
+        None => Ok(None),
+        Some(text) => SpanKind::from_jaeger_name(text)
+            .map(Some)
+            .ok_or_else(|| invalid("spanKind", format!("unsupported span kind {text:?}"))),
+    }
+}
+
+/// A required `service` parameter.
+pub(crate) fn required_service<'p>(params: &'p Params<'_>) -> Result<&'p str, ApiError> {
+    params.get("service").ok_or_else(|| ApiError::BadRequest("parameter 'service' is required".to_owned()))
+}
+
+/// The `/api/dependencies` window in ns: `endTs` (ms since the epoch,
+/// default `now_ms`) and `lookback` (ms, default 24h).
+pub(crate) fn dependencies(params: &Params<'_>, now_ms: u64) -> Result<(u64, u64), ApiError> {
+    let end_ms = millis_param(params, "endTs")?.unwrap_or(now_ms);
+    let lookback_ms = millis_param(params, "lookback")?.unwrap_or(DEFAULT_DEPENDENCY_LOOKBACK_MS);
+    let end = end_ms.checked_mul(1_000_000).ok_or_else(|| invalid("endTs", "out of range".to_owned()))?;
+    let lookback =
+        lookback_ms.checked_mul(1_000_000).ok_or_else(|| invalid("lookback", "out of range".to_owned()))?;
+    Ok((end, lookback))
+}
+
+fn invalid(param: &'static str, reason: String) -> ApiError {
+    ApiError::InvalidParam { param, reason }
+}
+
+/// A non-negative integer parameter.
+fn unsigned_param(params: &Params<'_>, name: &'static str) -> Result<Option<u64>, ApiError> {
+    let Some(text) = params.get(name) else { return Ok(None) };
+    match text.parse::<i64>() {
+        Ok(v) => {
+            u64::try_from(v).map(Some).map_err(|_| invalid(name, format!("must not be negative, got {v}")))
+        }
+        Err(e) => Err(invalid(name, format!("{e}: {text:?}"))),
+    }
+}
+
+/// A time in µs since the epoch, returned in ns.
+fn micros_param(params: &Params<'_>, name: &'static str) -> Result<Option<u64>, ApiError> {
+    unsigned_param(params, name)?
+        .map(|us| us.checked_mul(1_000).ok_or_else(|| invalid(name, format!("{us}µs is out of range"))))
+        .transpose()
+}
+
+fn millis_param(params: &Params<'_>, name: &'static str) -> Result<Option<u64>, ApiError> {
+    unsigned_param(params, name)
+}
+
+/// A Go duration in ns. Zero means "no bound", as in Jaeger.
+fn duration_param(params: &Params<'_>, name: &'static str) -> Result<Option<u64>, ApiError> {
+    let Some(text) = params.get(name) else { return Ok(None) };
+    let nanos = parse_go_duration(text).map_err(|e| invalid(name, e.to_string()))?;
+    match u64::try_from(nanos) {
+        Ok(0) => Ok(None),
+        Ok(n) => Ok(Some(n)),
+        Err(_) => Err(invalid(name, format!("negative duration {text:?}"))),
+    }
+}
+
+/// `tag=key:value` (repeatable; the value may contain `:`) and `tags=` JSON
+/// objects of strings, merged in that order with a later value for the same
+/// key replacing the earlier one — Jaeger collects them into one map.
+fn tags(params: &Params<'_>) -> Result<Vec<TagFilter>, ApiError> {
+    let mut out: Vec<TagFilter> = Vec::new();
+    let mut put = |key: &str, value: &str| match out.iter_mut().find(|t| t.key == key) {
+        Some(existing) => existing.value = value.to_owned(),
+        None => out.push(TagFilter { key: key.to_owned(), value: value.to_owned() }),
+    };
+    for tag in params.all("tag") {
+        let Some((key, value)) = tag.split_once(':') else {
+            return Err(ApiError::BadRequest(format!(
+                "malformed 'tag' parameter, expecting key:value, received: {tag}"
+            )));
+        };
+        put(key, value);
+    }
+    for json in params.all("tags") {
+        // Jaeger decodes into map[string]string, so non-string values are
+        // rejected, and `null` is an empty map. serde_json's map is sorted,
+        // which keeps the resulting filter order deterministic.
+        let map: Option<std::collections::BTreeMap<String, String>> =
+            serde_json::from_str(json).map_err(|e| {
+                ApiError::BadRequest(format!("malformed 'tags' parameter, cannot unmarshal JSON: {e}"))
+            })?;
+        for (key, value) in map.iter().flatten() {
+            put(key, value);
+        }
+    }
+    Ok(out)
+}

@@ -1,0 +1,845 @@
+//! Router tests through `oneshot`, against a fake reader holding hand-built
+//! spans. Responses are compared as whole JSON values, because clients
+//! depend on every field.
+
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
+
+use async_trait::async_trait;
+use axum::Router;
+use axum::body::{Body, Bytes};
+use axum::http::{Request, StatusCode, header};
+use http_body_util::BodyExt;
+use prometheus_client::registry::Registry;
+use serde_json::{Value as Json, json};
+use sightline_model::{
+    ComponentHealth, DependencyLink, Event, KeyValue, Link, Operation, QueryError, Resource, Scope, Span,
+    SpanId, SpanKind, SpanReader, Status, StatusCode as OtelStatus, TagFilter, TraceId, TraceQuery, Value,
+};
+use tower::ServiceExt;
+
+use crate::duration::{DurationError, parse_go_duration};
+use crate::{ApiState, Metrics, router};
+
+// ---------------------------------------------------------------- fixtures
+
+const T1: &str = "0af7651916cd43dd8448eb211c80319c";
+const T2: &str = "4bf92f3577b34da6a3ce929d0e0e4736";
+const T_OTHER: &str = "11111111111111111111111111111111";
+const ROOT: &str = "00f067aa0ba902b7";
+const CHILD: &str = "00f067aa0ba902b8";
+const RENDER: &str = "00f067aa0ba902b9";
+const START: u64 = 1_700_000_000_123_456_789;
+
+fn tid(s: &str) -> TraceId {
+    s.parse().unwrap()
+}
+
+fn sid(s: &str) -> SpanId {
+    s.parse().unwrap()
+}
+
+fn frontend() -> Arc<Resource> {
+    Arc::new(Resource::new(
+        vec![KeyValue::new("service.name", "frontend"), KeyValue::new("host.name", "web-1")],
+        0,
+        String::new(),
+    ))
+}
+
+fn span(trace: &str, id: &str, resource: &Arc<Resource>, scope: &Arc<Scope>) -> Span {
+    Span {
+        trace_id: tid(trace),
+        span_id: sid(id),
+        parent_span_id: None,
+        trace_state: String::new(),
+        flags: 0,
+        name: String::new(),
+        kind: SpanKind::Unspecified,
+        start_time_unix_nano: START,
+        end_time_unix_nano: START,
+        attributes: Vec::new(),
+        dropped_attributes_count: 0,
+        events: Vec::new(),
+        dropped_events_count: 0,
+        links: Vec::new(),
+        dropped_links_count: 0,
+        status: Status::default(),
+        resource: Arc::clone(resource),
+        scope: Arc::clone(scope),
+    }
+}
+
+fn link(trace: &str, id: &str, attributes: Vec<KeyValue>) -> Link {
+    Link {
+        trace_id: tid(trace),
+        span_id: sid(id),
+        trace_state: String::new(),
+        attributes,
+        dropped_attributes_count: 0,
+        flags: 0,
+    }
+}
+
+/// A frontend server span with every attribute type, events and an error;
+/// a backend client span with links; and a frontend span from a separate
+/// but equal resource (so it must share process `p1`).
+fn two_service_trace() -> Vec<Span> {
+    let front = frontend();
+    let back = Arc::new(Resource::new(
+        vec![KeyValue::new("process.pid", 42i64), KeyValue::new("service.name", "backend")],
+        0,
+        String::new(),
+    ));
+    let http_scope =
+        Arc::new(Scope { name: "io.opentelemetry.http".into(), version: "1.2.0".into(), ..Scope::default() });
+    let db_scope = Arc::new(Scope { name: "db".into(), ..Scope::default() });
+    let no_scope = Arc::new(Scope::default());
+
+    let mut root = span(T1, ROOT, &front, &http_scope);
+    root.trace_state = "vendor=x".into();
+    root.flags = 0x301;
+    root.name = "GET /checkout".into();
+    root.kind = SpanKind::Server;
+    root.end_time_unix_nano = START + 250_000_999;
+    root.attributes = vec![
+        KeyValue::new("http.method", "GET"),
+        KeyValue::new("http.status_code", 500i64),
+        KeyValue::new("cache.hit", false),
+        KeyValue::new("ratio", 0.25),
+        KeyValue { key: "payload".into(), value: Value::Bytes(vec![1, 2, 3]) },
+        KeyValue::new("big", 9_007_199_254_740_993i64),
+        KeyValue { key: "list".into(), value: Value::Array(vec![Value::from("a"), Value::Int(1)]) },
+        KeyValue { key: "ctx".into(), value: Value::Map(vec![KeyValue::new("k", "v")]) },
+        KeyValue { key: "nothing".into(), value: Value::Empty },
+    ];
+    root.events = vec![
+        Event {
+            time_unix_nano: 1_700_000_000_200_000_000,
+            name: "exception".into(),
+            attributes: vec![KeyValue::new("exception.type", "ValueError")],
+            dropped_attributes_count: 0,
+        },
+        Event {
+            time_unix_nano: 1_700_000_000_300_000_999,
+            name: String::new(),
+            attributes: vec![KeyValue::new("note", "hi")],
+            dropped_attributes_count: 0,
+        },
+        Event {
+            time_unix_nano: 1_700_000_000_400_000_000,
+            name: "retry".into(),
+            attributes: vec![KeyValue::new("event", "custom"), KeyValue::new("attempt", 2i64)],
+            dropped_attributes_count: 0,
+        },
+    ];
+    root.status = Status { code: OtelStatus::Error, message: "boom".into() };
+
+    let mut child = span(T1, CHILD, &back, &db_scope);
+    child.parent_span_id = Some(sid(ROOT));
+    child.flags = 1;
+    child.name = "SELECT orders".into();
+    child.kind = SpanKind::Client;
+    child.start_time_unix_nano = START + 10_000_000;
+    child.end_time_unix_nano = START + 15_000_000;
+    child.status = Status { code: OtelStatus::Ok, message: String::new() };
+    child.links = vec![
+        // A link to the parent only changes the parent reference's type.
+        link(T1, ROOT, vec![KeyValue::new("opentracing.ref_type", "follows_from")]),
+        link(T_OTHER, "0000000000000aaa", vec![]),
+        link(T_OTHER, "0000000000000bbb", vec![KeyValue::new("opentracing.ref_type", "child_of")]),
+    ];
+
+    let mut render = span(T1, RENDER, &frontend(), &no_scope);
+    render.parent_span_id = Some(sid(ROOT));
+    render.name = "render".into();
+    render.start_time_unix_nano = START + 20_000_000;
+    render.end_time_unix_nano = START + 21_000_000;
+
+    vec![root, child, render]
+}
+
+fn two_service_trace_json() -> Json {
+    json!({
+        "traceID": T1,
+        "spans": [
+            {
+                "traceID": T1,
+                "spanID": ROOT,
+                "flags": 1,
+                "operationName": "GET /checkout",
+                "references": [],
+                "startTime": 1_700_000_000_123_456u64,
+                "duration": 250_000,
+                "tags": [
+                    {"key": "otel.scope.name", "type": "string", "value": "io.opentelemetry.http"},
+                    {"key": "otel.scope.version", "type": "string", "value": "1.2.0"},
+                    {"key": "http.method", "type": "string", "value": "GET"},
+                    {"key": "http.status_code", "type": "int64", "value": 500},
+                    {"key": "cache.hit", "type": "bool", "value": false},
+                    {"key": "ratio", "type": "float64", "value": 0.25},
+                    {"key": "payload", "type": "binary", "value": "AQID"},
+                    {"key": "big", "type": "int64", "value": "9007199254740993"},
+                    {"key": "list", "type": "string", "value": "[\"a\",1]"},
+                    {"key": "ctx", "type": "string", "value": "{\"k\":\"v\"}"},
+                    {"key": "nothing", "type": "string", "value": ""},
+                    {"key": "span.kind", "type": "string", "value": "server"},
+                    {"key": "otel.status_code", "type": "string", "value": "ERROR"},
+                    {"key": "error", "type": "bool", "value": true},
+                    {"key": "otel.status_description", "type": "string", "value": "boom"},
+                    {"key": "w3c.tracestate", "type": "string", "value": "vendor=x"}
+                ],
+                "logs": [
+                    {
+                        "timestamp": 1_700_000_000_200_000u64,
+                        "fields": [
+                            {"key": "event", "type": "string", "value": "exception"},
+                            {"key": "exception.type", "type": "string", "value": "ValueError"}
+                        ]
+                    },
+                    {
+                        "timestamp": 1_700_000_000_300_000u64,
+                        "fields": [{"key": "note", "type": "string", "value": "hi"}]
+                    },
+                    {
+                        "timestamp": 1_700_000_000_400_000u64,
+                        "fields": [
+                            {"key": "event", "type": "string", "value": "custom"},
+                            {"key": "attempt", "type": "int64", "value": 2}
+                        ]
+                    }
+                ],
+                "processID": "p1",
+                "warnings": null
+            },
+            {
+                "traceID": T1,
+                "spanID": CHILD,
+                "flags": 1,
+                "operationName": "SELECT orders",
+                "references": [
+                    {"refType": "FOLLOWS_FROM", "traceID": T1, "spanID": ROOT},
+                    {"refType": "FOLLOWS_FROM", "traceID": T_OTHER, "spanID": "0000000000000aaa"},
+                    {"refType": "CHILD_OF", "traceID": T_OTHER, "spanID": "0000000000000bbb"}
+                ],
+                "startTime": 1_700_000_000_133_456u64,
+                "duration": 5_000,
+                "tags": [
+                    {"key": "otel.scope.name", "type": "string", "value": "db"},
+                    {"key": "span.kind", "type": "string", "value": "client"},
+                    {"key": "otel.status_code", "type": "string", "value": "OK"}
+                ],
+                "logs": [],
+                "processID": "p2",
+                "warnings": null
+            },
+            {
+                "traceID": T1,
+                "spanID": RENDER,
+                "operationName": "render",
+                "references": [{"refType": "CHILD_OF", "traceID": T1, "spanID": ROOT}],
+                "startTime": 1_700_000_000_143_456u64,
+                "duration": 1_000,
+                "tags": [],
+                "logs": [],
+                "processID": "p1",
+                "warnings": null
+            }
+        ],
+        "processes": {
+            "p1": {
+                "serviceName": "frontend",
+                "tags": [{"key": "host.name", "type": "string", "value": "web-1"}]
+            },
+            "p2": {
+                "serviceName": "backend",
+                "tags": [{"key": "process.pid", "type": "int64", "value": 42}]
+            }
+        },
+        "warnings": null
+    })
+}
+
+/// A one-span trace, for search results.
+fn small_trace(trace: &str) -> Vec<Span> {
+    let mut s = span(trace, ROOT, &frontend(), &Arc::new(Scope::default()));
+    s.name = "GET /".into();
+    s.end_time_unix_nano = START + 1_000;
+    vec![s]
+}
+
+// ------------------------------------------------------------- fake reader
+
+#[derive(Default)]
+struct Fake {
+    traces: Vec<Vec<Span>>,
+    services: Vec<String>,
+    operations: Vec<Operation>,
+    links: Vec<DependencyLink>,
+    fail: Option<QueryError>,
+    last_query: Mutex<Option<TraceQuery>>,
+    last_operations: Mutex<Option<(String, Option<SpanKind>)>>,
+    last_dependencies: Mutex<Option<(u64, u64)>>,
+}
+
+impl Fake {
+    fn check(&self) -> Result<(), QueryError> {
+        self.fail.clone().map_or(Ok(()), Err)
+    }
+}
+
+#[async_trait]
+impl SpanReader for Fake {
+    async fn trace(&self, id: TraceId) -> Result<Option<Vec<Span>>, QueryError> {
+        self.check()?;
+        Ok(self.traces.iter().find(|t| t.first().is_some_and(|s| s.trace_id == id)).cloned())
+    }
+
+    async fn find_traces(&self, query: &TraceQuery) -> Result<Vec<Vec<Span>>, QueryError> {
+        self.check()?;
+        *self.last_query.lock().unwrap() = Some(query.clone());
+        Ok(self.traces.iter().take(query.limit).cloned().collect())
+    }
+
+    async fn services(&self) -> Result<Vec<String>, QueryError> {
+        self.check()?;
+        Ok(self.services.clone())
+    }
+
+    async fn operations(&self, service: &str, kind: Option<SpanKind>) -> Result<Vec<Operation>, QueryError> {
+        self.check()?;
+        *self.last_operations.lock().unwrap() = Some((service.to_owned(), kind));
+        Ok(self.operations.iter().filter(|op| kind.is_none_or(|k| op.kind == k)).cloned().collect())
+    }
+
+    async fn dependencies(&self, end: u64, lookback: u64) -> Result<Vec<DependencyLink>, QueryError> {
+        self.check()?;
+        *self.last_dependencies.lock().unwrap() = Some((end, lookback));
+        Ok(self.links.clone())
+    }
+}
+
+// ----------------------------------------------------------------- harness
+
+struct Harness {
+    app: Router,
+    reader: Arc<Fake>,
+    ready: Arc<AtomicBool>,
+}
+
+fn harness_with(fake: Fake, health: Vec<ComponentHealth>) -> Harness {
+    let mut registry = Registry::default();
+    let metrics = Arc::new(Metrics::new(&mut registry));
+    let reader = Arc::new(fake);
+    let ready = Arc::new(AtomicBool::new(false));
+    let state = ApiState {
+        reader: Arc::clone(&reader) as Arc<dyn SpanReader>,
+        health: Arc::new(move || health.clone()),
+        ready: Arc::clone(&ready),
+        registry: Arc::new(registry),
+        metrics,
+    };
+    Harness { app: router(state), reader, ready }
+}
+
+fn harness(fake: Fake) -> Harness {
+    harness_with(fake, Vec::new())
+}
+
+struct Reply {
+    status: StatusCode,
+    content_type: String,
+    body: Bytes,
+}
+
+impl Reply {
+    fn json(&self) -> Json {
+        serde_json::from_slice(&self.body).unwrap()
+    }
+
+    fn text(&self) -> &str {
+        std::str::from_utf8(&self.body).unwrap()
+    }
+}
+
+impl Harness {
+    async fn get(&self, uri: &str) -> Reply {
+        let response =
+            self.app.clone().oneshot(Request::get(uri).body(Body::empty()).unwrap()).await.unwrap();
+        let status = response.status();
+        let content_type = response
+            .headers()
+            .get(header::CONTENT_TYPE)
+            .map(|v| v.to_str().unwrap().to_owned())
+            .unwrap_or_default();
+        let body = response.into_body().collect().await.unwrap().to_bytes();
+        Reply { status, content_type, body }
+    }
+
+    fn last_query(&self) -> TraceQuery {
+        self.reader.last_query.lock().unwrap().clone().expect("find_traces was called")
+    }
+}
+
+/// Percent-encodes a query value.
+fn enc(s: &str) -> String {
+    form_urlencoded::byte_serialize(s.as_bytes()).collect()
+}
+
+fn envelope(data: Json, total: usize) -> Json {
+    json!({"data": data, "total": total, "limit": 0, "offset": 0, "errors": null})
+}
+
+fn error_envelope(code: u16, msg: &str) -> Json {
+    json!({"data": null, "total": 0, "limit": 0, "offset": 0, "errors": [{"code": code, "msg": msg}]})
+}
+
+fn tag(key: &str, value: &str) -> TagFilter {
+    TagFilter { key: key.into(), value: value.into() }
+}
+
+// ------------------------------------------------------------------- tests
+
+#[tokio::test]
+async fn services_are_listed_in_the_envelope() {
+    let h = harness(Fake { services: vec!["svc-a".into(), "svc-b".into()], ..Fake::default() });
+    let r = h.get("/api/services").await;
+    assert_eq!(r.status, StatusCode::OK);
+    assert_eq!(r.content_type, "application/json");
+    assert_eq!(r.text(), r#"{"data":["svc-a","svc-b"],"total":2,"limit":0,"offset":0,"errors":null}"#);
+}
+
+fn operations_fixture() -> Fake {
+    let op = |name: &str, kind| Operation { name: name.into(), kind };
+    Fake {
+        operations: vec![
+            op("GET /checkout", SpanKind::Client),
+            op("GET /checkout", SpanKind::Server),
+            op("background", SpanKind::Unspecified),
+            op("render", SpanKind::Internal),
+        ],
+        ..Fake::default()
+    }
+}
+
+#[tokio::test]
+async fn legacy_operations_are_unique_names_of_every_kind() {
+    let h = harness(operations_fixture());
+    let r = h.get("/api/services/my%20svc/operations").await;
+    assert_eq!(r.status, StatusCode::OK);
+    assert_eq!(r.json(), envelope(json!(["GET /checkout", "background", "render"]), 3));
+    assert_eq!(*h.reader.last_operations.lock().unwrap(), Some(("my svc".to_owned(), None)));
+}
+
+#[tokio::test]
+async fn operations_carry_span_kinds_and_filter_by_kind() {
+    let h = harness(operations_fixture());
+    let r = h.get("/api/operations?service=frontend").await;
+    assert_eq!(r.status, StatusCode::OK);
+    assert_eq!(
+        r.json(),
+        envelope(
+            json!([
+                {"name": "GET /checkout", "spanKind": "client"},
+                {"name": "GET /checkout", "spanKind": "server"},
+                {"name": "background", "spanKind": ""},
+                {"name": "render", "spanKind": "internal"}
+            ]),
+            4
+        )
+    );
+    assert_eq!(*h.reader.last_operations.lock().unwrap(), Some(("frontend".to_owned(), None)));
+
+    let r = h.get("/api/operations?service=frontend&spanKind=server").await;
+    assert_eq!(r.json(), envelope(json!([{"name": "GET /checkout", "spanKind": "server"}]), 1));
+    assert_eq!(
+        *h.reader.last_operations.lock().unwrap(),
+        Some(("frontend".to_owned(), Some(SpanKind::Server)))
+    );
+
+    // An empty spanKind means every kind, as in Jaeger.
+    let r = h.get("/api/operations?service=frontend&spanKind=").await;
+    assert_eq!(r.json()["total"], json!(4));
+}
+
+#[tokio::test]
+async fn trace_by_id_renders_the_jaeger_json() {
+    let h = harness(Fake { traces: vec![two_service_trace()], ..Fake::default() });
+    let r = h.get(&format!("/api/traces/{T1}")).await;
+    assert_eq!(r.status, StatusCode::OK);
+    assert_eq!(r.json(), envelope(json!([two_service_trace_json()]), 1));
+    // Upper case and missing leading zeros are accepted, as in Jaeger.
+    let r = h.get(&format!("/api/traces/{}", T1.trim_start_matches('0').to_uppercase())).await;
+    assert_eq!(r.status, StatusCode::OK);
+    assert_eq!(r.json()["data"][0]["traceID"], json!(T1));
+}
+
+#[tokio::test]
+async fn unknown_trace_is_a_404_with_jaegers_exact_body() {
+    let h = harness(Fake::default());
+    let r = h.get(&format!("/api/traces/{T1}")).await;
+    assert_eq!(r.status, StatusCode::NOT_FOUND);
+    assert_eq!(r.content_type, "application/json");
+    assert_eq!(
+        r.text(),
+        r#"{"data":null,"total":0,"limit":0,"offset":0,"errors":[{"code":404,"msg":"trace not found"}]}"#
+    );
+}
+
+#[tokio::test]
+async fn search_parameters_become_a_trace_query() {
+    let h = harness(Fake { traces: vec![small_trace(T1), small_trace(T2)], ..Fake::default() });
+    let uri = format!(
+        "/api/traces?service=frontend&operation={}&tags={}&tag=db.system:postgres&tag={}\
+         &minDuration=1m30s&maxDuration=1.5h&start=1700000000000000&end=1700000060000000\
+         &lookback=1h&limit=5",
+        enc("GET /checkout"),
+        enc(r#"{"http.status_code":"500","error":"true","db.system":"mysql"}"#),
+        enc("url:http://x:80/"),
+    );
+    let r = h.get(&uri).await;
+    assert_eq!(r.status, StatusCode::OK);
+    assert_eq!(
+        h.last_query(),
+        TraceQuery {
+            service: Some("frontend".into()),
+            operation: Some("GET /checkout".into()),
+            // `tag` values first, then `tags` (sorted by key); a later value
+            // for the same key replaces the earlier one in place.
+            tags: vec![
+                tag("db.system", "mysql"),
+                tag("url", "http://x:80/"),
+                tag("error", "true"),
+                tag("http.status_code", "500"),
+            ],
+            min_duration_nanos: Some(90_000_000_000),
+            max_duration_nanos: Some(5_400_000_000_000),
+            start_min_unix_nanos: Some(1_700_000_000_000_000_000),
+            start_max_unix_nanos: Some(1_700_000_060_000_000_000),
+            limit: 5,
+        }
+    );
+    let body = r.json();
+    assert_eq!(body["total"], json!(2));
+    assert_eq!(body["errors"], json!(null));
+    assert_eq!(body["data"][0]["traceID"], json!(T1));
+    assert_eq!(body["data"][1]["traceID"], json!(T2));
+}
+
+#[tokio::test]
+async fn search_defaults_and_micro_sign_durations() {
+    let h = harness(Fake::default());
+    let r = h.get(&format!("/api/traces?service=s&minDuration={}&maxDuration=0", enc("10µs"))).await;
+    assert_eq!(r.status, StatusCode::OK);
+    assert_eq!(r.json(), envelope(json!([]), 0));
+    assert_eq!(
+        h.last_query(),
+        TraceQuery {
+            service: Some("s".into()),
+            min_duration_nanos: Some(10_000),
+            // Zero means "no bound", as in Jaeger.
+            max_duration_nanos: None,
+            limit: 20,
+            ..TraceQuery::default()
+        }
+    );
+    // Empty values count as absent; limit=0 means the default.
+    h.get("/api/traces?service=s&operation=&limit=0&minDuration=10us").await;
+    assert_eq!(
+        h.last_query(),
+        TraceQuery {
+            service: Some("s".into()),
+            min_duration_nanos: Some(10_000),
+            limit: 20,
+            ..TraceQuery::default()
+        }
+    );
+}
+
+#[tokio::test]
+async fn search_by_trace_ids_skips_unknown_ones() {
+    let h = harness(Fake { traces: vec![small_trace(T1)], ..Fake::default() });
+    let r = h.get(&format!("/api/traces?traceID={T2}&traceID={T1}")).await;
+    assert_eq!(r.status, StatusCode::OK);
+    let body = r.json();
+    assert_eq!(body["total"], json!(1));
+    assert_eq!(body["data"].as_array().unwrap().len(), 1);
+    assert_eq!(body["data"][0]["traceID"], json!(T1));
+    // Jaeger reports each missing id, without a code.
+    assert_eq!(body["errors"], json!([{"msg": "trace not found", "traceID": T2}]));
+    assert!(h.reader.last_query.lock().unwrap().is_none(), "ids bypass the search");
+}
+
+#[tokio::test]
+async fn bad_parameters_are_400s_naming_the_problem() {
+    let h = harness(Fake::default());
+    let cases: Vec<(String, &str)> = vec![
+        ("/api/traces".into(), "parameter 'service' is required"),
+        ("/api/traces?service=&operation=x".into(), "parameter 'service' is required"),
+        (
+            "/api/traces?service=s&limit=abc".into(),
+            "unable to parse param 'limit': invalid digit found in string: \"abc\"",
+        ),
+        (
+            "/api/traces?service=s&limit=-1".into(),
+            "unable to parse param 'limit': must not be negative, got -1",
+        ),
+        (
+            "/api/traces?service=s&minDuration=abc".into(),
+            "unable to parse param 'minDuration': time: invalid duration \"abc\"",
+        ),
+        (
+            "/api/traces?service=s&maxDuration=10".into(),
+            "unable to parse param 'maxDuration': time: missing unit in duration \"10\"",
+        ),
+        (
+            "/api/traces?service=s&minDuration=1d".into(),
+            "unable to parse param 'minDuration': time: unknown unit \"d\" in duration \"1d\"",
+        ),
+        (
+            "/api/traces?service=s&minDuration=-1s".into(),
+            "unable to parse param 'minDuration': negative duration \"-1s\"",
+        ),
+        (
+            "/api/traces?service=s&minDuration=2s&maxDuration=1s".into(),
+            "'maxDuration' should be greater than 'minDuration'",
+        ),
+        (
+            "/api/traces?service=s&start=x".into(),
+            "unable to parse param 'start': invalid digit found in string: \"x\"",
+        ),
+        ("/api/traces?service=s&end=-5".into(), "unable to parse param 'end': must not be negative, got -5"),
+        (
+            "/api/traces?service=s&end=9223372036854775807".into(),
+            "unable to parse param 'end': 9223372036854775807µs is out of range",
+        ),
+        (
+            format!("/api/traces?service=s&tags={}", enc(r#"{"a":1}"#)),
+            "malformed 'tags' parameter, cannot unmarshal JSON: invalid type: integer `1`, expected a string at line 1 column 6",
+        ),
+        (
+            "/api/traces?service=s&tags=nope".into(),
+            "malformed 'tags' parameter, cannot unmarshal JSON: expected ident at line 1 column 2",
+        ),
+        (
+            "/api/traces?service=s&tag=novalue".into(),
+            "malformed 'tag' parameter, expecting key:value, received: novalue",
+        ),
+        ("/api/traces?traceID=zz".into(), "cannot parse traceID param: trace id is not hex: \"zz\""),
+        ("/api/traces/zz".into(), "cannot parse traceID: trace id is not hex: \"zz\""),
+        (format!("/api/traces/{}", "0".repeat(32)), "cannot parse traceID: trace id is all zeros"),
+        (
+            format!("/api/traces/{}", "a".repeat(33)),
+            "cannot parse traceID: trace id must be 16 bytes, got 17",
+        ),
+        ("/api/operations".into(), "parameter 'service' is required"),
+        (
+            "/api/operations?service=s&spanKind=bogus".into(),
+            "unable to parse param 'spanKind': unsupported span kind \"bogus\"",
+        ),
+        (
+            "/api/dependencies?endTs=abc".into(),
+            "unable to parse param 'endTs': invalid digit found in string: \"abc\"",
+        ),
+        (
+            "/api/dependencies?lookback=-1".into(),
+            "unable to parse param 'lookback': must not be negative, got -1",
+        ),
+    ];
+    for (uri, msg) in cases {
+        let r = h.get(&uri).await;
+        assert_eq!(r.status, StatusCode::BAD_REQUEST, "{uri}");
+        assert_eq!(r.json(), error_envelope(400, msg), "{uri}");
+    }
+}
+
+#[tokio::test]
+async fn reader_errors_map_to_statuses() {
+    let cases = [
+        (QueryError::Invalid("bad regex".into()), StatusCode::BAD_REQUEST, "bad regex"),
+        (
+            QueryError::Unavailable("store failed".into()),
+            StatusCode::SERVICE_UNAVAILABLE,
+            "unavailable: store failed",
+        ),
+        (
+            QueryError::Internal("corrupt block".into()),
+            StatusCode::INTERNAL_SERVER_ERROR,
+            "internal error: corrupt block",
+        ),
+    ];
+    for (error, status, msg) in cases {
+        let h = harness(Fake { fail: Some(error), ..Fake::default() });
+        for uri in ["/api/services", "/api/traces?service=s", &format!("/api/traces/{T1}")] {
+            let r = h.get(uri).await;
+            assert_eq!(r.status, status, "{uri}");
+            assert_eq!(r.json(), error_envelope(status.as_u16(), msg), "{uri}");
+        }
+    }
+}
+
+#[tokio::test]
+async fn dependencies_are_summed_and_filtered() {
+    let dep = |parent: &str, child: &str, call_count| DependencyLink {
+        parent: parent.into(),
+        child: child.into(),
+        call_count,
+    };
+    let h = harness(Fake {
+        links: vec![dep("a", "b", 3), dep("b", "c", 1), dep("a", "b", 2)],
+        ..Fake::default()
+    });
+    let r = h.get("/api/dependencies?endTs=1700000000000&lookback=3600000").await;
+    assert_eq!(r.status, StatusCode::OK);
+    assert_eq!(
+        r.json(),
+        envelope(
+            json!([
+                {"parent": "a", "child": "b", "callCount": 5},
+                {"parent": "b", "child": "c", "callCount": 1}
+            ]),
+            2
+        )
+    );
+    assert_eq!(
+        *h.reader.last_dependencies.lock().unwrap(),
+        Some((1_700_000_000_000_000_000, 3_600_000_000_000))
+    );
+
+    let r = h.get("/api/dependencies?endTs=1700000000000&service=c").await;
+    assert_eq!(r.json(), envelope(json!([{"parent": "b", "child": "c", "callCount": 1}]), 1));
+    let (end, lookback) = h.reader.last_dependencies.lock().unwrap().unwrap();
+    assert_eq!((end, lookback), (1_700_000_000_000_000_000, 86_400_000_000_000));
+
+    // Without endTs the window ends now (after this test was written).
+    h.get("/api/dependencies").await;
+    let (end, _) = h.reader.last_dependencies.lock().unwrap().unwrap();
+    assert!(end > 1_750_000_000_000_000_000, "{end}");
+}
+
+#[tokio::test]
+async fn health_lists_every_check() {
+    let check = |name: &str, healthy, detail: &str| ComponentHealth {
+        name: name.into(),
+        healthy,
+        detail: detail.into(),
+    };
+    let h = harness_with(
+        Fake::default(),
+        vec![check("store", true, "3 blocks, head 120 spans"), check("otlp_grpc", true, "listening")],
+    );
+    let r = h.get("/health").await;
+    assert_eq!(r.status, StatusCode::OK);
+    assert_eq!(
+        r.json(),
+        json!({"status": "ok", "checks": [
+            {"name": "store", "status": "ok", "detail": "3 blocks, head 120 spans"},
+            {"name": "otlp_grpc", "status": "ok", "detail": "listening"}
+        ]})
+    );
+
+    let h = harness_with(
+        Fake::default(),
+        vec![check("store", false, "wal: disk full"), check("otlp_grpc", true, "listening")],
+    );
+    let r = h.get("/health").await;
+    assert_eq!(r.status, StatusCode::SERVICE_UNAVAILABLE);
+    assert_eq!(
+        r.json(),
+        json!({"status": "unavailable", "checks": [
+            {"name": "store", "status": "unavailable", "detail": "wal: disk full"},
+            {"name": "otlp_grpc", "status": "ok", "detail": "listening"}
+        ]})
+    );
+}
+
+#[tokio::test]
+async fn ready_follows_the_flag() {
+    let h = harness(Fake::default());
+    let r = h.get("/ready").await;
+    assert_eq!((r.status, r.text()), (StatusCode::SERVICE_UNAVAILABLE, "not ready"));
+    h.ready.store(true, Ordering::Release);
+    let r = h.get("/ready").await;
+    assert_eq!((r.status, r.text()), (StatusCode::OK, "ready"));
+}
+
+#[tokio::test]
+async fn metrics_count_queries_by_route_template() {
+    let h = harness(Fake { services: vec!["a".into()], ..Fake::default() });
+    h.get("/api/services").await;
+    h.get("/api/services").await;
+    h.get(&format!("/api/traces/{T1}")).await;
+    h.get("/nope").await;
+    let r = h.get("/metrics").await;
+    assert_eq!(r.status, StatusCode::OK);
+    assert_eq!(r.content_type, "application/openmetrics-text; version=1.0.0; charset=utf-8");
+    let text = r.text();
+    for line in [
+        "# TYPE sightline_api_query_duration_seconds histogram",
+        "sightline_api_query_duration_seconds_count{endpoint=\"/api/services\"} 2",
+        "sightline_api_query_duration_seconds_count{endpoint=\"/api/traces/{traceID}\"} 1",
+        "sightline_api_requests_total{endpoint=\"/api/services\",status=\"200\"} 2",
+        "sightline_api_requests_total{endpoint=\"/api/traces/{traceID}\",status=\"404\"} 1",
+        "sightline_api_requests_total{endpoint=\"unmatched\",status=\"404\"} 1",
+        "# EOF",
+    ] {
+        assert!(text.lines().any(|l| l == line), "missing {line:?} in:\n{text}");
+    }
+    // Only /api routes are timed; raw trace ids never become labels.
+    assert!(!text.contains("duration_seconds_count{endpoint=\"unmatched\"}"), "{text}");
+    assert!(!text.contains("duration_seconds_count{endpoint=\"/metrics\"}"), "{text}");
+    assert!(!text.contains(T1), "{text}");
+}
+
+#[test]
+fn go_durations_parse_like_go() {
+    let ok: &[(&str, i64)] = &[
+        ("0", 0),
+        ("-0", 0),
+        ("+5s", 5_000_000_000),
+        ("1.5s", 1_500_000_000),
+        (".5s", 500_000_000),
+        ("1.s", 1_000_000_000),
+        ("100ms", 100_000_000),
+        ("10us", 10_000),
+        ("10\u{b5}s", 10_000),
+        ("10\u{3bc}s", 10_000),
+        ("3ns", 3),
+        ("1m30s", 90_000_000_000),
+        ("1h", 3_600_000_000_000),
+        ("1h2m3.5s", 3_723_500_000_000),
+        ("-1.5h", -5_400_000_000_000),
+        ("1.0000000001s", 1_000_000_000),
+        ("0.0000000001s", 0),
+        ("9223372036854775807ns", i64::MAX),
+        ("-9223372036854775808ns", i64::MIN),
+        ("2562047h", 2_562_047 * 3_600_000_000_000),
+    ];
+    for &(input, nanos) in ok {
+        assert_eq!(parse_go_duration(input), Ok(nanos), "{input}");
+    }
+    let invalid = |s: &str| DurationError::Invalid { input: s.into() };
+    let errors: &[(&str, DurationError)] = &[
+        ("", invalid("")),
+        ("-", invalid("-")),
+        ("s", invalid("s")),
+        (".", invalid(".")),
+        ("1s.", invalid("1s.")),
+        ("9223372036854775808ns", invalid("9223372036854775808ns")),
+        ("2562048h", invalid("2562048h")),
+        ("99999999999999999999s", invalid("99999999999999999999s")),
+        ("10", DurationError::MissingUnit { input: "10".into() }),
+        ("1.5", DurationError::MissingUnit { input: "1.5".into() }),
+        ("1s2", DurationError::MissingUnit { input: "1s2".into() }),
+        ("1d", DurationError::UnknownUnit { unit: "d".into(), input: "1d".into() }),
+        ("1sm", DurationError::UnknownUnit { unit: "sm".into(), input: "1sm".into() }),
+        ("1 s", DurationError::UnknownUnit { unit: " s".into(), input: "1 s".into() }),
+    ];
+    for (input, error) in errors {
+        assert_eq!(parse_go_duration(input).as_ref(), Err(error), "{input}");
+    }
+    assert_eq!(
+        DurationError::UnknownUnit { unit: "d".into(), input: "1d".into() }.to_string(),
+        "time: unknown unit \"d\" in duration \"1d\""
+    );
+}
