@@ -67,9 +67,7 @@ pub fn tag_lookup(span: &Span, key: &str, value: &str) -> bool {
         "error" => Some(span.status.code == StatusCode::Error && value == "true"),
         "span.kind" => Some(span.kind.jaeger_name() == value),
         "otel.status_code" => Some(span.status.code.otel_name() == Some(value)),
-        "otel.status_description" => {
-            Some(span.status.code == StatusCode::Error && span.status.message == value)
-        }
+        "otel.status_description" => Some(!span.status.message.is_empty() && span.status.message == value),
         "otel.scope.name" => Some(span.scope.name == value),
         "otel.scope.version" => Some(span.scope.version == value),
         _ => None,
