@@ -1,0 +1,142 @@
+//! OTLP/JSON: the gaps opentelemetry-proto's serde leaves, and the JSON
+//! responses written by hand.
+//!
+//! The generated serde code already handles hex ids, int64 as strings or
+//! numbers, integer enums and unknown fields. What it does not handle is
+//! what proto3 JSON parsers must accept besides lowerCamelCase: `null` as
+//! "default" and the original snake_case field names. Rather than fork the
+//! generated types, the body is parsed into a [`serde_json::Value`], a
+//! schema-aware pre-pass renames snake_case keys and drops nulls, and the
+//! result is deserialized with a path-tracking deserializer so an error
+//! names the offending field (`resourceSpans[0]…traceId`). In OTLP every
+//! JSON object key is a field name (attribute keys are string values), so
+//! renaming object keys never touches user data.
+
+use std::time::Duration;
+
+use opentelemetry_proto::tonic::collector::trace::v1::ExportTraceServiceRequest;
+use serde_json::{Map, Value, json};
+
+/// Decodes an OTLP/JSON `ExportTraceServiceRequest`; the error says what is
+/// wrong and where (line:column for syntax, a field path for content).
+pub(crate) fn decode_request(body: &[u8]) -> Result<ExportTraceServiceRequest, String> {
+    if body.is_empty() {
+        // An empty body carries no telemetry, which OTLP answers with success.
+        return Ok(ExportTraceServiceRequest::default());
+    }
+    let mut value: Value = serde_json::from_slice(body).map_err(|e| format!("invalid JSON: {e}"))?;
+    normalize(&mut value, Ctx::Message);
+    serde_path_to_error::deserialize(value).map_err(|e| {
+        let path = e.path().to_string();
+        if path == "." {
+            format!("invalid OTLP/JSON: {}", e.inner())
+        } else {
+            format!("invalid OTLP/JSON at {path}: {}", e.inner())
+        }
+    })
+}
+
+/// Which OTLP message an object is, where it matters to the pre-pass: the
+/// generated types of these four require fields proto3 makes optional.
+#[derive(Debug, Clone, Copy)]
+enum Ctx {
+    Message,
+    KeyValue,
+    AnyValue,
+    ArrayValue,
+    KvList,
+}
+
+fn normalize(value: &mut Value, ctx: Ctx) {
+    match value {
+        Value::Object(map) => normalize_object(map, ctx),
+        // Arrays are repeated fields: every element has the field's type.
+        Value::Array(items) => items.iter_mut().for_each(|item| normalize(item, ctx)),
+        _ => {}
+    }
+}
+
+fn normalize_object(map: &mut Map<String, Value>, ctx: Ctx) {
+    if map.keys().any(|k| k.contains('_')) {
+        for (key, value) in std::mem::take(map) {
+            let key = if key.contains('_') { lower_camel(&key) } else { key };
+            // With both spellings present the first one seen wins; such a
+            // body is malformed anyway.
+            map.entry(key).or_insert(value);
+        }
+    }
+    map.retain(|_, v| !v.is_null());
+    for (key, child) in map.iter_mut() {
+        let child_ctx = match (ctx, key.as_str()) {
+            (_, "attributes") => Ctx::KeyValue,
+            (Ctx::KeyValue, "value") => Ctx::AnyValue,
+            (Ctx::AnyValue, "arrayValue") => Ctx::ArrayValue,
+            (Ctx::AnyValue, "kvlistValue") => Ctx::KvList,
+            (Ctx::ArrayValue, "values") => Ctx::AnyValue,
+            (Ctx::KvList, "values") => Ctx::KeyValue,
+            _ => Ctx::Message,
+        };
+        normalize(child, child_ctx);
+    }
+    match ctx {
+        Ctx::KeyValue => {
+            map.entry("key").or_insert_with(|| Value::String(String::new()));
+        }
+        Ctx::ArrayValue | Ctx::KvList => {
+            map.entry("values").or_insert_with(|| Value::Array(Vec::new()));
+        }
+        Ctx::Message | Ctx::AnyValue => {}
+    }
+}
+
+/// `start_time_unix_nano` → `startTimeUnixNano`, as protoc names JSON fields.
+pub(crate) fn lower_camel(key: &str) -> String {
+    let mut out = String::with_capacity(key.len());
+    let mut upper = false;
+    for c in key.chars() {
+        if c == '_' {
+            upper = true;
+        } else if upper {
+            out.extend(c.to_uppercase());
+            upper = false;
+        } else {
+            out.push(c);
+        }
+    }
+    out
+}
+
+/// The JSON `ExportTraceServiceResponse`: `{}` on full success, else the
+/// partial success with `rejectedSpans` as a string (proto3 JSON int64).
+pub(crate) fn response(rejected: u64, error_message: &str) -> Vec<u8> {
+    let body = if rejected == 0 && error_message.is_empty() {
+        json!({})
+    } else {
+        json!({"partialSuccess": {"rejectedSpans": rejected.to_string(), "errorMessage": error_message}})
+    };
+    body.to_string().into_bytes()
+}
+
+/// A JSON `google.rpc.Status`, with a `RetryInfo` detail when the sender
+/// should retry after a delay.
+pub(crate) fn status(code: tonic::Code, message: &str, retry_after: Option<Duration>) -> Vec<u8> {
+    let mut body = json!({"code": code as i32, "message": message});
+    if let (Some(delay), Some(obj)) = (retry_after, body.as_object_mut()) {
+        obj.insert(
+            "details".to_owned(),
+            json!([{
+                "@type": "type.googleapis.com/google.rpc.RetryInfo",
+                "retryDelay": duration_json(delay),
+            }]),
+        );
+    }
+    body.to_string().into_bytes()
+}
+
+/// proto3 JSON for `google.protobuf.Duration`: seconds with an `s` suffix.
+fn duration_json(d: Duration) -> String {
+    match d.subsec_nanos() {
+        0 => format!("{}s", d.as_secs()),
+        n => format!("{}.{n:09}s", d.as_secs()),
+    }
+}
