@@ -1,0 +1,145 @@
+//! Dedicated attribute columns: which span attribute keys of a block get a
+//! column of their own (`attr_str_NN`, `attr_int_NN`).
+//!
+//! Attribute values of one key look alike (routes, status codes, user
+//! ids), but in the generic `attributes` list they sit between values of
+//! every other key, so neither dictionaries nor zstd see the likeness. The
+//! most frequent keys of a block therefore get their own column: values
+//! compress per key, a search on that key reads one small column, and its
+//! dictionary and bloom filter answer "is this value here at all". The
+//! choice is per block, by frequency, and is recorded in the Parquet
+//! key-value metadata, so nothing about keys is hard-coded (Tempo's
+//! "dedicated columns", chosen automatically).
+
+use std::collections::HashMap;
+
+use serde_json::{Value as J, json};
+use sightline_model::{Span, Value};
+
+use crate::schema::{INT_SLOTS, STR_SLOTS};
+
+/// The keys with a dedicated column, each with how many spans used it.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub(crate) struct Dedicated {
+    /// `attr_str_NN` holds string values of `str_keys[NN]`.
+    pub(crate) str_keys: Vec<(String, u64)>,
+    /// `attr_int_NN` holds integer values of `int_keys[NN]`.
+    pub(crate) int_keys: Vec<(String, u64)>,
+    str_index: HashMap<String, u8>,
+    int_index: HashMap<String, u8>,
+}
+
+impl Dedicated {
+    fn new(mut str_keys: Vec<(String, u64)>, mut int_keys: Vec<(String, u64)>) -> Dedicated {
+        for keys in [&mut str_keys, &mut int_keys] {
+            keys.sort_by(|a, b| b.1.cmp(&a.1).then_with(|| a.0.cmp(&b.0)));
+        }
+        str_keys.truncate(STR_SLOTS);
+        int_keys.truncate(INT_SLOTS);
+        let index = |keys: &[(String, u64)]| {
+            keys.iter().enumerate().map(|(i, (k, _))| (k.clone(), i as u8)).collect()
+        };
+        Dedicated { str_index: index(&str_keys), int_index: index(&int_keys), str_keys, int_keys }
+    }
+
+    /// The most frequent string and integer keys among `spans` (each span
+    /// counted once per key).
+    pub(crate) fn choose(spans: &[Span]) -> Dedicated {
+        let mut strs: HashMap<&str, u64> = HashMap::new();
+        let mut ints: HashMap<&str, u64> = HashMap::new();
+        let mut seen: Vec<&str> = Vec::new();
+        for span in spans {
+            seen.clear();
+            for kv in &span.attributes {
+                let counts = match kv.value {
+                    Value::Str(_) => &mut strs,
+                    Value::Int(_) => &mut ints,
+                    _ => continue,
+                };
+                if !seen.contains(&kv.key.as_str()) {
+                    seen.push(&kv.key);
+                    *counts.entry(&kv.key).or_default() += 1;
+                }
+            }
+        }
+        let owned = |m: HashMap<&str, u64>| m.into_iter().map(|(k, n)| (k.to_owned(), n)).collect();
+        Dedicated::new(owned(strs), owned(ints))
+    }
+
+    /// The union of the inputs' choices, ranked by their summed use: what
+    /// compaction writes.
+    pub(crate) fn merge<'a>(inputs: impl IntoIterator<Item = &'a Dedicated>) -> Dedicated {
+        let mut strs: HashMap<String, u64> = HashMap::new();
+        let mut ints: HashMap<String, u64> = HashMap::new();
+        for d in inputs {
+            for (k, n) in &d.str_keys {
+                *strs.entry(k.clone()).or_default() += n;
+            }
+            for (k, n) in &d.int_keys {
+                *ints.entry(k.clone()).or_default() += n;
+            }
+        }
+        Dedicated::new(strs.into_iter().collect(), ints.into_iter().collect())
+    }
+
+    /// A copy with the given use counts (what was actually written).
+    pub(crate) fn with_counts(&self, str_counts: &[u64], int_counts: &[u64]) -> Dedicated {
+        let recount = |keys: &[(String, u64)], counts: &[u64]| {
+            keys.iter().zip(counts).map(|((k, _), n)| (k.clone(), *n)).collect::<Vec<_>>()
+        };
+        // Keep slot order: `new` would re-sort by count.
+        Dedicated {
+            str_keys: recount(&self.str_keys, str_counts),
+            int_keys: recount(&self.int_keys, int_counts),
+            str_index: self.str_index.clone(),
+            int_index: self.int_index.clone(),
+        }
+    }
+
+    pub(crate) fn str_slot(&self, key: &str) -> Option<u8> {
+        self.str_index.get(key).copied()
+    }
+
+    pub(crate) fn int_slot(&self, key: &str) -> Option<u8> {
+        self.int_index.get(key).copied()
+    }
+
+    /// The Parquet key-value metadata value.
+    pub(crate) fn to_json(&self) -> String {
+        let list = |keys: &[(String, u64)]| -> J {
+            J::Array(keys.iter().map(|(k, n)| json!({ "key": k, "spans": n })).collect())
+        };
+        json!({ "str": list(&self.str_keys), "int": list(&self.int_keys) }).to_string()
+    }
+
+    /// Parses [`Dedicated::to_json`].
+    pub(crate) fn from_json(text: &str) -> Result<Dedicated, String> {
+        let j: J = serde_json::from_str(text).map_err(|e| format!("dedicated attributes: {e}"))?;
+        let list = |name: &str, max: usize| -> Result<Vec<(String, u64)>, String> {
+            let items = j
+                .get(name)
+                .and_then(J::as_array)
+                .ok_or_else(|| format!("dedicated attributes: no {name:?}"))?;
+            if items.len() > max {
+                return Err(format!("dedicated attributes: {} {name} keys, at most {max}", items.len()));
+            }
+            items
+                .iter()
+                .map(|item| {
+                    let key = item.get("key").and_then(J::as_str);
+                    let spans = item.get("spans").and_then(J::as_u64);
+                    match (key, spans) {
+                        (Some(k), Some(n)) => Ok((k.to_owned(), n)),
+                        _ => Err(format!("dedicated attributes: bad entry {item}")),
+                    }
+                })
+                .collect()
+        };
+        let str_keys = list("str", STR_SLOTS)?;
+        let int_keys = list("int", INT_SLOTS)?;
+        let index = |keys: &[(String, u64)]| {
+            keys.iter().enumerate().map(|(i, (k, _))| (k.clone(), i as u8)).collect()
+        };
+        Ok(Dedicated { str_index: index(&str_keys), int_index: index(&int_keys), str_keys, int_keys })
+    }
+}

@@ -1,0 +1,133 @@
+//! `meta.json`: what a store needs to know about a block without opening
+//! its data file.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::path::Path;
+
+use serde::{Deserialize, Serialize};
+use sightline_model::Span;
+
+use crate::{Error, FORMAT_VERSION};
+
+/// A block's summary, stored as `meta.json` next to the data file.
+///
+/// It answers `/api/services`, `/api/operations` and `/api/dependencies`
+/// and lets a query skip blocks by time range without touching Parquet.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct BlockMeta {
+    /// Caller-chosen id, also the block's directory name.
+    pub id: String,
+    /// Format version, [`FORMAT_VERSION`] for blocks this build writes.
+    pub format: String,
+    /// Number of spans (rows).
+    pub span_count: u64,
+    /// Number of distinct trace ids.
+    pub trace_count: u64,
+    /// Earliest span start, ns since the Unix epoch (0 for an empty block).
+    pub min_start_unix_nanos: u64,
+    /// Latest span start, ns since the Unix epoch.
+    pub max_start_unix_nanos: u64,
+    /// Latest span end, ns since the Unix epoch.
+    pub max_end_unix_nanos: u64,
+    /// Size of `data.parquet` in bytes.
+    pub size_bytes: u64,
+    /// 0 for a block cut from the head, `max(inputs) + 1` after compaction.
+    pub compaction_level: u32,
+    /// Distinct `(service, span name, SpanKind as u8)`, sorted.
+    pub operations: Vec<(String, String, u8)>,
+    /// `(parent service, child service, calls)` for parent→child span pairs
+    /// that cross services and were both found in this block, sorted.
+    pub dependencies: Vec<(String, String, u64)>,
+}
+
+impl BlockMeta {
+    /// Reads and validates `meta.json`.
+    pub(crate) fn read(path: &Path) -> Result<BlockMeta, Error> {
+        let bytes = std::fs::read(path).map_err(|e| Error::io(path, e))?;
+        // Check the version before the shape: a newer format may have
+        // different fields, and must be reported as such.
+        let raw: serde_json::Value = serde_json::from_slice(&bytes)
+            .map_err(|e| Error::corrupt(path, format!("meta.json is not JSON: {e}")))?;
+        let format = raw.get("format").and_then(serde_json::Value::as_str);
+        match format {
+            Some(FORMAT_VERSION) => {}
+            Some(found) => {
+                return Err(Error::UnknownFormat { path: path.to_owned(), found: found.to_owned() });
+            }
+            None => return Err(Error::corrupt(path, "meta.json has no \"format\"")),
+        }
+        serde_json::from_value(raw).map_err(|e| Error::corrupt(path, format!("meta.json: {e}")))
+    }
+}
+
+/// Accumulates a [`BlockMeta`] while spans are written, one trace at a
+/// time.
+#[derive(Debug, Default)]
+pub(crate) struct MetaBuilder {
+    span_count: u64,
+    trace_count: u64,
+    min_start: Option<u64>,
+    max_start: u64,
+    max_end: u64,
+    /// service → span name → kinds; nested so lookups borrow.
+    operations: BTreeMap<String, BTreeMap<String, BTreeSet<u8>>>,
+    dependencies: BTreeMap<(String, String), u64>,
+}
+
+impl MetaBuilder {
+    /// Adds one trace's spans; `parents[i]` is the index in `spans` of
+    /// span i's parent, if it is in the block.
+    pub(crate) fn add_trace(&mut self, spans: &[Span], parents: &[Option<usize>]) {
+        self.trace_count += 1;
+        for (span, parent) in spans.iter().zip(parents) {
+            self.span_count += 1;
+            let start = span.start_time_unix_nano;
+            self.min_start = Some(self.min_start.map_or(start, |m| m.min(start)));
+            self.max_start = self.max_start.max(start);
+            self.max_end = self.max_end.max(span.end_time_unix_nano);
+            let service = span.service_name();
+            // Lookups borrow, so a known operation costs no allocation.
+            let names = match self.operations.get_mut(service) {
+                Some(names) => names,
+                None => self.operations.entry(service.to_owned()).or_default(),
+            };
+            let kinds = match names.get_mut(&span.name) {
+                Some(kinds) => kinds,
+                None => names.entry(span.name.clone()).or_default(),
+            };
+            kinds.insert(span.kind as u8);
+            if let Some(parent) = parent.and_then(|p| spans.get(p)) {
+                let parent_service = parent.service_name();
+                if parent_service != service {
+                    *self.dependencies.entry((parent_service.to_owned(), service.to_owned())).or_default() +=
+                        1;
+                }
+            }
+        }
+    }
+
+    pub(crate) fn finish(self, id: &str, size_bytes: u64, compaction_level: u32) -> BlockMeta {
+        BlockMeta {
+            id: id.to_owned(),
+            format: FORMAT_VERSION.to_owned(),
+            span_count: self.span_count,
+            trace_count: self.trace_count,
+            min_start_unix_nanos: self.min_start.unwrap_or(0),
+            max_start_unix_nanos: self.max_start,
+            max_end_unix_nanos: self.max_end,
+            size_bytes,
+            compaction_level,
+            operations: self
+                .operations
+                .into_iter()
+                .flat_map(|(service, names)| {
+                    names.into_iter().flat_map(move |(name, kinds)| {
+                        let service = service.clone();
+                        kinds.into_iter().map(move |kind| (service.clone(), name.clone(), kind))
+                    })
+                })
+                .collect(),
+            dependencies: self.dependencies.into_iter().map(|((p, c), n)| (p, c, n)).collect(),
+        }
+    }
+}

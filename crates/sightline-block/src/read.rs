@@ -1,0 +1,817 @@
+//! Opening a block and decoding its rows back into spans: [`Block::open`],
+//! [`Block::trace`], [`Block::read_all`] and [`Block::spans`].
+
+use std::fs::File;
+use std::ops::Range;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use arrow_array::cast::AsArray;
+use arrow_array::types::{Int32Type, Int64Type, TimestampNanosecondType, UInt8Type, UInt32Type};
+use arrow_array::{
+    Array, BooleanArray, DictionaryArray, FixedSizeBinaryArray, Float64Array, Int32Array, Int64Array,
+    ListArray, PrimitiveArray, RecordBatch, StringArray, StructArray, UInt8Array, UInt32Array,
+};
+use arrow_schema::ArrowError;
+use base64::Engine as _;
+use parquet::arrow::ProjectionMask;
+use parquet::arrow::arrow_reader::{
+    ArrowPredicateFn, ArrowReaderMetadata, ArrowReaderOptions, ParquetRecordBatchReader,
+    ParquetRecordBatchReaderBuilder, RowFilter, RowSelection,
+};
+use parquet::file::metadata::PageIndexPolicy;
+use parquet::file::page_index::column_index::ColumnIndexMetaData;
+use parquet::file::statistics::Statistics;
+use sightline_model::{
+    Event, KeyValue, Link, Resource, Scope, Span, SpanId, SpanKind, Status, StatusCode, TraceId, Value,
+};
+
+use crate::dedicated::Dedicated;
+use crate::json;
+use crate::schema::{self, Col, DATA_FILE, META_FILE, layout, tag};
+use crate::{BlockMeta, Error, FORMAT_VERSION};
+
+/// An open block: its metadata, Parquet footer and resource/scope tables.
+///
+/// Opening reads `meta.json` and the Parquet footer with the page index;
+/// bloom filters and data pages are read per query. Each query opens its
+/// own file handle, so a `Block` is `Send + Sync`, shares freely in an
+/// `Arc`, and holds no file descriptor while idle (a store may keep
+/// thousands open).
+#[derive(Debug)]
+pub struct Block {
+    dir: PathBuf,
+    pub(crate) data_path: PathBuf,
+    meta: BlockMeta,
+    pub(crate) reader_meta: ArrowReaderMetadata,
+    pub(crate) resources: Vec<Arc<Resource>>,
+    pub(crate) scopes: Vec<Arc<Scope>>,
+    pub(crate) dedicated: Dedicated,
+    pub(crate) leaves: Leaves,
+}
+
+/// Parquet leaf column indexes the readers need for bloom filters.
+#[derive(Debug, Clone)]
+pub(crate) struct Leaves {
+    pub(crate) trace_id: usize,
+    /// `[key, str, int, double]` of generic span attributes.
+    pub(crate) span_attrs: [usize; 4],
+    /// The same for event attributes.
+    pub(crate) event_attrs: [usize; 4],
+}
+
+impl Leaves {
+    fn find(block: &Path, descr: &parquet::schema::types::SchemaDescriptor) -> Result<Leaves, Error> {
+        let leaf = |path: parquet::schema::types::ColumnPath| -> Result<usize, Error> {
+            descr
+                .columns()
+                .iter()
+                .position(|c| c.path() == &path)
+                .ok_or_else(|| Error::corrupt(block, format!("missing column {path}")))
+        };
+        let attrs = |list: &[&str]| -> Result<[usize; 4], Error> {
+            let mut out = [0; 4];
+            for (slot, name) in out.iter_mut().zip(schema::BLOOM_ATTRIBUTE_LEAVES) {
+                let mut parts = list.to_vec();
+                parts.push(name);
+                *slot = leaf(schema::list_leaf(&parts))?;
+            }
+            Ok(out)
+        };
+        Ok(Leaves {
+            trace_id: leaf(schema::list_leaf(&[Col::TraceId.name().as_str()]))?,
+            span_attrs: attrs(&["attributes"])?,
+            event_attrs: attrs(&["events", "attributes"])?,
+        })
+    }
+}
+
+impl Block {
+    /// Opens `block_dir` (the `<dir>/<id>` that [`crate::write`] created).
+    ///
+    /// Checks the format version in both files, the schema, and that the
+    /// row count and file size agree with `meta.json`.
+    pub fn open(block_dir: &Path) -> Result<Block, Error> {
+        let meta = BlockMeta::read(&block_dir.join(META_FILE))?;
+        let data_path = block_dir.join(DATA_FILE);
+        let file = File::open(&data_path).map_err(|e| Error::io(&data_path, e))?;
+        let len = file.metadata().map_err(|e| Error::io(&data_path, e))?.len();
+        if len != meta.size_bytes {
+            return Err(Error::corrupt(
+                &data_path,
+                format!("size is {len} bytes, meta.json says {}", meta.size_bytes),
+            ));
+        }
+        // The offset index (page locations) of every column lets a
+        // selection read only its pages; page min/max is only useful on
+        // the sorted trace_id column, so only that column index is loaded.
+        let options = ArrowReaderOptions::new()
+            .with_offset_index_policy(PageIndexPolicy::Optional)
+            .with_column_index_policy(PageIndexPolicy::Optional)
+            .with_column_index_mask(parquet::file::metadata::ColumnChunkMask::columns([0]));
+        let reader_meta = ArrowReaderMetadata::load(&file, options)
+            .map_err(|source| Error::Parquet { path: data_path.clone(), source })?;
+        let file_meta = reader_meta.metadata().file_metadata();
+        let kv = |key: &str| -> Option<&str> {
+            file_meta.key_value_metadata()?.iter().find(|kv| kv.key == key)?.value.as_deref()
+        };
+        match kv(schema::META_FORMAT) {
+            Some(FORMAT_VERSION) => {}
+            Some(found) => return Err(Error::UnknownFormat { path: data_path, found: found.to_owned() }),
+            None => return Err(Error::corrupt(&data_path, "no sightline.format in the Parquet metadata")),
+        }
+        let expected = schema::arrow_schema();
+        let fields_match = reader_meta.schema().fields().len() == expected.fields().len()
+            && reader_meta
+                .schema()
+                .fields()
+                .iter()
+                .zip(expected.fields())
+                .all(|(a, b)| a.name() == b.name() && a.data_type() == b.data_type());
+        if !fields_match {
+            return Err(Error::corrupt(&data_path, "schema differs from sl1"));
+        }
+        if u64::try_from(file_meta.num_rows()).ok() != Some(meta.span_count) {
+            return Err(Error::corrupt(
+                &data_path,
+                format!("{} rows, meta.json says {} spans", file_meta.num_rows(), meta.span_count),
+            ));
+        }
+        let resources = json::resources_from_json(kv(schema::META_RESOURCES).unwrap_or("[]"))
+            .map_err(|e| Error::corrupt(&data_path, e))?;
+        let scopes = json::scopes_from_json(kv(schema::META_SCOPES).unwrap_or("[]"))
+            .map_err(|e| Error::corrupt(&data_path, e))?;
+        let dedicated = Dedicated::from_json(
+            kv(schema::META_DEDICATED)
+                .ok_or_else(|| Error::corrupt(&data_path, "no dedicated attribute table"))?,
+        )
+        .map_err(|e| Error::corrupt(&data_path, e))?;
+        let leaves = Leaves::find(&data_path, reader_meta.metadata().file_metadata().schema_descr())?;
+        Ok(Block {
+            dir: block_dir.to_owned(),
+            data_path,
+            meta,
+            reader_meta,
+            resources,
+            scopes,
+            dedicated,
+            leaves,
+        })
+    }
+
+    /// The block's `meta.json`.
+    pub fn meta(&self) -> &BlockMeta {
+        &self.meta
+    }
+
+    /// The block's directory.
+    pub fn dir(&self) -> &Path {
+        &self.dir
+    }
+
+    /// Approximate heap bytes this open block holds (footer, page index,
+    /// resource and scope tables), for a store's memory accounting.
+    pub fn memory_size(&self) -> usize {
+        let kvs = |list: &[KeyValue]| {
+            list.iter().map(|kv| 64 + kv.key.len() + kv.value.to_text().len()).sum::<usize>()
+        };
+        self.reader_meta.metadata().memory_size()
+            + self.resources.iter().map(|r| 128 + kvs(r.attributes())).sum::<usize>()
+            + self.scopes.iter().map(|s| 128 + kvs(&s.attributes)).sum::<usize>()
+    }
+
+    /// A builder over a fresh file handle.
+    pub(crate) fn builder(&self) -> Result<ParquetRecordBatchReaderBuilder<File>, Error> {
+        let file = File::open(&self.data_path).map_err(|e| Error::io(&self.data_path, e))?;
+        Ok(ParquetRecordBatchReaderBuilder::new_with_metadata(file, self.reader_meta.clone()))
+    }
+
+    pub(crate) fn arrow_err(&self, source: ArrowError) -> Error {
+        Error::Arrow { path: self.data_path.clone(), source }
+    }
+
+    pub(crate) fn parquet_err(&self, source: parquet::errors::ParquetError) -> Error {
+        Error::Parquet { path: self.data_path.clone(), source }
+    }
+
+    /// All spans of trace `id` in this block (empty if none), by start
+    /// time.
+    ///
+    /// Prunes with row-group min/max of `trace_id` (rows are sorted by it),
+    /// then the row group's bloom filter, then the page index, and decodes
+    /// only the selected pages: first the `trace_id` column (a row filter),
+    /// then every other column for the matching rows only.
+    pub fn trace(&self, id: TraceId) -> Result<Vec<Span>, Error> {
+        let md = Arc::clone(self.reader_meta.metadata());
+        let builder = self.builder()?;
+        let key: [u8; 16] = *id.as_bytes();
+        let mut row_groups = Vec::new();
+        let mut ranges: Vec<Range<usize>> = Vec::new();
+        let mut selected_rows = 0usize;
+        for (rg, group) in md.row_groups().iter().enumerate() {
+            let Some(chunk) = group.columns().get(self.leaves.trace_id) else { continue };
+            if let Some(Statistics::FixedLenByteArray(stats)) = chunk.statistics()
+                && let (Some(min), Some(max)) = (stats.min_opt(), stats.max_opt())
+                && (key.as_slice() < min.data() || key.as_slice() > max.data())
+            {
+                continue;
+            }
+            let bloom = builder
+                .get_row_group_column_bloom_filter(rg, self.leaves.trace_id)
+                .map_err(|e| self.parquet_err(e))?;
+            if bloom.is_some_and(|b| !b.check(key.as_slice())) {
+                continue;
+            }
+            let rows = usize::try_from(group.num_rows()).unwrap_or(0);
+            let pages = self.trace_pages(&md, rg, &key, rows);
+            for page in pages {
+                ranges.push(selected_rows + page.start..selected_rows + page.end);
+            }
+            row_groups.push(rg);
+            selected_rows += rows;
+        }
+        if ranges.is_empty() {
+            return Ok(Vec::new());
+        }
+        let descr = md.file_metadata().schema_descr();
+        let predicate =
+            ArrowPredicateFn::new(ProjectionMask::roots(descr, [Col::TraceId.root()]), move |batch| {
+                let ids = batch
+                    .column(0)
+                    .as_fixed_size_binary_opt()
+                    .ok_or_else(|| ArrowError::SchemaError("trace_id is not fixed-size binary".to_owned()))?;
+                Ok(BooleanArray::from_iter(ids.iter().map(|v| Some(v == Some(key.as_slice())))))
+            });
+        let reader = builder
+            .with_row_groups(row_groups)
+            .with_row_selection(RowSelection::from_consecutive_ranges(ranges.into_iter(), selected_rows))
+            .with_row_filter(RowFilter::new(vec![Box::new(predicate)]))
+            .build()
+            .map_err(|e| self.parquet_err(e))?;
+        let mut spans = Vec::new();
+        for chunk in SpanChunks::new(self, reader) {
+            spans.extend(chunk?);
+        }
+        spans.sort_by_key(|s| s.start_time_unix_nano);
+        Ok(spans)
+    }
+
+    /// Row ranges (within row group `rg`) of the pages whose `trace_id`
+    /// range may hold `key`; the whole group without a page index.
+    fn trace_pages(
+        &self,
+        md: &parquet::file::metadata::ParquetMetaData,
+        rg: usize,
+        key: &[u8; 16],
+        rows: usize,
+    ) -> Vec<Range<usize>> {
+        let index = md.page_index_for_row_group(rg);
+        let (Some(ColumnIndexMetaData::FIXED_LEN_BYTE_ARRAY(ci)), Some(oi)) =
+            (index.column_index(self.leaves.trace_id), index.offset_index(self.leaves.trace_id))
+        else {
+            return vec![0..rows];
+        };
+        let locations = oi.page_locations();
+        let mut out: Vec<Range<usize>> = Vec::new();
+        for (p, loc) in locations.iter().enumerate() {
+            let (Some(min), Some(max)) = (ci.min_value(p), ci.max_value(p)) else {
+                continue;
+            };
+            if key.as_slice() < min || key.as_slice() > max {
+                continue;
+            }
+            let start = usize::try_from(loc.first_row_index).unwrap_or(0).min(rows);
+            let end = locations
+                .get(p + 1)
+                .map_or(rows, |next| usize::try_from(next.first_row_index).unwrap_or(rows))
+                .min(rows);
+            match out.last_mut() {
+                Some(last) if last.end == start => last.end = end,
+                _ => out.push(start..end),
+            }
+        }
+        out
+    }
+
+    /// Every span in storage order (sorted by trace id, then start).
+    pub fn read_all(&self) -> Result<Vec<Span>, Error> {
+        let mut out = Vec::with_capacity(usize::try_from(self.meta.span_count).unwrap_or(0));
+        for chunk in self.spans()? {
+            out.extend(chunk?);
+        }
+        Ok(out)
+    }
+
+    /// Every span in storage order, in chunks of whole traces (a trace is
+    /// never split across chunks). Memory stays around one batch.
+    pub fn spans(&self) -> Result<SpanChunks<'_>, Error> {
+        let reader = self.builder()?.with_batch_size(8192).build().map_err(|e| self.parquet_err(e))?;
+        Ok(SpanChunks::new(self, reader))
+    }
+}
+
+/// Iterator over a block's spans in chunks of whole traces; see
+/// [`Block::spans`].
+pub struct SpanChunks<'a> {
+    block: &'a Block,
+    reader: ParquetRecordBatchReader,
+    assembler: Assembler,
+    done: bool,
+}
+
+impl std::fmt::Debug for SpanChunks<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("SpanChunks").field("block", &self.block.dir).finish_non_exhaustive()
+    }
+}
+
+impl<'a> SpanChunks<'a> {
+    fn new(block: &'a Block, reader: ParquetRecordBatchReader) -> Self {
+        SpanChunks { block, reader, assembler: Assembler::default(), done: false }
+    }
+}
+
+impl Iterator for SpanChunks<'_> {
+    type Item = Result<Vec<Span>, Error>;
+
+    fn next(&mut self) -> Option<Self::Item> {
+        if self.done {
+            return None;
+        }
+        loop {
+            match self.reader.next() {
+                Some(Ok(batch)) => {
+                    if let Err(e) = decode_batch(self.block, &batch, &mut self.assembler) {
+                        self.done = true;
+                        return Some(Err(e));
+                    }
+                    if !self.assembler.done.is_empty() {
+                        return Some(Ok(std::mem::take(&mut self.assembler.done)));
+                    }
+                }
+                Some(Err(e)) => {
+                    self.done = true;
+                    return Some(Err(self.block.arrow_err(e)));
+                }
+                None => {
+                    self.done = true;
+                    if let Err(detail) = self.assembler.close_trace() {
+                        return Some(Err(Error::corrupt(&self.block.data_path, detail)));
+                    }
+                    let rest = std::mem::take(&mut self.assembler.done);
+                    return (!rest.is_empty()).then_some(Ok(rest));
+                }
+            }
+        }
+    }
+}
+
+/// Collects the rows of one trace until it ends, then resolves parent
+/// distances (a parent may come after its child when clocks are skewed).
+#[derive(Default)]
+struct Assembler {
+    current: Vec<(Span, Option<i32>)>,
+    done: Vec<Span>,
+}
+
+impl Assembler {
+    fn push(&mut self, span: Span, distance: Option<i32>) -> Result<(), String> {
+        if self.current.first().is_some_and(|(s, _)| s.trace_id != span.trace_id) {
+            self.close_trace()?;
+        }
+        self.current.push((span, distance));
+        Ok(())
+    }
+
+    fn close_trace(&mut self) -> Result<(), String> {
+        let ids: Vec<SpanId> = self.current.iter().map(|(s, _)| s.span_id).collect();
+        for (i, (mut span, distance)) in std::mem::take(&mut self.current).into_iter().enumerate() {
+            if let Some(d) = distance {
+                let parent =
+                    i64::try_from(i).ok().map(|i| i - i64::from(d)).and_then(|p| usize::try_from(p).ok());
+                let Some(id) = parent.and_then(|p| ids.get(p)) else {
+                    return Err(format!("parent_distance {d} points outside trace {}", span.trace_id));
+                };
+                span.parent_span_id = Some(*id);
+            }
+            self.done.push(span);
+        }
+        Ok(())
+    }
+}
+
+fn downcast<'a, T: 'static>(array: &'a dyn Array, what: &str) -> Result<&'a T, String> {
+    array.as_any().downcast_ref::<T>().ok_or_else(|| format!("column {what} has type {}", array.data_type()))
+}
+
+pub(crate) fn column<'a, T: 'static>(batch: &'a RecordBatch, col: Col) -> Result<&'a T, String> {
+    let name = col.name();
+    let array = batch.column_by_name(&name).ok_or_else(|| format!("batch lacks column {name}"))?;
+    downcast(array.as_ref(), &name)
+}
+
+/// A dictionary-encoded string column.
+pub(crate) struct DictStr<'a> {
+    keys: &'a PrimitiveArray<Int32Type>,
+    values: &'a StringArray,
+}
+
+impl<'a> DictStr<'a> {
+    pub(crate) fn new(batch: &'a RecordBatch, col: Col) -> Result<DictStr<'a>, String> {
+        let dict: &DictionaryArray<Int32Type> = column(batch, col)?;
+        let values = downcast::<StringArray>(dict.values().as_ref(), &col.name())?;
+        Ok(DictStr { keys: dict.keys(), values })
+    }
+
+    /// The dictionary key of row `i`.
+    pub(crate) fn key(&self, i: usize) -> usize {
+        usize::try_from(self.keys.value(i)).unwrap_or(usize::MAX)
+    }
+
+    /// The dictionary values.
+    pub(crate) fn values(&self) -> &'a StringArray {
+        self.values
+    }
+
+    /// The value of row `i`, `None` when null.
+    pub(crate) fn get_opt(&self, i: usize) -> Result<Option<&'a str>, String> {
+        if self.keys.is_null(i) {
+            return Ok(None);
+        }
+        self.get(i).map(Some)
+    }
+
+    pub(crate) fn get(&self, i: usize) -> Result<&'a str, String> {
+        let k = self.key(i);
+        if k >= self.values.len() {
+            return Err(format!("dictionary key {k} out of range"));
+        }
+        Ok(self.values.value(k))
+    }
+}
+
+/// The fields of an attribute list column.
+pub(crate) struct Attrs<'a> {
+    list: &'a ListArray,
+    pub(crate) key: &'a StringArray,
+    pub(crate) ty: &'a UInt8Array,
+    pub(crate) str: &'a StringArray,
+    pub(crate) int: &'a Int64Array,
+    pub(crate) double: &'a Float64Array,
+}
+
+impl<'a> Attrs<'a> {
+    pub(crate) fn new(array: &'a dyn Array) -> Result<Attrs<'a>, String> {
+        let list: &ListArray = downcast(array, "attributes")?;
+        let values: &StructArray = downcast(list.values().as_ref(), "attributes.element")?;
+        let field = |i: usize, name: &str| -> Result<&'a dyn Array, String> {
+            let _ = name;
+            values
+                .columns()
+                .get(i)
+                .map(|a| a.as_ref())
+                .ok_or_else(|| format!("attribute field {name} missing"))
+        };
+        Ok(Attrs {
+            list,
+            key: downcast(field(0, "key")?, "key")?,
+            ty: downcast(field(1, "type")?, "type")?,
+            str: downcast(field(2, "str")?, "str")?,
+            int: downcast(field(3, "int")?, "int")?,
+            double: downcast(field(4, "double")?, "double")?,
+        })
+    }
+
+    /// Indexes into the value arrays of row `row`'s attributes.
+    pub(crate) fn range(&self, row: usize) -> Range<usize> {
+        let offsets = self.list.value_offsets();
+        let start = offsets.get(row).and_then(|o| usize::try_from(*o).ok()).unwrap_or(0);
+        let end = offsets.get(row + 1).and_then(|o| usize::try_from(*o).ok()).unwrap_or(start);
+        start..end.max(start)
+    }
+
+    /// Decodes the value at index `j`.
+    pub(crate) fn value(&self, j: usize) -> Result<Value, String> {
+        let null = |what: &str| format!("attribute {:?}: {what} value missing", self.key.value(j));
+        let ty = self.ty.value(j);
+        Ok(match ty {
+            tag::EMPTY => Value::Empty,
+            tag::STR | tag::ARRAY | tag::MAP | tag::BYTES => {
+                if self.str.is_null(j) {
+                    return Err(null("str"));
+                }
+                let text = self.str.value(j);
+                match ty {
+                    tag::STR => Value::Str(text.to_owned()),
+                    tag::ARRAY => Value::Array(json::array_from_text(text)?),
+                    tag::MAP => Value::Map(json::map_from_text(text)?),
+                    _ => Value::Bytes(
+                        base64::engine::general_purpose::STANDARD
+                            .decode(text)
+                            .map_err(|e| format!("bytes value is not base64: {e}"))?,
+                    ),
+                }
+            }
+            tag::BOOL if self.int.is_valid(j) => Value::Bool(self.int.value(j) != 0),
+            tag::INT if self.int.is_valid(j) => Value::Int(self.int.value(j)),
+            tag::DOUBLE if self.double.is_valid(j) => Value::Double(self.double.value(j)),
+            tag::BOOL | tag::INT | tag::DOUBLE => return Err(null("typed")),
+            other => return Err(format!("unknown attribute value type {other}")),
+        })
+    }
+
+    /// Decodes row `row`'s attribute list.
+    pub(crate) fn list(&self, row: usize) -> Result<Vec<KeyValue>, String> {
+        let range = self.range(row);
+        if range.end > self.key.len() {
+            return Err("attribute offsets out of range".to_owned());
+        }
+        range.map(|j| self.kv(j)).collect()
+    }
+
+    /// Decodes the attribute at index `j`.
+    pub(crate) fn kv(&self, j: usize) -> Result<KeyValue, String> {
+        Ok(KeyValue { key: self.key.value(j).to_owned(), value: self.value(j)? })
+    }
+}
+
+/// A span's attributes: the generic list, the dedicated columns, and the
+/// layout that interleaves them.
+pub(crate) struct SpanAttrs<'a> {
+    pub(crate) layout: DictStr<'a>,
+    pub(crate) strs: Vec<DictStr<'a>>,
+    pub(crate) ints: Vec<&'a Int64Array>,
+    pub(crate) generic: Attrs<'a>,
+}
+
+impl<'a> SpanAttrs<'a> {
+    /// Needs `attribute_layout`, every dedicated column and `attributes`.
+    pub(crate) fn new(batch: &'a RecordBatch) -> Result<SpanAttrs<'a>, String> {
+        Ok(SpanAttrs {
+            layout: DictStr::new(batch, Col::AttributeLayout)?,
+            strs: (0..schema::STR_SLOTS as u8)
+                .map(|n| DictStr::new(batch, Col::Str(n)))
+                .collect::<Result<_, _>>()?,
+            ints: (0..schema::INT_SLOTS as u8)
+                .map(|n| column(batch, Col::Int(n)))
+                .collect::<Result<_, _>>()?,
+            generic: Attrs::new(
+                batch.column_by_name(&Col::Attributes.name()).ok_or("batch lacks attributes")?.as_ref(),
+            )?,
+        })
+    }
+
+    /// Decodes row `row`'s attributes in their original order.
+    fn list(&self, row: usize, dedicated: &Dedicated) -> Result<Vec<KeyValue>, String> {
+        let layout = self.layout.get(row)?;
+        if layout.is_empty() {
+            return self.generic.list(row);
+        }
+        let generic = self.generic.range(row);
+        if generic.end > self.generic.key.len() {
+            return Err("attribute offsets out of range".to_owned());
+        }
+        let mut next = generic.start;
+        let mut out = Vec::with_capacity(layout.len());
+        for c in layout.bytes() {
+            out.push(match c {
+                layout::GENERIC => {
+                    if next >= generic.end {
+                        return Err(
+                            "attribute_layout names more generic attributes than the list holds".to_owned()
+                        );
+                    }
+                    next += 1;
+                    self.generic.kv(next - 1)?
+                }
+                _ if (layout::STR0..layout::STR0 + schema::STR_SLOTS as u8).contains(&c) => {
+                    let slot = usize::from(c - layout::STR0);
+                    let key = dedicated
+                        .str_keys
+                        .get(slot)
+                        .ok_or_else(|| format!("attr_str_{slot:02} has no key"))?;
+                    let value = self.strs.get(slot).map(|col| col.get_opt(row)).transpose()?.flatten();
+                    KeyValue {
+                        key: key.0.clone(),
+                        value: Value::Str(
+                            value.ok_or_else(|| format!("attr_str_{slot:02} is null"))?.to_owned(),
+                        ),
+                    }
+                }
+                _ if (layout::INT0..layout::INT0 + schema::INT_SLOTS as u8).contains(&c) => {
+                    let slot = usize::from(c - layout::INT0);
+                    let key = dedicated
+                        .int_keys
+                        .get(slot)
+                        .ok_or_else(|| format!("attr_int_{slot:02} has no key"))?;
+                    let value = self.ints.get(slot).filter(|col| col.is_valid(row)).map(|col| col.value(row));
+                    KeyValue {
+                        key: key.0.clone(),
+                        value: Value::Int(value.ok_or_else(|| format!("attr_int_{slot:02} is null"))?),
+                    }
+                }
+                other => return Err(format!("bad attribute_layout character {:?}", char::from(other))),
+            });
+        }
+        if next != generic.end {
+            return Err("attribute_layout leaves generic attributes unused".to_owned());
+        }
+        Ok(out)
+    }
+}
+
+/// The events column.
+pub(crate) struct Events<'a> {
+    list: &'a ListArray,
+    time_offset: &'a Int64Array,
+    name: &'a StringArray,
+    pub(crate) attributes: Attrs<'a>,
+    dropped: &'a UInt32Array,
+}
+
+impl<'a> Events<'a> {
+    pub(crate) fn new(batch: &'a RecordBatch) -> Result<Events<'a>, String> {
+        let list: &ListArray = column(batch, Col::Events)?;
+        let values: &StructArray = downcast(list.values().as_ref(), "events.element")?;
+        let get = |i: usize| values.columns().get(i).map(|a| a.as_ref()).ok_or("event field missing");
+        Ok(Events {
+            list,
+            time_offset: downcast(get(0)?, "events.time_offset_nanos")?,
+            name: downcast(get(1)?, "events.name")?,
+            attributes: Attrs::new(get(2)?)?,
+            dropped: downcast(get(3)?, "events.dropped_attributes_count")?,
+        })
+    }
+
+    pub(crate) fn range(&self, row: usize) -> Range<usize> {
+        let offsets = self.list.value_offsets();
+        let start = offsets.get(row).and_then(|o| usize::try_from(*o).ok()).unwrap_or(0);
+        let end = offsets.get(row + 1).and_then(|o| usize::try_from(*o).ok()).unwrap_or(start);
+        start..end.max(start)
+    }
+
+    fn list(&self, row: usize, span_start: u64) -> Result<Vec<Event>, String> {
+        let range = self.range(row);
+        if range.end > self.name.len() {
+            return Err("event offsets out of range".to_owned());
+        }
+        range
+            .map(|j| {
+                Ok(Event {
+                    time_unix_nano: span_start.wrapping_add(self.time_offset.value(j) as u64),
+                    name: self.name.value(j).to_owned(),
+                    attributes: self.attributes.list(j)?,
+                    dropped_attributes_count: self.dropped.value(j),
+                })
+            })
+            .collect()
+    }
+}
+
+/// The links column.
+struct Links<'a> {
+    list: &'a ListArray,
+    trace_id: &'a FixedSizeBinaryArray,
+    span_id: &'a FixedSizeBinaryArray,
+    trace_state: &'a StringArray,
+    attributes: Attrs<'a>,
+    dropped: &'a UInt32Array,
+    flags: &'a UInt32Array,
+}
+
+impl<'a> Links<'a> {
+    fn new(batch: &'a RecordBatch) -> Result<Links<'a>, String> {
+        let list: &ListArray = column(batch, Col::Links)?;
+        let values: &StructArray = downcast(list.values().as_ref(), "links.element")?;
+        let get = |i: usize| values.columns().get(i).map(|a| a.as_ref()).ok_or("link field missing");
+        Ok(Links {
+            list,
+            trace_id: downcast(get(0)?, "links.trace_id")?,
+            span_id: downcast(get(1)?, "links.span_id")?,
+            trace_state: downcast(get(2)?, "links.trace_state")?,
+            attributes: Attrs::new(get(3)?)?,
+            dropped: downcast(get(4)?, "links.dropped_attributes_count")?,
+            flags: downcast(get(5)?, "links.flags")?,
+        })
+    }
+
+    fn list(&self, row: usize) -> Result<Vec<Link>, String> {
+        let offsets = self.list.value_offsets();
+        let start = offsets.get(row).and_then(|o| usize::try_from(*o).ok()).unwrap_or(0);
+        let end = offsets.get(row + 1).and_then(|o| usize::try_from(*o).ok()).unwrap_or(start);
+        if end > self.trace_id.len() {
+            return Err("link offsets out of range".to_owned());
+        }
+        (start..end)
+            .map(|j| {
+                Ok(Link {
+                    trace_id: TraceId::from_slice(self.trace_id.value(j)).map_err(|e| format!("link {e}"))?,
+                    span_id: SpanId::from_slice(self.span_id.value(j)).map_err(|e| format!("link {e}"))?,
+                    trace_state: self.trace_state.value(j).to_owned(),
+                    attributes: self.attributes.list(j)?,
+                    dropped_attributes_count: self.dropped.value(j),
+                    flags: self.flags.value(j),
+                })
+            })
+            .collect()
+    }
+}
+
+fn kind_from_u8(n: u8) -> Result<SpanKind, String> {
+    let kind = SpanKind::from_i32(i32::from(n));
+    if kind as u8 != n {
+        return Err(format!("unknown span kind {n}"));
+    }
+    Ok(kind)
+}
+
+fn status_from_u8(n: u8) -> Result<StatusCode, String> {
+    let code = StatusCode::from_i32(i32::from(n));
+    if code as u8 != n {
+        return Err(format!("unknown status code {n}"));
+    }
+    Ok(code)
+}
+
+/// Decodes every row of a full-width batch into the assembler.
+fn decode_batch(block: &Block, batch: &RecordBatch, out: &mut Assembler) -> Result<(), Error> {
+    decode_rows(block, batch, out).map_err(|detail| Error::corrupt(&block.data_path, detail))
+}
+
+fn decode_rows(block: &Block, batch: &RecordBatch, out: &mut Assembler) -> Result<(), String> {
+    let trace_id: &FixedSizeBinaryArray = column(batch, Col::TraceId)?;
+    let span_id: &FixedSizeBinaryArray = column(batch, Col::SpanId)?;
+    let parent_distance: &Int32Array = column(batch, Col::ParentDistance)?;
+    let parent_span_id: &FixedSizeBinaryArray = column(batch, Col::ParentSpanId)?;
+    let start = column::<PrimitiveArray<TimestampNanosecondType>>(batch, Col::StartTime)?;
+    let duration = column::<PrimitiveArray<Int64Type>>(batch, Col::DurationNanos)?;
+    let name = DictStr::new(batch, Col::Name)?;
+    let kind = column::<PrimitiveArray<UInt8Type>>(batch, Col::Kind)?;
+    let status_code = column::<PrimitiveArray<UInt8Type>>(batch, Col::StatusCode)?;
+    let status_message = DictStr::new(batch, Col::StatusMessage)?;
+    let trace_state = DictStr::new(batch, Col::TraceState)?;
+    let flags = column::<PrimitiveArray<UInt32Type>>(batch, Col::Flags)?;
+    let resource = column::<PrimitiveArray<UInt32Type>>(batch, Col::ResourceIndex)?;
+    let scope = column::<PrimitiveArray<UInt32Type>>(batch, Col::ScopeIndex)?;
+    let dropped_attributes = column::<PrimitiveArray<UInt32Type>>(batch, Col::DroppedAttributesCount)?;
+    let dropped_events = column::<PrimitiveArray<UInt32Type>>(batch, Col::DroppedEventsCount)?;
+    let dropped_links = column::<PrimitiveArray<UInt32Type>>(batch, Col::DroppedLinksCount)?;
+    let attributes = SpanAttrs::new(batch)?;
+    let events = Events::new(batch)?;
+    let links = Links::new(batch)?;
+
+    for i in 0..batch.num_rows() {
+        let start_ns = start.value(i) as u64;
+        let resource_index = usize::try_from(resource.value(i)).unwrap_or(usize::MAX);
+        let scope_index = usize::try_from(scope.value(i)).unwrap_or(usize::MAX);
+        let span = Span {
+            trace_id: TraceId::from_slice(trace_id.value(i)).map_err(|e| e.to_string())?,
+            span_id: SpanId::from_slice(span_id.value(i)).map_err(|e| e.to_string())?,
+            parent_span_id: if parent_span_id.is_valid(i) {
+                Some(SpanId::from_slice(parent_span_id.value(i)).map_err(|e| format!("parent {e}"))?)
+            } else {
+                None
+            },
+            trace_state: trace_state.get(i)?.to_owned(),
+            flags: flags.value(i),
+            name: name.get(i)?.to_owned(),
+            kind: kind_from_u8(kind.value(i))?,
+            start_time_unix_nano: start_ns,
+            end_time_unix_nano: start_ns.wrapping_add(duration.value(i) as u64),
+            attributes: attributes.list(i, &block.dedicated)?,
+            dropped_attributes_count: dropped_attributes.value(i),
+            events: events.list(i, start_ns)?,
+            dropped_events_count: dropped_events.value(i),
+            links: links.list(i)?,
+            dropped_links_count: dropped_links.value(i),
+            status: Status {
+                code: status_from_u8(status_code.value(i))?,
+                message: status_message.get(i)?.to_owned(),
+            },
+            resource: Arc::clone(
+                block
+                    .resources
+                    .get(resource_index)
+                    .ok_or_else(|| format!("resource_index {resource_index} out of range"))?,
+            ),
+            scope: Arc::clone(
+                block
+                    .scopes
+                    .get(scope_index)
+                    .ok_or_else(|| format!("scope_index {scope_index} out of range"))?,
+            ),
+        };
+        let distance = parent_distance.is_valid(i).then(|| parent_distance.value(i));
+        if distance.is_some() && span.parent_span_id.is_some() {
+            return Err("row has both parent_distance and parent_span_id".to_owned());
+        }
+        out.push(span, distance)?;
+    }
+    Ok(())
+}
+
+// A `Block` is shared across query threads.
+const _: fn() = || {
+    fn check<T: Send + Sync>() {}
+    check::<Block>();
+};

@@ -1,0 +1,710 @@
+//! Writing a block: spans → Arrow record batches → Parquet, then the
+//! durable publish (temp directory, fsync, rename, fsync parent).
+
+use std::collections::HashMap;
+use std::fs::File;
+use std::io::Write as _;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use arrow_array::builder::{
+    FixedSizeBinaryBuilder, Float64Builder, Int32Builder, Int64Builder, StringBuilder,
+    StringDictionaryBuilder,
+};
+use arrow_array::types::Int32Type;
+use arrow_array::{
+    ArrayRef, FixedSizeBinaryArray, Int64Array, ListArray, RecordBatch, StructArray,
+    TimestampNanosecondArray, UInt8Array, UInt32Array,
+};
+use arrow_buffer::{OffsetBuffer, ScalarBuffer};
+use arrow_schema::{ArrowError, SchemaRef};
+use base64::Engine as _;
+use parquet::arrow::ArrowWriter;
+use parquet::file::metadata::KeyValue as ParquetKeyValue;
+use sightline_model::{Event, KeyValue, Link, Resource, Scope, Span, SpanId, TraceId, Value};
+
+use crate::dedicated::Dedicated;
+use crate::json;
+use crate::meta::MetaBuilder;
+use crate::schema::{self, DATA_FILE, INT_SLOTS, META_FILE, STR_SLOTS, layout, tag};
+use crate::{BlockMeta, Error, FORMAT_VERSION, WriteOptions};
+
+/// Writes `<dir>/<id>/` durably. See [`crate::write`].
+pub fn write(dir: &Path, id: &str, spans: Vec<Span>, options: &WriteOptions) -> Result<BlockMeta, Error> {
+    let spans = sort_dedup(spans);
+    let dedicated = Dedicated::choose(&spans);
+    let mut writer = Writer::create(dir, id, options, options.compaction_level, dedicated)?;
+    let mut rest = &spans[..];
+    while let Some(first) = rest.first() {
+        let len = rest.iter().take_while(|s| s.trace_id == first.trace_id).count();
+        let (trace, tail) = rest.split_at(len);
+        writer.push_trace(trace)?;
+        rest = tail;
+    }
+    writer.finish()
+}
+
+/// Drops later duplicates of `(trace id, span id)`, then sorts by
+/// `(trace id, start)`; the sort is stable so equal starts keep input
+/// order and the output is deterministic.
+fn sort_dedup(spans: Vec<Span>) -> Vec<Span> {
+    let mut seen = std::collections::HashSet::with_capacity(spans.len());
+    let mut spans: Vec<Span> = spans.into_iter().filter(|s| seen.insert((s.trace_id, s.span_id))).collect();
+    spans.sort_by(|a, b| (a.trace_id, a.start_time_unix_nano).cmp(&(b.trace_id, b.start_time_unix_nano)));
+    spans
+}
+
+/// Checks that `id` is usable as a single directory name.
+pub(crate) fn validate_id(id: &str) -> Result<(), Error> {
+    let why = if id.is_empty() {
+        "empty"
+    } else if id == "." || id == ".." {
+        "a relative path component"
+    } else if id.contains(['/', '\\', '\0']) {
+        "contains a path separator"
+    } else if id.ends_with(".tmp") {
+        "ends with .tmp, reserved for blocks being written"
+    } else {
+        return Ok(());
+    };
+    Err(Error::InvalidId { id: id.to_owned(), why })
+}
+
+/// A streaming block writer: takes whole traces in `(trace id, start)`
+/// order and cuts row groups of exactly `row_group_spans` rows.
+pub(crate) struct Writer {
+    id: String,
+    dir: PathBuf,
+    tmp_dir: PathBuf,
+    final_dir: PathBuf,
+    data_path: PathBuf,
+    writer: ArrowWriter<File>,
+    schema: SchemaRef,
+    rows: Rows,
+    row_group_spans: usize,
+    compaction_level: u32,
+    meta: MetaBuilder,
+    resources: Interner<Resource>,
+    scopes: Interner<Scope>,
+    dedicated: Dedicated,
+    last_trace: Option<TraceId>,
+}
+
+impl Writer {
+    pub(crate) fn create(
+        dir: &Path,
+        id: &str,
+        options: &WriteOptions,
+        compaction_level: u32,
+        dedicated: Dedicated,
+    ) -> Result<Writer, Error> {
+        validate_id(id)?;
+        let final_dir = dir.join(id);
+        if final_dir.exists() {
+            return Err(Error::io(
+                &final_dir,
+                std::io::Error::new(std::io::ErrorKind::AlreadyExists, "block already exists"),
+            ));
+        }
+        let tmp_dir = dir.join(format!("{id}.tmp"));
+        // A leftover from a crash mid-write: it was never published, so it
+        // holds nothing anyone relies on.
+        if tmp_dir.exists() {
+            std::fs::remove_dir_all(&tmp_dir).map_err(|e| Error::io(&tmp_dir, e))?;
+        }
+        std::fs::create_dir_all(&tmp_dir).map_err(|e| Error::io(&tmp_dir, e))?;
+        let data_path = tmp_dir.join(DATA_FILE);
+        let file = File::create(&data_path).map_err(|e| Error::io(&data_path, e))?;
+        let kv = vec![ParquetKeyValue::new(schema::META_FORMAT.to_owned(), FORMAT_VERSION.to_owned())];
+        let props = schema::writer_properties(options, kv)?;
+        let schema = schema::arrow_schema();
+        let writer = ArrowWriter::try_new(file, Arc::clone(&schema), Some(props))
+            .map_err(|source| Error::Parquet { path: data_path.clone(), source })?;
+        let row_group_spans = options.row_group_spans.max(1);
+        Ok(Writer {
+            id: id.to_owned(),
+            dir: dir.to_owned(),
+            tmp_dir,
+            final_dir,
+            data_path,
+            writer,
+            schema,
+            rows: Rows::new(row_group_spans.min(65_536)),
+            row_group_spans,
+            compaction_level,
+            meta: MetaBuilder::default(),
+            resources: Interner::default(),
+            scopes: Interner::default(),
+            dedicated,
+            last_trace: None,
+        })
+    }
+
+    /// Appends all spans of one trace, already deduplicated and sorted by
+    /// start. Traces must come in ascending trace id order, each once.
+    pub(crate) fn push_trace(&mut self, spans: &[Span]) -> Result<(), Error> {
+        let Some(first) = spans.first() else { return Ok(()) };
+        if self.last_trace.is_some_and(|last| last >= first.trace_id)
+            || spans.iter().any(|s| s.trace_id != first.trace_id)
+        {
+            return Err(Error::corrupt(&self.data_path, "writer fed traces out of order"));
+        }
+        self.last_trace = Some(first.trace_id);
+        let parents = parent_positions(spans);
+        self.meta.add_trace(spans, &parents);
+        for (i, (span, parent)) in spans.iter().zip(&parents).enumerate() {
+            let resource = self.resources.index(&span.resource, json::resource_to_json);
+            let scope = self.scopes.index(&span.scope, json::scope_to_json);
+            let distance = match parent {
+                // Both are positions in one trace, so they fit an i32 unless
+                // the trace has over 2^31 spans, which no block holds.
+                Some(p) => Some(i32::try_from(i as i64 - *p as i64).unwrap_or(i32::MAX)),
+                None => None,
+            };
+            self.rows.push(span, distance, resource, scope, &self.dedicated);
+            if self.rows.len >= self.row_group_spans {
+                self.flush_row_group()?;
+            }
+        }
+        Ok(())
+    }
+
+    fn flush_row_group(&mut self) -> Result<(), Error> {
+        if self.rows.len == 0 {
+            return Ok(());
+        }
+        let batch = self
+            .rows
+            .finish(&self.schema)
+            .map_err(|source| Error::Arrow { path: self.data_path.clone(), source })?;
+        let parquet = |source| Error::Parquet { path: self.data_path.clone(), source };
+        self.writer.write(&batch).map_err(parquet)?;
+        self.writer.flush().map_err(parquet)?;
+        Ok(())
+    }
+
+    /// Finishes the data file, writes `meta.json`, and publishes the block.
+    pub(crate) fn finish(mut self) -> Result<BlockMeta, Error> {
+        self.flush_row_group()?;
+        let parquet = |path: &Path| {
+            let path = path.to_owned();
+            move |source| Error::Parquet { path, source }
+        };
+        self.writer.append_key_value_metadata(ParquetKeyValue::new(
+            schema::META_RESOURCES.to_owned(),
+            self.resources.table(),
+        ));
+        self.writer.append_key_value_metadata(ParquetKeyValue::new(
+            schema::META_SCOPES.to_owned(),
+            self.scopes.table(),
+        ));
+        let used = self.dedicated.with_counts(&self.rows.str_used, &self.rows.int_used);
+        self.writer.append_key_value_metadata(ParquetKeyValue::new(
+            schema::META_DEDICATED.to_owned(),
+            used.to_json(),
+        ));
+        // `finish` writes the footer and flushes the writer's buffer.
+        self.writer.finish().map_err(parquet(&self.data_path))?;
+        let file = self.writer.inner();
+        // IMPORTANT: data reaches the disk before the block can be published.
+        file.sync_all().map_err(|e| Error::io(&self.data_path, e))?;
+        let size_bytes = file.metadata().map_err(|e| Error::io(&self.data_path, e))?.len();
+
+        let meta = self.meta.finish(&self.id, size_bytes, self.compaction_level);
+        let meta_path = self.tmp_dir.join(META_FILE);
+        let text = serde_json::to_vec_pretty(&meta)
+            .map_err(|e| Error::corrupt(&meta_path, format!("cannot encode meta.json: {e}")))?;
+        let mut meta_file = File::create(&meta_path).map_err(|e| Error::io(&meta_path, e))?;
+        meta_file.write_all(&text).map_err(|e| Error::io(&meta_path, e))?;
+        meta_file.sync_all().map_err(|e| Error::io(&meta_path, e))?;
+        drop(meta_file);
+
+        // IMPORTANT: fsync the temp folder so both entries exist, rename,
+        // then fsync the parent so the rename itself survives a crash.
+        sync_dir(&self.tmp_dir)?;
+        std::fs::rename(&self.tmp_dir, &self.final_dir).map_err(|e| Error::io(&self.final_dir, e))?;
+        sync_dir(&self.dir)?;
+        tracing::debug!(
+            block = %self.id,
+            spans = meta.span_count,
+            bytes = meta.size_bytes,
+            level = meta.compaction_level,
+            "block written"
+        );
+        Ok(meta)
+    }
+}
+
+fn sync_dir(dir: &Path) -> Result<(), Error> {
+    File::open(dir).and_then(|d| d.sync_all()).map_err(|e| Error::io(dir, e))
+}
+
+/// For each span, the position of its parent within the same trace slice.
+fn parent_positions(spans: &[Span]) -> Vec<Option<usize>> {
+    let find: Box<dyn Fn(SpanId) -> Option<usize>> = if spans.len() <= 32 {
+        Box::new(|id| spans.iter().position(|s| s.span_id == id))
+    } else {
+        let by_id: HashMap<SpanId, usize> = spans.iter().enumerate().map(|(i, s)| (s.span_id, i)).collect();
+        Box::new(move |id| by_id.get(&id).copied())
+    };
+    spans.iter().map(|s| s.parent_span_id.and_then(&find)).collect()
+}
+
+/// Deduplicates resources or scopes by content. A pointer cache makes the
+/// usual case (spans sharing one `Arc`) a hash lookup without encoding.
+struct Interner<T> {
+    by_ptr: HashMap<usize, u32>,
+    by_content: HashMap<String, u32>,
+    /// Keeps interned `Arc`s alive so their addresses stay unique.
+    keep: Vec<Arc<T>>,
+    entries: Vec<String>,
+}
+
+impl<T> Default for Interner<T> {
+    fn default() -> Self {
+        Interner { by_ptr: HashMap::new(), by_content: HashMap::new(), keep: Vec::new(), entries: Vec::new() }
+    }
+}
+
+impl<T> Interner<T> {
+    fn index(&mut self, item: &Arc<T>, encode: fn(&T) -> serde_json::Value) -> u32 {
+        let ptr = Arc::as_ptr(item) as usize;
+        if let Some(i) = self.by_ptr.get(&ptr) {
+            return *i;
+        }
+        let text = encode(item).to_string();
+        let next = self.entries.len() as u32;
+        let i = *self.by_content.entry(text.clone()).or_insert(next);
+        if i == next {
+            self.entries.push(text);
+        }
+        self.by_ptr.insert(ptr, i);
+        self.keep.push(Arc::clone(item));
+        i
+    }
+
+    /// The table as a JSON array.
+    fn table(&self) -> String {
+        let mut out = String::with_capacity(self.entries.iter().map(|e| e.len() + 1).sum::<usize>() + 2);
+        out.push('[');
+        for (i, e) in self.entries.iter().enumerate() {
+            if i > 0 {
+                out.push(',');
+            }
+            out.push_str(e);
+        }
+        out.push(']');
+        out
+    }
+}
+
+/// Column builders for one row group.
+struct Rows {
+    len: usize,
+    trace_id: FixedSizeBinaryBuilder,
+    span_id: FixedSizeBinaryBuilder,
+    parent_distance: Int32Builder,
+    parent_span_id: FixedSizeBinaryBuilder,
+    start: Vec<i64>,
+    duration: Vec<i64>,
+    service: StringDictionaryBuilder<Int32Type>,
+    name: StringDictionaryBuilder<Int32Type>,
+    kind: Vec<u8>,
+    status_code: Vec<u8>,
+    status_message: StringDictionaryBuilder<Int32Type>,
+    trace_state: StringDictionaryBuilder<Int32Type>,
+    flags: Vec<u32>,
+    resource: Vec<u32>,
+    scope: Vec<u32>,
+    dropped_attributes: Vec<u32>,
+    dropped_events: Vec<u32>,
+    dropped_links: Vec<u32>,
+    layout: StringDictionaryBuilder<Int32Type>,
+    str_slots: Vec<StringDictionaryBuilder<Int32Type>>,
+    int_slots: Vec<Int64Builder>,
+    /// Spans that used each dedicated column, for the block's metadata.
+    str_used: [u64; STR_SLOTS],
+    int_used: [u64; INT_SLOTS],
+    attributes: Attributes,
+    events: Events,
+    links: Links,
+}
+
+impl Rows {
+    fn new(capacity: usize) -> Rows {
+        Rows {
+            len: 0,
+            trace_id: FixedSizeBinaryBuilder::with_capacity(capacity, 16),
+            span_id: FixedSizeBinaryBuilder::with_capacity(capacity, 8),
+            parent_distance: Int32Builder::with_capacity(capacity),
+            parent_span_id: FixedSizeBinaryBuilder::with_capacity(capacity, 8),
+            start: Vec::with_capacity(capacity),
+            duration: Vec::with_capacity(capacity),
+            service: StringDictionaryBuilder::new(),
+            name: StringDictionaryBuilder::new(),
+            kind: Vec::with_capacity(capacity),
+            status_code: Vec::with_capacity(capacity),
+            status_message: StringDictionaryBuilder::new(),
+            trace_state: StringDictionaryBuilder::new(),
+            flags: Vec::with_capacity(capacity),
+            resource: Vec::with_capacity(capacity),
+            scope: Vec::with_capacity(capacity),
+            dropped_attributes: Vec::with_capacity(capacity),
+            dropped_events: Vec::with_capacity(capacity),
+            dropped_links: Vec::with_capacity(capacity),
+            layout: StringDictionaryBuilder::new(),
+            str_slots: (0..STR_SLOTS).map(|_| StringDictionaryBuilder::new()).collect(),
+            int_slots: (0..INT_SLOTS).map(|_| Int64Builder::with_capacity(capacity)).collect(),
+            str_used: [0; STR_SLOTS],
+            int_used: [0; INT_SLOTS],
+            attributes: Attributes::default(),
+            events: Events::default(),
+            links: Links::default(),
+        }
+    }
+
+    fn push(
+        &mut self,
+        span: &Span,
+        parent_distance: Option<i32>,
+        resource: u32,
+        scope: u32,
+        dedicated: &Dedicated,
+    ) {
+        self.len += 1;
+        // NOTE: fixed-size appends only fail on a width mismatch, and ids
+        // have the declared widths by type.
+        let _ = self.trace_id.append_value(span.trace_id.as_bytes());
+        let _ = self.span_id.append_value(span.span_id.as_bytes());
+        self.parent_distance.append_option(parent_distance);
+        match (parent_distance, span.parent_span_id) {
+            (None, Some(parent)) => {
+                let _ = self.parent_span_id.append_value(parent.as_bytes());
+            }
+            _ => self.parent_span_id.append_null(),
+        }
+        // u64 nanoseconds are stored as i64 bit patterns: lossless, and
+        // ordered correctly until the year 2262.
+        self.start.push(span.start_time_unix_nano as i64);
+        self.duration.push(span.end_time_unix_nano.wrapping_sub(span.start_time_unix_nano) as i64);
+        self.service.append_value(span.service_name());
+        self.name.append_value(&span.name);
+        self.kind.push(span.kind as u8);
+        self.status_code.push(span.status.code as u8);
+        self.status_message.append_value(&span.status.message);
+        self.trace_state.append_value(&span.trace_state);
+        self.flags.push(span.flags);
+        self.resource.push(resource);
+        self.scope.push(scope);
+        self.dropped_attributes.push(span.dropped_attributes_count);
+        self.dropped_events.push(span.dropped_events_count);
+        self.dropped_links.push(span.dropped_links_count);
+        self.push_attributes(&span.attributes, dedicated);
+        self.events.push_list(&span.events, span.start_time_unix_nano);
+        self.links.push_list(&span.links);
+    }
+
+    /// Splits a span's attributes between the dedicated columns (the first
+    /// value of a dedicated key with the column's type) and the generic
+    /// list, recording the original order in `attribute_layout`.
+    fn push_attributes(&mut self, kvs: &[KeyValue], dedicated: &Dedicated) {
+        let mut strs: [Option<&str>; STR_SLOTS] = [None; STR_SLOTS];
+        let mut ints: [Option<i64>; INT_SLOTS] = [None; INT_SLOTS];
+        let mut order = String::new();
+        let mut any_dedicated = false;
+        for kv in kvs {
+            match &kv.value {
+                Value::Str(v) => {
+                    if let Some(slot) = dedicated.str_slot(&kv.key)
+                        && let Some(cell @ None) = strs.get_mut(usize::from(slot))
+                    {
+                        *cell = Some(v.as_str());
+                        order.push(char::from(layout::STR0 + slot));
+                        any_dedicated = true;
+                        continue;
+                    }
+                }
+                Value::Int(v) => {
+                    if let Some(slot) = dedicated.int_slot(&kv.key)
+                        && let Some(cell @ None) = ints.get_mut(usize::from(slot))
+                    {
+                        *cell = Some(*v);
+                        order.push(char::from(layout::INT0 + slot));
+                        any_dedicated = true;
+                        continue;
+                    }
+                }
+                _ => {}
+            }
+            order.push(char::from(layout::GENERIC));
+            self.attributes.push(kv);
+        }
+        self.attributes.close_list();
+        // An all-generic span needs no layout: the list is the order.
+        self.layout.append_value(if any_dedicated { order.as_str() } else { "" });
+        for (i, v) in strs.iter().enumerate() {
+            if let (Some(b), Some(used)) = (self.str_slots.get_mut(i), self.str_used.get_mut(i)) {
+                b.append_option(*v);
+                *used += u64::from(v.is_some());
+            }
+        }
+        for (i, v) in ints.iter().enumerate() {
+            if let (Some(b), Some(used)) = (self.int_slots.get_mut(i), self.int_used.get_mut(i)) {
+                b.append_option(*v);
+                *used += u64::from(v.is_some());
+            }
+        }
+    }
+
+    /// Builds the record batch and resets the builders.
+    fn finish(&mut self, schema: &SchemaRef) -> Result<RecordBatch, ArrowError> {
+        let mut columns: Vec<ArrayRef> = vec![
+            Arc::new(self.trace_id.finish()),
+            Arc::new(self.span_id.finish()),
+            Arc::new(self.parent_distance.finish()),
+            Arc::new(self.parent_span_id.finish()),
+            Arc::new(TimestampNanosecondArray::from(std::mem::take(&mut self.start)).with_timezone("UTC")),
+            Arc::new(Int64Array::from(std::mem::take(&mut self.duration))),
+            Arc::new(self.service.finish()),
+            Arc::new(self.name.finish()),
+            Arc::new(UInt8Array::from(std::mem::take(&mut self.kind))),
+            Arc::new(UInt8Array::from(std::mem::take(&mut self.status_code))),
+            Arc::new(self.status_message.finish()),
+            Arc::new(self.trace_state.finish()),
+            Arc::new(UInt32Array::from(std::mem::take(&mut self.flags))),
+            Arc::new(UInt32Array::from(std::mem::take(&mut self.resource))),
+            Arc::new(UInt32Array::from(std::mem::take(&mut self.scope))),
+            Arc::new(UInt32Array::from(std::mem::take(&mut self.dropped_attributes))),
+            Arc::new(UInt32Array::from(std::mem::take(&mut self.dropped_events))),
+            Arc::new(UInt32Array::from(std::mem::take(&mut self.dropped_links))),
+            Arc::new(self.layout.finish()),
+        ];
+        for b in &mut self.str_slots {
+            columns.push(Arc::new(b.finish()));
+        }
+        for b in &mut self.int_slots {
+            columns.push(Arc::new(b.finish()));
+        }
+        columns.push(Arc::new(self.attributes.finish()?));
+        columns.push(Arc::new(self.events.finish()?));
+        columns.push(Arc::new(self.links.finish()?));
+        self.len = 0;
+        RecordBatch::try_new(Arc::clone(schema), columns)
+    }
+}
+
+fn offsets(offsets: Vec<i32>) -> Result<OffsetBuffer<i32>, ArrowError> {
+    if offsets.windows(2).any(|w| w[0] > w[1]) || offsets.first() != Some(&0) {
+        return Err(ArrowError::InvalidArgumentError("list offsets out of order".to_owned()));
+    }
+    Ok(OffsetBuffer::new(ScalarBuffer::from(offsets)))
+}
+
+fn next_offset(len: usize) -> Result<i32, ArrowError> {
+    i32::try_from(len)
+        .map_err(|_| ArrowError::InvalidArgumentError("list too long for one row group".to_owned()))
+}
+
+/// Builders for one attribute list column (also nested in events/links).
+struct Attributes {
+    offsets: Vec<i32>,
+    len: usize,
+    overflow: bool,
+    key: StringBuilder,
+    ty: Vec<u8>,
+    str: StringBuilder,
+    int: Int64Builder,
+    double: Float64Builder,
+}
+
+impl Default for Attributes {
+    fn default() -> Self {
+        Attributes {
+            offsets: vec![0],
+            len: 0,
+            overflow: false,
+            key: StringBuilder::new(),
+            ty: Vec::new(),
+            str: StringBuilder::new(),
+            int: Int64Builder::new(),
+            double: Float64Builder::new(),
+        }
+    }
+}
+
+impl Attributes {
+    fn push_list(&mut self, kvs: &[KeyValue]) {
+        for kv in kvs {
+            self.push(kv);
+        }
+        self.close_list();
+    }
+
+    /// Ends the current row's list.
+    fn close_list(&mut self) {
+        match next_offset(self.len) {
+            Ok(o) => self.offsets.push(o),
+            Err(_) => self.overflow = true,
+        }
+    }
+
+    fn push(&mut self, kv: &KeyValue) {
+        self.len += 1;
+        self.key.append_value(&kv.key);
+        // Few leaves keep the repetition/definition levels small: booleans
+        // share `int`, bytes share `str` (as the base64 text tag search
+        // compares against anyway).
+        let (ty, str, int, double): (u8, Option<std::borrow::Cow<'_, str>>, _, _) = match &kv.value {
+            Value::Empty => (tag::EMPTY, None, None, None),
+            Value::Str(s) => (tag::STR, Some(s.as_str().into()), None, None),
+            Value::Bool(b) => (tag::BOOL, None, Some(i64::from(*b)), None),
+            Value::Int(i) => (tag::INT, None, Some(*i), None),
+            Value::Double(d) => (tag::DOUBLE, None, None, Some(*d)),
+            Value::Bytes(b) => {
+                (tag::BYTES, Some(base64::engine::general_purpose::STANDARD.encode(b).into()), None, None)
+            }
+            Value::Array(items) => (tag::ARRAY, Some(json::array_text(items).into()), None, None),
+            Value::Map(kvs) => (tag::MAP, Some(json::map_text(kvs).into()), None, None),
+        };
+        self.ty.push(ty);
+        self.str.append_option(str);
+        self.int.append_option(int);
+        self.double.append_option(double);
+    }
+
+    fn finish(&mut self) -> Result<ListArray, ArrowError> {
+        if std::mem::take(&mut self.overflow) {
+            return Err(ArrowError::InvalidArgumentError("too many attributes in one row group".to_owned()));
+        }
+        let values = StructArray::try_new(
+            schema::attribute_fields(),
+            vec![
+                Arc::new(self.key.finish()),
+                Arc::new(UInt8Array::from(std::mem::take(&mut self.ty))),
+                Arc::new(self.str.finish()),
+                Arc::new(self.int.finish()),
+                Arc::new(self.double.finish()),
+            ],
+            None,
+        )?;
+        self.len = 0;
+        let offsets = offsets(std::mem::replace(&mut self.offsets, vec![0]))?;
+        ListArray::try_new(schema::attribute_element(), offsets, Arc::new(values), None)
+    }
+}
+
+/// Builders for the events column.
+struct Events {
+    offsets: Vec<i32>,
+    len: usize,
+    time_offset: Vec<i64>,
+    name: StringBuilder,
+    attributes: Attributes,
+    dropped: Vec<u32>,
+}
+
+impl Default for Events {
+    fn default() -> Self {
+        Events {
+            offsets: vec![0],
+            len: 0,
+            time_offset: Vec::new(),
+            name: StringBuilder::new(),
+            attributes: Attributes::default(),
+            dropped: Vec::new(),
+        }
+    }
+}
+
+impl Events {
+    fn push_list(&mut self, events: &[Event], span_start: u64) {
+        for e in events {
+            self.len += 1;
+            // Offsets from the span start are small; wrapping keeps events
+            // before the start (clock skew) lossless.
+            self.time_offset.push(e.time_unix_nano.wrapping_sub(span_start) as i64);
+            self.name.append_value(&e.name);
+            self.attributes.push_list(&e.attributes);
+            self.dropped.push(e.dropped_attributes_count);
+        }
+        self.offsets.push(next_offset(self.len).unwrap_or(i32::MAX));
+    }
+
+    fn finish(&mut self) -> Result<ListArray, ArrowError> {
+        let values = StructArray::try_new(
+            schema::event_fields(),
+            vec![
+                Arc::new(Int64Array::from(std::mem::take(&mut self.time_offset))),
+                Arc::new(self.name.finish()),
+                Arc::new(self.attributes.finish()?),
+                Arc::new(UInt32Array::from(std::mem::take(&mut self.dropped))),
+            ],
+            None,
+        )?;
+        self.len = 0;
+        let offsets = offsets(std::mem::replace(&mut self.offsets, vec![0]))?;
+        ListArray::try_new(schema::event_element(), offsets, Arc::new(values), None)
+    }
+}
+
+/// Builders for the links column.
+struct Links {
+    offsets: Vec<i32>,
+    len: usize,
+    trace_id: Vec<u8>,
+    span_id: Vec<u8>,
+    trace_state: StringBuilder,
+    attributes: Attributes,
+    dropped: Vec<u32>,
+    flags: Vec<u32>,
+}
+
+impl Default for Links {
+    fn default() -> Self {
+        Links {
+            offsets: vec![0],
+            len: 0,
+            trace_id: Vec::new(),
+            span_id: Vec::new(),
+            trace_state: StringBuilder::new(),
+            attributes: Attributes::default(),
+            dropped: Vec::new(),
+            flags: Vec::new(),
+        }
+    }
+}
+
+impl Links {
+    fn push_list(&mut self, links: &[Link]) {
+        for l in links {
+            self.len += 1;
+            self.trace_id.extend_from_slice(l.trace_id.as_bytes());
+            self.span_id.extend_from_slice(l.span_id.as_bytes());
+            self.trace_state.append_value(&l.trace_state);
+            self.attributes.push_list(&l.attributes);
+            self.dropped.push(l.dropped_attributes_count);
+            self.flags.push(l.flags);
+        }
+        self.offsets.push(next_offset(self.len).unwrap_or(i32::MAX));
+    }
+
+    fn finish(&mut self) -> Result<ListArray, ArrowError> {
+        let trace_id = FixedSizeBinaryArray::try_new(16, std::mem::take(&mut self.trace_id).into(), None)?;
+        let span_id = FixedSizeBinaryArray::try_new(8, std::mem::take(&mut self.span_id).into(), None)?;
+        let values = StructArray::try_new(
+            schema::link_fields(),
+            vec![
+                Arc::new(trace_id),
+                Arc::new(span_id),
+                Arc::new(self.trace_state.finish()),
+                Arc::new(self.attributes.finish()?),
+                Arc::new(UInt32Array::from(std::mem::take(&mut self.dropped))),
+                Arc::new(UInt32Array::from(std::mem::take(&mut self.flags))),
+            ],
+            None,
+        )?;
+        self.len = 0;
+        let offsets = offsets(std::mem::replace(&mut self.offsets, vec![0]))?;
+        ListArray::try_new(schema::link_element(), offsets, Arc::new(values), None)
+    }
+}
