@@ -75,3 +75,24 @@ impl Error {
         Error::Corrupt { path: path.to_owned(), detail: detail.into() }
     }
 }
+
+/// Runs `f`, turning a panic into [`Error::Corrupt`].
+///
+/// The Parquet decoder is not hardened against every malformed file (a
+/// damaged page index, for one, trips an arithmetic overflow). Blocks are
+/// our own files, so a panic while decoding one means the file is damaged;
+/// it must fail that query, not the process. Nothing `f` touches outlives
+/// it, so no broken state can be observed after the unwind.
+pub(crate) fn contain<T>(path: &Path, f: impl FnOnce() -> Result<T, Error>) -> Result<T, Error> {
+    match std::panic::catch_unwind(std::panic::AssertUnwindSafe(f)) {
+        Ok(result) => result,
+        Err(panic) => {
+            let message = panic
+                .downcast_ref::<&str>()
+                .map(|s| (*s).to_owned())
+                .or_else(|| panic.downcast_ref::<String>().cloned())
+                .unwrap_or_default();
+            Err(Error::corrupt(path, format!("decoder panicked: {message}")))
+        }
+    }
+}

@@ -50,6 +50,7 @@ mod write;
 
 pub use compact::compact;
 pub use error::Error;
+pub(crate) use error::contain;
 pub use meta::BlockMeta;
 pub use read::{Block, SpanChunks};
 pub use write::write;

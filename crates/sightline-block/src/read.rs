@@ -19,7 +19,7 @@ use parquet::arrow::arrow_reader::{
     ArrowPredicateFn, ArrowReaderMetadata, ArrowReaderOptions, ParquetRecordBatchReader,
     ParquetRecordBatchReaderBuilder, RowFilter, RowSelection,
 };
-use parquet::file::metadata::PageIndexPolicy;
+use parquet::file::metadata::{PageIndexPolicy, ParquetStatisticsPolicy};
 use parquet::file::page_index::column_index::ColumnIndexMetaData;
 use parquet::file::statistics::Statistics;
 use sightline_model::{
@@ -94,6 +94,11 @@ impl Block {
     pub fn open(block_dir: &Path) -> Result<Block, Error> {
         let meta = BlockMeta::read(&block_dir.join(META_FILE))?;
         let data_path = block_dir.join(DATA_FILE);
+        crate::contain(&data_path, || Block::open_data(block_dir, meta))
+    }
+
+    fn open_data(block_dir: &Path, meta: BlockMeta) -> Result<Block, Error> {
+        let data_path = block_dir.join(DATA_FILE);
         let file = File::open(&data_path).map_err(|e| Error::io(&data_path, e))?;
         let len = file.metadata().map_err(|e| Error::io(&data_path, e))?.len();
         if len != meta.size_bytes {
@@ -105,10 +110,16 @@ impl Block {
         // The offset index (page locations) of every column lets a
         // selection read only its pages; page min/max is only useful on
         // the sorted trace_id column, so only that column index is loaded.
+        // Statistics are kept only for the columns readers prune with;
+        // the rest would cost memory in every open block.
+        let pruned = [Col::TraceId, Col::StartTime, Col::DurationNanos, Col::Name].map(Col::root);
         let options = ArrowReaderOptions::new()
             .with_offset_index_policy(PageIndexPolicy::Optional)
             .with_column_index_policy(PageIndexPolicy::Optional)
-            .with_column_index_mask(parquet::file::metadata::ColumnChunkMask::columns([0]));
+            .with_column_index_mask(parquet::file::metadata::ColumnChunkMask::columns([Col::TraceId.root()]))
+            .with_column_stats_policy(ParquetStatisticsPolicy::skip_except(&pruned))
+            .with_encoding_stats_policy(ParquetStatisticsPolicy::SkipAll)
+            .with_size_stats_policy(ParquetStatisticsPolicy::SkipAll);
         let reader_meta = ArrowReaderMetadata::load(&file, options)
             .map_err(|source| Error::Parquet { path: data_path.clone(), source })?;
         let file_meta = reader_meta.metadata().file_metadata();
@@ -147,6 +158,7 @@ impl Block {
         )
         .map_err(|e| Error::corrupt(&data_path, e))?;
         let leaves = Leaves::find(&data_path, reader_meta.metadata().file_metadata().schema_descr())?;
+        check_page_index(reader_meta.metadata()).map_err(|e| Error::corrupt(&data_path, e))?;
         Ok(Block {
             dir: block_dir.to_owned(),
             data_path,
@@ -202,6 +214,10 @@ impl Block {
     /// only the selected pages: first the `trace_id` column (a row filter),
     /// then every other column for the matching rows only.
     pub fn trace(&self, id: TraceId) -> Result<Vec<Span>, Error> {
+        crate::contain(&self.data_path, || self.trace_inner(id))
+    }
+
+    fn trace_inner(&self, id: TraceId) -> Result<Vec<Span>, Error> {
         let md = Arc::clone(self.reader_meta.metadata());
         let builder = self.builder()?;
         let key: [u8; 16] = *id.as_bytes();
@@ -258,7 +274,7 @@ impl Block {
 
     /// Row ranges (within row group `rg`) of the pages whose `trace_id`
     /// range may hold `key`; the whole group without a page index.
-    fn trace_pages(
+    pub(crate) fn trace_pages(
         &self,
         md: &parquet::file::metadata::ParquetMetaData,
         rg: usize,
@@ -269,7 +285,7 @@ impl Block {
         let (Some(ColumnIndexMetaData::FIXED_LEN_BYTE_ARRAY(ci)), Some(oi)) =
             (index.column_index(self.leaves.trace_id), index.offset_index(self.leaves.trace_id))
         else {
-            return vec![0..rows];
+            return std::iter::once(0..rows).collect();
         };
         let locations = oi.page_locations();
         let mut out: Vec<Range<usize>> = Vec::new();
@@ -305,8 +321,10 @@ impl Block {
     /// Every span in storage order, in chunks of whole traces (a trace is
     /// never split across chunks). Memory stays around one batch.
     pub fn spans(&self) -> Result<SpanChunks<'_>, Error> {
-        let reader = self.builder()?.with_batch_size(8192).build().map_err(|e| self.parquet_err(e))?;
-        Ok(SpanChunks::new(self, reader))
+        crate::contain(&self.data_path, || {
+            let reader = self.builder()?.with_batch_size(8192).build().map_err(|e| self.parquet_err(e))?;
+            Ok(SpanChunks::new(self, reader))
+        })
     }
 }
 
@@ -338,6 +356,17 @@ impl Iterator for SpanChunks<'_> {
         if self.done {
             return None;
         }
+        let path = self.block.data_path.clone();
+        let next = crate::contain(&path, || Ok(self.next_chunk()));
+        next.unwrap_or_else(|e| {
+            self.done = true;
+            Some(Err(e))
+        })
+    }
+}
+
+impl SpanChunks<'_> {
+    fn next_chunk(&mut self) -> Option<Result<Vec<Span>, Error>> {
         loop {
             match self.reader.next() {
                 Some(Ok(batch)) => {
@@ -364,6 +393,39 @@ impl Iterator for SpanChunks<'_> {
             }
         }
     }
+}
+
+/// Checks that the offset index agrees with the column chunks it
+/// describes: the Parquet reader trusts it for arithmetic.
+fn check_page_index(md: &parquet::file::metadata::ParquetMetaData) -> Result<(), String> {
+    let Some(index) = md.page_index() else { return Ok(()) };
+    for (rg, group) in md.row_groups().iter().enumerate() {
+        let rows = group.num_rows();
+        for (c, chunk) in group.columns().iter().enumerate() {
+            let Some(oi) = index.offset_index(rg, c) else { continue };
+            let (start, len) = chunk.byte_range();
+            let end = start.saturating_add(len);
+            let mut last_row = -1i64;
+            for loc in oi.page_locations() {
+                let offset = u64::try_from(loc.offset).map_err(|_| "negative page offset")?;
+                let size = u64::try_from(loc.compressed_page_size).map_err(|_| "negative page size")?;
+                if offset < start
+                    || offset.saturating_add(size) > end
+                    || loc.first_row_index <= last_row
+                    || loc.first_row_index >= rows.max(1)
+                {
+                    return Err(format!(
+                        "page index of row group {rg} column {c} disagrees with the column chunk"
+                    ));
+                }
+                last_row = loc.first_row_index;
+            }
+            if oi.page_locations().first().is_some_and(|l| l.first_row_index != 0) {
+                return Err(format!("page index of row group {rg} column {c} does not start at row 0"));
+            }
+        }
+    }
+    Ok(())
 }
 
 /// Collects the rows of one trace until it ends, then resolves parent
@@ -404,7 +466,7 @@ fn downcast<'a, T: 'static>(array: &'a dyn Array, what: &str) -> Result<&'a T, S
     array.as_any().downcast_ref::<T>().ok_or_else(|| format!("column {what} has type {}", array.data_type()))
 }
 
-pub(crate) fn column<'a, T: 'static>(batch: &'a RecordBatch, col: Col) -> Result<&'a T, String> {
+pub(crate) fn column<T: 'static>(batch: &RecordBatch, col: Col) -> Result<&T, String> {
     let name = col.name();
     let array = batch.column_by_name(&name).ok_or_else(|| format!("batch lacks column {name}"))?;
     downcast(array.as_ref(), &name)

@@ -48,7 +48,7 @@ enum Synthetic {
     Kind(u8),
     /// `otel.status_code`: spans with this status code.
     StatusCode(u8),
-    /// `otel.status_description`: error spans with this message.
+    /// `otel.status_description`: spans with this (non-empty) message.
     StatusDescription,
     /// `otel.scope.name` / `otel.scope.version`: via the scope table.
     Scope,
@@ -96,7 +96,7 @@ impl<'q> TagPlan<'q> {
                 .iter()
                 .find(|c| c.otel_name() == Some(value))
                 .map_or(Synthetic::None, |c| Synthetic::StatusCode(*c as u8)),
-            "otel.status_description" => Synthetic::StatusDescription,
+            "otel.status_description" if !value.is_empty() => Synthetic::StatusDescription,
             "otel.scope.name" | "otel.scope.version" if scope_hit.contains(&true) => Synthetic::Scope,
             _ => Synthetic::None,
         };
@@ -198,6 +198,10 @@ impl Block {
     /// the start of its latest matching span; at most `query.limit`, most
     /// recent first (ties by trace id).
     pub fn search(&self, query: &TraceQuery) -> Result<Vec<(TraceId, u64)>, Error> {
+        crate::contain(&self.data_path, || self.search_inner(query))
+    }
+
+    fn search_inner(&self, query: &TraceQuery) -> Result<Vec<(TraceId, u64)>, Error> {
         if query.limit == 0 || self.meta().span_count == 0 {
             return Ok(Vec::new());
         }
@@ -385,7 +389,7 @@ impl Block {
         if need(|s| matches!(s, Synthetic::Kind(_))) {
             cols.push(Col::Kind);
         }
-        if need(|s| matches!(s, Synthetic::Error | Synthetic::StatusCode(_) | Synthetic::StatusDescription)) {
+        if need(|s| matches!(s, Synthetic::Error | Synthetic::StatusCode(_))) {
             cols.push(Col::StatusCode);
         }
         if need(|s| *s == Synthetic::StatusDescription) {
@@ -428,7 +432,7 @@ impl Block {
                     }
                     None => None,
                 };
-                if query.service.is_some() && !resource.is_some_and(|r| service_ok.get(r) == Some(&true)) {
+                if query.service.is_some() && resource.is_none_or(|r| service_ok.get(r) != Some(&true)) {
                     continue;
                 }
                 let first_flag = out.unresolved.len();
@@ -656,8 +660,7 @@ impl<'a> Phase1View<'a> {
             Synthetic::Kind(kind) => self.kind.is_some_and(|c| c.value(i) == kind),
             Synthetic::StatusCode(code) => self.status.is_some_and(|s| s.value(i) == code),
             Synthetic::StatusDescription => {
-                self.status.is_some_and(|s| s.value(i) == error)
-                    && self.message.as_ref().map(|m| m.get(i)).transpose()? == Some(t.filter.value.as_str())
+                self.message.as_ref().map(|m| m.get(i)).transpose()? == Some(t.filter.value.as_str())
             }
             Synthetic::Scope => {
                 self.scope.is_some_and(|s| t.scope_hit.get(s.value(i) as usize).copied().unwrap_or(false))

@@ -27,7 +27,7 @@ fn options(row_group_spans: usize) -> WriteOptions {
 fn expected(spans: &[Span]) -> Vec<Span> {
     let mut seen = HashSet::new();
     let mut out: Vec<Span> = spans.iter().filter(|s| seen.insert((s.trace_id, s.span_id))).cloned().collect();
-    out.sort_by(|a, b| (a.trace_id, a.start_time_unix_nano).cmp(&(b.trace_id, b.start_time_unix_nano)));
+    out.sort_by_key(|s| (s.trace_id, s.start_time_unix_nano));
     out
 }
 
@@ -158,4 +158,594 @@ fn size_per_realistic_span() {
     }
     assert_eq!(meta.span_count, spans.len() as u64);
     assert_eq!(block.read_all().unwrap(), expected(&spans));
+}
+
+// ---------------------------------------------------------------- trace()
+
+/// A realistic block with `row_group_spans`-row groups, and its spans as
+/// stored.
+fn realistic_block(dir: &Path, traces: usize, row_group_spans: usize) -> (Block, Vec<Span>) {
+    let spans = datagen::realistic(traces, 11, 1_700_000_000_000_000_000);
+    let block = write_open(dir, "r", spans.clone(), &options(row_group_spans));
+    (block, expected(&spans))
+}
+
+fn trace_of(stored: &[Span], id: TraceId) -> Vec<Span> {
+    let mut out: Vec<Span> = stored.iter().filter(|s| s.trace_id == id).cloned().collect();
+    out.sort_by_key(|s| s.start_time_unix_nano);
+    out
+}
+
+#[test]
+fn trace_hits_first_middle_last_and_split_row_groups() {
+    let dir = tempfile::tempdir().unwrap();
+    let (block, stored) = realistic_block(dir.path(), 300, 500);
+    let groups = block.reader_meta.metadata().num_row_groups();
+    assert!(groups >= 6, "{groups} row groups");
+    let first = stored[0].trace_id;
+    let middle = stored[stored.len() / 2].trace_id;
+    let last = stored[stored.len() - 1].trace_id;
+    // A trace with rows on both sides of the row-group boundary at 1000.
+    let split = stored[1000].trace_id;
+    assert_eq!(stored[999].trace_id, split, "pick another boundary: trace does not straddle it");
+    for id in [first, middle, last, split] {
+        let got = block.trace(id).unwrap();
+        assert!(!got.is_empty());
+        assert_eq!(got, trace_of(&stored, id));
+    }
+    // Every 25th trace too.
+    let ids: Vec<TraceId> =
+        stored.iter().map(|s| s.trace_id).collect::<std::collections::BTreeSet<_>>().into_iter().collect();
+    for id in ids.iter().step_by(25) {
+        assert_eq!(block.trace(*id).unwrap(), trace_of(&stored, *id));
+    }
+}
+
+#[test]
+fn trace_absent_id_is_empty() {
+    let dir = tempfile::tempdir().unwrap();
+    let (block, stored) = realistic_block(dir.path(), 50, 100);
+    let mut absent = *stored[10].trace_id.as_bytes();
+    absent[15] ^= 0x80; // inside the id range, not in the block
+    let absent = TraceId::from_bytes(absent).unwrap();
+    assert!(stored.iter().all(|s| s.trace_id != absent));
+    assert_eq!(block.trace(absent).unwrap(), Vec::<Span>::new());
+    assert_eq!(block.trace(TraceId::from_bytes([0xff; 16]).unwrap()).unwrap(), Vec::<Span>::new());
+    assert_eq!(
+        block.trace(TraceId::from_bytes([0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 1]).unwrap()).unwrap(),
+        vec![]
+    );
+}
+
+#[test]
+fn trace_selects_pages_inside_a_row_group() {
+    let dir = tempfile::tempdir().unwrap();
+    let (block, stored) = realistic_block(dir.path(), 1_500, 20_000);
+    let md = Arc::clone(block.reader_meta.metadata());
+    let rows = md.row_group(0).num_rows() as usize;
+    assert!(rows > 3 * crate::schema::PAGE_ROWS, "{rows} rows: need several pages");
+    let id = stored[rows / 2].trace_id;
+    let pages = block.trace_pages(&md, 0, id.as_bytes(), rows);
+    let selected: usize = pages.iter().map(|r| r.len()).sum();
+    assert!(selected <= 2 * crate::schema::PAGE_ROWS + 1024, "selected {selected} of {rows} rows");
+    assert_eq!(block.trace(id).unwrap(), trace_of(&stored, id));
+}
+
+#[test]
+fn duplicates_are_dropped_keeping_the_first() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut spans = datagen::realistic(5, 3, 1_000);
+    let mut dup = spans[3].clone();
+    dup.name = "second copy".to_owned();
+    dup.start_time_unix_nano = 1; // would sort first if it were kept
+    spans.push(dup);
+    let first_copy = spans[3].clone();
+    let block = write_open(dir.path(), "d", spans.clone(), &options(4));
+    assert_eq!(block.meta().span_count, spans.len() as u64 - 1);
+    let trace = block.trace(first_copy.trace_id).unwrap();
+    assert_eq!(
+        trace.iter().filter(|s| s.span_id == first_copy.span_id).collect::<Vec<_>>(),
+        vec![&first_copy]
+    );
+    assert!(block.read_all().unwrap().iter().all(|s| s.name != "second copy"));
+}
+
+// ---------------------------------------------------------------- search()
+
+/// The reference: `span_matches` over every stored span.
+fn brute_force(stored: &[Span], q: &TraceQuery) -> Vec<(TraceId, u64)> {
+    let mut latest: HashMap<TraceId, u64> = HashMap::new();
+    for s in stored.iter().filter(|s| span_matches(s, q)) {
+        let e = latest.entry(s.trace_id).or_insert(s.start_time_unix_nano);
+        *e = (*e).max(s.start_time_unix_nano);
+    }
+    let mut out: Vec<(TraceId, u64)> = latest.into_iter().collect();
+    out.sort_by(|a, b| b.1.cmp(&a.1).then(a.0.cmp(&b.0)));
+    out.truncate(q.limit);
+    out
+}
+
+fn tag(key: &str, value: &str) -> TagFilter {
+    TagFilter { key: key.to_owned(), value: value.to_owned() }
+}
+
+fn query(limit: usize) -> TraceQuery {
+    TraceQuery { limit, ..TraceQuery::default() }
+}
+
+/// Small hand-made traces for exact search semantics.
+fn search_fixture() -> Vec<Span> {
+    use datagen::kv;
+    use sightline_model::{Event, Resource, SpanId, SpanKind, Status, StatusCode};
+    let web =
+        Arc::new(Resource::new(vec![kv("service.name", "web"), kv("host.name", "h1")], 0, String::new()));
+    let db = Arc::new(Resource::new(vec![kv("service.name", "db"), kv("host.name", "h2")], 0, String::new()));
+    let scope =
+        Arc::new(sightline_model::Scope { name: "lib".into(), version: "9".into(), ..Default::default() });
+    let mk = |t: u8, s: u8, start: u64, dur: u64, res: &Arc<Resource>| Span {
+        trace_id: TraceId::from_bytes([t; 16]).unwrap(),
+        span_id: SpanId::from_bytes([s; 8]).unwrap(),
+        parent_span_id: None,
+        trace_state: String::new(),
+        flags: 0,
+        name: "op".into(),
+        kind: SpanKind::Internal,
+        start_time_unix_nano: start,
+        end_time_unix_nano: start + dur,
+        attributes: vec![],
+        dropped_attributes_count: 0,
+        events: vec![],
+        dropped_events_count: 0,
+        links: vec![],
+        dropped_links_count: 0,
+        status: Status::default(),
+        resource: Arc::clone(res),
+        scope: Arc::clone(&scope),
+    };
+    let mut spans = Vec::new();
+    // Trace 1: two spans that each satisfy half of {code=500, kind=server}.
+    let mut a = mk(1, 1, 100, 10, &web);
+    a.attributes = vec![kv("http.status_code", 500i64)];
+    let mut b = mk(1, 2, 110, 10, &web);
+    b.kind = SpanKind::Server;
+    spans.extend([a, b]);
+    // Trace 2: one span satisfying both, an error with an exception event.
+    let mut c = mk(2, 1, 200, 50, &web);
+    c.kind = SpanKind::Server;
+    c.name = "GET /x".into();
+    c.attributes = vec![kv("http.status_code", 500i64), kv("user.id", "u-42"), kv("user.id", "u-43")];
+    c.status = Status { code: StatusCode::Error, message: "failed".into() };
+    c.events = vec![Event {
+        time_unix_nano: 210,
+        name: "exception".into(),
+        attributes: vec![kv("exception.type", "Timeout")],
+        dropped_attributes_count: 0,
+    }];
+    spans.push(c);
+    // Trace 3: db spans with a string status code and a bool and a double.
+    let mut d = mk(3, 1, 300, 1_000, &db);
+    d.kind = SpanKind::Client;
+    d.attributes = vec![kv("http.status_code", "500"), kv("cache.hit", true), kv("ratio", 0.5f64)];
+    spans.push(d);
+    // Traces 4..=8: increasing starts for limit/order tests.
+    for t in 4..=8u8 {
+        let mut s = mk(t, 1, 1_000 * u64::from(t), 5, &web);
+        s.name = "tick".into();
+        spans.push(s);
+        let mut s = mk(t, 2, 1_000 * u64::from(t) - 500, 5, &web);
+        s.name = "tick".into();
+        spans.push(s);
+    }
+    spans
+}
+
+fn ids(result: &[(TraceId, u64)]) -> Vec<u8> {
+    result.iter().map(|(t, _)| t.as_bytes()[0]).collect()
+}
+
+#[test]
+fn search_semantics() {
+    let dir = tempfile::tempdir().unwrap();
+    let spans = search_fixture();
+    let stored = expected(&spans);
+    // Small row groups so the traces spread over several.
+    let block = write_open(dir.path(), "s", spans, &options(3));
+    let check = |q: TraceQuery, want: Vec<u8>| {
+        let got = block.search(&q).unwrap();
+        assert_eq!(got, brute_force(&stored, &q), "{q:?}");
+        assert_eq!(ids(&got), want, "{q:?}");
+    };
+    let q = |f: &dyn Fn(&mut TraceQuery)| {
+        let mut q = query(100);
+        f(&mut q);
+        q
+    };
+    check(q(&|q| q.service = Some("db".into())), vec![3]);
+    check(q(&|q| q.service = Some("nope".into())), vec![]);
+    check(q(&|q| q.operation = Some("GET /x".into())), vec![2]);
+    check(q(&|q| (q.service, q.operation) = (Some("db".into()), Some("GET /x".into()))), vec![]);
+    check(q(&|q| q.min_duration_nanos = Some(50)), vec![3, 2]);
+    check(q(&|q| q.max_duration_nanos = Some(10)), vec![8, 7, 6, 5, 4, 1]);
+    check(q(&|q| (q.min_duration_nanos, q.max_duration_nanos) = (Some(10), Some(50))), vec![2, 1]);
+    check(
+        q(&|q| (q.start_min_unix_nanos, q.start_max_unix_nanos) = (Some(150), Some(5_000))),
+        vec![5, 4, 3, 2],
+    );
+    // Tags: span attributes compared as text, any value type.
+    check(q(&|q| q.tags = vec![tag("http.status_code", "500")]), vec![3, 2, 1]);
+    check(q(&|q| q.tags = vec![tag("http.status_code", "+500")]), vec![]);
+    check(q(&|q| q.tags = vec![tag("cache.hit", "true")]), vec![3]);
+    check(q(&|q| q.tags = vec![tag("ratio", "0.5")]), vec![3]);
+    check(q(&|q| q.tags = vec![tag("user.id", "u-43")]), vec![2]); // duplicate key
+    // Resource and event attributes, synthetic keys.
+    check(q(&|q| q.tags = vec![tag("host.name", "h2")]), vec![3]);
+    check(q(&|q| q.tags = vec![tag("exception.type", "Timeout")]), vec![2]);
+    check(q(&|q| q.tags = vec![tag("error", "true")]), vec![2]);
+    check(q(&|q| q.tags = vec![tag("error", "false")]), vec![]);
+    check(q(&|q| q.tags = vec![tag("span.kind", "server")]), vec![2, 1]);
+    check(q(&|q| q.tags = vec![tag("span.kind", "client")]), vec![3]);
+    check(q(&|q| q.tags = vec![tag("otel.status_code", "ERROR")]), vec![2]);
+    check(q(&|q| q.tags = vec![tag("otel.status_description", "failed")]), vec![2]);
+    check(q(&|q| q.tags = vec![tag("otel.scope.name", "lib")]), vec![8, 7, 6, 5, 4, 3, 2, 1]);
+    check(q(&|q| q.tags = vec![tag("otel.scope.version", "8")]), vec![]);
+    // AND on one span: trace 1 has each condition on a different span.
+    check(q(&|q| q.tags = vec![tag("http.status_code", "500"), tag("span.kind", "server")]), vec![2]);
+    check(
+        q(&|q| {
+            q.service = Some("web".into());
+            q.tags = vec![tag("error", "true"), tag("exception.type", "Timeout"), tag("host.name", "h1")];
+        }),
+        vec![2],
+    );
+    // Limit and most-recent-first: trace 8's latest span starts at 8000.
+    let got = block
+        .search(&q(&|q| {
+            q.operation = Some("tick".into());
+            q.limit = 3;
+        }))
+        .unwrap();
+    assert_eq!(
+        got.iter().map(|(t, s)| (t.as_bytes()[0], *s)).collect::<Vec<_>>(),
+        vec![(8, 8000), (7, 7000), (6, 6000)]
+    );
+    assert_eq!(block.search(&q(&|q| q.limit = 0)).unwrap(), vec![]);
+}
+
+#[test]
+fn search_matches_brute_force_on_generated_queries() {
+    let dir = tempfile::tempdir().unwrap();
+    let (block, stored) = realistic_block(dir.path(), 400, 700);
+    let mut rng = datagen::Rng::new(99);
+    let (min_start, max_start) = (block.meta().min_start_unix_nanos, block.meta().max_start_unix_nanos);
+    let mut nonempty = 0;
+    for round in 0..120 {
+        let sample = &stored[rng.below(stored.len() as u64) as usize];
+        let mut q = query(if round % 3 == 0 { 10_000 } else { 20 });
+        if rng.chance(0.5) {
+            q.service = Some(sample.service_name().to_owned());
+        }
+        if rng.chance(0.3) {
+            q.operation = Some(sample.name.clone());
+        }
+        if rng.chance(0.3) {
+            q.min_duration_nanos = Some(sample.duration_nanos() / 2);
+        }
+        if rng.chance(0.2) {
+            q.max_duration_nanos = Some(sample.duration_nanos() * 2);
+        }
+        if rng.chance(0.2) {
+            q.start_min_unix_nanos = Some(min_start + rng.below(max_start - min_start));
+        }
+        if rng.chance(0.2) {
+            q.start_max_unix_nanos = Some(min_start + rng.below(max_start - min_start));
+        }
+        for _ in 0..rng.below(3) {
+            let t = match rng.below(6) {
+                0 | 1 if !sample.attributes.is_empty() => {
+                    let kv = rng.pick(&sample.attributes);
+                    tag(&kv.key, &kv.value.to_text())
+                }
+                2 => {
+                    let kv = rng.pick(sample.resource.attributes());
+                    tag(&kv.key, &kv.value.to_text())
+                }
+                3 if !sample.events.is_empty() => {
+                    let e = rng.pick(&sample.events);
+                    let kv = rng.pick(&e.attributes);
+                    tag(&kv.key, &kv.value.to_text())
+                }
+                4 => rng
+                    .pick(&[
+                        tag("error", "true"),
+                        tag("span.kind", "server"),
+                        tag("otel.status_code", "ERROR"),
+                    ])
+                    .clone(),
+                _ => tag("user.id", &format!("user-{}", rng.below(50_000))),
+            };
+            q.tags.push(t);
+        }
+        let want = brute_force(&stored, &q);
+        nonempty += usize::from(!want.is_empty());
+        assert_eq!(block.search(&q).unwrap(), want, "round {round}: {q:?}");
+    }
+    assert!(nonempty > 60, "only {nonempty} queries matched anything");
+}
+
+// ---------------------------------------------------------------- compact()
+
+#[test]
+fn compact_merges_overlaps_and_duplicates() {
+    let dir = tempfile::tempdir().unwrap();
+    let all = datagen::realistic(60, 5, 1_000_000);
+    // Three inputs: overlapping traces, and b copies some of a's spans with
+    // a different name (a's copy must win, a being first).
+    let a: Vec<Span> = all.iter().step_by(2).cloned().collect();
+    let mut b: Vec<Span> = all.iter().skip(1).step_by(3).cloned().collect();
+    for s in a.iter().take(40) {
+        let mut copy = s.clone();
+        copy.name = "from b".to_owned();
+        b.push(copy);
+    }
+    let c: Vec<Span> = all.iter().skip(1).step_by(2).chain(a.iter().skip(100).take(10)).cloned().collect();
+    write(dir.path(), "a", a.clone(), &options(100)).unwrap();
+    write(dir.path(), "b", b.clone(), &WriteOptions { compaction_level: 2, ..options(64) }).unwrap();
+    write(dir.path(), "c", c.clone(), &options(1000)).unwrap();
+    let blocks: Vec<Block> =
+        ["a", "b", "c"].iter().map(|id| Block::open(&dir.path().join(id)).unwrap()).collect();
+    let refs: Vec<&Block> = blocks.iter().collect();
+    let meta = compact(dir.path(), "abc", &refs, &options(128)).unwrap();
+    assert_eq!(meta.compaction_level, 3);
+    let merged = Block::open(&dir.path().join("abc")).unwrap();
+    let want = expected(&[a.clone(), b.clone(), c.clone()].concat());
+    assert_eq!(want.len(), all.len()); // every span, once
+    assert_eq!(merged.read_all().unwrap(), want);
+    assert!(merged.read_all().unwrap().iter().all(|s| s.name != "from b"));
+    // The same metadata as writing the union directly.
+    let direct = write(dir.path(), "direct", [a, b, c].concat(), &options(128)).unwrap();
+    assert_eq!(
+        (meta.span_count, meta.trace_count, &meta.operations, &meta.dependencies, meta.max_end_unix_nanos),
+        (
+            direct.span_count,
+            direct.trace_count,
+            &direct.operations,
+            &direct.dependencies,
+            direct.max_end_unix_nanos
+        )
+    );
+}
+
+// ---------------------------------------------------------------- meta
+
+#[test]
+fn meta_is_exact() {
+    use datagen::kv;
+    use sightline_model::{Resource, SpanId, SpanKind, Status};
+    let dir = tempfile::tempdir().unwrap();
+    let res = |name: &str| Arc::new(Resource::new(vec![kv("service.name", name)], 0, String::new()));
+    let (front, cart, redis) = (res("frontend"), res("cart"), res("redis"));
+    let scope = Arc::new(sightline_model::Scope::default());
+    let mk = |t: u8,
+              s: u8,
+              parent: Option<u8>,
+              r: &Arc<Resource>,
+              name: &str,
+              kind: SpanKind,
+              start: u64,
+              end: u64| Span {
+        trace_id: TraceId::from_bytes([t; 16]).unwrap(),
+        span_id: SpanId::from_bytes([s; 8]).unwrap(),
+        parent_span_id: parent.map(|p| SpanId::from_bytes([p; 8]).unwrap()),
+        trace_state: String::new(),
+        flags: 0,
+        name: name.into(),
+        kind,
+        start_time_unix_nano: start,
+        end_time_unix_nano: end,
+        attributes: vec![],
+        dropped_attributes_count: 0,
+        events: vec![],
+        dropped_events_count: 0,
+        links: vec![],
+        dropped_links_count: 0,
+        status: Status::default(),
+        resource: Arc::clone(r),
+        scope: Arc::clone(&scope),
+    };
+    let spans = vec![
+        mk(1, 1, None, &front, "GET /", SpanKind::Server, 1_000, 9_000),
+        mk(1, 2, Some(1), &cart, "GetCart", SpanKind::Server, 2_000, 3_000),
+        mk(1, 3, Some(2), &redis, "HGET", SpanKind::Client, 2_100, 2_200),
+        mk(1, 4, Some(1), &cart, "GetCart", SpanKind::Server, 4_000, 5_000),
+        mk(1, 5, Some(4), &cart, "GetCart", SpanKind::Internal, 4_100, 4_200),
+        mk(2, 1, None, &front, "GET /", SpanKind::Server, 500, 20_000),
+        mk(2, 2, Some(9), &cart, "GetCart", SpanKind::Server, 600, 700), // parent not in block
+        mk(2, 2, Some(1), &cart, "duplicate", SpanKind::Server, 600, 700),
+    ];
+    let meta = write(dir.path(), "m", spans, &options(3)).unwrap();
+    let size = std::fs::metadata(dir.path().join("m/data.parquet")).unwrap().len();
+    let s = |v: &str| v.to_owned();
+    assert_eq!(
+        meta,
+        BlockMeta {
+            id: s("m"),
+            format: s("sl1"),
+            span_count: 7,
+            trace_count: 2,
+            min_start_unix_nanos: 500,
+            max_start_unix_nanos: 4_100,
+            max_end_unix_nanos: 20_000,
+            size_bytes: size,
+            compaction_level: 0,
+            operations: vec![
+                (s("cart"), s("GetCart"), 1),
+                (s("cart"), s("GetCart"), 2),
+                (s("frontend"), s("GET /"), 2),
+                (s("redis"), s("HGET"), 3),
+            ],
+            dependencies: vec![(s("cart"), s("redis"), 1), (s("frontend"), s("cart"), 2)],
+        }
+    );
+    // meta.json holds the same.
+    assert_eq!(Block::open(&dir.path().join("m")).unwrap().meta(), &meta);
+}
+
+// ---------------------------------------------------------------- damage
+
+fn damaged_block(dir: &Path) -> std::path::PathBuf {
+    write(dir, "x", datagen::every_field(), &options(4)).unwrap();
+    dir.join("x")
+}
+
+#[test]
+fn truncated_data_file_is_corrupt() {
+    let dir = tempfile::tempdir().unwrap();
+    let block = damaged_block(dir.path());
+    let data = block.join("data.parquet");
+    let len = std::fs::metadata(&data).unwrap().len();
+    let file = std::fs::OpenOptions::new().write(true).open(&data).unwrap();
+    file.set_len(len / 2).unwrap();
+    let err = Block::open(&block).unwrap_err();
+    assert!(matches!(err, Error::Corrupt { .. }) && err.is_corruption(), "{err:?}");
+    // Even when meta.json agrees on the size, the footer is gone.
+    let meta_path = block.join("meta.json");
+    let meta = std::fs::read_to_string(&meta_path)
+        .unwrap()
+        .replace(&format!("\"size_bytes\": {len}"), &format!("\"size_bytes\": {}", len / 2));
+    std::fs::write(&meta_path, meta).unwrap();
+    let err = Block::open(&block).unwrap_err();
+    assert!(matches!(err, Error::Parquet { .. }) && err.is_corruption(), "{err:?}");
+}
+
+#[test]
+fn garbage_meta_json_is_corrupt() {
+    let dir = tempfile::tempdir().unwrap();
+    let block = damaged_block(dir.path());
+    std::fs::write(block.join("meta.json"), b"\x00\xffnot json").unwrap();
+    let err = Block::open(&block).unwrap_err();
+    assert!(matches!(err, Error::Corrupt { .. }) && err.is_corruption(), "{err:?}");
+    std::fs::write(block.join("meta.json"), br#"{"format": "sl1", "id": 5}"#).unwrap();
+    assert!(matches!(Block::open(&block).unwrap_err(), Error::Corrupt { .. }));
+    std::fs::remove_file(block.join("meta.json")).unwrap();
+    let err = Block::open(&block).unwrap_err();
+    assert!(
+        matches!(&err, Error::Io { source, .. } if source.kind() == std::io::ErrorKind::NotFound),
+        "{err:?}"
+    );
+    assert!(!err.is_corruption());
+}
+
+#[test]
+fn unknown_format_is_rejected() {
+    let dir = tempfile::tempdir().unwrap();
+    let block = damaged_block(dir.path());
+    // In meta.json …
+    let meta_path = block.join("meta.json");
+    let original = std::fs::read_to_string(&meta_path).unwrap();
+    std::fs::write(&meta_path, original.replace("\"sl1\"", "\"sl9\"")).unwrap();
+    let err = Block::open(&block).unwrap_err();
+    assert!(matches!(&err, Error::UnknownFormat { found, .. } if found == "sl9"), "{err:?}");
+    assert!(!err.is_corruption());
+    // … and in the Parquet footer (same length, so offsets hold).
+    std::fs::write(&meta_path, original).unwrap();
+    let data = block.join("data.parquet");
+    let mut bytes = std::fs::read(&data).unwrap();
+    let key = b"sightline.format";
+    let at = bytes.windows(key.len()).rposition(|w| w == key).unwrap();
+    let value = bytes[at..].windows(3).position(|w| w == b"sl1").unwrap() + at;
+    bytes[value + 2] = b'7';
+    std::fs::write(&data, bytes).unwrap();
+    let err = Block::open(&block).unwrap_err();
+    assert!(
+        matches!(&err, Error::UnknownFormat { found, path } if found == "sl7" && path.ends_with("data.parquet")),
+        "{err:?}"
+    );
+}
+
+#[test]
+fn flipped_data_bytes_error_or_differ_without_panic() {
+    let dir = tempfile::tempdir().unwrap();
+    let block_dir = damaged_block(dir.path());
+    let data = block_dir.join("data.parquet");
+    let original = std::fs::read(&data).unwrap();
+    let footer =
+        u32::from_le_bytes(original[original.len() - 8..original.len() - 4].try_into().unwrap()) as usize;
+    let body = original.len() - footer - 8;
+    let mut errors = 0;
+    for at in (4..body).step_by(97) {
+        let mut bytes = original.clone();
+        bytes[at] ^= 0x5a;
+        std::fs::write(&data, &bytes).unwrap();
+        match Block::open(&block_dir) {
+            Ok(block) => {
+                let all = block.read_all();
+                let one = block.trace(TraceId::from_bytes([0x11; 16]).unwrap());
+                let found =
+                    block.search(&TraceQuery { limit: 5, tags: vec![tag("str", "x")], ..Default::default() });
+                errors += usize::from(all.is_err() || one.is_err() || found.is_err());
+            }
+            Err(_) => errors += 1,
+        }
+    }
+    assert!(errors > 0);
+}
+
+#[test]
+fn write_rejects_bad_ids_and_existing_blocks_and_replaces_leftovers() {
+    let dir = tempfile::tempdir().unwrap();
+    for id in ["", ".", "..", "a/b", "x.tmp"] {
+        assert!(matches!(write(dir.path(), id, vec![], &options(4)), Err(Error::InvalidId { .. })), "{id:?}");
+    }
+    // A crash leftover is replaced.
+    std::fs::create_dir_all(dir.path().join("b.tmp")).unwrap();
+    std::fs::write(dir.path().join("b.tmp/junk"), b"junk").unwrap();
+    write(dir.path(), "b", datagen::every_field(), &options(4)).unwrap();
+    assert!(!dir.path().join("b.tmp").exists());
+    assert_eq!(std::fs::read_dir(dir.path().join("b")).unwrap().count(), 2);
+    let err = write(dir.path(), "b", vec![], &options(4)).unwrap_err();
+    assert!(
+        matches!(&err, Error::Io { source, .. } if source.kind() == std::io::ErrorKind::AlreadyExists),
+        "{err:?}"
+    );
+}
+
+// ---------------------------------------------------------------- fixture
+
+/// The checked-in block; its content is `datagen::every_field()`.
+const FIXTURE: &str = "test-data/sl1/every-field";
+
+fn fixture_dir() -> std::path::PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join(FIXTURE)
+}
+
+/// Regenerates the checked-in fixture. Only do this when the format
+/// version changes (then add a new directory next to the old one and keep
+/// a reader for it): `cargo test -p sightline-block -- --ignored
+/// regenerate_fixture`.
+#[test]
+#[ignore]
+fn regenerate_fixture() {
+    let target = fixture_dir();
+    let parent = target.parent().unwrap();
+    std::fs::create_dir_all(parent).unwrap();
+    if target.exists() {
+        std::fs::remove_dir_all(&target).unwrap();
+    }
+    // One row group keeps the file small; row groups are covered elsewhere.
+    write(parent, "every-field", datagen::every_field(), &options(16)).unwrap();
+}
+
+#[test]
+fn checked_in_fixture_still_reads() {
+    let block = Block::open(&fixture_dir()).unwrap();
+    let spans = datagen::every_field();
+    assert_eq!(block.meta().format, "sl1");
+    assert_eq!(block.meta().span_count, 13);
+    assert_eq!(block.meta().trace_count, 3);
+    assert_eq!(block.reader_meta.metadata().num_row_groups(), 1);
+    assert_eq!(block.read_all().unwrap(), expected(&spans));
+    let t1 = TraceId::from_bytes([0x11; 16]).unwrap();
+    assert_eq!(block.trace(t1).unwrap(), trace_of(&expected(&spans), t1));
+    let q = TraceQuery { limit: 10, tags: vec![tag("int.min", &i64::MIN.to_string())], ..Default::default() };
+    assert_eq!(block.search(&q).unwrap(), vec![(t1, 1_700_000_000_000_000_100)]);
 }

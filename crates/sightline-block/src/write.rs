@@ -50,7 +50,7 @@ pub fn write(dir: &Path, id: &str, spans: Vec<Span>, options: &WriteOptions) -> 
 fn sort_dedup(spans: Vec<Span>) -> Vec<Span> {
     let mut seen = std::collections::HashSet::with_capacity(spans.len());
     let mut spans: Vec<Span> = spans.into_iter().filter(|s| seen.insert((s.trace_id, s.span_id))).collect();
-    spans.sort_by(|a, b| (a.trace_id, a.start_time_unix_nano).cmp(&(b.trace_id, b.start_time_unix_nano)));
+    spans.sort_by_key(|s| (s.trace_id, s.start_time_unix_nano));
     spans
 }
 
@@ -155,12 +155,9 @@ impl Writer {
         for (i, (span, parent)) in spans.iter().zip(&parents).enumerate() {
             let resource = self.resources.index(&span.resource, json::resource_to_json);
             let scope = self.scopes.index(&span.scope, json::scope_to_json);
-            let distance = match parent {
-                // Both are positions in one trace, so they fit an i32 unless
-                // the trace has over 2^31 spans, which no block holds.
-                Some(p) => Some(i32::try_from(i as i64 - *p as i64).unwrap_or(i32::MAX)),
-                None => None,
-            };
+            // Both are positions in one trace, so the distance fits an i32
+            // unless the trace has over 2^31 spans, which no block holds.
+            let distance = parent.map(|p| i32::try_from(i as i64 - p as i64).unwrap_or(i32::MAX));
             self.rows.push(span, distance, resource, scope, &self.dedicated);
             if self.rows.len >= self.row_group_spans {
                 self.flush_row_group()?;
