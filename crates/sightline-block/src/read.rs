@@ -87,7 +87,7 @@ impl Leaves {
 }
 
 impl Block {
-    /// Opens `block_dir` (the `<dir>/<id>` that [`crate::write`] created).
+    /// Opens `block_dir` (the `<dir>/<id>` that [`crate::write()`] created).
     ///
     /// Checks the format version in both files, the schema, and that the
     /// row count and file size agree with `meta.json`.

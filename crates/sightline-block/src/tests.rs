@@ -124,7 +124,7 @@ fn empty_block() {
 // ------------------------------------------------------------------ size
 
 /// Prints bytes per span of a realistic workload and a per-column
-/// breakdown; the numbers guide the schema, so nothing is asserted on
+/// breakdown (`cargo test -p sightline-block size_per -- --nocapture`); the numbers guide the schema, so nothing is asserted on
 /// them, but the block must round-trip.
 #[test]
 fn size_per_realistic_span() {
@@ -133,7 +133,9 @@ fn size_per_realistic_span() {
     let spans = datagen::realistic(6_000, 42, 1_700_000_000_000_000_000);
     let n = spans.len() as f64;
     let raw: usize = spans.iter().map(|s| sightline_model::otlp::encode_span(s).encoded_len()).sum();
-    let opts = WriteOptions::default();
+    // SIGHTLINE_SIZE_ZSTD=15 shows what compaction at a higher level gets.
+    let zstd_level = std::env::var("SIGHTLINE_SIZE_ZSTD").ok().and_then(|v| v.parse().ok()).unwrap_or(3);
+    let opts = WriteOptions { zstd_level, ..WriteOptions::default() };
     let meta = write(dir.path(), "size", spans.clone(), &opts).unwrap();
     let block = Block::open(&dir.path().join("size")).unwrap();
     let md = block.reader_meta.metadata();

@@ -29,7 +29,7 @@ use crate::meta::MetaBuilder;
 use crate::schema::{self, DATA_FILE, INT_SLOTS, META_FILE, STR_SLOTS, layout, tag};
 use crate::{BlockMeta, Error, FORMAT_VERSION, WriteOptions};
 
-/// Writes `<dir>/<id>/` durably. See [`crate::write`].
+/// Writes `<dir>/<id>/` durably. See [`crate::write()`].
 pub fn write(dir: &Path, id: &str, spans: Vec<Span>, options: &WriteOptions) -> Result<BlockMeta, Error> {
     let spans = sort_dedup(spans);
     let dedicated = Dedicated::choose(&spans);
