@@ -1,0 +1,54 @@
+use std::path::{Path, PathBuf};
+
+/// Why the store could not open, write or read.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum Error {
+    /// A filesystem operation failed.
+    #[error("{}: {source}", path.display())]
+    Io {
+        /// The file or folder involved.
+        path: PathBuf,
+        /// The OS error.
+        source: std::io::Error,
+    },
+    /// A store file has content the store cannot accept.
+    #[error("{}: {detail}", path.display())]
+    Corrupt {
+        /// The damaged file.
+        path: PathBuf,
+        /// What is wrong and what to do about it.
+        detail: String,
+    },
+    /// The write-ahead log failed.
+    #[error("write-ahead log: {0}")]
+    Wal(#[from] sightline_wal::Error),
+    /// A block could not be written or read.
+    #[error("block: {0}")]
+    Block(#[from] sightline_block::Error),
+    /// Another process holds the data directory.
+    #[error(
+        "{} is in use by another sightline process (lock file held); stop it or choose another --data-dir",
+        path.display()
+    )]
+    Locked {
+        /// The data directory.
+        path: PathBuf,
+    },
+}
+
+impl Error {
+    pub(crate) fn io(path: &Path, source: std::io::Error) -> Error {
+        Error::Io { path: path.to_owned(), source }
+    }
+
+    /// Whether stored data is damaged (as opposed to a transient failure).
+    pub fn is_corruption(&self) -> bool {
+        match self {
+            Error::Corrupt { .. } => true,
+            Error::Wal(e) => e.is_corruption(),
+            Error::Block(e) => e.is_corruption(),
+            _ => false,
+        }
+    }
+}

@@ -1,0 +1,72 @@
+//! The store's own metrics.
+
+use prometheus_client::metrics::counter::Counter;
+use prometheus_client::metrics::family::Family;
+use prometheus_client::metrics::gauge::Gauge;
+use prometheus_client::metrics::histogram::{Histogram, exponential_buckets};
+use prometheus_client::registry::Registry;
+
+/// Store metrics, registered under `sightline_store_`.
+#[derive(Debug)]
+pub struct Metrics {
+    pub(crate) wal: std::sync::Arc<sightline_wal::Metrics>,
+    pub(crate) spans_appended: Counter,
+    pub(crate) refused: Family<Vec<(String, String)>, Counter>,
+    pub(crate) head_spans: Gauge,
+    pub(crate) head_bytes: Gauge,
+    pub(crate) frozen_heads: Gauge,
+    pub(crate) blocks: Gauge,
+    pub(crate) block_bytes: Gauge,
+    pub(crate) block_spans: Gauge,
+    pub(crate) flushes: Family<Vec<(String, String)>, Counter>,
+    pub(crate) flush_seconds: Histogram,
+    pub(crate) compactions: Family<Vec<(String, String)>, Counter>,
+    pub(crate) retention_deleted_blocks: Counter,
+    pub(crate) replayed_spans: Counter,
+}
+
+impl Metrics {
+    /// Creates the metrics and registers them.
+    pub fn new(registry: &mut Registry) -> Self {
+        let wal = std::sync::Arc::new(sightline_wal::Metrics::new(registry));
+        let m = Metrics {
+            wal,
+            spans_appended: Counter::default(),
+            refused: Family::default(),
+            head_spans: Gauge::default(),
+            head_bytes: Gauge::default(),
+            frozen_heads: Gauge::default(),
+            blocks: Gauge::default(),
+            block_bytes: Gauge::default(),
+            block_spans: Gauge::default(),
+            flushes: Family::default(),
+            flush_seconds: Histogram::new(exponential_buckets(0.01, 2.0, 14)),
+            compactions: Family::default(),
+            retention_deleted_blocks: Counter::default(),
+            replayed_spans: Counter::default(),
+        };
+        let r = registry.sub_registry_with_prefix("sightline_store");
+        r.register("spans_appended", "Spans made durable and added to the head", m.spans_appended.clone());
+        r.register("refused", "Batches refused for backpressure, by reason", m.refused.clone());
+        r.register("head_spans", "Spans in the live head", m.head_spans.clone());
+        r.register("head_bytes", "Estimated bytes in the live head", m.head_bytes.clone());
+        r.register("frozen_heads", "Heads cut and waiting to be flushed", m.frozen_heads.clone());
+        r.register("blocks", "Live blocks", m.blocks.clone());
+        r.register("block_bytes", "Bytes of live blocks on disk", m.block_bytes.clone());
+        r.register("block_spans", "Spans in live blocks", m.block_spans.clone());
+        r.register("flushes", "Head flushes into blocks, by outcome", m.flushes.clone());
+        r.register("flush_seconds", "Time to write one block from a head", m.flush_seconds.clone());
+        r.register("compactions", "Block compactions, by outcome", m.compactions.clone());
+        r.register(
+            "retention_deleted_blocks",
+            "Blocks deleted by age or size retention",
+            m.retention_deleted_blocks.clone(),
+        );
+        r.register("replayed_spans", "Spans recovered from the WAL at start", m.replayed_spans.clone());
+        m
+    }
+
+    pub(crate) fn outcome(label: &str) -> Vec<(String, String)> {
+        vec![("outcome".to_owned(), label.to_owned())]
+    }
+}

@@ -1,0 +1,297 @@
+use std::sync::Arc;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use prometheus_client::registry::Registry;
+use sightline_model::{
+    Batch, ConsumeError, DependencyLink, KeyValue, Operation, Resource, Scope, Span, SpanId, SpanKind,
+    SpanReader, Status, StatusCode, TagFilter, TraceId, TraceQuery, TraceStore, TracesConsumer,
+};
+
+use crate::{EmbeddedStore, Error, Options};
+
+fn now() -> u64 {
+    SystemTime::now().duration_since(UNIX_EPOCH).unwrap().as_nanos() as u64
+}
+
+fn tid(n: u32) -> TraceId {
+    let mut b = [0u8; 16];
+    b[12..].copy_from_slice(&n.to_be_bytes());
+    b[0] = 0xab;
+    TraceId::from_bytes(b).unwrap()
+}
+
+fn sid(n: u32) -> SpanId {
+    let mut b = [0u8; 8];
+    b[4..].copy_from_slice(&n.to_be_bytes());
+    b[0] = 0xcd;
+    SpanId::from_bytes(b).unwrap()
+}
+
+struct Gen {
+    resources: Vec<Arc<Resource>>,
+    scope: Arc<Scope>,
+}
+
+impl Gen {
+    fn new() -> Gen {
+        let resource =
+            |name: &str| Arc::new(Resource::new(vec![KeyValue::new("service.name", name)], 0, String::new()));
+        Gen {
+            resources: vec![resource("frontend"), resource("backend")],
+            scope: Arc::new(Scope { name: "test".into(), ..Scope::default() }),
+        }
+    }
+
+    /// A two-span trace: frontend server span → backend server span.
+    fn trace(&self, n: u32, start: u64) -> Vec<Span> {
+        let span = |id: u32, parent: Option<u32>, service: usize, name: &str, dur: u64| Span {
+            trace_id: tid(n),
+            span_id: sid(id),
+            parent_span_id: parent.map(sid),
+            trace_state: String::new(),
+            flags: 1,
+            name: name.into(),
+            kind: SpanKind::Server,
+            start_time_unix_nano: start,
+            end_time_unix_nano: start + dur,
+            attributes: vec![KeyValue::new("n", i64::from(n))],
+            dropped_attributes_count: 0,
+            events: Vec::new(),
+            dropped_events_count: 0,
+            links: Vec::new(),
+            dropped_links_count: 0,
+            status: if n.is_multiple_of(5) {
+                Status { code: StatusCode::Error, message: "boom".into() }
+            } else {
+                Status::default()
+            },
+            resource: Arc::clone(&self.resources[service]),
+            scope: Arc::clone(&self.scope),
+        };
+        vec![span(n * 10, None, 0, "GET /", 5_000_000), span(n * 10 + 1, Some(n * 10), 1, "load", 3_000_000)]
+    }
+}
+
+fn options(dir: &std::path::Path) -> Options {
+    let mut o = Options::new(dir);
+    o.maintenance_interval = Duration::from_secs(3600);
+    o.head_max_age = Duration::from_secs(3600);
+    o.block.row_group_spans = 64;
+    o
+}
+
+async fn open(o: Options) -> EmbeddedStore {
+    EmbeddedStore::open(o, Arc::new(crate::Metrics::new(&mut Registry::default()))).await.unwrap()
+}
+
+async fn ingest(store: &EmbeddedStore, spans_gen: &Gen, traces: std::ops::Range<u32>, start: u64) {
+    for n in traces {
+        store
+            .consume_traces(Batch::from_spans(spans_gen.trace(n, start + u64::from(n) * 1000)))
+            .await
+            .unwrap();
+    }
+}
+
+fn query() -> TraceQuery {
+    TraceQuery { limit: 1000, ..TraceQuery::default() }
+}
+
+async fn found(store: &EmbeddedStore, q: &TraceQuery) -> Vec<TraceId> {
+    store.find_traces(q).await.unwrap().iter().map(|t| t[0].trace_id).collect()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn head_blocks_and_restart_answer_the_same() {
+    let dir = tempfile::tempdir().unwrap();
+    let spans_gen = Gen::new();
+    let t0 = now();
+    let store = open(options(dir.path())).await;
+    ingest(&store, &spans_gen, 1..11, t0).await;
+
+    let check = async |store: EmbeddedStore| {
+        let t3 = store.trace(tid(3)).await.unwrap().expect("trace 3");
+        assert_eq!(t3, spans_gen.trace(3, t0 + 3000));
+        assert_eq!(store.trace(tid(99)).await.unwrap(), None);
+        assert_eq!(store.services().await.unwrap(), vec!["backend".to_string(), "frontend".to_string()]);
+        assert_eq!(
+            store.operations("backend", None).await.unwrap(),
+            vec![Operation { name: "load".into(), kind: SpanKind::Server }]
+        );
+        assert_eq!(store.operations("backend", Some(SpanKind::Client)).await.unwrap(), vec![]);
+        let errors =
+            TraceQuery { tags: vec![TagFilter { key: "error".into(), value: "true".into() }], ..query() };
+        assert_eq!(found(&store, &errors).await, vec![tid(10), tid(5)], "most recent first");
+        let slow_backend = TraceQuery {
+            service: Some("backend".into()),
+            min_duration_nanos: Some(3_000_000),
+            limit: 3,
+            ..query()
+        };
+        assert_eq!(found(&store, &slow_backend).await, vec![tid(10), tid(9), tid(8)]);
+        assert_eq!(
+            store.dependencies(t0 + 3_600_000_000_000, 7_200_000_000_000).await.unwrap(),
+            vec![DependencyLink { parent: "frontend".into(), child: "backend".into(), call_count: 10 }]
+        );
+        store
+    };
+
+    let store = check(store).await;
+    store.flush().await.unwrap();
+    assert_eq!(store.block_count(), 1);
+    let store = check(store).await;
+    store.shutdown().await;
+    drop(store);
+
+    let store = check(open(options(dir.path())).await).await;
+    assert_eq!(store.block_count(), 1, "no duplicate block or replay after a clean restart");
+    store.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn wal_replay_restores_what_was_not_flushed() {
+    let dir = tempfile::tempdir().unwrap();
+    let spans_gen = Gen::new();
+    let t0 = now();
+    {
+        let store = open(options(dir.path())).await;
+        ingest(&store, &spans_gen, 1..4, t0).await;
+        store.flush().await.unwrap();
+        ingest(&store, &spans_gen, 4..7, t0).await;
+        store.stop_without_flush().await;
+    }
+    tokio::time::sleep(Duration::from_millis(50)).await;
+    let store = open(options(dir.path())).await;
+    assert_eq!(store.block_count(), 1);
+    for n in 1..7 {
+        assert_eq!(
+            store.trace(tid(n)).await.unwrap(),
+            Some(spans_gen.trace(n, t0 + u64::from(n) * 1000)),
+            "trace {n}"
+        );
+    }
+    assert_eq!(found(&store, &query()).await.len(), 6);
+    store.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn retried_batches_are_deduplicated_across_head_and_blocks() {
+    let dir = tempfile::tempdir().unwrap();
+    let spans_gen = Gen::new();
+    let t0 = now();
+    let store = open(options(dir.path())).await;
+    ingest(&store, &spans_gen, 1..3, t0).await;
+    store.flush().await.unwrap();
+    ingest(&store, &spans_gen, 1..3, t0).await;
+    ingest(&store, &spans_gen, 1..3, t0).await;
+    assert_eq!(store.trace(tid(1)).await.unwrap().unwrap().len(), 2);
+    assert_eq!(found(&store, &query()).await, vec![tid(2), tid(1)]);
+    store.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_full_head_that_cannot_be_cut_refuses_with_backpressure() {
+    let dir = tempfile::tempdir().unwrap();
+    let spans_gen = Gen::new();
+    let mut o = options(dir.path());
+    o.head_max_bytes = 4096;
+    o.max_frozen_heads = 0;
+    let store = open(o).await;
+    let mut refused = None;
+    for n in 1..100 {
+        if let Err(e) = store.consume_traces(Batch::from_spans(spans_gen.trace(n, now()))).await {
+            refused = Some((n, e));
+            break;
+        }
+    }
+    let (n, e) = refused.expect("the head limit must refuse at some point");
+    assert!(n > 1, "the first batches fit");
+    assert!(matches!(e, ConsumeError::Overloaded { .. }), "{e:?}");
+    assert_eq!(e.retry_after(), Duration::from_secs(1));
+    // Refused data was not stored.
+    assert_eq!(store.trace(tid(n)).await.unwrap(), None);
+    store.shutdown().await;
+    let after = store.consume_traces(Batch::from_spans(spans_gen.trace(500, now()))).await;
+    assert!(matches!(after, Err(ConsumeError::Unavailable { .. })), "{after:?}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn retention_by_age_and_by_size_deletes_whole_blocks() {
+    let dir = tempfile::tempdir().unwrap();
+    let spans_gen = Gen::new();
+    let day = 86_400_000_000_000u64;
+    let mut o = options(dir.path());
+    o.compaction_min_blocks = 100;
+    let store = open(o.clone()).await;
+    ingest(&store, &spans_gen, 1..3, now() - 10 * day).await;
+    store.flush().await.unwrap();
+    for batch in 0..3u32 {
+        ingest(
+            &store,
+            &spans_gen,
+            10 + batch * 10..15 + batch * 10,
+            now() - u64::from(3 - batch) * 60_000_000_000,
+        )
+        .await;
+        store.flush().await.unwrap();
+    }
+    assert_eq!(store.block_count(), 4);
+    store.maintain().await.unwrap();
+    assert_eq!(store.block_count(), 3, "the 10-day-old block is past the 7-day retention");
+    assert_eq!(store.trace(tid(1)).await.unwrap(), None);
+    assert!(store.trace(tid(10)).await.unwrap().is_some());
+    store.shutdown().await;
+    drop(store);
+
+    let sizes: Vec<u64> = std::fs::read_dir(dir.path().join("blocks"))
+        .unwrap()
+        .map(|e| std::fs::metadata(e.unwrap().path().join("data.parquet")).unwrap().len())
+        .collect();
+    assert_eq!(sizes.len(), 3, "the expired block's folder is gone");
+    o.max_disk_bytes = Some(sizes.iter().max().unwrap() + 1);
+    let store = open(o).await;
+    store.maintain().await.unwrap();
+    assert_eq!(store.block_count(), 1, "only the newest block fits the size cap");
+    assert_eq!(store.trace(tid(10)).await.unwrap(), None);
+    assert!(store.trace(tid(30)).await.unwrap().is_some());
+    store.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn compaction_merges_small_blocks_without_losing_or_duplicating() {
+    let dir = tempfile::tempdir().unwrap();
+    let spans_gen = Gen::new();
+    let t0 = now();
+    let store = open(options(dir.path())).await;
+    for round in 0..4u32 {
+        ingest(&store, &spans_gen, round * 5..round * 5 + 6, t0).await; // overlaps the next round by one trace
+        store.flush().await.unwrap();
+    }
+    assert_eq!(store.block_count(), 4);
+    store.maintain().await.unwrap();
+    assert_eq!(store.block_count(), 1);
+    for n in 0..21 {
+        assert_eq!(
+            store.trace(tid(n)).await.unwrap(),
+            Some(spans_gen.trace(n, t0 + u64::from(n) * 1000)),
+            "trace {n}"
+        );
+    }
+    store.shutdown().await;
+    let folders = std::fs::read_dir(dir.path().join("blocks")).unwrap().count();
+    assert_eq!(folders, 1, "compacted inputs are deleted");
+    let store = open(options(dir.path())).await;
+    assert_eq!(found(&store, &query()).await.len(), 21);
+    store.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_data_dir_is_used_by_one_store_at_a_time() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = open(options(dir.path())).await;
+    let second =
+        EmbeddedStore::open(options(dir.path()), Arc::new(crate::Metrics::new(&mut Registry::default())))
+            .await;
+    assert!(matches!(second, Err(Error::Locked { .. })), "{second:?}");
+    store.shutdown().await;
+}
