@@ -1,1 +1,74 @@
-fn main() {}
+//! `sightline`: OTLP receivers, a durable trace store and a
+//! Jaeger-compatible query API in one binary. See ARCHITECTURE.md.
+
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand};
+
+mod app;
+mod config;
+
+/// Sightline: a trace backend in one binary.
+#[derive(Debug, Parser)]
+#[command(name = "sightline", version, about)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Receive OTLP traces, store them, and serve the query API.
+    Serve(config::ServeArgs),
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    match cli.command {
+        Command::Serve(args) => {
+            let settings = match config::Settings::resolve(args) {
+                Ok(s) => s,
+                Err(e) => {
+                    eprintln!("error: {e}");
+                    return ExitCode::from(2);
+                }
+            };
+            if let Err(e) = init_logging(&settings) {
+                eprintln!("error: {e}");
+                return ExitCode::from(2);
+            }
+            let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
+                Ok(rt) => rt,
+                Err(e) => {
+                    eprintln!("error: cannot start the async runtime: {e}");
+                    return ExitCode::FAILURE;
+                }
+            };
+            match runtime.block_on(app::serve(settings)) {
+                Ok(()) => ExitCode::SUCCESS,
+                Err(e) => {
+                    tracing::error!("{e:#}");
+                    eprintln!("error: {e:#}");
+                    ExitCode::FAILURE
+                }
+            }
+        }
+    }
+}
+
+fn init_logging(settings: &config::Settings) -> Result<(), String> {
+    use tracing_subscriber::EnvFilter;
+    let filter = EnvFilter::try_new(&settings.log_level).map_err(|e| {
+        format!(
+            "invalid value {:?} for --log-level (env SIGHTLINE_LOG_LEVEL, config key log_level): {e}; \
+             expected e.g. info or sightline_store=debug,info",
+            settings.log_level
+        )
+    })?;
+    let builder = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr);
+    match settings.log_format {
+        config::LogFormat::Json => builder.json().flatten_event(true).init(),
+        config::LogFormat::Text => builder.init(),
+    }
+    Ok(())
+}

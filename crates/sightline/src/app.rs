@@ -1,0 +1,166 @@
+//! All wiring and start order of `sightline serve`, in one place.
+//!
+//! Start: open the store (replaying the WAL), bind every listener, serve,
+//! then report ready. Stop (SIGTERM or Ctrl-C): stop accepting, let
+//! in-flight requests finish, flush the store, exit 0.
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+
+use anyhow::Context as _;
+use prometheus_client::registry::Registry;
+use sightline_model::{ComponentHealth, SpanReader, TraceStore, TracesConsumer};
+use sightline_store::EmbeddedStore;
+use tokio::net::TcpListener;
+use tokio::sync::watch;
+
+use crate::config::Settings;
+
+/// Runs the server until a shutdown signal, then shuts down cleanly.
+pub(crate) async fn serve(settings: Settings) -> anyhow::Result<()> {
+    let mut registry = Registry::default();
+    let store_metrics = Arc::new(sightline_store::Metrics::new(&mut registry));
+    let receive_metrics = Arc::new(sightline_receive::Metrics::new(&mut registry));
+    let api_metrics = Arc::new(sightline_api::Metrics::new(&mut registry));
+
+    let mut options = sightline_store::Options::new(&settings.data_dir);
+    options.fsync = settings.wal_fsync.clone();
+    options.retention = settings.retention;
+    options.max_disk_bytes = settings.max_disk;
+    // Budget: a quarter for requests being decoded, an eighth per head (one
+    // live, up to two flushing), the rest for flush and query work.
+    options.head_max_bytes = settings.memory_limit / 8;
+    let store = EmbeddedStore::open(options, store_metrics)
+        .await
+        .with_context(|| format!("cannot open the store in {}", settings.data_dir.display()))?;
+    tracing::info!(data_dir = %settings.data_dir.display(), "store open");
+
+    let grpc_listener = bind("--otlp-grpc-addr", settings.otlp_grpc_addr).await?;
+    let http_listener = bind("--otlp-http-addr", settings.otlp_http_addr).await?;
+    let api_listener = bind("--http-addr", settings.http_addr).await?;
+
+    let receiver = sightline_receive::Receiver::new(
+        Arc::new(store.clone()) as Arc<dyn TracesConsumer>,
+        sightline_receive::Options {
+            max_grpc_message_bytes: settings.max_message_size,
+            max_http_body_bytes: settings.max_message_size,
+            max_inflight_bytes: settings.memory_limit / 4,
+        },
+        receive_metrics,
+    );
+
+    let (stop_tx, stop_rx) = watch::channel(false);
+    let stopped = move || {
+        let mut rx = stop_rx.clone();
+        async move {
+            let _ = rx.wait_for(|stop| *stop).await;
+        }
+    };
+    let grpc_up = Arc::new(AtomicBool::new(true));
+    let http_up = Arc::new(AtomicBool::new(true));
+    let ready = Arc::new(AtomicBool::new(false));
+
+    let health = {
+        let store = store.clone();
+        let (grpc_up, http_up) = (Arc::clone(&grpc_up), Arc::clone(&http_up));
+        Arc::new(move || {
+            let listener = |name: &str, up: &AtomicBool, addr: SocketAddr| ComponentHealth {
+                name: name.to_owned(),
+                healthy: up.load(Ordering::Acquire),
+                detail: if up.load(Ordering::Acquire) {
+                    format!("listening on {addr}")
+                } else {
+                    format!("not serving on {addr}")
+                },
+            };
+            vec![
+                store.health(),
+                listener("otlp_grpc", &grpc_up, settings.otlp_grpc_addr),
+                listener("otlp_http", &http_up, settings.otlp_http_addr),
+            ]
+        })
+    };
+    let api = sightline_api::router(sightline_api::ApiState {
+        reader: Arc::new(store.clone()) as Arc<dyn SpanReader>,
+        health,
+        ready: Arc::clone(&ready),
+        registry: Arc::new(registry),
+        metrics: api_metrics,
+    });
+
+    let grpc = tokio::spawn(watch_listener(
+        "OTLP/gRPC",
+        grpc_up,
+        sightline_receive::serve_grpc(grpc_listener, receiver.clone(), stopped()),
+    ));
+    let http = tokio::spawn(watch_listener(
+        "OTLP/HTTP",
+        http_up,
+        sightline_receive::serve_http(http_listener, receiver, stopped()),
+    ));
+    let query = tokio::spawn({
+        let shutdown = stopped();
+        async move { axum::serve(api_listener, api).with_graceful_shutdown(shutdown).await }
+    });
+    ready.store(true, Ordering::Release);
+    tracing::info!(
+        otlp_grpc = %settings.otlp_grpc_addr,
+        otlp_http = %settings.otlp_http_addr,
+        http = %settings.http_addr,
+        "sightline ready"
+    );
+
+    shutdown_signal().await;
+    tracing::info!("shutting down: no new requests; finishing in-flight ones");
+    ready.store(false, Ordering::Release);
+    let _ = stop_tx.send(true);
+    let (g, h, q) = tokio::join!(grpc, http, query);
+    g.context("OTLP/gRPC server task")?;
+    h.context("OTLP/HTTP server task")?;
+    q.context("query server task")?.context("query server")?;
+    store.shutdown().await;
+    tracing::info!("stopped");
+    Ok(())
+}
+
+async fn bind(flag: &str, addr: SocketAddr) -> anyhow::Result<TcpListener> {
+    if !addr.ip().is_loopback() {
+        tracing::warn!(%addr, "{flag} binds a non-loopback address: reachable from the network");
+    }
+    TcpListener::bind(addr).await.with_context(|| format!("cannot listen on {flag} {addr}"))
+}
+
+/// Runs a receiver server, marking it down in `/health` if it stops with
+/// an error.
+async fn watch_listener<E: std::fmt::Display>(
+    name: &'static str,
+    up: Arc<AtomicBool>,
+    server: impl Future<Output = Result<(), E>>,
+) {
+    if let Err(e) = server.await {
+        up.store(false, Ordering::Release);
+        tracing::error!(error = %e, "{name} server failed");
+    }
+}
+
+async fn shutdown_signal() {
+    let ctrl_c = async {
+        let _ = tokio::signal::ctrl_c().await;
+    };
+    #[cfg(unix)]
+    let term = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut s) => {
+                s.recv().await;
+            }
+            Err(_) => std::future::pending::<()>().await,
+        }
+    };
+    #[cfg(not(unix))]
+    let term = std::future::pending::<()>();
+    tokio::select! {
+        _ = ctrl_c => {}
+        _ = term => {}
+    }
+}

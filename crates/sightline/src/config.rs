@@ -1,0 +1,321 @@
+//! `serve` settings: flags, `SIGHTLINE_*` environment variables and an
+//! optional TOML file, merged and validated before anything opens a port.
+//!
+//! Precedence: flag, then environment variable (clap reads both), then the
+//! config file, then the default. Every problem is reported as one line
+//! naming the setting the way the user wrote it and how to fix it.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::time::Duration;
+
+use clap::Args;
+use serde::Deserialize;
+use sightline_store::FsyncPolicy;
+
+/// Flags of `sightline serve`. Every flag is optional here so the config
+/// file can fill what the command line leaves out; defaults live in
+/// [`Settings::resolve`].
+#[derive(Debug, Clone, Default, Args)]
+pub(crate) struct ServeArgs {
+    /// TOML file with any of the settings below (keys: data_dir,
+    /// otlp_grpc_addr, …); flags and environment variables override it.
+    #[arg(long, env = "SIGHTLINE_CONFIG", value_name = "FILE")]
+    pub(crate) config: Option<PathBuf>,
+    /// Where WAL, blocks and manifest live [default: ./sightline-data]
+    #[arg(long, env = "SIGHTLINE_DATA_DIR", value_name = "DIR")]
+    pub(crate) data_dir: Option<PathBuf>,
+    /// OTLP/gRPC listen address [default: 127.0.0.1:4317]
+    #[arg(long, env = "SIGHTLINE_OTLP_GRPC_ADDR", value_name = "ADDR")]
+    pub(crate) otlp_grpc_addr: Option<String>,
+    /// OTLP/HTTP listen address [default: 127.0.0.1:4318]
+    #[arg(long, env = "SIGHTLINE_OTLP_HTTP_ADDR", value_name = "ADDR")]
+    pub(crate) otlp_http_addr: Option<String>,
+    /// Query API, /metrics, /health and /ready [default: 127.0.0.1:16686]
+    #[arg(long, env = "SIGHTLINE_HTTP_ADDR", value_name = "ADDR")]
+    pub(crate) http_addr: Option<String>,
+    /// Delete traces older than this, e.g. 7d, 12h; "off" keeps them [default: 7d]
+    #[arg(long, env = "SIGHTLINE_RETENTION", value_name = "AGE")]
+    pub(crate) retention: Option<String>,
+    /// Delete the oldest blocks beyond this size, e.g. 10GiB; "off" for no cap [default: off]
+    #[arg(long, env = "SIGHTLINE_MAX_DISK", value_name = "SIZE")]
+    pub(crate) max_disk: Option<String>,
+    /// Log format: text or json [default: text]
+    #[arg(long, env = "SIGHTLINE_LOG_FORMAT", value_name = "FORMAT")]
+    pub(crate) log_format: Option<String>,
+    /// Log filter, e.g. info or sightline_store=debug [default: info]
+    #[arg(long, env = "SIGHTLINE_LOG_LEVEL", value_name = "FILTER")]
+    pub(crate) log_level: Option<String>,
+    /// When WAL writes are synced before an export is acknowledged:
+    /// always, interval:<duration> (e.g. interval:100ms) or never [default: always]
+    #[arg(long, env = "SIGHTLINE_WAL_FSYNC", value_name = "POLICY")]
+    pub(crate) wal_fsync: Option<String>,
+    /// Largest OTLP message accepted (gRPC message, HTTP body after decompression) [default: 20MiB]
+    #[arg(long, env = "SIGHTLINE_MAX_MESSAGE_SIZE", value_name = "SIZE")]
+    pub(crate) max_message_size: Option<String>,
+    /// Memory budget for data in flight and in the head; beyond it exports get retryable refusals [default: 256MiB]
+    #[arg(long, env = "SIGHTLINE_MEMORY_LIMIT", value_name = "SIZE")]
+    pub(crate) memory_limit: Option<String>,
+}
+
+/// The config file: the same settings as the flags, snake_case keys.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct FileConfig {
+    data_dir: Option<PathBuf>,
+    otlp_grpc_addr: Option<String>,
+    otlp_http_addr: Option<String>,
+    http_addr: Option<String>,
+    retention: Option<String>,
+    max_disk: Option<String>,
+    log_format: Option<String>,
+    log_level: Option<String>,
+    wal_fsync: Option<String>,
+    max_message_size: Option<String>,
+    memory_limit: Option<String>,
+}
+
+/// Log output format.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum LogFormat {
+    Text,
+    Json,
+}
+
+/// Validated settings for `serve`.
+#[derive(Debug, Clone)]
+pub(crate) struct Settings {
+    pub(crate) data_dir: PathBuf,
+    pub(crate) otlp_grpc_addr: SocketAddr,
+    pub(crate) otlp_http_addr: SocketAddr,
+    pub(crate) http_addr: SocketAddr,
+    pub(crate) retention: Option<Duration>,
+    pub(crate) max_disk: Option<u64>,
+    pub(crate) log_format: LogFormat,
+    pub(crate) log_level: String,
+    pub(crate) wal_fsync: FsyncPolicy,
+    pub(crate) max_message_size: usize,
+    pub(crate) memory_limit: usize,
+}
+
+/// A setting that failed validation, rendered as one line.
+#[derive(Debug, thiserror::Error)]
+#[error("{0}")]
+pub(crate) struct ConfigError(String);
+
+/// Where a raw value came from, to name it in errors.
+struct Source<'a> {
+    flag: &'a str,
+}
+
+impl Source<'_> {
+    fn err(&self, value: &str, expected: &str) -> ConfigError {
+        let key = self.flag.trim_start_matches("--").replace('-', "_");
+        let env = format!("SIGHTLINE_{}", key.to_ascii_uppercase());
+        ConfigError(format!(
+            "invalid value {value:?} for {} (env {env}, config key {key}): expected {expected}",
+            self.flag
+        ))
+    }
+}
+
+impl Settings {
+    /// Merges flags/env with the config file and validates everything.
+    pub(crate) fn resolve(args: ServeArgs) -> Result<Settings, ConfigError> {
+        let file = match &args.config {
+            Some(path) => {
+                let text = std::fs::read_to_string(path).map_err(|e| {
+                    ConfigError(format!("cannot read --config {}: {e}; check the path", path.display()))
+                })?;
+                toml::from_str::<FileConfig>(&text).map_err(|e| {
+                    let msg = e.message().replace('\n', " ");
+                    ConfigError(format!(
+                        "invalid config file {}: {msg}; valid keys are data_dir, otlp_grpc_addr, otlp_http_addr, \
+                         http_addr, retention, max_disk, log_format, log_level, wal_fsync, max_message_size, \
+                         memory_limit",
+                        path.display()
+                    ))
+                })?
+            }
+            None => FileConfig::default(),
+        };
+        let pick = |cli: Option<String>, file: Option<String>, default: &str| {
+            cli.or(file).unwrap_or_else(|| default.to_owned())
+        };
+        let addr = |flag: &str, value: String| {
+            value
+                .parse::<SocketAddr>()
+                .map_err(|_| Source { flag }.err(&value, "host:port, e.g. 127.0.0.1:4317"))
+        };
+        let retention = pick(args.retention, file.retention, "7d");
+        let max_disk = pick(args.max_disk, file.max_disk, "off");
+        let log_format = pick(args.log_format, file.log_format, "text");
+        let wal_fsync = pick(args.wal_fsync, file.wal_fsync, "always");
+        let max_message_size = pick(args.max_message_size, file.max_message_size, "20MiB");
+        let memory_limit = pick(args.memory_limit, file.memory_limit, "256MiB");
+        let settings = Settings {
+            data_dir: args.data_dir.or(file.data_dir).unwrap_or_else(|| PathBuf::from("./sightline-data")),
+            otlp_grpc_addr: addr(
+                "--otlp-grpc-addr",
+                pick(args.otlp_grpc_addr, file.otlp_grpc_addr, "127.0.0.1:4317"),
+            )?,
+            otlp_http_addr: addr(
+                "--otlp-http-addr",
+                pick(args.otlp_http_addr, file.otlp_http_addr, "127.0.0.1:4318"),
+            )?,
+            http_addr: addr("--http-addr", pick(args.http_addr, file.http_addr, "127.0.0.1:16686"))?,
+            retention: parse_optional(&retention, parse_duration).ok_or_else(|| {
+                Source { flag: "--retention" }.err(&retention, "a duration like 7d, 12h, 30m, or off")
+            })?,
+            max_disk: parse_optional(&max_disk, parse_size).ok_or_else(|| {
+                Source { flag: "--max-disk" }.err(&max_disk, "a size like 10GiB, 500MB, or off")
+            })?,
+            log_format: match log_format.as_str() {
+                "text" => LogFormat::Text,
+                "json" => LogFormat::Json,
+                other => return Err(Source { flag: "--log-format" }.err(other, "text or json")),
+            },
+            log_level: pick(args.log_level, file.log_level, "info"),
+            wal_fsync: wal_fsync.parse().map_err(|_| {
+                Source { flag: "--wal-fsync" }
+                    .err(&wal_fsync, "always, never, or interval:<duration> (e.g. interval:100ms)")
+            })?,
+            max_message_size: parse_size(&max_message_size).filter(|n| *n >= 1024).ok_or_else(|| {
+                Source { flag: "--max-message-size" }
+                    .err(&max_message_size, "a size of at least 1KiB, e.g. 20MiB")
+            })? as usize,
+            memory_limit: parse_size(&memory_limit).filter(|n| *n >= 16 << 20).ok_or_else(|| {
+                Source { flag: "--memory-limit" }.err(&memory_limit, "a size of at least 16MiB, e.g. 256MiB")
+            })? as usize,
+        };
+        let ports = [
+            ("--otlp-grpc-addr", settings.otlp_grpc_addr),
+            ("--otlp-http-addr", settings.otlp_http_addr),
+            ("--http-addr", settings.http_addr),
+        ];
+        for (i, (a, addr_a)) in ports.iter().enumerate() {
+            for (b, addr_b) in &ports[i + 1..] {
+                if addr_a.port() != 0 && addr_a == addr_b {
+                    return Err(ConfigError(format!(
+                        "{a} and {b} are both {addr_a}: give each listener its own port"
+                    )));
+                }
+            }
+        }
+        Ok(settings)
+    }
+}
+
+/// `off`/`none`/`0` → `Some(None)`; a valid value → `Some(Some(v))`;
+/// invalid → `None`.
+fn parse_optional<T>(s: &str, parse: fn(&str) -> Option<T>) -> Option<Option<T>> {
+    match s.trim() {
+        "off" | "none" | "0" => Some(None),
+        v => parse(v).map(Some),
+    }
+}
+
+/// Parses a duration such as `7d`, `12h`, `90s` or `1h30m`.
+pub(crate) fn parse_duration(s: &str) -> Option<Duration> {
+    humantime::parse_duration(s.trim()).ok().filter(|d| !d.is_zero())
+}
+
+/// Parses a byte size such as `10GiB`, `500MB`, `64k` or `1048576`.
+/// Binary (KiB/MiB/GiB/TiB) and decimal (KB/MB/GB/TB) units; single
+/// letters (k, m, g, t) are binary.
+pub(crate) fn parse_size(s: &str) -> Option<u64> {
+    let s = s.trim();
+    let split = s.find(|c: char| !(c.is_ascii_digit() || c == '.')).unwrap_or(s.len());
+    let (number, unit) = s.split_at(split);
+    let number: f64 = number.parse().ok()?;
+    let multiplier: u64 = match unit.trim().to_ascii_lowercase().as_str() {
+        "" | "b" => 1,
+        "k" | "kib" => 1 << 10,
+        "m" | "mib" => 1 << 20,
+        "g" | "gib" => 1 << 30,
+        "t" | "tib" => 1 << 40,
+        "kb" => 1_000,
+        "mb" => 1_000_000,
+        "gb" => 1_000_000_000,
+        "tb" => 1_000_000_000_000,
+        _ => return None,
+    };
+    let bytes = number * multiplier as f64;
+    (bytes.is_finite() && bytes >= 1.0 && bytes < u64::MAX as f64).then_some(bytes as u64)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn sizes_and_durations_parse() {
+        assert_eq!(parse_size("10GiB"), Some(10 << 30));
+        assert_eq!(parse_size("500MB"), Some(500_000_000));
+        assert_eq!(parse_size("64k"), Some(65_536));
+        assert_eq!(parse_size("1.5MiB"), Some(1_572_864));
+        assert_eq!(parse_size("12"), Some(12));
+        assert_eq!(parse_size("ten"), None);
+        assert_eq!(parse_size("5 parsecs"), None);
+        assert_eq!(parse_duration("7d"), Some(Duration::from_secs(7 * 86_400)));
+        assert_eq!(parse_duration("1h30m"), Some(Duration::from_secs(5_400)));
+        assert_eq!(parse_duration("soon"), None);
+    }
+
+    #[test]
+    fn defaults_are_loopback_and_safe() {
+        let s = Settings::resolve(ServeArgs::default()).unwrap();
+        assert_eq!(s.otlp_grpc_addr.to_string(), "127.0.0.1:4317");
+        assert_eq!(s.otlp_http_addr.to_string(), "127.0.0.1:4318");
+        assert_eq!(s.http_addr.to_string(), "127.0.0.1:16686");
+        assert_eq!(s.data_dir, PathBuf::from("./sightline-data"));
+        assert_eq!(s.retention, Some(Duration::from_secs(7 * 86_400)));
+        assert_eq!(s.max_disk, None);
+        assert_eq!(s.wal_fsync, FsyncPolicy::Always);
+        assert_eq!(s.log_format, LogFormat::Text);
+    }
+
+    #[test]
+    fn errors_name_the_setting_and_the_fix() {
+        let bad = |f: &dyn Fn(&mut ServeArgs)| {
+            let mut a = ServeArgs::default();
+            f(&mut a);
+            Settings::resolve(a).unwrap_err().to_string()
+        };
+        let e = bad(&|a| a.retention = Some("forever".into()));
+        assert_eq!(
+            e,
+            "invalid value \"forever\" for --retention (env SIGHTLINE_RETENTION, config key retention): \
+             expected a duration like 7d, 12h, 30m, or off"
+        );
+        assert!(bad(&|a| a.http_addr = Some("localhost".into())).contains("--http-addr"));
+        assert!(bad(&|a| a.log_format = Some("xml".into())).contains("text or json"));
+        assert!(bad(&|a| a.wal_fsync = Some("sometimes".into())).contains("--wal-fsync"));
+        assert!(
+            bad(&|a| a.otlp_http_addr = Some("127.0.0.1:4317".into())).contains("both 127.0.0.1:4317"),
+            "port clash"
+        );
+    }
+
+    #[test]
+    fn config_file_fills_gaps_and_flags_win() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("sightline.toml");
+        std::fs::write(&path, "data_dir = \"/tmp/x\"\nretention = \"2d\"\nhttp_addr = \"127.0.0.1:9999\"\n")
+            .unwrap();
+        let args = ServeArgs {
+            config: Some(path.clone()),
+            http_addr: Some("127.0.0.1:8888".into()),
+            ..ServeArgs::default()
+        };
+        let s = Settings::resolve(args).unwrap();
+        assert_eq!(s.data_dir, PathBuf::from("/tmp/x"));
+        assert_eq!(s.retention, Some(Duration::from_secs(2 * 86_400)));
+        assert_eq!(s.http_addr.to_string(), "127.0.0.1:8888");
+
+        std::fs::write(&path, "data-dir = \"/tmp/x\"\n").unwrap();
+        let e = Settings::resolve(ServeArgs { config: Some(path), ..ServeArgs::default() }).unwrap_err();
+        assert!(e.to_string().contains("unknown field `data-dir`"), "{e}");
+        assert!(!e.to_string().contains('\n'));
+    }
+}

@@ -1,0 +1,272 @@
+//! Starts the real `sightline` binary on free loopback ports and talks to it.
+
+use std::io::Read as _;
+use std::net::TcpListener;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, ExitStatus, Stdio};
+use std::time::{Duration, Instant};
+
+use opentelemetry_proto::tonic::collector::trace::v1::ExportTraceServiceRequest;
+use opentelemetry_proto::tonic::common::v1::{AnyValue, InstrumentationScope, KeyValue, any_value};
+use opentelemetry_proto::tonic::resource::v1::Resource;
+use opentelemetry_proto::tonic::trace::v1::{ResourceSpans, ScopeSpans, Span};
+use prost::Message as _;
+use serde_json::Value;
+
+/// A running server. Killed (SIGKILL) on drop if still running.
+pub(crate) struct Server {
+    child: Option<Child>,
+    pub(crate) grpc: String,
+    pub(crate) otlp_http: String,
+    pub(crate) api: String,
+    stderr_path: PathBuf,
+}
+
+fn free_port() -> u16 {
+    TcpListener::bind("127.0.0.1:0").and_then(|l| l.local_addr()).map(|a| a.port()).expect("free port")
+}
+
+impl Server {
+    /// Starts a server on `data_dir` and waits until `/ready` answers 200.
+    pub(crate) fn start(data_dir: &Path) -> Server {
+        Server::start_with(data_dir, &[])
+    }
+
+    /// Like [`Server::start`] with extra flags.
+    pub(crate) fn start_with(data_dir: &Path, extra: &[&str]) -> Server {
+        let (g, h, a) = (free_port(), free_port(), free_port());
+        let stderr_path = data_dir.with_extension(format!("stderr-{a}.log"));
+        let stderr = std::fs::File::create(&stderr_path).expect("stderr log");
+        let child = Command::new(env!("CARGO_BIN_EXE_sightline"))
+            .arg("serve")
+            .arg("--data-dir")
+            .arg(data_dir)
+            .args(["--otlp-grpc-addr", &format!("127.0.0.1:{g}")])
+            .args(["--otlp-http-addr", &format!("127.0.0.1:{h}")])
+            .args(["--http-addr", &format!("127.0.0.1:{a}")])
+            .args(extra)
+            .env_remove("SIGHTLINE_CONFIG")
+            .stdout(Stdio::null())
+            .stderr(stderr)
+            .spawn()
+            .expect("spawn sightline");
+        let mut server = Server {
+            child: Some(child),
+            grpc: format!("127.0.0.1:{g}"),
+            otlp_http: format!("http://127.0.0.1:{h}"),
+            api: format!("http://127.0.0.1:{a}"),
+            stderr_path,
+        };
+        server.wait_ready();
+        server
+    }
+
+    fn wait_ready(&mut self) {
+        let deadline = Instant::now() + Duration::from_secs(60);
+        loop {
+            if let Some(status) = self.child.as_mut().and_then(|c| c.try_wait().ok().flatten()) {
+                panic!("sightline exited during start with {status}: {}", self.stderr());
+            }
+            if let Ok(resp) = agent().get(&format!("{}/ready", self.api)).call()
+                && resp.status() == 200
+            {
+                return;
+            }
+            assert!(Instant::now() < deadline, "sightline not ready after 60s: {}", self.stderr());
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+
+    /// What the server wrote to stderr so far.
+    pub(crate) fn stderr(&self) -> String {
+        std::fs::read_to_string(&self.stderr_path).unwrap_or_default()
+    }
+
+    /// SIGKILL: no chance to flush anything.
+    pub(crate) fn kill9(&mut self) {
+        if let Some(mut c) = self.child.take() {
+            let _ = c.kill();
+            let _ = c.wait();
+        }
+    }
+
+    /// SIGTERM, then wait for exit.
+    pub(crate) fn terminate(&mut self) -> ExitStatus {
+        let mut c = self.child.take().expect("server running");
+        let status = Command::new("kill").args(["-TERM", &c.id().to_string()]).status().expect("kill -TERM");
+        assert!(status.success());
+        let deadline = Instant::now() + Duration::from_secs(60);
+        loop {
+            if let Some(status) = c.try_wait().expect("wait") {
+                return status;
+            }
+            assert!(Instant::now() < deadline, "no exit 60s after SIGTERM");
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+
+    /// GET on the query API: (status, parsed JSON body).
+    pub(crate) fn get_json(&self, path: &str) -> (u16, Value) {
+        let resp = agent().get(&format!("{}{path}", self.api)).call().expect("GET");
+        let status = resp.status().as_u16();
+        let mut body = String::new();
+        resp.into_body().into_reader().read_to_string(&mut body).expect("body");
+        (status, serde_json::from_str(&body).unwrap_or_else(|e| panic!("{path}: {e}: {body}")))
+    }
+
+    /// The Jaeger trace JSON of `trace_id`, waiting up to `wait` for it to
+    /// have at least `min_spans` spans (exporters flush asynchronously).
+    pub(crate) fn wait_trace(&self, trace_id: &str, min_spans: usize, wait: Duration) -> Value {
+        let deadline = Instant::now() + wait;
+        loop {
+            let (status, body) = self.get_json(&format!("/api/traces/{trace_id}"));
+            if status == 200 && body["data"][0]["spans"].as_array().map_or(0, Vec::len) >= min_spans {
+                return body["data"][0].clone();
+            }
+            assert!(Instant::now() < deadline, "trace {trace_id} not complete in {wait:?}: {status} {body}");
+            std::thread::sleep(Duration::from_millis(100));
+        }
+    }
+
+    /// POSTs raw bytes to OTLP/HTTP `/v1/traces`.
+    pub(crate) fn post_traces(&self, content_type: &str, encoding: Option<&str>, body: &[u8]) -> Reply {
+        post(&format!("{}/v1/traces", self.otlp_http), content_type, encoding, body)
+    }
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        self.kill9();
+    }
+}
+
+/// An HTTP reply read fully.
+#[derive(Debug)]
+pub(crate) struct Reply {
+    pub(crate) status: u16,
+    pub(crate) content_type: String,
+    pub(crate) body: Vec<u8>,
+}
+
+impl Reply {
+    pub(crate) fn text(&self) -> String {
+        String::from_utf8_lossy(&self.body).into_owned()
+    }
+}
+
+/// A client that reports 4xx/5xx as replies, not errors.
+pub(crate) fn agent() -> ureq::Agent {
+    ureq::Agent::config_builder()
+        .http_status_as_error(false)
+        .timeout_global(Some(Duration::from_secs(30)))
+        .build()
+        .into()
+}
+
+pub(crate) fn post(url: &str, content_type: &str, encoding: Option<&str>, body: &[u8]) -> Reply {
+    let mut req = agent().post(url).header("content-type", content_type);
+    if let Some(e) = encoding {
+        req = req.header("content-encoding", e);
+    }
+    let resp = req.send(body).expect("POST");
+    let header = |name: &str| resp.headers().get(name).and_then(|v| v.to_str().ok()).map(str::to_owned);
+    let status = resp.status().as_u16();
+    let content_type = header("content-type").unwrap_or_default();
+    let mut body = Vec::new();
+    resp.into_body().into_reader().read_to_end(&mut body).expect("body");
+    Reply { status, content_type, body }
+}
+
+pub(crate) fn gzip(bytes: &[u8]) -> Vec<u8> {
+    gzip_level(bytes, flate2::Compression::fast())
+}
+
+pub(crate) fn gzip_level(bytes: &[u8], level: flate2::Compression) -> Vec<u8> {
+    use std::io::Write as _;
+    let mut enc = flate2::write::GzEncoder::new(Vec::new(), level);
+    enc.write_all(bytes).expect("gzip");
+    enc.finish().expect("gzip")
+}
+
+pub(crate) fn string_kv(key: &str, value: &str) -> KeyValue {
+    KeyValue {
+        key: key.into(),
+        value: Some(AnyValue { value: Some(any_value::Value::StringValue(value.into())) }),
+        key_strindex: 0,
+    }
+}
+
+/// An export request with `spans` from one service.
+pub(crate) fn request(service: &str, spans: Vec<Span>) -> ExportTraceServiceRequest {
+    ExportTraceServiceRequest {
+        resource_spans: vec![ResourceSpans {
+            resource: Some(Resource {
+                attributes: vec![string_kv("service.name", service)],
+                ..Default::default()
+            }),
+            scope_spans: vec![ScopeSpans {
+                scope: Some(InstrumentationScope { name: "it".into(), ..Default::default() }),
+                spans,
+                schema_url: String::new(),
+            }],
+            schema_url: String::new(),
+        }],
+    }
+}
+
+/// A span with the given ids, starting `start_ns` and lasting 1 ms.
+pub(crate) fn span(
+    trace_id: [u8; 16],
+    span_id: [u8; 8],
+    parent: Option<[u8; 8]>,
+    name: &str,
+    start_ns: u64,
+) -> Span {
+    Span {
+        trace_id: trace_id.to_vec(),
+        span_id: span_id.to_vec(),
+        parent_span_id: parent.map(|p| p.to_vec()).unwrap_or_default(),
+        name: name.into(),
+        kind: 2,
+        start_time_unix_nano: start_ns,
+        end_time_unix_nano: start_ns + 1_000_000,
+        attributes: vec![string_kv("http.route", "/it")],
+        ..Default::default()
+    }
+}
+
+pub(crate) fn encode(req: &ExportTraceServiceRequest) -> Vec<u8> {
+    req.encode_to_vec()
+}
+
+pub(crate) fn now_ns() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_nanos() as u64)
+        .unwrap_or(0)
+}
+
+pub(crate) fn hex(bytes: &[u8]) -> String {
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
+}
+
+/// The Python interpreter of the venv `.ci/run` builds, or
+/// `SIGHTLINE_PYTHON`. Panics with the fix when neither exists: these
+/// tests must not pass by skipping.
+pub(crate) fn python() -> PathBuf {
+    if let Ok(p) = std::env::var("SIGHTLINE_PYTHON") {
+        return PathBuf::from(p);
+    }
+    let venv = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../.venv/bin/python");
+    assert!(
+        venv.exists(),
+        "no Python venv at {}: run .ci/run once (it creates it) or set SIGHTLINE_PYTHON",
+        venv.display()
+    );
+    venv
+}
+
+/// Path of a script under tests/python.
+pub(crate) fn python_script(name: &str) -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("../../tests/python").join(name)
+}

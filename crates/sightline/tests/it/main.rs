@@ -1,0 +1,14 @@
+//! The one integration-test binary: each module starts the real
+//! `sightline` binary on free loopback ports and drives it from outside.
+//!
+//! - `harness`: start/stop/kill the server, OTLP request builders, HTTP helpers.
+//! - `python_clients`: the stock OpenTelemetry Python SDK (seeds 002 and 003).
+//! - `http_bodies`: raw OTLP/HTTP bodies — JSON, gzip, partial success, bad input.
+//! - `crash`: kill -9 during ingest; every acknowledged span survives.
+//! - `lifecycle`: config errors, SIGTERM, restart, health, lock, metrics.
+
+mod crash;
+mod harness;
+mod http_bodies;
+mod lifecycle;
+mod python_clients;
