@@ -25,7 +25,7 @@ pub(crate) async fn serve(settings: Settings) -> anyhow::Result<()> {
     let api_metrics = Arc::new(sightline_api::Metrics::new(&mut registry));
 
     let mut options = sightline_store::Options::new(&settings.data_dir);
-    options.fsync = settings.wal_fsync.clone();
+    options.fsync = settings.wal_fsync;
     options.retention = settings.retention;
     options.max_disk_bytes = settings.max_disk;
     // Budget: a quarter for requests being decoded, an eighth per head (one

@@ -86,7 +86,9 @@ fn bad_input_gets_4xx_with_a_message_and_the_server_keeps_serving() {
     // A gzip bomb: 64 MiB of zeros, a few dozen KiB compressed.
     let bomb = crate::harness::gzip_level(&vec![0u8; 64 << 20], flate2::Compression::best());
     assert!(bomb.len() < 200_000);
-    let cases: Vec<(&str, &str, Option<&str>, Vec<u8>, u16)> = vec![
+    // (what, content type, content encoding, body, expected status)
+    type Case<'a> = (&'a str, &'a str, Option<&'a str>, Vec<u8>, u16);
+    let cases: Vec<Case> = vec![
         ("random protobuf", "application/x-protobuf", None, random, 400),
         ("truncated json", "application/json", None, br#"{"resourceSpans":[{"scopeSpans":[{"spans":[{"traceId":"5b8e"#.to_vec(), 400),
         ("bad gzip", "application/x-protobuf", Some("gzip"), b"\x1f\x8bnot really gzip".to_vec(), 400),
