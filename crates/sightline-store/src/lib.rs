@@ -37,7 +37,7 @@ mod store;
 pub use error::Error;
 pub use metrics::Metrics;
 pub use sightline_block::WriteOptions as BlockOptions;
-pub use sightline_wal::FsyncPolicy;
+pub use sightline_wal::{FsyncPolicy, RecoveryMode as WalRecovery};
 pub use store::{EmbeddedStore, Options};
 
 #[cfg(test)]

@@ -37,6 +37,8 @@ pub struct Options {
     pub data_dir: PathBuf,
     /// When WAL appends are synced before acknowledging.
     pub fsync: FsyncPolicy,
+    /// How much damage WAL recovery tolerates in the newest segment.
+    pub wal_recovery: sightline_wal::RecoveryMode,
     /// Cut the head once it holds this many (estimated) bytes.
     pub head_max_bytes: usize,
     /// Cut the head at least this often when it is not empty.
@@ -65,6 +67,7 @@ impl Options {
         Options {
             data_dir: data_dir.into(),
             fsync: FsyncPolicy::Always,
+            wal_recovery: sightline_wal::RecoveryMode::TolerateTornTail,
             head_max_bytes: 32 << 20,
             head_max_age: Duration::from_secs(120),
             max_frozen_heads: 2,
@@ -167,6 +170,7 @@ impl EmbeddedStore {
         let wal_options = sightline_wal::Options {
             fsync: options.fsync,
             metrics: Some(Arc::clone(&metrics.wal)),
+            recovery: options.wal_recovery,
             ..sightline_wal::Options::default()
         };
         let wal_dir = dir.join(WAL_DIR);

@@ -142,7 +142,7 @@ impl fmt::Display for Corruption {
             f,
             "Refusing to start rather than silently lose acknowledged data: move the file out \
              of the WAL directory (keep a copy) to start without its records, or, if it is the \
-             newest segment, use point-in-time recovery to keep the records before this offset"
+             newest segment, use point-in-time recovery (sightline serve --wal-recovery point-in-time) to keep the records before this offset"
         )
     }
 }

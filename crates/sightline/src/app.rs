@@ -26,6 +26,7 @@ pub(crate) async fn serve(settings: Settings) -> anyhow::Result<()> {
 
     let mut options = sightline_store::Options::new(&settings.data_dir);
     options.fsync = settings.wal_fsync;
+    options.wal_recovery = settings.wal_recovery;
     options.retention = settings.retention;
     options.max_disk_bytes = settings.max_disk;
     // Budget: a quarter for requests being decoded, an eighth per head (one

@@ -11,7 +11,7 @@ use std::time::Duration;
 
 use clap::Args;
 use serde::Deserialize;
-use sightline_store::FsyncPolicy;
+use sightline_store::{FsyncPolicy, WalRecovery};
 
 /// Flags of `sightline serve`. Every flag is optional here so the config
 /// file can fill what the command line leaves out; defaults live in
@@ -50,6 +50,11 @@ pub(crate) struct ServeArgs {
     /// always, interval:<duration> (e.g. interval:100ms) or never [default: always]
     #[arg(long, env = "SIGHTLINE_WAL_FSYNC", value_name = "POLICY")]
     pub(crate) wal_fsync: Option<String>,
+    /// WAL recovery: tolerate-torn-tail (only an interrupted last write is
+    /// cut; any other damage stops the start) or point-in-time (keep the
+    /// records before the first damage in the newest segment) [default: tolerate-torn-tail]
+    #[arg(long, env = "SIGHTLINE_WAL_RECOVERY", value_name = "MODE")]
+    pub(crate) wal_recovery: Option<String>,
     /// Largest OTLP message accepted (gRPC message, HTTP body after decompression) [default: 20MiB]
     #[arg(long, env = "SIGHTLINE_MAX_MESSAGE_SIZE", value_name = "SIZE")]
     pub(crate) max_message_size: Option<String>,
@@ -71,6 +76,7 @@ struct FileConfig {
     log_format: Option<String>,
     log_level: Option<String>,
     wal_fsync: Option<String>,
+    wal_recovery: Option<String>,
     max_message_size: Option<String>,
     memory_limit: Option<String>,
 }
@@ -94,6 +100,7 @@ pub(crate) struct Settings {
     pub(crate) log_format: LogFormat,
     pub(crate) log_level: String,
     pub(crate) wal_fsync: FsyncPolicy,
+    pub(crate) wal_recovery: WalRecovery,
     pub(crate) max_message_size: usize,
     pub(crate) memory_limit: usize,
 }
@@ -131,7 +138,7 @@ impl Settings {
                     let msg = e.message().replace('\n', " ");
                     ConfigError(format!(
                         "invalid config file {}: {msg}; valid keys are data_dir, otlp_grpc_addr, otlp_http_addr, \
-                         http_addr, retention, max_disk, log_format, log_level, wal_fsync, max_message_size, \
+                         http_addr, retention, max_disk, log_format, log_level, wal_fsync, wal_recovery, max_message_size, \
                          memory_limit",
                         path.display()
                     ))
@@ -151,6 +158,7 @@ impl Settings {
         let max_disk = pick(args.max_disk, file.max_disk, "off");
         let log_format = pick(args.log_format, file.log_format, "text");
         let wal_fsync = pick(args.wal_fsync, file.wal_fsync, "always");
+        let wal_recovery = pick(args.wal_recovery, file.wal_recovery, "tolerate-torn-tail");
         let max_message_size = pick(args.max_message_size, file.max_message_size, "20MiB");
         let memory_limit = pick(args.memory_limit, file.memory_limit, "256MiB");
         let settings = Settings {
@@ -179,6 +187,9 @@ impl Settings {
             wal_fsync: wal_fsync.parse().map_err(|_| {
                 Source { flag: "--wal-fsync" }
                     .err(&wal_fsync, "always, never, or interval:<duration> (e.g. interval:100ms)")
+            })?,
+            wal_recovery: wal_recovery.parse().map_err(|_| {
+                Source { flag: "--wal-recovery" }.err(&wal_recovery, "tolerate-torn-tail or point-in-time")
             })?,
             max_message_size: parse_size(&max_message_size).filter(|n| *n >= 1024).ok_or_else(|| {
                 Source { flag: "--max-message-size" }

@@ -115,3 +115,48 @@ fn health_ready_metrics_and_data_dir_lock() {
     assert_eq!(out.status.code(), Some(1));
     assert!(String::from_utf8_lossy(&out.stderr).contains("in use by another sightline process"));
 }
+
+#[test]
+fn wal_corruption_stops_the_start_with_a_way_out() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data");
+    let mut server = Server::start(&data);
+    for i in 1..=3u8 {
+        let req = request("wal-svc", vec![span([i; 16], [i; 8], None, "w", now_ns())]);
+        assert_eq!(server.post_traces("application/x-protobuf", None, &encode(&req)).status, 200);
+    }
+    server.kill9();
+    let mut segments: Vec<_> = std::fs::read_dir(data.join("wal"))
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .filter(|p| p.extension().is_some_and(|e| e == "wal"))
+        .collect();
+    segments.sort();
+    let newest = segments.last().unwrap();
+    let mut bytes = std::fs::read(newest).unwrap();
+    assert!(bytes.len() > 100, "three records were logged");
+    bytes[30] ^= 0xff; // inside the first record; two valid records follow
+    std::fs::write(newest, &bytes).unwrap();
+
+    let out = Command::new(env!("CARGO_BIN_EXE_sightline"))
+        .args([
+            "serve",
+            "--otlp-grpc-addr",
+            "127.0.0.1:0",
+            "--otlp-http-addr",
+            "127.0.0.1:0",
+            "--http-addr",
+            "127.0.0.1:0",
+            "--data-dir",
+        ])
+        .arg(&data)
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(1));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(stderr.contains("corrupt") && stderr.contains("--wal-recovery point-in-time"), "{stderr}");
+
+    let server = Server::start_with(&data, &["--wal-recovery", "point-in-time"]);
+    let (status, _) = server.get_json(&format!("/api/traces/{}", hex(&[3; 16])));
+    assert_eq!(status, 404, "records after the damage are given up, as the operator chose");
+}
