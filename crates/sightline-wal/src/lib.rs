@@ -97,7 +97,7 @@ pub use error::{Corruption, Error, ParseError};
 pub use format::{FORMAT_VERSION, MAX_RECORD_LEN, SegmentId};
 pub use metrics::Metrics;
 pub use policy::FsyncPolicy;
-pub use recovery::{Recovered, RecoveredSegment, read_dir};
+pub use recovery::{Recovered, RecoveredSegment, read_dir, read_segment};
 pub use scan::{Damage, RecoveryMode, TornTail, scan_segment};
 pub use wal::{Options, Wal};
 

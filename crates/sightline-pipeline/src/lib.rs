@@ -1,0 +1,28 @@
+//! The pipeline between receivers and storage: processors that limit,
+//! batch, sample, rewrite and redact spans, and exporters that store or
+//! forward them — built from a Collector-style config.
+//!
+//! Every stage is a [`TracesConsumer`] wrapping the next one, so a chain is
+//! just nested consumers and the acknowledgement contract flows through it
+//! unchanged: a stage returns `Ok` only when everything downstream did. The
+//! one exception is tail sampling, which must hold spans until a trace is
+//! complete; it says so in its docs and in `ARCHITECTURE.md`.
+//!
+//! Config is read by [`config::parse`], which reports *every* problem with
+//! its key path and a fix instead of stopping at the first, so
+//! `sightline validate-config` can print them all.
+#![deny(missing_docs)]
+
+mod build;
+mod component;
+pub mod config;
+pub mod exporter;
+mod metrics;
+pub mod processor;
+
+pub use build::{Built, Exporters, build};
+pub use component::Component;
+pub use metrics::Metrics;
+
+#[cfg(test)]
+mod tests;

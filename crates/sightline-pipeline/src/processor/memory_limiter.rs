@@ -1,0 +1,137 @@
+//! Memory limiter: refuses data, retryably, while the process uses too
+//! much memory — backpressure instead of growth.
+//!
+//! Like the Collector's `memory_limiter`, it measures the process (here:
+//! resident set size from `/proc/self/status`) on an interval rather than
+//! per batch. Above the soft limit (`limit - spike`) new batches get
+//! `Overloaded`; above the hard limit too, and a warning says memory is
+//! not falling. Refusal never drops data: the sender retries it.
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::Duration;
+
+use async_trait::async_trait;
+use sightline_model::{Batch, ComponentHealth, ConsumeError, TracesConsumer};
+use tokio::task::JoinHandle;
+
+use super::Next;
+use crate::Component;
+use crate::metrics::{Metrics, labels};
+
+/// Settings of a memory limiter.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Config {
+    /// How often memory is measured.
+    pub check_interval: Duration,
+    /// Hard limit in bytes.
+    pub limit_bytes: u64,
+    /// Headroom below the hard limit where refusals start (soft = limit - spike).
+    pub spike_bytes: u64,
+}
+
+impl Config {
+    /// The Collector's defaults relative to a limit: spike 20 %, check every 100 ms.
+    pub fn for_limit(limit_bytes: u64) -> Config {
+        Config { check_interval: Duration::from_millis(100), limit_bytes, spike_bytes: limit_bytes / 5 }
+    }
+}
+
+/// The processor.
+pub struct MemoryLimiter {
+    id: String,
+    next: Next,
+    soft: u64,
+    hard: u64,
+    current: Arc<AtomicU64>,
+    metrics: Arc<Metrics>,
+    task: JoinHandle<()>,
+}
+
+/// Reads the resident set size of this process, in bytes.
+pub fn resident_bytes() -> Option<u64> {
+    let status = std::fs::read_to_string("/proc/self/status").ok()?;
+    let line = status.lines().find(|l| l.starts_with("VmRSS:"))?;
+    let kb: u64 = line.trim_start_matches("VmRSS:").trim().trim_end_matches("kB").trim().parse().ok()?;
+    Some(kb * 1024)
+}
+
+impl MemoryLimiter {
+    /// Starts the measuring task; must run inside a tokio runtime.
+    pub fn new(id: &str, config: &Config, next: Next, metrics: Arc<Metrics>) -> MemoryLimiter {
+        let current = Arc::new(AtomicU64::new(resident_bytes().unwrap_or(0)));
+        let task = {
+            let (current, metrics, every) =
+                (Arc::clone(&current), Arc::clone(&metrics), config.check_interval);
+            let hard = config.limit_bytes;
+            tokio::spawn(async move {
+                let mut warned = false;
+                loop {
+                    tokio::time::sleep(every).await;
+                    let Some(rss) = resident_bytes() else { continue };
+                    current.store(rss, Ordering::Relaxed);
+                    metrics.memory_bytes.set(rss as i64);
+                    if rss >= hard && !warned {
+                        tracing::warn!(
+                            rss,
+                            hard,
+                            "memory above the hard limit; refusing data until it falls"
+                        );
+                    }
+                    warned = rss >= hard;
+                }
+            })
+        };
+        MemoryLimiter {
+            id: id.to_owned(),
+            next,
+            soft: config.limit_bytes.saturating_sub(config.spike_bytes),
+            hard: config.limit_bytes,
+            current,
+            metrics,
+            task,
+        }
+    }
+}
+
+#[async_trait]
+impl TracesConsumer for MemoryLimiter {
+    async fn consume_traces(&self, batch: Batch) -> Result<(), ConsumeError> {
+        let rss = self.current.load(Ordering::Relaxed);
+        if rss >= self.soft {
+            let limit = if rss >= self.hard { "hard" } else { "soft" };
+            self.metrics.refused.get_or_create(&labels(&[("component", &self.id), ("reason", limit)])).inc();
+            return Err(ConsumeError::Overloaded {
+                reason: format!("memory {} MiB is above the {limit} limit", rss >> 20),
+                retry_after: Duration::from_secs(1),
+            });
+        }
+        self.next.consume_traces(batch).await
+    }
+}
+
+#[async_trait]
+impl Component for MemoryLimiter {
+    fn id(&self) -> &str {
+        &self.id
+    }
+
+    async fn shutdown(&self) {
+        self.task.abort();
+    }
+
+    fn health(&self) -> Option<ComponentHealth> {
+        let rss = self.current.load(Ordering::Relaxed);
+        Some(ComponentHealth {
+            name: self.id.clone(),
+            healthy: true,
+            detail: format!(
+                "{} MiB resident; refusing above {} MiB (hard limit {} MiB){}",
+                rss >> 20,
+                self.soft >> 20,
+                self.hard >> 20,
+                if rss >= self.soft { "; refusing now" } else { "" }
+            ),
+        })
+    }
+}

@@ -1,0 +1,375 @@
+//! Redaction: keeps secrets and personal data out of storage.
+//!
+//! Seed 001 rejects PII and secrets at the edge; this makes sure nothing
+//! that slipped through is stored. Three mechanisms, like the Collector's
+//! `redaction` processor:
+//! - **blocked keys**: attributes whose key has a segment (split on `.`,
+//!   `_`, `-`) in the block list — `password`, `secret`, `token`,
+//!   `authorization`, `cookie`, `email`, `card`… — are deleted;
+//! - **masked values**: text matching value patterns — email addresses,
+//!   card numbers (13–19 digits passing the Luhn check), bearer/basic
+//!   credentials — is replaced by `****`, in attribute values (nested ones
+//!   too), span and event names, and status messages;
+//! - **allow-list mode**: only listed keys survive.
+//!
+//! Cheap byte checks run before any regex (`@` before the email pattern, a
+//! digit run before the card pattern), so clean spans cost little; a batch
+//! with nothing to redact passes through without re-encoding.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+
+use async_trait::async_trait;
+use regex::Regex;
+use sightline_model::{Batch, ConsumeError, KeyValue, Resource, Scope, Span, TracesConsumer, Value};
+
+use super::Next;
+use crate::Component;
+use crate::metrics::{Metrics, labels};
+
+/// Key segments blocked by default.
+pub const DEFAULT_BLOCKED_KEY_SEGMENTS: &[&str] = &[
+    "password",
+    "passwd",
+    "pwd",
+    "secret",
+    "token",
+    "authorization",
+    "auth",
+    "cookie",
+    "email",
+    "card",
+    "ssn",
+    "credential",
+    "credentials",
+];
+
+/// What to mask in values; each is on by default.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Masks {
+    /// Email addresses.
+    pub emails: bool,
+    /// Card numbers (Luhn-valid runs of 13–19 digits).
+    pub card_numbers: bool,
+    /// `Bearer …` / `Basic …` credentials.
+    pub bearer_tokens: bool,
+}
+
+/// Settings of a redaction processor.
+#[derive(Debug, Clone)]
+pub struct Config {
+    /// Key segments (lower-case) that delete an attribute.
+    pub blocked_key_segments: Vec<String>,
+    /// Extra key regexes that delete an attribute.
+    pub blocked_key_patterns: Vec<Regex>,
+    /// Extra value regexes whose matches are masked.
+    pub blocked_values: Vec<Regex>,
+    /// Built-in value masks.
+    pub masks: Masks,
+    /// When set, only these keys survive (allow-list mode).
+    pub allowed_keys: Option<Vec<String>>,
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        Config {
+            blocked_key_segments: DEFAULT_BLOCKED_KEY_SEGMENTS.iter().map(|s| (*s).to_owned()).collect(),
+            blocked_key_patterns: Vec::new(),
+            blocked_values: Vec::new(),
+            masks: Masks { emails: true, card_numbers: true, bearer_tokens: true },
+            allowed_keys: None,
+        }
+    }
+}
+
+/// Two-segment keys blocked as a pair or when written as one segment
+/// (`api_key`, `apikey`, `set-cookie`, `credit_card`…).
+const JOINED: &[(&str, &str)] = &[
+    ("api", "key"),
+    ("private", "key"),
+    ("set", "cookie"),
+    ("credit", "card"),
+    ("card", "number"),
+    ("access", "key"),
+];
+
+/// The text that replaces masked values.
+pub const MASK: &str = "****";
+
+struct Patterns {
+    email: Regex,
+    card: Regex,
+    bearer: Regex,
+}
+
+/// The rules, compiled; usable without the processor (tests, other stages).
+pub struct Redactor {
+    config: Config,
+    patterns: Patterns,
+}
+
+#[derive(Default)]
+struct Counts {
+    keys: u64,
+    values: u64,
+}
+
+impl Redactor {
+    /// Compiles the rules.
+    pub fn new(config: Config) -> Redactor {
+        // NOTE: these patterns are constants and known to compile.
+        #[allow(clippy::expect_used)]
+        let patterns = Patterns {
+            email: Regex::new(r"[A-Za-z0-9._%+\-]+@[A-Za-z0-9.\-]+\.[A-Za-z]{2,}").expect("email pattern"),
+            card: Regex::new(r"\d(?:[ \-]?\d){12,18}").expect("card pattern"),
+            bearer: Regex::new(r"(?i)\b(?:bearer|basic)\s+[A-Za-z0-9\-._~+/]+=*").expect("bearer pattern"),
+        };
+        Redactor { config, patterns }
+    }
+
+    fn key_blocked(&self, key: &str) -> bool {
+        if let Some(allowed) = &self.config.allowed_keys {
+            return !allowed.iter().any(|k| k == key);
+        }
+        // Compare segments in place: keys repeat on every span, so this
+        // must not allocate.
+        let mut previous = "";
+        for seg in key.split(['.', '_', '-', '/']) {
+            let blocked = self.config.blocked_key_segments.iter().any(|b| b.eq_ignore_ascii_case(seg))
+                || JOINED
+                    .iter()
+                    .any(|(a, b)| a.eq_ignore_ascii_case(previous) && b.eq_ignore_ascii_case(seg))
+                || JOINED.iter().any(|(a, b)| {
+                    seg.len() == a.len() + b.len()
+                        && seg.get(..a.len()).is_some_and(|head| head.eq_ignore_ascii_case(a))
+                        && seg.get(a.len()..).is_some_and(|rest| rest.eq_ignore_ascii_case(b))
+                });
+            if blocked {
+                return true;
+            }
+            previous = seg;
+        }
+        self.config.blocked_key_patterns.iter().any(|p| p.is_match(key))
+    }
+
+    /// Whether `s` holds text a mask would replace (no allocation).
+    fn text_needs(&self, s: &str) -> bool {
+        let m = &self.config.masks;
+        (m.emails && s.contains('@') && self.patterns.email.is_match(s))
+            || (m.card_numbers
+                && s.bytes().filter(u8::is_ascii_digit).count() >= 13
+                && self.patterns.card.find_iter(s).any(|hit| luhn_valid(hit.as_str())))
+            || (m.bearer_tokens
+                && (contains_ci(s, "bearer") || contains_ci(s, "basic"))
+                && self.patterns.bearer.is_match(s))
+            || self.config.blocked_values.iter().any(|re| re.is_match(s))
+    }
+
+    fn value_needs(&self, v: &Value) -> bool {
+        match v {
+            Value::Str(s) => self.text_needs(s),
+            Value::Array(items) => items.iter().any(|i| self.value_needs(i)),
+            Value::Map(kvs) => self.attributes_need(kvs),
+            _ => false,
+        }
+    }
+
+    fn attributes_need(&self, kvs: &[KeyValue]) -> bool {
+        kvs.iter().any(|kv| self.key_blocked(&kv.key) || self.value_needs(&kv.value))
+    }
+
+    /// Whether anything in `span`, its resource or scope needs redacting.
+    fn span_needs(&self, span: &Span) -> bool {
+        self.attributes_need(&span.attributes)
+            || self.text_needs(&span.name)
+            || self.text_needs(&span.status.message)
+            || span.events.iter().any(|e| self.text_needs(&e.name) || self.attributes_need(&e.attributes))
+            || span.links.iter().any(|l| self.attributes_need(&l.attributes))
+            || self.attributes_need(span.resource.attributes())
+            || self.attributes_need(&span.scope.attributes)
+    }
+
+    /// Masks sensitive text in `s`; returns whether anything changed.
+    fn mask_text(&self, s: &mut String, counts: &mut Counts) -> bool {
+        let m = &self.config.masks;
+        let mut changed = false;
+        let mut replace = |re: &Regex, s: &mut String, luhn: bool| {
+            if !re.is_match(s) {
+                return;
+            }
+            let out = re.replace_all(s, |caps: &regex::Captures<'_>| {
+                let hit = &caps[0];
+                if luhn && !luhn_valid(hit) {
+                    hit.to_owned()
+                } else {
+                    counts.values += 1;
+                    changed = true;
+                    MASK.to_owned()
+                }
+            });
+            if let std::borrow::Cow::Owned(o) = out {
+                *s = o;
+            }
+        };
+        if m.emails && s.contains('@') {
+            replace(&self.patterns.email, s, false);
+        }
+        if m.card_numbers && s.bytes().filter(u8::is_ascii_digit).count() >= 13 {
+            replace(&self.patterns.card, s, true);
+        }
+        if m.bearer_tokens && s.len() > 6 && (contains_ci(s, "bearer") || contains_ci(s, "basic")) {
+            replace(&self.patterns.bearer, s, false);
+        }
+        for re in &self.config.blocked_values {
+            replace(re, s, false);
+        }
+        changed
+    }
+
+    fn value(&self, v: &mut Value, counts: &mut Counts) -> bool {
+        match v {
+            Value::Str(s) => self.mask_text(s, counts),
+            Value::Array(items) => items.iter_mut().fold(false, |acc, i| self.value(i, counts) | acc),
+            Value::Map(kvs) => self.attributes(kvs, counts),
+            _ => false,
+        }
+    }
+
+    fn attributes(&self, kvs: &mut Vec<KeyValue>, counts: &mut Counts) -> bool {
+        let before = kvs.len();
+        kvs.retain(|kv| !self.key_blocked(&kv.key));
+        let removed = before - kvs.len();
+        counts.keys += removed as u64;
+        kvs.iter_mut().fold(removed > 0, |acc, kv| self.value(&mut kv.value, counts) | acc)
+    }
+
+    /// Redacts one span in place (not its resource or scope); returns
+    /// whether anything changed.
+    fn span(&self, span: &mut Span, counts: &mut Counts) -> bool {
+        let mut changed = self.attributes(&mut span.attributes, counts);
+        changed |= self.mask_text(&mut span.name, counts);
+        changed |= self.mask_text(&mut span.status.message, counts);
+        for e in &mut span.events {
+            changed |= self.mask_text(&mut e.name, counts);
+            changed |= self.attributes(&mut e.attributes, counts);
+        }
+        for l in &mut span.links {
+            changed |= self.attributes(&mut l.attributes, counts);
+        }
+        changed
+    }
+
+    /// Redacts a batch; `None` when nothing needed redacting.
+    fn batch(&self, spans: &[Span], counts: &mut Counts) -> Option<Vec<Span>> {
+        // Most batches are clean: check without copying first.
+        if !spans.iter().any(|s| self.span_needs(s)) {
+            return None;
+        }
+        let mut resources: HashMap<*const Resource, Arc<Resource>> = HashMap::new();
+        let mut scopes: HashMap<*const Scope, Arc<Scope>> = HashMap::new();
+        let mut out = Vec::with_capacity(spans.len());
+        let mut changed = false;
+        for original in spans {
+            let mut span = original.clone();
+            changed |= self.span(&mut span, counts);
+            let resource = resources.entry(Arc::as_ptr(&span.resource)).or_insert_with(|| {
+                let mut attrs = span.resource.attributes().to_vec();
+                if self.attributes(&mut attrs, counts) {
+                    Arc::new(Resource::new(
+                        attrs,
+                        span.resource.dropped_attributes_count(),
+                        span.resource.schema_url().to_owned(),
+                    ))
+                } else {
+                    Arc::clone(&span.resource)
+                }
+            });
+            if !Arc::ptr_eq(resource, &span.resource) {
+                changed = true;
+                span.resource = Arc::clone(resource);
+            }
+            let scope = scopes.entry(Arc::as_ptr(&span.scope)).or_insert_with(|| {
+                let mut s = (*span.scope).clone();
+                if self.attributes(&mut s.attributes, counts) { Arc::new(s) } else { Arc::clone(&span.scope) }
+            });
+            if !Arc::ptr_eq(scope, &span.scope) {
+                changed = true;
+                span.scope = Arc::clone(scope);
+            }
+            out.push(span);
+        }
+        changed.then_some(out)
+    }
+}
+
+fn contains_ci(haystack: &str, needle: &str) -> bool {
+    haystack.as_bytes().windows(needle.len()).any(|w| w.eq_ignore_ascii_case(needle.as_bytes()))
+}
+
+/// Luhn checksum over the digits of `s`.
+pub fn luhn_valid(s: &str) -> bool {
+    let digits: Vec<u32> = s.chars().filter_map(|c| c.to_digit(10)).collect();
+    if !(13..=19).contains(&digits.len()) {
+        return false;
+    }
+    let sum: u32 = digits
+        .iter()
+        .rev()
+        .enumerate()
+        .map(|(i, d)| {
+            if i % 2 == 1 {
+                let x = d * 2;
+                if x > 9 { x - 9 } else { x }
+            } else {
+                *d
+            }
+        })
+        .sum();
+    sum.is_multiple_of(10)
+}
+
+/// The processor.
+pub struct RedactionProcessor {
+    id: String,
+    redactor: Redactor,
+    next: Next,
+    metrics: Arc<Metrics>,
+}
+
+impl RedactionProcessor {
+    /// Builds the processor.
+    pub fn new(id: &str, config: Config, next: Next, metrics: Arc<Metrics>) -> RedactionProcessor {
+        RedactionProcessor { id: id.to_owned(), redactor: Redactor::new(config), next, metrics }
+    }
+}
+
+#[async_trait]
+impl TracesConsumer for RedactionProcessor {
+    async fn consume_traces(&self, batch: Batch) -> Result<(), ConsumeError> {
+        let mut counts = Counts::default();
+        let redacted = self.redactor.batch(batch.spans(), &mut counts);
+        if counts.keys > 0 {
+            self.metrics
+                .redacted
+                .get_or_create(&labels(&[("component", &self.id), ("kind", "key")]))
+                .inc_by(counts.keys);
+        }
+        if counts.values > 0 {
+            self.metrics
+                .redacted
+                .get_or_create(&labels(&[("component", &self.id), ("kind", "value")]))
+                .inc_by(counts.values);
+        }
+        match redacted {
+            None => self.next.consume_traces(batch).await,
+            Some(spans) => self.next.consume_traces(Batch::from_spans(spans)).await,
+        }
+    }
+}
+
+#[async_trait]
+impl Component for RedactionProcessor {
+    fn id(&self) -> &str {
+        &self.id
+    }
+}

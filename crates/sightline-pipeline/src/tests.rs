@@ -1,0 +1,557 @@
+use std::sync::Arc;
+use std::time::Duration;
+
+use async_trait::async_trait;
+use parking_lot::Mutex;
+use prost::Message as _;
+use sightline_model::{
+    Batch, ConsumeError, Event, KeyValue, Resource, Scope, Span, SpanId, SpanKind, Status, StatusCode,
+    TraceId, TracesConsumer, Value, otlp,
+};
+
+use crate::Metrics;
+use crate::config::{Context, Problem, parse};
+use crate::processor::{attributes, batch, probabilistic, redaction, tail};
+
+/// Records batches; can be told to refuse.
+#[derive(Default)]
+struct Recorder {
+    batches: Mutex<Vec<Batch>>,
+    refuse: Mutex<Option<ConsumeError>>,
+}
+
+impl Recorder {
+    fn spans(&self) -> Vec<Span> {
+        self.batches.lock().iter().flat_map(|b| b.spans().to_vec()).collect()
+    }
+}
+
+#[async_trait]
+impl TracesConsumer for Recorder {
+    async fn consume_traces(&self, batch: Batch) -> Result<(), ConsumeError> {
+        if let Some(e) = self.refuse.lock().clone() {
+            return Err(e);
+        }
+        // The WAL relies on this invariant: check it at every stage's output.
+        let decoded = otlp::decode_request(
+            opentelemetry_proto::tonic::collector::trace::v1::ExportTraceServiceRequest::decode(
+                batch.otlp_bytes().clone(),
+            )
+            .expect("batch bytes decode"),
+        );
+        assert_eq!(decoded.spans, batch.spans(), "otlp bytes must encode exactly the spans");
+        self.batches.lock().push(batch);
+        Ok(())
+    }
+}
+
+fn tid(n: u64) -> TraceId {
+    // Spread ids over the whole randomness space (splitmix64).
+    let mut z = n.wrapping_add(0x9e37_79b9_7f4a_7c15);
+    z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
+    z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
+    z ^= z >> 31;
+    let mut b = [0u8; 16];
+    b[..8].copy_from_slice(&n.wrapping_add(1).to_be_bytes());
+    b[8..].copy_from_slice(&z.to_be_bytes());
+    TraceId::from_bytes(b).unwrap()
+}
+
+fn span(trace: u64, id: u64, parent: Option<u64>, attrs: Vec<KeyValue>) -> Span {
+    Span {
+        trace_id: tid(trace),
+        span_id: SpanId::from_bytes((id + 1).to_be_bytes()).unwrap(),
+        parent_span_id: parent.map(|p| SpanId::from_bytes((p + 1).to_be_bytes()).unwrap()),
+        trace_state: String::new(),
+        flags: 0x101,
+        name: "op".into(),
+        kind: SpanKind::Server,
+        start_time_unix_nano: 1_000,
+        end_time_unix_nano: 2_000,
+        attributes: attrs,
+        dropped_attributes_count: 0,
+        events: Vec::new(),
+        dropped_events_count: 0,
+        links: Vec::new(),
+        dropped_links_count: 0,
+        status: Status::default(),
+        resource: Arc::new(Resource::new(vec![KeyValue::new("service.name", "svc")], 0, String::new())),
+        scope: Arc::new(Scope::default()),
+    }
+}
+
+fn metrics() -> Arc<Metrics> {
+    Arc::new(Metrics::default())
+}
+
+fn ctx() -> Context {
+    Context { data_dir: "/tmp/sl".into(), memory_limit: 256 << 20 }
+}
+
+fn problems(text: &str) -> Vec<String> {
+    let table: toml::Table = toml::from_str(text).unwrap();
+    parse(&table, &ctx()).err().unwrap_or_default().iter().map(Problem::to_string).collect()
+}
+
+#[test]
+fn config_defaults_and_a_full_example_parse() {
+    let c = parse(&toml::Table::new(), &ctx()).unwrap();
+    assert_eq!(c.pipelines[0].processors, vec!["memory_limiter", "redaction"]);
+    assert_eq!(c.pipelines[0].exporters, vec!["store"]);
+
+    let text = r#"
+        [processors.batch]
+        send_batch_size = 100
+        timeout = "50ms"
+        [processors."attributes/env"]
+        actions = [{ key = "env", value = "prod", action = "upsert" }, { pattern = "^tmp\\.", action = "delete" }]
+        include = { services = ["svc"] }
+        [processors.tail_sampling]
+        decision_wait = "2s"
+        [[processors.tail_sampling.policies]]
+        name = "errors"
+        type = "status_code"
+        status_codes = ["ERROR"]
+        [[processors.tail_sampling.policies]]
+        name = "both"
+        type = "and"
+        and_sub_policy = [{ type = "latency", threshold = "1s" }, { type = "probabilistic", sampling_percentage = 10 }]
+        [exporters."otlp/backup"]
+        endpoint = "http://127.0.0.1:4317"
+        queue_max_size = "64MiB"
+        headers = { "x-api-key" = "k" }
+        [exporters.debug]
+        verbosity = "detailed"
+        [service.pipelines.traces]
+        receivers = ["otlp"]
+        processors = ["memory_limiter", "attributes/env", "tail_sampling", "batch"]
+        exporters = ["store", "otlp/backup", "debug"]
+    "#;
+    let c = parse(&toml::from_str(text).unwrap(), &ctx()).unwrap();
+    assert_eq!(c.pipelines.len(), 1);
+    assert_eq!(c.pipelines[0].exporters, vec!["store", "otlp/backup", "debug"]);
+    match c.exporters.get("otlp/backup") {
+        Some(crate::config::ExporterConfig::Otlp(o)) => {
+            assert_eq!(o.queue_max_bytes, 64 << 20);
+            assert_eq!(o.queue_dir, std::path::PathBuf::from("/tmp/sl/queues/otlp_backup"));
+            assert_eq!(o.headers, vec![("x-api-key".to_string(), "k".to_string())]);
+        }
+        other => panic!("{other:?}"),
+    }
+    match c.processors.get("tail_sampling") {
+        Some(crate::config::ProcessorConfig::Tail(t)) => {
+            assert_eq!(t.decision_wait, Duration::from_secs(2));
+            assert_eq!(t.policies.len(), 2);
+            assert!(matches!(&t.policies[1].1, tail::Policy::And(subs) if subs.len() == 2));
+        }
+        other => panic!("{other:?}"),
+    }
+}
+
+#[test]
+fn config_reports_every_problem_with_its_path() {
+    let got = problems(
+        r#"
+        [processors.batch]
+        send_batch_sise = 10
+        timeout = "soon"
+        [processors.bach2]
+        [processors.tail_sampling]
+        [[processors.tail_sampling.policies]]
+        type = "latancy"
+        [exporters."otlp/x"]
+        protocol = "carrier-pigeon"
+        [service.pipelines.traces]
+        receivers = ["otlp"]
+        processors = ["batch", "memory_limiter", "redactoin"]
+        exporters = []
+    "#,
+    );
+    let expected = vec![
+        "processors.bach2: unknown type \"bach2\" (did you mean \"batch\"?); known: memory_limiter, batch, probabilistic_sampler, tail_sampling, attributes, redaction",
+        "processors.batch.timeout: invalid duration \"soon\": expected e.g. \"200ms\", \"10s\", \"1m\"",
+        "processors.batch.send_batch_sise: unknown setting; did you mean \"send_batch_size\"?",
+        "processors.tail_sampling.policies[0].type: unknown type \"latancy\" (did you mean \"latency\"?); known: always_sample, status_code, latency, string_attribute, numeric_attribute, boolean_attribute, probabilistic, rate_limiting, slower_than_p99, and",
+        "exporters.otlp/x.endpoint: required: the target, e.g. \"http://127.0.0.1:4317\"",
+        "exporters.otlp/x.protocol: unknown type \"carrier-pigeon\"; known: grpc, http/protobuf",
+        "service.pipelines.traces.processors[2]: unknown processor \"redactoin\" (did you mean \"redaction\"?); define it under [processors.\"redactoin\"] or use one of: batch, memory_limiter, redaction, tail_sampling",
+        "service.pipelines.traces.exporters: a pipeline needs at least one exporter, e.g. [\"store\"]",
+        "service.pipelines.traces.processors[1]: memory_limiter must come first, so it refuses data before other processors spend memory on it",
+    ];
+    assert_eq!(got, expected);
+}
+
+#[tokio::test]
+async fn batch_merges_waits_for_downstream_and_shares_its_answer() {
+    let rec = Arc::new(Recorder::default());
+    let cfg = batch::Config {
+        send_batch_size: 10,
+        timeout: Duration::from_millis(50),
+        queue_batches: 8,
+        max_in_flight: 2,
+    };
+    let b = Arc::new(batch::BatchProcessor::new("batch", &cfg, rec.clone(), metrics()));
+    let sends = (0..5u64).map(|i| {
+        let b = Arc::clone(&b);
+        async move {
+            b.consume_traces(Batch::from_spans(vec![
+                span(i, i * 10, None, vec![]),
+                span(i, i * 10 + 1, Some(i * 10), vec![]),
+            ]))
+            .await
+        }
+    });
+    let results = futures_util::future::join_all(sends).await;
+    assert!(results.iter().all(Result::is_ok), "{results:?}");
+    assert_eq!(rec.batches.lock().len(), 1, "5 batches of 2 spans merge into one of 10");
+    assert_eq!(rec.spans().len(), 10);
+
+    // A refusal downstream reaches every sender of the merged batch.
+    *rec.refuse.lock() =
+        Some(ConsumeError::Unavailable { reason: "down".into(), retry_after: Duration::from_secs(3) });
+    let a = b.consume_traces(Batch::from_spans(vec![span(50, 500, None, vec![])]));
+    let c = b.consume_traces(Batch::from_spans(vec![span(51, 510, None, vec![])]));
+    let (a, c) = tokio::join!(a, c);
+    assert!(
+        matches!(a, Err(ConsumeError::Unavailable { .. }))
+            && matches!(c, Err(ConsumeError::Unavailable { .. }))
+    );
+    *rec.refuse.lock() = None;
+
+    // Shutdown sends what waits.
+    let pending = tokio::spawn({
+        let b = Arc::clone(&b);
+        async move { b.consume_traces(Batch::from_spans(vec![span(60, 600, None, vec![])])).await }
+    });
+    tokio::task::yield_now().await;
+    crate::Component::shutdown(b.as_ref()).await;
+    assert!(pending.await.unwrap().is_ok());
+    assert_eq!(rec.spans().len(), 11);
+    assert!(matches!(
+        b.consume_traces(Batch::from_spans(vec![span(61, 610, None, vec![])])).await,
+        Err(ConsumeError::Unavailable { .. })
+    ));
+}
+
+#[test]
+fn probabilistic_thresholds_are_written_the_otel_way() {
+    assert_eq!(probabilistic::threshold(100.0), 0);
+    assert_eq!(probabilistic::threshold(50.0), 1 << 55);
+    assert_eq!(probabilistic::threshold_text(probabilistic::threshold(50.0)), "8");
+    assert_eq!(probabilistic::threshold_text(probabilistic::threshold(25.0)), "c");
+    assert_eq!(probabilistic::threshold_text(0), "0");
+    assert_eq!(
+        probabilistic::with_threshold("vendor=x,ot=rv:abcdef01234567;th:4", "c"),
+        "ot=th:c;rv:abcdef01234567,vendor=x"
+    );
+    assert_eq!(probabilistic::with_threshold("", "8"), "ot=th:8");
+}
+
+#[tokio::test]
+async fn probabilistic_keeps_the_share_consistently_and_honours_parents() {
+    let run = |pct: f64| async move {
+        let rec = Arc::new(Recorder::default());
+        let s = probabilistic::ProbabilisticSampler::new(
+            "p",
+            &probabilistic::Config { sampling_percentage: pct },
+            rec.clone(),
+            metrics(),
+        );
+        let spans: Vec<Span> = (0..10_000).map(|i| span(i, i, None, vec![])).collect();
+        s.consume_traces(Batch::from_spans(spans)).await.unwrap();
+        rec.spans()
+    };
+    let kept = run(25.0).await;
+    assert!((2_300..2_700).contains(&kept.len()), "kept {} of 10000 at 25%", kept.len());
+    assert!(kept.iter().all(|s| s.trace_state == "ot=th:c"));
+    let again = run(25.0).await;
+    assert_eq!(
+        kept.iter().map(|s| s.trace_id).collect::<Vec<_>>(),
+        again.iter().map(|s| s.trace_id).collect::<Vec<_>>(),
+        "same ids on every node"
+    );
+    let fewer = run(10.0).await;
+    assert!(fewer.iter().all(|s| kept.iter().any(|k| k.trace_id == s.trace_id)), "10% ⊂ 25%");
+
+    let rec = Arc::new(Recorder::default());
+    let s = probabilistic::ProbabilisticSampler::new(
+        "p",
+        &probabilistic::Config { sampling_percentage: 100.0 },
+        rec.clone(),
+        metrics(),
+    );
+    let mut unsampled = span(1, 1, None, vec![]);
+    unsampled.flags = 0x100;
+    let mut upstream = span(2, 2, None, vec![]);
+    upstream.trace_state = "ot=th:fffffffffffff".into(); // keep almost nothing upstream
+    s.consume_traces(Batch::from_spans(vec![unsampled, upstream, span(3, 3, None, vec![])])).await.unwrap();
+    assert_eq!(rec.spans().iter().map(|s| s.trace_id).collect::<Vec<_>>(), vec![tid(3)]);
+}
+
+fn trace_of(n: u64, error: bool, spans: u64) -> Vec<Span> {
+    (0..spans)
+        .map(|i| {
+            let mut s = span(
+                n,
+                n * 100 + i,
+                (i > 0).then_some(n * 100),
+                vec![KeyValue::new("tier", if n.is_multiple_of(2) { "gold" } else { "free" })],
+            );
+            if error && i == spans - 1 {
+                s.status = Status { code: StatusCode::Error, message: "x".into() };
+            }
+            s
+        })
+        .collect()
+}
+
+#[tokio::test]
+async fn tail_sampling_keeps_every_error_and_the_configured_share() {
+    let rec = Arc::new(Recorder::default());
+    let cfg = tail::Config {
+        decision_wait: Duration::from_secs(3600),
+        num_traces: 100_000,
+        policies: vec![
+            ("errors".into(), tail::Policy::StatusCode(vec![StatusCode::Error])),
+            ("some".into(), tail::Policy::Probabilistic { percentage: 20.0 }),
+        ],
+        max_outbox_spans: 1_000_000,
+    };
+    let t = tail::TailSampler::new("tail", cfg, rec.clone(), metrics());
+    let mut errors = Vec::new();
+    for n in 0..2_000u64 {
+        let error = n.is_multiple_of(10);
+        if error {
+            errors.push(tid(n));
+        }
+        // Spans of a trace arrive in separate batches.
+        for s in trace_of(n, error, 3) {
+            t.consume_traces(Batch::from_spans(vec![s])).await.unwrap();
+        }
+    }
+    assert!(rec.spans().is_empty(), "nothing decided before decision_wait");
+    t.decide_all().await;
+    let kept = rec.spans();
+    let kept_traces: std::collections::HashSet<TraceId> = kept.iter().map(|s| s.trace_id).collect();
+    assert!(errors.iter().all(|e| kept_traces.contains(e)), "every error trace kept");
+    assert_eq!(kept.len(), kept_traces.len() * 3, "whole traces kept");
+    let others = kept_traces.len() - errors.len();
+    // 1800 non-error traces at 20 %: expect 360, allow ±4σ (σ ≈ 17).
+    assert!((290..430).contains(&others), "kept {others} of 1800 non-error traces at 20%");
+
+    // A late span follows its trace's decision.
+    t.consume_traces(Batch::from_spans(vec![span(0, 99_999, Some(0), vec![])])).await.unwrap();
+    t.decide_all().await;
+    assert_eq!(rec.spans().len(), kept.len() + 1);
+}
+
+#[tokio::test]
+async fn tail_policies_rate_limit_attributes_and_bounds() {
+    let run = |policies: Vec<(String, tail::Policy)>, num_traces: usize| async move {
+        let rec = Arc::new(Recorder::default());
+        let cfg = tail::Config {
+            decision_wait: Duration::from_secs(3600),
+            num_traces,
+            policies,
+            max_outbox_spans: 1_000_000,
+        };
+        let t = tail::TailSampler::new("tail", cfg, rec.clone(), metrics());
+        for n in 0..100u64 {
+            t.consume_traces(Batch::from_spans(trace_of(n, false, 2))).await.unwrap();
+        }
+        t.decide_all().await;
+        rec.spans().iter().map(|s| s.trace_id).collect::<std::collections::BTreeSet<_>>().len()
+    };
+    assert_eq!(run(vec![("r".into(), tail::Policy::RateLimiting { spans_per_second: 20 })], 1000).await, 10);
+    let gold = tail::Policy::StringAttribute {
+        key: "tier".into(),
+        values: vec!["gold".into()],
+        regex: None,
+        invert: false,
+    };
+    assert_eq!(run(vec![("g".into(), gold.clone())], 1000).await, 50);
+    let not_gold = tail::Policy::StringAttribute {
+        key: "tier".into(),
+        values: vec![],
+        regex: Some(vec![regex::Regex::new("^go").unwrap()]),
+        invert: true,
+    };
+    assert_eq!(run(vec![("ng".into(), not_gold)], 1000).await, 50);
+    let both = tail::Policy::And(vec![gold, tail::Policy::RateLimiting { spans_per_second: 10 }]);
+    assert_eq!(run(vec![("b".into(), both)], 1000).await, 5);
+    // A tiny bound decides early instead of dropping: nothing is lost.
+    assert_eq!(run(vec![("all".into(), tail::Policy::AlwaysSample)], 3).await, 100);
+}
+
+#[tokio::test]
+async fn attributes_actions_apply_to_selected_spans_only() {
+    let rec = Arc::new(Recorder::default());
+    let cfg = attributes::Config {
+        actions: vec![
+            attributes::KeyAction {
+                key: Some("env".into()),
+                pattern: None,
+                action: attributes::Action::Insert(Value::from("prod")),
+            },
+            attributes::KeyAction {
+                key: Some("keep".into()),
+                pattern: None,
+                action: attributes::Action::Update(Value::Int(2)),
+            },
+            attributes::KeyAction {
+                key: Some("missing".into()),
+                pattern: None,
+                action: attributes::Action::Update(Value::Int(2)),
+            },
+            attributes::KeyAction {
+                key: Some("user".into()),
+                pattern: None,
+                action: attributes::Action::Hash,
+            },
+            attributes::KeyAction {
+                key: None,
+                pattern: Some(regex::Regex::new("^tmp\\.").unwrap()),
+                action: attributes::Action::Delete,
+            },
+        ],
+        include: None,
+        exclude: Some(attributes::Match {
+            attributes: vec![("skip".into(), "true".into())],
+            ..Default::default()
+        }),
+    };
+    let p = attributes::AttributesProcessor::new("attributes", cfg, rec.clone(), metrics());
+    let a = span(
+        1,
+        1,
+        None,
+        vec![KeyValue::new("keep", 1i64), KeyValue::new("user", "bob"), KeyValue::new("tmp.x", "y")],
+    );
+    let b = span(2, 2, None, vec![KeyValue::new("skip", true), KeyValue::new("tmp.x", "y")]);
+    p.consume_traces(Batch::from_spans(vec![a, b])).await.unwrap();
+    let out = rec.spans();
+    assert_eq!(
+        out[0].attributes,
+        vec![
+            KeyValue::new("keep", 2i64),
+            KeyValue::new("user", "81b637d8fcd2c6da6359e6963113a1170de795e4b725b84d1e0b4cfd9ec58ce9"),
+            KeyValue::new("env", "prod"),
+        ]
+    );
+    assert_eq!(
+        out[1].attributes,
+        vec![KeyValue::new("skip", true), KeyValue::new("tmp.x", "y")],
+        "excluded span untouched"
+    );
+}
+
+#[tokio::test]
+async fn redaction_removes_secrets_everywhere_and_leaves_clean_batches_alone() {
+    let rec = Arc::new(Recorder::default());
+    let p =
+        redaction::RedactionProcessor::new("redaction", redaction::Config::default(), rec.clone(), metrics());
+    let clean = Batch::from_spans(vec![span(
+        1,
+        1,
+        None,
+        vec![KeyValue::new("http.route", "/users/{id}"), KeyValue::new("order.id", "4111-1111")],
+    )]);
+    let clean_bytes = clean.otlp_bytes().clone();
+    p.consume_traces(clean).await.unwrap();
+    assert_eq!(
+        rec.batches.lock()[0].otlp_bytes().as_ptr(),
+        clean_bytes.as_ptr(),
+        "no re-encoding when nothing is redacted"
+    );
+
+    let mut dirty = span(
+        2,
+        2,
+        None,
+        vec![
+            KeyValue::new("user.email", "a@b.io"),
+            KeyValue::new("http.request.header.authorization", "Bearer abc.def"),
+            KeyValue::new("db.password", "hunter2"),
+            KeyValue::new("api_key", "k"),
+            KeyValue::new("credit_card", "4111 1111 1111 1111"),
+            KeyValue::new("note", "mail bob@example.com, card 4111 1111 1111 1111, not 1234 5678 9012 3456"),
+            KeyValue::new("headers", Value::Array(vec![Value::from("Authorization: Bearer xyz123")])),
+            KeyValue::new(
+                "nested",
+                Value::Map(vec![KeyValue::new("session_token", "t"), KeyValue::new("ok", "fine")]),
+            ),
+            KeyValue::new("author", "keeps"),
+        ],
+    );
+    dirty.name = "login bob@example.com".into();
+    dirty.status = Status { code: StatusCode::Error, message: "bad card 5500 0000 0000 0004".into() };
+    dirty.events = vec![Event {
+        time_unix_nano: 1,
+        name: "exception".into(),
+        attributes: vec![KeyValue::new("exception.message", "no user eve@corp.example")],
+        dropped_attributes_count: 0,
+    }];
+    dirty.resource = Arc::new(Resource::new(
+        vec![KeyValue::new("service.name", "svc"), KeyValue::new("deploy.secret", "s")],
+        0,
+        String::new(),
+    ));
+    p.consume_traces(Batch::from_spans(vec![dirty])).await.unwrap();
+    let out = &rec.spans()[1];
+    assert_eq!(
+        out.attributes,
+        vec![
+            KeyValue::new("note", "mail ****, card ****, not 1234 5678 9012 3456"),
+            KeyValue::new("headers", Value::Array(vec![Value::from("Authorization: ****")])),
+            KeyValue::new("nested", Value::Map(vec![KeyValue::new("ok", "fine")])),
+            KeyValue::new("author", "keeps"),
+        ]
+    );
+    assert_eq!(out.name, "login ****");
+    assert_eq!(out.status.message, "bad card ****");
+    assert_eq!(out.events[0].attributes, vec![KeyValue::new("exception.message", "no user ****")]);
+    assert_eq!(out.resource.attributes(), &[KeyValue::new("service.name", "svc")]);
+    assert_eq!(out.service_name(), "svc");
+
+    let allow =
+        redaction::Config { allowed_keys: Some(vec!["http.route".into()]), ..redaction::Config::default() };
+    let rec2 = Arc::new(Recorder::default());
+    let p = redaction::RedactionProcessor::new("redaction", allow, rec2.clone(), metrics());
+    p.consume_traces(Batch::from_spans(vec![span(
+        3,
+        3,
+        None,
+        vec![KeyValue::new("http.route", "/"), KeyValue::new("other", "x")],
+    )]))
+    .await
+    .unwrap();
+    assert_eq!(rec2.spans()[0].attributes, vec![KeyValue::new("http.route", "/")]);
+    assert!(redaction::luhn_valid("4111 1111 1111 1111") && !redaction::luhn_valid("1234 5678 9012 3456"));
+}
+
+#[tokio::test]
+async fn memory_limiter_refuses_retryably_above_its_limit() {
+    let rec = Arc::new(Recorder::default());
+    let cfg = crate::processor::memory_limiter::Config {
+        check_interval: Duration::from_millis(10),
+        limit_bytes: 1 << 20,
+        spike_bytes: 0,
+    };
+    let m =
+        crate::processor::memory_limiter::MemoryLimiter::new("memory_limiter", &cfg, rec.clone(), metrics());
+    let err = m.consume_traces(Batch::from_spans(vec![span(1, 1, None, vec![])])).await.unwrap_err();
+    assert!(
+        matches!(&err, ConsumeError::Overloaded { reason, .. } if reason.contains("hard limit")),
+        "{err:?}"
+    );
+    assert!(rec.spans().is_empty());
+    let roomy = crate::processor::memory_limiter::Config::for_limit(64 << 30);
+    let m = crate::processor::memory_limiter::MemoryLimiter::new(
+        "memory_limiter",
+        &roomy,
+        rec.clone(),
+        metrics(),
+    );
+    m.consume_traces(Batch::from_spans(vec![span(1, 1, None, vec![])])).await.unwrap();
+    assert_eq!(rec.spans().len(), 1);
+}
