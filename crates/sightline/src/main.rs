@@ -20,11 +20,30 @@ struct Cli {
 enum Command {
     /// Receive OTLP traces, store them, and serve the query API.
     Serve(config::ServeArgs),
+    /// Send OTLP load (gRPC or HTTP), or run the decode and query
+    /// benchmarks (see bench/run.sh).
+    Loadgen(sightline_loadgen::Args),
 }
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
     match cli.command {
+        Command::Loadgen(args) => {
+            let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
+                Ok(rt) => rt,
+                Err(e) => {
+                    eprintln!("error: cannot start the async runtime: {e}");
+                    return ExitCode::FAILURE;
+                }
+            };
+            match runtime.block_on(sightline_loadgen::main(args)) {
+                Ok(()) => ExitCode::SUCCESS,
+                Err(e) => {
+                    eprintln!("error: {e}");
+                    ExitCode::FAILURE
+                }
+            }
+        }
         Command::Serve(args) => {
             let settings = match config::Settings::resolve(args) {
                 Ok(s) => s,
