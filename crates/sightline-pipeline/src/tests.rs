@@ -555,3 +555,116 @@ async fn memory_limiter_refuses_retryably_above_its_limit() {
     m.consume_traces(Batch::from_spans(vec![span(1, 1, None, vec![])])).await.unwrap();
     assert_eq!(rec.spans().len(), 1);
 }
+
+async fn otlp_target(
+    rec: Arc<Recorder>,
+    http: bool,
+    listener: tokio::net::TcpListener,
+) -> tokio::sync::oneshot::Sender<()> {
+    let receiver = sightline_receive::Receiver::new(
+        rec,
+        sightline_receive::Options::default(),
+        Arc::new(sightline_receive::Metrics::new(&mut prometheus_client::registry::Registry::default())),
+    );
+    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+    let shutdown = async move {
+        let _ = stopped.await;
+    };
+    tokio::spawn(async move {
+        if http {
+            let _ = sightline_receive::serve_http(listener, receiver, shutdown).await;
+        } else {
+            let _ = sightline_receive::serve_grpc(listener, receiver, shutdown).await;
+        }
+    });
+    stop
+}
+
+async fn wait_for(rec: &Recorder, spans: usize) {
+    for _ in 0..200 {
+        if rec.spans().len() >= spans {
+            return;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    panic!("only {} of {spans} spans arrived", rec.spans().len());
+}
+
+fn otlp_config(
+    endpoint: String,
+    protocol: crate::exporter::otlp::Protocol,
+    dir: &std::path::Path,
+) -> crate::exporter::otlp::Config {
+    crate::exporter::otlp::Config {
+        endpoint,
+        protocol,
+        timeout: Duration::from_secs(2),
+        headers: vec![],
+        queue_dir: dir.to_owned(),
+        queue_max_bytes: 1 << 20,
+        initial_backoff: Duration::from_millis(50),
+        max_backoff: Duration::from_millis(200),
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn otlp_exporter_queues_through_an_outage_and_a_restart() {
+    use crate::Component as _;
+    use crate::exporter::otlp::{OtlpExporter, Protocol};
+    for (protocol, http) in [(Protocol::Grpc, false), (Protocol::HttpProtobuf, true)] {
+        let dir = tempfile::tempdir().unwrap();
+        // The target's port, reserved but nobody listening yet: an outage.
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        drop(listener);
+        let endpoint = format!("http://{addr}");
+        let exporter =
+            OtlpExporter::new("otlp", otlp_config(endpoint.clone(), protocol, dir.path()), metrics())
+                .unwrap();
+        for n in 0..3 {
+            exporter.consume_traces(Batch::from_spans(vec![span(n, n, None, vec![])])).await.unwrap();
+        }
+        tokio::time::sleep(Duration::from_millis(400)).await;
+        exporter.shutdown().await;
+        drop(exporter);
+
+        // Restart the exporter and bring the target up: the queue delivers.
+        let rec = Arc::new(Recorder::default());
+        let stop = otlp_target(rec.clone(), http, tokio::net::TcpListener::bind(addr).await.unwrap()).await;
+        let exporter =
+            OtlpExporter::new("otlp", otlp_config(endpoint, protocol, dir.path()), metrics()).unwrap();
+        exporter.consume_traces(Batch::from_spans(vec![span(9, 9, None, vec![])])).await.unwrap();
+        wait_for(&rec, 4).await;
+        let mut ids: Vec<TraceId> = rec.spans().iter().map(|s| s.trace_id).collect();
+        ids.sort();
+        ids.dedup();
+        assert_eq!(ids.len(), 4, "{protocol:?}: every queued batch delivered");
+        // Delivered segments are deleted.
+        for _ in 0..100 {
+            if exporter.health().is_some_and(|h| h.detail.starts_with("0 batches")) {
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        assert!(exporter.health().unwrap().detail.starts_with("0 batches"), "{:?}", exporter.health());
+        exporter.shutdown().await;
+        let _ = stop.send(());
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn otlp_exporter_refuses_when_its_queue_is_full() {
+    use crate::exporter::otlp::{OtlpExporter, Protocol};
+    let dir = tempfile::tempdir().unwrap();
+    let mut cfg = otlp_config("http://127.0.0.1:9".into(), Protocol::Grpc, dir.path());
+    cfg.queue_max_bytes = 300;
+    let exporter = OtlpExporter::new("otlp", cfg, metrics()).unwrap();
+    let mut refused = None;
+    for n in 0..20 {
+        if let Err(e) = exporter.consume_traces(Batch::from_spans(vec![span(n, n, None, vec![])])).await {
+            refused = Some(e);
+            break;
+        }
+    }
+    assert!(matches!(refused, Some(ConsumeError::Overloaded { .. })), "{refused:?}");
+}

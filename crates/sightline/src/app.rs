@@ -23,6 +23,7 @@ pub(crate) async fn serve(settings: Settings) -> anyhow::Result<()> {
     let store_metrics = Arc::new(sightline_store::Metrics::new(&mut registry));
     let receive_metrics = Arc::new(sightline_receive::Metrics::new(&mut registry));
     let api_metrics = Arc::new(sightline_api::Metrics::new(&mut registry));
+    let pipeline_metrics = Arc::new(sightline_pipeline::Metrics::new(&mut registry));
 
     let mut options = sightline_store::Options::new(&settings.data_dir);
     options.fsync = settings.wal_fsync;
@@ -30,19 +31,31 @@ pub(crate) async fn serve(settings: Settings) -> anyhow::Result<()> {
     options.retention = settings.retention;
     options.max_disk_bytes = settings.max_disk;
     // Budget: a quarter for requests being decoded, an eighth per head (one
-    // live, up to two flushing), the rest for flush and query work.
-    options.head_max_bytes = settings.memory_limit / 8;
+    // live, up to two flushing; --head-max-size), the rest for flush and
+    // query work.
+    options.head_max_bytes = settings.head_max_size;
     let store = EmbeddedStore::open(options, store_metrics)
         .await
         .with_context(|| format!("cannot open the store in {}", settings.data_dir.display()))?;
     tracing::info!(data_dir = %settings.data_dir.display(), "store open");
+
+    // Receivers → pipeline processors → exporters (the store by default).
+    let pipeline = sightline_pipeline::build(
+        &settings.pipeline,
+        sightline_pipeline::Exporters { store: Some(Arc::new(store.clone()) as Arc<dyn TracesConsumer>) },
+        pipeline_metrics,
+    )
+    .map_err(|e| anyhow::anyhow!(e))?;
+    let Some(otlp_entry) = pipeline.receivers.get("otlp").cloned() else {
+        anyhow::bail!("no pipeline uses the otlp receiver; add \"otlp\" to a pipeline's receivers");
+    };
 
     let grpc_listener = bind("--otlp-grpc-addr", settings.otlp_grpc_addr).await?;
     let http_listener = bind("--otlp-http-addr", settings.otlp_http_addr).await?;
     let api_listener = bind("--http-addr", settings.http_addr).await?;
 
     let receiver = sightline_receive::Receiver::new(
-        Arc::new(store.clone()) as Arc<dyn TracesConsumer>,
+        otlp_entry,
         sightline_receive::Options {
             max_grpc_message_bytes: settings.max_message_size,
             max_http_body_bytes: settings.max_message_size,
@@ -62,8 +75,10 @@ pub(crate) async fn serve(settings: Settings) -> anyhow::Result<()> {
     let http_up = Arc::new(AtomicBool::new(true));
     let ready = Arc::new(AtomicBool::new(false));
 
+    let pipeline = Arc::new(pipeline);
     let health = {
         let store = store.clone();
+        let pipeline = Arc::clone(&pipeline);
         let (grpc_up, http_up) = (Arc::clone(&grpc_up), Arc::clone(&http_up));
         Arc::new(move || {
             let listener = |name: &str, up: &AtomicBool, addr: SocketAddr| ComponentHealth {
@@ -75,11 +90,13 @@ pub(crate) async fn serve(settings: Settings) -> anyhow::Result<()> {
                     format!("not serving on {addr}")
                 },
             };
-            vec![
+            let mut checks = vec![
                 store.health(),
                 listener("otlp_grpc", &grpc_up, settings.otlp_grpc_addr),
                 listener("otlp_http", &http_up, settings.otlp_http_addr),
-            ]
+            ];
+            checks.extend(pipeline.components.iter().filter_map(|c| c.health()));
+            checks
         })
     };
     let api = sightline_api::router(sightline_api::ApiState {
@@ -120,6 +137,8 @@ pub(crate) async fn serve(settings: Settings) -> anyhow::Result<()> {
     g.context("OTLP/gRPC server task")?;
     h.context("OTLP/HTTP server task")?;
     q.context("query server task")?.context("query server")?;
+    // Processors flush into exporters, then the store flushes to disk.
+    pipeline.shutdown().await;
     store.shutdown().await;
     tracing::info!("stopped");
     Ok(())

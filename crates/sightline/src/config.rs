@@ -11,6 +11,7 @@ use std::time::Duration;
 
 use clap::Args;
 use serde::Deserialize;
+use sightline_pipeline::config::parse_size;
 use sightline_store::{FsyncPolicy, WalRecovery};
 
 /// Flags of `sightline serve`. Every flag is optional here so the config
@@ -61,6 +62,14 @@ pub(crate) struct ServeArgs {
     /// Memory budget for data in flight and in the head; beyond it exports get retryable refusals [default: 256MiB]
     #[arg(long, env = "SIGHTLINE_MEMORY_LIMIT", value_name = "SIZE")]
     pub(crate) memory_limit: Option<String>,
+    /// Cut the in-memory head into a block at this size; smaller means
+    /// smaller blocks (compaction merges them) and a faster restart
+    /// [default: memory limit / 8]
+    #[arg(long, env = "SIGHTLINE_HEAD_MAX_SIZE", value_name = "SIZE")]
+    pub(crate) head_max_size: Option<String>,
+    /// Zipkin v2 receiver listen address (POST /api/v2/spans) [default: 127.0.0.1:9411]
+    #[arg(long, env = "SIGHTLINE_ZIPKIN_ADDR", value_name = "ADDR")]
+    pub(crate) zipkin_addr: Option<String>,
 }
 
 /// The config file: the same settings as the flags, snake_case keys.
@@ -79,6 +88,8 @@ struct FileConfig {
     wal_recovery: Option<String>,
     max_message_size: Option<String>,
     memory_limit: Option<String>,
+    zipkin_addr: Option<String>,
+    head_max_size: Option<String>,
 }
 
 /// Log output format.
@@ -103,12 +114,28 @@ pub(crate) struct Settings {
     pub(crate) wal_recovery: WalRecovery,
     pub(crate) max_message_size: usize,
     pub(crate) memory_limit: usize,
+    /// Head size at which it is cut into a block.
+    pub(crate) head_max_size: usize,
+    pub(crate) pipeline: sightline_pipeline::config::PipelineConfig,
 }
 
-/// A setting that failed validation, rendered as one line.
-#[derive(Debug, thiserror::Error)]
-#[error("{0}")]
-pub(crate) struct ConfigError(String);
+/// Settings that failed validation: every problem, one line each.
+#[derive(Debug)]
+pub(crate) struct ConfigError(pub(crate) Vec<String>);
+
+impl std::fmt::Display for ConfigError {
+    /// The first problem, and how many more there are: `serve` prints one
+    /// line; `validate-config` prints them all.
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let first = self.0.first().map(String::as_str).unwrap_or("invalid settings");
+        match self.0.len() {
+            0 | 1 => write!(f, "{first}"),
+            n => write!(f, "{first} (and {} more; `sightline validate-config FILE` lists all)", n - 1),
+        }
+    }
+}
+
+impl std::error::Error for ConfigError {}
 
 /// Where a raw value came from, to name it in errors.
 struct Source<'a> {
@@ -116,36 +143,72 @@ struct Source<'a> {
 }
 
 impl Source<'_> {
-    fn err(&self, value: &str, expected: &str) -> ConfigError {
+    fn err(&self, value: &str, expected: &str) -> String {
         let key = self.flag.trim_start_matches("--").replace('-', "_");
         let env = format!("SIGHTLINE_{}", key.to_ascii_uppercase());
-        ConfigError(format!(
+        format!(
             "invalid value {value:?} for {} (env {env}, config key {key}): expected {expected}",
             self.flag
-        ))
+        )
     }
 }
 
-impl Settings {
-    /// Merges flags/env with the config file and validates everything.
-    pub(crate) fn resolve(args: ServeArgs) -> Result<Settings, ConfigError> {
-        let file = match &args.config {
-            Some(path) => {
-                let text = std::fs::read_to_string(path).map_err(|e| {
-                    ConfigError(format!("cannot read --config {}: {e}; check the path", path.display()))
-                })?;
-                toml::from_str::<FileConfig>(&text).map_err(|e| {
-                    let msg = e.message().replace('\n', " ");
-                    ConfigError(format!(
-                        "invalid config file {}: {msg}; valid keys are data_dir, otlp_grpc_addr, otlp_http_addr, \
-                         http_addr, retention, max_disk, log_format, log_level, wal_fsync, wal_recovery, max_message_size, \
-                         memory_limit",
-                        path.display()
-                    ))
-                })?
+/// `--zipkin-addr` overrides the pipeline config's Zipkin endpoint.
+fn with_zipkin_addr(
+    mut pipeline: sightline_pipeline::config::PipelineConfig,
+    addr: Option<SocketAddr>,
+) -> sightline_pipeline::config::PipelineConfig {
+    if let Some(addr) = addr {
+        for receiver in pipeline.receivers.values_mut() {
+            if let sightline_pipeline::config::ReceiverConfig::Zipkin { endpoint } = receiver {
+                *endpoint = addr;
             }
-            None => FileConfig::default(),
+        }
+    }
+    pipeline
+}
+
+/// Keeps a valid value, or records the problem.
+fn check<T>(errors: &mut Vec<String>, result: Result<T, String>) -> Option<T> {
+    result.map_err(|e| errors.push(e)).ok()
+}
+
+/// Reads a config file: the serve keys, and the pipeline sections as a
+/// raw table for the pipeline crate.
+fn read_file(path: &std::path::Path) -> Result<(FileConfig, toml::Table), ConfigError> {
+    let one = |msg: String| ConfigError(vec![msg]);
+    let text = std::fs::read_to_string(path)
+        .map_err(|e| one(format!("cannot read --config {}: {e}; check the path", path.display())))?;
+    let mut table: toml::Table = toml::from_str(&text).map_err(|e| {
+        one(format!("invalid config file {}: {}", path.display(), e.message().replace('\n', " ")))
+    })?;
+    let mut pipeline = toml::Table::new();
+    for section in sightline_pipeline::config::SECTIONS {
+        if let Some(v) = table.remove(*section) {
+            pipeline.insert((*section).to_owned(), v);
+        }
+    }
+    let file = FileConfig::deserialize(toml::Value::Table(table)).map_err(|e| {
+        one(format!(
+            "invalid config file {}: {}; valid keys are data_dir, otlp_grpc_addr, otlp_http_addr, http_addr, \
+             retention, max_disk, log_format, log_level, wal_fsync, wal_recovery, max_message_size, memory_limit, \
+             zipkin_addr, head_max_size, and the sections receivers, processors, exporters, service",
+            path.display(),
+            e.message().replace('\n', " ")
+        ))
+    })?;
+    Ok((file, pipeline))
+}
+
+impl Settings {
+    /// Merges flags/env with the config file and validates everything,
+    /// collecting every problem.
+    pub(crate) fn resolve(args: ServeArgs) -> Result<Settings, ConfigError> {
+        let (file, pipeline_table) = match &args.config {
+            Some(path) => read_file(path)?,
+            None => (FileConfig::default(), toml::Table::new()),
         };
+        let mut errors: Vec<String> = Vec::new();
         let pick = |cli: Option<String>, file: Option<String>, default: &str| {
             cli.or(file).unwrap_or_else(|| default.to_owned())
         };
@@ -154,66 +217,157 @@ impl Settings {
                 .parse::<SocketAddr>()
                 .map_err(|_| Source { flag }.err(&value, "host:port, e.g. 127.0.0.1:4317"))
         };
+        let otlp_grpc_addr = check(
+            &mut errors,
+            addr("--otlp-grpc-addr", pick(args.otlp_grpc_addr, file.otlp_grpc_addr, "127.0.0.1:4317")),
+        );
+        let otlp_http_addr = check(
+            &mut errors,
+            addr("--otlp-http-addr", pick(args.otlp_http_addr, file.otlp_http_addr, "127.0.0.1:4318")),
+        );
+        let http_addr =
+            check(&mut errors, addr("--http-addr", pick(args.http_addr, file.http_addr, "127.0.0.1:16686")));
+        let zipkin_addr = args.zipkin_addr.or(file.zipkin_addr);
+        let zipkin_addr = match zipkin_addr {
+            Some(z) => check(&mut errors, addr("--zipkin-addr", z).map(Some)),
+            None => Some(None),
+        };
         let retention = pick(args.retention, file.retention, "7d");
-        let max_disk = pick(args.max_disk, file.max_disk, "off");
-        let log_format = pick(args.log_format, file.log_format, "text");
-        let wal_fsync = pick(args.wal_fsync, file.wal_fsync, "always");
-        let wal_recovery = pick(args.wal_recovery, file.wal_recovery, "tolerate-torn-tail");
-        let max_message_size = pick(args.max_message_size, file.max_message_size, "20MiB");
-        let memory_limit = pick(args.memory_limit, file.memory_limit, "256MiB");
-        let settings = Settings {
-            data_dir: args.data_dir.or(file.data_dir).unwrap_or_else(|| PathBuf::from("./sightline-data")),
-            otlp_grpc_addr: addr(
-                "--otlp-grpc-addr",
-                pick(args.otlp_grpc_addr, file.otlp_grpc_addr, "127.0.0.1:4317"),
-            )?,
-            otlp_http_addr: addr(
-                "--otlp-http-addr",
-                pick(args.otlp_http_addr, file.otlp_http_addr, "127.0.0.1:4318"),
-            )?,
-            http_addr: addr("--http-addr", pick(args.http_addr, file.http_addr, "127.0.0.1:16686"))?,
-            retention: parse_optional(&retention, parse_duration).ok_or_else(|| {
+        let retention = check(
+            &mut errors,
+            parse_optional(&retention, parse_duration).ok_or_else(|| {
                 Source { flag: "--retention" }.err(&retention, "a duration like 7d, 12h, 30m, or off")
-            })?,
-            max_disk: parse_optional(&max_disk, parse_size).ok_or_else(|| {
+            }),
+        );
+        let max_disk = pick(args.max_disk, file.max_disk, "off");
+        let max_disk = check(
+            &mut errors,
+            parse_optional(&max_disk, parse_size).ok_or_else(|| {
                 Source { flag: "--max-disk" }.err(&max_disk, "a size like 10GiB, 500MB, or off")
-            })?,
-            log_format: match log_format.as_str() {
-                "text" => LogFormat::Text,
-                "json" => LogFormat::Json,
-                other => return Err(Source { flag: "--log-format" }.err(other, "text or json")),
+            }),
+        );
+        let log_format = pick(args.log_format, file.log_format, "text");
+        let log_format = check(
+            &mut errors,
+            match log_format.as_str() {
+                "text" => Ok(LogFormat::Text),
+                "json" => Ok(LogFormat::Json),
+                other => Err(Source { flag: "--log-format" }.err(other, "text or json")),
             },
-            log_level: pick(args.log_level, file.log_level, "info"),
-            wal_fsync: wal_fsync.parse().map_err(|_| {
+        );
+        let wal_fsync = pick(args.wal_fsync, file.wal_fsync, "always");
+        let wal_fsync = check(
+            &mut errors,
+            wal_fsync.parse::<FsyncPolicy>().map_err(|_| {
                 Source { flag: "--wal-fsync" }
                     .err(&wal_fsync, "always, never, or interval:<duration> (e.g. interval:100ms)")
-            })?,
-            wal_recovery: wal_recovery.parse().map_err(|_| {
+            }),
+        );
+        let wal_recovery = pick(args.wal_recovery, file.wal_recovery, "tolerate-torn-tail");
+        let wal_recovery = check(
+            &mut errors,
+            wal_recovery.parse::<WalRecovery>().map_err(|_| {
                 Source { flag: "--wal-recovery" }.err(&wal_recovery, "tolerate-torn-tail or point-in-time")
-            })?,
-            max_message_size: parse_size(&max_message_size).filter(|n| *n >= 1024).ok_or_else(|| {
+            }),
+        );
+        let max_message_size = pick(args.max_message_size, file.max_message_size, "20MiB");
+        let max_message_size = check(
+            &mut errors,
+            parse_size(&max_message_size).filter(|n| *n >= 1024).ok_or_else(|| {
                 Source { flag: "--max-message-size" }
                     .err(&max_message_size, "a size of at least 1KiB, e.g. 20MiB")
-            })? as usize,
-            memory_limit: parse_size(&memory_limit).filter(|n| *n >= 16 << 20).ok_or_else(|| {
+            }),
+        );
+        let memory_limit = pick(args.memory_limit, file.memory_limit, "256MiB");
+        let memory_limit = check(
+            &mut errors,
+            parse_size(&memory_limit).filter(|n| *n >= 16 << 20).ok_or_else(|| {
                 Source { flag: "--memory-limit" }.err(&memory_limit, "a size of at least 16MiB, e.g. 256MiB")
-            })? as usize,
+            }),
+        );
+        let head_max_size = match args.head_max_size.or(file.head_max_size) {
+            None => memory_limit.map(|m| m / 8),
+            Some(h) => check(
+                &mut errors,
+                parse_size(&h).filter(|n| *n >= 64 << 10).ok_or_else(|| {
+                    Source { flag: "--head-max-size" }.err(&h, "a size of at least 64KiB, e.g. 32MiB")
+                }),
+            ),
+        };
+        let data_dir = args.data_dir.or(file.data_dir).unwrap_or_else(|| PathBuf::from("./sightline-data"));
+        let ctx = sightline_pipeline::config::Context {
+            data_dir: data_dir.clone(),
+            memory_limit: memory_limit.unwrap_or(256 << 20),
+        };
+        let pipeline = match sightline_pipeline::config::parse(&pipeline_table, &ctx) {
+            Ok(p) => Some(p),
+            Err(problems) => {
+                errors.extend(problems.iter().map(|p| format!("config {p}")));
+                None
+            }
         };
         let ports = [
-            ("--otlp-grpc-addr", settings.otlp_grpc_addr),
-            ("--otlp-http-addr", settings.otlp_http_addr),
-            ("--http-addr", settings.http_addr),
+            ("--otlp-grpc-addr", otlp_grpc_addr),
+            ("--otlp-http-addr", otlp_http_addr),
+            ("--http-addr", http_addr),
         ];
         for (i, (a, addr_a)) in ports.iter().enumerate() {
             for (b, addr_b) in &ports[i + 1..] {
-                if addr_a.port() != 0 && addr_a == addr_b {
-                    return Err(ConfigError(format!(
-                        "{a} and {b} are both {addr_a}: give each listener its own port"
-                    )));
+                if let (Some(x), Some(y)) = (addr_a, addr_b)
+                    && x.port() != 0
+                    && x == y
+                {
+                    errors.push(format!("{a} and {b} are both {x}: give each listener its own port"));
                 }
             }
         }
-        Ok(settings)
+        match (
+            otlp_grpc_addr,
+            otlp_http_addr,
+            http_addr,
+            zipkin_addr,
+            retention,
+            max_disk,
+            log_format,
+            wal_fsync,
+            wal_recovery,
+            max_message_size,
+            memory_limit,
+            head_max_size,
+            pipeline,
+        ) {
+            (
+                Some(otlp_grpc_addr),
+                Some(otlp_http_addr),
+                Some(http_addr),
+                Some(zipkin_addr),
+                Some(retention),
+                Some(max_disk),
+                Some(log_format),
+                Some(wal_fsync),
+                Some(wal_recovery),
+                Some(max_message_size),
+                Some(memory_limit),
+                Some(head_max_size),
+                Some(pipeline),
+            ) if errors.is_empty() => Ok(Settings {
+                pipeline: with_zipkin_addr(pipeline, zipkin_addr),
+                data_dir,
+                otlp_grpc_addr,
+                otlp_http_addr,
+                http_addr,
+                retention,
+                max_disk,
+                log_format,
+                log_level: pick(args.log_level, file.log_level, "info"),
+                wal_fsync,
+                wal_recovery,
+                max_message_size: max_message_size as usize,
+                memory_limit: memory_limit as usize,
+                head_max_size: head_max_size as usize,
+            }),
+            _ => Err(ConfigError(errors)),
+        }
     }
 }
 
@@ -229,30 +383,6 @@ fn parse_optional<T>(s: &str, parse: fn(&str) -> Option<T>) -> Option<Option<T>>
 /// Parses a duration such as `7d`, `12h`, `90s` or `1h30m`.
 pub(crate) fn parse_duration(s: &str) -> Option<Duration> {
     humantime::parse_duration(s.trim()).ok().filter(|d| !d.is_zero())
-}
-
-/// Parses a byte size such as `10GiB`, `500MB`, `64k` or `1048576`.
-/// Binary (KiB/MiB/GiB/TiB) and decimal (KB/MB/GB/TB) units; single
-/// letters (k, m, g, t) are binary.
-pub(crate) fn parse_size(s: &str) -> Option<u64> {
-    let s = s.trim();
-    let split = s.find(|c: char| !(c.is_ascii_digit() || c == '.')).unwrap_or(s.len());
-    let (number, unit) = s.split_at(split);
-    let number: f64 = number.parse().ok()?;
-    let multiplier: u64 = match unit.trim().to_ascii_lowercase().as_str() {
-        "" | "b" => 1,
-        "k" | "kib" => 1 << 10,
-        "m" | "mib" => 1 << 20,
-        "g" | "gib" => 1 << 30,
-        "t" | "tib" => 1 << 40,
-        "kb" => 1_000,
-        "mb" => 1_000_000,
-        "gb" => 1_000_000_000,
-        "tb" => 1_000_000_000_000,
-        _ => return None,
-    };
-    let bytes = number * multiplier as f64;
-    (bytes.is_finite() && bytes >= 1.0 && bytes < u64::MAX as f64).then_some(bytes as u64)
 }
 
 #[cfg(test)]

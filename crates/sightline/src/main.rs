@@ -20,6 +20,12 @@ struct Cli {
 enum Command {
     /// Receive OTLP traces, store them, and serve the query API.
     Serve(config::ServeArgs),
+    /// Check a config file and list every problem with its key and a fix
+    /// (exit 0 when valid, 2 otherwise).
+    ValidateConfig {
+        /// The TOML file `serve --config` would read.
+        file: std::path::PathBuf,
+    },
     /// Send OTLP load (gRPC or HTTP), or run the decode and query
     /// benchmarks (see bench/run.sh).
     Loadgen(sightline_loadgen::Args),
@@ -28,6 +34,22 @@ enum Command {
 fn main() -> ExitCode {
     let cli = Cli::parse();
     match cli.command {
+        Command::ValidateConfig { file } => {
+            let args = config::ServeArgs { config: Some(file.clone()), ..config::ServeArgs::default() };
+            match config::Settings::resolve(args) {
+                Ok(_) => {
+                    println!("{}: valid", file.display());
+                    ExitCode::SUCCESS
+                }
+                Err(e) => {
+                    for problem in &e.0 {
+                        eprintln!("error: {problem}");
+                    }
+                    eprintln!("{}: {} problem(s)", file.display(), e.0.len());
+                    ExitCode::from(2)
+                }
+            }
+        }
         Command::Loadgen(args) => {
             let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
                 Ok(rt) => rt,

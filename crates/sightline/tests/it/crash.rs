@@ -38,9 +38,9 @@ fn acknowledged_spans_survive_kill_9_at_random_moments() {
     let mut rng = rand::rngs::StdRng::seed_from_u64(0x5eed);
     let seq = Arc::new(AtomicU64::new(0));
     for round in 0..4 {
-        // A small memory limit makes heads cut and flush into blocks during
-        // the run, so kills also land mid-flush.
-        let mut server = Server::start_with(&data, &["--memory-limit", "16MiB"]);
+        // A small head makes heads cut and flush into blocks during the
+        // run, so kills also land mid-flush.
+        let mut server = Server::start_with(&data, &["--head-max-size", "1MiB"]);
         let url = format!("{}/v1/traces", server.otlp_http);
         let stop = Arc::new(AtomicBool::new(false));
         let writers: Vec<_> = (0..3u8)
