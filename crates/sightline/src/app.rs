@@ -24,6 +24,7 @@ pub(crate) async fn serve(settings: Settings) -> anyhow::Result<()> {
     let receive_metrics = Arc::new(sightline_receive::Metrics::new(&mut registry));
     let api_metrics = Arc::new(sightline_api::Metrics::new(&mut registry));
     let pipeline_metrics = Arc::new(sightline_pipeline::Metrics::new(&mut registry));
+    let zipkin_metrics = Arc::new(sightline_zipkin::Metrics::new(&mut registry));
 
     let mut options = sightline_store::Options::new(&settings.data_dir);
     options.fsync = settings.wal_fsync;
@@ -53,6 +54,21 @@ pub(crate) async fn serve(settings: Settings) -> anyhow::Result<()> {
     let grpc_listener = bind("--otlp-grpc-addr", settings.otlp_grpc_addr).await?;
     let http_listener = bind("--otlp-http-addr", settings.otlp_http_addr).await?;
     let api_listener = bind("--http-addr", settings.http_addr).await?;
+    // The Zipkin receiver listens only when a pipeline uses it.
+    let zipkin = match (pipeline.receivers.get("zipkin"), zipkin_endpoint(&settings)) {
+        (Some(entry), Some(addr)) => {
+            let receiver = sightline_zipkin::Receiver::new(
+                Arc::clone(entry),
+                sightline_zipkin::Options {
+                    max_body_bytes: settings.max_message_size,
+                    max_inflight_bytes: settings.memory_limit / 8,
+                },
+                zipkin_metrics,
+            );
+            Some((addr, bind("--zipkin-addr", addr).await?, receiver))
+        }
+        _ => None,
+    };
 
     let receiver = sightline_receive::Receiver::new(
         otlp_entry,
@@ -71,6 +87,8 @@ pub(crate) async fn serve(settings: Settings) -> anyhow::Result<()> {
             let _ = rx.wait_for(|stop| *stop).await;
         }
     };
+    let zipkin_up = Arc::new(AtomicBool::new(true));
+    let zipkin_addr = zipkin.as_ref().map(|(addr, _, _)| *addr);
     let grpc_up = Arc::new(AtomicBool::new(true));
     let http_up = Arc::new(AtomicBool::new(true));
     let ready = Arc::new(AtomicBool::new(false));
@@ -79,7 +97,8 @@ pub(crate) async fn serve(settings: Settings) -> anyhow::Result<()> {
     let health = {
         let store = store.clone();
         let pipeline = Arc::clone(&pipeline);
-        let (grpc_up, http_up) = (Arc::clone(&grpc_up), Arc::clone(&http_up));
+        let (grpc_up, http_up, zipkin_up) =
+            (Arc::clone(&grpc_up), Arc::clone(&http_up), Arc::clone(&zipkin_up));
         Arc::new(move || {
             let listener = |name: &str, up: &AtomicBool, addr: SocketAddr| ComponentHealth {
                 name: name.to_owned(),
@@ -95,6 +114,9 @@ pub(crate) async fn serve(settings: Settings) -> anyhow::Result<()> {
                 listener("otlp_grpc", &grpc_up, settings.otlp_grpc_addr),
                 listener("otlp_http", &http_up, settings.otlp_http_addr),
             ];
+            if let Some(addr) = zipkin_addr {
+                checks.push(listener("zipkin", &zipkin_up, addr));
+            }
             checks.extend(pipeline.components.iter().filter_map(|c| c.health()));
             checks
         })
@@ -117,6 +139,13 @@ pub(crate) async fn serve(settings: Settings) -> anyhow::Result<()> {
         http_up,
         sightline_receive::serve_http(http_listener, receiver, stopped()),
     ));
+    let zipkin_task = zipkin.map(|(_, listener, receiver)| {
+        tokio::spawn(watch_listener(
+            "Zipkin",
+            zipkin_up,
+            sightline_zipkin::serve(listener, receiver, stopped()),
+        ))
+    });
     let query = tokio::spawn({
         let shutdown = stopped();
         async move { axum::serve(api_listener, api).with_graceful_shutdown(shutdown).await }
@@ -134,6 +163,9 @@ pub(crate) async fn serve(settings: Settings) -> anyhow::Result<()> {
     ready.store(false, Ordering::Release);
     let _ = stop_tx.send(true);
     let (g, h, q) = tokio::join!(grpc, http, query);
+    if let Some(task) = zipkin_task {
+        task.await.context("Zipkin server task")?;
+    }
     g.context("OTLP/gRPC server task")?;
     h.context("OTLP/HTTP server task")?;
     q.context("query server task")?.context("query server")?;
@@ -142,6 +174,13 @@ pub(crate) async fn serve(settings: Settings) -> anyhow::Result<()> {
     store.shutdown().await;
     tracing::info!("stopped");
     Ok(())
+}
+
+fn zipkin_endpoint(settings: &Settings) -> Option<SocketAddr> {
+    settings.pipeline.receivers.values().find_map(|r| match r {
+        sightline_pipeline::config::ReceiverConfig::Zipkin { endpoint } => Some(*endpoint),
+        _ => None,
+    })
 }
 
 async fn bind(flag: &str, addr: SocketAddr) -> anyhow::Result<TcpListener> {

@@ -19,6 +19,7 @@ pub(crate) struct Server {
     pub(crate) grpc: String,
     pub(crate) otlp_http: String,
     pub(crate) api: String,
+    pub(crate) zipkin: String,
     stderr_path: PathBuf,
 }
 
@@ -34,7 +35,7 @@ impl Server {
 
     /// Like [`Server::start`] with extra flags.
     pub(crate) fn start_with(data_dir: &Path, extra: &[&str]) -> Server {
-        let (g, h, a) = (free_port(), free_port(), free_port());
+        let (g, h, a, z) = (free_port(), free_port(), free_port(), free_port());
         let stderr_path = data_dir.with_extension(format!("stderr-{a}.log"));
         let stderr = std::fs::File::create(&stderr_path).expect("stderr log");
         let child = Command::new(env!("CARGO_BIN_EXE_sightline"))
@@ -44,6 +45,7 @@ impl Server {
             .args(["--otlp-grpc-addr", &format!("127.0.0.1:{g}")])
             .args(["--otlp-http-addr", &format!("127.0.0.1:{h}")])
             .args(["--http-addr", &format!("127.0.0.1:{a}")])
+            .args(["--zipkin-addr", &format!("127.0.0.1:{z}")])
             .args(extra)
             .env_remove("SIGHTLINE_CONFIG")
             .stdout(Stdio::null())
@@ -55,6 +57,7 @@ impl Server {
             grpc: format!("127.0.0.1:{g}"),
             otlp_http: format!("http://127.0.0.1:{h}"),
             api: format!("http://127.0.0.1:{a}"),
+            zipkin: format!("http://127.0.0.1:{z}/api/v2/spans"),
             stderr_path,
         };
         server.wait_ready();

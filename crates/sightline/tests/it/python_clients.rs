@@ -178,3 +178,22 @@ fn seed003_manual_spans_over_grpc_keep_types_events_errors_and_context() {
         }
     }
 }
+
+/// The stock Python Zipkin JSON exporter → Sightline's Zipkin receiver →
+/// the same trace through the Jaeger API, with correct parents.
+#[test]
+fn zipkin_json_exporter_trace_is_queryable_with_parents() {
+    let dir = tempfile::tempdir().unwrap();
+    let server = Server::start(&dir.path().join("data"));
+    let out = run_python("zipkin_json.py", &server.zipkin);
+    let trace_id = out["trace_id"].as_str().unwrap();
+    let trace = server.wait_trace(trace_id, 3, Duration::from_secs(10));
+    assert_eq!(trace["spans"].as_array().unwrap().len(), 3, "{trace:#}");
+    for expected in out["spans"].as_array().unwrap() {
+        let span = find(&trace, "zipkin-checkout", expected["name"].as_str().unwrap());
+        assert_eq!(span["spanID"], expected["span_id"]);
+        assert_eq!(parent_of(span), expected["parent_span_id"].as_str(), "{}", expected["name"]);
+    }
+    let payments = find(&trace, "zipkin-checkout", "GET /payments");
+    assert_eq!(tag(payments, "error").map(|t| &t["value"]), Some(&Value::Bool(true)), "{payments:#}");
+}
