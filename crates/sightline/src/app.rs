@@ -127,7 +127,9 @@ pub(crate) async fn serve(settings: Settings) -> anyhow::Result<()> {
         ready: Arc::clone(&ready),
         registry: Arc::new(registry),
         metrics: api_metrics,
-    });
+    })
+    // The UI's fallback serves its pages; API routes, merged first, win.
+    .merge(sightline_ui::router());
 
     let grpc = tokio::spawn(watch_listener(
         "OTLP/gRPC",

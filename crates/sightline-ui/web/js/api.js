@@ -1,0 +1,99 @@
+// The UI's only way to the server: the public Jaeger-compatible HTTP API
+// (and /health, to show where to send data). Every call returns the
+// envelope's `data` or throws ApiError.
+
+/** A failed call: `unreachable` (no answer at all) or an HTTP status with the server's message. */
+export class ApiError extends Error {
+  constructor(message, { status = 0, unreachable = false, extra } = {}) {
+    super(message);
+    this.status = status;
+    this.unreachable = unreachable;
+    this.extra = extra;
+  }
+}
+
+async function request(path) {
+  let response;
+  try {
+    response = await fetch(path, { headers: { accept: 'application/json' } });
+  } catch (e) {
+    throw new ApiError(`Cannot reach the Sightline API at ${location.origin} (${e.message}). Is the server running?`, {
+      unreachable: true,
+    });
+  }
+  const text = await response.text();
+  let body = null;
+  try {
+    body = text ? JSON.parse(text) : null;
+  } catch {
+    // not JSON: reported below
+  }
+  if (!response.ok) {
+    const msg = body?.errors?.[0]?.msg || text.trim() || response.statusText;
+    throw new ApiError(msg, { status: response.status });
+  }
+  if (body === null) throw new ApiError(`${path}: the server sent no JSON`, { status: response.status });
+  return { body, text };
+}
+
+async function data(path) {
+  return (await request(path)).body.data;
+}
+
+const enc = encodeURIComponent;
+
+/** Service names, sorted. */
+export async function services() {
+  return ((await data('/api/services')) || []).slice().sort();
+}
+
+/** Operation names of a service, sorted, with their span kinds. */
+export async function operations(service) {
+  const ops = (await data(`/api/operations?service=${enc(service)}`)) || [];
+  return ops.sort((a, b) => a.name.localeCompare(b.name) || a.spanKind.localeCompare(b.spanKind));
+}
+
+/** A search: `params` are /api/traces parameters. Returns {traces, errors}. */
+export async function searchTraces(params) {
+  const q = new URLSearchParams();
+  for (const [k, v] of Object.entries(params)) {
+    if (Array.isArray(v)) v.forEach((x) => q.append(k, x));
+    else if (v !== undefined && v !== null && v !== '') q.set(k, v);
+  }
+  const { body } = await request(`/api/traces?${q}`);
+  return { traces: body.data || [], errors: body.errors || [] };
+}
+
+/** One trace, with the response text for download. Throws ApiError with status 404 when unknown. */
+export async function trace(id) {
+  const { body } = await request(`/api/traces/${enc(id)}`);
+  const t = body.data?.[0];
+  if (!t) throw new ApiError('trace not found', { status: 404 });
+  return t;
+}
+
+/** Service call counts ending at `endMs` over `lookbackMs`. */
+export async function dependencies(endMs, lookbackMs) {
+  return (await data(`/api/dependencies?endTs=${Math.round(endMs)}&lookback=${Math.round(lookbackMs)}`)) || [];
+}
+
+/**
+ * Where to send OTLP, read from /health (`listening on <addr>` for the
+ * otlp_grpc and otlp_http checks); the defaults when it does not say.
+ */
+export async function otlpEndpoints() {
+  const out = { http: '127.0.0.1:4318', grpc: '127.0.0.1:4317' };
+  try {
+    const response = await fetch('/health');
+    const body = await response.json();
+    for (const check of body.checks || []) {
+      const m = /listening on (\S+)/.exec(check.detail || '');
+      if (!m) continue;
+      if (check.name === 'otlp_http') out.http = m[1];
+      if (check.name === 'otlp_grpc') out.grpc = m[1];
+    }
+  } catch {
+    // keep the defaults
+  }
+  return out;
+}

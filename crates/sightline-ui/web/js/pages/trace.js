@@ -1,0 +1,331 @@
+// The trace page: header, minimap, waterfall with the critical path, span
+// details, find-in-trace, statistics and JSON download. URL state:
+// /trace/{id}?span=<spanID>&find=<text>&view=stats&zoom=<from>,<to>.
+
+import * as api from '../api.js';
+import { h, mount } from '../dom.js';
+import { serviceColor } from '../colors.js';
+import { formatCount, formatDuration, formatTimestamp } from '../format.js';
+import { buildTrace, criticalPath, findSpans, visibleSpans } from '../trace.js';
+import { setQuery } from '../nav.js';
+import { errorState, loading } from '../views/states.js';
+import { createWaterfall } from '../views/waterfall.js';
+import { createMinimap } from '../views/minimap.js';
+import { spanDetail } from '../views/detail.js';
+import { statsView } from '../views/stats.js';
+
+const TRACE_ID = /^[0-9a-f]{1,32}$/i;
+
+export function tracePage(app, { params, query }) {
+  const id = params[0].toLowerCase();
+  document.title = `Trace ${id.slice(0, 7)} · Sightline`;
+  let alive = true;
+  let teardown = () => {};
+  const cleanup = () => {
+    alive = false;
+    teardown();
+  };
+
+  if (!TRACE_ID.test(id)) {
+    mount(app, notFound(id, 'is not a trace ID: trace IDs are up to 32 hexadecimal digits.'));
+    return cleanup;
+  }
+
+  const load = async () => {
+    mount(app, loading('Loading trace…'));
+    performance.clearMarks();
+    performance.mark('sightline:trace-fetch');
+    let raw;
+    try {
+      raw = await api.trace(id);
+    } catch (e) {
+      if (!alive) return;
+      if (e.status === 404) mount(app, notFound(id, 'was not found.'));
+      else mount(app, errorState(e, load));
+      return;
+    }
+    if (!alive) return;
+    performance.mark('sightline:trace-loaded');
+    teardown = show(app, raw, query);
+  };
+  load();
+  return cleanup;
+}
+
+function notFound(id, why) {
+  document.title = 'Trace not found · Sightline';
+  return h(
+    'div',
+    { class: 'state state-error', dataset: { state: 'trace-not-found' } },
+    h('h1', { text: 'Trace not found' }),
+    h('p', {}, 'Trace ', h('code', { text: id }), ` ${why}`),
+    h('p', { class: 'muted', text: 'It may not have arrived yet, or retention may have removed it.' }),
+    h('p', {}, h('a', { class: 'btn', href: '/search', text: 'Search traces' })),
+  );
+}
+
+function show(app, raw, query) {
+  const trace = buildTrace(raw);
+  const critical = criticalPath(trace);
+  const root = trace.root;
+  document.title = `${root ? `${root.serviceName}: ${root.operationName}` : trace.traceID} · Sightline`;
+
+  const state = {
+    collapsed: new Set(),
+    selected: query.get('span') && trace.byId.has(query.get('span')) ? query.get('span') : null,
+    find: query.get('find') || '',
+    matches: null,
+    matchList: [],
+    cursor: -1,
+    view: parseZoom(query.get('zoom')),
+    tab: query.get('view') === 'stats' ? 'stats' : 'timeline',
+  };
+
+  const syncUrl = () => {
+    const q = new URLSearchParams();
+    if (state.tab === 'stats') q.set('view', 'stats');
+    if (state.selected) q.set('span', state.selected);
+    if (state.find) q.set('find', state.find);
+    if (state.view[0] !== 0 || state.view[1] !== 1) q.set('zoom', `${state.view[0].toFixed(4)},${state.view[1].toFixed(4)}`);
+    setQuery(q);
+  };
+
+  // ---- header
+  const meta = (key, label, value) => h('div', { class: 'meta-item', dataset: { meta: key } }, h('dt', { text: label }), h('dd', { text: value }));
+  const header = h(
+    'header',
+    { class: 'trace-header' },
+    h(
+      'div',
+      { class: 'trace-title-row' },
+      h(
+        'h1',
+        { class: 'trace-title' },
+        root ? [h('span', { class: 'svc-dot', style: { background: serviceColor(root.serviceName) } }), h('span', { class: 'trace-root-service', text: root.serviceName }), ': ', h('span', { class: 'trace-root-op', text: root.operationName })] : 'Trace',
+      ),
+      h('code', { class: 'trace-id', title: 'Trace ID', text: trace.traceID }),
+    ),
+    h(
+      'dl',
+      { class: 'trace-meta' },
+      meta('start', 'Start', formatTimestamp(trace.startTime)),
+      meta('duration', 'Duration', formatDuration(trace.duration)),
+      meta('services', 'Services', String(trace.services.length)),
+      meta('depth', 'Depth', String(trace.depth)),
+      meta('spans', 'Spans', formatCount(trace.spans.length)),
+      meta('errors', 'Errors', String(trace.errorCount)),
+    ),
+    h(
+      'div',
+      { class: 'trace-services' },
+      trace.services.map((s) => h('span', { class: 'chip', dataset: { service: s.name } }, h('span', { class: 'svc-dot', style: { background: serviceColor(s.name) } }), `${s.name} (${s.count})`)),
+    ),
+  );
+
+  // ---- toolbar
+  const tabTimeline = h('button', { class: 'tab', type: 'button', role: 'tab', text: 'Timeline', dataset: { tab: 'timeline' } });
+  const tabStats = h('button', { class: 'tab', type: 'button', role: 'tab', text: 'Statistics', dataset: { tab: 'stats' } });
+  const findInput = h('input', {
+    class: 'find-input',
+    type: 'search',
+    placeholder: 'Find in trace…  ( / )',
+    'aria-label': 'Find spans in this trace',
+    value: state.find,
+    spellcheck: 'false',
+    autocomplete: 'off',
+  });
+  const findCount = h('span', { class: 'find-count', 'aria-live': 'polite' });
+  const prevBtn = h('button', { class: 'btn btn-small', type: 'button', text: '▲', 'aria-label': 'Previous match', title: 'Previous match (Shift+Enter)' });
+  const nextBtn = h('button', { class: 'btn btn-small', type: 'button', text: '▼', 'aria-label': 'Next match', title: 'Next match (Enter)' });
+  const download = h('button', { class: 'btn', type: 'button', text: 'Download JSON', title: 'The trace as the API returns it, wrapped as {"data": [trace]}' });
+  const toolbar = h(
+    'div',
+    { class: 'trace-toolbar' },
+    h('div', { class: 'tabs', role: 'tablist', 'aria-label': 'Trace views' }, tabTimeline, tabStats),
+    h('div', { class: 'find', role: 'search' }, findInput, findCount, prevBtn, nextBtn),
+    h('span', { class: 'legend', 'aria-hidden': 'true' }, h('span', { class: 'legend-cp' }), 'critical path', h('span', { class: 'legend-err', text: '!' }), 'error'),
+    download,
+  );
+
+  // ---- timeline
+  const minimap = createMinimap({ trace, onView: (v) => setView(v) });
+  const waterfall = createWaterfall({
+    trace,
+    critical,
+    onSelect: (span) => select(span ? span.spanID : null),
+    onToggle: (span) => toggle(span),
+    onExpandAll: () => setCollapsed(new Set()),
+    onCollapseAll: () => setCollapsed(new Set(trace.spans.filter((s) => s.children.length).map((s) => s.spanID))),
+  });
+  const detailSlot = h('div', { class: 'detail-slot' });
+  const timeline = h('div', { class: 'timeline-view', role: 'tabpanel' }, minimap.el, h('div', { class: 'trace-split' }, waterfall.el, detailSlot));
+  const stats = h('div', { class: 'stats-view', role: 'tabpanel' });
+  const page = h('div', { class: 'trace-page' }, header, toolbar, timeline, stats);
+  mount(app, page);
+
+  function setView(v) {
+    state.view = v;
+    minimap.setView(v);
+    waterfall.setView(v);
+    syncUrl();
+  }
+
+  function setCollapsed(next, keep) {
+    state.collapsed = next;
+    waterfall.setRows(visibleSpans(trace, next), next, keep);
+  }
+
+  function toggle(span) {
+    const next = new Set(state.collapsed);
+    if (next.has(span.spanID)) next.delete(span.spanID);
+    else next.add(span.spanID);
+    setCollapsed(next, span);
+  }
+
+  /** Expands every collapsed ancestor of `span` so its row exists. */
+  function expandTo(span) {
+    let changed = false;
+    const next = new Set(state.collapsed);
+    for (let p = span.parent; p; p = p.parent) if (next.delete(p.spanID)) changed = true;
+    if (changed) setCollapsed(next, span);
+  }
+
+  function select(id) {
+    state.selected = id;
+    const span = id ? trace.byId.get(id) : null;
+    if (span) {
+      expandTo(span);
+      waterfall.setSelected(id);
+      waterfall.reveal(span);
+      detailSlot.replaceChildren(
+        spanDetail(span, {
+          trace,
+          critical,
+          onSelect: (s) => select(s.spanID),
+          onClose: () => {
+            select(null);
+            waterfall.body.focus();
+          },
+        }),
+      );
+      page.classList.add('has-detail');
+    } else {
+      waterfall.setSelected(null);
+      detailSlot.replaceChildren();
+      page.classList.remove('has-detail');
+    }
+    syncUrl();
+  }
+
+  function runFind() {
+    state.find = findInput.value.trim();
+    state.matches = findSpans(trace, state.find);
+    state.matchList = state.matches ? trace.spans.filter((s) => state.matches.has(s.spanID)) : [];
+    state.cursor = -1;
+    waterfall.setMatches(state.matches);
+    minimap.setMatches(state.matches);
+    updateCount();
+    syncUrl();
+  }
+
+  function updateCount() {
+    if (!state.matches) findCount.textContent = '';
+    else if (!state.matchList.length) findCount.textContent = 'no matches';
+    else if (state.cursor < 0) findCount.textContent = `${state.matchList.length} match${state.matchList.length === 1 ? '' : 'es'}`;
+    else findCount.textContent = `${state.cursor + 1} of ${state.matchList.length}`;
+    prevBtn.disabled = nextBtn.disabled = !state.matchList.length;
+  }
+
+  function step(delta) {
+    if (!state.matchList.length) return;
+    const n = state.matchList.length;
+    state.cursor = state.cursor < 0 ? (delta > 0 ? 0 : n - 1) : (state.cursor + delta + n) % n;
+    const span = state.matchList[state.cursor];
+    expandTo(span);
+    waterfall.reveal(span);
+    updateCount();
+  }
+
+  function setTab(tab) {
+    state.tab = tab;
+    const isStats = tab === 'stats';
+    tabTimeline.setAttribute('aria-selected', String(!isStats));
+    tabStats.setAttribute('aria-selected', String(isStats));
+    timeline.hidden = isStats;
+    stats.hidden = !isStats;
+    if (isStats && !stats.firstChild) stats.append(statsView(trace));
+    if (!isStats) {
+      minimap.redraw();
+      waterfall.render();
+    }
+    syncUrl();
+  }
+
+  let findTimer = null;
+  findInput.addEventListener('input', () => {
+    clearTimeout(findTimer);
+    findTimer = setTimeout(runFind, trace.spans.length > 2000 ? 200 : 60);
+  });
+  findInput.addEventListener('keydown', (e) => {
+    if (e.key === 'Enter') {
+      e.preventDefault();
+      clearTimeout(findTimer);
+      if (findInput.value.trim() !== state.find) runFind();
+      step(e.shiftKey ? -1 : 1);
+    } else if (e.key === 'Escape') {
+      findInput.value = '';
+      runFind();
+      waterfall.body.focus();
+    }
+  });
+  prevBtn.addEventListener('click', () => step(-1));
+  nextBtn.addEventListener('click', () => step(1));
+  tabTimeline.addEventListener('click', () => setTab('timeline'));
+  tabStats.addEventListener('click', () => setTab('stats'));
+  download.addEventListener('click', () => {
+    const blob = new Blob([JSON.stringify({ data: [raw] }, null, 2)], { type: 'application/json' });
+    const url = URL.createObjectURL(blob);
+    const a = h('a', { href: url, download: `trace-${trace.traceID}.json`, hidden: true });
+    document.body.append(a);
+    a.click();
+    a.remove();
+    setTimeout(() => URL.revokeObjectURL(url), 10_000);
+  });
+
+  const onKey = (e) => {
+    const typing = /^(INPUT|SELECT|TEXTAREA)$/.test(document.activeElement?.tagName || '');
+    if (e.key === '/' && !typing && !e.ctrlKey && !e.metaKey) {
+      e.preventDefault();
+      findInput.focus();
+      findInput.select();
+    } else if (e.key === 'Escape' && !typing && state.selected) {
+      select(null);
+    }
+  };
+  document.addEventListener('keydown', onKey);
+
+  // First render.
+  waterfall.setRows(trace.spans, state.collapsed);
+  setView(state.view);
+  setTab(state.tab);
+  if (state.find) runFind();
+  else updateCount();
+  if (state.selected) select(state.selected);
+  requestAnimationFrame(() => performance.mark('sightline:waterfall-rendered'));
+  page.dataset.ready = 'true';
+
+  return () => {
+    document.removeEventListener('keydown', onKey);
+    clearTimeout(findTimer);
+    waterfall.destroy();
+    minimap.destroy();
+  };
+}
+
+function parseZoom(text) {
+  const m = /^([0-9.]+),([0-9.]+)$/.exec(text || '');
+  if (!m) return [0, 1];
+  const a = Math.max(0, Math.min(1, Number(m[1])));
+  const b = Math.max(0, Math.min(1, Number(m[2])));
+  return a < b ? [a, b] : [0, 1];
+}
