@@ -1,0 +1,177 @@
+//! Starts the real processes (redis-server, nats-server, `sightline`, the
+//! demo services) on free loopback ports and stops them on drop.
+
+use std::net::TcpListener;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use serde_json::Value;
+
+pub(crate) fn free_port() -> u16 {
+    TcpListener::bind("127.0.0.1:0").and_then(|l| l.local_addr()).map(|a| a.port()).expect("free port")
+}
+
+/// The path of a Debian-packaged server, or a failure that says how to
+/// install it (never a silent skip).
+pub(crate) fn server_binary(name: &str) -> PathBuf {
+    let from_path = std::env::var_os("PATH")
+        .into_iter()
+        .flat_map(|p| std::env::split_paths(&p).collect::<Vec<_>>())
+        .chain([PathBuf::from("/usr/sbin"), PathBuf::from("/usr/bin")])
+        .map(|d| d.join(name))
+        .find(|p| p.is_file());
+    from_path.unwrap_or_else(|| {
+        panic!(
+            "{name} is not installed; this test needs it. Install with: \
+             DEBIAN_FRONTEND=noninteractive apt-get install -y redis-server nats-server \
+             (or run demo/ci.sh, which .ci/run calls)"
+        )
+    })
+}
+
+/// `target/<profile>/sightline`, next to this crate's binary.
+pub(crate) fn sightline_binary() -> PathBuf {
+    let demo = Path::new(env!("CARGO_BIN_EXE_sightline-demo"));
+    let path = demo.with_file_name(format!("sightline{}", std::env::consts::EXE_SUFFIX));
+    assert!(
+        path.is_file(),
+        "{} is missing: build it with `cargo build -p sightline` (cargo test --workspace builds it)",
+        path.display()
+    );
+    path
+}
+
+/// A child process, killed on drop; its output goes to a log file.
+pub(crate) struct Proc {
+    name: String,
+    child: Option<Child>,
+    log: PathBuf,
+}
+
+impl Proc {
+    pub(crate) fn spawn(name: &str, dir: &Path, cmd: &mut Command) -> Proc {
+        let log = dir.join(format!("{name}.log"));
+        let out = std::fs::File::create(&log).expect("log file");
+        let err = out.try_clone().expect("log file");
+        let child = cmd
+            .stdin(Stdio::null())
+            .stdout(out)
+            .stderr(err)
+            .spawn()
+            .unwrap_or_else(|e| panic!("starting {name}: {e}"));
+        Proc { name: name.to_owned(), child: Some(child), log }
+    }
+
+    pub(crate) fn name(&self) -> &str {
+        &self.name
+    }
+
+    pub(crate) fn log(&self) -> String {
+        std::fs::read_to_string(&self.log).unwrap_or_default()
+    }
+
+    /// Fails with the log if the process has exited.
+    pub(crate) fn assert_running(&mut self) {
+        if let Some(status) = self.child.as_mut().and_then(|c| c.try_wait().ok().flatten()) {
+            panic!("{} exited with {status}; its log:\n{}", self.name, self.log());
+        }
+    }
+}
+
+impl Drop for Proc {
+    fn drop(&mut self) {
+        if let Some(mut c) = self.child.take() {
+            let _ = c.kill();
+            let _ = c.wait();
+        }
+    }
+}
+
+pub(crate) fn http() -> reqwest::Client {
+    reqwest::Client::builder().timeout(Duration::from_secs(10)).build().expect("client")
+}
+
+/// Waits until `url` answers 2xx, failing with the process log.
+pub(crate) async fn wait_ok(url: &str, proc: &mut Proc, within: Duration) {
+    let deadline = Instant::now() + within;
+    let client = http();
+    loop {
+        proc.assert_running();
+        if let Ok(r) = client.get(url).send().await
+            && r.status().is_success()
+        {
+            return;
+        }
+        assert!(Instant::now() < deadline, "{url} not ready in {within:?}; log:\n{}", proc.log());
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+/// Waits until a TCP port accepts connections.
+pub(crate) async fn wait_port(port: u16, proc: &mut Proc, within: Duration) {
+    let deadline = Instant::now() + within;
+    loop {
+        proc.assert_running();
+        if tokio::net::TcpStream::connect(("127.0.0.1", port)).await.is_ok() {
+            return;
+        }
+        assert!(Instant::now() < deadline, "port {port} not open in {within:?}; log:\n{}", proc.log());
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+pub(crate) async fn get_json(url: &str) -> Value {
+    let resp = http().get(url).send().await.unwrap_or_else(|e| panic!("GET {url}: {e}"));
+    let status = resp.status();
+    let body = resp.text().await.expect("body");
+    assert!(status.is_success(), "GET {url}: {status} {body}");
+    serde_json::from_str(&body).unwrap_or_else(|e| panic!("GET {url}: {e}: {body}"))
+}
+
+/// A span of a Jaeger-JSON trace, flattened for assertions.
+#[derive(Debug, Clone)]
+pub(crate) struct JSpan {
+    pub(crate) service: String,
+    pub(crate) name: String,
+    pub(crate) id: String,
+    pub(crate) trace_id: String,
+    pub(crate) parent: Option<String>,
+    pub(crate) tags: Vec<(String, Value)>,
+}
+
+impl JSpan {
+    pub(crate) fn tag(&self, key: &str) -> Option<&Value> {
+        self.tags.iter().find(|(k, _)| k == key).map(|(_, v)| v)
+    }
+}
+
+pub(crate) fn spans_of(trace: &Value) -> Vec<JSpan> {
+    let processes = &trace["processes"];
+    trace["spans"]
+        .as_array()
+        .expect("spans")
+        .iter()
+        .map(|s| JSpan {
+            service: processes[s["processID"].as_str().expect("processID")]["serviceName"]
+                .as_str()
+                .expect("serviceName")
+                .to_owned(),
+            name: s["operationName"].as_str().expect("operationName").to_owned(),
+            id: s["spanID"].as_str().expect("spanID").to_owned(),
+            trace_id: s["traceID"].as_str().expect("traceID").to_owned(),
+            parent: s["references"]
+                .as_array()
+                .and_then(|r| r.iter().find(|r| r["refType"] == "CHILD_OF"))
+                .map(|r| r["spanID"].as_str().expect("ref spanID").to_owned()),
+            tags: s["tags"]
+                .as_array()
+                .map(|t| {
+                    t.iter()
+                        .map(|t| (t["key"].as_str().unwrap_or("").to_owned(), t["value"].clone()))
+                        .collect()
+                })
+                .unwrap_or_default(),
+        })
+        .collect()
+}

@@ -1,0 +1,142 @@
+//! Log lines with trace context (seed 002): a `tracing-subscriber` layer
+//! writing one JSON object per event with `timestamp` (RFC 3339, UTC,
+//! microseconds), `level`, `service`, `message`, `trace_id`, `span_id`
+//! (zeros when no span is current) and the event's other fields.
+//!
+//! The ids come from the current OpenTelemetry context, which this crate's
+//! helpers attach while they run and `tracing-opentelemetry` attaches when
+//! a `tracing` span is entered; so a log line written anywhere inside a
+//! request carries that request's trace id.
+//!
+//! ```
+//! use tracing_subscriber::layer::SubscriberExt as _;
+//! let subscriber = tracing_subscriber::registry()
+//!     .with(sightline_sdk::logs::JsonLayer::new("orders", std::io::stderr));
+//! tracing::subscriber::with_default(subscriber, || tracing::info!(order = 7, "created"));
+//! // {"timestamp":"2026-...Z","level":"INFO","service":"orders","message":"created",
+//! //  "trace_id":"000...0","span_id":"0000000000000000","order":7}
+//! ```
+
+use std::io::Write as _;
+use std::time::{SystemTime, UNIX_EPOCH};
+
+use opentelemetry::Context;
+use opentelemetry::trace::TraceContextExt as _;
+use serde_json::{Map, Value};
+use tracing::field::{Field, Visit};
+use tracing_subscriber::fmt::MakeWriter;
+use tracing_subscriber::layer::{Context as LayerContext, Layer};
+
+/// The layer; `W` is where lines go (`std::io::stderr`, a file, a buffer).
+#[derive(Debug)]
+pub struct JsonLayer<W> {
+    service: String,
+    make_writer: W,
+}
+
+impl<W> JsonLayer<W> {
+    /// Lines for `service`, written to `make_writer`.
+    pub fn new(service: impl Into<String>, make_writer: W) -> JsonLayer<W> {
+        JsonLayer { service: service.into(), make_writer }
+    }
+}
+
+struct Fields(Map<String, Value>);
+
+impl Visit for Fields {
+    fn record_debug(&mut self, field: &Field, value: &dyn std::fmt::Debug) {
+        self.0.insert(field.name().to_owned(), Value::String(format!("{value:?}")));
+    }
+    fn record_str(&mut self, field: &Field, value: &str) {
+        self.0.insert(field.name().to_owned(), Value::String(value.to_owned()));
+    }
+    fn record_i64(&mut self, field: &Field, value: i64) {
+        self.0.insert(field.name().to_owned(), Value::from(value));
+    }
+    fn record_u64(&mut self, field: &Field, value: u64) {
+        self.0.insert(field.name().to_owned(), Value::from(value));
+    }
+    fn record_f64(&mut self, field: &Field, value: f64) {
+        self.0.insert(field.name().to_owned(), Value::from(value));
+    }
+    fn record_bool(&mut self, field: &Field, value: bool) {
+        self.0.insert(field.name().to_owned(), Value::from(value));
+    }
+    fn record_error(&mut self, field: &Field, value: &(dyn std::error::Error + 'static)) {
+        self.0.insert(field.name().to_owned(), Value::String(value.to_string()));
+    }
+}
+
+/// `SystemTime` as RFC 3339 UTC with microseconds (`2026-11-22T03:49:10.123456Z`).
+pub fn rfc3339(t: SystemTime) -> String {
+    let d = t.duration_since(UNIX_EPOCH).unwrap_or_default();
+    let secs = d.as_secs();
+    let days = (secs / 86_400) as i64;
+    let rem = secs % 86_400;
+    // Civil-from-days (Howard Hinnant's algorithm).
+    let z = days + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z.rem_euclid(146_097);
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let day = doy - (153 * mp + 2) / 5 + 1;
+    let month = if mp < 10 { mp + 3 } else { mp - 9 };
+    let year = yoe + era * 400 + i64::from(month <= 2);
+    format!(
+        "{year:04}-{month:02}-{day:02}T{:02}:{:02}:{:02}.{:06}Z",
+        rem / 3600,
+        (rem % 3600) / 60,
+        rem % 60,
+        d.subsec_micros()
+    )
+}
+
+/// The current trace and span ids as hex, zeros when there is no valid span.
+pub fn current_ids() -> (String, String) {
+    let cx = Context::current();
+    let span = cx.span();
+    let sc = span.span_context();
+    if sc.is_valid() {
+        (sc.trace_id().to_string(), sc.span_id().to_string())
+    } else {
+        ("0".repeat(32), "0".repeat(16))
+    }
+}
+
+impl<S, W> Layer<S> for JsonLayer<W>
+where
+    S: tracing::Subscriber,
+    W: for<'a> MakeWriter<'a> + 'static,
+{
+    fn on_event(&self, event: &tracing::Event<'_>, _ctx: LayerContext<'_, S>) {
+        let mut fields = Fields(Map::new());
+        event.record(&mut fields);
+        let mut fields = fields.0;
+        let message = fields.remove("message").unwrap_or(Value::String(String::new()));
+        let (trace_id, span_id) = current_ids();
+        // Written by hand to keep the seed's key order (a serde_json Map sorts keys).
+        let mut line = String::with_capacity(256);
+        let mut push = |k: &str, v: &Value| {
+            line.push(if line.is_empty() { '{' } else { ',' });
+            line.push_str(&Value::String(k.to_owned()).to_string());
+            line.push(':');
+            line.push_str(&v.to_string());
+        };
+        push("timestamp", &Value::String(rfc3339(SystemTime::now())));
+        push("level", &Value::String(event.metadata().level().to_string()));
+        push("service", &Value::String(self.service.clone()));
+        push("message", &message);
+        push("trace_id", &Value::String(trace_id));
+        push("span_id", &Value::String(span_id));
+        push("target", &Value::String(event.metadata().target().to_owned()));
+        for (k, v) in &fields {
+            if !matches!(k.as_str(), "timestamp" | "level" | "service" | "trace_id" | "span_id" | "target") {
+                push(k, v);
+            }
+        }
+        line.push_str("}\n");
+        let bytes = line.into_bytes();
+        let _ = self.make_writer.make_writer().write_all(&bytes);
+    }
+}
