@@ -18,6 +18,9 @@ use sightline_model::{Span, Value};
 
 use crate::schema::{INT_SLOTS, STR_SLOTS};
 
+/// Spans [`Dedicated::choose`] looks at, at most.
+const CHOOSE_SAMPLE: usize = 16_384;
+
 /// The keys with a dedicated column, each with how many spans used it.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub(crate) struct Dedicated {
@@ -43,12 +46,16 @@ impl Dedicated {
     }
 
     /// The most frequent string and integer keys among `spans` (each span
-    /// counted once per key).
-    pub(crate) fn choose(spans: &[Span]) -> Dedicated {
+    /// counted once per key). Big blocks are sampled evenly (every n-th
+    /// span, up to [`CHOOSE_SAMPLE`] spans): the ranking of frequent keys is
+    /// the same, and the counts recorded in the block are the real ones
+    /// (see [`Dedicated::with_counts`]).
+    pub(crate) fn choose(spans: &[&Span]) -> Dedicated {
         let mut strs: HashMap<&str, u64> = HashMap::new();
         let mut ints: HashMap<&str, u64> = HashMap::new();
         let mut seen: Vec<&str> = Vec::new();
-        for span in spans {
+        let step = spans.len().div_ceil(CHOOSE_SAMPLE).max(1);
+        for span in spans.iter().step_by(step) {
             seen.clear();
             for kv in &span.attributes {
                 let counts = match kv.value {

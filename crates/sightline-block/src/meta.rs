@@ -77,9 +77,9 @@ pub(crate) struct MetaBuilder {
 impl MetaBuilder {
     /// Adds one trace's spans; `parents[i]` is the index in `spans` of
     /// span i's parent, if it is in the block.
-    pub(crate) fn add_trace(&mut self, spans: &[Span], parents: &[Option<usize>]) {
+    pub(crate) fn add_trace<S: std::borrow::Borrow<Span>>(&mut self, spans: &[S], parents: &[Option<usize>]) {
         self.trace_count += 1;
-        for (span, parent) in spans.iter().zip(parents) {
+        for (span, parent) in spans.iter().map(std::borrow::Borrow::borrow).zip(parents) {
             self.span_count += 1;
             let start = span.start_time_unix_nano;
             self.min_start = Some(self.min_start.map_or(start, |m| m.min(start)));
@@ -96,7 +96,7 @@ impl MetaBuilder {
                 None => names.entry(span.name.clone()).or_default(),
             };
             kinds.insert(span.kind as u8);
-            if let Some(parent) = parent.and_then(|p| spans.get(p)) {
+            if let Some(parent) = parent.and_then(|p| spans.get(p)).map(std::borrow::Borrow::borrow) {
                 let parent_service = parent.service_name();
                 if parent_service != service {
                     *self.dependencies.entry((parent_service.to_owned(), service.to_owned())).or_default() +=

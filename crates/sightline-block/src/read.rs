@@ -214,33 +214,65 @@ impl Block {
     /// only the selected pages: first the `trace_id` column (a row filter),
     /// then every other column for the matching rows only.
     pub fn trace(&self, id: TraceId) -> Result<Vec<Span>, Error> {
-        crate::contain(&self.data_path, || self.trace_inner(id))
+        crate::contain(&self.data_path, || self.traces_inner(&[id]))
     }
 
-    fn trace_inner(&self, id: TraceId) -> Result<Vec<Span>, Error> {
+    /// All spans of the traces `ids` in this block, in one pass: each row
+    /// group and page is pruned for every id (min/max, bloom filter, page
+    /// index) and the union of the surviving pages is decoded once. Spans
+    /// come in storage order (by trace id, then start). A search that
+    /// returns 20 traces reads each block once instead of 20 times.
+    pub fn traces(&self, ids: &[TraceId]) -> Result<Vec<Span>, Error> {
+        crate::contain(&self.data_path, || self.traces_inner(ids))
+    }
+
+    fn traces_inner(&self, ids: &[TraceId]) -> Result<Vec<Span>, Error> {
         let md = Arc::clone(self.reader_meta.metadata());
         let builder = self.builder()?;
-        let key: [u8; 16] = *id.as_bytes();
+        let mut keys: Vec<[u8; 16]> = ids.iter().map(|id| *id.as_bytes()).collect();
+        keys.sort_unstable();
+        keys.dedup();
         let mut row_groups = Vec::new();
         let mut ranges: Vec<Range<usize>> = Vec::new();
         let mut selected_rows = 0usize;
         for (rg, group) in md.row_groups().iter().enumerate() {
             let Some(chunk) = group.columns().get(self.leaves.trace_id) else { continue };
-            if let Some(Statistics::FixedLenByteArray(stats)) = chunk.statistics()
-                && let (Some(min), Some(max)) = (stats.min_opt(), stats.max_opt())
-                && (key.as_slice() < min.data() || key.as_slice() > max.data())
-            {
+            let in_range: Vec<&[u8; 16]> = match chunk.statistics() {
+                Some(Statistics::FixedLenByteArray(stats)) => match (stats.min_opt(), stats.max_opt()) {
+                    (Some(min), Some(max)) => keys
+                        .iter()
+                        .filter(|k| k.as_slice() >= min.data() && k.as_slice() <= max.data())
+                        .collect(),
+                    _ => keys.iter().collect(),
+                },
+                _ => keys.iter().collect(),
+            };
+            if in_range.is_empty() {
                 continue;
             }
             let bloom = builder
                 .get_row_group_column_bloom_filter(rg, self.leaves.trace_id)
                 .map_err(|e| self.parquet_err(e))?;
-            if bloom.is_some_and(|b| !b.check(key.as_slice())) {
+            let rows = usize::try_from(group.num_rows()).unwrap_or(0);
+            let mut pages: Vec<Range<usize>> = Vec::new();
+            for key in in_range {
+                if bloom.as_ref().is_some_and(|b| !b.check(key.as_slice())) {
+                    continue;
+                }
+                pages.extend(self.trace_pages(&md, rg, key, rows));
+            }
+            if pages.is_empty() {
                 continue;
             }
-            let rows = usize::try_from(group.num_rows()).unwrap_or(0);
-            let pages = self.trace_pages(&md, rg, &key, rows);
+            pages.sort_by_key(|r| r.start);
+            let mut merged: Vec<Range<usize>> = Vec::new();
             for page in pages {
+                match merged.last_mut() {
+                    Some(last) if page.start <= last.end => last.end = last.end.max(page.end),
+                    _ => merged.push(page),
+                }
+            }
+            for page in merged {
                 ranges.push(selected_rows + page.start..selected_rows + page.end);
             }
             row_groups.push(rg);
@@ -256,7 +288,9 @@ impl Block {
                     .column(0)
                     .as_fixed_size_binary_opt()
                     .ok_or_else(|| ArrowError::SchemaError("trace_id is not fixed-size binary".to_owned()))?;
-                Ok(BooleanArray::from_iter(ids.iter().map(|v| Some(v == Some(key.as_slice())))))
+                Ok(BooleanArray::from_iter(ids.iter().map(|v| {
+                    Some(v.is_some_and(|v| keys.binary_search_by(|k| k.as_slice().cmp(v)).is_ok()))
+                })))
             });
         let reader = builder
             .with_row_groups(row_groups)
@@ -268,7 +302,7 @@ impl Block {
         for chunk in SpanChunks::new(self, reader) {
             spans.extend(chunk?);
         }
-        spans.sort_by_key(|s| s.start_time_unix_nano);
+        spans.sort_by_key(|s| (s.trace_id, s.start_time_unix_nano));
         Ok(spans)
     }
 

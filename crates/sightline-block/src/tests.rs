@@ -204,6 +204,27 @@ fn trace_hits_first_middle_last_and_split_row_groups() {
 }
 
 #[test]
+fn traces_reads_many_ids_in_one_pass() {
+    let dir = tempfile::tempdir().unwrap();
+    let (block, stored) = realistic_block(dir.path(), 300, 500);
+    let ids: Vec<TraceId> =
+        stored.iter().map(|s| s.trace_id).collect::<std::collections::BTreeSet<_>>().into_iter().collect();
+    // Ids from several row groups, one twice, one absent, unsorted.
+    let mut absent = *ids[3].as_bytes();
+    absent[15] ^= 0x80;
+    let absent = TraceId::from_bytes(absent).unwrap();
+    let wanted = vec![ids[200], ids[0], ids[120], ids[0], absent, ids[299]];
+    let got = block.traces(&wanted).unwrap();
+    let mut expected: Vec<Span> = Vec::new();
+    for id in [ids[0], ids[120], ids[200], ids[299]] {
+        expected.extend(trace_of(&stored, id));
+    }
+    assert_eq!(got, expected);
+    assert_eq!(block.traces(&[absent]).unwrap(), Vec::<Span>::new());
+    assert_eq!(block.traces(&[]).unwrap(), Vec::<Span>::new());
+}
+
+#[test]
 fn trace_absent_id_is_empty() {
     let dir = tempfile::tempdir().unwrap();
     let (block, stored) = realistic_block(dir.path(), 50, 100);
@@ -696,7 +717,10 @@ fn flipped_data_bytes_error_or_differ_without_panic() {
 fn write_rejects_bad_ids_and_existing_blocks_and_replaces_leftovers() {
     let dir = tempfile::tempdir().unwrap();
     for id in ["", ".", "..", "a/b", "x.tmp"] {
-        assert!(matches!(write(dir.path(), id, vec![], &options(4)), Err(Error::InvalidId { .. })), "{id:?}");
+        assert!(
+            matches!(write(dir.path(), id, Vec::<Span>::new(), &options(4)), Err(Error::InvalidId { .. })),
+            "{id:?}"
+        );
     }
     // A crash leftover is replaced.
     std::fs::create_dir_all(dir.path().join("b.tmp")).unwrap();
@@ -704,7 +728,7 @@ fn write_rejects_bad_ids_and_existing_blocks_and_replaces_leftovers() {
     write(dir.path(), "b", datagen::every_field(), &options(4)).unwrap();
     assert!(!dir.path().join("b.tmp").exists());
     assert_eq!(std::fs::read_dir(dir.path().join("b")).unwrap().count(), 2);
-    let err = write(dir.path(), "b", vec![], &options(4)).unwrap_err();
+    let err = write(dir.path(), "b", Vec::<Span>::new(), &options(4)).unwrap_err();
     assert!(
         matches!(&err, Error::Io { source, .. } if source.kind() == std::io::ErrorKind::AlreadyExists),
         "{err:?}"

@@ -1,6 +1,7 @@
 //! Writing a block: spans → Arrow record batches → Parquet, then the
 //! durable publish (temp directory, fsync, rename, fsync parent).
 
+use std::borrow::Borrow;
 use std::collections::HashMap;
 use std::fs::File;
 use std::io::Write as _;
@@ -30,8 +31,17 @@ use crate::schema::{self, DATA_FILE, INT_SLOTS, META_FILE, STR_SLOTS, layout, ta
 use crate::{BlockMeta, Error, FORMAT_VERSION, WriteOptions};
 
 /// Writes `<dir>/<id>/` durably. See [`crate::write()`].
-pub fn write(dir: &Path, id: &str, spans: Vec<Span>, options: &WriteOptions) -> Result<BlockMeta, Error> {
-    let spans = sort_dedup(spans);
+///
+/// Takes owned spans or references (`Vec<Span>`, `Vec<&Span>`): the writer
+/// only reads them, so a caller that keeps its spans (the store flushing a
+/// frozen head) passes references and nothing is cloned.
+pub fn write<S: Borrow<Span>>(
+    dir: &Path,
+    id: &str,
+    spans: Vec<S>,
+    options: &WriteOptions,
+) -> Result<BlockMeta, Error> {
+    let spans = sort_dedup(spans.iter().map(Borrow::borrow).collect());
     let dedicated = Dedicated::choose(&spans);
     let mut writer = Writer::create(dir, id, options, options.compaction_level, dedicated)?;
     let mut rest = &spans[..];
@@ -47,11 +57,39 @@ pub fn write(dir: &Path, id: &str, spans: Vec<Span>, options: &WriteOptions) -> 
 /// Drops later duplicates of `(trace id, span id)`, then sorts by
 /// `(trace id, start)`; the sort is stable so equal starts keep input
 /// order and the output is deterministic.
-fn sort_dedup(spans: Vec<Span>) -> Vec<Span> {
-    let mut seen = std::collections::HashSet::with_capacity(spans.len());
-    let mut spans: Vec<Span> = spans.into_iter().filter(|s| seen.insert((s.trace_id, s.span_id))).collect();
-    spans.sort_by_key(|s| (s.trace_id, s.start_time_unix_nano));
-    spans
+///
+/// Sorts references (8 bytes each) rather than spans, and finds
+/// duplicates within each trace's run after the sort instead of hashing
+/// every span: runs are short, and a duplicate can only sit in its own
+/// trace's run.
+fn sort_dedup(spans: Vec<&Span>) -> Vec<&Span> {
+    let mut indexed: Vec<(usize, &Span)> = spans.into_iter().enumerate().collect();
+    indexed.sort_by_key(|(_, s)| (s.trace_id, s.start_time_unix_nano));
+    let mut out = Vec::with_capacity(indexed.len());
+    let mut rest = &indexed[..];
+    let mut first_seen: HashMap<SpanId, usize> = HashMap::new();
+    while let Some((_, first)) = rest.first() {
+        let len = rest.iter().take_while(|(_, s)| s.trace_id == first.trace_id).count();
+        let (run, tail) = rest.split_at(len);
+        rest = tail;
+        if run.len() <= 32 {
+            // The copy given first (smallest input index) wins.
+            for (i, span) in run {
+                let earlier = run.iter().any(|(j, other)| other.span_id == span.span_id && j < i);
+                if !earlier {
+                    out.push(*span);
+                }
+            }
+        } else {
+            first_seen.clear();
+            for (i, span) in run {
+                let min = first_seen.entry(span.span_id).or_insert(*i);
+                *min = (*min).min(*i);
+            }
+            out.extend(run.iter().filter(|(i, s)| first_seen.get(&s.span_id) == Some(i)).map(|(_, s)| *s));
+        }
+    }
+    out
 }
 
 /// Checks that `id` is usable as a single directory name.
@@ -142,17 +180,17 @@ impl Writer {
 
     /// Appends all spans of one trace, already deduplicated and sorted by
     /// start. Traces must come in ascending trace id order, each once.
-    pub(crate) fn push_trace(&mut self, spans: &[Span]) -> Result<(), Error> {
-        let Some(first) = spans.first() else { return Ok(()) };
+    pub(crate) fn push_trace<S: Borrow<Span>>(&mut self, spans: &[S]) -> Result<(), Error> {
+        let Some(first) = spans.first().map(Borrow::borrow) else { return Ok(()) };
         if self.last_trace.is_some_and(|last| last >= first.trace_id)
-            || spans.iter().any(|s| s.trace_id != first.trace_id)
+            || spans.iter().any(|s| s.borrow().trace_id != first.trace_id)
         {
             return Err(Error::corrupt(&self.data_path, "writer fed traces out of order"));
         }
         self.last_trace = Some(first.trace_id);
         let parents = parent_positions(spans);
         self.meta.add_trace(spans, &parents);
-        for (i, (span, parent)) in spans.iter().zip(&parents).enumerate() {
+        for (i, (span, parent)) in spans.iter().map(Borrow::borrow).zip(&parents).enumerate() {
             let resource = self.resources.index(&span.resource, json::resource_to_json);
             let scope = self.scopes.index(&span.scope, json::scope_to_json);
             // Both are positions in one trace, so the distance fits an i32
@@ -237,14 +275,15 @@ fn sync_dir(dir: &Path) -> Result<(), Error> {
 }
 
 /// For each span, the position of its parent within the same trace slice.
-fn parent_positions(spans: &[Span]) -> Vec<Option<usize>> {
+fn parent_positions<S: Borrow<Span>>(spans: &[S]) -> Vec<Option<usize>> {
     let find: Box<dyn Fn(SpanId) -> Option<usize>> = if spans.len() <= 32 {
-        Box::new(|id| spans.iter().position(|s| s.span_id == id))
+        Box::new(|id| spans.iter().position(|s| s.borrow().span_id == id))
     } else {
-        let by_id: HashMap<SpanId, usize> = spans.iter().enumerate().map(|(i, s)| (s.span_id, i)).collect();
+        let by_id: HashMap<SpanId, usize> =
+            spans.iter().enumerate().map(|(i, s)| (s.borrow().span_id, i)).collect();
         Box::new(move |id| by_id.get(&id).copied())
     };
-    spans.iter().map(|s| s.parent_span_id.and_then(&find)).collect()
+    spans.iter().map(|s| s.borrow().parent_span_id.and_then(&find)).collect()
 }
 
 /// Deduplicates resources or scopes by content. A pointer cache makes the

@@ -5,6 +5,7 @@
 //! blocking ingest. A trace-id index points into the chunks.
 
 use std::collections::{BTreeSet, HashMap, HashSet};
+use std::hash::{BuildHasherDefault, Hasher};
 use std::sync::Arc;
 use std::time::Instant;
 
@@ -13,14 +14,69 @@ use sightline_model::{DependencyLink, Operation, Span, SpanId, SpanKind, TraceId
 /// Position of a span: (chunk index, index in chunk).
 type Pos = (u32, u32);
 
+/// Hashes trace ids by their last 8 bytes. Trace ids are random (W3C
+/// requires it), so those bytes already are a good hash, and SipHash over
+/// 16 bytes per span was a measurable part of ingest.
+#[derive(Default)]
+pub(crate) struct IdHasher(u64);
+
+impl Hasher for IdHasher {
+    fn finish(&self) -> u64 {
+        self.0
+    }
+
+    fn write(&mut self, bytes: &[u8]) {
+        // A `[u8; 16]` hashes as its length, then its bytes: keep a rolling
+        // mix so both calls count and the id bytes dominate.
+        for chunk in bytes.chunks(8) {
+            let mut word = [0u8; 8];
+            word[..chunk.len()].copy_from_slice(chunk);
+            self.0 = (self.0.rotate_left(5) ^ u64::from_le_bytes(word)).wrapping_mul(0x51_7CC1_B727_220A_95);
+        }
+    }
+
+    fn write_usize(&mut self, n: usize) {
+        self.0 ^= n as u64;
+    }
+}
+
+type IdMap<V> = HashMap<TraceId, V, BuildHasherDefault<IdHasher>>;
+
+/// A trace's span positions; most traces in a head have a few spans, and a
+/// single-span trace needs no allocation.
+#[derive(Debug)]
+enum Positions {
+    One(Pos),
+    Many(Vec<Pos>),
+}
+
+impl Positions {
+    fn push(&mut self, pos: Pos) {
+        match self {
+            Positions::One(first) => *self = Positions::Many(vec![*first, pos]),
+            Positions::Many(list) => list.push(pos),
+        }
+    }
+
+    fn as_slice(&self) -> &[Pos] {
+        match self {
+            Positions::One(p) => std::slice::from_ref(p),
+            Positions::Many(list) => list,
+        }
+    }
+}
+
 /// Recent spans, mutable only by appending.
 #[derive(Debug)]
 pub(crate) struct Head {
     chunks: Vec<Arc<Vec<Span>>>,
-    by_trace: HashMap<TraceId, Vec<Pos>>,
+    by_trace: IdMap<Positions>,
     /// service → kind → span names.
     operations: HashMap<String, HashMap<SpanKind, HashSet<String>>>,
     operation_count: usize,
+    /// The last operation noted, by resource pointer: consecutive spans of
+    /// one batch usually repeat it, and then no map is looked at.
+    last_operation: Option<(usize, SpanKind, String)>,
     bytes: usize,
     spans: usize,
     min_start: u64,
@@ -32,9 +88,10 @@ impl Default for Head {
     fn default() -> Self {
         Head {
             chunks: Vec::new(),
-            by_trace: HashMap::new(),
+            by_trace: IdMap::default(),
             operations: HashMap::new(),
             operation_count: 0,
+            last_operation: None,
             bytes: 0,
             spans: 0,
             min_start: u64::MAX,
@@ -53,7 +110,13 @@ impl Head {
         }
         let chunk = self.chunks.len() as u32;
         for (i, span) in spans.iter().enumerate() {
-            self.by_trace.entry(span.trace_id).or_default().push((chunk, i as u32));
+            let pos = (chunk, i as u32);
+            match self.by_trace.get_mut(&span.trace_id) {
+                Some(positions) => positions.push(pos),
+                None => {
+                    self.by_trace.insert(span.trace_id, Positions::One(pos));
+                }
+            }
             self.min_start = self.min_start.min(span.start_time_unix_nano);
             self.max_start = self.max_start.max(span.start_time_unix_nano);
             self.note_operation(span);
@@ -66,6 +129,28 @@ impl Head {
     /// Records the span's operation; lookups by `&str` first, so the common
     /// case (a known operation) allocates nothing.
     fn note_operation(&mut self, span: &Span) {
+        let resource = Arc::as_ptr(&span.resource) as usize;
+        if self
+            .last_operation
+            .as_ref()
+            .is_some_and(|(r, k, name)| *r == resource && *k == span.kind && *name == span.name)
+        {
+            return;
+        }
+        self.remember_operation(span);
+        // NOTE: the pointer stays valid as an identity: the head keeps every
+        // span (and so its resource `Arc`) alive as long as itself.
+        match &mut self.last_operation {
+            Some((r, k, name)) => {
+                (*r, *k) = (resource, span.kind);
+                name.clear();
+                name.push_str(&span.name);
+            }
+            None => self.last_operation = Some((resource, span.kind, span.name.clone())),
+        }
+    }
+
+    fn remember_operation(&mut self, span: &Span) {
         let service = span.service_name();
         let known = self
             .operations
@@ -109,6 +194,7 @@ impl Head {
             .get(&id)
             .map(|positions| {
                 positions
+                    .as_slice()
                     .iter()
                     .filter_map(|(c, i)| self.chunks.get(*c as usize).and_then(|ch| ch.get(*i as usize)))
                     .cloned()
@@ -189,10 +275,6 @@ impl HeadSnapshot {
                 *out.entry(((*parent_service).to_owned(), span.service_name().to_owned())).or_insert(0) += 1;
             }
         }
-    }
-
-    pub(crate) fn to_vec(&self) -> Vec<Span> {
-        self.spans().cloned().collect()
     }
 }
 

@@ -112,6 +112,8 @@ struct Inner {
     closed: AtomicBool,
     wake_cutter: Notify,
     wake_flusher: Notify,
+    /// Set by [`EmbeddedStore::request_cut`]: cut the head even if small.
+    cut_requested: AtomicBool,
     metrics: Arc<Metrics>,
     /// Next block id; ids are taken here (flushes and compactions run
     /// concurrently) and the manifest records the high-water mark.
@@ -228,6 +230,7 @@ impl EmbeddedStore {
             closed: AtomicBool::new(false),
             wake_cutter: Notify::new(),
             wake_flusher: Notify::new(),
+            cut_requested: AtomicBool::new(false),
             metrics,
             next_block_seq: AtomicU64::new(state.next_block_seq),
             flush_lock: tokio::sync::Mutex::new(()),
@@ -267,6 +270,14 @@ impl EmbeddedStore {
             let _ = task.await;
         }
         self.inner.lock.lock().take();
+    }
+
+    /// Asks for the head to be cut and flushed now, whatever its size: what
+    /// the memory limiter calls when the process is over its soft limit, so
+    /// memory held by the head is released instead of refusing forever.
+    pub fn request_cut(&self) {
+        self.inner.cut_requested.store(true, Ordering::Release);
+        self.inner.wake_cutter.notify_one();
     }
 
     /// Number of live blocks.
@@ -405,10 +416,12 @@ impl Inner {
             if self.closed.load(Ordering::Acquire) {
                 return;
             }
+            let requested = self.cut_requested.swap(false, Ordering::AcqRel);
             let due = {
                 let head = self.head.lock();
                 !head.is_empty()
-                    && (head.bytes() >= self.options.head_max_bytes
+                    && (requested
+                        || head.bytes() >= self.options.head_max_bytes
                         || head.created().elapsed() >= self.options.head_max_age)
             };
             if due && let Err(e) = self.cut().await {
@@ -455,13 +468,15 @@ impl Inner {
     async fn flush_one(self: &Arc<Self>, frozen: &Arc<Frozen>) -> Result<(), Error> {
         let seq = self.next_block_seq.fetch_add(1, Ordering::AcqRel);
         let id = format!("{seq:010}");
-        let spans = frozen.head.snapshot().to_vec();
+        // The writer reads the frozen head's spans in place: no copy.
+        let snapshot = frozen.head.snapshot();
         let blocks_dir = self.blocks_dir.clone();
         let options = self.options.block.clone();
         let block = run_blocking(&self.blocks_dir, move || {
             // A folder with this id can only be a leftover of a failed
             // attempt: ids are taken from the manifest, which it isn't in.
             let _ = fs::remove_dir_all(blocks_dir.join(&id));
+            let spans: Vec<&Span> = snapshot.spans().collect();
             sightline_block::write(&blocks_dir, &id, spans, &options)?;
             Ok(Arc::new(Block::open(&blocks_dir.join(&id))?))
         })
@@ -524,7 +539,14 @@ impl Inner {
 
     async fn maintain_once(self: Arc<Self>) -> Result<(), Error> {
         self.apply_retention().await?;
-        self.compact_once().await?;
+        // Every compaction due now, not one per round: after a burst of
+        // ingest, hundreds of small blocks would otherwise take hours of
+        // rounds to merge, and every query pays per block.
+        while self.compact_once().await? {
+            if self.closed.load(Ordering::Acquire) {
+                break;
+            }
+        }
         self.empty_trash();
         self.update_gauges();
         Ok(())
@@ -573,8 +595,9 @@ impl Inner {
         Ok(())
     }
 
-    /// Merges the oldest blocks of the lowest level that has enough of them.
-    async fn compact_once(self: &Arc<Self>) -> Result<(), Error> {
+    /// Merges the oldest blocks of the lowest level that has enough of them;
+    /// false when no level has.
+    async fn compact_once(self: &Arc<Self>) -> Result<bool, Error> {
         let blocks = self.blocks.read().clone();
         let mut by_level: HashMap<u32, Vec<Arc<Block>>> = HashMap::new();
         for b in blocks.iter() {
@@ -600,9 +623,10 @@ impl Inner {
             if inputs.len() < self.options.compaction_min_blocks {
                 continue;
             }
-            return self.compact(inputs).await;
+            self.compact(inputs).await?;
+            return Ok(true);
         }
-        Ok(())
+        Ok(false)
     }
 
     async fn compact(self: &Arc<Self>, inputs: Vec<Arc<Block>>) -> Result<(), Error> {
@@ -672,6 +696,44 @@ impl Inner {
         self.frozen.read().iter().cloned().collect()
     }
 
+    /// Several traces at once, each block read once for all of them.
+    async fn traces(&self, ids: &[TraceId]) -> Result<HashMap<TraceId, Vec<Span>>, QueryError> {
+        let mut out: HashMap<TraceId, Vec<Span>> = HashMap::with_capacity(ids.len());
+        {
+            let head = self.head.lock();
+            for id in ids {
+                out.entry(*id).or_default().extend(head.trace(*id));
+            }
+        }
+        for f in self.frozen_list() {
+            for id in ids {
+                out.entry(*id).or_default().extend(f.head.trace(*id));
+            }
+        }
+        let blocks = self.block_list();
+        let wanted = ids.to_vec();
+        let from_blocks =
+            tokio::task::spawn_blocking(move || -> Result<Vec<Span>, sightline_block::Error> {
+                let mut spans = Vec::new();
+                for b in blocks.iter() {
+                    spans.extend(b.traces(&wanted)?);
+                }
+                Ok(spans)
+            })
+            .await
+            .map_err(internal)?
+            .map_err(internal)?;
+        for span in from_blocks {
+            out.entry(span.trace_id).or_default().push(span);
+        }
+        for spans in out.values_mut() {
+            let mut seen = HashSet::with_capacity(spans.len());
+            spans.retain(|s| seen.insert(s.span_id));
+            spans.sort_by_key(|s| s.start_time_unix_nano);
+        }
+        Ok(out)
+    }
+
     async fn trace(&self, id: TraceId) -> Result<Vec<Span>, QueryError> {
         let mut spans = self.head.lock().trace(id);
         for f in self.frozen_list() {
@@ -739,14 +801,9 @@ impl SpanReader for EmbeddedStore {
         let mut ranked: Vec<(TraceId, u64)> = hits.into_iter().collect();
         ranked.sort_by(|a, b| b.1.cmp(&a.1).then(a.0.cmp(&b.0)));
         ranked.truncate(query.limit);
-        let mut traces = Vec::with_capacity(ranked.len());
-        for (id, _) in ranked {
-            let spans = inner.trace(id).await?;
-            if !spans.is_empty() {
-                traces.push(spans);
-            }
-        }
-        Ok(traces)
+        let ids: Vec<TraceId> = ranked.iter().map(|(id, _)| *id).collect();
+        let mut found = inner.traces(&ids).await?;
+        Ok(ids.iter().filter_map(|id| found.remove(id)).filter(|spans| !spans.is_empty()).collect())
     }
 
     async fn services(&self) -> Result<Vec<String>, QueryError> {
