@@ -323,13 +323,21 @@ pub(crate) fn writer_properties(
         .set_data_page_row_count_limit(PAGE_ROWS)
         .set_write_batch_size(1024)
         .set_dictionary_enabled(true)
-        .set_statistics_enabled(EnabledStatistics::Chunk)
+        // Statistics only where readers prune with them (below): min/max
+        // of every string column compared each value on write, for
+        // numbers nothing reads.
+        .set_statistics_enabled(EnabledStatistics::None)
         .set_key_value_metadata(Some(kv))
         .set_sorting_columns(Some(vec![
             SortingColumn { column_idx: Col::TraceId.root() as i32, descending: false, nulls_first: false },
             SortingColumn { column_idx: Col::StartTime.root() as i32, descending: false, nulls_first: false },
         ]));
 
+    // Row-group min/max that trace-by-id and search prune with (see
+    // `Block::open`, which keeps exactly these).
+    for col in [Col::StartTime, Col::DurationNanos, Col::Name] {
+        b = b.set_column_statistics_enabled(top(col), EnabledStatistics::Chunk);
+    }
     // Random ids: neither a dictionary nor deltas can shrink them.
     for col in [Col::SpanId, Col::ParentSpanId] {
         b = b.set_column_dictionary_enabled(top(col), false).set_column_encoding(top(col), Encoding::PLAIN);

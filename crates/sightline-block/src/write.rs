@@ -337,6 +337,8 @@ impl<T> Interner<T> {
 /// Column builders for one row group.
 struct Rows {
     len: usize,
+    /// Reused buffer for one span's attribute layout.
+    order: String,
     trace_id: FixedSizeBinaryBuilder,
     span_id: FixedSizeBinaryBuilder,
     parent_distance: Int32Builder,
@@ -370,6 +372,7 @@ impl Rows {
     fn new(capacity: usize) -> Rows {
         Rows {
             len: 0,
+            order: String::new(),
             trace_id: FixedSizeBinaryBuilder::with_capacity(capacity, 16),
             span_id: FixedSizeBinaryBuilder::with_capacity(capacity, 8),
             parent_distance: Int32Builder::with_capacity(capacity),
@@ -446,7 +449,8 @@ impl Rows {
     fn push_attributes(&mut self, kvs: &[KeyValue], dedicated: &Dedicated) {
         let mut strs: [Option<&str>; STR_SLOTS] = [None; STR_SLOTS];
         let mut ints: [Option<i64>; INT_SLOTS] = [None; INT_SLOTS];
-        let mut order = String::new();
+        let mut order = std::mem::take(&mut self.order);
+        order.clear();
         let mut any_dedicated = false;
         for kv in kvs {
             match &kv.value {
@@ -478,6 +482,7 @@ impl Rows {
         self.attributes.close_list();
         // An all-generic span needs no layout: the list is the order.
         self.layout.append_value(if any_dedicated { order.as_str() } else { "" });
+        self.order = order;
         for (i, v) in strs.iter().enumerate() {
             if let (Some(b), Some(used)) = (self.str_slots.get_mut(i), self.str_used.get_mut(i)) {
                 b.append_option(*v);
