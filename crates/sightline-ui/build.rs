@@ -1,6 +1,7 @@
 //! Embeds every file under `web/` into the crate: writes `assets.rs` into
 //! `OUT_DIR` with one `include_bytes!` per file, its content type and ETag,
-//! plus `index.html` with `{{static}}` replaced by the versioned asset
+//! plus `index.html` with `{{modulepreload}}` replaced by a preload link per
+//! module and `{{static}}` by the versioned asset
 //! prefix `/static/<hash>`, where `<hash>` covers every file.
 //!
 //! There is no front-end build: the files are served as written.
@@ -48,8 +49,17 @@ fn main() {
         .expect("writing to a String");
     }
     let hash = format!("{:016x}", all.finish());
-    let index =
-        index.expect("web/index.html exists").replace("{{static}}", &format!("/static/{}", &hash[..12]));
+    // Every module is preloaded, so the browser fetches them in parallel
+    // instead of discovering the import graph one level at a time.
+    let preload: Vec<String> = files
+        .iter()
+        .filter(|f| f.starts_with("js/") && f.ends_with(".js") && f.as_str() != "js/theme-init.js")
+        .map(|f| format!("<link rel=\"modulepreload\" href=\"{{{{static}}}}/{f}\">"))
+        .collect();
+    let index = index
+        .expect("web/index.html exists")
+        .replace("{{modulepreload}}", &preload.join("\n    "))
+        .replace("{{static}}", &format!("/static/{}", &hash[..12]));
     std::fs::write(out.join("index.html"), index).expect("write OUT_DIR/index.html");
 
     let code = format!(

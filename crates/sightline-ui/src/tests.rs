@@ -52,7 +52,8 @@ async fn ui_paths_serve_index_html() {
 #[tokio::test]
 async fn index_names_the_versioned_assets_and_every_one_is_served() {
     let prefix = format!("/static/{BUILD_HASH}/");
-    assert!(!INDEX_HTML.contains("{{static}}"), "placeholder left in index.html");
+    assert!(!INDEX_HTML.contains("{{"), "placeholder left in index.html");
+    assert!(INDEX_HTML.contains(&format!("<link rel=\"modulepreload\" href=\"{prefix}js/trace.js\">")));
     assert!(INDEX_HTML.contains(&format!("{prefix}js/main.js")), "index.html loads main.js");
     assert!(INDEX_HTML.contains(&format!("{prefix}css/app.css")), "index.html loads app.css");
     assert!(ASSETS.iter().any(|a| a.path == "js/main.js"));

@@ -9,9 +9,23 @@ const PALETTE = [
 
 const assigned = new Map();
 
-/** Registers the known services (any order); colours go by sorted name. */
+/** The known services (any order): colours are reassigned by sorted name. */
 export function setServices(names) {
+  assigned.clear();
   for (const name of [...names].sort()) serviceColor(name);
+}
+
+let ready = Promise.resolve();
+
+/** Assigns colours once `names` (a promise of the service list) arrives; failures keep lazy colours. */
+export function loadServices(names) {
+  ready = names.then(setServices, () => {});
+  return ready;
+}
+
+/** Resolves once the service list requested by loadServices is in. */
+export function colorsReady() {
+  return ready;
 }
 
 /** The colour of a service. */

@@ -4,7 +4,7 @@
 
 import { initTheme } from './theme.js';
 import * as api from './api.js';
-import { setServices } from './colors.js';
+import { loadServices } from './colors.js';
 import { searchPage } from './pages/search.js';
 import { tracePage } from './pages/trace.js';
 import { mapPage } from './pages/map.js';
@@ -80,9 +80,8 @@ document.getElementById('lookup').addEventListener('submit', (e) => {
 setRenderer(render);
 initTheme(document.getElementById('theme-toggle'));
 
-// Colours are assigned in service-name order, so fetch the names first;
-// the pages work without them if this fails.
-api
-  .services()
-  .then(setServices, () => {})
-  .finally(render);
+// Colours are assigned in service-name order: the list is fetched in
+// parallel with the first page's own requests, which wait for it
+// (colorsReady) before drawing. Pages work without it if this fails.
+loadServices(api.services());
+render();

@@ -33,9 +33,16 @@ export function buildTrace(raw) {
     if (byId.has(s.spanID)) continue; // the API removes duplicates; be safe anyway
     const process = processes[s.processID] || { serviceName: 'unknown', tags: [] };
     const tags = s.tags || [];
-    const tag = (key) => tags.find((t) => t.key === key)?.value;
-    const statusCode = tag('otel.status_code') || 'UNSET';
-    const errorTag = tag('error');
+    // One pass: the synthetic tags become fields, the rest are attributes.
+    const synthetic = {};
+    const attributes = [];
+    for (const t of tags) {
+      if (SYNTHETIC_TAGS.has(t.key)) {
+        if (!(t.key in synthetic)) synthetic[t.key] = t.value;
+      } else attributes.push(t);
+    }
+    const statusCode = synthetic['otel.status_code'] || 'UNSET';
+    const errorTag = synthetic.error;
     const span = {
       spanID: s.spanID,
       traceID: s.traceID,
@@ -46,14 +53,14 @@ export function buildTrace(raw) {
       duration: s.duration,
       endTime: s.startTime + s.duration,
       tags,
-      attributes: tags.filter((t) => !SYNTHETIC_TAGS.has(t.key)),
+      attributes,
       logs: s.logs || [],
       references: s.references || [],
-      kind: tag('span.kind') || '',
+      kind: synthetic['span.kind'] || '',
       statusCode,
-      statusMessage: tag('otel.status_description') || '',
-      scopeName: tag('otel.scope.name') || '',
-      scopeVersion: tag('otel.scope.version') || '',
+      statusMessage: synthetic['otel.status_description'] || '',
+      scopeName: synthetic['otel.scope.name'] || '',
+      scopeVersion: synthetic['otel.scope.version'] || '',
       hasError: errorTag === true || errorTag === 'true' || statusCode === 'ERROR',
       parent: null,
       parentRefType: null,
@@ -75,7 +82,7 @@ export function buildTrace(raw) {
       parent.children.push(span);
     }
   }
-  const byStart = (a, b) => a.startTime - b.startTime || a.spanID.localeCompare(b.spanID);
+  const byStart = (a, b) => a.startTime - b.startTime || (a.spanID < b.spanID ? -1 : a.spanID > b.spanID ? 1 : 0);
   for (const span of spans) span.children.sort(byStart);
 
   // Preorder from the roots. Spans caught in a parent cycle are never
@@ -96,7 +103,7 @@ export function buildTrace(raw) {
   };
   const roots = spans.filter((s) => !s.parent).sort(byStart);
   for (const root of roots) visit(root);
-  for (const span of [...spans].sort(byStart)) {
+  for (const span of seen.size < spans.length ? [...spans].sort(byStart) : []) {
     if (seen.has(span)) continue;
     span.parent.children = span.parent.children.filter((c) => c !== span);
     span.parent = null;
@@ -201,7 +208,7 @@ export function criticalPath(trace) {
       if (e > s) kids.push({ span: c, s, e });
     }
     // Last-finishing first; on a tie the longer child, then by id.
-    kids.sort((a, b) => b.e - a.e || a.s - b.s || a.span.spanID.localeCompare(b.span.spanID));
+    kids.sort((a, b) => b.e - a.e || a.s - b.s || (a.span.spanID < b.span.spanID ? -1 : 1));
     return { span, start, end, kids, i: 0, t: end };
   };
   for (const root of trace.roots) {

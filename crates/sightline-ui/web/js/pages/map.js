@@ -4,7 +4,7 @@
 
 import * as api from '../api.js';
 import { h, mount, svg } from '../dom.js';
-import { serviceColor } from '../colors.js';
+import { colorsReady, serviceColor } from '../colors.js';
 import { LOOKBACKS, formatCount, lookbackMicros } from '../format.js';
 import { layoutGraph } from '../layout.js';
 import { navigate } from '../nav.js';
@@ -39,6 +39,7 @@ export function mapPage(app, { query }) {
     let links;
     try {
       links = await api.dependencies(Date.now(), lookbackMicros(lookback) / 1000);
+      await colorsReady();
     } catch (e) {
       if (alive) mount(body, errorState(e, load));
       return;

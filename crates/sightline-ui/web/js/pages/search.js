@@ -5,7 +5,7 @@
 
 import * as api from '../api.js';
 import { h, mount } from '../dom.js';
-import { serviceColor } from '../colors.js';
+import { serviceColor, setServices } from '../colors.js';
 import { LOOKBACKS, formatCount, formatDuration, formatRelative, formatTimestamp, isGoDuration, lookbackMicros } from '../format.js';
 import { parseLogfmt } from '../logfmt.js';
 import { summarizeTrace } from '../trace.js';
@@ -43,6 +43,7 @@ export function searchPage(app, { query }) {
       return;
     }
     if (!alive) return;
+    setServices(services);
     const byId = query.getAll('traceID');
     if (!services.length && !byId.length) {
       const endpoints = await api.otlpEndpoints();

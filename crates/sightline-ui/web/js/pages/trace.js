@@ -4,7 +4,7 @@
 
 import * as api from '../api.js';
 import { h, mount } from '../dom.js';
-import { serviceColor } from '../colors.js';
+import { colorsReady, serviceColor } from '../colors.js';
 import { formatCount, formatDuration, formatTimestamp } from '../format.js';
 import { buildTrace, criticalPath, findSpans, visibleSpans } from '../trace.js';
 import { setQuery } from '../nav.js';
@@ -38,6 +38,7 @@ export function tracePage(app, { params, query }) {
     let raw;
     try {
       raw = await api.trace(id);
+      await colorsReady();
     } catch (e) {
       if (!alive) return;
       if (e.status === 404) mount(app, notFound(id, 'was not found.'));
@@ -67,6 +68,7 @@ function notFound(id, why) {
 function show(app, raw, query) {
   const trace = buildTrace(raw);
   const critical = criticalPath(trace);
+  performance.mark('sightline:model-built');
   const root = trace.root;
   document.title = `${root ? `${root.serviceName}: ${root.operationName}` : trace.traceID} · Sightline`;
 

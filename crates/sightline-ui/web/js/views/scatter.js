@@ -26,10 +26,12 @@ export function scatterPlot(summaries, width, onOpen) {
 
   const yTicks = niceTicks(0, dMax, 4);
   const xTicks = niceTicks(t0, t1, Math.max(2, Math.floor(iw / 110)));
+  const subSecond = xTicks.length > 1 && xTicks[1] - xTicks[0] < 1e6;
   const timeLabel = (us) => {
     const d = new Date(us / 1000);
-    const p = (n) => String(n).padStart(2, '0');
-    return `${p(d.getHours())}:${p(d.getMinutes())}:${p(d.getSeconds())}`;
+    const p = (n, w = 2) => String(n).padStart(w, '0');
+    const hms = `${p(d.getHours())}:${p(d.getMinutes())}:${p(d.getSeconds())}`;
+    return subSecond ? `${hms}.${p(d.getMilliseconds(), 3)}` : hms;
   };
   const dots = [...summaries]
     .sort((a, b) => b.spanCount - a.spanCount) // big dots behind small ones

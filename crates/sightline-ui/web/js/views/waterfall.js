@@ -88,22 +88,43 @@ export function createWaterfall(opts) {
     if (matches) classes.push(isMatch ? 'is-match' : 'is-dim');
     if (span.hasError) classes.push('is-error');
 
+    // Positions in % of the timeline, clipped to the zoomed window.
     const left = pct(span.startTime);
-    const width = (span.duration / viewDuration()) * 100;
-    const bar = h('div', {
-      class: 'wf-bar',
-      style: { left: `${left}%`, width: `max(${width}%, 2px)`, background: color },
-    });
-    const marks = span.logs.slice(0, MAX_EVENT_MARKS).map((log) => h('span', { class: 'wf-event', style: { left: `${pct(log.timestamp)}%` } }));
-    const cp = (sections || []).map(([s, e]) => h('span', { class: 'wf-cp', style: { left: `${pct(s)}%`, width: `max(${((e - s) / viewDuration()) * 100}%, 2px)` } }));
-    // The duration label goes right of the bar, else left of it, else inside it.
-    const end = left + width;
-    const place = end <= 80 ? 'right' : left >= 12 ? 'left' : 'inside';
-    const label = h('span', {
-      class: `wf-label wf-label-${place}`,
-      style: place === 'right' ? { left: `${Math.max(end, left)}%` } : { right: `${100 - (place === 'left' ? left : Math.min(end, 100))}%` },
-      text: formatDuration(span.duration),
-    });
+    const end = pct(span.endTime);
+    const from = Math.max(0, left);
+    const to = Math.min(100, end);
+    const inView = end >= 0 && left <= 100;
+    const bar = inView
+      ? h('div', { class: 'wf-bar', style: { left: `${from}%`, width: `max(${to - from}%, 2px)`, background: color } })
+      : null;
+    const marks = span.logs
+      .slice(0, MAX_EVENT_MARKS)
+      .map((log) => pct(log.timestamp))
+      .filter((x) => x >= 0 && x <= 100)
+      .map((x) => h('span', { class: 'wf-event', style: { left: `${x}%` } }));
+    const cp = (sections || [])
+      .map(([s, e]) => [Math.max(0, pct(s)), Math.min(100, pct(e))])
+      .filter(([s, e]) => e > s)
+      .map(([s, e]) => h('span', { class: 'wf-cp', style: { left: `${s}%`, width: `max(${e - s}%, 2px)` } }));
+    // The duration label goes right of the bar, else left of it, else inside
+    // it; a span outside the window gets an arrow at the edge it is beyond.
+    const text = formatDuration(span.duration);
+    let label;
+    if (!inView) {
+      label = h('span', {
+        class: 'wf-label wf-label-offscreen',
+        style: left > 100 ? { right: '0' } : { left: '0' },
+        text: left > 100 ? `${text} ▸` : `◂ ${text}`,
+      });
+    } else {
+      const place = to <= 80 ? 'right' : from >= 12 ? 'left' : 'inside';
+      label = h('span', {
+        class: `wf-label wf-label-${place}`,
+        style: place === 'right' ? { left: `${to}%` } : { right: `${100 - (place === 'left' ? from : to)}%` },
+        text,
+      });
+    }
+
     const row = h(
       'div',
       {
