@@ -252,27 +252,37 @@ impl Span {
         self.resource.service_name()
     }
 
-    /// A rough count of heap and inline bytes, used for memory budgets.
-    /// Shared resources and scopes are not counted.
+    /// Heap and inline bytes this span holds, as an allocator sees them
+    /// (each allocation rounded up and charged a header), used for memory
+    /// budgets. Shared resources and scopes are not counted.
     pub fn estimated_size(&self) -> usize {
+        /// An allocation of `n` bytes: rounded to 16, plus 16 of overhead.
+        fn alloc(n: usize) -> usize {
+            if n == 0 { 0 } else { n.div_ceil(16) * 16 + 16 }
+        }
         fn kvs(list: &[KeyValue]) -> usize {
-            list.iter().map(|kv| 48 + kv.key.len() + value_size(&kv.value)).sum()
+            alloc(list.len() * std::mem::size_of::<KeyValue>())
+                + list.iter().map(|kv| alloc(kv.key.len()) + value_size(&kv.value)).sum::<usize>()
         }
         fn value_size(v: &Value) -> usize {
             match v {
-                Value::Str(s) => s.len(),
-                Value::Bytes(b) => b.len(),
-                Value::Array(a) => a.iter().map(|v| 32 + value_size(v)).sum(),
+                Value::Str(s) => alloc(s.len()),
+                Value::Bytes(b) => alloc(b.len()),
+                Value::Array(a) => {
+                    alloc(a.len() * std::mem::size_of::<Value>()) + a.iter().map(value_size).sum::<usize>()
+                }
                 Value::Map(m) => kvs(m),
                 _ => 0,
             }
         }
         std::mem::size_of::<Span>()
-            + self.trace_state.len()
-            + self.name.len()
-            + self.status.message.len()
+            + alloc(self.trace_state.len())
+            + alloc(self.name.len())
+            + alloc(self.status.message.len())
             + kvs(&self.attributes)
-            + self.events.iter().map(|e| 64 + e.name.len() + kvs(&e.attributes)).sum::<usize>()
-            + self.links.iter().map(|l| 96 + l.trace_state.len() + kvs(&l.attributes)).sum::<usize>()
+            + alloc(self.events.len() * std::mem::size_of::<Event>())
+            + self.events.iter().map(|e| alloc(e.name.len()) + kvs(&e.attributes)).sum::<usize>()
+            + alloc(self.links.len() * std::mem::size_of::<Link>())
+            + self.links.iter().map(|l| alloc(l.trace_state.len()) + kvs(&l.attributes)).sum::<usize>()
     }
 }

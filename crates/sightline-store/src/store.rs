@@ -272,9 +272,11 @@ impl EmbeddedStore {
         self.inner.lock.lock().take();
     }
 
-    /// Asks for the head to be cut and flushed now, whatever its size: what
-    /// the memory limiter calls when the process is over its soft limit, so
-    /// memory held by the head is released instead of refusing forever.
+    /// Asks for the head to be cut and flushed now if it holds at least a
+    /// quarter of its size limit: what the memory limiter calls when the
+    /// process is over its soft limit, so memory held by the head is
+    /// released instead of refusing forever. (Cutting a tiny head would
+    /// only add a flush's working set.)
     pub fn request_cut(&self) {
         self.inner.cut_requested.store(true, Ordering::Release);
         self.inner.wake_cutter.notify_one();
@@ -420,7 +422,7 @@ impl Inner {
             let due = {
                 let head = self.head.lock();
                 !head.is_empty()
-                    && (requested
+                    && ((requested && head.bytes() >= self.options.head_max_bytes / 4)
                         || head.bytes() >= self.options.head_max_bytes
                         || head.created().elapsed() >= self.options.head_max_age)
             };
