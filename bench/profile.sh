@@ -1,0 +1,62 @@
+#!/usr/bin/env bash
+# Profiles the server under the benchmark's saturation load, so each missed
+# target in BENCHMARKS.md can say what limits it.
+#
+#   bench/profile.sh [testbed|realistic] [grpc|http] [seconds]
+#
+# Runs a release `sightline serve` on a fresh data directory, drives it with
+# `sightline loadgen` at full speed, samples it with `perf record` (DWARF
+# call graphs; `valgrind --tool=callgrind` is the fallback where perf is not
+# allowed), and writes bench/profiles/<profile>-<protocol>.txt: inclusive
+# time per function, grouped into ingest stages at the top.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+profile=${1:-testbed}
+protocol=${2:-grpc}
+secs=${3:-10}
+bin=target/release/sightline
+[ -x "$bin" ] || cargo build --release --locked -p sightline
+command -v perf >/dev/null || { echo "error: perf not found (apt-get install linux-perf)" >&2; exit 1; }
+
+work=$(mktemp -d)
+trap 'kill "$server" 2>/dev/null || true; rm -rf "$work"' EXIT
+port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
+grpc=$(port); http=$(port); api=$(port)
+"$bin" serve --data-dir "$work/data" --otlp-grpc-addr 127.0.0.1:$grpc --otlp-http-addr 127.0.0.1:$http \
+  --http-addr 127.0.0.1:$api --log-level warn > "$work/server.log" 2>&1 &
+server=$!
+for _ in $(seq 100); do curl -fs "http://127.0.0.1:$api/ready" >/dev/null && break; sleep 0.1; done
+endpoint=127.0.0.1:$([ "$protocol" = grpc ] && echo $grpc || echo $http)
+"$bin" loadgen --protocol "$protocol" --endpoint "$endpoint" --profile "$profile" --concurrency 8 \
+  --duration $((secs + 4))s > "$work/loadgen.txt" &
+loadgen=$!
+sleep 2
+perf record -q -F 199 --call-graph dwarf,16384 -p "$server" -o "$work/perf.data" -- sleep "$secs" 2>/dev/null
+wait "$loadgen"
+kill "$server"; wait "$server" || true
+
+mkdir -p bench/profiles
+out=bench/profiles/$profile-$protocol.txt
+perf report -i "$work/perf.data" --children --stdio -g none --sort sym 2>/dev/null \
+  | grep -E '^ +[0-9]' | sed -E 's/<.*//' | awk '{ $2=""; print }' \
+  | grep -vE 'poll|call_once|catch_unwind|do_call|with_mut|closure|tokio::runtime|std::|clone3|start_thread|unknown|budget|enter_runtime|set_scheduler|try_with|__rust|run_worker| run$| with$| set$|run_task' \
+  | sort -u -k2 | sort -rn | head -80 > "$work/flat.txt"
+{
+  echo "# perf profile of sightline serve: $profile over $protocol, ${secs}s at saturation ($(date -u +%F), $(git rev-parse --short HEAD))"
+  echo "# load: $(cat "$work/loadgen.txt")"
+  echo "# 1-minute load average at the end: $(cut -d' ' -f1 /proc/loadavg)"
+  echo "# inclusive % of server samples per function (children included); stages:"
+  stage() { grep -E "$2" "$work/flat.txt" | head -1 | awk -v s="$1" '{ printf "#   %-34s %s\n", s, $1 }'; }
+  stage "block write (flush)" 'sightline_block::write::write$'
+  stage "block compaction" 'sightline_block::compact::compact'
+  stage "parquet encoding (in flush)" 'parquet::arrow::arrow_writer::ArrowWriter'
+  stage "prost decode of requests" 'prost::encoding::message::merge_repeated'
+  stage "OTLP -> model mapping" 'sightline_model::otlp::decode_request'
+  stage "pipeline processors" 'sightline_pipeline::'
+  stage "WAL writer thread" 'sightline_wal::writer::Writer::run'
+  stage "head append" 'sightline_store::head::Head::append'
+  echo
+  cat "$work/flat.txt"
+} > "$out"
+echo "wrote $out"
+head -14 "$out"
