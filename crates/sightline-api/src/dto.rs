@@ -179,6 +179,59 @@ impl Serialize for TagValue<'_> {
     }
 }
 
+/// A span-metrics answer: Jaeger's `MetricFamily` protobuf as its
+/// `jsonpb` marshaler writes it (camelCase names, the `GAUGE` enum by name,
+/// empty lists present, `unit` left out when empty).
+#[derive(Debug, Serialize)]
+pub(crate) struct MetricFamily {
+    pub name: String,
+    #[serde(rename = "type")]
+    pub kind: &'static str,
+    pub help: String,
+    pub metrics: Vec<Metric>,
+}
+
+/// One series of a [`MetricFamily`].
+#[derive(Debug, Serialize)]
+pub(crate) struct Metric {
+    pub labels: Vec<Label>,
+    #[serde(rename = "metricPoints")]
+    pub metric_points: Vec<MetricPoint>,
+}
+
+/// `{"name","value"}`.
+#[derive(Debug, Serialize)]
+pub(crate) struct Label {
+    pub name: String,
+    pub value: String,
+}
+
+/// A gauge point; `timestamp` is a protobuf `Timestamp` in JSON (RFC 3339,
+/// UTC, 0/3/6/9 fractional digits).
+#[derive(Debug, Serialize)]
+pub(crate) struct MetricPoint {
+    #[serde(rename = "gaugeValue")]
+    pub gauge_value: GaugeValue,
+    pub timestamp: String,
+}
+
+/// `{"doubleValue": …}`.
+#[derive(Debug, Serialize)]
+pub(crate) struct GaugeValue {
+    #[serde(rename = "doubleValue", serialize_with = "go_float")]
+    pub double_value: f64,
+}
+
+/// Writes a float as Go's `encoding/json` does for the usual magnitudes:
+/// whole numbers without `.0`.
+fn go_float<S: Serializer>(v: &f64, s: S) -> Result<S::Ok, S::Error> {
+    if v.is_finite() && v.fract() == 0.0 && v.abs() < 1e15 {
+        s.serialize_i64(*v as i64)
+    } else {
+        s.serialize_f64(*v)
+    }
+}
+
 /// `/health` body.
 #[derive(Debug, Serialize)]
 pub(crate) struct Health<'a> {

@@ -37,6 +37,10 @@ pub enum ApiError {
     /// Sightline itself failed, e.g. encoding metrics (500).
     #[error("internal error: {0}")]
     Internal(String),
+    /// No span metrics are kept, so `/api/metrics/*` cannot answer (501, in
+    /// Jaeger's words for a disabled metrics store).
+    #[error("metrics querying is currently disabled")]
+    MetricsDisabled,
 }
 
 impl ApiError {
@@ -48,6 +52,7 @@ impl ApiError {
             ApiError::Query(QueryError::Invalid(_)) => StatusCode::BAD_REQUEST,
             ApiError::Query(QueryError::Unavailable(_)) => StatusCode::SERVICE_UNAVAILABLE,
             ApiError::Query(_) | ApiError::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
+            ApiError::MetricsDisabled => StatusCode::NOT_IMPLEMENTED,
         }
     }
 }

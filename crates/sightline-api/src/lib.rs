@@ -12,7 +12,14 @@
 //! | `GET /api/traces?service=&operation=&tags=&tag=&minDuration=&maxDuration=&start=&end=&limit=&traceID=` | full traces |
 //! | `GET /api/traces/{traceID}` | one trace, 404 when unknown |
 //! | `GET /api/dependencies?endTs=&lookback=` | service call graph |
+//! | `GET /api/metrics/{latencies,calls,errors}?service=&spanKind=&groupByOperation=&endTs=&lookback=&step=&ratePer=[&quantile=]` | span metrics for Jaeger UI's Monitor tab |
+//! | `GET /api/metrics/minstep` | the span metrics' resolution |
 //! | `GET /health`, `GET /ready`, `GET /metrics` | operations |
+//!
+//! `/metrics` speaks OpenMetrics (with exemplars) to clients that ask for it
+//! in `Accept` — Prometheus does — and the Prometheus text format 0.0.4
+//! otherwise, as the Go client library negotiates, so `curl` output passes
+//! `promtool check metrics`.
 //!
 //! # Design
 //!
@@ -29,8 +36,10 @@
 //!   behaviour, so matching it beats improving on it. The deliberate
 //!   departures: `total` counts the returned items (Jaeger leaves it 0 for
 //!   traces and dependencies), `limit` defaults to 20 (what Jaeger UI sends),
-//!   and an absent `start`/`end` leaves the window open rather than
-//!   defaulting to the last two days.
+//!   an absent `start`/`end` leaves the window open rather than
+//!   defaulting to the last two days, and span metrics refuse `tag` filters
+//!   and invalid steps, windows or quantiles with 400 where Jaeger would
+//!   pass them on to Prometheus.
 //! * **Every failure is a response.** Handlers return `Result<_, ApiError>`;
 //!   [`ApiError`] alone maps error kinds to statuses and to Jaeger's
 //!   `{"data":null,…,"errors":[{"code","msg"}]}` envelope.
@@ -44,11 +53,13 @@
 mod dto;
 mod duration;
 mod error;
+mod exposition;
 mod jaeger;
 mod metrics;
 mod ops;
 mod params;
 mod query;
+mod spm;
 
 use std::sync::Arc;
 use std::sync::atomic::AtomicBool;
@@ -56,7 +67,7 @@ use std::sync::atomic::AtomicBool;
 use axum::Router;
 use axum::routing::get;
 use prometheus_client::registry::Registry;
-use sightline_model::{ComponentHealth, SpanReader};
+use sightline_model::{ComponentHealth, SpanMetricsReader, SpanReader};
 
 pub use error::ApiError;
 pub use metrics::Metrics;
@@ -77,6 +88,9 @@ pub struct ApiState {
     pub registry: Arc<Registry>,
     /// This crate's own metrics, registered in `registry`.
     pub metrics: Arc<Metrics>,
+    /// Span metrics for `/api/metrics/*`; `None` answers 501 ("metrics
+    /// querying is currently disabled"), as Jaeger without a metrics store.
+    pub span_metrics: Option<Arc<dyn SpanMetricsReader>>,
 }
 
 /// Builds the router serving every route in the crate docs.
@@ -89,6 +103,10 @@ pub fn router(state: ApiState) -> Router {
         .route("/api/traces", get(query::find_traces))
         .route("/api/traces/{traceID}", get(query::trace_by_id))
         .route("/api/dependencies", get(query::dependencies))
+        .route("/api/metrics/latencies", get(spm::latencies))
+        .route("/api/metrics/calls", get(spm::calls))
+        .route("/api/metrics/errors", get(spm::errors))
+        .route("/api/metrics/minstep", get(spm::min_step))
         .route("/health", get(ops::health))
         .route("/ready", get(ops::ready))
         .route("/metrics", get(ops::metrics))

@@ -4,20 +4,13 @@ use std::sync::atomic::Ordering;
 
 use axum::Json;
 use axum::extract::State;
-use axum::http::{StatusCode, header};
+use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 
 use crate::ApiState;
 use crate::dto::{Health, HealthCheck};
 use crate::error::ApiError;
-
-/// The exposition format `prometheus_client` writes. It is OpenMetrics
-/// (counters end in `_total`, the body ends in `# EOF`), so it is labelled
-/// as such rather than as Prometheus text 0.0.4: Prometheus asks for
-/// OpenMetrics first in its scrape `Accept` header and parses it natively,
-/// while a 0.0.4 label would misdescribe the `# EOF` and unit lines.
-pub(crate) const OPENMETRICS_CONTENT_TYPE: &str =
-    "application/openmetrics-text; version=1.0.0; charset=utf-8";
+use crate::exposition::{OPENMETRICS, PROMETHEUS_TEXT, to_prometheus_text, wants_openmetrics};
 
 /// `GET /health`: 200 when every component is healthy, else 503; both list
 /// every component with its status and detail.
@@ -48,10 +41,18 @@ pub(crate) async fn ready(State(state): State<ApiState>) -> Response {
     }
 }
 
-/// `GET /metrics`: everything registered in the shared registry.
-pub(crate) async fn metrics(State(state): State<ApiState>) -> Result<Response, ApiError> {
+/// `GET /metrics`: everything registered in the shared registry, as
+/// OpenMetrics (with exemplars) when `Accept` asks for it — Prometheus
+/// does — else as Prometheus text 0.0.4.
+pub(crate) async fn metrics(State(state): State<ApiState>, headers: HeaderMap) -> Result<Response, ApiError> {
     let mut body = String::new();
     prometheus_client::encoding::text::encode(&mut body, &state.registry)
         .map_err(|e| ApiError::Internal(format!("encoding metrics: {e}")))?;
-    Ok(([(header::CONTENT_TYPE, OPENMETRICS_CONTENT_TYPE)], body).into_response())
+    let openmetrics =
+        headers.get_all(header::ACCEPT).iter().filter_map(|v| v.to_str().ok()).any(wants_openmetrics);
+    if openmetrics {
+        Ok(([(header::CONTENT_TYPE, OPENMETRICS)], body).into_response())
+    } else {
+        Ok(([(header::CONTENT_TYPE, PROMETHEUS_TEXT)], to_prometheus_text(&body)).into_response())
+    }
 }

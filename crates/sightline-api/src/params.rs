@@ -9,7 +9,7 @@
 use std::borrow::Cow;
 use std::str::FromStr;
 
-use sightline_model::{SpanKind, TagFilter, TraceId, TraceQuery};
+use sightline_model::{MetricsQuery, SpanKind, TagFilter, TraceId, TraceQuery};
 
 use crate::duration::parse_go_duration;
 use crate::error::ApiError;
@@ -20,6 +20,12 @@ pub(crate) const DEFAULT_LIMIT: usize = 20;
 
 /// `/api/dependencies` window when `lookback` is absent: Jaeger's 24 hours.
 pub(crate) const DEFAULT_DEPENDENCY_LOOKBACK_MS: u64 = 24 * 60 * 60 * 1_000;
+
+/// `/api/metrics/*` defaults, from Jaeger's `default_params.go`: one hour
+/// back, a point every 5 s, rates over 10 min, server spans.
+pub(crate) const DEFAULT_METRICS_LOOKBACK_MS: i64 = 60 * 60 * 1_000;
+pub(crate) const DEFAULT_METRICS_STEP_MS: i64 = 5_000;
+pub(crate) const DEFAULT_METRICS_RATE_PER_MS: i64 = 10 * 60 * 1_000;
 
 /// The decoded `name=value` pairs of a query string, in order.
 pub(crate) struct Params<'a> {
@@ -132,6 +138,105 @@ pub(crate) fn dependencies(params: &Params<'_>, now_ms: u64) -> Result<(u64, u64
     let lookback =
         lookback_ms.checked_mul(1_000_000).ok_or_else(|| invalid("lookback", "out of range".to_owned()))?;
     Ok((end, lookback))
+}
+
+/// Parses `/api/metrics/{latencies,calls,errors}` parameters in the order
+/// and with the texts of Jaeger's `parseMetricsQueryParams`: `service`
+/// (required, repeatable, may be empty), `groupByOperation` (Go
+/// `ParseBool`), `spanKind` (repeatable; default server), `endTs` (ms,
+/// default now), `lookback`, `step`, `ratePer` (ms), then `tag`/`tags`.
+/// Tag filters parse as Jaeger parses them but are refused: span metrics
+/// carry no span attributes beyond their dimensions.
+pub(crate) fn metrics_query(params: &Params<'_>, now_ms: i64) -> Result<MetricsQuery, ApiError> {
+    let services: Vec<String> = params.all("service").map(str::to_owned).collect();
+    if services.is_empty() {
+        return Err(invalid("service", "please provide at least one service name".to_owned()));
+    }
+    let group_by_operation = match params.get("groupByOperation") {
+        None => false,
+        Some(text) => go_parse_bool(text).ok_or_else(|| {
+            invalid("groupByOperation", format!("strconv.ParseBool: parsing {text:?}: invalid syntax"))
+        })?,
+    };
+    let kinds: Vec<&str> = params.all("spanKind").collect();
+    let span_kinds = if kinds.is_empty() {
+        vec![SpanKind::Server]
+    } else {
+        kinds
+            .iter()
+            .map(|k| {
+                metrics_span_kind(k)
+                    .ok_or_else(|| invalid("spanKind", format!("unsupported span kind: '{k}'")))
+            })
+            .collect::<Result<Vec<_>, _>>()?
+    };
+    let end_unix_millis = go_int_param(params, "endTs")?.unwrap_or(now_ms);
+    let lookback_millis = go_int_param(params, "lookback")?.unwrap_or(DEFAULT_METRICS_LOOKBACK_MS);
+    let step_millis = go_int_param(params, "step")?.unwrap_or(DEFAULT_METRICS_STEP_MS);
+    let rate_per_millis = go_int_param(params, "ratePer")?.unwrap_or(DEFAULT_METRICS_RATE_PER_MS);
+    if !tags(params)?.is_empty() {
+        return Err(ApiError::BadRequest(
+            "span metrics cannot be filtered by tags; remove 'tag'/'tags' or add the attribute as a spanmetrics dimension"
+                .to_owned(),
+        ));
+    }
+    Ok(MetricsQuery {
+        services,
+        span_kinds,
+        group_by_operation,
+        end_unix_millis,
+        lookback_millis,
+        step_millis,
+        rate_per_millis,
+    })
+}
+
+/// `quantile` of `/api/metrics/latencies`, parsed first as Jaeger does,
+/// with Go's `ParseFloat` errors (an absent or empty value is invalid).
+pub(crate) fn quantile(params: &Params<'_>) -> Result<f64, ApiError> {
+    let text = params.all("quantile").next().unwrap_or("");
+    let syntax = || invalid("quantile", format!("strconv.ParseFloat: parsing {text:?}: invalid syntax"));
+    let value: f64 = text.parse().map_err(|_| syntax())?;
+    let spelled_infinite = text.trim_start_matches(['+', '-']).to_ascii_lowercase().starts_with("inf");
+    if value.is_infinite() && !spelled_infinite {
+        return Err(invalid("quantile", format!("strconv.ParseFloat: parsing {text:?}: value out of range")));
+    }
+    Ok(value)
+}
+
+/// Jaeger's metrics span kinds: the lower-case OTLP names only.
+fn metrics_span_kind(text: &str) -> Option<SpanKind> {
+    Some(match text {
+        "unspecified" => SpanKind::Unspecified,
+        "internal" => SpanKind::Internal,
+        "server" => SpanKind::Server,
+        "client" => SpanKind::Client,
+        "producer" => SpanKind::Producer,
+        "consumer" => SpanKind::Consumer,
+        _ => return None,
+    })
+}
+
+/// Go's `strconv.ParseBool`.
+fn go_parse_bool(text: &str) -> Option<bool> {
+    match text {
+        "1" | "t" | "T" | "TRUE" | "true" | "True" => Some(true),
+        "0" | "f" | "F" | "FALSE" | "false" | "False" => Some(false),
+        _ => None,
+    }
+}
+
+/// A signed integer parameter with Go's `strconv.ParseInt` errors; absent
+/// or empty is `None`.
+fn go_int_param(params: &Params<'_>, name: &'static str) -> Result<Option<i64>, ApiError> {
+    let Some(text) = params.get(name) else { return Ok(None) };
+    text.parse::<i64>().map(Some).map_err(|e| {
+        let why = match e.kind() {
+            std::num::IntErrorKind::PosOverflow | std::num::IntErrorKind::NegOverflow => "value out of range",
+            _ => "invalid syntax",
+        };
+        invalid(name, format!("strconv.ParseInt: parsing {text:?}: {why}"))
+    })
 }
 
 fn invalid(param: &'static str, reason: String) -> ApiError {

@@ -13,8 +13,9 @@ use http_body_util::BodyExt;
 use prometheus_client::registry::Registry;
 use serde_json::{Value as Json, json};
 use sightline_model::{
-    ComponentHealth, DependencyLink, Event, KeyValue, Link, Operation, QueryError, Resource, Scope, Span,
-    SpanId, SpanKind, SpanReader, Status, StatusCode as OtelStatus, TagFilter, TraceId, TraceQuery, Value,
+    ComponentHealth, DependencyLink, Event, KeyValue, Link, MetricPoint, MetricSeries, MetricsQuery,
+    Operation, QueryError, Resource, Scope, Span, SpanId, SpanKind, SpanMetricsReader, SpanReader, Status,
+    StatusCode as OtelStatus, TagFilter, TraceId, TraceQuery, Value,
 };
 use tower::ServiceExt;
 
@@ -328,6 +329,14 @@ struct Harness {
 }
 
 fn harness_with(fake: Fake, health: Vec<ComponentHealth>) -> Harness {
+    harness_full(fake, health, None)
+}
+
+fn harness_full(
+    fake: Fake,
+    health: Vec<ComponentHealth>,
+    span_metrics: Option<Arc<dyn SpanMetricsReader>>,
+) -> Harness {
     let mut registry = Registry::default();
     let metrics = Arc::new(Metrics::new(&mut registry));
     let reader = Arc::new(fake);
@@ -338,6 +347,7 @@ fn harness_with(fake: Fake, health: Vec<ComponentHealth>) -> Harness {
         ready: Arc::clone(&ready),
         registry: Arc::new(registry),
         metrics,
+        span_metrics,
     };
     Harness { app: router(state), reader, ready }
 }
@@ -364,8 +374,15 @@ impl Reply {
 
 impl Harness {
     async fn get(&self, uri: &str) -> Reply {
-        let response =
-            self.app.clone().oneshot(Request::get(uri).body(Body::empty()).unwrap()).await.unwrap();
+        self.get_accepting(uri, None).await
+    }
+
+    async fn get_accepting(&self, uri: &str, accept: Option<&str>) -> Reply {
+        let mut request = Request::get(uri);
+        if let Some(accept) = accept {
+            request = request.header(header::ACCEPT, accept);
+        }
+        let response = self.app.clone().oneshot(request.body(Body::empty()).unwrap()).await.unwrap();
         let status = response.status();
         let content_type = response
             .headers()
@@ -770,7 +787,9 @@ async fn metrics_count_queries_by_route_template() {
     h.get("/api/services").await;
     h.get(&format!("/api/traces/{T1}")).await;
     h.get("/nope").await;
-    let r = h.get("/metrics").await;
+    // What Prometheus sends when scraping.
+    let accept = "application/openmetrics-text;version=1.0.0,application/openmetrics-text;version=0.0.1;q=0.75,text/plain;version=0.0.4;q=0.5,*/*;q=0.1";
+    let r = h.get_accepting("/metrics", Some(accept)).await;
     assert_eq!(r.status, StatusCode::OK);
     assert_eq!(r.content_type, "application/openmetrics-text; version=1.0.0; charset=utf-8");
     let text = r.text();
@@ -842,4 +861,355 @@ fn go_durations_parse_like_go() {
         DurationError::UnknownUnit { unit: "d".into(), input: "1d".into() }.to_string(),
         "time: unknown unit \"d\" in duration \"1d\""
     );
+}
+
+// ------------------------------------------------------- /metrics formats
+
+#[tokio::test]
+async fn metrics_without_accept_are_prometheus_text() {
+    let h = harness(Fake::default());
+    h.get("/api/services").await;
+    for accept in [None, Some("text/plain"), Some("application/openmetrics-text;q=0, text/plain")] {
+        let r = h.get_accepting("/metrics", accept).await;
+        assert_eq!(r.content_type, "text/plain; version=0.0.4; charset=utf-8", "{accept:?}");
+        let text = r.text();
+        for line in [
+            "# HELP sightline_api_requests_total HTTP requests to the query API, by route and status.",
+            "# TYPE sightline_api_requests_total counter",
+            "sightline_api_requests_total{endpoint=\"/api/services\",status=\"200\"} 1",
+            "# TYPE sightline_api_query_duration_seconds histogram",
+        ] {
+            assert!(text.lines().any(|l| l == line), "missing {line:?} in:\n{text}");
+        }
+        assert!(!text.contains("# EOF") && !text.contains("# UNIT"), "{text}");
+    }
+}
+
+#[test]
+fn openmetrics_rewrites_as_prometheus_text() {
+    let om = concat!(
+        "# HELP calls Calls.\n",
+        "# TYPE calls counter\n",
+        "calls_total{span_name=\"a # {b} \\\" #\"} 3 # {trace_id=\"0af7\",span_id=\"00f0\"} 1 1700000000.5\n",
+        "# HELP d_seconds Durations.\n",
+        "# TYPE d_seconds histogram\n",
+        "# UNIT d_seconds seconds\n",
+        "d_seconds_sum 0.5\n",
+        "d_seconds_bucket{le=\"+Inf\"} 3 # {trace_id=\"0af7\"} 0.2\n",
+        "# HELP build Build.\n",
+        "# TYPE build info\n",
+        "build_info{version=\"1\"} 1\n",
+        "# HELP u Unknown.\n",
+        "# TYPE u unknown\n",
+        "u 1\n",
+        "# EOF\n",
+    );
+    let expected = concat!(
+        "# HELP calls_total Calls.\n",
+        "# TYPE calls_total counter\n",
+        "calls_total{span_name=\"a # {b} \\\" #\"} 3\n",
+        "# HELP d_seconds Durations.\n",
+        "# TYPE d_seconds histogram\n",
+        "d_seconds_sum 0.5\n",
+        "d_seconds_bucket{le=\"+Inf\"} 3\n",
+        "# HELP build_info Build.\n",
+        "# TYPE build_info gauge\n",
+        "build_info{version=\"1\"} 1\n",
+        "# HELP u Unknown.\n",
+        "# TYPE u untyped\n",
+        "u 1\n",
+    );
+    assert_eq!(crate::exposition::to_prometheus_text(om), expected);
+}
+
+// ------------------------------------------------------------ span metrics
+
+/// Answers every query with fixed series and remembers what it was asked.
+#[derive(Default)]
+struct FakeMetrics {
+    series: Vec<MetricSeries>,
+    fail: Option<QueryError>,
+    asked: Mutex<Vec<(String, MetricsQuery, Option<f64>)>>,
+}
+
+impl FakeMetrics {
+    fn answer(
+        &self,
+        what: &str,
+        query: &MetricsQuery,
+        quantile: Option<f64>,
+    ) -> Result<Vec<MetricSeries>, QueryError> {
+        self.asked.lock().unwrap().push((what.to_owned(), query.clone(), quantile));
+        match &self.fail {
+            Some(e) => Err(e.clone()),
+            None => Ok(self.series.clone()),
+        }
+    }
+
+    fn asked(&self) -> Vec<(String, MetricsQuery, Option<f64>)> {
+        self.asked.lock().unwrap().clone()
+    }
+}
+
+#[async_trait]
+impl SpanMetricsReader for FakeMetrics {
+    async fn call_rates(&self, query: &MetricsQuery) -> Result<Vec<MetricSeries>, QueryError> {
+        self.answer("calls", query, None)
+    }
+
+    async fn error_rates(&self, query: &MetricsQuery) -> Result<Vec<MetricSeries>, QueryError> {
+        self.answer("errors", query, None)
+    }
+
+    async fn latencies(&self, query: &MetricsQuery, quantile: f64) -> Result<Vec<MetricSeries>, QueryError> {
+        self.answer("latencies", query, Some(quantile))
+    }
+
+    fn min_step(&self) -> std::time::Duration {
+        std::time::Duration::from_secs(60)
+    }
+}
+
+/// 2023-11-14T22:13:20Z in ms.
+const T0_MS: i64 = 1_700_000_000_000;
+
+fn spm_harness(fake: FakeMetrics) -> (Harness, Arc<FakeMetrics>) {
+    let fake = Arc::new(fake);
+    (harness_full(Fake::default(), Vec::new(), Some(Arc::clone(&fake) as Arc<dyn SpanMetricsReader>)), fake)
+}
+
+fn series(labels: &[(&str, &str)], points: &[(i64, f64)]) -> MetricSeries {
+    MetricSeries {
+        labels: labels.iter().map(|(k, v)| ((*k).to_owned(), (*v).to_owned())).collect(),
+        points: points.iter().map(|&(t, value)| MetricPoint { timestamp_unix_millis: t, value }).collect(),
+    }
+}
+
+fn query(end: i64) -> MetricsQuery {
+    MetricsQuery {
+        services: vec!["frontend".into()],
+        span_kinds: vec![SpanKind::Server],
+        group_by_operation: false,
+        end_unix_millis: end,
+        lookback_millis: 3_600_000,
+        step_millis: 5_000,
+        rate_per_millis: 600_000,
+    }
+}
+
+#[tokio::test]
+async fn call_rates_answer_jaegers_metric_family() {
+    let (h, fake) = spm_harness(FakeMetrics {
+        series: vec![series(&[("service_name", "frontend")], &[(T0_MS, 0.5), (T0_MS + 60_123, 2.0)])],
+        ..FakeMetrics::default()
+    });
+    let r = h
+        .get(&format!(
+            "/api/metrics/calls?service=frontend&endTs={}&lookback=120000&step=60000&ratePer=600000",
+            T0_MS + 60_123
+        ))
+        .await;
+    assert_eq!((r.status, r.content_type.as_str()), (StatusCode::OK, "application/json"));
+    assert_eq!(
+        r.text(),
+        concat!(
+            r#"{"name":"service_call_rate","type":"GAUGE","help":"calls/sec, grouped by service","metrics":["#,
+            r#"{"labels":[{"name":"service_name","value":"frontend"}],"metricPoints":["#,
+            r#"{"gaugeValue":{"doubleValue":0.5},"timestamp":"2023-11-14T22:13:20Z"},"#,
+            r#"{"gaugeValue":{"doubleValue":2},"timestamp":"2023-11-14T22:14:20.123Z"}]}]}"#
+        )
+    );
+    let mut want = query(T0_MS + 60_123);
+    want.lookback_millis = 120_000;
+    want.step_millis = 60_000;
+    assert_eq!(fake.asked(), vec![("calls".to_owned(), want, None)]);
+}
+
+#[tokio::test]
+async fn error_rates_by_operation_rename_the_family_and_take_every_kind_asked() {
+    let (h, fake) = spm_harness(FakeMetrics {
+        series: vec![series(&[("service_name", "frontend"), ("operation", "GET /")], &[(T0_MS, 0.25)])],
+        ..FakeMetrics::default()
+    });
+    let r = h
+        .get(&format!(
+            "/api/metrics/errors?service=frontend&service=backend&groupByOperation=true&spanKind=client&spanKind=server&endTs={T0_MS}"
+        ))
+        .await;
+    assert_eq!(r.status, StatusCode::OK);
+    assert_eq!(
+        r.json(),
+        json!({
+            "name": "service_operation_error_rate",
+            "type": "GAUGE",
+            "help": "error rate, computed as a fraction of errors/sec over calls/sec, grouped by service & operation",
+            "metrics": [{
+                "labels": [{"name": "service_name", "value": "frontend"}, {"name": "operation", "value": "GET /"}],
+                "metricPoints": [{"gaugeValue": {"doubleValue": 0.25}, "timestamp": "2023-11-14T22:13:20Z"}]
+            }]
+        })
+    );
+    let mut want = query(T0_MS);
+    want.services.push("backend".into());
+    want.group_by_operation = true;
+    want.span_kinds = vec![SpanKind::Client, SpanKind::Server];
+    assert_eq!(fake.asked(), vec![("errors".to_owned(), want, None)]);
+}
+
+#[tokio::test]
+async fn latencies_name_the_quantile_and_an_empty_answer_keeps_its_lists() {
+    let (h, fake) = spm_harness(FakeMetrics::default());
+    let r = h.get(&format!("/api/metrics/latencies?service=frontend&quantile=0.95&endTs={T0_MS}")).await;
+    assert_eq!(
+        r.text(),
+        r#"{"name":"service_latencies","type":"GAUGE","help":"0.95th quantile latency, grouped by service","metrics":[]}"#
+    );
+    assert_eq!(fake.asked(), vec![("latencies".to_owned(), query(T0_MS), Some(0.95))]);
+    let r = h
+        .get(&format!(
+            "/api/metrics/latencies?service=frontend&quantile=0.5&groupByOperation=1&endTs={T0_MS}"
+        ))
+        .await;
+    assert_eq!(r.json()["name"], "service_operation_latencies");
+    assert_eq!(r.json()["help"], "0.50th quantile latency, grouped by service & operation");
+}
+
+#[tokio::test]
+async fn metrics_defaults_follow_jaeger() {
+    let (h, fake) = spm_harness(FakeMetrics::default());
+    let before =
+        std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_millis() as i64;
+    let r = h.get("/api/metrics/calls?service=&endTs=&lookback=&groupByOperation=").await;
+    let after =
+        std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_millis() as i64;
+    assert_eq!(r.status, StatusCode::OK);
+    let (_, q, _) = fake.asked().pop().unwrap();
+    assert!((before..=after).contains(&q.end_unix_millis), "endTs defaults to now: {q:?}");
+    let mut want = query(q.end_unix_millis);
+    // `service=` is a service named "" in Jaeger, not a missing one.
+    want.services = vec![String::new()];
+    assert_eq!(q, want);
+}
+
+#[tokio::test]
+async fn minstep_answers_milliseconds_in_the_envelope() {
+    let (h, _) = spm_harness(FakeMetrics::default());
+    let r = h.get("/api/metrics/minstep").await;
+    assert_eq!(r.status, StatusCode::OK);
+    assert_eq!(r.text(), r#"{"data":60000,"total":0,"limit":0,"offset":0,"errors":null}"#);
+}
+
+#[tokio::test]
+async fn metrics_parameter_errors_are_400_in_jaegers_words() {
+    let (h, fake) = spm_harness(FakeMetrics::default());
+    let cases = [
+        ("/api/metrics/calls", "unable to parse param 'service': please provide at least one service name"),
+        (
+            "/api/metrics/latencies?service=a",
+            "unable to parse param 'quantile': strconv.ParseFloat: parsing \"\": invalid syntax",
+        ),
+        // The quantile is checked before everything else.
+        (
+            "/api/metrics/latencies?quantile=p95",
+            "unable to parse param 'quantile': strconv.ParseFloat: parsing \"p95\": invalid syntax",
+        ),
+        (
+            "/api/metrics/latencies?service=a&quantile=1e999",
+            "unable to parse param 'quantile': strconv.ParseFloat: parsing \"1e999\": value out of range",
+        ),
+        (
+            "/api/metrics/errors?service=a&groupByOperation=maybe",
+            "unable to parse param 'groupByOperation': strconv.ParseBool: parsing \"maybe\": invalid syntax",
+        ),
+        (
+            "/api/metrics/calls?service=a&spanKind=server&spanKind=Server",
+            "unable to parse param 'spanKind': unsupported span kind: 'Server'",
+        ),
+        (
+            "/api/metrics/calls?service=a&spanKind=",
+            "unable to parse param 'spanKind': unsupported span kind: ''",
+        ),
+        (
+            "/api/metrics/calls?service=a&endTs=now",
+            "unable to parse param 'endTs': strconv.ParseInt: parsing \"now\": invalid syntax",
+        ),
+        (
+            "/api/metrics/calls?service=a&lookback=1.5",
+            "unable to parse param 'lookback': strconv.ParseInt: parsing \"1.5\": invalid syntax",
+        ),
+        (
+            "/api/metrics/calls?service=a&step=99999999999999999999",
+            "unable to parse param 'step': strconv.ParseInt: parsing \"99999999999999999999\": value out of range",
+        ),
+        (
+            "/api/metrics/calls?service=a&ratePer=1m",
+            "unable to parse param 'ratePer': strconv.ParseInt: parsing \"1m\": invalid syntax",
+        ),
+        ("/api/metrics/calls?service=a&tag=x", "malformed 'tag' parameter, expecting key:value, received: x"),
+        (
+            "/api/metrics/calls?service=a&tag=http.method:GET",
+            "span metrics cannot be filtered by tags; remove 'tag'/'tags' or add the attribute as a spanmetrics dimension",
+        ),
+    ];
+    for (uri, msg) in cases {
+        let r = h.get(uri).await;
+        assert_eq!((r.status, r.json()), (StatusCode::BAD_REQUEST, error_envelope(400, msg)), "{uri}");
+    }
+    assert!(fake.asked().is_empty(), "no bad request reaches the reader");
+}
+
+#[tokio::test]
+async fn reader_refusals_map_to_statuses() {
+    let (h, _) = spm_harness(FakeMetrics {
+        fail: Some(QueryError::Invalid(
+            "zero or negative query resolution step widths are not accepted".into(),
+        )),
+        ..FakeMetrics::default()
+    });
+    let r = h.get("/api/metrics/calls?service=a&step=0").await;
+    assert_eq!(
+        (r.status, r.json()),
+        (
+            StatusCode::BAD_REQUEST,
+            error_envelope(400, "zero or negative query resolution step widths are not accepted")
+        )
+    );
+    let (h, _) = spm_harness(FakeMetrics {
+        fail: Some(QueryError::Unavailable("busy".into())),
+        ..FakeMetrics::default()
+    });
+    let r = h.get("/api/metrics/errors?service=a").await;
+    assert_eq!(
+        (r.status, r.json()),
+        (StatusCode::SERVICE_UNAVAILABLE, error_envelope(503, "unavailable: busy"))
+    );
+}
+
+#[tokio::test]
+async fn without_span_metrics_the_routes_answer_501_as_jaeger_does() {
+    let h = harness(Fake::default());
+    let disabled = error_envelope(501, "metrics querying is currently disabled");
+    for uri in [
+        "/api/metrics/calls?service=a",
+        "/api/metrics/errors?service=a",
+        "/api/metrics/latencies?service=a&quantile=0.95",
+        "/api/metrics/minstep",
+    ] {
+        let r = h.get(uri).await;
+        assert_eq!((r.status, r.json()), (StatusCode::NOT_IMPLEMENTED, disabled.clone()), "{uri}");
+    }
+    // Parameters are still checked first.
+    let r = h.get("/api/metrics/latencies?service=a").await;
+    assert_eq!(r.status, StatusCode::BAD_REQUEST);
+}
+
+#[test]
+fn timestamps_are_written_as_protobuf_json() {
+    use crate::spm::rfc3339_millis;
+    assert_eq!(rfc3339_millis(0), "1970-01-01T00:00:00Z");
+    assert_eq!(rfc3339_millis(T0_MS + 123), "2023-11-14T22:13:20.123Z");
+    assert_eq!(rfc3339_millis(1_709_164_800_000), "2024-02-29T00:00:00Z");
+    assert_eq!(rfc3339_millis(951_868_799_999), "2000-02-29T23:59:59.999Z");
+    assert_eq!(rfc3339_millis(-1), "1969-12-31T23:59:59.999Z");
+    assert_eq!(rfc3339_millis(253_402_300_799_000), "9999-12-31T23:59:59Z");
 }

@@ -123,6 +123,84 @@ pub trait SpanReader: Send + Sync {
     ) -> Result<Vec<DependencyLink>, QueryError>;
 }
 
+/// Which span metrics to read: the parameters of Jaeger's metrics API
+/// (`BaseQueryParameters` in Jaeger's `metricstore`), with times in
+/// milliseconds as that API takes them.
+///
+/// Points are evaluated at `end - lookback`, then every `step` up to `end`
+/// (as a Prometheus range query does); each point summarises the spans of
+/// the `rate_per` window ending at it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct MetricsQuery {
+    /// Services to report (`service=`, repeatable); exact names.
+    pub services: Vec<String>,
+    /// Span kinds to include (`spanKind=`, repeatable); Jaeger's default is
+    /// `[Server]`.
+    pub span_kinds: Vec<SpanKind>,
+    /// One series per (service, operation) instead of per service.
+    pub group_by_operation: bool,
+    /// End of the range, ms since the Unix epoch (`endTs`).
+    pub end_unix_millis: i64,
+    /// Length of the range, ms (`lookback`).
+    pub lookback_millis: i64,
+    /// Distance between points, ms (`step`).
+    pub step_millis: i64,
+    /// Window each point aggregates, ms (`ratePer`).
+    pub rate_per_millis: i64,
+}
+
+/// One point of a metric series.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct MetricPoint {
+    /// When, ms since the Unix epoch.
+    pub timestamp_unix_millis: i64,
+    /// The value; always finite.
+    pub value: f64,
+}
+
+/// One series: its labels (`service_name`, and `operation` when grouped by
+/// operation, in that order) and its points in time order.
+#[derive(Debug, Clone, PartialEq)]
+pub struct MetricSeries {
+    /// `(name, value)` pairs.
+    pub labels: Vec<(String, String)>,
+    /// Points, oldest first.
+    pub points: Vec<MetricPoint>,
+}
+
+/// Answers Jaeger's service performance monitoring queries (the Monitor
+/// tab) from metrics derived from spans. Every method returns one series per
+/// group, sorted by labels; a group with no data in the range is absent.
+#[async_trait]
+pub trait SpanMetricsReader: Send + Sync {
+    /// Calls per second over each point's `rate_per` window.
+    async fn call_rates(&self, query: &MetricsQuery) -> Result<Vec<MetricSeries>, QueryError>;
+
+    /// Errors as a fraction of calls (0–1) over each point's window.
+    async fn error_rates(&self, query: &MetricsQuery) -> Result<Vec<MetricSeries>, QueryError>;
+
+    /// The `quantile` (0–1) of span durations, in milliseconds, over each
+    /// point's window.
+    async fn latencies(&self, query: &MetricsQuery, quantile: f64) -> Result<Vec<MetricSeries>, QueryError>;
+
+    /// The smallest step that gives distinct points (the reader's
+    /// resolution).
+    fn min_step(&self) -> Duration;
+}
+
+/// Answers `/api/dependencies` from service-graph edges (client/server and
+/// producer/consumer span pairs) rather than from stored spans.
+#[async_trait]
+pub trait ServiceGraphReader: Send + Sync {
+    /// Requests per (client, server) edge completed in
+    /// `[end - lookback, end]` (ns since the Unix epoch), sorted.
+    async fn dependencies(
+        &self,
+        end_unix_nanos: u64,
+        lookback_nanos: u64,
+    ) -> Result<Vec<DependencyLink>, QueryError>;
+}
+
 /// A complete trace backend: takes spans, answers queries, reports health.
 #[async_trait]
 pub trait TraceStore: TracesConsumer + SpanReader {

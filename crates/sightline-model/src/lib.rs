@@ -23,8 +23,8 @@ mod value;
 
 pub use batch::Batch;
 pub use contract::{
-    ComponentHealth, ConsumeError, DependencyLink, Operation, QueryError, SpanReader, TraceStore,
-    TracesConsumer,
+    ComponentHealth, ConsumeError, DependencyLink, MetricPoint, MetricSeries, MetricsQuery, Operation,
+    QueryError, ServiceGraphReader, SpanMetricsReader, SpanReader, TraceStore, TracesConsumer,
 };
 pub use ids::{IdError, SpanId, TraceId};
 pub use query::{TagFilter, TraceQuery, span_matches, tag_lookup};

@@ -4,7 +4,8 @@
 use std::collections::BTreeMap;
 use std::sync::Arc;
 
-use sightline_model::TracesConsumer;
+use prometheus_client::registry::Registry;
+use sightline_model::{ServiceGraphReader, SpanMetricsReader, TracesConsumer};
 
 use crate::config::{ExporterConfig, PipelineConfig, ProcessorConfig};
 use crate::exporter::Fanout;
@@ -15,6 +16,8 @@ use crate::processor::batch::BatchProcessor;
 use crate::processor::memory_limiter::MemoryLimiter;
 use crate::processor::probabilistic::ProbabilisticSampler;
 use crate::processor::redaction::RedactionProcessor;
+use crate::processor::servicegraph::{ServiceGraph, ServiceGraphProcessor};
+use crate::processor::spanmetrics::{SpanMetrics, SpanMetricsProcessor};
 use crate::processor::tail::TailSampler;
 use crate::{Component, Metrics};
 
@@ -32,6 +35,11 @@ pub struct Built {
     /// Every component, in shutdown order (entry side first, so buffered
     /// data flows into exporters before they stop).
     pub components: Vec<Arc<dyn Component>>,
+    /// The first span metrics processor's reader (pipeline order), for
+    /// Jaeger's `/api/metrics/*`.
+    pub span_metrics: Option<Arc<dyn SpanMetricsReader>>,
+    /// The service graph processor's reader, for `/api/dependencies`.
+    pub service_graph: Option<Arc<dyn ServiceGraphReader>>,
 }
 
 impl Built {
@@ -44,8 +52,17 @@ impl Built {
 }
 
 /// Builds the pipelines. Must run inside a tokio runtime (processors start
-/// tasks); opening exporter queues does blocking IO.
-pub fn build(config: &PipelineConfig, exporters: Exporters, metrics: Arc<Metrics>) -> Result<Built, String> {
+/// tasks); opening exporter queues does blocking IO. Span metrics and the
+/// service graph register their metrics in `registry`; a processor id used
+/// by several pipelines shares one aggregator.
+pub fn build(
+    config: &PipelineConfig,
+    exporters: Exporters,
+    metrics: Arc<Metrics>,
+    registry: &mut Registry,
+) -> Result<Built, String> {
+    let mut span_metrics: Vec<(String, Arc<SpanMetrics>)> = Vec::new();
+    let mut service_graphs: Vec<(String, Arc<ServiceGraph>)> = Vec::new();
     let mut components: Vec<Arc<dyn Component>> = Vec::new();
     let mut exporter_components: Vec<Arc<dyn Component>> = Vec::new();
     let mut built_exporters: BTreeMap<String, Arc<dyn TracesConsumer>> = BTreeMap::new();
@@ -106,6 +123,30 @@ pub fn build(config: &PipelineConfig, exporters: Exporters, metrics: Arc<Metrics
                 Some(ProcessorConfig::Redaction(c)) => {
                     both(Arc::new(RedactionProcessor::new(id, c.clone(), next, m)))
                 }
+                Some(ProcessorConfig::SpanMetrics(c)) => {
+                    let core = match span_metrics.iter().find(|(known, _)| known == id) {
+                        Some((_, core)) => Arc::clone(core),
+                        None => {
+                            let core = Arc::new(SpanMetrics::new(c.clone()));
+                            core.register(registry);
+                            span_metrics.push((id.clone(), Arc::clone(&core)));
+                            core
+                        }
+                    };
+                    both(Arc::new(SpanMetricsProcessor::new(id, core, next)))
+                }
+                Some(ProcessorConfig::ServiceGraph(c)) => {
+                    let core = match service_graphs.iter().find(|(known, _)| known == id) {
+                        Some((_, core)) => Arc::clone(core),
+                        None => {
+                            let core = Arc::new(ServiceGraph::new(c.clone()));
+                            core.register(registry);
+                            service_graphs.push((id.clone(), Arc::clone(&core)));
+                            core
+                        }
+                    };
+                    both(Arc::new(ServiceGraphProcessor::new(id, core, next)))
+                }
                 None => return Err(format!("pipeline {}: unknown processor {id}", pipeline.name)),
             };
             chain.push(component);
@@ -126,7 +167,24 @@ pub fn build(config: &PipelineConfig, exporters: Exporters, metrics: Arc<Metrics
             (id, entry)
         })
         .collect();
-    Ok(Built { receivers, components })
+    // Processors were built exporter side first: the first in pipeline
+    // order is the last created.
+    Ok(Built {
+        receivers,
+        components,
+        span_metrics: first_in_pipeline_order(config, &span_metrics)
+            .map(|core| core as Arc<dyn SpanMetricsReader>),
+        service_graph: first_in_pipeline_order(config, &service_graphs)
+            .map(|core| core as Arc<dyn ServiceGraphReader>),
+    })
+}
+
+fn first_in_pipeline_order<T>(config: &PipelineConfig, built: &[(String, Arc<T>)]) -> Option<Arc<T>> {
+    config
+        .pipelines
+        .iter()
+        .flat_map(|p| p.processors.iter())
+        .find_map(|id| built.iter().find(|(known, _)| known == id).map(|(_, core)| Arc::clone(core)))
 }
 
 fn both<T: TracesConsumer + Component + 'static>(x: Arc<T>) -> (Arc<dyn TracesConsumer>, Arc<dyn Component>) {

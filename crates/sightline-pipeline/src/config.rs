@@ -33,7 +33,9 @@ use toml::{Table, Value};
 
 use crate::exporter::debug::Verbosity;
 use crate::exporter::otlp::Protocol;
-use crate::processor::{attributes, batch, memory_limiter, probabilistic, redaction, tail};
+use crate::processor::{
+    attributes, batch, memory_limiter, probabilistic, redaction, servicegraph, spanmetrics, tail,
+};
 
 /// One thing wrong with a config, at a key path.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -86,6 +88,10 @@ pub enum ProcessorConfig {
     Attributes(attributes::Config),
     /// `redaction`.
     Redaction(redaction::Config),
+    /// `spanmetrics`.
+    SpanMetrics(spanmetrics::Config),
+    /// `servicegraph`.
+    ServiceGraph(servicegraph::Config),
 }
 
 /// An exporter's settings.
@@ -132,7 +138,10 @@ pub const SECTIONS: &[&str] = &["receivers", "processors", "exporters", "service
 pub const DEFAULT_ZIPKIN_ADDR: &str = "127.0.0.1:9411";
 
 /// The pipeline used when the config defines none: OTLP and Zipkin →
-/// memory limiter → redaction → the store.
+/// memory limiter → redaction → span metrics → service graph → the store.
+///
+/// Redaction runs before the metrics so span names and dimension values
+/// reach `/metrics` and the SPM API already masked.
 pub fn default_config(ctx: &Context) -> PipelineConfig {
     let mut receivers = BTreeMap::new();
     receivers.insert("otlp".to_owned(), ReceiverConfig::Otlp);
@@ -148,6 +157,9 @@ pub fn default_config(ctx: &Context) -> PipelineConfig {
         ProcessorConfig::MemoryLimiter(memory_limiter::Config::for_limit(ctx.memory_limit)),
     );
     processors.insert("redaction".to_owned(), ProcessorConfig::Redaction(redaction::Config::default()));
+    processors.insert("spanmetrics".to_owned(), ProcessorConfig::SpanMetrics(spanmetrics::Config::default()));
+    processors
+        .insert("servicegraph".to_owned(), ProcessorConfig::ServiceGraph(servicegraph::Config::default()));
     let mut exporters = BTreeMap::new();
     exporters.insert("store".to_owned(), ExporterConfig::Store);
     PipelineConfig {
@@ -157,7 +169,12 @@ pub fn default_config(ctx: &Context) -> PipelineConfig {
         pipelines: vec![PipelineSpec {
             name: "traces".into(),
             receivers: vec!["otlp".into(), "zipkin".into()],
-            processors: vec!["memory_limiter".into(), "redaction".into()],
+            processors: vec![
+                "memory_limiter".into(),
+                "redaction".into(),
+                "spanmetrics".into(),
+                "servicegraph".into(),
+            ],
             exporters: vec!["store".into()],
         }],
     }
@@ -221,6 +238,7 @@ pub fn parse(root: &Table, ctx: &Context) -> Result<PipelineConfig, Vec<Problem>
         }
         r.done();
     }
+    check_metric_names(&config, &problems);
     let list = problems.0.into_inner();
     if list.is_empty() { Ok(config) } else { Err(list) }
 }
@@ -295,6 +313,46 @@ fn pipelines_of(r: &Reader<'_>, config: &PipelineConfig, problems: &Problems) ->
         problems.push(&r.path, "define at least one pipeline, e.g. [service.pipelines.traces]");
     }
     out
+}
+
+/// Span metrics and the service graph register fixed metric names: two
+/// processors in use must not produce the same names.
+fn check_metric_names(config: &PipelineConfig, problems: &Problems) {
+    let mut namespaces: BTreeMap<String, &str> = BTreeMap::new();
+    let mut graph: Option<&str> = None;
+    for pipeline in &config.pipelines {
+        for (i, id) in pipeline.processors.iter().enumerate() {
+            let path = format!("service.pipelines.{}.processors[{i}]", pipeline.name);
+            match config.processors.get(id) {
+                Some(ProcessorConfig::SpanMetrics(c)) => {
+                    let ns = spanmetrics::prometheus_name(&c.namespace);
+                    match namespaces.get(&ns) {
+                        Some(other) if *other != id => problems.push(
+                            &path,
+                            &format!(
+                                "{id} and {other} would both publish {ns}_calls_total; give one a different namespace"
+                            ),
+                        ),
+                        Some(_) => {}
+                        None => {
+                            namespaces.insert(ns, id);
+                        }
+                    }
+                }
+                Some(ProcessorConfig::ServiceGraph(_)) => match graph {
+                    Some(other) if other != id => problems.push(
+                        &path,
+                        &format!(
+                            "{id} and {other} would both publish traces_service_graph_*; use one servicegraph processor in every pipeline"
+                        ),
+                    ),
+                    Some(_) => {}
+                    None => graph = Some(id),
+                },
+                _ => {}
+            }
+        }
+    }
 }
 
 fn receiver(ty: &str, r: &Reader<'_>, path: &str) -> Option<ReceiverConfig> {
@@ -420,6 +478,8 @@ fn processor(ty: &str, r: &Reader<'_>, path: &str, ctx: &Context) -> Option<Proc
             }
             ProcessorConfig::Redaction(c)
         }
+        "spanmetrics" => ProcessorConfig::SpanMetrics(span_metrics(r, path)),
+        "servicegraph" => ProcessorConfig::ServiceGraph(service_graph(r, path)),
         other => {
             unknown_type(
                 r.problems,
@@ -432,11 +492,148 @@ fn processor(ty: &str, r: &Reader<'_>, path: &str, ctx: &Context) -> Option<Proc
                     "tail_sampling",
                     "attributes",
                     "redaction",
+                    "spanmetrics",
+                    "servicegraph",
                 ],
             );
             return None;
         }
     })
+}
+
+/// Label names span metrics set themselves.
+const SPAN_METRICS_LABELS: &[&str] =
+    &["service_name", "span_name", "span_kind", "status_code", spanmetrics::OVERFLOW_LABEL];
+
+fn span_metrics(r: &Reader<'_>, path: &str) -> spanmetrics::Config {
+    let mut c = spanmetrics::Config::default();
+    if let Some(ns) = r.str("namespace") {
+        let valid = ns.chars().all(|ch| ch.is_ascii_alphanumeric() || ch == '_' || ch == '.')
+            && !ns.starts_with(|ch: char| ch.is_ascii_digit());
+        if !valid {
+            r.problems.push(
+                &format!("{path}.namespace"),
+                "use letters, digits, `_` and `.` (not first a digit), e.g. \"traces.span.metrics\"",
+            );
+        }
+        c.namespace = ns;
+    }
+    let mut labels: Vec<String> = SPAN_METRICS_LABELS.iter().map(|l| (*l).to_owned()).collect();
+    for (i, d) in r.tables("dimensions").iter().enumerate() {
+        let at = format!("{path}.dimensions[{i}]");
+        let name = d.str("name").unwrap_or_default();
+        let default = d.str("default");
+        d.done();
+        if name.is_empty() {
+            r.problems.push(&format!("{at}.name"), "required: the attribute key, e.g. \"http.method\"");
+            continue;
+        }
+        let label = spanmetrics::prometheus_name(&name);
+        if ["service.name", "span.name", "span.kind", "status.code"].contains(&name.as_str())
+            || labels.contains(&label)
+        {
+            r.problems.push(
+                &format!("{at}.name"),
+                &format!(
+                    "duplicate dimension {name:?} (label {label}); each dimension must give a new label"
+                ),
+            );
+            continue;
+        }
+        labels.push(label);
+        c.dimensions.push(spanmetrics::Dimension { name, default });
+    }
+    if let Some(n) = r.positive("aggregation_cardinality_limit") {
+        c.cardinality_limit = usize::try_from(n).unwrap_or(usize::MAX);
+    }
+    if let Some(d) = r.duration("time_series_window") {
+        if d < Duration::from_secs(60) {
+            r.problems.push(
+                &format!("{path}.time_series_window"),
+                "must be at least \"1m\": the series have one point per minute",
+            );
+        }
+        c.time_series_window = d;
+    }
+    if let Some(h) = r.table("histogram") {
+        match h.str("unit").as_deref() {
+            None | Some("s") => {}
+            Some("ms") => c.unit = spanmetrics::DurationUnit::Milliseconds,
+            Some(other) => unknown_type(h.problems, &format!("{}.unit", h.path), other, &["s", "ms"]),
+        }
+        if h.get("exponential").is_some() {
+            h.problems.push(
+                &format!("{}.exponential", h.path),
+                "exponential histograms are not supported; use explicit buckets",
+            );
+        }
+        if let Some(e) = h.table("explicit") {
+            if let Some(b) = e.durations("buckets") {
+                c.buckets = b;
+            }
+            e.done();
+        }
+        if h.bool("disable") == Some(true) {
+            h.problems.push(
+                &format!("{}.disable", h.path),
+                "the duration histogram cannot be disabled: the SPM latencies need it",
+            );
+        }
+        h.done();
+    }
+    if let Some(e) = r.table("exemplars") {
+        if let Some(b) = e.bool("enabled") {
+            c.exemplars = b;
+        }
+        e.done();
+    }
+    c
+}
+
+fn service_graph(r: &Reader<'_>, path: &str) -> servicegraph::Config {
+    let mut c = servicegraph::Config::default();
+    if let Some(b) = r.durations("latency_histogram_buckets") {
+        c.buckets = b;
+    }
+    if let Some(dims) = r.str_list("dimensions") {
+        let mut seen: Vec<String> = Vec::new();
+        for (i, d) in dims.iter().enumerate() {
+            let label = spanmetrics::prometheus_name(d);
+            if d.is_empty() || seen.contains(&label) {
+                r.problems.push(
+                    &format!("{path}.dimensions[{i}]"),
+                    &format!("{d:?} is empty or gives the same label as an earlier dimension"),
+                );
+            }
+            seen.push(label);
+        }
+        c.dimensions = dims;
+    }
+    if let Some(keys) = r.str_list("database_name_attributes") {
+        c.database_name_attributes = keys;
+    }
+    if let Some(s) = r.table("store") {
+        if let Some(d) = s.duration("ttl") {
+            if d.is_zero() {
+                s.problems.push(&format!("{}.ttl", s.path), "must be positive, e.g. \"10s\"");
+            }
+            c.ttl = d;
+        }
+        if let Some(n) = s.positive("max_items") {
+            c.max_items = usize::try_from(n).unwrap_or(usize::MAX);
+        }
+        s.done();
+    }
+    if let Some(d) = r.duration("dependencies_window") {
+        if d < Duration::from_secs(60) {
+            r.problems.push(
+                &format!("{path}.dependencies_window"),
+                "must be at least \"1m\": edges are counted per minute",
+            );
+        }
+        c.dependencies_window = d;
+    }
+    c
 }
 
 fn tail_policy(r: &Reader<'_>, path: &str) -> Option<(String, tail::Policy)> {
@@ -916,6 +1113,36 @@ impl<'a> Reader<'a> {
                 None
             }
         }
+    }
+
+    /// A list of durations in increasing order, e.g. `["2ms", "1s"]`.
+    fn durations(&self, key: &str) -> Option<Vec<Duration>> {
+        let texts = self.str_list(key)?;
+        let mut out = Vec::with_capacity(texts.len());
+        for (i, text) in texts.iter().enumerate() {
+            match humantime::parse_duration(text.trim()) {
+                Ok(d) if !d.is_zero() => out.push(d),
+                _ => {
+                    self.problems.push(
+                        &format!("{}[{i}]", self.at(key)),
+                        &format!(
+                            "invalid duration {text:?}: expected a positive duration like \"2ms\" or \"1s\""
+                        ),
+                    );
+                    return None;
+                }
+            }
+        }
+        if out.is_empty() {
+            self.problems
+                .push(&self.at(key), "list at least one bucket bound, e.g. [\"10ms\", \"100ms\", \"1s\"]");
+            return None;
+        }
+        if out.windows(2).any(|w| w[0] >= w[1]) {
+            self.problems.push(&self.at(key), "bucket bounds must be in increasing order without repeats");
+            return None;
+        }
+        Some(out)
     }
 
     fn compile(&self, path: &str, pattern: &str) -> Option<Regex> {

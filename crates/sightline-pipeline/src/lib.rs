@@ -1,6 +1,7 @@
 //! The pipeline between receivers and storage: processors that limit,
-//! batch, sample, rewrite and redact spans, and exporters that store or
-//! forward them — built from a Collector-style config.
+//! batch, sample, rewrite and redact spans or derive metrics from them
+//! (span metrics, service graph), and exporters that store or forward them
+//! — built from a Collector-style config.
 //!
 //! Every stage is a [`TracesConsumer`] wrapping the next one, so a chain is
 //! just nested consumers and the acknowledgement contract flows through it

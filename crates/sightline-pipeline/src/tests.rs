@@ -96,7 +96,7 @@ fn problems(text: &str) -> Vec<String> {
 #[test]
 fn config_defaults_and_a_full_example_parse() {
     let c = parse(&toml::Table::new(), &ctx()).unwrap();
-    assert_eq!(c.pipelines[0].processors, vec!["memory_limiter", "redaction"]);
+    assert_eq!(c.pipelines[0].processors, vec!["memory_limiter", "redaction", "spanmetrics", "servicegraph"]);
     assert_eq!(c.pipelines[0].exporters, vec!["store"]);
 
     let text = r#"
@@ -168,13 +168,13 @@ fn config_reports_every_problem_with_its_path() {
     "#,
     );
     let expected = vec![
-        "processors.bach2: unknown type \"bach2\" (did you mean \"batch\"?); known: memory_limiter, batch, probabilistic_sampler, tail_sampling, attributes, redaction",
+        "processors.bach2: unknown type \"bach2\" (did you mean \"batch\"?); known: memory_limiter, batch, probabilistic_sampler, tail_sampling, attributes, redaction, spanmetrics, servicegraph",
         "processors.batch.timeout: invalid duration \"soon\": expected e.g. \"200ms\", \"10s\", \"1m\"",
         "processors.batch.send_batch_sise: unknown setting; did you mean \"send_batch_size\"?",
         "processors.tail_sampling.policies[0].type: unknown type \"latancy\" (did you mean \"latency\"?); known: always_sample, status_code, latency, string_attribute, numeric_attribute, boolean_attribute, probabilistic, rate_limiting, slower_than_p99, and",
         "exporters.otlp/x.endpoint: required: the target, e.g. \"http://127.0.0.1:4317\"",
         "exporters.otlp/x.protocol: unknown type \"carrier-pigeon\"; known: grpc, http/protobuf",
-        "service.pipelines.traces.processors[2]: unknown processor \"redactoin\" (did you mean \"redaction\"?); define it under [processors.\"redactoin\"] or use one of: batch, memory_limiter, redaction, tail_sampling",
+        "service.pipelines.traces.processors[2]: unknown processor \"redactoin\" (did you mean \"redaction\"?); define it under [processors.\"redactoin\"] or use one of: batch, memory_limiter, redaction, servicegraph, spanmetrics, tail_sampling",
         "service.pipelines.traces.exporters: a pipeline needs at least one exporter, e.g. [\"store\"]",
         "service.pipelines.traces.processors[1]: memory_limiter must come first, so it refuses data before other processors spend memory on it",
     ];
