@@ -1,11 +1,15 @@
 #!/usr/bin/env bash
-# Installs the Debian packages the demo and its integration test need
-# (redis-server, nats-server), only when missing: quick when already there.
+# Installs the Debian packages the demo and its integration tests need
+# (redis-server, nats-server; rabbitmq-server for the AMQP carrier test),
+# only when missing: quick when already there.
 # Called by .ci/run before `cargo test`; also by demo/run.sh.
 set -euo pipefail
 missing=()
 command -v redis-server >/dev/null 2>&1 || missing+=(redis-server)
 command -v nats-server >/dev/null 2>&1 || [ -x /usr/sbin/nats-server ] || missing+=(nats-server)
+if [ "${DEMO_ONLY:-0}" != 1 ]; then
+  [ -x /usr/lib/rabbitmq/bin/rabbitmq-server ] || missing+=(rabbitmq-server)
+fi
 if [ ${#missing[@]} -gt 0 ]; then
   echo "== installing ${missing[*]} (apt-get)"
   sudo=""

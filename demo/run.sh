@@ -22,7 +22,7 @@ root=$(pwd)
 profile=${PROFILE:-debug}
 ui_port=${DEMO_UI_PORT:-16686}
 
-bash demo/ci.sh
+DEMO_ONLY=1 bash demo/ci.sh
 nats_bin=$(command -v nats-server || echo /usr/sbin/nats-server)
 
 echo "== building sightline and sightline-demo ($profile)"
@@ -76,13 +76,13 @@ wait_tcp() { # port what
   exit 1
 }
 
-grpc=$(free_port); otlp=$(free_port); redis_port=$(free_port); nats_port=$(free_port)
+grpc=$(free_port); otlp=$(free_port); zipkin=$(free_port); redis_port=$(free_port); nats_port=$(free_port)
 gw=$(free_port); orders=$(free_port); worker=$(free_port)
 
 echo "== starting in $tmp"
 "$bin/sightline" serve --data-dir "$tmp/sightline-data" \
   --otlp-grpc-addr "127.0.0.1:$grpc" --otlp-http-addr "127.0.0.1:$otlp" \
-  --http-addr "127.0.0.1:$ui_port" >"$tmp/sightline.log" 2>&1 &
+  --http-addr "127.0.0.1:$ui_port" --zipkin-addr "127.0.0.1:$zipkin" >"$tmp/sightline.log" 2>&1 &
 pids+=($!)
 redis-server --port "$redis_port" --bind 127.0.0.1 --dir "$tmp" --save "" --appendonly no \
   >"$tmp/redis.log" 2>&1 &

@@ -114,7 +114,8 @@ pub enum ExporterKind {
     Custom,
 }
 
-type ProviderHook = Box<dyn FnOnce(TracerProviderBuilder) -> TracerProviderBuilder + Send>;
+pub(crate) type ProviderHook =
+    Box<dyn FnOnce(TracerProviderBuilder, &Settings) -> TracerProviderBuilder + Send>;
 
 /// What the caller sets in code; every field left unset is read from the
 /// environment, then defaulted. Builder style:
@@ -256,7 +257,25 @@ impl Options {
     where
         E: opentelemetry_sdk::trace::SpanExporter + 'static,
     {
-        self.span_exporter = Some(Box::new(move |b: TracerProviderBuilder| b.with_simple_exporter(exporter)));
+        self.span_exporter =
+            Some(Box::new(move |b: TracerProviderBuilder, _: &Settings| b.with_simple_exporter(exporter)));
+        self
+    }
+
+    /// Exports spans with `exporter` through the batch span processor
+    /// (the `OTEL_BSP_*` settings apply), as the OTLP exporter is used:
+    /// for an exporter of your own, or to measure the SDK without a network.
+    pub fn batched_span_exporter<E>(mut self, exporter: E) -> Self
+    where
+        E: opentelemetry_sdk::trace::SpanExporter + 'static,
+    {
+        self.span_exporter = Some(Box::new(move |b: TracerProviderBuilder, s: &Settings| {
+            b.with_span_processor(
+                opentelemetry_sdk::trace::BatchSpanProcessor::builder(exporter)
+                    .with_batch_config(s.batch_config())
+                    .build(),
+            )
+        }));
         self
     }
 }
@@ -497,6 +516,14 @@ impl Settings {
             install_globals: opts.install_globals.unwrap_or(true),
             json_logs,
         })
+    }
+
+    pub(crate) fn batch_config(&self) -> opentelemetry_sdk::trace::BatchConfig {
+        opentelemetry_sdk::trace::BatchConfigBuilder::default()
+            .with_scheduled_delay(self.schedule_delay)
+            .with_max_queue_size(self.max_queue_size)
+            .with_max_export_batch_size(self.max_export_batch_size)
+            .build()
     }
 
     /// Whether the server layer skips `path`.

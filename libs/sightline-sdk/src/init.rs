@@ -14,9 +14,7 @@ use opentelemetry_sdk::Resource;
 use opentelemetry_sdk::error::OTelSdkResult;
 use opentelemetry_sdk::metrics::SdkMeterProvider;
 use opentelemetry_sdk::propagation::{BaggagePropagator, TraceContextPropagator};
-use opentelemetry_sdk::trace::{
-    BatchConfigBuilder, BatchSpanProcessor, SdkTracer, SdkTracerProvider, SpanData, SpanProcessor,
-};
+use opentelemetry_sdk::trace::{BatchSpanProcessor, SdkTracer, SdkTracerProvider, SpanData, SpanProcessor};
 use tracing_subscriber::layer::SubscriberExt as _;
 use tracing_subscriber::util::SubscriberInitExt as _;
 
@@ -205,12 +203,7 @@ pub fn init_with_env(mut opts: Options, lookup: impl Fn(&str) -> Option<String>)
     Ok(Guard { telemetry })
 }
 
-type ProviderHook = Box<
-    dyn FnOnce(
-            opentelemetry_sdk::trace::TracerProviderBuilder,
-        ) -> opentelemetry_sdk::trace::TracerProviderBuilder
-        + Send,
->;
+use crate::config::ProviderHook;
 
 impl Telemetry {
     /// A handle with telemetry off: helpers pass through, `/metrics` still counts.
@@ -249,13 +242,7 @@ impl Telemetry {
             builder =
                 builder.with_span_processor(BaggageAttributes { keys: settings.baggage_attributes.clone() });
         }
-        let batch = || {
-            BatchConfigBuilder::default()
-                .with_scheduled_delay(settings.schedule_delay)
-                .with_max_queue_size(settings.max_queue_size)
-                .with_max_export_batch_size(settings.max_export_batch_size)
-                .build()
-        };
+        let batch = || settings.batch_config();
         let mut meter_provider = None;
         match &settings.exporter {
             ExporterKind::Otlp { endpoint, protocol } => {
@@ -279,7 +266,7 @@ impl Telemetry {
             }
             ExporterKind::Custom => {
                 if let Some(hook) = custom {
-                    builder = hook(builder);
+                    builder = hook(builder, &settings);
                 }
             }
             ExporterKind::Disabled => {}

@@ -116,6 +116,27 @@ struct Inner {
     meter: Meter,
 }
 
+/// The db series of one (system, operation), resolved once.
+#[derive(Debug)]
+pub(crate) struct DbSeries {
+    ok: Counter,
+    err: Counter,
+    duration: Histogram,
+    otel: Option<OtelHistogram<f64>>,
+    ok_attrs: Vec<KeyValue>,
+    err_attrs: Vec<KeyValue>,
+}
+
+impl DbSeries {
+    pub(crate) fn record(&self, ok: bool, secs: f64) {
+        if ok { &self.ok } else { &self.err }.inc();
+        self.duration.observe(secs);
+        if let Some(h) = &self.otel {
+            h.record(secs, if ok { &self.ok_attrs } else { &self.err_attrs });
+        }
+    }
+}
+
 /// The shared metrics of one [`crate::Telemetry`]. Cheap to clone.
 #[derive(Clone)]
 pub struct Metrics {
@@ -329,6 +350,32 @@ impl Metrics {
             }
             o.db.record(secs, &attrs);
         }
+    }
+
+    /// Pre-resolved series for one (system, operation): recording through
+    /// them is a few atomic operations, no label lookup.
+    pub(crate) fn db_series(&self, system: &str, operation: &str) -> DbSeries {
+        let i = &self.inner;
+        let labels = |status: &str| DbLabels {
+            system: system.to_owned(),
+            operation: operation.to_owned(),
+            status: status.to_owned(),
+        };
+        let base = vec![
+            KeyValue::new("db.system.name", system.to_owned()),
+            KeyValue::new("db.operation.name", operation.to_owned()),
+        ];
+        let mut err_attrs = base.clone();
+        err_attrs.push(KeyValue::new("error.type", "error"));
+        // One statement each: a family's read guard must be gone before
+        // the next get_or_create, which may take the write lock.
+        let ok = i.db_ops.get_or_create(&labels("ok")).clone();
+        let err = i.db_ops.get_or_create(&labels("error")).clone();
+        let duration = i
+            .db_duration
+            .get_or_create(&DbOpLabels { system: system.to_owned(), operation: operation.to_owned() })
+            .clone();
+        DbSeries { ok, err, duration, otel: i.otel.as_ref().map(|o| o.db.clone()), ok_attrs: base, err_attrs }
     }
 
     /// One publish or process.

@@ -20,8 +20,10 @@
 //! # let _ = rows; Ok(()) }
 //! ```
 
+use std::collections::HashMap;
 use std::fmt::Display;
 use std::future::Future;
+use std::sync::{Arc, Mutex};
 use std::time::Instant;
 
 use opentelemetry::context::FutureExt as _;
@@ -29,19 +31,33 @@ use opentelemetry::trace::{SpanKind, TraceContextExt as _};
 use opentelemetry::{Context, KeyValue};
 
 use crate::Telemetry;
+use crate::metrics::DbSeries;
 
-/// Spans for one database.
+/// What is derived from a statement once: name, attributes, metric series.
+#[derive(Debug)]
+struct Prepared {
+    name: String,
+    attributes: Vec<KeyValue>,
+    series: DbSeries,
+}
+
+/// Statements remembered per [`Db`]; beyond this many distinct ones
+/// (statements built with literals inside), each call derives its own.
+const MAX_PREPARED: usize = 256;
+
+/// Spans for one database. Cheap to clone (clones share the statement cache).
 #[derive(Clone, Debug)]
 pub struct Db {
     telemetry: Telemetry,
     system: String,
     namespace: Option<String>,
+    prepared: Arc<Mutex<HashMap<String, Arc<Prepared>>>>,
 }
 
 impl Db {
     /// A database of `system` (`sqlite`, `postgresql`, `mysql`...).
     pub fn new(telemetry: &Telemetry, system: impl Into<String>) -> Db {
-        Db { telemetry: telemetry.clone(), system: system.into(), namespace: None }
+        Db { telemetry: telemetry.clone(), system: system.into(), namespace: None, prepared: Arc::default() }
     }
 
     /// `db.namespace` (database name or file).
@@ -57,38 +73,56 @@ impl Db {
         E: Display,
     {
         let started = Instant::now();
-        let operation = operation(statement);
-        let table = collection(statement);
-        let name = match &table {
-            Some(t) => format!("{operation} {t}"),
-            None => operation.clone(),
-        };
-        let mut attrs = vec![
-            KeyValue::new("db.system.name", self.system.clone()),
-            KeyValue::new("db.system", self.system.clone()),
-            KeyValue::new("db.operation.name", operation.clone()),
-            KeyValue::new("db.query.text", sanitize(statement)),
-        ];
-        if let Some(t) = table {
-            attrs.push(KeyValue::new("db.collection.name", t));
-        }
-        if let Some(ns) = &self.namespace {
-            attrs.push(KeyValue::new("db.namespace", ns.clone()));
-        }
-        let cx = crate::spans::start(&self.telemetry, name, SpanKind::Client, &Context::current(), attrs);
+        let prepared = self.prepare(statement);
+        let cx = crate::spans::start(
+            &self.telemetry,
+            prepared.name.clone(),
+            SpanKind::Client,
+            &Context::current(),
+            prepared.attributes.clone(),
+        );
         let result = fut.with_context(cx.clone()).await;
         if let Err(e) = &result {
             cx.span().set_attribute(KeyValue::new("error.type", "db_error"));
             crate::spans::record_exception(&cx.span(), e);
         }
         cx.span().end();
-        self.telemetry.metrics().record_db(
-            &self.system,
-            &operation,
-            result.is_ok(),
-            started.elapsed().as_secs_f64(),
-        );
+        prepared.series.record(result.is_ok(), started.elapsed().as_secs_f64());
         result
+    }
+
+    fn prepare(&self, statement: &str) -> Arc<Prepared> {
+        if let Ok(cache) = self.prepared.lock()
+            && let Some(p) = cache.get(statement)
+        {
+            return p.clone();
+        }
+        let operation = operation(statement);
+        let table = collection(statement);
+        let name = match &table {
+            Some(t) => format!("{operation} {t}"),
+            None => operation.clone(),
+        };
+        let mut attributes = vec![
+            KeyValue::new("db.system.name", self.system.clone()),
+            KeyValue::new("db.system", self.system.clone()),
+            KeyValue::new("db.operation.name", operation.clone()),
+            KeyValue::new("db.query.text", sanitize(statement)),
+        ];
+        if let Some(t) = table {
+            attributes.push(KeyValue::new("db.collection.name", t));
+        }
+        if let Some(ns) = &self.namespace {
+            attributes.push(KeyValue::new("db.namespace", ns.clone()));
+        }
+        let series = self.telemetry.metrics().db_series(&self.system, &operation);
+        let p = Arc::new(Prepared { name, attributes, series });
+        if let Ok(mut cache) = self.prepared.lock()
+            && cache.len() < MAX_PREPARED
+        {
+            cache.insert(statement.to_owned(), p.clone());
+        }
+        p
     }
 }
 

@@ -24,7 +24,7 @@ pub(crate) fn server_binary(name: &str) -> PathBuf {
     from_path.unwrap_or_else(|| {
         panic!(
             "{name} is not installed; this test needs it. Install with: \
-             DEBIAN_FRONTEND=noninteractive apt-get install -y redis-server nats-server \
+             DEBIAN_FRONTEND=noninteractive apt-get install -y redis-server nats-server rabbitmq-server \
              (or run demo/ci.sh, which .ci/run calls)"
         )
     })
@@ -69,6 +69,22 @@ impl Proc {
 
     pub(crate) fn log(&self) -> String {
         std::fs::read_to_string(&self.log).unwrap_or_default()
+    }
+
+    /// SIGTERM, then waits up to `grace` for the exit (SIGKILL after it).
+    /// For wrappers (rabbitmq-server) that stop their children on TERM.
+    pub(crate) fn terminate(&mut self, grace: Duration) {
+        let Some(mut c) = self.child.take() else { return };
+        let _ = Command::new("kill").args(["-TERM", &c.id().to_string()]).status();
+        let deadline = Instant::now() + grace;
+        while Instant::now() < deadline {
+            if matches!(c.try_wait(), Ok(Some(_))) {
+                return;
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        let _ = c.kill();
+        let _ = c.wait();
     }
 
     /// Fails with the log if the process has exited.

@@ -6,9 +6,9 @@
 //!   trace gateway → orders → worker with the right parent links and the
 //!   `tenant` baggage on the worker's spans (the seed 000 check).
 //!
-//! RabbitMQ is not started: the AMQP carrier is covered by the SDK's unit
-//! tests (see the SDK README for why).
+//! - `amqp`: the AMQP carrier through a real rabbitmq-server and lapin.
 
+mod amqp;
 mod harness;
 
 use std::process::Command;
@@ -34,7 +34,7 @@ impl System {
         let dir = tempfile::tempdir().expect("tempdir");
         let d = dir.path().to_owned();
         let (redis_port, nats_port) = (free_port(), free_port());
-        let (grpc, otlp, api_port) = (free_port(), free_port(), free_port());
+        let (grpc, otlp, api_port, zipkin) = (free_port(), free_port(), free_port(), free_port());
         let (gw, orders, worker) = (free_port(), free_port(), free_port());
         let wait = Duration::from_secs(60);
 
@@ -70,6 +70,7 @@ impl System {
                 .args(["--otlp-grpc-addr", &format!("127.0.0.1:{grpc}")])
                 .args(["--otlp-http-addr", &format!("127.0.0.1:{otlp}")])
                 .args(["--http-addr", &format!("127.0.0.1:{api_port}")])
+                .args(["--zipkin-addr", &format!("127.0.0.1:{zipkin}")])
                 .env_remove("SIGHTLINE_CONFIG"),
         );
         wait_port(redis_port, &mut redis, wait).await;
