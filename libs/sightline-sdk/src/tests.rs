@@ -648,6 +648,55 @@ mod sql {
     }
 
     #[test]
+    fn sanitize_never_panics_and_never_leaks_quoted_text() {
+        for input in [
+            "",
+            "'",
+            "''",
+            "'a",
+            "-",
+            "--1",
+            "x-1",
+            "é'ü'",
+            "SELECT '日本' , -",
+            "$",
+            "$1$2",
+            "1e10",
+            "a'b'c'd",
+        ] {
+            let out = sanitize(input);
+            assert!(!out.contains("日本") && !out.contains('ü'), "{input:?} -> {out:?}");
+        }
+        assert_eq!(sanitize("x-1"), "x-?", "minus after an identifier is an operator");
+    }
+
+    #[tokio::test]
+    async fn one_statement_many_runs_share_the_cached_series() {
+        let (t, exp) = super::memory("db");
+        let db = crate::sql::Db::new(&t, "sqlite");
+        let clone = db.clone();
+        let stmt = "UPDATE stock SET n = n - 1 WHERE id = ?";
+        db.run(stmt, async { Err::<(), _>("locked") }).await.expect_err("err");
+        clone.run(stmt, async { Ok::<_, String>(()) }).await.expect("ok");
+        db.run(stmt, async { Ok::<_, String>(()) }).await.expect("ok");
+        assert_eq!(super::spans(&exp).len(), 3);
+        assert!(super::spans(&exp).iter().all(|s| s.name == "UPDATE stock"));
+        let m = t.metrics().render();
+        assert!(
+            m.contains(r#"db_operations_total{system="sqlite",operation="UPDATE",status="ok"} 2"#),
+            "{m}"
+        );
+        assert!(
+            m.contains(r#"db_operations_total{system="sqlite",operation="UPDATE",status="error"} 1"#),
+            "{m}"
+        );
+        assert!(
+            m.contains(r#"db_operation_duration_seconds_count{system="sqlite",operation="UPDATE"} 3"#),
+            "{m}"
+        );
+    }
+
+    #[test]
     fn operation_and_table() {
         assert_eq!(operation("  insert into orders (id) values (?)"), "INSERT");
         assert_eq!(collection("INSERT INTO orders (id) VALUES (?)").as_deref(), Some("orders"));
