@@ -79,6 +79,13 @@ def port_open(port):
         return s.connect_ex(("127.0.0.1", port)) == 0
 
 
+def exited(proc, name):
+    """Raises if a server we wait for died (instead of waiting it out)."""
+    if proc.p.poll() is not None:
+        raise RuntimeError(f"{name} exited with {proc.p.returncode} while starting (see its log)")
+    return False
+
+
 def http_get(url, timeout=30):
     with urllib.request.urlopen(url, timeout=timeout) as r:
         return r.status, r.read()
@@ -143,11 +150,21 @@ class Bench:
                "--otlp-http-addr", f"127.0.0.1:{ports['http']}",
                "--http-addr", f"127.0.0.1:{ports['api']}",
                "--log-level", "warn", *extra]
+        # Listeners added since (e.g. Zipkin) get free ports too, when the
+        # binary has them, so runs never collide on a default port.
+        for flag in self.optional_listeners():
+            cmd += [flag, f"127.0.0.1:{free_port()}"]
         proc = Proc("sightline", cmd, os.path.join(self.logs, "sightline.log"))
         proc.ports = ports
-        wait_until(lambda: proc.p.poll() is None and http_get(f"http://127.0.0.1:{ports['api']}/ready")[0] == 200,
+        wait_until(lambda: exited(proc, "sightline") or http_get(f"http://127.0.0.1:{ports['api']}/ready")[0] == 200,
                    120, "sightline /ready")
         return proc
+
+    def optional_listeners(self):
+        if not hasattr(self, "_optional"):
+            out = subprocess.run([self.bin, "serve", "--help"], cwd=ROOT, capture_output=True, text=True).stdout
+            self._optional = [f for f in ("--zipkin-addr",) if f in out]
+        return self._optional
 
     def rotel_agent(self):
         ports = dict(grpc=free_port(), http=free_port())
@@ -157,7 +174,7 @@ class Bench:
                "--pid-file", os.path.join(self.work, "rotel.pid")]
         proc = Proc("rotel", cmd, os.path.join(self.logs, "rotel.log"))
         proc.ports = ports
-        wait_until(lambda: proc.p.poll() is None and port_open(ports["grpc"]) and port_open(ports["http"]),
+        wait_until(lambda: exited(proc, "rotel") or (port_open(ports["grpc"]) and port_open(ports["http"])),
                    60, "rotel listeners")
         return proc
 

@@ -29,6 +29,10 @@ const WAL_DIR: &str = "wal";
 const BLOCKS_DIR: &str = "blocks";
 const LOCK_FILE: &str = "LOCK";
 
+/// How long an append waits for a flush when the head is full and the
+/// flush queue too, before it is refused (see `Inner::wait_for_flush`).
+const FLUSH_WAIT: Duration = Duration::from_millis(500);
+
 /// How the store is set up. `Options` because it is built in code by the
 /// binary from its own config.
 #[derive(Debug, Clone)]
@@ -112,6 +116,8 @@ struct Inner {
     closed: AtomicBool,
     wake_cutter: Notify,
     wake_flusher: Notify,
+    /// Notified whenever a frozen head has been flushed.
+    flushed: Notify,
     /// Set by [`EmbeddedStore::request_cut`]: cut the head even if small.
     cut_requested: AtomicBool,
     metrics: Arc<Metrics>,
@@ -230,6 +236,7 @@ impl EmbeddedStore {
             closed: AtomicBool::new(false),
             wake_cutter: Notify::new(),
             wake_flusher: Notify::new(),
+            flushed: Notify::new(),
             cut_requested: AtomicBool::new(false),
             metrics,
             next_block_seq: AtomicU64::new(state.next_block_seq),
@@ -334,6 +341,35 @@ impl Inner {
         self.metrics.block_spans.set(blocks.iter().map(|b| b.meta().span_count).sum::<u64>() as i64);
     }
 
+    /// Whether the head is full and no more heads may wait to be flushed.
+    fn flush_behind(&self) -> bool {
+        self.frozen.read().len() >= self.options.max_frozen_heads
+            && self.head.lock().bytes() >= self.options.head_max_bytes
+    }
+
+    /// Waits up to [`FLUSH_WAIT`] for a flush to make room. A flush that is
+    /// about to finish should not cost every sender a whole retry delay:
+    /// measured, a 1 s `Retry-After` per refused request left the server
+    /// idle most of the time at saturation. Memory stays bounded: a waiting
+    /// append still holds its request's share of the receiver's in-flight
+    /// budget, so new requests are refused there instead.
+    async fn wait_for_flush(&self) -> bool {
+        let deadline = tokio::time::Instant::now() + FLUSH_WAIT;
+        loop {
+            let flushed = self.flushed.notified();
+            tokio::pin!(flushed);
+            // Registered before the check, so a flush ending in between is
+            // not missed.
+            flushed.as_mut().enable();
+            if !self.flush_behind() {
+                return true;
+            }
+            if tokio::time::timeout_at(deadline, flushed).await.is_err() {
+                return !self.flush_behind();
+            }
+        }
+    }
+
     fn refuse(&self, reason: &str) -> ConsumeError {
         self.metrics.refused.get_or_create(&vec![("reason".to_owned(), reason.to_owned())]).inc();
         ConsumeError::Overloaded { reason: reason.to_owned(), retry_after: Duration::from_secs(1) }
@@ -352,8 +388,7 @@ impl Inner {
         if batch.is_empty() {
             return Ok(());
         }
-        let frozen_full = self.frozen.read().len() >= self.options.max_frozen_heads;
-        if frozen_full && self.head.lock().bytes() >= self.options.head_max_bytes {
+        if self.flush_behind() && !self.wait_for_flush().await {
             return Err(self.refuse("flush_behind"));
         }
         let bytes: usize = batch.spans().iter().map(Span::estimated_size).sum();
@@ -503,6 +538,10 @@ impl Inner {
                 list.pop_front();
             }
         }
+        // Room for another frozen head: cut the live one now if it is full
+        // (rather than at the cutter's next tick), and let waiting appends in.
+        self.wake_cutter.notify_one();
+        self.flushed.notify_waiters();
         self.wal.remove_through(sealed)?;
         self.update_gauges();
         Ok(())
