@@ -261,7 +261,7 @@ impl Span {
             if n == 0 { 0 } else { n.div_ceil(16) * 16 + 16 }
         }
         fn kvs(list: &[KeyValue]) -> usize {
-            alloc(list.len() * std::mem::size_of::<KeyValue>())
+            alloc(std::mem::size_of_val(list))
                 + list.iter().map(|kv| alloc(kv.key.len()) + value_size(&kv.value)).sum::<usize>()
         }
         fn value_size(v: &Value) -> usize {
@@ -269,7 +269,7 @@ impl Span {
                 Value::Str(s) => alloc(s.len()),
                 Value::Bytes(b) => alloc(b.len()),
                 Value::Array(a) => {
-                    alloc(a.len() * std::mem::size_of::<Value>()) + a.iter().map(value_size).sum::<usize>()
+                    alloc(std::mem::size_of_val(a.as_slice())) + a.iter().map(value_size).sum::<usize>()
                 }
                 Value::Map(m) => kvs(m),
                 _ => 0,
@@ -280,9 +280,9 @@ impl Span {
             + alloc(self.name.len())
             + alloc(self.status.message.len())
             + kvs(&self.attributes)
-            + alloc(self.events.len() * std::mem::size_of::<Event>())
+            + alloc(std::mem::size_of_val(self.events.as_slice()))
             + self.events.iter().map(|e| alloc(e.name.len()) + kvs(&e.attributes)).sum::<usize>()
-            + alloc(self.links.len() * std::mem::size_of::<Link>())
+            + alloc(std::mem::size_of_val(self.links.as_slice()))
             + self.links.iter().map(|l| alloc(l.trace_state.len()) + kvs(&l.attributes)).sum::<usize>()
     }
 }

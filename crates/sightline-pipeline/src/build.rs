@@ -26,6 +26,11 @@ use crate::{Component, Metrics};
 pub struct Exporters {
     /// The embedded store, for the `store` exporter.
     pub store: Option<Arc<dyn TracesConsumer>>,
+    /// Called (at most once a second) while a memory limiter is over its
+    /// soft limit, to release memory — the embedded store cuts and flushes
+    /// its head. Without it, memory held by buffers could keep the limiter
+    /// refusing forever.
+    pub on_memory_pressure: Option<Arc<dyn Fn() + Send + Sync>>,
 }
 
 /// Running pipelines.
@@ -111,7 +116,9 @@ pub fn build(
                 .processors
                 .get(id)
             {
-                Some(ProcessorConfig::MemoryLimiter(c)) => both(Arc::new(MemoryLimiter::new(id, c, next, m))),
+                Some(ProcessorConfig::MemoryLimiter(c)) => {
+                    both(Arc::new(MemoryLimiter::new(id, c, next, m, exporters.on_memory_pressure.clone())))
+                }
                 Some(ProcessorConfig::Batch(c)) => both(Arc::new(BatchProcessor::new(id, c, next, m))),
                 Some(ProcessorConfig::Probabilistic(c)) => {
                     both(Arc::new(ProbabilisticSampler::new(id, c, next, m)))

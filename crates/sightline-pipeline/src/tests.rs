@@ -537,9 +537,26 @@ async fn memory_limiter_refuses_retryably_above_its_limit() {
         limit_bytes: 1 << 20,
         spike_bytes: 0,
     };
-    let m =
-        crate::processor::memory_limiter::MemoryLimiter::new("memory_limiter", &cfg, rec.clone(), metrics());
+    let m = crate::processor::memory_limiter::MemoryLimiter::new(
+        "memory_limiter",
+        &cfg,
+        rec.clone(),
+        metrics(),
+        None,
+    );
     let err = m.consume_traces(Batch::from_spans(vec![span(1, 1, None, vec![])])).await.unwrap_err();
+    // Over the soft limit the pressure hook asks buffers to let go.
+    let calls = Arc::new(std::sync::atomic::AtomicUsize::new(0));
+    let hook: Arc<dyn Fn() + Send + Sync> = {
+        let calls = Arc::clone(&calls);
+        Arc::new(move || {
+            calls.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        })
+    };
+    let _pressured =
+        crate::processor::memory_limiter::MemoryLimiter::new("m", &cfg, rec.clone(), metrics(), Some(hook));
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    assert_eq!(calls.load(std::sync::atomic::Ordering::Relaxed), 1, "once per second at most");
     assert!(
         matches!(&err, ConsumeError::Overloaded { reason, .. } if reason.contains("hard limit")),
         "{err:?}"
@@ -551,6 +568,7 @@ async fn memory_limiter_refuses_retryably_above_its_limit() {
         &roomy,
         rec.clone(),
         metrics(),
+        None,
     );
     m.consume_traces(Batch::from_spans(vec![span(1, 1, None, vec![])])).await.unwrap();
     assert_eq!(rec.spans().len(), 1);

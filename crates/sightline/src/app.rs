@@ -31,10 +31,14 @@ pub(crate) async fn serve(settings: Settings) -> anyhow::Result<()> {
     options.wal_recovery = settings.wal_recovery;
     options.retention = settings.retention;
     options.max_disk_bytes = settings.max_disk;
-    // Budget: a quarter for requests being decoded, an eighth per head (one
-    // live, up to two flushing; --head-max-size), the rest for flush and
-    // query work.
+    // Memory budget, as shares of --memory-limit L: request bodies being
+    // decoded ≤ L/16 raw per receiver (decoded spans are ~4× larger), the
+    // live head and one flushing head ≤ L/16 each (--head-max-size; writing
+    // a head's block needs about twice its size again), the rest for
+    // queries and the process itself.
+    // The memory limiter (soft limit 0.8 L) backs these up.
     options.head_max_bytes = settings.head_max_size;
+    options.max_frozen_heads = 1;
     let store = EmbeddedStore::open(options, store_metrics)
         .await
         .with_context(|| format!("cannot open the store in {}", settings.data_dir.display()))?;
@@ -43,8 +47,15 @@ pub(crate) async fn serve(settings: Settings) -> anyhow::Result<()> {
     // Receivers → pipeline processors → exporters (the store by default).
     let pipeline = sightline_pipeline::build(
         &settings.pipeline,
-        sightline_pipeline::Exporters { store: Some(Arc::new(store.clone()) as Arc<dyn TracesConsumer>) },
+        sightline_pipeline::Exporters {
+            store: Some(Arc::new(store.clone()) as Arc<dyn TracesConsumer>),
+            on_memory_pressure: Some({
+                let store = store.clone();
+                Arc::new(move || store.request_cut())
+            }),
+        },
         pipeline_metrics,
+        &mut registry,
     )
     .map_err(|e| anyhow::anyhow!(e))?;
     let Some(otlp_entry) = pipeline.receivers.get("otlp").cloned() else {
@@ -61,7 +72,7 @@ pub(crate) async fn serve(settings: Settings) -> anyhow::Result<()> {
                 Arc::clone(entry),
                 sightline_zipkin::Options {
                     max_body_bytes: settings.max_message_size,
-                    max_inflight_bytes: settings.memory_limit / 8,
+                    max_inflight_bytes: settings.memory_limit / 16,
                 },
                 zipkin_metrics,
             );
@@ -75,7 +86,7 @@ pub(crate) async fn serve(settings: Settings) -> anyhow::Result<()> {
         sightline_receive::Options {
             max_grpc_message_bytes: settings.max_message_size,
             max_http_body_bytes: settings.max_message_size,
-            max_inflight_bytes: settings.memory_limit / 4,
+            max_inflight_bytes: settings.memory_limit / 16,
         },
         receive_metrics,
     );
@@ -127,6 +138,7 @@ pub(crate) async fn serve(settings: Settings) -> anyhow::Result<()> {
         ready: Arc::clone(&ready),
         registry: Arc::new(registry),
         metrics: api_metrics,
+        span_metrics: pipeline.span_metrics.clone(),
     })
     // The UI's fallback serves its pages; API routes, merged first, win.
     .merge(sightline_ui::router());

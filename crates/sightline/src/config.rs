@@ -64,7 +64,7 @@ pub(crate) struct ServeArgs {
     pub(crate) memory_limit: Option<String>,
     /// Cut the in-memory head into a block at this size; smaller means
     /// smaller blocks (compaction merges them) and a faster restart
-    /// [default: memory limit / 8]
+    /// [default: memory limit / 16]
     #[arg(long, env = "SIGHTLINE_HEAD_MAX_SIZE", value_name = "SIZE")]
     pub(crate) head_max_size: Option<String>,
     /// Zipkin v2 receiver listen address (POST /api/v2/spans) [default: 127.0.0.1:9411]
@@ -286,7 +286,7 @@ impl Settings {
             }),
         );
         let head_max_size = match args.head_max_size.or(file.head_max_size) {
-            None => memory_limit.map(|m| m / 8),
+            None => memory_limit.map(|m| m / 16),
             Some(h) => check(
                 &mut errors,
                 parse_size(&h).filter(|n| *n >= 64 << 10).ok_or_else(|| {

@@ -8,6 +8,12 @@ use clap::{Parser, Subcommand};
 mod app;
 mod config;
 
+/// mimalloc returns freed memory to the OS promptly, so resident memory —
+/// what `--memory-limit` and the memory limiter watch — follows what is
+/// really in use, and it allocates faster than glibc on this workload.
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 /// Sightline: a trace backend in one binary.
 #[derive(Debug, Parser)]
 #[command(name = "sightline", version, about)]

@@ -6,6 +6,12 @@
 //! per batch. Above the soft limit (`limit - spike`) new batches get
 //! `Overloaded`; above the hard limit too, and a warning says memory is
 //! not falling. Refusal never drops data: the sender retries it.
+//!
+//! Refusing alone cannot lower memory that buffers already hold (the
+//! store's head waits for more data or its age before it is flushed), so
+//! while over the soft limit the limiter also calls an `on_pressure` hook
+//! at most once a second — the Collector forces a GC at that point; here
+//! the store cuts and flushes its head.
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -58,13 +64,21 @@ pub fn resident_bytes() -> Option<u64> {
 
 impl MemoryLimiter {
     /// Starts the measuring task; must run inside a tokio runtime.
-    pub fn new(id: &str, config: &Config, next: Next, metrics: Arc<Metrics>) -> MemoryLimiter {
+    pub fn new(
+        id: &str,
+        config: &Config,
+        next: Next,
+        metrics: Arc<Metrics>,
+        on_pressure: Option<Arc<dyn Fn() + Send + Sync>>,
+    ) -> MemoryLimiter {
         let current = Arc::new(AtomicU64::new(resident_bytes().unwrap_or(0)));
         let task = {
             let (current, metrics, every) =
                 (Arc::clone(&current), Arc::clone(&metrics), config.check_interval);
             let hard = config.limit_bytes;
+            let soft = config.limit_bytes.saturating_sub(config.spike_bytes);
             tokio::spawn(async move {
+                let mut last_pressure: Option<std::time::Instant> = None;
                 let mut warned = false;
                 loop {
                     tokio::time::sleep(every).await;
@@ -79,6 +93,13 @@ impl MemoryLimiter {
                         );
                     }
                     warned = rss >= hard;
+                    if rss >= soft
+                        && let Some(hook) = &on_pressure
+                        && last_pressure.is_none_or(|t| t.elapsed() >= Duration::from_secs(1))
+                    {
+                        last_pressure = Some(std::time::Instant::now());
+                        hook();
+                    }
                 }
             })
         };

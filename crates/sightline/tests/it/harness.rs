@@ -13,6 +13,21 @@ use opentelemetry_proto::tonic::trace::v1::{ResourceSpans, ScopeSpans, Span};
 use prost::Message as _;
 use serde_json::Value;
 
+/// The four listener ports of a server.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Ports {
+    pub(crate) grpc: u16,
+    pub(crate) http: u16,
+    pub(crate) api: u16,
+    pub(crate) zipkin: u16,
+}
+
+impl Ports {
+    pub(crate) fn free() -> Ports {
+        Ports { grpc: free_port(), http: free_port(), api: free_port(), zipkin: free_port() }
+    }
+}
+
 /// A running server. Killed (SIGKILL) on drop if still running.
 pub(crate) struct Server {
     child: Option<Child>,
@@ -35,7 +50,12 @@ impl Server {
 
     /// Like [`Server::start`] with extra flags.
     pub(crate) fn start_with(data_dir: &Path, extra: &[&str]) -> Server {
-        let (g, h, a, z) = (free_port(), free_port(), free_port(), free_port());
+        Server::start_on(data_dir, Ports::free(), extra)
+    }
+
+    /// Starts on the given ports (to restart a server where clients expect it).
+    pub(crate) fn start_on(data_dir: &Path, ports: Ports, extra: &[&str]) -> Server {
+        let Ports { grpc: g, http: h, api: a, zipkin: z } = ports;
         let stderr_path = data_dir.with_extension(format!("stderr-{a}.log"));
         let stderr = std::fs::File::create(&stderr_path).expect("stderr log");
         let child = Command::new(env!("CARGO_BIN_EXE_sightline"))
@@ -78,6 +98,19 @@ impl Server {
             assert!(Instant::now() < deadline, "sightline not ready after 60s: {}", self.stderr());
             std::thread::sleep(Duration::from_millis(50));
         }
+    }
+
+    /// Resident memory of the server process, from /proc.
+    pub(crate) fn rss_bytes(&self) -> u64 {
+        let Some(c) = &self.child else { return 0 };
+        let status = std::fs::read_to_string(format!("/proc/{}/status", c.id())).unwrap_or_default();
+        status
+            .lines()
+            .find(|l| l.starts_with("VmRSS:"))
+            .and_then(|l| {
+                l.trim_start_matches("VmRSS:").trim().trim_end_matches("kB").trim().parse::<u64>().ok()
+            })
+            .map_or(0, |kb| kb * 1024)
     }
 
     /// What the server wrote to stderr so far.

@@ -6,7 +6,10 @@
 //! - `http_bodies`: raw OTLP/HTTP bodies — JSON, gzip, partial success, bad input.
 //! - `crash`: kill -9 during ingest; every acknowledged span survives.
 //! - `lifecycle`: config errors, SIGTERM, restart, health, lock, metrics.
+//! - `collector`: the collector role — forwarding through an outage,
+//!   redaction of stored data, the memory limiter under overload.
 
+mod collector;
 mod crash;
 mod harness;
 mod http_bodies;
