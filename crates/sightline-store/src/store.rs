@@ -754,16 +754,7 @@ impl Inner {
         let blocks = self.block_list();
         let wanted = ids.to_vec();
         let from_blocks =
-            tokio::task::spawn_blocking(move || -> Result<Vec<Span>, sightline_block::Error> {
-                let mut spans = Vec::new();
-                for b in blocks.iter() {
-                    spans.extend(b.traces(&wanted)?);
-                }
-                Ok(spans)
-            })
-            .await
-            .map_err(internal)?
-            .map_err(internal)?;
+            tokio::task::spawn_blocking(move || read_traces(&blocks, &wanted)).await.map_err(internal)??;
         for span in from_blocks {
             out.entry(span.trace_id).or_default().push(span);
         }
@@ -782,22 +773,39 @@ impl Inner {
         }
         let blocks = self.block_list();
         let from_blocks =
-            tokio::task::spawn_blocking(move || -> Result<Vec<Span>, sightline_block::Error> {
-                let mut out = Vec::new();
-                for b in blocks.iter() {
-                    out.extend(b.trace(id)?);
-                }
-                Ok(out)
-            })
-            .await
-            .map_err(internal)?
-            .map_err(internal)?;
+            tokio::task::spawn_blocking(move || read_traces(&blocks, &[id])).await.map_err(internal)??;
         spans.extend(from_blocks);
         let mut seen = HashSet::with_capacity(spans.len());
         spans.retain(|s| seen.insert(s.span_id));
         spans.sort_by_key(|s| s.start_time_unix_nano);
         Ok(spans)
     }
+}
+
+/// The spans of traces `ids` in `blocks`. With several blocks the second
+/// half is read on another thread: a lookup's latency is the sum of its
+/// per-block reads (file open, bloom filter, one page per column), and the
+/// machine has more than one core.
+fn read_traces(blocks: &[Arc<Block>], ids: &[TraceId]) -> Result<Vec<Span>, QueryError> {
+    let read = |part: &[Arc<Block>]| -> Result<Vec<Span>, QueryError> {
+        let mut spans = Vec::new();
+        for b in part {
+            spans.extend(b.traces(ids).map_err(internal)?);
+        }
+        Ok(spans)
+    };
+    if blocks.len() < 2 {
+        return read(blocks);
+    }
+    let (first, second) = blocks.split_at(blocks.len() / 2);
+    std::thread::scope(|scope| {
+        let other = scope.spawn(|| read(second));
+        let mut spans = read(first)?;
+        // A panic in the other thread is reported like any failed read.
+        let rest = other.join().map_err(|_| internal("reading a block panicked"))??;
+        spans.extend(rest);
+        Ok(spans)
+    })
 }
 
 /// Runs blocking block IO off the async workers.
