@@ -5,7 +5,7 @@ use std::collections::{BTreeSet, HashMap, HashSet, VecDeque};
 use std::fs::{self, File};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use async_trait::async_trait;
@@ -118,6 +118,8 @@ struct Inner {
     wake_flusher: Notify,
     /// Notified whenever a frozen head has been flushed.
     flushed: Notify,
+    /// Bytes of appends admitted but not yet in the head.
+    incoming: AtomicUsize,
     /// Set by [`EmbeddedStore::request_cut`]: cut the head even if small.
     cut_requested: AtomicBool,
     metrics: Arc<Metrics>,
@@ -238,6 +240,7 @@ impl EmbeddedStore {
             wake_flusher: Notify::new(),
             flushed: Notify::new(),
             cut_requested: AtomicBool::new(false),
+            incoming: AtomicUsize::new(0),
             metrics,
             next_block_seq: AtomicU64::new(state.next_block_seq),
             flush_lock: tokio::sync::Mutex::new(()),
@@ -344,7 +347,7 @@ impl Inner {
     /// Whether the head is full and no more heads may wait to be flushed.
     fn flush_behind(&self) -> bool {
         self.frozen.read().len() >= self.options.max_frozen_heads
-            && self.head.lock().bytes() >= self.options.head_max_bytes
+            && self.head.lock().bytes() + self.incoming.load(Ordering::Acquire) >= self.options.head_max_bytes
     }
 
     /// Waits up to [`FLUSH_WAIT`] for a flush to make room. A flush that is
@@ -388,10 +391,13 @@ impl Inner {
         if batch.is_empty() {
             return Ok(());
         }
+        let bytes: usize = batch.spans().iter().map(Span::estimated_size).sum();
         if self.flush_behind() && !self.wait_for_flush().await {
             return Err(self.refuse("flush_behind"));
         }
-        let bytes: usize = batch.spans().iter().map(Span::estimated_size).sum();
+        // Counted as head memory from admission on, so concurrent appends
+        // cannot all pass the check above and overshoot the head's bound.
+        let _incoming = Incoming::add(&self.incoming, bytes);
         let (spans, otlp) = batch.into_parts();
         let count = spans.len() as u64;
         let guard = self.cut_lock.read().await;
@@ -806,6 +812,26 @@ fn read_traces(blocks: &[Arc<Block>], ids: &[TraceId]) -> Result<Vec<Span>, Quer
         spans.extend(rest);
         Ok(spans)
     })
+}
+
+/// An admitted append's bytes in `Inner::incoming`, released on drop
+/// (whether the append succeeded or not).
+struct Incoming<'a> {
+    counter: &'a AtomicUsize,
+    bytes: usize,
+}
+
+impl<'a> Incoming<'a> {
+    fn add(counter: &'a AtomicUsize, bytes: usize) -> Incoming<'a> {
+        counter.fetch_add(bytes, Ordering::AcqRel);
+        Incoming { counter, bytes }
+    }
+}
+
+impl Drop for Incoming<'_> {
+    fn drop(&mut self) {
+        self.counter.fetch_sub(self.bytes, Ordering::AcqRel);
+    }
 }
 
 /// Runs blocking block IO off the async workers.
