@@ -46,7 +46,12 @@ perf report -i "$work/perf.data" --children --stdio -g none --sort sym 2>/dev/nu
   echo "# load: $(cat "$work/loadgen.txt")"
   echo "# 1-minute load average at the end: $(cut -d' ' -f1 /proc/loadavg)"
   echo "# inclusive % of server samples per function (children included); stages:"
-  stage() { grep -E "$2" "$work/flat.txt" | head -1 | awk -v s="$1" '{ printf "#   %-34s %s\n", s, $1 }'; }
+  stage() {
+    local line
+    line=$(grep -E "$2" "$work/flat.txt" | head -1 || true)
+    if [ -n "$line" ]; then line=$(echo "$line" | awk '{print $1}'); else line="not sampled"; fi
+    printf '#   %-34s %s\n' "$1" "$line"
+  }
   stage "block write (flush)" 'sightline_block::write::write$'
   stage "block compaction" 'sightline_block::compact::compact'
   stage "parquet encoding (in flush)" 'parquet::arrow::arrow_writer::ArrowWriter'

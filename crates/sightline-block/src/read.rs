@@ -356,7 +356,11 @@ impl Block {
     /// never split across chunks). Memory stays around one batch.
     pub fn spans(&self) -> Result<SpanChunks<'_>, Error> {
         crate::contain(&self.data_path, || {
-            let reader = self.builder()?.with_batch_size(8192).build().map_err(|e| self.parquet_err(e))?;
+            // Small batches: compaction holds one decoded batch per input
+            // block (up to 8) next to the writer's row group, and a decoded
+            // realistic span is over 1 KiB; 8192-row batches pushed the
+            // process past its memory limit while compacting.
+            let reader = self.builder()?.with_batch_size(2048).build().map_err(|e| self.parquet_err(e))?;
             Ok(SpanChunks::new(self, reader))
         })
     }
