@@ -258,8 +258,7 @@ impl EmbeddedStore {
     /// Cuts the head now (if not empty) and waits until every frozen head is
     /// in a block. For tests and shutdown.
     pub async fn flush(&self) -> Result<(), Error> {
-        self.inner.cut().await?;
-        self.inner.flush_all().await
+        Arc::clone(&self.inner).flush_everything().await
     }
 
     /// Runs one round of retention and compaction now. For tests.
@@ -290,6 +289,21 @@ impl EmbeddedStore {
     pub fn request_cut(&self) {
         self.inner.cut_requested.store(true, Ordering::Release);
         self.inner.wake_cutter.notify_one();
+    }
+
+    /// Keeps every flush (background or explicit) waiting while held. For
+    /// tests.
+    #[cfg(test)]
+    pub(crate) async fn hold_flushes(&self) -> tokio::sync::MutexGuard<'_, ()> {
+        self.inner.flush_lock.lock().await
+    }
+
+    /// Cuts the head now and returns how many heads wait to be flushed.
+    /// For tests.
+    #[cfg(test)]
+    pub(crate) async fn cut_now(&self) -> usize {
+        let _ = self.inner.cut().await;
+        self.inner.frozen.read().len()
     }
 
     /// Number of live blocks.
@@ -492,6 +506,23 @@ impl Inner {
                 return;
             }
         }
+    }
+
+    /// Cuts and flushes until the live head is empty too. A cut is skipped
+    /// while the flush queue is full, so one cut + flush can leave the live
+    /// head behind (with one queued head allowed, it did at every shutdown
+    /// that found a flush running); the second round catches it. Bounded:
+    /// each round either empties the head or flushes the queue that blocked
+    /// the cut.
+    async fn flush_everything(self: Arc<Self>) -> Result<(), Error> {
+        for _ in 0..3 {
+            self.cut().await?;
+            self.flush_all().await?;
+            if self.head.lock().is_empty() {
+                return Ok(());
+            }
+        }
+        Ok(())
     }
 
     /// Flushes frozen heads oldest first until none is left.
@@ -1001,11 +1032,7 @@ impl TraceStore for EmbeddedStore {
         // The cut waits for in-flight appends (they hold the cut lock), then
         // the head is flushed so the next start has no WAL to replay. If the
         // flush fails the WAL still has everything.
-        let flushed = async {
-            self.inner.cut().await?;
-            Arc::clone(&self.inner).flush_all().await
-        }
-        .await;
+        let flushed = Arc::clone(&self.inner).flush_everything().await;
         if let Err(e) = flushed {
             tracing::warn!(error = %e, "final flush failed; the WAL will be replayed at next start");
         }

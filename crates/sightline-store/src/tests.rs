@@ -295,3 +295,38 @@ async fn a_data_dir_is_used_by_one_store_at_a_time() {
     assert!(matches!(second, Err(Error::Locked { .. })), "{second:?}");
     store.shutdown().await;
 }
+
+/// Shutdown flushes the live head even when it finds the flush queue full
+/// (a cut is skipped then): the next start replays nothing from the WAL.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn shutdown_flushes_the_live_head_behind_a_queued_one() {
+    let dir = tempfile::tempdir().unwrap();
+    let spans_gen = Gen::new();
+    let t0 = now();
+    let mut o = options(dir.path());
+    o.max_frozen_heads = 1;
+    let store = open(o.clone()).await;
+    // Hold the flusher back so the queued head stays queued.
+    let flushing = store.hold_flushes().await;
+    ingest(&store, &spans_gen, 1..6, t0).await;
+    assert_eq!(store.cut_now().await, 1);
+    ingest(&store, &spans_gen, 6..11, t0).await;
+    let stopping = tokio::spawn({
+        let store = store.clone();
+        async move { store.shutdown().await }
+    });
+    // Let shutdown reach its cut (skipped: the queue is full) before the
+    // flusher may run; either order must end with everything in blocks.
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    drop(flushing);
+    stopping.await.unwrap();
+
+    let metrics = Arc::new(crate::Metrics::new(&mut Registry::default()));
+    let store = EmbeddedStore::open(o, Arc::clone(&metrics)).await.unwrap();
+    assert_eq!(metrics.replayed_spans.get(), 0, "the live head was left to the WAL");
+    assert_eq!(metrics.block_spans.get(), 20);
+    for n in 1..11 {
+        assert!(store.trace(tid(n)).await.unwrap().is_some(), "trace {n}");
+    }
+    store.shutdown().await;
+}
