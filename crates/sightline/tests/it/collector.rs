@@ -144,8 +144,8 @@ fn redaction_keeps_secrets_out_of_everything_stored() {
 #[test]
 fn memory_limiter_holds_rss_under_overload() {
     let dir = tempfile::tempdir().unwrap();
-    let limit: u64 = 192 << 20;
-    let server = Server::start_with(&dir.path().join("data"), &["--memory-limit", "192MiB"]);
+    let limit: u64 = 144 << 20;
+    let server = Server::start_with(&dir.path().join("data"), &["--memory-limit", "144MiB"]);
     let mut load = Command::new(env!("CARGO_BIN_EXE_sightline"))
         .args(["loadgen", "--protocol", "grpc", "--endpoint", &server.grpc, "--profile", "realistic"])
         .args(["--concurrency", "16", "--duration", "8s", "--retry-timeout", "30s", "--json"])
