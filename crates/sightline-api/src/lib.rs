@@ -91,6 +91,10 @@ pub struct ApiState {
     /// Span metrics for `/api/metrics/*`; `None` answers 501 ("metrics
     /// querying is currently disabled"), as Jaeger without a metrics store.
     pub span_metrics: Option<Arc<dyn SpanMetricsReader>>,
+    /// Service-graph edges, merged into `/api/dependencies` (per edge the
+    /// larger of the stored-span count and the live graph's count: both
+    /// count the same calls, so summing would double them).
+    pub service_graph: Option<Arc<dyn sightline_model::ServiceGraphReader>>,
 }
 
 /// Builds the router serving every route in the crate docs.

@@ -117,6 +117,10 @@ pub(crate) async fn dependencies(
     let (end, lookback) = params::dependencies(&params, now_ms)?;
     let service = params.get("service");
     let links = state.reader.dependencies(end, lookback).await?;
+    let graph = match &state.service_graph {
+        Some(g) => g.dependencies(end, lookback).await?,
+        None => Vec::new(),
+    };
     let mut data: Vec<dto::DependencyLink<'_>> = Vec::with_capacity(links.len());
     let mut index: HashMap<(&str, &str), usize> = HashMap::with_capacity(links.len());
     for link in &links {
@@ -130,6 +134,19 @@ pub(crate) async fn dependencies(
                     entry.call_count += link.call_count;
                 }
             }
+            None => {
+                index.insert(key, data.len());
+                data.push(dto::DependencyLink { parent: key.0, child: key.1, call_count: link.call_count });
+            }
+        }
+    }
+    for link in &graph {
+        if service.is_some_and(|s| s != link.parent && s != link.child) {
+            continue;
+        }
+        let key = (link.parent.as_str(), link.child.as_str());
+        match index.get(&key).and_then(|&i| data.get_mut(i)) {
+            Some(entry) => entry.call_count = entry.call_count.max(link.call_count),
             None => {
                 index.insert(key, data.len());
                 data.push(dto::DependencyLink { parent: key.0, child: key.1, call_count: link.call_count });

@@ -329,13 +329,14 @@ struct Harness {
 }
 
 fn harness_with(fake: Fake, health: Vec<ComponentHealth>) -> Harness {
-    harness_full(fake, health, None)
+    harness_full(fake, health, None, None)
 }
 
 fn harness_full(
     fake: Fake,
     health: Vec<ComponentHealth>,
     span_metrics: Option<Arc<dyn SpanMetricsReader>>,
+    service_graph: Option<Arc<dyn sightline_model::ServiceGraphReader>>,
 ) -> Harness {
     let mut registry = Registry::default();
     let metrics = Arc::new(Metrics::new(&mut registry));
@@ -348,6 +349,7 @@ fn harness_full(
         registry: Arc::new(registry),
         metrics,
         span_metrics,
+        service_graph,
     };
     Harness { app: router(state), reader, ready }
 }
@@ -696,6 +698,41 @@ async fn reader_errors_map_to_statuses() {
 }
 
 #[tokio::test]
+async fn dependencies_merge_the_service_graph_without_double_counting() {
+    struct Graph(Vec<DependencyLink>);
+    #[async_trait::async_trait]
+    impl sightline_model::ServiceGraphReader for Graph {
+        async fn dependencies(&self, _end: u64, _lookback: u64) -> Result<Vec<DependencyLink>, QueryError> {
+            Ok(self.0.clone())
+        }
+    }
+    let dep = |parent: &str, child: &str, call_count| DependencyLink {
+        parent: parent.into(),
+        child: child.into(),
+        call_count,
+    };
+    let graph = Graph(vec![dep("a", "b", 7), dep("b", "c", 1), dep("b", "postgres", 4)]);
+    let h = harness_full(
+        Fake { links: vec![dep("a", "b", 5), dep("b", "c", 2)], ..Fake::default() },
+        Vec::new(),
+        None,
+        Some(Arc::new(graph)),
+    );
+    let r = h.get("/api/dependencies?endTs=1700000000000").await;
+    assert_eq!(
+        r.json(),
+        envelope(
+            json!([
+                {"parent": "a", "child": "b", "callCount": 7},
+                {"parent": "b", "child": "c", "callCount": 2},
+                {"parent": "b", "child": "postgres", "callCount": 4}
+            ]),
+            3
+        )
+    );
+}
+
+#[tokio::test]
 async fn dependencies_are_summed_and_filtered() {
     let dep = |parent: &str, child: &str, call_count| DependencyLink {
         parent: parent.into(),
@@ -975,7 +1012,15 @@ const T0_MS: i64 = 1_700_000_000_000;
 
 fn spm_harness(fake: FakeMetrics) -> (Harness, Arc<FakeMetrics>) {
     let fake = Arc::new(fake);
-    (harness_full(Fake::default(), Vec::new(), Some(Arc::clone(&fake) as Arc<dyn SpanMetricsReader>)), fake)
+    (
+        harness_full(
+            Fake::default(),
+            Vec::new(),
+            Some(Arc::clone(&fake) as Arc<dyn SpanMetricsReader>),
+            None,
+        ),
+        fake,
+    )
 }
 
 fn series(labels: &[(&str, &str)], points: &[(i64, f64)]) -> MetricSeries {
