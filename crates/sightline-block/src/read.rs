@@ -4,7 +4,7 @@
 use std::fs::File;
 use std::ops::Range;
 use std::path::{Path, PathBuf};
-use std::sync::Arc;
+use std::sync::{Arc, OnceLock};
 
 use arrow_array::cast::AsArray;
 use arrow_array::types::{Int32Type, Int64Type, TimestampNanosecondType, UInt8Type, UInt32Type};
@@ -19,6 +19,7 @@ use parquet::arrow::arrow_reader::{
     ArrowPredicateFn, ArrowReaderMetadata, ArrowReaderOptions, ParquetRecordBatchReader,
     ParquetRecordBatchReaderBuilder, RowFilter, RowSelection,
 };
+use parquet::bloom_filter::Sbbf;
 use parquet::file::metadata::{PageIndexPolicy, ParquetStatisticsPolicy};
 use parquet::file::page_index::column_index::ColumnIndexMetaData;
 use parquet::file::statistics::Statistics;
@@ -48,6 +49,11 @@ pub struct Block {
     pub(crate) scopes: Vec<Arc<Scope>>,
     pub(crate) dedicated: Dedicated,
     pub(crate) leaves: Leaves,
+    /// Per row group, the `trace_id` bloom filter, read on the first
+    /// lookup and kept: a lookup probes every block, and reading the
+    /// filters from disk each time was most of its cost. They are small
+    /// (the writer folds them to the traces they hold, a few KiB each).
+    trace_blooms: OnceLock<Vec<Option<Sbbf>>>,
 }
 
 /// Parquet leaf column indexes the readers need for bloom filters.
@@ -168,6 +174,7 @@ impl Block {
             scopes,
             dedicated,
             leaves,
+            trace_blooms: OnceLock::new(),
         })
     }
 
@@ -188,6 +195,7 @@ impl Block {
             list.iter().map(|kv| 64 + kv.key.len() + kv.value.to_text().len()).sum::<usize>()
         };
         self.reader_meta.metadata().memory_size()
+            + self.trace_blooms.get().map_or(0, |b| b.iter().flatten().map(|f| f.num_blocks() * 32).sum())
             + self.resources.iter().map(|r| 128 + kvs(r.attributes())).sum::<usize>()
             + self.scopes.iter().map(|s| 128 + kvs(&s.attributes)).sum::<usize>()
     }
@@ -226,9 +234,24 @@ impl Block {
         crate::contain(&self.data_path, || self.traces_inner(ids))
     }
 
+    /// The cached `trace_id` bloom filters, read on first use.
+    fn trace_blooms(&self) -> Result<&[Option<Sbbf>], Error> {
+        if let Some(blooms) = self.trace_blooms.get() {
+            return Ok(blooms);
+        }
+        let builder = self.builder()?;
+        let groups = self.reader_meta.metadata().num_row_groups();
+        let blooms = (0..groups)
+            .map(|rg| builder.get_row_group_column_bloom_filter(rg, self.leaves.trace_id))
+            .collect::<Result<Vec<_>, _>>()
+            .map_err(|e| self.parquet_err(e))?;
+        // Two threads may race to fill it; both read the same filters.
+        Ok(self.trace_blooms.get_or_init(|| blooms))
+    }
+
     fn traces_inner(&self, ids: &[TraceId]) -> Result<Vec<Span>, Error> {
         let md = Arc::clone(self.reader_meta.metadata());
-        let builder = self.builder()?;
+        let blooms = self.trace_blooms()?;
         let mut keys: Vec<[u8; 16]> = ids.iter().map(|id| *id.as_bytes()).collect();
         keys.sort_unstable();
         keys.dedup();
@@ -250,13 +273,11 @@ impl Block {
             if in_range.is_empty() {
                 continue;
             }
-            let bloom = builder
-                .get_row_group_column_bloom_filter(rg, self.leaves.trace_id)
-                .map_err(|e| self.parquet_err(e))?;
+            let bloom = blooms.get(rg).and_then(Option::as_ref);
             let rows = usize::try_from(group.num_rows()).unwrap_or(0);
             let mut pages: Vec<Range<usize>> = Vec::new();
             for key in in_range {
-                if bloom.as_ref().is_some_and(|b| !b.check(key.as_slice())) {
+                if bloom.is_some_and(|b| !b.check(key.as_slice())) {
                     continue;
                 }
                 pages.extend(self.trace_pages(&md, rg, key, rows));
@@ -281,6 +302,7 @@ impl Block {
         if ranges.is_empty() {
             return Ok(Vec::new());
         }
+        let builder = self.builder()?;
         let descr = md.file_metadata().schema_descr();
         let predicate =
             ArrowPredicateFn::new(ProjectionMask::roots(descr, [Col::TraceId.root()]), move |batch| {

@@ -231,38 +231,75 @@ impl Block {
             .collect();
         let tags: Vec<TagPlan<'_>> = query.tags.iter().map(|t| TagPlan::new(self, t)).collect();
 
-        // 3–5. Row groups, one at a time.
+        // 3–5. Row groups, split between two threads: phase 1 decodes the
+        // scalar columns of every row group that survives pruning, which is
+        // CPU-bound, and the machine has more than one core.
         let md = std::sync::Arc::clone(self.reader_meta.metadata());
-        let builder = self.builder()?;
-        let mut latest: HashMap<TraceId, u64> = HashMap::new();
-        for (rg, group) in md.row_groups().iter().enumerate() {
-            if !self.stats_may_match(group, query, &scalars) {
-                continue;
+        let groups: Vec<usize> = (0..md.num_row_groups())
+            .filter(|rg| self.stats_may_match(md.row_group(*rg), query, &scalars))
+            .collect();
+        let scan = |groups: &[usize]| -> Result<HashMap<TraceId, u64>, Error> {
+            let mut latest = HashMap::new();
+            if groups.is_empty() {
+                return Ok(latest);
             }
-            let mut sources = Vec::with_capacity(tags.len());
-            for t in &tags {
-                let s = self.tag_sources(&builder, rg, t)?;
-                let anywhere = s.str_slot || s.int_slot || s.generic || s.events;
-                if !anywhere && t.synthetic == Synthetic::None && !t.any_resource() {
-                    break;
+            let builder = self.builder()?;
+            for &rg in groups {
+                self.search_row_group(&builder, rg, query, &scalars, &service_ok, &tags, &mut latest)?;
+            }
+            Ok(latest)
+        };
+        let mut latest = if groups.len() < 2 {
+            scan(&groups)?
+        } else {
+            let (first, second) = groups.split_at(groups.len() / 2);
+            std::thread::scope(|s| -> Result<_, Error> {
+                let other = s.spawn(|| scan(second));
+                let mut latest = scan(first)?;
+                let rest =
+                    other.join().map_err(|_| Error::corrupt(&self.data_path, "search thread panicked"))??;
+                for (id, start) in rest {
+                    let entry = latest.entry(id).or_insert(start);
+                    *entry = (*entry).max(start);
                 }
-                sources.push(s);
-            }
-            if sources.len() < tags.len() {
-                continue; // some tag cannot match in this row group
-            }
-            let candidates = self
-                .phase1(rg, query, &scalars, &service_ok, &tags, &sources)
-                .map_err(|e| self.phase_err(e))?;
-            if !candidates.rows.is_empty() {
-                self.phase2(rg, group, &tags, &sources, &candidates, &mut latest)
-                    .map_err(|e| self.phase_err(e))?;
-            }
-        }
-        let mut out: Vec<(TraceId, u64)> = latest.into_iter().collect();
+                Ok(latest)
+            })?
+        };
+        let mut out: Vec<(TraceId, u64)> = latest.drain().collect();
         out.sort_unstable_by(|a, b| b.1.cmp(&a.1).then(a.0.cmp(&b.0)));
         out.truncate(query.limit);
         Ok(out)
+    }
+
+    /// Steps 3–5 for row group `rg`: bloom filters per tag, then phase 1
+    /// and phase 2; adds matches to `latest`.
+    #[allow(clippy::too_many_arguments)]
+    fn search_row_group(
+        &self,
+        builder: &Builder,
+        rg: usize,
+        query: &TraceQuery,
+        scalars: &Scalars,
+        service_ok: &[bool],
+        tags: &[TagPlan<'_>],
+        latest: &mut HashMap<TraceId, u64>,
+    ) -> Result<(), Error> {
+        let mut sources = Vec::with_capacity(tags.len());
+        for t in tags {
+            let s = self.tag_sources(builder, rg, t)?;
+            let anywhere = s.str_slot || s.int_slot || s.generic || s.events;
+            if !anywhere && t.synthetic == Synthetic::None && !t.any_resource() {
+                return Ok(()); // this tag cannot match in this row group
+            }
+            sources.push(s);
+        }
+        let candidates =
+            self.phase1(rg, query, scalars, service_ok, tags, &sources).map_err(|e| self.phase_err(e))?;
+        if !candidates.rows.is_empty() {
+            let group = self.reader_meta.metadata().row_group(rg);
+            self.phase2(rg, group, tags, &sources, &candidates, latest).map_err(|e| self.phase_err(e))?;
+        }
+        Ok(())
     }
 
     fn phase_err(&self, e: PhaseError) -> Error {

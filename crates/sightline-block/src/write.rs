@@ -108,6 +108,13 @@ pub(crate) fn validate_id(id: &str) -> Result<(), Error> {
     Err(Error::InvalidId { id: id.to_owned(), why })
 }
 
+/// Rows buffered as Arrow arrays before the Parquet writer encodes them.
+/// A row group (32 Ki rows) buffered whole held its raw values twice (the
+/// builders, then the finished arrays) — about 30 MiB on realistic spans,
+/// paid by every flush and compaction; the encoder keeps only compressed
+/// pages and dictionaries until the row group closes.
+const WRITE_BATCH_ROWS: usize = 4096;
+
 /// A streaming block writer: takes whole traces in `(trace id, start)`
 /// order and cuts row groups of exactly `row_group_spans` rows.
 pub(crate) struct Writer {
@@ -120,6 +127,8 @@ pub(crate) struct Writer {
     schema: SchemaRef,
     rows: Rows,
     row_group_spans: usize,
+    /// Rows of the current row group already handed to `writer`.
+    group_rows: usize,
     compaction_level: u32,
     meta: MetaBuilder,
     resources: Interner<Resource>,
@@ -167,8 +176,9 @@ impl Writer {
             data_path,
             writer,
             schema,
-            rows: Rows::new(row_group_spans.min(65_536)),
+            rows: Rows::new(row_group_spans.min(WRITE_BATCH_ROWS)),
             row_group_spans,
+            group_rows: 0,
             compaction_level,
             meta: MetaBuilder::default(),
             resources: Interner::default(),
@@ -197,14 +207,18 @@ impl Writer {
             // unless the trace has over 2^31 spans, which no block holds.
             let distance = parent.map(|p| i32::try_from(i as i64 - p as i64).unwrap_or(i32::MAX));
             self.rows.push(span, distance, resource, scope, &self.dedicated);
-            if self.rows.len >= self.row_group_spans {
+            if self.group_rows + self.rows.len >= self.row_group_spans {
                 self.flush_row_group()?;
+            } else if self.rows.len >= WRITE_BATCH_ROWS {
+                self.write_rows()?;
             }
         }
         Ok(())
     }
 
-    fn flush_row_group(&mut self) -> Result<(), Error> {
+    /// Hands the buffered rows to the Parquet writer, which encodes them
+    /// into the open row group.
+    fn write_rows(&mut self) -> Result<(), Error> {
         if self.rows.len == 0 {
             return Ok(());
         }
@@ -212,10 +226,18 @@ impl Writer {
             .rows
             .finish(&self.schema)
             .map_err(|source| Error::Arrow { path: self.data_path.clone(), source })?;
-        let parquet = |source| Error::Parquet { path: self.data_path.clone(), source };
-        self.writer.write(&batch).map_err(parquet)?;
-        self.writer.flush().map_err(parquet)?;
-        Ok(())
+        self.group_rows += batch.num_rows();
+        self.writer.write(&batch).map_err(|source| Error::Parquet { path: self.data_path.clone(), source })
+    }
+
+    /// Closes the open row group.
+    fn flush_row_group(&mut self) -> Result<(), Error> {
+        self.write_rows()?;
+        if self.group_rows == 0 {
+            return Ok(());
+        }
+        self.group_rows = 0;
+        self.writer.flush().map_err(|source| Error::Parquet { path: self.data_path.clone(), source })
     }
 
     /// Finishes the data file, writes `meta.json`, and publishes the block.

@@ -56,9 +56,18 @@ pub struct Options {
     pub max_disk_bytes: Option<u64>,
     /// How blocks are written.
     pub block: BlockOptions,
-    /// Merge this many blocks of one compaction level into one.
+    /// Merge once a compaction level has this many blocks.
     pub compaction_min_blocks: usize,
-    /// Never produce a compacted block with more spans than this.
+    /// Merge at most this many blocks at once. A merge decodes every input
+    /// at the same time, and each input holds a zstd decoder (~95 KiB) per
+    /// Parquet column: 8 inputs were 60 MiB, the largest single item in a
+    /// heap profile of the server under load.
+    pub compaction_max_inputs: usize,
+    /// Never produce a compacted block with more spans than this. A search
+    /// scans its newest blocks whole (rows are in trace-id order, not time
+    /// order), so smaller blocks answer "the latest N traces" sooner; a
+    /// lookup by id checks every block's in-memory bloom filters, so more
+    /// blocks cost it little.
     pub compaction_max_spans: u64,
     /// How often retention and compaction run.
     pub maintenance_interval: Duration,
@@ -79,7 +88,8 @@ impl Options {
             max_disk_bytes: None,
             block: BlockOptions::default(),
             compaction_min_blocks: 4,
-            compaction_max_spans: 2_000_000,
+            compaction_max_inputs: 4,
+            compaction_max_spans: 512 << 10,
             maintenance_interval: Duration::from_secs(30),
         }
     }
@@ -694,7 +704,7 @@ impl Inner {
                 }
                 spans += b.meta().span_count;
                 inputs.push(b);
-                if inputs.len() >= self.options.compaction_min_blocks * 2 {
+                if inputs.len() >= self.options.compaction_max_inputs.max(2) {
                     break;
                 }
             }
