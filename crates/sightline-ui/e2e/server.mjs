@@ -17,15 +17,25 @@ export function binaryPath() {
   return path;
 }
 
-function freePort() {
-  return new Promise((ok, fail) => {
-    const s = createServer();
-    s.once('error', fail);
-    s.listen(0, '127.0.0.1', () => {
-      const { port } = s.address();
-      s.close(() => ok(port));
+const givenPorts = new Set();
+
+/** A loopback port not handed out before: the kernel may return one port
+ * twice once the probe socket is closed. */
+async function freePort() {
+  for (;;) {
+    const port = await new Promise((ok, fail) => {
+      const s = createServer();
+      s.once('error', fail);
+      s.listen(0, '127.0.0.1', () => {
+        const { port } = s.address();
+        s.close(() => ok(port));
+      });
     });
-  });
+    if (!givenPorts.has(port)) {
+      givenPorts.add(port);
+      return port;
+    }
+  }
 }
 
 /** Starts sightline; resolves once /ready answers 200. */

@@ -4,6 +4,7 @@ use std::io::Read as _;
 use std::net::TcpListener;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, ExitStatus, Stdio};
+use std::sync::atomic::{AtomicU32, Ordering};
 use std::time::{Duration, Instant};
 
 use opentelemetry_proto::tonic::collector::trace::v1::ExportTraceServiceRequest;
@@ -38,8 +39,21 @@ pub(crate) struct Server {
     stderr_path: PathBuf,
 }
 
+/// A loopback port no other caller in this process was given. Ports are
+/// walked from a per-process offset below the kernel's ephemeral range
+/// (32768+), so neither two calls nor an outgoing connection can get the
+/// same one between choosing and the server binding it; `bind(":0")` could
+/// hand out one port twice once the probe socket closed.
 fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0").and_then(|l| l.local_addr()).map(|a| a.port()).expect("free port")
+    static NEXT: AtomicU32 = AtomicU32::new(0);
+    let offset = (std::process::id() % 600) * 20;
+    loop {
+        let n = NEXT.fetch_add(1, Ordering::Relaxed);
+        let port = u16::try_from(20_000 + (offset + n) % 12_000).expect("below 32000");
+        if TcpListener::bind(("127.0.0.1", port)).is_ok() {
+            return port;
+        }
+    }
 }
 
 impl Server {
