@@ -18,6 +18,7 @@ pub struct Metrics {
     pub(crate) blocks: Gauge,
     pub(crate) block_bytes: Gauge,
     pub(crate) block_spans: Gauge,
+    pub(crate) block_memory: Gauge,
     pub(crate) flushes: Family<Vec<(String, String)>, Counter>,
     pub(crate) flush_seconds: Histogram,
     pub(crate) compactions: Family<Vec<(String, String)>, Counter>,
@@ -39,6 +40,7 @@ impl Metrics {
             blocks: Gauge::default(),
             block_bytes: Gauge::default(),
             block_spans: Gauge::default(),
+            block_memory: Gauge::default(),
             flushes: Family::default(),
             flush_seconds: Histogram::new(exponential_buckets(0.01, 2.0, 14)),
             compactions: Family::default(),
@@ -54,6 +56,11 @@ impl Metrics {
         r.register("blocks", "Live blocks", m.blocks.clone());
         r.register("block_bytes", "Bytes of live blocks on disk", m.block_bytes.clone());
         r.register("block_spans", "Spans in live blocks", m.block_spans.clone());
+        r.register(
+            "block_memory_bytes",
+            "Memory held for live blocks (Parquet metadata, cached trace-id filters, resources)",
+            m.block_memory.clone(),
+        );
         r.register("flushes", "Head flushes into blocks, by outcome", m.flushes.clone());
         r.register("flush_seconds", "Time to write one block from a head", m.flush_seconds.clone());
         r.register("compactions", "Block compactions, by outcome", m.compactions.clone());

@@ -366,6 +366,7 @@ impl Inner {
         self.metrics.blocks.set(blocks.len() as i64);
         self.metrics.block_bytes.set(blocks.iter().map(|b| b.meta().size_bytes).sum::<u64>() as i64);
         self.metrics.block_spans.set(blocks.iter().map(|b| b.meta().span_count).sum::<u64>() as i64);
+        self.metrics.block_memory.set(blocks.iter().map(|b| b.memory_size()).sum::<usize>() as i64);
     }
 
     /// Whether the head is full and no more heads may wait to be flushed.
