@@ -382,9 +382,11 @@ class Bench:
             return
         ui = os.path.join(ROOT, "crates/sightline-ui/e2e/bench-render.mjs")
         if os.path.exists(ui) and shutil.which("node"):
-            env = dict(os.environ, SIGHTLINE_URL=f"http://127.0.0.1:{proc.ports['api']}")
+            # It starts its own server (with a 10k-span trace): the binary under test.
+            env = dict(os.environ, SIGHTLINE_BIN=os.path.abspath(self.bin))
             out = subprocess.run(["node", ui], cwd=os.path.dirname(ui), env=env, capture_output=True, text=True)
-            self.results["ui_render"] = {"exit": out.returncode, "output": out.stdout.strip().splitlines()[-5:]}
+            self.results["ui_render"] = {"exit": out.returncode, "output": out.stdout.strip().splitlines()[-5:],
+                                         "stderr": out.stderr.strip().splitlines()[-3:]}
         sdk = [os.path.join(d, f) for d, _, fs in os.walk(os.path.join(ROOT, "libs")) for f in fs
                if "overhead" in f and f.endswith(".rs") and "examples" in d]
         if sdk:
@@ -483,6 +485,8 @@ def figures(r):
     for hook in ("ui_render", "sdk_overhead"):
         if hook in r:
             text = " / ".join(r[hook]["output"]) or f"exit {r[hook]['exit']}"
+            if r[hook]["exit"] != 0:
+                text = f"failed (exit {r[hook]['exit']}): " + " / ".join(r[hook].get("stderr", [])) or text
             rows.append((hook.replace("_", " "), text.replace("|", "/")[:600], "", None))
     return rows
 

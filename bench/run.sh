@@ -34,6 +34,8 @@ if [ "$mode" != smoke ]; then
   rotel=$(echo "$venv"/lib/python3*/site-packages/rotel/rotel-agent)
   [ -x "$rotel" ] || { echo "error: rotel-agent not found in $venv" >&2; exit 1; }
   export SIGHTLINE_BENCH_ROTEL="$rotel"
+  # The UI render benchmark drives headless Chromium like the UI tests.
+  crates/sightline-ui/e2e/setup.sh
   echo "== cargo build --release -p sightline"
   cargo build --release --locked -p sightline
   export SIGHTLINE_BENCH_BIN=target/release/sightline

@@ -494,6 +494,26 @@ async fn trace_by_id_renders_the_jaeger_json() {
 }
 
 #[tokio::test]
+async fn responses_are_gzipped_when_the_client_accepts_it() {
+    use std::io::Read as _;
+    let h = harness(Fake { traces: vec![two_service_trace()], ..Fake::default() });
+    let uri = format!("/api/traces/{T1}");
+    let plain = h.app.clone().oneshot(Request::get(&uri).body(Body::empty()).unwrap()).await.unwrap();
+    assert!(plain.headers().get(header::CONTENT_ENCODING).is_none(), "gzip without Accept-Encoding");
+    let plain = plain.into_body().collect().await.unwrap().to_bytes();
+
+    let request = Request::get(&uri).header(header::ACCEPT_ENCODING, "gzip").body(Body::empty()).unwrap();
+    let gzipped = h.app.clone().oneshot(request).await.unwrap();
+    assert_eq!(gzipped.status(), StatusCode::OK);
+    assert_eq!(gzipped.headers().get(header::CONTENT_ENCODING).unwrap(), "gzip");
+    let body = gzipped.into_body().collect().await.unwrap().to_bytes();
+    assert!(body.len() < plain.len(), "{} compressed vs {} plain", body.len(), plain.len());
+    let mut unzipped = Vec::new();
+    flate2::read::GzDecoder::new(&body[..]).read_to_end(&mut unzipped).unwrap();
+    assert_eq!(unzipped, plain);
+}
+
+#[tokio::test]
 async fn unknown_trace_is_a_404_with_jaegers_exact_body() {
     let h = harness(Fake::default());
     let r = h.get(&format!("/api/traces/{T1}")).await;

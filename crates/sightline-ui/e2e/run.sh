@@ -1,8 +1,8 @@
 #!/usr/bin/env bash
 # The UI's tests, for CI (.ci/run calls this after `cargo test`): installs
-# what they need when missing (Debian's chromium, npm's playwright-core),
-# then runs the unit tests of the UI logic and the end-to-end tests against
-# the real binary in headless Chromium. Exits non-zero on any failure.
+# what they need when missing (setup.sh: Debian's chromium, npm's
+# playwright-core), then runs the unit tests of the UI logic and the
+# end-to-end tests against the real binary in headless Chromium. Exits non-zero on any failure.
 #
 #   SIGHTLINE_BIN  the binary to test (default: target/debug/sightline,
 #                  built first if missing or older than the UI's sources)
@@ -11,19 +11,7 @@ set -euo pipefail
 cd "$(dirname "$0")"
 root=$(cd ../../.. && pwd)
 
-if [ -z "${CHROMIUM:-}" ] && [ ! -x /usr/bin/chromium ]; then
-  echo "== installing chromium (Debian package)"
-  export DEBIAN_FRONTEND=noninteractive
-  apt-get install -y -qq chromium >/dev/null 2>&1 || { apt-get update -qq && apt-get install -y -qq chromium >/dev/null; }
-fi
-
-stamp=node_modules/.package-lock.sha256
-want=$(sha256sum package-lock.json | cut -d' ' -f1)
-if [ ! -d node_modules/playwright-core ] || [ "$(cat "$stamp" 2>/dev/null)" != "$want" ]; then
-  echo "== npm ci (crates/sightline-ui/e2e)"
-  npm ci --no-audit --no-fund --loglevel=error
-  echo "$want" > "$stamp"
-fi
+./setup.sh
 
 if [ -z "${SIGHTLINE_BIN:-}" ]; then
   bin="$root/target/debug/sightline"
