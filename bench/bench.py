@@ -486,7 +486,7 @@ def figures(r):
         if hook in r:
             text = " / ".join(r[hook]["output"]) or f"exit {r[hook]['exit']}"
             if r[hook]["exit"] != 0:
-                text = f"failed (exit {r[hook]['exit']}): " + " / ".join(r[hook].get("stderr", [])) or text
+                text = f"failed (exit {r[hook]['exit']}): " + " / ".join(r[hook].get("stderr", []))
             rows.append((hook.replace("_", " "), text.replace("|", "/")[:600], "", None))
     return rows
 

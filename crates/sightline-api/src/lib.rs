@@ -118,8 +118,8 @@ pub fn router(state: ApiState) -> Router {
         .route("/metrics", get(ops::metrics))
         .layer(axum::middleware::from_fn_with_state(metrics, metrics::track))
         // gzip when the client accepts it, as Jaeger's query service does: a
-        // 10k-span trace is 4.6 MB of JSON, ~10x less gzipped. The fastest
-        // level costs a few ms on that trace, which matters on loopback.
+        // 10k-span trace is 4.6 MB of JSON, 313 KB gzipped. The fastest level
+        // adds ~5 ms on that trace, which matters on loopback.
         .layer(CompressionLayer::new().gzip(true).quality(CompressionLevel::Fastest))
         .with_state(state)
 }

@@ -2,7 +2,8 @@
 # The UI's tests, for CI (.ci/run calls this after `cargo test`): installs
 # what they need when missing (setup.sh: Debian's chromium, npm's
 # playwright-core), then runs the unit tests of the UI logic and the
-# end-to-end tests against the real binary in headless Chromium. Exits non-zero on any failure.
+# end-to-end tests against the real binary in headless Chromium. Exits
+# non-zero on any failure.
 #
 #   SIGHTLINE_BIN  the binary to test (default: target/debug/sightline,
 #                  built first if missing or older than the UI's sources)
