@@ -379,10 +379,10 @@ impl Block {
     pub fn spans(&self) -> Result<SpanChunks<'_>, Error> {
         crate::contain(&self.data_path, || {
             // Small batches: compaction holds one decoded batch per input
-            // block (up to 8) next to the writer's row group, and a decoded
-            // realistic span is over 1 KiB; 8192-row batches pushed the
-            // process past its memory limit while compacting.
-            let reader = self.builder()?.with_batch_size(2048).build().map_err(|e| self.parquet_err(e))?;
+            // block (up to 16) next to the writer's row group, and a decoded
+            // realistic span is ~1.9 KiB: 512 rows are ~1 MiB per input.
+            // (8192-row batches pushed the process past its memory limit.)
+            let reader = self.builder()?.with_batch_size(512).build().map_err(|e| self.parquet_err(e))?;
             Ok(SpanChunks::new(self, reader))
         })
     }

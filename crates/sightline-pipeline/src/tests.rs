@@ -529,6 +529,38 @@ async fn redaction_removes_secrets_everywhere_and_leaves_clean_batches_alone() {
     assert!(redaction::luhn_valid("4111 1111 1111 1111") && !redaction::luhn_valid("1234 5678 9012 3456"));
 }
 
+/// Resources and scopes are checked once per run of spans sharing them:
+/// a secret only in a later span's resource (after the batch switched
+/// resources and back) or only in a scope is still found.
+#[tokio::test]
+async fn redaction_checks_every_resource_and_scope_of_a_batch() {
+    let resource = |attrs: Vec<KeyValue>| Arc::new(Resource::new(attrs, 0, String::new()));
+    let clean = resource(vec![KeyValue::new("service.name", "a")]);
+    let other = resource(vec![KeyValue::new("service.name", "b")]);
+    let dirty = resource(vec![KeyValue::new("service.name", "c"), KeyValue::new("db.password", "p")]);
+    let with = |n: u64, r: &Arc<Resource>| {
+        let mut s = span(n, n, None, vec![KeyValue::new("http.route", "/")]);
+        s.resource = Arc::clone(r);
+        s
+    };
+    let rec = Arc::new(Recorder::default());
+    let p =
+        redaction::RedactionProcessor::new("redaction", redaction::Config::default(), rec.clone(), metrics());
+    let spans = vec![with(1, &clean), with(2, &clean), with(3, &other), with(4, &clean), with(5, &dirty)];
+    p.consume_traces(Batch::from_spans(spans)).await.unwrap();
+    let out = rec.spans();
+    assert_eq!(out.len(), 5);
+    assert_eq!(out[4].resource.attributes(), &[KeyValue::new("service.name", "c")], "secret in the last run");
+    assert!(Arc::ptr_eq(&out[0].resource, &out[3].resource), "clean resources stay shared");
+
+    let mut scoped = with(6, &clean);
+    let mut scope = (*scoped.scope).clone();
+    scope.attributes = vec![KeyValue::new("auth_token", "t"), KeyValue::new("lib", "x")];
+    scoped.scope = Arc::new(scope);
+    p.consume_traces(Batch::from_spans(vec![with(7, &clean), scoped])).await.unwrap();
+    assert_eq!(rec.spans()[6].scope.attributes, vec![KeyValue::new("lib", "x")], "secret in a scope only");
+}
+
 #[tokio::test]
 async fn memory_limiter_refuses_retryably_above_its_limit() {
     let rec = Arc::new(Recorder::default());

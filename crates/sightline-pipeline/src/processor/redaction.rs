@@ -109,7 +109,9 @@ pub struct Redactor {
     /// Verdicts per attribute key: keys repeat on every span, and the
     /// segment rules cost several string compares each (6–11 % of server
     /// CPU at saturation before this cache).
-    verdicts: parking_lot::RwLock<std::collections::HashMap<String, bool>>,
+    /// Hashed with foldhash: SipHash over every attribute key of every
+    /// span was most of this cache's cost.
+    verdicts: parking_lot::RwLock<HashMap<String, bool, foldhash::fast::RandomState>>,
 }
 
 /// Distinct keys remembered; beyond, keys are checked without caching.
@@ -131,7 +133,7 @@ impl Redactor {
             card: Regex::new(r"\d(?:[ \-]?\d){12,18}").expect("card pattern"),
             bearer: Regex::new(r"(?i)\b(?:bearer|basic)\s+[A-Za-z0-9\-._~+/]+=*").expect("bearer pattern"),
         };
-        Redactor { config, patterns, verdicts: parking_lot::RwLock::new(std::collections::HashMap::new()) }
+        Redactor { config, patterns, verdicts: parking_lot::RwLock::new(HashMap::default()) }
     }
 
     fn key_blocked(&self, key: &str) -> bool {
@@ -197,15 +199,29 @@ impl Redactor {
         kvs.iter().any(|kv| self.key_blocked(&kv.key) || self.value_needs(&kv.value))
     }
 
-    /// Whether anything in `span`, its resource or scope needs redacting.
+    /// Whether anything in `span` itself (not its resource or scope) needs
+    /// redacting.
     fn span_needs(&self, span: &Span) -> bool {
         self.attributes_need(&span.attributes)
             || self.text_needs(&span.name)
             || self.text_needs(&span.status.message)
             || span.events.iter().any(|e| self.text_needs(&e.name) || self.attributes_need(&e.attributes))
             || span.links.iter().any(|l| self.attributes_need(&l.attributes))
-            || self.attributes_need(span.resource.attributes())
-            || self.attributes_need(&span.scope.attributes)
+    }
+
+    /// Whether anything in `spans`, their resources or scopes needs
+    /// redacting. A batch's spans share a few resource and scope `Arc`s,
+    /// usually in runs, so each run's resource and scope is checked once.
+    fn batch_needs(&self, spans: &[Span]) -> bool {
+        let mut last: Option<(*const Resource, *const Scope)> = None;
+        spans.iter().any(|span| {
+            let shared = (Arc::as_ptr(&span.resource), Arc::as_ptr(&span.scope));
+            let shared_need = last != Some(shared)
+                && (self.attributes_need(span.resource.attributes())
+                    || self.attributes_need(&span.scope.attributes));
+            last = Some(shared);
+            shared_need || self.span_needs(span)
+        })
     }
 
     /// Masks sensitive text in `s`; returns whether anything changed.
@@ -281,7 +297,7 @@ impl Redactor {
     /// Redacts a batch; `None` when nothing needed redacting.
     fn batch(&self, spans: &[Span], counts: &mut Counts) -> Option<Vec<Span>> {
         // Most batches are clean: check without copying first.
-        if !spans.iter().any(|s| self.span_needs(s)) {
+        if !self.batch_needs(spans) {
             return None;
         }
         let mut resources: HashMap<*const Resource, Arc<Resource>> = HashMap::new();
