@@ -152,3 +152,20 @@ fn span_matching_follows_jaeger_semantics() {
     assert!(!q(&|q| q.tags = vec![tag("error", "false")]));
     assert!(!q(&|q| q.start_max_unix_nanos = Some(1)));
 }
+
+/// Decoded lists are exactly as long as their content: the head holds
+/// spans as decoded, and prost grows lists by doubling while it decodes.
+#[test]
+fn decoded_lists_hold_no_spare_capacity() {
+    use prost::Message as _;
+    let mut span = wire_span(&T, &[2; 8], &[]);
+    span.attributes = (0..11).map(|i| kv(&format!("attr.{i}"), pc::any_value::Value::IntValue(i))).collect();
+    span.events = (0..3).map(|_| span.events[0].clone()).collect();
+    let wire = request(vec![span]).encode_to_vec();
+    let decoded = otlp::decode_request(ExportTraceServiceRequest::decode(wire.as_slice()).unwrap());
+    let span = &decoded.spans[0];
+    assert_eq!((span.attributes.len(), span.attributes.capacity()), (11, 11));
+    assert_eq!((span.events.len(), span.events.capacity()), (3, 3));
+    assert_eq!(span.events[0].attributes.capacity(), span.events[0].attributes.len());
+    assert_eq!(span.resource.attributes().len(), 1);
+}
