@@ -29,7 +29,7 @@ ss = [socket.socket() for _ in range(3)]
 for s in ss: s.bind(("127.0.0.1", 0))
 print(*(s.getsockname()[1] for s in ss))')
 "$bin" serve --data-dir "$work/data" --otlp-grpc-addr 127.0.0.1:$grpc --otlp-http-addr 127.0.0.1:$http \
-  --http-addr 127.0.0.1:$api --log-level warn > "$work/server.log" 2>&1 &
+  --http-addr 127.0.0.1:$api --zipkin-addr 127.0.0.1:0 --log-level warn > "$work/server.log" 2>&1 &
 server=$!
 for _ in $(seq 100); do curl -fs "http://127.0.0.1:$api/ready" >/dev/null && break; sleep 0.1; done
 endpoint=127.0.0.1:$([ "$protocol" = grpc ] && echo $grpc || echo $http)
@@ -48,7 +48,7 @@ out=bench/profiles/$profile-$protocol${rate:+-$rate}.txt
 perf report -i "$work/perf.data" --children --stdio -g none --sort sym 2>/dev/null \
   | grep -E '^ +[0-9]' | sed -E 's/<.*//' | awk '{ $2=""; print }' \
   | grep -vE 'poll|call_once|catch_unwind|do_call|with_mut|closure|tokio::runtime|std::|clone3|start_thread|unknown|budget|enter_runtime|set_scheduler|try_with|__rust|run_worker| run$| with$| set$|run_task' \
-  | sort -u -k2 | sort -rn | head -80 > "$work/flat.txt"
+  | sort -u -k2 | sort -rn | sed -n 1,80p > "$work/flat.txt"  # sed, not head: head would SIGPIPE sort under pipefail
 {
   echo "# perf profile of sightline serve: $profile over $protocol, ${secs}s at $at ($(date -u +%F), $(git rev-parse --short HEAD))"
   echo "# load: $(cat "$work/loadgen.txt")"
