@@ -21,8 +21,8 @@ use crate::schema::{INT_SLOTS, STR_SLOTS};
 /// Maps keyed by attribute keys hash with foldhash: they are looked up once
 /// per attribute of every span written, where SipHash (and then FNV-1a,
 /// byte by byte) showed in profiles.
-type Hash = foldhash::fast::RandomState;
-type KeyIndex = HashMap<String, u8, Hash>;
+type KeyHasher = foldhash::fast::RandomState;
+type KeyIndex = HashMap<String, u8, KeyHasher>;
 
 /// Spans [`Dedicated::choose`] looks at, at most: enough to rank keys used
 /// by more than a few per mille of spans, which is what gets a column; more
@@ -59,8 +59,8 @@ impl Dedicated {
     /// the same, and the counts recorded in the block are the real ones
     /// (see [`Dedicated::with_counts`]).
     pub(crate) fn choose(spans: &[&Span]) -> Dedicated {
-        let mut strs: HashMap<&str, u64, Hash> = HashMap::default();
-        let mut ints: HashMap<&str, u64, Hash> = HashMap::default();
+        let mut strs: HashMap<&str, u64, KeyHasher> = HashMap::default();
+        let mut ints: HashMap<&str, u64, KeyHasher> = HashMap::default();
         let mut seen: Vec<&str> = Vec::new();
         let step = spans.len().div_ceil(CHOOSE_SAMPLE).max(1);
         for span in spans.iter().step_by(step) {
@@ -77,7 +77,8 @@ impl Dedicated {
                 }
             }
         }
-        let owned = |m: HashMap<&str, u64, Hash>| m.into_iter().map(|(k, n)| (k.to_owned(), n)).collect();
+        let owned =
+            |m: HashMap<&str, u64, KeyHasher>| m.into_iter().map(|(k, n)| (k.to_owned(), n)).collect();
         Dedicated::new(owned(strs), owned(ints))
     }
 

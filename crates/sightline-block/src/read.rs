@@ -380,7 +380,7 @@ impl Block {
         crate::contain(&self.data_path, || {
             // Small batches: compaction holds one decoded batch per input
             // block (up to 16) next to the writer's row group, and a decoded
-            // realistic span is ~1.9 KiB: 512 rows are ~1 MiB per input.
+            // realistic span is ~1.5 KiB: 512 rows are under 1 MiB per input.
             // (8192-row batches pushed the process past its memory limit.)
             let reader = self.builder()?.with_batch_size(512).build().map_err(|e| self.parquet_err(e))?;
             Ok(SpanChunks::new(self, reader))

@@ -160,11 +160,15 @@ fn decoded_lists_hold_no_spare_capacity() {
     use prost::Message as _;
     let mut span = wire_span(&T, &[2; 8], &[]);
     span.attributes = (0..11).map(|i| kv(&format!("attr.{i}"), pc::any_value::Value::IntValue(i))).collect();
+    let items = (0..5).map(|i| pc::AnyValue { value: Some(pc::any_value::Value::IntValue(i)) }).collect();
+    span.attributes.push(kv("list", pc::any_value::Value::ArrayValue(pc::ArrayValue { values: items })));
     span.events = (0..3).map(|_| span.events[0].clone()).collect();
     let wire = request(vec![span]).encode_to_vec();
     let decoded = otlp::decode_request(ExportTraceServiceRequest::decode(wire.as_slice()).unwrap());
     let span = &decoded.spans[0];
-    assert_eq!((span.attributes.len(), span.attributes.capacity()), (11, 11));
+    assert_eq!((span.attributes.len(), span.attributes.capacity()), (12, 12));
+    let Value::Array(items) = &span.attributes[11].value else { panic!("not an array") };
+    assert_eq!((items.len(), items.capacity()), (5, 5));
     assert_eq!((span.events.len(), span.events.capacity()), (3, 3));
     assert_eq!(span.events[0].attributes.capacity(), span.events[0].attributes.len());
     assert_eq!(span.resource.attributes().len(), 1);

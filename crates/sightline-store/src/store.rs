@@ -60,7 +60,7 @@ pub struct Options {
     pub compaction_min_blocks: usize,
     /// Merge at most this many blocks at once. Each merge rewrites every
     /// span of its inputs, so a wide merge means fewer rewrites per span:
-    /// with 4 inputs a span from a 9k-span head block was rewritten three
+    /// with 4 inputs a span from a ~10k-span head block was rewritten three
     /// times on its way to a 512Ki-span block, with 16 twice. A merge holds
     /// one decoded batch per input (see `Block::spans`); zstd contexts are
     /// shared per thread (vendor/zstd), so inputs cost no decoder each.

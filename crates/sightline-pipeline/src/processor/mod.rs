@@ -31,30 +31,8 @@ pub fn system_clock() -> Clock {
     Arc::new(SystemTime::now)
 }
 
-/// FNV-1a: a fast hash for the per-span lookups of span metrics and the
-/// service graph. Not flooding-resistant; the maps it serves are bounded
-/// (series limit, store size), so a crafted collision costs at most a scan
-/// of a bounded map.
-#[derive(Debug, Clone, Copy)]
-pub(crate) struct Fnv(u64);
-
-impl Default for Fnv {
-    fn default() -> Self {
-        Fnv(0xcbf2_9ce4_8422_2325)
-    }
-}
-
-impl std::hash::Hasher for Fnv {
-    fn finish(&self) -> u64 {
-        self.0
-    }
-
-    fn write(&mut self, bytes: &[u8]) {
-        for b in bytes {
-            self.0 = (self.0 ^ u64::from(*b)).wrapping_mul(0x0100_0000_01b3);
-        }
-    }
-}
-
-/// A `HashMap` hashed with [`Fnv`].
-pub(crate) type FnvMap<K, V> = std::collections::HashMap<K, V, std::hash::BuildHasherDefault<Fnv>>;
+/// A `HashMap` with foldhash, for the per-span lookups of span metrics, the
+/// service graph and redaction's key verdicts, where SipHash (and later a
+/// byte-by-byte FNV-1a) showed in profiles. Seeded per map, and the maps it
+/// serves are bounded (series limit, store size, cached keys).
+pub(crate) type FastMap<K, V> = std::collections::HashMap<K, V, foldhash::fast::RandomState>;

@@ -23,7 +23,7 @@ use async_trait::async_trait;
 use regex::Regex;
 use sightline_model::{Batch, ConsumeError, KeyValue, Resource, Scope, Span, TracesConsumer, Value};
 
-use super::Next;
+use super::{FastMap, Next};
 use crate::Component;
 use crate::metrics::{Metrics, labels};
 
@@ -109,9 +109,7 @@ pub struct Redactor {
     /// Verdicts per attribute key: keys repeat on every span, and the
     /// segment rules cost several string compares each (6–11 % of server
     /// CPU at saturation before this cache).
-    /// Hashed with foldhash: SipHash over every attribute key of every
-    /// span was most of this cache's cost.
-    verdicts: parking_lot::RwLock<HashMap<String, bool, foldhash::fast::RandomState>>,
+    verdicts: parking_lot::RwLock<FastMap<String, bool>>,
 }
 
 /// Distinct keys remembered; beyond, keys are checked without caching.

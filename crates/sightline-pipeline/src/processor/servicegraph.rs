@@ -46,7 +46,7 @@ use sightline_model::{
 use tokio::task::JoinHandle;
 
 use super::spanmetrics::prometheus_name;
-use super::{Clock, FnvMap, Next, system_clock};
+use super::{Clock, FastMap, Next, system_clock};
 use crate::Component;
 
 /// The Collector's default buckets (seconds), as durations in ms.
@@ -179,7 +179,7 @@ pub(crate) struct Half {
 
 #[derive(Default)]
 struct Store {
-    edges: FnvMap<(TraceId, SpanId), Edge>,
+    edges: FastMap<(TraceId, SpanId), Edge>,
     /// Insertion order with expiry; entries of completed edges are stale.
     expiries: VecDeque<(i64, (TraceId, SpanId))>,
 }
@@ -190,7 +190,7 @@ type Minutes = Arc<Mutex<VecDeque<(i64, u64)>>>;
 #[derive(Default)]
 struct Graph {
     /// Per (client, server).
-    edges: FnvMap<(String, String), Minutes>,
+    edges: FastMap<(String, String), Minutes>,
     pruned_at: i64,
 }
 
@@ -214,7 +214,7 @@ pub struct ServiceGraph {
     unpaired_spans_total: Family<Labels, Counter>,
     dropped_spans_total: Family<Labels, Counter>,
     /// By client, server, connection type and dimensions joined.
-    series: Mutex<FnvMap<String, Arc<EdgeSeries>>>,
+    series: Mutex<FastMap<String, Arc<EdgeSeries>>>,
     store: Mutex<Store>,
     graph: Mutex<Graph>,
     clock: Clock,
@@ -263,7 +263,7 @@ impl ServiceGraph {
             request_client_seconds: Family::new_with_constructor(Buckets(bounds)),
             unpaired_spans_total: Family::default(),
             dropped_spans_total: Family::default(),
-            series: Mutex::new(FnvMap::default()),
+            series: Mutex::new(FastMap::default()),
             store: Mutex::new(Store::default()),
             graph: Mutex::new(Graph::default()),
             clock,

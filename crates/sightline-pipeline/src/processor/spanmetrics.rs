@@ -52,7 +52,7 @@ use sightline_model::{
 };
 
 use self::window::{MINUTE_MS, Measure, Merged, Range, Window};
-use super::{Clock, FnvMap, Next, system_clock};
+use super::{Clock, FastMap, Next, system_clock};
 use crate::Component;
 
 /// The Collector's default explicit buckets, in ms.
@@ -216,9 +216,9 @@ type WindowKey = (String, String, SpanKind);
 #[derive(Default)]
 struct State {
     /// By key: service, name, kind, status and dimension values joined.
-    series: FnvMap<String, Arc<Series>>,
+    series: FastMap<String, Arc<Series>>,
     overflow: Option<Arc<Series>>,
-    windows: FnvMap<WindowKey, Arc<Mutex<Window>>>,
+    windows: FastMap<WindowKey, Arc<Mutex<Window>>>,
     /// Minute index of the last prune.
     pruned_at: i64,
 }
