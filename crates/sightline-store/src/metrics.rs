@@ -1,5 +1,7 @@
 //! The store's own metrics.
 
+use std::sync::atomic::AtomicU64;
+
 use prometheus_client::metrics::counter::Counter;
 use prometheus_client::metrics::family::Family;
 use prometheus_client::metrics::gauge::Gauge;
@@ -22,6 +24,8 @@ pub struct Metrics {
     pub(crate) flushes: Family<Vec<(String, String)>, Counter>,
     pub(crate) flush_seconds: Histogram,
     pub(crate) compactions: Family<Vec<(String, String)>, Counter>,
+    pub(crate) compaction_debt: Gauge,
+    pub(crate) flush_stall_seconds: Counter<f64, AtomicU64>,
     pub(crate) retention_deleted_blocks: Counter,
     pub(crate) replayed_spans: Counter,
 }
@@ -44,6 +48,8 @@ impl Metrics {
             flushes: Family::default(),
             flush_seconds: Histogram::new(exponential_buckets(0.01, 2.0, 14)),
             compactions: Family::default(),
+            compaction_debt: Gauge::default(),
+            flush_stall_seconds: Counter::default(),
             retention_deleted_blocks: Counter::default(),
             replayed_spans: Counter::default(),
         };
@@ -64,6 +70,16 @@ impl Metrics {
         r.register("flushes", "Head flushes into blocks, by outcome", m.flushes.clone());
         r.register("flush_seconds", "Time to write one block from a head", m.flush_seconds.clone());
         r.register("compactions", "Block compactions, by outcome", m.compactions.clone());
+        r.register(
+            "compaction_debt_blocks",
+            "Fresh (level-0) blocks waiting to be merged; flushes stall at compaction_stall_blocks",
+            m.compaction_debt.clone(),
+        );
+        r.register(
+            "flush_stall_seconds",
+            "Time flushes waited for compaction to catch up (the write stall)",
+            m.flush_stall_seconds.clone(),
+        );
         r.register(
             "retention_deleted_blocks",
             "Blocks deleted by age or size retention",

@@ -71,6 +71,16 @@ pub struct Options {
     /// lookup by id checks every block's in-memory bloom filters, so more
     /// blocks cost it little.
     pub compaction_max_spans: u64,
+    /// Flushes wait while this many fresh (level-0) blocks wait to be
+    /// merged: the write stall of LSM stores (RocksDB's
+    /// `level0_stop_writes_trigger`). Without it, sustained saturation
+    /// flushed ~10 blocks a second while compaction, sharing the cores,
+    /// fell further behind: 270 blocks after 30 s, block memory and RSS
+    /// rising until the memory limiter refused most data. Stalling the
+    /// flusher reuses the head's backpressure (a full head makes appends
+    /// wait, then refuses them retryably), so ingest settles at the rate
+    /// flush and compaction together sustain.
+    pub compaction_stall_blocks: usize,
     /// How often retention and compaction run.
     pub maintenance_interval: Duration,
 }
@@ -92,6 +102,7 @@ impl Options {
             compaction_min_blocks: 4,
             compaction_max_inputs: 16,
             compaction_max_spans: 512 << 10,
+            compaction_stall_blocks: 64,
             maintenance_interval: Duration::from_secs(30),
         }
     }
@@ -130,6 +141,17 @@ struct Inner {
     wake_flusher: Notify,
     /// Notified whenever a frozen head has been flushed.
     flushed: Notify,
+    /// Wakes the compactor: enough fresh blocks for a full-width merge.
+    wake_compactor: Notify,
+    /// Notified whenever a compaction has replaced its inputs.
+    compacted: Notify,
+    /// True while the last compaction attempt failed: flushes do not stall
+    /// on a compactor that cannot make progress.
+    compaction_failing: AtomicBool,
+    /// Serialises retention and compaction (the maintainer and the
+    /// compactor): each plans from a snapshot of the block list and
+    /// assumes nobody else removes blocks meanwhile.
+    maintenance_lock: tokio::sync::Mutex<()>,
     /// Bytes of appends admitted but not yet in the head.
     incoming: AtomicUsize,
     /// Set by [`EmbeddedStore::request_cut`]: cut the head even if small.
@@ -251,6 +273,10 @@ impl EmbeddedStore {
             wake_cutter: Notify::new(),
             wake_flusher: Notify::new(),
             flushed: Notify::new(),
+            wake_compactor: Notify::new(),
+            compacted: Notify::new(),
+            compaction_failing: AtomicBool::new(false),
+            maintenance_lock: tokio::sync::Mutex::new(()),
             cut_requested: AtomicBool::new(false),
             incoming: AtomicUsize::new(0),
             metrics,
@@ -263,6 +289,7 @@ impl EmbeddedStore {
             tokio::spawn(Arc::clone(&inner).cutter()),
             tokio::spawn(Arc::clone(&inner).flusher()),
             tokio::spawn(Arc::clone(&inner).maintainer()),
+            tokio::spawn(Arc::clone(&inner).compactor()),
         ];
         Ok(EmbeddedStore { inner, tasks: Arc::new(Mutex::new(tasks)) })
     }
@@ -308,6 +335,12 @@ impl EmbeddedStore {
     #[cfg(test)]
     pub(crate) async fn hold_flushes(&self) -> tokio::sync::MutexGuard<'_, ()> {
         self.inner.flush_lock.lock().await
+    }
+
+    /// Keeps retention and compaction waiting while held. For tests.
+    #[cfg(test)]
+    pub(crate) async fn hold_compactions(&self) -> tokio::sync::MutexGuard<'_, ()> {
+        self.inner.maintenance_lock.lock().await
     }
 
     /// Cuts the head now and returns how many heads wait to be flushed.
@@ -369,6 +402,7 @@ impl Inner {
         self.metrics.block_bytes.set(blocks.iter().map(|b| b.meta().size_bytes).sum::<u64>() as i64);
         self.metrics.block_spans.set(blocks.iter().map(|b| b.meta().span_count).sum::<u64>() as i64);
         self.metrics.block_memory.set(blocks.iter().map(|b| b.memory_size()).sum::<usize>() as i64);
+        self.metrics.compaction_debt.set(self.compaction_debt() as i64);
     }
 
     /// Whether the head is full and no more heads may wait to be flushed.
@@ -542,6 +576,10 @@ impl Inner {
     async fn flush_all(self: &Arc<Self>) -> Result<(), Error> {
         let _one_at_a_time = self.flush_lock.lock().await;
         loop {
+            if self.frozen.read().is_empty() {
+                return Ok(());
+            }
+            self.wait_for_compaction().await;
             let Some(frozen) = self.frozen.read().front().cloned() else { return Ok(()) };
             let started = Instant::now();
             let result = self.flush_one(&frozen).await;
@@ -594,7 +632,51 @@ impl Inner {
         self.flushed.notify_waiters();
         self.wal.remove_through(sealed)?;
         self.update_gauges();
+        if self.compaction_debt() >= self.options.compaction_max_inputs {
+            self.wake_compactor.notify_one();
+        }
         Ok(())
+    }
+
+    /// Fresh blocks waiting to be merged: level-0 blocks small enough that
+    /// two of them fit one merge. A block too big to merge is not debt, or
+    /// a large `head_max_bytes` would stall flushes for good.
+    fn compaction_debt(&self) -> usize {
+        let max = self.options.compaction_max_spans;
+        self.blocks
+            .read()
+            .iter()
+            .filter(|b| b.meta().compaction_level == 0 && b.meta().span_count.saturating_mul(2) <= max)
+            .count()
+    }
+
+    /// The write stall (see [`Options::compaction_stall_blocks`]): waits
+    /// while compaction is that far behind. Not while shutting down (the
+    /// last flush must not wait for merges) nor while compaction fails.
+    async fn wait_for_compaction(&self) {
+        let mut stalled: Option<Instant> = None;
+        loop {
+            let compacted = self.compacted.notified();
+            tokio::pin!(compacted);
+            compacted.as_mut().enable();
+            if !self.accepting.load(Ordering::Acquire)
+                || self.closed.load(Ordering::Acquire)
+                || self.compaction_failing.load(Ordering::Acquire)
+                || self.compaction_debt() < self.options.compaction_stall_blocks
+            {
+                break;
+            }
+            if stalled.is_none() {
+                stalled = Some(Instant::now());
+                tracing::debug!(debt = self.compaction_debt(), "flush waits for compaction to catch up");
+            }
+            self.wake_compactor.notify_one();
+            // Bounded, so shutdown and compaction failures are noticed.
+            let _ = tokio::time::timeout(Duration::from_secs(1), compacted).await;
+        }
+        if let Some(since) = stalled {
+            self.metrics.flush_stall_seconds.inc_by(since.elapsed().as_secs_f64());
+        }
     }
 
     /// Commits a manifest change durably, then applies the matching change
@@ -629,18 +711,64 @@ impl Inner {
     }
 
     async fn maintain_once(self: Arc<Self>) -> Result<(), Error> {
-        self.apply_retention().await?;
+        {
+            let _one = self.maintenance_lock.lock().await;
+            self.apply_retention().await?;
+        }
         // Every compaction due now, not one per round: after a burst of
         // ingest, hundreds of small blocks would otherwise take hours of
         // rounds to merge, and every query pays per block.
-        while self.compact_once().await? {
-            if self.closed.load(Ordering::Acquire) {
-                break;
-            }
-        }
+        self.compact_while(false).await?;
         self.empty_trash();
         self.update_gauges();
         Ok(())
+    }
+
+    /// Merges as soon as a flush leaves enough fresh blocks for a
+    /// full-width merge, rather than at the maintainer's next round (30 s
+    /// by default): compaction keeps pace with ingest instead of facing
+    /// hundreds of blocks at once. Partial merges of stragglers stay with
+    /// the maintainer.
+    async fn compactor(self: Arc<Self>) {
+        let mut backoff = Duration::from_secs(1);
+        loop {
+            self.wake_compactor.notified().await;
+            if self.closed.load(Ordering::Acquire) {
+                return;
+            }
+            match self.compact_while(true).await {
+                Ok(()) => backoff = Duration::from_secs(1),
+                Err(e) => {
+                    tracing::error!(error = %e, retry_in = ?backoff, "compaction failed");
+                    tokio::time::sleep(backoff).await;
+                    backoff = (backoff * 2).min(Duration::from_secs(30));
+                    self.wake_compactor.notify_one();
+                }
+            }
+            self.empty_trash();
+            self.update_gauges();
+        }
+    }
+
+    /// Runs merges until none is due (`full_only`: until no full-width
+    /// merge is), one at a time under the maintenance lock. Records
+    /// whether compaction works, for the write stall.
+    async fn compact_while(self: &Arc<Self>, full_only: bool) -> Result<(), Error> {
+        loop {
+            if self.closed.load(Ordering::Acquire) {
+                return Ok(());
+            }
+            // Stalled flushes take any merge that lowers the debt.
+            let full_only = full_only && self.compaction_debt() < self.options.compaction_stall_blocks;
+            let merged = {
+                let _one = self.maintenance_lock.lock().await;
+                self.compact_once(full_only).await
+            };
+            self.compaction_failing.store(merged.is_err(), Ordering::Release);
+            if !merged? {
+                return Ok(());
+            }
+        }
     }
 
     async fn apply_retention(self: &Arc<Self>) -> Result<(), Error> {
@@ -687,8 +815,10 @@ impl Inner {
     }
 
     /// Merges the oldest blocks of the lowest level that has enough of them;
-    /// false when no level has.
-    async fn compact_once(self: &Arc<Self>) -> Result<bool, Error> {
+    /// false when no level has. With `full_only`, only a full-width merge
+    /// counts: `compaction_max_inputs` blocks, or over half of
+    /// `compaction_max_spans` (merging fewer rewrites spans more often).
+    async fn compact_once(self: &Arc<Self>, full_only: bool) -> Result<bool, Error> {
         let blocks = self.blocks.read().clone();
         let mut by_level: HashMap<u32, Vec<Arc<Block>>> = HashMap::new();
         for b in blocks.iter() {
@@ -711,7 +841,9 @@ impl Inner {
                     break;
                 }
             }
-            if inputs.len() < self.options.compaction_min_blocks {
+            let full = inputs.len() >= self.options.compaction_max_inputs.max(2)
+                || spans.saturating_mul(2) > self.options.compaction_max_spans;
+            if inputs.len() < self.options.compaction_min_blocks.max(2) || (full_only && !full) {
                 continue;
             }
             self.compact(inputs).await?;
@@ -761,6 +893,7 @@ impl Inner {
         self.metrics.compactions.get_or_create(&Metrics::outcome("ok")).inc();
         tracing::info!(inputs = inputs.len(), output = %block.meta().id, spans = block.meta().span_count, "compacted blocks");
         self.trash.lock().extend(inputs);
+        self.compacted.notify_waiters();
         Ok(())
     }
 

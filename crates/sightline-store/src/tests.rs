@@ -330,3 +330,87 @@ async fn shutdown_flushes_the_live_head_behind_a_queued_one() {
     }
     store.shutdown().await;
 }
+
+/// A flush that leaves a full-width merge's worth of fresh blocks starts
+/// the merge; it does not wait for the maintenance round (an hour here).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn flushes_start_compaction_without_waiting_for_maintenance() {
+    let dir = tempfile::tempdir().unwrap();
+    let spans_gen = Gen::new();
+    let t0 = now();
+    let mut o = options(dir.path());
+    o.compaction_max_inputs = 4;
+    let store = open(o).await;
+    for round in 0..4u32 {
+        ingest(&store, &spans_gen, round * 5..round * 5 + 5, t0).await;
+        store.flush().await.unwrap();
+    }
+    let merged = wait_until(|| store.block_count() == 1).await;
+    assert!(merged, "still {} blocks", store.block_count());
+    assert_eq!(found(&store, &query()).await.len(), 20);
+    store.shutdown().await;
+}
+
+/// The write stall: while `compaction_stall_blocks` fresh blocks wait to
+/// be merged, the next flush waits (its spans stay readable from the
+/// frozen head); once compaction catches up, it goes ahead. Shutdown does
+/// not wait for compaction.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn flushes_wait_while_compaction_is_behind() {
+    let dir = tempfile::tempdir().unwrap();
+    let spans_gen = Gen::new();
+    let t0 = now();
+    let mut o = options(dir.path());
+    o.compaction_min_blocks = 2;
+    o.compaction_max_inputs = 8;
+    o.compaction_stall_blocks = 2;
+    let metrics = Arc::new(crate::Metrics::new(&mut Registry::default()));
+    let store = EmbeddedStore::open(o.clone(), Arc::clone(&metrics)).await.unwrap();
+
+    let held = store.hold_compactions().await;
+    for round in 0..2u32 {
+        ingest(&store, &spans_gen, round * 5..round * 5 + 5, t0).await;
+        store.flush().await.unwrap();
+    }
+    assert_eq!(store.block_count(), 2);
+    ingest(&store, &spans_gen, 10..15, t0).await;
+    let flushing = tokio::spawn({
+        let store = store.clone();
+        async move { store.flush().await }
+    });
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    assert!(!flushing.is_finished(), "the flush went ahead of compaction");
+    assert_eq!(store.block_count(), 2);
+    assert_eq!(found(&store, &query()).await.len(), 15, "waiting spans are readable");
+
+    drop(held);
+    // The stalled flush wakes the compactor, which merges the two blocks
+    // although that is not a full-width merge.
+    tokio::time::timeout(Duration::from_secs(20), flushing).await.unwrap().unwrap().unwrap();
+    assert_eq!(store.block_count(), 2, "two merged into one, plus the new block");
+    assert!(metrics.flush_stall_seconds.get() > 0.0);
+    assert_eq!(found(&store, &query()).await.len(), 15);
+
+    // Debt again, and compaction held: shutdown still flushes and ends.
+    let held = store.hold_compactions().await;
+    ingest(&store, &spans_gen, 15..20, t0).await;
+    store.flush().await.unwrap();
+    ingest(&store, &spans_gen, 20..25, t0).await;
+    tokio::time::timeout(Duration::from_secs(20), store.shutdown()).await.unwrap();
+    drop(held);
+    let store = open(o).await;
+    assert_eq!(found(&store, &query()).await.len(), 25);
+    store.shutdown().await;
+}
+
+/// Polls `done` for up to 20 s: background work has no completion signal
+/// a test can await.
+async fn wait_until(done: impl Fn() -> bool) -> bool {
+    for _ in 0..200 {
+        if done() {
+            return true;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    done()
+}

@@ -15,6 +15,11 @@ mod config;
 /// (inside Parquet) allocates ~95 KiB contexts per column read or written,
 /// and glibc kept what they freed in per-thread arenas, so RSS stayed above
 /// the memory limit after compactions ended and the limiter kept refusing.
+/// The `v2` feature picks mimalloc 2: it returns freed pages after 10 ms,
+/// mimalloc 3 after 1 s. Flush and compaction free tens of MiB a second at
+/// saturation, and with mimalloc 3 that memory stayed resident long enough
+/// for the memory limiter to refuse: 111k against 200k sustained testbed
+/// spans/s over 60 s, with compaction keeping pace.
 #[cfg(feature = "mimalloc")]
 #[global_allocator]
 static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
