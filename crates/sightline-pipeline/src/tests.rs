@@ -606,6 +606,65 @@ async fn memory_limiter_refuses_retryably_above_its_limit() {
     assert_eq!(rec.spans().len(), 1);
 }
 
+/// Just over the soft limit a batch waits for memory to fall instead of
+/// being refused at once; if memory stays up, or is in the upper half of
+/// the headroom, it is refused. Paused time: the waits are measured in
+/// tokio's virtual time, so the test does not depend on the machine's speed.
+#[tokio::test(start_paused = true)]
+async fn memory_limiter_waits_briefly_at_the_soft_limit() {
+    use std::sync::atomic::{AtomicU64, Ordering};
+    let rec = Arc::new(Recorder::default());
+    let mib = 1u64 << 20;
+    // Soft limit 70 MiB, hard 100 MiB, refusing at once from 85 MiB.
+    let cfg = crate::processor::memory_limiter::Config {
+        check_interval: Duration::from_millis(10),
+        limit_bytes: 100 * mib,
+        spike_bytes: 30 * mib,
+    };
+    let memory = Arc::new(AtomicU64::new(75 * mib));
+    let read: crate::processor::memory_limiter::MemoryReader = {
+        let memory = Arc::clone(&memory);
+        Arc::new(move || Some(memory.load(Ordering::Relaxed)))
+    };
+    let m = Arc::new(crate::processor::memory_limiter::MemoryLimiter::with_reader(
+        "memory_limiter",
+        &cfg,
+        rec.clone(),
+        metrics(),
+        None,
+        read,
+    ));
+    let waiting = tokio::spawn({
+        let m = Arc::clone(&m);
+        async move { m.consume_traces(Batch::from_spans(vec![span(1, 1, None, vec![])])).await }
+    });
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    assert!(!waiting.is_finished(), "refused without waiting for memory to fall");
+    memory.store(60 * mib, Ordering::Relaxed);
+    waiting.await.unwrap().unwrap();
+    assert_eq!(rec.spans().len(), 1, "accepted once memory fell below the soft limit");
+
+    memory.store(75 * mib, Ordering::Relaxed);
+    tokio::time::sleep(Duration::from_millis(50)).await;
+    let started = tokio::time::Instant::now();
+    let err = m.consume_traces(Batch::from_spans(vec![span(1, 2, None, vec![])])).await.unwrap_err();
+    assert!(
+        matches!(&err, ConsumeError::Overloaded { reason, .. } if reason.contains("soft limit")),
+        "{err:?}"
+    );
+    assert!(
+        started.elapsed() >= crate::processor::memory_limiter::SOFT_WAIT,
+        "gave up before the wait ended"
+    );
+
+    memory.store(90 * mib, Ordering::Relaxed);
+    tokio::time::sleep(Duration::from_millis(50)).await;
+    let started = tokio::time::Instant::now();
+    m.consume_traces(Batch::from_spans(vec![span(1, 3, None, vec![])])).await.unwrap_err();
+    assert_eq!(started.elapsed(), Duration::ZERO, "waited in the upper half");
+    assert_eq!(rec.spans().len(), 1);
+}
+
 async fn otlp_target(
     rec: Arc<Recorder>,
     http: bool,
