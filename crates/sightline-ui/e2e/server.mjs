@@ -50,6 +50,8 @@ export async function startServer() {
       '--http-addr', `127.0.0.1:${http}`,
       '--otlp-http-addr', `127.0.0.1:${otlpHttp}`,
       '--otlp-grpc-addr', `127.0.0.1:${otlpGrpc}`,
+      // Any free port: the default 9411 may be taken by another server.
+      '--zipkin-addr', '127.0.0.1:0',
       '--log-level', 'warn',
     ],
     { stdio: ['ignore', 'inherit', 'inherit'] },
