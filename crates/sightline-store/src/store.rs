@@ -375,6 +375,24 @@ fn open_blocks(blocks_dir: &Path, ids: &[String]) -> Result<Vec<Arc<Block>>, Err
     ids.iter().map(|id| Ok(Arc::new(Block::open(&blocks_dir.join(id))?))).collect()
 }
 
+/// Waits until `done()` holds or `deadline` passes, re-checking whenever
+/// `notify` fires; returns `done()`.
+async fn wait_until(notify: &Notify, deadline: tokio::time::Instant, done: impl Fn() -> bool) -> bool {
+    loop {
+        let notified = notify.notified();
+        tokio::pin!(notified);
+        // Registered before the check, so a notification in between is not
+        // missed.
+        notified.as_mut().enable();
+        if done() {
+            return true;
+        }
+        if tokio::time::timeout_at(deadline, notified).await.is_err() {
+            return done();
+        }
+    }
+}
+
 fn now_nanos() -> u64 {
     SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |d| d.as_nanos() as u64)
 }
@@ -419,19 +437,7 @@ impl Inner {
     /// budget, so new requests are refused there instead.
     async fn wait_for_flush(&self) -> bool {
         let deadline = tokio::time::Instant::now() + FLUSH_WAIT;
-        loop {
-            let flushed = self.flushed.notified();
-            tokio::pin!(flushed);
-            // Registered before the check, so a flush ending in between is
-            // not missed.
-            flushed.as_mut().enable();
-            if !self.flush_behind() {
-                return true;
-            }
-            if tokio::time::timeout_at(deadline, flushed).await.is_err() {
-                return !self.flush_behind();
-            }
-        }
+        wait_until(&self.flushed, deadline, || !self.flush_behind()).await
     }
 
     fn refuse(&self, reason: &str) -> ConsumeError {
@@ -654,29 +660,27 @@ impl Inner {
     /// while compaction is that far behind. Not while shutting down (the
     /// last flush must not wait for merges) nor while compaction fails.
     async fn wait_for_compaction(&self) {
-        let mut stalled: Option<Instant> = None;
-        loop {
-            let compacted = self.compacted.notified();
-            tokio::pin!(compacted);
-            compacted.as_mut().enable();
-            if !self.accepting.load(Ordering::Acquire)
+        let no_stall = || {
+            !self.accepting.load(Ordering::Acquire)
                 || self.closed.load(Ordering::Acquire)
                 || self.compaction_failing.load(Ordering::Acquire)
                 || self.compaction_debt() < self.options.compaction_stall_blocks
-            {
+        };
+        if no_stall() {
+            return;
+        }
+        let since = Instant::now();
+        tracing::debug!(debt = self.compaction_debt(), "flush waits for compaction to catch up");
+        loop {
+            self.wake_compactor.notify_one();
+            // A second at a time: shutdown and compaction failures notify
+            // nothing, so they are noticed by re-checking.
+            let deadline = tokio::time::Instant::now() + Duration::from_secs(1);
+            if wait_until(&self.compacted, deadline, no_stall).await {
                 break;
             }
-            if stalled.is_none() {
-                stalled = Some(Instant::now());
-                tracing::debug!(debt = self.compaction_debt(), "flush waits for compaction to catch up");
-            }
-            self.wake_compactor.notify_one();
-            // Bounded, so shutdown and compaction failures are noticed.
-            let _ = tokio::time::timeout(Duration::from_secs(1), compacted).await;
         }
-        if let Some(since) = stalled {
-            self.metrics.flush_stall_seconds.inc_by(since.elapsed().as_secs_f64());
-        }
+        self.metrics.flush_stall_seconds.inc_by(since.elapsed().as_secs_f64());
     }
 
     /// Commits a manifest change durably, then applies the matching change

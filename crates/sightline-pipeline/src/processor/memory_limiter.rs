@@ -60,7 +60,7 @@ impl Config {
 pub const SOFT_WAIT: Duration = Duration::from_millis(500);
 
 /// Reads the process's memory in bytes; `None` when it cannot.
-pub type MemoryReader = Arc<dyn Fn() -> Option<u64> + Send + Sync>;
+pub(crate) type MemoryReader = Arc<dyn Fn() -> Option<u64> + Send + Sync>;
 
 /// The processor.
 pub struct MemoryLimiter {
@@ -95,8 +95,9 @@ impl MemoryLimiter {
         MemoryLimiter::with_reader(id, config, next, metrics, on_pressure, Arc::new(resident_bytes))
     }
 
-    /// [`MemoryLimiter::new`] measuring with `read` instead of the RSS.
-    pub fn with_reader(
+    /// [`MemoryLimiter::new`] measuring with `read` instead of the RSS
+    /// (tests set the memory they need).
+    pub(crate) fn with_reader(
         id: &str,
         config: &Config,
         next: Next,
