@@ -33,6 +33,13 @@ const LOCK_FILE: &str = "LOCK";
 /// flush queue too, before it is refused (see `Inner::wait_for_flush`).
 const FLUSH_WAIT: Duration = Duration::from_millis(500);
 
+/// How long after a memory-pressure report (`request_cut`, at most once a
+/// second while over the soft limit) full-width merges wait. A 16-input
+/// merge of realistic blocks holds ~30 MiB whatever the memory limit; run
+/// in the middle of an overload it took a 144 MiB process to 150 MiB. The
+/// write stall still forces merges when the debt gets that far.
+pub(crate) const PRESSURE_HOLD: Duration = Duration::from_secs(2);
+
 /// How the store is set up. `Options` because it is built in code by the
 /// binary from its own config.
 #[derive(Debug, Clone)]
@@ -152,6 +159,8 @@ struct Inner {
     /// compactor): each plans from a snapshot of the block list and
     /// assumes nobody else removes blocks meanwhile.
     maintenance_lock: tokio::sync::Mutex<()>,
+    /// When the process last reported memory pressure (`request_cut`).
+    pressure_at: Mutex<Option<Instant>>,
     /// Bytes of appends admitted but not yet in the head.
     incoming: AtomicUsize,
     /// Set by [`EmbeddedStore::request_cut`]: cut the head even if small.
@@ -277,6 +286,7 @@ impl EmbeddedStore {
             compacted: Notify::new(),
             compaction_failing: AtomicBool::new(false),
             maintenance_lock: tokio::sync::Mutex::new(()),
+            pressure_at: Mutex::new(None),
             cut_requested: AtomicBool::new(false),
             incoming: AtomicUsize::new(0),
             metrics,
@@ -324,8 +334,10 @@ impl EmbeddedStore {
     /// quarter of its size limit: what the memory limiter calls when the
     /// process is over its soft limit, so memory held by the head is
     /// released instead of refusing forever. (Cutting a tiny head would
-    /// only add a flush's working set.)
+    /// only add a flush's working set.) Full-width merges also wait while
+    /// these calls keep coming (see [`PRESSURE_HOLD`]).
     pub fn request_cut(&self) {
+        *self.inner.pressure_at.lock() = Some(Instant::now());
         self.inner.cut_requested.store(true, Ordering::Release);
         self.inner.wake_cutter.notify_one();
     }
@@ -644,6 +656,11 @@ impl Inner {
         Ok(())
     }
 
+    /// Whether memory pressure was reported within [`PRESSURE_HOLD`].
+    fn under_pressure(&self) -> bool {
+        self.pressure_at.lock().is_some_and(|t| t.elapsed() < PRESSURE_HOLD)
+    }
+
     /// Fresh blocks waiting to be merged: level-0 blocks small enough that
     /// two of them fit one merge. A block too big to merge is not debt, or
     /// a large `head_max_bytes` would stall flushes for good.
@@ -762,8 +779,13 @@ impl Inner {
             if self.closed.load(Ordering::Acquire) {
                 return Ok(());
             }
-            // Stalled flushes take any merge that lowers the debt.
-            let full_only = full_only && self.compaction_debt() < self.options.compaction_stall_blocks;
+            // Stalled flushes take any merge that lowers the debt; short of
+            // that, merges wait out memory pressure.
+            let stalled = self.compaction_debt() >= self.options.compaction_stall_blocks;
+            if full_only && !stalled && self.under_pressure() {
+                return Ok(());
+            }
+            let full_only = full_only && !stalled;
             let merged = {
                 let _one = self.maintenance_lock.lock().await;
                 self.compact_once(full_only).await

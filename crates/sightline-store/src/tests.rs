@@ -351,6 +351,33 @@ async fn flushes_start_compaction_without_waiting_for_maintenance() {
     store.shutdown().await;
 }
 
+/// Under memory pressure (the limiter's `request_cut`) a full-width merge
+/// waits: it would add its working set to a process already over its soft
+/// limit. Once the pressure has passed, the next flush starts it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn merges_wait_out_memory_pressure() {
+    let dir = tempfile::tempdir().unwrap();
+    let spans_gen = Gen::new();
+    let t0 = now();
+    let mut o = options(dir.path());
+    o.compaction_max_inputs = 4;
+    let store = open(o).await;
+    store.request_cut();
+    for round in 0..4u32 {
+        ingest(&store, &spans_gen, round * 5..round * 5 + 5, t0).await;
+        store.flush().await.unwrap();
+    }
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    assert_eq!(store.block_count(), 4, "merged under memory pressure");
+    tokio::time::sleep(super::store::PRESSURE_HOLD).await;
+    ingest(&store, &spans_gen, 20..25, t0).await;
+    store.flush().await.unwrap();
+    let merged = wait_until(|| store.block_count() <= 2).await;
+    assert!(merged, "still {} blocks", store.block_count());
+    assert_eq!(found(&store, &query()).await.len(), 25);
+    store.shutdown().await;
+}
+
 /// The write stall: while `compaction_stall_blocks` fresh blocks wait to
 /// be merged, the next flush waits (its spans stay readable from the
 /// frozen head); once compaction catches up, it goes ahead. Shutdown does
