@@ -13,8 +13,8 @@
 //! every sender away for its whole retry delay (a second), and a server
 //! hovering at the soft limit sat idle: 0.85 of 2 cores busy at realistic
 //! saturation. A waiting batch is already decoded and counted in the
-//! receiver's in-flight budget, so the wait adds no unbounded memory; the
-//! upper half of the headroom refuses at once.
+//! receiver's in-flight budget, and at most four wait; the upper half of
+//! the headroom refuses at once.
 //!
 //! Refusing alone cannot lower memory that buffers already hold (the
 //! store's head waits for more data or its age before it is flushed), so
@@ -23,7 +23,7 @@
 //! the store cuts and flushes its head.
 
 use std::sync::Arc;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::time::Duration;
 
 use async_trait::async_trait;
@@ -59,6 +59,11 @@ impl Config {
 /// How long a batch waits just over the soft limit before it is refused.
 pub const SOFT_WAIT: Duration = Duration::from_millis(500);
 
+/// Batches waiting at once; more are refused at once. Waiting batches are
+/// decoded, so this bounds the memory they hold, and a sender beyond it
+/// still gets a refusal it can back off on.
+const MAX_WAITING: usize = 4;
+
 /// Reads the process's memory in bytes; `None` when it cannot.
 pub(crate) type MemoryReader = Arc<dyn Fn() -> Option<u64> + Send + Sync>;
 
@@ -71,6 +76,8 @@ pub struct MemoryLimiter {
     current: Arc<AtomicU64>,
     /// Notified by the measuring task when memory is below the soft limit.
     relief: Arc<Notify>,
+    /// Batches in [`MemoryLimiter::settled`]'s wait.
+    waiting: AtomicUsize,
     metrics: Arc<Metrics>,
     task: JoinHandle<()>,
 }
@@ -148,6 +155,7 @@ impl MemoryLimiter {
             hard: config.limit_bytes,
             current,
             relief,
+            waiting: AtomicUsize::new(0),
             metrics,
             task,
         }
@@ -157,8 +165,21 @@ impl MemoryLimiter {
     /// over the soft limit, the first reading below it within
     /// [`SOFT_WAIT`] (else the latest).
     async fn settled(&self) -> u64 {
-        let deadline = tokio::time::Instant::now() + SOFT_WAIT;
+        let rss = self.current.load(Ordering::Relaxed);
         let midway = self.soft + (self.hard - self.soft) / 2;
+        if rss < self.soft || rss >= midway {
+            return rss;
+        }
+        // Released on drop, also when the caller gives up mid-wait.
+        let slot = WaitSlot::take(&self.waiting);
+        if slot.taken_before >= MAX_WAITING {
+            return rss;
+        }
+        self.wait_for_relief(midway).await
+    }
+
+    async fn wait_for_relief(&self, midway: u64) -> u64 {
+        let deadline = tokio::time::Instant::now() + SOFT_WAIT;
         loop {
             let relieved = self.relief.notified();
             tokio::pin!(relieved);
@@ -173,6 +194,25 @@ impl MemoryLimiter {
                 return self.current.load(Ordering::Relaxed);
             }
         }
+    }
+}
+
+/// One place among the waiting batches, held until dropped.
+struct WaitSlot<'a> {
+    count: &'a AtomicUsize,
+    /// Places held by others when this one was taken.
+    taken_before: usize,
+}
+
+impl<'a> WaitSlot<'a> {
+    fn take(count: &'a AtomicUsize) -> WaitSlot<'a> {
+        WaitSlot { count, taken_before: count.fetch_add(1, Ordering::AcqRel) }
+    }
+}
+
+impl Drop for WaitSlot<'_> {
+    fn drop(&mut self) {
+        self.count.fetch_sub(1, Ordering::AcqRel);
     }
 }
 
