@@ -58,7 +58,7 @@ pub(crate) async fn serve(settings: Settings) -> anyhow::Result<()> {
         &mut registry,
     )
     .map_err(|e| anyhow::anyhow!(e))?;
-    let Some(otlp_entry) = pipeline.receivers.get("otlp").cloned() else {
+    let Some(otlp_entry) = pipeline.receivers.get("otlp").and_then(|e| e.traces.clone()) else {
         anyhow::bail!("no pipeline uses the otlp receiver; add \"otlp\" to a pipeline's receivers");
     };
 
@@ -66,7 +66,10 @@ pub(crate) async fn serve(settings: Settings) -> anyhow::Result<()> {
     let http_listener = bind("--otlp-http-addr", settings.otlp_http_addr).await?;
     let api_listener = bind("--http-addr", settings.http_addr).await?;
     // The Zipkin receiver listens only when a pipeline uses it.
-    let zipkin = match (pipeline.receivers.get("zipkin"), zipkin_endpoint(&settings)) {
+    let zipkin = match (
+        pipeline.receivers.get("zipkin").and_then(|e| e.traces.as_ref()),
+        zipkin_endpoint(&settings),
+    ) {
         (Some(entry), Some(addr)) => {
             let receiver = sightline_zipkin::Receiver::new(
                 Arc::clone(entry),
@@ -192,10 +195,11 @@ pub(crate) async fn serve(settings: Settings) -> anyhow::Result<()> {
 }
 
 fn zipkin_endpoint(settings: &Settings) -> Option<SocketAddr> {
-    settings.pipeline.receivers.values().find_map(|r| match r {
-        sightline_pipeline::config::ReceiverConfig::Zipkin { endpoint } => Some(*endpoint),
-        _ => None,
-    })
+    settings
+        .pipeline
+        .receivers
+        .values()
+        .find_map(|r| r.settings::<sightline_pipeline::receiver::ZipkinConfig>().map(|z| z.endpoint))
 }
 
 async fn bind(flag: &str, addr: SocketAddr) -> anyhow::Result<TcpListener> {

@@ -9,6 +9,11 @@ pub mod debug;
 pub mod otlp;
 mod queue;
 
+/// Settings of the `store` exporter: none; the binary passes the store in
+/// ([`crate::Exporters`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct StoreConfig;
+
 use std::sync::Arc;
 
 use async_trait::async_trait;

@@ -1,0 +1,350 @@
+//! The component registry: every receiver, processor and exporter type as
+//! a Collector-style factory — type name, signals, a one-line description,
+//! a settings parser (an empty table gives the defaults) and a builder.
+//!
+//! Config parsing, `sightline validate-config`, the pipeline builder and
+//! the README's component list all read this one table, so a new
+//! component, or a new signal for one, is one entry here (plus its code).
+//! A test checks the README against [`markdown`].
+
+use std::sync::Arc;
+
+use crate::build::{Env, Instance, Stage};
+use crate::config::{self, Context, Reader, Settings};
+use crate::exporter::debug::{DebugExporter, Verbosity};
+use crate::exporter::otlp::OtlpExporter;
+use crate::processor::attributes::AttributesProcessor;
+use crate::processor::batch::BatchProcessor;
+use crate::processor::memory_limiter::MemoryLimiter;
+use crate::processor::probabilistic::ProbabilisticSampler;
+use crate::processor::redaction::RedactionProcessor;
+use crate::processor::servicegraph::{self, ServiceGraph, ServiceGraphProcessor};
+use crate::processor::spanmetrics::{self, SpanMetrics, SpanMetricsProcessor};
+use crate::processor::tail::TailSampler;
+use crate::processor::{attributes, batch, memory_limiter, probabilistic, redaction, tail};
+use crate::signal::{Consumer, Signal};
+use crate::{Component, exporter};
+
+/// What a component is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+pub enum Kind {
+    /// Takes data in from outside.
+    Receiver,
+    /// Works on data on its way through a pipeline.
+    Processor,
+    /// Sends data out of a pipeline (or keeps it).
+    Exporter,
+}
+
+impl Kind {
+    /// Every kind, in config order.
+    pub const ALL: [Kind; 3] = [Kind::Receiver, Kind::Processor, Kind::Exporter];
+
+    /// The config section, e.g. `processors`.
+    pub fn section(self) -> &'static str {
+        match self {
+            Kind::Receiver => "receivers",
+            Kind::Processor => "processors",
+            Kind::Exporter => "exporters",
+        }
+    }
+
+    /// The singular, e.g. `processor`.
+    pub fn noun(self) -> &'static str {
+        match self {
+            Kind::Receiver => "receiver",
+            Kind::Processor => "processor",
+            Kind::Exporter => "exporter",
+        }
+    }
+}
+
+/// Parses one component's table; `id` is the full id (`type/name`).
+pub(crate) type ParseFn = fn(&Reader<'_>, &Context, &str) -> Option<Arc<dyn Settings>>;
+
+/// How a component type is built.
+pub(crate) enum BuildFn {
+    /// By the binary, which owns listeners (receivers). The pipeline hands
+    /// it one entry per signal ([`crate::Built::receivers`]).
+    Outside,
+    /// In front of the next stage of the same signal.
+    Processor(fn(&mut Env<'_>, &Instance<'_>, Consumer) -> Result<Stage, String>),
+    /// As the end of pipelines of one signal; built once per (id, signal)
+    /// and shared by every pipeline of that signal that lists it.
+    Exporter(fn(&mut Env<'_>, &Instance<'_>, Signal) -> Result<Stage, String>),
+}
+
+/// One component type.
+pub struct Factory {
+    /// Receiver, processor or exporter.
+    pub kind: Kind,
+    /// The type: the part of a component id before any `/`.
+    pub ty: &'static str,
+    /// The signals it handles; a pipeline of another signal may not list it.
+    pub signals: &'static [Signal],
+    /// One line for the docs.
+    pub about: &'static str,
+    pub(crate) parse: ParseFn,
+    pub(crate) build: BuildFn,
+}
+
+impl std::fmt::Debug for Factory {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Factory").field("kind", &self.kind).field("ty", &self.ty).finish_non_exhaustive()
+    }
+}
+
+const TRACES: &[Signal] = &[Signal::Traces];
+
+/// Every component type, in the order docs and error messages list them.
+pub static FACTORIES: &[Factory] = &[
+    Factory {
+        kind: Kind::Receiver,
+        ty: "otlp",
+        signals: TRACES,
+        about: "OTLP/gRPC and OTLP/HTTP (protobuf and JSON) on `--otlp-grpc-addr` and `--otlp-http-addr`",
+        parse: config::otlp_receiver,
+        build: BuildFn::Outside,
+    },
+    Factory {
+        kind: Kind::Receiver,
+        ty: "zipkin",
+        signals: TRACES,
+        about: "Zipkin v2 JSON and protobuf on `endpoint` (default `127.0.0.1:9411`, or `--zipkin-addr`)",
+        parse: config::zipkin_receiver,
+        build: BuildFn::Outside,
+    },
+    Factory {
+        kind: Kind::Processor,
+        ty: "memory_limiter",
+        signals: TRACES,
+        about: "refuses data retryably while resident memory is over `limit - spike` (first in a pipeline)",
+        parse: config::memory_limiter,
+        build: BuildFn::Processor(build_memory_limiter),
+    },
+    Factory {
+        kind: Kind::Processor,
+        ty: "batch",
+        signals: TRACES,
+        about: "merges batches up to `send_batch_size` or `timeout`; acknowledges only after downstream did",
+        parse: config::batch,
+        build: BuildFn::Processor(build_batch),
+    },
+    Factory {
+        kind: Kind::Processor,
+        ty: "probabilistic_sampler",
+        signals: TRACES,
+        about: "keeps `sampling_percentage` of traces, consistently by trace id (`ot=th:` tracestate)",
+        parse: config::probabilistic_sampler,
+        build: BuildFn::Processor(build_probabilistic),
+    },
+    Factory {
+        kind: Kind::Processor,
+        ty: "tail_sampling",
+        signals: TRACES,
+        about: "decides per complete trace by `policies` (errors, latency, attributes, rate limits)",
+        parse: config::tail_sampling,
+        build: BuildFn::Processor(build_tail),
+    },
+    Factory {
+        kind: Kind::Processor,
+        ty: "attributes",
+        signals: TRACES,
+        about: "inserts, updates, upserts, deletes or hashes attributes, with include/exclude rules",
+        parse: config::attributes,
+        build: BuildFn::Processor(build_attributes),
+    },
+    Factory {
+        kind: Kind::Processor,
+        ty: "redaction",
+        signals: TRACES,
+        about: "deletes secret-looking attributes and masks emails, card numbers and credentials",
+        parse: config::redaction,
+        build: BuildFn::Processor(build_redaction),
+    },
+    Factory {
+        kind: Kind::Processor,
+        ty: "spanmetrics",
+        signals: TRACES,
+        about: "call counts and duration histograms per service and operation (`/metrics`, Jaeger's Monitor tab)",
+        parse: config::spanmetrics,
+        build: BuildFn::Processor(build_spanmetrics),
+    },
+    Factory {
+        kind: Kind::Processor,
+        ty: "servicegraph",
+        signals: TRACES,
+        about: "request counts and latencies per client → server edge (`/metrics`, `/api/dependencies`)",
+        parse: config::servicegraph,
+        build: BuildFn::Processor(build_servicegraph),
+    },
+    Factory {
+        kind: Kind::Exporter,
+        ty: "store",
+        signals: TRACES,
+        about: "the embedded store (write-ahead log, then Parquet blocks)",
+        parse: config::store,
+        build: BuildFn::Exporter(build_store),
+    },
+    Factory {
+        kind: Kind::Exporter,
+        ty: "otlp",
+        signals: TRACES,
+        about: "forwards over OTLP/gRPC (or `protocol = \"http/protobuf\"`) through a persistent queue",
+        parse: config::otlp,
+        build: BuildFn::Exporter(build_otlp),
+    },
+    Factory {
+        kind: Kind::Exporter,
+        ty: "otlphttp",
+        signals: TRACES,
+        about: "`otlp` with OTLP/HTTP protobuf as the default protocol",
+        parse: config::otlphttp,
+        build: BuildFn::Exporter(build_otlp),
+    },
+    Factory {
+        kind: Kind::Exporter,
+        ty: "debug",
+        signals: TRACES,
+        about: "logs what passes (`verbosity = \"basic\"` or `\"detailed\"`), for trying pipelines out",
+        parse: config::debug,
+        build: BuildFn::Exporter(build_debug),
+    },
+];
+
+/// The factory for a type of a kind.
+pub fn find(kind: Kind, ty: &str) -> Option<&'static Factory> {
+    FACTORIES.iter().find(|f| f.kind == kind && f.ty == ty)
+}
+
+/// The type names of a kind, in registry order.
+pub fn types(kind: Kind) -> Vec<&'static str> {
+    FACTORIES.iter().filter(|f| f.kind == kind).map(|f| f.ty).collect()
+}
+
+/// The component list as a Markdown table, for the README.
+pub fn markdown() -> String {
+    let mut out = String::from("| kind | type | signals | what it does |\n|---|---|---|---|\n");
+    for f in FACTORIES {
+        let signals: Vec<&str> = f.signals.iter().map(|s| s.name()).collect();
+        out.push_str(&format!("| {} | `{}` | {} | {} |\n", f.kind.noun(), f.ty, signals.join(", "), f.about));
+    }
+    out
+}
+
+// ----------------------------------------------------------------- builders
+
+fn traces(consumer: Arc<impl sightline_model::TracesConsumer + Component + 'static>) -> Stage {
+    (Consumer::Traces(consumer.clone()), Some(consumer))
+}
+
+fn build_memory_limiter(env: &mut Env<'_>, c: &Instance<'_>, next: Consumer) -> Result<Stage, String> {
+    let config = c.settings::<memory_limiter::Config>()?;
+    let pressure = env.exporters.on_memory_pressure.clone();
+    Ok(match next {
+        Consumer::Traces(next) => {
+            traces(Arc::new(MemoryLimiter::new(c.id, config, next, Arc::clone(env.metrics), pressure)))
+        }
+    })
+}
+
+fn build_batch(env: &mut Env<'_>, c: &Instance<'_>, next: Consumer) -> Result<Stage, String> {
+    let config = c.settings::<batch::Config>()?;
+    Ok(match next {
+        Consumer::Traces(next) => {
+            traces(Arc::new(BatchProcessor::new(c.id, config, next, Arc::clone(env.metrics))))
+        }
+    })
+}
+
+fn build_probabilistic(env: &mut Env<'_>, c: &Instance<'_>, next: Consumer) -> Result<Stage, String> {
+    let config = c.settings::<probabilistic::Config>()?;
+    let Consumer::Traces(next) = next;
+    Ok(traces(Arc::new(ProbabilisticSampler::new(c.id, config, next, Arc::clone(env.metrics)))))
+}
+
+fn build_tail(env: &mut Env<'_>, c: &Instance<'_>, next: Consumer) -> Result<Stage, String> {
+    let config = c.settings::<tail::Config>()?;
+    let Consumer::Traces(next) = next;
+    Ok(traces(TailSampler::new(c.id, config.clone(), next, Arc::clone(env.metrics))))
+}
+
+fn build_attributes(env: &mut Env<'_>, c: &Instance<'_>, next: Consumer) -> Result<Stage, String> {
+    let config = c.settings::<attributes::Config>()?;
+    Ok(match next {
+        Consumer::Traces(next) => {
+            traces(Arc::new(AttributesProcessor::new(c.id, config.clone(), next, Arc::clone(env.metrics))))
+        }
+    })
+}
+
+fn build_redaction(env: &mut Env<'_>, c: &Instance<'_>, next: Consumer) -> Result<Stage, String> {
+    let config = c.settings::<redaction::Config>()?;
+    Ok(match next {
+        Consumer::Traces(next) => {
+            traces(Arc::new(RedactionProcessor::new(c.id, config.clone(), next, Arc::clone(env.metrics))))
+        }
+    })
+}
+
+/// A span metrics id used by several pipelines shares one aggregator.
+fn build_spanmetrics(env: &mut Env<'_>, c: &Instance<'_>, next: Consumer) -> Result<Stage, String> {
+    let config = c.settings::<spanmetrics::Config>()?;
+    let Consumer::Traces(next) = next;
+    let core = match env.span_metrics.iter().find(|(known, _)| known == c.id) {
+        Some((_, core)) => Arc::clone(core),
+        None => {
+            let core = Arc::new(SpanMetrics::new(config.clone()));
+            core.register(env.registry);
+            env.span_metrics.push((c.id.to_owned(), Arc::clone(&core)));
+            core
+        }
+    };
+    Ok(traces(Arc::new(SpanMetricsProcessor::new(c.id, core, next))))
+}
+
+/// A service graph id used by several pipelines shares one aggregator.
+fn build_servicegraph(env: &mut Env<'_>, c: &Instance<'_>, next: Consumer) -> Result<Stage, String> {
+    let config = c.settings::<servicegraph::Config>()?;
+    let Consumer::Traces(next) = next;
+    let core = match env.service_graphs.iter().find(|(known, _)| known == c.id) {
+        Some((_, core)) => Arc::clone(core),
+        None => {
+            let core = Arc::new(ServiceGraph::new(config.clone()));
+            core.register(env.registry);
+            env.service_graphs.push((c.id.to_owned(), Arc::clone(&core)));
+            core
+        }
+    };
+    Ok(traces(Arc::new(ServiceGraphProcessor::new(c.id, core, next))))
+}
+
+/// The embedded store is passed in by the binary; its lifecycle is the
+/// binary's too, so it is no pipeline component.
+fn build_store(env: &mut Env<'_>, c: &Instance<'_>, signal: Signal) -> Result<Stage, String> {
+    c.settings::<exporter::StoreConfig>()?;
+    let missing = || format!("exporter {}: no embedded store for {} in this mode", c.id, signal.name());
+    match signal {
+        Signal::Traces => Ok((Consumer::Traces(env.exporters.store.clone().ok_or_else(missing)?), None)),
+        Signal::Logs | Signal::Metrics => Err(missing()),
+    }
+}
+
+fn build_otlp(env: &mut Env<'_>, c: &Instance<'_>, signal: Signal) -> Result<Stage, String> {
+    let config = c.settings::<exporter::otlp::Config>()?;
+    let exporter = OtlpExporter::new(c.id, config.clone(), Arc::clone(env.metrics)).map_err(|err| {
+        format!("exporter {}: cannot open its queue in {}: {err}", c.id, config.queue_dir.display())
+    })?;
+    match signal {
+        Signal::Traces => Ok(traces(Arc::new(exporter))),
+        Signal::Logs | Signal::Metrics => Err(format!("exporter {}: {} not supported", c.id, signal.name())),
+    }
+}
+
+fn build_debug(_: &mut Env<'_>, c: &Instance<'_>, signal: Signal) -> Result<Stage, String> {
+    let verbosity = *c.settings::<Verbosity>()?;
+    match signal {
+        Signal::Traces => Ok(traces(Arc::new(DebugExporter::new(c.id, verbosity)))),
+        Signal::Logs | Signal::Metrics => Err(format!("exporter {}: {} not supported", c.id, signal.name())),
+    }
+}
