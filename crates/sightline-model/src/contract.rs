@@ -2,7 +2,7 @@ use std::time::Duration;
 
 use async_trait::async_trait;
 
-use crate::{Batch, Span, SpanKind, TraceId, TraceQuery};
+use crate::{Batch, LogBatch, MetricBatch, Span, SpanKind, TraceId, TraceQuery};
 
 /// Why a consumer did not take a batch. Receivers map each kind onto the
 /// protocol's own signal (HTTP status + `Retry-After`, gRPC code +
@@ -94,6 +94,23 @@ pub struct ComponentHealth {
 pub trait TracesConsumer: Send + Sync {
     /// Consumes one batch.
     async fn consume_traces(&self, batch: Batch) -> Result<(), ConsumeError>;
+}
+
+/// Takes batches of log records, under the same contract as
+/// [`TracesConsumer`]: `Ok` only once the batch is as durable as the
+/// consumer promises; anything else is an error the sender may retry.
+#[async_trait]
+pub trait LogsConsumer: Send + Sync {
+    /// Consumes one batch.
+    async fn consume_logs(&self, batch: LogBatch) -> Result<(), ConsumeError>;
+}
+
+/// Takes batches of metrics, under the same contract as
+/// [`TracesConsumer`].
+#[async_trait]
+pub trait MetricsConsumer: Send + Sync {
+    /// Consumes one batch.
+    async fn consume_metrics(&self, batch: MetricBatch) -> Result<(), ConsumeError>;
 }
 
 /// Answers trace queries. Implementations read consistent snapshots and

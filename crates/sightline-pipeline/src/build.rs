@@ -7,7 +7,10 @@ use std::collections::BTreeMap;
 use std::sync::Arc;
 
 use prometheus_client::registry::Registry;
-use sightline_model::{ServiceGraphReader, SpanMetricsReader, TracesConsumer};
+use sightline_model::{
+    Batch, LogBatch, LogsConsumer, MetricBatch, MetricsConsumer, ServiceGraphReader, SpanMetricsReader,
+    TracesConsumer,
+};
 
 use crate::config::{ComponentConfig, PipelineConfig, PipelineSpec};
 use crate::exporter::Fanout;
@@ -20,8 +23,12 @@ use crate::{Component, Metrics};
 /// Exporters that live outside this crate.
 #[derive(Default)]
 pub struct Exporters {
-    /// The embedded store, for the `store` exporter.
+    /// The embedded store, for the `store` exporter in trace pipelines.
     pub store: Option<Arc<dyn TracesConsumer>>,
+    /// A log store, for the `store` exporter in log pipelines: the slot
+    /// the binary fills once a log store exists (the `store` factory then
+    /// lists logs among its signals).
+    pub logs_store: Option<Arc<dyn LogsConsumer>>,
     /// Called (at most once a second) while a memory limiter is over its
     /// soft limit, to release memory — the embedded store cuts and flushes
     /// its head. Without it, memory held by buffers could keep the limiter
@@ -35,6 +42,10 @@ pub struct Exporters {
 pub struct Entries {
     /// Spans.
     pub traces: Option<Arc<dyn TracesConsumer>>,
+    /// Log records.
+    pub logs: Option<Arc<dyn LogsConsumer>>,
+    /// Metrics.
+    pub metrics: Option<Arc<dyn MetricsConsumer>>,
 }
 
 /// Running pipelines.
@@ -158,6 +169,8 @@ pub fn build(
         for entry in by_signal.into_values().filter_map(fan_out) {
             match entry {
                 Consumer::Traces(c) => slot.traces = Some(c),
+                Consumer::Logs(c) => slot.logs = Some(c),
+                Consumer::Metrics(c) => slot.metrics = Some(c),
             }
         }
     }
@@ -199,13 +212,23 @@ fn fan_out(mut targets: Vec<Consumer>) -> Option<Consumer> {
     if targets.len() <= 1 {
         return targets.pop();
     }
-    let mut traces = Vec::new();
+    let (mut traces, mut logs, mut metrics) = (Vec::new(), Vec::new(), Vec::new());
     for t in targets {
         match t {
             Consumer::Traces(c) => traces.push(c),
+            Consumer::Logs(c) => logs.push(c),
+            Consumer::Metrics(c) => metrics.push(c),
         }
     }
-    Some(Consumer::Traces(Arc::new(Fanout::new(traces))))
+    // NOTE: a pipeline's targets are all of its signal, so two of these
+    // lists are empty.
+    Some(if !logs.is_empty() {
+        Consumer::Logs(Arc::new(Fanout::<LogBatch>::new(logs)))
+    } else if !metrics.is_empty() {
+        Consumer::Metrics(Arc::new(Fanout::<MetricBatch>::new(metrics)))
+    } else {
+        Consumer::Traces(Arc::new(Fanout::<Batch>::new(traces)))
+    })
 }
 
 /// Processors were built exporter side first: the first in pipeline order

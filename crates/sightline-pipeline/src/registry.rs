@@ -9,8 +9,10 @@
 
 use std::sync::Arc;
 
+use sightline_model::{Batch, LogBatch, LogsConsumer, MetricBatch, MetricsConsumer, TracesConsumer};
+
 use crate::build::{Env, Instance, Stage};
-use crate::config::{self, Context, Reader, Settings};
+use crate::config::{self, ComponentConfig, Context, Reader, Settings};
 use crate::exporter::debug::{DebugExporter, Verbosity};
 use crate::exporter::otlp::OtlpExporter;
 use crate::processor::attributes::AttributesProcessor;
@@ -86,7 +88,14 @@ pub struct Factory {
     pub about: &'static str,
     pub(crate) parse: ParseFn,
     pub(crate) build: BuildFn,
+    /// Settings that do not apply to a signal the component otherwise
+    /// handles (e.g. `span_names` rules in a logs pipeline): a message, or
+    /// `None` when they fit.
+    pub(crate) misfit: Option<MisfitFn>,
 }
+
+/// Checks a component's settings against a pipeline's signal.
+pub(crate) type MisfitFn = fn(&ComponentConfig, Signal) -> Option<String>;
 
 impl std::fmt::Debug for Factory {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -95,6 +104,8 @@ impl std::fmt::Debug for Factory {
 }
 
 const TRACES: &[Signal] = &[Signal::Traces];
+const TRACES_LOGS: &[Signal] = &[Signal::Traces, Signal::Logs];
+const ALL: &[Signal] = &[Signal::Traces, Signal::Logs, Signal::Metrics];
 
 /// Every component type, in the order docs and error messages list them.
 pub static FACTORIES: &[Factory] = &[
@@ -105,6 +116,7 @@ pub static FACTORIES: &[Factory] = &[
         about: "OTLP/gRPC and OTLP/HTTP (protobuf and JSON) on `--otlp-grpc-addr` and `--otlp-http-addr`",
         parse: config::otlp_receiver,
         build: BuildFn::Outside,
+        misfit: None,
     },
     Factory {
         kind: Kind::Receiver,
@@ -113,22 +125,25 @@ pub static FACTORIES: &[Factory] = &[
         about: "Zipkin v2 JSON and protobuf on `endpoint` (default `127.0.0.1:9411`, or `--zipkin-addr`)",
         parse: config::zipkin_receiver,
         build: BuildFn::Outside,
+        misfit: None,
     },
     Factory {
         kind: Kind::Processor,
         ty: "memory_limiter",
-        signals: TRACES,
+        signals: ALL,
         about: "refuses data retryably while resident memory is over `limit - spike` (first in a pipeline)",
         parse: config::memory_limiter,
         build: BuildFn::Processor(build_memory_limiter),
+        misfit: None,
     },
     Factory {
         kind: Kind::Processor,
         ty: "batch",
-        signals: TRACES,
-        about: "merges batches up to `send_batch_size` or `timeout`; acknowledges only after downstream did",
+        signals: ALL,
+        about: "merges batches up to `send_batch_size` items (spans, log records, data points) or `timeout`; acknowledges only after downstream did",
         parse: config::batch,
         build: BuildFn::Processor(build_batch),
+        misfit: None,
     },
     Factory {
         kind: Kind::Processor,
@@ -137,6 +152,7 @@ pub static FACTORIES: &[Factory] = &[
         about: "keeps `sampling_percentage` of traces, consistently by trace id (`ot=th:` tracestate)",
         parse: config::probabilistic_sampler,
         build: BuildFn::Processor(build_probabilistic),
+        misfit: None,
     },
     Factory {
         kind: Kind::Processor,
@@ -145,22 +161,25 @@ pub static FACTORIES: &[Factory] = &[
         about: "decides per complete trace by `policies` (errors, latency, attributes, rate limits)",
         parse: config::tail_sampling,
         build: BuildFn::Processor(build_tail),
+        misfit: None,
     },
     Factory {
         kind: Kind::Processor,
         ty: "attributes",
-        signals: TRACES,
-        about: "inserts, updates, upserts, deletes or hashes attributes, with include/exclude rules",
+        signals: TRACES_LOGS,
+        about: "inserts, updates, upserts, deletes or hashes span or log record attributes, with include/exclude rules",
         parse: config::attributes,
         build: BuildFn::Processor(build_attributes),
+        misfit: Some(attributes_misfit),
     },
     Factory {
         kind: Kind::Processor,
         ty: "redaction",
-        signals: TRACES,
-        about: "deletes secret-looking attributes and masks emails, card numbers and credentials",
+        signals: TRACES_LOGS,
+        about: "deletes secret-looking attributes and masks emails, card numbers and credentials (log bodies too)",
         parse: config::redaction,
         build: BuildFn::Processor(build_redaction),
+        misfit: None,
     },
     Factory {
         kind: Kind::Processor,
@@ -169,6 +188,7 @@ pub static FACTORIES: &[Factory] = &[
         about: "call counts and duration histograms per service and operation (`/metrics`, Jaeger's Monitor tab)",
         parse: config::spanmetrics,
         build: BuildFn::Processor(build_spanmetrics),
+        misfit: None,
     },
     Factory {
         kind: Kind::Processor,
@@ -177,6 +197,7 @@ pub static FACTORIES: &[Factory] = &[
         about: "request counts and latencies per client → server edge (`/metrics`, `/api/dependencies`)",
         parse: config::servicegraph,
         build: BuildFn::Processor(build_servicegraph),
+        misfit: None,
     },
     Factory {
         kind: Kind::Exporter,
@@ -185,30 +206,34 @@ pub static FACTORIES: &[Factory] = &[
         about: "the embedded store (write-ahead log, then Parquet blocks)",
         parse: config::store,
         build: BuildFn::Exporter(build_store),
+        misfit: None,
     },
     Factory {
         kind: Kind::Exporter,
         ty: "otlp",
-        signals: TRACES,
+        signals: ALL,
         about: "forwards over OTLP/gRPC (or `protocol = \"http/protobuf\"`) through a persistent queue",
         parse: config::otlp,
         build: BuildFn::Exporter(build_otlp),
+        misfit: None,
     },
     Factory {
         kind: Kind::Exporter,
         ty: "otlphttp",
-        signals: TRACES,
+        signals: ALL,
         about: "`otlp` with OTLP/HTTP protobuf as the default protocol",
         parse: config::otlphttp,
         build: BuildFn::Exporter(build_otlp),
+        misfit: None,
     },
     Factory {
         kind: Kind::Exporter,
         ty: "debug",
-        signals: TRACES,
+        signals: ALL,
         about: "logs what passes (`verbosity = \"basic\"` or `\"detailed\"`), for trying pipelines out",
         parse: config::debug,
         build: BuildFn::Exporter(build_debug),
+        misfit: None,
     },
 ];
 
@@ -234,63 +259,112 @@ pub fn markdown() -> String {
 
 // ----------------------------------------------------------------- builders
 
-fn traces(consumer: Arc<impl sightline_model::TracesConsumer + Component + 'static>) -> Stage {
+fn traces(consumer: Arc<impl TracesConsumer + Component + 'static>) -> Stage {
     (Consumer::Traces(consumer.clone()), Some(consumer))
+}
+
+fn logs(consumer: Arc<impl LogsConsumer + Component + 'static>) -> Stage {
+    (Consumer::Logs(consumer.clone()), Some(consumer))
+}
+
+fn metrics(consumer: Arc<impl MetricsConsumer + Component + 'static>) -> Stage {
+    (Consumer::Metrics(consumer.clone()), Some(consumer))
+}
+
+/// For components that take every signal through one type.
+fn any_signal(
+    consumer: Arc<impl TracesConsumer + LogsConsumer + MetricsConsumer + Component + 'static>,
+    signal: Signal,
+) -> Stage {
+    match signal {
+        Signal::Traces => traces(consumer),
+        Signal::Logs => logs(consumer),
+        Signal::Metrics => metrics(consumer),
+    }
+}
+
+/// The factory lists the signals it builds for; the builder is asked only
+/// for those, so any other is a wiring mistake reported as such.
+fn not_for(c: &Instance<'_>, signal: Signal) -> String {
+    format!("{}: cannot build for {}", c.id, signal.name())
 }
 
 fn build_memory_limiter(env: &mut Env<'_>, c: &Instance<'_>, next: Consumer) -> Result<Stage, String> {
     let config = c.settings::<memory_limiter::Config>()?;
     let pressure = env.exporters.on_memory_pressure.clone();
+    let m = Arc::clone(env.metrics);
     Ok(match next {
-        Consumer::Traces(next) => {
-            traces(Arc::new(MemoryLimiter::new(c.id, config, next, Arc::clone(env.metrics), pressure)))
-        }
+        Consumer::Traces(next) => traces(Arc::new(MemoryLimiter::new(c.id, config, next, m, pressure))),
+        Consumer::Logs(next) => logs(Arc::new(MemoryLimiter::new(c.id, config, next, m, pressure))),
+        Consumer::Metrics(next) => metrics(Arc::new(MemoryLimiter::new(c.id, config, next, m, pressure))),
     })
 }
 
 fn build_batch(env: &mut Env<'_>, c: &Instance<'_>, next: Consumer) -> Result<Stage, String> {
     let config = c.settings::<batch::Config>()?;
+    let m = Arc::clone(env.metrics);
     Ok(match next {
-        Consumer::Traces(next) => {
-            traces(Arc::new(BatchProcessor::new(c.id, config, next, Arc::clone(env.metrics))))
+        Consumer::Traces(next) => traces(Arc::new(BatchProcessor::<Batch>::new(c.id, config, next, m))),
+        Consumer::Logs(next) => logs(Arc::new(BatchProcessor::<LogBatch>::new(c.id, config, next, m))),
+        Consumer::Metrics(next) => {
+            metrics(Arc::new(BatchProcessor::<MetricBatch>::new(c.id, config, next, m)))
         }
     })
 }
 
 fn build_probabilistic(env: &mut Env<'_>, c: &Instance<'_>, next: Consumer) -> Result<Stage, String> {
     let config = c.settings::<probabilistic::Config>()?;
-    let Consumer::Traces(next) = next;
+    let Consumer::Traces(next) = next else { return Err(not_for(c, next.signal())) };
     Ok(traces(Arc::new(ProbabilisticSampler::new(c.id, config, next, Arc::clone(env.metrics)))))
 }
 
 fn build_tail(env: &mut Env<'_>, c: &Instance<'_>, next: Consumer) -> Result<Stage, String> {
     let config = c.settings::<tail::Config>()?;
-    let Consumer::Traces(next) = next;
+    let Consumer::Traces(next) = next else { return Err(not_for(c, next.signal())) };
     Ok(traces(TailSampler::new(c.id, config.clone(), next, Arc::clone(env.metrics))))
 }
 
 fn build_attributes(env: &mut Env<'_>, c: &Instance<'_>, next: Consumer) -> Result<Stage, String> {
+    let config = c.settings::<attributes::Config>()?.clone();
+    let m = Arc::clone(env.metrics);
+    match next {
+        Consumer::Traces(next) => Ok(traces(Arc::new(AttributesProcessor::new(c.id, config, next, m)))),
+        Consumer::Logs(next) => Ok(logs(Arc::new(AttributesProcessor::new(c.id, config, next, m)))),
+        Consumer::Metrics(_) => Err(not_for(c, Signal::Metrics)),
+    }
+}
+
+/// Include/exclude conditions that select only another signal's items.
+fn attributes_misfit(c: &ComponentConfig, signal: Signal) -> Option<String> {
     let config = c.settings::<attributes::Config>()?;
-    Ok(match next {
-        Consumer::Traces(next) => {
-            traces(Arc::new(AttributesProcessor::new(c.id, config.clone(), next, Arc::clone(env.metrics))))
-        }
+    let mut foreign: Vec<&str> = Vec::new();
+    for rule in config.include.iter().chain(&config.exclude) {
+        foreign.extend(rule.foreign_conditions(signal));
+    }
+    foreign.dedup();
+    (!foreign.is_empty()).then(|| {
+        format!(
+            "its include/exclude {} cannot select {}; use another attributes processor here",
+            foreign.join(", "),
+            signal.name()
+        )
     })
 }
 
 fn build_redaction(env: &mut Env<'_>, c: &Instance<'_>, next: Consumer) -> Result<Stage, String> {
-    let config = c.settings::<redaction::Config>()?;
-    Ok(match next {
-        Consumer::Traces(next) => {
-            traces(Arc::new(RedactionProcessor::new(c.id, config.clone(), next, Arc::clone(env.metrics))))
-        }
-    })
+    let config = c.settings::<redaction::Config>()?.clone();
+    let m = Arc::clone(env.metrics);
+    match next {
+        Consumer::Traces(next) => Ok(traces(Arc::new(RedactionProcessor::new(c.id, config, next, m)))),
+        Consumer::Logs(next) => Ok(logs(Arc::new(RedactionProcessor::new(c.id, config, next, m)))),
+        Consumer::Metrics(_) => Err(not_for(c, Signal::Metrics)),
+    }
 }
 
 /// A span metrics id used by several pipelines shares one aggregator.
 fn build_spanmetrics(env: &mut Env<'_>, c: &Instance<'_>, next: Consumer) -> Result<Stage, String> {
     let config = c.settings::<spanmetrics::Config>()?;
-    let Consumer::Traces(next) = next;
+    let Consumer::Traces(next) = next else { return Err(not_for(c, next.signal())) };
     let core = match env.span_metrics.iter().find(|(known, _)| known == c.id) {
         Some((_, core)) => Arc::clone(core),
         None => {
@@ -306,7 +380,7 @@ fn build_spanmetrics(env: &mut Env<'_>, c: &Instance<'_>, next: Consumer) -> Res
 /// A service graph id used by several pipelines shares one aggregator.
 fn build_servicegraph(env: &mut Env<'_>, c: &Instance<'_>, next: Consumer) -> Result<Stage, String> {
     let config = c.settings::<servicegraph::Config>()?;
-    let Consumer::Traces(next) = next;
+    let Consumer::Traces(next) = next else { return Err(not_for(c, next.signal())) };
     let core = match env.service_graphs.iter().find(|(known, _)| known == c.id) {
         Some((_, core)) => Arc::clone(core),
         None => {
@@ -326,25 +400,26 @@ fn build_store(env: &mut Env<'_>, c: &Instance<'_>, signal: Signal) -> Result<St
     let missing = || format!("exporter {}: no embedded store for {} in this mode", c.id, signal.name());
     match signal {
         Signal::Traces => Ok((Consumer::Traces(env.exporters.store.clone().ok_or_else(missing)?), None)),
-        Signal::Logs | Signal::Metrics => Err(missing()),
+        Signal::Logs => Ok((Consumer::Logs(env.exporters.logs_store.clone().ok_or_else(missing)?), None)),
+        Signal::Metrics => Err(not_for(c, signal)),
     }
 }
 
 fn build_otlp(env: &mut Env<'_>, c: &Instance<'_>, signal: Signal) -> Result<Stage, String> {
     let config = c.settings::<exporter::otlp::Config>()?;
-    let exporter = OtlpExporter::new(c.id, config.clone(), Arc::clone(env.metrics)).map_err(|err| {
-        format!("exporter {}: cannot open its queue in {}: {err}", c.id, config.queue_dir.display())
-    })?;
-    match signal {
-        Signal::Traces => Ok(traces(Arc::new(exporter))),
-        Signal::Logs | Signal::Metrics => Err(format!("exporter {}: {} not supported", c.id, signal.name())),
-    }
+    let exporter =
+        OtlpExporter::for_signal(c.id, config.clone(), signal, Arc::clone(env.metrics)).map_err(|err| {
+            format!(
+                "exporter {}: cannot open its {} queue under {}: {err}",
+                c.id,
+                signal.name(),
+                config.queue_dir.display()
+            )
+        })?;
+    Ok(any_signal(Arc::new(exporter), signal))
 }
 
 fn build_debug(_: &mut Env<'_>, c: &Instance<'_>, signal: Signal) -> Result<Stage, String> {
     let verbosity = *c.settings::<Verbosity>()?;
-    match signal {
-        Signal::Traces => Ok(traces(Arc::new(DebugExporter::new(c.id, verbosity)))),
-        Signal::Logs | Signal::Metrics => Err(format!("exporter {}: {} not supported", c.id, signal.name())),
-    }
+    Ok(any_signal(Arc::new(DebugExporter::new(c.id, verbosity)), signal))
 }

@@ -190,7 +190,7 @@ async fn batch_merges_waits_for_downstream_and_shares_its_answer() {
         queue_batches: 8,
         max_in_flight: 2,
     };
-    let b = Arc::new(batch::BatchProcessor::new("batch", &cfg, rec.clone(), metrics()));
+    let b = Arc::new(batch::BatchProcessor::<Batch>::new("batch", &cfg, rec.clone(), metrics()));
     let sends = (0..5u64).map(|i| {
         let b = Arc::clone(&b);
         async move {

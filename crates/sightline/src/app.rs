@@ -49,6 +49,8 @@ pub(crate) async fn serve(settings: Settings) -> anyhow::Result<()> {
         &settings.pipeline,
         sightline_pipeline::Exporters {
             store: Some(Arc::new(store.clone()) as Arc<dyn TracesConsumer>),
+            // No log store yet: logs pipelines export with otlp or debug.
+            logs_store: None,
             on_memory_pressure: Some({
                 let store = store.clone();
                 Arc::new(move || store.request_cut())

@@ -458,15 +458,19 @@ fn key_action(r: &Reader<'_>) -> Option<attributes::KeyAction> {
 
 fn match_rule(r: &Reader<'_>) -> attributes::Match {
     let path = r.path.clone();
-    let m = attributes::Match {
-        services: r.str_list("services").unwrap_or_default(),
-        span_names: r
-            .str_list("span_names")
+    let full_matches = |key: &str| -> Vec<regex::Regex> {
+        r.str_list(key)
             .unwrap_or_default()
             .iter()
             .enumerate()
-            .filter_map(|(i, n)| r.compile(&format!("{path}.span_names[{i}]"), &format!("^(?:{n})$")))
-            .collect(),
+            .filter_map(|(i, n)| r.compile(&format!("{path}.{key}[{i}]"), &format!("^(?:{n})$")))
+            .collect()
+    };
+    let m = attributes::Match {
+        services: r.str_list("services").unwrap_or_default(),
+        span_names: full_matches("span_names"),
+        log_bodies: full_matches("log_bodies"),
+        log_severity_texts: r.str_list("log_severity_texts").unwrap_or_default(),
         attributes: r
             .tables("attributes")
             .iter()

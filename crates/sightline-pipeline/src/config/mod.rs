@@ -316,7 +316,12 @@ fn pipelines_of(r: &Reader<'_>, config: &PipelineConfig, problems: &Problems) ->
                             c.factory().signals.iter().map(|s| s.name()).collect::<Vec<_>>().join(", ")
                         ),
                     ),
-                    Some(_) => {}
+                    Some(c) => {
+                        if let Some(why) = c.factory().misfit.and_then(|misfit| misfit(c, signal)) {
+                            problems
+                                .push(&at, &format!("{what} {id:?} does not fit {}: {why}", signal.name()));
+                        }
+                    }
                 }
             }
             ids
