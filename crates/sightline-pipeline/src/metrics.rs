@@ -20,6 +20,7 @@ pub struct Metrics {
     pub(crate) exported: Family<Labels, Counter>,
     pub(crate) exported_log_records: Family<Labels, Counter>,
     pub(crate) exported_metric_points: Family<Labels, Counter>,
+    pub(crate) metric_points_dropped: Family<Labels, Counter>,
     pub(crate) queue_bytes: Family<Labels, Gauge>,
     pub(crate) queue_records: Family<Labels, Gauge>,
     pub(crate) tail_pending_traces: Gauge,
@@ -36,6 +37,7 @@ impl Default for Metrics {
             exported: Family::default(),
             exported_log_records: Family::default(),
             exported_metric_points: Family::default(),
+            metric_points_dropped: Family::default(),
             queue_bytes: Family::default(),
             queue_records: Family::default(),
             tail_pending_traces: Gauge::default(),
@@ -83,6 +85,11 @@ impl Metrics {
             "exported_metric_points",
             "Metric data points handed to exporters, by exporter and outcome",
             m.exported_metric_points.clone(),
+        );
+        r.register(
+            "metric_points_dropped",
+            "Metric data points a Prometheus exporter cannot express, by exporter and reason",
+            m.metric_points_dropped.clone(),
         );
         r.register("queue_bytes", "Bytes waiting in an exporter's persistent queue", m.queue_bytes.clone());
         r.register(

@@ -105,6 +105,7 @@ impl std::fmt::Debug for Factory {
 
 const TRACES: &[Signal] = &[Signal::Traces];
 const TRACES_LOGS: &[Signal] = &[Signal::Traces, Signal::Logs];
+const METRICS: &[Signal] = &[Signal::Metrics];
 const ALL: &[Signal] = &[Signal::Traces, Signal::Logs, Signal::Metrics];
 
 /// Every component type, in the order docs and error messages list them.
@@ -224,6 +225,24 @@ pub static FACTORIES: &[Factory] = &[
         about: "`otlp` with OTLP/HTTP protobuf as the default protocol",
         parse: config::otlphttp,
         build: BuildFn::Exporter(build_otlp),
+        misfit: None,
+    },
+    Factory {
+        kind: Kind::Exporter,
+        ty: "prometheusremotewrite",
+        signals: METRICS,
+        about: "pushes Prometheus remote-write requests to `endpoint` through a persistent queue (delta sums and histograms made cumulative)",
+        parse: config::prometheusremotewrite,
+        build: BuildFn::Exporter(build_remote_write),
+        misfit: None,
+    },
+    Factory {
+        kind: Kind::Exporter,
+        ty: "prometheus",
+        signals: METRICS,
+        about: "serves the received series for scraping at `http://<endpoint>/metrics` (default `127.0.0.1:8889`)",
+        parse: config::prometheus,
+        build: BuildFn::Exporter(build_scrape),
         misfit: None,
     },
     Factory {
@@ -417,6 +436,30 @@ fn build_otlp(env: &mut Env<'_>, c: &Instance<'_>, signal: Signal) -> Result<Sta
             )
         })?;
     Ok(any_signal(Arc::new(exporter), signal))
+}
+
+fn build_remote_write(env: &mut Env<'_>, c: &Instance<'_>, signal: Signal) -> Result<Stage, String> {
+    let config = c.settings::<exporter::prometheus::RemoteWriteConfig>()?;
+    if signal != Signal::Metrics {
+        return Err(not_for(c, signal));
+    }
+    let exporter =
+        exporter::prometheus::RemoteWriteExporter::new(c.id, config.clone(), Arc::clone(env.metrics))
+            .map_err(|err| {
+                format!("exporter {}: cannot open its queue in {}: {err}", c.id, config.queue_dir.display())
+            })?;
+    Ok(metrics(Arc::new(exporter)))
+}
+
+fn build_scrape(env: &mut Env<'_>, c: &Instance<'_>, signal: Signal) -> Result<Stage, String> {
+    let config = c.settings::<exporter::prometheus::ScrapeConfig>()?;
+    if signal != Signal::Metrics {
+        return Err(not_for(c, signal));
+    }
+    let exporter =
+        exporter::prometheus::ScrapeExporter::new(c.id, config.clone(), Arc::clone(env.metrics))
+            .map_err(|err| format!("exporter {}: cannot listen on {}: {err}", c.id, config.endpoint))?;
+    Ok(metrics(Arc::new(exporter)))
 }
 
 fn build_debug(_: &mut Env<'_>, c: &Instance<'_>, signal: Signal) -> Result<Stage, String> {

@@ -527,27 +527,7 @@ fn otlp_with(r: &Reader<'_>, ctx: &Context, id: &str, default_protocol: Protocol
             Protocol::Grpc
         }
     };
-    let headers = r
-        .table("headers")
-        .map(|h| {
-            let pairs: Vec<(String, String)> = h
-                .table
-                .iter()
-                .filter_map(|(k, v)| {
-                    h.mark(k);
-                    match v {
-                        Value::String(s) => Some((k.clone(), s.clone())),
-                        _ => {
-                            h.problems.push(&format!("{}.{k}", h.path), "header values must be strings");
-                            None
-                        }
-                    }
-                })
-                .collect();
-            h.done();
-            pairs
-        })
-        .unwrap_or_default();
+    let headers = headers(r);
     let safe_id = id.replace('/', "_");
     some(crate::exporter::otlp::Config {
         endpoint,
@@ -561,5 +541,122 @@ fn otlp_with(r: &Reader<'_>, ctx: &Context, id: &str, default_protocol: Protocol
         queue_max_bytes: r.size("queue_max_size").unwrap_or(1 << 30),
         initial_backoff: r.duration("retry_initial_interval").unwrap_or(Duration::from_secs(1)),
         max_backoff: r.duration("retry_max_interval").unwrap_or(Duration::from_secs(30)),
+    })
+}
+
+/// A table of string values, e.g. `headers = { "x-api-key" = "k" }`.
+fn string_table(r: &Reader<'_>, key: &str, what: &str) -> Vec<(String, String)> {
+    r.table(key)
+        .map(|h| {
+            let pairs: Vec<(String, String)> = h
+                .table
+                .iter()
+                .filter_map(|(k, v)| {
+                    h.mark(k);
+                    match v {
+                        Value::String(s) => Some((k.clone(), s.clone())),
+                        _ => {
+                            h.problems
+                                .push(&format!("{}.{k}", h.path), &format!("{what} values must be strings"));
+                            None
+                        }
+                    }
+                })
+                .collect();
+            h.done();
+            pairs
+        })
+        .unwrap_or_default()
+}
+
+fn headers(r: &Reader<'_>) -> Vec<(String, String)> {
+    string_table(r, "headers", "header")
+}
+
+/// `{ enabled = … }` tables, as the Collector writes feature switches.
+fn enabled(r: &Reader<'_>, key: &str, default: bool) -> bool {
+    match r.table(key) {
+        None => default,
+        Some(t) => {
+            let on = t.bool("enabled").unwrap_or(default);
+            t.done();
+            on
+        }
+    }
+}
+
+/// Names, labels and suffixes both Prometheus exporters take.
+fn translation(r: &Reader<'_>, labels_key: &str) -> crate::exporter::prometheus::Translation {
+    let path = &r.path;
+    let namespace = r.str("namespace").unwrap_or_default();
+    if !namespace.chars().all(|c| c.is_ascii_alphanumeric() || c == '_')
+        || namespace.starts_with(|c: char| c.is_ascii_digit())
+    {
+        r.problems
+            .push(&format!("{path}.namespace"), "use ASCII letters, digits and `_` (not first a digit)");
+    }
+    let extra_labels = string_table(r, labels_key, "label");
+    for (name, _) in &extra_labels {
+        let valid = !name.is_empty()
+            && name.chars().all(|c| c.is_ascii_alphanumeric() || c == '_')
+            && !name.starts_with(|c: char| c.is_ascii_digit())
+            && !name.starts_with("__");
+        if !valid {
+            r.problems.push(
+                &format!("{path}.{labels_key}.{name}"),
+                "a label name: ASCII letters, digits and `_`, not first a digit, not starting with `__`",
+            );
+        }
+    }
+    crate::exporter::prometheus::Translation {
+        namespace,
+        add_suffixes: r.bool("add_metric_suffixes").unwrap_or(true),
+        resource_to_labels: enabled(r, "resource_to_telemetry_conversion", false),
+        extra_labels,
+        target_info: true,
+    }
+}
+
+pub(crate) fn prometheusremotewrite(r: &Reader<'_>, ctx: &Context, id: &str) -> Parsed {
+    let path = &r.path;
+    let endpoint = r.str("endpoint").unwrap_or_else(|| {
+        r.problems.push(
+            &format!("{path}.endpoint"),
+            "required: the remote-write URL, e.g. \"http://127.0.0.1:9090/api/v1/write\"",
+        );
+        String::new()
+    });
+    if endpoint.starts_with("https://") {
+        r.problems.push(&format!("{path}.endpoint"), "https is not supported here yet; use http://");
+    } else if !(endpoint.is_empty() || endpoint.starts_with("http://")) {
+        r.problems.push(
+            &format!("{path}.endpoint"),
+            "must be an http:// URL, e.g. \"http://127.0.0.1:9090/api/v1/write\"",
+        );
+    }
+    let mut translation = translation(r, "external_labels");
+    translation.target_info = enabled(r, "target_info", true);
+    let safe_id = id.replace('/', "_");
+    some(crate::exporter::prometheus::RemoteWriteConfig {
+        endpoint,
+        headers: headers(r),
+        timeout: r.duration("timeout").unwrap_or(Duration::from_secs(5)),
+        translation,
+        metric_expiration: r.duration("metric_expiration").unwrap_or(Duration::from_secs(300)),
+        queue_dir: r
+            .str("queue_dir")
+            .map(PathBuf::from)
+            .unwrap_or_else(|| ctx.data_dir.join("queues").join(safe_id)),
+        queue_max_bytes: r.size("queue_max_size").unwrap_or(1 << 30),
+        initial_backoff: r.duration("retry_initial_interval").unwrap_or(Duration::from_secs(1)),
+        max_backoff: r.duration("retry_max_interval").unwrap_or(Duration::from_secs(30)),
+    })
+}
+
+pub(crate) fn prometheus(r: &Reader<'_>, _: &Context, _: &str) -> Parsed {
+    some(crate::exporter::prometheus::ScrapeConfig {
+        endpoint: r.addr("endpoint").unwrap_or_else(|| std::net::SocketAddr::from(([127, 0, 0, 1], 8889))),
+        translation: translation(r, "const_labels"),
+        metric_expiration: r.duration("metric_expiration").unwrap_or(Duration::from_secs(300)),
     })
 }

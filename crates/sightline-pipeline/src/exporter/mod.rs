@@ -6,7 +6,9 @@
 //! through a persistent queue.
 
 pub mod debug;
+mod deliver;
 pub mod otlp;
+pub mod prometheus;
 mod queue;
 
 /// Settings of the `store` exporter: none; the binary passes the store in

@@ -460,3 +460,55 @@ async fn otlp_exporter_forwards_logs_and_metrics_over_grpc_and_http() {
         mets.shutdown().await;
     }
 }
+
+#[test]
+fn prometheus_exporters_parse_with_collector_keys_and_report_problems() {
+    let text = r#"
+        [exporters.prometheusremotewrite]
+        endpoint = "http://127.0.0.1:9090/api/v1/write"
+        namespace = "app"
+        external_labels = { cluster = "eu1" }
+        resource_to_telemetry_conversion = { enabled = true }
+        target_info = { enabled = false }
+        headers = { "X-Scope-OrgID" = "tenant-a" }
+        [exporters.prometheus]
+        endpoint = "127.0.0.1:9464"
+        const_labels = { region = "west" }
+        metric_expiration = "10m"
+    "#;
+    let c = parse(text).unwrap();
+    let rw = c.exporters["prometheusremotewrite"]
+        .settings::<crate::exporter::prometheus::RemoteWriteConfig>()
+        .unwrap();
+    assert_eq!(rw.translation.namespace, "app");
+    assert_eq!(rw.translation.extra_labels, vec![("cluster".to_string(), "eu1".to_string())]);
+    assert!(rw.translation.resource_to_labels && !rw.translation.target_info);
+    assert_eq!(rw.queue_dir, std::path::PathBuf::from("/tmp/sl/queues/prometheusremotewrite"));
+    assert_eq!(rw.headers, vec![("X-Scope-OrgID".to_string(), "tenant-a".to_string())]);
+    let scrape = c.exporters["prometheus"].settings::<crate::exporter::prometheus::ScrapeConfig>().unwrap();
+    assert_eq!(scrape.endpoint.port(), 9464);
+    assert_eq!(scrape.metric_expiration, Duration::from_secs(600));
+
+    let got = parse(
+        r#"
+        [exporters.prometheusremotewrite]
+        namespace = "9lives"
+        external_labels = { "__name__" = "x" }
+        [exporters."prometheusremotewrite/tls"]
+        endpoint = "https://mimir:443/api/v1/push"
+        [exporters.prometheus]
+        endpoint = "localhost"
+    "#,
+    )
+    .unwrap_err();
+    assert_eq!(
+        got,
+        vec![
+            "exporters.prometheus.endpoint: invalid address \"localhost\": expected host:port, e.g. \"127.0.0.1:9411\"",
+            "exporters.prometheusremotewrite.endpoint: required: the remote-write URL, e.g. \"http://127.0.0.1:9090/api/v1/write\"",
+            "exporters.prometheusremotewrite.namespace: use ASCII letters, digits and `_` (not first a digit)",
+            "exporters.prometheusremotewrite.external_labels.__name__: a label name: ASCII letters, digits and `_`, not first a digit, not starting with `__`",
+            "exporters.prometheusremotewrite/tls.endpoint: https is not supported here yet; use http://",
+        ]
+    );
+}
