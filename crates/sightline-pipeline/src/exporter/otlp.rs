@@ -462,10 +462,20 @@ fn item_count(signal: Signal, record: &Bytes) -> u64 {
             .unwrap_or(0),
         Signal::Metrics => ExportMetricsServiceRequest::decode(record.clone())
             .map(|r| {
-                sightline_model::otlp::decode_metrics_request(r)
-                    .metrics
+                use opentelemetry_proto::tonic::metrics::v1::metric::Data;
+                let points = |m: &opentelemetry_proto::tonic::metrics::v1::Metric| match &m.data {
+                    None => 0,
+                    Some(Data::Gauge(g)) => g.data_points.len(),
+                    Some(Data::Sum(s)) => s.data_points.len(),
+                    Some(Data::Histogram(h)) => h.data_points.len(),
+                    Some(Data::ExponentialHistogram(h)) => h.data_points.len(),
+                    Some(Data::Summary(s)) => s.data_points.len(),
+                };
+                r.resource_metrics
                     .iter()
-                    .map(|m| m.data_points() as u64)
+                    .flat_map(|rm| &rm.scope_metrics)
+                    .flat_map(|sm| &sm.metrics)
+                    .map(|m| points(m) as u64)
                     .sum()
             })
             .unwrap_or(0),
