@@ -200,6 +200,8 @@ pub static FACTORIES: &[Factory] = &[
         build: BuildFn::Processor(build_servicegraph),
         misfit: None,
     },
+    // Logs: once a log store exists, list `TRACES_LOGS` here and fill
+    // `Exporters::logs_store` in the binary; the builder handles both.
     Factory {
         kind: Kind::Exporter,
         ty: "store",
