@@ -130,19 +130,13 @@ impl<'a> Evaluator<'a> {
     /// (links), all fields of one condition read from the same event.
     fn matches(&self, e: &'a FieldExpr, idx: usize, uses: Uses) -> Result<bool, EvalError> {
         let span = self.span(idx);
-        let events: Vec<Option<&'a Event>> = if uses.events && !span.events.is_empty() {
-            span.events.iter().map(Some).collect()
-        } else {
-            vec![None]
-        };
-        let links: Vec<Option<&'a Link>> = if uses.links && !span.links.is_empty() {
-            span.links.iter().map(Some).collect()
-        } else {
-            vec![None]
-        };
-        for &event in &events {
-            for &link in &links {
-                if self.field(e, Env { idx, event, link })?.is_true() {
+        let events: &'a [Event] = if uses.events { &span.events } else { &[] };
+        let links: &'a [Link] = if uses.links { &span.links } else { &[] };
+        // With no events (links), the fields read nil once.
+        for i in 0..events.len().max(1) {
+            for j in 0..links.len().max(1) {
+                let env = Env { idx, event: events.get(i), link: links.get(j) };
+                if self.field(e, env)?.is_true() {
                     return Ok(true);
                 }
             }

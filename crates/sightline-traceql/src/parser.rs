@@ -374,6 +374,12 @@ impl Parser<'_> {
             self.bump();
             return Ok(Node::Scalar(Scalar::Aggregate(self.aggregate(func, offset)?)));
         }
+        if let Some(lit @ Literal::Int(_)) = keyword_literal(word) {
+            // Not in Tempo's scalar grammar, but printing a folded
+            // `i64::MIN` yields it.
+            self.bump();
+            return Ok(Node::Scalar(Scalar::Literal(lit)));
+        }
         if METRICS_FUNCTIONS.contains(&word) {
             return Err(ParseError::new(
                 ErrorKind::Metrics,

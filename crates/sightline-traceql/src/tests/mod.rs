@@ -3,4 +3,9 @@
 //! valid/invalid query lists, the display round trip, and the pre-filter.
 
 mod conformance;
+mod errors;
 mod fixtures;
+mod plan;
+mod results;
+mod roundtrip;
+mod tempo_examples;
