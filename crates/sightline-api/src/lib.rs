@@ -36,7 +36,7 @@
 //! | --- | --- |
 //! | `GET /api/echo`, `GET /api/status/buildinfo` | Grafana's connection test; the version |
 //! | `GET /api/v2/traces/{traceID}?start=&end=` | `tempopb.TraceByIDResponse` as protobuf (`Accept: application/protobuf`) or JSON |
-//! | `GET /api/search?q=&tags=&minDuration=&maxDuration=&limit=&spss=&start=&end=` | `{traces: [{traceID, rootServiceName, rootTraceName, startTimeUnixNano, durationMs, spanSets, serviceStats}], metrics}` |
+//! | `GET /api/search?q=&tags=&minDuration=&maxDuration=&limit=&spss=&start=&end=` | `{traces: [{traceID, rootServiceName, rootTraceName, startTimeUnixNano, durationMs, spanSets, serviceStats}], metrics}`; `q` is TraceQL (`sightline-traceql`), `tags` Tempo's legacy logfmt tags |
 //! | `GET /api/v2/search/tags?scope=`, `GET /api/search/tags` | attribute names per scope (plus `intrinsic`), or in one list |
 //! | `GET /api/v2/search/tag/{tag}/values`, `GET /api/search/tag/{tag}/values` | typed values of a TraceQL attribute or intrinsic; text values of a bare name |
 //!

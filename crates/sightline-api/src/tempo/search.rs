@@ -4,21 +4,27 @@
 //! Parameters follow Tempo's `ParseSearchRequest` (`q`, `tags`,
 //! `minDuration`, `maxDuration`, `limit`, `spss`, `start`, `end`, and, for
 //! the oldest Grafana versions, bare `key=value` tags), in its order and
-//! words. Legacy tag search works as Tempo's block search does: every
-//! condition must hold somewhere in the trace (not necessarily on one
-//! span), durations are the trace's. Values compare exactly, where Tempo
-//! matches `service.name`, `name` and the root names by substring.
+//! words.
 //!
-//! TraceQL in `q` is answered once the TraceQL crate is wired in; until
-//! then only the match-everything spanset `{}` is.
+//! `q` is TraceQL (`sightline-traceql`): its pre-filter picks the store
+//! searches whose results hold every match, and the query is evaluated
+//! exactly on each candidate trace. Candidates are fetched most recent
+//! first in growing rounds until `limit` traces match, the store has no
+//! more, or [`MAX_CANDIDATES`] were read.
+//!
+//! Legacy tag search works as Tempo's block search does: every condition
+//! must hold somewhere in the trace (not necessarily on one span),
+//! durations are the trace's. Values compare exactly, where Tempo matches
+//! `service.name`, `name` and the root names by substring.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashSet};
 
 use axum::extract::{RawQuery, State};
 use axum::response::Response;
-use opentelemetry_proto::tonic::common::v1::{AnyValue, KeyValue, any_value};
+use opentelemetry_proto::tonic::common::v1::KeyValue;
 use serde::Serialize;
-use sightline_model::{Span, StatusCode, TraceQuery, tag_lookup};
+use sightline_model::{Span, StatusCode, TraceId, TraceQuery, otlp, tag_lookup};
+use sightline_traceql::{AttributePushdown, Candidates, Query, TraceMatch};
 
 use super::logfmt;
 use super::seconds_param;
@@ -35,9 +41,12 @@ use crate::summary::{Summary, summarize};
 const DEFAULT_LIMIT: usize = 20;
 const DEFAULT_SPANS_PER_SPAN_SET: usize = 3;
 
-/// Most traces read to answer a legacy search whose conditions the store
-/// cannot apply itself; they are checked here, most recent first.
+/// Most traces read to answer a search whose conditions the store cannot
+/// apply itself; they are checked here, most recent first.
 const MAX_CANDIDATES: usize = 1_000;
+
+/// Candidates read in the first round of a TraceQL search, at least.
+const FIRST_ROUND: usize = 50;
 
 /// Tempo's text for a trace whose root span has not arrived.
 const ROOT_NOT_RECEIVED: &str = "<root span not yet received>";
@@ -156,9 +165,10 @@ fn status_name(code: StatusCode) -> &'static str {
 /// the store can check at trace level for us (several would have to hold
 /// on one span). The rest are checked here.
 fn store_query(request: &SearchRequest, only_window: bool) -> TraceQuery {
+    let (start_min_unix_nanos, start_max_unix_nanos) = window(request);
     let mut query = TraceQuery {
-        start_min_unix_nanos: (request.start > 0).then(|| u64::from(request.start) * 1_000_000_000),
-        start_max_unix_nanos: (request.end > 0).then(|| u64::from(request.end) * 1_000_000_000),
+        start_min_unix_nanos,
+        start_max_unix_nanos,
         limit: if only_window { request.limit } else { request.limit.max(MAX_CANDIDATES) },
         ..TraceQuery::default()
     };
@@ -210,6 +220,9 @@ struct SpanSet<'a> {
     spans: Vec<SpanJson<'a>>,
     #[serde(skip_serializing_if = "is_zero")]
     matched: u32,
+    /// `by()` values and aggregate results.
+    #[serde(skip_serializing_if = "Vec::is_empty", serialize_with = "attributes")]
+    attributes: Vec<KeyValue>,
 }
 
 #[derive(Serialize, Clone)]
@@ -221,7 +234,7 @@ struct SpanJson<'a> {
     name: &'a str,
     start_time_unix_nano: String,
     duration_nanos: String,
-    #[serde(serialize_with = "attributes")]
+    #[serde(skip_serializing_if = "Vec::is_empty", serialize_with = "attributes")]
     attributes: Vec<KeyValue>,
 }
 
@@ -246,42 +259,16 @@ fn count(n: usize) -> u32 {
     u32::try_from(n).unwrap_or(u32::MAX)
 }
 
-/// A span of a span set: Tempo shows its id, name, times and the service
-/// it ran in.
-fn span_json(span: &Span) -> SpanJson<'_> {
-    SpanJson {
-        span_id: hex::encode(span.span_id.as_bytes()),
-        name: &span.name,
-        start_time_unix_nano: span.start_time_unix_nano.to_string(),
-        duration_nanos: span.duration_nanos().to_string(),
-        attributes: vec![KeyValue {
-            key: "service.name".to_owned(),
-            value: Some(AnyValue {
-                value: Some(any_value::Value::StringValue(span.service_name().to_owned())),
-            }),
-            key_strindex: 0,
-        }],
-    }
-}
-
-fn metadata<'a>(
-    summary: &Summary<'a>,
-    spans: &'a [Span],
-    spans_per_set: Option<usize>,
-) -> TraceSearchMetadata<'a> {
-    let span_set = spans_per_set.map(|n| {
-        let mut by_start: Vec<&Span> = spans.iter().collect();
-        by_start.sort_by_key(|s| s.start_time_unix_nano);
-        SpanSet { spans: by_start.into_iter().take(n).map(span_json).collect(), matched: count(spans.len()) }
-    });
+/// The search-result entry of a trace, without span sets.
+fn metadata<'a>(summary: &Summary<'a>) -> TraceSearchMetadata<'a> {
     TraceSearchMetadata {
         trace_id: tempo_hex(&summary.trace_id),
         root_service_name: summary.root.map_or(ROOT_NOT_RECEIVED, |r| r.service_name()),
         root_trace_name: summary.root.map_or("", |r| r.name.as_str()),
         start_time_unix_nano: summary.min_start.to_string(),
-        duration_ms: count(((summary.max_end.saturating_sub(summary.min_start)) / 1_000_000) as usize),
-        span_sets: span_set.iter().cloned().collect(),
-        span_set,
+        duration_ms: millis(summary.max_end.saturating_sub(summary.min_start)),
+        span_set: None,
+        span_sets: Vec::new(),
         service_stats: summary
             .services
             .iter()
@@ -295,10 +282,150 @@ fn metadata<'a>(
     }
 }
 
-/// Whether `q` is TraceQL that matches every span (`{}`, `{ }`, `{true}`).
-fn matches_everything(q: &str) -> bool {
-    let inner: String = q.chars().filter(|c| !c.is_whitespace()).collect();
-    inner == "{}" || inner == "{true}"
+fn millis(nanos: u64) -> u32 {
+    u32::try_from(nanos / 1_000_000).unwrap_or(u32::MAX)
+}
+
+/// A TraceQL match as Tempo's search lists it: the spansets with their
+/// spans (id, name, times, the attributes the query read) and, for old
+/// Grafana versions, the first one again as `spanSet`.
+fn traceql_metadata<'a>(spans: &'a [Span], summary: &Summary<'a>, m: &TraceMatch) -> TraceSearchMetadata<'a> {
+    let mut out = metadata(summary);
+    out.span_sets = m
+        .spansets
+        .iter()
+        .map(|set| SpanSet {
+            spans: set
+                .spans
+                .iter()
+                .filter_map(|sm| {
+                    let span = spans.get(sm.index)?;
+                    Some(SpanJson {
+                        span_id: hex::encode(span.span_id.as_bytes()),
+                        name: &span.name,
+                        start_time_unix_nano: span.start_time_unix_nano.to_string(),
+                        duration_nanos: span.duration_nanos().to_string(),
+                        attributes: otlp::encode_kvs(&sm.attributes),
+                    })
+                })
+                .collect(),
+            matched: count(set.matched),
+            attributes: otlp::encode_kvs(&set.attributes),
+        })
+        .collect();
+    out.span_set = out.span_sets.first().cloned();
+    out
+}
+
+/// The time window of a search, as a store search's bounds.
+fn window(request: &SearchRequest) -> (Option<u64>, Option<u64>) {
+    (
+        (request.start > 0).then(|| u64::from(request.start) * 1_000_000_000),
+        (request.end > 0).then(|| u64::from(request.end) * 1_000_000_000),
+    )
+}
+
+fn duration_fits(request: &SearchRequest, summary: &Summary<'_>) -> bool {
+    let duration_ms = summary.max_end.saturating_sub(summary.min_start) / 1_000_000;
+    (request.min_duration_ms == 0 || duration_ms >= u64::from(request.min_duration_ms))
+        && (request.max_duration_ms == 0 || duration_ms <= u64::from(request.max_duration_ms))
+}
+
+/// Reads up to `ask` candidate traces per store search the query's
+/// pre-filter asks for, most recent first, and whether the store has no
+/// more of them.
+async fn candidates(
+    state: &ApiState,
+    query: &Query,
+    window: (Option<u64>, Option<u64>),
+    ask: usize,
+) -> Result<(Vec<Vec<Span>>, bool), ApiError> {
+    if let Some(ids) = query.prefilter().trace_ids() {
+        let mut out = Vec::with_capacity(ids.len());
+        for id in ids {
+            if let Some(spans) = state.reader.trace(id).await?.filter(|s| !s.is_empty()) {
+                out.push(spans);
+            }
+        }
+        return Ok((out, true));
+    }
+    let searches = match query.prefilter().candidates(AttributePushdown::ScalarValues) {
+        Candidates::Nothing => return Ok((Vec::new(), true)),
+        Candidates::Everything => vec![TraceQuery::default()],
+        Candidates::Queries(queries) => queries,
+    };
+    let mut seen: HashSet<TraceId> = HashSet::new();
+    let mut out = Vec::new();
+    let mut exhausted = true;
+    for mut search in searches {
+        (search.start_min_unix_nanos, search.start_max_unix_nanos) = window;
+        search.limit = ask;
+        let found = state.reader.find_traces(&search).await?;
+        exhausted &= found.len() < ask;
+        for spans in found {
+            if spans.first().is_some_and(|s| seen.insert(s.trace_id)) {
+                out.push(spans);
+            }
+        }
+    }
+    Ok((out, exhausted))
+}
+
+/// Latest span start of a trace, the recency searches rank by.
+fn latest_start(spans: &[Span]) -> u64 {
+    spans.iter().map(|s| s.start_time_unix_nano).max().unwrap_or(0)
+}
+
+/// Matching traces of a TraceQL search with their matches, most recent
+/// first, at most `limit`.
+async fn traceql_search(
+    state: &ApiState,
+    request: &SearchRequest,
+    query: &Query,
+) -> Result<(Vec<(Vec<Span>, TraceMatch)>, usize), ApiError> {
+    let mut hits: Vec<(Vec<Span>, TraceMatch)> = Vec::new();
+    let mut evaluated: HashSet<TraceId> = HashSet::new();
+    if query.matches_nothing() {
+        return Ok((hits, 0));
+    }
+    let mut ask = (request.limit * 2).clamp(FIRST_ROUND, MAX_CANDIDATES);
+    loop {
+        let (found, exhausted) = candidates(state, query, window(request), ask).await?;
+        for spans in found {
+            let Some(first) = spans.first() else { continue };
+            if !evaluated.insert(first.trace_id) {
+                continue;
+            }
+            let matched = query
+                .evaluate(&spans, request.spans_per_span_set)
+                .map_err(|e| ApiError::BadRequest(format!("TraceQL evaluation failed: {}", e.message)))?;
+            if let Some(m) = matched
+                && summarize(&spans).is_some_and(|s| duration_fits(request, &s))
+            {
+                hits.push((spans, m));
+            }
+        }
+        if hits.len() >= request.limit || exhausted || ask >= MAX_CANDIDATES {
+            break;
+        }
+        ask = (ask * 4).min(MAX_CANDIDATES);
+    }
+    hits.sort_by_key(|(spans, _)| std::cmp::Reverse(latest_start(spans)));
+    hits.truncate(request.limit);
+    Ok((hits, evaluated.len()))
+}
+
+/// Parses `q`, refusing what search cannot answer with the position.
+fn parse_traceql(q: &str) -> Result<Query, ApiError> {
+    sightline_traceql::parse(q).map_err(|e| {
+        if e.is_metrics() {
+            ApiError::BadRequest(format!(
+                "invalid TraceQL query: {e}; metrics queries are answered by /api/metrics/query_range, which Sightline does not serve"
+            ))
+        } else {
+            ApiError::BadRequest(format!("invalid TraceQL query: {e}"))
+        }
+    })
 }
 
 /// `GET /api/search`: `{"traces": [...], "metrics": {...}}`.
@@ -308,17 +435,18 @@ pub(crate) async fn search(
 ) -> Result<Response, TempoError> {
     let params = Params::parse(raw.as_deref().unwrap_or(""));
     let request = parse(&params)?;
-    let spans_per_set = match request.query.as_deref() {
-        None => None,
-        Some(q) if matches_everything(q) => Some(request.spans_per_span_set),
-        Some(q) => {
-            return Err(ApiError::BadRequest(format!(
-                "TraceQL is not available yet in this Sightline build: only {{}} is answered, got {q:?}; \
-                 use tags=, minDuration= and maxDuration= meanwhile"
-            ))
-            .into());
-        }
-    };
+    if let Some(q) = request.query.as_deref() {
+        let query = parse_traceql(q)?;
+        let (hits, inspected) = traceql_search(&state, &request, &query).await?;
+        let summaries: Vec<Summary<'_>> = hits.iter().filter_map(|(spans, _)| summarize(spans)).collect();
+        let traces = hits
+            .iter()
+            .zip(&summaries)
+            .map(|((spans, m), summary)| traceql_metadata(spans, summary, m))
+            .collect();
+        let metrics = SearchMetrics { inspected_traces: count(inspected), completed_jobs: 1, total_jobs: 1 };
+        return Ok(json(&SearchResponse { traces, metrics }, false)?);
+    }
     let only_window = request.tags.len() <= 1
         && request.tags.iter().all(|(k, _)| k == "service.name" || k == "name")
         && request.min_duration_ms == 0
@@ -330,13 +458,11 @@ pub(crate) async fn search(
     let traces: Vec<TraceSearchMetadata<'_>> = summaries
         .iter()
         .filter(|(spans, summary)| {
-            let duration_ms = summary.max_end.saturating_sub(summary.min_start) / 1_000_000;
-            (request.min_duration_ms == 0 || duration_ms >= u64::from(request.min_duration_ms))
-                && (request.max_duration_ms == 0 || duration_ms <= u64::from(request.max_duration_ms))
+            duration_fits(&request, summary)
                 && request.tags.iter().all(|(k, v)| trace_has(spans, summary, k, v))
         })
         .take(request.limit)
-        .map(|(spans, summary)| metadata(summary, spans, spans_per_set))
+        .map(|(_, summary)| metadata(summary))
         .collect();
     let metrics = SearchMetrics { inspected_traces: inspected, completed_jobs: 1, total_jobs: 1 };
     Ok(json(&SearchResponse { traces, metrics }, false)?)

@@ -231,12 +231,60 @@ async fn the_empty_spanset_lists_spans_per_trace() {
             "spanID": ROOT,
             "name": "GET /checkout",
             "startTimeUnixNano": START.to_string(),
-            "durationNanos": "300000000",
-            "attributes": [{"key": "service.name", "value": {"stringValue": "shop"}}]
+            "durationNanos": "300000000"
         }],
         "matched": 2
     });
     assert_eq!((&trace["spanSet"], &trace["spanSets"]), (&set, &json!([set.clone()])));
+    assert_eq!(trace["rootServiceName"], json!("shop"));
+    assert_eq!(trace["serviceStats"]["cart"], json!({"spanCount": 1, "errorCount": 1}));
+}
+
+#[tokio::test]
+async fn traceql_narrows_through_the_store_and_evaluates_exactly() {
+    let h = harness(search_fixture());
+    let q = enc(r#"{ resource.service.name = "cart" && status = error } | select(span.http.method)"#);
+    let body = h.get(&format!("/api/search?q={q}&start=1699999000&end=1700001000")).await.json();
+    assert_eq!(trace_ids(&body), [T1.trim_start_matches('0')]);
+    let set = &body["traces"][0]["spanSets"][0];
+    assert_eq!(set["matched"], json!(1));
+    assert_eq!(set["spans"][0]["spanID"], json!(CHILD));
+    // The store was asked for the pre-filter's conditions, in the window.
+    let q = h.last_query();
+    assert_eq!(q.service.as_deref(), Some("cart"));
+    assert_eq!(q.tags, vec![tag("error", "true")]);
+    assert_eq!(q.start_min_unix_nanos, Some(1_699_999_000_000_000_000));
+    assert!(q.limit >= 20, "{q:?}");
+
+    // Structural: a shop span with a cart child; and a trace-level count.
+    let q = enc(r#"{ resource.service.name = "shop" } > { resource.service.name = "cart" }"#);
+    assert_eq!(trace_ids(&h.get(&format!("/api/search?q={q}")).await.json()), [T1.trim_start_matches('0')]);
+    let q = enc("{ } | by(resource.service.name) | count() > 1");
+    let body = h.get(&format!("/api/search?q={q}")).await.json();
+    assert_eq!(body["traces"], json!([]), "no service has two spans in one trace");
+    let q = enc("{ } | by(resource.service.name)");
+    let body = h.get(&format!("/api/search?q={q}&limit=1")).await.json();
+    let sets = body["traces"][0]["spanSets"].as_array().unwrap();
+    assert_eq!(sets.len(), 2, "{body}");
+    assert_eq!(sets[0]["attributes"][0]["key"], json!("by(resource.service.name)"));
+    // Trace durations still apply.
+    let q = enc("{ }");
+    let ids = trace_ids(&h.get(&format!("/api/search?q={q}&minDuration=100ms")).await.json());
+    assert_eq!(ids, [T1.trim_start_matches('0')]);
+}
+
+#[tokio::test]
+async fn traceql_errors_name_the_position() {
+    let h = harness(search_fixture());
+    let r = h.get(&format!("/api/search?q={}", enc(r#"{ span.http.method = "GET" "#))).await;
+    assert_eq!(r.status, StatusCode::BAD_REQUEST);
+    assert!(r.text().starts_with("invalid TraceQL query: at 1:"), "{}", r.text());
+    let r = h.get(&format!("/api/search?q={}", enc("{ } | rate()"))).await;
+    assert_eq!(r.status, StatusCode::BAD_REQUEST);
+    assert!(r.text().contains("/api/metrics/query_range"), "{}", r.text());
+    let r = h.get(&format!("/api/search?q={}", enc("{ parent.foo = 1 }"))).await;
+    assert_eq!(r.status, StatusCode::BAD_REQUEST, "{}", r.text());
+    assert!(h.reader.last_query.lock().unwrap().is_none(), "no bad query reaches the reader");
 }
 
 #[tokio::test]
@@ -260,9 +308,6 @@ async fn bad_search_parameters_are_400s_in_tempos_words() {
         let r = h.get(&format!("/api/search?{query}")).await;
         assert_eq!((r.status, r.text()), (StatusCode::BAD_REQUEST, format!("{msg}\n").as_str()), "{query}");
     }
-    let r = h.get(&format!("/api/search?q={}", enc(r#"{ span.http.method = "GET" }"#))).await;
-    assert_eq!(r.status, StatusCode::BAD_REQUEST);
-    assert!(r.text().starts_with("TraceQL is not available yet"), "{}", r.text());
 }
 
 // -------------------------------------------------------------------- tags
