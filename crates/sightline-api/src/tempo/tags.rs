@@ -8,6 +8,7 @@
 //! come from its service and operation lists, which are complete.
 
 use std::collections::BTreeSet;
+use std::time::{SystemTime, UNIX_EPOCH};
 
 use axum::extract::rejection::PathRejection;
 use axum::extract::{Path, RawQuery, State};
@@ -72,7 +73,12 @@ fn scopes(params: &Params<'_>) -> Result<Scopes, ApiError> {
     })
 }
 
-/// The window (`start`/`end`, Unix seconds) and `limit` of a tag request.
+/// How far back a tag request without `start`/`end` looks: Tempo answers
+/// those from its ingesters, i.e. from recent data only.
+const DEFAULT_TAG_WINDOW_SECS: u64 = 3600;
+
+/// The window (`start`/`end`, Unix seconds; the last hour without them) and
+/// `limit` of a tag request.
 fn tag_query(params: &Params<'_>) -> Result<TagQuery, ApiError> {
     let start = seconds_param(params, "start")?.filter(|s| *s > 0);
     let end = seconds_param(params, "end")?.filter(|s| *s > 0);
@@ -87,6 +93,11 @@ fn tag_query(params: &Params<'_>) -> Result<TagQuery, ApiError> {
                 ))
             })?,
     };
+    if start.is_none() && end.is_none() {
+        let now = SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |d| d.as_secs());
+        let from = now.saturating_sub(DEFAULT_TAG_WINDOW_SECS).saturating_mul(1_000_000_000);
+        return Ok(TagQuery { start_min_unix_nanos: Some(from), start_max_unix_nanos: None, limit });
+    }
     Ok(TagQuery {
         start_min_unix_nanos: start.map(|s| u64::from(s) * 1_000_000_000),
         start_max_unix_nanos: end.map(|s| u64::from(s) * 1_000_000_000),

@@ -312,6 +312,9 @@ async fn bad_search_parameters_are_400s_in_tempos_words() {
 
 // -------------------------------------------------------------------- tags
 
+/// Unix seconds around the fixture's spans.
+const WINDOW: &str = "start=1699999000&end=1700001000";
+
 fn tag_fixture() -> Fake {
     let mut fake = search_fixture();
     fake.services = vec!["cart".into(), "shop".into()];
@@ -324,7 +327,7 @@ fn tag_fixture() -> Fake {
 #[tokio::test]
 async fn tag_names_per_scope_with_intrinsics() {
     let h = harness(tag_fixture());
-    let body = h.get("/api/v2/search/tags").await.json();
+    let body = h.get(&format!("/api/v2/search/tags?{WINDOW}")).await.json();
     let scopes = body["scopes"].as_array().unwrap();
     let names: Vec<&str> = scopes.iter().map(|s| s["name"].as_str().unwrap()).collect();
     assert_eq!(names, ["resource", "span", "intrinsic"]);
@@ -334,16 +337,29 @@ async fn tag_names_per_scope_with_intrinsics() {
     for name in ["duration", "name", "status", "kind", "rootServiceName", "span:name", "trace:rootService"] {
         assert!(intrinsics.contains(&json!(name)), "{name}");
     }
-    assert_eq!(h.get("/api/v2/search/tags?scope=span").await.json()["scopes"][0]["name"], json!("span"));
-    assert_eq!(h.get("/api/v2/search/tags?scope=span").await.json()["scopes"].as_array().unwrap().len(), 1);
+    assert_eq!(
+        h.get(&format!("/api/v2/search/tags?scope=span&{WINDOW}")).await.json()["scopes"][0]["name"],
+        json!("span")
+    );
+    assert_eq!(
+        h.get(&format!("/api/v2/search/tags?scope=span&{WINDOW}")).await.json()["scopes"]
+            .as_array()
+            .unwrap()
+            .len(),
+        1
+    );
     assert_eq!(
         h.get("/api/v2/search/tags?scope=intrinsic").await.json()["scopes"][0]["name"],
         json!("intrinsic")
     );
     let r = h.get("/api/v2/search/tags?scope=nope").await;
     assert_eq!((r.status, r.text()), (StatusCode::BAD_REQUEST, "invalid scope: nope\n"));
-    let r = h.get("/api/search/tags").await;
+    let r = h.get(&format!("/api/search/tags?{WINDOW}")).await;
     assert_eq!(r.json(), json!({"tagNames": ["http.method", "http.status_code", "service.name"]}));
+    // Without a window, the last hour: the fixture is from 2023.
+    let body = h.get("/api/v2/search/tags").await.json();
+    assert_eq!(body["scopes"].as_array().unwrap().len(), 1, "{body}");
+    assert_eq!(h.get("/api/search/tags").await.json(), json!({"tagNames": []}));
 }
 
 #[tokio::test]
@@ -355,13 +371,13 @@ async fn tag_values_are_typed_and_the_tag_may_be_encoded_twice() {
         async move { h.get(&uri).await.json()["tagValues"].clone() }
     };
     assert_eq!(
-        values("/api/v2/search/tag/span.http.status_code/values").await,
+        values(&format!("/api/v2/search/tag/span.http.status_code/values?{WINDOW}")).await,
         json!([{"type": "string", "value": "200"}, {"type": "int", "value": "200"}])
     );
     // Grafana's double encoding of `span."http.method"`.
     let twice = enc(&enc(r#"span."http.method""#));
     assert_eq!(
-        values(&format!("/api/v2/search/tag/{twice}/values")).await,
+        values(&format!("/api/v2/search/tag/{twice}/values?{WINDOW}")).await,
         json!([{"type": "string", "value": "GET"}])
     );
     assert_eq!(
@@ -381,7 +397,7 @@ async fn tag_values_are_typed_and_the_tag_may_be_encoded_twice() {
     assert_eq!(r.status, StatusCode::BAD_REQUEST);
     assert!(r.text().starts_with("please provide a valid tagName: "), "{}", r.text());
     // v1: bare names, text values, Tempo's virtual tags.
-    assert_eq!(values("/api/search/tag/http.status_code/values").await, json!(["200"]));
+    assert_eq!(values(&format!("/api/search/tag/http.status_code/values?{WINDOW}")).await, json!(["200"]));
     assert_eq!(values("/api/search/tag/status.code/values").await, json!(["unset", "ok", "error"]));
     assert_eq!(values("/api/search/tag/service.name/values").await, json!(["cart", "shop"]));
 }
