@@ -268,7 +268,8 @@ pub struct TraceMatch {
     /// The matching spansets (several after `by()`).
     pub spansets: Vec<SpansetMatch>,
     /// The root span's `service.name` (`""` when it has none); `None`
-    /// without a root span (Tempo shows `<root span not yet received>`).
+    /// without a root span. Tempo's frontend shows both `""` and a missing
+    /// root as `<root span not yet received>`.
     pub root_service_name: Option<String>,
     /// The root span's name; `None` without a root span.
     pub root_span_name: Option<String>,

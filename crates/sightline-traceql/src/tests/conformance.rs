@@ -54,6 +54,7 @@ fn table() -> Vec<(&'static str, Vec<&'static str>)> {
         (r#"{ "a" =~ "a|b" }"#, ALL.to_vec()),
         ("{ nil = nil }", vec![]),
         (r#"{ name = "charge" }"#, vec!["C"]),
+        (r#"{ name = "SELECT\u0020c\x61rds" }"#, vec!["D"]),
         (r#"{ span:name = "charge" }"#, vec!["C"]),
         (r#"{ resource.service.name = "frontend" }"#, vec!["A", "B", "E"]),
         (r#"{ .service.name = "payments" }"#, vec!["C", "D"]),
@@ -150,6 +151,7 @@ fn table() -> Vec<(&'static str, Vec<&'static str>)> {
         ("{ span.http.status_code / 100 = 5 }", vec!["B", "C", "R"]),
         ("{ .http.status_code % 100 = 0 }", vec!["A", "C", "L"]),
         ("{ .db.rows * 2 = 6 }", vec!["D"]),
+        ("{ .db.rows + 1 = 4 }", vec!["D"]),
         // 3 ^ 2; Tempo's integer `^` swaps its operands (see value.rs).
         ("{ .db.rows ^ 2 = 9 }", vec!["D"]),
         ("{ -.db.rows = -3 }", vec!["D"]),
