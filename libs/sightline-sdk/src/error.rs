@@ -26,6 +26,14 @@ pub enum Error {
         #[source]
         source: opentelemetry_otlp::ExporterBuildError,
     },
+    /// A TLS file (CA, client certificate or key) cannot be used.
+    #[error("TLS for OTLP export: {}: {reason}", path.display())]
+    Tls {
+        /// The file (empty when the problem is not a file's).
+        path: std::path::PathBuf,
+        /// What is wrong.
+        reason: String,
+    },
     /// A global `tracing` subscriber was already installed.
     #[error("a global tracing subscriber is already set (use Options::install_subscriber(false))")]
     SubscriberAlreadySet,

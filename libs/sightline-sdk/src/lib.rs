@@ -82,8 +82,12 @@
 mod config;
 mod console;
 mod error;
+mod export;
 mod init;
 mod metrics;
+mod propagators;
+mod resource;
+mod transport;
 
 pub mod baggage;
 #[cfg(feature = "axum")]
@@ -104,11 +108,14 @@ pub mod redis;
 pub mod spans;
 pub mod sql;
 
-pub use config::{ExporterKind, Options, Protocol, SamplerConfig, Settings};
+pub use config::{
+    Compression, ExporterKind, Options, OtlpTarget, PropagatorKind, Protocol, SamplerConfig, Settings, Tls,
+};
 pub use console::ConsoleExporter;
 pub use error::Error;
 pub use init::{Guard, Telemetry, init, init_with_env};
 pub use metrics::Metrics;
+pub use propagators::{B3Encoding, B3Propagator, JaegerPropagator};
 
 /// Re-exported so users name the same versions this crate was built with.
 pub use opentelemetry;

@@ -7,8 +7,13 @@
 //!   `tenant` baggage on the worker's spans (the seed 000 check).
 //!
 //! - `amqp`: the AMQP carrier through a real rabbitmq-server and lapin.
+//!
+//! - `export`: the SDK's OTLP export to a real Sightline: gRPC the seeds'
+//!   way, and mutual TLS (private CA, client certificate) over gRPC and
+//!   OTLP/HTTP with gzip.
 
 mod amqp;
+mod export;
 mod harness;
 
 use std::process::Command;
