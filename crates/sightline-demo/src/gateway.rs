@@ -1,6 +1,7 @@
 //! The gateway (the seeds' BFF): `POST /auth/login` creates a session in
 //! Redis, `/api/**` checks it and forwards to orders with the baggage
-//! `tenant` and `user`; sessions created / active are custom metrics.
+//! `tenant` (no personal data in baggage); sessions created / active are
+//! custom metrics.
 
 use std::sync::Arc;
 
@@ -210,7 +211,9 @@ async fn forward(
         return error(StatusCode::UNAUTHORIZED, "session expired or unknown");
     };
     // From here on, everything this request causes carries the tenant.
-    let cx = Baggage::new([("tenant", session.tenant.as_str()), ("user", session.user.as_str())]).context();
+    // Only the tenant: baggage travels in clear to every downstream hop
+    // (and any third party called with it), so no user name or id.
+    let cx = Baggage::new([("tenant", session.tenant.as_str())]).context();
     let url = match query {
         Some(q) => format!("{}/{path}?{q}", app.orders_url),
         None => format!("{}/{path}", app.orders_url),

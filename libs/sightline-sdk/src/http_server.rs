@@ -111,7 +111,16 @@ where
 
     fn call(&mut self, req: Request<B>) -> Self::Future {
         if crate::config::is_excluded(&self.telemetry.settings().excluded_urls, req.uri().path()) {
-            return ResponseFuture { inner: self.inner.call(req), state: None };
+            // Not traced, and neither is what it does: a probe's Redis
+            // PING must not become a root trace of its own (the noise
+            // excluded URLs exist to stop). The SDK starts no span under a
+            // suppressed context.
+            let quiet = Context::current().with_telemetry_suppressed();
+            let inner = {
+                let _guard = quiet.clone().attach();
+                self.inner.call(req)
+            };
+            return ResponseFuture { inner, quiet: Some(quiet), state: None };
         }
         let started = Instant::now();
         let method = method_name(req.method());
@@ -130,7 +139,7 @@ where
             }
             attrs.push(KeyValue::new("url.path", uri.path().to_owned()));
             if let Some(q) = uri.query() {
-                attrs.push(KeyValue::new("url.query", q.to_owned()));
+                attrs.push(KeyValue::new("url.query", crate::redact::query(q).into_owned()));
             }
             attrs.push(KeyValue::new("url.scheme", uri.scheme_str().unwrap_or("http").to_owned()));
             if let Some(r) = &route {
@@ -164,7 +173,11 @@ where
             }
             None => self.inner.call(req),
         };
-        ResponseFuture { inner, state: Some((self.telemetry.clone(), State { cx, method, route, started })) }
+        ResponseFuture {
+            inner,
+            quiet: None,
+            state: Some((self.telemetry.clone(), State { cx, method, route, started })),
+        }
     }
 }
 
@@ -173,6 +186,8 @@ pin_project! {
     pub struct ResponseFuture<F> {
         #[pin]
         inner: F,
+        // Excluded requests: the suppressed context to poll under.
+        quiet: Option<Context>,
         state: Option<(Telemetry, State)>,
     }
 }
@@ -185,6 +200,10 @@ where
 
     fn poll(self: Pin<&mut Self>, task: &mut TaskContext<'_>) -> Poll<Self::Output> {
         let this = self.project();
+        if let Some(quiet) = this.quiet.as_ref() {
+            let _guard = quiet.clone().attach();
+            return this.inner.poll(task);
+        }
         let result = match this.state.as_ref().and_then(|(_, s)| s.cx.as_ref()) {
             Some(cx) => {
                 let _guard = cx.clone().attach();

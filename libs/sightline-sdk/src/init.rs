@@ -366,6 +366,7 @@ impl Telemetry {
         tracing_subscriber::registry()
             .with(filter)
             .with(otel)
+            .with(crate::logs::SpanEventsLayer)
             .with(json)
             .with(text)
             .try_init()

@@ -103,6 +103,7 @@ pub mod nats;
 pub mod propagation;
 #[cfg(feature = "axum")]
 pub mod public_metrics;
+pub mod redact;
 #[cfg(feature = "redis")]
 pub mod redis;
 pub mod spans;

@@ -216,3 +216,56 @@ where
         let _ = self.make_writer.make_writer().write_all(&bytes);
     }
 }
+
+/// Puts `tracing` events at WARN and above on the current OpenTelemetry
+/// span as span events (name: the message; attributes `level`, `target`
+/// and the event's fields), so a warning logged inside a request shows in
+/// its trace.
+///
+/// Why: `tracing-opentelemetry` does this only for events inside a
+/// `tracing` span; this crate's helpers make an OTel context current
+/// instead (no `tracing` span), and such events were lost. Events inside a
+/// `tracing` span are left to `tracing-opentelemetry` (no duplicates).
+#[derive(Debug, Default, Clone, Copy)]
+pub struct SpanEventsLayer;
+
+impl<S> Layer<S> for SpanEventsLayer
+where
+    S: tracing::Subscriber + for<'a> tracing_subscriber::registry::LookupSpan<'a>,
+{
+    fn on_event(&self, event: &tracing::Event<'_>, ctx: LayerContext<'_, S>) {
+        let level = *event.metadata().level();
+        if level > tracing::Level::WARN || ctx.event_span(event).is_some() {
+            return;
+        }
+        let cx = Context::current();
+        let span = cx.span();
+        if !span.is_recording() {
+            return;
+        }
+        let mut fields = Fields { map: Map::new(), errors: Vec::new() };
+        event.record(&mut fields);
+        let name = match fields.map.remove("message") {
+            Some(Value::String(s)) => s,
+            Some(other) => other.to_string(),
+            None => event.metadata().name().to_owned(),
+        };
+        let mut attrs = vec![
+            opentelemetry::KeyValue::new("level", level.as_str()),
+            opentelemetry::KeyValue::new("target", event.metadata().target().to_owned()),
+        ];
+        for (k, v) in fields.map {
+            let v: opentelemetry::Value = match v {
+                Value::String(s) => s.into(),
+                Value::Bool(b) => b.into(),
+                Value::Number(n) => match n.as_i64() {
+                    Some(i) => i.into(),
+                    None => n.as_f64().unwrap_or_default().into(),
+                },
+                other => other.to_string().into(),
+            };
+            attrs.push(opentelemetry::KeyValue::new(k, v));
+        }
+        span.add_event(name, attrs);
+    }
+}

@@ -161,23 +161,23 @@ impl Operation {
 
     /// Ends the span: ERROR with the exception when `result` is an error; counts it.
     pub fn end<T, E: Display>(mut self, result: &Result<T, E>) {
-        self.finish(result.as_ref().err().map(|e| e as &dyn Display));
+        if let Err(e) = result {
+            crate::spans::record_exception(&self.cx.span(), e);
+        }
+        self.finish(result.is_ok());
     }
 
-    fn finish(&mut self, err: Option<&dyn Display>) {
+    fn finish(&mut self, ok: bool) {
         if self.ended {
             return;
         }
         self.ended = true;
-        if let Some(e) = err {
-            crate::spans::record_exception(&self.cx.span(), e);
-        }
         self.cx.span().end();
         self.telemetry.metrics().record_message(
             &self.system,
             self.operation,
             &self.destination,
-            err.is_none(),
+            ok,
             self.started.elapsed().as_secs_f64(),
         );
     }
@@ -189,7 +189,11 @@ impl Operation {
         E: Display,
     {
         let result = fut.with_context(self.cx.clone()).await;
-        self.finish(result.as_ref().err().map(|e| e as &dyn Display));
+        if let Err(e) = &result {
+            // Typed here: `exception.type` names E, not `dyn Display`.
+            crate::spans::record_exception(&self.cx.span(), e);
+        }
+        self.finish(result.is_ok());
         result
     }
 }

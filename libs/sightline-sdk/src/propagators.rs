@@ -226,8 +226,7 @@ impl TextMapPropagator for JaegerPropagator {
             injector.set(UBER_TRACE_ID, format!("{}:{}:0:{flags}", sc.trace_id(), sc.span_id()));
         }
         for (k, (v, _)) in cx.baggage().iter() {
-            injector
-                .set(&format!("{UBER_BAGGAGE_PREFIX}{}", k.as_str()), percent_encode(v.as_str()));
+            injector.set(&format!("{UBER_BAGGAGE_PREFIX}{}", k.as_str()), percent_encode(v.as_str()));
         }
     }
 

@@ -769,6 +769,77 @@ mod spans_and_tasks {
     }
 
     #[tokio::test]
+    async fn exceptions_carry_the_real_type_and_the_cause_chain() {
+        #[derive(Debug)]
+        struct Outer(std::io::Error);
+        impl std::fmt::Display for Outer {
+            fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                if f.alternate() {
+                    write!(f, "storing the order: {}", self.0)
+                } else {
+                    f.write_str("storing the order")
+                }
+            }
+        }
+        impl std::error::Error for Outer {
+            fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+                Some(&self.0)
+            }
+        }
+        let (t, exp) = memory("s");
+        let mut headers = HashMap::new();
+        crate::messaging::Operation::publish(&t, "nats", "orders").inject(&mut headers);
+        let parent = t.extract(&headers);
+        let r = crate::messaging::Operation::process(&t, "nats", "orders", &parent)
+            .run(async { Err::<(), _>(Outer(std::io::Error::other("disk full"))) })
+            .await;
+        assert!(r.is_err());
+        let cx = crate::spans::start(&t, "typed", SpanKind::Internal, &Context::new(), vec![]);
+        crate::spans::record_error(&cx.span(), &Outer(std::io::Error::other("disk full")));
+        cx.span().end();
+        let done = spans(&exp);
+        for name in ["process orders", "typed"] {
+            let s = done.iter().find(|s| s.name == name).expect(name);
+            let ev = s.events.iter().find(|e| e.name == "exception").expect("exception event");
+            let get = |k: &str| {
+                ev.attributes.iter().find(|kv| kv.key.as_str() == k).map(|kv| kv.value.as_str().into_owned())
+            };
+            let ty = get("exception.type").expect("type");
+            assert!(ty.ends_with("Outer") && !ty.contains("dyn"), "{name}: {ty}");
+            assert_eq!(get("exception.message").as_deref(), Some("storing the order"));
+            assert_eq!(
+                get("exception.stacktrace").as_deref(),
+                Some("storing the order: disk full"),
+                "{name}"
+            );
+        }
+    }
+
+    #[test]
+    fn warnings_inside_an_otel_span_become_span_events() {
+        use tracing_subscriber::layer::SubscriberExt as _;
+        let (t, exp) = memory("s");
+        let subscriber = tracing_subscriber::registry().with(crate::logs::SpanEventsLayer);
+        let cx = crate::spans::start(&t, "req", SpanKind::Server, &Context::new(), vec![]);
+        tracing::subscriber::with_default(subscriber, || {
+            tracing::warn!("outside any span: dropped");
+            let _g = cx.clone().attach();
+            tracing::info!("info: not an event");
+            tracing::warn!(key = "orders:acme", attempt = 2, "cache unavailable");
+            tracing::error!("giving up");
+        });
+        cx.span().end();
+        let s = spans(&exp).remove(0);
+        let names: Vec<&str> = s.events.iter().map(|e| e.name.as_ref()).collect();
+        assert_eq!(names, vec!["cache unavailable", "giving up"]);
+        let ev = &s.events.iter().next().expect("event");
+        let get = |k: &str| ev.attributes.iter().find(|kv| kv.key.as_str() == k).map(|kv| kv.value.clone());
+        assert_eq!(get("level"), Some(Value::from("WARN")));
+        assert_eq!(get("key"), Some(Value::from("orders:acme")));
+        assert_eq!(get("attempt"), Some(Value::I64(2)));
+    }
+
+    #[tokio::test]
     async fn background_tasks_are_spanned_and_counted() {
         let (t, exp) = memory("s");
         crate::spans::background_task(&t, "cleanup", async { Ok::<_, String>(()) }).await.expect("ok");
@@ -1006,7 +1077,7 @@ mod server {
     async fn a_server_span_per_request_named_by_route_continuing_the_caller() {
         let (t, exp) = memory("orders");
         let app = app(&t);
-        let req = Request::get("/orders/42?x=1")
+        let req = Request::get("/orders/42?x=1&access_token=abc&Signature=zz&code=")
             .header("traceparent", "00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01")
             .header("baggage", "tenant=acme")
             .header("user-agent", "test/1")
@@ -1027,7 +1098,11 @@ mod server {
         assert_eq!(attr_str(s, "http.request.method").as_deref(), Some("GET"));
         assert_eq!(attr_str(s, "http.route").as_deref(), Some("/orders/{id}"));
         assert_eq!(attr_str(s, "url.path").as_deref(), Some("/orders/42"));
-        assert_eq!(attr_str(s, "url.query").as_deref(), Some("x=1"));
+        assert_eq!(
+            attr_str(s, "url.query").as_deref(),
+            Some("x=1&access_token=REDACTED&Signature=REDACTED&code="),
+            "secret values redacted"
+        );
         assert_eq!(attr_str(s, "user_agent.original").as_deref(), Some("test/1"));
         assert_eq!(attr(s, "http.response.status_code"), Some(&Value::I64(200)));
         assert_eq!(s.status, Status::Unset);
@@ -1076,6 +1151,40 @@ mod server {
             !metrics.contains(r#"endpoint="/health""#) && !metrics.contains(r#"endpoint="/metrics""#),
             "{metrics}"
         );
+    }
+
+    #[tokio::test]
+    async fn work_under_an_excluded_route_starts_no_trace() {
+        let (t, exp) = memory("orders");
+        let t2 = t.clone();
+        let app = Router::new()
+            .route(
+                "/health",
+                get(move || {
+                    let t = t2.clone();
+                    // what a health check does: a traced dependency call
+                    async move {
+                        crate::spans::in_span(&t, "PING", async { Ok::<_, String>("ok") })
+                            .await
+                            .unwrap_or("down")
+                    }
+                }),
+            )
+            .layer(HttpServerLayer::new(&t));
+        for _ in 0..3 {
+            assert_eq!(call(&app, get_req("/health")).await, (StatusCode::OK, "ok".to_owned()));
+        }
+        let names: Vec<_> = spans(&exp).iter().map(|s| s.name.clone()).collect();
+        assert!(names.is_empty(), "no span from a probe's work: {names:?}");
+        // outside the excluded route the same work is traced
+        let cx = crate::spans::start(&t, "req", SpanKind::Server, &Context::new(), vec![]);
+        opentelemetry::context::FutureExt::with_context(
+            crate::spans::in_span(&t, "PING", async { Ok::<_, String>(()) }),
+            cx.clone(),
+        )
+        .await
+        .expect("ok");
+        assert_eq!(spans(&exp).len(), 1);
     }
 
     #[tokio::test]
@@ -1172,6 +1281,20 @@ mod server {
         )
         .await;
         assert_eq!(body, "acme", "baggage crossed the wire");
+        let quiet = opentelemetry::context::FutureExt::with_context(
+            async {
+                let resp = client
+                    .send_without_baggage(
+                        client.inner().post(format!("http://{addr}/echo?api_key=k1&page=2")),
+                    )
+                    .await
+                    .expect("send");
+                resp.text().await.expect("text")
+            },
+            crate::baggage::Baggage::new([("tenant", "acme")]).context(),
+        )
+        .await;
+        assert_eq!(quiet, "none", "no baggage on an opted-out request");
         let resp =
             client.send(client.inner().get(format!("http://user:pw@{addr}/fail"))).await.expect("send");
         assert_eq!(resp.status(), 503);
@@ -1182,6 +1305,14 @@ mod server {
         let c = spans(&client_exp);
         let s = spans(&server_exp);
         let post_client = c.iter().find(|x| x.name == "POST").expect("client span");
+        let opted_out = c
+            .iter()
+            .find(|x| attr_str(x, "url.full").is_some_and(|u| u.contains("page=2")))
+            .expect("opted-out span");
+        assert_eq!(
+            attr_str(opted_out, "url.full").as_deref(),
+            Some(format!("http://{addr}/echo?api_key=REDACTED&page=2").as_str())
+        );
         let post_server = s.iter().find(|x| x.name == "POST /echo").expect("server span");
         assert_eq!(post_client.span_kind, SpanKind::Client);
         assert_eq!(post_server.parent_span_id, post_client.span_context.span_id());

@@ -28,6 +28,7 @@ struct System {
     _dir: tempfile::TempDir,
     api: String,
     gateway: String,
+    otlp: String,
     procs: Vec<Proc>,
 }
 
@@ -125,6 +126,7 @@ impl System {
             _dir: dir,
             api,
             gateway: format!("http://127.0.0.1:{gw}"),
+            otlp: format!("http://127.0.0.1:{otlp}"),
             procs: vec![g, o, w, sl, nats, redis],
         }
     }
@@ -270,5 +272,44 @@ async fn end_to_end() {
         .unwrap_or_else(|| panic!("no 'event stored' log line with trace {trace_id}:\n{worker_log}"));
     assert_eq!(line["service"], "worker");
     assert_eq!(line["tenant"], "acme");
+
+    // Health probes (wait_ok polled /health of every service) ping Redis
+    // and check NATS: none of that may start a trace of its own.
+    for svc in ["gateway", "orders", "worker"] {
+        let pings =
+            get_json(&format!("{}/api/traces?service={svc}&operation=PING&limit=5&lookback=1h", sys.api))
+                .await;
+        assert_eq!(pings["data"].as_array().map(Vec::len), Some(0), "{svc}: probe traces: {pings}");
+    }
+
+    // The traffic driver: one user action, one trace, named for the action.
+    let out = Command::new(env!("CARGO_BIN_EXE_sightline-demo"))
+        .args(["drive", "--gateway", &sys.gateway, "--rounds", "1", "--interval-ms", "0"])
+        .env("OTEL_EXPORTER_OTLP_ENDPOINT", &sys.otlp)
+        .env("OTEL_EXPORTER_OTLP_PROTOCOL", "http/protobuf")
+        .env("OTEL_BSP_SCHEDULE_DELAY", "100")
+        .env_remove("OTLP_ENDPOINT")
+        .env_remove("OTEL_SERVICE_NAME")
+        .output()
+        .expect("running the driver");
+    assert!(out.status.success(), "driver: {}", String::from_utf8_lossy(&out.stderr));
+    let placed = sys
+        .wait_traces("traffic-driver", "user places an order", |s| {
+            s.iter()
+                .filter(|s| s.service == "gateway" && s.tag("span.kind") == Some(&json!("server")))
+                .count()
+                >= 4
+        })
+        .await;
+    assert_eq!(placed.len(), 1, "one action, one trace");
+    let spans = spans_of(&placed[0]);
+    let root = one(&spans, "traffic-driver", "user places an order");
+    assert_eq!(root.parent, None);
+    for op in ["POST /auth/login", "GET /api/{*path}", "POST /api/{*path}"] {
+        assert!(
+            spans.iter().any(|s| s.service == "gateway" && s.name == op),
+            "{op} in the action's trace: {spans:#?}"
+        );
+    }
     drop(sys);
 }
