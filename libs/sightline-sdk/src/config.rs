@@ -226,6 +226,7 @@ pub struct Options {
     pub(crate) install_globals: Option<bool>,
     pub(crate) json_logs: Option<bool>,
     pub(crate) log_shape: Option<LogShape>,
+    pub(crate) metrics_prefix: Option<String>,
     pub(crate) span_exporter: Option<ProviderHook>,
     pub(crate) strict: Option<bool>,
     pub(crate) headers: Vec<(String, String)>,
@@ -338,6 +339,15 @@ impl Options {
         self
     }
 
+    /// A prefix for the generic Prometheus families other than HTTP's
+    /// (`db_*`, `messaging_*`, `background_task*`, `public_metrics`),
+    /// overriding `METRICS_PREFIX`; `bff_` gives seed 001's
+    /// `bff_background_tasks_total` and `bff_public_metrics_total`.
+    pub fn metrics_prefix(mut self, prefix: impl Into<String>) -> Self {
+        self.metrics_prefix = Some(prefix.into());
+        self
+    }
+
     /// The keys of JSON log lines (default: seed 002's), overriding
     /// `LOG_FORMAT=json` / `json-extended`.
     pub fn log_shape(mut self, shape: LogShape) -> Self {
@@ -444,6 +454,8 @@ pub struct Settings {
     pub json_logs: bool,
     /// Their keys.
     pub log_shape: LogShape,
+    /// Prefix of the generic non-HTTP Prometheus families.
+    pub metrics_prefix: String,
     /// Propagation formats, in order (`OTEL_PROPAGATORS`).
     pub propagators: Vec<PropagatorKind>,
     /// Strict mode: problems fail [`crate::init`] instead of disabling a signal.
@@ -871,6 +883,17 @@ impl Settings {
         };
         let json_logs = opts.json_logs.unwrap_or(env_json);
         let log_shape = opts.log_shape.unwrap_or(env_shape);
+        let metrics_prefix = match opts.metrics_prefix.clone().or_else(|| env.get("METRICS_PREFIX")) {
+            Some(prefix)
+                if !prefix.chars().all(|c| c.is_ascii_alphanumeric() || c == '_')
+                    || prefix.starts_with(|c: char| c.is_ascii_digit()) =>
+            {
+                p.note(Error::config("METRICS_PREFIX", &prefix, "expected [A-Za-z_][A-Za-z0-9_]*"));
+                String::new()
+            }
+            Some(prefix) => prefix,
+            None => String::new(),
+        };
         let default_propagators = vec![PropagatorKind::TraceContext, PropagatorKind::Baggage];
         let propagators = match &opts.propagators {
             Some(list) => list.clone(),
@@ -916,6 +939,7 @@ impl Settings {
             install_globals: opts.install_globals.unwrap_or(true),
             json_logs,
             log_shape,
+            metrics_prefix,
             propagators,
             strict,
         };

@@ -228,6 +228,9 @@ where
                 }
                 span.end();
             }
+            // The span's context current while recording: its trace id
+            // becomes the latency histogram's exemplar.
+            let _current = state.cx.clone().map(Context::attach);
             telemetry.metrics().record_http_server(
                 state.method,
                 state.route.as_deref().unwrap_or("unmatched"),
@@ -239,21 +242,22 @@ where
     }
 }
 
-/// `GET /metrics`: the Prometheus text exposition of `telemetry`'s registry.
+/// `GET /metrics`: `telemetry`'s registry as OpenMetrics (with trace-id
+/// exemplars) when the scraper asks for it, as Prometheus does, else as
+/// the Prometheus text format 0.0.4 (`curl`, `promtool check metrics`).
 pub fn metrics_router<S: Clone + Send + Sync + 'static>(telemetry: &Telemetry) -> axum::Router<S> {
     let metrics = telemetry.metrics().clone();
     axum::Router::new().route(
         "/metrics",
-        axum::routing::get(move || {
+        axum::routing::get(move |headers: http::HeaderMap| {
             let metrics = metrics.clone();
             async move {
-                (
-                    [(
-                        http::header::CONTENT_TYPE,
-                        "application/openmetrics-text; version=1.0.0; charset=utf-8",
-                    )],
-                    metrics.render(),
-                )
+                let accept = headers.get(http::header::ACCEPT).and_then(|v| v.to_str().ok()).unwrap_or("");
+                if crate::exposition::wants_openmetrics(accept) {
+                    ([(http::header::CONTENT_TYPE, crate::exposition::OPENMETRICS)], metrics.render())
+                } else {
+                    ([(http::header::CONTENT_TYPE, crate::exposition::TEXT)], metrics.render_text())
+                }
             }
         }),
     )

@@ -209,7 +209,7 @@ impl Telemetry {
         Telemetry {
             inner: Arc::new(Inner {
                 tracer: tracer_provider.as_ref().map(|p| p.tracer(SCOPE)),
-                metrics: Metrics::new(meter),
+                metrics: Metrics::new(meter, &settings.metrics_prefix),
                 propagator,
                 tracer_provider,
                 meter_provider,

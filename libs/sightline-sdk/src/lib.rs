@@ -83,6 +83,7 @@ mod config;
 mod console;
 mod error;
 mod export;
+mod exposition;
 mod init;
 mod metrics;
 mod propagators;
@@ -90,6 +91,7 @@ mod resource;
 mod transport;
 
 pub mod baggage;
+pub mod bff;
 #[cfg(feature = "axum")]
 pub mod health;
 #[cfg(feature = "reqwest")]

@@ -11,10 +11,14 @@
 //! - `export`: the SDK's OTLP export to a real Sightline: gRPC the seeds'
 //!   way, and mutual TLS (private CA, client certificate) over gRPC and
 //!   OTLP/HTTP with gzip.
+//!
+//! - `metrics`: seed 001's `bff_*` families through `promtool check
+//!   metrics` and a real Prometheus scrape (with trace-id exemplars).
 
 mod amqp;
 mod export;
 mod harness;
+mod metrics;
 
 use std::process::Command;
 use std::time::{Duration, Instant};
