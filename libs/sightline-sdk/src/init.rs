@@ -406,7 +406,8 @@ impl Telemetry {
 
     /// Writes `cx` (span and baggage) into a carrier.
     pub fn inject(&self, cx: &Context, carrier: &mut dyn opentelemetry::propagation::Injector) {
-        self.inner.propagator.inject_context(cx, carrier);
+        // A handler's changed baggage travels on (crate::baggage).
+        self.inner.propagator.inject_context(&crate::baggage::effective(cx), carrier);
     }
 
     /// Reads a context (remote parent and baggage) from a carrier, on top

@@ -105,6 +105,8 @@ pub mod nats;
 pub mod propagation;
 #[cfg(feature = "axum")]
 pub mod public_metrics;
+#[cfg(feature = "lapin")]
+pub mod rabbitmq;
 pub mod redact;
 #[cfg(feature = "redis")]
 pub mod redis;

@@ -97,14 +97,33 @@ impl Operation {
 
     /// A `process {destination}` CONSUMER span, child of `parent` (the
     /// context extracted from the message: its span and baggage).
+    ///
+    /// The handler's baggage is live: `CurrentBaggage` changes made while
+    /// it runs travel on with what it sends ([`crate::baggage`]). A
+    /// message that carried no trace context gets a `create {destination}`
+    /// span as its parent, so its processing is not a root without origin.
     pub fn process(telemetry: &Telemetry, system: &str, destination: &str, parent: &Context) -> Operation {
+        let parent = if parent.span().span_context().is_valid() {
+            parent.clone()
+        } else {
+            let created = crate::spans::start(
+                telemetry,
+                format!("create {destination}"),
+                SpanKind::Producer,
+                parent,
+                attrs(system, destination, "create", "create"),
+            );
+            created.span().end();
+            created
+        };
         let cx = crate::spans::start(
             telemetry,
             format!("process {destination}"),
             SpanKind::Consumer,
-            parent,
+            &parent,
             attrs(system, destination, "process", "process"),
-        );
+        )
+        .with_value(crate::baggage::LiveBaggage::live());
         Operation::new(telemetry, cx, system, destination, "process")
     }
 

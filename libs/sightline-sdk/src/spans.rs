@@ -42,11 +42,13 @@ pub fn start(
 ) -> Context {
     match telemetry.tracer() {
         Some(tracer) => {
+            // A handler's changed baggage is the baggage of what it starts.
+            let parent = crate::baggage::effective(parent);
             let span = tracer
                 .span_builder(name)
                 .with_kind(kind)
                 .with_attributes(attributes)
-                .start_with_context(tracer, parent);
+                .start_with_context(tracer, &parent);
             parent.with_span(span)
         }
         None => parent.clone(),

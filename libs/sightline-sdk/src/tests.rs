@@ -669,6 +669,78 @@ mod baggage {
         assert!(!none.contains_key("baggage"));
     }
 
+    #[tokio::test]
+    async fn baggage_changed_in_a_handler_travels_on_without_attach() {
+        let (t, exp) = memory_with(Options::new("h").baggage_attributes(["tenant", "step"]), &[]);
+        let mut first = HashMap::new();
+        let cx = Baggage::new([("tenant", "acme"), ("hello", "world")]).context();
+        opentelemetry::context::FutureExt::with_context(
+            async {
+                let op = crate::messaging::Operation::publish(&t, "rabbitmq", "first");
+                op.inject(&mut first);
+                op.end(&Ok::<(), String>(()));
+            },
+            cx,
+        )
+        .await;
+        // The handler of "first" changes the baggage and publishes to "second".
+        let parent = t.extract(&first);
+        let second = crate::messaging::Operation::process(&t, "rabbitmq", "first", &parent)
+            .run(async {
+                let mut b = CurrentBaggage::current();
+                b.remove("hello");
+                b.set("step", "2");
+                // no attach: the next publish carries the change
+                let op = crate::messaging::Operation::publish(&t, "rabbitmq", "second");
+                let mut headers = HashMap::new();
+                op.inject(&mut headers);
+                op.end(&Ok::<(), String>(()));
+                Ok::<_, String>(headers)
+            })
+            .await
+            .expect("handler");
+        let seen = CurrentBaggage::from_headers(&second);
+        assert_eq!(seen.get("step"), Some("2"));
+        assert_eq!(seen.get("tenant"), Some("acme"));
+        assert_eq!(seen.get("hello"), None, "removed in the handler");
+        let done = spans(&exp);
+        let publish2 = done.iter().find(|s| s.name == "publish second").expect("publish span");
+        assert_eq!(attr_str(publish2, "step").as_deref(), Some("2"), "new spans see the change too");
+        // A clear in the handler stops the baggage downstream.
+        let third = crate::messaging::Operation::process(&t, "rabbitmq", "second", &t.extract(&second))
+            .run(async {
+                CurrentBaggage::current().clear();
+                let mut headers = HashMap::new();
+                crate::messaging::Operation::publish(&t, "rabbitmq", "third").inject(&mut headers);
+                Ok::<_, String>(headers)
+            })
+            .await
+            .expect("handler");
+        assert!(!third.contains_key("baggage"), "{third:?}");
+        assert!(third.contains_key("traceparent"));
+    }
+
+    #[tokio::test]
+    async fn a_message_without_context_gets_a_creation_span() {
+        let (t, exp) = memory("c");
+        crate::messaging::Operation::process(
+            &t,
+            "rabbitmq",
+            "orders",
+            &t.extract(&HashMap::<String, String>::new()),
+        )
+        .run(async { Ok::<_, String>(()) })
+        .await
+        .expect("ok");
+        let done = spans(&exp);
+        let create = done.iter().find(|s| s.name == "create orders").expect("creation span");
+        let process = done.iter().find(|s| s.name == "process orders").expect("process span");
+        assert_eq!(create.span_kind, SpanKind::Producer);
+        assert_eq!(attr_str(create, "messaging.operation.type").as_deref(), Some("create"));
+        assert_eq!(process.parent_span_id, create.span_context.span_id());
+        assert_eq!(process.span_context.trace_id(), create.span_context.trace_id());
+    }
+
     #[test]
     fn batch_merges_baggage_and_keeps_each_message_own() {
         let (t, exp) = memory("batch");
