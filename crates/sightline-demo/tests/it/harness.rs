@@ -168,6 +168,8 @@ pub(crate) struct JSpan {
     pub(crate) trace_id: String,
     pub(crate) parent: Option<String>,
     pub(crate) tags: Vec<(String, Value)>,
+    /// Span event names (Jaeger logs' `event` field).
+    pub(crate) events: Vec<String>,
 }
 
 impl JSpan {
@@ -202,6 +204,16 @@ pub(crate) fn spans_of(trace: &Value) -> Vec<JSpan> {
                         .collect()
                 })
                 .unwrap_or_default(),
+            events: s["logs"]
+                .as_array()
+                .into_iter()
+                .flatten()
+                .filter_map(|l| {
+                    l["fields"].as_array()?.iter().find(|f| f["key"] == "event")?["value"]
+                        .as_str()
+                        .map(str::to_owned)
+                })
+                .collect(),
         })
         .collect()
 }

@@ -29,6 +29,8 @@ use harness::{
 use serde_json::{Value, json};
 
 struct System {
+    // Declared first: dropped before the broker's directory goes.
+    _rabbit: harness::RabbitMq,
     _dir: tempfile::TempDir,
     api: String,
     gateway: String,
@@ -47,6 +49,8 @@ impl System {
         let (grpc, otlp, api_port, zipkin) = (free_port(), free_port(), free_port(), free_port());
         let (gw, orders, worker) = (free_port(), free_port(), free_port());
         let wait = Duration::from_secs(60);
+        std::fs::create_dir(d.join("rabbitmq")).expect("broker dir");
+        let rabbit = harness::RabbitMq::start(&d.join("rabbitmq")).await;
 
         let mut redis = Proc::spawn(
             "redis",
@@ -111,6 +115,8 @@ impl System {
                 format!("127.0.0.1:{worker}"),
                 "--database".into(),
                 d.join("worker.db").display().to_string(),
+                "--amqp-url".into(),
+                rabbit.url(),
             ],
         );
         let mut o = service("orders", &["--listen".into(), format!("127.0.0.1:{orders}")]);
@@ -127,6 +133,7 @@ impl System {
         wait_ok(&format!("http://127.0.0.1:{orders}/health"), &mut o, wait).await;
         wait_ok(&format!("http://127.0.0.1:{gw}/health"), &mut g, wait).await;
         System {
+            _rabbit: rabbit,
             _dir: dir,
             api,
             gateway: format!("http://127.0.0.1:{gw}"),
@@ -303,6 +310,7 @@ async fn end_to_end() {
                 .filter(|s| s.service == "gateway" && s.tag("span.kind") == Some(&json!("server")))
                 .count()
                 >= 4
+                && s.iter().any(|s| s.name == "process order.audit")
         })
         .await;
     assert_eq!(placed.len(), 1, "one action, one trace");
@@ -315,5 +323,20 @@ async fn end_to_end() {
             "{op} in the action's trace: {spans:#?}"
         );
     }
+
+    // The RabbitMQ hop: worker -> notifier -> auditor, in the same trace;
+    // the notifier's baggage change reached the auditor without re-attach.
+    let notified = one(&spans, "worker", "process order.notifications");
+    assert_eq!(notified.tag("messaging.system"), Some(&json!("rabbitmq")));
+    assert_eq!(notified.tag("messaging.consumer.group.name"), Some(&json!("order.notifications")));
+    assert!(
+        notified.tag("messaging.message.id").and_then(Value::as_str).is_some_and(|s| s.starts_with("order-"))
+    );
+    assert!(notified.events.iter().any(|e| e == "notification_sent"), "{notified:?}");
+    let to_audit = child_of(&spans, notified, "worker", "publish order.audit");
+    let audited = child_of(&spans, to_audit, "worker", "process order.audit");
+    assert_eq!(audited.tag("notification.channel"), Some(&json!("email")));
+    assert_eq!(audited.tag("tenant"), notified.tag("tenant"), "the gateway's tenant made both hops");
+    assert!(audited.events.iter().any(|e| e == "audit_recorded"), "{audited:?}");
     drop(sys);
 }
