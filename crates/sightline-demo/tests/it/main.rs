@@ -217,6 +217,34 @@ async fn end_to_end() {
     let body: Value = orders.json().await.expect("orders body");
     assert_eq!(body["tenant"], "acme", "orders saw the tenant from the gateway's baggage: {body}");
 
+    // A failing order: the warning logged inside the request is an event
+    // of its server span, and its log line has seed 002's shape.
+    let huge = client
+        .post(format!("{}/api/orders", sys.gateway))
+        .bearer_auth(&session)
+        .json(&json!({"item": "anvil", "qty": 500}))
+        .send()
+        .await
+        .expect("huge order");
+    assert_eq!(huge.status(), 503);
+    let failed =
+        sys.wait_traces("orders", "POST /orders", |s| s.iter().any(|s| s.name == "check stock")).await;
+    let failed_spans = spans_of(&failed[0]);
+    let post = one(&failed_spans, "orders", "POST /orders");
+    assert!(post.events.iter().any(|e| e == "stock check failed"), "{post:?}");
+    let check = child_of(&failed_spans, post, "orders", "check stock");
+    assert!(check.events.iter().any(|e| e == "exception"), "{check:?}");
+    let orders_log = sys.log("orders");
+    let warning = orders_log
+        .lines()
+        .filter_map(|l| serde_json::from_str::<Value>(l).ok())
+        .find(|l| l["message"] == "stock check failed")
+        .unwrap_or_else(|| panic!("no warning line:\n{orders_log}"));
+    assert_eq!(warning["level"], "WARNING", "{warning}");
+    assert!(warning["exception"].as_str().is_some_and(|e| e.contains("not enough stock")), "{warning}");
+    assert!(warning.get("target").is_none(), "{warning}");
+    assert_eq!(warning["trace_id"], post.trace_id.as_str());
+
     // The seed 000 check: the login trace is there, with its Redis call.
     let logins = sys
         .wait_traces("gateway", "POST /auth/login", |s| {
