@@ -8,11 +8,14 @@
 //! samples. [`to_text`] converts one into the other.
 
 /// Content type of the OpenMetrics exposition.
+#[cfg(feature = "axum")]
 pub(crate) const OPENMETRICS: &str = "application/openmetrics-text; version=1.0.0; charset=utf-8";
 /// Content type of the Prometheus text exposition.
+#[cfg(feature = "axum")]
 pub(crate) const TEXT: &str = "text/plain; version=0.0.4; charset=utf-8";
 
 /// Whether an `Accept` header lists OpenMetrics with a non-zero quality.
+#[cfg(feature = "axum")]
 pub(crate) fn wants_openmetrics(accept: &str) -> bool {
     accept.split(',').any(|range| {
         let mut parts = range.split(';').map(str::trim);
