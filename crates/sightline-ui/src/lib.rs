@@ -1,5 +1,6 @@
-//! Sightline's web UI — trace search, the trace waterfall with its critical
-//! path, span details, statistics and the service map — embedded in the
+//! Sightline's web UI — trace search (form and TraceQL), the trace
+//! waterfall with its critical path, span details, statistics, the service
+//! map, the Monitor page (RED metrics) and trace comparison — embedded in the
 //! binary, so one address gives what Jaeger UI gives without a second server.
 //!
 //! # Serving
@@ -10,8 +11,8 @@
 //! | --- | --- |
 //! | `/static/<hash>/<file>` | a file from `web/`, cached forever (`immutable`) |
 //! | `/api`, `/api/…` (anything the API router did not take) | `404`, plain text |
-//! | a path whose last segment has a `.` (`/favicon.ico`) | `404` |
-//! | any other `GET`/`HEAD` (`/`, `/search`, `/trace/{id}`, …) | `index.html`, `no-cache` |
+//! | a path whose last segment has a `.` but no `...` (`/favicon.ico`) | `404` |
+//! | any other `GET`/`HEAD` (`/`, `/search`, `/trace/{id}`, `/trace/{a}...{b}`, `/monitor`, …) | `index.html`, `no-cache` |
 //!
 //! The binary merges it *after* the API router, so API routes win and this
 //! router's fallback only sees what they left.
@@ -95,7 +96,8 @@ async fn page(method: Method, uri: Uri, headers: HeaderMap) -> Response {
         return response;
     }
     let last = path.rsplit('/').next().unwrap_or("");
-    if last.contains('.') {
+    // `a...b` is Jaeger UI's compare URL (`/trace/{a}...{b}`), not a file.
+    if last.contains('.') && !last.contains("...") {
         return not_found();
     }
     let mut response = cached(

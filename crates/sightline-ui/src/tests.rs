@@ -38,7 +38,10 @@ async fn ui_paths_serve_index_html() {
         "/search",
         "/search?service=a&limit=20",
         "/trace/0af7651916cd43dd8448eb211c80319c",
+        "/trace/0af7651916cd43dd8448eb211c80319c...5b8efff798038103d269b633813fc60c",
+        "/compare",
         "/dependencies",
+        "/monitor?service=a.b&kind=server",
     ] {
         let (status, headers, body) = send("GET", path, &[]).await;
         assert_eq!(status, StatusCode::OK, "{path}");
