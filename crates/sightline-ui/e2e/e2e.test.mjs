@@ -595,6 +595,110 @@ describe('compare', () => {
   });
 });
 
+// The TraceQL mode against Tempo's API (/api/search, /api/v2/search/tags,
+// /api/v2/search/tag/{tag}/values): suggestions come from the data the
+// tests sent, errors from the server's parser.
+describe('TraceQL', () => {
+  let served = false;
+  const editor = '#f-traceql';
+  const options = () => page.$$eval('.tql-completions:not([hidden]) .tql-option', (els) => els.map((e) => e.dataset.label));
+  const typed = () => page.inputValue(editor);
+  const needsSearch = (t) => {
+    if (!served) t.skip('this server has no /api/search (Tempo API): it comes with the queryapi work');
+    return !served;
+  };
+
+  before(async () => {
+    served = (await fetch(`${server.url}/api/search?q=${encodeURIComponent('{}')}`)).status !== 404;
+  });
+
+  test('suggestions: attributes, operators and values from the tag endpoints', async (t) => {
+    if (needsSearch(t)) return;
+    await page.goto(`${server.url}/search`);
+    await page.click('#tab-traceql');
+    assert.equal(await page.getAttribute('#tab-traceql', 'aria-selected'), 'true');
+    await page.locator(editor).focus();
+    await page.keyboard.type('{ resource.serv');
+    await eventually(async () => assert.ok((await options()).includes('resource.service.version')));
+    assert.ok((await options()).every((o) => o.startsWith('resource.serv')));
+    await page.keyboard.type('ice.na');
+    await eventually(async () => assert.deepEqual(await options(), ['resource.service.name']));
+    await page.keyboard.press('Enter');
+    assert.equal(await typed(), '{ resource.service.name ');
+    await eventually(async () => assert.equal((await options())[0], '='));
+    await page.keyboard.press('Enter');
+    // Values of service.name the server has seen, strings quoted.
+    await eventually(async () => assert.ok((await options()).includes('"payments"')));
+    assert.ok((await options()).includes('"frontend"'));
+    await page.keyboard.type('"pay');
+    await eventually(async () => assert.deepEqual(await options(), ['"pay"', '"payments"'], 'the compare test sent a service "pay"'));
+    await page.keyboard.press('ArrowDown');
+    await page.keyboard.press('Tab');
+    assert.equal(await typed(), '{ resource.service.name = "payments" ');
+    await eventually(async () => assert.deepEqual(await options(), ['&&', '||', '}']));
+    await page.keyboard.type('&& stat');
+    await eventually(async () => assert.equal((await options())[0], 'status'));
+    await page.keyboard.press('Enter');
+    await page.keyboard.press('Enter');
+    await eventually(async () => assert.deepEqual((await options()).sort(), ['error', 'ok', 'unset']));
+    await page.keyboard.type('er');
+    await eventually(async () => assert.deepEqual(await options(), ['error']));
+    await page.keyboard.press('Enter');
+    await page.keyboard.type('}');
+    assert.equal(await typed(), '{ resource.service.name = "payments" && status = error }');
+    await page.keyboard.press('Escape');
+    assert.deepEqual(await options(), []);
+    await shot('16-traceql-typed');
+    // Ctrl+Enter runs it.
+    await page.keyboard.press('Control+Enter');
+    await eventually(async () => assert.deepEqual(await page.$$eval('.result', (els) => els.map((e) => e.dataset.traceId)), [TRACE_ID]));
+    assert.equal(new URL(page.url()).searchParams.get('q'), '{ resource.service.name = "payments" && status = error }');
+  });
+
+  test('results list the spans that matched; a matched span opens in its trace', async (t) => {
+    if (needsSearch(t)) return;
+    const result = page.locator(`.result[data-trace-id="${TRACE_ID}"]`);
+    assert.equal(await result.locator('.result-title').innerText(), 'frontend: GET /checkout');
+    assert.equal(await result.locator('.span-count').innerText(), '10 spans');
+    assert.equal(await result.locator('.error-count').innerText(), '1 error');
+    assert.equal(await result.locator('.matched-count').innerText(), '1 matched span:');
+    assert.equal(await result.locator('.matched-spans li').getAttribute('data-span-id'), id('E'));
+    assert.equal(await result.locator('.matched-spans li').innerText(), 'payments: Charge 600ms', 'the query read service.name, so the server sends it');
+    await shot('17-traceql-results');
+    await result.locator('.matched-spans a').click();
+    await page.locator('.trace-page[data-ready=true] .detail').waitFor();
+    assert.equal(await text('.detail-title'), 'Charge');
+    await page.goBack();
+    await page.locator('.result').first().waitFor();
+    assert.equal(await page.inputValue(editor), '{ resource.service.name = "payments" && status = error }', 'the URL restores the query');
+    assert.equal(await page.getAttribute('#tab-traceql', 'aria-selected'), 'true');
+  });
+
+  test("the server's syntax error is marked at its line and column", async (t) => {
+    if (needsSearch(t)) return;
+    await page.fill(editor, '{ .a = 1 &&\n  stat = error }');
+    await page.getByRole('button', { name: 'Run query' }).click();
+    await page.locator('[data-state=traceql-error]').waitFor();
+    assert.match(await text('.tql-error'), /^Line 2, column 3: .*unknown identifier `stat`/);
+    assert.equal(await text('.tql-mark'), 'stat');
+    assert.equal(await page.getAttribute(editor, 'aria-invalid'), 'true');
+    // The caret selects the culprit, ready to retype.
+    assert.deepEqual(await page.$eval(editor, (e) => [e.selectionStart, e.selectionEnd]), [14, 18]);
+    await shot('18-traceql-error');
+    await page.keyboard.type('status');
+    assert.equal(await page.locator('.tql-mark').count(), 0, 'editing clears the mark');
+    assert.equal(await page.getAttribute(editor, 'aria-invalid'), null);
+    // An unterminated spanset: the mark sits at the end.
+    await page.fill(editor, '{ status = error');
+    await page.keyboard.press('Control+Enter');
+    await eventually(async () => assert.match(await text('.tql-error'), /^Line 1, column 17: /));
+    assert.equal(await page.locator('.tql-mark.tql-mark-end').count(), 1);
+    await page.fill(editor, '');
+    await page.getByRole('button', { name: 'Run query' }).click();
+    assert.match(await text('.traceql-form .form-error'), /Write a query/);
+  });
+});
+
 describe('last: the server goes away', () => {
   test('API unreachable', async () => {
     await page.goto(`${server.url}/search`);
