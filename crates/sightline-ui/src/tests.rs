@@ -47,7 +47,9 @@ async fn ui_paths_serve_index_html() {
         assert_eq!(status, StatusCode::OK, "{path}");
         assert_eq!(headers[header::CONTENT_TYPE], "text/html; charset=utf-8", "{path}");
         assert_eq!(headers[header::CACHE_CONTROL], "no-cache", "{path}");
-        assert!(headers[header::CONTENT_SECURITY_POLICY].to_str().unwrap().contains("default-src 'self'"));
+        let csp = headers[header::CONTENT_SECURITY_POLICY].to_str().unwrap();
+        assert!(csp.contains("default-src 'self'") && csp.contains("style-src 'self';"), "{csp}");
+        assert!(!csp.contains("unsafe-inline") && !csp.contains("unsafe-eval"), "{csp}");
         assert_eq!(body, INDEX_HTML.as_bytes(), "{path}");
     }
 }
