@@ -106,6 +106,17 @@ test('the same operation under different parents is two nodes', () => {
   );
 });
 
+test('a trace thousands of spans deep: every path its own node, keys stay short', () => {
+  const rows = [];
+  for (let i = 0; i < 5000; i++) rows.push([`s${i}`, 'svc', 'recurse', i, 10_000 - i, i ? `s${i - 1}` : undefined]);
+  const deep = buildTrace(jaegerTrace(rows));
+  const { nodes, summary } = diffTraces(deep, deep);
+  assert.equal(nodes.length, 5000);
+  assert.equal(nodes[4999].depth, 4999);
+  assert.equal(summary.same, 5000);
+  assert.ok(nodes.every((n) => String(n.key).length < 10), 'keys are path numbers, not spelled-out paths');
+});
+
 test('changes-only view keeps changed nodes and their ancestors', () => {
   const { nodes } = diffTraces(A, B);
   const kept = changedWithAncestors(nodes).map((n) => n.operation);

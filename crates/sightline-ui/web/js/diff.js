@@ -21,26 +21,46 @@
 // waterfall. Jaeger also merges client spans into the server span they call
 // and marks leaves; this diff keeps every span, as the waterfall shows it.
 
-/** Separates path steps in node keys; never part of a service or operation name in practice. */
-const STEP = '\u000b';
-
 /** Per-node totals of one trace's spans at a path. */
 function emptySide() {
   return { count: 0, errors: 0, total: 0, min: Infinity, max: 0, start: Infinity, end: -Infinity, spanIDs: [] };
 }
 
-/** Groups the spans of a trace model (trace.js buildTrace) by path: Map key → {service, operation, parentKey, side}. */
-export function groupByPath(trace) {
+/**
+ * Numbers paths: a path's key is its parent's number plus its own
+ * service:operation, so keys stay short however deep a trace is (a trace
+ * can be thousands of spans deep; spelling out whole paths would cost
+ * memory quadratic in the depth). Shared by both traces, so one path gets
+ * one number in each.
+ */
+export function pathInterner() {
+  const ids = new Map();
+  return (parentKey, service, operation) => {
+    const step = `${parentKey ?? ''}\t${service}\t${operation}`;
+    let id = ids.get(step);
+    if (id === undefined) ids.set(step, (id = ids.size + 1));
+    return id;
+  };
+}
+
+/**
+ * Groups the spans of a trace model (trace.js buildTrace) by path: Map key
+ * → {key, parentKey, depth, service, operation, side}; keys come from
+ * `intern` (pathInterner).
+ */
+export function groupByPath(trace, intern = pathInterner()) {
   const keyOf = new Map();
   const nodes = new Map();
   // trace.spans is in preorder: a parent's key is known before its children's.
   for (const span of trace.spans) {
     const parentKey = span.parent ? keyOf.get(span.parent.spanID) ?? null : null;
-    const name = `${span.serviceName}\t${span.operationName}`;
-    const key = parentKey === null ? name : `${parentKey}${STEP}${name}`;
+    const key = intern(parentKey, span.serviceName, span.operationName);
     keyOf.set(span.spanID, key);
     let node = nodes.get(key);
-    if (!node) nodes.set(key, (node = { key, parentKey, service: span.serviceName, operation: span.operationName, side: emptySide() }));
+    if (!node) {
+      const depth = parentKey === null ? 0 : nodes.get(parentKey).depth + 1;
+      nodes.set(key, (node = { key, parentKey, depth, service: span.serviceName, operation: span.operationName, side: emptySide() }));
+    }
     const s = node.side;
     s.count++;
     if (span.hasError) s.errors++;
@@ -65,8 +85,9 @@ export function groupByPath(trace) {
  * nodes slower, faster and unchanged.
  */
 export function diffTraces(a, b, { minRatio = 0.1, minMicros = 100 } = {}) {
-  const ga = groupByPath(a);
-  const gb = groupByPath(b);
+  const intern = pathInterner();
+  const ga = groupByPath(a, intern);
+  const gb = groupByPath(b, intern);
   const merged = new Map();
   for (const key of new Set([...ga.keys(), ...gb.keys()])) {
     const na = ga.get(key);
@@ -90,7 +111,7 @@ export function diffTraces(a, b, { minRatio = 0.1, minMicros = 100 } = {}) {
     merged.set(key, {
       key,
       parentKey: any.parentKey,
-      depth: key.split(STEP).length - 1,
+      depth: any.depth,
       service: any.service,
       operation: any.operation,
       a: sa,
