@@ -601,21 +601,10 @@ describe('compare', () => {
 // /api/v2/search/tag/{tag}/values): suggestions come from the data the
 // tests sent, errors from the server's parser.
 describe('TraceQL', () => {
-  let served = false;
   const editor = '#f-traceql';
   const options = () => page.$$eval('.tql-completions:not([hidden]) .tql-option', (els) => els.map((e) => e.dataset.label));
   const typed = () => page.inputValue(editor);
-  const needsSearch = (t) => {
-    if (!served) t.skip('this server has no /api/search (Tempo API): it comes with the queryapi work');
-    return !served;
-  };
-
-  before(async () => {
-    served = (await fetch(`${server.url}/api/search?q=${encodeURIComponent('{}')}`)).status !== 404;
-  });
-
-  test('suggestions: attributes, operators and values from the tag endpoints', async (t) => {
-    if (needsSearch(t)) return;
+  test('suggestions: attributes, operators and values from the tag endpoints', async () => {
     await page.goto(`${server.url}/search`);
     await page.click('#tab-traceql');
     assert.equal(await page.getAttribute('#tab-traceql', 'aria-selected'), 'true');
@@ -657,8 +646,7 @@ describe('TraceQL', () => {
     assert.equal(new URL(page.url()).searchParams.get('q'), '{ resource.service.name = "payments" && status = error }');
   });
 
-  test('results list the spans that matched; a matched span opens in its trace', async (t) => {
-    if (needsSearch(t)) return;
+  test('results list the spans that matched; a matched span opens in its trace', async () => {
     const result = page.locator(`.result[data-trace-id="${TRACE_ID}"]`);
     assert.equal(await result.locator('.result-title').innerText(), 'frontend: GET /checkout');
     assert.equal(await result.locator('.span-count').innerText(), '10 spans');
@@ -676,8 +664,7 @@ describe('TraceQL', () => {
     assert.equal(await page.getAttribute('#tab-traceql', 'aria-selected'), 'true');
   });
 
-  test("the server's syntax error is marked at its line and column", async (t) => {
-    if (needsSearch(t)) return;
+  test("the server's syntax error is marked at its line and column", async () => {
     await page.fill(editor, '{ .a = 1 &&\n  stat = error }');
     await page.getByRole('button', { name: 'Run query' }).click();
     await page.locator('[data-state=traceql-error]').waitFor();
