@@ -16,6 +16,7 @@
 mod batch;
 mod contract;
 mod ids;
+pub mod memory;
 pub mod otlp;
 mod query;
 mod span;
@@ -27,6 +28,7 @@ pub use contract::{
     QueryError, ServiceGraphReader, SpanMetricsReader, SpanReader, TraceStore, TracesConsumer,
 };
 pub use ids::{IdError, SpanId, TraceId};
+pub use memory::{MemoryBudget, Pressure};
 pub use query::{TagFilter, TraceQuery, span_matches, tag_lookup};
 pub use span::{Event, Link, Resource, Scope, Span, SpanKind, Status, StatusCode, UNKNOWN_SERVICE};
 pub use value::{KeyValue, Value};

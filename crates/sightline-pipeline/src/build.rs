@@ -26,11 +26,11 @@ use crate::{Component, Metrics};
 pub struct Exporters {
     /// The embedded store, for the `store` exporter.
     pub store: Option<Arc<dyn TracesConsumer>>,
-    /// Called (at most once a second) while a memory limiter is over its
-    /// soft limit, to release memory — the embedded store cuts and flushes
-    /// its head. Without it, memory held by buffers could keep the limiter
-    /// refusing forever.
-    pub on_memory_pressure: Option<Arc<dyn Fn() + Send + Sync>>,
+    /// The process memory budget: memory limiters publish the pressure
+    /// they measure on it, and the embedded store, subscribed, cuts and
+    /// flushes its head while it lasts. Without it, memory held by buffers
+    /// could keep the limiter refusing forever.
+    pub memory: Option<Arc<sightline_model::MemoryBudget>>,
 }
 
 /// Running pipelines.
@@ -112,50 +112,48 @@ pub fn build(
         let mut chain: Vec<Arc<dyn Component>> = Vec::new();
         for id in pipeline.processors.iter().rev() {
             let m = Arc::clone(&metrics);
-            let (consumer, component): (Arc<dyn TracesConsumer>, Arc<dyn Component>) = match config
-                .processors
-                .get(id)
-            {
-                Some(ProcessorConfig::MemoryLimiter(c)) => {
-                    both(Arc::new(MemoryLimiter::new(id, c, next, m, exporters.on_memory_pressure.clone())))
-                }
-                Some(ProcessorConfig::Batch(c)) => both(Arc::new(BatchProcessor::new(id, c, next, m))),
-                Some(ProcessorConfig::Probabilistic(c)) => {
-                    both(Arc::new(ProbabilisticSampler::new(id, c, next, m)))
-                }
-                Some(ProcessorConfig::Tail(c)) => both(TailSampler::new(id, c.clone(), next, m)),
-                Some(ProcessorConfig::Attributes(c)) => {
-                    both(Arc::new(AttributesProcessor::new(id, c.clone(), next, m)))
-                }
-                Some(ProcessorConfig::Redaction(c)) => {
-                    both(Arc::new(RedactionProcessor::new(id, c.clone(), next, m)))
-                }
-                Some(ProcessorConfig::SpanMetrics(c)) => {
-                    let core = match span_metrics.iter().find(|(known, _)| known == id) {
-                        Some((_, core)) => Arc::clone(core),
-                        None => {
-                            let core = Arc::new(SpanMetrics::new(c.clone()));
-                            core.register(registry);
-                            span_metrics.push((id.clone(), Arc::clone(&core)));
-                            core
-                        }
-                    };
-                    both(Arc::new(SpanMetricsProcessor::new(id, core, next)))
-                }
-                Some(ProcessorConfig::ServiceGraph(c)) => {
-                    let core = match service_graphs.iter().find(|(known, _)| known == id) {
-                        Some((_, core)) => Arc::clone(core),
-                        None => {
-                            let core = Arc::new(ServiceGraph::new(c.clone()));
-                            core.register(registry);
-                            service_graphs.push((id.clone(), Arc::clone(&core)));
-                            core
-                        }
-                    };
-                    both(Arc::new(ServiceGraphProcessor::new(id, core, next)))
-                }
-                None => return Err(format!("pipeline {}: unknown processor {id}", pipeline.name)),
-            };
+            let (consumer, component): (Arc<dyn TracesConsumer>, Arc<dyn Component>) =
+                match config.processors.get(id) {
+                    Some(ProcessorConfig::MemoryLimiter(c)) => {
+                        both(Arc::new(MemoryLimiter::new(id, c, next, m, exporters.memory.clone())))
+                    }
+                    Some(ProcessorConfig::Batch(c)) => both(Arc::new(BatchProcessor::new(id, c, next, m))),
+                    Some(ProcessorConfig::Probabilistic(c)) => {
+                        both(Arc::new(ProbabilisticSampler::new(id, c, next, m)))
+                    }
+                    Some(ProcessorConfig::Tail(c)) => both(TailSampler::new(id, c.clone(), next, m)),
+                    Some(ProcessorConfig::Attributes(c)) => {
+                        both(Arc::new(AttributesProcessor::new(id, c.clone(), next, m)))
+                    }
+                    Some(ProcessorConfig::Redaction(c)) => {
+                        both(Arc::new(RedactionProcessor::new(id, c.clone(), next, m)))
+                    }
+                    Some(ProcessorConfig::SpanMetrics(c)) => {
+                        let core = match span_metrics.iter().find(|(known, _)| known == id) {
+                            Some((_, core)) => Arc::clone(core),
+                            None => {
+                                let core = Arc::new(SpanMetrics::new(c.clone()));
+                                core.register(registry);
+                                span_metrics.push((id.clone(), Arc::clone(&core)));
+                                core
+                            }
+                        };
+                        both(Arc::new(SpanMetricsProcessor::new(id, core, next)))
+                    }
+                    Some(ProcessorConfig::ServiceGraph(c)) => {
+                        let core = match service_graphs.iter().find(|(known, _)| known == id) {
+                            Some((_, core)) => Arc::clone(core),
+                            None => {
+                                let core = Arc::new(ServiceGraph::new(c.clone()));
+                                core.register(registry);
+                                service_graphs.push((id.clone(), Arc::clone(&core)));
+                                core
+                            }
+                        };
+                        both(Arc::new(ServiceGraphProcessor::new(id, core, next)))
+                    }
+                    None => return Err(format!("pipeline {}: unknown processor {id}", pipeline.name)),
+                };
             chain.push(component);
             next = consumer;
         }

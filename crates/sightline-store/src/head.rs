@@ -1,172 +1,91 @@
 //! The head: recent spans in memory, appended batch by batch.
 //!
-//! Batches are kept as immutable `Arc`ed chunks so a query can take a
-//! snapshot (clone the chunk list) under a short lock and then read without
-//! blocking ingest. A trace-id index points into the chunks.
+//! Each batch becomes an immutable [`Chunk`] carrying its own small indexes
+//! (trace ids sorted, distinct operations), so the head is an append-only
+//! list of `Arc`s: a query's snapshot is a copy of that list, taken under a
+//! short lock, and everything after that reads without any lock. A trace
+//! lookup binary-searches each chunk's index; a head holds a few hundred
+//! chunks, so that is a few thousand comparisons.
 
 use std::collections::{BTreeSet, HashMap, HashSet};
-use std::hash::{BuildHasherDefault, Hasher};
 use std::sync::Arc;
 use std::time::Instant;
 
 use sightline_model::{DependencyLink, Operation, Span, SpanId, SpanKind, TraceId, TraceQuery, span_matches};
 
-/// Position of a span: (chunk index, index in chunk).
-type Pos = (u32, u32);
-
-/// Hashes trace ids by their last 8 bytes. Trace ids are random (W3C
-/// requires it), so those bytes already are a good hash, and SipHash over
-/// 16 bytes per span was a measurable part of ingest.
-#[derive(Default)]
-pub(crate) struct IdHasher(u64);
-
-impl Hasher for IdHasher {
-    fn finish(&self) -> u64 {
-        self.0
-    }
-
-    fn write(&mut self, bytes: &[u8]) {
-        // A `[u8; 16]` hashes as its length, then its bytes: keep a rolling
-        // mix so both calls count and the id bytes dominate.
-        for chunk in bytes.chunks(8) {
-            let mut word = [0u8; 8];
-            word[..chunk.len()].copy_from_slice(chunk);
-            self.0 = (self.0.rotate_left(5) ^ u64::from_le_bytes(word)).wrapping_mul(0x517C_C1B7_2722_0A95);
-        }
-    }
-
-    fn write_usize(&mut self, n: usize) {
-        self.0 ^= n as u64;
-    }
-}
-
-type IdMap<V> = HashMap<TraceId, V, BuildHasherDefault<IdHasher>>;
-
-/// A trace's span positions; most traces in a head have a few spans, and a
-/// single-span trace needs no allocation.
+/// One appended batch and its indexes.
 #[derive(Debug)]
-enum Positions {
-    One(Pos),
-    Many(Vec<Pos>),
+pub(crate) struct Chunk {
+    spans: Vec<Span>,
+    /// `(trace id, index in spans)`, sorted.
+    by_trace: Box<[(TraceId, u32)]>,
+    /// Distinct `(service, kind, span name)` of the chunk's spans.
+    operations: Box<[HeadOperation]>,
+    min_start: u64,
+    max_start: u64,
 }
 
-impl Positions {
-    fn push(&mut self, pos: Pos) {
-        match self {
-            Positions::One(first) => *self = Positions::Many(vec![*first, pos]),
-            Positions::Many(list) => list.push(pos),
-        }
-    }
+/// `(service, kind, span name)`, names shared across a head.
+type HeadOperation = (Arc<str>, SpanKind, Arc<str>);
 
-    fn as_slice(&self) -> &[Pos] {
-        match self {
-            Positions::One(p) => std::slice::from_ref(p),
-            Positions::Many(list) => list,
-        }
-    }
-}
+/// Bytes a chunk's indexes take per span, beyond the spans themselves.
+const INDEX_BYTES_PER_SPAN: usize = std::mem::size_of::<(TraceId, u32)>();
 
 /// Recent spans, mutable only by appending.
 #[derive(Debug)]
 pub(crate) struct Head {
-    chunks: Vec<Arc<Vec<Span>>>,
-    by_trace: IdMap<Positions>,
-    /// service → kind → span names.
-    operations: HashMap<String, HashMap<SpanKind, HashSet<String>>>,
-    operation_count: usize,
-    /// The last operation noted, by resource pointer: consecutive spans of
-    /// one batch usually repeat it, and then no map is looked at.
-    last_operation: Option<(usize, SpanKind, String)>,
+    chunks: Vec<Arc<Chunk>>,
+    /// Service and span names seen, so chunks share one copy of each.
+    names: HashSet<Arc<str>>,
     bytes: usize,
     spans: usize,
-    min_start: u64,
-    max_start: u64,
     created: Instant,
 }
 
 impl Default for Head {
     fn default() -> Self {
-        Head {
-            chunks: Vec::new(),
-            by_trace: IdMap::default(),
-            operations: HashMap::new(),
-            operation_count: 0,
-            last_operation: None,
-            bytes: 0,
-            spans: 0,
-            min_start: u64::MAX,
-            max_start: 0,
-            created: Instant::now(),
-        }
+        Head { chunks: Vec::new(), names: HashSet::new(), bytes: 0, spans: 0, created: Instant::now() }
     }
 }
 
 impl Head {
-    /// Appends one batch. Its size estimate is given by the caller, who
-    /// already computed it for the memory budget.
-    pub(crate) fn append(&mut self, spans: Vec<Span>, bytes: usize) {
+    /// Bytes [`Head::append`] will add for spans of `span_bytes` estimated
+    /// bytes: what admission control charges before the append.
+    pub(crate) fn charge(spans: usize, span_bytes: usize) -> usize {
+        span_bytes + spans * INDEX_BYTES_PER_SPAN
+    }
+
+    /// Appends one batch; `span_bytes` is its estimated size, already
+    /// computed by the caller for admission.
+    pub(crate) fn append(&mut self, spans: Vec<Span>, span_bytes: usize) {
         if spans.is_empty() {
             return;
         }
-        let chunk = self.chunks.len() as u32;
-        for (i, span) in spans.iter().enumerate() {
-            let pos = (chunk, i as u32);
-            match self.by_trace.get_mut(&span.trace_id) {
-                Some(positions) => positions.push(pos),
-                None => {
-                    self.by_trace.insert(span.trace_id, Positions::One(pos));
-                }
+        let mut by_trace: Vec<(TraceId, u32)> =
+            spans.iter().enumerate().map(|(i, s)| (s.trace_id, i as u32)).collect();
+        by_trace.sort_unstable();
+        let mut seen: HashSet<(&str, SpanKind, &str)> = HashSet::new();
+        let mut operations = Vec::new();
+        let (mut min_start, mut max_start) = (u64::MAX, 0);
+        for span in &spans {
+            min_start = min_start.min(span.start_time_unix_nano);
+            max_start = max_start.max(span.start_time_unix_nano);
+            if seen.insert((span.service_name(), span.kind, &span.name)) {
+                let service = intern(&mut self.names, span.service_name());
+                let name = intern(&mut self.names, &span.name);
+                operations.push((service, span.kind, name));
             }
-            self.min_start = self.min_start.min(span.start_time_unix_nano);
-            self.max_start = self.max_start.max(span.start_time_unix_nano);
-            self.note_operation(span);
         }
+        drop(seen);
         self.spans += spans.len();
-        self.bytes += bytes;
-        self.chunks.push(Arc::new(spans));
-    }
-
-    /// Records the span's operation; lookups by `&str` first, so the common
-    /// case (a known operation) allocates nothing.
-    fn note_operation(&mut self, span: &Span) {
-        let resource = Arc::as_ptr(&span.resource) as usize;
-        if self
-            .last_operation
-            .as_ref()
-            .is_some_and(|(r, k, name)| *r == resource && *k == span.kind && *name == span.name)
-        {
-            return;
-        }
-        self.remember_operation(span);
-        // NOTE: the pointer stays valid as an identity: the head keeps every
-        // span (and so its resource `Arc`) alive as long as itself.
-        match &mut self.last_operation {
-            Some((r, k, name)) => {
-                (*r, *k) = (resource, span.kind);
-                name.clear();
-                name.push_str(&span.name);
-            }
-            None => self.last_operation = Some((resource, span.kind, span.name.clone())),
-        }
-    }
-
-    fn remember_operation(&mut self, span: &Span) {
-        let service = span.service_name();
-        let known = self
-            .operations
-            .get(service)
-            .and_then(|kinds| kinds.get(&span.kind))
-            .is_some_and(|names| names.contains(span.name.as_str()));
-        if known || self.operation_count >= MAX_HEAD_OPERATIONS {
-            return;
-        }
-        if !self.operations.contains_key(service) {
-            self.operations.insert(service.to_owned(), HashMap::new());
-        }
-        if let Some(kinds) = self.operations.get_mut(service) {
-            kinds.entry(span.kind).or_default().insert(span.name.clone());
-            self.operation_count += 1;
-        }
+        self.bytes += Head::charge(spans.len(), span_bytes);
+        self.chunks.push(Arc::new(Chunk {
+            spans,
+            by_trace: by_trace.into_boxed_slice(),
+            operations: operations.into_boxed_slice(),
+            min_start,
+            max_start,
+        }));
     }
 
     /// Estimated bytes held.
@@ -188,71 +107,88 @@ impl Head {
         self.created
     }
 
-    /// Spans of one trace, copied out.
-    pub(crate) fn trace(&self, id: TraceId) -> Vec<Span> {
-        self.by_trace
-            .get(&id)
-            .map(|positions| {
-                positions
-                    .as_slice()
-                    .iter()
-                    .filter_map(|(c, i)| self.chunks.get(*c as usize).and_then(|ch| ch.get(*i as usize)))
-                    .cloned()
-                    .collect()
-            })
-            .unwrap_or_default()
-    }
-
     /// An immutable view of the spans held now, cheap to take under a lock.
     pub(crate) fn snapshot(&self) -> HeadSnapshot {
-        HeadSnapshot { chunks: self.chunks.clone(), min_start: self.min_start, max_start: self.max_start }
+        HeadSnapshot { chunks: self.chunks.clone() }
     }
+}
 
-    /// Adds the names of services seen.
-    pub(crate) fn services(&self, out: &mut BTreeSet<String>) {
-        out.extend(self.operations.keys().cloned());
-    }
-
-    /// Adds the operations of `service`, optionally of one kind only.
-    pub(crate) fn operations(&self, service: &str, kind: Option<SpanKind>, out: &mut BTreeSet<Operation>) {
-        let Some(kinds) = self.operations.get(service) else { return };
-        for (k, names) in kinds {
-            if kind.is_none_or(|want| want == *k) {
-                out.extend(names.iter().map(|name| Operation { name: name.clone(), kind: *k }));
-            }
+fn intern(names: &mut HashSet<Arc<str>>, name: &str) -> Arc<str> {
+    match names.get(name) {
+        Some(n) => Arc::clone(n),
+        None => {
+            let n: Arc<str> = Arc::from(name);
+            names.insert(Arc::clone(&n));
+            n
         }
     }
 }
 
-/// Bound on distinct operations tracked per head, so a client sending
-/// unique span names cannot grow the set without limit; blocks still record
-/// every operation when the head is flushed.
-const MAX_HEAD_OPERATIONS: usize = 100_000;
-
-/// A frozen view of head spans: what queries scan and what a flush writes.
+/// A frozen view of head spans: what queries read and what a flush writes.
 #[derive(Debug, Clone, Default)]
 pub(crate) struct HeadSnapshot {
-    chunks: Vec<Arc<Vec<Span>>>,
-    min_start: u64,
-    max_start: u64,
+    chunks: Vec<Arc<Chunk>>,
 }
 
 impl HeadSnapshot {
+    /// Every span, in append order.
     pub(crate) fn spans(&self) -> impl Iterator<Item = &Span> {
-        self.chunks.iter().flat_map(|c| c.iter())
+        self.chunks.iter().flat_map(|c| c.spans.iter())
+    }
+
+    /// Adds copies of the spans of traces `ids` to `out`.
+    pub(crate) fn traces(&self, ids: &[TraceId], out: &mut HashMap<TraceId, Vec<Span>>) {
+        for chunk in &self.chunks {
+            for id in ids {
+                let first = chunk.by_trace.partition_point(|(t, _)| t < id);
+                for (_, i) in chunk.by_trace[first..].iter().take_while(|(t, _)| t == id) {
+                    if let Some(span) = chunk.spans.get(*i as usize) {
+                        out.entry(*id).or_default().push(span.clone());
+                    }
+                }
+            }
+        }
     }
 
     /// Traces with a span matching `query`, with the latest matching start.
     pub(crate) fn search(&self, query: &TraceQuery, out: &mut HashMap<TraceId, u64>) {
-        if query.start_min_unix_nanos.is_some_and(|min| self.max_start < min)
-            || query.start_max_unix_nanos.is_some_and(|max| self.min_start > max)
-        {
-            return;
+        for chunk in &self.chunks {
+            if query.start_min_unix_nanos.is_some_and(|min| chunk.max_start < min)
+                || query.start_max_unix_nanos.is_some_and(|max| chunk.min_start > max)
+                || !chunk.operations.iter().any(|(service, _, name)| {
+                    query.service.as_deref().is_none_or(|s| s == &**service)
+                        && query.operation.as_deref().is_none_or(|o| o == &**name)
+                })
+            {
+                continue;
+            }
+            for span in &chunk.spans {
+                if span_matches(span, query) {
+                    let latest = out.entry(span.trace_id).or_insert(0);
+                    *latest = (*latest).max(span.start_time_unix_nano);
+                }
+            }
         }
-        for span in self.spans() {
-            if span_matches(span, query) {
-                let latest = out.entry(span.trace_id).or_insert(0);
-                *latest = (*latest).max(span.start_time_unix_nano);
+    }
+
+    /// Adds the names of services seen.
+    pub(crate) fn services(&self, out: &mut BTreeSet<String>) {
+        for chunk in &self.chunks {
+            for (service, _, _) in chunk.operations.iter() {
+                if !out.contains(&**service) {
+                    out.insert(service.to_string());
+                }
+            }
+        }
+    }
+
+    /// Adds the operations of `service`, optionally of one kind only.
+    pub(crate) fn operations(&self, service: &str, kind: Option<SpanKind>, out: &mut BTreeSet<Operation>) {
+        for chunk in &self.chunks {
+            for (s, k, name) in chunk.operations.iter() {
+                if &**s == service && kind.is_none_or(|want| want == *k) {
+                    out.insert(Operation { name: name.to_string(), kind: *k });
+                }
             }
         }
     }

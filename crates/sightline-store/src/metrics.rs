@@ -26,6 +26,8 @@ pub struct Metrics {
     pub(crate) compactions: Family<Vec<(String, String)>, Counter>,
     pub(crate) compaction_debt: Gauge,
     pub(crate) flush_stall_seconds: Counter<f64, AtomicU64>,
+    pub(crate) flush_stalled: Gauge,
+    pub(crate) compactions_deferred: Counter,
     pub(crate) retention_deleted_blocks: Counter,
     pub(crate) replayed_spans: Counter,
 }
@@ -50,6 +52,8 @@ impl Metrics {
             compactions: Family::default(),
             compaction_debt: Gauge::default(),
             flush_stall_seconds: Counter::default(),
+            flush_stalled: Gauge::default(),
+            compactions_deferred: Counter::default(),
             retention_deleted_blocks: Counter::default(),
             replayed_spans: Counter::default(),
         };
@@ -79,6 +83,16 @@ impl Metrics {
             "flush_stall_seconds",
             "Time flushes waited for compaction to catch up (the write stall)",
             m.flush_stall_seconds.clone(),
+        );
+        r.register(
+            "flush_stalled",
+            "1 while a flush waits for compaction to catch up, else 0",
+            m.flush_stalled.clone(),
+        );
+        r.register(
+            "compactions_deferred",
+            "Times a due full-width merge waited because the memory limiter reported pressure",
+            m.compactions_deferred.clone(),
         );
         r.register(
             "retention_deleted_blocks",

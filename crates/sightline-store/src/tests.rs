@@ -3,8 +3,9 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use prometheus_client::registry::Registry;
 use sightline_model::{
-    Batch, ConsumeError, DependencyLink, KeyValue, Operation, Resource, Scope, Span, SpanId, SpanKind,
-    SpanReader, Status, StatusCode, TagFilter, TraceId, TraceQuery, TraceStore, TracesConsumer,
+    Batch, ConsumeError, DependencyLink, KeyValue, MemoryBudget, Operation, Pressure, Resource, Scope, Span,
+    SpanId, SpanKind, SpanReader, Status, StatusCode, TagFilter, TraceId, TraceQuery, TraceStore,
+    TracesConsumer,
 };
 
 use crate::{EmbeddedStore, Error, Options};
@@ -351,30 +352,34 @@ async fn flushes_start_compaction_without_waiting_for_maintenance() {
     store.shutdown().await;
 }
 
-/// Under memory pressure (the limiter's `request_cut`) a full-width merge
-/// waits: it would add its working set to a process already over its soft
-/// limit. Once the pressure has passed, the next flush starts it.
+/// Under memory pressure (published by the memory limiter) a due
+/// full-width merge waits: it would add its working set to a process
+/// already over its soft limit. Once the pressure has passed, it runs.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn merges_wait_out_memory_pressure() {
     let dir = tempfile::tempdir().unwrap();
     let spans_gen = Gen::new();
     let t0 = now();
+    let memory = Arc::new(MemoryBudget::new(256 << 20));
     let mut o = options(dir.path());
     o.compaction_max_inputs = 4;
-    let store = open(o).await;
-    store.request_cut();
+    o.memory = Arc::clone(&memory);
+    o.pressure_hold = Duration::ZERO;
+    let metrics = Arc::new(crate::Metrics::new(&mut Registry::default()));
+    let store = EmbeddedStore::open(o, Arc::clone(&metrics)).await.unwrap();
+    memory.set_pressure(Pressure::Soft);
     for round in 0..4u32 {
         ingest(&store, &spans_gen, round * 5..round * 5 + 5, t0).await;
         store.flush().await.unwrap();
     }
-    tokio::time::sleep(Duration::from_millis(300)).await;
+    // The fourth flush wakes the compactor, which finds the merge due and
+    // defers it.
+    assert!(wait_until(|| metrics.compactions_deferred.get() >= 1).await, "the merge was never considered");
     assert_eq!(store.block_count(), 4, "merged under memory pressure");
-    tokio::time::sleep(super::store::PRESSURE_HOLD).await;
-    ingest(&store, &spans_gen, 20..25, t0).await;
-    store.flush().await.unwrap();
-    let merged = wait_until(|| store.block_count() <= 2).await;
+    memory.set_pressure(Pressure::Normal);
+    let merged = wait_until(|| store.block_count() == 1).await;
     assert!(merged, "still {} blocks", store.block_count());
-    assert_eq!(found(&store, &query()).await.len(), 25);
+    assert_eq!(found(&store, &query()).await.len(), 20);
     store.shutdown().await;
 }
 
@@ -405,7 +410,7 @@ async fn flushes_wait_while_compaction_is_behind() {
         let store = store.clone();
         async move { store.flush().await }
     });
-    tokio::time::sleep(Duration::from_millis(300)).await;
+    assert!(wait_until(|| metrics.flush_stalled.get() == 1).await, "the flush did not stall");
     assert!(!flushing.is_finished(), "the flush went ahead of compaction");
     assert_eq!(store.block_count(), 2);
     assert_eq!(found(&store, &query()).await.len(), 15, "waiting spans are readable");
@@ -415,6 +420,7 @@ async fn flushes_wait_while_compaction_is_behind() {
     // although that is not a full-width merge.
     tokio::time::timeout(Duration::from_secs(20), flushing).await.unwrap().unwrap().unwrap();
     assert_eq!(store.block_count(), 2, "two merged into one, plus the new block");
+    assert_eq!(metrics.flush_stalled.get(), 0);
     assert!(metrics.flush_stall_seconds.get() > 0.0);
     assert_eq!(found(&store, &query()).await.len(), 15);
 

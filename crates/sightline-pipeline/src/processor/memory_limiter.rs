@@ -18,16 +18,18 @@
 //!
 //! Refusing alone cannot lower memory that buffers already hold (the
 //! store's head waits for more data or its age before it is flushed), so
-//! while over the soft limit the limiter also calls an `on_pressure` hook
-//! at most once a second — the Collector forces a GC at that point; here
-//! the store cuts and flushes its head.
+//! the limiter also publishes what it measures as [`Pressure`] on the
+//! process's [`MemoryBudget`] — the Collector forces a GC at that point;
+//! here the store, subscribed to it, cuts and flushes its head and defers
+//! merges while the pressure lasts. The default limits come from the same
+//! budget (`MemoryBudget::soft_limit`).
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::time::Duration;
 
 use async_trait::async_trait;
-use sightline_model::{Batch, ComponentHealth, ConsumeError, TracesConsumer};
+use sightline_model::{Batch, ComponentHealth, ConsumeError, MemoryBudget, Pressure, TracesConsumer};
 use tokio::sync::Notify;
 use tokio::task::JoinHandle;
 
@@ -47,12 +49,11 @@ pub struct Config {
 }
 
 impl Config {
-    /// Defaults relative to a limit: refuse from 70 % on (a spike headroom
-    /// of 30 %, more than the Collector's 20 %: a block flush or a batch of
-    /// decodes already admitted keeps growing memory after refusals start),
-    /// checking every 50 ms.
+    /// Defaults relative to a limit: refuse from the budget's soft limit
+    /// on (see [`sightline_model::memory`]), checking every 50 ms.
     pub fn for_limit(limit_bytes: u64) -> Config {
-        Config { check_interval: Duration::from_millis(50), limit_bytes, spike_bytes: limit_bytes * 3 / 10 }
+        let soft = sightline_model::memory::soft_limit_of(limit_bytes);
+        Config { check_interval: Duration::from_millis(50), limit_bytes, spike_bytes: limit_bytes - soft }
     }
 }
 
@@ -97,9 +98,9 @@ impl MemoryLimiter {
         config: &Config,
         next: Next,
         metrics: Arc<Metrics>,
-        on_pressure: Option<Arc<dyn Fn() + Send + Sync>>,
+        memory: Option<Arc<MemoryBudget>>,
     ) -> MemoryLimiter {
-        MemoryLimiter::with_reader(id, config, next, metrics, on_pressure, Arc::new(resident_bytes))
+        MemoryLimiter::with_reader(id, config, next, metrics, memory, Arc::new(resident_bytes))
     }
 
     /// [`MemoryLimiter::new`] measuring with `read` instead of the RSS
@@ -109,7 +110,7 @@ impl MemoryLimiter {
         config: &Config,
         next: Next,
         metrics: Arc<Metrics>,
-        on_pressure: Option<Arc<dyn Fn() + Send + Sync>>,
+        memory: Option<Arc<MemoryBudget>>,
         read: MemoryReader,
     ) -> MemoryLimiter {
         let current = Arc::new(AtomicU64::new(read().unwrap_or(0)));
@@ -120,7 +121,6 @@ impl MemoryLimiter {
             let hard = config.limit_bytes;
             let soft = config.limit_bytes.saturating_sub(config.spike_bytes);
             tokio::spawn(async move {
-                let mut last_pressure: Option<std::time::Instant> = None;
                 let mut warned = false;
                 loop {
                     tokio::time::sleep(every).await;
@@ -138,12 +138,14 @@ impl MemoryLimiter {
                         );
                     }
                     warned = rss >= hard;
-                    if rss >= soft
-                        && let Some(hook) = &on_pressure
-                        && last_pressure.is_none_or(|t| t.elapsed() >= Duration::from_secs(1))
-                    {
-                        last_pressure = Some(std::time::Instant::now());
-                        hook();
+                    if let Some(memory) = &memory {
+                        memory.set_pressure(if rss >= hard {
+                            Pressure::Hard
+                        } else if rss >= soft {
+                            Pressure::Soft
+                        } else {
+                            Pressure::Normal
+                        });
                     }
                 }
             })
