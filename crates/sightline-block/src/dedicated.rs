@@ -14,8 +14,8 @@
 use std::collections::HashMap;
 
 use serde_json::{Value as J, json};
-use sightline_model::{Span, Value};
 
+use crate::row::{AttrKind, Row};
 use crate::schema::{INT_SLOTS, STR_SLOTS};
 
 /// Maps keyed by attribute keys hash with foldhash: they are looked up once
@@ -58,22 +58,22 @@ impl Dedicated {
     /// span, up to [`CHOOSE_SAMPLE`] spans): the ranking of frequent keys is
     /// the same, and the counts recorded in the block are the real ones
     /// (see [`Dedicated::with_counts`]).
-    pub(crate) fn choose(spans: &[&Span]) -> Dedicated {
+    pub(crate) fn choose<R: Row>(spans: &[R]) -> Dedicated {
         let mut strs: HashMap<&str, u64, KeyHasher> = HashMap::default();
         let mut ints: HashMap<&str, u64, KeyHasher> = HashMap::default();
         let mut seen: Vec<&str> = Vec::new();
         let step = spans.len().div_ceil(CHOOSE_SAMPLE).max(1);
         for span in spans.iter().step_by(step) {
             seen.clear();
-            for kv in &span.attributes {
-                let counts = match kv.value {
-                    Value::Str(_) => &mut strs,
-                    Value::Int(_) => &mut ints,
-                    _ => continue,
+            for (key, kind) in span.attribute_kinds() {
+                let counts = match kind {
+                    AttrKind::Str => &mut strs,
+                    AttrKind::Int => &mut ints,
+                    AttrKind::Other => continue,
                 };
-                if !seen.contains(&kv.key.as_str()) {
-                    seen.push(&kv.key);
-                    *counts.entry(&kv.key).or_default() += 1;
+                if !seen.contains(&key) {
+                    seen.push(key);
+                    *counts.entry(key).or_default() += 1;
                 }
             }
         }
