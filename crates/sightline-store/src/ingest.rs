@@ -13,10 +13,11 @@ use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
 use parking_lot::{Mutex, RwLock};
-use sightline_model::{Batch, ConsumeError, Span};
+use sightline_model::{Batch, ConsumeError};
 use sightline_wal::{SegmentId, Wal};
 use tokio::sync::Notify;
 
+use crate::head::record::Interner;
 use crate::head::{Head, HeadSnapshot};
 use crate::{Error, Metrics};
 
@@ -48,6 +49,9 @@ pub(crate) struct Ingest {
     /// cut.
     cut_lock: tokio::sync::RwLock<()>,
     head: Mutex<Head>,
+    /// Resources, scopes and names the live head's records share; reset
+    /// at each cut so it never outgrows one head.
+    interner: Mutex<Interner>,
     /// First WAL segment with records in the live head.
     head_first: AtomicU64,
     frozen: RwLock<VecDeque<Arc<Frozen>>>,
@@ -73,6 +77,7 @@ impl Ingest {
     pub(crate) fn new(
         wal: Wal,
         head: Head,
+        interner: Interner,
         head_first: SegmentId,
         head_max_bytes: usize,
         max_frozen_heads: usize,
@@ -82,6 +87,7 @@ impl Ingest {
             wal,
             cut_lock: tokio::sync::RwLock::new(()),
             head: Mutex::new(head),
+            interner: Mutex::new(interner),
             head_first: AtomicU64::new(head_first.0),
             frozen: RwLock::new(VecDeque::new()),
             incoming: AtomicUsize::new(0),
@@ -188,16 +194,31 @@ impl Ingest {
         if batch.is_empty() {
             return Ok(());
         }
-        let span_bytes: usize = batch.spans().iter().map(Span::estimated_size).sum();
-        let bytes = Head::charge(batch.len(), span_bytes);
+        // The head keeps the encoding, not the decoded spans: let them go
+        // before waiting on anything.
+        let (spans, otlp) = batch.into_parts();
+        let count = spans.len() as u64;
+        drop(spans);
+        let bytes = Head::charge(count as usize, otlp.len());
         if self.flush_behind() && !self.wait_for_flush().await {
             return Err(self.refuse("flush_behind"));
         }
         // Counted as head memory from admission on, so concurrent appends
         // cannot all pass the check above and overshoot the head's bound.
         let _incoming = Incoming::add(&self.incoming, bytes);
-        let (spans, otlp) = batch.into_parts();
-        let count = spans.len() as u64;
+        let record = match Head::index(&otlp, &self.interner) {
+            Ok(record) => record,
+            Err(e) => {
+                // The receivers decoded these bytes, so this is a bug, not
+                // bad input; refuse the batch rather than log what cannot
+                // be read back.
+                tracing::error!(error = %e, "a batch the receiver decoded could not be indexed; refused");
+                return Err(ConsumeError::Unavailable {
+                    reason: format!("the store could not index the batch: {e}"),
+                    retry_after: Duration::from_secs(5),
+                });
+            }
+        };
         let guard = self.cut_lock.read().await;
         match self.wal.append(otlp).await {
             Ok(_) => {}
@@ -213,7 +234,7 @@ impl Ingest {
         }
         let head_bytes = {
             let mut head = self.head.lock();
-            head.append(spans, span_bytes);
+            head.push(record);
             head.bytes()
         };
         drop(guard);
@@ -246,6 +267,7 @@ impl Ingest {
             let head = std::mem::take(&mut *self.head.lock());
             frozen.push_back(Arc::new(Frozen { head: head.snapshot(), first, sealed }));
         }
+        *self.interner.lock() = Interner::default();
         self.metrics.frozen_heads.set(self.frozen_count() as i64);
         self.metrics.head_spans.set(0);
         self.metrics.head_bytes.set(0);

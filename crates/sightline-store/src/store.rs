@@ -10,7 +10,6 @@ use std::time::Duration;
 
 use async_trait::async_trait;
 use parking_lot::Mutex;
-use prost::Message as _;
 use sightline_model::{
     Batch, ComponentHealth, ConsumeError, DependencyLink, MemoryBudget, Operation, QueryError, Span,
     SpanKind, SpanReader, TraceId, TraceQuery, TraceStore, TracesConsumer,
@@ -21,6 +20,7 @@ use tokio::task::JoinHandle;
 use crate::blockset::plan::{CompactionPolicy, RetentionPolicy};
 use crate::blockset::{BlockSet, BlockStorage, LocalFolder};
 use crate::head::Head;
+use crate::head::record::Interner;
 use crate::ingest::Ingest;
 use crate::tasks::{Background, Settings, run_blocking};
 use crate::view::{View, internal};
@@ -169,16 +169,14 @@ impl EmbeddedStore {
             tracing::warn!(?torn, "WAL had a torn tail (an interrupted write); cut it off");
         }
         let mut head = Head::default();
+        let interner = parking_lot::Mutex::new(Interner::default());
         let mut replayed = 0u64;
         for segment in &recovered.segments {
             if segment.id.0 < replay_from {
                 continue;
             }
             for record in &segment.records {
-                let request = opentelemetry_proto::tonic::collector::trace::v1::ExportTraceServiceRequest::decode(
-                    record.clone(),
-                )
-                .map_err(|e| Error::Corrupt {
+                let indexed = Head::index(record, &interner).map_err(|e| Error::Corrupt {
                     path: dir.join(WAL_DIR),
                     detail: format!(
                         "segment {} holds a record with a valid checksum that is not OTLP protobuf ({e}); \
@@ -186,10 +184,8 @@ impl EmbeddedStore {
                         segment.id.0
                     ),
                 })?;
-                let spans = sightline_model::otlp::decode_request(request).spans;
-                replayed += spans.len() as u64;
-                let bytes = spans.iter().map(Span::estimated_size).sum();
-                head.append(spans, bytes);
+                replayed += indexed.len() as u64;
+                head.push(indexed);
             }
         }
         if replay_from > 0 {
@@ -205,6 +201,7 @@ impl EmbeddedStore {
         let ingest = Arc::new(Ingest::new(
             wal,
             head,
+            interner.into_inner(),
             head_first,
             options.head_max_bytes,
             options.max_frozen_heads,

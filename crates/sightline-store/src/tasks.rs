@@ -16,7 +16,7 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use parking_lot::Mutex;
 use sightline_block::Block;
-use sightline_model::{MemoryBudget, Pressure, Span};
+use sightline_model::{MemoryBudget, Pressure};
 use tokio::sync::{Notify, watch};
 
 use crate::blockset::plan::{CompactionPolicy, RetentionPolicy, Width};
@@ -235,9 +235,9 @@ impl Background {
             // attempt: the same head always gets the same id, and it is not
             // in the manifest yet.
             let _ = std::fs::remove_dir_all(dir.join(&id));
-            // The writer reads the frozen head's spans in place: no copy.
-            let spans: Vec<&Span> = snapshot.spans().collect();
-            sightline_block::write(&dir, &id, spans, &options)?;
+            // The block is encoded straight from the batches' protobuf
+            // bytes, read in place.
+            sightline_block::write_otlp(&dir, &id, snapshot.otlp_spans(), &options)?;
             storage.publish(&id)?;
             Ok(Arc::new(storage.open(&id)?))
         })
