@@ -23,7 +23,7 @@ use crate::head::Head;
 use crate::head::record::Interner;
 use crate::ingest::Ingest;
 use crate::tasks::{Background, Settings, run_blocking};
-use crate::view::{View, internal};
+use crate::view::{ResultBudget, View, internal};
 use crate::{BlockOptions, Error, FsyncPolicy, Metrics};
 
 const WAL_DIR: &str = "wal";
@@ -113,9 +113,54 @@ impl Options {
     }
 }
 
+/// How long a query that builds span results waits for a slot before it
+/// is refused (503, retry): the slots bound the memory queries hold, and a
+/// refusal is better than a request hanging without an answer.
+const QUERY_WAIT: Duration = Duration::from_secs(10);
+
+/// The query slots: as many as one query's result budget fits in the
+/// budget for all queries (4 with the default shares).
+#[derive(Debug)]
+struct QueryGate {
+    slots: Arc<tokio::sync::Semaphore>,
+    total: usize,
+    each: usize,
+    metrics: Arc<Metrics>,
+}
+
+impl QueryGate {
+    fn new(memory: &MemoryBudget, metrics: Arc<Metrics>) -> QueryGate {
+        let each = memory.query_bytes_each().max(1);
+        let total = (memory.query_bytes() / each).max(1);
+        QueryGate { slots: Arc::new(tokio::sync::Semaphore::new(total)), total, each, metrics }
+    }
+
+    fn running(&self) -> usize {
+        self.total - self.slots.available_permits()
+    }
+}
+
+/// Counts a query in `queries_running` until dropped (before its slot is
+/// released, so the gauge never shows more queries than slots).
+struct Running<'a>(&'a Metrics);
+
+impl<'a> Running<'a> {
+    fn start(metrics: &'a Metrics) -> Running<'a> {
+        metrics.queries_running.inc();
+        Running(metrics)
+    }
+}
+
+impl Drop for Running<'_> {
+    fn drop(&mut self) {
+        self.0.queries_running.dec();
+    }
+}
+
 /// The embedded store. Cheap to clone.
 #[derive(Clone)]
 pub struct EmbeddedStore {
+    queries: Arc<QueryGate>,
     ingest: Arc<Ingest>,
     blocks: Arc<BlockSet>,
     background: Arc<Background>,
@@ -221,6 +266,7 @@ impl EmbeddedStore {
             maintenance_interval: options.maintenance_interval,
             pressure_hold: options.pressure_hold,
         };
+        let queries = Arc::new(QueryGate::new(&options.memory, Arc::clone(&metrics)));
         let background = Arc::new(Background::new(
             Arc::clone(&ingest),
             Arc::clone(&blocks),
@@ -231,6 +277,7 @@ impl EmbeddedStore {
         background.update_gauges();
         let tasks = background.spawn();
         Ok(EmbeddedStore {
+            queries,
             ingest,
             blocks,
             background,
@@ -270,6 +317,45 @@ impl EmbeddedStore {
     ) -> Result<T, QueryError> {
         let view = self.view();
         tokio::task::spawn_blocking(move || read(&view)).await.map_err(internal)?
+    }
+
+    /// Like [`EmbeddedStore::read`], for reads that build span results:
+    /// they wait for one of the budget's query slots (see
+    /// [`QUERY_WAIT`]) and build at most `query_bytes_each` of spans.
+    async fn read_spans(
+        &self,
+        read: impl FnOnce(&View, &mut ResultBudget) -> Result<Vec<Vec<Span>>, QueryError> + Send + 'static,
+    ) -> Result<Vec<Vec<Span>>, QueryError> {
+        let gate = &self.queries;
+        let Ok(Ok(permit)) = tokio::time::timeout(QUERY_WAIT, Arc::clone(&gate.slots).acquire_owned()).await
+        else {
+            gate.metrics.queries_refused.inc();
+            return Err(QueryError::Unavailable(format!(
+                "{} queries are building results already; retry shortly",
+                gate.running()
+            )));
+        };
+        let (each, metrics) = (gate.each, Arc::clone(&gate.metrics));
+        let view = self.view();
+        // The slot moves into the blocking work: it is held while the work
+        // runs, even if the caller gives up waiting for it.
+        tokio::task::spawn_blocking(move || {
+            let _slot = permit;
+            let _running = Running::start(&metrics);
+            let mut budget = ResultBudget::new(each);
+            let traces = read(&view, &mut budget)?;
+            if budget.truncated {
+                metrics.query_results_truncated.inc();
+                tracing::warn!(
+                    traces = traces.len(),
+                    budget_bytes = each,
+                    "a query's results were cut to its memory budget"
+                );
+            }
+            Ok(traces)
+        })
+        .await
+        .map_err(internal)?
     }
 
     /// Stops the tasks and releases the files without flushing the head:
@@ -331,25 +417,24 @@ impl TracesConsumer for EmbeddedStore {
 #[async_trait]
 impl SpanReader for EmbeddedStore {
     async fn trace(&self, id: TraceId) -> Result<Option<Vec<Span>>, QueryError> {
-        let mut found = self.read(move |view| view.traces(&[id])).await?;
-        Ok(found.remove(&id))
+        let found = self.read_spans(move |view, budget| view.traces_within(&[id], budget)).await?;
+        Ok(found.into_iter().next())
     }
 
     async fn traces(&self, ids: &[TraceId]) -> Result<Vec<Vec<Span>>, QueryError> {
         let mut unique = Vec::with_capacity(ids.len());
+        let mut seen = std::collections::HashSet::with_capacity(ids.len());
         for id in ids {
-            if !unique.contains(id) {
+            if seen.insert(*id) {
                 unique.push(*id);
             }
         }
-        let wanted = unique.clone();
-        let mut found = self.read(move |view| view.traces(&wanted)).await?;
-        Ok(unique.iter().filter_map(|id| found.remove(id)).collect())
+        self.read_spans(move |view, budget| view.traces_within(&unique, budget)).await
     }
 
     async fn find_traces(&self, query: &TraceQuery) -> Result<Vec<Vec<Span>>, QueryError> {
         let query = query.clone();
-        self.read(move |view| view.find_traces(&query)).await
+        self.read_spans(move |view, budget| view.find_traces(&query, budget)).await
     }
 
     async fn services(&self) -> Result<Vec<String>, QueryError> {

@@ -447,3 +447,70 @@ async fn wait_until(done: impl Fn() -> bool) -> bool {
     }
     done()
 }
+
+/// D4: a search's `limit` is capped at `TraceQuery::MAX_LIMIT`, its results
+/// at one query's share of the memory budget, and only as many queries
+/// build results at once as the budget has slots for, however many come in
+/// parallel (20 parallel `limit=100000` queries took a 256 MiB server to
+/// 1 GiB). Before: every query returned every matching trace, all at once.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn wide_queries_are_capped_and_bounded_by_the_memory_budget() {
+    let dir = tempfile::tempdir().unwrap();
+    let spans_gen = Gen::new();
+    let t0 = now();
+    // 8 MiB: 256 KiB per query, 1 MiB for all, so 4 slots.
+    let memory = Arc::new(MemoryBudget::new(8 << 20));
+    let mut o = options(dir.path());
+    o.memory = Arc::clone(&memory);
+    o.fsync = crate::FsyncPolicy::Never;
+    let metrics = Arc::new(crate::Metrics::new(&mut Registry::default()));
+    let store = EmbeddedStore::open(o, Arc::clone(&metrics)).await.unwrap();
+    ingest(&store, &spans_gen, 0..350, t0).await;
+    store.flush().await.unwrap();
+    ingest(&store, &spans_gen, 350..700, t0).await;
+
+    let each = memory.query_bytes_each();
+    let wide = TraceQuery { limit: 100_000, ..TraceQuery::default() };
+    let peak = Arc::new(std::sync::atomic::AtomicI64::new(0));
+    let watcher = tokio::spawn({
+        let (metrics, peak) = (Arc::clone(&metrics), Arc::clone(&peak));
+        async move {
+            loop {
+                peak.fetch_max(metrics.queries_running.get(), std::sync::atomic::Ordering::Relaxed);
+                tokio::task::yield_now().await;
+            }
+        }
+    });
+    let queries: Vec<_> = (0..20)
+        .map(|_| {
+            let (store, wide) = (store.clone(), wide.clone());
+            tokio::spawn(async move { store.find_traces(&wide).await.unwrap() })
+        })
+        .collect();
+    for q in queries {
+        let traces = q.await.unwrap();
+        assert!(!traces.is_empty() && traces.len() <= TraceQuery::MAX_LIMIT, "{} traces", traces.len());
+        let bytes: usize = traces.iter().flatten().map(Span::estimated_size).sum();
+        assert!(bytes <= each, "{bytes} B of results over the {each} B budget");
+        // Most recent first, whole traces.
+        assert_eq!(traces[0][0].trace_id, tid(699));
+        assert!(traces.iter().all(|t| t.len() == 2));
+    }
+    watcher.abort();
+    let peak = peak.load(std::sync::atomic::Ordering::Relaxed);
+    assert!((1..=4).contains(&peak), "{peak} queries built results at once");
+    assert!(metrics.query_results_truncated.get() >= 20);
+
+    // With room for all of them, the limit itself caps the result.
+    let roomy = Arc::new(MemoryBudget::new(1 << 30));
+    store.shutdown().await;
+    drop(store);
+    let mut o = options(dir.path());
+    o.memory = roomy;
+    o.fsync = crate::FsyncPolicy::Never;
+    let store = open(o).await;
+    ingest(&store, &spans_gen, 700..1100, t0).await;
+    assert_eq!(store.find_traces(&wide).await.unwrap().len(), TraceQuery::MAX_LIMIT);
+    assert_eq!(store.traces(&[tid(5), tid(99_999), tid(5), tid(6)]).await.unwrap().len(), 2);
+    store.shutdown().await;
+}

@@ -63,23 +63,52 @@ impl View {
         Ok(out)
     }
 
-    /// Full traces with a span matching `query`, most recent match first.
-    /// Blocking.
-    pub(crate) fn find_traces(&self, query: &TraceQuery) -> Result<Vec<Vec<Span>>, QueryError> {
-        if query.limit == 0 {
+    /// Traces `ids` in that order (absent ones skipped), as many as
+    /// `budget` allows. Blocking.
+    pub(crate) fn traces_within(
+        &self,
+        ids: &[TraceId],
+        budget: &mut ResultBudget,
+    ) -> Result<Vec<Vec<Span>>, QueryError> {
+        let mut out = Vec::new();
+        // A few at a time: each block is read once per group of ids, and
+        // nothing past the budget is decoded.
+        for group in ids.chunks(TRACES_PER_READ) {
+            let mut found = self.traces(group)?;
+            for id in group {
+                let Some(mut spans) = found.remove(id) else { continue };
+                if !budget.take(&mut spans, out.is_empty()) {
+                    return Ok(out);
+                }
+                out.push(spans);
+            }
+        }
+        Ok(out)
+    }
+
+    /// Full traces with a span matching `query`, most recent match first:
+    /// at most [`TraceQuery::effective_limit`], and as many as `budget`
+    /// allows. Blocking.
+    pub(crate) fn find_traces(
+        &self,
+        query: &TraceQuery,
+        budget: &mut ResultBudget,
+    ) -> Result<Vec<Vec<Span>>, QueryError> {
+        let limit = query.effective_limit();
+        if limit == 0 {
             return Ok(Vec::new());
         }
+        let query = TraceQuery { limit, ..query.clone() };
         let mut hits: HashMap<TraceId, u64> = HashMap::new();
         for head in self.heads() {
-            head.search(query, &mut hits);
+            head.search(&query, &mut hits);
         }
-        let hits = search_blocks(&self.blocks, query, hits).map_err(internal)?;
+        let hits = search_blocks(&self.blocks, &query, hits).map_err(internal)?;
         let mut ranked: Vec<(TraceId, u64)> = hits.into_iter().collect();
         ranked.sort_by(|a, b| b.1.cmp(&a.1).then(a.0.cmp(&b.0)));
-        ranked.truncate(query.limit);
+        ranked.truncate(limit);
         let ids: Vec<TraceId> = ranked.iter().map(|(id, _)| *id).collect();
-        let mut found = self.traces(&ids)?;
-        Ok(ids.iter().filter_map(|id| found.remove(id)).collect())
+        self.traces_within(&ids, budget)
     }
 
     /// Names of all services, sorted.
@@ -134,6 +163,51 @@ impl View {
             }
         }
         dependency_links(counts)
+    }
+}
+
+/// Traces looked up in one pass over the blocks when results are built.
+const TRACES_PER_READ: usize = 32;
+
+/// Bytes of spans one query may still return (see
+/// `MemoryBudget::query_bytes_each`): a search with a huge limit or a
+/// trace of a million spans returns what fits, not all of it.
+#[derive(Debug)]
+pub(crate) struct ResultBudget {
+    left: usize,
+    /// Whether something was left out.
+    pub(crate) truncated: bool,
+}
+
+impl ResultBudget {
+    pub(crate) fn new(bytes: usize) -> ResultBudget {
+        ResultBudget { left: bytes, truncated: false }
+    }
+
+    /// Takes a trace if it fits the rest of the budget. The first trace of
+    /// a result is always taken, cut to the budget (earliest spans kept) if
+    /// it alone is larger: a lookup by id returns what it can.
+    pub(crate) fn take(&mut self, spans: &mut Vec<Span>, first: bool) -> bool {
+        let mut size = 0usize;
+        let mut fit = spans.len();
+        for (i, span) in spans.iter().enumerate() {
+            size += span.estimated_size();
+            if size > self.left {
+                fit = i;
+                break;
+            }
+        }
+        if fit == spans.len() {
+            self.left -= size;
+            return true;
+        }
+        self.truncated = true;
+        if !first {
+            return false;
+        }
+        spans.truncate(fit.max(1));
+        self.left = 0;
+        true
     }
 }
 
