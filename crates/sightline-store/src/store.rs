@@ -260,6 +260,7 @@ impl EmbeddedStore {
                 min_inputs: options.compaction_min_blocks,
                 max_inputs: options.compaction_max_inputs,
                 max_spans: options.compaction_max_spans,
+                remerge_max_spans: options.compaction_max_spans / 16,
             },
             stall_blocks: options.compaction_stall_blocks,
             retention: RetentionPolicy { max_age: options.retention, max_bytes: options.max_disk_bytes },

@@ -21,6 +21,14 @@ pub struct CompactionPolicy {
     pub max_inputs: usize,
     /// A merge never produces a block with more spans than this.
     pub max_spans: u64,
+    /// A block that came out of a merge (level ≥ 1) is merged again only
+    /// while it has at most this many spans. Every merge re-encodes its
+    /// inputs; with this bound a span is encoded at most twice (the flush
+    /// and one merge) unless it sits in a small block, where rewriting is
+    /// cheap and fewer blocks matter more (heads cut by age at low load).
+    /// Without it, the maintenance round's partial merges (4+ fresh blocks)
+    /// made mid-size blocks that were merged again.
+    pub remerge_max_spans: u64,
 }
 
 /// Which merges count: any that is due, or only full-width ones.
@@ -53,8 +61,12 @@ impl CompactionPolicy {
         levels.sort_unstable();
         levels.dedup();
         for level in levels {
-            let mut candidates: Vec<&BlockMeta> =
-                blocks.iter().filter(|b| b.compaction_level == level).collect();
+            let mut candidates: Vec<&BlockMeta> = blocks
+                .iter()
+                .filter(|b| {
+                    b.compaction_level == level && (level == 0 || b.span_count <= self.remerge_max_spans)
+                })
+                .collect();
             candidates
                 .sort_by(|a, b| a.min_start_unix_nanos.cmp(&b.min_start_unix_nanos).then(a.id.cmp(&b.id)));
             let mut inputs: Vec<&BlockMeta> = Vec::new();
@@ -150,7 +162,7 @@ mod tests {
     }
 
     fn policy() -> CompactionPolicy {
-        CompactionPolicy { min_inputs: 4, max_inputs: 16, max_spans: 1000 }
+        CompactionPolicy { min_inputs: 4, max_inputs: 16, max_spans: 1000, remerge_max_spans: 100 }
     }
 
     fn ids(list: &[&str]) -> Option<Vec<String>> {
@@ -213,6 +225,17 @@ mod tests {
 
         let heavy: Vec<BlockMeta> = (0..4).map(|i| block(&format!("h{i}"), 0, 130, i)).collect();
         assert_eq!(policy().plan(&heavy, Width::Full).map(|v| v.len()), Some(4), "520 of 1000 spans");
+    }
+
+    #[test]
+    fn merged_blocks_are_merged_again_only_while_small() {
+        let mut blocks: Vec<BlockMeta> = (0..4).map(|i| block(&format!("mid{i}"), 1, 101, i)).collect();
+        assert_eq!(policy().plan(&blocks, Width::Any), None, "a second rewrite of 404 spans");
+        blocks.extend((0..4).map(|i| block(&format!("small{i}"), 1, 100, 10 + i)));
+        assert_eq!(policy().plan(&blocks, Width::Any), ids(&["small0", "small1", "small2", "small3"]));
+        // Fresh blocks merge whatever their size (their first rewrite).
+        let fresh: Vec<BlockMeta> = (0..4).map(|i| block(&format!("f{i}"), 0, 200, i)).collect();
+        assert_eq!(policy().plan(&fresh, Width::Any).map(|v| v.len()), Some(4));
     }
 
     #[test]
