@@ -10,13 +10,12 @@
 //! `sightline_model::otlp::wire`) is decoded and written through the model
 //! path.
 
-use std::cell::Cell;
 use std::path::Path;
 use std::sync::Arc;
 
 use opentelemetry_proto::tonic::common::v1 as pc;
 use prost::Message as _;
-use sightline_model::otlp::wire::{self, AnyValue, Field, Fields, span};
+use sightline_model::otlp::wire::{self, AnyValue, Field, ValueKind, span};
 use sightline_model::otlp::{decode_span_bytes, decode_value};
 use sightline_model::{Resource, Scope, Span, SpanId, SpanKind, StatusCode, TraceId, Value};
 
@@ -82,14 +81,16 @@ struct WireRow<'a> {
 }
 
 impl<'a> WireRow<'a> {
-    /// Reads the singular fields and checks the lists; an `Err` means
+    /// Reads the singular fields and checks the ids; an `Err` means
     /// "decode this one with prost" (or, if that fails too, that the span
-    /// is one the decoder rejects).
+    /// is one the decoder rejects). The lists are read once, when the row
+    /// is pushed (see [`Lists`]).
     fn read(span: OtlpSpan<'a>) -> Result<WireRow<'a>, String> {
         let fields = wire::span_fields(span.bytes).map_err(|e| e.to_string())?;
         let (trace_id, span_id, parent) = fields.ids()?;
-        wire::check_links(span.bytes)?;
-        check_lists(span.bytes).map_err(|e| e.to_string())?;
+        if fields.links > 0 {
+            wire::check_links(span.bytes)?;
+        }
         Ok(WireRow {
             bytes: span.bytes,
             fields,
@@ -100,45 +101,6 @@ impl<'a> WireRow<'a> {
             scope: span.scope,
         })
     }
-}
-
-/// Walks every attribute, event and link, as the push will.
-fn check_lists(bytes: &[u8]) -> Result<(), String> {
-    let check_kv = |f: Field<'_>| -> Result<(), String> {
-        let (_, value) = wire::key_value(f.bytes().map_err(|e| e.to_string())?).map_err(|e| e.to_string())?;
-        attr_value(value).map(|_| ())
-    };
-    for item in wire::fields(bytes) {
-        let (number, field) = item.map_err(|e| e.to_string())?;
-        let nested = match number {
-            span::ATTRIBUTES => {
-                check_kv(field)?;
-                continue;
-            }
-            span::EVENTS => span::event::ATTRIBUTES,
-            span::LINKS => span::link::ATTRIBUTES,
-            _ => continue,
-        };
-        for item in wire::fields(field.bytes().map_err(|e| e.to_string())?) {
-            let (n, f) = item.map_err(|e| e.to_string())?;
-            let read = match (number, n) {
-                (_, n) if n == nested => {
-                    check_kv(f)?;
-                    Ok(())
-                }
-                (span::EVENTS, span::event::TIME) => f.fixed64().map(|_| ()),
-                (span::EVENTS, span::event::NAME) | (span::LINKS, span::link::TRACE_STATE) => {
-                    f.str().map(|_| ())
-                }
-                (span::EVENTS, span::event::DROPPED_ATTRIBUTES)
-                | (span::LINKS, span::link::DROPPED_ATTRIBUTES) => f.varint().map(|_| ()),
-                (span::LINKS, span::link::FLAGS) => f.fixed32().map(|_| ()),
-                _ => Ok(()),
-            };
-            read.map_err(|e| e.to_string())?;
-        }
-    }
-    Ok(())
 }
 
 /// A wire value as the builders take it; arrays and maps go through the
@@ -168,50 +130,90 @@ fn attr_value(value: AnyValue<'_>) -> Result<AttrValue<'_>, String> {
     })
 }
 
-/// The attributes in field `number` of a message, as the builders take
-/// them. A part that does not read (which [`check_lists`] rules out) ends
-/// the list and sets `failed`.
-struct Attrs<'a, 'f> {
-    fields: Fields<'a>,
-    number: u32,
-    failed: &'f Cell<bool>,
+/// An attribute as the builders take it.
+type Attr<'a> = (&'a str, AttrValue<'a>);
+
+/// A link read from the wire: `(trace id, span id, trace state, its
+/// attributes in `Lists::link_attrs`, dropped attributes, flags)`.
+type LinkRef<'a> = (TraceId, SpanId, &'a str, std::ops::Range<usize>, u32, u32);
+
+/// A span's attributes, events and links, read in one pass over its bytes
+/// into borrowed slices before anything is pushed: a span that does not
+/// read (an irregular encoding) is then written through the model path,
+/// with no half-pushed row to undo.
+#[derive(Default)]
+struct Lists<'a> {
+    attrs: Vec<Attr<'a>>,
+    /// `(time, name, attributes in event_attrs, dropped attributes)`.
+    events: Vec<(u64, &'a str, std::ops::Range<usize>, u32)>,
+    event_attrs: Vec<Attr<'a>>,
+    links: Vec<LinkRef<'a>>,
+    link_attrs: Vec<Attr<'a>>,
 }
 
-impl<'a> Iterator for Attrs<'a, '_> {
-    type Item = (&'a str, AttrValue<'a>);
-
-    fn next(&mut self) -> Option<Self::Item> {
-        loop {
-            let (number, field) = match self.fields.next()? {
-                Ok(item) => item,
-                Err(_) => return self.fail(),
-            };
-            if number != self.number {
-                continue;
+impl<'a> Lists<'a> {
+    fn read(span: &'a [u8]) -> Result<Lists<'a>, String> {
+        let mut out = Lists::default();
+        for item in wire::fields(span) {
+            let (number, field) = item.map_err(|e| e.to_string())?;
+            match number {
+                span::ATTRIBUTES => out.attrs.push(attr(field)?),
+                span::EVENTS => {
+                    let first = out.event_attrs.len();
+                    let (mut time, mut name, mut dropped) = (0, "", 0);
+                    for item in wire::fields(bytes(field)?) {
+                        let (n, f) = item.map_err(|e| e.to_string())?;
+                        let read = match n {
+                            span::event::TIME => f.fixed64().map(|v| time = v),
+                            span::event::NAME => f.str().map(|v| name = v),
+                            span::event::DROPPED_ATTRIBUTES => f.varint().map(|v| dropped = v as u32),
+                            span::event::ATTRIBUTES => {
+                                out.event_attrs.push(attr(f)?);
+                                Ok(())
+                            }
+                            _ => Ok(()),
+                        };
+                        read.map_err(|e| e.to_string())?;
+                    }
+                    out.events.push((time, name, first..out.event_attrs.len(), dropped));
+                }
+                span::LINKS => {
+                    let first = out.link_attrs.len();
+                    let (mut trace, mut id, mut state, mut dropped, mut flags) = (&[][..], &[][..], "", 0, 0);
+                    for item in wire::fields(bytes(field)?) {
+                        let (n, f) = item.map_err(|e| e.to_string())?;
+                        let read = match n {
+                            span::link::TRACE_ID => f.bytes().map(|v| trace = v),
+                            span::link::SPAN_ID => f.bytes().map(|v| id = v),
+                            span::link::TRACE_STATE => f.str().map(|v| state = v),
+                            span::link::DROPPED_ATTRIBUTES => f.varint().map(|v| dropped = v as u32),
+                            span::link::FLAGS => f.fixed32().map(|v| flags = v),
+                            span::link::ATTRIBUTES => {
+                                out.link_attrs.push(attr(f)?);
+                                Ok(())
+                            }
+                            _ => Ok(()),
+                        };
+                        read.map_err(|e| e.to_string())?;
+                    }
+                    let trace = TraceId::from_slice(trace).map_err(|e| e.to_string())?;
+                    let id = SpanId::from_slice(id).map_err(|e| e.to_string())?;
+                    out.links.push((trace, id, state, first..out.link_attrs.len(), dropped, flags));
+                }
+                _ => {}
             }
-            let read = field
-                .bytes()
-                .and_then(wire::key_value)
-                .map_err(|e| e.to_string())
-                .and_then(|(key, value)| Ok((key, attr_value(value)?)));
-            return match read {
-                Ok(item) => Some(item),
-                Err(_) => self.fail(),
-            };
         }
+        Ok(out)
     }
 }
 
-fn attrs<'a, 'f>(bytes: &'a [u8], number: u32, failed: &'f Cell<bool>) -> Attrs<'a, 'f> {
-    Attrs { fields: wire::fields(bytes), number, failed }
+fn bytes(field: Field<'_>) -> Result<&[u8], String> {
+    field.bytes().map_err(|e| e.to_string())
 }
 
-impl<'a> Attrs<'a, '_> {
-    fn fail(&mut self) -> Option<(&'a str, AttrValue<'a>)> {
-        self.failed.set(true);
-        self.fields = wire::fields(&[]);
-        None
-    }
+fn attr(field: Field<'_>) -> Result<Attr<'_>, String> {
+    let (key, value) = wire::key_value(bytes(field)?).map_err(|e| e.to_string())?;
+    Ok((key, attr_value(value)?))
 }
 
 impl Row for Input<'_> {
@@ -277,12 +279,12 @@ impl Row for Input<'_> {
                 wire::fields(w.bytes)
                     .filter_map(Result::ok)
                     .filter(|(number, _)| *number == span::ATTRIBUTES)
-                    .filter_map(|(_, field)| field.bytes().and_then(wire::key_value).ok())
-                    .map(|(key, value)| {
-                        let kind = match value {
-                            AnyValue::Str(_) => AttrKind::Str,
-                            AnyValue::Int(_) => AttrKind::Int,
-                            _ => AttrKind::Other,
+                    .filter_map(|(_, field)| field.bytes().and_then(wire::key_value_kind).ok())
+                    .map(|(key, kind)| {
+                        let kind = match kind {
+                            ValueKind::Str => AttrKind::Str,
+                            ValueKind::Int => AttrKind::Int,
+                            ValueKind::Other => AttrKind::Other,
                         };
                         (key, kind)
                     }),
@@ -301,6 +303,17 @@ impl Row for Input<'_> {
         let w = match self {
             Input::Decoded(s) => return s.push(rows, parent_distance, resource, scope, dedicated),
             Input::Wire(w) => w,
+        };
+        let lists = match Lists::read(w.bytes) {
+            Ok(lists) => lists,
+            Err(_) => {
+                // Irregular (or unreadable) lists: the model path, as
+                // `write()` would write the span.
+                let decoded = decode_span_bytes(w.bytes, w.resource, w.scope).map_err(|detail| {
+                    Error::Corrupt { path: std::path::PathBuf::from("<otlp span>"), detail }
+                })?;
+                return decoded.push(rows, parent_distance, resource, scope, dedicated);
+            }
         };
         let f = &w.fields;
         rows.push_scalars(&Scalars {
@@ -323,81 +336,18 @@ impl Row for Input<'_> {
             dropped_events: f.dropped_events_count,
             dropped_links: f.dropped_links_count,
         });
-        let failed = Cell::new(false);
-        rows.push_attributes(attrs(w.bytes, span::ATTRIBUTES, &failed), dedicated);
-        let events = lists(w.bytes, span::EVENTS, &failed).map(|event| {
-            let (mut time, mut name, mut dropped) = (0, "", 0);
-            for item in wire::fields(event) {
-                let ok = match item {
-                    Ok((span::event::TIME, f)) => f.fixed64().map(|v| time = v),
-                    Ok((span::event::NAME, f)) => f.str().map(|v| name = v),
-                    Ok((span::event::DROPPED_ATTRIBUTES, f)) => f.varint().map(|v| dropped = v as u32),
-                    Ok(_) => Ok(()),
-                    Err(e) => Err(e),
-                };
-                if ok.is_err() {
-                    failed.set(true);
-                }
-            }
-            (time, name, attrs(event, span::event::ATTRIBUTES, &failed), dropped)
-        });
-        rows.push_events(events, f.start);
-        let links = lists(w.bytes, span::LINKS, &failed).map(|link| {
-            let (mut trace, mut id, mut state, mut dropped, mut flags) = (None, None, "", 0, 0);
-            for item in wire::fields(link) {
-                let ok = match item {
-                    Ok((span::link::TRACE_ID, f)) => f.bytes().map(|v| trace = TraceId::from_slice(v).ok()),
-                    Ok((span::link::SPAN_ID, f)) => f.bytes().map(|v| id = SpanId::from_slice(v).ok()),
-                    Ok((span::link::TRACE_STATE, f)) => f.str().map(|v| state = v),
-                    Ok((span::link::DROPPED_ATTRIBUTES, f)) => f.varint().map(|v| dropped = v as u32),
-                    Ok((span::link::FLAGS, f)) => f.fixed32().map(|v| flags = v),
-                    Ok(_) => Ok(()),
-                    Err(e) => Err(e),
-                };
-                if ok.is_err() {
-                    failed.set(true);
-                }
-            }
-            // NOTE: `check_links` accepted these ids; a placeholder keeps
-            // the columns aligned should that ever not hold, and `failed`
-            // turns the write into an error.
-            let (trace, id) = match (trace, id) {
-                (Some(t), Some(s)) => (t, s),
-                _ => {
-                    failed.set(true);
-                    (w.trace_id, w.span_id)
-                }
-            };
-            (trace, id, state, attrs(link, span::link::ATTRIBUTES, &failed), dropped, flags)
-        });
-        rows.push_links(links);
-        if failed.get() {
-            return Err(Error::Corrupt {
-                path: std::path::PathBuf::from("<otlp span>"),
-                detail: format!("span {} of trace {} stopped reading halfway", w.span_id, w.trace_id),
-            });
-        }
+        rows.push_attributes(lists.attrs.into_iter(), dedicated);
+        let event_attrs = &lists.event_attrs;
+        rows.push_events(
+            lists.events.iter().map(|(time, name, attrs, dropped)| {
+                (*time, *name, event_attrs[attrs.clone()].iter().cloned(), *dropped)
+            }),
+            f.start,
+        );
+        let link_attrs = &lists.link_attrs;
+        rows.push_links(lists.links.iter().map(|(trace, id, state, attrs, dropped, flags)| {
+            (*trace, *id, *state, link_attrs[attrs.clone()].iter().cloned(), *dropped, *flags)
+        }));
         Ok(())
     }
-}
-
-/// The messages in field `number` of `bytes` (events or links).
-fn lists<'a, 'f>(bytes: &'a [u8], number: u32, failed: &'f Cell<bool>) -> impl Iterator<Item = &'a [u8]> + 'f
-where
-    'a: 'f,
-{
-    wire::fields(bytes).filter_map(move |item| match item {
-        Ok((n, field)) if n == number => match field.bytes() {
-            Ok(b) => Some(b),
-            Err(_) => {
-                failed.set(true);
-                None
-            }
-        },
-        Ok(_) => None,
-        Err(_) => {
-            failed.set(true);
-            None
-        }
-    })
 }

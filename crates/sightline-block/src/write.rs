@@ -52,10 +52,10 @@ pub(crate) fn write_rows<R: Row>(
     rows: Vec<R>,
     options: &WriteOptions,
 ) -> Result<BlockMeta, Error> {
-    let rows = sort_dedup(rows);
-    let dedicated = Dedicated::choose(&rows);
+    let sorted: Vec<&R> = sort_dedup(&rows).into_iter().filter_map(|i| rows.get(i)).collect();
+    let dedicated = Dedicated::choose(&sorted);
     let mut writer = Writer::create(dir, id, options, options.compaction_level, dedicated)?;
-    let mut rest = &rows[..];
+    let mut rest = &sorted[..];
     while let Some(first) = rest.first() {
         let trace_id = first.trace_id();
         let len = rest.iter().take_while(|s| s.trace_id() == trace_id).count();
@@ -66,42 +66,50 @@ pub(crate) fn write_rows<R: Row>(
     writer.finish()
 }
 
-/// Drops later duplicates of `(trace id, span id)`, then sorts by
-/// `(trace id, start)`; the sort is stable so equal starts keep input
-/// order and the output is deterministic.
+/// The order to write `rows` in: by `(trace id, start)`, equal starts in
+/// input order (so the output is deterministic), later duplicates of
+/// `(trace id, span id)` dropped.
 ///
-/// Finds duplicates within each trace's run after the sort instead of
-/// hashing every span: runs are short, and a duplicate can only sit in its
-/// own trace's run.
-fn sort_dedup<R: Row>(rows: Vec<R>) -> Vec<R> {
-    let mut indexed: Vec<(usize, R)> = rows.into_iter().enumerate().collect();
-    indexed.sort_by_key(|(_, s)| (s.trace_id(), s.start()));
-    let mut keep = vec![false; indexed.len()];
+/// Sorts small keys, not the rows themselves, and finds duplicates within
+/// each trace's run after the sort instead of hashing every span: runs are
+/// short, and a duplicate can only sit in its own trace's run.
+fn sort_dedup<R: Row>(rows: &[R]) -> Vec<usize> {
+    let mut keys: Vec<(TraceId, u64, usize)> =
+        rows.iter().enumerate().map(|(i, r)| (r.trace_id(), r.start(), i)).collect();
+    // The index makes every key distinct: unstable is stable here.
+    keys.sort_unstable();
+    let span_id = |i: usize| rows.get(i).map(Row::span_id);
+    let mut out = Vec::with_capacity(keys.len());
     let mut first_seen: HashMap<SpanId, usize> = HashMap::new();
-    let mut at = 0;
-    while at < indexed.len() {
-        let trace_id = indexed[at].1.trace_id();
-        let len = indexed[at..].iter().take_while(|(_, s)| s.trace_id() == trace_id).count();
-        let run = &indexed[at..at + len];
+    let mut rest = &keys[..];
+    while let Some((trace_id, _, _)) = rest.first() {
+        let len = rest.iter().take_while(|(t, _, _)| t == trace_id).count();
+        let (run, tail) = rest.split_at(len);
+        rest = tail;
         if run.len() <= 32 {
             // The copy given first (smallest input index) wins.
-            for (k, (i, span)) in run.iter().enumerate() {
-                let id = span.span_id();
-                keep[at + k] = !run.iter().any(|(j, other)| other.span_id() == id && j < i);
+            for (_, _, i) in run {
+                let id = span_id(*i);
+                if !run.iter().any(|(_, _, j)| j < i && span_id(*j) == id) {
+                    out.push(*i);
+                }
             }
         } else {
             first_seen.clear();
-            for (i, span) in run {
-                let min = first_seen.entry(span.span_id()).or_insert(*i);
-                *min = (*min).min(*i);
+            for (_, _, i) in run {
+                if let Some(id) = span_id(*i) {
+                    let min = first_seen.entry(id).or_insert(*i);
+                    *min = (*min).min(*i);
+                }
             }
-            for (k, (i, span)) in run.iter().enumerate() {
-                keep[at + k] = first_seen.get(&span.span_id()) == Some(i);
-            }
+            out.extend(
+                run.iter()
+                    .filter(|(_, _, i)| span_id(*i).and_then(|id| first_seen.get(&id)) == Some(i))
+                    .map(|k| k.2),
+            );
         }
-        at += len;
     }
-    indexed.into_iter().zip(keep).filter(|(_, k)| *k).map(|((_, r), _)| r).collect()
+    out
 }
 
 /// Checks that `id` is usable as a single directory name.

@@ -473,6 +473,43 @@ pub fn key_value(kv: &[u8]) -> Result<(&str, AnyValue<'_>), WireError> {
     Ok((key, value.map(any_value).transpose()?.unwrap_or(AnyValue::Empty)))
 }
 
+/// The kind of value an attribute ends up with, as `prost` decodes it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ValueKind {
+    /// `string_value`.
+    Str,
+    /// `int_value`.
+    Int,
+    /// Anything else, or no value.
+    Other,
+}
+
+/// A `KeyValue`'s key and the kind of its value, for any encoding `prost`
+/// accepts: the value's kind is that of the last kind field in any
+/// occurrence of the value (a later field of another kind replaces the
+/// value; one of the same kind replaces or, for arrays and maps, merges).
+pub fn key_value_kind(kv: &[u8]) -> Result<(&str, ValueKind), WireError> {
+    let mut key = "";
+    let mut kind = ValueKind::Other;
+    for item in fields(kv) {
+        match item? {
+            (1, f) => key = f.str()?,
+            (2, f) => {
+                for item in fields(f.bytes()?) {
+                    kind = match item?.0 {
+                        1 => ValueKind::Str,
+                        3 => ValueKind::Int,
+                        2 | 4..=8 => ValueKind::Other,
+                        _ => continue,
+                    };
+                }
+            }
+            _ => {}
+        }
+    }
+    Ok((key, kind))
+}
+
 /// Where a request's spans are, and what they share.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Group<'a> {

@@ -422,6 +422,15 @@ fn irregular_values_are_left_to_prost() {
         &mut two_values,
     );
     assert!(matches!(key_value(&two_values), Err(WireError::Irregular(_))));
+    // The kind is still known: the last kind field's (here the array's).
+    assert_eq!(key_value_kind(&two_values), Ok(("k", ValueKind::Other)));
+    let mut str_then_int = Vec::new();
+    len(1, b"n", &mut str_then_int);
+    len(2, &any(pc::any_value::Value::StringValue("s".into())).encode_to_vec(), &mut str_then_int);
+    len(2, &any(pc::any_value::Value::IntValue(3)).encode_to_vec(), &mut str_then_int);
+    assert_eq!(key_value_kind(&str_then_int), Ok(("n", ValueKind::Int)));
+    let decoded = pc::KeyValue::decode(str_then_int.as_slice()).unwrap();
+    assert_eq!(decoded.value.unwrap().value, Some(pc::any_value::Value::IntValue(3)), "as prost decodes it");
     let mut arrays = Vec::new();
     let array =
         |v: i64| pc::ArrayValue { values: vec![any(pc::any_value::Value::IntValue(v))] }.encode_to_vec();
