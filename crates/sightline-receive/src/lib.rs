@@ -54,6 +54,16 @@ use sightline_model::TracesConsumer;
 pub use grpc::GrpcService;
 pub use metrics::Metrics;
 
+/// Decodes an OTLP/JSON `ExportTraceServiceRequest` exactly as the OTLP/HTTP
+/// receiver does (snake_case keys and `null`s accepted, errors naming the
+/// field), for other surfaces that take OTLP/JSON — the query API's
+/// `POST /api/transform`.
+pub fn decode_json(
+    body: &[u8],
+) -> Result<opentelemetry_proto::tonic::collector::trace::v1::ExportTraceServiceRequest, String> {
+    json::decode_request(body)
+}
+
 use limiter::Limiter;
 
 /// Limits, set in code by the binary (defaults follow the OTLP spec's
