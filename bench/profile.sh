@@ -60,14 +60,14 @@ perf report -i "$work/perf.data" --children --stdio -g none --sort sym 2>/dev/nu
     if [ -n "$line" ]; then line=$(echo "$line" | awk '{print $1}'); else line="not sampled"; fi
     printf '#   %-34s %s\n' "$1" "$line"
   }
-  stage "block write (flush)" 'sightline_block::write::write$'
+  stage "block write (flush, from protobuf)" 'sightline_block::otlp::write_otlp'
   stage "block compaction" 'sightline_block::compact::compact'
   stage "parquet encoding (in flush)" 'parquet::arrow::arrow_writer::ArrowWriter'
   stage "prost decode of requests" 'prost::encoding::message::merge_repeated'
   stage "OTLP -> model mapping" 'sightline_model::otlp::decode_request'
   stage "pipeline processors" 'sightline_pipeline::'
   stage "WAL writer thread" 'sightline_wal::writer::Writer::run'
-  stage "head append" 'sightline_store::head::Head::append'
+  stage "head index (at append)" 'sightline_store::head::record::Record::index'
   echo
   cat "$work/flat.txt"
 } > "$out"

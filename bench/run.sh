@@ -2,10 +2,11 @@
 # Sightline's benchmark, in one run on this machine (see BENCHMARKS.md):
 # durable ingest over gRPC and HTTP for both profiles against Rotel's
 # blackhole and the bare decode loop, stored bytes per span, query latency,
-# CPU and memory. Results are appended to BENCHMARKS.md by bench/bench.py.
+# CPU and memory, and a soak at half the sustained rate (10 minutes; not in
+# --smoke). Results are appended to BENCHMARKS.md by bench/bench.py.
 #
 #   bench/run.sh            full run: 10 million realistic spans for storage and queries
-#   bench/run.sh --quick    same steps, 1 million spans, shorter ingest runs
+#   bench/run.sh --quick    same steps, 1 million spans, shorter ingest and soak runs
 #   bench/run.sh --smoke    a few seconds, debug binary, no Rotel; writes
 #                           bench-results/smoke.md instead of BENCHMARKS.md (for CI)
 #

@@ -54,7 +54,9 @@ mod dedicated;
 mod error;
 mod json;
 mod meta;
+mod otlp;
 mod read;
+mod row;
 mod schema;
 mod search;
 mod write;
@@ -63,6 +65,7 @@ pub use compact::compact;
 pub use error::Error;
 pub(crate) use error::contain;
 pub use meta::BlockMeta;
+pub use otlp::{OtlpSpan, write_otlp};
 pub use read::{Block, SpanChunks};
 pub use write::write;
 

@@ -5,8 +5,8 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::path::Path;
 
 use serde::{Deserialize, Serialize};
-use sightline_model::Span;
 
+use crate::row::Row;
 use crate::{Error, FORMAT_VERSION};
 
 /// A block's summary, stored as `meta.json` next to the data file.
@@ -71,37 +71,55 @@ pub(crate) struct MetaBuilder {
     max_end: u64,
     /// service → span name → kinds; nested so lookups borrow.
     operations: BTreeMap<String, BTreeMap<String, BTreeSet<u8>>>,
+    /// The last operation recorded: consecutive spans repeat it often, and
+    /// then no map is searched (string comparisons in the maps showed in
+    /// flush profiles).
+    last_operation: Option<(String, String, u8)>,
     dependencies: BTreeMap<(String, String), u64>,
 }
 
 impl MetaBuilder {
     /// Adds one trace's spans; `parents[i]` is the index in `spans` of
     /// span i's parent, if it is in the block.
-    pub(crate) fn add_trace<S: std::borrow::Borrow<Span>>(&mut self, spans: &[S], parents: &[Option<usize>]) {
+    pub(crate) fn add_trace<R: Row>(&mut self, spans: &[R], parents: &[Option<usize>]) {
         self.trace_count += 1;
-        for (span, parent) in spans.iter().map(std::borrow::Borrow::borrow).zip(parents) {
+        for (span, parent) in spans.iter().zip(parents) {
             self.span_count += 1;
-            let start = span.start_time_unix_nano;
+            let start = span.start();
             self.min_start = Some(self.min_start.map_or(start, |m| m.min(start)));
             self.max_start = self.max_start.max(start);
-            self.max_end = self.max_end.max(span.end_time_unix_nano);
-            let service = span.service_name();
+            self.max_end = self.max_end.max(span.end());
+            let service = span.service();
+            let kind = span.kind() as u8;
+            if let Some((s, n, k)) = &self.last_operation
+                && *k == kind
+                && s == service
+                && n == span.name()
+            {
+                self.note_dependency(spans, *parent, service);
+                continue;
+            }
+            self.last_operation = Some((service.to_owned(), span.name().to_owned(), kind));
             // Lookups borrow, so a known operation costs no allocation.
             let names = match self.operations.get_mut(service) {
                 Some(names) => names,
                 None => self.operations.entry(service.to_owned()).or_default(),
             };
-            let kinds = match names.get_mut(&span.name) {
+            let kinds = match names.get_mut(span.name()) {
                 Some(kinds) => kinds,
-                None => names.entry(span.name.clone()).or_default(),
+                None => names.entry(span.name().to_owned()).or_default(),
             };
-            kinds.insert(span.kind as u8);
-            if let Some(parent) = parent.and_then(|p| spans.get(p)).map(std::borrow::Borrow::borrow) {
-                let parent_service = parent.service_name();
-                if parent_service != service {
-                    *self.dependencies.entry((parent_service.to_owned(), service.to_owned())).or_default() +=
-                        1;
-                }
+            kinds.insert(kind);
+            self.note_dependency(spans, *parent, service);
+        }
+    }
+
+    /// Counts a call from the parent's service to `service` if they differ.
+    fn note_dependency<R: Row>(&mut self, spans: &[R], parent: Option<usize>, service: &str) {
+        if let Some(parent) = parent.and_then(|p| spans.get(p)) {
+            let parent_service = parent.service();
+            if parent_service != service {
+                *self.dependencies.entry((parent_service.to_owned(), service.to_owned())).or_default() += 1;
             }
         }
     }

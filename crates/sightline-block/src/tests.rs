@@ -7,8 +7,10 @@
 //! - damage: truncated/garbage/unknown-format files give typed errors
 //! - fixture: the checked-in `test-data/sl1` block still reads
 //! - size: bytes per realistic span (printed, not asserted)
+//! - otlp: blocks from protobuf bytes equal blocks from decoded spans
 
 mod datagen;
+mod otlp;
 
 use std::collections::{HashMap, HashSet};
 use std::path::Path;

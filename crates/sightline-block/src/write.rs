@@ -19,34 +19,46 @@ use arrow_array::{
 };
 use arrow_buffer::{OffsetBuffer, ScalarBuffer};
 use arrow_schema::{ArrowError, SchemaRef};
-use base64::Engine as _;
 use parquet::arrow::ArrowWriter;
 use parquet::file::metadata::KeyValue as ParquetKeyValue;
-use sightline_model::{Event, KeyValue, Link, Resource, Scope, Span, SpanId, TraceId, Value};
+use sightline_model::{Resource, Scope, Span, SpanId, TraceId};
 
 use crate::dedicated::Dedicated;
 use crate::json;
 use crate::meta::MetaBuilder;
+use crate::row::{AttrValue, Row};
 use crate::schema::{self, DATA_FILE, INT_SLOTS, META_FILE, STR_SLOTS, layout, tag};
 use crate::{BlockMeta, Error, FORMAT_VERSION, WriteOptions};
 
 /// Writes `<dir>/<id>/` durably. See [`crate::write()`].
 ///
 /// Takes owned spans or references (`Vec<Span>`, `Vec<&Span>`): the writer
-/// only reads them, so a caller that keeps its spans (the store flushing a
-/// frozen head) passes references and nothing is cloned.
+/// only reads them, so a caller that keeps its spans passes references and
+/// nothing is cloned.
 pub fn write<S: Borrow<Span>>(
     dir: &Path,
     id: &str,
     spans: Vec<S>,
     options: &WriteOptions,
 ) -> Result<BlockMeta, Error> {
-    let spans = sort_dedup(spans.iter().map(Borrow::borrow).collect());
-    let dedicated = Dedicated::choose(&spans);
+    let rows: Vec<&Span> = spans.iter().map(Borrow::borrow).collect();
+    write_rows(dir, id, rows, options)
+}
+
+/// Sorts, deduplicates and writes rows of any source.
+pub(crate) fn write_rows<R: Row>(
+    dir: &Path,
+    id: &str,
+    rows: Vec<R>,
+    options: &WriteOptions,
+) -> Result<BlockMeta, Error> {
+    let sorted: Vec<&R> = sort_dedup(&rows).into_iter().filter_map(|i| rows.get(i)).collect();
+    let dedicated = Dedicated::choose(&sorted);
     let mut writer = Writer::create(dir, id, options, options.compaction_level, dedicated)?;
-    let mut rest = &spans[..];
+    let mut rest = &sorted[..];
     while let Some(first) = rest.first() {
-        let len = rest.iter().take_while(|s| s.trace_id == first.trace_id).count();
+        let trace_id = first.trace_id();
+        let len = rest.iter().take_while(|s| s.trace_id() == trace_id).count();
         let (trace, tail) = rest.split_at(len);
         writer.push_trace(trace)?;
         rest = tail;
@@ -54,39 +66,47 @@ pub fn write<S: Borrow<Span>>(
     writer.finish()
 }
 
-/// Drops later duplicates of `(trace id, span id)`, then sorts by
-/// `(trace id, start)`; the sort is stable so equal starts keep input
-/// order and the output is deterministic.
+/// The order to write `rows` in: by `(trace id, start)`, equal starts in
+/// input order (so the output is deterministic), later duplicates of
+/// `(trace id, span id)` dropped.
 ///
-/// Sorts references (8 bytes each) rather than spans, and finds
-/// duplicates within each trace's run after the sort instead of hashing
-/// every span: runs are short, and a duplicate can only sit in its own
-/// trace's run.
-fn sort_dedup(spans: Vec<&Span>) -> Vec<&Span> {
-    let mut indexed: Vec<(usize, &Span)> = spans.into_iter().enumerate().collect();
-    indexed.sort_by_key(|(_, s)| (s.trace_id, s.start_time_unix_nano));
-    let mut out = Vec::with_capacity(indexed.len());
-    let mut rest = &indexed[..];
+/// Sorts small keys, not the rows themselves, and finds duplicates within
+/// each trace's run after the sort instead of hashing every span: runs are
+/// short, and a duplicate can only sit in its own trace's run.
+fn sort_dedup<R: Row>(rows: &[R]) -> Vec<usize> {
+    let mut keys: Vec<(TraceId, u64, usize)> =
+        rows.iter().enumerate().map(|(i, r)| (r.trace_id(), r.start(), i)).collect();
+    // The index makes every key distinct: unstable is stable here.
+    keys.sort_unstable();
+    let span_id = |i: usize| rows.get(i).map(Row::span_id);
+    let mut out = Vec::with_capacity(keys.len());
     let mut first_seen: HashMap<SpanId, usize> = HashMap::new();
-    while let Some((_, first)) = rest.first() {
-        let len = rest.iter().take_while(|(_, s)| s.trace_id == first.trace_id).count();
+    let mut rest = &keys[..];
+    while let Some((trace_id, _, _)) = rest.first() {
+        let len = rest.iter().take_while(|(t, _, _)| t == trace_id).count();
         let (run, tail) = rest.split_at(len);
         rest = tail;
         if run.len() <= 32 {
             // The copy given first (smallest input index) wins.
-            for (i, span) in run {
-                let earlier = run.iter().any(|(j, other)| other.span_id == span.span_id && j < i);
-                if !earlier {
-                    out.push(*span);
+            for (_, _, i) in run {
+                let id = span_id(*i);
+                if !run.iter().any(|(_, _, j)| j < i && span_id(*j) == id) {
+                    out.push(*i);
                 }
             }
         } else {
             first_seen.clear();
-            for (i, span) in run {
-                let min = first_seen.entry(span.span_id).or_insert(*i);
-                *min = (*min).min(*i);
+            for (_, _, i) in run {
+                if let Some(id) = span_id(*i) {
+                    let min = first_seen.entry(id).or_insert(*i);
+                    *min = (*min).min(*i);
+                }
             }
-            out.extend(run.iter().filter(|(i, s)| first_seen.get(&s.span_id) == Some(i)).map(|(_, s)| *s));
+            out.extend(
+                run.iter()
+                    .filter(|(_, _, i)| span_id(*i).and_then(|id| first_seen.get(&id)) == Some(i))
+                    .map(|k| k.2),
+            );
         }
     }
     out
@@ -190,23 +210,24 @@ impl Writer {
 
     /// Appends all spans of one trace, already deduplicated and sorted by
     /// start. Traces must come in ascending trace id order, each once.
-    pub(crate) fn push_trace<S: Borrow<Span>>(&mut self, spans: &[S]) -> Result<(), Error> {
-        let Some(first) = spans.first().map(Borrow::borrow) else { return Ok(()) };
-        if self.last_trace.is_some_and(|last| last >= first.trace_id)
-            || spans.iter().any(|s| s.borrow().trace_id != first.trace_id)
+    pub(crate) fn push_trace<R: Row>(&mut self, spans: &[R]) -> Result<(), Error> {
+        let Some(first) = spans.first() else { return Ok(()) };
+        let trace_id = first.trace_id();
+        if self.last_trace.is_some_and(|last| last >= trace_id)
+            || spans.iter().any(|s| s.trace_id() != trace_id)
         {
             return Err(Error::corrupt(&self.data_path, "writer fed traces out of order"));
         }
-        self.last_trace = Some(first.trace_id);
+        self.last_trace = Some(trace_id);
         let parents = parent_positions(spans);
         self.meta.add_trace(spans, &parents);
-        for (i, (span, parent)) in spans.iter().map(Borrow::borrow).zip(&parents).enumerate() {
-            let resource = self.resources.index(&span.resource, json::resource_to_json);
-            let scope = self.scopes.index(&span.scope, json::scope_to_json);
+        for (i, (span, parent)) in spans.iter().zip(&parents).enumerate() {
+            let resource = self.resources.index(span.resource(), json::resource_to_json);
+            let scope = self.scopes.index(span.scope(), json::scope_to_json);
             // Both are positions in one trace, so the distance fits an i32
             // unless the trace has over 2^31 spans, which no block holds.
             let distance = parent.map(|p| i32::try_from(i as i64 - p as i64).unwrap_or(i32::MAX));
-            self.rows.push(span, distance, resource, scope, &self.dedicated);
+            span.push(&mut self.rows, distance, resource, scope, &self.dedicated)?;
             if self.group_rows + self.rows.len >= self.row_group_spans {
                 self.flush_row_group()?;
             } else if self.rows.len >= WRITE_BATCH_ROWS {
@@ -297,15 +318,15 @@ fn sync_dir(dir: &Path) -> Result<(), Error> {
 }
 
 /// For each span, the position of its parent within the same trace slice.
-fn parent_positions<S: Borrow<Span>>(spans: &[S]) -> Vec<Option<usize>> {
-    let find: Box<dyn Fn(SpanId) -> Option<usize>> = if spans.len() <= 32 {
-        Box::new(|id| spans.iter().position(|s| s.borrow().span_id == id))
-    } else {
-        let by_id: HashMap<SpanId, usize> =
-            spans.iter().enumerate().map(|(i, s)| (s.borrow().span_id, i)).collect();
-        Box::new(move |id| by_id.get(&id).copied())
-    };
-    spans.iter().map(|s| s.borrow().parent_span_id.and_then(&find)).collect()
+fn parent_positions<R: Row>(spans: &[R]) -> Vec<Option<usize>> {
+    if spans.len() <= 32 {
+        return spans
+            .iter()
+            .map(|s| s.parent_span_id().and_then(|p| spans.iter().position(|o| o.span_id() == p)))
+            .collect();
+    }
+    let by_id: HashMap<SpanId, usize> = spans.iter().enumerate().map(|(i, s)| (s.span_id(), i)).collect();
+    spans.iter().map(|s| s.parent_span_id().and_then(|p| by_id.get(&p).copied())).collect()
 }
 
 /// Deduplicates resources or scopes by content. A pointer cache makes the
@@ -315,19 +336,34 @@ struct Interner<T> {
     by_content: HashMap<String, u32>,
     /// Keeps interned `Arc`s alive so their addresses stay unique.
     keep: Vec<Arc<T>>,
+    /// The last pointer looked up and its index.
+    last: Option<(usize, u32)>,
     entries: Vec<String>,
 }
 
 impl<T> Default for Interner<T> {
     fn default() -> Self {
-        Interner { by_ptr: HashMap::new(), by_content: HashMap::new(), keep: Vec::new(), entries: Vec::new() }
+        Interner {
+            by_ptr: HashMap::new(),
+            by_content: HashMap::new(),
+            keep: Vec::new(),
+            entries: Vec::new(),
+            last: None,
+        }
     }
 }
 
 impl<T> Interner<T> {
     fn index(&mut self, item: &Arc<T>, encode: fn(&T) -> serde_json::Value) -> u32 {
         let ptr = Arc::as_ptr(item) as usize;
+        // Consecutive rows share their resource and scope almost always.
+        if let Some((last, i)) = self.last
+            && last == ptr
+        {
+            return i;
+        }
         if let Some(i) = self.by_ptr.get(&ptr) {
+            self.last = Some((ptr, *i));
             return *i;
         }
         let text = encode(item).to_string();
@@ -338,6 +374,7 @@ impl<T> Interner<T> {
         }
         self.by_ptr.insert(ptr, i);
         self.keep.push(Arc::clone(item));
+        self.last = Some((ptr, i));
         i
     }
 
@@ -356,8 +393,30 @@ impl<T> Interner<T> {
     }
 }
 
+/// A row's scalar columns, borrowed from wherever the span is.
+pub(crate) struct Scalars<'a> {
+    pub(crate) trace_id: TraceId,
+    pub(crate) span_id: SpanId,
+    pub(crate) parent_span_id: Option<SpanId>,
+    pub(crate) parent_distance: Option<i32>,
+    pub(crate) start: u64,
+    pub(crate) end: u64,
+    pub(crate) service: &'a str,
+    pub(crate) name: &'a str,
+    pub(crate) kind: u8,
+    pub(crate) status_code: u8,
+    pub(crate) status_message: &'a str,
+    pub(crate) trace_state: &'a str,
+    pub(crate) flags: u32,
+    pub(crate) resource: u32,
+    pub(crate) scope: u32,
+    pub(crate) dropped_attributes: u32,
+    pub(crate) dropped_events: u32,
+    pub(crate) dropped_links: u32,
+}
+
 /// Column builders for one row group.
-struct Rows {
+pub(crate) struct Rows {
     len: usize,
     /// Reused buffer for one span's attribute layout.
     order: String,
@@ -424,21 +483,17 @@ impl Rows {
         }
     }
 
-    fn push(
-        &mut self,
-        span: &Span,
-        parent_distance: Option<i32>,
-        resource: u32,
-        scope: u32,
-        dedicated: &Dedicated,
-    ) {
+    /// Appends a row's scalar columns; the list columns follow with
+    /// [`Rows::push_attributes`], [`Rows::push_events`] and
+    /// [`Rows::push_links`].
+    pub(crate) fn push_scalars(&mut self, s: &Scalars<'_>) {
         self.len += 1;
         // NOTE: fixed-size appends only fail on a width mismatch, and ids
         // have the declared widths by type.
-        let _ = self.trace_id.append_value(span.trace_id.as_bytes());
-        let _ = self.span_id.append_value(span.span_id.as_bytes());
-        self.parent_distance.append_option(parent_distance);
-        match (parent_distance, span.parent_span_id) {
+        let _ = self.trace_id.append_value(s.trace_id.as_bytes());
+        let _ = self.span_id.append_value(s.span_id.as_bytes());
+        self.parent_distance.append_option(s.parent_distance);
+        match (s.parent_distance, s.parent_span_id) {
             (None, Some(parent)) => {
                 let _ = self.parent_span_id.append_value(parent.as_bytes());
             }
@@ -446,51 +501,52 @@ impl Rows {
         }
         // u64 nanoseconds are stored as i64 bit patterns: lossless, and
         // ordered correctly until the year 2262.
-        self.start.push(span.start_time_unix_nano as i64);
-        self.duration.push(span.end_time_unix_nano.wrapping_sub(span.start_time_unix_nano) as i64);
-        self.service.append_value(span.service_name());
-        self.name.append_value(&span.name);
-        self.kind.push(span.kind as u8);
-        self.status_code.push(span.status.code as u8);
-        self.status_message.append_value(&span.status.message);
-        self.trace_state.append_value(&span.trace_state);
-        self.flags.push(span.flags);
-        self.resource.push(resource);
-        self.scope.push(scope);
-        self.dropped_attributes.push(span.dropped_attributes_count);
-        self.dropped_events.push(span.dropped_events_count);
-        self.dropped_links.push(span.dropped_links_count);
-        self.push_attributes(&span.attributes, dedicated);
-        self.events.push_list(&span.events, span.start_time_unix_nano);
-        self.links.push_list(&span.links);
+        self.start.push(s.start as i64);
+        self.duration.push(s.end.wrapping_sub(s.start) as i64);
+        self.service.append_value(s.service);
+        self.name.append_value(s.name);
+        self.kind.push(s.kind);
+        self.status_code.push(s.status_code);
+        self.status_message.append_value(s.status_message);
+        self.trace_state.append_value(s.trace_state);
+        self.flags.push(s.flags);
+        self.resource.push(s.resource);
+        self.scope.push(s.scope);
+        self.dropped_attributes.push(s.dropped_attributes);
+        self.dropped_events.push(s.dropped_events);
+        self.dropped_links.push(s.dropped_links);
     }
 
     /// Splits a span's attributes between the dedicated columns (the first
     /// value of a dedicated key with the column's type) and the generic
     /// list, recording the original order in `attribute_layout`.
-    fn push_attributes(&mut self, kvs: &[KeyValue], dedicated: &Dedicated) {
+    pub(crate) fn push_attributes<'a>(
+        &mut self,
+        kvs: impl Iterator<Item = (&'a str, AttrValue<'a>)>,
+        dedicated: &Dedicated,
+    ) {
         let mut strs: [Option<&str>; STR_SLOTS] = [None; STR_SLOTS];
         let mut ints: [Option<i64>; INT_SLOTS] = [None; INT_SLOTS];
         let mut order = std::mem::take(&mut self.order);
         order.clear();
         let mut any_dedicated = false;
-        for kv in kvs {
-            match &kv.value {
-                Value::Str(v) => {
-                    if let Some(slot) = dedicated.str_slot(&kv.key)
+        for (key, value) in kvs {
+            match value {
+                AttrValue::Str(v) => {
+                    if let Some(slot) = dedicated.str_slot(key)
                         && let Some(cell @ None) = strs.get_mut(usize::from(slot))
                     {
-                        *cell = Some(v.as_str());
+                        *cell = Some(v);
                         order.push(char::from(layout::STR0 + slot));
                         any_dedicated = true;
                         continue;
                     }
                 }
-                Value::Int(v) => {
-                    if let Some(slot) = dedicated.int_slot(&kv.key)
+                AttrValue::Int(v) => {
+                    if let Some(slot) = dedicated.int_slot(key)
                         && let Some(cell @ None) = ints.get_mut(usize::from(slot))
                     {
-                        *cell = Some(*v);
+                        *cell = Some(v);
                         order.push(char::from(layout::INT0 + slot));
                         any_dedicated = true;
                         continue;
@@ -499,7 +555,7 @@ impl Rows {
                 _ => {}
             }
             order.push(char::from(layout::GENERIC));
-            self.attributes.push(kv);
+            self.attributes.push(key, &value);
         }
         self.attributes.close_list();
         // An all-generic span needs no layout: the list is the order.
@@ -517,6 +573,25 @@ impl Rows {
                 *used += u64::from(v.is_some());
             }
         }
+    }
+
+    /// Appends a row's events: `(time, name, attributes, dropped
+    /// attributes)` each.
+    pub(crate) fn push_events<'a, A: Iterator<Item = (&'a str, AttrValue<'a>)>>(
+        &mut self,
+        events: impl Iterator<Item = (u64, &'a str, A, u32)>,
+        span_start: u64,
+    ) {
+        self.events.push_list(events, span_start);
+    }
+
+    /// Appends a row's links: `(trace id, span id, trace state,
+    /// attributes, dropped attributes, flags)` each.
+    pub(crate) fn push_links<'a, A: Iterator<Item = (&'a str, AttrValue<'a>)>>(
+        &mut self,
+        links: impl Iterator<Item = (TraceId, SpanId, &'a str, A, u32, u32)>,
+    ) {
+        self.links.push_list(links);
     }
 
     /// Builds the record batch and resets the builders.
@@ -596,9 +671,9 @@ impl Default for Attributes {
 }
 
 impl Attributes {
-    fn push_list(&mut self, kvs: &[KeyValue]) {
-        for kv in kvs {
-            self.push(kv);
+    fn push_list<'a>(&mut self, kvs: impl Iterator<Item = (&'a str, AttrValue<'a>)>) {
+        for (key, value) in kvs {
+            self.push(key, &value);
         }
         self.close_list();
     }
@@ -611,26 +686,24 @@ impl Attributes {
         }
     }
 
-    fn push(&mut self, kv: &KeyValue) {
+    fn push(&mut self, key: &str, value: &AttrValue<'_>) {
         self.len += 1;
-        self.key.append_value(&kv.key);
+        self.key.append_value(key);
         // Few leaves keep the repetition/definition levels small: booleans
         // share `int`, bytes share `str` (as the base64 text tag search
         // compares against anyway).
-        let (ty, str, int, double): (u8, Option<std::borrow::Cow<'_, str>>, _, _) = match &kv.value {
-            Value::Empty => (tag::EMPTY, None, None, None),
-            Value::Str(s) => (tag::STR, Some(s.as_str().into()), None, None),
-            Value::Bool(b) => (tag::BOOL, None, Some(i64::from(*b)), None),
-            Value::Int(i) => (tag::INT, None, Some(*i), None),
-            Value::Double(d) => (tag::DOUBLE, None, None, Some(*d)),
-            Value::Bytes(b) => {
-                (tag::BYTES, Some(base64::engine::general_purpose::STANDARD.encode(b).into()), None, None)
-            }
-            Value::Array(items) => (tag::ARRAY, Some(json::array_text(items).into()), None, None),
-            Value::Map(kvs) => (tag::MAP, Some(json::map_text(kvs).into()), None, None),
+        let (ty, int, double) = match value {
+            AttrValue::Empty => (tag::EMPTY, None, None),
+            AttrValue::Str(_) => (tag::STR, None, None),
+            AttrValue::Bool(b) => (tag::BOOL, Some(i64::from(*b)), None),
+            AttrValue::Int(i) => (tag::INT, Some(*i), None),
+            AttrValue::Double(d) => (tag::DOUBLE, None, Some(*d)),
+            AttrValue::Bytes(_) => (tag::BYTES, None, None),
+            AttrValue::Array(_) => (tag::ARRAY, None, None),
+            AttrValue::Map(_) => (tag::MAP, None, None),
         };
         self.ty.push(ty);
-        self.str.append_option(str);
+        self.str.append_option(value.text());
         self.int.append_option(int);
         self.double.append_option(double);
     }
@@ -680,15 +753,19 @@ impl Default for Events {
 }
 
 impl Events {
-    fn push_list(&mut self, events: &[Event], span_start: u64) {
-        for e in events {
+    fn push_list<'a, A: Iterator<Item = (&'a str, AttrValue<'a>)>>(
+        &mut self,
+        events: impl Iterator<Item = (u64, &'a str, A, u32)>,
+        span_start: u64,
+    ) {
+        for (time, name, attributes, dropped) in events {
             self.len += 1;
             // Offsets from the span start are small; wrapping keeps events
             // before the start (clock skew) lossless.
-            self.time_offset.push(e.time_unix_nano.wrapping_sub(span_start) as i64);
-            self.name.append_value(&e.name);
-            self.attributes.push_list(&e.attributes);
-            self.dropped.push(e.dropped_attributes_count);
+            self.time_offset.push(time.wrapping_sub(span_start) as i64);
+            self.name.append_value(name);
+            self.attributes.push_list(attributes);
+            self.dropped.push(dropped);
         }
         self.offsets.push(next_offset(self.len).unwrap_or(i32::MAX));
     }
@@ -738,15 +815,18 @@ impl Default for Links {
 }
 
 impl Links {
-    fn push_list(&mut self, links: &[Link]) {
-        for l in links {
+    fn push_list<'a, A: Iterator<Item = (&'a str, AttrValue<'a>)>>(
+        &mut self,
+        links: impl Iterator<Item = (TraceId, SpanId, &'a str, A, u32, u32)>,
+    ) {
+        for (trace_id, span_id, trace_state, attributes, dropped, flags) in links {
             self.len += 1;
-            self.trace_id.extend_from_slice(l.trace_id.as_bytes());
-            self.span_id.extend_from_slice(l.span_id.as_bytes());
-            self.trace_state.append_value(&l.trace_state);
-            self.attributes.push_list(&l.attributes);
-            self.dropped.push(l.dropped_attributes_count);
-            self.flags.push(l.flags);
+            self.trace_id.extend_from_slice(trace_id.as_bytes());
+            self.span_id.extend_from_slice(span_id.as_bytes());
+            self.trace_state.append_value(trace_state);
+            self.attributes.push_list(attributes);
+            self.dropped.push(dropped);
+            self.flags.push(flags);
         }
         self.offsets.push(next_offset(self.len).unwrap_or(i32::MAX));
     }

@@ -126,9 +126,28 @@ pub trait SpanReader: Send + Sync {
     /// All spans of one trace, `None` when no span of it is stored.
     async fn trace(&self, id: TraceId) -> Result<Option<Vec<Span>>, QueryError>;
 
+    /// Several traces at once (`/api/traces?traceID=a&traceID=b`): the
+    /// found ones, in the order of `ids` (duplicates once), each as
+    /// [`SpanReader::trace`] would return it. Backends override the default
+    /// (one lookup per id) to read each block once for all ids.
+    async fn traces(&self, ids: &[TraceId]) -> Result<Vec<Vec<Span>>, QueryError> {
+        let mut out = Vec::with_capacity(ids.len());
+        let mut seen = std::collections::HashSet::with_capacity(ids.len());
+        for id in ids {
+            if seen.insert(*id)
+                && let Some(spans) = self.trace(*id).await?
+            {
+                out.push(spans);
+            }
+        }
+        Ok(out)
+    }
+
     /// Full traces having at least one span that matches the whole query
     /// (see [`crate::span_matches`]), most recent match first, at most
-    /// `query.limit` of them.
+    /// `query.limit` of them (clamped to [`TraceQuery::MAX_LIMIT`]; a
+    /// backend may return fewer when the results would exceed its memory
+    /// budget for one query).
     async fn find_traces(&self, query: &TraceQuery) -> Result<Vec<Vec<Span>>, QueryError>;
 
     /// Names of all services with stored spans, sorted.

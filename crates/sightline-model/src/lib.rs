@@ -18,6 +18,7 @@ mod batch;
 mod contract;
 mod ids;
 mod log;
+pub mod memory;
 mod metric;
 pub mod otlp;
 mod peer;
@@ -34,6 +35,7 @@ pub use contract::{
 };
 pub use ids::{IdError, SpanId, TraceId};
 pub use log::{LogBatch, LogRecord};
+pub use memory::{MemoryBudget, Pressure};
 pub use metric::{
     Exemplar, ExponentialBuckets, ExponentialHistogramPoint, HistogramPoint, Metric, MetricBatch, MetricData,
     NO_RECORDED_VALUE, Number, NumberPoint, SummaryPoint, Temporality,

@@ -12,9 +12,12 @@ mod tests;
 
 pub use logs::{DecodedLogs, decode_logs_request, encode_logs, encode_record};
 pub use metrics::{DecodedMetrics, decode_metrics_request, encode_metric, encode_metrics};
+pub mod wire;
 
 use std::fmt::Write as _;
 use std::sync::Arc;
+
+use prost::Message as _;
 
 use opentelemetry_proto::tonic::collector::trace::v1::ExportTraceServiceRequest;
 use opentelemetry_proto::tonic::common::v1 as pc;
@@ -48,21 +51,9 @@ pub fn decode_request(request: ExportTraceServiceRequest) -> Decoded {
     out.spans.reserve(total);
     let mut reasons = 0usize;
     for (ri, rs) in request.resource_spans.into_iter().enumerate() {
-        let resource = Arc::new(match rs.resource {
-            Some(r) => Resource::new(kvs(r.attributes), r.dropped_attributes_count, rs.schema_url),
-            None => Resource::new(Vec::new(), 0, rs.schema_url),
-        });
+        let resource = Arc::new(decode_resource(rs.resource, rs.schema_url));
         for (si, ss) in rs.scope_spans.into_iter().enumerate() {
-            let scope = Arc::new(match ss.scope {
-                Some(s) => Scope {
-                    name: s.name,
-                    version: s.version,
-                    attributes: kvs(s.attributes),
-                    dropped_attributes_count: s.dropped_attributes_count,
-                    schema_url: ss.schema_url,
-                },
-                None => Scope { schema_url: ss.schema_url, ..Scope::default() },
-            });
+            let scope = Arc::new(decode_scope(ss.scope, ss.schema_url));
             for (pi, span) in ss.spans.into_iter().enumerate() {
                 match decode_span(span, &resource, &scope) {
                     Ok(span) => out.spans.push(span),
@@ -95,8 +86,53 @@ pub fn decode_request(request: ExportTraceServiceRequest) -> Decoded {
     out
 }
 
-/// A scope from its OTLP form (absent: the empty scope).
-fn decode_scope(scope: Option<pc::InstrumentationScope>, schema_url: String) -> Scope {
+/// Decodes one encoded span (`opentelemetry.proto.trace.v1.Span`) of a
+/// `ScopeSpans` whose resource and scope are given, validating it as
+/// [`decode_request`] does.
+pub fn decode_span_bytes(span: &[u8], resource: &Arc<Resource>, scope: &Arc<Scope>) -> Result<Span, String> {
+    let span = pt::Span::decode(span).map_err(|e| format!("span does not decode: {e}"))?;
+    decode_span(span, resource, scope)
+}
+
+/// The resource and scope of a group found by [`wire::visit_request`],
+/// decoded (repeated occurrences merged, as protobuf merges them).
+pub fn decode_group(group: &wire::Group<'_>) -> Result<(Resource, Scope), String> {
+    let resource = if group.resource.is_empty() {
+        None
+    } else {
+        let mut r = pr::Resource::default();
+        for bytes in &group.resource {
+            r.merge(*bytes).map_err(|e| format!("resource does not decode: {e}"))?;
+        }
+        Some(r)
+    };
+    let scope = if group.scope.is_empty() {
+        None
+    } else {
+        let mut s = pc::InstrumentationScope::default();
+        for bytes in &group.scope {
+            s.merge(*bytes).map_err(|e| format!("scope does not decode: {e}"))?;
+        }
+        Some(s)
+    };
+    Ok((
+        decode_resource(resource, group.resource_schema_url.to_owned()),
+        decode_scope(scope, group.scope_schema_url.to_owned()),
+    ))
+}
+
+/// Maps a `ResourceSpans`' resource (absent: no attributes) with the
+/// `ResourceSpans`' schema URL.
+pub fn decode_resource(resource: Option<pr::Resource>, schema_url: String) -> Resource {
+    match resource {
+        Some(r) => Resource::new(kvs(r.attributes), r.dropped_attributes_count, schema_url),
+        None => Resource::new(Vec::new(), 0, schema_url),
+    }
+}
+
+/// Maps a `ScopeSpans`' scope (absent: empty) with the `ScopeSpans`'
+/// schema URL.
+pub fn decode_scope(scope: Option<pc::InstrumentationScope>, schema_url: String) -> Scope {
     match scope {
         Some(s) => Scope {
             name: s.name,
@@ -109,7 +145,9 @@ fn decode_scope(scope: Option<pc::InstrumentationScope>, schema_url: String) -> 
     }
 }
 
-fn decode_span(span: pt::Span, resource: &Arc<Resource>, scope: &Arc<Scope>) -> Result<Span, String> {
+/// Maps one span, validating its ids the way [`decode_request`] does (the
+/// error is the reason it reports).
+pub fn decode_span(span: pt::Span, resource: &Arc<Resource>, scope: &Arc<Scope>) -> Result<Span, String> {
     let trace_id = TraceId::from_slice(&span.trace_id).map_err(|e| e.to_string())?;
     let span_id = SpanId::from_slice(&span.span_id).map_err(|e| e.to_string())?;
     let parent_span_id = match span.parent_span_id.len() {
@@ -174,6 +212,11 @@ fn events(list: Vec<pt::span::Event>) -> Vec<Event> {
         attributes: kvs(e.attributes),
         dropped_attributes_count: e.dropped_attributes_count,
     })
+}
+
+/// Maps one attribute value.
+pub fn decode_value(v: pc::AnyValue) -> Value {
+    value(v)
 }
 
 fn value(v: pc::AnyValue) -> Value {

@@ -30,8 +30,27 @@ pub struct TraceQuery {
     pub start_min_unix_nanos: Option<u64>,
     /// Latest span start, inclusive.
     pub start_max_unix_nanos: Option<u64>,
-    /// Maximum number of traces returned.
+    /// Maximum number of traces returned; backends clamp it to
+    /// [`TraceQuery::MAX_LIMIT`].
     pub limit: usize,
+}
+
+impl TraceQuery {
+    /// Traces a search returns when the request names no limit: what
+    /// Jaeger's query service defaults to.
+    pub const DEFAULT_LIMIT: usize = 100;
+
+    /// The most traces one search returns, whatever it asks for: each
+    /// trace is materialised in memory before it is serialised, and an
+    /// uncapped `limit=100000` let 20 parallel queries take the process to
+    /// 1 GiB. Backends also bound a search's result bytes (see
+    /// [`crate::MemoryBudget::query_bytes_each`]).
+    pub const MAX_LIMIT: usize = 1000;
+
+    /// The limit to apply: `limit` clamped to [`TraceQuery::MAX_LIMIT`].
+    pub fn effective_limit(&self) -> usize {
+        self.limit.min(Self::MAX_LIMIT)
+    }
 }
 
 /// Whether `span` satisfies every condition of `query` (the limit aside).

@@ -29,11 +29,11 @@ pub struct Exporters {
     /// the binary fills once a log store exists (the `store` factory then
     /// lists logs among its signals).
     pub logs_store: Option<Arc<dyn LogsConsumer>>,
-    /// Called (at most once a second) while a memory limiter is over its
-    /// soft limit, to release memory — the embedded store cuts and flushes
-    /// its head. Without it, memory held by buffers could keep the limiter
-    /// refusing forever.
-    pub on_memory_pressure: Option<Arc<dyn Fn() + Send + Sync>>,
+    /// The process memory budget: memory limiters publish the pressure
+    /// they measure on it, and the embedded store, subscribed, cuts and
+    /// flushes its head while it lasts. Without it, memory held by buffers
+    /// could keep the limiter refusing forever.
+    pub memory: Option<Arc<sightline_model::MemoryBudget>>,
 }
 
 /// Where one receiver hands its data, per signal (`None`: no pipeline

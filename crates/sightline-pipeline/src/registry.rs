@@ -312,7 +312,7 @@ fn not_for(c: &Instance<'_>, signal: Signal) -> String {
 
 fn build_memory_limiter(env: &mut Env<'_>, c: &Instance<'_>, next: Consumer) -> Result<Stage, String> {
     let config = c.settings::<memory_limiter::Config>()?;
-    let pressure = env.exporters.on_memory_pressure.clone();
+    let pressure = env.exporters.memory.clone();
     let m = Arc::clone(env.metrics);
     Ok(match next {
         Consumer::Traces(next) => traces(Arc::new(MemoryLimiter::new(c.id, config, next, m, pressure))),

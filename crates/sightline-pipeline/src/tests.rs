@@ -577,18 +577,18 @@ async fn memory_limiter_refuses_retryably_above_its_limit() {
         None,
     );
     let err = m.consume_traces(Batch::from_spans(vec![span(1, 1, None, vec![])])).await.unwrap_err();
-    // Over the soft limit the pressure hook asks buffers to let go.
-    let calls = Arc::new(std::sync::atomic::AtomicUsize::new(0));
-    let hook: Arc<dyn Fn() + Send + Sync> = {
-        let calls = Arc::clone(&calls);
-        Arc::new(move || {
-            calls.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-        })
-    };
-    let _pressured =
-        crate::processor::memory_limiter::MemoryLimiter::new("m", &cfg, rec.clone(), metrics(), Some(hook));
-    tokio::time::sleep(Duration::from_millis(100)).await;
-    assert_eq!(calls.load(std::sync::atomic::Ordering::Relaxed), 1, "once per second at most");
+    // Over the limit the budget's pressure says so, for buffers to let go.
+    let budget = Arc::new(sightline_model::MemoryBudget::new(1 << 20));
+    let mut pressure = budget.subscribe();
+    let _pressured = crate::processor::memory_limiter::MemoryLimiter::new(
+        "m",
+        &cfg,
+        rec.clone(),
+        metrics(),
+        Some(Arc::clone(&budget)),
+    );
+    tokio::time::timeout(Duration::from_secs(10), pressure.changed()).await.unwrap().unwrap();
+    assert_eq!(*pressure.borrow(), sightline_model::Pressure::Hard);
     assert!(
         matches!(&err, ConsumeError::Overloaded { reason, .. } if reason.contains("hard limit")),
         "{err:?}"
@@ -626,12 +626,13 @@ async fn memory_limiter_waits_briefly_at_the_soft_limit() {
         let memory = Arc::clone(&memory);
         Arc::new(move || Some(memory.load(Ordering::Relaxed)))
     };
+    let budget = Arc::new(sightline_model::MemoryBudget::new(100 * mib));
     let m = Arc::new(crate::processor::memory_limiter::MemoryLimiter::with_reader(
         "memory_limiter",
         &cfg,
         rec.clone(),
         metrics(),
-        None,
+        Some(Arc::clone(&budget)),
         read,
     ));
     let waiting = tokio::spawn({
@@ -640,9 +641,11 @@ async fn memory_limiter_waits_briefly_at_the_soft_limit() {
     });
     tokio::time::sleep(Duration::from_millis(100)).await;
     assert!(!waiting.is_finished(), "refused without waiting for memory to fall");
+    assert_eq!(budget.pressure(), sightline_model::Pressure::Soft);
     memory.store(60 * mib, Ordering::Relaxed);
     waiting.await.unwrap().unwrap();
     assert_eq!(rec.spans().len(), 1, "accepted once memory fell below the soft limit");
+    assert_eq!(budget.pressure(), sightline_model::Pressure::Normal);
 
     memory.store(75 * mib, Ordering::Relaxed);
     tokio::time::sleep(Duration::from_millis(50)).await;

@@ -26,6 +26,20 @@ pub enum Error {
     /// A block could not be written or read.
     #[error("block: {0}")]
     Block(#[from] sightline_block::Error),
+    /// The manifest changed since it was read: another writer got there
+    /// first. Re-read it and plan again.
+    #[error("{location}: the manifest changed underneath (expected version {expected:?}, found {found:?})")]
+    ManifestConflict {
+        /// Where the blocks are.
+        location: String,
+        /// The version the change was based on.
+        expected: Option<String>,
+        /// The version found.
+        found: Option<String>,
+    },
+    /// A blocking task (block IO) panicked or was cancelled.
+    #[error("a background task failed: {0}")]
+    Task(String),
     /// Another process holds the data directory.
     #[error(
         "{} is in use by another sightline process (lock file held); stop it or choose another --data-dir",

@@ -10,30 +10,38 @@
 //! big or old enough it is *cut*: the WAL rotates, the head freezes and a
 //! background task *flushes* it into a block, lists the block in the
 //! manifest, and only then deletes the WAL segments the block covers.
-//! Background maintenance *compacts* small blocks and applies retention.
+//! Background work *compacts* small blocks and applies retention.
 //!
-//! # Why a cut takes a lock
+//! # Who owns what
 //!
-//! Appends hold a shared lock across "WAL append + head insert"; a cut holds
-//! it exclusively while it rotates the WAL and swaps the head. So every
-//! record of a sealed segment is in the frozen head that segment belongs to,
-//! and deleting the segment after the block is durable never loses a span.
-//!
-//! # Reads
-//!
-//! Queries take snapshots (the head's chunk list, the frozen heads, the
-//! block list — all `Arc`s) under short locks and read without holding any
-//! lock ingest waits on. Spans seen twice (a retried export, a head and the
-//! block it became) are deduplicated by span id.
+//! * `ingest`: the WAL, the cut lock, the live head and the frozen heads
+//!   (see there for why a cut takes a lock);
+//! * `blockset`: the manifest, the live block list, dropped blocks, and the
+//!   pure planners deciding merges and deletions; blocks are kept by a
+//!   [`BlockStorage`] ([`LocalFolder`] by default), the seam for remote
+//!   storage;
+//! * `tasks`: cutting, flushing, merging and retention, depending only on
+//!   the two above;
+//! * `view`: one snapshot of heads and blocks per query, read without
+//!   locks. Spans seen twice (a retried export, a head and the block it
+//!   became) are deduplicated by span id.
 #![deny(missing_docs)]
 
+mod blockset;
 mod error;
 mod fsutil;
 mod head;
-mod manifest;
+mod ingest;
 mod metrics;
 mod store;
+mod tasks;
+mod view;
+mod wait;
 
+pub use blockset::plan::{CompactionPolicy, RetentionPolicy, Width};
+pub use blockset::{
+    BlockStorage, LocalFolder, ManifestState, ManifestVersion, flushed_block_id, merged_block_id,
+};
 pub use error::Error;
 pub use metrics::Metrics;
 pub use sightline_block::WriteOptions as BlockOptions;

@@ -26,7 +26,12 @@ pub struct Metrics {
     pub(crate) compactions: Family<Vec<(String, String)>, Counter>,
     pub(crate) compaction_debt: Gauge,
     pub(crate) flush_stall_seconds: Counter<f64, AtomicU64>,
+    pub(crate) flush_stalled: Gauge,
+    pub(crate) compactions_deferred: Counter,
     pub(crate) retention_deleted_blocks: Counter,
+    pub(crate) queries_running: Gauge,
+    pub(crate) queries_refused: Counter,
+    pub(crate) query_results_truncated: Counter,
     pub(crate) replayed_spans: Counter,
 }
 
@@ -50,7 +55,12 @@ impl Metrics {
             compactions: Family::default(),
             compaction_debt: Gauge::default(),
             flush_stall_seconds: Counter::default(),
+            flush_stalled: Gauge::default(),
+            compactions_deferred: Counter::default(),
             retention_deleted_blocks: Counter::default(),
+            queries_running: Gauge::default(),
+            queries_refused: Counter::default(),
+            query_results_truncated: Counter::default(),
             replayed_spans: Counter::default(),
         };
         let r = registry.sub_registry_with_prefix("sightline_store");
@@ -81,9 +91,34 @@ impl Metrics {
             m.flush_stall_seconds.clone(),
         );
         r.register(
+            "flush_stalled",
+            "1 while a flush waits for compaction to catch up, else 0",
+            m.flush_stalled.clone(),
+        );
+        r.register(
+            "compactions_deferred",
+            "Times a due full-width merge waited because the memory limiter reported pressure",
+            m.compactions_deferred.clone(),
+        );
+        r.register(
             "retention_deleted_blocks",
             "Blocks deleted by age or size retention",
             m.retention_deleted_blocks.clone(),
+        );
+        r.register(
+            "queries_running",
+            "Queries building span results now (bounded by the memory budget's query slots)",
+            m.queries_running.clone(),
+        );
+        r.register(
+            "queries_refused",
+            "Queries refused because every query slot stayed busy",
+            m.queries_refused.clone(),
+        );
+        r.register(
+            "query_results_truncated",
+            "Queries whose results were cut to one query's memory budget",
+            m.query_results_truncated.clone(),
         );
         r.register("replayed_spans", "Spans recovered from the WAL at start", m.replayed_spans.clone());
         m

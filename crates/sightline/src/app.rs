@@ -10,7 +10,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 
 use anyhow::Context as _;
 use prometheus_client::registry::Registry;
-use sightline_model::{ComponentHealth, SpanReader, TraceStore, TracesConsumer};
+use sightline_model::{ComponentHealth, MemoryBudget, SpanReader, TraceStore, TracesConsumer};
 use sightline_store::EmbeddedStore;
 use tokio::net::TcpListener;
 use tokio::sync::watch;
@@ -26,19 +26,19 @@ pub(crate) async fn serve(settings: Settings) -> anyhow::Result<()> {
     let pipeline_metrics = Arc::new(sightline_pipeline::Metrics::new(&mut registry));
     let zipkin_metrics = Arc::new(sightline_zipkin::Metrics::new(&mut registry));
 
+    // Every memory bound derives from --memory-limit in one place (see
+    // `sightline_model::memory`): receivers' in-flight bytes, the head
+    // (--head-max-size overrides), queries, and the limiter's soft and hard
+    // limits; the limiter publishes pressure on it and the store follows.
+    let memory = Arc::new(MemoryBudget::new(settings.memory_limit as u64));
     let mut options = sightline_store::Options::new(&settings.data_dir);
     options.fsync = settings.wal_fsync;
     options.wal_recovery = settings.wal_recovery;
     options.retention = settings.retention;
     options.max_disk_bytes = settings.max_disk;
-    // Memory budget, as shares of --memory-limit L: request bodies being
-    // decoded ≤ L/16 raw per receiver (decoded spans are ~4× larger), the
-    // live head and one flushing head ≤ L/16 each (--head-max-size; writing
-    // a head's block needs about twice its size again), the rest for
-    // queries and the process itself.
-    // The memory limiter (soft limit 0.8 L) backs these up.
     options.head_max_bytes = settings.head_max_size;
     options.max_frozen_heads = 1;
+    options.memory = Arc::clone(&memory);
     let store = EmbeddedStore::open(options, store_metrics)
         .await
         .with_context(|| format!("cannot open the store in {}", settings.data_dir.display()))?;
@@ -51,10 +51,7 @@ pub(crate) async fn serve(settings: Settings) -> anyhow::Result<()> {
             store: Some(Arc::new(store.clone()) as Arc<dyn TracesConsumer>),
             // No log store yet: logs pipelines export with otlp or debug.
             logs_store: None,
-            on_memory_pressure: Some({
-                let store = store.clone();
-                Arc::new(move || store.request_cut())
-            }),
+            memory: Some(Arc::clone(&memory)),
         },
         pipeline_metrics,
         &mut registry,
@@ -77,7 +74,7 @@ pub(crate) async fn serve(settings: Settings) -> anyhow::Result<()> {
                 Arc::clone(entry),
                 sightline_zipkin::Options {
                     max_body_bytes: settings.max_message_size,
-                    max_inflight_bytes: settings.memory_limit / 16,
+                    max_inflight_bytes: memory.inflight_bytes(),
                 },
                 zipkin_metrics,
             );
@@ -91,7 +88,7 @@ pub(crate) async fn serve(settings: Settings) -> anyhow::Result<()> {
         sightline_receive::Options {
             max_grpc_message_bytes: settings.max_message_size,
             max_http_body_bytes: settings.max_message_size,
-            max_inflight_bytes: settings.memory_limit / 16,
+            max_inflight_bytes: memory.inflight_bytes(),
         },
         receive_metrics,
     );

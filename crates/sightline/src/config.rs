@@ -287,7 +287,7 @@ impl Settings {
             }),
         );
         let head_max_size = match args.head_max_size.or(file.head_max_size) {
-            None => memory_limit.map(|m| m / 16),
+            None => memory_limit.map(|m| sightline_model::MemoryBudget::new(m).head_bytes() as u64),
             Some(h) => check(
                 &mut errors,
                 parse_size(&h).filter(|n| *n >= 64 << 10).ok_or_else(|| {

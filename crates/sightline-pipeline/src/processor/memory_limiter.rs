@@ -18,9 +18,11 @@
 //!
 //! Refusing alone cannot lower memory that buffers already hold (the
 //! store's head waits for more data or its age before it is flushed), so
-//! while over the soft limit the limiter also calls an `on_pressure` hook
-//! at most once a second — the Collector forces a GC at that point; here
-//! the store cuts and flushes its head.
+//! the limiter also publishes what it measures as [`Pressure`] on the
+//! process's [`MemoryBudget`] — the Collector forces a GC at that point;
+//! here the store, subscribed to it, cuts and flushes its head and defers
+//! merges while the pressure lasts. The default limits come from the same
+//! budget (`MemoryBudget::soft_limit`).
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
@@ -28,8 +30,8 @@ use std::time::Duration;
 
 use async_trait::async_trait;
 use sightline_model::{
-    Batch, ComponentHealth, ConsumeError, LogBatch, LogsConsumer, MetricBatch, MetricsConsumer,
-    TracesConsumer,
+    Batch, ComponentHealth, ConsumeError, LogBatch, LogsConsumer, MemoryBudget, MetricBatch, MetricsConsumer,
+    Pressure, TracesConsumer,
 };
 use tokio::sync::Notify;
 use tokio::task::JoinHandle;
@@ -49,12 +51,11 @@ pub struct Config {
 }
 
 impl Config {
-    /// Defaults relative to a limit: refuse from 70 % on (a spike headroom
-    /// of 30 %, more than the Collector's 20 %: a block flush or a batch of
-    /// decodes already admitted keeps growing memory after refusals start),
-    /// checking every 50 ms.
+    /// Defaults relative to a limit: refuse from the budget's soft limit
+    /// on (see [`sightline_model::memory`]), checking every 50 ms.
     pub fn for_limit(limit_bytes: u64) -> Config {
-        Config { check_interval: Duration::from_millis(50), limit_bytes, spike_bytes: limit_bytes * 3 / 10 }
+        let soft = sightline_model::memory::soft_limit_of(limit_bytes);
+        Config { check_interval: Duration::from_millis(50), limit_bytes, spike_bytes: limit_bytes - soft }
     }
 }
 
@@ -100,9 +101,9 @@ impl<N: ?Sized + Send + Sync> MemoryLimiter<N> {
         config: &Config,
         next: Arc<N>,
         metrics: Arc<Metrics>,
-        on_pressure: Option<Arc<dyn Fn() + Send + Sync>>,
+        memory: Option<Arc<MemoryBudget>>,
     ) -> MemoryLimiter<N> {
-        MemoryLimiter::with_reader(id, config, next, metrics, on_pressure, Arc::new(resident_bytes))
+        MemoryLimiter::with_reader(id, config, next, metrics, memory, Arc::new(resident_bytes))
     }
 
     /// [`MemoryLimiter::new`] measuring with `read` instead of the RSS
@@ -112,7 +113,7 @@ impl<N: ?Sized + Send + Sync> MemoryLimiter<N> {
         config: &Config,
         next: Arc<N>,
         metrics: Arc<Metrics>,
-        on_pressure: Option<Arc<dyn Fn() + Send + Sync>>,
+        memory: Option<Arc<MemoryBudget>>,
         read: MemoryReader,
     ) -> MemoryLimiter<N> {
         let current = Arc::new(AtomicU64::new(read().unwrap_or(0)));
@@ -123,7 +124,6 @@ impl<N: ?Sized + Send + Sync> MemoryLimiter<N> {
             let hard = config.limit_bytes;
             let soft = config.limit_bytes.saturating_sub(config.spike_bytes);
             tokio::spawn(async move {
-                let mut last_pressure: Option<std::time::Instant> = None;
                 let mut warned = false;
                 loop {
                     tokio::time::sleep(every).await;
@@ -141,12 +141,14 @@ impl<N: ?Sized + Send + Sync> MemoryLimiter<N> {
                         );
                     }
                     warned = rss >= hard;
-                    if rss >= soft
-                        && let Some(hook) = &on_pressure
-                        && last_pressure.is_none_or(|t| t.elapsed() >= Duration::from_secs(1))
-                    {
-                        last_pressure = Some(std::time::Instant::now());
-                        hook();
+                    if let Some(memory) = &memory {
+                        memory.set_pressure(if rss >= hard {
+                            Pressure::Hard
+                        } else if rss >= soft {
+                            Pressure::Soft
+                        } else {
+                            Pressure::Normal
+                        });
                     }
                 }
             })

@@ -1,0 +1,121 @@
+//! The process's memory budget: every bound derived from `--memory-limit`,
+//! in one place, and the memory pressure the limiter measures.
+//!
+//! Three stages spend memory on data that is not yet durable or not yet
+//! sent: receivers decoding requests, the store's head, and queries
+//! building results. Each gets a share of the limit here; the memory
+//! limiter measures the whole process (RSS) against the soft and hard
+//! limits and publishes what it sees as [`Pressure`] on a watch channel,
+//! which the store follows (it cuts its head and defers merges while the
+//! process is under pressure).
+//!
+//! The shares, for a limit L:
+//!
+//! | what | share | why |
+//! |---|---|---|
+//! | request bytes admitted per receiver | L/16 | decoded spans are ~4× their wire size, and decoded requests wait in the pipeline |
+//! | live head | L/16 | a frozen head and the block being written from it need about as much again |
+//! | query results being built, all queries | L/16 | results are serialised to JSON afterwards, which takes as much again |
+//! | one query's results | L/64 | so four queries run at once; 4 MiB of spans at 256 MiB is ~3,000 realistic spans |
+//! | soft limit (refusals start) | 0.7 L | flushes and decodes already admitted keep growing memory after refusals start |
+//! | hard limit | L | |
+
+use tokio::sync::watch;
+
+/// How close the process is to its memory limit, as last measured.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Default)]
+pub enum Pressure {
+    /// Below the soft limit.
+    #[default]
+    Normal,
+    /// At or above the soft limit: new data is refused, buffers should
+    /// be released, optional work deferred.
+    Soft,
+    /// At or above the hard limit.
+    Hard,
+}
+
+/// The memory budget derived from one limit, and the pressure channel.
+///
+/// Built once by the binary and shared (`Arc`) by the memory limiter,
+/// which publishes [`Pressure`], and the store, which subscribes.
+#[derive(Debug)]
+pub struct MemoryBudget {
+    limit: u64,
+    pressure: watch::Sender<Pressure>,
+}
+
+impl MemoryBudget {
+    /// A budget for a process limited to `limit_bytes`.
+    pub fn new(limit_bytes: u64) -> MemoryBudget {
+        MemoryBudget { limit: limit_bytes, pressure: watch::Sender::new(Pressure::Normal) }
+    }
+
+    /// The limit itself (`--memory-limit`).
+    pub fn limit(&self) -> u64 {
+        self.limit
+    }
+
+    /// Where the memory limiter starts refusing data: 0.7 of the limit.
+    pub fn soft_limit(&self) -> u64 {
+        soft_limit_of(self.limit)
+    }
+
+    /// The hard limit: the limit itself.
+    pub fn hard_limit(&self) -> u64 {
+        self.limit
+    }
+
+    /// Request bytes a receiver admits at once (before decoding).
+    pub fn inflight_bytes(&self) -> usize {
+        share(self.limit, 16)
+    }
+
+    /// The store's live head size: the default of `--head-max-size`.
+    pub fn head_bytes(&self) -> usize {
+        share(self.limit, 16)
+    }
+
+    /// Bytes of query results all queries may build at once.
+    pub fn query_bytes(&self) -> usize {
+        share(self.limit, 16)
+    }
+
+    /// Bytes of results one query may build. Measured: 20 parallel
+    /// `limit=100000` searches over 900k stored spans, while 4 senders
+    /// ingested, peaked at 265 MiB with L/32 (8 MiB) per query under a
+    /// 256 MiB limit; JSON rendering of finished results comes on top.
+    pub fn query_bytes_each(&self) -> usize {
+        share(self.limit, 64)
+    }
+
+    /// The pressure last published.
+    pub fn pressure(&self) -> Pressure {
+        *self.pressure.borrow()
+    }
+
+    /// A receiver that sees every change of pressure.
+    pub fn subscribe(&self) -> watch::Receiver<Pressure> {
+        self.pressure.subscribe()
+    }
+
+    /// Publishes a new reading; subscribers wake only when it changes.
+    pub fn set_pressure(&self, pressure: Pressure) {
+        self.pressure.send_if_modified(|current| {
+            let changed = *current != pressure;
+            *current = pressure;
+            changed
+        });
+    }
+}
+
+/// The soft limit for a limit: 70 %. The headroom is larger than the
+/// Collector's 20 %: a block flush or decodes already admitted keep
+/// growing memory after refusals start.
+pub fn soft_limit_of(limit_bytes: u64) -> u64 {
+    limit_bytes - limit_bytes * 3 / 10
+}
+
+fn share(limit: u64, parts: u64) -> usize {
+    usize::try_from(limit / parts).unwrap_or(usize::MAX)
+}
