@@ -37,7 +37,8 @@ pub struct Options {
     pub data_dir: PathBuf,
     /// When WAL appends are synced before acknowledging.
     pub fsync: FsyncPolicy,
-    /// How much damage WAL recovery tolerates in the newest segment.
+    /// What WAL recovery does with damaged records (skips them by
+    /// default, keeping the valid records after them).
     pub wal_recovery: sightline_wal::RecoveryMode,
     /// Cut the head once it holds this many (estimated) bytes.
     pub head_max_bytes: usize,
@@ -95,7 +96,7 @@ impl Options {
         Options {
             data_dir: data_dir.into(),
             fsync: FsyncPolicy::Always,
-            wal_recovery: sightline_wal::RecoveryMode::TolerateTornTail,
+            wal_recovery: sightline_wal::RecoveryMode::default(),
             head_max_bytes: 32 << 20,
             head_max_age: Duration::from_secs(120),
             max_frozen_heads: 2,
@@ -212,6 +213,14 @@ impl EmbeddedStore {
         let (wal, recovered) = run_blocking(move || Ok(Wal::open(&wal_dir, wal_options)?)).await?;
         if let Some(torn) = &recovered.torn_tail {
             tracing::warn!(?torn, "WAL had a torn tail (an interrupted write); cut it off");
+        }
+        if recovered.skipped_count() > 0 {
+            // Each stretch was logged with its segment and offset.
+            tracing::error!(
+                stretches = recovered.skipped_count(),
+                bytes = recovered.skipped_bytes(),
+                "WAL recovery skipped damaged records; the spans in them are lost, every valid record was replayed"
+            );
         }
         let mut head = Head::default();
         let interner = parking_lot::Mutex::new(Interner::default());

@@ -1,0 +1,191 @@
+//! Finding the next valid record after damage, in bounded time.
+//!
+//! After a damaged record, recovery looks for the earliest later offset
+//! where a whole record (length, checksum, payload) verifies. Checking each
+//! offset naively costs a CRC over the length it claims: inside OTLP
+//! payloads about one offset in twenty reads as a plausible length of
+//! megabytes, so a byte-by-byte search through one damaged 500 KiB record
+//! of a 32 MiB segment would checksum terabytes.
+//!
+//! Instead the CRC of any byte range comes from prefix CRCs: with `C(i)`
+//! the CRC32C of `buf[..i]`, `crc(buf[a..b]) = C(b) ^ shift(C(a), b - a)`,
+//! where `shift(c, n)` appends `n` zero bytes' worth of polynomial
+//! arithmetic to `c` (the identity behind zlib's `crc32_combine`). `C` is
+//! kept at every [`STRIDE`]th offset, and the rest is at most one stride of
+//! hardware CRC away; a shift is a few hundred integer operations. So each
+//! candidate offset costs O(log n) whatever length it claims, and a whole
+//! segment is searched in O(n log n): bounded work, no budget to run out.
+
+use crate::format::{MAX_RECORD_LEN, RECORD_HEADER_LEN, mask};
+
+/// Offsets between stored prefix CRCs: 4 bytes kept per 64 scanned.
+const STRIDE: usize = 64;
+
+/// The CRC32C polynomial, reflected (as the `crc32c` crate computes it).
+const POLY: u32 = 0x82f6_3b78;
+
+/// `x^(2^k) mod P` for k = 0..32, in the reflected bit order.
+struct PowerTable([u32; 32]);
+
+impl PowerTable {
+    fn new() -> PowerTable {
+        let mut table = [0u32; 32];
+        // x^1 in reflected order is bit 30.
+        let mut p = 1u32 << 30;
+        for slot in &mut table {
+            *slot = p;
+            p = mul_mod(p, p);
+        }
+        PowerTable(table)
+    }
+
+    /// `x^(8n) mod P`: the operator that appends `n` zero bytes.
+    fn bytes(&self, n: usize) -> u32 {
+        // x^0 in reflected order is bit 31.
+        let mut p = 1u32 << 31;
+        let mut n = n as u64;
+        // 8n = n << 3, so start at the table entry for x^(2^3).
+        let mut k = 3usize;
+        while n != 0 {
+            if n & 1 == 1 {
+                p = mul_mod(self.0.get(k & 31).copied().unwrap_or(0), p);
+            }
+            n >>= 1;
+            k += 1;
+        }
+        p
+    }
+
+    /// The CRC of `A || zeros(n)` given the CRC of `A`, without the final
+    /// xor adjustments: `crc(A||B) = shift(crc(A), |B|) ^ crc(B)`.
+    fn shift(&self, crc: u32, n: usize) -> u32 {
+        mul_mod(self.bytes(n), crc)
+    }
+}
+
+/// Multiplies two polynomials modulo P (reflected bit order), as zlib's
+/// `multmodp`.
+fn mul_mod(a: u32, mut b: u32) -> u32 {
+    let mut m = 1u32 << 31;
+    let mut p = 0u32;
+    loop {
+        if a & m != 0 {
+            p ^= b;
+            if a & (m - 1) == 0 {
+                break;
+            }
+        }
+        m >>= 1;
+        if m == 0 {
+            break;
+        }
+        b = if b & 1 == 1 { (b >> 1) ^ POLY } else { b >> 1 };
+    }
+    p
+}
+
+/// Prefix CRCs of a buffer at every [`STRIDE`]th offset.
+struct Prefix<'a> {
+    buf: &'a [u8],
+    at: Vec<u32>,
+    powers: PowerTable,
+}
+
+impl<'a> Prefix<'a> {
+    fn new(buf: &'a [u8]) -> Prefix<'a> {
+        let mut at = Vec::with_capacity(buf.len() / STRIDE + 1);
+        let mut crc = 0u32;
+        at.push(crc);
+        for chunk in buf.chunks(STRIDE) {
+            crc = crc32c::crc32c_append(crc, chunk);
+            at.push(crc);
+        }
+        Prefix { buf, at, powers: PowerTable::new() }
+    }
+
+    /// CRC32C of `buf[..i]`.
+    fn upto(&self, i: usize) -> u32 {
+        let base = i / STRIDE;
+        let crc = self.at.get(base).copied().unwrap_or(0);
+        crc32c::crc32c_append(crc, self.buf.get(base * STRIDE..i).unwrap_or_default())
+    }
+
+    /// CRC32C of `buf[a..b]`.
+    #[cfg(test)]
+    fn range(&self, a: usize, b: usize) -> u32 {
+        self.upto(b) ^ self.powers.shift(self.upto(a), b - a)
+    }
+
+    /// Whether a record whose header is at `pos` verifies.
+    fn record_at(&self, pos: usize) -> bool {
+        let Some(header) = self.buf.get(pos..pos + RECORD_HEADER_LEN) else { return false };
+        let (Some(len_bytes), Some(crc_bytes)) = (header.first_chunk::<4>(), header.last_chunk::<4>()) else {
+            return false;
+        };
+        let len = u32::from_le_bytes(*len_bytes) as usize;
+        let start = pos + RECORD_HEADER_LEN;
+        if len == 0 || len > MAX_RECORD_LEN || len > self.buf.len() - start {
+            return false;
+        }
+        // The record CRC covers the length field then the payload:
+        // shift(crc(len), n) ^ crc(payload), with crc(payload) =
+        // C(end) ^ shift(C(start), n); shifting is linear, so one shift.
+        let shifted = crc32c::crc32c(len_bytes) ^ self.upto(start);
+        let crc = self.powers.shift(shifted, len) ^ self.upto(start + len);
+        mask(crc) == u32::from_le_bytes(*crc_bytes)
+    }
+}
+
+/// Searches one segment's bytes for valid records after damage. The
+/// prefix CRCs are computed on the first search and reused by later ones,
+/// so a segment with several damaged stretches is still read once.
+pub(crate) struct Resync<'a> {
+    buf: &'a [u8],
+    prefix: Option<Prefix<'a>>,
+}
+
+impl<'a> Resync<'a> {
+    pub(crate) fn new(buf: &'a [u8]) -> Resync<'a> {
+        Resync { buf, prefix: None }
+    }
+
+    /// The earliest offset at or after `from` holding a whole record with
+    /// a valid checksum, if any. O(n log n) in the bytes after `from`.
+    pub(crate) fn next_record(&mut self, from: usize) -> Option<usize> {
+        let last = self.buf.len().checked_sub(RECORD_HEADER_LEN + 1)?;
+        if from > last {
+            return None;
+        }
+        let buf = self.buf;
+        let prefix = self.prefix.get_or_insert_with(|| Prefix::new(buf));
+        (from..=last).find(|&pos| prefix.record_at(pos))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn range_crcs_match_direct_computation() {
+        let mut state = 0x9e37_79b9_7f4a_7c15u64;
+        let buf: Vec<u8> = (0..5000)
+            .map(|_| {
+                state ^= state << 13;
+                state ^= state >> 7;
+                state ^= state << 17;
+                state as u8
+            })
+            .collect();
+        let prefix = Prefix::new(&buf);
+        for (a, b) in [(0, 0), (0, 1), (3, 64), (64, 128), (1, 4999), (100, 5000), (4999, 5000), (777, 2048)]
+        {
+            assert_eq!(prefix.range(a, b), crc32c::crc32c(&buf[a..b]), "{a}..{b}");
+        }
+        let powers = PowerTable::new();
+        for n in [0, 1, 7, 64, 1000, 1 << 20] {
+            let c = crc32c::crc32c(&buf[..100]);
+            assert_eq!(powers.shift(c, n), crc32c::crc32c_combine(c, 0, n), "shift by {n}");
+        }
+    }
+}
