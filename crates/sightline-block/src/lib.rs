@@ -52,6 +52,7 @@
 mod compact;
 mod dedicated;
 mod error;
+mod integrity;
 mod json;
 mod meta;
 mod otlp;
@@ -64,6 +65,7 @@ mod write;
 pub use compact::compact;
 pub use error::Error;
 pub(crate) use error::contain;
+pub use integrity::Mismatch;
 pub use meta::BlockMeta;
 pub use otlp::{OtlpSpan, write_otlp};
 pub use read::{Block, SpanChunks};
