@@ -90,21 +90,23 @@ impl BlockSet {
         self.manifest.lock().0.wal_replay_from
     }
 
-    /// Lists a block flushed from a head whose records are all in WAL
-    /// segments up to `sealed`: replay starts after it from now on.
-    /// Blocking.
-    pub(crate) fn add_flushed(&self, block: Arc<Block>, sealed: SegmentId) -> Result<(), Error> {
-        let id = block.meta().id.clone();
+    /// Lists the blocks flushed from a head whose records are all in WAL
+    /// segments up to `sealed`, in one manifest change: replay starts
+    /// after it from now on. Blocking.
+    pub(crate) fn add_flushed(&self, blocks: Vec<Arc<Block>>, sealed: SegmentId) -> Result<(), Error> {
+        let ids: Vec<String> = blocks.iter().map(|b| b.meta().id.clone()).collect();
         self.change(
             |state| {
-                if !state.blocks.contains(&id) {
-                    state.blocks.push(id.clone());
+                for id in &ids {
+                    if !state.blocks.contains(id) {
+                        state.blocks.push(id.clone());
+                    }
                 }
                 state.wal_replay_from = state.wal_replay_from.max(sealed.0 + 1);
             },
             |list| {
-                list.retain(|b| b.meta().id != block.meta().id);
-                list.push(Arc::clone(&block));
+                list.retain(|b| !ids.contains(&b.meta().id));
+                list.extend(blocks.iter().cloned());
             },
         )
     }
