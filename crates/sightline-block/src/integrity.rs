@@ -146,6 +146,13 @@ pub(crate) fn decode_meta(fields: &mut Value) -> Result<Option<Checksums>, Strin
     Checksums::from_stored(stored).map(Some)
 }
 
+/// CRC32C of a JSON value's canonical text (see [`canonical`]): the
+/// checksum other files of the store (the manifest) embed the way
+/// `meta.json` does, so their checks agree on what the bytes are.
+pub fn json_checksum(value: &Value) -> u32 {
+    crc32c::crc32c(&canonical(value))
+}
+
 /// The canonical JSON text of a value: object keys sorted, no whitespace,
 /// scalars as serde_json writes them. Independent of how a map orders its
 /// keys (serde_json's `preserve_order` feature may be on in some builds).

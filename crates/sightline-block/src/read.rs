@@ -302,11 +302,30 @@ impl Block {
         let builder = self.builder()?;
         let groups = self.reader_meta.metadata().num_row_groups();
         let blooms = (0..groups)
-            .map(|rg| builder.get_row_group_column_bloom_filter(rg, self.leaves.trace_id))
-            .collect::<Result<Vec<_>, _>>()
-            .map_err(|e| self.parquet_err(e))?;
+            .map(|rg| self.bloom_filter(&builder, rg, self.leaves.trace_id))
+            .collect::<Result<Vec<_>, _>>()?;
         // Two threads may race to fill it; both read the same filters.
         Ok(self.trace_blooms.get_or_init(|| blooms))
+    }
+
+    /// Row group `rg`'s bloom filter of column `leaf`. A damaged filter
+    /// reads as absent: a filter only prunes, so the query reads the pages
+    /// instead (checked like every read) rather than failing on an index.
+    pub(crate) fn bloom_filter(
+        &self,
+        builder: &ParquetRecordBatchReaderBuilder<VerifiedFile>,
+        rg: usize,
+        leaf: usize,
+    ) -> Result<Option<Sbbf>, Error> {
+        match builder.get_row_group_column_bloom_filter(rg, leaf) {
+            Ok(bloom) => Ok(bloom),
+            Err(parquet::errors::ParquetError::External(e))
+                if matches!(e.downcast_ref::<Error>(), Some(Error::Checksum { .. })) =>
+            {
+                Ok(None)
+            }
+            Err(e) => Err(self.parquet_err(e)),
+        }
     }
 
     fn traces_inner(&self, ids: &[TraceId]) -> Result<Vec<Span>, Error> {

@@ -898,6 +898,72 @@ fn blocks_without_checksums_still_read() {
 }
 
 #[test]
+fn salvage_keeps_every_intact_trace_and_names_the_lost_ones() {
+    let dir = tempfile::tempdir().unwrap();
+    let spans = datagen::realistic(150, 3, 1_700_000_000_000_000_000);
+    let stored = expected(&spans);
+    let all_ids: std::collections::BTreeSet<TraceId> = stored.iter().map(|s| s.trace_id).collect();
+    write(dir.path(), "src", spans, &options(500)).unwrap();
+    let block_dir = dir.path().join("src");
+    let data = block_dir.join("data.parquet");
+    let original = std::fs::read(&data).unwrap();
+    assert!(Block::open(&block_dir).unwrap().reader_meta.metadata().num_row_groups() >= 3);
+
+    // Intact: everything is copied.
+    let out = tempfile::tempdir().unwrap();
+    let saved = crate::salvage(&Block::open(&block_dir).unwrap(), out.path(), "all", &options(500)).unwrap();
+    assert_eq!((saved.lost.len(), saved.unreadable.len()), (0, 0));
+    assert_eq!(Block::open(&out.path().join("all")).unwrap().read_all().unwrap(), stored);
+
+    let bloom_at = {
+        let block = Block::open(&block_dir).unwrap();
+        let chunk = block.reader_meta.metadata().row_group(1).column(block.leaves.trace_id);
+        chunk.bloom_filter_offset().unwrap() as usize + 40
+    };
+    for at in [100, original.len() / 3, original.len() / 2, original.len() * 2 / 3, bloom_at] {
+        let mut bytes = original.clone();
+        bytes[at] ^= 0x10;
+        std::fs::write(&data, &bytes).unwrap();
+        let damaged = Block::open(&block_dir).unwrap();
+        let out = tempfile::tempdir().unwrap();
+        let saved = crate::salvage(&damaged, out.path(), "s", &options(500)).unwrap();
+        let kept = match &saved.block {
+            Some(_) => Block::open(&out.path().join("s")).unwrap().read_all().unwrap(),
+            None => Vec::new(),
+        };
+        let kept_ids: std::collections::BTreeSet<TraceId> = kept.iter().map(|s| s.trace_id).collect();
+        // Every saved trace is exactly the original.
+        for id in &kept_ids {
+            let got: Vec<&Span> = kept.iter().filter(|s| s.trace_id == *id).collect();
+            let want: Vec<&Span> = stored.iter().filter(|s| s.trace_id == *id).collect();
+            assert_eq!(got, want, "flip at {at}");
+        }
+        // Every lost trace really cannot be read, and nothing is both.
+        for id in &saved.lost {
+            assert!(damaged.trace(*id).is_err(), "flip at {at}: {id} reported lost but reads");
+            assert!(!kept_ids.contains(id));
+        }
+        // Every trace is saved, lost, or in a row group reported unreadable.
+        for id in &all_ids {
+            let covered = kept_ids.contains(id)
+                || saved.lost.contains(id)
+                || saved
+                    .unreadable
+                    .iter()
+                    .any(|u| u.trace_ids.is_some_and(|(lo, hi)| lo <= *id && *id <= hi));
+            assert!(covered, "flip at {at}: trace {id} unaccounted for");
+        }
+        assert!(kept_ids.len() + saved.lost.len() > 0);
+        assert_eq!(damaged.verify().unwrap().len(), 1, "flip at {at}");
+        // Exactly the traces that still read are kept.
+        for id in &all_ids {
+            assert_eq!(damaged.trace(*id).is_ok(), kept_ids.contains(id), "flip at {at}: trace {id}");
+        }
+        println!("flip at {at}: kept {} of {} traces", kept_ids.len(), all_ids.len());
+    }
+}
+
+#[test]
 fn write_rejects_bad_ids_and_existing_blocks_and_replaces_leftovers() {
     let dir = tempfile::tempdir().unwrap();
     for id in ["", ".", "..", "a/b", "x.tmp"] {
