@@ -130,6 +130,7 @@ impl VerifyReport {
 /// Checks the data directory without changing it. Fails only when it
 /// cannot look (the directory is unreadable); damage is in the report.
 pub fn verify(data_dir: &Path) -> Result<VerifyReport, Error> {
+    fs::read_dir(data_dir).map_err(|e| Error::io(data_dir, e))?;
     let manifest = check_manifest(&data_dir.join(MANIFEST_FILE))?;
     let previous = check_manifest(&data_dir.join(PREVIOUS_FILE))?;
     let present = present_blocks(&data_dir.join(BLOCKS_DIR))?;

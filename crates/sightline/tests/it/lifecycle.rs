@@ -177,3 +177,46 @@ fn wal_damage_costs_only_the_damaged_record() {
     std::io::Read::read_to_string(&mut resp.into_body().into_reader(), &mut text).unwrap();
     assert!(text.lines().any(|l| l == "sightline_wal_recovery_skipped_total 1"), "{text}");
 }
+
+#[test]
+fn verify_and_repair_from_the_command_line() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data");
+    let mut server = Server::start(&data);
+    for i in 1..=3u8 {
+        let req = request("repair-svc", vec![span([i; 16], [i; 8], None, "r", now_ns())]);
+        assert_eq!(server.post_traces("application/x-protobuf", None, &encode(&req)).status, 200);
+    }
+    // Repair refuses to run beside a server.
+    let run = |cmd: &str| {
+        Command::new(env!("CARGO_BIN_EXE_sightline")).args([cmd, "--data-dir"]).arg(&data).output().unwrap()
+    };
+    let out = run("repair");
+    assert_eq!(out.status.code(), Some(2), "{}", String::from_utf8_lossy(&out.stdout));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("in use"));
+    assert_eq!(server.terminate().code(), Some(0)); // flushes the head into a block
+
+    let out = run("verify");
+    assert_eq!(out.status.code(), Some(0), "{}", String::from_utf8_lossy(&out.stdout));
+    assert!(String::from_utf8_lossy(&out.stdout).contains("no damage found"));
+    let block = std::fs::read_dir(data.join("blocks")).unwrap().next().unwrap().unwrap().path();
+    let file = block.join("data.parquet");
+    let mut bytes = std::fs::read(&file).unwrap();
+    bytes[200] ^= 0x01;
+    std::fs::write(&file, bytes).unwrap();
+
+    let out = run("verify");
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert_eq!(out.status.code(), Some(1), "{stdout}");
+    assert!(stdout.contains("DAMAGED: checksum mismatch in data.parquet bytes 0..4096"), "{stdout}");
+    let out = run("repair");
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert_eq!(out.status.code(), Some(0), "{stdout}");
+    assert!(stdout.contains("set aside in") && stdout.contains("quarantine"), "{stdout}");
+    assert_eq!(run("verify").status.code(), Some(0));
+
+    let server = Server::start(&data);
+    let req = request("repair-svc", vec![span([9; 16], [9; 8], None, "after", now_ns())]);
+    assert_eq!(server.post_traces("application/x-protobuf", None, &encode(&req)).status, 200);
+    server.wait_trace(&hex(&[9; 16]), 1, Duration::from_secs(5));
+}
