@@ -101,4 +101,6 @@ impl Default for WriteOptions {
 }
 
 #[cfg(test)]
+mod fuzz;
+#[cfg(test)]
 mod tests;

@@ -9,7 +9,7 @@
 //! - size: bytes per realistic span (printed, not asserted)
 //! - otlp: blocks from protobuf bytes equal blocks from decoded spans
 
-mod datagen;
+pub(crate) mod datagen;
 mod otlp;
 
 use std::collections::{HashMap, HashSet};

@@ -55,4 +55,6 @@ pub use sightline_wal::{FsyncPolicy, RecoveryMode as WalRecovery};
 pub use store::{EmbeddedStore, Options};
 
 #[cfg(test)]
+mod fuzz;
+#[cfg(test)]
 mod tests;

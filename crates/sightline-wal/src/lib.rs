@@ -112,4 +112,6 @@ pub use scan::{Damage, RecoveryMode, ScannedSegment, Skipped, TornTail, scan_seg
 pub use wal::{Options, Wal};
 
 #[cfg(test)]
+mod fuzz;
+#[cfg(test)]
 mod tests;
