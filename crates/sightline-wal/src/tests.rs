@@ -1184,3 +1184,47 @@ fn wal_is_send_and_sync() {
     check::<Error>();
     check::<Recovered>();
 }
+
+/// CPU time this thread has run, in ns (`/proc/thread-self/schedstat`).
+fn thread_cpu_ns() -> u64 {
+    let text = fs::read_to_string("/proc/thread-self/schedstat").unwrap();
+    text.split_whitespace().next().unwrap().parse().unwrap()
+}
+
+/// What resynchronising costs on a full 32 MiB segment of OTLP-like
+/// records: intact, one damaged length field early on (the search runs
+/// through a whole record of plausible-looking lengths), and every record
+/// after the header overwritten with garbage (the search runs to the end).
+/// `cargo test --release -p sightline-wal -- --ignored resync_cost --nocapture`.
+#[test]
+#[ignore]
+fn resync_cost() {
+    let mut records: Vec<Bytes> = Vec::new();
+    let mut size = 0;
+    while size < 32 << 20 {
+        let r = otlp_like(records.len());
+        size += r.len() + RECORD_HEADER_LEN;
+        records.push(r);
+    }
+    let refs: Vec<&[u8]> = records.iter().map(|r| r.as_ref()).collect();
+    let clean = encode_segment(&refs);
+    let mut length = clean.clone();
+    length[HEADER_LEN + 10 * 3000 + 3] ^= 0x01; // inside an early record's header area
+    let mut garbage = clean.clone();
+    let mut rng = XorShift(99);
+    for b in &mut garbage[HEADER_LEN..] {
+        *b = if rng.below(3) == 0 { 0 } else { rng.next() as u8 };
+    }
+    for (name, data) in [("intact", &clean), ("damaged length", &length), ("all garbage", &garbage)] {
+        let t = thread_cpu_ns();
+        let got = scan_segment(data, false, RecoveryMode::SkipDamaged).unwrap();
+        let ms = (thread_cpu_ns() - t) as f64 / 1e6;
+        println!(
+            "{name:>15}: {ms:8.1} ms CPU for {} MiB, {} of {} records, {} skipped",
+            data.len() >> 20,
+            got.records.len(),
+            records.len(),
+            got.skipped.len()
+        );
+    }
+}
