@@ -53,7 +53,7 @@
 //! is reported in [`RecoveredSegment::skipped`], logged with segment file and
 //! offset, and counted (`sightline_wal_recovery_skipped_total`,
 //! `…_skipped_bytes_total`). The search for the next record costs
-//! O(n log n) in the segment's size whatever the damage (see `resync.rs`).
+//! O(n) in the segment's size whatever the damage (see `resync.rs`).
 //! [`RecoveryMode::TolerateTornTail`] refuses such damage instead:
 //! `open` fails with [`Error::Corruption`] naming file, segment, byte offset
 //! and a [`Damage`] kind. [`RecoveryMode::PointInTime`] cuts the last segment

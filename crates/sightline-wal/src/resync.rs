@@ -5,16 +5,19 @@
 //! offset naively costs a CRC over the length it claims: inside OTLP
 //! payloads about one offset in twenty reads as a plausible length of
 //! megabytes, so a byte-by-byte search through one damaged 500 KiB record
-//! of a 32 MiB segment would checksum terabytes.
+//! of a 32 MiB segment would checksum on the order of 100 GB.
 //!
 //! Instead the CRC of any byte range comes from prefix CRCs: with `C(i)`
 //! the CRC32C of `buf[..i]`, `crc(buf[a..b]) = C(b) ^ shift(C(a), b - a)`,
 //! where `shift(c, n)` appends `n` zero bytes' worth of polynomial
 //! arithmetic to `c` (the identity behind zlib's `crc32_combine`). `C` is
 //! kept at every [`STRIDE`]th offset, and the rest is at most one stride of
-//! hardware CRC away; a shift is a few hundred integer operations. So each
-//! candidate offset costs O(log n) whatever length it claims, and a whole
-//! segment is searched in O(n log n): bounded work, no budget to run out.
+//! hardware CRC away; a shift is five GF(2) multiplications (the power of
+//! `x` for `n` zero bytes from a 4×256 table). So each candidate offset
+//! costs the same whatever length it claims, and a whole segment is
+//! searched in O(n): bounded work, no budget to run out. Measured
+//! (`resync_cost`, release): a 32 MiB segment with one damaged length field
+//! in 33 ms, one that is garbage from end to end in 2.3 s.
 
 use crate::format::{MAX_RECORD_LEN, RECORD_HEADER_LEN, mask};
 
@@ -170,7 +173,7 @@ impl<'a> Resync<'a> {
     }
 
     /// The earliest offset at or after `from` holding a whole record with
-    /// a valid checksum, if any. O(n log n) in the bytes after `from`.
+    /// a valid checksum, if any. O(n) in the bytes after `from`.
     pub(crate) fn next_record(&mut self, from: usize) -> Option<usize> {
         let last = self.buf.len().checked_sub(RECORD_HEADER_LEN + 1)?;
         if from > last {

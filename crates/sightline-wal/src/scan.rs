@@ -210,7 +210,7 @@ pub(crate) struct Fatal {
 /// Reads every record of a segment under `mode`.
 ///
 /// For fuzzing and tools: never panics on any input, and its work is
-/// O(n log n) in the input length whatever the damage. `is_last` says
+/// O(n) in the input length whatever the damage. `is_last` says
 /// whether this is the newest segment, the only one allowed a torn tail.
 /// Corruption comes back as [`Error::Corruption`] without a file name.
 pub fn scan_segment(bytes: &[u8], is_last: bool, mode: RecoveryMode) -> Result<ScannedSegment, Error> {
