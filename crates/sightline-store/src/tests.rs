@@ -462,7 +462,7 @@ async fn wide_queries_are_capped_and_bounded_by_the_memory_budget() {
     let dir = tempfile::tempdir().unwrap();
     let spans_gen = Gen::new();
     let t0 = now();
-    // 8 MiB: 256 KiB per query, 1 MiB for all, so 4 slots.
+    // 8 MiB: 128 KiB per query, 512 KiB for all, so 4 slots.
     let memory = Arc::new(MemoryBudget::new(8 << 20));
     let mut o = options(dir.path());
     o.memory = Arc::clone(&memory);
