@@ -41,6 +41,21 @@ pub enum Error {
         /// The version found.
         found: String,
     },
+    /// Bytes of the data file do not match the checksum `meta.json`
+    /// recorded for them: the file changed after it was written. Nothing
+    /// read from that range was decoded.
+    #[error(
+        "{}: checksum mismatch in bytes {start}..{end}: the block is damaged (sightline verify lists the damage, sightline repair sets the block aside)",
+        path.display()
+    )]
+    Checksum {
+        /// The data file.
+        path: PathBuf,
+        /// First byte of the damaged chunk.
+        start: u64,
+        /// One past its last byte.
+        end: u64,
+    },
     /// The block's files decode but contradict each other or the schema.
     #[error("{}: corrupt block: {detail}", path.display())]
     Corrupt {
@@ -64,7 +79,23 @@ impl Error {
     /// failure, a newer format or a caller mistake): a store should
     /// quarantine such a block rather than retry.
     pub fn is_corruption(&self) -> bool {
-        matches!(self, Error::Corrupt { .. } | Error::Parquet { .. } | Error::Arrow { .. })
+        matches!(
+            self,
+            Error::Corrupt { .. } | Error::Checksum { .. } | Error::Parquet { .. } | Error::Arrow { .. }
+        )
+    }
+
+    /// The file the error is about.
+    pub fn path(&self) -> Option<&Path> {
+        match self {
+            Error::Io { path, .. }
+            | Error::Parquet { path, .. }
+            | Error::Arrow { path, .. }
+            | Error::UnknownFormat { path, .. }
+            | Error::Checksum { path, .. }
+            | Error::Corrupt { path, .. } => Some(path),
+            Error::InvalidId { .. } => None,
+        }
     }
 
     pub(crate) fn io(path: &Path, source: io::Error) -> Error {

@@ -52,11 +52,13 @@
 mod compact;
 mod dedicated;
 mod error;
+mod integrity;
 mod json;
 mod meta;
 mod otlp;
 mod read;
 mod row;
+mod salvage;
 mod schema;
 mod search;
 mod write;
@@ -64,9 +66,11 @@ mod write;
 pub use compact::compact;
 pub use error::Error;
 pub(crate) use error::contain;
+pub use integrity::{Mismatch, json_checksum};
 pub use meta::BlockMeta;
 pub use otlp::{OtlpSpan, write_otlp};
 pub use read::{Block, SpanChunks};
+pub use salvage::{Salvaged, UnreadableRows, salvage};
 pub use write::write;
 
 /// Format version written into the Parquet key-value metadata
@@ -96,5 +100,7 @@ impl Default for WriteOptions {
     }
 }
 
+#[cfg(test)]
+mod fuzz;
 #[cfg(test)]
 mod tests;

@@ -6,6 +6,7 @@ use std::path::Path;
 
 use serde::{Deserialize, Serialize};
 
+use crate::integrity::{self, Checksums};
 use crate::row::Row;
 use crate::{Error, FORMAT_VERSION};
 
@@ -40,14 +41,34 @@ pub struct BlockMeta {
     pub dependencies: Vec<(String, String, u64)>,
 }
 
+/// The keys of a `meta.json` this build writes (besides `checksums`).
+const FIELDS: [&str; 11] = [
+    "id",
+    "format",
+    "span_count",
+    "trace_count",
+    "min_start_unix_nanos",
+    "max_start_unix_nanos",
+    "max_end_unix_nanos",
+    "size_bytes",
+    "compaction_level",
+    "operations",
+    "dependencies",
+];
+
 impl BlockMeta {
-    /// Reads and validates `meta.json`.
-    pub(crate) fn read(path: &Path) -> Result<BlockMeta, Error> {
+    /// Reads and validates `meta.json`: its own checksum (blocks written
+    /// before checksums have none), its format version, and its keys.
+    /// Returns the data file's checksums with it.
+    pub(crate) fn read(path: &Path) -> Result<(BlockMeta, Option<Checksums>), Error> {
         let bytes = std::fs::read(path).map_err(|e| Error::io(path, e))?;
+        let mut raw: serde_json::Value = serde_json::from_slice(&bytes)
+            .map_err(|e| Error::corrupt(path, format!("meta.json is not JSON: {e}")))?;
+        // The checksum first: a damaged file must not be mistaken for a
+        // newer format or read as if it were intact.
+        let checksums = integrity::decode_meta(&mut raw).map_err(|e| Error::corrupt(path, e))?;
         // Check the version before the shape: a newer format may have
         // different fields, and must be reported as such.
-        let raw: serde_json::Value = serde_json::from_slice(&bytes)
-            .map_err(|e| Error::corrupt(path, format!("meta.json is not JSON: {e}")))?;
         let format = raw.get("format").and_then(serde_json::Value::as_str);
         match format {
             Some(FORMAT_VERSION) => {}
@@ -56,7 +77,20 @@ impl BlockMeta {
             }
             None => return Err(Error::corrupt(path, "meta.json has no \"format\"")),
         }
-        serde_json::from_value(raw).map_err(|e| Error::corrupt(path, format!("meta.json: {e}")))
+        // A key outside the known set is damage (a flipped letter in a key
+        // name would otherwise drop that field silently).
+        if let Some(key) = raw.as_object().and_then(|o| o.keys().find(|k| !FIELDS.contains(&k.as_str()))) {
+            return Err(Error::corrupt(path, format!("meta.json has an unknown key {key:?}")));
+        }
+        let meta =
+            serde_json::from_value(raw).map_err(|e| Error::corrupt(path, format!("meta.json: {e}")))?;
+        Ok((meta, checksums))
+    }
+
+    /// `meta.json`'s text for this block with its data checksums.
+    pub(crate) fn encode(&self, checksums: &Checksums) -> Result<Vec<u8>, String> {
+        let fields = serde_json::to_value(self).map_err(|e| e.to_string())?;
+        integrity::encode_meta(fields, checksums)
     }
 }
 

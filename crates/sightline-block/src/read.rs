@@ -1,7 +1,6 @@
 //! Opening a block and decoding its rows back into spans: [`Block::open`],
 //! [`Block::trace`], [`Block::read_all`] and [`Block::spans`].
 
-use std::fs::File;
 use std::ops::Range;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, OnceLock};
@@ -28,6 +27,7 @@ use sightline_model::{
 };
 
 use crate::dedicated::Dedicated;
+use crate::integrity::{Checksums, DamageSlot, Mismatch, VerifiedFile};
 use crate::json;
 use crate::schema::{self, Col, DATA_FILE, META_FILE, layout, tag};
 use crate::{BlockMeta, Error, FORMAT_VERSION};
@@ -54,6 +54,11 @@ pub struct Block {
     /// filters from disk each time was most of its cost. They are small
     /// (the writer folds them to the traces they hold, a few KiB each).
     trace_blooms: OnceLock<Vec<Option<Sbbf>>>,
+    /// The data file's chunk checksums; `None` for a block written before
+    /// blocks had them.
+    checksums: Option<Arc<Checksums>>,
+    /// The first checksum mismatch any read found.
+    damage: DamageSlot,
 }
 
 /// Parquet leaf column indexes the readers need for bloom filters.
@@ -95,22 +100,41 @@ impl Leaves {
 impl Block {
     /// Opens `block_dir` (the `<dir>/<id>` that [`crate::write()`] created).
     ///
-    /// Checks the format version in both files, the schema, and that the
-    /// row count and file size agree with `meta.json`.
+    /// Checks `meta.json` against its own checksum, the format version in
+    /// both files, the schema, and that the row count and file size agree
+    /// with `meta.json`; the footer and page index are read through the
+    /// data checksums, like every later read.
     pub fn open(block_dir: &Path) -> Result<Block, Error> {
-        let meta = BlockMeta::read(&block_dir.join(META_FILE))?;
+        let (meta, checksums) = BlockMeta::read(&block_dir.join(META_FILE))?;
         let data_path = block_dir.join(DATA_FILE);
-        crate::contain(&data_path, || Block::open_data(block_dir, meta))
+        crate::contain(&data_path, || Block::open_data(block_dir, meta, checksums.map(Arc::new)))
     }
 
-    fn open_data(block_dir: &Path, meta: BlockMeta) -> Result<Block, Error> {
+    fn open_data(
+        block_dir: &Path,
+        meta: BlockMeta,
+        checksums: Option<Arc<Checksums>>,
+    ) -> Result<Block, Error> {
         let data_path = block_dir.join(DATA_FILE);
-        let file = File::open(&data_path).map_err(|e| Error::io(&data_path, e))?;
-        let len = file.metadata().map_err(|e| Error::io(&data_path, e))?.len();
+        let damage = DamageSlot::default();
+        let file = VerifiedFile::open(&data_path, checksums.clone(), Arc::clone(&damage))?;
+        let len = parquet::file::reader::Length::len(&file);
         if len != meta.size_bytes {
             return Err(Error::corrupt(
                 &data_path,
                 format!("size is {len} bytes, meta.json says {}", meta.size_bytes),
+            ));
+        }
+        if let Some(sums) = &checksums
+            && sums.chunks_for(len) != sums.crcs.len() as u64
+        {
+            return Err(Error::corrupt(
+                &data_path,
+                format!(
+                    "{len} bytes need {} checksums, meta.json has {}",
+                    sums.chunks_for(len),
+                    sums.crcs.len()
+                ),
             ));
         }
         // The offset index (page locations) of every column lets a
@@ -126,8 +150,9 @@ impl Block {
             .with_column_stats_policy(ParquetStatisticsPolicy::skip_except(&pruned))
             .with_encoding_stats_policy(ParquetStatisticsPolicy::SkipAll)
             .with_size_stats_policy(ParquetStatisticsPolicy::SkipAll);
-        let reader_meta = ArrowReaderMetadata::load(&file, options)
-            .map_err(|source| Error::Parquet { path: data_path.clone(), source })?;
+        let reader_meta = ArrowReaderMetadata::load(&file, options).map_err(|source| {
+            checksum_error(&data_path, &damage).unwrap_or(Error::Parquet { path: data_path.clone(), source })
+        })?;
         let file_meta = reader_meta.metadata().file_metadata();
         let kv = |key: &str| -> Option<&str> {
             file_meta.key_value_metadata()?.iter().find(|kv| kv.key == key)?.value.as_deref()
@@ -175,7 +200,43 @@ impl Block {
             dedicated,
             leaves,
             trace_blooms: OnceLock::new(),
+            checksums,
+            damage,
         })
+    }
+
+    /// Whether the block has data checksums (blocks written before they
+    /// existed do not, and are read unverified).
+    pub fn is_checksummed(&self) -> bool {
+        self.checksums.is_some()
+    }
+
+    /// The first damaged range any read of this block found, if any.
+    pub fn damage(&self) -> Option<Mismatch> {
+        self.damage.get().copied()
+    }
+
+    /// Checks every byte of the data file against its checksums (or, for a
+    /// block without them, decodes every row): the damaged ranges, empty
+    /// when the block is intact. Reads the whole file.
+    pub fn verify(&self) -> Result<Vec<Mismatch>, Error> {
+        match &self.checksums {
+            Some(sums) => {
+                let damaged = VerifiedFile::scan(&self.data_path, sums)?;
+                if let Some(first) = damaged.first() {
+                    let _ = self.damage.set(*first);
+                }
+                Ok(damaged)
+            }
+            None => {
+                // A chunk of whole traces at a time: a big block must not
+                // be held in memory to be checked.
+                for chunk in self.spans()? {
+                    chunk?;
+                }
+                Ok(Vec::new())
+            }
+        }
     }
 
     /// The block's `meta.json`.
@@ -195,23 +256,29 @@ impl Block {
             list.iter().map(|kv| 64 + kv.key.len() + kv.value.to_text().len()).sum::<usize>()
         };
         self.reader_meta.metadata().memory_size()
+            + self.checksums.as_ref().map_or(0, |c| c.memory_size())
             + self.trace_blooms.get().map_or(0, |b| b.iter().flatten().map(|f| f.num_blocks() * 32).sum())
             + self.resources.iter().map(|r| 128 + kvs(r.attributes())).sum::<usize>()
             + self.scopes.iter().map(|s| 128 + kvs(&s.attributes)).sum::<usize>()
     }
 
-    /// A builder over a fresh file handle.
-    pub(crate) fn builder(&self) -> Result<ParquetRecordBatchReaderBuilder<File>, Error> {
-        let file = File::open(&self.data_path).map_err(|e| Error::io(&self.data_path, e))?;
+    /// A builder over a fresh file handle whose every read is checked.
+    pub(crate) fn builder(&self) -> Result<ParquetRecordBatchReaderBuilder<VerifiedFile>, Error> {
+        let file = VerifiedFile::open(&self.data_path, self.checksums.clone(), Arc::clone(&self.damage))?;
         Ok(ParquetRecordBatchReaderBuilder::new_with_metadata(file, self.reader_meta.clone()))
     }
 
+    /// A decode error, reported as the checksum mismatch behind it when a
+    /// read found one (Parquet hands read errors back as text).
     pub(crate) fn arrow_err(&self, source: ArrowError) -> Error {
-        Error::Arrow { path: self.data_path.clone(), source }
+        checksum_error(&self.data_path, &self.damage)
+            .unwrap_or_else(|| Error::Arrow { path: self.data_path.clone(), source })
     }
 
+    /// See [`Block::arrow_err`].
     pub(crate) fn parquet_err(&self, source: parquet::errors::ParquetError) -> Error {
-        Error::Parquet { path: self.data_path.clone(), source }
+        checksum_error(&self.data_path, &self.damage)
+            .unwrap_or_else(|| Error::Parquet { path: self.data_path.clone(), source })
     }
 
     /// All spans of trace `id` in this block (empty if none), by start
@@ -242,11 +309,30 @@ impl Block {
         let builder = self.builder()?;
         let groups = self.reader_meta.metadata().num_row_groups();
         let blooms = (0..groups)
-            .map(|rg| builder.get_row_group_column_bloom_filter(rg, self.leaves.trace_id))
-            .collect::<Result<Vec<_>, _>>()
-            .map_err(|e| self.parquet_err(e))?;
+            .map(|rg| self.bloom_filter(&builder, rg, self.leaves.trace_id))
+            .collect::<Result<Vec<_>, _>>()?;
         // Two threads may race to fill it; both read the same filters.
         Ok(self.trace_blooms.get_or_init(|| blooms))
+    }
+
+    /// Row group `rg`'s bloom filter of column `leaf`. A damaged filter
+    /// reads as absent: a filter only prunes, so the query reads the pages
+    /// instead (checked like every read) rather than failing on an index.
+    pub(crate) fn bloom_filter(
+        &self,
+        builder: &ParquetRecordBatchReaderBuilder<VerifiedFile>,
+        rg: usize,
+        leaf: usize,
+    ) -> Result<Option<Sbbf>, Error> {
+        match builder.get_row_group_column_bloom_filter(rg, leaf) {
+            Ok(bloom) => Ok(bloom),
+            Err(parquet::errors::ParquetError::External(e))
+                if matches!(e.downcast_ref::<Error>(), Some(Error::Checksum { .. })) =>
+            {
+                Ok(None)
+            }
+            Err(e) => Err(self.parquet_err(e)),
+        }
     }
 
     fn traces_inner(&self, ids: &[TraceId]) -> Result<Vec<Span>, Error> {
@@ -453,6 +539,11 @@ impl SpanChunks<'_> {
             }
         }
     }
+}
+
+/// The checksum error for a block's recorded damage, if any.
+fn checksum_error(path: &Path, damage: &DamageSlot) -> Option<Error> {
+    damage.get().map(|m| Error::Checksum { path: path.to_owned(), start: m.start, end: m.end })
 }
 
 /// Checks that the offset index agrees with the column chunks it

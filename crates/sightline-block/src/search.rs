@@ -21,7 +21,6 @@
 //! brute-force scan.
 
 use std::collections::HashMap;
-use std::fs::File;
 use std::ops::Range;
 
 use arrow_array::types::{Int64Type, TimestampNanosecondType, UInt8Type, UInt32Type};
@@ -342,9 +341,7 @@ impl Block {
     /// Where `t` may match in row group `rg`, by bloom filters. A missing
     /// filter counts as a maybe.
     fn tag_sources(&self, builder: &Builder, rg: usize, t: &TagPlan<'_>) -> Result<TagSources, Error> {
-        let bloom = |leaf: usize| {
-            builder.get_row_group_column_bloom_filter(rg, leaf).map_err(|e| self.parquet_err(e))
-        };
+        let bloom = |leaf: usize| self.bloom_filter(builder, rg, leaf);
         let text = t.filter.value.as_str();
         let str_slot = match t.str_slot {
             Some(slot) => bloom(Col::Str(slot).root())?.is_none_or(|b| b.check(text)),
@@ -372,9 +369,7 @@ impl Block {
         [key, str, int, double]: [usize; 4],
         t: &TagPlan<'_>,
     ) -> Result<bool, Error> {
-        let bloom = |leaf: usize| {
-            builder.get_row_group_column_bloom_filter(rg, leaf).map_err(|e| self.parquet_err(e))
-        };
+        let bloom = |leaf: usize| self.bloom_filter(builder, rg, leaf);
         let maybe = |b: Option<Sbbf>, check: &dyn Fn(&Sbbf) -> bool| b.is_none_or(|b| check(&b));
         if !maybe(bloom(key)?, &|b| b.check(t.filter.key.as_str())) {
             return Ok(false);
@@ -602,7 +597,7 @@ impl Block {
     }
 }
 
-type Builder = ParquetRecordBatchReaderBuilder<File>;
+type Builder = ParquetRecordBatchReaderBuilder<crate::integrity::VerifiedFile>;
 
 /// A phase failed: reading (already a block error) or decoding.
 enum PhaseError {

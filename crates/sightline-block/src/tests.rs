@@ -9,7 +9,7 @@
 //! - size: bytes per realistic span (printed, not asserted)
 //! - otlp: blocks from protobuf bytes equal blocks from decoded spans
 
-mod datagen;
+pub(crate) mod datagen;
 mod otlp;
 
 use std::collections::{HashMap, HashSet};
@@ -162,6 +162,67 @@ fn size_per_realistic_span() {
     }
     assert_eq!(meta.span_count, spans.len() as u64);
     assert_eq!(block.read_all().unwrap(), expected(&spans));
+}
+
+/// CPU time this thread has run, in ns (`/proc/thread-self/schedstat`):
+/// unlike wall time, not inflated by other work on a busy machine.
+fn thread_cpu_ns() -> u64 {
+    let text = std::fs::read_to_string("/proc/thread-self/schedstat").unwrap();
+    text.split_whitespace().next().unwrap().parse().unwrap()
+}
+
+/// What verifying every read costs: the same realistic block read with
+/// and without its checksums (`cargo test --release -p sightline-block --
+/// --ignored checksum_cost --nocapture`). Prints CPU ns per lookup, per
+/// search and per full read, alternating the two variants.
+#[test]
+#[ignore]
+fn checksum_cost() {
+    let dir = tempfile::tempdir().unwrap();
+    let spans = datagen::realistic(20_000, 5, 1_700_000_000_000_000_000);
+    let count = spans.len();
+    let ids: Vec<TraceId> = {
+        let mut seen: Vec<TraceId> = spans.iter().map(|s| s.trace_id).collect();
+        seen.dedup();
+        seen.into_iter().step_by(37).take(300).collect()
+    };
+    write(dir.path(), "sum", spans.clone(), &WriteOptions::default()).unwrap();
+    write(dir.path(), "plain", spans, &WriteOptions::default()).unwrap();
+    strip_checksums(&dir.path().join("plain"));
+    let blocks = [
+        ("checksummed", Block::open(&dir.path().join("sum")).unwrap()),
+        ("plain", Block::open(&dir.path().join("plain")).unwrap()),
+    ];
+    let q = TraceQuery { limit: 20, tags: vec![tag("http.status_code", "500")], ..Default::default() };
+    let mut totals = [[0u64; 3]; 2];
+    for _round in 0..5 {
+        for (i, (_, block)) in blocks.iter().enumerate() {
+            let t = thread_cpu_ns();
+            for id in &ids {
+                assert!(!block.trace(*id).unwrap().is_empty());
+            }
+            let t2 = thread_cpu_ns();
+            for _ in 0..10 {
+                block.search(&q).unwrap();
+            }
+            let t3 = thread_cpu_ns();
+            assert_eq!(block.read_all().unwrap().len(), count);
+            let t4 = thread_cpu_ns();
+            totals[i][0] += t2 - t;
+            totals[i][1] += t3 - t2;
+            totals[i][2] += t4 - t3;
+        }
+    }
+    for (i, (name, block)) in blocks.iter().enumerate() {
+        println!(
+            "{name:>12}: trace by id {:>7} ns, search {:>9} ns, read_all {:>11} ns ({count} spans, {} B, {} B in memory)",
+            totals[i][0] / (5 * ids.len() as u64),
+            totals[i][1] / 50,
+            totals[i][2] / 5,
+            block.meta().size_bytes,
+            block.memory_size(),
+        );
+    }
 }
 
 // ---------------------------------------------------------------- trace()
@@ -622,6 +683,33 @@ fn damaged_block(dir: &Path) -> std::path::PathBuf {
     dir.join("x")
 }
 
+/// Rewrites `block`'s meta.json as a writer would for its data file as it
+/// is now (fresh data checksums, its size), after `edit`: forges a
+/// consistent block around a deliberately changed file, to test the checks
+/// behind the checksums.
+fn reseal(block: &Path, edit: impl FnOnce(&mut serde_json::Value)) {
+    let data = std::fs::read(block.join("data.parquet")).unwrap();
+    let meta_path = block.join("meta.json");
+    let mut value: serde_json::Value = serde_json::from_slice(&std::fs::read(&meta_path).unwrap()).unwrap();
+    value.as_object_mut().unwrap().remove(crate::integrity::KEY);
+    value["size_bytes"] = serde_json::Value::from(data.len() as u64);
+    edit(&mut value);
+    let chunk = crate::integrity::CHUNK_BYTES as usize;
+    let sums = crate::integrity::Checksums {
+        chunk_bytes: chunk as u64,
+        crcs: data.chunks(chunk).map(crc32c::crc32c).collect(),
+    };
+    std::fs::write(&meta_path, crate::integrity::encode_meta(value, &sums).unwrap()).unwrap();
+}
+
+/// Removes the checksums, as in a block written before they existed.
+fn strip_checksums(block: &Path) {
+    let meta_path = block.join("meta.json");
+    let mut value: serde_json::Value = serde_json::from_slice(&std::fs::read(&meta_path).unwrap()).unwrap();
+    value.as_object_mut().unwrap().remove(crate::integrity::KEY);
+    std::fs::write(&meta_path, serde_json::to_vec_pretty(&value).unwrap()).unwrap();
+}
+
 #[test]
 fn truncated_data_file_is_corrupt() {
     let dir = tempfile::tempdir().unwrap();
@@ -632,12 +720,13 @@ fn truncated_data_file_is_corrupt() {
     file.set_len(len / 2).unwrap();
     let err = Block::open(&block).unwrap_err();
     assert!(matches!(err, Error::Corrupt { .. }) && err.is_corruption(), "{err:?}");
-    // Even when meta.json agrees on the size, the footer is gone.
-    let meta_path = block.join("meta.json");
-    let meta = std::fs::read_to_string(&meta_path)
-        .unwrap()
-        .replace(&format!("\"size_bytes\": {len}"), &format!("\"size_bytes\": {}", len / 2));
-    std::fs::write(&meta_path, meta).unwrap();
+    // Even when meta.json agrees on the size (and the checksums on the
+    // bytes), the footer is gone.
+    reseal(&block, |_| {});
+    let err = Block::open(&block).unwrap_err();
+    assert!(matches!(err, Error::Parquet { .. }) && err.is_corruption(), "{err:?}");
+    // Without checksums (an older block) the footer check alone holds.
+    strip_checksums(&block);
     let err = Block::open(&block).unwrap_err();
     assert!(matches!(err, Error::Parquet { .. }) && err.is_corruption(), "{err:?}");
 }
@@ -664,15 +753,19 @@ fn garbage_meta_json_is_corrupt() {
 fn unknown_format_is_rejected() {
     let dir = tempfile::tempdir().unwrap();
     let block = damaged_block(dir.path());
-    // In meta.json …
+    // In meta.json: an edit that does not re-sign the file is damage …
     let meta_path = block.join("meta.json");
     let original = std::fs::read_to_string(&meta_path).unwrap();
     std::fs::write(&meta_path, original.replace("\"sl1\"", "\"sl9\"")).unwrap();
     let err = Block::open(&block).unwrap_err();
+    assert!(matches!(&err, Error::Corrupt { detail, .. } if detail.contains("checksum")), "{err:?}");
+    // … a consistent file of a newer format is reported as such …
+    reseal(&block, |v| v["format"] = serde_json::Value::from("sl9"));
+    let err = Block::open(&block).unwrap_err();
     assert!(matches!(&err, Error::UnknownFormat { found, .. } if found == "sl9"), "{err:?}");
     assert!(!err.is_corruption());
-    // … and in the Parquet footer (same length, so offsets hold).
-    std::fs::write(&meta_path, original).unwrap();
+    // … and so is one in the Parquet footer (same length, so offsets hold).
+    reseal(&block, |v| v["format"] = serde_json::Value::from("sl1"));
     let data = block.join("data.parquet");
     let mut bytes = std::fs::read(&data).unwrap();
     let key = b"sightline.format";
@@ -681,38 +774,193 @@ fn unknown_format_is_rejected() {
     bytes[value + 2] = b'7';
     std::fs::write(&data, bytes).unwrap();
     let err = Block::open(&block).unwrap_err();
+    assert!(matches!(&err, Error::Checksum { .. }), "unsigned, it is damage: {err:?}");
+    reseal(&block, |_| {});
+    let err = Block::open(&block).unwrap_err();
     assert!(
         matches!(&err, Error::UnknownFormat { found, path } if found == "sl7" && path.ends_with("data.parquet")),
         "{err:?}"
     );
 }
 
+/// Asserts `result` is `expected` or a checksum error naming `data` and a
+/// range holding byte `at`: damaged bytes are never served.
+fn intact_or_caught<T: PartialEq + std::fmt::Debug>(
+    result: Result<T, Error>,
+    expected: &T,
+    data: &Path,
+    at: u64,
+    what: &str,
+) -> bool {
+    match result {
+        Ok(got) => {
+            assert_eq!(&got, expected, "{what}: altered data served after a flip at {at}");
+            false
+        }
+        Err(Error::Checksum { path, start, end }) => {
+            assert_eq!(path, data, "{what}");
+            assert!((start..end).contains(&at), "{what}: flip at {at} reported at {start}..{end}");
+            true
+        }
+        Err(e) => panic!("{what}: flip at {at} gave {e:?}, not a checksum error"),
+    }
+}
+
 #[test]
-fn flipped_data_bytes_error_or_differ_without_panic() {
+fn flipped_data_bytes_are_never_served() {
+    // D3: a flipped byte in a block used to be served as altered attribute
+    // values in most positions.
     let dir = tempfile::tempdir().unwrap();
-    let block_dir = damaged_block(dir.path());
+    // Small row groups: several of each, so reads touch some chunks only.
+    write(dir.path(), "x", datagen::every_field(), &options(4)).unwrap();
+    let block_dir = dir.path().join("x");
     let data = block_dir.join("data.parquet");
     let original = std::fs::read(&data).unwrap();
-    let footer =
-        u32::from_le_bytes(original[original.len() - 8..original.len() - 4].try_into().unwrap()) as usize;
-    let body = original.len() - footer - 8;
-    let mut errors = 0;
-    for at in (4..body).step_by(97) {
+    let intact = Block::open(&block_dir).unwrap();
+    let t1 = TraceId::from_bytes([0x11; 16]).unwrap();
+    let q = TraceQuery { limit: 5, tags: vec![tag("str", "x")], ..Default::default() };
+    let (all, one, found) =
+        (intact.read_all().unwrap(), intact.trace(t1).unwrap(), intact.search(&q).unwrap());
+    assert!(!one.is_empty());
+    let mut caught = 0;
+    let positions: Vec<usize> =
+        (0..original.len()).step_by(31).chain(original.len() - 300..original.len()).collect();
+    for &at in &positions {
         let mut bytes = original.clone();
         bytes[at] ^= 0x5a;
         std::fs::write(&data, &bytes).unwrap();
-        match Block::open(&block_dir) {
-            Ok(block) => {
-                let all = block.read_all();
-                let one = block.trace(TraceId::from_bytes([0x11; 16]).unwrap());
-                let found =
-                    block.search(&TraceQuery { limit: 5, tags: vec![tag("str", "x")], ..Default::default() });
-                errors += usize::from(all.is_err() || one.is_err() || found.is_err());
+        let at = at as u64;
+        // Every flip is found by a full check, with its place.
+        let block = match Block::open(&block_dir) {
+            Ok(block) => block,
+            Err(e) => {
+                // Open reads the footer and page index: caught there.
+                intact_or_caught(Err::<(), _>(e), &(), &data, at, "open");
+                caught += 1;
+                continue;
             }
-            Err(_) => errors += 1,
+        };
+        let damage = block.verify().unwrap();
+        assert_eq!(damage.len(), 1, "flip at {at}");
+        assert!((damage[0].start..damage[0].end).contains(&at), "flip at {at}: {damage:?}");
+        let block = Block::open(&block_dir).unwrap();
+        let mut hit = intact_or_caught(block.read_all(), &all, &data, at, "read_all");
+        hit |= intact_or_caught(block.trace(t1), &one, &data, at, "trace");
+        hit |= intact_or_caught(block.search(&q), &found, &data, at, "search");
+        if hit {
+            assert_eq!(block.damage().map(|m| (m.start..m.end).contains(&at)), Some(true));
+        }
+        caught += usize::from(hit);
+    }
+    // Most flips hit bytes these reads need (the rest: bloom filters and
+    // statistics of other columns, which `verify` still reports).
+    assert!(caught > positions.len() / 2, "{caught} of {}", positions.len());
+}
+
+#[test]
+fn flipped_meta_json_bytes_are_caught() {
+    let dir = tempfile::tempdir().unwrap();
+    let block_dir = damaged_block(dir.path());
+    let meta_path = block_dir.join("meta.json");
+    let original = std::fs::read(&meta_path).unwrap();
+    for at in 0..original.len() {
+        for mask in [0x01u8, 0x20, 0x80] {
+            let mut bytes = original.clone();
+            bytes[at] ^= mask;
+            std::fs::write(&meta_path, &bytes).unwrap();
+            let err = Block::open(&block_dir).unwrap_err();
+            assert!(matches!(err, Error::Corrupt { .. }), "flip {mask:#x} at {at}: {err:?}");
         }
     }
-    assert!(errors > 0);
+    std::fs::write(&meta_path, &original).unwrap();
+    Block::open(&block_dir).unwrap();
+}
+
+#[test]
+fn blocks_without_checksums_still_read() {
+    let dir = tempfile::tempdir().unwrap();
+    let block_dir = damaged_block(dir.path());
+    let block = Block::open(&block_dir).unwrap();
+    let all = block.read_all().unwrap();
+    assert!(block.is_checksummed());
+    strip_checksums(&block_dir);
+    let legacy = Block::open(&block_dir).unwrap();
+    assert!(!legacy.is_checksummed());
+    assert_eq!(legacy.read_all().unwrap(), all);
+    assert_eq!(legacy.verify().unwrap(), vec![]);
+    // A flipped key name cannot make the checksums (or any field) vanish
+    // unnoticed.
+    let meta_path = block_dir.join("meta.json");
+    let text = std::fs::read_to_string(&meta_path).unwrap();
+    std::fs::write(&meta_path, text.replace("\"trace_count\"", "\"trace_cOunt\"")).unwrap();
+    let err = Block::open(&block_dir).unwrap_err();
+    assert!(matches!(&err, Error::Corrupt { detail, .. } if detail.contains("trace_cOunt")), "{err:?}");
+}
+
+#[test]
+fn salvage_keeps_every_intact_trace_and_names_the_lost_ones() {
+    let dir = tempfile::tempdir().unwrap();
+    let spans = datagen::realistic(150, 3, 1_700_000_000_000_000_000);
+    let stored = expected(&spans);
+    let all_ids: std::collections::BTreeSet<TraceId> = stored.iter().map(|s| s.trace_id).collect();
+    write(dir.path(), "src", spans, &options(500)).unwrap();
+    let block_dir = dir.path().join("src");
+    let data = block_dir.join("data.parquet");
+    let original = std::fs::read(&data).unwrap();
+    assert!(Block::open(&block_dir).unwrap().reader_meta.metadata().num_row_groups() >= 3);
+
+    // Intact: everything is copied.
+    let out = tempfile::tempdir().unwrap();
+    let saved = crate::salvage(&Block::open(&block_dir).unwrap(), out.path(), "all", &options(500)).unwrap();
+    assert_eq!((saved.lost.len(), saved.unreadable.len()), (0, 0));
+    assert_eq!(Block::open(&out.path().join("all")).unwrap().read_all().unwrap(), stored);
+
+    let bloom_at = {
+        let block = Block::open(&block_dir).unwrap();
+        let chunk = block.reader_meta.metadata().row_group(1).column(block.leaves.trace_id);
+        chunk.bloom_filter_offset().unwrap() as usize + 40
+    };
+    for at in [100, original.len() / 3, original.len() / 2, original.len() * 2 / 3, bloom_at] {
+        let mut bytes = original.clone();
+        bytes[at] ^= 0x10;
+        std::fs::write(&data, &bytes).unwrap();
+        let damaged = Block::open(&block_dir).unwrap();
+        let out = tempfile::tempdir().unwrap();
+        let saved = crate::salvage(&damaged, out.path(), "s", &options(500)).unwrap();
+        let kept = match &saved.block {
+            Some(_) => Block::open(&out.path().join("s")).unwrap().read_all().unwrap(),
+            None => Vec::new(),
+        };
+        let kept_ids: std::collections::BTreeSet<TraceId> = kept.iter().map(|s| s.trace_id).collect();
+        // Every saved trace is exactly the original.
+        for id in &kept_ids {
+            let got: Vec<&Span> = kept.iter().filter(|s| s.trace_id == *id).collect();
+            let want: Vec<&Span> = stored.iter().filter(|s| s.trace_id == *id).collect();
+            assert_eq!(got, want, "flip at {at}");
+        }
+        // Every lost trace really cannot be read, and nothing is both.
+        for id in &saved.lost {
+            assert!(damaged.trace(*id).is_err(), "flip at {at}: {id} reported lost but reads");
+            assert!(!kept_ids.contains(id));
+        }
+        // Every trace is saved, lost, or in a row group reported unreadable.
+        for id in &all_ids {
+            let covered = kept_ids.contains(id)
+                || saved.lost.contains(id)
+                || saved
+                    .unreadable
+                    .iter()
+                    .any(|u| u.trace_ids.is_some_and(|(lo, hi)| lo <= *id && *id <= hi));
+            assert!(covered, "flip at {at}: trace {id} unaccounted for");
+        }
+        assert!(kept_ids.len() + saved.lost.len() > 0);
+        assert_eq!(damaged.verify().unwrap().len(), 1, "flip at {at}");
+        // Exactly the traces that still read are kept.
+        for id in &all_ids {
+            assert_eq!(damaged.trace(*id).is_ok(), kept_ids.contains(id), "flip at {at}: trace {id}");
+        }
+        println!("flip at {at}: kept {} of {} traces", kept_ids.len(), all_ids.len());
+    }
 }
 
 #[test]
@@ -761,6 +1009,30 @@ fn regenerate_fixture() {
     }
     // One row group keeps the file small; row groups are covered elsewhere.
     write(parent, "every-field", datagen::every_field(), &options(16)).unwrap();
+}
+
+/// The same block as written since blocks carry checksums: pins the
+/// checksum layout and the canonical JSON `meta.json` is checked against.
+const FIXTURE_CHECKSUMMED: &str = "test-data/sl1/every-field-checksummed";
+
+/// Regenerates the checksummed fixture (see [`regenerate_fixture`]).
+#[test]
+#[ignore]
+fn regenerate_checksummed_fixture() {
+    let target = Path::new(env!("CARGO_MANIFEST_DIR")).join(FIXTURE_CHECKSUMMED);
+    let parent = target.parent().unwrap();
+    if target.exists() {
+        std::fs::remove_dir_all(&target).unwrap();
+    }
+    write(parent, "every-field-checksummed", datagen::every_field(), &options(16)).unwrap();
+}
+
+#[test]
+fn checked_in_checksummed_fixture_verifies() {
+    let block = Block::open(&Path::new(env!("CARGO_MANIFEST_DIR")).join(FIXTURE_CHECKSUMMED)).unwrap();
+    assert!(block.is_checksummed());
+    assert_eq!(block.verify().unwrap(), vec![]);
+    assert_eq!(block.read_all().unwrap(), expected(&datagen::every_field()));
 }
 
 #[test]

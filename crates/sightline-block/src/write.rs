@@ -24,6 +24,7 @@ use parquet::file::metadata::KeyValue as ParquetKeyValue;
 use sightline_model::{Resource, Scope, Span, SpanId, TraceId};
 
 use crate::dedicated::Dedicated;
+use crate::integrity::ChecksumWriter;
 use crate::json;
 use crate::meta::MetaBuilder;
 use crate::row::{AttrValue, Row};
@@ -143,7 +144,7 @@ pub(crate) struct Writer {
     tmp_dir: PathBuf,
     final_dir: PathBuf,
     data_path: PathBuf,
-    writer: ArrowWriter<File>,
+    writer: ArrowWriter<ChecksumWriter<File>>,
     schema: SchemaRef,
     rows: Rows,
     row_group_spans: usize,
@@ -185,7 +186,7 @@ impl Writer {
         let kv = vec![ParquetKeyValue::new(schema::META_FORMAT.to_owned(), FORMAT_VERSION.to_owned())];
         let props = schema::writer_properties(options, kv)?;
         let schema = schema::arrow_schema();
-        let writer = ArrowWriter::try_new(file, Arc::clone(&schema), Some(props))
+        let writer = ArrowWriter::try_new(ChecksumWriter::new(file), Arc::clone(&schema), Some(props))
             .map_err(|source| Error::Parquet { path: data_path.clone(), source })?;
         let row_group_spans = options.row_group_spans.max(1);
         Ok(Writer {
@@ -283,14 +284,19 @@ impl Writer {
         ));
         // `finish` writes the footer and flushes the writer's buffer.
         self.writer.finish().map_err(parquet(&self.data_path))?;
-        let file = self.writer.inner();
+        let checksums = self.writer.inner_mut().finish();
+        let file = self.writer.inner().get_ref();
         // IMPORTANT: data reaches the disk before the block can be published.
         file.sync_all().map_err(|e| Error::io(&self.data_path, e))?;
         let size_bytes = file.metadata().map_err(|e| Error::io(&self.data_path, e))?.len();
+        if checksums.chunks_for(size_bytes) != checksums.crcs.len() as u64 {
+            return Err(Error::corrupt(&self.data_path, "checksums do not cover the data file"));
+        }
 
         let meta = self.meta.finish(&self.id, size_bytes, self.compaction_level);
         let meta_path = self.tmp_dir.join(META_FILE);
-        let text = serde_json::to_vec_pretty(&meta)
+        let text = meta
+            .encode(&checksums)
             .map_err(|e| Error::corrupt(&meta_path, format!("cannot encode meta.json: {e}")))?;
         let mut meta_file = File::create(&meta_path).map_err(|e| Error::io(&meta_path, e))?;
         meta_file.write_all(&text).map_err(|e| Error::io(&meta_path, e))?;

@@ -56,6 +56,18 @@ impl Error {
         Error::Io { path: path.to_owned(), source }
     }
 
+    /// Whether a file that should exist does not (a block folder moved
+    /// away, say).
+    pub fn is_not_found(&self) -> bool {
+        match self {
+            Error::Io { source, .. } => source.kind() == std::io::ErrorKind::NotFound,
+            Error::Block(sightline_block::Error::Io { source, .. }) => {
+                source.kind() == std::io::ErrorKind::NotFound
+            }
+            _ => false,
+        }
+    }
+
     /// Whether stored data is damaged (as opposed to a transient failure).
     pub fn is_corruption(&self) -> bool {
         match self {

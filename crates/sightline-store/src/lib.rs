@@ -33,6 +33,7 @@ mod fsutil;
 mod head;
 mod ingest;
 mod metrics;
+mod repair;
 mod store;
 mod tasks;
 mod view;
@@ -40,13 +41,20 @@ mod wait;
 
 pub use blockset::plan::{CompactionPolicy, RetentionPolicy, Width};
 pub use blockset::{
-    BlockStorage, LocalFolder, ManifestState, ManifestVersion, flushed_block_id, merged_block_id,
+    BlockStorage, LocalFolder, ManifestState, ManifestVersion, decode_manifest, encode_manifest,
+    flushed_block_id, merged_block_id,
 };
 pub use error::Error;
 pub use metrics::Metrics;
+pub use repair::{
+    BlockCheck, BlockState, ManifestCheck, QUARANTINE_DIR, Quarantined, RepairReport, VerifyReport, WalCheck,
+    repair, verify,
+};
 pub use sightline_block::WriteOptions as BlockOptions;
 pub use sightline_wal::{FsyncPolicy, RecoveryMode as WalRecovery};
 pub use store::{EmbeddedStore, Options};
 
+#[cfg(test)]
+mod fuzz;
 #[cfg(test)]
 mod tests;

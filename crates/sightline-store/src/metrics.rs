@@ -33,6 +33,8 @@ pub struct Metrics {
     pub(crate) queries_refused: Counter,
     pub(crate) query_results_truncated: Counter,
     pub(crate) replayed_spans: Counter,
+    pub(crate) damaged_blocks: Gauge,
+    pub(crate) damaged_block_reads: Counter,
 }
 
 impl Metrics {
@@ -62,6 +64,8 @@ impl Metrics {
             queries_refused: Counter::default(),
             query_results_truncated: Counter::default(),
             replayed_spans: Counter::default(),
+            damaged_blocks: Gauge::default(),
+            damaged_block_reads: Counter::default(),
         };
         let r = registry.sub_registry_with_prefix("sightline_store");
         r.register("spans_appended", "Spans made durable and added to the head", m.spans_appended.clone());
@@ -121,6 +125,16 @@ impl Metrics {
             m.query_results_truncated.clone(),
         );
         r.register("replayed_spans", "Spans recovered from the WAL at start", m.replayed_spans.clone());
+        r.register(
+            "damaged_blocks",
+            "Blocks found damaged (checksum mismatch, unreadable or missing); not merged, set aside by sightline repair",
+            m.damaged_blocks.clone(),
+        );
+        r.register(
+            "damaged_block_reads",
+            "Block reads that failed on damage; the query skipped that block",
+            m.damaged_block_reads.clone(),
+        );
         m
     }
 

@@ -17,6 +17,7 @@ use sightline_model::{
 use sightline_wal::{SegmentId, Wal};
 use tokio::task::JoinHandle;
 
+use crate::blockset::damage::Damaged;
 use crate::blockset::plan::{CompactionPolicy, RetentionPolicy};
 use crate::blockset::{BlockSet, BlockStorage, LocalFolder};
 use crate::head::Head;
@@ -26,7 +27,7 @@ use crate::tasks::{Background, Settings, run_blocking};
 use crate::view::{ResultBudget, View, internal};
 use crate::{BlockOptions, Error, FsyncPolicy, Metrics};
 
-const WAL_DIR: &str = "wal";
+pub(crate) const WAL_DIR: &str = "wal";
 const LOCK_FILE: &str = "LOCK";
 
 /// How the store is set up. `Options` because it is built in code by the
@@ -37,7 +38,8 @@ pub struct Options {
     pub data_dir: PathBuf,
     /// When WAL appends are synced before acknowledging.
     pub fsync: FsyncPolicy,
-    /// How much damage WAL recovery tolerates in the newest segment.
+    /// What WAL recovery does with damaged records (skips them by
+    /// default, keeping the valid records after them).
     pub wal_recovery: sightline_wal::RecoveryMode,
     /// Cut the head once it holds this many (estimated) bytes.
     pub head_max_bytes: usize,
@@ -101,7 +103,7 @@ impl Options {
         Options {
             data_dir: data_dir.into(),
             fsync: FsyncPolicy::Always,
-            wal_recovery: sightline_wal::RecoveryMode::TolerateTornTail,
+            wal_recovery: sightline_wal::RecoveryMode::default(),
             head_max_bytes: 32 << 20,
             head_max_age: Duration::from_secs(120),
             max_frozen_heads: 2,
@@ -206,7 +208,8 @@ impl EmbeddedStore {
         metrics: Arc<Metrics>,
     ) -> Result<EmbeddedStore, Error> {
         let dir = options.data_dir.clone();
-        let blocks = Arc::new(run_blocking(move || BlockSet::open(storage)).await?);
+        let damaged = Arc::new(Damaged::new(&metrics));
+        let blocks = Arc::new(run_blocking(move || BlockSet::open(storage, damaged)).await?);
         let replay_from = blocks.wal_replay_from();
 
         let wal_options = sightline_wal::Options {
@@ -219,6 +222,14 @@ impl EmbeddedStore {
         let (wal, recovered) = run_blocking(move || Ok(Wal::open(&wal_dir, wal_options)?)).await?;
         if let Some(torn) = &recovered.torn_tail {
             tracing::warn!(?torn, "WAL had a torn tail (an interrupted write); cut it off");
+        }
+        if recovered.skipped_count() > 0 {
+            // Each stretch was logged with its segment and offset.
+            tracing::error!(
+                stretches = recovered.skipped_count(),
+                bytes = recovered.skipped_bytes(),
+                "WAL recovery skipped damaged records; the spans in them are lost, every valid record was replayed"
+            );
         }
         let mut head = Head::default();
         let interner = parking_lot::Mutex::new(Interner::default());
@@ -408,7 +419,7 @@ impl EmbeddedStore {
 }
 
 /// Takes the data directory's lock file, held until shutdown.
-fn lock_dir(dir: &std::path::Path) -> Result<File, Error> {
+pub(crate) fn lock_dir(dir: &std::path::Path) -> Result<File, Error> {
     let lock_path = dir.join(LOCK_FILE);
     let lock = File::options()
         .create(true)
@@ -476,12 +487,23 @@ impl TraceStore for EmbeddedStore {
         let head = self.ingest.head_state().0;
         let blocks = self.blocks.len();
         let frozen = self.ingest.frozen_count();
+        let damaged = self.blocks.damaged().list();
+        // Damaged blocks leave the store serving (the rest of the data is
+        // intact), so they are a note here, not a failed check.
+        let damage = match damaged.first() {
+            None => String::new(),
+            Some((id, _)) => format!(
+                "; {} damaged blocks ({id}{}): run sightline verify",
+                damaged.len(),
+                if damaged.len() > 1 { ", …" } else { "" }
+            ),
+        };
         match failure {
             Some(why) => ComponentHealth { name: "store".into(), healthy: false, detail: why },
             None => ComponentHealth {
                 name: "store".into(),
                 healthy: true,
-                detail: format!("{head} spans in head, {frozen} heads flushing, {blocks} blocks"),
+                detail: format!("{head} spans in head, {frozen} heads flushing, {blocks} blocks{damage}"),
             },
         }
     }

@@ -277,7 +277,7 @@ impl Background {
     }
 
     fn compaction_debt(&self) -> usize {
-        self.settings.compaction.debt(&self.blocks.metas())
+        self.settings.compaction.debt(&self.blocks.mergeable_metas())
     }
 
     /// The write stall (see `Options::compaction_stall_blocks`): waits
@@ -397,7 +397,7 @@ impl Background {
             // that, full-width merges wait out memory pressure.
             let stalled = self.compaction_debt() >= self.settings.stall_blocks;
             if width == Width::Full && !stalled && self.under_pressure() {
-                if self.settings.compaction.plan(&self.blocks.metas(), Width::Full).is_some() {
+                if self.settings.compaction.plan(&self.blocks.mergeable_metas(), Width::Full).is_some() {
                     self.metrics.compactions_deferred.inc();
                     return Ok(Merges::Deferred);
                 }
@@ -418,7 +418,7 @@ impl Background {
     /// Runs the merge the planner picks; false when none is due.
     async fn compact_once(&self, width: Width) -> Result<bool, Error> {
         let blocks = self.blocks.list();
-        let metas: Vec<_> = blocks.iter().map(|b| b.meta().clone()).collect();
+        let metas = self.blocks.mergeable_metas();
         let Some(ids) = self.settings.compaction.plan(&metas, width) else { return Ok(false) };
         let inputs: Vec<Arc<Block>> =
             ids.iter().filter_map(|id| blocks.iter().find(|b| &b.meta().id == id).cloned()).collect();
@@ -446,6 +446,11 @@ impl Background {
             Ok(b) => b,
             Err(e) => {
                 self.metrics.compactions.get_or_create(&Metrics::outcome("error")).inc();
+                // A damaged input is set aside, so the next plan merges
+                // the others instead of failing on it forever.
+                for input in inputs.iter().filter(|b| damaged_by(b, &e)) {
+                    self.blocks.damaged().report(&input.meta().id, &e);
+                }
                 return Err(e);
             }
         };
@@ -483,6 +488,14 @@ impl Background {
     #[cfg(test)]
     pub(crate) async fn hold_compactions(&self) -> tokio::sync::MutexGuard<'_, ()> {
         self.maintenance_lock.lock().await
+    }
+}
+
+/// Whether `error` is damage found in `block`'s files.
+pub(crate) fn damaged_by(block: &Block, error: &Error) -> bool {
+    match error {
+        Error::Block(e) if e.is_corruption() => e.path().is_some_and(|p| p.starts_with(block.dir())),
+        _ => false,
     }
 }
 

@@ -10,6 +10,8 @@ use sightline_model::{
 
 use crate::{EmbeddedStore, Error, Options};
 
+mod integrity;
+
 fn now() -> u64 {
     SystemTime::now().duration_since(UNIX_EPOCH).unwrap().as_nanos() as u64
 }

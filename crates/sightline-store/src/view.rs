@@ -18,6 +18,7 @@ use std::sync::Arc;
 use sightline_block::Block;
 use sightline_model::{DependencyLink, Operation, QueryError, Span, SpanKind, TraceId, TraceQuery};
 
+use crate::blockset::damage::Damaged;
 use crate::blockset::{BlockList, BlockSet};
 use crate::head::{HeadSnapshot, dependency_links};
 use crate::ingest::{Frozen, Ingest};
@@ -28,14 +29,18 @@ pub(crate) struct View {
     live: HeadSnapshot,
     frozen: Vec<Arc<Frozen>>,
     blocks: BlockList,
+    /// Where a read that fails on a damaged block reports it; the query
+    /// goes on without that block.
+    damaged: Arc<Damaged>,
 }
 
 impl View {
     pub(crate) fn take(ingest: &Ingest, blocks: &BlockSet) -> View {
         let live = ingest.head_snapshot();
         let frozen = ingest.frozen();
+        let damaged = Arc::clone(blocks.damaged());
         let blocks = blocks.list();
-        View { live, frozen, blocks }
+        View { live, frozen, blocks, damaged }
     }
 
     /// The heads, newest first.
@@ -51,7 +56,7 @@ impl View {
         for head in self.heads() {
             head.traces(ids, &mut out);
         }
-        for span in read_traces(&self.blocks, ids)? {
+        for span in read_traces(&self.blocks, ids, &self.damaged)? {
             out.entry(span.trace_id).or_default().push(span);
         }
         for spans in out.values_mut() {
@@ -103,7 +108,7 @@ impl View {
         for head in self.heads() {
             head.search(&query, &mut hits);
         }
-        let hits = search_blocks(&self.blocks, &query, hits).map_err(internal)?;
+        let hits = search_blocks(&self.blocks, &query, hits, &self.damaged).map_err(internal)?;
         let mut ranked: Vec<(TraceId, u64)> = hits.into_iter().collect();
         ranked.sort_by(|a, b| b.1.cmp(&a.1).then(a.0.cmp(&b.0)));
         ranked.truncate(limit);
@@ -219,14 +224,20 @@ pub(crate) fn internal(e: impl std::fmt::Display) -> QueryError {
 /// half is read on another thread: a lookup's latency is the sum of its
 /// per-block reads (file open, bloom filter, one page per column), and the
 /// machine has more than one core.
-fn read_traces(blocks: &[Arc<Block>], ids: &[TraceId]) -> Result<Vec<Span>, QueryError> {
+fn read_traces(blocks: &[Arc<Block>], ids: &[TraceId], damaged: &Damaged) -> Result<Vec<Span>, QueryError> {
     if ids.is_empty() {
         return Ok(Vec::new());
     }
     let read = |part: &[Arc<Block>]| -> Result<Vec<Span>, QueryError> {
         let mut spans = Vec::new();
         for b in part {
-            spans.extend(b.traces(ids).map_err(internal)?);
+            match b.traces(ids) {
+                Ok(found) => spans.extend(found),
+                // The rest of the trace is still worth returning; the
+                // damage is logged once and counted.
+                Err(e) if e.is_corruption() => damaged.report(&b.meta().id, &e),
+                Err(e) => return Err(internal(e)),
+            }
         }
         Ok(spans)
     };
@@ -250,6 +261,7 @@ fn search_blocks(
     blocks: &[Arc<Block>],
     query: &TraceQuery,
     mut hits: HashMap<TraceId, u64>,
+    damaged: &Damaged,
 ) -> Result<HashMap<TraceId, u64>, sightline_block::Error> {
     let mut order: Vec<&Arc<Block>> = blocks
         .iter()
@@ -274,7 +286,17 @@ fn search_blocks(
                 continue;
             }
         }
-        for (id, start) in b.search(query)? {
+        let found = match b.search(query) {
+            Ok(found) => found,
+            // One damaged block must not fail the whole search (it was a
+            // 500): its matches are left out, the damage logged and counted.
+            Err(e) if e.is_corruption() => {
+                damaged.report(&b.meta().id, &e);
+                continue;
+            }
+            Err(e) => return Err(e),
+        };
+        for (id, start) in found {
             let latest = hits.entry(id).or_insert(0);
             *latest = (*latest).max(start);
         }

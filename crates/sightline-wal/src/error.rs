@@ -140,9 +140,9 @@ impl fmt::Display for Corruption {
         }
         write!(
             f,
-            "Refusing to start rather than silently lose acknowledged data: move the file out \
-             of the WAL directory (keep a copy) to start without its records, or, if it is the \
-             newest segment, use point-in-time recovery (sightline serve --wal-recovery point-in-time) to keep the records before this offset"
+            "Refusing to start rather than silently lose acknowledged data: start with \
+             --wal-recovery skip-damaged to skip only the damaged records (the default), or move \
+             the file out of the WAL directory (keep a copy) to start without its records"
         )
     }
 }

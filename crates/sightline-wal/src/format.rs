@@ -108,6 +108,7 @@ pub(crate) fn record_crc(len: [u8; 4], payload: &[u8]) -> u32 {
     mask(crc32c::crc32c_append(crc32c::crc32c(&len), payload))
 }
 
-fn mask(crc: u32) -> u32 {
+/// LevelDB's CRC mask (see [`record_crc`]).
+pub(crate) fn mask(crc: u32) -> u32 {
     crc.rotate_right(15).wrapping_add(0xa282_ead8)
 }

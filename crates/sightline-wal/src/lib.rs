@@ -1,6 +1,6 @@
 //! Sightline's write-ahead log: checksummed records in numbered segment files,
-//! group-committed by one writer thread, recovered on open with only a torn
-//! tail tolerated.
+//! group-committed by one writer thread, recovered on open: a torn tail is
+//! cut, a damaged record is skipped and the valid records after it kept.
 //!
 //! This crate carries the product's durability promise: the store
 //! acknowledges a span batch only after [`Wal::append`] resolves, and with
@@ -38,18 +38,27 @@
 //!
 //! # Recovery policy
 //!
-//! [`RecoveryMode::TolerateTornTail`] (the default) drops only a *torn tail*
-//! of the last segment: a header or payload cut short, a checksum mismatch,
-//! zero bytes or garbage, with no valid record after it. Opening truncates
-//! the file there (and fsyncs it) and reports the cut in
+//! Every mode drops a *torn tail* of the last segment: a header or payload
+//! cut short, a checksum mismatch, zero bytes or garbage, with no valid
+//! record after it — what a crash in the middle of a write leaves. Opening
+//! truncates the file there (and fsyncs it) and reports the cut in
 //! [`Recovered::torn_tail`]. A last segment whose header itself is torn is
-//! rewritten as an empty segment. Everything else is corruption and `open`
-//! fails with [`Error::Corruption`], naming file, segment, byte offset and a
-//! [`Damage`] kind: any damage in a sealed segment (it was fsynced before the
-//! next one existed), and damage in the last segment that a valid record
-//! follows (bytes in the middle of the log changed). The WAL never silently
-//! drops data it may have acknowledged. [`RecoveryMode::PointInTime`] is the
-//! operator's explicit way to cut the last segment at its first damage.
+//! rewritten as an empty segment.
+//!
+//! Damage that valid records follow, or damage in a sealed segment (fsynced
+//! before the next one existed), means bytes changed on disk. With
+//! [`RecoveryMode::SkipDamaged`] (the default) recovery skips the damaged
+//! stretch and resumes at the next offset where a whole record verifies, so
+//! one flipped byte costs the record it hit and nothing after it. Each skip
+//! is reported in [`RecoveredSegment::skipped`], logged with segment file and
+//! offset, and counted (`sightline_wal_recovery_skipped_total`,
+//! `…_skipped_bytes_total`). The search for the next record costs
+//! O(n) in the segment's size whatever the damage (see `resync.rs`).
+//! [`RecoveryMode::TolerateTornTail`] refuses such damage instead:
+//! `open` fails with [`Error::Corruption`] naming file, segment, byte offset
+//! and a [`Damage`] kind. [`RecoveryMode::PointInTime`] cuts the last segment
+//! at its first damage. A segment header of an unknown format version stops
+//! the start in every mode.
 //!
 //! # Writer design
 //!
@@ -89,6 +98,7 @@ mod format;
 mod metrics;
 mod policy;
 mod recovery;
+mod resync;
 mod scan;
 mod wal;
 mod writer;
@@ -98,8 +108,10 @@ pub use format::{FORMAT_VERSION, MAX_RECORD_LEN, SegmentId};
 pub use metrics::Metrics;
 pub use policy::FsyncPolicy;
 pub use recovery::{Recovered, RecoveredSegment, read_dir, read_segment};
-pub use scan::{Damage, RecoveryMode, TornTail, scan_segment};
+pub use scan::{Damage, RecoveryMode, ScannedSegment, Skipped, TornTail, scan_segment};
 pub use wal::{Options, Wal};
 
+#[cfg(test)]
+mod fuzz;
 #[cfg(test)]
 mod tests;

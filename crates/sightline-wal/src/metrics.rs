@@ -25,6 +25,11 @@ pub struct Metrics {
     pub(crate) segments: Gauge,
     /// `sightline_wal_disk_bytes`: bytes in segment files on disk.
     pub(crate) disk_bytes: Gauge,
+    /// `sightline_wal_recovery_skipped_total`: damaged stretches recovery
+    /// skipped (each held at least part of one record, or garbage).
+    pub(crate) skipped: Counter,
+    /// `sightline_wal_recovery_skipped_bytes_total`: bytes in them.
+    pub(crate) skipped_bytes: Counter,
 }
 
 impl Default for Metrics {
@@ -39,6 +44,8 @@ impl Default for Metrics {
             group_commit_records: Histogram::new(exponential_buckets(1.0, 2.0, 13)),
             segments: Gauge::default(),
             disk_bytes: Gauge::default(),
+            skipped: Counter::default(),
+            skipped_bytes: Counter::default(),
         }
     }
 }
@@ -71,7 +78,22 @@ impl Metrics {
             "Bytes in WAL segment files on disk",
             m.disk_bytes.clone(),
         );
+        registry.register(
+            "sightline_wal_recovery_skipped",
+            "Damaged WAL stretches skipped by recovery (each lost at least part of one record)",
+            m.skipped.clone(),
+        );
+        registry.register(
+            "sightline_wal_recovery_skipped_bytes",
+            "Bytes in damaged WAL stretches skipped by recovery",
+            m.skipped_bytes.clone(),
+        );
         m
+    }
+
+    /// Damaged stretches recovery skipped so far.
+    pub fn skipped(&self) -> u64 {
+        self.skipped.get()
     }
 
     /// Data fsyncs done so far (for callers and tests checking group commit).

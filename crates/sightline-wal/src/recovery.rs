@@ -9,7 +9,7 @@ use bytes::Bytes;
 
 use crate::error::{Corruption, Error};
 use crate::format::{FileName, HEADER_LEN, SegmentId, header, parse_file_name, segment_file_name};
-use crate::scan::{RecoveryMode, TornTail, scan};
+use crate::scan::{RecoveryMode, Skipped, TornTail, scan};
 
 /// Everything read back from a WAL directory.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
@@ -32,6 +32,16 @@ impl Recovered {
     pub fn record_count(&self) -> usize {
         self.segments.iter().map(|s| s.records.len()).sum()
     }
+
+    /// Damaged stretches skipped across all segments.
+    pub fn skipped_count(&self) -> usize {
+        self.segments.iter().map(|s| s.skipped.len()).sum()
+    }
+
+    /// Bytes in damaged stretches skipped across all segments.
+    pub fn skipped_bytes(&self) -> u64 {
+        self.segments.iter().flat_map(|s| &s.skipped).map(|s| s.bytes).sum()
+    }
 }
 
 /// One segment's records.
@@ -41,25 +51,35 @@ pub struct RecoveredSegment {
     pub id: SegmentId,
     /// Record payloads in append order.
     pub records: Vec<Bytes>,
+    /// Damaged stretches skipped in this segment, in file order
+    /// ([`RecoveryMode::SkipDamaged`] only).
+    pub skipped: Vec<Skipped>,
 }
 
-/// Reads every segment in `dir` without changing anything: a torn tail is
-/// reported but not truncated. Safe to call while a [`crate::Wal`] appends to
-/// the same directory (the active segment is the last one and may show a torn
-/// tail from a write in progress).
-pub fn read_dir(dir: &Path) -> Result<Recovered, Error> {
-    scan_dir(dir, RecoveryMode::default()).map(|scan| scan.recovered)
+/// Reads every segment in `dir` under `mode` without changing anything: a
+/// torn tail is reported but not truncated, damaged stretches are reported
+/// but not logged. Safe to call while a [`crate::Wal`] appends to the same
+/// directory (the active segment is the last one and may show a torn tail
+/// from a write in progress).
+pub fn read_dir(dir: &Path, mode: RecoveryMode) -> Result<Recovered, Error> {
+    scan_dir(dir, mode).map(|scan| scan.recovered)
 }
 
 /// Reads the records of one sealed segment, e.g. for a queue that consumes
-/// segments in order while new records go to a later one. Any damage is an
-/// error: a sealed segment has no torn tail.
+/// segments in order while new records go to a later one. Damaged records
+/// are skipped as [`RecoveryMode::SkipDamaged`] does, with a warning; a
+/// segment that cannot be read at all (a foreign header) is an error.
 pub fn read_segment(dir: &Path, id: SegmentId) -> Result<Vec<Bytes>, Error> {
     let path = dir.join(crate::format::segment_file_name(id));
     let bytes = std::fs::read(&path).map_err(|source| Error::io("read segment", &path, source))?;
     let bytes = Bytes::from(bytes);
-    match crate::scan::scan(&bytes, false, RecoveryMode::default()) {
-        Ok(scanned) => Ok(scanned.records.into_iter().map(|r| bytes.slice(r)).collect()),
+    match crate::scan::scan(&bytes, false, RecoveryMode::SkipDamaged) {
+        Ok(scanned) => {
+            for skip in &scanned.skipped {
+                log_skip(&path, skip);
+            }
+            Ok(scanned.records.into_iter().map(|r| bytes.slice(r)).collect())
+        }
         Err(fatal) => Err(Error::Corruption(Box::new(crate::error::Corruption {
             path: Some(path),
             segment: Some(id),
@@ -128,12 +148,23 @@ pub(crate) fn scan_dir(dir: &Path, mode: RecoveryMode) -> Result<DirScan, Error>
             None => data.len() as u64,
         };
         let records = scanned.records.into_iter().map(|r| data.slice(r)).collect();
-        recovered.segments.push(RecoveredSegment { id: *id, records });
+        recovered.segments.push(RecoveredSegment { id: *id, records, skipped: scanned.skipped });
         if scanned.torn.is_some() {
             recovered.torn_tail = scanned.torn;
         }
     }
     Ok(DirScan { recovered, last_path: files.last().map(|(_, p)| p.clone()), disk_bytes })
+}
+
+/// The log line for a skipped stretch: one per stretch, never per record.
+pub(crate) fn log_skip(path: &Path, skip: &Skipped) {
+    tracing::warn!(
+        segment = %path.display(),
+        offset = skip.offset,
+        bytes = skip.bytes,
+        reason = %skip.reason,
+        "WAL recovery skipped a damaged stretch; the records in it are lost, later records are kept"
+    );
 }
 
 /// Cuts a torn tail off the last segment so later appends (to a new segment)

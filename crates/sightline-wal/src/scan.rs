@@ -1,5 +1,6 @@
 //! Parsing one segment's bytes into records, and the recovery policy that
-//! decides whether damage is a torn tail (dropped) or corruption (fatal).
+//! decides whether damage is a torn tail (cut off), a damaged stretch
+//! (skipped) or corruption (fatal).
 //!
 //! Pure functions over a byte slice: no IO, never panics, so it can be fuzzed
 //! directly through [`scan_segment`].
@@ -12,24 +13,48 @@ use bytes::Bytes;
 
 use crate::error::{Corruption, Error, ParseError};
 use crate::format::{HEADER_LEN, MAGIC, MAX_RECORD_LEN, RECORD_HEADER_LEN, header, record_crc};
+use crate::resync::Resync;
 
-/// How much damage recovery tolerates. Sealed segments are always strict:
-/// they were fsynced before the next segment took writes, so any damage in
-/// them is corruption. The mode only changes how the last segment is read.
+/// How recovery treats damage: bytes that do not read as a record with a
+/// valid checksum.
+///
+/// In every mode a *torn tail* of the last segment (damage with no valid
+/// record after it: what a crash in the middle of a write leaves) is cut
+/// off, and a segment header of a version this build does not read stops
+/// the start. The modes differ in what they do with damage that valid
+/// records follow, or that sits in a sealed segment (fsynced before the
+/// next segment took writes, so it has no torn tail).
 #[derive(Copy, Clone, Debug, Default, PartialEq, Eq)]
 pub enum RecoveryMode {
-    /// Default. Only a torn tail of the last segment is dropped: a short
-    /// record header, a payload cut short, a bad checksum or zero bytes, with
-    /// no valid record anywhere after it. Damage followed by a valid record
-    /// means bytes in the middle of the log changed, and `open` refuses to
-    /// start (like RocksDB's `kTolerateCorruptedTailRecords`).
+    /// Default. A damaged stretch is skipped and reading resumes at the
+    /// next offset where a whole record verifies (RocksDB's
+    /// `kSkipAnyCorruptedRecords`): one flipped byte loses the one record
+    /// it hit, not the rest of the segment. Each skipped stretch is
+    /// reported in [`Recovered`](crate::Recovered), counted in the
+    /// metrics and logged with its segment and offset. The damaged record
+    /// was lost either way; refusing to start would only add an outage.
     #[default]
+    SkipDamaged,
+    /// Strict: only a torn tail of the last segment is dropped; any other
+    /// damage makes `open` fail with [`Error::Corruption`] naming file and
+    /// offset (RocksDB's `kTolerateCorruptedTailRecords`), for an operator
+    /// who wants to look at the files before anything is given up.
     TolerateTornTail,
     /// The last segment is cut at its first damage even if valid records
-    /// follow (RocksDB's `kPointInTimeRecovery`). An operator's escape hatch,
-    /// e.g. after a power loss under a relaxed fsync policy where pages
-    /// reached the disk out of order: it loses the records after the damage.
+    /// follow (RocksDB's `kPointInTimeRecovery`); damage in a sealed
+    /// segment is fatal. Keeps the log a prefix of what was written, at
+    /// the price of every record after the damage.
     PointInTime,
+}
+
+impl fmt::Display for RecoveryMode {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            RecoveryMode::SkipDamaged => "skip-damaged",
+            RecoveryMode::TolerateTornTail => "tolerate-torn-tail",
+            RecoveryMode::PointInTime => "point-in-time",
+        })
+    }
 }
 
 impl FromStr for RecoveryMode {
@@ -37,12 +62,13 @@ impl FromStr for RecoveryMode {
 
     fn from_str(s: &str) -> Result<Self, Self::Err> {
         match s.trim().to_ascii_lowercase().as_str() {
+            "skip-damaged" => Ok(RecoveryMode::SkipDamaged),
             "tolerate-torn-tail" | "torn-tail" => Ok(RecoveryMode::TolerateTornTail),
             "point-in-time" => Ok(RecoveryMode::PointInTime),
             _ => Err(ParseError {
                 what: "WAL recovery mode",
                 input: s.to_owned(),
-                expected: "\"tolerate-torn-tail\" (default) or \"point-in-time\"",
+                expected: "\"skip-damaged\" (default), \"tolerate-torn-tail\" or \"point-in-time\"",
             }),
         }
     }
@@ -136,11 +162,42 @@ impl fmt::Display for TornTail {
     }
 }
 
+/// A damaged stretch that [`RecoveryMode::SkipDamaged`] skipped: it held
+/// at least part of one record (or garbage between records), and reading
+/// resumed after it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Skipped {
+    /// Byte offset of the damage in the segment file.
+    pub offset: u64,
+    /// Bytes skipped, up to the next valid record or the end of the file.
+    pub bytes: u64,
+    /// What was found at `offset`.
+    pub reason: Damage,
+}
+
+impl fmt::Display for Skipped {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "skipped {} damaged bytes at byte {}: {}", self.bytes, self.offset, self.reason)
+    }
+}
+
+/// One segment read back by [`scan_segment`].
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct ScannedSegment {
+    /// Record payloads in append order.
+    pub records: Vec<Bytes>,
+    /// What was cut off the end, for the last segment.
+    pub torn_tail: Option<TornTail>,
+    /// Damaged stretches skipped ([`RecoveryMode::SkipDamaged`] only).
+    pub skipped: Vec<Skipped>,
+}
+
 /// A successful scan: record payload ranges into the scanned buffer.
 #[derive(Debug)]
 pub(crate) struct Scanned {
     pub(crate) records: Vec<Range<usize>>,
     pub(crate) torn: Option<TornTail>,
+    pub(crate) skipped: Vec<Skipped>,
 }
 
 /// Damage that recovery may not drop, at a byte offset.
@@ -150,21 +207,21 @@ pub(crate) struct Fatal {
     pub(crate) kind: Damage,
 }
 
-/// Reads every record of a segment.
+/// Reads every record of a segment under `mode`.
 ///
-/// For fuzzing and tools: never panics on any input. `is_last` says whether
-/// this is the newest segment, the only one allowed a torn tail. Uses the
-/// default [`RecoveryMode`]. Corruption comes back as [`Error::Corruption`]
-/// without a file name.
-pub fn scan_segment(bytes: &[u8], is_last: bool) -> Result<(Vec<Bytes>, Option<TornTail>), Error> {
-    match scan(bytes, is_last, RecoveryMode::default()) {
+/// For fuzzing and tools: never panics on any input, and its work is
+/// O(n) in the input length whatever the damage. `is_last` says
+/// whether this is the newest segment, the only one allowed a torn tail.
+/// Corruption comes back as [`Error::Corruption`] without a file name.
+pub fn scan_segment(bytes: &[u8], is_last: bool, mode: RecoveryMode) -> Result<ScannedSegment, Error> {
+    match scan(bytes, is_last, mode) {
         Ok(scanned) => {
             let records = scanned
                 .records
                 .into_iter()
                 .map(|r| Bytes::copy_from_slice(bytes.get(r).unwrap_or_default()))
                 .collect();
-            Ok((records, scanned.torn))
+            Ok(ScannedSegment { records, torn_tail: scanned.torn, skipped: scanned.skipped })
         }
         Err(fatal) => Err(Error::Corruption(Box::new(Corruption {
             path: None,
@@ -177,24 +234,59 @@ pub fn scan_segment(bytes: &[u8], is_last: bool) -> Result<(Vec<Bytes>, Option<T
 
 /// Scans a segment's bytes under `mode`.
 pub(crate) fn scan(buf: &[u8], is_last: bool, mode: RecoveryMode) -> Result<Scanned, Fatal> {
-    if let Some(torn) = check_header(buf, is_last)? {
-        return Ok(Scanned { records: Vec::new(), torn: Some(torn) });
-    }
+    let mut resync = Resync::new(buf);
     let mut records = Vec::new();
-    let mut pos = HEADER_LEN;
+    let mut skipped = Vec::new();
+    let mut pos = match check_header(buf, is_last) {
+        Ok(None) => HEADER_LEN,
+        Ok(Some(torn)) => return Ok(Scanned { records, torn: Some(torn), skipped }),
+        Err(fatal) if mode == RecoveryMode::SkipDamaged => match skip_header(buf, &fatal, &mut resync) {
+            Some(skip) => {
+                let next = skip.bytes as usize;
+                skipped.push(skip);
+                next
+            }
+            None => return Err(fatal),
+        },
+        Err(fatal) => return Err(fatal),
+    };
     while pos < buf.len() {
-        match parse_record(buf, pos) {
+        let kind = match parse_record(buf, pos) {
             Ok(range) => {
                 pos = range.end;
                 records.push(range);
+                continue;
             }
-            Err(kind) => {
-                let torn = classify_damage(buf, pos, kind, is_last, mode)?;
-                return Ok(Scanned { records, torn: Some(torn) });
+            Err(kind) => kind,
+        };
+        let rest = buf.get(pos..).unwrap_or_default();
+        let kind = if all_zero(rest) { Damage::ZeroFill } else { kind };
+        // Zero bytes to the end hold no record; anything else is searched.
+        let mut next = || if kind == Damage::ZeroFill { None } else { resync.next_record(pos + 1) };
+        let torn =
+            |kind: Damage| TornTail { offset: pos as u64, discarded_bytes: rest.len() as u64, reason: kind };
+        match mode {
+            RecoveryMode::SkipDamaged => match next() {
+                Some(next) => {
+                    skipped.push(Skipped { offset: pos as u64, bytes: (next - pos) as u64, reason: kind });
+                    pos = next;
+                }
+                None if is_last => return Ok(Scanned { records, torn: Some(torn(kind)), skipped }),
+                None => {
+                    skipped.push(Skipped { offset: pos as u64, bytes: rest.len() as u64, reason: kind });
+                    break;
+                }
+            },
+            RecoveryMode::TolerateTornTail if is_last && next().is_none() => {
+                return Ok(Scanned { records, torn: Some(torn(kind)), skipped });
             }
+            RecoveryMode::PointInTime if is_last => {
+                return Ok(Scanned { records, torn: Some(torn(kind)), skipped });
+            }
+            _ => return Err(Fatal { offset: pos as u64, kind }),
         }
     }
-    Ok(Scanned { records, torn: None })
+    Ok(Scanned { records, torn: None, skipped })
 }
 
 /// Validates the segment header. `Ok(Some(_))` means the whole last segment
@@ -225,6 +317,23 @@ fn check_header(buf: &[u8], is_last: bool) -> Result<Option<TornTail>, Fatal> {
     Err(Fatal { offset: 0, kind })
 }
 
+/// In [`RecoveryMode::SkipDamaged`], what to skip when the header is
+/// damaged: up to the first valid record, or the whole file when it is
+/// too short or zero bytes (it holds no record). A version this build does
+/// not know is never skipped (its records may look different), nor a file
+/// with a foreign header and no record of ours in it.
+fn skip_header(buf: &[u8], fatal: &Fatal, resync: &mut Resync<'_>) -> Option<Skipped> {
+    if matches!(fatal.kind, Damage::UnsupportedVersion { .. }) {
+        return None;
+    }
+    let to = match resync.next_record(HEADER_LEN) {
+        Some(next) => next,
+        None if buf.len() < HEADER_LEN || all_zero(buf) => buf.len(),
+        None => return None,
+    };
+    Some(Skipped { offset: 0, bytes: to as u64, reason: fatal.kind.clone() })
+}
+
 /// Parses the record at `pos`, returning its payload range.
 fn parse_record(buf: &[u8], pos: usize) -> Result<Range<usize>, Damage> {
     let rest = buf.get(pos..).unwrap_or_default();
@@ -251,56 +360,6 @@ fn parse_record(buf: &[u8], pos: usize) -> Result<Range<usize>, Damage> {
     }
     let start = pos + RECORD_HEADER_LEN;
     Ok(start..start + len)
-}
-
-/// Decides whether damage at `pos` is a droppable torn tail or corruption.
-fn classify_damage(
-    buf: &[u8],
-    pos: usize,
-    kind: Damage,
-    is_last: bool,
-    mode: RecoveryMode,
-) -> Result<TornTail, Fatal> {
-    let rest = buf.get(pos..).unwrap_or_default();
-    let kind = if all_zero(rest) { Damage::ZeroFill } else { kind };
-    let fatal = |kind| Fatal { offset: pos as u64, kind };
-    if !is_last {
-        return Err(fatal(kind));
-    }
-    if kind != Damage::ZeroFill && mode == RecoveryMode::TolerateTornTail && valid_record_after(buf, pos + 1)
-    {
-        return Err(fatal(kind));
-    }
-    Ok(TornTail { offset: pos as u64, discarded_bytes: rest.len() as u64, reason: kind })
-}
-
-/// Checksummed bytes the search for a later valid record may spend. Real torn
-/// tails are one unsynced write batch; if a damaged tail is so large and
-/// length-plausible that the search runs out, recovery assumes valid data may
-/// follow and refuses to drop it (the safe answer).
-const SEARCH_BUDGET_BYTES: usize = 1 << 30;
-
-/// Whether any offset at or after `start` holds a complete record with a
-/// valid checksum, i.e. whether the damage is followed by real data.
-fn valid_record_after(buf: &[u8], start: usize) -> bool {
-    let mut budget = SEARCH_BUDGET_BYTES;
-    for pos in start..buf.len().saturating_sub(RECORD_HEADER_LEN) {
-        match parse_record(buf, pos) {
-            Ok(_) => return true,
-            Err(Damage::ChecksumMismatch { .. }) => {
-                let len = buf
-                    .get(pos..)
-                    .and_then(|r| r.first_chunk::<4>())
-                    .map_or(0, |l| u32::from_le_bytes(*l) as usize);
-                budget = budget.saturating_sub(len);
-                if budget == 0 {
-                    return true;
-                }
-            }
-            Err(_) => {}
-        }
-    }
-    false
 }
 
 fn all_zero(bytes: &[u8]) -> bool {

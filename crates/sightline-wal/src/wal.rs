@@ -11,11 +11,11 @@ use bytes::Bytes;
 use tokio::sync::oneshot;
 
 use crate::error::Error;
-use crate::format::{LOCK_FILE, MAX_RECORD_LEN, SegmentId};
+use crate::format::{LOCK_FILE, MAX_RECORD_LEN, SegmentId, segment_file_name};
 use crate::metrics::{Metrics, gauge_bytes};
 use crate::policy::FsyncPolicy;
 use crate::recovery::{
-    Recovered, create_segment, delete_segments, list_segments, repair_torn_tail, scan_dir, sync_dir,
+    Recovered, create_segment, delete_segments, list_segments, log_skip, repair_torn_tail, scan_dir, sync_dir,
 };
 use crate::scan::RecoveryMode;
 use crate::writer::{Command, Shared, Writer, reserved_len, try_reserve};
@@ -76,6 +76,15 @@ impl Wal {
         create_dir(dir)?;
         let lock = lock_dir(dir)?;
         let scan = scan_dir(dir, options.recovery)?;
+        let metrics = options.metrics.unwrap_or_default();
+        for segment in &scan.recovered.segments {
+            let path = dir.join(segment_file_name(segment.id));
+            for skip in &segment.skipped {
+                log_skip(&path, skip);
+                metrics.skipped.inc();
+                metrics.skipped_bytes.inc_by(skip.bytes);
+            }
+        }
         if let (Some(torn), Some(path)) = (&scan.recovered.torn_tail, &scan.last_path) {
             tracing::warn!(
                 segment = %path.display(),
@@ -90,7 +99,6 @@ impl Wal {
         let active = recovered.segments.last().map_or(SegmentId(1), |s| s.id.next());
         let (file, path) = create_segment(dir, active)?;
 
-        let metrics = options.metrics.unwrap_or_default();
         metrics.segments.set(gauge_bytes(recovered.segments.len() as u64 + 1));
         metrics.disk_bytes.set(gauge_bytes(scan.disk_bytes + crate::format::HEADER_LEN as u64));
         let shared = Arc::new(Shared {

@@ -51,9 +51,10 @@ pub(crate) struct ServeArgs {
     /// always, interval:<duration> (e.g. interval:100ms) or never [default: always]
     #[arg(long, env = "SIGHTLINE_WAL_FSYNC", value_name = "POLICY")]
     pub(crate) wal_fsync: Option<String>,
-    /// WAL recovery: tolerate-torn-tail (only an interrupted last write is
-    /// cut; any other damage stops the start) or point-in-time (keep the
-    /// records before the first damage in the newest segment) [default: tolerate-torn-tail]
+    /// WAL recovery: skip-damaged (skip damaged records, keep every valid
+    /// one after them), tolerate-torn-tail (only an interrupted last write
+    /// is cut; any other damage stops the start) or point-in-time (keep the
+    /// records before the first damage in the newest segment) [default: skip-damaged]
     #[arg(long, env = "SIGHTLINE_WAL_RECOVERY", value_name = "MODE")]
     pub(crate) wal_recovery: Option<String>,
     /// Largest OTLP message accepted (gRPC message, HTTP body after decompression) [default: 20MiB]
@@ -264,11 +265,12 @@ impl Settings {
                     .err(&wal_fsync, "always, never, or interval:<duration> (e.g. interval:100ms)")
             }),
         );
-        let wal_recovery = pick(args.wal_recovery, file.wal_recovery, "tolerate-torn-tail");
+        let wal_recovery = pick(args.wal_recovery, file.wal_recovery, "skip-damaged");
         let wal_recovery = check(
             &mut errors,
             wal_recovery.parse::<WalRecovery>().map_err(|_| {
-                Source { flag: "--wal-recovery" }.err(&wal_recovery, "tolerate-torn-tail or point-in-time")
+                Source { flag: "--wal-recovery" }
+                    .err(&wal_recovery, "skip-damaged, tolerate-torn-tail or point-in-time")
             }),
         );
         let max_message_size = pick(args.max_message_size, file.max_message_size, "20MiB");

@@ -7,6 +7,7 @@
 //! today). It knows nothing of the head or the WAL except the one number
 //! they share, the segment WAL replay starts from.
 
+pub(crate) mod damage;
 pub(crate) mod manifest;
 pub(crate) mod plan;
 pub(crate) mod storage;
@@ -19,7 +20,8 @@ use sightline_block::{Block, BlockMeta};
 use sightline_wal::SegmentId;
 
 use crate::Error;
-pub use manifest::ManifestState;
+use damage::Damaged;
+pub use manifest::{ManifestState, decode as decode_manifest, encode as encode_manifest};
 pub use storage::{BlockStorage, LocalFolder, ManifestVersion, flushed_block_id, merged_block_id};
 
 /// Live blocks, replaced as a whole so a reader's list never changes
@@ -37,15 +39,39 @@ pub(crate) struct BlockSet {
     live: RwLock<BlockList>,
     /// Blocks dropped from the manifest, deleted once no reader holds them.
     trash: Mutex<Vec<Arc<Block>>>,
+    /// Blocks found damaged: listed, served where intact, never merged.
+    damaged: Arc<Damaged>,
 }
 
 impl BlockSet {
     /// Loads the manifest, deletes blocks it does not list, and opens the
-    /// listed ones. Blocking.
-    pub(crate) fn open(storage: Arc<dyn BlockStorage>) -> Result<BlockSet, Error> {
+    /// listed ones. A listed block that is damaged or missing does not
+    /// stop the start: it is reported (see [`damage`]) and left listed for
+    /// `sightline repair`. A new store gets an empty manifest at once, so
+    /// that blocks without a manifest always mean a lost manifest (and are
+    /// not mistaken for unfinished writes and deleted). Blocking.
+    pub(crate) fn open(storage: Arc<dyn BlockStorage>, damaged: Arc<Damaged>) -> Result<BlockSet, Error> {
         let (state, version) = match storage.read_manifest()? {
             Some((state, version)) => (state, Some(version)),
-            None => (ManifestState::default(), None),
+            None => {
+                let present: Vec<String> =
+                    storage.list()?.into_iter().filter(|id| !id.ends_with(".tmp")).collect();
+                if !present.is_empty() {
+                    return Err(Error::Corrupt {
+                        path: storage.location().into(),
+                        detail: format!(
+                            "there is no manifest but {} blocks are present ({}…); starting would delete them. \
+                             Restore manifest.json (manifest.json.prev is the one before the last change) or \
+                             run `sightline repair` to rebuild it from the blocks present",
+                            present.len(),
+                            present.first().map_or("", String::as_str),
+                        ),
+                    });
+                }
+                let state = ManifestState::default();
+                let version = storage.swap_manifest(None, &state)?;
+                (state, Some(version))
+            }
         };
         let listed: HashSet<&str> = state.blocks.iter().map(String::as_str).collect();
         // Blocks not in the manifest are unfinished writes or blocks whose
@@ -57,14 +83,26 @@ impl BlockSet {
                 storage.delete(&id)?;
             }
         }
-        let blocks =
-            state.blocks.iter().map(|id| storage.open(id).map(Arc::new)).collect::<Result<Vec<_>, _>>()?;
+        let mut blocks = Vec::with_capacity(state.blocks.len());
+        for id in &state.blocks {
+            match storage.open(id) {
+                Ok(block) => blocks.push(Arc::new(block)),
+                Err(e) if e.is_corruption() || e.is_not_found() => damaged.report(id, &e),
+                Err(e) => return Err(e),
+            }
+        }
         Ok(BlockSet {
             storage,
             manifest: Mutex::new((state, version)),
             live: RwLock::new(Arc::new(blocks)),
             trash: Mutex::new(Vec::new()),
+            damaged,
         })
+    }
+
+    /// The blocks found damaged.
+    pub(crate) fn damaged(&self) -> &Arc<Damaged> {
+        &self.damaged
     }
 
     pub(crate) fn storage(&self) -> &Arc<dyn BlockStorage> {
@@ -76,7 +114,18 @@ impl BlockSet {
         self.live.read().clone()
     }
 
-    /// Metadata of the live blocks, for the planners.
+    /// Metadata of the live blocks that may be merged: all but the
+    /// damaged ones (a merge of one would fail every time).
+    pub(crate) fn mergeable_metas(&self) -> Vec<BlockMeta> {
+        self.live
+            .read()
+            .iter()
+            .filter(|b| !self.damaged.contains(&b.meta().id))
+            .map(|b| b.meta().clone())
+            .collect()
+    }
+
+    /// Metadata of every live block, damaged or not, for retention.
     pub(crate) fn metas(&self) -> Vec<BlockMeta> {
         self.live.read().iter().map(|b| b.meta().clone()).collect()
     }
@@ -134,6 +183,7 @@ impl BlockSet {
 
     /// Drops blocks (retention); returns how many were live. Blocking.
     pub(crate) fn remove(&self, ids: &[String]) -> Result<usize, Error> {
+        self.damaged.forget(ids);
         let gone: HashSet<&str> = ids.iter().map(String::as_str).collect();
         let removed = self.change(
             |state| state.blocks.retain(|id| !gone.contains(id.as_str())),

@@ -117,7 +117,7 @@ fn health_ready_metrics_and_data_dir_lock() {
 }
 
 #[test]
-fn wal_corruption_stops_the_start_with_a_way_out() {
+fn wal_damage_costs_only_the_damaged_record() {
     let dir = tempfile::tempdir().unwrap();
     let data = dir.path().join("data");
     let mut server = Server::start(&data);
@@ -138,9 +138,12 @@ fn wal_corruption_stops_the_start_with_a_way_out() {
     bytes[30] ^= 0xff; // inside the first record; two valid records follow
     std::fs::write(newest, &bytes).unwrap();
 
+    // Strict recovery is the operator's way to stop and look first.
     let out = Command::new(env!("CARGO_BIN_EXE_sightline"))
         .args([
             "serve",
+            "--wal-recovery",
+            "tolerate-torn-tail",
             "--otlp-grpc-addr",
             "127.0.0.1:0",
             "--otlp-http-addr",
@@ -154,9 +157,66 @@ fn wal_corruption_stops_the_start_with_a_way_out() {
         .unwrap();
     assert_eq!(out.status.code(), Some(1));
     let stderr = String::from_utf8_lossy(&out.stderr);
-    assert!(stderr.contains("corrupt") && stderr.contains("--wal-recovery point-in-time"), "{stderr}");
+    assert!(stderr.contains("corrupt") && stderr.contains("--wal-recovery skip-damaged"), "{stderr}");
+    assert_eq!(std::fs::read(newest).unwrap(), bytes, "a refused start changes nothing");
 
-    let server = Server::start_with(&data, &["--wal-recovery", "point-in-time"]);
-    let (status, _) = server.get_json(&format!("/api/traces/{}", hex(&[3; 16])));
-    assert_eq!(status, 404, "records after the damage are given up, as the operator chose");
+    // By default the damaged record is skipped and the two after it kept
+    // (they used to be given up with the rest of the segment).
+    let server = Server::start(&data);
+    let (status, _) = server.get_json(&format!("/api/traces/{}", hex(&[1; 16])));
+    assert_eq!(status, 404, "the damaged record's trace is lost");
+    for i in 2..=3u8 {
+        let trace = server.wait_trace(&hex(&[i; 16]), 1, Duration::from_secs(5));
+        assert_eq!(trace["spans"][0]["operationName"], "w");
+    }
+    let name = newest.file_name().unwrap().to_string_lossy().into_owned();
+    let stderr = server.stderr();
+    assert!(stderr.contains("skipped a damaged stretch") && stderr.contains(&name), "{stderr}");
+    let resp = crate::harness::agent().get(&format!("{}/metrics", server.api)).call().unwrap();
+    let mut text = String::new();
+    std::io::Read::read_to_string(&mut resp.into_body().into_reader(), &mut text).unwrap();
+    assert!(text.lines().any(|l| l == "sightline_wal_recovery_skipped_total 1"), "{text}");
+}
+
+#[test]
+fn verify_and_repair_from_the_command_line() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data");
+    let mut server = Server::start(&data);
+    for i in 1..=3u8 {
+        let req = request("repair-svc", vec![span([i; 16], [i; 8], None, "r", now_ns())]);
+        assert_eq!(server.post_traces("application/x-protobuf", None, &encode(&req)).status, 200);
+    }
+    // Repair refuses to run beside a server.
+    let run = |cmd: &str| {
+        Command::new(env!("CARGO_BIN_EXE_sightline")).args([cmd, "--data-dir"]).arg(&data).output().unwrap()
+    };
+    let out = run("repair");
+    assert_eq!(out.status.code(), Some(2), "{}", String::from_utf8_lossy(&out.stdout));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("in use"));
+    assert_eq!(server.terminate().code(), Some(0)); // flushes the head into a block
+
+    let out = run("verify");
+    assert_eq!(out.status.code(), Some(0), "{}", String::from_utf8_lossy(&out.stdout));
+    assert!(String::from_utf8_lossy(&out.stdout).contains("no damage found"));
+    let block = std::fs::read_dir(data.join("blocks")).unwrap().next().unwrap().unwrap().path();
+    let file = block.join("data.parquet");
+    let mut bytes = std::fs::read(&file).unwrap();
+    bytes[200] ^= 0x01;
+    std::fs::write(&file, bytes).unwrap();
+
+    let out = run("verify");
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert_eq!(out.status.code(), Some(1), "{stdout}");
+    assert!(stdout.contains("DAMAGED: checksum mismatch in data.parquet bytes 0..4096"), "{stdout}");
+    let out = run("repair");
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert_eq!(out.status.code(), Some(0), "{stdout}");
+    assert!(stdout.contains("set aside in") && stdout.contains("quarantine"), "{stdout}");
+    assert_eq!(run("verify").status.code(), Some(0));
+
+    let server = Server::start(&data);
+    let req = request("repair-svc", vec![span([9; 16], [9; 8], None, "after", now_ns())]);
+    assert_eq!(server.post_traces("application/x-protobuf", None, &encode(&req)).status, 200);
+    server.wait_trace(&hex(&[9; 16]), 1, Duration::from_secs(5));
 }

@@ -1,0 +1,77 @@
+//! Blocks found damaged while the store runs, and what is done about it.
+//!
+//! A block whose bytes fail their checksum (or that cannot be opened at
+//! all) is not served as data, not merged and not deleted: reads of its
+//! intact parts still verify and are served, a read that hits the damage
+//! skips the block for that query, and compaction leaves it alone (merging
+//! it would fail forever, and a stalled compactor stalls flushes). The
+//! manifest keeps listing it, so nothing deletes it as garbage;
+//! `sightline repair` sets it aside and reports what was lost.
+//!
+//! Each block is logged once, when it is first found; every failed read
+//! counts in `sightline_store_damaged_block_reads_total`.
+
+use std::collections::BTreeMap;
+use std::fmt::Display;
+
+use parking_lot::Mutex;
+use prometheus_client::metrics::counter::Counter;
+use prometheus_client::metrics::gauge::Gauge;
+
+use crate::Metrics;
+
+/// See the module docs.
+#[derive(Debug, Default)]
+pub(crate) struct Damaged {
+    /// Block id → the first error found, for health and logs.
+    blocks: Mutex<BTreeMap<String, String>>,
+    reads: Counter,
+    gauge: Gauge,
+}
+
+impl Damaged {
+    pub(crate) fn new(metrics: &Metrics) -> Damaged {
+        Damaged {
+            blocks: Mutex::default(),
+            reads: metrics.damaged_block_reads.clone(),
+            gauge: metrics.damaged_blocks.clone(),
+        }
+    }
+
+    /// Records that a read of block `id` failed on damage. Logs the first
+    /// time a block is reported.
+    pub(crate) fn report(&self, id: &str, error: &dyn Display) {
+        self.reads.inc();
+        let mut blocks = self.blocks.lock();
+        if blocks.contains_key(id) {
+            return;
+        }
+        let error = error.to_string();
+        tracing::error!(
+            block = %id,
+            error = %error,
+            "block is damaged: reads that reach the damage skip it, compaction leaves it alone; \
+             `sightline verify` lists the damage, `sightline repair` sets the block aside"
+        );
+        blocks.insert(id.to_owned(), error);
+        self.gauge.set(blocks.len() as i64);
+    }
+
+    pub(crate) fn contains(&self, id: &str) -> bool {
+        self.blocks.lock().contains_key(id)
+    }
+
+    /// Damaged blocks and the first error of each, by id.
+    pub(crate) fn list(&self) -> Vec<(String, String)> {
+        self.blocks.lock().iter().map(|(k, v)| (k.clone(), v.clone())).collect()
+    }
+
+    /// Forgets blocks that left the manifest (retention).
+    pub(crate) fn forget(&self, ids: &[String]) {
+        let mut blocks = self.blocks.lock();
+        for id in ids {
+            blocks.remove(id);
+        }
+        self.gauge.set(blocks.len() as i64);
+    }
+}
