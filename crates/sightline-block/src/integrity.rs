@@ -46,7 +46,7 @@ use crate::Error;
 
 /// Bytes per checksummed chunk of `data.parquet` for blocks this build
 /// writes (readers take the size from `meta.json`).
-pub(crate) const CHUNK_BYTES: u32 = 4096;
+pub const CHUNK_BYTES: u32 = 4096;
 
 /// The `checksums` object of `meta.json`, minus its own `meta` field.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -68,19 +68,21 @@ const ALGORITHM: &str = "crc32c";
 
 /// A block's data checksums, decoded.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub(crate) struct Checksums {
-    pub(crate) chunk_bytes: u64,
-    pub(crate) crcs: Vec<u32>,
+pub struct Checksums {
+    /// Bytes per chunk; the last chunk may be shorter.
+    pub chunk_bytes: u64,
+    /// CRC32C of each chunk.
+    pub crcs: Vec<u32>,
 }
 
 impl Checksums {
     /// Chunks needed for a file of `len` bytes.
-    pub(crate) fn chunks_for(&self, len: u64) -> u64 {
+    pub fn chunks_for(&self, len: u64) -> u64 {
         len.div_ceil(self.chunk_bytes.max(1))
     }
 
     /// Heap bytes held.
-    pub(crate) fn memory_size(&self) -> usize {
+    pub fn memory_size(&self) -> usize {
         self.crcs.len() * 4
     }
 
@@ -115,7 +117,7 @@ impl Checksums {
 /// Serialises a block's `meta.json`: `fields` (the [`crate::BlockMeta`] as
 /// JSON) plus the checksums object, whose `meta` field is the CRC of the
 /// canonical form of everything else.
-pub(crate) fn encode_meta(mut fields: Value, checksums: &Checksums) -> Result<Vec<u8>, String> {
+pub fn encode_meta(mut fields: Value, checksums: &Checksums) -> Result<Vec<u8>, String> {
     let stored = serde_json::to_value(checksums.to_stored()).map_err(|e| e.to_string())?;
     let obj = fields.as_object_mut().ok_or("meta is not a JSON object")?;
     obj.insert(KEY.to_owned(), stored);
@@ -128,7 +130,7 @@ pub(crate) fn encode_meta(mut fields: Value, checksums: &Checksums) -> Result<Ve
 
 /// Checks and strips the checksums object of a parsed `meta.json`: `None`
 /// for a block written before checksums existed.
-pub(crate) fn decode_meta(fields: &mut Value) -> Result<Option<Checksums>, String> {
+pub fn decode_meta(fields: &mut Value) -> Result<Option<Checksums>, String> {
     let obj = fields.as_object_mut().ok_or("meta.json is not a JSON object")?;
     let Some(stored) = obj.get_mut(KEY) else { return Ok(None) };
     let Value::Object(c) = stored else { return Err(format!("\"{KEY}\" is not an object")) };
@@ -199,7 +201,7 @@ fn write_canonical(value: &Value, out: &mut Vec<u8>) {
 
 /// A writer that computes chunk checksums of everything written through it.
 #[derive(Debug)]
-pub(crate) struct ChecksumWriter<W> {
+pub struct ChecksumWriter<W> {
     inner: W,
     chunk_bytes: usize,
     crc: u32,
@@ -208,17 +210,19 @@ pub(crate) struct ChecksumWriter<W> {
 }
 
 impl<W> ChecksumWriter<W> {
-    pub(crate) fn new(inner: W) -> ChecksumWriter<W> {
+    /// Wraps `inner`; chunks of [`CHUNK_BYTES`].
+    pub fn new(inner: W) -> ChecksumWriter<W> {
         ChecksumWriter { inner, chunk_bytes: CHUNK_BYTES as usize, crc: 0, filled: 0, crcs: Vec::new() }
     }
 
-    pub(crate) fn get_ref(&self) -> &W {
+    /// The wrapped writer.
+    pub fn get_ref(&self) -> &W {
         &self.inner
     }
 
     /// The checksums of everything written so far (the last chunk may be
     /// partial). Call once, after the last write.
-    pub(crate) fn finish(&mut self) -> Checksums {
+    pub fn finish(&mut self) -> Checksums {
         if self.filled > 0 {
             self.crcs.push(self.crc);
             self.crc = 0;
@@ -266,12 +270,12 @@ pub struct Mismatch {
 
 /// The first mismatch any read of a block found, shared by its readers so
 /// a failed decode can be reported as the damage that caused it.
-pub(crate) type DamageSlot = Arc<OnceLock<Mismatch>>;
+pub type DamageSlot = Arc<OnceLock<Mismatch>>;
 
 /// `data.parquet` opened for reading, every read checked against the
 /// block's checksums (or, for an unchecksummed block, read as is).
 #[derive(Debug, Clone)]
-pub(crate) struct VerifiedFile {
+pub struct VerifiedFile {
     inner: Arc<Inner>,
 }
 
@@ -285,7 +289,9 @@ struct Inner {
 }
 
 impl VerifiedFile {
-    pub(crate) fn open(
+    /// Opens `path`, to be checked against `sums` (`None`: unchecked);
+    /// the first mismatch found is also recorded in `damage`.
+    pub fn open(
         path: &Path,
         sums: Option<Arc<Checksums>>,
         damage: DamageSlot,
@@ -296,7 +302,7 @@ impl VerifiedFile {
     }
 
     /// Reads `start..start + length`, verified.
-    pub(crate) fn read_range(&self, start: u64, length: usize) -> Result<Bytes, Error> {
+    pub fn read_range(&self, start: u64, length: usize) -> Result<Bytes, Error> {
         let inner = &*self.inner;
         let end = start.checked_add(length as u64).filter(|&e| e <= inner.len).ok_or_else(|| {
             Error::corrupt(
@@ -334,7 +340,7 @@ impl VerifiedFile {
     }
 
     /// Checks every chunk of the file: the damaged ranges, in order.
-    pub(crate) fn scan(path: &Path, sums: &Checksums) -> Result<Vec<Mismatch>, Error> {
+    pub fn scan(path: &Path, sums: &Checksums) -> Result<Vec<Mismatch>, Error> {
         let mut file = File::open(path).map_err(|e| Error::io(path, e))?;
         let len = file.metadata().map_err(|e| Error::io(path, e))?.len();
         let mut damaged = Vec::new();
@@ -386,7 +392,7 @@ impl ChunkReader for VerifiedFile {
 
 /// Sequential reads through [`VerifiedFile`], a chunk at a time.
 #[derive(Debug)]
-pub(crate) struct VerifiedRead {
+pub struct VerifiedRead {
     file: VerifiedFile,
     pos: u64,
     buf: Bytes,

@@ -67,6 +67,19 @@ pub use compact::compact;
 pub use error::Error;
 pub(crate) use error::contain;
 pub use integrity::{Mismatch, json_checksum};
+
+/// The block checksums, for other block formats stored beside trace
+/// blocks (the log store's): a [`checked::ChecksumWriter`] computes chunk
+/// CRCs as a file streams out, [`checked::encode_meta`] /
+/// [`checked::decode_meta`] put them (and a self-check) into a `meta.json`,
+/// and every read through [`checked::VerifiedFile`] is checked before it is
+/// decoded, exactly as for trace blocks.
+pub mod checked {
+    pub use crate::integrity::{
+        CHUNK_BYTES, ChecksumWriter, Checksums, DamageSlot, VerifiedFile, VerifiedRead, decode_meta,
+        encode_meta,
+    };
+}
 pub use meta::BlockMeta;
 pub use otlp::{OtlpSpan, write_otlp};
 pub use read::{Block, SpanChunks};

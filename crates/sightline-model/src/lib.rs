@@ -18,6 +18,7 @@ mod batch;
 mod contract;
 mod ids;
 mod log;
+mod logquery;
 pub mod memory;
 mod metric;
 pub mod otlp;
@@ -35,6 +36,7 @@ pub use contract::{
 };
 pub use ids::{IdError, SpanId, TraceId};
 pub use log::{LogBatch, LogRecord};
+pub use logquery::{BodyMatcher, LogCursor, LogPage, LogQuery, LogReader};
 pub use memory::{MemoryBudget, Pressure};
 pub use metric::{
     Exemplar, ExponentialBuckets, ExponentialHistogramPoint, HistogramPoint, Metric, MetricBatch, MetricData,

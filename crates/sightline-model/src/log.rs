@@ -43,6 +43,27 @@ impl LogRecord {
     pub fn service_name(&self) -> &str {
         self.resource.service_name()
     }
+
+    /// When the record happened: its own time, or when it was observed
+    /// for records that carry none (the OTLP data model's advice). What
+    /// log searches filter and sort on.
+    pub fn timestamp(&self) -> u64 {
+        if self.time_unix_nano != 0 { self.time_unix_nano } else { self.observed_time_unix_nano }
+    }
+
+    /// A stable 64-bit digest of the record and its service (FNV-1a over
+    /// its OTLP encoding): the tie-breaker that orders records of the same
+    /// timestamp for paging, equal for a record sent twice. Fixed across
+    /// builds and machines, so a cursor survives restarts.
+    pub fn fingerprint(&self) -> u64 {
+        let mut hash: u64 = 0xcbf2_9ce4_8422_2325;
+        let encoded = otlp::encode_record(self).encode_to_vec();
+        for b in encoded.iter().chain([0u8].iter()).chain(self.service_name().as_bytes()) {
+            hash ^= u64::from(*b);
+            hash = hash.wrapping_mul(0x0000_0100_0000_01b3);
+        }
+        hash
+    }
 }
 
 /// A unit of log ingest: decoded records plus their OTLP protobuf

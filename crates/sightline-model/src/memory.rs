@@ -76,6 +76,12 @@ impl MemoryBudget {
         share(self.limit, 16)
     }
 
+    /// The log store's live head size: logs arrive beside traces, so
+    /// their head gets a quarter of the trace head's share.
+    pub fn log_head_bytes(&self) -> usize {
+        share(self.limit, 64)
+    }
+
     /// Bytes of query results all queries may build at once.
     pub fn query_bytes(&self) -> usize {
         share(self.limit, 16)

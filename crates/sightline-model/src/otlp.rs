@@ -10,7 +10,7 @@ mod metrics;
 #[cfg(test)]
 mod tests;
 
-pub use logs::{DecodedLogs, decode_logs_request, encode_logs, encode_record};
+pub use logs::{DecodedLogs, decode_logs_request, decode_record, encode_logs, encode_record};
 pub use metrics::{DecodedMetrics, decode_metrics_request, encode_metric, encode_metrics};
 pub mod wire;
 

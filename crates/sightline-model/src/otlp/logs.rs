@@ -67,7 +67,10 @@ pub fn decode_logs_request(request: ExportLogsServiceRequest) -> DecodedLogs {
     out
 }
 
-fn decode_record(
+/// Decodes one record with its (already decoded) resource and scope, as
+/// [`decode_logs_request`] does for each record: for stores that keep a
+/// record's parts in separate columns.
+pub fn decode_record(
     r: pl::LogRecord,
     resource: &Arc<Resource>,
     scope: &Arc<Scope>,

@@ -1,0 +1,24 @@
+//! Log blocks: one Parquet file of records plus `meta.json`, written once
+//! from a frozen head and read by searches. The schema and the reasons for
+//! its sort order are in `docs/log-block-format.md`.
+//!
+//! Rows are sorted by `(service, time, fingerprint)`: a search for one
+//! service's recent records reads the row groups whose `service` and
+//! `time` min/max cover it; a search by trace id (records of one trace are
+//! spread across services and time) asks each row group's `trace_id`
+//! bloom filter, cached in memory after the first lookup. Every byte read
+//! is checked against the block's checksums first
+//! (`sightline_block::checked`), as for trace blocks.
+
+pub(crate) mod read;
+mod schema;
+mod write;
+
+pub(crate) use read::LogBlock;
+pub use schema::{FORMAT_VERSION, LogBlockMeta};
+pub(crate) use write::write;
+
+/// The data file inside a block folder.
+pub(crate) const DATA_FILE: &str = "data.parquet";
+/// The metadata file inside a block folder.
+pub(crate) const META_FILE: &str = "meta.json";

@@ -1,0 +1,259 @@
+//! Reading a block: open (meta.json checked, footer read through the
+//! checksummed file), prune row groups by min/max and bloom filter, decode
+//! only the rows that pass the cheap column checks.
+
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, OnceLock};
+
+use arrow_array::RecordBatch;
+use arrow_array::cast::AsArray as _;
+use arrow_array::types::{Int32Type, Int64Type};
+use opentelemetry_proto::tonic::common::v1::{AnyValue, any_value};
+use opentelemetry_proto::tonic::logs::v1 as pl;
+use parquet::arrow::arrow_reader::{
+    ArrowReaderMetadata, ArrowReaderOptions, ParquetRecordBatchReaderBuilder,
+};
+use parquet::bloom_filter::Sbbf;
+use parquet::file::statistics::Statistics;
+use prost::Message as _;
+use sightline_block::checked::{DamageSlot, VerifiedFile, decode_meta};
+use sightline_model::{LogQuery, Resource, Scope, otlp};
+
+use super::schema::{self, Col, FORMAT_VERSION, LogBlockMeta};
+use super::write::NO_TIME_MARKER;
+use super::{DATA_FILE, META_FILE};
+use crate::Error;
+use crate::topk::TopK;
+
+/// Rows decoded per Arrow batch while searching.
+const READ_BATCH_ROWS: usize = 4096;
+
+/// An open block. Cheap to share; searches open no file handles of their
+/// own (reads go through the one verified file).
+#[derive(Debug)]
+pub(crate) struct LogBlock {
+    meta: LogBlockMeta,
+    data_path: PathBuf,
+    file: VerifiedFile,
+    reader_meta: ArrowReaderMetadata,
+    /// Per row group, the `trace_id` bloom filter, read on first use.
+    blooms: OnceLock<Vec<Option<Sbbf>>>,
+}
+
+impl LogBlock {
+    /// Opens the block in folder `dir`, checking `meta.json` and reading
+    /// the Parquet footer through the checksums.
+    pub(crate) fn open(dir: &Path) -> Result<LogBlock, Error> {
+        let meta_path = dir.join(META_FILE);
+        let text = std::fs::read(&meta_path).map_err(|e| Error::io(&meta_path, e))?;
+        let mut fields: serde_json::Value =
+            serde_json::from_slice(&text).map_err(|e| Error::corrupt(&meta_path, e.to_string()))?;
+        let sums = decode_meta(&mut fields)
+            .map_err(|e| Error::corrupt(&meta_path, e))?
+            .ok_or_else(|| Error::corrupt(&meta_path, "no checksums"))?;
+        let meta: LogBlockMeta =
+            serde_json::from_value(fields).map_err(|e| Error::corrupt(&meta_path, e.to_string()))?;
+        if meta.format != FORMAT_VERSION {
+            return Err(Error::corrupt(&meta_path, format!("unknown log block format {:?}", meta.format)));
+        }
+        let data_path = dir.join(DATA_FILE);
+        let damage: DamageSlot = Arc::default();
+        let file = VerifiedFile::open(&data_path, Some(Arc::new(sums)), damage)?;
+        let reader_meta = ArrowReaderMetadata::load(&file, ArrowReaderOptions::new())
+            .map_err(|source| Error::Parquet { path: data_path.clone(), source })?;
+        let expected = schema::arrow_schema();
+        if reader_meta.schema().fields() != expected.fields() {
+            return Err(Error::corrupt(&data_path, "columns differ from the log block schema"));
+        }
+        Ok(LogBlock { meta, data_path, file, reader_meta, blooms: OnceLock::new() })
+    }
+
+    pub(crate) fn meta(&self) -> &LogBlockMeta {
+        &self.meta
+    }
+
+    /// Adds the block's matches to `top`.
+    pub(crate) fn search(&self, q: &LogQuery, top: &mut TopK) -> Result<(), Error> {
+        let m = &self.meta;
+        if m.record_count == 0
+            || q.start_unix_nanos.is_some_and(|s| m.max_time_unix_nanos < s)
+            || q.end_unix_nanos.is_some_and(|e| m.min_time_unix_nanos > e)
+            || q.after.is_some_and(|c| m.min_time_unix_nanos > c.time_unix_nanos)
+            || top.floor().is_some_and(|f| m.max_time_unix_nanos < f.0)
+            || q.service.as_ref().is_some_and(|s| m.services.binary_search(s).is_err())
+        {
+            return Ok(());
+        }
+        let groups = self.row_groups(q, top)?;
+        if groups.is_empty() {
+            return Ok(());
+        }
+        let reader =
+            ParquetRecordBatchReaderBuilder::new_with_metadata(self.file.clone(), self.reader_meta.clone())
+                .with_row_groups(groups)
+                .with_batch_size(READ_BATCH_ROWS)
+                .build()
+                .map_err(|source| Error::Parquet { path: self.data_path.clone(), source })?;
+        let mut origins = Origins::default();
+        for batch in reader {
+            let batch = batch.map_err(|source| Error::Arrow { path: self.data_path.clone(), source })?;
+            self.search_batch(&batch, q, top, &mut origins)?;
+        }
+        Ok(())
+    }
+
+    /// Row groups that may hold matches: time and service min/max, then
+    /// the trace id's bloom filter.
+    fn row_groups(&self, q: &LogQuery, top: &TopK) -> Result<Vec<usize>, Error> {
+        let meta = self.reader_meta.metadata();
+        let mut out = Vec::new();
+        for rg in 0..meta.num_row_groups() {
+            let group = meta.row_group(rg);
+            if let Some(Statistics::Int64(s)) = group.column(Col::Time.index()).statistics()
+                && let (Some(&min), Some(&max)) = (s.min_opt(), s.max_opt())
+            {
+                let (min, max) = (min as u64, max as u64);
+                if q.start_unix_nanos.is_some_and(|s| max < s)
+                    || q.end_unix_nanos.is_some_and(|e| min > e)
+                    || q.after.is_some_and(|c| min > c.time_unix_nanos)
+                    || top.floor().is_some_and(|f| max < f.0)
+                {
+                    continue;
+                }
+            }
+            if let Some(service) = &q.service
+                && let Some(Statistics::ByteArray(s)) = group.column(Col::Service.index()).statistics()
+                && let (Some(min), Some(max)) = (s.min_opt(), s.max_opt())
+                && (service.as_bytes() < min.data() || service.as_bytes() > max.data())
+            {
+                continue;
+            }
+            if q.min_severity > 0
+                && let Some(Statistics::Int32(s)) = group.column(Col::SeverityNumber.index()).statistics()
+                && s.max_opt().is_some_and(|&max| max < q.min_severity)
+            {
+                continue;
+            }
+            if let Some(id) = q.trace_id
+                && self
+                    .blooms()?
+                    .get(rg)
+                    .and_then(Option::as_ref)
+                    .is_some_and(|b| !b.check(&id.as_bytes()[..]))
+            {
+                continue;
+            }
+            out.push(rg);
+        }
+        Ok(out)
+    }
+
+    fn blooms(&self) -> Result<&[Option<Sbbf>], Error> {
+        if let Some(b) = self.blooms.get() {
+            return Ok(b);
+        }
+        let builder =
+            ParquetRecordBatchReaderBuilder::new_with_metadata(self.file.clone(), self.reader_meta.clone());
+        let groups = self.reader_meta.metadata().num_row_groups();
+        let blooms = (0..groups)
+            .map(|rg| builder.get_row_group_column_bloom_filter(rg, Col::TraceId.index()))
+            .collect::<Result<Vec<_>, _>>()
+            .map_err(|source| Error::Parquet { path: self.data_path.clone(), source })?;
+        Ok(self.blooms.get_or_init(|| blooms))
+    }
+
+    fn search_batch(
+        &self,
+        batch: &RecordBatch,
+        q: &LogQuery,
+        top: &mut TopK,
+        origins: &mut Origins,
+    ) -> Result<(), Error> {
+        let col = |c: Col| batch.column(c.index());
+        let service = col(Col::Service).as_string::<i32>();
+        let time = col(Col::Time).as_primitive::<Int64Type>();
+        let fingerprint = col(Col::Fingerprint).as_primitive::<Int64Type>();
+        let observed = col(Col::Observed).as_primitive::<Int64Type>();
+        let severity = col(Col::SeverityNumber).as_primitive::<Int32Type>();
+        let severity_text = col(Col::SeverityText).as_string::<i32>();
+        let trace_id = col(Col::TraceId).as_fixed_size_binary();
+        let span_id = col(Col::SpanId).as_fixed_size_binary();
+        let body = col(Col::Body).as_string::<i32>();
+        let rest = col(Col::Rest).as_binary::<i32>();
+        let origin = col(Col::Origin).as_binary::<i32>();
+        use arrow_array::Array as _;
+        for row in 0..batch.num_rows() {
+            let key = (time.value(row) as u64, fingerprint.value(row) as u64);
+            if !q.key_in_range(key.0, key.1) || !top.accepts(key) {
+                continue;
+            }
+            if q.service.as_deref().is_some_and(|s| s != service.value(row))
+                || severity.value(row) < q.min_severity
+            {
+                continue;
+            }
+            let row_trace = (!trace_id.is_null(row)).then(|| trace_id.value(row));
+            if q.trace_id.is_some_and(|id| row_trace != Some(&id.as_bytes()[..])) {
+                continue;
+            }
+            let row_span = (!span_id.is_null(row)).then(|| span_id.value(row));
+            if q.span_id.is_some_and(|id| row_span != Some(&id.as_bytes()[..])) {
+                continue;
+            }
+            let body_text = (!body.is_null(row)).then(|| body.value(row));
+            if q.body.as_ref().is_some_and(|m| !m.matches(body_text.unwrap_or(""))) {
+                continue;
+            }
+            let mut rec = pl::LogRecord::decode(rest.value(row))
+                .map_err(|e| Error::corrupt(&self.data_path, format!("rest column: {e}")))?;
+            rec.time_unix_nano = if rec.time_unix_nano == NO_TIME_MARKER { 0 } else { key.0 };
+            rec.observed_time_unix_nano = observed.value(row) as u64;
+            rec.severity_number = severity.value(row);
+            rec.severity_text = severity_text.value(row).to_owned();
+            rec.trace_id = row_trace.map(<[u8]>::to_vec).unwrap_or_default();
+            rec.span_id = row_span.map(<[u8]>::to_vec).unwrap_or_default();
+            if rec.body.is_none()
+                && let Some(text) = body_text
+            {
+                rec.body = Some(AnyValue { value: Some(any_value::Value::StringValue(text.to_owned())) });
+            }
+            let (resource, scope) = origins.get(origin.value(row), &self.data_path)?;
+            let record = otlp::decode_record(rec, &resource, &scope)
+                .map_err(|e| Error::corrupt(&self.data_path, format!("stored record: {e}")))?;
+            if q.matches_content(&record) {
+                top.push(key, record);
+            }
+        }
+        Ok(())
+    }
+}
+
+/// Decoded resources and scopes of one search, by their stored bytes.
+#[derive(Default)]
+struct Origins(HashMap<Vec<u8>, (Arc<Resource>, Arc<Scope>)>);
+
+impl Origins {
+    fn get(&mut self, bytes: &[u8], path: &Path) -> Result<(Arc<Resource>, Arc<Scope>), Error> {
+        if let Some((r, s)) = self.0.get(bytes) {
+            return Ok((Arc::clone(r), Arc::clone(s)));
+        }
+        let rl = pl::ResourceLogs::decode(bytes)
+            .map_err(|e| Error::corrupt(path, format!("origin column: {e}")))?;
+        let resource = Arc::new(otlp::decode_resource(rl.resource, rl.schema_url));
+        let (scope, url) =
+            rl.scope_logs.into_iter().next().map(|sl| (sl.scope, sl.schema_url)).unwrap_or_default();
+        let scope = Arc::new(otlp::decode_scope(scope, url));
+        self.0.insert(bytes.to_vec(), (Arc::clone(&resource), Arc::clone(&scope)));
+        Ok((resource, scope))
+    }
+}
+
+/// For tests: every record of a block, in file order.
+#[cfg(test)]
+pub(crate) fn all_records(block: &LogBlock) -> Vec<sightline_model::LogRecord> {
+    let q = LogQuery { limit: usize::MAX, ..LogQuery::default() };
+    let mut top = TopK::new(usize::MAX / 2);
+    block.search(&q, &mut top).unwrap();
+    top.into_page(Vec::new()).records
+}

@@ -1,0 +1,146 @@
+//! The log block schema: column order, Arrow types, writer settings, and
+//! `meta.json`. One place, versioned by [`FORMAT_VERSION`].
+
+use std::sync::Arc;
+
+use arrow_schema::{DataType, Field, Schema, SchemaRef};
+use parquet::basic::{Compression, Encoding, ZstdLevel};
+use parquet::file::metadata::SortingColumn;
+use parquet::file::properties::{EnabledStatistics, WriterProperties, WriterVersion};
+use parquet::schema::types::ColumnPath;
+use serde::{Deserialize, Serialize};
+
+/// Format version in `meta.json` and the Parquet key-value metadata
+/// (`sightline.format`); readers refuse any other.
+pub const FORMAT_VERSION: &str = "sl-logs1";
+
+/// Parquet key-value metadata key holding [`FORMAT_VERSION`].
+pub(crate) const META_FORMAT: &str = "sightline.format";
+
+/// Columns, in file order (the index is the Parquet leaf and root index:
+/// the schema is flat).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Col {
+    Service = 0,
+    Time = 1,
+    Fingerprint = 2,
+    Observed = 3,
+    SeverityNumber = 4,
+    SeverityText = 5,
+    TraceId = 6,
+    SpanId = 7,
+    Body = 8,
+    Rest = 9,
+    Origin = 10,
+}
+
+impl Col {
+    pub(crate) const ALL: [Col; 11] = [
+        Col::Service,
+        Col::Time,
+        Col::Fingerprint,
+        Col::Observed,
+        Col::SeverityNumber,
+        Col::SeverityText,
+        Col::TraceId,
+        Col::SpanId,
+        Col::Body,
+        Col::Rest,
+        Col::Origin,
+    ];
+
+    pub(crate) fn index(self) -> usize {
+        self as usize
+    }
+
+    pub(crate) fn name(self) -> &'static str {
+        match self {
+            Col::Service => "service",
+            Col::Time => "time_unix_nano",
+            Col::Fingerprint => "fingerprint",
+            Col::Observed => "observed_time_unix_nano",
+            Col::SeverityNumber => "severity_number",
+            Col::SeverityText => "severity_text",
+            Col::TraceId => "trace_id",
+            Col::SpanId => "span_id",
+            Col::Body => "body",
+            Col::Rest => "rest",
+            Col::Origin => "origin",
+        }
+    }
+
+    fn field(self) -> Field {
+        let (ty, nullable) = match self {
+            Col::Service | Col::SeverityText => (DataType::Utf8, false),
+            Col::Time | Col::Fingerprint | Col::Observed => (DataType::Int64, false),
+            Col::SeverityNumber => (DataType::Int32, false),
+            Col::TraceId => (DataType::FixedSizeBinary(16), true),
+            Col::SpanId => (DataType::FixedSizeBinary(8), true),
+            Col::Body => (DataType::Utf8, true),
+            Col::Rest | Col::Origin => (DataType::Binary, false),
+        };
+        Field::new(self.name(), ty, nullable)
+    }
+}
+
+/// The Arrow schema of a block.
+pub(crate) fn arrow_schema() -> SchemaRef {
+    Arc::new(Schema::new(Col::ALL.map(Col::field).to_vec()))
+}
+
+/// Writer settings: zstd, dictionaries where values repeat (service,
+/// severity text, origin), row-group min/max only on the columns searches
+/// prune with, and a bloom filter on `trace_id`.
+pub(crate) fn writer_properties(
+    row_group_rows: usize,
+    kv: Vec<parquet::file::metadata::KeyValue>,
+) -> WriterProperties {
+    let col = |c: Col| ColumnPath::from(c.name());
+    let level = ZstdLevel::try_new(3).unwrap_or_default();
+    let mut b = WriterProperties::builder()
+        .set_writer_version(WriterVersion::PARQUET_1_0)
+        .set_compression(Compression::ZSTD(level))
+        .set_max_row_group_row_count(Some(row_group_rows.max(1)))
+        .set_dictionary_enabled(true)
+        .set_statistics_enabled(EnabledStatistics::None)
+        .set_key_value_metadata(Some(kv))
+        .set_sorting_columns(Some(vec![
+            SortingColumn { column_idx: Col::Service as i32, descending: false, nulls_first: false },
+            SortingColumn { column_idx: Col::Time as i32, descending: false, nulls_first: false },
+        ]));
+    for c in [Col::Service, Col::Time, Col::SeverityNumber] {
+        b = b.set_column_statistics_enabled(col(c), EnabledStatistics::Chunk);
+    }
+    // Sorted times within a service: deltas are small.
+    b = b
+        .set_column_dictionary_enabled(col(Col::Time), false)
+        .set_column_encoding(col(Col::Time), Encoding::DELTA_BINARY_PACKED);
+    // Random values: neither a dictionary nor deltas shrink them.
+    for c in [Col::Fingerprint, Col::SpanId, Col::Rest] {
+        b = b.set_column_dictionary_enabled(col(c), false).set_column_encoding(col(c), Encoding::PLAIN);
+    }
+    b.set_column_bloom_filter_enabled(col(Col::TraceId), true)
+        .set_column_bloom_filter_fpp(col(Col::TraceId), 0.01)
+        .build()
+}
+
+/// `meta.json`: what the store needs to know about a block without
+/// opening its data (pruning, retention, service listings).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct LogBlockMeta {
+    /// Block id (its folder name).
+    pub id: String,
+    /// [`FORMAT_VERSION`].
+    pub format: String,
+    /// Number of records (rows).
+    pub record_count: u64,
+    /// Earliest record time (ns since the Unix epoch).
+    pub min_time_unix_nanos: u64,
+    /// Latest record time.
+    pub max_time_unix_nanos: u64,
+    /// Services with records in the block, sorted.
+    pub services: Vec<String>,
+    /// Size of `data.parquet` in bytes.
+    pub size_bytes: u64,
+}

@@ -1,0 +1,231 @@
+//! Writing a block: records sorted, encoded in row chunks, streamed
+//! through the checksum writer, then published durably (temp folder,
+//! fsync, rename, fsync parent).
+
+use std::fs::File;
+use std::io::Write as _;
+use std::path::Path;
+use std::sync::Arc;
+
+use arrow_array::builder::{
+    BinaryBuilder, FixedSizeBinaryBuilder, Int32Builder, Int64Builder, StringBuilder,
+};
+use arrow_array::{ArrayRef, RecordBatch};
+use opentelemetry_proto::tonic::logs::v1 as pl;
+use parquet::arrow::ArrowWriter;
+use parquet::file::metadata::KeyValue as ParquetKeyValue;
+use prost::Message as _;
+use sightline_block::checked::{ChecksumWriter, encode_meta};
+use sightline_model::{LogRecord, Value, otlp};
+
+use super::schema::{self, FORMAT_VERSION, LogBlockMeta};
+use super::{DATA_FILE, META_FILE};
+use crate::Error;
+
+/// Rows encoded into Arrow arrays at once: bounds the writer's memory
+/// beside the records themselves.
+const CHUNK_ROWS: usize = 8192;
+
+/// A record's sort key and the fields derived once for it.
+struct Keyed {
+    time: u64,
+    fingerprint: u64,
+    record: LogRecord,
+}
+
+/// Writes `records` as block `id` under `staging` (the folder
+/// `<staging>/<id>` appears complete or not at all) and returns its meta.
+pub(crate) fn write(
+    staging: &Path,
+    id: &str,
+    records: Vec<LogRecord>,
+    row_group_rows: usize,
+) -> Result<LogBlockMeta, Error> {
+    let mut keyed: Vec<Keyed> = records
+        .into_iter()
+        .map(|record| Keyed { time: record.timestamp(), fingerprint: record.fingerprint(), record })
+        .collect();
+    keyed.sort_by(|a, b| {
+        a.record
+            .service_name()
+            .cmp(b.record.service_name())
+            .then(a.time.cmp(&b.time))
+            .then(a.fingerprint.cmp(&b.fingerprint))
+    });
+    // A record sent twice (a retried export) is stored once.
+    keyed.dedup_by(|a, b| a.time == b.time && a.fingerprint == b.fingerprint);
+
+    let tmp_dir = staging.join(format!(".tmp-{id}"));
+    let final_dir = staging.join(id);
+    if tmp_dir.exists() {
+        std::fs::remove_dir_all(&tmp_dir).map_err(|e| Error::io(&tmp_dir, e))?;
+    }
+    std::fs::create_dir_all(&tmp_dir).map_err(|e| Error::io(&tmp_dir, e))?;
+    let data_path = tmp_dir.join(DATA_FILE);
+    let file = File::create(&data_path).map_err(|e| Error::io(&data_path, e))?;
+    let kv = vec![ParquetKeyValue::new(schema::META_FORMAT.to_owned(), FORMAT_VERSION.to_owned())];
+    let props = schema::writer_properties(row_group_rows, kv);
+    let parquet_err = |source| Error::Parquet { path: data_path.clone(), source };
+    let mut writer = ArrowWriter::try_new(ChecksumWriter::new(file), schema::arrow_schema(), Some(props))
+        .map_err(parquet_err)?;
+
+    let mut services: Vec<String> = Vec::new();
+    let (mut min_time, mut max_time) = (u64::MAX, 0u64);
+    for chunk in keyed.chunks(CHUNK_ROWS) {
+        for k in chunk {
+            min_time = min_time.min(k.time);
+            max_time = max_time.max(k.time);
+            let service = k.record.service_name();
+            if services.last().is_none_or(|s| s != service) {
+                services.push(service.to_owned());
+            }
+        }
+        let batch = encode_chunk(chunk).map_err(|source| Error::Arrow { path: data_path.clone(), source })?;
+        writer.write(&batch).map_err(parquet_err)?;
+    }
+    writer.finish().map_err(parquet_err)?;
+    let checksums = writer.inner_mut().finish();
+    let file = writer.inner().get_ref();
+    // IMPORTANT: data reaches the disk before the block can be published.
+    file.sync_all().map_err(|e| Error::io(&data_path, e))?;
+    let size_bytes = file.metadata().map_err(|e| Error::io(&data_path, e))?.len();
+    drop(writer);
+
+    services.sort();
+    services.dedup();
+    let meta = LogBlockMeta {
+        id: id.to_owned(),
+        format: FORMAT_VERSION.to_owned(),
+        record_count: keyed.len() as u64,
+        min_time_unix_nanos: if keyed.is_empty() { 0 } else { min_time },
+        max_time_unix_nanos: max_time,
+        services,
+        size_bytes,
+    };
+    let meta_path = tmp_dir.join(META_FILE);
+    let fields = serde_json::to_value(&meta).map_err(|e| Error::corrupt(&meta_path, e.to_string()))?;
+    let text = encode_meta(fields, &checksums).map_err(|e| Error::corrupt(&meta_path, e))?;
+    let mut meta_file = File::create(&meta_path).map_err(|e| Error::io(&meta_path, e))?;
+    meta_file.write_all(&text).map_err(|e| Error::io(&meta_path, e))?;
+    meta_file.sync_all().map_err(|e| Error::io(&meta_path, e))?;
+    drop(meta_file);
+
+    // IMPORTANT: fsync the temp folder so both entries exist, rename, then
+    // fsync the parent so the rename itself survives a crash.
+    sync_dir(&tmp_dir)?;
+    if final_dir.exists() {
+        // The same head flushed before a crash that lost the manifest
+        // update: ids derive from content, so the old folder is this block.
+        std::fs::remove_dir_all(&final_dir).map_err(|e| Error::io(&final_dir, e))?;
+    }
+    std::fs::rename(&tmp_dir, &final_dir).map_err(|e| Error::io(&final_dir, e))?;
+    sync_dir(staging)?;
+    Ok(meta)
+}
+
+fn encode_chunk(chunk: &[Keyed]) -> Result<RecordBatch, arrow_schema::ArrowError> {
+    let n = chunk.len();
+    let mut service = StringBuilder::with_capacity(n, n * 8);
+    let mut time = Int64Builder::with_capacity(n);
+    let mut fingerprint = Int64Builder::with_capacity(n);
+    let mut observed = Int64Builder::with_capacity(n);
+    let mut severity_number = Int32Builder::with_capacity(n);
+    let mut severity_text = StringBuilder::with_capacity(n, n * 4);
+    let mut trace_id = FixedSizeBinaryBuilder::with_capacity(n, 16);
+    let mut span_id = FixedSizeBinaryBuilder::with_capacity(n, 8);
+    let mut body = StringBuilder::with_capacity(n, n * 64);
+    let mut rest = BinaryBuilder::with_capacity(n, n * 32);
+    let mut origin = BinaryBuilder::with_capacity(n, n * 64);
+    let mut last_origin: Option<(*const sightline_model::Resource, *const sightline_model::Scope, Vec<u8>)> =
+        None;
+    let mut text = String::new();
+    for k in chunk {
+        let r = &k.record;
+        service.append_value(r.service_name());
+        time.append_value(k.time as i64);
+        fingerprint.append_value(k.fingerprint as i64);
+        observed.append_value(r.observed_time_unix_nano as i64);
+        severity_number.append_value(r.severity_number);
+        severity_text.append_value(&r.severity_text);
+        match r.trace_id {
+            Some(id) => trace_id.append_value(id.as_bytes())?,
+            None => trace_id.append_null(),
+        }
+        match r.span_id {
+            Some(id) => span_id.append_value(id.as_bytes())?,
+            None => span_id.append_null(),
+        }
+        if r.body == Value::Empty {
+            body.append_null();
+        } else {
+            text.clear();
+            r.body.write_text(&mut text);
+            body.append_value(&text);
+        }
+        rest.append_value(encode_rest(r));
+        let key = (Arc::as_ptr(&r.resource), Arc::as_ptr(&r.scope));
+        match &last_origin {
+            Some((res, sc, bytes)) if (*res, *sc) == key => origin.append_value(bytes),
+            _ => {
+                let bytes = encode_origin(r);
+                origin.append_value(&bytes);
+                last_origin = Some((key.0, key.1, bytes));
+            }
+        }
+    }
+    let columns: Vec<ArrayRef> = vec![
+        Arc::new(service.finish()),
+        Arc::new(time.finish()),
+        Arc::new(fingerprint.finish()),
+        Arc::new(observed.finish()),
+        Arc::new(severity_number.finish()),
+        Arc::new(severity_text.finish()),
+        Arc::new(trace_id.finish()),
+        Arc::new(span_id.finish()),
+        Arc::new(body.finish()),
+        Arc::new(rest.finish()),
+        Arc::new(origin.finish()),
+    ];
+    RecordBatch::try_new(schema::arrow_schema(), columns)
+}
+
+/// Marker in `rest.time_unix_nano` for a record that had no time of its
+/// own (its `time_unix_nano` column holds the observed time then).
+pub(crate) const NO_TIME_MARKER: u64 = 1;
+
+/// The record fields without a column of their own, as an OTLP
+/// `LogRecord`: attributes, flags, event name, dropped count, and the body
+/// when it is not a string (string bodies are the `body` column).
+fn encode_rest(r: &LogRecord) -> Vec<u8> {
+    let mut rec = otlp::encode_record(r);
+    rec.time_unix_nano = if r.time_unix_nano == 0 { NO_TIME_MARKER } else { 0 };
+    rec.observed_time_unix_nano = 0;
+    rec.severity_number = 0;
+    rec.severity_text.clear();
+    rec.trace_id.clear();
+    rec.span_id.clear();
+    if matches!(r.body, Value::Str(_) | Value::Empty) {
+        rec.body = None;
+    }
+    rec.encode_to_vec()
+}
+
+/// Resource and scope as a `ResourceLogs` with one empty `ScopeLogs`:
+/// identical for every record of one source, so the column's dictionary
+/// stores it once per row group.
+fn encode_origin(r: &LogRecord) -> Vec<u8> {
+    pl::ResourceLogs {
+        resource: Some(otlp::encode_resource(&r.resource)),
+        scope_logs: vec![pl::ScopeLogs {
+            scope: Some(otlp::encode_scope(&r.scope)),
+            log_records: Vec::new(),
+            schema_url: r.scope.schema_url.clone(),
+        }],
+        schema_url: r.resource.schema_url().to_owned(),
+    }
+    .encode_to_vec()
+}
+
+fn sync_dir(dir: &Path) -> Result<(), Error> {
+    File::open(dir).and_then(|d| d.sync_all()).map_err(|e| Error::io(dir, e))
+}

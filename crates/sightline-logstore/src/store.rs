@@ -1,0 +1,538 @@
+//! [`LogStore`]: WAL + head + blocks behind [`LogsConsumer`] and
+//! [`LogReader`].
+
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+use async_trait::async_trait;
+use opentelemetry_proto::tonic::collector::logs::v1::ExportLogsServiceRequest;
+use parking_lot::{Mutex, RwLock};
+use prost::Message as _;
+use sightline_model::{
+    ComponentHealth, ConsumeError, LogBatch, LogPage, LogQuery, LogReader, LogsConsumer, MemoryBudget,
+    QueryError, otlp,
+};
+use sightline_store::{BlockStorage, LocalFolder, ManifestState, ManifestVersion, flushed_block_id};
+use sightline_wal::{FsyncPolicy, RecoveryMode, SegmentId, Wal};
+use tokio::sync::{Notify, broadcast};
+use tokio::task::JoinHandle;
+
+use crate::Error;
+use crate::block::{self, LogBlock};
+use crate::head::{Head, HeadBatch};
+use crate::topk::TopK;
+
+/// The WAL folder inside the log store's folder.
+pub(crate) const WAL_DIR: &str = "wal";
+
+/// How the log store is set up (built in code by the binary).
+#[derive(Debug, Clone)]
+pub struct Options {
+    /// The log store's own folder (`<data dir>/logs`): its WAL, blocks and
+    /// manifest, beside the trace store's.
+    pub dir: PathBuf,
+    /// When WAL appends are synced before acknowledging (the trace
+    /// store's `--wal-fsync`).
+    pub fsync: FsyncPolicy,
+    /// What WAL recovery does with damaged records.
+    pub wal_recovery: RecoveryMode,
+    /// Cut the head once it holds this many bytes (OTLP bytes + index).
+    pub head_max_bytes: usize,
+    /// Cut the head at least this often when it is not empty.
+    pub head_max_age: Duration,
+    /// Heads cut but not yet flushed; beyond this, appends are refused
+    /// (retryably) until the flusher catches up.
+    pub max_frozen_heads: usize,
+    /// Delete blocks whose newest record is older than this (`--retention`,
+    /// shared with traces).
+    pub retention: Option<Duration>,
+    /// Delete the oldest blocks while log blocks take more than this.
+    pub max_disk_bytes: Option<u64>,
+    /// Records per Parquet row group.
+    pub row_group_rows: usize,
+    /// How often retention runs.
+    pub maintenance_interval: Duration,
+    /// Batches the live tail buffers for its slowest subscriber before
+    /// that subscriber is dropped.
+    pub tail_capacity: usize,
+}
+
+impl Options {
+    /// Defaults for a folder, with the head bound taken from the memory
+    /// budget.
+    pub fn new(dir: impl Into<PathBuf>, memory: &MemoryBudget) -> Options {
+        Options {
+            dir: dir.into(),
+            fsync: FsyncPolicy::Always,
+            wal_recovery: RecoveryMode::default(),
+            head_max_bytes: memory.log_head_bytes().max(1 << 20),
+            head_max_age: Duration::from_secs(300),
+            max_frozen_heads: 2,
+            retention: Some(Duration::from_secs(7 * 24 * 3600)),
+            max_disk_bytes: None,
+            row_group_rows: 16 << 10,
+            maintenance_interval: Duration::from_secs(30),
+            tail_capacity: 64,
+        }
+    }
+}
+
+/// A head cut from ingest, waiting to become a block; it covers WAL
+/// segments `first..=last`.
+#[derive(Debug)]
+struct Frozen {
+    head: Head,
+    first: SegmentId,
+    last: SegmentId,
+}
+
+/// What queries read: replaced piecewise under a short write lock, cloned
+/// (pointer copies) under a read lock.
+#[derive(Debug)]
+struct State {
+    live: Head,
+    /// The first WAL segment the live head's batches may be in.
+    live_first: SegmentId,
+    frozen: Vec<Arc<Frozen>>,
+    blocks: Vec<Arc<LogBlock>>,
+}
+
+#[derive(Debug)]
+struct Inner {
+    opts: Options,
+    wal: Wal,
+    storage: Arc<dyn BlockStorage>,
+    /// Appends hold it shared from WAL append to head insert; a cut holds
+    /// it exclusively while it rotates the WAL and freezes the head, so a
+    /// batch is never in a sealed segment but in the next head (where a
+    /// flush would delete its segment before the batch reached a block).
+    cut_lock: tokio::sync::RwLock<()>,
+    state: RwLock<State>,
+    manifest: Mutex<(ManifestState, Option<ManifestVersion>)>,
+    wake: Notify,
+    stop: AtomicBool,
+    tail: broadcast::Sender<Arc<LogBatch>>,
+    /// Set when background work failed: ingest then refuses (the WAL
+    /// keeps what was acknowledged; a restart replays it).
+    failed: Mutex<Option<String>>,
+}
+
+/// The durable log store.
+#[derive(Debug)]
+pub struct LogStore {
+    inner: Arc<Inner>,
+    task: Mutex<Option<JoinHandle<()>>>,
+}
+
+impl LogStore {
+    /// Opens (creating) the store in `options.dir`: loads the manifest and
+    /// its blocks, deletes unlisted block folders (unfinished flushes),
+    /// replays the WAL into the head, and starts the background task
+    /// (cut, flush, retention). Needs a tokio runtime.
+    pub async fn open(options: Options) -> Result<LogStore, Error> {
+        let opts = options.clone();
+        let inner = tokio::task::spawn_blocking(move || open_blocking(opts))
+            .await
+            .map_err(|e| Error::Task(e.to_string()))??;
+        let inner = Arc::new(inner);
+        let task = tokio::spawn(background(Arc::clone(&inner)));
+        Ok(LogStore { inner, task: Mutex::new(Some(task)) })
+    }
+
+    /// Current health, for `/health`.
+    pub fn health(&self) -> ComponentHealth {
+        let st = self.inner.state.read();
+        let failed = self.inner.failed.lock().clone();
+        let records: usize = st.live.records + st.frozen.iter().map(|f| f.head.records).sum::<usize>();
+        let stored: u64 = st.blocks.iter().map(|b| b.meta().record_count).sum();
+        ComponentHealth {
+            name: "logstore".to_owned(),
+            healthy: failed.is_none(),
+            detail: failed.unwrap_or_else(|| {
+                format!("{} blocks ({stored} records), {records} records in the head", st.blocks.len())
+            }),
+        }
+    }
+
+    /// Cuts the live head and flushes every frozen head now (tests, and
+    /// shutdown of a store that should leave no WAL behind).
+    pub async fn flush_now(&self) -> Result<(), Error> {
+        cut(&self.inner).await?;
+        flush_all(&self.inner).await
+    }
+
+    /// Applies retention now.
+    pub async fn apply_retention_now(&self) -> Result<(), Error> {
+        apply_retention(&self.inner).await
+    }
+
+    /// Stops the background task and closes the WAL (what it holds is
+    /// replayed at the next start). Safe to call twice.
+    pub async fn shutdown(&self) {
+        self.inner.stop.store(true, Ordering::SeqCst);
+        self.inner.wake.notify_one();
+        let task = self.task.lock().take();
+        if let Some(task) = task {
+            let _ = task.await;
+        }
+        if let Err(e) = self.inner.wal.close().await {
+            tracing::warn!(error = %e, "closing the log WAL failed");
+        }
+    }
+
+    /// Live log blocks' metadata, oldest first (tests, benchmarks).
+    pub fn blocks(&self) -> Vec<block::LogBlockMeta> {
+        let st = self.inner.state.read();
+        st.blocks.iter().map(|b| b.meta().clone()).collect()
+    }
+}
+
+impl Drop for LogStore {
+    /// Stops the background task, which releases the WAL (and its folder
+    /// lock) once it ends: dropping without [`LogStore::shutdown`] is what
+    /// a crash looks like to the data, which the WAL keeps.
+    fn drop(&mut self) {
+        self.inner.stop.store(true, Ordering::SeqCst);
+        self.inner.wake.notify_one();
+    }
+}
+
+fn open_blocking(opts: Options) -> Result<Inner, Error> {
+    std::fs::create_dir_all(&opts.dir).map_err(|e| Error::io(&opts.dir, e))?;
+    let storage: Arc<dyn BlockStorage> = Arc::new(LocalFolder::new(&opts.dir)?);
+    let (manifest, version) = match storage.read_manifest()? {
+        Some((m, v)) => (m, Some(v)),
+        None => (ManifestState::default(), None),
+    };
+    let mut blocks = Vec::new();
+    for id in &manifest.blocks {
+        match LogBlock::open(&storage.staging_dir().join(id)) {
+            Ok(b) => blocks.push(Arc::new(b)),
+            // A damaged block is not served; the rest are.
+            Err(e) => tracing::error!(block = %id, error = %e, "log block unreadable; not served"),
+        }
+    }
+    for id in storage.list()? {
+        if !manifest.blocks.contains(&id) {
+            tracing::info!(block = %id, "deleting a log block no manifest lists (an unfinished flush)");
+            storage.delete(&id)?;
+        }
+    }
+    let wal_dir = opts.dir.join(WAL_DIR);
+    let (wal, recovered) = Wal::open(
+        &wal_dir,
+        sightline_wal::Options {
+            fsync: opts.fsync,
+            max_pending_bytes: (opts.head_max_bytes * 2).max(64 << 20),
+            recovery: opts.wal_recovery,
+            metrics: None,
+        },
+    )?;
+    let mut live = Head::default();
+    let mut live_first = wal.active_segment();
+    for segment in recovered.segments.iter().filter(|s| s.id.0 >= manifest.wal_replay_from) {
+        live_first = live_first.min(segment.id);
+        for payload in &segment.records {
+            let records = match ExportLogsServiceRequest::decode(payload.clone()) {
+                Ok(req) => otlp::decode_logs_request(req).records,
+                Err(e) => {
+                    tracing::error!(segment = segment.id.0, error = %e, "log WAL record does not decode; skipped");
+                    continue;
+                }
+            };
+            live.push(HeadBatch::new(payload.clone(), &records));
+        }
+    }
+    if !live.is_empty() {
+        tracing::info!(records = live.records, "log WAL replayed");
+    }
+    let (tail, _) = broadcast::channel(opts.tail_capacity.max(1));
+    Ok(Inner {
+        opts,
+        wal,
+        storage,
+        cut_lock: tokio::sync::RwLock::new(()),
+        state: RwLock::new(State { live, live_first, frozen: Vec::new(), blocks }),
+        manifest: Mutex::new((manifest, version)),
+        wake: Notify::new(),
+        stop: AtomicBool::new(false),
+        tail,
+        failed: Mutex::new(None),
+    })
+}
+
+const RETRY: Duration = Duration::from_secs(1);
+
+#[async_trait]
+impl LogsConsumer for LogStore {
+    async fn consume_logs(&self, batch: LogBatch) -> Result<(), ConsumeError> {
+        let inner = &self.inner;
+        if let Some(why) = inner.failed.lock().clone() {
+            return Err(ConsumeError::Unavailable {
+                reason: format!("log store failed: {why}"),
+                retry_after: RETRY,
+            });
+        }
+        if inner.stop.load(Ordering::SeqCst) {
+            return Err(ConsumeError::Unavailable {
+                reason: "log store is shutting down".into(),
+                retry_after: RETRY,
+            });
+        }
+        if batch.is_empty() {
+            return Ok(());
+        }
+        {
+            let st = inner.state.read();
+            if st.frozen.len() >= inner.opts.max_frozen_heads && st.live.bytes >= inner.opts.head_max_bytes {
+                return Err(ConsumeError::Overloaded {
+                    reason: "log store head is full and flushes are behind".into(),
+                    retry_after: RETRY,
+                });
+            }
+        }
+        // Indexing (fingerprints) outside every lock.
+        let indexed = HeadBatch::new(batch.otlp_bytes().clone(), batch.records());
+        let guard = inner.cut_lock.read().await;
+        inner.wal.append(batch.otlp_bytes().clone()).await.map_err(|e| {
+            if e.is_retryable() {
+                ConsumeError::Overloaded { reason: format!("log WAL: {e}"), retry_after: RETRY }
+            } else {
+                ConsumeError::Unavailable { reason: format!("log WAL: {e}"), retry_after: RETRY }
+            }
+        })?;
+        let full = {
+            let mut st = inner.state.write();
+            st.live.push(indexed);
+            st.live.bytes >= inner.opts.head_max_bytes
+        };
+        drop(guard);
+        if full {
+            inner.wake.notify_one();
+        }
+        if inner.tail.receiver_count() > 0 {
+            let _ = inner.tail.send(Arc::new(batch));
+        }
+        Ok(())
+    }
+}
+
+#[async_trait]
+impl LogReader for LogStore {
+    async fn find_logs(&self, query: &LogQuery) -> Result<LogPage, QueryError> {
+        let (live, frozen, mut blocks) = {
+            let st = self.inner.state.read();
+            (st.live.batches.clone(), st.frozen.clone(), st.blocks.clone())
+        };
+        let query = query.clone();
+        tokio::task::spawn_blocking(move || {
+            let mut top = TopK::new(query.effective_limit());
+            let mut warnings = Vec::new();
+            // Newest data first, so the floor rises early and older
+            // blocks are skipped whole.
+            for b in live.iter().rev() {
+                b.search(&query, &mut top);
+            }
+            for f in frozen.iter().rev() {
+                for b in f.head.batches.iter().rev() {
+                    b.search(&query, &mut top);
+                }
+            }
+            blocks.sort_by_key(|b| std::cmp::Reverse(b.meta().max_time_unix_nanos));
+            for b in &blocks {
+                if top.floor().is_some_and(|f| b.meta().max_time_unix_nanos < f.0) {
+                    break;
+                }
+                if let Err(e) = b.search(&query, &mut top) {
+                    tracing::error!(block = %b.meta().id, error = %e, "log block read failed; skipped");
+                    warnings.push(format!("log block {} skipped: {e}", b.meta().id));
+                }
+            }
+            top.into_page(warnings)
+        })
+        .await
+        .map_err(|e| QueryError::Internal(e.to_string()))
+    }
+
+    async fn log_services(&self) -> Result<Vec<String>, QueryError> {
+        let st = self.inner.state.read();
+        let mut out: Vec<String> = Vec::new();
+        let heads = std::iter::once(&st.live).chain(st.frozen.iter().map(|f| &f.head));
+        for head in heads {
+            for b in &head.batches {
+                out.extend(b.services().iter().cloned());
+            }
+        }
+        for b in &st.blocks {
+            out.extend(b.meta().services.iter().cloned());
+        }
+        out.sort();
+        out.dedup();
+        Ok(out)
+    }
+
+    fn subscribe_logs(&self) -> broadcast::Receiver<Arc<LogBatch>> {
+        self.inner.tail.subscribe()
+    }
+}
+
+/// Cuts the live head when it is big or old enough, flushes frozen
+/// heads, applies retention on its interval.
+async fn background(inner: Arc<Inner>) {
+    let mut last_maintenance = Instant::now();
+    loop {
+        tokio::select! {
+            () = inner.wake.notified() => {}
+            () = tokio::time::sleep(Duration::from_secs(1)) => {}
+        }
+        if inner.stop.load(Ordering::SeqCst) {
+            return;
+        }
+        let due = {
+            let st = inner.state.read();
+            st.live.bytes >= inner.opts.head_max_bytes
+                || st.live.since.is_some_and(|t| t.elapsed() >= inner.opts.head_max_age)
+        };
+        let mut result = Ok(());
+        if due {
+            result = cut(&inner).await;
+        }
+        if result.is_ok() {
+            result = flush_all(&inner).await;
+        }
+        if result.is_ok() && last_maintenance.elapsed() >= inner.opts.maintenance_interval {
+            last_maintenance = Instant::now();
+            result = apply_retention(&inner).await;
+        }
+        if let Err(e) = result {
+            tracing::error!(error = %e, "log store background work failed; ingest refused until restart");
+            *inner.failed.lock() = Some(e.to_string());
+            return;
+        }
+    }
+}
+
+/// Rotates the WAL and freezes the live head (nothing when it is empty).
+async fn cut(inner: &Inner) -> Result<(), Error> {
+    let _guard = inner.cut_lock.write().await;
+    if inner.state.read().live.is_empty() {
+        return Ok(());
+    }
+    let sealed = inner.wal.rotate().await?;
+    let next = inner.wal.active_segment();
+    let mut st = inner.state.write();
+    let head = std::mem::take(&mut st.live);
+    let first = st.live_first;
+    st.frozen.push(Arc::new(Frozen { head, first, last: sealed }));
+    st.live_first = next;
+    Ok(())
+}
+
+/// Flushes frozen heads, oldest first: block written and published, the
+/// manifest lists it (and moves WAL replay past its segments), the head is
+/// swapped for the block, then its WAL segments are deleted.
+async fn flush_all(inner: &Arc<Inner>) -> Result<(), Error> {
+    loop {
+        let Some(frozen) = inner.state.read().frozen.first().cloned() else { return Ok(()) };
+        let worker = Arc::clone(inner);
+        let job = Arc::clone(&frozen);
+        tokio::task::spawn_blocking(move || flush_one(&worker, &job))
+            .await
+            .map_err(|e| Error::Task(e.to_string()))??;
+    }
+}
+
+fn flush_one(inner: &Inner, frozen: &Arc<Frozen>) -> Result<(), Error> {
+    let records: Vec<_> = frozen.head.batches.iter().flat_map(|b| b.decode()).collect();
+    let id = format!("l{}", flushed_block_id(frozen.first, frozen.last));
+    let block = if records.is_empty() {
+        None
+    } else {
+        block::write(inner.storage.staging_dir(), &id, records, inner.opts.row_group_rows)?;
+        inner.storage.publish(&id)?;
+        Some(Arc::new(LogBlock::open(&inner.storage.staging_dir().join(&id))?))
+    };
+    {
+        let mut manifest = inner.manifest.lock();
+        let mut next = manifest.0.clone();
+        if block.is_some() && !next.blocks.contains(&id) {
+            next.blocks.push(id.clone());
+        }
+        next.wal_replay_from = next.wal_replay_from.max(frozen.last.0 + 1);
+        let version = inner.storage.swap_manifest(manifest.1.as_ref(), &next)?;
+        *manifest = (next, Some(version));
+    }
+    {
+        let mut st = inner.state.write();
+        st.frozen.retain(|f| !Arc::ptr_eq(f, frozen));
+        if let Some(b) = &block {
+            st.blocks.push(Arc::clone(b));
+        }
+    }
+    inner.wal.remove_through(frozen.last)?;
+    if let Some(b) = block {
+        tracing::debug!(block = %id, records = b.meta().record_count, bytes = b.meta().size_bytes, "log block flushed");
+    }
+    Ok(())
+}
+
+/// Deletes blocks past the age limit, then the oldest while log blocks
+/// exceed the byte limit.
+async fn apply_retention(inner: &Arc<Inner>) -> Result<(), Error> {
+    let metas: Vec<block::LogBlockMeta> =
+        inner.state.read().blocks.iter().map(|b| b.meta().clone()).collect();
+    let now = SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |d| d.as_nanos() as u64);
+    let doomed = plan_retention(&metas, inner.opts.retention, inner.opts.max_disk_bytes, now);
+    if doomed.is_empty() {
+        return Ok(());
+    }
+    let worker = Arc::clone(inner);
+    tokio::task::spawn_blocking(move || {
+        {
+            let mut manifest = worker.manifest.lock();
+            let mut next = manifest.0.clone();
+            next.blocks.retain(|id| !doomed.contains(id));
+            let version = worker.storage.swap_manifest(manifest.1.as_ref(), &next)?;
+            *manifest = (next, Some(version));
+        }
+        worker.state.write().blocks.retain(|b| !doomed.contains(&b.meta().id));
+        for id in &doomed {
+            worker.storage.delete(id)?;
+        }
+        tracing::info!(blocks = doomed.len(), "log retention deleted blocks");
+        Ok(())
+    })
+    .await
+    .map_err(|e| Error::Task(e.to_string()))?
+}
+
+/// The blocks to delete: every block whose newest record is older than
+/// `max_age`, then the oldest of the rest (by newest record) until the
+/// remainder fits `max_bytes`. Pure, for tests.
+pub(crate) fn plan_retention(
+    blocks: &[block::LogBlockMeta],
+    max_age: Option<Duration>,
+    max_bytes: Option<u64>,
+    now_unix_nanos: u64,
+) -> Vec<String> {
+    let mut doomed: Vec<String> = Vec::new();
+    if let Some(age) = max_age {
+        let cutoff = now_unix_nanos.saturating_sub(u64::try_from(age.as_nanos()).unwrap_or(u64::MAX));
+        doomed.extend(blocks.iter().filter(|b| b.max_time_unix_nanos < cutoff).map(|b| b.id.clone()));
+    }
+    if let Some(max) = max_bytes {
+        let mut rest: Vec<&block::LogBlockMeta> = blocks.iter().filter(|b| !doomed.contains(&b.id)).collect();
+        rest.sort_by(|a, b| a.max_time_unix_nanos.cmp(&b.max_time_unix_nanos).then(a.id.cmp(&b.id)));
+        let mut total: u64 = rest.iter().map(|b| b.size_bytes).sum();
+        for b in rest {
+            if total <= max {
+                break;
+            }
+            total -= b.size_bytes;
+            doomed.push(b.id.clone());
+        }
+    }
+    doomed
+}

@@ -1,0 +1,152 @@
+//! The log search definition and the reader contract the query API speaks
+//! to: what a log store answers, independent of how it stores records.
+
+use std::fmt;
+use std::sync::Arc;
+
+use async_trait::async_trait;
+use tokio::sync::broadcast;
+
+use crate::{LogBatch, LogRecord, QueryError, SpanId, TagFilter, TraceId};
+
+/// A body text predicate (a substring or a bounded regex, built by the
+/// API). A function rather than a regex type so this crate does no text
+/// matching of its own and needs no regex engine.
+#[derive(Clone)]
+pub struct BodyMatcher(Arc<dyn Fn(&str) -> bool + Send + Sync>);
+
+impl BodyMatcher {
+    /// Wraps a predicate over the body's text (see [`crate::Value::to_text`]).
+    pub fn new(f: impl Fn(&str) -> bool + Send + Sync + 'static) -> BodyMatcher {
+        BodyMatcher(Arc::new(f))
+    }
+
+    /// Whether `text` matches.
+    pub fn matches(&self, text: &str) -> bool {
+        (self.0)(text)
+    }
+}
+
+impl fmt::Debug for BodyMatcher {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("BodyMatcher(..)")
+    }
+}
+
+/// Where a page of results ended: the sort key of its last record. Records
+/// are ordered newest first by `(time, fingerprint)`, so the key is unique
+/// per distinct record and paging neither skips nor repeats one.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct LogCursor {
+    /// [`LogRecord::timestamp`] of the last record returned.
+    pub time_unix_nanos: u64,
+    /// [`LogRecord::fingerprint`] of that record.
+    pub fingerprint: u64,
+}
+
+/// A log search. A record matches when it satisfies every condition.
+#[derive(Debug, Clone, Default)]
+pub struct LogQuery {
+    /// The trace the record belongs to.
+    pub trace_id: Option<TraceId>,
+    /// The span the record belongs to.
+    pub span_id: Option<SpanId>,
+    /// `service.name` of the record's resource.
+    pub service: Option<String>,
+    /// Minimum OTLP severity number (1–24); 0 accepts every record,
+    /// including those without a severity.
+    pub min_severity: i32,
+    /// A condition on the body's text.
+    pub body: Option<BodyMatcher>,
+    /// Attribute conditions (record or resource attributes; values compare
+    /// as text, as trace tags do), all of which must hold.
+    pub tags: Vec<TagFilter>,
+    /// Earliest [`LogRecord::timestamp`], inclusive.
+    pub start_unix_nanos: Option<u64>,
+    /// Latest [`LogRecord::timestamp`], inclusive.
+    pub end_unix_nanos: Option<u64>,
+    /// Only records strictly after this cursor in result order (older, or
+    /// as old with a lower fingerprint): the next page.
+    pub after: Option<LogCursor>,
+    /// Maximum number of records; clamped to [`LogQuery::MAX_LIMIT`].
+    pub limit: usize,
+}
+
+impl LogQuery {
+    /// Records returned when the request names no limit.
+    pub const DEFAULT_LIMIT: usize = 100;
+    /// The most records one page returns.
+    pub const MAX_LIMIT: usize = 1000;
+
+    /// `limit` clamped to [`LogQuery::MAX_LIMIT`] (0 means the default).
+    pub fn effective_limit(&self) -> usize {
+        if self.limit == 0 { Self::DEFAULT_LIMIT } else { self.limit.min(Self::MAX_LIMIT) }
+    }
+
+    /// Whether a record with this key may be on the page (time window and
+    /// cursor), before its content is looked at.
+    pub fn key_in_range(&self, time_unix_nanos: u64, fingerprint: u64) -> bool {
+        self.start_unix_nanos.is_none_or(|s| time_unix_nanos >= s)
+            && self.end_unix_nanos.is_none_or(|e| time_unix_nanos <= e)
+            && self.after.is_none_or(|c| (time_unix_nanos, fingerprint) < (c.time_unix_nanos, c.fingerprint))
+    }
+
+    /// Whether `record` satisfies every condition except the time window
+    /// and cursor (see [`LogQuery::key_in_range`]). Stores may prune with
+    /// indexes first, but this is the definition of a match.
+    pub fn matches_content(&self, record: &LogRecord) -> bool {
+        if self.trace_id.is_some() && record.trace_id != self.trace_id {
+            return false;
+        }
+        if self.span_id.is_some() && record.span_id != self.span_id {
+            return false;
+        }
+        if self.service.as_deref().is_some_and(|s| s != record.service_name()) {
+            return false;
+        }
+        if record.severity_number < self.min_severity {
+            return false;
+        }
+        let tags_hold = self.tags.iter().all(|t| {
+            let hit =
+                |kvs: &[crate::KeyValue]| kvs.iter().any(|kv| kv.key == t.key && kv.value.text_eq(&t.value));
+            hit(&record.attributes) || hit(record.resource.attributes())
+        });
+        if !tags_hold {
+            return false;
+        }
+        self.body.as_ref().is_none_or(|m| m.matches(&record.body.to_text()))
+    }
+
+    /// Whether `record` matches the whole query (cursor and window too).
+    pub fn matches(&self, record: &LogRecord) -> bool {
+        self.key_in_range(record.timestamp(), record.fingerprint()) && self.matches_content(record)
+    }
+}
+
+/// One page of a log search.
+#[derive(Debug, Clone, Default)]
+pub struct LogPage {
+    /// Matching records, newest first.
+    pub records: Vec<LogRecord>,
+    /// Where the next page starts; `None` when this page is the last.
+    pub next: Option<LogCursor>,
+    /// Problems that did not stop the search (a damaged block skipped).
+    pub warnings: Vec<String>,
+}
+
+/// Answers log queries. Implementations read consistent snapshots and never
+/// hold a lock ingest waits on while reading blocks.
+#[async_trait]
+pub trait LogReader: Send + Sync {
+    /// One page of records matching `query`, newest first.
+    async fn find_logs(&self, query: &LogQuery) -> Result<LogPage, QueryError>;
+
+    /// Names of all services with stored records, sorted.
+    async fn log_services(&self) -> Result<Vec<String>, QueryError>;
+
+    /// Every batch acknowledged from now on, for live tails. The channel is
+    /// bounded: a receiver that falls behind gets
+    /// [`broadcast::error::RecvError::Lagged`] and should be dropped.
+    fn subscribe_logs(&self) -> broadcast::Receiver<Arc<LogBatch>>;
+}
