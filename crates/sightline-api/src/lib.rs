@@ -40,6 +40,15 @@
 //! | `GET /api/v2/search/tags?scope=`, `GET /api/search/tags` | attribute names per scope (plus `intrinsic`), or in one list |
 //! | `GET /api/v2/search/tag/{tag}/values`, `GET /api/search/tag/{tag}/values` | typed values of a TraceQL attribute or intrinsic; text values of a bare name |
 //!
+//! Logs (the envelope of `/api/traces` with `next` and `warnings`; times in
+//! µs; see the README for the record shape):
+//!
+//! | Route | Answers |
+//! | --- | --- |
+//! | `GET /api/logs?traceID=&spanID=&service=&minSeverity=&q=&tags=&tag=&start=&end=&limit=&cursor=` | `{data: [record], total, limit, next, errors, warnings}`, newest first; `q` is a substring or `/regex/`; `limit` 100 by default, at most 1000 |
+//! | `GET /api/logs/tail?` (same filters, no `limit`/`cursor`) | server-sent events: `log` (one record each), a final `dropped` for a client too slow to keep up |
+//! | `GET /api/logs/services` | service names with stored records |
+//!
 //! Any other `/api/…` or `/analytics/…` path is a JSON 404, never the web
 //! UI's page. `GET /health`, `GET /ready` and `GET /metrics` serve
 //! operations.
@@ -92,6 +101,7 @@ mod error;
 mod exposition;
 mod ids;
 mod jaeger;
+mod logs;
 mod metrics;
 mod ops;
 mod otlp_json;
@@ -141,6 +151,9 @@ pub struct ApiState {
     /// larger of the stored-span count and the live graph's count: both
     /// count the same calls, so summing would double them).
     pub service_graph: Option<Arc<dyn sightline_model::ServiceGraphReader>>,
+    /// The log store for `/api/logs*`; `None` answers 501 ("log storage
+    /// is not enabled").
+    pub logs: Option<Arc<dyn sightline_model::LogReader>>,
 }
 
 /// Largest OTLP/JSON body `POST /api/transform` takes: a trace file a user
@@ -170,6 +183,9 @@ pub fn router(state: ApiState) -> Router {
         .route("/api/v3/traces", get(v3::find_traces))
         .route("/api/v3/traces/{trace_id}", get(v3::trace))
         .route("/api/v3/trace-summaries", get(v3::trace_summaries))
+        .route("/api/logs", get(logs::search))
+        .route("/api/logs/tail", get(logs::tail))
+        .route("/api/logs/services", get(logs::services))
         .route("/api/echo", get(tempo::echo))
         .route("/api/status/buildinfo", get(tempo::buildinfo))
         .route("/api/v2/traces/{traceID}", get(tempo::trace_v2))

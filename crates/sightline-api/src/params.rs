@@ -273,7 +273,7 @@ fn unsigned_param(params: &Params<'_>, name: &'static str) -> Result<Option<u64>
 }
 
 /// A time in µs since the epoch, returned in ns.
-fn micros_param(params: &Params<'_>, name: &'static str) -> Result<Option<u64>, ApiError> {
+pub(crate) fn micros_param(params: &Params<'_>, name: &'static str) -> Result<Option<u64>, ApiError> {
     unsigned_param(params, name)?
         .map(|us| us.checked_mul(1_000).ok_or_else(|| invalid(name, format!("{us}µs is out of range"))))
         .transpose()
@@ -297,7 +297,7 @@ fn duration_param(params: &Params<'_>, name: &'static str) -> Result<Option<u64>
 /// `tag=key:value` (repeatable; the value may contain `:`) and `tags=` JSON
 /// objects of strings, merged in that order with a later value for the same
 /// key replacing the earlier one — Jaeger collects them into one map.
-fn tags(params: &Params<'_>) -> Result<Vec<TagFilter>, ApiError> {
+pub(crate) fn tags(params: &Params<'_>) -> Result<Vec<TagFilter>, ApiError> {
     let mut out: Vec<TagFilter> = Vec::new();
     let mut put = |key: &str, value: &str| match out.iter_mut().find(|t| t.key == key) {
         Some(existing) => existing.value = value.to_owned(),

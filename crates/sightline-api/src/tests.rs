@@ -350,6 +350,7 @@ fn harness_full(
         metrics,
         span_metrics,
         service_graph,
+        logs: None,
     };
     Harness { app: router(state), reader, ready }
 }
@@ -1288,5 +1289,6 @@ fn timestamps_are_written_as_protobuf_json() {
 }
 
 mod jaeger_v1;
+mod logs;
 mod tempo;
 mod v3;

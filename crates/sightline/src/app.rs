@@ -142,6 +142,7 @@ pub(crate) async fn serve(settings: Settings) -> anyhow::Result<()> {
         metrics: api_metrics,
         span_metrics: pipeline.span_metrics.clone(),
         service_graph: pipeline.service_graph.clone(),
+        logs: None,
     })
     // The UI's fallback serves its pages; API routes, merged first, win.
     .merge(sightline_ui::router());

@@ -557,6 +557,7 @@ async fn metrics_endpoint_passes_promtool_check_metrics() {
         metrics: api_metrics,
         span_metrics: Some(Arc::clone(&core) as Arc<dyn SpanMetricsReader>),
         service_graph: None,
+        logs: None,
     });
     let get = |accept: Option<&'static str>| {
         use http_body_util::BodyExt as _;

@@ -1,0 +1,152 @@
+//! The logs API: search (`GET /api/logs`), live tail (`GET
+//! /api/logs/tail`, server-sent events) and `GET /api/logs/services`, over
+//! a [`sightline_model::LogReader`]. Shapes are in the crate docs and the
+//! README.
+
+mod dto;
+mod params;
+
+use std::convert::Infallible;
+use std::sync::Arc;
+use std::time::Duration;
+
+use axum::extract::{RawQuery, State};
+use axum::response::sse::{Event, KeepAlive, Sse};
+use axum::response::{IntoResponse, Response};
+use futures_util::stream::{self, Stream};
+use sightline_model::{LogBatch, LogQuery, LogReader};
+use tokio::sync::broadcast::{self, error::RecvError};
+
+use crate::ApiState;
+use crate::dto::Envelope;
+use crate::error::ApiError;
+use crate::params::Params;
+use crate::render::{json, pretty};
+
+fn reader(state: &ApiState) -> Result<Arc<dyn LogReader>, ApiError> {
+    state.logs.clone().ok_or_else(|| ApiError::NotImplemented("log storage is not enabled".to_owned()))
+}
+
+/// `GET /api/logs`: one page, newest first.
+pub(crate) async fn search(
+    State(state): State<ApiState>,
+    RawQuery(raw): RawQuery,
+) -> Result<Response, ApiError> {
+    let raw = raw.unwrap_or_default();
+    let params = Params::parse(&raw);
+    let query = params::log_query(&params, true)?;
+    let reader = reader(&state)?;
+    let page = reader.find_logs(&query).await?;
+    json(&dto::Page::new(&page, query.effective_limit()), pretty(&params))
+}
+
+/// `GET /api/logs/services`: service names with stored records.
+pub(crate) async fn services(
+    State(state): State<ApiState>,
+    RawQuery(raw): RawQuery,
+) -> Result<Response, ApiError> {
+    let raw = raw.unwrap_or_default();
+    let services = reader(&state)?.log_services().await?;
+    let total = services.len();
+    json(&Envelope::ok(services, total), pretty(&Params::parse(&raw)))
+}
+
+/// `GET /api/logs/tail`: every record acknowledged from now on that
+/// matches the filters, one `log` event each (the record as in
+/// `/api/logs`). A client too slow for the store's tail buffer gets one
+/// `dropped` event and the stream ends, so no client holds memory
+/// unboundedly.
+pub(crate) async fn tail(
+    State(state): State<ApiState>,
+    RawQuery(raw): RawQuery,
+) -> Result<Response, ApiError> {
+    let raw = raw.unwrap_or_default();
+    let query = params::log_query(&Params::parse(&raw), false)?;
+    let rx = reader(&state)?.subscribe_logs();
+    let events = tail_events(rx, query);
+    Ok(Sse::new(events).keep_alive(KeepAlive::new().interval(Duration::from_secs(15))).into_response())
+}
+
+enum TailState {
+    Open(broadcast::Receiver<Arc<LogBatch>>, LogQuery),
+    Closed,
+}
+
+fn tail_events(
+    rx: broadcast::Receiver<Arc<LogBatch>>,
+    query: LogQuery,
+) -> impl Stream<Item = Result<Event, Infallible>> {
+    let batches = stream::unfold(TailState::Open(rx, query), |state| async move {
+        let TailState::Open(mut rx, query) = state else { return None };
+        loop {
+            match rx.recv().await {
+                Ok(batch) => {
+                    let events: Vec<Event> = batch
+                        .records()
+                        .iter()
+                        .filter(|r| query.matches(r))
+                        .map(|r| {
+                            Event::default().event("log").json_data(dto::Record::new(r)).unwrap_or_default()
+                        })
+                        .collect();
+                    if !events.is_empty() {
+                        return Some((events, TailState::Open(rx, query)));
+                    }
+                }
+                Err(RecvError::Lagged(missed)) => {
+                    let data = serde_json::json!({
+                        "reason": format!("client too slow: {missed} batches were not sent; reconnect to resume")
+                    });
+                    let event = Event::default().event("dropped").data(data.to_string());
+                    return Some((vec![event], TailState::Closed));
+                }
+                Err(RecvError::Closed) => return None,
+            }
+        }
+    });
+    futures_util::StreamExt::flat_map(batches, |events| stream::iter(events.into_iter().map(Ok)))
+}
+
+#[cfg(test)]
+mod tests {
+    use futures_util::StreamExt as _;
+    use sightline_model::{KeyValue, LogRecord, Resource, Scope, Value};
+
+    use super::*;
+
+    fn batch(body: &str) -> Arc<LogBatch> {
+        let record = LogRecord {
+            time_unix_nano: 1,
+            observed_time_unix_nano: 1,
+            severity_number: 9,
+            severity_text: "INFO".into(),
+            body: Value::Str(body.into()),
+            attributes: Vec::<KeyValue>::new(),
+            dropped_attributes_count: 0,
+            flags: 0,
+            trace_id: None,
+            span_id: None,
+            event_name: String::new(),
+            resource: Arc::new(Resource::new(Vec::new(), 0, String::new())),
+            scope: Arc::new(Scope::default()),
+        };
+        Arc::new(LogBatch::from_records(vec![record]))
+    }
+
+    #[tokio::test]
+    async fn a_client_that_falls_behind_gets_a_final_event_and_is_dropped() {
+        let (tx, rx) = broadcast::channel(2);
+        let mut events = Box::pin(tail_events(rx, LogQuery::default()));
+        tx.send(batch("one")).unwrap();
+        assert!(events.next().await.is_some(), "a client that keeps up gets records");
+        // Three more batches into a buffer of two before the client reads.
+        for body in ["two", "three", "four"] {
+            tx.send(batch(body)).unwrap();
+        }
+        let last = events.next().await.unwrap().unwrap();
+        assert!(format!("{last:?}").contains("dropped"), "{last:?}");
+        assert!(events.next().await.is_none(), "the stream ends after the final event");
+        // The client's receiver is gone: nothing is buffered for it any more.
+        assert_eq!(tx.receiver_count(), 0);
+    }
+}
