@@ -292,3 +292,74 @@ fn retention_deletes_old_blocks_then_the_oldest_over_the_size_limit() {
     assert_eq!(plan_retention(&blocks, None, Some(1000), now), Vec::<String>::new());
     assert_eq!(plan_retention(&blocks, None, Some(10), now), ["old", "mid", "new"]);
 }
+
+/// The writer half of the kill -9 test, run in a child process (the test
+/// binary itself): ingests batches of 10 records forever, printing the
+/// number of each batch once it was acknowledged, and flushes blocks now
+/// and then so the kill can land in a flush too.
+#[tokio::test]
+#[ignore = "the child process of acknowledged_records_survive_kill_9"]
+async fn kill_9_writer() {
+    let Ok(dir) = std::env::var("SIGHTLINE_LOGSTORE_KILL_DIR") else { return };
+    use std::io::Write as _;
+    let store = open(std::path::Path::new(&dir)).await;
+    let res = resource("crash");
+    for i in 0u64.. {
+        let records: Vec<LogRecord> =
+            (0..10).map(|j| record(&res, base() + i * 10 + j, 9, &format!("rec {i}-{j}"), None)).collect();
+        store.consume_logs(LogBatch::from_records(records)).await.unwrap();
+        let mut out = std::io::stdout().lock();
+        writeln!(out, "acked {i}").unwrap();
+        out.flush().unwrap();
+        if i % 16 == 15 {
+            store.flush_now().await.unwrap();
+        }
+    }
+}
+
+#[tokio::test]
+async fn acknowledged_records_survive_kill_9() {
+    use std::io::BufRead as _;
+    let dir = tempfile::tempdir().unwrap();
+    let mut child = std::process::Command::new(std::env::current_exe().unwrap())
+        .args(["--ignored", "--exact", "tests::kill_9_writer", "--nocapture", "--test-threads=1"])
+        .env("SIGHTLINE_LOGSTORE_KILL_DIR", dir.path())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    let mut lines = std::io::BufReader::new(child.stdout.take().unwrap()).lines();
+    let mut acked: Option<u64> = None;
+    while acked.is_none_or(|a| a < 40) {
+        let line = lines.next().expect("the writer stopped early").unwrap();
+        if let Some(n) = line.strip_prefix("acked ") {
+            acked = Some(n.parse().unwrap());
+        }
+    }
+    child.kill().unwrap(); // SIGKILL
+    child.wait().unwrap();
+    let acked = acked.unwrap();
+
+    let store = open(dir.path()).await;
+    let mut bodies = std::collections::HashSet::new();
+    let mut q = LogQuery { service: Some("crash".into()), limit: 1000, ..LogQuery::default() };
+    loop {
+        let page = store.find_logs(&q).await.unwrap();
+        assert!(page.warnings.is_empty(), "{:?}", page.warnings);
+        bodies.extend(page.records.iter().map(|r| r.body.to_text()));
+        match page.next {
+            Some(c) => q.after = Some(c),
+            None => break,
+        }
+    }
+    for i in 0..=acked {
+        for j in 0..10 {
+            assert!(
+                bodies.contains(&format!("rec {i}-{j}")),
+                "acknowledged record {i}-{j} lost ({acked} acked)"
+            );
+        }
+    }
+    assert!(!store.blocks().is_empty(), "the writer flushed blocks before the kill");
+    store.shutdown().await;
+}

@@ -200,13 +200,13 @@ pub static FACTORIES: &[Factory] = &[
         build: BuildFn::Processor(build_servicegraph),
         misfit: None,
     },
-    // Logs: once a log store exists, list `TRACES_LOGS` here and fill
-    // `Exporters::logs_store` in the binary; the builder handles both.
+    // Traces go to `Exporters::store`, logs to `Exporters::logs_store`
+    // (the binary fills both).
     Factory {
         kind: Kind::Exporter,
         ty: "store",
-        signals: TRACES,
-        about: "the embedded store (write-ahead log, then Parquet blocks)",
+        signals: TRACES_LOGS,
+        about: "the embedded store (write-ahead log, then Parquet blocks; logs in their own under `<data-dir>/logs`)",
         parse: config::store,
         build: BuildFn::Exporter(build_store),
         misfit: None,

@@ -10,7 +10,9 @@ use std::sync::atomic::{AtomicBool, Ordering};
 
 use anyhow::Context as _;
 use prometheus_client::registry::Registry;
-use sightline_model::{ComponentHealth, MemoryBudget, SpanReader, TraceStore, TracesConsumer};
+use sightline_model::{
+    ComponentHealth, LogReader, LogsConsumer, MemoryBudget, SpanReader, TraceStore, TracesConsumer,
+};
 use sightline_store::EmbeddedStore;
 use tokio::net::TcpListener;
 use tokio::sync::watch;
@@ -44,13 +46,21 @@ pub(crate) async fn serve(settings: Settings) -> anyhow::Result<()> {
         .with_context(|| format!("cannot open the store in {}", settings.data_dir.display()))?;
     tracing::info!(data_dir = %settings.data_dir.display(), "store open");
 
+    // Logs: their own WAL, head and blocks under <data-dir>/logs, with the
+    // same fsync policy, retention and (a share of the) disk budget.
+    let logs = Arc::new(
+        sightline_logstore::LogStore::open(log_store_options(&settings, &memory)).await.with_context(
+            || format!("cannot open the log store in {}", settings.data_dir.join("logs").display()),
+        )?,
+    );
+    tracing::info!("log store open");
+
     // Receivers → pipeline processors → exporters (the store by default).
     let pipeline = sightline_pipeline::build(
         &settings.pipeline,
         sightline_pipeline::Exporters {
             store: Some(Arc::new(store.clone()) as Arc<dyn TracesConsumer>),
-            // No log store yet: logs pipelines export with otlp or debug.
-            logs_store: None,
+            logs_store: Some(Arc::clone(&logs) as Arc<dyn LogsConsumer>),
             memory: Some(Arc::clone(&memory)),
         },
         pipeline_metrics,
@@ -109,6 +119,7 @@ pub(crate) async fn serve(settings: Settings) -> anyhow::Result<()> {
     let pipeline = Arc::new(pipeline);
     let health = {
         let store = store.clone();
+        let logs = Arc::clone(&logs);
         let pipeline = Arc::clone(&pipeline);
         let (grpc_up, http_up, zipkin_up) =
             (Arc::clone(&grpc_up), Arc::clone(&http_up), Arc::clone(&zipkin_up));
@@ -124,6 +135,7 @@ pub(crate) async fn serve(settings: Settings) -> anyhow::Result<()> {
             };
             let mut checks = vec![
                 store.health(),
+                logs.health(),
                 listener("otlp_grpc", &grpc_up, settings.otlp_grpc_addr),
                 listener("otlp_http", &http_up, settings.otlp_http_addr),
             ];
@@ -142,7 +154,7 @@ pub(crate) async fn serve(settings: Settings) -> anyhow::Result<()> {
         metrics: api_metrics,
         span_metrics: pipeline.span_metrics.clone(),
         service_graph: pipeline.service_graph.clone(),
-        logs: None,
+        logs: Some(Arc::clone(&logs) as Arc<dyn LogReader>),
     })
     // The UI's fallback serves its pages; API routes, merged first, win.
     .merge(sightline_ui::router());
@@ -190,8 +202,23 @@ pub(crate) async fn serve(settings: Settings) -> anyhow::Result<()> {
     // Processors flush into exporters, then the store flushes to disk.
     pipeline.shutdown().await;
     store.shutdown().await;
+    logs.shutdown().await;
     tracing::info!("stopped");
     Ok(())
+}
+
+/// The log store's share of `--max-disk`: a quarter. Each store applies
+/// its limit to its own blocks (the trace store's retention knows only
+/// trace blocks), so the one budget is split rather than shared.
+pub(crate) const LOG_DISK_SHARE: u64 = 4;
+
+fn log_store_options(settings: &Settings, memory: &MemoryBudget) -> sightline_logstore::Options {
+    let mut options = sightline_logstore::Options::new(settings.data_dir.join("logs"), memory);
+    options.fsync = settings.wal_fsync;
+    options.wal_recovery = settings.wal_recovery;
+    options.retention = settings.retention;
+    options.max_disk_bytes = settings.max_disk.map(|b| b / LOG_DISK_SHARE);
+    options
 }
 
 fn zipkin_endpoint(settings: &Settings) -> Option<SocketAddr> {

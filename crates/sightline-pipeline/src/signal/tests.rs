@@ -328,7 +328,7 @@ fn logs_and_metrics_pipelines_parse_and_misfits_are_reported() {
         [service.pipelines.metrics]
         receivers = ["otlp"]
         processors = ["redaction"]
-        exporters = ["debug"]
+        exporters = ["debug", "store"]
     "#,
     )
     .unwrap_err();
@@ -339,9 +339,9 @@ fn logs_and_metrics_pipelines_parse_and_misfits_are_reported() {
             "service.pipelines.logs.processors[0]: processor \"attributes/spans\" does not fit logs: its include/exclude span_names cannot select logs; use another attributes processor here",
             "service.pipelines.logs.processors[1]: processor \"spanmetrics\" does not handle logs; it handles traces",
             "service.pipelines.logs.exporters[0]: unknown exporter \"debug\"; define it under [exporters.\"debug\"] or use one of: store",
-            "service.pipelines.logs.exporters[1]: exporter \"store\" does not handle logs; it handles traces",
             "service.pipelines.metrics.processors[0]: processor \"redaction\" does not handle metrics; it handles traces, logs",
             "service.pipelines.metrics.exporters[0]: unknown exporter \"debug\"; define it under [exporters.\"debug\"] or use one of: store",
+            "service.pipelines.metrics.exporters[1]: exporter \"store\" does not handle metrics; it handles traces, logs",
         ]
     );
 }

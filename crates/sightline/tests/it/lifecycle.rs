@@ -81,7 +81,18 @@ fn health_ready_metrics_and_data_dir_lock() {
     assert_eq!(status, 200, "{health}");
     let names: Vec<&str> =
         health["checks"].as_array().unwrap().iter().filter_map(|c| c["name"].as_str()).collect();
-    assert_eq!(names, vec!["store", "otlp_grpc", "otlp_http", "zipkin", "memory_limiter"]);
+    assert_eq!(names, vec!["store", "logstore", "otlp_grpc", "otlp_http", "zipkin", "memory_limiter"]);
+    assert!(data.join("logs").join("wal").is_dir(), "the log store keeps its own WAL under <data-dir>/logs");
+
+    // The logs API is served by the log store (records reach it through a
+    // logs pipeline; an empty store answers an empty page).
+    let (status, logs) = server.get_json("/api/logs?service=nobody&limit=5");
+    assert_eq!(status, 200, "{logs}");
+    assert_eq!(logs["data"], serde_json::json!([]));
+    assert_eq!(logs["limit"], 5);
+    let (status, logs) = server.get_json("/api/logs?minSeverity=loud");
+    assert_eq!(status, 400, "{logs}");
+    assert!(logs["errors"][0]["msg"].as_str().unwrap().contains("minSeverity"), "{logs}");
 
     let req = request("metrics-svc", vec![span([5; 16], [1; 8], None, "m", now_ns())]);
     assert_eq!(server.post_traces("application/x-protobuf", None, &encode(&req)).status, 200);
