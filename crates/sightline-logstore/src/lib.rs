@@ -35,7 +35,7 @@ mod topk;
 
 pub use block::{FORMAT_VERSION, LogBlockMeta};
 pub use error::Error;
-pub use store::{LogStore, Options};
+pub use store::{LogStore, MAX_QUERIES, Options};
 
 #[cfg(test)]
 mod tests;

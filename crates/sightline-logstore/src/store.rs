@@ -12,7 +12,7 @@ use parking_lot::{Mutex, RwLock};
 use prost::Message as _;
 use sightline_model::{
     ComponentHealth, ConsumeError, LogBatch, LogPage, LogQuery, LogReader, LogsConsumer, MemoryBudget,
-    QueryError, otlp,
+    Pressure, QueryError, otlp,
 };
 use sightline_store::{BlockStorage, LocalFolder, ManifestState, ManifestVersion, flushed_block_id};
 use sightline_wal::{FsyncPolicy, RecoveryMode, SegmentId, Wal};
@@ -57,12 +57,23 @@ pub struct Options {
     /// Batches the live tail buffers for its slowest subscriber before
     /// that subscriber is dropped.
     pub tail_capacity: usize,
+    /// The process memory budget: while the memory limiter reports
+    /// pressure, the head is cut and flushed (its bytes leave memory);
+    /// searches run at most [`MAX_QUERIES`] at once.
+    pub memory: Arc<MemoryBudget>,
 }
+
+/// Searches running at once: each holds at most `limit` decoded records
+/// plus one decoded head batch or one row-group batch (4096 rows).
+pub const MAX_QUERIES: usize = 4;
+
+/// How long a search waits for a slot before it is refused (503, retry).
+const QUERY_WAIT: Duration = Duration::from_secs(10);
 
 impl Options {
     /// Defaults for a folder, with the head bound taken from the memory
     /// budget.
-    pub fn new(dir: impl Into<PathBuf>, memory: &MemoryBudget) -> Options {
+    pub fn new(dir: impl Into<PathBuf>, memory: Arc<MemoryBudget>) -> Options {
         Options {
             dir: dir.into(),
             fsync: FsyncPolicy::Always,
@@ -75,6 +86,7 @@ impl Options {
             row_group_rows: 16 << 10,
             maintenance_interval: Duration::from_secs(30),
             tail_capacity: 64,
+            memory,
         }
     }
 }
@@ -117,6 +129,7 @@ struct Inner {
     /// Set when background work failed: ingest then refuses (the WAL
     /// keeps what was acknowledged; a restart replays it).
     failed: Mutex<Option<String>>,
+    queries: tokio::sync::Semaphore,
 }
 
 /// The durable log store.
@@ -260,6 +273,7 @@ fn open_blocking(opts: Options) -> Result<Inner, Error> {
         stop: AtomicBool::new(false),
         tail,
         failed: Mutex::new(None),
+        queries: tokio::sync::Semaphore::new(MAX_QUERIES),
     })
 }
 
@@ -322,6 +336,10 @@ impl LogsConsumer for LogStore {
 #[async_trait]
 impl LogReader for LogStore {
     async fn find_logs(&self, query: &LogQuery) -> Result<LogPage, QueryError> {
+        let _slot = tokio::time::timeout(QUERY_WAIT, self.inner.queries.acquire())
+            .await
+            .map_err(|_| QueryError::Unavailable("too many log searches at once; retry".into()))?
+            .map_err(|_| QueryError::Unavailable("log store is shutting down".into()))?;
         let (live, frozen, mut blocks) = {
             let st = self.inner.state.read();
             (st.live.batches.clone(), st.frozen.clone(), st.blocks.clone())
@@ -394,6 +412,7 @@ async fn background(inner: Arc<Inner>) {
             let st = inner.state.read();
             st.live.bytes >= inner.opts.head_max_bytes
                 || st.live.since.is_some_and(|t| t.elapsed() >= inner.opts.head_max_age)
+                || (inner.opts.memory.pressure() != Pressure::Normal && st.live.bytes > 0)
         };
         let mut result = Ok(());
         if due {

@@ -64,7 +64,7 @@ fn record(res: &Arc<Resource>, time: u64, severity: i32, body: &str, trace_n: Op
 }
 
 async fn open(dir: &std::path::Path) -> LogStore {
-    let mut opts = Options::new(dir, &MemoryBudget::new(256 << 20));
+    let mut opts = Options::new(dir, Arc::new(MemoryBudget::new(256 << 20)));
     opts.row_group_rows = 16; // many row groups, so pruning is exercised
     LogStore::open(opts).await.unwrap()
 }
@@ -221,7 +221,7 @@ async fn acknowledged_records_survive_a_restart_from_the_wal_and_from_blocks() {
     // The dropped WAL's writer thread releases the folder lock shortly.
     let mut store = None;
     for _ in 0..100 {
-        let mut opts = Options::new(dir.path(), &MemoryBudget::new(256 << 20));
+        let mut opts = Options::new(dir.path(), Arc::new(MemoryBudget::new(256 << 20)));
         opts.row_group_rows = 16;
         match LogStore::open(opts).await {
             Ok(s) => {
@@ -361,5 +361,24 @@ async fn acknowledged_records_survive_kill_9() {
         }
     }
     assert!(!store.blocks().is_empty(), "the writer flushed blocks before the kill");
+    store.shutdown().await;
+}
+
+#[tokio::test]
+async fn memory_pressure_flushes_the_head() {
+    let dir = tempfile::tempdir().unwrap();
+    let memory = Arc::new(MemoryBudget::new(256 << 20));
+    let store = LogStore::open(Options::new(dir.path(), Arc::clone(&memory))).await.unwrap();
+    ingest(&store, &sample()).await;
+    assert!(store.blocks().is_empty(), "a small head waits for its size or age");
+    memory.set_pressure(sightline_model::Pressure::Soft);
+    let mut waited = 0;
+    while store.blocks().is_empty() {
+        assert!(waited < 500, "the head was not flushed under memory pressure");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+        waited += 1;
+    }
+    assert_eq!(store.blocks()[0].record_count, 60);
+    assert!(store.health().detail.contains("0 records in the head"), "{}", store.health().detail);
     store.shutdown().await;
 }

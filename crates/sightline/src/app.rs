@@ -212,8 +212,8 @@ pub(crate) async fn serve(settings: Settings) -> anyhow::Result<()> {
 /// trace blocks), so the one budget is split rather than shared.
 pub(crate) const LOG_DISK_SHARE: u64 = 4;
 
-fn log_store_options(settings: &Settings, memory: &MemoryBudget) -> sightline_logstore::Options {
-    let mut options = sightline_logstore::Options::new(settings.data_dir.join("logs"), memory);
+fn log_store_options(settings: &Settings, memory: &Arc<MemoryBudget>) -> sightline_logstore::Options {
+    let mut options = sightline_logstore::Options::new(settings.data_dir.join("logs"), Arc::clone(memory));
     options.fsync = settings.wal_fsync;
     options.wal_recovery = settings.wal_recovery;
     options.retention = settings.retention;

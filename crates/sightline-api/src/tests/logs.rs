@@ -30,7 +30,7 @@ struct Server {
 
 async fn server() -> Server {
     let dir = tempfile::tempdir().unwrap();
-    let mut opts = Options::new(dir.path(), &MemoryBudget::new(256 << 20));
+    let mut opts = Options::new(dir.path(), Arc::new(MemoryBudget::new(256 << 20)));
     opts.retention = None;
     let store = Arc::new(LogStore::open(opts).await.unwrap());
     let mut registry = Registry::default();
