@@ -40,6 +40,7 @@
 mod client;
 mod decode;
 mod generate;
+mod logs;
 mod query;
 mod send;
 mod template;
@@ -108,6 +109,7 @@ pub struct Args {
 }
 
 #[derive(Debug, Clone, clap::Subcommand)]
+#[allow(clippy::enum_variant_names)] // NOTE: subcommand names, `*-bench` each.
 enum Mode {
     /// Decode the generated request bodies with prost in a loop on one core:
     /// the physical limit of any OTLP receiver.
@@ -115,6 +117,9 @@ enum Mode {
     /// Trace-by-id and search latency through the Jaeger HTTP API, over
     /// traces a send run recorded with --samples-out.
     QueryBench(QueryArgs),
+    /// The log store's bytes per record and query latency (trace lookups,
+    /// body search), in-process over generated records.
+    LogsBench(logs::LogsArgs),
 }
 
 /// What to generate: profile, shape, request size and seed (shared by send
@@ -243,6 +248,10 @@ pub async fn main(args: Args) -> Result<(), Error> {
         Some(Mode::QueryBench(q)) => {
             let report = query_bench(&q).await?;
             println!("{}", if q.json { report.to_json().to_string() } else { report.to_string() });
+        }
+        Some(Mode::LogsBench(l)) => {
+            let report = logs::logs_bench(&l).await?;
+            println!("{}", if l.json { report.to_json().to_string() } else { report.to_string() });
         }
         None => {
             let args = resolved(&args.send);

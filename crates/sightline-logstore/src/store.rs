@@ -130,6 +130,10 @@ struct Inner {
     /// keeps what was acknowledged; a restart replays it).
     failed: Mutex<Option<String>>,
     queries: tokio::sync::Semaphore,
+    /// Serialises flushes and retention: the background task and
+    /// [`LogStore::flush_now`] would otherwise write the same frozen head
+    /// into the same block folder at once.
+    maintenance: tokio::sync::Mutex<()>,
 }
 
 /// The durable log store.
@@ -274,6 +278,7 @@ fn open_blocking(opts: Options) -> Result<Inner, Error> {
         tail,
         failed: Mutex::new(None),
         queries: tokio::sync::Semaphore::new(MAX_QUERIES),
+        maintenance: tokio::sync::Mutex::new(()),
     })
 }
 
@@ -453,6 +458,7 @@ async fn cut(inner: &Inner) -> Result<(), Error> {
 /// manifest lists it (and moves WAL replay past its segments), the head is
 /// swapped for the block, then its WAL segments are deleted.
 async fn flush_all(inner: &Arc<Inner>) -> Result<(), Error> {
+    let _serial = inner.maintenance.lock().await;
     loop {
         let Some(frozen) = inner.state.read().frozen.first().cloned() else { return Ok(()) };
         let worker = Arc::clone(inner);
@@ -500,6 +506,7 @@ fn flush_one(inner: &Inner, frozen: &Arc<Frozen>) -> Result<(), Error> {
 /// Deletes blocks past the age limit, then the oldest while log blocks
 /// exceed the byte limit.
 async fn apply_retention(inner: &Arc<Inner>) -> Result<(), Error> {
+    let _serial = inner.maintenance.lock().await;
     let metas: Vec<block::LogBlockMeta> =
         inner.state.read().blocks.iter().map(|b| b.meta().clone()).collect();
     let now = SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |d| d.as_nanos() as u64);

@@ -382,3 +382,24 @@ async fn memory_pressure_flushes_the_head() {
     assert!(store.health().detail.contains("0 records in the head"), "{}", store.health().detail);
     store.shutdown().await;
 }
+
+/// Two flushes at once (the background task's and `flush_now`) must not
+/// write the same frozen head into the same block folder together.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn concurrent_flushes_write_each_block_once() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = open(dir.path()).await;
+    let all = sample();
+    for round in 0..20u64 {
+        let shifted: Vec<LogRecord> = all
+            .iter()
+            .map(|r| LogRecord { time_unix_nano: r.time_unix_nano + round * 100 * SEC, ..r.clone() })
+            .collect();
+        ingest(&store, &shifted).await;
+        let (a, b) = tokio::join!(store.flush_now(), store.flush_now());
+        a.unwrap();
+        b.unwrap();
+    }
+    assert_eq!(store.blocks().iter().map(|b| b.record_count).sum::<u64>(), 20 * 60);
+    store.shutdown().await;
+}

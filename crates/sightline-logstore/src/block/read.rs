@@ -6,15 +6,18 @@ use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, OnceLock};
 
+use arrow_array::BooleanArray;
 use arrow_array::RecordBatch;
 use arrow_array::cast::AsArray as _;
 use arrow_array::types::{Int32Type, Int64Type};
 use opentelemetry_proto::tonic::common::v1::{AnyValue, any_value};
 use opentelemetry_proto::tonic::logs::v1 as pl;
+use parquet::arrow::ProjectionMask;
 use parquet::arrow::arrow_reader::{
-    ArrowReaderMetadata, ArrowReaderOptions, ParquetRecordBatchReaderBuilder,
+    ArrowPredicateFn, ArrowReaderMetadata, ArrowReaderOptions, ParquetRecordBatchReaderBuilder, RowFilter,
 };
 use parquet::bloom_filter::Sbbf;
+use parquet::file::metadata::PageIndexPolicy;
 use parquet::file::statistics::Statistics;
 use prost::Message as _;
 use sightline_block::checked::{DamageSlot, VerifiedFile, decode_meta};
@@ -60,7 +63,10 @@ impl LogBlock {
         let data_path = dir.join(DATA_FILE);
         let damage: DamageSlot = Arc::default();
         let file = VerifiedFile::open(&data_path, Some(Arc::new(sums)), damage)?;
-        let reader_meta = ArrowReaderMetadata::load(&file, ArrowReaderOptions::new())
+        // The offset index (page locations) lets a filtered read decode
+        // only the pages holding matching rows.
+        let options = ArrowReaderOptions::new().with_offset_index_policy(PageIndexPolicy::Optional);
+        let reader_meta = ArrowReaderMetadata::load(&file, options)
             .map_err(|source| Error::Parquet { path: data_path.clone(), source })?;
         let expected = schema::arrow_schema();
         if reader_meta.schema().fields() != expected.fields() {
@@ -89,12 +95,15 @@ impl LogBlock {
         if groups.is_empty() {
             return Ok(());
         }
-        let reader =
+        let mut builder =
             ParquetRecordBatchReaderBuilder::new_with_metadata(self.file.clone(), self.reader_meta.clone())
                 .with_row_groups(groups)
-                .with_batch_size(READ_BATCH_ROWS)
-                .build()
-                .map_err(|source| Error::Parquet { path: self.data_path.clone(), source })?;
+                .with_batch_size(READ_BATCH_ROWS);
+        if let Some(filter) = self.row_filter(q) {
+            builder = builder.with_row_filter(filter);
+        }
+        let reader =
+            builder.build().map_err(|source| Error::Parquet { path: self.data_path.clone(), source })?;
         let mut origins = Origins::default();
         for batch in reader {
             let batch = batch.map_err(|source| Error::Arrow { path: self.data_path.clone(), source })?;
@@ -147,6 +156,75 @@ impl LogBlock {
             out.push(rg);
         }
         Ok(out)
+    }
+
+    /// For a selective query, a predicate over the few columns it
+    /// constrains (ids, service, severity, body text, time): Parquet
+    /// decodes the other columns — the wide `rest` and `origin` — only for
+    /// the rows that pass, and skips pages without any. `None` for a query
+    /// that constrains nothing but time, where every row is a candidate.
+    fn row_filter(&self, q: &LogQuery) -> Option<RowFilter> {
+        let mut cols = vec![Col::Time, Col::Fingerprint];
+        if q.trace_id.is_some() {
+            cols.push(Col::TraceId);
+        }
+        if q.span_id.is_some() {
+            cols.push(Col::SpanId);
+        }
+        if q.service.is_some() {
+            cols.push(Col::Service);
+        }
+        if q.min_severity > 0 {
+            cols.push(Col::SeverityNumber);
+        }
+        if q.body.is_some() {
+            cols.push(Col::Body);
+        }
+        if cols.len() == 2 {
+            return None;
+        }
+        cols.sort_by_key(|c| c.index());
+        let position = |c: Col| cols.iter().position(|x| *x == c);
+        let (time_at, fp_at) = (position(Col::Time)?, position(Col::Fingerprint)?);
+        let (trace_at, span_at, service_at, severity_at, body_at) = (
+            position(Col::TraceId),
+            position(Col::SpanId),
+            position(Col::Service),
+            position(Col::SeverityNumber),
+            position(Col::Body),
+        );
+        let mask = ProjectionMask::roots(
+            self.reader_meta.metadata().file_metadata().schema_descr(),
+            cols.iter().map(|c| c.index()),
+        );
+        let q = q.clone();
+        let predicate = ArrowPredicateFn::new(mask, move |batch| {
+            use arrow_array::Array as _;
+            let time = batch.column(time_at).as_primitive::<Int64Type>();
+            let fp = batch.column(fp_at).as_primitive::<Int64Type>();
+            let trace = trace_at.map(|i| batch.column(i).as_fixed_size_binary());
+            let span = span_at.map(|i| batch.column(i).as_fixed_size_binary());
+            let service = service_at.map(|i| batch.column(i).as_string::<i32>());
+            let severity = severity_at.map(|i| batch.column(i).as_primitive::<Int32Type>());
+            let body = body_at.map(|i| batch.column(i).as_string::<i32>());
+            Ok(BooleanArray::from_iter((0..batch.num_rows()).map(|row| {
+                let keep = q.key_in_range(time.value(row) as u64, fp.value(row) as u64)
+                    && trace.is_none_or(|a| {
+                        !a.is_null(row) && q.trace_id.is_some_and(|t| a.value(row) == &t.as_bytes()[..])
+                    })
+                    && span.is_none_or(|a| {
+                        !a.is_null(row) && q.span_id.is_some_and(|s| a.value(row) == &s.as_bytes()[..])
+                    })
+                    && service.is_none_or(|a| q.service.as_deref() == Some(a.value(row)))
+                    && severity.is_none_or(|a| a.value(row) >= q.min_severity)
+                    && body.is_none_or(|a| {
+                        let text = if a.is_null(row) { "" } else { a.value(row) };
+                        q.body.as_ref().is_none_or(|m| m.matches(text))
+                    });
+                Some(keep)
+            })))
+        });
+        Some(RowFilter::new(vec![Box::new(predicate)]))
     }
 
     fn blooms(&self) -> Result<&[Option<Sbbf>], Error> {

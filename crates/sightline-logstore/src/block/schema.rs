@@ -102,6 +102,10 @@ pub(crate) fn writer_properties(
         .set_compression(Compression::ZSTD(level))
         .set_max_row_group_row_count(Some(row_group_rows.max(1)))
         .set_dictionary_enabled(true)
+        // Small pages, so a filtered read (see `LogBlock::row_filter`)
+        // skips most of the wide columns' bytes.
+        .set_data_page_row_count_limit(PAGE_ROWS)
+        .set_write_batch_size(PAGE_ROWS)
         .set_statistics_enabled(EnabledStatistics::None)
         .set_key_value_metadata(Some(kv))
         .set_sorting_columns(Some(vec![
@@ -123,6 +127,9 @@ pub(crate) fn writer_properties(
         .set_column_bloom_filter_fpp(col(Col::TraceId), 0.01)
         .build()
 }
+
+/// Rows per data page.
+const PAGE_ROWS: usize = 1024;
 
 /// `meta.json`: what the store needs to know about a block without
 /// opening its data (pruning, retention, service listings).
