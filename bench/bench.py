@@ -15,6 +15,9 @@ Steps (each on a fresh server and data directory unless said otherwise):
      compaction to settle: stored bytes per span next to raw OTLP bytes
   6. query latency through the HTTP API over those N spans
   7. hooks: the UI render benchmark and the SDK overhead program, when present
+  8. the log store (loadgen logs-bench, in-process): N generated records,
+     stored bytes per record beside raw OTLP bytes, logs of one trace and
+     body-text search latency
 """
 
 import argparse
@@ -46,11 +49,11 @@ ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 # is left out of the smoke run CI does.
 MODES = {
     "full": dict(ingest=40, warmup=20, fixed=90, storage_spans=10_000_000, lookups=500, searches=50,
-                 concurrency=8, rotel=True, settle_max=900, soak=600),
+                 concurrency=8, rotel=True, settle_max=900, soak=600, log_records=10_000_000),
     "quick": dict(ingest=20, warmup=10, fixed=30, storage_spans=1_000_000, lookups=200, searches=20,
-                  concurrency=8, rotel=True, settle_max=300, soak=120),
+                  concurrency=8, rotel=True, settle_max=300, soak=120, log_records=1_000_000),
     "smoke": dict(ingest=2, warmup=0, fixed=2, storage_spans=20_000, lookups=10, searches=3,
-                  concurrency=2, rotel=False, settle_max=20, soak=None),
+                  concurrency=2, rotel=False, settle_max=20, soak=None, log_records=20_000),
 }
 TICKS = os.sysconf("SC_CLK_TCK")
 MIB = 1024 * 1024
@@ -436,6 +439,18 @@ class Bench:
                                  cwd=ROOT, capture_output=True, text=True)
             self.results["sdk_overhead"] = {"exit": out.returncode, "output": out.stdout.strip().splitlines()[-5:]}
 
+    def logs(self):
+        """The log store through its own consumer and reader, in-process (no
+        OTLP logs receiver is involved): storage cost and query latency."""
+        c = self.cfg
+        self.note_load("logs")
+        report = self.loadgen("logs-bench", "--records", c["log_records"], "--lookups", c["lookups"],
+                              "--searches", c["searches"], "--dir", os.path.join(self.work, "logs"), "--json")
+        self.results["logs"] = report
+        log(f"logs: {report}")
+        if abs(report["trace_hits"] - 8.0) > 0.5:
+            self.failures.append(f"logs: a trace lookup returned {report['trace_hits']:.1f} records on average, 8 stored")
+
     def run(self):
         started = time.time()
         self.wait_for_idle()
@@ -446,6 +461,7 @@ class Bench:
         self.fixed_rate()
         self.idle()
         self.storage_and_queries()
+        self.logs()
         self.results["load_end"] = load1()
         self.results["duration_secs"] = time.time() - started
         shutil.rmtree(self.work, ignore_errors=True)
@@ -528,6 +544,14 @@ def figures(r):
                      f"{k['spans_per_sec']:.0f} of {k['rate_asked']} spans/s acked; {k['retries']} refusals; "
                      f"peak RSS {k['peak_rss_mib']:.0f} MiB; server {k['server_cores']:.2f} cores",
                      "no refusals", k["retries"] == 0))
+    if "logs" in r:
+        lg = r["logs"]
+        rows.append(("log store: stored bytes per record", f"{lg['stored_bytes_per_record']:.1f} B (raw OTLP {lg['otlp_bytes_per_record']:.0f} B: "
+                     f"{lg['ratio']:.3f}×; {lg['records']} records in {lg['blocks']} blocks)", "≤ 0.10× OTLP", lg["ratio"] <= 0.10))
+        rows.append(("log store: logs of one trace (in-process)", f"p50 {lg['trace_p50_ms']:.2f} ms, p99 {lg['trace_p99_ms']:.2f} ms "
+                     f"({lg['trace_hits']:.1f} records each)", "p99 ≤ 10 ms", lg["trace_p99_ms"] <= 10))
+        rows.append(("log store: body search, rare term (in-process)", f"p50 {lg['rare_search_p50_ms']:.0f} ms, p95 {lg['rare_search_p95_ms']:.0f} ms; "
+                     f"common term p95 {lg['common_search_p95_ms']:.0f} ms", "p95 ≤ 500 ms", lg["rare_search_p95_ms"] <= 500))
     rows.append(("RSS idle", f"{r['idle']['rss_mib']:.1f} MiB (empty store); {st['rss_idle_with_data_mib']:.1f} MiB over the stored spans",
                  "≤ 32 MiB", r["idle"]["rss_mib"] <= 32))
     for hook in ("ui_render", "sdk_overhead"):

@@ -54,6 +54,9 @@ pub struct Options {
     pub row_group_rows: usize,
     /// How often retention runs.
     pub maintenance_interval: Duration,
+    /// Whether the background task merges small blocks (tests turn it off
+    /// to merge at a moment of their choosing).
+    pub background_compaction: bool,
     /// Batches the live tail buffers for its slowest subscriber before
     /// that subscriber is dropped.
     pub tail_capacity: usize,
@@ -85,6 +88,7 @@ impl Options {
             max_disk_bytes: None,
             row_group_rows: 16 << 10,
             maintenance_interval: Duration::from_secs(30),
+            background_compaction: true,
             tail_capacity: 64,
             memory,
         }
@@ -178,6 +182,11 @@ impl LogStore {
     pub async fn flush_now(&self) -> Result<(), Error> {
         cut(&self.inner).await?;
         flush_all(&self.inner).await
+    }
+
+    /// Runs every merge due now.
+    pub async fn compact_now(&self) -> Result<(), Error> {
+        compact(&self.inner).await
     }
 
     /// Applies retention now.
@@ -426,6 +435,13 @@ async fn background(inner: Arc<Inner>) {
         if result.is_ok() {
             result = flush_all(&inner).await;
         }
+        // Merges wait while memory is short: they hold a batch per input.
+        if result.is_ok()
+            && inner.opts.background_compaction
+            && inner.opts.memory.pressure() == Pressure::Normal
+        {
+            result = compact(&inner).await;
+        }
         if result.is_ok() && last_maintenance.elapsed() >= inner.opts.maintenance_interval {
             last_maintenance = Instant::now();
             result = apply_retention(&inner).await;
@@ -500,6 +516,78 @@ fn flush_one(inner: &Inner, frozen: &Arc<Frozen>) -> Result<(), Error> {
     if let Some(b) = block {
         tracing::debug!(block = %id, records = b.meta().record_count, bytes = b.meta().size_bytes, "log block flushed");
     }
+    Ok(())
+}
+
+/// Blocks merged at once, at least and at most.
+const COMPACT_MIN_INPUTS: usize = 4;
+const COMPACT_MAX_INPUTS: usize = 16;
+/// A merge never produces a block with more records than this: a search
+/// skips whole blocks by time range, which works best when blocks are not
+/// huge; 1 Mi records are ~50 MiB of blocks.
+pub(crate) const COMPACT_MAX_RECORDS: u64 = 1 << 20;
+
+/// The next merge: the oldest run of blocks (by newest record) below the
+/// size limit, at least [`COMPACT_MIN_INPUTS`] of them, together within
+/// [`COMPACT_MAX_RECORDS`]. Pure, for tests.
+pub(crate) fn plan_compaction(blocks: &[block::LogBlockMeta]) -> Option<Vec<String>> {
+    let mut small: Vec<&block::LogBlockMeta> =
+        blocks.iter().filter(|b| b.record_count < COMPACT_MAX_RECORDS / 2).collect();
+    small.sort_by(|a, b| a.max_time_unix_nanos.cmp(&b.max_time_unix_nanos).then(a.id.cmp(&b.id)));
+    let mut picked = Vec::new();
+    let mut total = 0u64;
+    for b in small {
+        if picked.len() == COMPACT_MAX_INPUTS || total + b.record_count > COMPACT_MAX_RECORDS {
+            break;
+        }
+        total += b.record_count;
+        picked.push(b.id.clone());
+    }
+    (picked.len() >= COMPACT_MIN_INPUTS).then_some(picked)
+}
+
+/// Runs merges until none is due: the merged block is written, the
+/// manifest swaps it for its inputs, then the inputs are deleted (searches
+/// still reading them keep their open files).
+async fn compact(inner: &Arc<Inner>) -> Result<(), Error> {
+    let _serial = inner.maintenance.lock().await;
+    loop {
+        let blocks: Vec<Arc<LogBlock>> = inner.state.read().blocks.clone();
+        let metas: Vec<block::LogBlockMeta> = blocks.iter().map(|b| b.meta().clone()).collect();
+        let Some(ids) = plan_compaction(&metas) else { return Ok(()) };
+        let inputs: Vec<Arc<LogBlock>> = blocks.into_iter().filter(|b| ids.contains(&b.meta().id)).collect();
+        let worker = Arc::clone(inner);
+        tokio::task::spawn_blocking(move || merge_blocks(&worker, &inputs))
+            .await
+            .map_err(|e| Error::Task(e.to_string()))??;
+    }
+}
+
+fn merge_blocks(inner: &Inner, inputs: &[Arc<LogBlock>]) -> Result<(), Error> {
+    let ids: Vec<&str> = inputs.iter().map(|b| b.meta().id.as_str()).collect();
+    let level = inputs.iter().map(|b| b.meta().compaction_level).max().unwrap_or(0) + 1;
+    let id = format!("l{}", sightline_store::merged_block_id(level, &ids));
+    let meta = block::merge(inner.storage.staging_dir(), &id, inputs, inner.opts.row_group_rows, level)?;
+    inner.storage.publish(&id)?;
+    let merged = Arc::new(LogBlock::open(&inner.storage.staging_dir().join(&id))?);
+    let doomed: Vec<String> = ids.iter().map(|s| (*s).to_owned()).collect();
+    {
+        let mut manifest = inner.manifest.lock();
+        let mut next = manifest.0.clone();
+        next.blocks.retain(|b| !doomed.contains(b));
+        next.blocks.push(id.clone());
+        let version = inner.storage.swap_manifest(manifest.1.as_ref(), &next)?;
+        *manifest = (next, Some(version));
+    }
+    {
+        let mut st = inner.state.write();
+        st.blocks.retain(|b| !doomed.contains(&b.meta().id));
+        st.blocks.push(merged);
+    }
+    for old in &doomed {
+        inner.storage.delete(old)?;
+    }
+    tracing::debug!(block = %id, inputs = doomed.len(), records = meta.record_count, "log blocks merged");
     Ok(())
 }
 

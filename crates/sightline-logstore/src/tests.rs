@@ -7,7 +7,7 @@ use sightline_model::{
 };
 
 use crate::block::{self, LogBlock, LogBlockMeta};
-use crate::store::plan_retention;
+use crate::store::{COMPACT_MAX_RECORDS, plan_compaction, plan_retention};
 use crate::{LogStore, Options};
 
 const SEC: u64 = 1_000_000_000;
@@ -284,6 +284,7 @@ fn retention_deletes_old_blocks_then_the_oldest_over_the_size_limit() {
         max_time_unix_nanos: max * SEC,
         services: vec![],
         size_bytes: size,
+        compaction_level: 0,
     };
     let blocks = [meta("old", 10, 5), meta("mid", 100, 50), meta("new", 200, 60), meta("newest", 300, 10)];
     let now = 400 * SEC;
@@ -402,4 +403,61 @@ async fn concurrent_flushes_write_each_block_once() {
     }
     assert_eq!(store.blocks().iter().map(|b| b.record_count).sum::<u64>(), 20 * 60);
     store.shutdown().await;
+}
+
+#[tokio::test]
+async fn merged_blocks_answer_as_their_inputs_did() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut opts = Options::new(dir.path(), Arc::new(MemoryBudget::new(256 << 20)));
+    opts.row_group_rows = 16;
+    opts.background_compaction = false;
+    let store = LogStore::open(opts).await.unwrap();
+    let all = sample();
+    // Five flushes of 12 records each, the last twice (a retried export).
+    for chunk in all.chunks(12) {
+        ingest(&store, chunk).await;
+        store.flush_now().await.unwrap();
+    }
+    ingest(&store, &all[48..]).await;
+    store.flush_now().await.unwrap();
+    assert_eq!(store.blocks().len(), 6);
+    store.compact_now().await.unwrap();
+    let blocks = store.blocks();
+    assert_eq!(blocks.len(), 1, "{blocks:?}");
+    assert_eq!(blocks[0].record_count, 60, "the repeated records are stored once");
+    assert_eq!(blocks[0].compaction_level, 1);
+    assert_eq!(blocks[0].services, ["a", "b", "c"]);
+    check_queries(&store, &all).await;
+    let on_disk = std::fs::read_dir(dir.path().join("blocks")).unwrap().count();
+    assert_eq!(on_disk, 1, "merged inputs are deleted");
+    store.shutdown().await;
+    // The manifest lists the merged block: a restart serves it.
+    let store = open(dir.path()).await;
+    check_queries(&store, &all).await;
+    store.shutdown().await;
+}
+
+#[test]
+fn compaction_merges_the_oldest_small_blocks_within_the_size_limit() {
+    let meta = |id: &str, max: u64, records: u64| LogBlockMeta {
+        id: id.into(),
+        format: block::FORMAT_VERSION.into(),
+        record_count: records,
+        min_time_unix_nanos: 0,
+        max_time_unix_nanos: max,
+        services: vec![],
+        size_bytes: records * 50,
+        compaction_level: 0,
+    };
+    let small =
+        |n: usize| (0..n).map(|i| meta(&format!("b{i:02}"), 100 - i as u64, 1000)).collect::<Vec<_>>();
+    assert_eq!(plan_compaction(&small(3)), None, "too few to merge");
+    assert_eq!(plan_compaction(&small(4)).unwrap(), ["b03", "b02", "b01", "b00"], "oldest first");
+    assert_eq!(plan_compaction(&small(20)).unwrap().len(), 16, "at most 16 inputs");
+    let mut blocks = small(5);
+    blocks.push(meta("big", 0, COMPACT_MAX_RECORDS));
+    assert_eq!(plan_compaction(&blocks).unwrap().len(), 5, "big blocks are left alone");
+    let halfs: Vec<LogBlockMeta> =
+        (0..4).map(|i| meta(&format!("h{i}"), i, COMPACT_MAX_RECORDS / 2 - 1)).collect();
+    assert_eq!(plan_compaction(&halfs), None, "two of them fill a block: no merge of four");
 }

@@ -10,10 +10,12 @@
 //! is checked against the block's checksums first
 //! (`sightline_block::checked`), as for trace blocks.
 
+mod merge;
 pub(crate) mod read;
 mod schema;
 mod write;
 
+pub(crate) use merge::merge;
 pub(crate) use read::LogBlock;
 pub use schema::{FORMAT_VERSION, LogBlockMeta};
 pub(crate) use write::write;

@@ -79,6 +79,18 @@ impl LogBlock {
         &self.meta
     }
 
+    pub(crate) fn data_path(&self) -> &Path {
+        &self.data_path
+    }
+
+    /// Every row in file order (for merges).
+    pub(crate) fn read_all(&self) -> Result<parquet::arrow::arrow_reader::ParquetRecordBatchReader, Error> {
+        ParquetRecordBatchReaderBuilder::new_with_metadata(self.file.clone(), self.reader_meta.clone())
+            .with_batch_size(READ_BATCH_ROWS)
+            .build()
+            .map_err(|source| Error::Parquet { path: self.data_path.clone(), source })
+    }
+
     /// Adds the block's matches to `top`.
     pub(crate) fn search(&self, q: &LogQuery, top: &mut TopK) -> Result<(), Error> {
         let m = &self.meta;

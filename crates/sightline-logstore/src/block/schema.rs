@@ -150,4 +150,8 @@ pub struct LogBlockMeta {
     pub services: Vec<String>,
     /// Size of `data.parquet` in bytes.
     pub size_bytes: u64,
+    /// 0 for a block flushed from a head; a merge's is one above its
+    /// highest input's.
+    #[serde(default)]
+    pub compaction_level: u32,
 }

@@ -4,7 +4,7 @@
 
 use std::fs::File;
 use std::io::Write as _;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use arrow_array::builder::{
@@ -18,7 +18,10 @@ use prost::Message as _;
 use sightline_block::checked::{ChecksumWriter, encode_meta};
 use sightline_model::{LogRecord, Value, otlp};
 
-use super::schema::{self, FORMAT_VERSION, LogBlockMeta};
+use arrow_array::cast::AsArray as _;
+use arrow_array::types::Int64Type;
+
+use super::schema::{self, Col, FORMAT_VERSION, LogBlockMeta};
 use super::{DATA_FILE, META_FILE};
 use crate::Error;
 
@@ -54,73 +57,125 @@ pub(crate) fn write(
     });
     // A record sent twice (a retried export) is stored once.
     keyed.dedup_by(|a, b| a.time == b.time && a.fingerprint == b.fingerprint);
-
-    let tmp_dir = staging.join(format!(".tmp-{id}"));
-    let final_dir = staging.join(id);
-    if tmp_dir.exists() {
-        std::fs::remove_dir_all(&tmp_dir).map_err(|e| Error::io(&tmp_dir, e))?;
-    }
-    std::fs::create_dir_all(&tmp_dir).map_err(|e| Error::io(&tmp_dir, e))?;
-    let data_path = tmp_dir.join(DATA_FILE);
-    let file = File::create(&data_path).map_err(|e| Error::io(&data_path, e))?;
-    let kv = vec![ParquetKeyValue::new(schema::META_FORMAT.to_owned(), FORMAT_VERSION.to_owned())];
-    let props = schema::writer_properties(row_group_rows, kv);
-    let parquet_err = |source| Error::Parquet { path: data_path.clone(), source };
-    let mut writer = ArrowWriter::try_new(ChecksumWriter::new(file), schema::arrow_schema(), Some(props))
-        .map_err(parquet_err)?;
-
-    let mut services: Vec<String> = Vec::new();
-    let (mut min_time, mut max_time) = (u64::MAX, 0u64);
+    let mut writer = BlockWriter::new(staging, id, row_group_rows, 0)?;
     for chunk in keyed.chunks(CHUNK_ROWS) {
-        for k in chunk {
-            min_time = min_time.min(k.time);
-            max_time = max_time.max(k.time);
-            let service = k.record.service_name();
-            if services.last().is_none_or(|s| s != service) {
-                services.push(service.to_owned());
+        let batch =
+            encode_chunk(chunk).map_err(|source| Error::Arrow { path: writer.data_path.clone(), source })?;
+        writer.write(&batch)?;
+    }
+    writer.finish()
+}
+
+/// A block being written: rows arrive as Arrow batches already in block
+/// order (sorted by service, time, fingerprint), from a head or a merge.
+pub(crate) struct BlockWriter {
+    staging: PathBuf,
+    id: String,
+    tmp_dir: PathBuf,
+    pub(crate) data_path: PathBuf,
+    writer: ArrowWriter<ChecksumWriter<File>>,
+    services: Vec<String>,
+    min_time: u64,
+    max_time: u64,
+    records: u64,
+    level: u32,
+}
+
+impl BlockWriter {
+    pub(crate) fn new(
+        staging: &Path,
+        id: &str,
+        row_group_rows: usize,
+        level: u32,
+    ) -> Result<BlockWriter, Error> {
+        let tmp_dir = staging.join(format!(".tmp-{id}"));
+        if tmp_dir.exists() {
+            std::fs::remove_dir_all(&tmp_dir).map_err(|e| Error::io(&tmp_dir, e))?;
+        }
+        std::fs::create_dir_all(&tmp_dir).map_err(|e| Error::io(&tmp_dir, e))?;
+        let data_path = tmp_dir.join(DATA_FILE);
+        let file = File::create(&data_path).map_err(|e| Error::io(&data_path, e))?;
+        let kv = vec![ParquetKeyValue::new(schema::META_FORMAT.to_owned(), FORMAT_VERSION.to_owned())];
+        let props = schema::writer_properties(row_group_rows, kv);
+        let writer = ArrowWriter::try_new(ChecksumWriter::new(file), schema::arrow_schema(), Some(props))
+            .map_err(|source| Error::Parquet { path: data_path.clone(), source })?;
+        Ok(BlockWriter {
+            staging: staging.to_owned(),
+            id: id.to_owned(),
+            tmp_dir,
+            data_path,
+            writer,
+            services: Vec::new(),
+            min_time: u64::MAX,
+            max_time: 0,
+            records: 0,
+            level,
+        })
+    }
+
+    pub(crate) fn write(&mut self, batch: &RecordBatch) -> Result<(), Error> {
+        let service = batch.column(Col::Service.index()).as_string::<i32>();
+        let time = batch.column(Col::Time.index()).as_primitive::<Int64Type>();
+        for row in 0..batch.num_rows() {
+            let t = time.value(row) as u64;
+            self.min_time = self.min_time.min(t);
+            self.max_time = self.max_time.max(t);
+            let name = service.value(row);
+            if self.services.last().is_none_or(|s| s != name) {
+                self.services.push(name.to_owned());
             }
         }
-        let batch = encode_chunk(chunk).map_err(|source| Error::Arrow { path: data_path.clone(), source })?;
-        writer.write(&batch).map_err(parquet_err)?;
+        self.records += batch.num_rows() as u64;
+        self.writer.write(batch).map_err(|source| Error::Parquet { path: self.data_path.clone(), source })
     }
-    writer.finish().map_err(parquet_err)?;
-    let checksums = writer.inner_mut().finish();
-    let file = writer.inner().get_ref();
-    // IMPORTANT: data reaches the disk before the block can be published.
-    file.sync_all().map_err(|e| Error::io(&data_path, e))?;
-    let size_bytes = file.metadata().map_err(|e| Error::io(&data_path, e))?.len();
-    drop(writer);
 
-    services.sort();
-    services.dedup();
-    let meta = LogBlockMeta {
-        id: id.to_owned(),
-        format: FORMAT_VERSION.to_owned(),
-        record_count: keyed.len() as u64,
-        min_time_unix_nanos: if keyed.is_empty() { 0 } else { min_time },
-        max_time_unix_nanos: max_time,
-        services,
-        size_bytes,
-    };
-    let meta_path = tmp_dir.join(META_FILE);
-    let fields = serde_json::to_value(&meta).map_err(|e| Error::corrupt(&meta_path, e.to_string()))?;
-    let text = encode_meta(fields, &checksums).map_err(|e| Error::corrupt(&meta_path, e))?;
-    let mut meta_file = File::create(&meta_path).map_err(|e| Error::io(&meta_path, e))?;
-    meta_file.write_all(&text).map_err(|e| Error::io(&meta_path, e))?;
-    meta_file.sync_all().map_err(|e| Error::io(&meta_path, e))?;
-    drop(meta_file);
+    /// Finishes the file and publishes the folder durably.
+    pub(crate) fn finish(mut self) -> Result<LogBlockMeta, Error> {
+        let data_path = self.data_path.clone();
+        let parquet_err = |source| Error::Parquet { path: data_path.clone(), source };
+        self.writer.finish().map_err(parquet_err)?;
+        let checksums = self.writer.inner_mut().finish();
+        let file = self.writer.inner().get_ref();
+        // IMPORTANT: data reaches the disk before the block can be published.
+        file.sync_all().map_err(|e| Error::io(&data_path, e))?;
+        let size_bytes = file.metadata().map_err(|e| Error::io(&data_path, e))?.len();
+        let mut services = std::mem::take(&mut self.services);
+        services.sort();
+        services.dedup();
+        let meta = LogBlockMeta {
+            id: self.id.clone(),
+            format: FORMAT_VERSION.to_owned(),
+            record_count: self.records,
+            min_time_unix_nanos: if self.records == 0 { 0 } else { self.min_time },
+            max_time_unix_nanos: self.max_time,
+            services,
+            size_bytes,
+            compaction_level: self.level,
+        };
+        let tmp_dir = self.tmp_dir.clone();
+        drop(self.writer);
+        let meta_path = tmp_dir.join(META_FILE);
+        let fields = serde_json::to_value(&meta).map_err(|e| Error::corrupt(&meta_path, e.to_string()))?;
+        let text = encode_meta(fields, &checksums).map_err(|e| Error::corrupt(&meta_path, e))?;
+        let mut meta_file = File::create(&meta_path).map_err(|e| Error::io(&meta_path, e))?;
+        meta_file.write_all(&text).map_err(|e| Error::io(&meta_path, e))?;
+        meta_file.sync_all().map_err(|e| Error::io(&meta_path, e))?;
+        drop(meta_file);
 
-    // IMPORTANT: fsync the temp folder so both entries exist, rename, then
-    // fsync the parent so the rename itself survives a crash.
-    sync_dir(&tmp_dir)?;
-    if final_dir.exists() {
-        // The same head flushed before a crash that lost the manifest
-        // update: ids derive from content, so the old folder is this block.
-        std::fs::remove_dir_all(&final_dir).map_err(|e| Error::io(&final_dir, e))?;
+        // IMPORTANT: fsync the temp folder so both entries exist, rename,
+        // then fsync the parent so the rename itself survives a crash.
+        sync_dir(&tmp_dir)?;
+        let final_dir = self.staging.join(&self.id);
+        if final_dir.exists() {
+            // The same head flushed before a crash that lost the manifest
+            // update: ids derive from content, so the old folder is this
+            // block.
+            std::fs::remove_dir_all(&final_dir).map_err(|e| Error::io(&final_dir, e))?;
+        }
+        std::fs::rename(&tmp_dir, &final_dir).map_err(|e| Error::io(&final_dir, e))?;
+        sync_dir(&self.staging)?;
+        Ok(meta)
     }
-    std::fs::rename(&tmp_dir, &final_dir).map_err(|e| Error::io(&final_dir, e))?;
-    sync_dir(staging)?;
-    Ok(meta)
 }
 
 fn encode_chunk(chunk: &[Keyed]) -> Result<RecordBatch, arrow_schema::ArrowError> {

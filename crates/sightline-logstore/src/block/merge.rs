@@ -1,0 +1,148 @@
+//! Compaction: a k-way merge of sorted blocks into one, streaming. Each
+//! input holds one decoded batch at a time, and output rows are gathered
+//! with `interleave` and written in chunks, so a merge holds a few MiB
+//! whatever its inputs' sizes.
+
+use std::cmp::Reverse;
+use std::collections::BinaryHeap;
+use std::path::Path;
+use std::sync::Arc;
+
+use arrow_array::cast::AsArray as _;
+use arrow_array::types::Int64Type;
+use arrow_array::{Array, ArrayRef, RecordBatch};
+use parquet::arrow::arrow_reader::ParquetRecordBatchReader;
+
+use super::LogBlock;
+use super::schema::{self, Col, LogBlockMeta};
+use super::write::BlockWriter;
+use crate::Error;
+
+/// Output rows gathered before they are written.
+const OUT_ROWS: usize = 8192;
+
+/// The sort key of a row: service, time, fingerprint.
+type Key = (String, i64, i64);
+
+fn key(batch: &RecordBatch, row: usize) -> Key {
+    (
+        batch.column(Col::Service.index()).as_string::<i32>().value(row).to_owned(),
+        batch.column(Col::Time.index()).as_primitive::<Int64Type>().value(row),
+        batch.column(Col::Fingerprint.index()).as_primitive::<Int64Type>().value(row),
+    )
+}
+
+struct Input {
+    reader: ParquetRecordBatchReader,
+    /// Index into `held` of the current batch, and the next row in it.
+    held: usize,
+    row: usize,
+}
+
+/// Merges `inputs` (each sorted) into block `id` at `level`; a row present
+/// in several inputs (same service, time and fingerprint) is written once.
+pub(crate) fn merge(
+    staging: &Path,
+    id: &str,
+    inputs: &[Arc<LogBlock>],
+    row_group_rows: usize,
+    level: u32,
+) -> Result<LogBlockMeta, Error> {
+    let mut writer = BlockWriter::new(staging, id, row_group_rows, level)?;
+    let mut held: Vec<RecordBatch> = Vec::new();
+    let mut pending: Vec<(usize, usize)> = Vec::with_capacity(OUT_ROWS);
+    let mut states: Vec<Option<Input>> = Vec::with_capacity(inputs.len());
+    let mut heap: BinaryHeap<Reverse<(Key, usize)>> = BinaryHeap::new();
+    for (i, block) in inputs.iter().enumerate() {
+        let mut reader = block.read_all()?;
+        match next_batch(&mut reader, block)? {
+            Some(batch) => {
+                heap.push(Reverse((key(&batch, 0), i)));
+                held.push(batch);
+                states.push(Some(Input { reader, held: held.len() - 1, row: 0 }));
+            }
+            None => states.push(None),
+        }
+    }
+    let mut last: Option<Key> = None;
+    while let Some(Reverse((k, i))) = heap.pop() {
+        let Some(input) = states.get_mut(i).and_then(Option::as_mut) else { continue };
+        if last.as_ref() != Some(&k) {
+            pending.push((input.held, input.row));
+            last = Some(k);
+        }
+        input.row += 1;
+        let len = held.get(input.held).map_or(0, RecordBatch::num_rows);
+        if input.row < len {
+            let batch = &held[input.held];
+            heap.push(Reverse((key(batch, input.row), i)));
+        } else {
+            // This input moves to its next batch: write what refers to the
+            // batches held so far, then keep only the current ones.
+            flush(&mut writer, &held, &mut pending)?;
+            let reader = states[i].as_mut().map(|s| &mut s.reader).ok_or_else(gone)?;
+            let next = next_batch(reader, &inputs[i])?;
+            let mut kept = Vec::new();
+            for (j, state) in states.iter_mut().enumerate() {
+                let Some(s) = state else { continue };
+                if j == i {
+                    continue;
+                }
+                kept.push(held[s.held].clone());
+                s.held = kept.len() - 1;
+            }
+            held = kept;
+            match next {
+                Some(batch) => {
+                    heap.push(Reverse((key(&batch, 0), i)));
+                    held.push(batch);
+                    if let Some(s) = states[i].as_mut() {
+                        s.held = held.len() - 1;
+                        s.row = 0;
+                    }
+                }
+                None => states[i] = None,
+            }
+        }
+        if pending.len() >= OUT_ROWS {
+            flush(&mut writer, &held, &mut pending)?;
+        }
+    }
+    flush(&mut writer, &held, &mut pending)?;
+    writer.finish()
+}
+
+fn gone() -> Error {
+    Error::Task("merge input vanished".to_owned())
+}
+
+fn next_batch(reader: &mut ParquetRecordBatchReader, block: &LogBlock) -> Result<Option<RecordBatch>, Error> {
+    for batch in reader.by_ref() {
+        let batch = batch.map_err(|source| Error::Arrow { path: block.data_path().to_owned(), source })?;
+        if batch.num_rows() > 0 {
+            return Ok(Some(batch));
+        }
+    }
+    Ok(None)
+}
+
+fn flush(
+    writer: &mut BlockWriter,
+    held: &[RecordBatch],
+    pending: &mut Vec<(usize, usize)>,
+) -> Result<(), Error> {
+    if pending.is_empty() {
+        return Ok(());
+    }
+    let arrow_err = |source| Error::Arrow { path: writer.data_path.clone(), source };
+    let columns = (0..Col::ALL.len())
+        .map(|c| {
+            let arrays: Vec<&dyn Array> = held.iter().map(|b| b.column(c).as_ref()).collect();
+            arrow_select::interleave::interleave(&arrays, pending)
+        })
+        .collect::<Result<Vec<ArrayRef>, _>>()
+        .map_err(arrow_err)?;
+    let batch = RecordBatch::try_new(schema::arrow_schema(), columns).map_err(arrow_err)?;
+    pending.clear();
+    writer.write(&batch)
+}
