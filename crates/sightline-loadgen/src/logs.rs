@@ -72,7 +72,7 @@ pub(crate) struct LogsReport {
     pub stored_bytes_per_record: f64,
     /// Blocks the records ended in.
     pub blocks: usize,
-    /// Wall time of ingest plus the final flush (a busy machine's wall time).
+    /// Wall time of ingest, the final flush and merges (a busy machine's wall time).
     pub ingest: Duration,
     /// Logs of one trace: median, 99th percentile.
     pub trace_p50: Duration,
@@ -88,6 +88,8 @@ pub(crate) struct LogsReport {
     pub common_search_p50: Duration,
     /// See `common_search_p50`.
     pub common_search_p95: Duration,
+    /// Peak RSS of this process (store, generator and queries), MiB.
+    pub peak_rss_mib: f64,
 }
 
 impl LogsReport {
@@ -108,6 +110,7 @@ impl LogsReport {
             "rare_search_p95_ms": ms(self.rare_search_p95),
             "common_search_p50_ms": ms(self.common_search_p50),
             "common_search_p95_ms": ms(self.common_search_p95),
+            "peak_rss_mib": self.peak_rss_mib,
         })
     }
 }
@@ -116,7 +119,7 @@ impl std::fmt::Display for LogsReport {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         writeln!(
             f,
-            "{} records in {} blocks, ingest+flush {:.1}s",
+            "{} records in {} blocks, ingest+flush+merges {:.1}s",
             self.records,
             self.blocks,
             self.ingest.as_secs_f64()
@@ -291,6 +294,8 @@ pub(crate) async fn logs_bench(args: &LogsArgs) -> Result<LogsReport, Error> {
         k += n;
     }
     store.flush_now().await.map_err(store_error)?;
+    // Queries are measured over the settled store: merges done.
+    store.compact_now().await.map_err(store_error)?;
     let ingest = started.elapsed();
     let blocks = store.blocks();
     let stored: u64 = blocks.iter().map(|b| b.size_bytes).sum();
@@ -341,5 +346,16 @@ pub(crate) async fn logs_bench(args: &LogsArgs) -> Result<LogsReport, Error> {
         rare_search_p95: percentile(rare, 0.95),
         common_search_p50: percentile(common.clone(), 0.5),
         common_search_p95: percentile(common, 0.95),
+        peak_rss_mib: peak_rss_mib(),
     })
+}
+
+/// The process's peak resident set (VmHWM), MiB.
+fn peak_rss_mib() -> f64 {
+    let status = std::fs::read_to_string("/proc/self/status").unwrap_or_default();
+    status
+        .lines()
+        .find_map(|l| l.strip_prefix("VmHWM:"))
+        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse::<f64>().ok())
+        .map_or(0.0, |kib| kib / 1024.0)
 }

@@ -354,7 +354,7 @@ impl LogReader for LogStore {
             .await
             .map_err(|_| QueryError::Unavailable("too many log searches at once; retry".into()))?
             .map_err(|_| QueryError::Unavailable("log store is shutting down".into()))?;
-        let (live, frozen, mut blocks) = {
+        let (live, frozen, blocks) = {
             let st = self.inner.state.read();
             (st.live.batches.clone(), st.frozen.clone(), st.blocks.clone())
         };
@@ -372,14 +372,27 @@ impl LogReader for LogStore {
                     b.search(&query, &mut top);
                 }
             }
-            blocks.sort_by_key(|b| std::cmp::Reverse(b.meta().max_time_unix_nanos));
-            for b in &blocks {
-                if top.floor().is_some_and(|f| b.meta().max_time_unix_nanos < f.0) {
+            // Every candidate row group of every block, newest first, so a
+            // search stops as soon as `limit` newer records are held.
+            let mut groups: Vec<(u64, usize, usize)> = Vec::new();
+            for (i, b) in blocks.iter().enumerate() {
+                match b.candidates(&query, &top) {
+                    Ok(found) => groups.extend(found.into_iter().map(|(rg, max)| (max, i, rg))),
+                    Err(e) => warn(&mut warnings, b, &e),
+                }
+            }
+            groups.sort_by_key(|g| std::cmp::Reverse(g.0));
+            let mut failed: Vec<usize> = Vec::new();
+            for (max, i, rg) in groups {
+                if top.floor().is_some_and(|f| max < f.0) {
                     break;
                 }
-                if let Err(e) = b.search(&query, &mut top) {
-                    tracing::error!(block = %b.meta().id, error = %e, "log block read failed; skipped");
-                    warnings.push(format!("log block {} skipped: {e}", b.meta().id));
+                if failed.contains(&i) {
+                    continue;
+                }
+                if let Err(e) = blocks[i].search_group(rg, &query, &mut top) {
+                    warn(&mut warnings, &blocks[i], &e);
+                    failed.push(i);
                 }
             }
             top.into_page(warnings)
@@ -408,6 +421,11 @@ impl LogReader for LogStore {
     fn subscribe_logs(&self) -> broadcast::Receiver<Arc<LogBatch>> {
         self.inner.tail.subscribe()
     }
+}
+
+fn warn(warnings: &mut Vec<String>, block: &LogBlock, e: &Error) {
+    tracing::error!(block = %block.meta().id, error = %e, "log block read failed; skipped");
+    warnings.push(format!("log block {} skipped: {e}", block.meta().id));
 }
 
 /// Cuts the live head when it is big or old enough, flushes frozen

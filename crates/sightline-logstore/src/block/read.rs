@@ -91,8 +91,26 @@ impl LogBlock {
             .map_err(|source| Error::Parquet { path: self.data_path.clone(), source })
     }
 
-    /// Adds the block's matches to `top`.
+    /// Adds the block's matches to `top`, newest row groups first.
+    #[cfg(test)]
     pub(crate) fn search(&self, q: &LogQuery, top: &mut TopK) -> Result<(), Error> {
+        let mut groups = self.candidates(q, top)?;
+        groups.sort_by_key(|g| std::cmp::Reverse(g.1));
+        for (rg, max) in groups {
+            if top.floor().is_some_and(|f| max < f.0) {
+                break;
+            }
+            self.search_group(rg, q, top)?;
+        }
+        Ok(())
+    }
+
+    /// The row groups that may hold matches, with their newest record
+    /// time: a search reads row groups of all blocks newest first and
+    /// stops once `limit` newer records are held. Rows are sorted by
+    /// service, so without this a search for "the newest records" read
+    /// every service's row groups of a block.
+    pub(crate) fn candidates(&self, q: &LogQuery, top: &TopK) -> Result<Vec<(usize, u64)>, Error> {
         let m = &self.meta;
         if m.record_count == 0
             || q.start_unix_nanos.is_some_and(|s| m.max_time_unix_nanos < s)
@@ -101,15 +119,16 @@ impl LogBlock {
             || top.floor().is_some_and(|f| m.max_time_unix_nanos < f.0)
             || q.service.as_ref().is_some_and(|s| m.services.binary_search(s).is_err())
         {
-            return Ok(());
+            return Ok(Vec::new());
         }
-        let groups = self.row_groups(q, top)?;
-        if groups.is_empty() {
-            return Ok(());
-        }
+        self.row_groups(q, top)
+    }
+
+    /// Adds row group `rg`'s matches to `top`.
+    pub(crate) fn search_group(&self, rg: usize, q: &LogQuery, top: &mut TopK) -> Result<(), Error> {
         let mut builder =
             ParquetRecordBatchReaderBuilder::new_with_metadata(self.file.clone(), self.reader_meta.clone())
-                .with_row_groups(groups)
+                .with_row_groups(vec![rg])
                 .with_batch_size(READ_BATCH_ROWS);
         if let Some(filter) = self.row_filter(q) {
             builder = builder.with_row_filter(filter);
@@ -126,11 +145,12 @@ impl LogBlock {
 
     /// Row groups that may hold matches: time and service min/max, then
     /// the trace id's bloom filter.
-    fn row_groups(&self, q: &LogQuery, top: &TopK) -> Result<Vec<usize>, Error> {
+    fn row_groups(&self, q: &LogQuery, top: &TopK) -> Result<Vec<(usize, u64)>, Error> {
         let meta = self.reader_meta.metadata();
         let mut out = Vec::new();
         for rg in 0..meta.num_row_groups() {
             let group = meta.row_group(rg);
+            let mut newest = self.meta.max_time_unix_nanos;
             if let Some(Statistics::Int64(s)) = group.column(Col::Time.index()).statistics()
                 && let (Some(&min), Some(&max)) = (s.min_opt(), s.max_opt())
             {
@@ -142,6 +162,7 @@ impl LogBlock {
                 {
                     continue;
                 }
+                newest = max;
             }
             if let Some(service) = &q.service
                 && let Some(Statistics::ByteArray(s)) = group.column(Col::Service.index()).statistics()
@@ -165,7 +186,7 @@ impl LogBlock {
             {
                 continue;
             }
-            out.push(rg);
+            out.push((rg, newest));
         }
         Ok(out)
     }
