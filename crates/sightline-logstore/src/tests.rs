@@ -115,6 +115,30 @@ async fn check_queries(store: &LogStore, all: &[LogRecord]) {
     );
     let q = LogQuery { body: Some(BodyMatcher::new(|t| t.contains("line 4"))), ..LogQuery::default() };
     assert_eq!(store.find_logs(&q).await.unwrap().records, expect(&|r| r.body.to_text().contains("line 4")));
+    // With the whole words a substring search derives, blocks skip row
+    // groups by their word index: the answer must not change.
+    let q = LogQuery {
+        body: Some(BodyMatcher::new(|t| t.contains(" said hello"))),
+        body_words: sightline_model::words_of_substring(" said hello"),
+        ..LogQuery::default()
+    };
+    assert_eq!(q.body_words, ["said"]);
+    assert_eq!(store.find_logs(&q).await.unwrap().records, expect(&|_| true));
+    let q = LogQuery {
+        body: Some(BodyMatcher::new(|t| t.contains("line 37 said"))),
+        body_words: vec!["line".into(), "said".into()],
+        ..LogQuery::default()
+    };
+    assert_eq!(
+        store.find_logs(&q).await.unwrap().records,
+        expect(&|r| r.body.to_text().contains("line 37 said"))
+    );
+    let q = LogQuery {
+        body: Some(BodyMatcher::new(|t| t.contains(" zebra "))),
+        body_words: vec!["zebra".into()],
+        ..LogQuery::default()
+    };
+    assert!(store.find_logs(&q).await.unwrap().records.is_empty());
     let q = LogQuery {
         tags: vec![TagFilter { key: "user".into(), value: "u1".into() }],
         service: Some("c".into()),
@@ -285,6 +309,7 @@ fn retention_deletes_old_blocks_then_the_oldest_over_the_size_limit() {
         services: vec![],
         size_bytes: size,
         compaction_level: 0,
+        words_crc32c: None,
     };
     let blocks = [meta("old", 10, 5), meta("mid", 100, 50), meta("new", 200, 60), meta("newest", 300, 10)];
     let now = 400 * SEC;
@@ -448,6 +473,7 @@ fn compaction_merges_the_oldest_small_blocks_within_the_size_limit() {
         services: vec![],
         size_bytes: records * 50,
         compaction_level: 0,
+        words_crc32c: None,
     };
     let small =
         |n: usize| (0..n).map(|i| meta(&format!("b{i:02}"), 100 - i as u64, 1000)).collect::<Vec<_>>();
@@ -460,4 +486,24 @@ fn compaction_merges_the_oldest_small_blocks_within_the_size_limit() {
     let halfs: Vec<LogBlockMeta> =
         (0..4).map(|i| meta(&format!("h{i}"), i, COMPACT_MAX_RECORDS / 2 - 1)).collect();
     assert_eq!(plan_compaction(&halfs), None, "two of them fill a block: no merge of four");
+}
+
+#[test]
+fn the_word_index_skips_row_groups_without_a_word() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut records = sample();
+    records[50].body = Value::Str("payment declined by the issuer".into());
+    block::write(dir.path(), "w", records, 16).unwrap();
+    let block = LogBlock::open(&dir.path().join("w")).unwrap();
+    let top = crate::topk::TopK::new(100);
+    let groups = |words: &[&str]| {
+        let q =
+            LogQuery { body_words: words.iter().map(|w| (*w).to_owned()).collect(), ..LogQuery::default() };
+        block.candidates(&q, &top).unwrap().len()
+    };
+    assert_eq!(groups(&[]), 4);
+    assert_eq!(groups(&["said"]), 4);
+    assert_eq!(groups(&["zebra"]), 0);
+    assert_eq!(groups(&["declined", "issuer"]), 1);
+    assert_eq!(groups(&["declined", "zebra"]), 0);
 }

@@ -36,7 +36,9 @@ pub use contract::{
 };
 pub use ids::{IdError, SpanId, TraceId};
 pub use log::{LogBatch, LogRecord};
-pub use logquery::{BodyMatcher, LogCursor, LogPage, LogQuery, LogReader};
+pub use logquery::{
+    BodyMatcher, LogCursor, LogPage, LogQuery, LogReader, MIN_WORD_CHARS, body_words, words_of_substring,
+};
 pub use memory::{MemoryBudget, Pressure};
 pub use metric::{
     Exemplar, ExponentialBuckets, ExponentialHistogramPoint, HistogramPoint, Metric, MetricBatch, MetricData,

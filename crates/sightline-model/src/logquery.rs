@@ -58,6 +58,10 @@ pub struct LogQuery {
     pub min_severity: i32,
     /// A condition on the body's text.
     pub body: Option<BodyMatcher>,
+    /// Words (see [`body_words`]) every body matching `body` contains, for
+    /// stores that index words to skip data; never the definition of a
+    /// match. [`words_of_substring`] derives them from a substring.
+    pub body_words: Vec<String>,
     /// Attribute conditions (record or resource attributes; values compare
     /// as text, as trace tags do), all of which must hold.
     pub tags: Vec<TagFilter>,
@@ -120,7 +124,10 @@ impl LogQuery {
 
     /// Whether `record` matches the whole query (cursor and window too).
     pub fn matches(&self, record: &LogRecord) -> bool {
-        self.key_in_range(record.timestamp(), record.fingerprint()) && self.matches_content(record)
+        // The fingerprint (an encoding of the record) only when a cursor
+        // needs it: live tails match every record without one.
+        let fingerprint = if self.after.is_some() { record.fingerprint() } else { 0 };
+        self.key_in_range(record.timestamp(), fingerprint) && self.matches_content(record)
     }
 }
 
@@ -149,4 +156,48 @@ pub trait LogReader: Send + Sync {
     /// bounded: a receiver that falls behind gets
     /// [`broadcast::error::RecvError::Lagged`] and should be dropped.
     fn subscribe_logs(&self) -> broadcast::Receiver<Arc<LogBatch>>;
+}
+
+/// The shortest word stores index and searches use.
+pub const MIN_WORD_CHARS: usize = 3;
+
+fn is_word_char(c: char) -> bool {
+    c.is_alphanumeric() || c == '_'
+}
+
+/// The words of a body text, as a word index stores them: runs of letters,
+/// digits and `_`, ASCII-lowercased, at least [`MIN_WORD_CHARS`] long.
+pub fn body_words(text: &str) -> impl Iterator<Item = String> + '_ {
+    text.split(|c: char| !is_word_char(c))
+        .filter(|w| w.chars().count() >= MIN_WORD_CHARS)
+        .map(str::to_ascii_lowercase)
+}
+
+/// The words that every text containing `needle` contains whole: those
+/// with a non-word character on both sides inside the needle (the first
+/// and last may be parts of longer words in the text).
+pub fn words_of_substring(needle: &str) -> Vec<String> {
+    let parts: Vec<&str> = needle.split(|c: char| !is_word_char(c)).collect();
+    let last = parts.len().saturating_sub(1);
+    parts
+        .iter()
+        .enumerate()
+        .filter(|(i, w)| *i > 0 && *i < last && w.chars().count() >= MIN_WORD_CHARS)
+        .map(|(_, w)| w.to_ascii_lowercase())
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn only_words_bounded_inside_the_needle_are_whole() {
+        assert_eq!(words_of_substring("order 123456 failed"), ["123456"]);
+        assert_eq!(words_of_substring(" Timeout "), ["timeout"]);
+        assert_eq!(words_of_substring("timeout"), Vec::<String>::new());
+        assert_eq!(words_of_substring("a ab abc x"), ["abc"], "short words are not indexed");
+        let words: Vec<String> = body_words("GET /api/orders/42 in 17ms: ÉCHEC_total").collect();
+        assert_eq!(words, ["get", "api", "orders", "17ms", "Échec_total"]);
+    }
 }

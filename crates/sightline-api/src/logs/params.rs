@@ -1,6 +1,6 @@
 //! `/api/logs` and `/api/logs/tail` parameters → a [`LogQuery`].
 
-use sightline_model::{BodyMatcher, LogCursor, LogQuery, SpanId};
+use sightline_model::{BodyMatcher, LogCursor, LogQuery, SpanId, words_of_substring};
 
 use crate::error::ApiError;
 use crate::ids::parse_trace_id;
@@ -39,6 +39,12 @@ pub(crate) fn log_query(params: &Params<'_>, paged: bool) -> Result<LogQuery, Ap
         })?,
     };
     let body = params.get("q").map(body_matcher).transpose()?;
+    // Whole words of a substring search let a store skip data by its word
+    // index; a regex gives none.
+    let body_words = match params.get("q") {
+        Some(q) if !is_regex(q) => words_of_substring(q),
+        _ => Vec::new(),
+    };
     let start_unix_nanos = micros_param(params, "start")?;
     let end_unix_nanos = micros_param(params, "end")?;
     if let (Some(s), Some(e)) = (start_unix_nanos, end_unix_nanos)
@@ -52,6 +58,7 @@ pub(crate) fn log_query(params: &Params<'_>, paged: bool) -> Result<LogQuery, Ap
         service: params.get("service").map(str::to_owned),
         min_severity,
         body,
+        body_words,
         tags: tags(params)?,
         start_unix_nanos,
         end_unix_nanos,
@@ -102,7 +109,7 @@ fn body_matcher(q: &str) -> Result<BodyMatcher, ApiError> {
         return Err(invalid("q", format!("longer than {MAX_Q_CHARS} characters")));
     }
     match q.strip_prefix('/').and_then(|rest| rest.strip_suffix('/')) {
-        Some(pattern) if q.len() >= 2 => {
+        Some(pattern) if is_regex(q) => {
             let re = regex::RegexBuilder::new(pattern)
                 .size_limit(REGEX_SIZE_LIMIT)
                 .dfa_size_limit(REGEX_SIZE_LIMIT)
@@ -116,6 +123,11 @@ fn body_matcher(q: &str) -> Result<BodyMatcher, ApiError> {
             Ok(BodyMatcher::new(move |text| text.contains(needle.as_str())))
         }
     }
+}
+
+/// `q=/…/` is a regular expression; a lone `/` is text.
+fn is_regex(q: &str) -> bool {
+    q.len() >= 2 && q.starts_with('/') && q.ends_with('/')
 }
 
 /// The opaque cursor: `<time ns>-<fingerprint hex>`.

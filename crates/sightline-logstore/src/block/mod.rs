@@ -13,6 +13,7 @@
 mod merge;
 pub(crate) mod read;
 mod schema;
+mod words;
 mod write;
 
 pub(crate) use merge::merge;

@@ -42,6 +42,9 @@ pub(crate) struct LogBlock {
     reader_meta: ArrowReaderMetadata,
     /// Per row group, the `trace_id` bloom filter, read on first use.
     blooms: OnceLock<Vec<Option<Sbbf>>>,
+    /// Per row group, the body word filter, read on first use.
+    words: OnceLock<Vec<Option<Sbbf>>>,
+    dir: PathBuf,
 }
 
 impl LogBlock {
@@ -72,7 +75,15 @@ impl LogBlock {
         if reader_meta.schema().fields() != expected.fields() {
             return Err(Error::corrupt(&data_path, "columns differ from the log block schema"));
         }
-        Ok(LogBlock { meta, data_path, file, reader_meta, blooms: OnceLock::new() })
+        Ok(LogBlock {
+            meta,
+            data_path,
+            file,
+            reader_meta,
+            blooms: OnceLock::new(),
+            words: OnceLock::new(),
+            dir: dir.to_owned(),
+        })
     }
 
     pub(crate) fn meta(&self) -> &LogBlockMeta {
@@ -177,6 +188,13 @@ impl LogBlock {
             {
                 continue;
             }
+            if !q.body_words.is_empty()
+                && let Some(words) = self.words()?
+                && let Some(Some(bloom)) = words.get(rg)
+                && q.body_words.iter().any(|w| !bloom.check(w.as_str()))
+            {
+                continue;
+            }
             if let Some(id) = q.trace_id
                 && self
                     .blooms()?
@@ -197,7 +215,7 @@ impl LogBlock {
     /// the rows that pass, and skips pages without any. `None` for a query
     /// that constrains nothing but time, where every row is a candidate.
     fn row_filter(&self, q: &LogQuery) -> Option<RowFilter> {
-        let mut cols = vec![Col::Time, Col::Fingerprint];
+        let mut cols = Vec::new();
         if q.trace_id.is_some() {
             cols.push(Col::TraceId);
         }
@@ -213,12 +231,18 @@ impl LogBlock {
         if q.body.is_some() {
             cols.push(Col::Body);
         }
-        if cols.len() == 2 {
+        if cols.is_empty() {
             return None;
+        }
+        // The time window and cursor are checked here only when set: for a
+        // trace lookup, the trace id column alone decides.
+        let keyed = q.start_unix_nanos.is_some() || q.end_unix_nanos.is_some() || q.after.is_some();
+        if keyed {
+            cols.extend([Col::Time, Col::Fingerprint]);
         }
         cols.sort_by_key(|c| c.index());
         let position = |c: Col| cols.iter().position(|x| *x == c);
-        let (time_at, fp_at) = (position(Col::Time)?, position(Col::Fingerprint)?);
+        let (time_at, fp_at) = (position(Col::Time), position(Col::Fingerprint));
         let (trace_at, span_at, service_at, severity_at, body_at) = (
             position(Col::TraceId),
             position(Col::SpanId),
@@ -233,15 +257,17 @@ impl LogBlock {
         let q = q.clone();
         let predicate = ArrowPredicateFn::new(mask, move |batch| {
             use arrow_array::Array as _;
-            let time = batch.column(time_at).as_primitive::<Int64Type>();
-            let fp = batch.column(fp_at).as_primitive::<Int64Type>();
+            let time = time_at.map(|i| batch.column(i).as_primitive::<Int64Type>());
+            let fp = fp_at.map(|i| batch.column(i).as_primitive::<Int64Type>());
             let trace = trace_at.map(|i| batch.column(i).as_fixed_size_binary());
             let span = span_at.map(|i| batch.column(i).as_fixed_size_binary());
             let service = service_at.map(|i| batch.column(i).as_string::<i32>());
             let severity = severity_at.map(|i| batch.column(i).as_primitive::<Int32Type>());
             let body = body_at.map(|i| batch.column(i).as_string::<i32>());
             Ok(BooleanArray::from_iter((0..batch.num_rows()).map(|row| {
-                let keep = q.key_in_range(time.value(row) as u64, fp.value(row) as u64)
+                let keep = time
+                    .zip(fp)
+                    .is_none_or(|(t, f)| q.key_in_range(t.value(row) as u64, f.value(row) as u64))
                     && trace.is_none_or(|a| {
                         !a.is_null(row) && q.trace_id.is_some_and(|t| a.value(row) == &t.as_bytes()[..])
                     })
@@ -258,6 +284,23 @@ impl LogBlock {
             })))
         });
         Some(RowFilter::new(vec![Box::new(predicate)]))
+    }
+
+    /// The body word filters, loaded (and checked) on first use; `None`
+    /// for a block without them.
+    fn words(&self) -> Result<Option<&[Option<Sbbf>]>, Error> {
+        let Some(crc) = self.meta.words_crc32c else { return Ok(None) };
+        if let Some(w) = self.words.get() {
+            return Ok(Some(w));
+        }
+        let groups = self.reader_meta.metadata().num_row_groups();
+        // A word index that cannot be used costs speed, not answers: the
+        // block is searched without it.
+        let loaded = super::words::load(&self.dir.join(super::words::WORDS_FILE), crc, groups).unwrap_or_else(|e| {
+            tracing::warn!(block = %self.meta.id, error = %e, "log block word index unusable; searching without it");
+            Vec::new()
+        });
+        Ok(Some(self.words.get_or_init(|| loaded)))
     }
 
     fn blooms(&self) -> Result<&[Option<Sbbf>], Error> {

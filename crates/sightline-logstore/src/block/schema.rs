@@ -154,4 +154,7 @@ pub struct LogBlockMeta {
     /// highest input's.
     #[serde(default)]
     pub compaction_level: u32,
+    /// CRC32C of `words.bloom`, the body word index; `None`: no index.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub words_crc32c: Option<u32>,
 }

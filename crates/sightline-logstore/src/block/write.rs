@@ -22,6 +22,7 @@ use arrow_array::cast::AsArray as _;
 use arrow_array::types::Int64Type;
 
 use super::schema::{self, Col, FORMAT_VERSION, LogBlockMeta};
+use super::words::{WORDS_FILE, WordIndexer};
 use super::{DATA_FILE, META_FILE};
 use crate::Error;
 
@@ -79,6 +80,8 @@ pub(crate) struct BlockWriter {
     max_time: u64,
     records: u64,
     level: u32,
+    row_group_rows: usize,
+    words: WordIndexer,
 }
 
 impl BlockWriter {
@@ -110,13 +113,25 @@ impl BlockWriter {
             max_time: 0,
             records: 0,
             level,
+            row_group_rows: row_group_rows.max(1),
+            words: WordIndexer::default(),
         })
     }
 
     pub(crate) fn write(&mut self, batch: &RecordBatch) -> Result<(), Error> {
         let service = batch.column(Col::Service.index()).as_string::<i32>();
         let time = batch.column(Col::Time.index()).as_primitive::<Int64Type>();
+        let body = batch.column(Col::Body.index()).as_string::<i32>();
         for row in 0..batch.num_rows() {
+            // The Arrow writer cuts row groups at exactly `row_group_rows`.
+            if self.records + row as u64 > 0
+                && (self.records + row as u64).is_multiple_of(self.row_group_rows as u64)
+            {
+                self.words.finish_group();
+            }
+            if !arrow_array::Array::is_null(body, row) {
+                self.words.add(body.value(row));
+            }
             let t = time.value(row) as u64;
             self.min_time = self.min_time.min(t);
             self.max_time = self.max_time.max(t);
@@ -139,6 +154,17 @@ impl BlockWriter {
         // IMPORTANT: data reaches the disk before the block can be published.
         file.sync_all().map_err(|e| Error::io(&data_path, e))?;
         let size_bytes = file.metadata().map_err(|e| Error::io(&data_path, e))?.len();
+        let words_crc32c = if self.records > 0 {
+            self.words.finish_group();
+            let bytes = self.words.encode();
+            let path = self.tmp_dir.join(WORDS_FILE);
+            let mut f = File::create(&path).map_err(|e| Error::io(&path, e))?;
+            f.write_all(&bytes).map_err(|e| Error::io(&path, e))?;
+            f.sync_all().map_err(|e| Error::io(&path, e))?;
+            Some(crc32c::crc32c(&bytes))
+        } else {
+            None
+        };
         let mut services = std::mem::take(&mut self.services);
         services.sort();
         services.dedup();
@@ -151,6 +177,7 @@ impl BlockWriter {
             services,
             size_bytes,
             compaction_level: self.level,
+            words_crc32c,
         };
         let tmp_dir = self.tmp_dir.clone();
         drop(self.writer);
