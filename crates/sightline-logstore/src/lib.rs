@@ -30,11 +30,13 @@
 mod block;
 mod error;
 mod head;
+mod metrics;
 mod store;
 mod topk;
 
 pub use block::{FORMAT_VERSION, LogBlockMeta};
 pub use error::Error;
+pub use metrics::Metrics;
 pub use store::{LogStore, MAX_QUERIES, Options};
 
 #[cfg(test)]

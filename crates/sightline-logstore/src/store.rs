@@ -19,10 +19,10 @@ use sightline_wal::{FsyncPolicy, RecoveryMode, SegmentId, Wal};
 use tokio::sync::{Notify, broadcast};
 use tokio::task::JoinHandle;
 
-use crate::Error;
 use crate::block::{self, LogBlock};
 use crate::head::{Head, HeadBatch};
 use crate::topk::TopK;
+use crate::{Error, Metrics};
 
 /// The WAL folder inside the log store's folder.
 pub(crate) const WAL_DIR: &str = "wal";
@@ -64,6 +64,8 @@ pub struct Options {
     /// pressure, the head is cut and flushed (its bytes leave memory);
     /// searches run at most [`MAX_QUERIES`] at once.
     pub memory: Arc<MemoryBudget>,
+    /// Where metrics go (unregistered by default).
+    pub metrics: Arc<Metrics>,
 }
 
 /// Searches running at once: each holds at most `limit` decoded records
@@ -91,6 +93,7 @@ impl Options {
             background_compaction: true,
             tail_capacity: 64,
             memory,
+            metrics: Arc::new(Metrics::default()),
         }
     }
 }
@@ -296,6 +299,19 @@ const RETRY: Duration = Duration::from_secs(1);
 #[async_trait]
 impl LogsConsumer for LogStore {
     async fn consume_logs(&self, batch: LogBatch) -> Result<(), ConsumeError> {
+        let records = batch.len() as u64;
+        let result = self.consume(batch).await;
+        let m = &self.inner.opts.metrics;
+        match &result {
+            Ok(()) => m.records_appended.inc_by(records),
+            Err(_) => m.refused.inc(),
+        };
+        result
+    }
+}
+
+impl LogStore {
+    async fn consume(&self, batch: LogBatch) -> Result<(), ConsumeError> {
         let inner = &self.inner;
         if let Some(why) = inner.failed.lock().clone() {
             return Err(ConsumeError::Unavailable {
@@ -334,6 +350,7 @@ impl LogsConsumer for LogStore {
         let full = {
             let mut st = inner.state.write();
             st.live.push(indexed);
+            st.publish(&inner.opts.metrics);
             st.live.bytes >= inner.opts.head_max_bytes
         };
         drop(guard);
@@ -352,13 +369,18 @@ impl LogReader for LogStore {
     async fn find_logs(&self, query: &LogQuery) -> Result<LogPage, QueryError> {
         let _slot = tokio::time::timeout(QUERY_WAIT, self.inner.queries.acquire())
             .await
-            .map_err(|_| QueryError::Unavailable("too many log searches at once; retry".into()))?
+            .map_err(|_| {
+                self.inner.opts.metrics.searches_refused.inc();
+                QueryError::Unavailable("too many log searches at once; retry".into())
+            })?
             .map_err(|_| QueryError::Unavailable("log store is shutting down".into()))?;
         let (live, frozen, blocks) = {
             let st = self.inner.state.read();
             (st.live.batches.clone(), st.frozen.clone(), st.blocks.clone())
         };
         let query = query.clone();
+        self.inner.opts.metrics.searches.inc();
+        let metrics = Arc::clone(&self.inner.opts.metrics);
         tokio::task::spawn_blocking(move || {
             let mut top = TopK::new(query.effective_limit());
             let mut warnings = Vec::new();
@@ -391,6 +413,7 @@ impl LogReader for LogStore {
                     continue;
                 }
                 if let Err(e) = blocks[i].search_group(rg, &query, &mut top) {
+                    metrics.damaged_block_reads.inc();
                     warn(&mut warnings, &blocks[i], &e);
                     failed.push(i);
                 }
@@ -420,6 +443,19 @@ impl LogReader for LogStore {
 
     fn subscribe_logs(&self) -> broadcast::Receiver<Arc<LogBatch>> {
         self.inner.tail.subscribe()
+    }
+}
+
+impl State {
+    /// Sets the gauges from the state (after every change of it).
+    fn publish(&self, m: &Metrics) {
+        let heads = std::iter::once(&self.live).chain(self.frozen.iter().map(|f| &f.head));
+        let (records, bytes) = heads.fold((0, 0), |(r, b), h| (r + h.records, b + h.bytes));
+        m.head_records.set(records as i64);
+        m.head_bytes.set(bytes as i64);
+        m.blocks.set(self.blocks.len() as i64);
+        m.block_bytes.set(self.blocks.iter().map(|b| b.meta().size_bytes as i64).sum());
+        m.block_records.set(self.blocks.iter().map(|b| b.meta().record_count as i64).sum());
     }
 }
 
@@ -485,6 +521,7 @@ async fn cut(inner: &Inner) -> Result<(), Error> {
     let first = st.live_first;
     st.frozen.push(Arc::new(Frozen { head, first, last: sealed }));
     st.live_first = next;
+    st.publish(&inner.opts.metrics);
     Ok(())
 }
 
@@ -529,7 +566,9 @@ fn flush_one(inner: &Inner, frozen: &Arc<Frozen>) -> Result<(), Error> {
         if let Some(b) = &block {
             st.blocks.push(Arc::clone(b));
         }
+        st.publish(&inner.opts.metrics);
     }
+    inner.opts.metrics.flushes.inc();
     inner.wal.remove_through(frozen.last)?;
     if let Some(b) = block {
         tracing::debug!(block = %id, records = b.meta().record_count, bytes = b.meta().size_bytes, "log block flushed");
@@ -601,7 +640,9 @@ fn merge_blocks(inner: &Inner, inputs: &[Arc<LogBlock>]) -> Result<(), Error> {
         let mut st = inner.state.write();
         st.blocks.retain(|b| !doomed.contains(&b.meta().id));
         st.blocks.push(merged);
+        st.publish(&inner.opts.metrics);
     }
+    inner.opts.metrics.compactions.inc();
     for old in &doomed {
         inner.storage.delete(old)?;
     }
@@ -629,7 +670,12 @@ async fn apply_retention(inner: &Arc<Inner>) -> Result<(), Error> {
             let version = worker.storage.swap_manifest(manifest.1.as_ref(), &next)?;
             *manifest = (next, Some(version));
         }
-        worker.state.write().blocks.retain(|b| !doomed.contains(&b.meta().id));
+        {
+            let mut st = worker.state.write();
+            st.blocks.retain(|b| !doomed.contains(&b.meta().id));
+            st.publish(&worker.opts.metrics);
+        }
+        worker.opts.metrics.retention_deleted_blocks.inc_by(doomed.len() as u64);
         for id in &doomed {
             worker.storage.delete(id)?;
         }

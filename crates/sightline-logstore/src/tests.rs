@@ -187,6 +187,10 @@ async fn searches_read_the_head_and_blocks_alike() {
     assert_eq!(blocks[0].services, ["a", "b", "c"]);
     check_queries(&store, &all).await;
     assert_eq!(store.log_services().await.unwrap(), ["a", "b", "c"]);
+    let m = &store.inner.opts.metrics;
+    assert_eq!(m.records_appended.get(), 60);
+    assert_eq!((m.blocks.get(), m.block_records.get(), m.head_records.get()), (1, 60, 0));
+    assert_eq!(m.flushes.get(), 1);
     store.shutdown().await;
 }
 

@@ -27,6 +27,7 @@ pub(crate) async fn serve(settings: Settings) -> anyhow::Result<()> {
     let api_metrics = Arc::new(sightline_api::Metrics::new(&mut registry));
     let pipeline_metrics = Arc::new(sightline_pipeline::Metrics::new(&mut registry));
     let zipkin_metrics = Arc::new(sightline_zipkin::Metrics::new(&mut registry));
+    let logstore_metrics = Arc::new(sightline_logstore::Metrics::new(&mut registry));
 
     // Every memory bound derives from --memory-limit in one place (see
     // `sightline_model::memory`): receivers' in-flight bytes, the head
@@ -49,9 +50,11 @@ pub(crate) async fn serve(settings: Settings) -> anyhow::Result<()> {
     // Logs: their own WAL, head and blocks under <data-dir>/logs, with the
     // same fsync policy, retention and (a share of the) disk budget.
     let logs = Arc::new(
-        sightline_logstore::LogStore::open(log_store_options(&settings, &memory)).await.with_context(
-            || format!("cannot open the log store in {}", settings.data_dir.join("logs").display()),
-        )?,
+        sightline_logstore::LogStore::open(log_store_options(&settings, &memory, logstore_metrics))
+            .await
+            .with_context(|| {
+                format!("cannot open the log store in {}", settings.data_dir.join("logs").display())
+            })?,
     );
     tracing::info!("log store open");
 
@@ -212,12 +215,17 @@ pub(crate) async fn serve(settings: Settings) -> anyhow::Result<()> {
 /// trace blocks), so the one budget is split rather than shared.
 pub(crate) const LOG_DISK_SHARE: u64 = 4;
 
-fn log_store_options(settings: &Settings, memory: &Arc<MemoryBudget>) -> sightline_logstore::Options {
+fn log_store_options(
+    settings: &Settings,
+    memory: &Arc<MemoryBudget>,
+    metrics: Arc<sightline_logstore::Metrics>,
+) -> sightline_logstore::Options {
     let mut options = sightline_logstore::Options::new(settings.data_dir.join("logs"), Arc::clone(memory));
     options.fsync = settings.wal_fsync;
     options.wal_recovery = settings.wal_recovery;
     options.retention = settings.retention;
     options.max_disk_bytes = settings.max_disk.map(|b| b / LOG_DISK_SHARE);
+    options.metrics = metrics;
     options
 }
 

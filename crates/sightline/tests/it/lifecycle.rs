@@ -105,6 +105,8 @@ fn health_ready_metrics_and_data_dir_lock() {
         "sightline_store_spans_appended_total 1",
         "sightline_wal_fsync_seconds",
         "sightline_store_head_spans",
+        "sightline_logstore_records_appended_total 0",
+        "sightline_logstore_blocks 0",
     ] {
         assert!(text.contains(needle), "/metrics lacks {needle}:\n{text}");
     }
