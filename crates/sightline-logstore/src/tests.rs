@@ -174,7 +174,11 @@ async fn check_queries(store: &LogStore, all: &[LogRecord]) {
 #[tokio::test]
 async fn searches_read_the_head_and_blocks_alike() {
     let dir = tempfile::tempdir().unwrap();
-    let store = open(dir.path()).await;
+    let metrics = Arc::new(crate::Metrics::default());
+    let mut opts = Options::new(dir.path(), Arc::new(MemoryBudget::new(256 << 20)));
+    opts.row_group_rows = 16;
+    opts.metrics = Arc::clone(&metrics);
+    let store = LogStore::open(opts).await.unwrap();
     let all = sample();
     ingest(&store, &all).await;
     assert!(store.blocks().is_empty());
@@ -187,7 +191,7 @@ async fn searches_read_the_head_and_blocks_alike() {
     assert_eq!(blocks[0].services, ["a", "b", "c"]);
     check_queries(&store, &all).await;
     assert_eq!(store.log_services().await.unwrap(), ["a", "b", "c"]);
-    let m = &store.inner.opts.metrics;
+    let m = &metrics;
     assert_eq!(m.records_appended.get(), 60);
     assert_eq!((m.blocks.get(), m.block_records.get(), m.head_records.get()), (1, 60, 0));
     assert_eq!(m.flushes.get(), 1);
