@@ -362,7 +362,7 @@ impl LogBlock {
             let mut rec = pl::LogRecord::decode(rest.value(row))
                 .map_err(|e| Error::corrupt(&self.data_path, format!("rest column: {e}")))?;
             rec.time_unix_nano = if rec.time_unix_nano == NO_TIME_MARKER { 0 } else { key.0 };
-            rec.observed_time_unix_nano = observed.value(row) as u64;
+            rec.observed_time_unix_nano = (key.0 as i64).wrapping_add(observed.value(row)) as u64;
             rec.severity_number = severity.value(row);
             rec.severity_text = severity_text.value(row).to_owned();
             rec.trace_id = row_trace.map(<[u8]>::to_vec).unwrap_or_default();

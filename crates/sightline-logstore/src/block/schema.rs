@@ -58,7 +58,7 @@ impl Col {
             Col::Service => "service",
             Col::Time => "time_unix_nano",
             Col::Fingerprint => "fingerprint",
-            Col::Observed => "observed_time_unix_nano",
+            Col::Observed => "observed_delta_nanos",
             Col::SeverityNumber => "severity_number",
             Col::SeverityText => "severity_text",
             Col::TraceId => "trace_id",
