@@ -59,6 +59,7 @@ mod read;
 mod row;
 mod schema;
 mod search;
+mod source;
 mod write;
 
 pub use compact::compact;
@@ -67,6 +68,7 @@ pub(crate) use error::contain;
 pub use meta::BlockMeta;
 pub use otlp::{OtlpSpan, write_otlp};
 pub use read::{Block, SpanChunks};
+pub use source::BlockSource;
 pub use write::write;
 
 /// Format version written into the Parquet key-value metadata

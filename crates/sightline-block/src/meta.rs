@@ -44,9 +44,15 @@ impl BlockMeta {
     /// Reads and validates `meta.json`.
     pub(crate) fn read(path: &Path) -> Result<BlockMeta, Error> {
         let bytes = std::fs::read(path).map_err(|e| Error::io(path, e))?;
+        BlockMeta::from_json(&bytes, path)
+    }
+
+    /// Parses and validates the bytes of a `meta.json` read from `path`
+    /// (named in errors): a block kept elsewhere than a local folder.
+    pub fn from_json(bytes: &[u8], path: &Path) -> Result<BlockMeta, Error> {
         // Check the version before the shape: a newer format may have
         // different fields, and must be reported as such.
-        let raw: serde_json::Value = serde_json::from_slice(&bytes)
+        let raw: serde_json::Value = serde_json::from_slice(bytes)
             .map_err(|e| Error::corrupt(path, format!("meta.json is not JSON: {e}")))?;
         let format = raw.get("format").and_then(serde_json::Value::as_str);
         match format {

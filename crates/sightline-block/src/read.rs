@@ -30,6 +30,7 @@ use sightline_model::{
 use crate::dedicated::Dedicated;
 use crate::json;
 use crate::schema::{self, Col, DATA_FILE, META_FILE, layout, tag};
+use crate::source::{BlockSource, Data};
 use crate::{BlockMeta, Error, FORMAT_VERSION};
 
 /// An open block: its metadata, Parquet footer and resource/scope tables.
@@ -43,6 +44,9 @@ use crate::{BlockMeta, Error, FORMAT_VERSION};
 pub struct Block {
     dir: PathBuf,
     pub(crate) data_path: PathBuf,
+    /// Where the data file's bytes come from; `None`: the local file at
+    /// `data_path`.
+    source: Option<Arc<dyn BlockSource>>,
     meta: BlockMeta,
     pub(crate) reader_meta: ArrowReaderMetadata,
     pub(crate) resources: Vec<Arc<Resource>>,
@@ -100,13 +104,37 @@ impl Block {
     pub fn open(block_dir: &Path) -> Result<Block, Error> {
         let meta = BlockMeta::read(&block_dir.join(META_FILE))?;
         let data_path = block_dir.join(DATA_FILE);
-        crate::contain(&data_path, || Block::open_data(block_dir, meta))
+        crate::contain(&data_path, || Block::open_data(block_dir, meta, None))
     }
 
-    fn open_data(block_dir: &Path, meta: BlockMeta) -> Result<Block, Error> {
+    /// Opens a block kept elsewhere (an object store): `meta` is its
+    /// `meta.json` (see [`BlockMeta::from_json`]), `source` serves its data
+    /// file's bytes, and `location` names it in errors (`<location>/data.parquet`).
+    /// Runs the same checks as [`Block::open`]; reads only the footer and
+    /// page index from `source`.
+    pub fn open_source(
+        location: &Path,
+        meta: BlockMeta,
+        source: Arc<dyn BlockSource>,
+    ) -> Result<Block, Error> {
+        let data_path = location.join(DATA_FILE);
+        crate::contain(&data_path, || Block::open_data(location, meta, Some(source)))
+    }
+
+    fn open_data(
+        block_dir: &Path,
+        meta: BlockMeta,
+        source: Option<Arc<dyn BlockSource>>,
+    ) -> Result<Block, Error> {
         let data_path = block_dir.join(DATA_FILE);
-        let file = File::open(&data_path).map_err(|e| Error::io(&data_path, e))?;
-        let len = file.metadata().map_err(|e| Error::io(&data_path, e))?.len();
+        let file = match &source {
+            None => Data::File(File::open(&data_path).map_err(|e| Error::io(&data_path, e))?),
+            Some(s) => Data::Source(Arc::clone(s)),
+        };
+        let len = match &file {
+            Data::File(f) => f.metadata().map_err(|e| Error::io(&data_path, e))?.len(),
+            Data::Source(s) => s.len(),
+        };
         if len != meta.size_bytes {
             return Err(Error::corrupt(
                 &data_path,
@@ -168,6 +196,7 @@ impl Block {
         Ok(Block {
             dir: block_dir.to_owned(),
             data_path,
+            source,
             meta,
             reader_meta,
             resources,
@@ -200,10 +229,13 @@ impl Block {
             + self.scopes.iter().map(|s| 128 + kvs(&s.attributes)).sum::<usize>()
     }
 
-    /// A builder over a fresh file handle.
-    pub(crate) fn builder(&self) -> Result<ParquetRecordBatchReaderBuilder<File>, Error> {
-        let file = File::open(&self.data_path).map_err(|e| Error::io(&self.data_path, e))?;
-        Ok(ParquetRecordBatchReaderBuilder::new_with_metadata(file, self.reader_meta.clone()))
+    /// A builder over a fresh file handle (or the block's source).
+    pub(crate) fn builder(&self) -> Result<ParquetRecordBatchReaderBuilder<Data>, Error> {
+        let data = match &self.source {
+            None => Data::File(File::open(&self.data_path).map_err(|e| Error::io(&self.data_path, e))?),
+            Some(s) => Data::Source(Arc::clone(s)),
+        };
+        Ok(ParquetRecordBatchReaderBuilder::new_with_metadata(data, self.reader_meta.clone()))
     }
 
     pub(crate) fn arrow_err(&self, source: ArrowError) -> Error {

@@ -21,7 +21,6 @@
 //! brute-force scan.
 
 use std::collections::HashMap;
-use std::fs::File;
 use std::ops::Range;
 
 use arrow_array::types::{Int64Type, TimestampNanosecondType, UInt8Type, UInt32Type};
@@ -602,7 +601,7 @@ impl Block {
     }
 }
 
-type Builder = ParquetRecordBatchReaderBuilder<File>;
+type Builder = ParquetRecordBatchReaderBuilder<crate::source::Data>;
 
 /// A phase failed: reading (already a block error) or decoding.
 enum PhaseError {
