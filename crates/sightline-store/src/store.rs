@@ -86,6 +86,11 @@ pub struct Options {
     /// still wait: RSS hovers around the soft limit, and a merge started
     /// in a moment just below it holds ~30 MiB whatever the limit.
     pub pressure_hold: Duration,
+    /// This node's id when several nodes share the block storage: the ids
+    /// of the blocks it writes start with it, so two nodes never write the
+    /// same block id (a head's id comes from its WAL segments, which every
+    /// node numbers from 1).
+    pub node_id: Option<String>,
 }
 
 impl Options {
@@ -109,6 +114,7 @@ impl Options {
             maintenance_interval: Duration::from_secs(30),
             memory: Arc::new(MemoryBudget::new(256 << 20)),
             pressure_hold: Duration::from_secs(2),
+            node_id: None,
         }
     }
 }
@@ -192,6 +198,20 @@ impl EmbeddedStore {
         Self::open_with(options, storage, lock, metrics).await
     }
 
+    /// Opens the data directory for the WAL (locked, as by
+    /// [`EmbeddedStore::open`]) with blocks and manifest kept in `storage`
+    /// (an object store shared with other nodes, say).
+    pub async fn open_on(
+        options: Options,
+        storage: Arc<dyn BlockStorage>,
+        metrics: Arc<Metrics>,
+    ) -> Result<EmbeddedStore, Error> {
+        let dir = options.data_dir.clone();
+        std::fs::create_dir_all(&dir).map_err(|e| Error::io(&dir, e))?;
+        let lock = lock_dir(&dir)?;
+        Self::open_with(options, storage, lock, metrics).await
+    }
+
     async fn open_with(
         options: Options,
         storage: Arc<dyn BlockStorage>,
@@ -266,6 +286,7 @@ impl EmbeddedStore {
             retention: RetentionPolicy { max_age: options.retention, max_bytes: options.max_disk_bytes },
             maintenance_interval: options.maintenance_interval,
             pressure_hold: options.pressure_hold,
+            id_prefix: options.node_id.as_ref().map(|n| format!("{n}-")).unwrap_or_default(),
         };
         let queries = Arc::new(QueryGate::new(&options.memory, Arc::clone(&metrics)));
         let background = Arc::new(Background::new(
