@@ -320,6 +320,17 @@ impl EmbeddedStore {
         self.background.maintain_once().await
     }
 
+    /// Follows other nodes' changes to a shared block storage now (a
+    /// background task does it every poll interval); returns whether the
+    /// manifest changed. For tests and tools.
+    pub async fn refresh_blocks(&self) -> Result<bool, Error> {
+        let blocks = Arc::clone(&self.blocks);
+        let changed = run_blocking(move || blocks.refresh()).await?;
+        self.background.empty_trash().await;
+        self.background.update_gauges();
+        Ok(changed)
+    }
+
     /// Number of live blocks.
     pub fn block_count(&self) -> usize {
         self.blocks.len()

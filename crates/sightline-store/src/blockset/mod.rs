@@ -125,6 +125,12 @@ impl BlockSet {
         let output_id = output.meta().id.clone();
         self.change(
             |state| {
+                // Already listed: an earlier attempt of this commit went
+                // through although its reply was lost (a retried request
+                // then fails its precondition). Not a lost race.
+                if state.blocks.contains(&output_id) {
+                    return Ok(());
+                }
                 let missing: Vec<String> =
                     inputs.iter().filter(|id| !state.blocks.contains(id)).cloned().collect();
                 if !missing.is_empty() {
