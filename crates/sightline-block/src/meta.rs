@@ -77,6 +77,10 @@ pub(crate) struct MetaBuilder {
     max_end: u64,
     /// service → span name → kinds; nested so lookups borrow.
     operations: BTreeMap<String, BTreeMap<String, BTreeSet<u8>>>,
+    /// The last operation recorded: consecutive spans repeat it often, and
+    /// then no map is searched (string comparisons in the maps showed in
+    /// flush profiles).
+    last_operation: Option<(String, String, u8)>,
     dependencies: BTreeMap<(String, String), u64>,
 }
 
@@ -92,6 +96,16 @@ impl MetaBuilder {
             self.max_start = self.max_start.max(start);
             self.max_end = self.max_end.max(span.end());
             let service = span.service();
+            let kind = span.kind() as u8;
+            if let Some((s, n, k)) = &self.last_operation
+                && *k == kind
+                && s == service
+                && n == span.name()
+            {
+                self.note_dependency(spans, *parent, service);
+                continue;
+            }
+            self.last_operation = Some((service.to_owned(), span.name().to_owned(), kind));
             // Lookups borrow, so a known operation costs no allocation.
             let names = match self.operations.get_mut(service) {
                 Some(names) => names,
@@ -101,13 +115,17 @@ impl MetaBuilder {
                 Some(kinds) => kinds,
                 None => names.entry(span.name().to_owned()).or_default(),
             };
-            kinds.insert(span.kind() as u8);
-            if let Some(parent) = parent.and_then(|p| spans.get(p)) {
-                let parent_service = parent.service();
-                if parent_service != service {
-                    *self.dependencies.entry((parent_service.to_owned(), service.to_owned())).or_default() +=
-                        1;
-                }
+            kinds.insert(kind);
+            self.note_dependency(spans, *parent, service);
+        }
+    }
+
+    /// Counts a call from the parent's service to `service` if they differ.
+    fn note_dependency<R: Row>(&mut self, spans: &[R], parent: Option<usize>, service: &str) {
+        if let Some(parent) = parent.and_then(|p| spans.get(p)) {
+            let parent_service = parent.service();
+            if parent_service != service {
+                *self.dependencies.entry((parent_service.to_owned(), service.to_owned())).or_default() += 1;
             }
         }
     }

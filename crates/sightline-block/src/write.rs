@@ -336,19 +336,34 @@ struct Interner<T> {
     by_content: HashMap<String, u32>,
     /// Keeps interned `Arc`s alive so their addresses stay unique.
     keep: Vec<Arc<T>>,
+    /// The last pointer looked up and its index.
+    last: Option<(usize, u32)>,
     entries: Vec<String>,
 }
 
 impl<T> Default for Interner<T> {
     fn default() -> Self {
-        Interner { by_ptr: HashMap::new(), by_content: HashMap::new(), keep: Vec::new(), entries: Vec::new() }
+        Interner {
+            by_ptr: HashMap::new(),
+            by_content: HashMap::new(),
+            keep: Vec::new(),
+            entries: Vec::new(),
+            last: None,
+        }
     }
 }
 
 impl<T> Interner<T> {
     fn index(&mut self, item: &Arc<T>, encode: fn(&T) -> serde_json::Value) -> u32 {
         let ptr = Arc::as_ptr(item) as usize;
+        // Consecutive rows share their resource and scope almost always.
+        if let Some((last, i)) = self.last
+            && last == ptr
+        {
+            return i;
+        }
         if let Some(i) = self.by_ptr.get(&ptr) {
+            self.last = Some((ptr, *i));
             return *i;
         }
         let text = encode(item).to_string();
@@ -359,6 +374,7 @@ impl<T> Interner<T> {
         }
         self.by_ptr.insert(ptr, i);
         self.keep.push(Arc::clone(item));
+        self.last = Some((ptr, i));
         i
     }
 

@@ -50,6 +50,12 @@ pub struct Options {
     pub retention: Option<Duration>,
     /// Delete the oldest blocks while blocks take more than this many bytes.
     pub max_disk_bytes: Option<u64>,
+    /// A head with at least this many spans is flushed as two blocks
+    /// (each trace whole in one), encoded on two threads: encoding is a
+    /// flush's cost, flushes run one at a time, and at saturation ingest
+    /// waits for them. Heads of realistic spans (~31k in the default 16 MiB)
+    /// stay one block; small spans (testbed, ~89k) split.
+    pub flush_split_spans: usize,
     /// How blocks are written.
     pub block: BlockOptions,
     /// Merge once a compaction level has this many blocks.
@@ -106,6 +112,7 @@ impl Options {
             max_frozen_heads: 2,
             retention: Some(Duration::from_secs(7 * 24 * 3600)),
             max_disk_bytes: None,
+            flush_split_spans: 64 << 10,
             block: BlockOptions::default(),
             compaction_min_blocks: 4,
             compaction_max_inputs: 16,
@@ -275,6 +282,7 @@ impl EmbeddedStore {
         let settings = Settings {
             head_max_bytes: options.head_max_bytes,
             head_max_age: options.head_max_age,
+            flush_split_spans: options.flush_split_spans,
             block: options.block.clone(),
             compaction: CompactionPolicy {
                 min_inputs: options.compaction_min_blocks,
@@ -414,6 +422,12 @@ impl EmbeddedStore {
     #[cfg(test)]
     pub(crate) async fn hold_compactions(&self) -> tokio::sync::MutexGuard<'_, ()> {
         self.background.hold_compactions().await
+    }
+
+    /// Span counts of the live blocks. For tests.
+    #[cfg(test)]
+    pub(crate) fn block_spans(&self) -> Vec<u64> {
+        self.blocks.list().iter().map(|b| b.meta().span_count).collect()
     }
 
     /// Cuts the head now and returns how many heads wait to be flushed.

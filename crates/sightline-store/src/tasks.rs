@@ -29,6 +29,7 @@ use crate::{BlockOptions, Error, Metrics};
 pub(crate) struct Settings {
     pub(crate) head_max_bytes: usize,
     pub(crate) head_max_age: Duration,
+    pub(crate) flush_split_spans: usize,
     pub(crate) block: BlockOptions,
     pub(crate) compaction: CompactionPolicy,
     pub(crate) stall_blocks: usize,
@@ -268,22 +269,43 @@ impl Background {
         let snapshot = frozen.head.clone();
         let storage = Arc::clone(self.blocks.storage());
         let options = self.settings.block.clone();
-        let block = run_blocking(move || {
+        // A big head is written as two blocks (each trace whole in one) on
+        // two threads: encoding is the flush's cost, one flush runs at a
+        // time, and at saturation it is what ingest waits for.
+        let parts = if snapshot.len() >= self.settings.flush_split_spans { 2 } else { 1 };
+        let flushed = run_blocking(move || {
             let dir = storage.staging_dir().to_owned();
-            // A block with this id can only be a leftover of a failed
-            // attempt: the same head always gets the same id, and it is not
-            // in the manifest yet.
-            let _ = std::fs::remove_dir_all(dir.join(&id));
-            // The block is encoded straight from the batches' protobuf
-            // bytes, read in place.
-            sightline_block::write_otlp(&dir, &id, snapshot.otlp_spans(), &options)?;
-            storage.publish(&id)?;
-            Ok(Arc::new(storage.open(&id)?))
+            let spans = snapshot.otlp_spans(parts);
+            let ids: Vec<String> =
+                if parts == 1 { vec![id] } else { (0..parts).map(|p| format!("{id}-{p}")).collect() };
+            let write =
+                |id: &String, spans: Vec<sightline_block::OtlpSpan<'_>>| -> Result<Arc<Block>, Error> {
+                    // A block with this id can only be a leftover of a failed
+                    // attempt: the same head always gets the same ids, and they
+                    // are not in the manifest yet.
+                    let _ = std::fs::remove_dir_all(dir.join(id));
+                    // Encoded straight from the batches' protobuf bytes.
+                    sightline_block::write_otlp(&dir, id, spans, &options)?;
+                    storage.publish(id)?;
+                    Ok(Arc::new(storage.open(id)?))
+                };
+            // An empty part (a head of a few traces) makes no block.
+            let mut parts = ids.iter().zip(spans).filter(|(_, spans)| !spans.is_empty());
+            let Some((first_id, first_spans)) = parts.next() else { return Ok(Vec::new()) };
+            std::thread::scope(|scope| {
+                let others: Vec<_> = parts.map(|(id, spans)| scope.spawn(|| write(id, spans))).collect();
+                let mut blocks = vec![write(first_id, first_spans)?];
+                for other in others {
+                    blocks
+                        .push(other.join().map_err(|_| Error::Task("a block writer panicked".to_owned()))??);
+                }
+                Ok(blocks)
+            })
         })
         .await?;
         let sealed = frozen.sealed;
         let blocks = Arc::clone(&self.blocks);
-        run_blocking(move || blocks.add_flushed(block, sealed)).await?;
+        run_blocking(move || blocks.add_flushed(flushed, sealed)).await?;
         self.ingest.release(frozen);
         self.ingest.wal().remove_through(sealed)?;
         self.update_gauges();

@@ -17,7 +17,9 @@ fn now() -> u64 {
 fn tid(n: u32) -> TraceId {
     let mut b = [0u8; 16];
     b[12..].copy_from_slice(&n.to_be_bytes());
-    b[0] = 0xab;
+    // Spread over the id space, as random ids are (a big head's flush
+    // splits traces by their first byte).
+    b[0] = (n as u8).wrapping_mul(97) | 1;
     TraceId::from_bytes(b).unwrap()
 }
 
@@ -512,5 +514,30 @@ async fn wide_queries_are_capped_and_bounded_by_the_memory_budget() {
     ingest(&store, &spans_gen, 700..1100, t0).await;
     assert_eq!(store.find_traces(&wide).await.unwrap().len(), TraceQuery::MAX_LIMIT);
     assert_eq!(store.traces(&[tid(5), tid(99_999), tid(5), tid(6)]).await.unwrap().len(), 2);
+    store.shutdown().await;
+}
+
+/// A big head is flushed as two blocks written in parallel, each trace
+/// whole in one of them, listed in the manifest together.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn big_heads_flush_into_two_blocks_with_whole_traces() {
+    let dir = tempfile::tempdir().unwrap();
+    let spans_gen = Gen::new();
+    let t0 = now();
+    let mut o = options(dir.path());
+    o.flush_split_spans = 10;
+    let store = open(o.clone()).await;
+    ingest(&store, &spans_gen, 0..40, t0).await;
+    store.flush().await.unwrap();
+    assert_eq!(store.block_count(), 2);
+    let sizes = store.block_spans();
+    assert!(sizes.iter().all(|n| *n > 0) && sizes.iter().sum::<u64>() == 80, "{sizes:?}");
+    for n in 0..40 {
+        assert_eq!(store.trace(tid(n)).await.unwrap().map(|t| t.len()), Some(2), "trace {n}");
+    }
+    store.shutdown().await;
+    let store = open(o).await;
+    assert_eq!(store.block_count(), 2);
+    assert_eq!(found(&store, &query()).await.len(), 40);
     store.shutdown().await;
 }

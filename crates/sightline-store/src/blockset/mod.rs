@@ -98,20 +98,22 @@ impl BlockSet {
         self.manifest.lock().0.wal_replay_from
     }
 
-    /// Lists a block flushed from a head whose records are all in WAL
-    /// segments up to `sealed`: replay starts after it from now on.
-    /// Blocking.
-    pub(crate) fn add_flushed(&self, block: Arc<Block>, sealed: SegmentId) -> Result<(), Error> {
-        let id = block.meta().id.clone();
+    /// Lists the blocks flushed from a head whose records are all in WAL
+    /// segments up to `sealed`, in one manifest change: replay starts
+    /// after it from now on. Blocking.
+    pub(crate) fn add_flushed(&self, blocks: Vec<Arc<Block>>, sealed: SegmentId) -> Result<(), Error> {
+        let ids: Vec<String> = blocks.iter().map(|b| b.meta().id.clone()).collect();
         self.change(
             |state| {
-                if !state.blocks.contains(&id) {
-                    state.blocks.push(id.clone());
+                for id in &ids {
+                    if !state.blocks.contains(id) {
+                        state.blocks.push(id.clone());
+                    }
                 }
                 state.wal_replay_from = state.wal_replay_from.max(sealed.0 + 1);
                 Ok(())
             },
-            Some(&block),
+            &blocks,
         )?;
         Ok(())
     }
@@ -140,7 +142,7 @@ impl BlockSet {
                 state.blocks.push(output_id.clone());
                 Ok(())
             },
-            Some(&output),
+            std::slice::from_ref(&output),
         )?;
         Ok(())
     }
@@ -153,7 +155,7 @@ impl BlockSet {
                 state.blocks.retain(|id| !gone.contains(id.as_str()));
                 Ok(())
             },
-            None,
+            &[],
         )?;
         Ok(removed.iter().filter(|id| gone.contains(id.as_str())).count())
     }
@@ -184,14 +186,14 @@ impl BlockSet {
         let Some((state, version)) = self.storage.poll_manifest(known.as_ref())? else {
             return Ok(false);
         };
-        self.follow(&state, None);
+        self.follow(&state, &[]);
         *manifest = (state, Some(version));
         Ok(true)
     }
 
     /// Commits a manifest change by compare-and-swap, then makes the live
     /// list follow the new manifest, under one lock so they never disagree.
-    /// `fresh` is the block the change lists, already open. Returns the ids
+    /// `fresh` are the blocks the change lists, already open. Returns the ids
     /// that left the live list.
     ///
     /// In a shared store a conflict means another node committed first: the
@@ -200,7 +202,7 @@ impl BlockSet {
     fn change(
         &self,
         change: impl Fn(&mut ManifestState) -> Result<(), Error>,
-        fresh: Option<&Arc<Block>>,
+        fresh: &[Arc<Block>],
     ) -> Result<Vec<String>, Error> {
         let mut manifest = self.manifest.lock();
         let mut conflicts = 0;
@@ -219,7 +221,7 @@ impl BlockSet {
                         Some((state, version)) => (state, Some(version)),
                         None => (ManifestState::default(), None),
                     };
-                    self.follow(&state, None);
+                    self.follow(&state, &[]);
                     *manifest = (state, version);
                 }
                 Err(e) => return Err(e),
@@ -228,15 +230,15 @@ impl BlockSet {
     }
 
     /// Makes the live list the blocks `state` lists: keeps the open ones,
-    /// adds `fresh`, opens the others (blocks other nodes wrote), and moves
+    /// adds the `fresh` ones, opens the others (blocks other nodes wrote), and moves
     /// the ones no longer listed to the trash. A block that fails to open
     /// is left out and the manifest marked stale, so the next refresh tries
     /// again. Returns the ids that left the live list.
-    fn follow(&self, state: &ManifestState, fresh: Option<&Arc<Block>>) -> Vec<String> {
+    fn follow(&self, state: &ManifestState, fresh: &[Arc<Block>]) -> Vec<String> {
         let current = self.list();
         let mut by_id: HashMap<&str, &Arc<Block>> =
             current.iter().map(|b| (b.meta().id.as_str(), b)).collect();
-        if let Some(block) = fresh {
+        for block in fresh {
             by_id.insert(block.meta().id.as_str(), block);
         }
         let mut stale = false;

@@ -99,14 +99,21 @@ pub(crate) struct HeadSnapshot {
 }
 
 impl HeadSnapshot {
-    /// Every span, encoded, with its resource and scope: what a flush
-    /// writes a block from.
-    pub(crate) fn otlp_spans(&self) -> Vec<OtlpSpan<'_>> {
-        let mut out = Vec::with_capacity(self.records.iter().map(|r| r.len()).sum());
+    /// Every span, encoded, with its resource and scope, in `parts`
+    /// disjoint sets by trace id (each trace whole in one): what a flush
+    /// writes its blocks from.
+    pub(crate) fn otlp_spans(&self, parts: usize) -> Vec<Vec<OtlpSpan<'_>>> {
+        let parts = parts.max(1);
+        let total: usize = self.records.iter().map(|r| r.len()).sum();
+        let mut out: Vec<Vec<OtlpSpan<'_>>> =
+            (0..parts).map(|_| Vec::with_capacity(total / parts + 1)).collect();
         for record in &self.records {
-            for (_, entry) in record.entries() {
-                if let Some(group) = record.group_of(entry) {
-                    out.push(OtlpSpan {
+            for (trace, i) in record.traces() {
+                // Trace ids are random: their first byte spreads evenly.
+                let part = usize::from(trace.as_bytes()[0]) * parts / 256;
+                let Some(entry) = record.entry(i) else { continue };
+                if let (Some(group), Some(list)) = (record.group_of(entry), out.get_mut(part)) {
+                    list.push(OtlpSpan {
                         bytes: record.bytes_of(entry),
                         resource: &group.resource,
                         scope: &group.scope,
@@ -115,6 +122,11 @@ impl HeadSnapshot {
             }
         }
         out
+    }
+
+    /// Number of spans.
+    pub(crate) fn len(&self) -> usize {
+        self.records.iter().map(|r| r.len()).sum()
     }
 
     /// Adds the spans of traces `ids` to `out`, decoded.

@@ -218,6 +218,11 @@ impl Record {
         self.spans.iter().enumerate()
     }
 
+    /// `(trace id, span index)` of every span, by trace id.
+    pub(crate) fn traces(&self) -> impl Iterator<Item = (TraceId, usize)> + '_ {
+        self.by_trace.iter().map(|(t, i)| (*t, *i as usize))
+    }
+
     /// Indexes of the spans of trace `id`.
     pub(crate) fn spans_of(&self, id: TraceId) -> impl Iterator<Item = usize> + '_ {
         let first = self.by_trace.partition_point(|(t, _)| *t < id);

@@ -190,7 +190,9 @@ fn services_operations_and_dependencies_come_from_the_index() {
     let mut late = HashMap::new();
     head.dependencies(T0 + 5_000_000, u64::MAX, &mut late);
     assert_eq!(late.values().sum::<u64>(), 2 * 5, "children starting in the window only");
-    assert_eq!(head.otlp_spans().len(), decoded.len());
+    assert_eq!(head.otlp_spans(1)[0].len(), decoded.len());
+    let split = head.otlp_spans(2);
+    assert_eq!(split[0].len() + split[1].len(), decoded.len());
 }
 
 #[test]
