@@ -15,7 +15,7 @@ use sightline_store::EmbeddedStore;
 use tokio::net::TcpListener;
 use tokio::sync::watch;
 
-use crate::config::Settings;
+use crate::config::{Settings, Storage};
 
 /// Runs the server until a shutdown signal, then shuts down cleanly.
 pub(crate) async fn serve(settings: Settings) -> anyhow::Result<()> {
@@ -39,10 +39,9 @@ pub(crate) async fn serve(settings: Settings) -> anyhow::Result<()> {
     options.head_max_bytes = settings.head_max_size;
     options.max_frozen_heads = 1;
     options.memory = Arc::clone(&memory);
-    let store = EmbeddedStore::open(options, store_metrics)
-        .await
-        .with_context(|| format!("cannot open the store in {}", settings.data_dir.display()))?;
-    tracing::info!(data_dir = %settings.data_dir.display(), "store open");
+    options.head_max_age = settings.max_block_age;
+    let (store, remote, _storage_lock) = open_store(&settings, options, store_metrics, &mut registry).await?;
+    tracing::info!(data_dir = %settings.data_dir.display(), storage = ?settings.storage, "store open");
 
     // Receivers → pipeline processors → exporters (the store by default).
     let pipeline = sightline_pipeline::build(
@@ -109,6 +108,7 @@ pub(crate) async fn serve(settings: Settings) -> anyhow::Result<()> {
     let pipeline = Arc::new(pipeline);
     let health = {
         let store = store.clone();
+        let remote = remote.clone();
         let pipeline = Arc::clone(&pipeline);
         let (grpc_up, http_up, zipkin_up) =
             (Arc::clone(&grpc_up), Arc::clone(&http_up), Arc::clone(&zipkin_up));
@@ -122,11 +122,12 @@ pub(crate) async fn serve(settings: Settings) -> anyhow::Result<()> {
                     format!("not serving on {addr}")
                 },
             };
-            let mut checks = vec![
-                store.health(),
+            let mut checks = vec![store.health()];
+            checks.extend(remote.as_ref().map(|r| r.health()));
+            checks.extend([
                 listener("otlp_grpc", &grpc_up, settings.otlp_grpc_addr),
                 listener("otlp_http", &http_up, settings.otlp_http_addr),
-            ];
+            ]);
             if let Some(addr) = zipkin_addr {
                 checks.push(listener("zipkin", &zipkin_up, addr));
             }
@@ -189,8 +190,72 @@ pub(crate) async fn serve(settings: Settings) -> anyhow::Result<()> {
     // Processors flush into exporters, then the store flushes to disk.
     pipeline.shutdown().await;
     store.shutdown().await;
+    if let Some(remote) = &remote {
+        remote.shutdown().await;
+    }
     tracing::info!("stopped");
     Ok(())
+}
+
+/// Opens the store on its `--storage`: the data directory, another folder
+/// (locked like the data directory, since only one process may write a
+/// folder), or an object store shared with other nodes (connected and
+/// checked first; its heartbeat and lease start once the store is open).
+async fn open_store(
+    settings: &Settings,
+    mut options: sightline_store::Options,
+    metrics: Arc<sightline_store::Metrics>,
+    registry: &mut Registry,
+) -> anyhow::Result<(EmbeddedStore, Option<Arc<sightline_objstore::Remote>>, Option<std::fs::File>)> {
+    let context = || format!("cannot open the store in {}", settings.data_dir.display());
+    match &settings.storage {
+        Storage::Local(path) if *path == settings.data_dir => {
+            Ok((EmbeddedStore::open(options, metrics).await.with_context(context)?, None, None))
+        }
+        Storage::Local(path) => {
+            std::fs::create_dir_all(path)
+                .with_context(|| format!("cannot create --storage {}", path.display()))?;
+            let lock_path = path.join("LOCK");
+            let lock = std::fs::File::options()
+                .create(true)
+                .truncate(false)
+                .write(true)
+                .open(&lock_path)
+                .with_context(|| format!("cannot open {}", lock_path.display()))?;
+            if lock.try_lock().is_err() {
+                anyhow::bail!(
+                    "--storage {} is in use by another sightline process (lock file held); \
+                     a folder has one writer, share an object store instead",
+                    path.display()
+                );
+            }
+            let folder = sightline_store::LocalFolder::new(path)
+                .with_context(|| format!("cannot open --storage {}", path.display()))?;
+            let store =
+                EmbeddedStore::open_on(options, Arc::new(folder), metrics).await.with_context(context)?;
+            Ok((store, None, Some(lock)))
+        }
+        Storage::Object { url, node_id, cache_size, poll_interval } => {
+            let node = match node_id {
+                Some(id) => id.clone(),
+                None => sightline_objstore::node_id(&settings.data_dir)
+                    .with_context(|| format!("cannot keep a node id in {}", settings.data_dir.display()))?,
+            };
+            let mut remote_options = sightline_objstore::Options::new(url, &node, &settings.data_dir);
+            remote_options.cache_bytes = *cache_size;
+            remote_options.poll_interval = *poll_interval;
+            let remote_metrics = Arc::new(sightline_objstore::Metrics::new(registry));
+            let remote = sightline_objstore::Remote::open(remote_options, remote_metrics)
+                .await
+                .with_context(|| format!("cannot use --storage {url}"))?;
+            options.node_id = Some(node.clone());
+            let store = EmbeddedStore::open_on(options, remote.storage(), metrics)
+                .await
+                .with_context(|| format!("cannot open the store on {url} as node {node}"))?;
+            remote.start();
+            Ok((store, Some(Arc::new(remote)), None))
+        }
+    }
 }
 
 fn zipkin_endpoint(settings: &Settings) -> Option<SocketAddr> {

@@ -71,6 +71,28 @@ pub(crate) struct ServeArgs {
     /// Zipkin v2 receiver listen address (POST /api/v2/spans) [default: 127.0.0.1:9411]
     #[arg(long, env = "SIGHTLINE_ZIPKIN_ADDR", value_name = "ADDR")]
     pub(crate) zipkin_addr: Option<String>,
+    /// Where blocks and their manifest live: a folder, or an object store
+    /// shared by any number of nodes (s3://BUCKET/PREFIX, gs://…, az://…;
+    /// credentials and endpoint from the standard AWS_*/GOOGLE_*/AZURE_*
+    /// variables). The WAL stays in --data-dir [default: --data-dir]
+    #[arg(long, env = "SIGHTLINE_STORAGE", value_name = "PATH|URL")]
+    pub(crate) storage: Option<String>,
+    /// This node's id among the nodes sharing an object store; stable
+    /// across restarts [default: generated once, kept in <data-dir>/node-id]
+    #[arg(long, env = "SIGHTLINE_NODE_ID", value_name = "ID")]
+    pub(crate) node_id: Option<String>,
+    /// Local disk cache for blocks read from an object store [default: 1GiB]
+    #[arg(long, env = "SIGHTLINE_CACHE_SIZE", value_name = "SIZE")]
+    pub(crate) cache_size: Option<String>,
+    /// Cut the head into a block at least this often: bounds how long a
+    /// span is visible only on the node that received it, and what a node
+    /// whose disk is lost for good loses [default: 2m; 30s with an object store]
+    #[arg(long, env = "SIGHTLINE_MAX_BLOCK_AGE", value_name = "AGE")]
+    pub(crate) max_block_age: Option<String>,
+    /// How often a node looks for blocks other nodes wrote to the object
+    /// store (one conditional GET, 304 when nothing changed) [default: 5s]
+    #[arg(long, env = "SIGHTLINE_POLL_INTERVAL", value_name = "DURATION")]
+    pub(crate) poll_interval: Option<String>,
 }
 
 /// The config file: the same settings as the flags, snake_case keys.
@@ -91,6 +113,11 @@ struct FileConfig {
     memory_limit: Option<String>,
     zipkin_addr: Option<String>,
     head_max_size: Option<String>,
+    storage: Option<String>,
+    node_id: Option<String>,
+    cache_size: Option<String>,
+    max_block_age: Option<String>,
+    poll_interval: Option<String>,
 }
 
 /// Log output format.
@@ -118,6 +145,25 @@ pub(crate) struct Settings {
     /// Head size at which it is cut into a block.
     pub(crate) head_max_size: usize,
     pub(crate) pipeline: sightline_pipeline::config::PipelineConfig,
+    pub(crate) storage: Storage,
+    /// Cut the head at least this often.
+    pub(crate) max_block_age: Duration,
+}
+
+/// Where blocks live.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) enum Storage {
+    /// A local folder only this process writes (the data directory by
+    /// default).
+    Local(PathBuf),
+    /// An object store shared with other nodes.
+    Object {
+        url: String,
+        /// `None`: generated once and kept in the data directory.
+        node_id: Option<String>,
+        cache_size: u64,
+        poll_interval: Duration,
+    },
 }
 
 /// Settings that failed validation: every problem, one line each.
@@ -194,7 +240,8 @@ fn read_file(path: &std::path::Path) -> Result<(FileConfig, toml::Table), Config
         one(format!(
             "invalid config file {}: {}; valid keys are data_dir, otlp_grpc_addr, otlp_http_addr, http_addr, \
              retention, max_disk, log_format, log_level, wal_fsync, wal_recovery, max_message_size, memory_limit, \
-             zipkin_addr, head_max_size, and the sections receivers, processors, exporters, service",
+             zipkin_addr, head_max_size, storage, node_id, cache_size, max_block_age, poll_interval, and the \
+             sections receivers, processors, exporters, service",
             path.display(),
             e.message().replace('\n', " ")
         ))
@@ -298,6 +345,22 @@ impl Settings {
             ),
         };
         let data_dir = args.data_dir.or(file.data_dir).unwrap_or_else(|| PathBuf::from("./sightline-data"));
+        let storage = resolve_storage(
+            &mut errors,
+            &data_dir,
+            args.storage.or(file.storage),
+            args.node_id.or(file.node_id),
+            args.cache_size.or(file.cache_size),
+            args.poll_interval.or(file.poll_interval),
+        );
+        let remote = matches!(storage, Some(Storage::Object { .. }));
+        let max_block_age = pick(args.max_block_age, file.max_block_age, if remote { "30s" } else { "2m" });
+        let max_block_age = check(
+            &mut errors,
+            parse_duration(&max_block_age).ok_or_else(|| {
+                Source { flag: "--max-block-age" }.err(&max_block_age, "a duration like 30s or 2m")
+            }),
+        );
         let ctx = sightline_pipeline::config::Context {
             data_dir: data_dir.clone(),
             memory_limit: memory_limit.unwrap_or(256 << 20),
@@ -338,6 +401,8 @@ impl Settings {
             memory_limit,
             head_max_size,
             pipeline,
+            storage,
+            max_block_age,
         ) {
             (
                 Some(otlp_grpc_addr),
@@ -353,7 +418,11 @@ impl Settings {
                 Some(memory_limit),
                 Some(head_max_size),
                 Some(pipeline),
+                Some(storage),
+                Some(max_block_age),
             ) if errors.is_empty() => Ok(Settings {
+                storage,
+                max_block_age,
                 pipeline: with_zipkin_addr(pipeline, zipkin_addr),
                 data_dir,
                 otlp_grpc_addr,
@@ -371,6 +440,53 @@ impl Settings {
             }),
             _ => Err(ConfigError(errors)),
         }
+    }
+}
+
+/// `--storage` and the settings that only matter with an object store.
+fn resolve_storage(
+    errors: &mut Vec<String>,
+    data_dir: &std::path::Path,
+    storage: Option<String>,
+    node_id: Option<String>,
+    cache_size: Option<String>,
+    poll_interval: Option<String>,
+) -> Option<Storage> {
+    let cache_size = cache_size.unwrap_or_else(|| "1GiB".to_owned());
+    let cache_size = check(
+        errors,
+        parse_size(&cache_size).filter(|n| *n >= 16 << 20).ok_or_else(|| {
+            Source { flag: "--cache-size" }.err(&cache_size, "a size of at least 16MiB, e.g. 1GiB")
+        }),
+    );
+    let poll_interval = poll_interval.unwrap_or_else(|| "5s".to_owned());
+    let poll_interval = check(
+        errors,
+        parse_duration(&poll_interval).ok_or_else(|| {
+            Source { flag: "--poll-interval" }.err(&poll_interval, "a duration like 5s or 500ms")
+        }),
+    );
+    if let Some(id) = &node_id
+        && sightline_objstore::check_name("node id", id).is_err()
+    {
+        errors.push(
+            Source { flag: "--node-id" }
+                .err(id, "1-64 characters of A-Z a-z 0-9 . _ -, not starting with . or _"),
+        );
+    }
+    match storage {
+        None => Some(Storage::Local(data_dir.to_owned())),
+        Some(url) if sightline_objstore::is_url(&url) => {
+            let scheme = url.split("://").next().unwrap_or_default();
+            if !matches!(scheme, "s3" | "s3a" | "gs" | "az" | "azure") {
+                errors.push(
+                    Source { flag: "--storage" }.err(&url, "a folder, s3://BUCKET/PREFIX, gs://… or az://…"),
+                );
+                return None;
+            }
+            Some(Storage::Object { url, node_id, cache_size: cache_size?, poll_interval: poll_interval? })
+        }
+        Some(path) => Some(Storage::Local(PathBuf::from(path))),
     }
 }
 
@@ -439,6 +555,37 @@ mod tests {
             bad(&|a| a.otlp_http_addr = Some("127.0.0.1:4317".into())).contains("both 127.0.0.1:4317"),
             "port clash"
         );
+    }
+
+    #[test]
+    fn storage_is_the_data_dir_a_folder_or_an_object_store() {
+        let s = Settings::resolve(ServeArgs::default()).unwrap();
+        assert_eq!(s.storage, Storage::Local(PathBuf::from("./sightline-data")));
+        assert_eq!(s.max_block_age, Duration::from_secs(120));
+        let args = |storage: &str| ServeArgs { storage: Some(storage.into()), ..ServeArgs::default() };
+        let s = Settings::resolve(args("/mnt/blocks")).unwrap();
+        assert_eq!(s.storage, Storage::Local(PathBuf::from("/mnt/blocks")));
+        let s = Settings::resolve(args("s3://bucket/traces")).unwrap();
+        assert_eq!(
+            s.storage,
+            Storage::Object {
+                url: "s3://bucket/traces".into(),
+                node_id: None,
+                cache_size: 1 << 30,
+                poll_interval: Duration::from_secs(5),
+            }
+        );
+        assert_eq!(s.max_block_age, Duration::from_secs(30), "cluster mode cuts heads sooner");
+        let e = Settings::resolve(args("ftp://host/x")).unwrap_err().to_string();
+        assert!(e.contains("--storage") && e.contains("s3://BUCKET/PREFIX"), "{e}");
+        let e = Settings::resolve(ServeArgs { node_id: Some("../etc".into()), ..args("s3://b") })
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("--node-id"), "{e}");
+        let e = Settings::resolve(ServeArgs { cache_size: Some("1KiB".into()), ..args("s3://b") })
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("--cache-size"), "{e}");
     }
 
     #[test]

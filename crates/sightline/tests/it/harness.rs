@@ -69,6 +69,16 @@ impl Server {
 
     /// Starts on the given ports (to restart a server where clients expect it).
     pub(crate) fn start_on(data_dir: &Path, ports: Ports, extra: &[&str]) -> Server {
+        Server::start_env(data_dir, ports, extra, &[])
+    }
+
+    /// Like [`Server::start_on`] with extra environment variables.
+    pub(crate) fn start_env(
+        data_dir: &Path,
+        ports: Ports,
+        extra: &[&str],
+        env: &[(String, String)],
+    ) -> Server {
         let Ports { grpc: g, http: h, api: a, zipkin: z } = ports;
         let stderr_path = data_dir.with_extension(format!("stderr-{a}.log"));
         let stderr = std::fs::File::create(&stderr_path).expect("stderr log");
@@ -81,6 +91,7 @@ impl Server {
             .args(["--http-addr", &format!("127.0.0.1:{a}")])
             .args(["--zipkin-addr", &format!("127.0.0.1:{z}")])
             .args(extra)
+            .envs(env.iter().map(|(k, v)| (k, v)))
             .env_remove("SIGHTLINE_CONFIG")
             .stdout(Stdio::null())
             .stderr(stderr)

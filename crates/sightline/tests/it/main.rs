@@ -8,10 +8,13 @@
 //! - `lifecycle`: config errors, SIGTERM, restart, health, lock, metrics.
 //! - `collector`: the collector role — forwarding through an outage,
 //!   redaction of stored data, the memory limiter under overload.
+//! - `objstore`: nodes sharing one bucket of a real S3 server (SeaweedFS):
+//!   each answers for all, kill -9 of one loses nothing acknowledged.
 
 mod collector;
 mod crash;
 mod harness;
 mod http_bodies;
 mod lifecycle;
+mod objstore;
 mod python_clients;
