@@ -19,6 +19,7 @@ mod ids;
 pub mod otlp;
 mod query;
 mod span;
+mod tenant;
 mod value;
 
 pub use batch::Batch;
@@ -29,6 +30,7 @@ pub use contract::{
 pub use ids::{IdError, SpanId, TraceId};
 pub use query::{TagFilter, TraceQuery, span_matches, tag_lookup};
 pub use span::{Event, Link, Resource, Scope, Span, SpanKind, Status, StatusCode, UNKNOWN_SERVICE};
+pub use tenant::{Tenant, TenantError};
 pub use value::{KeyValue, Value};
 
 #[cfg(test)]
