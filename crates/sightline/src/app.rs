@@ -21,21 +21,20 @@ use crate::config::Settings;
 pub(crate) async fn serve(settings: Settings) -> anyhow::Result<()> {
     let mut registry = Registry::default();
     let store_metrics = Arc::new(sightline_store::Metrics::new(&mut registry));
-    let receive_metrics = Arc::new(sightline_receive::Metrics::new(&mut registry));
+    let receive_metrics = Arc::new(sightline_receive::front::Metrics::new(&mut registry));
     let api_metrics = Arc::new(sightline_api::Metrics::new(&mut registry));
     let pipeline_metrics = Arc::new(sightline_pipeline::Metrics::new(&mut registry));
-    let zipkin_metrics = Arc::new(sightline_zipkin::Metrics::new(&mut registry));
 
     let mut options = sightline_store::Options::new(&settings.data_dir);
     options.fsync = settings.wal_fsync;
     options.wal_recovery = settings.wal_recovery;
     options.retention = settings.retention;
     options.max_disk_bytes = settings.max_disk;
-    // Memory budget, as shares of --memory-limit L: request bodies being
-    // decoded ≤ L/16 raw per receiver (decoded spans are ~4× larger), the
-    // live head and one flushing head ≤ L/16 each (--head-max-size; writing
-    // a head's block needs about twice its size again), the rest for
-    // queries and the process itself.
+    // Memory budget, as shares of --memory-limit L: requests being read,
+    // decoded (their decoded size estimated before decoding) and consumed
+    // ≤ L/2 for all receivers together, the live head and one flushing head
+    // ≤ L/16 each (--head-max-size; writing a head's block needs about
+    // twice its size again), the rest for queries and the process itself.
     // The memory limiter (soft limit 0.8 L) backs these up.
     options.head_max_bytes = settings.head_max_size;
     options.max_frozen_heads = 1;
@@ -65,31 +64,25 @@ pub(crate) async fn serve(settings: Settings) -> anyhow::Result<()> {
     let grpc_listener = bind("--otlp-grpc-addr", settings.otlp_grpc_addr).await?;
     let http_listener = bind("--otlp-http-addr", settings.otlp_http_addr).await?;
     let api_listener = bind("--http-addr", settings.http_addr).await?;
+    // One front for every receiver: one in-flight budget, one set of limits.
+    let front = sightline_receive::front::Front::new(
+        sightline_receive::front::Limits {
+            max_body_bytes: settings.max_message_size,
+            max_inflight_bytes: settings.memory_limit / 2,
+            body_timeout: std::time::Duration::from_secs(30),
+        },
+        receive_metrics,
+    );
     // The Zipkin receiver listens only when a pipeline uses it.
     let zipkin = match (pipeline.receivers.get("zipkin"), zipkin_endpoint(&settings)) {
         (Some(entry), Some(addr)) => {
-            let receiver = sightline_zipkin::Receiver::new(
-                Arc::clone(entry),
-                sightline_zipkin::Options {
-                    max_body_bytes: settings.max_message_size,
-                    max_inflight_bytes: settings.memory_limit / 16,
-                },
-                zipkin_metrics,
-            );
+            let receiver = sightline_zipkin::Receiver::new(Arc::clone(entry), front.clone());
             Some((addr, bind("--zipkin-addr", addr).await?, receiver))
         }
         _ => None,
     };
 
-    let receiver = sightline_receive::Receiver::new(
-        otlp_entry,
-        sightline_receive::Options {
-            max_grpc_message_bytes: settings.max_message_size,
-            max_http_body_bytes: settings.max_message_size,
-            max_inflight_bytes: settings.memory_limit / 16,
-        },
-        receive_metrics,
-    );
+    let receiver = sightline_receive::Receiver::new(otlp_entry, front);
 
     let (stop_tx, stop_rx) = watch::channel(false);
     let stopped = move || {
@@ -147,18 +140,18 @@ pub(crate) async fn serve(settings: Settings) -> anyhow::Result<()> {
     let grpc = tokio::spawn(watch_listener(
         "OTLP/gRPC",
         grpc_up,
-        sightline_receive::serve_grpc(grpc_listener, receiver.clone(), stopped()),
+        serve_router(grpc_listener, receiver.grpc_router(), stopped()),
     ));
     let http = tokio::spawn(watch_listener(
         "OTLP/HTTP",
         http_up,
-        sightline_receive::serve_http(http_listener, receiver, stopped()),
+        serve_router(http_listener, receiver.http_router(), stopped()),
     ));
     let zipkin_task = zipkin.map(|(_, listener, receiver)| {
         tokio::spawn(watch_listener(
             "Zipkin",
             zipkin_up,
-            sightline_zipkin::serve(listener, receiver, stopped()),
+            serve_router(listener, receiver.router(), stopped()),
         ))
     });
     let query = tokio::spawn({
@@ -189,6 +182,15 @@ pub(crate) async fn serve(settings: Settings) -> anyhow::Result<()> {
     store.shutdown().await;
     tracing::info!("stopped");
     Ok(())
+}
+
+/// Serves `router` (HTTP/1.1 and HTTP/2, so gRPC too) until `shutdown`.
+async fn serve_router(
+    listener: TcpListener,
+    router: axum::Router,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> std::io::Result<()> {
+    axum::serve(listener, router).with_graceful_shutdown(shutdown).await
 }
 
 fn zipkin_endpoint(settings: &Settings) -> Option<SocketAddr> {
