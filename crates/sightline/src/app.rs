@@ -7,6 +7,7 @@
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::Duration;
 
 use anyhow::Context as _;
 use prometheus_client::registry::Registry;
@@ -16,9 +17,16 @@ use tokio::net::TcpListener;
 use tokio::sync::watch;
 
 use crate::config::Settings;
+use sightline_guard::serve::serve as serve_listener;
+
+/// How often readiness follows the store's health.
+const READY_CHECK: Duration = Duration::from_millis(500);
 
 /// Runs the server until a shutdown signal, then shuts down cleanly.
 pub(crate) async fn serve(settings: Settings) -> anyhow::Result<()> {
+    // Every connection takes a descriptor: use all the hard limit allows.
+    let fds = sightline_guard::fdlimit::raise();
+    tracing::info!(before = ?fds.before, now = ?fds.now, "open-file limit (None = unlimited)");
     let mut registry = Registry::default();
     let store_metrics = Arc::new(sightline_store::Metrics::new(&mut registry));
     let receive_metrics = Arc::new(sightline_receive::front::Metrics::new(&mut registry));
@@ -36,7 +44,7 @@ pub(crate) async fn serve(settings: Settings) -> anyhow::Result<()> {
     // ≤ L/16 each (--head-max-size; writing a head's block needs about
     // twice its size again), the rest for queries and the process itself.
     // The memory limiter (soft limit 0.8 L) backs these up.
-    options.head_max_bytes = settings.head_max_size;
+    options.head_max_bytes = settings.head_max_size();
     options.max_frozen_heads = 1;
     let store = EmbeddedStore::open(options, store_metrics)
         .await
@@ -69,7 +77,7 @@ pub(crate) async fn serve(settings: Settings) -> anyhow::Result<()> {
         sightline_receive::front::Limits {
             max_body_bytes: settings.max_message_size,
             max_inflight_bytes: settings.memory_limit / 2,
-            body_timeout: std::time::Duration::from_secs(30),
+            body_timeout: settings.body_timeout,
         },
         receive_metrics,
     );
@@ -137,28 +145,45 @@ pub(crate) async fn serve(settings: Settings) -> anyhow::Result<()> {
     // The UI's fallback serves its pages; API routes, merged first, win.
     .merge(sightline_ui::router());
 
+    let options = |name: &'static str| sightline_guard::serve::Options {
+        name,
+        header_timeout: settings.header_timeout,
+        idle_timeout: settings.idle_timeout,
+        tls: None,
+    };
     let grpc = tokio::spawn(watch_listener(
         "OTLP/gRPC",
-        grpc_up,
-        serve_router(grpc_listener, receiver.grpc_router(), stopped()),
+        Arc::clone(&grpc_up),
+        serve_listener(grpc_listener, receiver.grpc_router(), options("OTLP/gRPC"), stopped()),
     ));
     let http = tokio::spawn(watch_listener(
         "OTLP/HTTP",
-        http_up,
-        serve_router(http_listener, receiver.http_router(), stopped()),
+        Arc::clone(&http_up),
+        serve_listener(http_listener, receiver.http_router(), options("OTLP/HTTP"), stopped()),
     ));
     let zipkin_task = zipkin.map(|(_, listener, receiver)| {
         tokio::spawn(watch_listener(
             "Zipkin",
-            zipkin_up,
-            serve_router(listener, receiver.router(), stopped()),
+            Arc::clone(&zipkin_up),
+            serve_listener(listener, receiver.router(), options("Zipkin"), stopped()),
         ))
     });
-    let query = tokio::spawn({
-        let shutdown = stopped();
-        async move { axum::serve(api_listener, api).with_graceful_shutdown(shutdown).await }
+    let query = tokio::spawn(serve_listener(api_listener, api, options("query API"), stopped()));
+    // Ready while every listener serves and the store takes writes: a
+    // store that refuses writes (disk full, a failed WAL) is taken out of
+    // load balancing by /ready, as /health reports why.
+    let readiness = tokio::spawn({
+        let (ready, store) = (Arc::clone(&ready), store.clone());
+        let ups = [grpc_up, http_up, zipkin_up];
+        async move {
+            let mut tick = tokio::time::interval(READY_CHECK);
+            loop {
+                tick.tick().await;
+                let up = ups.iter().all(|u| u.load(Ordering::Acquire)) && store.health().healthy;
+                ready.store(up, Ordering::Release);
+            }
+        }
     });
-    ready.store(true, Ordering::Release);
     tracing::info!(
         otlp_grpc = %settings.otlp_grpc_addr,
         otlp_http = %settings.otlp_http_addr,
@@ -168,6 +193,7 @@ pub(crate) async fn serve(settings: Settings) -> anyhow::Result<()> {
 
     shutdown_signal().await;
     tracing::info!("shutting down: no new requests; finishing in-flight ones");
+    readiness.abort();
     ready.store(false, Ordering::Release);
     let _ = stop_tx.send(true);
     let (g, h, q) = tokio::join!(grpc, http, query);
@@ -177,20 +203,12 @@ pub(crate) async fn serve(settings: Settings) -> anyhow::Result<()> {
     g.context("OTLP/gRPC server task")?;
     h.context("OTLP/HTTP server task")?;
     q.context("query server task")?.context("query server")?;
+    let _ = readiness.await;
     // Processors flush into exporters, then the store flushes to disk.
     pipeline.shutdown().await;
     store.shutdown().await;
     tracing::info!("stopped");
     Ok(())
-}
-
-/// Serves `router` (HTTP/1.1 and HTTP/2, so gRPC too) until `shutdown`.
-async fn serve_router(
-    listener: TcpListener,
-    router: axum::Router,
-    shutdown: impl Future<Output = ()> + Send + 'static,
-) -> std::io::Result<()> {
-    axum::serve(listener, router).with_graceful_shutdown(shutdown).await
 }
 
 fn zipkin_endpoint(settings: &Settings) -> Option<SocketAddr> {

@@ -39,6 +39,13 @@ pub(crate) struct Server {
     stderr_path: PathBuf,
 }
 
+/// The binary under test: this build's, or `SIGHTLINE_BIN` (to run a test
+/// against an older build and see it fail).
+pub(crate) fn binary() -> PathBuf {
+    std::env::var_os("SIGHTLINE_BIN")
+        .map_or_else(|| PathBuf::from(env!("CARGO_BIN_EXE_sightline")), PathBuf::from)
+}
+
 /// A loopback port no other caller in this process was given. Ports are
 /// walked from a per-process offset below the kernel's ephemeral range
 /// (32768+), so neither two calls nor an outgoing connection can get the
@@ -69,10 +76,28 @@ impl Server {
 
     /// Starts on the given ports (to restart a server where clients expect it).
     pub(crate) fn start_on(data_dir: &Path, ports: Ports, extra: &[&str]) -> Server {
+        Server::start_in(data_dir, ports, extra, None)
+    }
+
+    /// Starts under `bash -c "SETUP; exec sightline serve …"`, e.g. with
+    /// `ulimit` settings the server inherits.
+    pub(crate) fn start_in_shell(data_dir: &Path, extra: &[&str], setup: &str) -> Server {
+        Server::start_in(data_dir, Ports::free(), extra, Some(setup))
+    }
+
+    fn start_in(data_dir: &Path, ports: Ports, extra: &[&str], shell: Option<&str>) -> Server {
         let Ports { grpc: g, http: h, api: a, zipkin: z } = ports;
         let stderr_path = data_dir.with_extension(format!("stderr-{a}.log"));
         let stderr = std::fs::File::create(&stderr_path).expect("stderr log");
-        let child = Command::new(env!("CARGO_BIN_EXE_sightline"))
+        let mut command = match shell {
+            None => Command::new(binary()),
+            Some(setup) => {
+                let mut c = Command::new("bash");
+                c.arg("-c").arg(format!("{{ {setup}; }} || exit 97; exec \"$0\" \"$@\"")).arg(binary());
+                c
+            }
+        };
+        let child = command
             .arg("serve")
             .arg("--data-dir")
             .arg(data_dir)
@@ -116,15 +141,37 @@ impl Server {
 
     /// Resident memory of the server process, from /proc.
     pub(crate) fn rss_bytes(&self) -> u64 {
+        self.proc_status_bytes("VmRSS:")
+    }
+
+    /// The most the server process was ever resident, from /proc.
+    pub(crate) fn peak_rss_bytes(&self) -> u64 {
+        self.proc_status_bytes("VmHWM:")
+    }
+
+    fn proc_status_bytes(&self, field: &str) -> u64 {
         let Some(c) = &self.child else { return 0 };
         let status = std::fs::read_to_string(format!("/proc/{}/status", c.id())).unwrap_or_default();
         status
             .lines()
-            .find(|l| l.starts_with("VmRSS:"))
+            .find(|l| l.starts_with(field))
             .and_then(|l| {
-                l.trim_start_matches("VmRSS:").trim().trim_end_matches("kB").trim().parse::<u64>().ok()
+                l.trim_start_matches(field).trim().trim_end_matches("kB").trim().parse::<u64>().ok()
             })
             .map_or(0, |kb| kb * 1024)
+    }
+
+    /// CPU time (user + system) the server used so far, from /proc.
+    pub(crate) fn cpu_time(&self) -> Duration {
+        let Some(c) = &self.child else { return Duration::ZERO };
+        let stat = std::fs::read_to_string(format!("/proc/{}/stat", c.id())).unwrap_or_default();
+        // Fields after the command name (which may hold spaces) in parentheses.
+        let fields: Vec<&str> =
+            stat.rsplit_once(')').map_or("", |(_, rest)| rest).split_whitespace().collect();
+        let ticks = |i: usize| fields.get(i).and_then(|f| f.parse::<u64>().ok()).unwrap_or(0);
+        // utime and stime are fields 14 and 15 of stat, 11 and 12 here; the
+        // kernel's clock tick is 100 Hz on Linux.
+        Duration::from_millis((ticks(11) + ticks(12)) * 10)
     }
 
     /// What the server wrote to stderr so far.

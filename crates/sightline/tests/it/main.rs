@@ -6,12 +6,15 @@
 //! - `http_bodies`: raw OTLP/HTTP bodies — JSON, gzip, partial success, bad input.
 //! - `crash`: kill -9 during ingest; every acknowledged span survives.
 //! - `lifecycle`: config errors, SIGTERM, restart, health, lock, metrics.
+//! - `hostile`: issue 16's hostile input — amplifying bodies, stalled and
+//!   idle connections, descriptor exhaustion, a store that refuses writes.
 //! - `collector`: the collector role — forwarding through an outage,
 //!   redaction of stored data, the memory limiter under overload.
 
 mod collector;
 mod crash;
 mod harness;
+mod hostile;
 mod http_bodies;
 mod lifecycle;
 mod python_clients;

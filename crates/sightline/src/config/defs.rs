@@ -1,0 +1,305 @@
+//! Every `serve` setting, defined once.
+//!
+//! A [`Setting`] names a flag (`--data-dir`); the environment variable
+//! (`SIGHTLINE_DATA_DIR`) and the config-file key (`data_dir`) derive from
+//! the name. Its value name, default and help text feed `--help`, the
+//! config file's list of valid keys and the README's settings table (a
+//! test fails when the README disagrees), and its `apply` function parses
+//! a value into [`Settings`]. Adding a setting is one entry here and a
+//! field in `Settings` — in the spirit of ripgrep's `flags/defs.rs`.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+
+use sightline_pipeline::config::parse_size;
+
+use super::{LogFormat, Settings, parse_duration, parse_optional};
+
+/// One setting.
+pub(crate) struct Setting {
+    /// The flag without dashes, e.g. `data-dir`.
+    pub(crate) name: &'static str,
+    /// What the value is, for `--help` (`DIR`, `SIZE`).
+    pub(crate) value_name: &'static str,
+    /// The default.
+    pub(crate) default: Default,
+    /// One line for `--help` and the README (Markdown code spans allowed).
+    pub(crate) help: &'static str,
+    /// Parses `value` into the settings; `Err` says what was expected.
+    pub(crate) apply: fn(&mut Settings, &str) -> Result<(), &'static str>,
+    /// Whether the config file may set it (not `--config` itself).
+    pub(crate) in_file: bool,
+}
+
+/// A setting's default.
+#[derive(Debug, Clone, Copy)]
+pub(crate) enum Default {
+    /// Applied like any value before the file and flags are.
+    Value(&'static str),
+    /// Derived from other settings; the text says how (for docs).
+    Derived(&'static str),
+    /// Unset unless given.
+    None,
+}
+
+impl Setting {
+    /// `--name`.
+    pub(crate) fn flag(&self) -> String {
+        format!("--{}", self.name)
+    }
+
+    /// `SIGHTLINE_NAME`.
+    pub(crate) fn env(&self) -> String {
+        format!("SIGHTLINE_{}", self.name.replace('-', "_").to_ascii_uppercase())
+    }
+
+    /// `name` in snake_case, the config-file key.
+    pub(crate) fn key(&self) -> String {
+        self.name.replace('-', "_")
+    }
+}
+
+fn addr(value: &str) -> Result<SocketAddr, &'static str> {
+    value.trim().parse::<SocketAddr>().map_err(|_| "host:port, e.g. 127.0.0.1:4317")
+}
+
+fn size_at_least(value: &str, min: u64, expected: &'static str) -> Result<usize, &'static str> {
+    parse_size(value).filter(|n| *n >= min).and_then(|n| usize::try_from(n).ok()).ok_or(expected)
+}
+
+fn timeout(value: &str) -> Result<std::time::Duration, &'static str> {
+    parse_duration(value).ok_or("a duration like 10s, 500ms or 2m")
+}
+
+fn path(value: &str) -> Option<PathBuf> {
+    let value = value.trim();
+    (!value.is_empty()).then(|| PathBuf::from(value))
+}
+
+/// Every setting of `sightline serve`, in the order `--help` and the README
+/// list them.
+pub(crate) static SETTINGS: &[Setting] = &[
+    Setting {
+        name: "data-dir",
+        value_name: "DIR",
+        default: Default::Value("./sightline-data"),
+        help: "WAL, blocks, manifest",
+        apply: |s, v| {
+            s.data_dir = path(v).ok_or("a directory path")?;
+            Ok(())
+        },
+        in_file: true,
+    },
+    Setting {
+        name: "otlp-grpc-addr",
+        value_name: "ADDR",
+        default: Default::Value("127.0.0.1:4317"),
+        help: "OTLP/gRPC listen address",
+        apply: |s, v| {
+            s.otlp_grpc_addr = addr(v)?;
+            Ok(())
+        },
+        in_file: true,
+    },
+    Setting {
+        name: "otlp-http-addr",
+        value_name: "ADDR",
+        default: Default::Value("127.0.0.1:4318"),
+        help: "OTLP/HTTP listen address",
+        apply: |s, v| {
+            s.otlp_http_addr = addr(v)?;
+            Ok(())
+        },
+        in_file: true,
+    },
+    Setting {
+        name: "http-addr",
+        value_name: "ADDR",
+        default: Default::Value("127.0.0.1:16686"),
+        help: "query API, UI, `/metrics`, `/health`, `/ready`",
+        apply: |s, v| {
+            s.http_addr = addr(v)?;
+            Ok(())
+        },
+        in_file: true,
+    },
+    Setting {
+        name: "zipkin-addr",
+        value_name: "ADDR",
+        default: Default::Derived("127.0.0.1:9411"),
+        help: "Zipkin v2 `POST /api/v2/spans`; overrides the pipeline config's Zipkin endpoint",
+        apply: |s, v| {
+            s.zipkin_addr = Some(addr(v)?);
+            Ok(())
+        },
+        in_file: true,
+    },
+    Setting {
+        name: "retention",
+        value_name: "AGE",
+        default: Default::Value("7d"),
+        help: "delete traces older than this; `off` keeps everything",
+        apply: |s, v| {
+            s.retention =
+                parse_optional(v, super::parse_duration).ok_or("a duration like 7d, 12h, 30m, or off")?;
+            Ok(())
+        },
+        in_file: true,
+    },
+    Setting {
+        name: "max-disk",
+        value_name: "SIZE",
+        default: Default::Value("off"),
+        help: "e.g. `50GiB`: the oldest blocks go first beyond it",
+        apply: |s, v| {
+            s.max_disk = parse_optional(v, parse_size).ok_or("a size like 10GiB, 500MB, or off")?;
+            Ok(())
+        },
+        in_file: true,
+    },
+    Setting {
+        name: "wal-fsync",
+        value_name: "POLICY",
+        default: Default::Value("always"),
+        help: "when WAL writes are synced before an export is acknowledged: `always`, `interval:100ms`, `never`",
+        apply: |s, v| {
+            s.wal_fsync =
+                v.parse().map_err(|_| "always, never, or interval:<duration> (e.g. interval:100ms)")?;
+            Ok(())
+        },
+        in_file: true,
+    },
+    Setting {
+        name: "wal-recovery",
+        value_name: "MODE",
+        default: Default::Value("tolerate-torn-tail"),
+        help: "`point-in-time` keeps the records before damage in the newest segment",
+        apply: |s, v| {
+            s.wal_recovery = v.parse().map_err(|_| "tolerate-torn-tail or point-in-time")?;
+            Ok(())
+        },
+        in_file: true,
+    },
+    Setting {
+        name: "max-message-size",
+        value_name: "SIZE",
+        default: Default::Value("20MiB"),
+        help: "per gRPC message / HTTP body, after decompression too",
+        apply: |s, v| {
+            s.max_message_size = size_at_least(v, 1024, "a size of at least 1KiB, e.g. 20MiB")?;
+            Ok(())
+        },
+        in_file: true,
+    },
+    Setting {
+        name: "memory-limit",
+        value_name: "SIZE",
+        default: Default::Value("256MiB"),
+        help: "memory for data in flight and in the head; beyond it exports get retryable refusals",
+        apply: |s, v| {
+            s.memory_limit = size_at_least(v, 16 << 20, "a size of at least 16MiB, e.g. 256MiB")?;
+            Ok(())
+        },
+        in_file: true,
+    },
+    Setting {
+        name: "head-max-size",
+        value_name: "SIZE",
+        default: Default::Derived("memory limit / 16"),
+        help: "cut the in-memory head into a block at this size",
+        apply: |s, v| {
+            s.head_max_size = Some(size_at_least(v, 64 << 10, "a size of at least 64KiB, e.g. 32MiB")?);
+            Ok(())
+        },
+        in_file: true,
+    },
+    Setting {
+        name: "header-timeout",
+        value_name: "DURATION",
+        default: Default::Value("10s"),
+        help: "time for a request's headers (and a TLS handshake) to arrive",
+        apply: |s, v| {
+            s.header_timeout = timeout(v)?;
+            Ok(())
+        },
+        in_file: true,
+    },
+    Setting {
+        name: "body-timeout",
+        value_name: "DURATION",
+        default: Default::Value("30s"),
+        help: "time for an export's body to arrive; slower senders get 408",
+        apply: |s, v| {
+            s.body_timeout = timeout(v)?;
+            Ok(())
+        },
+        in_file: true,
+    },
+    Setting {
+        name: "idle-timeout",
+        value_name: "DURATION",
+        default: Default::Value("60s"),
+        help: "close connections without traffic or requests for this long",
+        apply: |s, v| {
+            s.idle_timeout = timeout(v)?;
+            Ok(())
+        },
+        in_file: true,
+    },
+    Setting {
+        name: "log-format",
+        value_name: "FORMAT",
+        default: Default::Value("text"),
+        help: "`text`, or `json` for log pipelines",
+        apply: |s, v| {
+            s.log_format = match v.trim() {
+                "text" => LogFormat::Text,
+                "json" => LogFormat::Json,
+                _ => return Err("text or json"),
+            };
+            Ok(())
+        },
+        in_file: true,
+    },
+    Setting {
+        name: "log-level",
+        value_name: "FILTER",
+        default: Default::Value("info"),
+        help: "a `tracing` filter, e.g. `info` or `sightline_store=debug,info`",
+        apply: |s, v| {
+            s.log_level = v.trim().to_owned();
+            Ok(())
+        },
+        in_file: true,
+    },
+    Setting {
+        name: "config",
+        value_name: "FILE",
+        default: Default::None,
+        help: "a TOML file with any of these settings (snake_case keys) and the pipeline sections",
+        apply: |_, _| Ok(()),
+        in_file: false,
+    },
+];
+
+/// The setting named `name` (flag without dashes).
+pub(crate) fn setting(name: &str) -> Option<&'static Setting> {
+    SETTINGS.iter().find(|s| s.name == name)
+}
+
+/// The README's settings table, generated from [`SETTINGS`] (checked
+/// against README.md by a test).
+#[cfg(test)]
+pub(crate) fn readme_table() -> String {
+    let mut out = String::from("| flag | env | default | |\n|---|---|---|---|\n");
+    for s in SETTINGS {
+        let default = match s.default {
+            Default::Value(v) => format!("`{v}`"),
+            Default::Derived(v) if v.contains(' ') => v.to_owned(),
+            Default::Derived(v) => format!("`{v}`"),
+            Default::None => String::new(),
+        };
+        out.push_str(&format!("| `{}` | `{}` | {default} | {} |\n", s.flag(), s.env(), s.help));
+    }
+    out
+}
