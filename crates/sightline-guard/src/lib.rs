@@ -1,6 +1,7 @@
 //! Sightline's front door, in front of every listener: how connections are
 //! served (timeouts, accept backoff, graceful stop), TLS with certificate
-//! reload and mutual TLS, and the file-descriptor limit.
+//! reload and mutual TLS, authentication with roles and tenants, and the
+//! file-descriptor limit.
 //!
 //! The binary builds each listener's router (receivers, query API, UI),
 //! wraps it in this crate's layers and serves it with [`serve::serve`].
@@ -8,6 +9,7 @@
 //! requests that got through, with their tenant in the request extensions.
 #![deny(missing_docs)]
 
+pub mod auth;
 pub mod fdlimit;
 pub mod serve;
 pub mod tls;

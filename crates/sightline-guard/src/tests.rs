@@ -99,3 +99,166 @@ async fn shutdown_finishes_requests_in_progress() {
     tokio::time::timeout(Duration::from_secs(20), server.task).await.unwrap().unwrap().unwrap();
     assert!(TcpStream::connect(server.addr).await.is_err(), "the listener is closed");
 }
+
+// ------------------------------------------------------------------ auth
+
+mod auth {
+    use std::sync::Arc;
+
+    use axum::Router;
+    use axum::body::Body;
+    use axum::routing::get;
+    use http::{HeaderMap, HeaderValue, Request, StatusCode};
+    use sightline_model::Tenant;
+    use tower::ServiceExt as _;
+
+    use crate::auth::{Denial, Policy, Role, TokenFile, Tokens, protect};
+
+    const FILE: &str = "# ingest and query for acme\n\
+        acme-token-0123456789 acme read,write\n\
+        \n\
+        reader-token-0123456789   globex   read   # a comment\n\
+        writer-token-0123456789 globex write\n";
+
+    fn headers(auth: Option<&str>, org: Option<&str>) -> HeaderMap {
+        let mut h = HeaderMap::new();
+        if let Some(a) = auth {
+            h.insert("authorization", HeaderValue::from_str(a).unwrap());
+        }
+        if let Some(o) = org {
+            h.insert("x-scope-orgid", HeaderValue::from_str(o).unwrap());
+        }
+        h
+    }
+
+    fn file(text: &str) -> (tempfile::TempDir, Arc<TokenFile>) {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("tokens");
+        std::fs::write(&path, text).unwrap();
+        (dir, Arc::new(TokenFile::load(&path).unwrap()))
+    }
+
+    fn policy(tokens: Option<Arc<TokenFile>>, role: Role) -> Policy {
+        Policy { tokens, role, open_paths: vec!["/health"], grpc: false }
+    }
+
+    #[test]
+    fn token_files_parse_and_name_bad_lines_without_their_tokens() {
+        let tokens = Tokens::parse(FILE).unwrap();
+        assert_eq!(tokens.len(), 3);
+        let acme = tokens.find(b"acme-token-0123456789").unwrap();
+        assert_eq!((acme.tenant.as_str(), acme.read, acme.write), ("acme", true, true));
+        assert!(tokens.find(b"acme-token-012345678").is_none());
+        assert!(tokens.find(b"").is_none());
+        assert!(!format!("{tokens:?}").contains("acme-token"));
+
+        let bad = "short acme read\nsecret-token-0123456789 acme\nsecret-token-0123456789 a/b read\n\
+                   secret-token-0123456789 acme admin\nok-token-00000000000000 x read\nok-token-00000000000000 y read\n";
+        let problems = Tokens::parse(bad).unwrap_err();
+        assert_eq!(problems.len(), 5, "{problems:?}");
+        assert!(problems[0].starts_with("line 1: the token is shorter than 16"));
+        assert!(problems[1].starts_with("line 2: expected TOKEN TENANT ROLES, got 2 fields"));
+        assert!(problems[2].starts_with("line 3: invalid tenant \"a/b\""));
+        assert!(problems[3].starts_with("line 4: unknown role \"admin\""));
+        assert!(problems[4].starts_with("line 6: the same token is listed twice"));
+        assert!(problems.iter().all(|p| !p.contains("secret-token") && !p.contains("ok-token")));
+    }
+
+    #[test]
+    fn bearer_and_basic_resolve_the_tokens_tenant_and_roles_are_checked() {
+        let (_dir, tokens) = file(FILE);
+        let write = policy(Some(Arc::clone(&tokens)), Role::Write);
+        let read = policy(Some(tokens), Role::Read);
+        let acme = Tenant::new("acme").unwrap();
+        assert_eq!(write.resolve(&headers(Some("Bearer acme-token-0123456789"), None)), Ok(acme.clone()));
+        assert_eq!(read.resolve(&headers(Some("bearer   acme-token-0123456789"), None)), Ok(acme.clone()));
+        // Basic: any user name, the token as the password (Grafana).
+        let basic = format!("Basic {}", base64_encode("grafana:acme-token-0123456789"));
+        assert_eq!(read.resolve(&headers(Some(&basic), None)), Ok(acme.clone()));
+        // The token decides the tenant; X-Scope-OrgID cannot override it.
+        assert_eq!(read.resolve(&headers(Some("Bearer acme-token-0123456789"), Some("globex"))), Ok(acme));
+        assert_eq!(
+            write.resolve(&headers(Some("Bearer reader-token-0123456789"), None)),
+            Err(Denial::Forbidden(Role::Write))
+        );
+        assert_eq!(
+            read.resolve(&headers(Some("Bearer writer-token-0123456789"), None)),
+            Err(Denial::Forbidden(Role::Read))
+        );
+        assert!(matches!(read.resolve(&headers(None, None)), Err(Denial::Unauthenticated(_))));
+        assert!(matches!(
+            read.resolve(&headers(Some("Bearer nope-0123456789abcdef"), None)),
+            Err(Denial::Unauthenticated(_))
+        ));
+        assert!(matches!(
+            read.resolve(&headers(Some("Token acme-token-0123456789"), None)),
+            Err(Denial::Unauthenticated(_))
+        ));
+        assert!(matches!(read.resolve(&headers(Some("Basic !!!"), None)), Err(Denial::Unauthenticated(_))));
+    }
+
+    fn base64_encode(text: &str) -> String {
+        use base64::Engine as _;
+        base64::engine::general_purpose::STANDARD.encode(text)
+    }
+
+    #[test]
+    fn without_tokens_x_scope_orgid_names_the_tenant() {
+        let open = policy(None, Role::Write);
+        assert_eq!(open.resolve(&headers(None, None)), Ok(Tenant::default()));
+        assert_eq!(open.resolve(&headers(None, Some("team-a"))), Ok(Tenant::new("team-a").unwrap()));
+        assert!(matches!(open.resolve(&headers(None, Some("../etc"))), Err(Denial::BadTenant(_))));
+    }
+
+    #[test]
+    fn the_token_file_reloads_and_a_broken_file_keeps_the_old_tokens() {
+        let (dir, tokens) = file(FILE);
+        let path = dir.path().join("tokens");
+        assert!(!tokens.reload_if_changed().unwrap(), "unchanged");
+        std::fs::write(&path, "new-token-0123456789abc acme read\n").unwrap();
+        assert!(tokens.reload_if_changed().unwrap());
+        assert!(tokens.tokens().find(b"new-token-0123456789abc").is_some());
+        assert!(tokens.tokens().find(b"acme-token-0123456789").is_none(), "removed tokens stop working");
+        std::fs::write(&path, "garbage line\n").unwrap();
+        let e = tokens.reload_if_changed().unwrap_err().to_string();
+        assert!(e.contains("line 1"), "{e}");
+        assert!(tokens.tokens().find(b"new-token-0123456789abc").is_some(), "the old tokens stay");
+    }
+
+    #[tokio::test]
+    async fn the_layer_answers_401_403_and_passes_the_tenant_on() {
+        let (_dir, tokens) = file(FILE);
+        let app = Router::new()
+            .route("/who", get(|tenant: axum::Extension<Tenant>| async move { tenant.0.to_string() }))
+            .route("/health", get(|| async { "ok" }));
+        let app = protect(app, policy(Some(tokens), Role::Read));
+        let call = |auth: Option<&'static str>, path: &'static str| {
+            let app = app.clone();
+            async move {
+                let mut request = Request::get(path);
+                if let Some(a) = auth {
+                    request = request.header("authorization", a);
+                }
+                let response = app.oneshot(request.body(Body::empty()).unwrap()).await.unwrap();
+                let status = response.status();
+                let challenges: Vec<String> = response
+                    .headers()
+                    .get_all("www-authenticate")
+                    .iter()
+                    .map(|v| v.to_str().unwrap().to_owned())
+                    .collect();
+                let body = axum::body::to_bytes(response.into_body(), 1 << 20).await.unwrap();
+                (status, challenges, String::from_utf8_lossy(&body).into_owned())
+            }
+        };
+        let (status, challenges, _) = call(None, "/who").await;
+        assert_eq!(status, StatusCode::UNAUTHORIZED);
+        assert_eq!(challenges.len(), 2, "Bearer and Basic");
+        assert_eq!(call(Some("Bearer writer-token-0123456789"), "/who").await.0, StatusCode::FORBIDDEN);
+        let (status, _, body) = call(Some("Bearer reader-token-0123456789"), "/who").await;
+        assert_eq!((status, body.as_str()), (StatusCode::OK, "globex"));
+        assert_eq!(call(None, "/health").await.0, StatusCode::OK, "open path");
+        let (status, _, body) = call(None, "/nowhere").await;
+        assert_eq!(status, StatusCode::UNAUTHORIZED, "unknown paths too: {body}");
+    }
+}

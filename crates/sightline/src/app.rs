@@ -16,9 +16,12 @@ use sightline_store::EmbeddedStore;
 use tokio::net::TcpListener;
 use tokio::sync::watch;
 
-use crate::config::Settings;
+use crate::config::{MetricsAuth, Settings};
+use sightline_guard::auth::{Policy, Role, TokenFile, protect};
 use sightline_guard::serve::serve as serve_listener;
 
+/// How often the token file is checked for changes (SIGHUP checks at once).
+const RELOAD_CHECK: Duration = Duration::from_secs(2);
 /// How often readiness follows the store's health.
 const READY_CHECK: Duration = Duration::from_millis(500);
 
@@ -27,6 +30,18 @@ pub(crate) async fn serve(settings: Settings) -> anyhow::Result<()> {
     // Every connection takes a descriptor: use all the hard limit allows.
     let fds = sightline_guard::fdlimit::raise();
     tracing::info!(before = ?fds.before, now = ?fds.now, "open-file limit (None = unlimited)");
+    // Credentials before anything else opens: a bad file stops the start.
+    let tokens = match &settings.auth_tokens {
+        None => None,
+        Some(path) => {
+            let file = TokenFile::load(path)?;
+            if file.readable_by_others() {
+                tracing::warn!(path = %path.display(), "--auth-tokens file is readable by other users; chmod 600 it");
+            }
+            tracing::info!(path = %path.display(), tokens = file.tokens().len(), "authentication required");
+            Some(Arc::new(file))
+        }
+    };
     let mut registry = Registry::default();
     let store_metrics = Arc::new(sightline_store::Metrics::new(&mut registry));
     let receive_metrics = Arc::new(sightline_receive::front::Metrics::new(&mut registry));
@@ -144,6 +159,12 @@ pub(crate) async fn serve(settings: Settings) -> anyhow::Result<()> {
     })
     // The UI's fallback serves its pages; API routes, merged first, win.
     .merge(sightline_ui::router());
+    let mut open_paths = vec!["/health", "/ready"];
+    if settings.metrics_auth == MetricsAuth::Open {
+        open_paths.push("/metrics");
+    }
+    let api = protect(api, Policy { tokens: tokens.clone(), role: Role::Read, open_paths, grpc: false });
+    let writers = |grpc| Policy { tokens: tokens.clone(), role: Role::Write, open_paths: Vec::new(), grpc };
 
     let options = |name: &'static str| sightline_guard::serve::Options {
         name,
@@ -154,20 +175,32 @@ pub(crate) async fn serve(settings: Settings) -> anyhow::Result<()> {
     let grpc = tokio::spawn(watch_listener(
         "OTLP/gRPC",
         Arc::clone(&grpc_up),
-        serve_listener(grpc_listener, receiver.grpc_router(), options("OTLP/gRPC"), stopped()),
+        serve_listener(
+            grpc_listener,
+            protect(receiver.grpc_router(), writers(true)),
+            options("OTLP/gRPC"),
+            stopped(),
+        ),
     ));
     let http = tokio::spawn(watch_listener(
         "OTLP/HTTP",
         Arc::clone(&http_up),
-        serve_listener(http_listener, receiver.http_router(), options("OTLP/HTTP"), stopped()),
+        serve_listener(
+            http_listener,
+            protect(receiver.http_router(), writers(false)),
+            options("OTLP/HTTP"),
+            stopped(),
+        ),
     ));
     let zipkin_task = zipkin.map(|(_, listener, receiver)| {
+        let router = protect(receiver.router(), writers(false));
         tokio::spawn(watch_listener(
             "Zipkin",
             Arc::clone(&zipkin_up),
-            serve_listener(listener, receiver.router(), options("Zipkin"), stopped()),
+            serve_listener(listener, router, options("Zipkin"), stopped()),
         ))
     });
+    let reloader = tokio::spawn(reload_on_change(tokens.clone()));
     let query = tokio::spawn(serve_listener(api_listener, api, options("query API"), stopped()));
     // Ready while every listener serves and the store takes writes: a
     // store that refuses writes (disk full, a failed WAL) is taken out of
@@ -194,6 +227,7 @@ pub(crate) async fn serve(settings: Settings) -> anyhow::Result<()> {
     shutdown_signal().await;
     tracing::info!("shutting down: no new requests; finishing in-flight ones");
     readiness.abort();
+    reloader.abort();
     ready.store(false, Ordering::Release);
     let _ = stop_tx.send(true);
     let (g, h, q) = tokio::join!(grpc, http, query);
@@ -235,6 +269,27 @@ async fn watch_listener<E: std::fmt::Display>(
     if let Err(e) = server.await {
         up.store(false, Ordering::Release);
         tracing::error!(error = %e, "{name} server failed");
+    }
+}
+
+/// Reloads the token file when it changes, checked every few seconds and on
+/// SIGHUP. A file that no longer parses keeps the previous tokens.
+async fn reload_on_change(tokens: Option<Arc<TokenFile>>) {
+    let Some(tokens) = tokens else { return };
+    let mut hup = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::hangup()).ok();
+    let mut tick = tokio::time::interval(RELOAD_CHECK);
+    loop {
+        tokio::select! {
+            _ = tick.tick() => {}
+            Some(()) = async { match hup.as_mut() { Some(h) => h.recv().await, None => std::future::pending().await } } => {}
+        }
+        match tokens.reload_if_changed() {
+            Ok(false) => {}
+            Ok(true) => {
+                tracing::info!(path = %tokens.path().display(), tokens = tokens.tokens().len(), "reloaded the token file")
+            }
+            Err(e) => tracing::error!(error = %e, "kept the previous tokens"),
+        }
     }
 }
 

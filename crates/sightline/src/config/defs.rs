@@ -13,7 +13,7 @@ use std::path::PathBuf;
 
 use sightline_pipeline::config::parse_size;
 
-use super::{LogFormat, Settings, parse_duration, parse_optional};
+use super::{LogFormat, MetricsAuth, Settings, parse_duration, parse_optional};
 
 /// One setting.
 pub(crate) struct Setting {
@@ -242,6 +242,34 @@ pub(crate) static SETTINGS: &[Setting] = &[
         help: "close connections without traffic or requests for this long",
         apply: |s, v| {
             s.idle_timeout = timeout(v)?;
+            Ok(())
+        },
+        in_file: true,
+    },
+    Setting {
+        name: "auth-tokens",
+        value_name: "FILE",
+        default: Default::None,
+        help: "token file, `TOKEN TENANT ROLES` per line (roles `read`,`write`); then every request needs \
+               a token (`Authorization: Bearer`, or Basic with the token as password); reloaded on change \
+               and SIGHUP",
+        apply: |s, v| {
+            s.auth_tokens = Some(path(v).ok_or("a file path")?);
+            Ok(())
+        },
+        in_file: true,
+    },
+    Setting {
+        name: "metrics-auth",
+        value_name: "MODE",
+        default: Default::Value("open"),
+        help: "`token`: `/metrics` needs a token with the `read` role (`/health`, `/ready` stay open)",
+        apply: |s, v| {
+            s.metrics_auth = match v.trim() {
+                "open" => MetricsAuth::Open,
+                "token" => MetricsAuth::Token,
+                _ => return Err("open or token"),
+            };
             Ok(())
         },
         in_file: true,

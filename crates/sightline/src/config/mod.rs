@@ -86,6 +86,13 @@ pub(crate) enum LogFormat {
     Json,
 }
 
+/// Whether `/metrics` needs a token.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum MetricsAuth {
+    Open,
+    Token,
+}
+
 /// Validated settings for `serve`.
 #[derive(Debug, Clone)]
 pub(crate) struct Settings {
@@ -109,6 +116,8 @@ pub(crate) struct Settings {
     pub(crate) header_timeout: Duration,
     pub(crate) body_timeout: Duration,
     pub(crate) idle_timeout: Duration,
+    pub(crate) auth_tokens: Option<PathBuf>,
+    pub(crate) metrics_auth: MetricsAuth,
     pub(crate) pipeline: sightline_pipeline::config::PipelineConfig,
 }
 
@@ -134,6 +143,8 @@ impl Settings {
             header_timeout: Duration::ZERO,
             body_timeout: Duration::ZERO,
             idle_timeout: Duration::ZERO,
+            auth_tokens: None,
+            metrics_auth: MetricsAuth::Open,
             pipeline: sightline_pipeline::config::PipelineConfig {
                 receivers: BTreeMap::new(),
                 processors: BTreeMap::new(),

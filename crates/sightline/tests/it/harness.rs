@@ -139,6 +139,11 @@ impl Server {
         }
     }
 
+    /// The server's process id.
+    pub(crate) fn pid(&self) -> u32 {
+        self.child.as_ref().map_or(0, Child::id)
+    }
+
     /// Resident memory of the server process, from /proc.
     pub(crate) fn rss_bytes(&self) -> u64 {
         self.proc_status_bytes("VmRSS:")

@@ -8,6 +8,8 @@
 //! - `lifecycle`: config errors, SIGTERM, restart, health, lock, metrics.
 //! - `hostile`: issue 16's hostile input — amplifying bodies, stalled and
 //!   idle connections, descriptor exhaustion, a store that refuses writes.
+//! - `security`: tokens, tenants (and TLS) with the stock Python SDK and the
+//!   query API.
 //! - `collector`: the collector role — forwarding through an outage,
 //!   redaction of stored data, the memory limiter under overload.
 
@@ -18,3 +20,4 @@ mod hostile;
 mod http_bodies;
 mod lifecycle;
 mod python_clients;
+mod security;
