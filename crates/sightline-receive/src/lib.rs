@@ -42,11 +42,13 @@ mod http;
 mod ingest;
 mod json;
 
+use std::future::Future;
 use std::sync::Arc;
 
 use sightline_model::TracesConsumer;
 
 use front::Front;
+pub use front::{Limits as Options, Metrics};
 
 /// The OTLP trace receiver: consumer and the shared front. Cheap to clone.
 #[derive(Clone)]
@@ -65,9 +67,15 @@ impl Receiver {
     /// The name metrics and the pipeline config know this receiver by.
     pub const NAME: &'static str = "otlp";
 
-    /// A receiver handing batches to `consumer` through `front`.
-    pub fn new(consumer: Arc<dyn TracesConsumer>, front: Front) -> Self {
+    /// A receiver handing batches to `consumer` through `front` (shared
+    /// with the other receivers: one budget for all).
+    pub fn with_front(consumer: Arc<dyn TracesConsumer>, front: Front) -> Self {
         Receiver { consumer, front }
+    }
+
+    /// A receiver with a front of its own (tests, embedding).
+    pub fn new(consumer: Arc<dyn TracesConsumer>, options: Options, metrics: Arc<Metrics>) -> Self {
+        Receiver::with_front(consumer, Front::new(options, metrics))
     }
 
     /// The front it reads requests through.
@@ -85,6 +93,27 @@ impl Receiver {
     pub fn http_router(&self) -> axum::Router {
         http::router(self.clone())
     }
+}
+
+/// Serves OTLP/gRPC on `listener` until `shutdown` resolves (plain
+/// `axum::serve`, for tests and embedding; the binary serves every
+/// listener through `sightline-guard`, with timeouts and TLS).
+pub async fn serve_grpc(
+    listener: tokio::net::TcpListener,
+    receiver: Receiver,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> std::io::Result<()> {
+    axum::serve(listener, receiver.grpc_router()).with_graceful_shutdown(shutdown).await
+}
+
+/// Serves OTLP/HTTP on `listener` until `shutdown` resolves (see
+/// [`serve_grpc`]).
+pub async fn serve_http(
+    listener: tokio::net::TcpListener,
+    receiver: Receiver,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> std::io::Result<()> {
+    axum::serve(listener, receiver.http_router()).with_graceful_shutdown(shutdown).await
 }
 
 #[cfg(test)]

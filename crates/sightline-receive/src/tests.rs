@@ -88,7 +88,7 @@ fn setup_with(limits: Limits, consumer: FakeConsumer) -> Setup {
     let mut registry = Registry::default();
     let metrics = Arc::new(Metrics::new(&mut registry));
     let consumer = Arc::new(consumer);
-    let receiver = Receiver::new(consumer.clone(), Front::new(limits, metrics));
+    let receiver = Receiver::with_front(consumer.clone(), Front::new(limits, metrics));
     Setup { receiver, consumer, registry }
 }
 

@@ -19,6 +19,7 @@ use tokio::sync::watch;
 use crate::config::{MetricsAuth, Settings};
 use sightline_guard::auth::{Policy, Role, TokenFile, protect};
 use sightline_guard::serve::serve as serve_listener;
+use sightline_guard::tls::TlsAcceptor;
 
 /// How often the token file is checked for changes (SIGHUP checks at once).
 const RELOAD_CHECK: Duration = Duration::from_secs(2);
@@ -31,6 +32,14 @@ pub(crate) async fn serve(settings: Settings) -> anyhow::Result<()> {
     let fds = sightline_guard::fdlimit::raise();
     tracing::info!(before = ?fds.before, now = ?fds.now, "open-file limit (None = unlimited)");
     // Credentials before anything else opens: a bad file stops the start.
+    let tls = match settings.tls() {
+        None => None,
+        Some(files) => {
+            let acceptor = TlsAcceptor::load(files)?;
+            tracing::info!(cert = %acceptor.files().cert.display(), mutual = acceptor.files().client_ca.is_some(), "TLS on every listener");
+            Some(acceptor)
+        }
+    };
     let tokens = match &settings.auth_tokens {
         None => None,
         Some(path) => {
@@ -105,7 +114,7 @@ pub(crate) async fn serve(settings: Settings) -> anyhow::Result<()> {
         _ => None,
     };
 
-    let receiver = sightline_receive::Receiver::new(otlp_entry, front);
+    let receiver = sightline_receive::Receiver::with_front(otlp_entry, front);
 
     let (stop_tx, stop_rx) = watch::channel(false);
     let stopped = move || {
@@ -170,7 +179,7 @@ pub(crate) async fn serve(settings: Settings) -> anyhow::Result<()> {
         name,
         header_timeout: settings.header_timeout,
         idle_timeout: settings.idle_timeout,
-        tls: None,
+        tls: tls.clone(),
     };
     let grpc = tokio::spawn(watch_listener(
         "OTLP/gRPC",
@@ -200,7 +209,7 @@ pub(crate) async fn serve(settings: Settings) -> anyhow::Result<()> {
             serve_listener(listener, router, options("Zipkin"), stopped()),
         ))
     });
-    let reloader = tokio::spawn(reload_on_change(tokens.clone()));
+    let reloader = tokio::spawn(reload_on_change(tokens.clone(), tls.clone()));
     let query = tokio::spawn(serve_listener(api_listener, api, options("query API"), stopped()));
     // Ready while every listener serves and the store takes writes: a
     // store that refuses writes (disk full, a failed WAL) is taken out of
@@ -272,10 +281,13 @@ async fn watch_listener<E: std::fmt::Display>(
     }
 }
 
-/// Reloads the token file when it changes, checked every few seconds and on
-/// SIGHUP. A file that no longer parses keeps the previous tokens.
-async fn reload_on_change(tokens: Option<Arc<TokenFile>>) {
-    let Some(tokens) = tokens else { return };
+/// Reloads the token file and the TLS certificate when they change,
+/// checked every few seconds and on SIGHUP. Files that no longer load keep
+/// the previous tokens or certificate in force.
+async fn reload_on_change(tokens: Option<Arc<TokenFile>>, tls: Option<TlsAcceptor>) {
+    if tokens.is_none() && tls.is_none() {
+        return;
+    }
     let mut hup = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::hangup()).ok();
     let mut tick = tokio::time::interval(RELOAD_CHECK);
     loop {
@@ -283,12 +295,24 @@ async fn reload_on_change(tokens: Option<Arc<TokenFile>>) {
             _ = tick.tick() => {}
             Some(()) = async { match hup.as_mut() { Some(h) => h.recv().await, None => std::future::pending().await } } => {}
         }
-        match tokens.reload_if_changed() {
-            Ok(false) => {}
-            Ok(true) => {
-                tracing::info!(path = %tokens.path().display(), tokens = tokens.tokens().len(), "reloaded the token file")
+        if let Some(tokens) = &tokens {
+            match tokens.reload_if_changed() {
+                Ok(false) => {}
+                Ok(true) => {
+                    let n = tokens.tokens().len();
+                    tracing::info!(path = %tokens.path().display(), tokens = n, "reloaded the token file");
+                }
+                Err(e) => tracing::error!(error = %e, "kept the previous tokens"),
             }
-            Err(e) => tracing::error!(error = %e, "kept the previous tokens"),
+        }
+        if let Some(tls) = &tls {
+            match tls.reload_if_changed() {
+                Ok(false) => {}
+                Ok(true) => {
+                    tracing::info!(cert = %tls.files().cert.display(), "reloaded the TLS certificate")
+                }
+                Err(e) => tracing::error!(error = %e, "kept the previous TLS certificate"),
+            }
         }
     }
 }

@@ -275,6 +275,39 @@ pub(crate) static SETTINGS: &[Setting] = &[
         in_file: true,
     },
     Setting {
+        name: "tls-cert",
+        value_name: "FILE",
+        default: Default::None,
+        help: "PEM certificate chain: every listener then speaks TLS only; reloaded when it changes",
+        apply: |s, v| {
+            s.tls_cert = Some(path(v).ok_or("a file path")?);
+            Ok(())
+        },
+        in_file: true,
+    },
+    Setting {
+        name: "tls-key",
+        value_name: "FILE",
+        default: Default::None,
+        help: "PEM private key of `--tls-cert`",
+        apply: |s, v| {
+            s.tls_key = Some(path(v).ok_or("a file path")?);
+            Ok(())
+        },
+        in_file: true,
+    },
+    Setting {
+        name: "tls-client-ca",
+        value_name: "FILE",
+        default: Default::None,
+        help: "PEM CA certificates: clients must present a certificate they signed (mutual TLS)",
+        apply: |s, v| {
+            s.tls_client_ca = Some(path(v).ok_or("a file path")?);
+            Ok(())
+        },
+        in_file: true,
+    },
+    Setting {
         name: "log-format",
         value_name: "FORMAT",
         default: Default::Value("text"),

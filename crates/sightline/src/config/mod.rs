@@ -118,6 +118,9 @@ pub(crate) struct Settings {
     pub(crate) idle_timeout: Duration,
     pub(crate) auth_tokens: Option<PathBuf>,
     pub(crate) metrics_auth: MetricsAuth,
+    pub(crate) tls_cert: Option<PathBuf>,
+    pub(crate) tls_key: Option<PathBuf>,
+    pub(crate) tls_client_ca: Option<PathBuf>,
     pub(crate) pipeline: sightline_pipeline::config::PipelineConfig,
 }
 
@@ -145,6 +148,9 @@ impl Settings {
             idle_timeout: Duration::ZERO,
             auth_tokens: None,
             metrics_auth: MetricsAuth::Open,
+            tls_cert: None,
+            tls_key: None,
+            tls_client_ca: None,
             pipeline: sightline_pipeline::config::PipelineConfig {
                 receivers: BTreeMap::new(),
                 processors: BTreeMap::new(),
@@ -152,6 +158,15 @@ impl Settings {
                 pipelines: Vec::new(),
             },
         }
+    }
+
+    /// The TLS files, when TLS is on.
+    pub(crate) fn tls(&self) -> Option<sightline_guard::tls::TlsFiles> {
+        Some(sightline_guard::tls::TlsFiles {
+            cert: self.tls_cert.clone()?,
+            key: self.tls_key.clone()?,
+            client_ca: self.tls_client_ca.clone(),
+        })
     }
 
     /// The head size in force.
@@ -274,6 +289,17 @@ impl Settings {
                     errors.push(format!("{a} and {b} are both {x}: give each listener its own port"));
                 }
             }
+        }
+        match (&settings.tls_cert, &settings.tls_key, &settings.tls_client_ca) {
+            (Some(_), None, _) | (None, Some(_), _) => {
+                errors.push("--tls-cert and --tls-key go together: give both or neither".to_owned());
+            }
+            (None, None, Some(_)) => {
+                errors.push(
+                    "--tls-client-ca needs --tls-cert and --tls-key: mutual TLS is TLS first".to_owned(),
+                );
+            }
+            _ => {}
         }
         if errors.is_empty() { Ok(settings) } else { Err(ConfigError(errors)) }
     }

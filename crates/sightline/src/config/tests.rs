@@ -48,6 +48,9 @@ fn errors_name_the_setting_and_the_fix() {
     assert!(bad("wal-fsync", "sometimes").contains("--wal-fsync"));
     assert!(bad("idle-timeout", "forever").contains("SIGHTLINE_IDLE_TIMEOUT"));
     assert!(bad("otlp-http-addr", "127.0.0.1:4317").contains("both 127.0.0.1:4317"), "port clash");
+    assert!(bad("tls-cert", "cert.pem").contains("--tls-cert and --tls-key go together"));
+    assert!(bad("tls-client-ca", "ca.pem").contains("mutual TLS is TLS first"));
+    assert!(bad("metrics-auth", "maybe").contains("open or token"));
 }
 
 #[test]
