@@ -1,6 +1,7 @@
 //! Sightline's front door, in front of every listener: how connections are
 //! served (timeouts, accept backoff, graceful stop), TLS with certificate
-//! reload and mutual TLS, authentication with roles and tenants, and the
+//! reload and mutual TLS, authentication with roles and tenants, browser
+//! safety (the Host check against DNS rebinding, security headers), and the
 //! file-descriptor limit.
 //!
 //! The binary builds each listener's router (receivers, query API, UI),
@@ -10,6 +11,7 @@
 #![deny(missing_docs)]
 
 pub mod auth;
+pub mod browser;
 pub mod fdlimit;
 pub mod serve;
 pub mod tls;

@@ -262,3 +262,67 @@ mod auth {
         assert_eq!(status, StatusCode::UNAUTHORIZED, "unknown paths too: {body}");
     }
 }
+
+// --------------------------------------------------------------- browser
+
+mod browser {
+    use axum::Router;
+    use axum::body::Body;
+    use axum::routing::get;
+    use http::{Request, StatusCode};
+    use tower::ServiceExt as _;
+
+    use crate::browser::{AllowedHosts, HostCheck, check_hosts, security_headers};
+
+    #[test]
+    fn hosts_are_ips_localhost_or_configured_names() {
+        let none = AllowedHosts::default();
+        for ok in
+            ["127.0.0.1:4318", "10.0.0.7", "[::1]:16686", "localhost:4318", "LOCALHOST", "ui.localhost:80"]
+        {
+            assert!(none.allows(ok), "{ok}");
+        }
+        for bad in ["evil.example", "evil.example:4318", "localhost.evil.example", "127.0.0.1.nip.io:80", ""]
+        {
+            assert!(!none.allows(bad), "{bad}");
+        }
+        let named = AllowedHosts::parse("sightline.internal, Traces.Example.com").unwrap();
+        assert!(named.allows("sightline.internal:4317") && named.allows("traces.example.com"));
+        assert!(!named.allows("evil.example"));
+        assert!(AllowedHosts::parse("*").unwrap().allows("evil.example"));
+        assert!(AllowedHosts::parse("a b").is_err());
+    }
+
+    #[tokio::test]
+    async fn other_hosts_get_421_and_responses_carry_security_headers() {
+        let app = Router::new().route("/", get(|| async { "hi" })).route(
+            "/own-csp",
+            get(|| async { ([("content-security-policy", "default-src 'self'")], "page") }),
+        );
+        let app =
+            security_headers(check_hosts(app, HostCheck { allowed: AllowedHosts::default(), grpc: false }));
+        let call = |host: &'static str, path: &'static str| {
+            let app = app.clone();
+            async move {
+                app.oneshot(Request::get(path).header("host", host).body(Body::empty()).unwrap())
+                    .await
+                    .unwrap()
+            }
+        };
+        let rebound = call("evil.example:16686", "/").await;
+        assert_eq!(rebound.status(), StatusCode::MISDIRECTED_REQUEST);
+        assert_eq!(rebound.headers()["x-frame-options"], "DENY", "refusals carry the headers too");
+        let ok = call("127.0.0.1:16686", "/").await;
+        assert_eq!(ok.status(), StatusCode::OK);
+        let h = ok.headers();
+        assert_eq!(h["x-content-type-options"], "nosniff");
+        assert_eq!(h["referrer-policy"], "no-referrer");
+        assert!(h["content-security-policy"].to_str().unwrap().contains("frame-ancestors 'none'"));
+        let own = call("localhost", "/own-csp").await;
+        assert_eq!(
+            own.headers()["content-security-policy"],
+            "default-src 'self'",
+            "a handler's own CSP stays"
+        );
+    }
+}

@@ -18,6 +18,7 @@ use tokio::sync::watch;
 
 use crate::config::{MetricsAuth, Settings};
 use sightline_guard::auth::{Policy, Role, TokenFile, protect};
+use sightline_guard::browser::{HostCheck, check_hosts, security_headers};
 use sightline_guard::serve::serve as serve_listener;
 use sightline_guard::tls::TlsAcceptor;
 
@@ -173,6 +174,10 @@ pub(crate) async fn serve(settings: Settings) -> anyhow::Result<()> {
         open_paths.push("/metrics");
     }
     let api = protect(api, Policy { tokens: tokens.clone(), role: Role::Read, open_paths, grpc: false });
+    // Outermost: the Host check (a rebinding page gets 421 before anything
+    // else), then the security headers on every API/UI response.
+    let hosts = |grpc| HostCheck { allowed: settings.allowed_hosts.clone(), grpc };
+    let api = security_headers(check_hosts(api, hosts(false)));
     let writers = |grpc| Policy { tokens: tokens.clone(), role: Role::Write, open_paths: Vec::new(), grpc };
 
     let options = |name: &'static str| sightline_guard::serve::Options {
@@ -186,7 +191,7 @@ pub(crate) async fn serve(settings: Settings) -> anyhow::Result<()> {
         Arc::clone(&grpc_up),
         serve_listener(
             grpc_listener,
-            protect(receiver.grpc_router(), writers(true)),
+            check_hosts(protect(receiver.grpc_router(), writers(true)), hosts(true)),
             options("OTLP/gRPC"),
             stopped(),
         ),
@@ -196,13 +201,13 @@ pub(crate) async fn serve(settings: Settings) -> anyhow::Result<()> {
         Arc::clone(&http_up),
         serve_listener(
             http_listener,
-            protect(receiver.http_router(), writers(false)),
+            check_hosts(protect(receiver.http_router(), writers(false)), hosts(false)),
             options("OTLP/HTTP"),
             stopped(),
         ),
     ));
     let zipkin_task = zipkin.map(|(_, listener, receiver)| {
-        let router = protect(receiver.router(), writers(false));
+        let router = check_hosts(protect(receiver.router(), writers(false)), hosts(false));
         tokio::spawn(watch_listener(
             "Zipkin",
             Arc::clone(&zipkin_up),

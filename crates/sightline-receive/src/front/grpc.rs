@@ -48,6 +48,11 @@ impl Front {
         if !grpc {
             return Err(Failure::unsupported_media_type("application/grpc"));
         }
+        // gRPC is HTTP/2 only; refusing HTTP/1.1 also keeps a web page (which
+        // speaks HTTP/1.1 to a plain-text origin) from posting here.
+        if parts.version != http::Version::HTTP_2 {
+            return Err(Failure::bad_request("gRPC needs HTTP/2"));
+        }
         let encoding = match parts.headers.get("grpc-encoding") {
             None => Encoding::Identity,
             Some(v) => v

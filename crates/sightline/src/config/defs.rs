@@ -11,6 +11,7 @@
 use std::net::SocketAddr;
 use std::path::PathBuf;
 
+use sightline_guard::browser::AllowedHosts;
 use sightline_pipeline::config::parse_size;
 
 use super::{LogFormat, MetricsAuth, Settings, parse_duration, parse_optional};
@@ -303,6 +304,18 @@ pub(crate) static SETTINGS: &[Setting] = &[
         help: "PEM CA certificates: clients must present a certificate they signed (mutual TLS)",
         apply: |s, v| {
             s.tls_client_ca = Some(path(v).ok_or("a file path")?);
+            Ok(())
+        },
+        in_file: true,
+    },
+    Setting {
+        name: "allowed-hosts",
+        value_name: "HOSTS",
+        default: Default::Derived("IP addresses, localhost"),
+        help: "more names requests may address in `Host`, comma-separated (e.g. `sightline.internal`); \
+               `*` for any. Others get 421: a web page cannot reach the server through DNS rebinding",
+        apply: |s, v| {
+            s.allowed_hosts = AllowedHosts::parse(v).map_err(|_| "host names separated by commas, or *")?;
             Ok(())
         },
         in_file: true,

@@ -121,6 +121,7 @@ pub(crate) struct Settings {
     pub(crate) tls_cert: Option<PathBuf>,
     pub(crate) tls_key: Option<PathBuf>,
     pub(crate) tls_client_ca: Option<PathBuf>,
+    pub(crate) allowed_hosts: sightline_guard::browser::AllowedHosts,
     pub(crate) pipeline: sightline_pipeline::config::PipelineConfig,
 }
 
@@ -151,6 +152,7 @@ impl Settings {
             tls_cert: None,
             tls_key: None,
             tls_client_ca: None,
+            allowed_hosts: sightline_guard::browser::AllowedHosts::default(),
             pipeline: sightline_pipeline::config::PipelineConfig {
                 receivers: BTreeMap::new(),
                 processors: BTreeMap::new(),

@@ -484,3 +484,91 @@ fn otlp_exporters_forward_over_tls() {
         std::thread::sleep(Duration::from_millis(200));
     }
 }
+
+// ------------------------------------------------------- browser safety
+
+/// One raw HTTP/1.1 request; returns the response head and body.
+fn raw(
+    authority: &str,
+    host: &str,
+    method: &str,
+    path: &str,
+    content_type: Option<&str>,
+    body: &[u8],
+) -> String {
+    use std::io::{Read as _, Write as _};
+    let mut stream = std::net::TcpStream::connect(authority).unwrap();
+    let mut head = format!(
+        "{method} {path} HTTP/1.1\r\nHost: {host}\r\nConnection: close\r\nContent-Length: {}\r\n",
+        body.len()
+    );
+    if let Some(ct) = content_type {
+        head.push_str(&format!("Content-Type: {ct}\r\n"));
+    }
+    head.push_str("\r\n");
+    stream.write_all(head.as_bytes()).unwrap();
+    stream.write_all(body).unwrap();
+    stream.set_read_timeout(Some(Duration::from_secs(30))).unwrap();
+    let mut out = Vec::new();
+    let _ = stream.read_to_end(&mut out);
+    String::from_utf8_lossy(&out).into_owned()
+}
+
+/// What a web page could try: a DNS-rebound name in `Host` gets 421 on
+/// every listener; `no-cors` POSTs (text/plain, or no Content-Type) get
+/// 415 on both receivers; gRPC over HTTP/1.1 is refused; API and UI
+/// responses carry CSP, nosniff, no-referrer and frame denial. A name in
+/// --allowed-hosts is answered. (Before, all of these were accepted.)
+#[test]
+fn browsers_cannot_write_or_read_through_rebinding_or_simple_requests() {
+    let dir = tempfile::tempdir().unwrap();
+    let server = Server::start_with(&dir.path().join("data"), &["--allowed-hosts", "sightline.test"]);
+    let authority = |url: &str| url.trim_start_matches("http://").split('/').next().unwrap().to_owned();
+    let (otlp, api, zipkin) =
+        (authority(&server.otlp_http), authority(&server.api), authority(&server.zipkin));
+    let json = Some("application/json");
+    for (at, path, ct, body) in [
+        (&otlp, "/v1/traces", json, &b"{}"[..]),
+        (&zipkin, "/api/v2/spans", json, &b"[]"[..]),
+        (&api, "/api/services", None, &b""[..]),
+    ] {
+        let method = if body.is_empty() { "GET" } else { "POST" };
+        let rebound = raw(at, "evil.example", method, path, ct, body);
+        assert!(rebound.starts_with("HTTP/1.1 421"), "{path}: {rebound}");
+        let allowed = raw(at, "sightline.test:80", method, path, ct, body);
+        assert!(allowed.starts_with("HTTP/1.1 20"), "{path}: {allowed}");
+        let local = raw(at, "localhost", method, path, ct, body);
+        assert!(local.starts_with("HTTP/1.1 20"), "{path}: {local}");
+    }
+    // no-cors: a page may send text/plain (or a Blob with no type) cross-origin.
+    for (at, path, body) in [(&otlp, "/v1/traces", &b"{}"[..]), (&zipkin, "/api/v2/spans", &b"[]"[..])] {
+        for ct in [Some("text/plain;charset=UTF-8"), None] {
+            let simple = raw(at, "127.0.0.1", "POST", path, ct, body);
+            assert!(simple.starts_with("HTTP/1.1 415"), "{path} {ct:?}: {simple}");
+        }
+    }
+    // gRPC is HTTP/2 only.
+    let grpc = raw(
+        &server.grpc,
+        "127.0.0.1",
+        "POST",
+        "/opentelemetry.proto.collector.trace.v1.TraceService/Export",
+        Some("application/grpc"),
+        &[0, 0, 0, 0, 0],
+    );
+    assert!(grpc.to_ascii_lowercase().contains("grpc-status: 3"), "{grpc}");
+    // Headers on the API and the UI.
+    for path in ["/api/services", "/", "/search"] {
+        let response = raw(&api, "127.0.0.1", "GET", path, None, b"").to_ascii_lowercase();
+        assert!(response.starts_with("http/1.1 200"), "{path}: {response}");
+        for header in [
+            "x-content-type-options: nosniff",
+            "referrer-policy: no-referrer",
+            "x-frame-options: deny",
+            "content-security-policy: ",
+        ] {
+            assert!(response.contains(header), "{path} lacks {header}: {response}");
+        }
+        assert!(response.contains("frame-ancestors 'none'"), "{path}");
+    }
+}
