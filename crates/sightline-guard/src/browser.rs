@@ -62,7 +62,7 @@ impl AllowedHosts {
             return true;
         }
         let host = host.trim_end_matches('.').to_ascii_lowercase();
-        host == "localhost" || host.ends_with(".localhost") || self.names.iter().any(|n| *n == host)
+        host == "localhost" || host.ends_with(".localhost") || self.names.contains(&host)
     }
 }
 
