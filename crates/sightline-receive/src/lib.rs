@@ -117,4 +117,6 @@ pub async fn serve_http(
 }
 
 #[cfg(test)]
+mod fuzz;
+#[cfg(test)]
 mod tests;

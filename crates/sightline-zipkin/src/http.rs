@@ -59,7 +59,7 @@ const ANNOTATION_BYTES: usize =
 /// the translated span, and a model attribute.
 const TAG_BYTES: usize = 4 * 2 * size_of::<String>() + size_of::<sightline_model::KeyValue>();
 
-static LIST_OF_SPANS: MessageCost = MessageCost { bytes: 0, fields: &[(1, &SPAN)] };
+pub(crate) static LIST_OF_SPANS: MessageCost = MessageCost { bytes: 0, fields: &[(1, &SPAN)] };
 static SPAN: MessageCost = MessageCost {
     bytes: SPAN_BYTES,
     fields: &[(8, &ENDPOINT), (9, &ENDPOINT), (10, &ANNOTATION), (11, &TAG)],

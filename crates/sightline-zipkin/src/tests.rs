@@ -1153,3 +1153,132 @@ async fn stock_python_zipkin_json_exporter_round_trip() {
     stop_tx.send(()).unwrap();
     tokio::time::timeout(Duration::from_secs(10), server).await.unwrap().unwrap().unwrap();
 }
+
+// ------------------------------------------------------------ fuzzing
+
+mod fuzz {
+    //! Property-based fuzzing of both Zipkin decoders (issue 16 item 6):
+    //! bounded in `cargo test`, longer with `bench/fuzz.sh`
+    //! (`PROPTEST_CASES`).
+
+    use axum::body::Body;
+    use http::{Request, StatusCode};
+    use proptest::prelude::*;
+    use prost::Message as _;
+    use sightline_receive::front::cost::proto_cost;
+    use tower::ServiceExt as _;
+
+    use super::setup;
+    use crate::SPANS_PATH;
+
+    fn config(n: u32) -> ProptestConfig {
+        let cases = std::env::var("PROPTEST_CASES").ok().and_then(|v| v.parse().ok()).unwrap_or(n);
+        ProptestConfig { cases, ..ProptestConfig::default() }
+    }
+
+    fn runtime() -> tokio::runtime::Runtime {
+        tokio::runtime::Builder::new_current_thread().enable_all().build().expect("runtime")
+    }
+
+    /// JSON trees from Zipkin's field names.
+    fn zipkin_json() -> impl Strategy<Value = serde_json::Value> {
+        use serde_json::Value;
+        const KEYS: &[&str] = &[
+            "traceId",
+            "id",
+            "parentId",
+            "name",
+            "kind",
+            "timestamp",
+            "duration",
+            "localEndpoint",
+            "remoteEndpoint",
+            "serviceName",
+            "ipv4",
+            "ipv6",
+            "port",
+            "annotations",
+            "value",
+            "tags",
+            "debug",
+            "shared",
+            "otel.status_code",
+            "error",
+            "span.kind",
+            "otel.scope.name",
+            "otlp.link.0",
+        ];
+        let leaf = prop_oneof![
+            Just(Value::Null),
+            any::<bool>().prop_map(Value::Bool),
+            any::<i64>().prop_map(Value::from),
+            any::<u64>().prop_map(Value::from),
+            "[0-9a-f]{0,33}".prop_map(Value::String),
+            ".{0,10}".prop_map(Value::String),
+            "(CLIENT|SERVER|PRODUCER|CONSUMER|ERROR|OK|[0-9.:]{0,12})".prop_map(Value::String),
+        ];
+        leaf.prop_recursive(5, 48, 6, |inner| {
+            prop_oneof![
+                proptest::collection::vec(inner.clone(), 0..5).prop_map(Value::Array),
+                proptest::collection::vec((proptest::sample::select(KEYS), inner), 0..6)
+                    .prop_map(|m| { Value::Object(m.into_iter().map(|(k, v)| (k.to_owned(), v)).collect()) }),
+            ]
+        })
+    }
+
+    fn post(
+        rt: &tokio::runtime::Runtime,
+        setup: &super::Setup,
+        content_type: &str,
+        body: Vec<u8>,
+    ) -> StatusCode {
+        let request = Request::post(SPANS_PATH)
+            .header("content-type", content_type)
+            .body(Body::from(body))
+            .expect("request");
+        rt.block_on(setup.receiver.router().oneshot(request)).expect("infallible").status()
+    }
+
+    const OK_OR_REFUSED: [StatusCode; 3] =
+        [StatusCode::ACCEPTED, StatusCode::BAD_REQUEST, StatusCode::PAYLOAD_TOO_LARGE];
+
+    proptest! {
+        #![proptest_config(config(96))]
+
+        /// Any body, JSON or protobuf: a status, never a panic, and the
+        /// budget comes back; the protobuf walk accepts what prost decodes.
+        #[test]
+        fn zipkin_bodies_get_a_status(
+            json in zipkin_json(),
+            noise in proptest::collection::vec(any::<u8>(), 0..300),
+            flip in (any::<usize>(), 1u8..=255),
+        ) {
+            let rt = runtime();
+            let setup = setup();
+            let json_body = serde_json::to_vec(&serde_json::Value::Array(vec![json])).expect("JSON");
+            for (ct, body) in [
+                ("application/json", json_body.clone()),
+                ("application/json", noise.clone()),
+                ("application/x-protobuf", noise.clone()),
+            ] {
+                let status = post(&rt, &setup, ct, body);
+                prop_assert!(OK_OR_REFUSED.contains(&status), "{ct}: {status}");
+            }
+            // A valid protobuf list, mutated.
+            let list = crate::proto::ListOfSpans { spans: vec![crate::proto::Span {
+                trace_id: vec![1; 16], id: vec![2; 8], name: "op".into(), ..Default::default()
+            }] };
+            let mut bytes = list.encode_to_vec();
+            let n = bytes.len();
+            bytes[flip.0 % n] ^= flip.1;
+            for candidate in [noise, bytes] {
+                if crate::proto::ListOfSpans::decode(candidate.as_slice()).is_ok() {
+                    prop_assert!(proto_cost(&candidate, &crate::http::LIST_OF_SPANS).is_ok());
+                }
+                let status = post(&rt, &setup, "application/x-protobuf", candidate);
+                prop_assert!(OK_OR_REFUSED.contains(&status), "{status}");
+            }
+            prop_assert_eq!(setup.receiver.front.available(), sightline_receive::front::Limits::default().max_inflight_bytes);
+        }
+    }
+}

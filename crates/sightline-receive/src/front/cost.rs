@@ -71,7 +71,12 @@ fn walk(buf: &[u8], msg: &MessageCost, depth: u32, base: usize) -> Result<usize,
                 }
                 len
             }
-            wire => return Err(format!("unsupported wire type {wire} at byte {}", base + start)),
+            3 => {
+                // A (deprecated) group: skipped like prost skips unknown ones.
+                skip_group(buf, &mut at, field, depth + 1, base)?;
+                0
+            }
+            wire => return Err(format!("unexpected wire type {wire} at byte {}", base + start)),
         };
         at = at
             .checked_add(skip)
@@ -79,6 +84,39 @@ fn walk(buf: &[u8], msg: &MessageCost, depth: u32, base: usize) -> Result<usize,
             .ok_or_else(|| format!("field {field} at byte {} runs past its message", base + start))?;
     }
     Ok(total)
+}
+
+/// Skips a group's fields up to its end-group key for `field`.
+fn skip_group(buf: &[u8], at: &mut usize, field: u32, depth: u32, base: usize) -> Result<(), String> {
+    if depth > MAX_PROTO_DEPTH {
+        return Err(format!("groups nested deeper than {MAX_PROTO_DEPTH} levels at byte {}", base + *at));
+    }
+    loop {
+        let start = *at;
+        let key = varint(buf, at).ok_or_else(|| format!("unterminated group at byte {}", base + start))?;
+        let inner = u32::try_from(key >> 3).unwrap_or(u32::MAX);
+        let skip = match key & 7 {
+            0 => {
+                varint(buf, at).ok_or_else(|| format!("truncated varint at byte {}", base + start))?;
+                0
+            }
+            1 => 8,
+            5 => 4,
+            2 => varint(buf, at)
+                .and_then(|l| usize::try_from(l).ok())
+                .ok_or_else(|| format!("truncated length at byte {}", base + start))?,
+            3 => {
+                skip_group(buf, at, inner, depth + 1, base)?;
+                0
+            }
+            4 if inner == field => return Ok(()),
+            wire => return Err(format!("unexpected wire type {wire} at byte {}", base + start)),
+        };
+        *at = at
+            .checked_add(skip)
+            .filter(|end| *end <= buf.len())
+            .ok_or_else(|| format!("field {inner} at byte {} runs past its message", base + start))?;
+    }
 }
 
 fn varint(buf: &[u8], at: &mut usize) -> Option<u64> {

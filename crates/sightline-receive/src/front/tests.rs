@@ -102,7 +102,10 @@ fn proto_cost_counts_every_message_along_the_schema() {
     // Malformed: a length past the end, a truncated varint, a group.
     assert!(proto_cost(&[0x0a, 0x05, 0x00], &NODE).unwrap_err().contains("runs past"));
     assert!(proto_cost(&[0x20, 0x96], &NODE).unwrap_err().contains("truncated varint"));
-    assert!(proto_cost(&[0x0b], &NODE).unwrap_err().contains("wire type 3"));
+    assert!(proto_cost(&[0x0b], &NODE).unwrap_err().contains("unterminated group"));
+    // A group is skipped as prost skips unknown ones: 3: group { 1: varint }.
+    assert_eq!(proto_cost(&[0x1b, 0x08, 0x01, 0x1c], &NODE), Ok(100));
+    assert!(proto_cost(&[0x1c], &NODE).unwrap_err().contains("wire type 4"));
     // Nesting past prost's limit fails like decoding would.
     let mut deep: Vec<u8> = Vec::new();
     for _ in 0..120 {

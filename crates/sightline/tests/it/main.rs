@@ -5,6 +5,7 @@
 //! - `python_clients`: the stock OpenTelemetry Python SDK (seeds 002 and 003).
 //! - `http_bodies`: raw OTLP/HTTP bodies — JSON, gzip, partial success, bad input.
 //! - `crash`: kill -9 during ingest; every acknowledged span survives.
+//! - `fuzz`: generated query parameters against the API (property-based).
 //! - `lifecycle`: config errors, SIGTERM, restart, health, lock, metrics.
 //! - `hostile`: issue 16's hostile input — amplifying bodies, stalled and
 //!   idle connections, descriptor exhaustion, a store that refuses writes.
@@ -15,6 +16,7 @@
 
 mod collector;
 mod crash;
+mod fuzz;
 mod harness;
 mod hostile;
 mod http_bodies;
