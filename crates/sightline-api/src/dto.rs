@@ -99,8 +99,8 @@ pub(crate) struct Span<'a> {
     pub logs: Vec<Log<'a>>,
     #[serde(rename = "processID")]
     pub process_id: String,
-    /// Always `null`.
-    pub warnings: Option<Vec<String>>,
+    /// What the adjusters changed or could not check; `null` when nothing.
+    pub warnings: Option<&'a [String]>,
 }
 
 /// `CHILD_OF` / `FOLLOWS_FROM` reference.

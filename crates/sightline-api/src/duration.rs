@@ -148,3 +148,60 @@ pub(crate) fn parse_go_duration(input: &str) -> Result<i64, DurationError> {
     }
     i64::try_from(total).map_err(|_| invalid())
 }
+
+/// Go's `time.Duration.String()`: `1h2m3.5s`, `2m0s`, `1.5µs`, `0s`. Jaeger
+/// writes its adjuster warnings with it.
+pub(crate) fn format_go_duration(nanos: i64) -> String {
+    let mut u = nanos.unsigned_abs();
+    let mut out = String::new();
+    if u < 1_000_000_000 {
+        let (prec, unit) = match u {
+            0 => return "0s".to_owned(),
+            1..=999 => (0, "ns"),
+            1_000..=999_999 => (3, "\u{b5}s"),
+            _ => (6, "ms"),
+        };
+        let frac = fraction(&mut u, prec);
+        out.push_str(&u.to_string());
+        out.push_str(&frac);
+        out.push_str(unit);
+    } else {
+        let frac = fraction(&mut u, 9);
+        let seconds = u % 60;
+        u /= 60;
+        if u > 0 {
+            let minutes = u % 60;
+            u /= 60;
+            if u > 0 {
+                out.push_str(&format!("{u}h"));
+            }
+            out.push_str(&format!("{minutes}m"));
+        }
+        out.push_str(&format!("{seconds}{frac}s"));
+    }
+    if nanos < 0 {
+        out.insert(0, '-');
+    }
+    out
+}
+
+/// Go's `fmtFrac`: the last `prec` digits of `v` as `.ddd` without
+/// trailing zeros (nothing when they are all zero); `v` keeps the rest.
+fn fraction(v: &mut u64, prec: u32) -> String {
+    let mut digits = Vec::new();
+    let mut print = false;
+    for _ in 0..prec {
+        let digit = (*v % 10) as u8;
+        print = print || digit != 0;
+        if print {
+            digits.push(b'0' + digit);
+        }
+        *v /= 10;
+    }
+    if !print {
+        return String::new();
+    }
+    digits.push(b'.');
+    digits.reverse();
+    String::from_utf8(digits).unwrap_or_default()
+}

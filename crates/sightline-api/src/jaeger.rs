@@ -14,6 +14,7 @@ use std::sync::Arc;
 use sightline_model::{KeyValue, Resource, Span, StatusCode, Value};
 
 use crate::dto::{self, RefType, Tag, TagType, TagValue};
+use crate::ids::jaeger_hex;
 
 /// Integers beyond ±(2^53 − 1) are sent as strings, as Jaeger's `FromDomain`
 /// does, because JavaScript would silently round them.
@@ -22,11 +23,12 @@ const JS_MAX_SAFE_INTEGER: i64 = (1 << 53) - 1;
 /// The link attribute OpenTracing bridges use to keep a reference's type.
 const OPENTRACING_REF_TYPE: &str = "opentracing.ref_type";
 
-/// Converts one trace (all spans of one trace id, in reader order).
-pub(crate) fn trace(spans: &[Span]) -> dto::Trace<'_> {
+/// Converts one trace (all spans of one trace id, in reader order), with
+/// each span's adjuster warnings (same index; missing means none).
+pub(crate) fn trace<'a>(spans: &'a [Span], warnings: &'a [Vec<String>]) -> dto::Trace<'a> {
     let mut processes: Vec<&Arc<Resource>> = Vec::new();
     let mut out = Vec::with_capacity(spans.len());
-    for span in spans {
+    for (i, span) in spans.iter().enumerate() {
         let index = match processes.iter().position(|r| same_process(r, &span.resource)) {
             Some(i) => i,
             None => {
@@ -34,12 +36,13 @@ pub(crate) fn trace(spans: &[Span]) -> dto::Trace<'_> {
                 processes.len() - 1
             }
         };
-        out.push(convert_span(span, process_key(index)));
+        let warnings = warnings.get(i).filter(|w| !w.is_empty()).map(Vec::as_slice);
+        out.push(convert_span(span, process_key(index), warnings));
     }
     let processes: BTreeMap<String, dto::Process<'_>> =
         processes.into_iter().enumerate().map(|(i, r)| (process_key(i), process(r))).collect();
     dto::Trace {
-        trace_id: spans.first().map(|s| s.trace_id.to_hex()).unwrap_or_default(),
+        trace_id: spans.first().map(|s| jaeger_hex(&s.trace_id)).unwrap_or_default(),
         spans: out,
         processes,
         warnings: None,
@@ -66,9 +69,9 @@ fn process(resource: &Resource) -> dto::Process<'_> {
     }
 }
 
-fn convert_span(span: &Span, process_id: String) -> dto::Span<'_> {
+fn convert_span<'a>(span: &'a Span, process_id: String, warnings: Option<&'a [String]>) -> dto::Span<'a> {
     dto::Span {
-        trace_id: span.trace_id.to_hex(),
+        trace_id: jaeger_hex(&span.trace_id),
         span_id: span.span_id.to_hex(),
         flags: span.flags & 0xff,
         operation_name: &span.name,
@@ -92,7 +95,7 @@ fn convert_span(span: &Span, process_id: String) -> dto::Span<'_> {
             })
             .collect(),
         process_id,
-        warnings: None,
+        warnings,
     }
 }
 
@@ -104,7 +107,7 @@ fn references(span: &Span) -> Vec<dto::Reference> {
     if let Some(parent) = span.parent_span_id {
         refs.push(dto::Reference {
             ref_type: RefType::ChildOf,
-            trace_id: span.trace_id.to_hex(),
+            trace_id: jaeger_hex(&span.trace_id),
             span_id: parent.to_hex(),
         });
     }
@@ -121,7 +124,7 @@ fn references(span: &Span) -> Vec<dto::Reference> {
         }
         refs.push(dto::Reference {
             ref_type,
-            trace_id: link.trace_id.to_hex(),
+            trace_id: jaeger_hex(&link.trace_id),
             span_id: link.span_id.to_hex(),
         });
     }

@@ -7,16 +7,16 @@
 //! empty value counts as absent.
 
 use std::borrow::Cow;
-use std::str::FromStr;
 
 use sightline_model::{MetricsQuery, SpanKind, TagFilter, TraceId, TraceQuery};
 
 use crate::duration::parse_go_duration;
 use crate::error::ApiError;
+use crate::ids::parse_trace_id;
 
-/// Traces returned by `/api/traces` when `limit` is absent: what Jaeger UI
-/// asks for by default.
-pub(crate) const DEFAULT_LIMIT: usize = 20;
+/// Traces returned by `/api/traces` when `limit` is absent: Jaeger's
+/// `defaultQueryLimit`.
+pub(crate) const DEFAULT_LIMIT: usize = 100;
 
 /// `/api/dependencies` window when `lookback` is absent: Jaeger's 24 hours.
 pub(crate) const DEFAULT_DEPENDENCY_LOOKBACK_MS: u64 = 24 * 60 * 60 * 1_000;
@@ -44,6 +44,11 @@ impl<'a> Params<'a> {
         self.pairs.iter().find(|(k, _)| k == name).map(|(_, v)| v.as_ref()).filter(|v| !v.is_empty())
     }
 
+    /// Every pair, in order.
+    pub(crate) fn pairs(&self) -> impl Iterator<Item = (&str, &str)> {
+        self.pairs.iter().map(|(k, v)| (k.as_ref(), v.as_ref()))
+    }
+
     /// Every value of `name`, in order.
     pub(crate) fn all<'s>(&'s self, name: &'s str) -> impl Iterator<Item = &'s str> + 's {
         self.pairs.iter().filter(move |(k, _)| k == name).map(|(_, v)| v.as_ref())
@@ -55,8 +60,9 @@ impl<'a> Params<'a> {
 pub(crate) struct SearchRequest {
     /// The search (ignored when `trace_ids` is non-empty).
     pub query: TraceQuery,
-    /// Traces asked for by id (`traceID=…`, repeatable).
-    pub trace_ids: Vec<TraceId>,
+    /// Traces asked for by id (`traceID=…`, repeatable), in the caller's
+    /// spelling; `None` is the all-zero id, which is never found.
+    pub trace_ids: Vec<(String, Option<TraceId>)>,
 }
 
 /// Parses `/api/traces` parameters: `service` (required without
@@ -86,7 +92,8 @@ pub(crate) fn search(params: &Params<'_>) -> Result<SearchRequest, ApiError> {
     let trace_ids = params
         .all("traceID")
         .map(|text| {
-            TraceId::from_str(text)
+            parse_trace_id(text)
+                .map(|id| (text.to_owned(), id))
                 .map_err(|e| ApiError::BadRequest(format!("cannot parse traceID param: {e}")))
         })
         .collect::<Result<Vec<_>, _>>()?;
@@ -114,13 +121,13 @@ pub(crate) fn search(params: &Params<'_>) -> Result<SearchRequest, ApiError> {
     })
 }
 
-/// The `spanKind` of `/api/operations`: absent or empty means every kind.
-pub(crate) fn span_kind(params: &Params<'_>) -> Result<Option<SpanKind>, ApiError> {
+/// The `spanKind` of `/api/operations`, any case: `Ok(None)` for every
+/// kind (absent or empty), `Err(())` for a kind no span can have — Jaeger
+/// passes it to storage, which finds no operation of it.
+pub(crate) fn span_kind(params: &Params<'_>) -> Result<Option<SpanKind>, ()> {
     match params.get("spanKind") {
         None => Ok(None),
-        Some(text) => SpanKind::from_jaeger_name(text)
-            .map(Some)
-            .ok_or_else(|| invalid("spanKind", format!("unsupported span kind {text:?}"))),
+        Some(text) => SpanKind::from_jaeger_name(text).map(Some).ok_or(()),
     }
 }
 
@@ -204,9 +211,10 @@ pub(crate) fn quantile(params: &Params<'_>) -> Result<f64, ApiError> {
     Ok(value)
 }
 
-/// Jaeger's metrics span kinds: the lower-case OTLP names only.
+/// Jaeger's metrics span kinds, in any case (`StringToProtoSpanKind`
+/// lower-cases).
 fn metrics_span_kind(text: &str) -> Option<SpanKind> {
-    Some(match text {
+    Some(match text.to_ascii_lowercase().as_str() {
         "unspecified" => SpanKind::Unspecified,
         "internal" => SpanKind::Internal,
         "server" => SpanKind::Server,
@@ -218,7 +226,7 @@ fn metrics_span_kind(text: &str) -> Option<SpanKind> {
 }
 
 /// Go's `strconv.ParseBool`.
-fn go_parse_bool(text: &str) -> Option<bool> {
+pub(crate) fn go_parse_bool(text: &str) -> Option<bool> {
     match text {
         "1" | "t" | "T" | "TRUE" | "true" | "True" => Some(true),
         "0" | "f" | "F" | "FALSE" | "false" | "False" => Some(false),
@@ -228,7 +236,7 @@ fn go_parse_bool(text: &str) -> Option<bool> {
 
 /// A signed integer parameter with Go's `strconv.ParseInt` errors; absent
 /// or empty is `None`.
-fn go_int_param(params: &Params<'_>, name: &'static str) -> Result<Option<i64>, ApiError> {
+pub(crate) fn go_int_param(params: &Params<'_>, name: &'static str) -> Result<Option<i64>, ApiError> {
     let Some(text) = params.get(name) else { return Ok(None) };
     text.parse::<i64>().map(Some).map_err(|e| {
         let why = match e.kind() {
@@ -239,7 +247,17 @@ fn go_int_param(params: &Params<'_>, name: &'static str) -> Result<Option<i64>, 
     })
 }
 
-fn invalid(param: &'static str, reason: String) -> ApiError {
+/// A boolean parameter with Go's `strconv.ParseBool` errors; absent or
+/// empty is `false`.
+pub(crate) fn go_bool_param(params: &Params<'_>, name: &'static str) -> Result<bool, ApiError> {
+    match params.get(name) {
+        None => Ok(false),
+        Some(text) => go_parse_bool(text)
+            .ok_or_else(|| invalid(name, format!("strconv.ParseBool: parsing {text:?}: invalid syntax"))),
+    }
+}
+
+pub(crate) fn invalid(param: &'static str, reason: String) -> ApiError {
     ApiError::InvalidParam { param, reason }
 }
 

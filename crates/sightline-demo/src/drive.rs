@@ -1,7 +1,12 @@
 //! The traffic driver: users of three tenants log in, list orders, create
 //! orders, look one up; now and then a request without a session (401),
 //! an unknown order (404), a too-large order (503 with an error span) and
-//! a client metric event. Its own client spans start each trace.
+//! a client metric event.
+//!
+//! Each user action is one trace whose root span says what the user did
+//! (`user places an order`, `anonymous visitor opens orders`...): the
+//! HTTP calls it makes are its children, so a round does not scatter into
+//! one trace per request named only `POST` / `GET`.
 
 use std::time::{Duration, Instant};
 
@@ -29,6 +34,7 @@ const TENANTS: [&str; 3] = ["acme", "globex", "initech"];
 const ITEMS: [&str; 4] = ["widget", "gadget", "sprocket", "gizmo"];
 
 struct Driver {
+    telemetry: Telemetry,
     http: HttpClient,
     base: String,
 }
@@ -57,6 +63,7 @@ impl Driver {
 
 pub(crate) async fn run(args: Args, telemetry: Telemetry) -> anyhow::Result<()> {
     let driver = Driver {
+        telemetry: telemetry.clone(),
         http: HttpClient::new(&telemetry, reqwest::Client::new()),
         base: args.gateway.trim_end_matches('/').to_owned(),
     };
@@ -88,6 +95,30 @@ pub(crate) async fn run(args: Args, telemetry: Telemetry) -> anyhow::Result<()> 
     }
 }
 
+/// Runs `action` as one trace: a root span named `name` (a user action).
+async fn action<T>(
+    d: &Driver,
+    name: &'static str,
+    tenant: &str,
+    fut: impl std::future::Future<Output = anyhow::Result<T>>,
+) -> anyhow::Result<T> {
+    use sightline_sdk::opentelemetry::trace::{SpanKind, TraceContextExt as _};
+    use sightline_sdk::opentelemetry::{Context, KeyValue};
+    let cx = sightline_sdk::spans::start(
+        &d.telemetry,
+        name,
+        SpanKind::Internal,
+        &Context::new(),
+        vec![KeyValue::new("demo.tenant", tenant.to_owned())],
+    );
+    let result = sightline_sdk::opentelemetry::context::FutureExt::with_context(fut, cx.clone()).await;
+    if let Err(e) = &result {
+        sightline_sdk::spans::record_exception(&cx.span(), e);
+    }
+    cx.span().end();
+    result
+}
+
 async fn one_round(d: &Driver, round: u64) -> anyhow::Result<String> {
     use reqwest::Method;
     let (tenant, item, qty, surprise) = {
@@ -97,42 +128,57 @@ async fn one_round(d: &Driver, round: u64) -> anyhow::Result<String> {
         (tenant, item, rng.random_range(1..5u32), rng.random_range(0..6u32))
     };
     let user = format!("user{}", round % 7);
-    let (status, login) =
-        d.call(Method::POST, "/auth/login", None, Some(json!({"user": user, "tenant": tenant}))).await?;
-    anyhow::ensure!(status == 200, "login answered {status}: {login}");
-    let session = login["session"].as_str().context("login without session")?.to_owned();
+    let (session, mut summary) = action(d, "user places an order", tenant, async {
+        let (status, login) =
+            d.call(Method::POST, "/auth/login", None, Some(json!({"user": user, "tenant": tenant}))).await?;
+        anyhow::ensure!(status == 200, "login answered {status}: {login}");
+        let session = login["session"].as_str().context("login without session")?.to_owned();
+        let s = Some(session.as_str());
+        let (list, _) = d.call(Method::GET, "/api/orders", s, None).await?;
+        let (created, order) =
+            d.call(Method::POST, "/api/orders", s, Some(json!({"item": item, "qty": qty}))).await?;
+        let mut summary = format!("{tenant:<8} login 200, list {list}, create {created}");
+        if let Some(id) = order["id"].as_i64() {
+            let (got, _) = d.call(Method::GET, &format!("/api/orders/{id}"), s, None).await?;
+            summary.push_str(&format!(", get {got}"));
+        }
+        Ok((session, summary))
+    })
+    .await?;
     let s = Some(session.as_str());
-    let (list, _) = d.call(Method::GET, "/api/orders", s, None).await?;
-    let (created, order) =
-        d.call(Method::POST, "/api/orders", s, Some(json!({"item": item, "qty": qty}))).await?;
-    let mut summary = format!("{tenant:<8} login 200, list {list}, create {created}");
-    if let Some(id) = order["id"].as_i64() {
-        let (got, _) = d.call(Method::GET, &format!("/api/orders/{id}"), s, None).await?;
-        summary.push_str(&format!(", get {got}"));
-    }
     match surprise {
         0 => {
-            let (st, _) = d.call(Method::GET, "/api/orders", None, None).await?;
+            let (st, _) = action(d, "anonymous visitor opens orders", tenant, async {
+                d.call(Method::GET, "/api/orders", None, None).await
+            })
+            .await?;
             summary.push_str(&format!(", no session {st}"));
         }
         1 => {
-            let (st, _) = d.call(Method::GET, "/api/orders/999999", s, None).await?;
+            let (st, _) = action(d, "user opens an unknown order", tenant, async {
+                d.call(Method::GET, "/api/orders/999999", s, None).await
+            })
+            .await?;
             summary.push_str(&format!(", unknown order {st}"));
         }
         2 => {
-            let (st, _) =
-                d.call(Method::POST, "/api/orders", s, Some(json!({"item": item, "qty": 500}))).await?;
+            let (st, _) = action(d, "user places a huge order", tenant, async {
+                d.call(Method::POST, "/api/orders", s, Some(json!({"item": item, "qty": 500}))).await
+            })
+            .await?;
             summary.push_str(&format!(", huge order {st}"));
         }
         3 => {
-            let (st, _) = d
-                .call(
+            let (st, _) = action(d, "browser reports a page view", tenant, async {
+                d.call(
                     Method::POST,
                     "/api/v1/metrics",
                     None,
                     Some(json!({"event": "page_view", "labels": {"page": "orders"}})),
                 )
-                .await?;
+                .await
+            })
+            .await?;
             summary.push_str(&format!(", client metric {st}"));
         }
         _ => {}

@@ -1,6 +1,7 @@
 //! The gateway (the seeds' BFF): `POST /auth/login` creates a session in
 //! Redis, `/api/**` checks it and forwards to orders with the baggage
-//! `tenant` and `user`; sessions created / active are custom metrics.
+//! `tenant` (no personal data in baggage); sessions created / active are
+//! custom metrics.
 
 use std::sync::Arc;
 
@@ -11,13 +12,12 @@ use axum::http::{HeaderMap, Method, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{any, post};
 use axum::{Json, Router};
-use prometheus_client::metrics::counter::Counter;
-use prometheus_client::metrics::gauge::Gauge;
 use rand::Rng as _;
 use redis::AsyncCommands as _;
 use serde::Deserialize;
 use serde_json::json;
 use sightline_sdk::baggage::Baggage;
+use sightline_sdk::bff::{Bff, SessionEvent};
 use sightline_sdk::health::Health;
 use sightline_sdk::http_client::HttpClient;
 use sightline_sdk::http_server::{HttpServerLayer, metrics_router};
@@ -43,12 +43,6 @@ pub(crate) struct Args {
     session_ttl: u64,
 }
 
-struct Sessions {
-    created: Counter,
-    active: Gauge,
-    otel_created: opentelemetry::metrics::Counter<u64>,
-}
-
 #[derive(Clone)]
 struct App {
     telemetry: Telemetry,
@@ -56,7 +50,7 @@ struct App {
     client: HttpClient,
     orders_url: Arc<str>,
     ttl: u64,
-    sessions: Arc<Sessions>,
+    bff: Bff,
 }
 
 #[derive(Deserialize)]
@@ -80,21 +74,15 @@ pub(crate) async fn run(args: Args, telemetry: Telemetry) -> anyhow::Result<()> 
     let client = redis::Client::open(args.redis.as_str()).context("redis URL")?;
     let manager =
         client.get_connection_manager().await.with_context(|| format!("connecting to {}", args.redis))?;
-    let created = Counter::default();
-    let active = Gauge::default();
-    telemetry.metrics().register("bff_sessions_created", "Sessions created by /auth/login", created.clone());
-    telemetry.metrics().register(
-        "bff_active_sessions",
-        "Sessions created and not logged out",
-        active.clone(),
-    );
-    let otel_created = telemetry.metrics().meter().u64_counter("bff.sessions.created").build();
+    // Seed 001's families by their names (bff_sessions_created_total,
+    // bff_verify_duration_seconds{status}, ...), on /metrics and over OTLP.
+    let bff = Bff::register(&telemetry);
     let app = App {
         redis: TracedConnection::new(&telemetry, manager.clone()),
         client: HttpClient::new(&telemetry, reqwest::Client::new()),
         orders_url: args.orders_url.trim_end_matches('/').into(),
         ttl: args.session_ttl,
-        sessions: Arc::new(Sessions { created, active, otel_created }),
+        bff,
         telemetry: telemetry.clone(),
     };
     let health = {
@@ -148,9 +136,7 @@ async fn login(State(app): State<App>, Json(body): Json<Login>) -> Response {
         tracing::error!(error = %e, "storing session");
         return error(StatusCode::SERVICE_UNAVAILABLE, "session store unavailable");
     }
-    app.sessions.created.inc();
-    app.sessions.active.inc();
-    app.sessions.otel_created.add(1, &[]);
+    app.bff.record_session_metrics(SessionEvent::Created);
     tracing::info!(user = %session.user, tenant = %session.tenant, "session created");
     (
         StatusCode::OK,
@@ -182,7 +168,7 @@ async fn logout(State(app): State<App>, headers: HeaderMap) -> Response {
     let mut redis = app.redis.clone();
     match redis.del::<_, i64>(format!("session:{id}")).await {
         Ok(1) => {
-            app.sessions.active.dec();
+            app.bff.record_session_metrics(SessionEvent::Destroyed("logout"));
             StatusCode::NO_CONTENT.into_response()
         }
         Ok(_) => error(StatusCode::UNAUTHORIZED, "unknown session"),
@@ -198,19 +184,31 @@ async fn forward(
     headers: HeaderMap,
     body: Bytes,
 ) -> Response {
+    // ForwardAuth: the session check, timed as seed 001 records it.
+    let verifying = std::time::Instant::now();
     let Some(id) = session_id(&headers) else {
+        app.bff.record_forwardauth_metrics(verifying.elapsed(), "no_session");
         return error(StatusCode::UNAUTHORIZED, "log in first: POST /auth/login");
     };
     let mut redis = app.redis.clone();
     let session: Option<String> = match redis.get(format!("session:{id}")).await {
         Ok(s) => s,
-        Err(e) => return error(StatusCode::SERVICE_UNAVAILABLE, e),
+        Err(e) => {
+            app.bff.record_forwardauth_metrics(verifying.elapsed(), "error");
+            return error(StatusCode::SERVICE_UNAVAILABLE, e);
+        }
     };
-    let Some(session) = session.and_then(|s| serde_json::from_str::<Session>(&s).ok()) else {
+    let session = session.and_then(|s| serde_json::from_str::<Session>(&s).ok());
+    app.bff.record_session_metrics(SessionEvent::Validated(verifying.elapsed(), session.is_some()));
+    let Some(session) = session else {
+        app.bff.record_forwardauth_metrics(verifying.elapsed(), "unauthorized");
         return error(StatusCode::UNAUTHORIZED, "session expired or unknown");
     };
+    app.bff.record_forwardauth_metrics(verifying.elapsed(), "allowed");
     // From here on, everything this request causes carries the tenant.
-    let cx = Baggage::new([("tenant", session.tenant.as_str()), ("user", session.user.as_str())]).context();
+    // Only the tenant: baggage travels in clear to every downstream hop
+    // (and any third party called with it), so no user name or id.
+    let cx = Baggage::new([("tenant", session.tenant.as_str())]).context();
     let url = match query {
         Some(q) => format!("{}/{path}?{q}", app.orders_url),
         None => format!("{}/{path}", app.orders_url),

@@ -80,10 +80,13 @@ async fn main() -> anyhow::Result<()> {
     let name = cli.service.name();
     let service_name =
         std::env::var("OTEL_SERVICE_NAME").ok().filter(|s| !s.is_empty()).unwrap_or_else(|| name.to_owned());
-    let guard = sightline_sdk::init(
-        Options::new(service_name).service_version(env!("CARGO_PKG_VERSION")).baggage_attributes(["tenant"]),
-    )
-    .with_context(|| format!("starting telemetry for {name}"))?;
+    let mut options =
+        Options::new(service_name).service_version(env!("CARGO_PKG_VERSION")).baggage_attributes(["tenant"]);
+    if name == "gateway" {
+        // The BFF: seed 001's bff_background_tasks_total, bff_public_metrics_total.
+        options = options.metrics_prefix("bff_");
+    }
+    let guard = sightline_sdk::init(options).with_context(|| format!("starting telemetry for {name}"))?;
     let telemetry = guard.telemetry();
     let result = match cli.service {
         Service::Gateway(args) => gateway::run(args, telemetry).await,

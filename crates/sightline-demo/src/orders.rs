@@ -150,6 +150,8 @@ async fn create(State(app): State<App>, Json(body): Json<NewOrder>) -> Response 
         })
         .await;
         if let Err(e) = checked {
+            // A warning inside the request: also an event on its span.
+            tracing::warn!(qty = body.qty, error = %e, "stock check failed");
             return error(StatusCode::SERVICE_UNAVAILABLE, e);
         }
     }

@@ -2,7 +2,13 @@ use std::time::Duration;
 
 use async_trait::async_trait;
 
-use crate::{Batch, Span, SpanKind, TraceId, TraceQuery};
+use crate::tags::{AttributeScope, TagNames, TagQuery, collect_tag_names, collect_tag_values};
+use crate::{Batch, Span, SpanKind, TraceId, TraceQuery, Value};
+
+/// Traces the default tag listings of [`SpanReader`] sample: the most
+/// recent ones in the window. A reader with attribute dictionaries should
+/// override both methods and list everything.
+pub const TAG_SAMPLE_TRACES: usize = 200;
 
 /// Why a consumer did not take a batch. Receivers map each kind onto the
 /// protocol's own signal (HTTP status + `Retry-After`, gRPC code +
@@ -121,6 +127,45 @@ pub trait SpanReader: Send + Sync {
         end_unix_nanos: u64,
         lookback_nanos: u64,
     ) -> Result<Vec<DependencyLink>, QueryError>;
+
+    /// Attribute names of spans starting in the query's window, per scope
+    /// (only `scope` when given), as [`collect_tag_names`] defines them.
+    ///
+    /// The default looks at the [`TAG_SAMPLE_TRACES`] most recent traces
+    /// with a span in the window, so rare names may be missing; readers
+    /// with dictionaries should list every name.
+    async fn tag_names(
+        &self,
+        scope: Option<AttributeScope>,
+        query: &TagQuery,
+    ) -> Result<TagNames, QueryError> {
+        let sample = self.find_traces(&tag_sample(query)).await?;
+        Ok(collect_tag_names(sample.iter().flatten(), scope, query))
+    }
+
+    /// Distinct values of attribute `key` (in `scope`, or span and resource
+    /// attributes when `None`) of spans starting in the window, as
+    /// [`collect_tag_values`] defines them. The default samples like
+    /// [`SpanReader::tag_names`].
+    async fn tag_values(
+        &self,
+        scope: Option<AttributeScope>,
+        key: &str,
+        query: &TagQuery,
+    ) -> Result<Vec<Value>, QueryError> {
+        let sample = self.find_traces(&tag_sample(query)).await?;
+        Ok(collect_tag_values(sample.iter().flatten(), scope, key, query))
+    }
+}
+
+/// The search the default tag listings sample with.
+fn tag_sample(query: &TagQuery) -> TraceQuery {
+    TraceQuery {
+        start_min_unix_nanos: query.start_min_unix_nanos,
+        start_max_unix_nanos: query.start_max_unix_nanos,
+        limit: TAG_SAMPLE_TRACES,
+        ..TraceQuery::default()
+    }
 }
 
 /// Which span metrics to read: the parameters of Jaeger's metrics API

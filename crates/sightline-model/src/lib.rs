@@ -17,19 +17,26 @@ mod batch;
 mod contract;
 mod ids;
 pub mod otlp;
+mod peer;
 mod query;
 mod span;
+mod tags;
 mod tenant;
 mod value;
 
 pub use batch::Batch;
 pub use contract::{
     ComponentHealth, ConsumeError, DependencyLink, MetricPoint, MetricSeries, MetricsQuery, Operation,
-    QueryError, ServiceGraphReader, SpanMetricsReader, SpanReader, TraceStore, TracesConsumer,
+    QueryError, ServiceGraphReader, SpanMetricsReader, SpanReader, TAG_SAMPLE_TRACES, TraceStore,
+    TracesConsumer,
 };
 pub use ids::{IdError, SpanId, TraceId};
+pub use peer::{is_database_call, virtual_node_name};
 pub use query::{TagFilter, TraceQuery, span_matches, tag_lookup};
 pub use span::{Event, Link, Resource, Scope, Span, SpanKind, Status, StatusCode, UNKNOWN_SERVICE};
+pub use tags::{
+    AttributeScope, DEFAULT_TAG_LIMIT, TagNames, TagQuery, collect_tag_names, collect_tag_values,
+};
 pub use tenant::{Tenant, TenantError};
 pub use value::{KeyValue, Value};
 

@@ -194,3 +194,95 @@ fn tenants_are_validated_and_batches_default_to_single_tenant() {
     let batch = batch.with_tenant(Tenant::new("acme").unwrap());
     assert_eq!(batch.tenant().as_str(), "acme");
 }
+
+fn decoded_span(attributes: Vec<pc::KeyValue>) -> Span {
+    let mut span = wire_span(&T, &[2; 8], &[]);
+    span.attributes = attributes;
+    otlp::decode_request(request(vec![span])).spans.remove(0)
+}
+
+fn s(v: &str) -> pc::any_value::Value {
+    pc::any_value::Value::StringValue(v.into())
+}
+
+/// Issue 15: the demo's Redis showed up as a node called `0` and its SQLite
+/// database as a file path.
+#[test]
+fn virtual_nodes_are_named_by_peer_service_then_system() {
+    let name = |attrs: Vec<pc::KeyValue>| virtual_node_name(&decoded_span(attrs));
+    assert_eq!(
+        name(vec![kv("db.system.name", s("redis")), kv("db.namespace", s("0"))]).as_deref(),
+        Some("redis")
+    );
+    assert_eq!(
+        name(vec![kv("db.system", s("sqlite")), kv("db.namespace", s("/tmp/sightline-demo.x/worker.db"))])
+            .as_deref(),
+        Some("sqlite")
+    );
+    assert_eq!(
+        name(vec![kv("db.system", s("sqlite")), kv("db.name", s("test.db"))]).as_deref(),
+        Some("sqlite")
+    );
+    assert_eq!(
+        name(vec![kv("db.system", s("postgresql")), kv("db.name", s("orders"))]).as_deref(),
+        Some("postgresql/orders")
+    );
+    assert_eq!(
+        name(vec![kv("peer.service", s("payments-db")), kv("db.system", s("postgresql"))]).as_deref(),
+        Some("payments-db")
+    );
+    assert_eq!(name(vec![kv("messaging.system", s("nats"))]).as_deref(), Some("nats"));
+    assert_eq!(name(vec![kv("db.name", s("inventory"))]).as_deref(), Some("inventory"));
+    assert_eq!(name(vec![kv("db.name", s("C:\\data\\app.db"))]), None);
+    assert_eq!(name(vec![kv("db.namespace", s("3"))]), None);
+    assert_eq!(name(vec![kv("peer.service", s(" "))]), None);
+    assert_eq!(name(vec![kv("http.method", s("GET"))]), None);
+    assert!(is_database_call(&decoded_span(vec![kv("db.namespace", s("0"))])));
+    assert!(!is_database_call(&decoded_span(vec![kv("messaging.system", s("nats"))])));
+}
+
+#[test]
+fn tag_listings_cover_every_scope_and_the_window() {
+    let mut span = decoded_span(vec![
+        kv("http.method", s("GET")),
+        kv("http.status_code", pc::any_value::Value::IntValue(200)),
+    ]);
+    span.links.push(Link {
+        trace_id: TraceId::from_bytes([9; 16]).unwrap(),
+        span_id: SpanId::from_bytes([9; 8]).unwrap(),
+        trace_state: String::new(),
+        attributes: vec![KeyValue::new("link.kind", "retry")],
+        dropped_attributes_count: 0,
+        flags: 0,
+    });
+    let mut late = span.clone();
+    late.start_time_unix_nano += 1_000;
+    late.attributes = vec![KeyValue::new("http.method", "POST"), KeyValue::new("http.status_code", "200")];
+    let spans = [span, late];
+    let all = TagQuery::default();
+    let names = collect_tag_names(&spans, None, &all);
+    let list = |scope| names.get(&scope).cloned().unwrap_or_default();
+    assert_eq!(list(AttributeScope::Resource), ["service.name"]);
+    assert_eq!(list(AttributeScope::Span), ["http.method", "http.status_code"]);
+    assert_eq!(list(AttributeScope::Event), ["exception.type"]);
+    assert_eq!(list(AttributeScope::Link), ["link.kind"]);
+    assert!(!names.contains_key(&AttributeScope::Instrumentation));
+    let only_span = collect_tag_names(&spans, Some(AttributeScope::Span), &all);
+    assert_eq!(only_span.keys().collect::<Vec<_>>(), [&AttributeScope::Span]);
+
+    // The int 200 and the string "200" are two values; sorted by type.
+    assert_eq!(
+        collect_tag_values(&spans, None, "http.status_code", &all),
+        [Value::Str("200".into()), Value::Int(200)]
+    );
+    let early = TagQuery { start_max_unix_nanos: Some(spans[0].start_time_unix_nano), ..TagQuery::default() };
+    assert_eq!(
+        collect_tag_values(&spans, Some(AttributeScope::Span), "http.method", &early),
+        [Value::from("GET")]
+    );
+    assert_eq!(collect_tag_values(&spans, Some(AttributeScope::Resource), "http.method", &all), []);
+    let one = TagQuery { limit: 1, ..TagQuery::default() };
+    assert_eq!(collect_tag_values(&spans, None, "http.method", &one).len(), 1);
+    assert_eq!(AttributeScope::from_name("instrumentation"), Some(AttributeScope::Instrumentation));
+    assert_eq!(AttributeScope::from_name("intrinsic"), None);
+}

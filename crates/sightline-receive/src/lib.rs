@@ -50,6 +50,22 @@ use sightline_model::TracesConsumer;
 use front::Front;
 pub use front::{Limits as Options, Metrics};
 
+/// Decodes an OTLP/JSON `ExportTraceServiceRequest` exactly as the OTLP/HTTP
+/// receiver does (snake_case keys and `null`s accepted, errors naming the
+/// field), for other surfaces that take OTLP/JSON — the query API's
+/// `POST /api/transform`. The decoded size is bounded as in the receivers,
+/// against a budget of [`DECODE_JSON_BUDGET`] per call.
+pub fn decode_json(
+    body: &[u8],
+) -> Result<opentelemetry_proto::tonic::collector::trace::v1::ExportTraceServiceRequest, String> {
+    let budget = front::Budget::new(DECODE_JSON_BUDGET);
+    let mut claim = budget.claim();
+    json::decode_request(body, &mut claim).map_err(|f| f.message().to_owned())
+}
+
+/// What one [`decode_json`] call may hold while decoding.
+pub const DECODE_JSON_BUDGET: usize = 256 << 20;
+
 /// The OTLP trace receiver: consumer and the shared front. Cheap to clone.
 #[derive(Clone)]
 pub struct Receiver {

@@ -3,10 +3,13 @@
 //! propagating it; for batches, one merged view plus each message's own.
 //!
 //! Baggage lives in the OpenTelemetry [`Context`]; these types are a
-//! mutable view of it. Changes take effect for code run under
-//! [`CurrentBaggage::context`] (or after [`CurrentBaggage::attach`]): the
-//! helpers that publish or call out inject the *current* context, so what
-//! they send is what the handler left.
+//! mutable view of it. Inside a message handler run by this crate
+//! ([`crate::messaging::Operation::process`] and the broker helpers built
+//! on it) changes travel on by themselves, as in FastStream: `set`,
+//! `remove` and `clear` write through to the handler's live baggage, and
+//! whatever the handler then publishes or calls carries the changed
+//! baggage, with no `attach`. Elsewhere, changes take effect for code run
+//! under [`CurrentBaggage::context`] (or after [`CurrentBaggage::attach`]).
 //!
 //! ```
 //! use sightline_sdk::baggage::{Baggage, CurrentBaggage};
@@ -27,6 +30,7 @@
 //! ```
 
 use std::collections::BTreeMap;
+use std::sync::{Arc, Mutex};
 
 use opentelemetry::baggage::BaggageExt as _;
 use opentelemetry::propagation::{Extractor, Injector, TextMapPropagator as _};
@@ -47,6 +51,38 @@ fn with_entries(cx: &Context, entries: &Entries) -> Context {
     let b: opentelemetry::baggage::Baggage =
         entries.iter().map(|(k, v)| KeyValue::new(k.clone(), v.clone())).collect();
     cx.with_baggage(b)
+}
+
+/// A handler's live baggage: what `CurrentBaggage` changes write to, and
+/// what injection and new spans read ([`effective`]). `None` inside is
+/// "unchanged"; an inert slot shadows an outer one (a context made with
+/// explicit baggage is not overridden by the handler's).
+#[derive(Clone, Debug, Default)]
+pub(crate) struct LiveBaggage(Option<Arc<Mutex<Option<Entries>>>>);
+
+impl LiveBaggage {
+    pub(crate) fn live() -> LiveBaggage {
+        LiveBaggage(Some(Arc::default()))
+    }
+
+    fn read(&self) -> Option<Entries> {
+        self.0.as_ref().and_then(|m| m.lock().unwrap_or_else(std::sync::PoisonError::into_inner).clone())
+    }
+
+    fn write(&self, entries: &Entries) {
+        if let Some(m) = &self.0 {
+            *m.lock().unwrap_or_else(std::sync::PoisonError::into_inner) = Some(entries.clone());
+        }
+    }
+}
+
+/// `cx` with a handler's changed baggage applied, if any: what is
+/// injected and what new spans see.
+pub(crate) fn effective(cx: &Context) -> Context {
+    match cx.get::<LiveBaggage>().and_then(LiveBaggage::read) {
+        Some(entries) => with_entries(cx, &entries).with_value(LiveBaggage::default()),
+        None => cx.clone(),
+    }
 }
 
 /// New baggage to start propagating (FastStream's `Baggage({...})`).
@@ -74,7 +110,7 @@ impl Baggage {
 
     /// The current context with this baggage (replacing any).
     pub fn context(&self) -> Context {
-        with_entries(&Context::current(), &self.entries)
+        with_entries(&Context::current(), &self.entries).with_value(LiveBaggage::default())
     }
 
     /// Makes this baggage current until the guard drops (same thread).
@@ -87,11 +123,20 @@ impl Baggage {
 
 /// The baggage a handler received, to read and change
 /// (FastStream's `CurrentBaggage`).
-#[derive(Clone, Debug, Default, PartialEq, Eq)]
+#[derive(Clone, Debug, Default)]
 pub struct CurrentBaggage {
     entries: Entries,
     batch: Vec<Entries>,
+    live: LiveBaggage,
 }
+
+impl PartialEq for CurrentBaggage {
+    fn eq(&self, other: &Self) -> bool {
+        self.entries == other.entries && self.batch == other.batch
+    }
+}
+
+impl Eq for CurrentBaggage {}
 
 /// Each message's own baggage in a batch, stored in the batch's context.
 #[derive(Clone, Debug)]
@@ -105,9 +150,10 @@ impl CurrentBaggage {
 
     /// The baggage of `cx`.
     pub fn from_context(cx: &Context) -> CurrentBaggage {
-        let entries = entries_of(cx);
+        let live = cx.get::<LiveBaggage>().cloned().unwrap_or_default();
+        let entries = live.read().unwrap_or_else(|| entries_of(cx));
         let batch = cx.get::<BatchBaggage>().map(|b| b.0.clone()).unwrap_or_default();
-        CurrentBaggage { entries, batch }
+        CurrentBaggage { entries, batch, live }
     }
 
     /// Reads baggage from a carrier (the `baggage` header only).
@@ -131,24 +177,28 @@ impl CurrentBaggage {
         &self.batch
     }
 
-    /// Sets an entry.
+    /// Sets an entry (inside a handler: for everything it sends from now on).
     pub fn set(&mut self, key: impl Into<String>, value: impl Into<String>) {
         self.entries.insert(key.into(), value.into());
+        self.live.write(&self.entries);
     }
 
     /// Removes an entry.
     pub fn remove(&mut self, key: &str) -> Option<String> {
-        self.entries.remove(key)
+        let removed = self.entries.remove(key);
+        self.live.write(&self.entries);
+        removed
     }
 
     /// Removes every entry: nothing is propagated further.
     pub fn clear(&mut self) {
         self.entries.clear();
+        self.live.write(&self.entries);
     }
 
     /// The current context with these entries as its baggage.
     pub fn context(&self) -> Context {
-        let cx = with_entries(&Context::current(), &self.entries);
+        let cx = with_entries(&Context::current(), &self.entries).with_value(LiveBaggage::default());
         if self.batch.is_empty() { cx } else { cx.with_value(BatchBaggage(self.batch.clone())) }
     }
 
@@ -171,7 +221,7 @@ pub(crate) fn merge(batch: &[Entries]) -> Entries {
 /// it carries no `baggage` header (stop propagating), while the trace
 /// itself continues.
 pub fn without_baggage() -> Context {
-    Context::current().with_cleared_baggage()
+    Context::current().with_cleared_baggage().with_value(LiveBaggage::default())
 }
 
 /// Stops propagating baggage from here until the guard drops (same thread).
@@ -181,7 +231,7 @@ pub fn stop_propagation() -> ContextGuard {
 
 pub(crate) fn batch_context(base: &Context, batch: Vec<Entries>) -> Context {
     let merged = merge(&batch);
-    with_entries(base, &merged).with_value(BatchBaggage(batch))
+    with_entries(base, &merged).with_value(BatchBaggage(batch)).with_value(LiveBaggage::live())
 }
 
 pub(crate) fn entries(cx: &Context) -> Entries {

@@ -26,9 +26,23 @@ pub enum Error {
         #[source]
         source: opentelemetry_otlp::ExporterBuildError,
     },
+    /// A TLS file (CA, client certificate or key) cannot be used, or the
+    /// exporter's HTTP client cannot be set up.
+    #[error("OTLP export{}: {reason}", in_file(path))]
+    Tls {
+        /// The file (empty when the problem is not a file's).
+        path: std::path::PathBuf,
+        /// What is wrong.
+        reason: String,
+    },
     /// A global `tracing` subscriber was already installed.
     #[error("a global tracing subscriber is already set (use Options::install_subscriber(false))")]
     SubscriberAlreadySet,
+}
+
+/// ` (file …)` for a file's problem, nothing otherwise.
+fn in_file(path: &std::path::Path) -> String {
+    if path.as_os_str().is_empty() { String::new() } else { format!(" (file {})", path.display()) }
 }
 
 impl Error {

@@ -16,6 +16,7 @@
 
 use std::time::Instant;
 
+use opentelemetry::baggage::BaggageExt as _;
 use opentelemetry::context::FutureExt as _;
 use opentelemetry::trace::{SpanKind, Status, TraceContextExt as _};
 use opentelemetry::{Context, KeyValue};
@@ -61,8 +62,26 @@ impl HttpClient {
         self.execute(request.build()?).await
     }
 
+    /// Builds and sends `request` with the trace context but *without*
+    /// the baggage: for calls that leave your system (a third-party API),
+    /// where entries like a tenant must not travel.
+    pub async fn send_without_baggage(
+        &self,
+        request: reqwest::RequestBuilder,
+    ) -> Result<reqwest::Response, reqwest::Error> {
+        self.execute_with(request.build()?, false).await
+    }
+
     /// Sends `request` under a client span.
-    pub async fn execute(&self, mut request: reqwest::Request) -> Result<reqwest::Response, reqwest::Error> {
+    pub async fn execute(&self, request: reqwest::Request) -> Result<reqwest::Response, reqwest::Error> {
+        self.execute_with(request, true).await
+    }
+
+    async fn execute_with(
+        &self,
+        mut request: reqwest::Request,
+        baggage: bool,
+    ) -> Result<reqwest::Response, reqwest::Error> {
         let started = Instant::now();
         let method = method_name(request.method());
         let url = request.url();
@@ -75,10 +94,16 @@ impl HttpClient {
         let mut full = url.clone();
         let _ = full.set_username("");
         let _ = full.set_password(None);
+        if let Some(q) = url.query()
+            && let std::borrow::Cow::Owned(redacted) = crate::redact::query(q)
+        {
+            full.set_query(Some(&redacted));
+        }
         attrs.push(KeyValue::new("url.full", full.to_string()));
         let cx = crate::spans::start(&self.telemetry, method, SpanKind::Client, &Context::current(), attrs);
         if self.telemetry.is_enabled() {
-            self.telemetry.inject(&cx, &mut HeaderInjector(request.headers_mut()));
+            let sent = if baggage { cx.clone() } else { cx.with_cleared_baggage() };
+            self.telemetry.inject(&sent, &mut HeaderInjector(request.headers_mut()));
         }
         let result = self.client.execute(request).with_context(cx.clone()).await;
         let span = cx.span();
@@ -101,7 +126,7 @@ impl HttpClient {
                     "reqwest::Error"
                 };
                 span.set_attribute(KeyValue::new("error.type", kind));
-                crate::spans::record_exception(&span, e);
+                crate::spans::record_error(&span, e);
                 None
             }
         };

@@ -111,7 +111,16 @@ where
 
     fn call(&mut self, req: Request<B>) -> Self::Future {
         if crate::config::is_excluded(&self.telemetry.settings().excluded_urls, req.uri().path()) {
-            return ResponseFuture { inner: self.inner.call(req), state: None };
+            // Not traced, and neither is what it does: a probe's Redis
+            // PING must not become a root trace of its own (the noise
+            // excluded URLs exist to stop). The SDK starts no span under a
+            // suppressed context.
+            let quiet = Context::current().with_telemetry_suppressed();
+            let inner = {
+                let _guard = quiet.clone().attach();
+                self.inner.call(req)
+            };
+            return ResponseFuture { inner, quiet: Some(quiet), state: None };
         }
         let started = Instant::now();
         let method = method_name(req.method());
@@ -130,7 +139,7 @@ where
             }
             attrs.push(KeyValue::new("url.path", uri.path().to_owned()));
             if let Some(q) = uri.query() {
-                attrs.push(KeyValue::new("url.query", q.to_owned()));
+                attrs.push(KeyValue::new("url.query", crate::redact::query(q).into_owned()));
             }
             attrs.push(KeyValue::new("url.scheme", uri.scheme_str().unwrap_or("http").to_owned()));
             if let Some(r) = &route {
@@ -164,7 +173,11 @@ where
             }
             None => self.inner.call(req),
         };
-        ResponseFuture { inner, state: Some((self.telemetry.clone(), State { cx, method, route, started })) }
+        ResponseFuture {
+            inner,
+            quiet: None,
+            state: Some((self.telemetry.clone(), State { cx, method, route, started })),
+        }
     }
 }
 
@@ -173,6 +186,8 @@ pin_project! {
     pub struct ResponseFuture<F> {
         #[pin]
         inner: F,
+        // Excluded requests: the suppressed context to poll under.
+        quiet: Option<Context>,
         state: Option<(Telemetry, State)>,
     }
 }
@@ -185,6 +200,10 @@ where
 
     fn poll(self: Pin<&mut Self>, task: &mut TaskContext<'_>) -> Poll<Self::Output> {
         let this = self.project();
+        if let Some(quiet) = this.quiet.as_ref() {
+            let _guard = quiet.clone().attach();
+            return this.inner.poll(task);
+        }
         let result = match this.state.as_ref().and_then(|(_, s)| s.cx.as_ref()) {
             Some(cx) => {
                 let _guard = cx.clone().attach();
@@ -209,6 +228,9 @@ where
                 }
                 span.end();
             }
+            // The span's context current while recording: its trace id
+            // becomes the latency histogram's exemplar.
+            let _current = state.cx.clone().map(Context::attach);
             telemetry.metrics().record_http_server(
                 state.method,
                 state.route.as_deref().unwrap_or("unmatched"),
@@ -220,21 +242,22 @@ where
     }
 }
 
-/// `GET /metrics`: the Prometheus text exposition of `telemetry`'s registry.
+/// `GET /metrics`: `telemetry`'s registry as OpenMetrics (with trace-id
+/// exemplars) when the scraper asks for it, as Prometheus does, else as
+/// the Prometheus text format 0.0.4 (`curl`, `promtool check metrics`).
 pub fn metrics_router<S: Clone + Send + Sync + 'static>(telemetry: &Telemetry) -> axum::Router<S> {
     let metrics = telemetry.metrics().clone();
     axum::Router::new().route(
         "/metrics",
-        axum::routing::get(move || {
+        axum::routing::get(move |headers: http::HeaderMap| {
             let metrics = metrics.clone();
             async move {
-                (
-                    [(
-                        http::header::CONTENT_TYPE,
-                        "application/openmetrics-text; version=1.0.0; charset=utf-8",
-                    )],
-                    metrics.render(),
-                )
+                let accept = headers.get(http::header::ACCEPT).and_then(|v| v.to_str().ok()).unwrap_or("");
+                if crate::exposition::wants_openmetrics(accept) {
+                    ([(http::header::CONTENT_TYPE, crate::exposition::OPENMETRICS)], metrics.render())
+                } else {
+                    ([(http::header::CONTENT_TYPE, crate::exposition::TEXT)], metrics.render_text())
+                }
             }
         }),
     )

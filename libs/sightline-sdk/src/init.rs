@@ -6,19 +6,18 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use opentelemetry::baggage::BaggageExt as _;
-use opentelemetry::propagation::{TextMapCompositePropagator, TextMapPropagator};
+use opentelemetry::propagation::{TextMapCompositePropagator, TextMapPropagator as _};
 use opentelemetry::trace::TracerProvider as _;
 use opentelemetry::{Context, KeyValue};
-use opentelemetry_otlp::WithExportConfig as _;
 use opentelemetry_sdk::Resource;
 use opentelemetry_sdk::error::OTelSdkResult;
 use opentelemetry_sdk::metrics::SdkMeterProvider;
-use opentelemetry_sdk::propagation::{BaggagePropagator, TraceContextPropagator};
 use opentelemetry_sdk::trace::{BatchSpanProcessor, SdkTracer, SdkTracerProvider, SpanData, SpanProcessor};
 use tracing_subscriber::layer::SubscriberExt as _;
 use tracing_subscriber::util::SubscriberInitExt as _;
 
-use crate::config::{ExporterKind, Options, Protocol, Settings};
+use crate::config::{ExporterKind, Options, Settings};
+use crate::export::{Reporter, ReportingMetricExporter, ReportingSpanExporter};
 use crate::{ConsoleExporter, Error, Metrics};
 
 /// The instrumentation scope name of every span this crate starts.
@@ -64,9 +63,16 @@ impl std::fmt::Debug for Telemetry {
 #[derive(Debug)]
 pub struct Guard {
     telemetry: Telemetry,
+    problems: Vec<Error>,
 }
 
 impl Guard {
+    /// What went wrong while setting telemetry up (outside strict mode
+    /// these were logged, and the signals they concern are off).
+    pub fn problems(&self) -> &[Error] {
+        &self.problems
+    }
+
     /// A handle to clone into the helpers.
     pub fn telemetry(&self) -> Telemetry {
         self.telemetry.clone()
@@ -132,61 +138,28 @@ impl SpanProcessor for BaggageAttributes {
 }
 
 fn resource(settings: &Settings) -> Resource {
+    // Detected first: the environment and code override them.
     Resource::builder_empty()
-        .with_service_name(settings.service_name.clone())
+        .with_attributes(crate::resource::detect())
         .with_attributes(settings.resource.iter().map(|(k, v)| KeyValue::new(k.clone(), v.clone())))
-        .with_attributes([
-            KeyValue::new("telemetry.sdk.name", "opentelemetry"),
-            KeyValue::new("telemetry.sdk.language", "rust"),
-            KeyValue::new("telemetry.sdk.version", "0.33.1"),
-        ])
+        .with_service_name(settings.service_name.clone())
         .build()
 }
 
-fn span_exporter(endpoint: &str, protocol: Protocol) -> Result<opentelemetry_otlp::SpanExporter, Error> {
-    let built = match protocol {
-        Protocol::Grpc => {
-            opentelemetry_otlp::SpanExporter::builder().with_tonic().with_endpoint(endpoint).build()
-        }
-        Protocol::HttpProtobuf | Protocol::HttpJson => opentelemetry_otlp::SpanExporter::builder()
-            .with_http()
-            .with_protocol(otlp_protocol(protocol))
-            .with_endpoint(format!("{endpoint}/v1/traces"))
-            .build(),
-    };
-    built.map_err(|source| Error::Exporter { signal: "traces", endpoint: endpoint.to_owned(), source })
-}
-
-fn metric_exporter(endpoint: &str, protocol: Protocol) -> Result<opentelemetry_otlp::MetricExporter, Error> {
-    let built = match protocol {
-        Protocol::Grpc => {
-            opentelemetry_otlp::MetricExporter::builder().with_tonic().with_endpoint(endpoint).build()
-        }
-        Protocol::HttpProtobuf | Protocol::HttpJson => opentelemetry_otlp::MetricExporter::builder()
-            .with_http()
-            .with_protocol(otlp_protocol(protocol))
-            .with_endpoint(format!("{endpoint}/v1/metrics"))
-            .build(),
-    };
-    built.map_err(|source| Error::Exporter { signal: "metrics", endpoint: endpoint.to_owned(), source })
-}
-
-fn otlp_protocol(p: Protocol) -> opentelemetry_otlp::Protocol {
-    match p {
-        Protocol::Grpc => opentelemetry_otlp::Protocol::Grpc,
-        Protocol::HttpProtobuf => opentelemetry_otlp::Protocol::HttpBinary,
-        Protocol::HttpJson => opentelemetry_otlp::Protocol::HttpJson,
-    }
-}
-
 /// The one call: resolves `opts` against the environment, builds the
-/// tracer and meter providers and the propagator (W3C trace context +
-/// baggage), installs them and a `tracing` subscriber (JSON log lines with
-/// the trace ids, `RUST_LOG` filter, spans bridged to OTel) unless
-/// [`Options::install_globals`] is `false`, and returns the guard.
+/// tracer and meter providers and the propagator (`OTEL_PROPAGATORS`,
+/// default W3C trace context + baggage), installs them and a `tracing`
+/// subscriber (JSON log lines with the trace ids, `RUST_LOG` filter, spans
+/// bridged to OTel, WARN+ events as span events) unless
+/// [`Options::install_globals`] is `false`, logs where each signal goes,
+/// and returns the guard.
 ///
-/// An OTLP endpoint that is down is not an error: the SDK retries and
-/// drops, and the service keeps serving.
+/// Telemetry never stops the service: a bad setting, an unreadable TLS
+/// file or an exporter that cannot be built is logged as an error and
+/// disables the signal it concerns ([`Guard::problems`] lists them), and an
+/// OTLP endpoint that is down is retried, dropped and reported as a
+/// rate-limited warning. Only in strict mode ([`Options::strict`],
+/// `TELEMETRY_STRICT=true`) does the first problem make `init` fail.
 pub fn init(opts: Options) -> Result<Guard, Error> {
     init_with_env(opts, |k| std::env::var(k).ok())
 }
@@ -194,13 +167,27 @@ pub fn init(opts: Options) -> Result<Guard, Error> {
 /// [`init`] reading variables from `lookup` instead of the process
 /// environment (tests, or configuration kept elsewhere).
 pub fn init_with_env(mut opts: Options, lookup: impl Fn(&str) -> Option<String>) -> Result<Guard, Error> {
-    let settings = Settings::resolve(&opts, lookup)?;
-    let custom = opts.span_exporter.take();
-    let telemetry = Telemetry::build(settings, custom)?;
-    if telemetry.inner.settings.install_globals {
-        telemetry.install_globals()?;
+    let (settings, problems) = Settings::resolve_lenient(&opts, lookup);
+    let mut problems = problems.errors;
+    let strict = settings.strict;
+    if strict && !problems.is_empty() {
+        return Err(problems.remove(0));
     }
-    Ok(Guard { telemetry })
+    let custom = opts.span_exporter.take();
+    let telemetry = Telemetry::build(settings, custom, &mut problems);
+    if strict && !problems.is_empty() {
+        return Err(problems.remove(0));
+    }
+    if telemetry.inner.settings.install_globals
+        && let Err(e) = telemetry.install_globals()
+    {
+        if strict {
+            return Err(e);
+        }
+        problems.push(e);
+    }
+    telemetry.announce(&problems);
+    Ok(Guard { telemetry, problems })
 }
 
 use crate::config::ProviderHook;
@@ -208,104 +195,154 @@ use crate::config::ProviderHook;
 impl Telemetry {
     /// A handle with telemetry off: helpers pass through, `/metrics` still counts.
     pub fn disabled(service: impl Into<String>) -> Telemetry {
-        let settings = match Settings::resolve(&Options::new(service).enabled(false), |_| None) {
-            Ok(s) => s,
-            // Unreachable: an empty environment has nothing to reject.
-            Err(_) => return Telemetry::disabled("unknown_service"),
-        };
+        let (settings, _) = Settings::resolve_lenient(&Options::new(service).enabled(false), |_| None);
+        Telemetry::from_parts(settings, None, None, None, TextMapCompositePropagator::new(vec![]))
+    }
+
+    fn from_parts(
+        settings: Settings,
+        tracer_provider: Option<SdkTracerProvider>,
+        meter_provider: Option<SdkMeterProvider>,
+        meter: Option<opentelemetry::metrics::Meter>,
+        propagator: TextMapCompositePropagator,
+    ) -> Telemetry {
         Telemetry {
             inner: Arc::new(Inner {
+                tracer: tracer_provider.as_ref().map(|p| p.tracer(SCOPE)),
+                metrics: Metrics::new(meter, &settings.metrics_prefix),
+                propagator,
+                tracer_provider,
+                meter_provider,
                 settings,
-                tracer: None,
-                propagator: TextMapCompositePropagator::new(vec![]),
-                metrics: Metrics::new(None),
-                tracer_provider: None,
-                meter_provider: None,
             }),
         }
     }
 
-    fn build(settings: Settings, custom: Option<ProviderHook>) -> Result<Telemetry, Error> {
-        if settings.exporter == ExporterKind::Disabled {
-            let mut t = Telemetry::disabled(settings.service_name.clone());
-            if let Some(inner) = Arc::get_mut(&mut t.inner) {
-                inner.settings = settings;
-            }
-            return Ok(t);
+    /// Builds what `settings` asks for; an exporter that cannot be built
+    /// is added to `problems` and its signal left off.
+    fn build(mut settings: Settings, custom: Option<ProviderHook>, problems: &mut Vec<Error>) -> Telemetry {
+        if settings.exporter == ExporterKind::Disabled && settings.metrics.is_none() {
+            let propagator = if problems.is_empty() {
+                TextMapCompositePropagator::new(vec![])
+            } else {
+                // Off because of a problem, not by choice: keep passing
+                // incoming context on, as an uninstrumented hop would not.
+                crate::propagators::composite(&settings.propagators)
+            };
+            return Telemetry::from_parts(settings, None, None, None, propagator);
         }
         let resource = resource(&settings);
-        let mut builder = SdkTracerProvider::builder()
+        let batch = settings.batch_config();
+        let mut tracer_builder = SdkTracerProvider::builder()
             .with_resource(resource.clone())
             .with_sampler(settings.sampler.to_sampler());
         if !settings.baggage_attributes.is_empty() {
             // First, so the attributes are on the span before exporters see it.
-            builder =
-                builder.with_span_processor(BaggageAttributes { keys: settings.baggage_attributes.clone() });
+            tracer_builder = tracer_builder
+                .with_span_processor(BaggageAttributes { keys: settings.baggage_attributes.clone() });
         }
-        let batch = || settings.batch_config();
-        let mut meter_provider = None;
-        match &settings.exporter {
-            ExporterKind::Otlp { endpoint, protocol } => {
-                let exporter = span_exporter(endpoint, *protocol)?;
-                builder = builder.with_span_processor(
-                    BatchSpanProcessor::builder(exporter).with_batch_config(batch()).build(),
-                );
-                let reader = opentelemetry_sdk::metrics::PeriodicReader::builder(metric_exporter(
-                    endpoint, *protocol,
-                )?)
-                .with_interval(settings.metric_interval)
-                .build();
-                meter_provider =
-                    Some(SdkMeterProvider::builder().with_resource(resource).with_reader(reader).build());
-            }
+        let traces_on = match settings.exporter.clone() {
+            ExporterKind::Otlp(target) => match crate::export::span_exporter(&target) {
+                Ok(exporter) => {
+                    let exporter = ReportingSpanExporter {
+                        inner: exporter,
+                        reporter: Reporter::new("traces", target.endpoint.clone()),
+                    };
+                    tracer_builder = tracer_builder.with_span_processor(
+                        BatchSpanProcessor::builder(exporter).with_batch_config(batch).build(),
+                    );
+                    true
+                }
+                Err(e) => {
+                    problems.push(e);
+                    settings.exporter = ExporterKind::Disabled;
+                    false
+                }
+            },
             ExporterKind::Console => {
                 let exporter = ConsoleExporter::stdout(settings.service_name.clone());
-                builder = builder.with_span_processor(
-                    BatchSpanProcessor::builder(exporter).with_batch_config(batch()).build(),
+                tracer_builder = tracer_builder.with_span_processor(
+                    BatchSpanProcessor::builder(exporter).with_batch_config(batch).build(),
                 );
+                true
             }
             ExporterKind::Custom => {
                 if let Some(hook) = custom {
-                    builder = hook(builder, &settings);
+                    tracer_builder = hook(tracer_builder, &settings);
+                }
+                true
+            }
+            ExporterKind::Disabled => false,
+        };
+        let mut meter_provider = None;
+        if let Some(target) = settings.metrics.clone() {
+            match crate::export::metric_exporter(&target) {
+                Ok(exporter) => {
+                    let exporter = ReportingMetricExporter {
+                        inner: exporter,
+                        reporter: Reporter::new("metrics", target.endpoint.clone()),
+                    };
+                    let reader = opentelemetry_sdk::metrics::PeriodicReader::builder(exporter)
+                        .with_interval(settings.metric_interval)
+                        .build();
+                    meter_provider =
+                        Some(SdkMeterProvider::builder().with_resource(resource).with_reader(reader).build());
+                }
+                Err(e) => {
+                    problems.push(e);
+                    settings.metrics = None;
                 }
             }
-            ExporterKind::Disabled => {}
         }
-        let provider = builder.build();
-        let tracer = provider.tracer(SCOPE);
-        // Console and custom exporters get OTel instruments without a
-        // reader: recorded, never exported (Prometheus still renders them).
-        let meter = match &meter_provider {
-            Some(mp) => {
-                use opentelemetry::metrics::MeterProvider as _;
-                mp.meter(SCOPE)
+        let tracer_provider = traces_on.then(|| tracer_builder.build());
+        // Without OTLP metrics, OTel instruments record into a no-op
+        // meter (Prometheus still renders the registry).
+        let meter = meter_provider.as_ref().map(|mp| {
+            use opentelemetry::metrics::MeterProvider as _;
+            mp.meter(SCOPE)
+        });
+        let propagator = crate::propagators::composite(&settings.propagators);
+        Telemetry::from_parts(settings, tracer_provider, meter_provider, meter, propagator)
+    }
+
+    /// Logs, once, where each signal goes and every problem found.
+    fn announce(&self, problems: &[Error]) {
+        let s = &self.inner.settings;
+        for p in problems {
+            tracing::error!(
+                target: "sightline_sdk::init",
+                service = %s.service_name,
+                "telemetry problem (the service runs on; TELEMETRY_STRICT=true makes it fatal): {p}"
+            );
+        }
+        let traces = match &s.exporter {
+            ExporterKind::Otlp(t) => crate::export::describe(t),
+            ExporterKind::Console => {
+                "console (stdout; set OTEL_EXPORTER_OTLP_ENDPOINT to export over OTLP)".to_owned()
             }
-            None => opentelemetry::metrics::MeterProvider::meter(
-                &opentelemetry::metrics::noop::NoopMeterProvider::new(),
-                SCOPE,
-            ),
+            ExporterKind::Custom => "an exporter set in code".to_owned(),
+            ExporterKind::Disabled if problems.is_empty() => "off".to_owned(),
+            ExporterKind::Disabled => "off (see the error above)".to_owned(),
         };
-        Ok(Telemetry {
-            inner: Arc::new(Inner {
-                propagator: TextMapCompositePropagator::new(vec![
-                    Box::new(TraceContextPropagator::new()),
-                    Box::new(BaggagePropagator::new()),
-                ]),
-                metrics: Metrics::new(Some(meter)),
-                tracer: Some(tracer),
-                tracer_provider: Some(provider),
-                meter_provider,
-                settings,
-            }),
-        })
+        let metrics = match &s.metrics {
+            Some(t) => format!("{} every {} ms", crate::export::describe(t), s.metric_interval.as_millis()),
+            None => "Prometheus /metrics only".to_owned(),
+        };
+        let propagators: Vec<&str> = s.propagators.iter().map(|p| p.name()).collect();
+        tracing::info!(
+            target: "sightline_sdk::init",
+            service = %s.service_name,
+            "telemetry for {}: traces -> {traces}; metrics -> {metrics}; propagators: {}",
+            s.service_name,
+            if propagators.is_empty() { "none".to_owned() } else { propagators.join(",") },
+        );
     }
 
     fn install_globals(&self) -> Result<(), Error> {
         let i = &self.inner;
-        opentelemetry::global::set_text_map_propagator(TextMapCompositePropagator::new(vec![
-            Box::new(TraceContextPropagator::new()),
-            Box::new(BaggagePropagator::new()),
-        ]));
+        opentelemetry::global::set_text_map_propagator(crate::propagators::composite(
+            &i.settings.propagators,
+        ));
         if let Some(p) = &i.tracer_provider {
             opentelemetry::global::set_tracer_provider(p.clone());
         }
@@ -316,13 +353,20 @@ impl Telemetry {
             .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
         let otel = i.tracer.clone().map(|t| tracing_opentelemetry::layer().with_tracer(t));
         let (json, text) = if i.settings.json_logs {
-            (Some(crate::logs::JsonLayer::new(i.settings.service_name.clone(), std::io::stderr)), None)
+            (
+                Some(
+                    crate::logs::JsonLayer::new(i.settings.service_name.clone(), std::io::stderr)
+                        .with_shape(i.settings.log_shape),
+                ),
+                None,
+            )
         } else {
             (None, Some(tracing_subscriber::fmt::layer().with_writer(std::io::stderr)))
         };
         tracing_subscriber::registry()
             .with(filter)
             .with(otel)
+            .with(crate::logs::SpanEventsLayer)
             .with(json)
             .with(text)
             .try_init()
@@ -362,7 +406,8 @@ impl Telemetry {
 
     /// Writes `cx` (span and baggage) into a carrier.
     pub fn inject(&self, cx: &Context, carrier: &mut dyn opentelemetry::propagation::Injector) {
-        self.inner.propagator.inject_context(cx, carrier);
+        // A handler's changed baggage travels on (crate::baggage).
+        self.inner.propagator.inject_context(&crate::baggage::effective(cx), carrier);
     }
 
     /// Reads a context (remote parent and baggage) from a carrier, on top

@@ -97,14 +97,33 @@ impl Operation {
 
     /// A `process {destination}` CONSUMER span, child of `parent` (the
     /// context extracted from the message: its span and baggage).
+    ///
+    /// The handler's baggage is live: `CurrentBaggage` changes made while
+    /// it runs travel on with what it sends ([`crate::baggage`]). A
+    /// message that carried no trace context gets a `create {destination}`
+    /// span as its parent, so its processing is not a root without origin.
     pub fn process(telemetry: &Telemetry, system: &str, destination: &str, parent: &Context) -> Operation {
+        let parent = if parent.span().span_context().is_valid() {
+            parent.clone()
+        } else {
+            let created = crate::spans::start(
+                telemetry,
+                format!("create {destination}"),
+                SpanKind::Producer,
+                parent,
+                attrs(system, destination, "create", "create"),
+            );
+            created.span().end();
+            created
+        };
         let cx = crate::spans::start(
             telemetry,
             format!("process {destination}"),
             SpanKind::Consumer,
-            parent,
+            &parent,
             attrs(system, destination, "process", "process"),
-        );
+        )
+        .with_value(crate::baggage::LiveBaggage::live());
         Operation::new(telemetry, cx, system, destination, "process")
     }
 
@@ -161,23 +180,23 @@ impl Operation {
 
     /// Ends the span: ERROR with the exception when `result` is an error; counts it.
     pub fn end<T, E: Display>(mut self, result: &Result<T, E>) {
-        self.finish(result.as_ref().err().map(|e| e as &dyn Display));
+        if let Err(e) = result {
+            crate::spans::record_exception(&self.cx.span(), e);
+        }
+        self.finish(result.is_ok());
     }
 
-    fn finish(&mut self, err: Option<&dyn Display>) {
+    fn finish(&mut self, ok: bool) {
         if self.ended {
             return;
         }
         self.ended = true;
-        if let Some(e) = err {
-            crate::spans::record_exception(&self.cx.span(), e);
-        }
         self.cx.span().end();
         self.telemetry.metrics().record_message(
             &self.system,
             self.operation,
             &self.destination,
-            err.is_none(),
+            ok,
             self.started.elapsed().as_secs_f64(),
         );
     }
@@ -189,7 +208,11 @@ impl Operation {
         E: Display,
     {
         let result = fut.with_context(self.cx.clone()).await;
-        self.finish(result.as_ref().err().map(|e| e as &dyn Display));
+        if let Err(e) = &result {
+            // Typed here: `exception.type` names E, not `dyn Display`.
+            crate::spans::record_exception(&self.cx.span(), e);
+        }
+        self.finish(result.is_ok());
         result
     }
 }

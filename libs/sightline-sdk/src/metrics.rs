@@ -8,6 +8,7 @@ use opentelemetry::KeyValue;
 use opentelemetry::metrics::{Counter as OtelCounter, Histogram as OtelHistogram, Meter};
 use prometheus_client::encoding::EncodeLabelSet;
 use prometheus_client::metrics::counter::Counter;
+use prometheus_client::metrics::exemplar::HistogramWithExemplars;
 use prometheus_client::metrics::family::Family;
 use prometheus_client::metrics::histogram::Histogram;
 use prometheus_client::registry::{Metric, Registry};
@@ -82,8 +83,32 @@ struct EventLabels {
 
 type Hist<L> = Family<L, Histogram, fn() -> Histogram>;
 
+/// Label pairs of a family whose labels are given at run time.
+pub(crate) type Labels = Vec<(&'static str, String)>;
+/// An exemplar's labels: `trace_id`.
+pub(crate) type Exemplar = Vec<(&'static str, String)>;
+/// A histogram whose buckets remember the trace of their last observation.
+pub(crate) type ExemplarHistogram = HistogramWithExemplars<Exemplar>;
+
+const SECONDS_BUCKETS: [f64; 14] =
+    [0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0];
+
 fn seconds_histogram() -> Histogram {
-    Histogram::new([0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0])
+    Histogram::new(SECONDS_BUCKETS)
+}
+
+pub(crate) fn exemplar_histogram() -> ExemplarHistogram {
+    HistogramWithExemplars::new(SECONDS_BUCKETS.into_iter())
+}
+
+/// The current span's trace id as an exemplar, if it is sampled (an
+/// exemplar should point at a trace the backend has).
+pub(crate) fn current_exemplar() -> Option<Exemplar> {
+    use opentelemetry::trace::TraceContextExt as _;
+    let cx = opentelemetry::Context::current();
+    let span = cx.span();
+    let sc = span.span_context();
+    (sc.is_valid() && sc.is_sampled()).then(|| vec![("trace_id", sc.trace_id().to_string())])
 }
 
 fn hist<L: Clone + std::hash::Hash + Eq>() -> Hist<L> {
@@ -102,7 +127,7 @@ struct Otel {
 struct Inner {
     registry: Mutex<Registry>,
     http_requests: Family<HttpLabels, Counter>,
-    http_duration: Hist<RouteLabels>,
+    http_duration: Family<RouteLabels, ExemplarHistogram, fn() -> ExemplarHistogram>,
     client_requests: Family<ClientLabels, Counter>,
     client_duration: Hist<HostLabels>,
     db_ops: Family<DbLabels, Counter>,
@@ -154,16 +179,21 @@ fn status_str(ok: bool) -> String {
 }
 
 impl Metrics {
-    /// A registry with the built-in families; OTel instruments on `meter` if given.
-    pub(crate) fn new(meter: Option<Meter>) -> Metrics {
+    /// A registry with the built-in families; OTel instruments on `meter`
+    /// if given. `prefix` goes before the generic families' names except
+    /// the HTTP ones (`http_requests_total` is what every HTTP dashboard,
+    /// seed 001's included, queries).
+    pub(crate) fn new(meter: Option<Meter>, prefix: &str) -> Metrics {
         let mut registry = Registry::default();
+        let p = |name: &str| format!("{prefix}{name}");
         let http_requests = Family::<HttpLabels, Counter>::default();
         registry.register(
             "http_requests",
             "HTTP requests served, by method, route template and status",
             http_requests.clone(),
         );
-        let http_duration = hist::<RouteLabels>();
+        let http_duration: Family<RouteLabels, ExemplarHistogram, fn() -> ExemplarHistogram> =
+            Family::new_with_constructor(exemplar_histogram as fn() -> ExemplarHistogram);
         registry.register(
             "http_request_duration_seconds",
             "HTTP request latency in seconds, by method and route template",
@@ -183,39 +213,43 @@ impl Metrics {
         );
         let db_ops = Family::<DbLabels, Counter>::default();
         registry.register(
-            "db_operations",
+            p("db_operations"),
             "Database and cache operations, by system, operation and status",
             db_ops.clone(),
         );
         let db_duration = hist::<DbOpLabels>();
         registry.register(
-            "db_operation_duration_seconds",
+            p("db_operation_duration_seconds"),
             "Database and cache latency in seconds",
             db_duration.clone(),
         );
         let msg_ops = Family::<MsgLabels, Counter>::default();
         registry.register(
-            "messaging_operations",
+            p("messaging_operations"),
             "Messages published or processed, by system, operation, destination and status",
             msg_ops.clone(),
         );
         let msg_duration = hist::<MsgOpLabels>();
         registry.register(
-            "messaging_operation_duration_seconds",
+            p("messaging_operation_duration_seconds"),
             "Publish / process latency in seconds",
             msg_duration.clone(),
         );
         let tasks = Family::<TaskLabels, Counter>::default();
-        registry.register("background_tasks", "Background task runs, by task type and status", tasks.clone());
+        registry.register(
+            p("background_tasks"),
+            "Background task runs, by task type and status",
+            tasks.clone(),
+        );
         let task_duration = hist::<TaskTypeLabels>();
         registry.register(
-            "background_task_duration_seconds",
+            p("background_task_duration_seconds"),
             "Background task duration in seconds, by task type",
             task_duration.clone(),
         );
         let public = Family::<EventLabels, Counter>::default();
         registry.register(
-            "public_metrics",
+            p("public_metrics"),
             "Client (browser) metric events accepted by POST /api/v1/metrics",
             public.clone(),
         );
@@ -273,7 +307,13 @@ impl Metrics {
         }
     }
 
-    /// The Prometheus text exposition (OpenMetrics) of every metric.
+    /// The Prometheus text format 0.0.4 of every metric (what `curl`,
+    /// `promtool` and older scrapers read: no exemplars).
+    pub fn render_text(&self) -> String {
+        crate::exposition::to_text(&self.render())
+    }
+
+    /// The OpenMetrics exposition of every metric (with exemplars).
     pub fn render(&self) -> String {
         let mut out = String::new();
         if let Ok(r) = self.inner.registry.lock() {
@@ -295,7 +335,7 @@ impl Metrics {
             .inc();
         i.http_duration
             .get_or_create(&RouteLabels { method: method.to_owned(), endpoint: route.to_owned() })
-            .observe(secs);
+            .observe(secs, current_exemplar(), None);
         if let Some(o) = &i.otel {
             o.server.record(
                 secs,

@@ -96,7 +96,7 @@ fn finish<T>(
 ) {
     if let Err(e) = result {
         cx.span().set_attribute(KeyValue::new("error.type", format!("{:?}", e.kind())));
-        crate::spans::record_exception(&cx.span(), e);
+        crate::spans::record_error(&cx.span(), e);
     }
     cx.span().end();
     telemetry.metrics().record_db(SYSTEM, op, result.is_ok(), started.elapsed().as_secs_f64());

@@ -42,11 +42,13 @@ pub fn start(
 ) -> Context {
     match telemetry.tracer() {
         Some(tracer) => {
+            // A handler's changed baggage is the baggage of what it starts.
+            let parent = crate::baggage::effective(parent);
             let span = tracer
                 .span_builder(name)
                 .with_kind(kind)
                 .with_attributes(attributes)
-                .start_with_context(tracer, parent);
+                .start_with_context(tracer, &parent);
             parent.with_span(span)
         }
         None => parent.clone(),
@@ -54,17 +56,36 @@ pub fn start(
 }
 
 /// Records `err` on `span` the way the OTel exception convention says: an
-/// `exception` event with `exception.type` and `exception.message`, and
-/// status ERROR with the message.
+/// `exception` event with `exception.type` (the error's Rust type, e.g.
+/// `std::io::Error`, `anyhow::Error`), `exception.message`, and, when the
+/// error's alternate form shows more than its message (anyhow and eyre
+/// print their cause chain with `{:#}`), that chain as
+/// `exception.stacktrace`; status ERROR with the message. For a
+/// `std::error::Error` prefer [`record_error`], which walks `source()`.
 pub fn record_exception<E: Display + ?Sized>(span: &SpanRef<'_>, err: &E) {
     let message = err.to_string();
-    span.add_event(
-        "exception",
-        vec![
-            KeyValue::new("exception.type", std::any::type_name::<E>()),
-            KeyValue::new("exception.message", message.clone()),
-        ],
-    );
+    let alternate = format!("{err:#}");
+    let chain = (alternate != message).then_some(alternate);
+    exception_event(span, std::any::type_name::<E>(), message, chain);
+}
+
+/// [`record_exception`] for a `std::error::Error`: the whole `source()`
+/// chain goes to `exception.stacktrace` (`outer: cause: root`).
+pub fn record_error<E: std::error::Error + 'static>(span: &SpanRef<'_>, err: &E) {
+    let message = err.to_string();
+    let chain = err.source().map(|_| crate::logs::error_chain(err));
+    exception_event(span, std::any::type_name::<E>(), message, chain);
+}
+
+pub(crate) fn exception_event(span: &SpanRef<'_>, ty: &str, message: String, chain: Option<String>) {
+    let mut attrs = vec![
+        KeyValue::new("exception.type", ty.to_owned()),
+        KeyValue::new("exception.message", message.clone()),
+    ];
+    if let Some(c) = chain {
+        attrs.push(KeyValue::new("exception.stacktrace", c));
+    }
+    span.add_event("exception", attrs);
     span.set_status(Status::error(message));
 }
 

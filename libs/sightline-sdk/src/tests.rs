@@ -18,6 +18,14 @@ fn env(pairs: &[(&str, &str)]) -> impl Fn(&str) -> Option<String> + use<> {
     move |k| map.get(k).cloned()
 }
 
+/// The traces endpoint and protocol of OTLP settings.
+fn otlp(s: &Settings) -> (String, Protocol) {
+    match &s.exporter {
+        ExporterKind::Otlp(t) => (t.endpoint.clone(), t.protocol),
+        other => panic!("not OTLP: {other:?}"),
+    }
+}
+
 fn resolve(opts: Options, pairs: &[(&str, &str)]) -> Settings {
     Settings::resolve(&opts, env(pairs)).expect("valid settings")
 }
@@ -58,24 +66,15 @@ mod config {
                 ("OTEL_EXPORTER_OTLP_ENDPOINT", "http://other:4318"),
             ],
         );
-        assert_eq!(
-            s.exporter,
-            ExporterKind::Otlp { endpoint: "http://collector:4317".into(), protocol: Protocol::Grpc }
-        );
+        assert_eq!(otlp(&s), ("http://collector:4317".to_owned(), Protocol::Grpc));
     }
 
     #[test]
     fn otel_endpoint_defaults_to_http_protobuf_and_port_4317_to_grpc() {
         let s = resolve(Options::default(), &[("OTEL_EXPORTER_OTLP_ENDPOINT", "http://127.0.0.1:4318/")]);
-        assert_eq!(
-            s.exporter,
-            ExporterKind::Otlp { endpoint: "http://127.0.0.1:4318".into(), protocol: Protocol::HttpProtobuf }
-        );
+        assert_eq!(otlp(&s), ("http://127.0.0.1:4318/v1/traces".to_owned(), Protocol::HttpProtobuf));
         let s = resolve(Options::default(), &[("OTEL_EXPORTER_OTLP_ENDPOINT", "http://127.0.0.1:4317")]);
-        assert_eq!(
-            s.exporter,
-            ExporterKind::Otlp { endpoint: "http://127.0.0.1:4317".into(), protocol: Protocol::Grpc }
-        );
+        assert_eq!(otlp(&s), ("http://127.0.0.1:4317".to_owned(), Protocol::Grpc));
     }
 
     #[test]
@@ -89,7 +88,8 @@ mod config {
                 Options::default(),
                 &[("OTLP_ENDPOINT", "http://c:4317"), ("OTEL_EXPORTER_OTLP_PROTOCOL", name)],
             );
-            assert_eq!(s.exporter, ExporterKind::Otlp { endpoint: "http://c:4317".into(), protocol: p });
+            let url = if p == Protocol::Grpc { "http://c:4317" } else { "http://c:4317/v1/traces" };
+            assert_eq!(otlp(&s), (url.to_owned(), p));
         }
         let err = Settings::resolve(
             &Options::default(),
@@ -101,6 +101,168 @@ mod config {
             Settings::resolve(&Options::default(), env(&[("OTEL_EXPORTER_OTLP_ENDPOINT", "collector:4317")]))
                 .expect_err("no scheme");
         assert!(err.to_string().contains("http://"), "{err}");
+    }
+
+    #[test]
+    fn per_signal_endpoints_are_used_as_given_and_stand_alone() {
+        // The traces variable alone: traces over OTLP (not the console),
+        // metrics only on /metrics.
+        let s = resolve(
+            Options::new("svc"),
+            &[("OTEL_EXPORTER_OTLP_TRACES_ENDPOINT", "http://tempo:4318/custom/traces")],
+        );
+        assert_eq!(otlp(&s), ("http://tempo:4318/custom/traces".to_owned(), Protocol::HttpProtobuf));
+        assert_eq!(s.metrics, None);
+        // The base variable: /v1/traces and /v1/metrics appended; a
+        // per-signal protocol for metrics only.
+        let s = resolve(
+            Options::new("svc"),
+            &[
+                ("OTEL_EXPORTER_OTLP_ENDPOINT", "http://c:4318"),
+                ("OTEL_EXPORTER_OTLP_METRICS_ENDPOINT", "http://m:4317"),
+                ("OTEL_EXPORTER_OTLP_METRICS_PROTOCOL", "grpc"),
+            ],
+        );
+        assert_eq!(otlp(&s), ("http://c:4318/v1/traces".to_owned(), Protocol::HttpProtobuf));
+        let m = s.metrics.expect("metrics target");
+        assert_eq!((m.endpoint.as_str(), m.protocol), ("http://m:4317", Protocol::Grpc));
+        let s = resolve(Options::new("svc"), &[("OTEL_EXPORTER_OTLP_ENDPOINT", "http://c:4318")]);
+        assert_eq!(s.metrics.expect("metrics").endpoint, "http://c:4318/v1/metrics");
+    }
+
+    #[test]
+    fn headers_timeout_compression_and_tls_files() {
+        let s = resolve(
+            Options::new("svc").header("x-team", "auth"),
+            &[
+                ("OTEL_EXPORTER_OTLP_ENDPOINT", "https://c:4318"),
+                ("OTEL_EXPORTER_OTLP_HEADERS", "Authorization=Bearer%20abc,x-team=core"),
+                ("OTEL_EXPORTER_OTLP_TRACES_HEADERS", "x-tenant=acme"),
+                ("OTEL_EXPORTER_OTLP_TIMEOUT", "2500"),
+                ("OTEL_EXPORTER_OTLP_METRICS_TIMEOUT", "700"),
+                ("OTEL_EXPORTER_OTLP_COMPRESSION", "gzip"),
+                ("OTEL_EXPORTER_OTLP_CERTIFICATE", "/etc/ca.pem"),
+                ("OTEL_EXPORTER_OTLP_CLIENT_CERTIFICATE", "/etc/client.pem"),
+                ("OTEL_EXPORTER_OTLP_CLIENT_KEY", "/etc/client.key"),
+            ],
+        );
+        let ExporterKind::Otlp(t) = &s.exporter else { panic!("{:?}", s.exporter) };
+        assert_eq!(
+            t.headers,
+            vec![
+                ("Authorization".to_owned(), "Bearer abc".to_owned()),
+                ("x-tenant".to_owned(), "acme".to_owned()),
+                ("x-team".to_owned(), "auth".to_owned()),
+            ],
+            "code wins over the variables, the signal's over the generic one"
+        );
+        assert_eq!(t.timeout, std::time::Duration::from_millis(2500));
+        assert_eq!(t.compression, crate::Compression::Gzip);
+        assert_eq!(t.tls.certificate.as_deref(), Some(std::path::Path::new("/etc/ca.pem")));
+        assert_eq!(t.tls.client_key.as_deref(), Some(std::path::Path::new("/etc/client.key")));
+        let m = s.metrics.as_ref().expect("metrics");
+        assert_eq!(m.timeout, std::time::Duration::from_millis(700));
+        assert!(!m.headers.iter().any(|(k, _)| k == "x-tenant"), "traces headers stay on traces");
+        for (var, value, hidden) in [
+            ("OTEL_EXPORTER_OTLP_COMPRESSION", "zstd", false),
+            ("OTEL_EXPORTER_OTLP_TIMEOUT", "soon", false),
+            ("OTEL_EXPORTER_OTLP_HEADERS", "authorization", true),
+            ("OTEL_EXPORTER_OTLP_CLIENT_CERTIFICATE", "/c.pem", false),
+        ] {
+            let err = Settings::resolve(
+                &Options::new("svc"),
+                env(&[("OTEL_EXPORTER_OTLP_ENDPOINT", "http://c:4318"), (var, value)]),
+            )
+            .expect_err(var);
+            let msg = err.to_string();
+            assert!(msg.contains(var), "{msg}");
+            assert_eq!(msg.contains(value), !hidden, "header values are never echoed: {msg}");
+        }
+    }
+
+    #[test]
+    fn otel_sdk_disabled_and_propagators() {
+        let s = resolve(
+            Options::new("svc"),
+            &[("OTEL_SDK_DISABLED", "true"), ("OTEL_EXPORTER_OTLP_ENDPOINT", "http://c:4318")],
+        );
+        assert_eq!(s.exporter, ExporterKind::Disabled);
+        assert_eq!(s.metrics, None);
+        let s = resolve(Options::new("svc"), &[("OTEL_SDK_DISABLED", "false")]);
+        assert_eq!(s.exporter, ExporterKind::Console);
+        use crate::PropagatorKind::*;
+        assert_eq!(resolve(Options::new("svc"), &[]).propagators, vec![TraceContext, Baggage]);
+        assert_eq!(
+            resolve(Options::new("svc"), &[("OTEL_PROPAGATORS", "b3multi, jaeger,tracecontext,b3")])
+                .propagators,
+            vec![B3Multi, Jaeger, TraceContext, B3]
+        );
+        assert!(resolve(Options::new("svc"), &[("OTEL_PROPAGATORS", "none")]).propagators.is_empty());
+        let err = Settings::resolve(&Options::new("svc"), env(&[("OTEL_PROPAGATORS", "tracecontext,xray")]))
+            .expect_err("unknown propagator");
+        assert!(err.to_string().contains("xray"), "{err}");
+    }
+
+    #[test]
+    fn a_bad_setting_disables_its_signal_and_the_app_runs_on_unless_strict() {
+        let bad_sampler =
+            [("OTEL_TRACES_SAMPLER", "sometimes"), ("OTEL_EXPORTER_OTLP_ENDPOINT", "http://127.0.0.1:9")];
+        let guard = init_with_env(Options::new("svc").install_globals(false), env(&bad_sampler))
+            .expect("not strict: init succeeds");
+        assert!(!guard.is_enabled(), "traces off");
+        assert_eq!(guard.problems().len(), 1);
+        assert!(guard.problems()[0].to_string().contains("OTEL_TRACES_SAMPLER"));
+        assert!(guard.settings().metrics.is_some(), "metrics unaffected");
+        let err = init_with_env(Options::new("svc").install_globals(false).strict(true), env(&bad_sampler))
+            .expect_err("strict");
+        assert!(err.to_string().contains("OTEL_TRACES_SAMPLER"), "{err}");
+        let mut strict_env = bad_sampler.to_vec();
+        strict_env.push(("TELEMETRY_STRICT", "true"));
+        assert!(init_with_env(Options::new("svc").install_globals(false), env(&strict_env)).is_err());
+        // An unreadable CA file: found when the exporter is built.
+        let tls = [
+            ("OTEL_EXPORTER_OTLP_ENDPOINT", "https://127.0.0.1:9"),
+            ("OTEL_EXPORTER_OTLP_CERTIFICATE", "/nonexistent/ca.pem"),
+        ];
+        let guard = init_with_env(Options::new("svc").install_globals(false), env(&tls)).expect("runs on");
+        assert!(!guard.is_enabled());
+        assert!(
+            guard.problems().iter().any(|p| p.to_string().contains("/nonexistent/ca.pem")),
+            "{:?}",
+            guard.problems()
+        );
+        assert!(init_with_env(Options::new("svc").install_globals(false).strict(true), env(&tls)).is_err());
+    }
+
+    #[test]
+    fn grpc_outside_a_tokio_runtime_is_a_problem_not_a_panic() {
+        let guard = init_with_env(
+            Options::new("svc").install_globals(false),
+            env(&[("OTLP_ENDPOINT", "http://127.0.0.1:9")]),
+        )
+        .expect("runs on");
+        assert!(!guard.is_enabled());
+        assert!(guard.problems()[0].to_string().contains("Tokio runtime"), "{:?}", guard.problems());
+    }
+
+    #[test]
+    fn gzip_and_https_exporters_build() {
+        let rt = tokio::runtime::Runtime::new().expect("runtime");
+        let _g = rt.enter();
+        for protocol in ["grpc", "http/protobuf", "http/json"] {
+            let guard = init_with_env(
+                Options::new("svc").install_globals(false),
+                env(&[
+                    ("OTEL_EXPORTER_OTLP_ENDPOINT", "https://127.0.0.1:9"),
+                    ("OTEL_EXPORTER_OTLP_PROTOCOL", protocol),
+                    ("OTEL_EXPORTER_OTLP_COMPRESSION", "gzip"),
+                ]),
+            )
+            .expect("init");
+            assert!(guard.problems().is_empty(), "{protocol}: {:?}", guard.problems());
+            assert!(guard.is_enabled());
+            drop(guard);
+        }
     }
 
     #[test]
@@ -155,10 +317,7 @@ mod config {
             ],
         );
         assert_eq!(s.service_name, "from-code");
-        assert_eq!(
-            s.exporter,
-            ExporterKind::Otlp { endpoint: "http://code:4318".into(), protocol: Protocol::HttpJson }
-        );
+        assert_eq!(otlp(&s), ("http://code:4318/v1/traces".to_owned(), Protocol::HttpJson));
         assert!(s.resource.contains(&("deployment.environment".into(), "prod".into())));
     }
 
@@ -510,6 +669,78 @@ mod baggage {
         assert!(!none.contains_key("baggage"));
     }
 
+    #[tokio::test]
+    async fn baggage_changed_in_a_handler_travels_on_without_attach() {
+        let (t, exp) = memory_with(Options::new("h").baggage_attributes(["tenant", "step"]), &[]);
+        let mut first = HashMap::new();
+        let cx = Baggage::new([("tenant", "acme"), ("hello", "world")]).context();
+        opentelemetry::context::FutureExt::with_context(
+            async {
+                let op = crate::messaging::Operation::publish(&t, "rabbitmq", "first");
+                op.inject(&mut first);
+                op.end(&Ok::<(), String>(()));
+            },
+            cx,
+        )
+        .await;
+        // The handler of "first" changes the baggage and publishes to "second".
+        let parent = t.extract(&first);
+        let second = crate::messaging::Operation::process(&t, "rabbitmq", "first", &parent)
+            .run(async {
+                let mut b = CurrentBaggage::current();
+                b.remove("hello");
+                b.set("step", "2");
+                // no attach: the next publish carries the change
+                let op = crate::messaging::Operation::publish(&t, "rabbitmq", "second");
+                let mut headers = HashMap::new();
+                op.inject(&mut headers);
+                op.end(&Ok::<(), String>(()));
+                Ok::<_, String>(headers)
+            })
+            .await
+            .expect("handler");
+        let seen = CurrentBaggage::from_headers(&second);
+        assert_eq!(seen.get("step"), Some("2"));
+        assert_eq!(seen.get("tenant"), Some("acme"));
+        assert_eq!(seen.get("hello"), None, "removed in the handler");
+        let done = spans(&exp);
+        let publish2 = done.iter().find(|s| s.name == "publish second").expect("publish span");
+        assert_eq!(attr_str(publish2, "step").as_deref(), Some("2"), "new spans see the change too");
+        // A clear in the handler stops the baggage downstream.
+        let third = crate::messaging::Operation::process(&t, "rabbitmq", "second", &t.extract(&second))
+            .run(async {
+                CurrentBaggage::current().clear();
+                let mut headers = HashMap::new();
+                crate::messaging::Operation::publish(&t, "rabbitmq", "third").inject(&mut headers);
+                Ok::<_, String>(headers)
+            })
+            .await
+            .expect("handler");
+        assert!(!third.contains_key("baggage"), "{third:?}");
+        assert!(third.contains_key("traceparent"));
+    }
+
+    #[tokio::test]
+    async fn a_message_without_context_gets_a_creation_span() {
+        let (t, exp) = memory("c");
+        crate::messaging::Operation::process(
+            &t,
+            "rabbitmq",
+            "orders",
+            &t.extract(&HashMap::<String, String>::new()),
+        )
+        .run(async { Ok::<_, String>(()) })
+        .await
+        .expect("ok");
+        let done = spans(&exp);
+        let create = done.iter().find(|s| s.name == "create orders").expect("creation span");
+        let process = done.iter().find(|s| s.name == "process orders").expect("process span");
+        assert_eq!(create.span_kind, SpanKind::Producer);
+        assert_eq!(attr_str(create, "messaging.operation.type").as_deref(), Some("create"));
+        assert_eq!(process.parent_span_id, create.span_context.span_id());
+        assert_eq!(process.span_context.trace_id(), create.span_context.trace_id());
+    }
+
     #[test]
     fn batch_merges_baggage_and_keeps_each_message_own() {
         let (t, exp) = memory("batch");
@@ -607,6 +838,77 @@ mod spans_and_tasks {
                 .any(|kv| kv.key.as_str() == "exception.message" && kv.value.as_str() == "disk full")
         );
         assert!(matches!(&inner.status, Status::Error { description } if description == "disk full"));
+    }
+
+    #[tokio::test]
+    async fn exceptions_carry_the_real_type_and_the_cause_chain() {
+        #[derive(Debug)]
+        struct Outer(std::io::Error);
+        impl std::fmt::Display for Outer {
+            fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                if f.alternate() {
+                    write!(f, "storing the order: {}", self.0)
+                } else {
+                    f.write_str("storing the order")
+                }
+            }
+        }
+        impl std::error::Error for Outer {
+            fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+                Some(&self.0)
+            }
+        }
+        let (t, exp) = memory("s");
+        let mut headers = HashMap::new();
+        crate::messaging::Operation::publish(&t, "nats", "orders").inject(&mut headers);
+        let parent = t.extract(&headers);
+        let r = crate::messaging::Operation::process(&t, "nats", "orders", &parent)
+            .run(async { Err::<(), _>(Outer(std::io::Error::other("disk full"))) })
+            .await;
+        assert!(r.is_err());
+        let cx = crate::spans::start(&t, "typed", SpanKind::Internal, &Context::new(), vec![]);
+        crate::spans::record_error(&cx.span(), &Outer(std::io::Error::other("disk full")));
+        cx.span().end();
+        let done = spans(&exp);
+        for name in ["process orders", "typed"] {
+            let s = done.iter().find(|s| s.name == name).expect(name);
+            let ev = s.events.iter().find(|e| e.name == "exception").expect("exception event");
+            let get = |k: &str| {
+                ev.attributes.iter().find(|kv| kv.key.as_str() == k).map(|kv| kv.value.as_str().into_owned())
+            };
+            let ty = get("exception.type").expect("type");
+            assert!(ty.ends_with("Outer") && !ty.contains("dyn"), "{name}: {ty}");
+            assert_eq!(get("exception.message").as_deref(), Some("storing the order"));
+            assert_eq!(
+                get("exception.stacktrace").as_deref(),
+                Some("storing the order: disk full"),
+                "{name}"
+            );
+        }
+    }
+
+    #[test]
+    fn warnings_inside_an_otel_span_become_span_events() {
+        use tracing_subscriber::layer::SubscriberExt as _;
+        let (t, exp) = memory("s");
+        let subscriber = tracing_subscriber::registry().with(crate::logs::SpanEventsLayer);
+        let cx = crate::spans::start(&t, "req", SpanKind::Server, &Context::new(), vec![]);
+        tracing::subscriber::with_default(subscriber, || {
+            tracing::warn!("outside any span: dropped");
+            let _g = cx.clone().attach();
+            tracing::info!("info: not an event");
+            tracing::warn!(key = "orders:acme", attempt = 2, "cache unavailable");
+            tracing::error!("giving up");
+        });
+        cx.span().end();
+        let s = spans(&exp).remove(0);
+        let names: Vec<&str> = s.events.iter().map(|e| e.name.as_ref()).collect();
+        assert_eq!(names, vec!["cache unavailable", "giving up"]);
+        let ev = &s.events.iter().next().expect("event");
+        let get = |k: &str| ev.attributes.iter().find(|kv| kv.key.as_str() == k).map(|kv| kv.value.clone());
+        assert_eq!(get("level"), Some(Value::from("WARN")));
+        assert_eq!(get("key"), Some(Value::from("orders:acme")));
+        assert_eq!(get("attempt"), Some(Value::I64(2)));
     }
 
     #[tokio::test]
@@ -847,7 +1149,7 @@ mod server {
     async fn a_server_span_per_request_named_by_route_continuing_the_caller() {
         let (t, exp) = memory("orders");
         let app = app(&t);
-        let req = Request::get("/orders/42?x=1")
+        let req = Request::get("/orders/42?x=1&access_token=abc&Signature=zz&code=")
             .header("traceparent", "00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01")
             .header("baggage", "tenant=acme")
             .header("user-agent", "test/1")
@@ -868,7 +1170,11 @@ mod server {
         assert_eq!(attr_str(s, "http.request.method").as_deref(), Some("GET"));
         assert_eq!(attr_str(s, "http.route").as_deref(), Some("/orders/{id}"));
         assert_eq!(attr_str(s, "url.path").as_deref(), Some("/orders/42"));
-        assert_eq!(attr_str(s, "url.query").as_deref(), Some("x=1"));
+        assert_eq!(
+            attr_str(s, "url.query").as_deref(),
+            Some("x=1&access_token=REDACTED&Signature=REDACTED&code="),
+            "secret values redacted"
+        );
         assert_eq!(attr_str(s, "user_agent.original").as_deref(), Some("test/1"));
         assert_eq!(attr(s, "http.response.status_code"), Some(&Value::I64(200)));
         assert_eq!(s.status, Status::Unset);
@@ -917,6 +1223,40 @@ mod server {
             !metrics.contains(r#"endpoint="/health""#) && !metrics.contains(r#"endpoint="/metrics""#),
             "{metrics}"
         );
+    }
+
+    #[tokio::test]
+    async fn work_under_an_excluded_route_starts_no_trace() {
+        let (t, exp) = memory("orders");
+        let t2 = t.clone();
+        let app = Router::new()
+            .route(
+                "/health",
+                get(move || {
+                    let t = t2.clone();
+                    // what a health check does: a traced dependency call
+                    async move {
+                        crate::spans::in_span(&t, "PING", async { Ok::<_, String>("ok") })
+                            .await
+                            .unwrap_or("down")
+                    }
+                }),
+            )
+            .layer(HttpServerLayer::new(&t));
+        for _ in 0..3 {
+            assert_eq!(call(&app, get_req("/health")).await, (StatusCode::OK, "ok".to_owned()));
+        }
+        let names: Vec<_> = spans(&exp).iter().map(|s| s.name.clone()).collect();
+        assert!(names.is_empty(), "no span from a probe's work: {names:?}");
+        // outside the excluded route the same work is traced
+        let cx = crate::spans::start(&t, "req", SpanKind::Server, &Context::new(), vec![]);
+        opentelemetry::context::FutureExt::with_context(
+            crate::spans::in_span(&t, "PING", async { Ok::<_, String>(()) }),
+            cx.clone(),
+        )
+        .await
+        .expect("ok");
+        assert_eq!(spans(&exp).len(), 1);
     }
 
     #[tokio::test]
@@ -1013,6 +1353,20 @@ mod server {
         )
         .await;
         assert_eq!(body, "acme", "baggage crossed the wire");
+        let quiet = opentelemetry::context::FutureExt::with_context(
+            async {
+                let resp = client
+                    .send_without_baggage(
+                        client.inner().post(format!("http://{addr}/echo?api_key=k1&page=2")),
+                    )
+                    .await
+                    .expect("send");
+                resp.text().await.expect("text")
+            },
+            crate::baggage::Baggage::new([("tenant", "acme")]).context(),
+        )
+        .await;
+        assert_eq!(quiet, "none", "no baggage on an opted-out request");
         let resp =
             client.send(client.inner().get(format!("http://user:pw@{addr}/fail"))).await.expect("send");
         assert_eq!(resp.status(), 503);
@@ -1023,6 +1377,14 @@ mod server {
         let c = spans(&client_exp);
         let s = spans(&server_exp);
         let post_client = c.iter().find(|x| x.name == "POST").expect("client span");
+        let opted_out = c
+            .iter()
+            .find(|x| attr_str(x, "url.full").is_some_and(|u| u.contains("page=2")))
+            .expect("opted-out span");
+        assert_eq!(
+            attr_str(opted_out, "url.full").as_deref(),
+            Some(format!("http://{addr}/echo?api_key=REDACTED&page=2").as_str())
+        );
         let post_server = s.iter().find(|x| x.name == "POST /echo").expect("server span");
         assert_eq!(post_client.span_kind, SpanKind::Client);
         assert_eq!(post_server.parent_span_id, post_client.span_context.span_id());
@@ -1123,6 +1485,75 @@ mod logs {
     }
 
     #[test]
+    fn the_seed_shape_by_default_and_the_extended_one_as_an_option() {
+        #[derive(Debug)]
+        struct Root;
+        impl std::fmt::Display for Root {
+            fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                f.write_str("connection refused")
+            }
+        }
+        impl std::error::Error for Root {}
+        #[derive(Debug)]
+        struct Outer(Root);
+        impl std::fmt::Display for Outer {
+            fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                f.write_str("loading the session")
+            }
+        }
+        impl std::error::Error for Outer {
+            fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+                Some(&self.0)
+            }
+        }
+        let emit = |shape: crate::logs::LogShape| {
+            let buf = Buf::default();
+            let b2 = buf.clone();
+            let layer = crate::logs::JsonLayer::new("gw", move || b2.clone()).with_shape(shape);
+            tracing::subscriber::with_default(tracing_subscriber::registry().with(layer), || {
+                let e = Outer(Root);
+                tracing::warn!(
+                    error = &e as &(dyn std::error::Error + 'static),
+                    tenant = "acme",
+                    "lookup failed"
+                );
+                tracing::error!(error = %"plain text", "boom");
+            });
+            (lines(&buf), String::from_utf8(buf.0.lock().expect("buf").clone()).expect("utf8"))
+        };
+        let (seed, raw) = emit(crate::logs::LogShape::Seed);
+        assert_eq!(seed[0]["level"], "WARNING", "loguru's level name");
+        assert_eq!(seed[0]["exception"], "loading the session: connection refused", "the whole chain");
+        assert_eq!(seed[0]["tenant"], "acme");
+        assert!(seed[0].get("target").is_none() && seed[0].get("error").is_none(), "{}", seed[0]);
+        assert_eq!(seed[1]["exception"], "plain text");
+        let first = raw.lines().next().expect("line");
+        let keys: Vec<&str> =
+            ["timestamp", "level", "service", "message", "trace_id", "span_id", "exception"].to_vec();
+        let mut at = 0;
+        for k in keys {
+            let pos = first.find(&format!("\"{k}\":")).unwrap_or_else(|| panic!("{k} in {first}"));
+            assert!(pos >= at, "seed key order: {first}");
+            at = pos;
+        }
+        let (ext, _) = emit(crate::logs::LogShape::Extended);
+        assert_eq!(ext[0]["level"], "WARN");
+        assert!(ext[0]["target"].is_string());
+        assert_eq!(ext[0]["error"], "loading the session: connection refused");
+        assert!(ext[0].get("exception").is_none());
+    }
+
+    #[test]
+    fn log_format_variable_picks_the_shape() {
+        use crate::logs::LogShape;
+        assert_eq!(resolve(Options::new("s"), &[]).log_shape, LogShape::Seed);
+        let s = resolve(Options::new("s"), &[("LOG_FORMAT", "json-extended")]);
+        assert!(s.json_logs);
+        assert_eq!(s.log_shape, LogShape::Extended);
+        assert!(!resolve(Options::new("s"), &[("LOG_FORMAT", "text")]).json_logs);
+    }
+
+    #[test]
     fn rfc3339() {
         let t = std::time::UNIX_EPOCH + std::time::Duration::from_micros(1_700_000_000_123_456);
         assert_eq!(crate::logs::rfc3339(t), "2023-11-14T22:13:20.123456Z");
@@ -1150,5 +1581,280 @@ fn no_dependency_on_internal_crates() {
                 || l.starts_with("license"),
             "workspace-inherited dependency: {l}"
         );
+    }
+}
+
+mod propagators {
+    use super::*;
+    use crate::{B3Encoding, B3Propagator, JaegerPropagator};
+    use opentelemetry::baggage::BaggageExt as _;
+    use opentelemetry::propagation::TextMapPropagator as _;
+
+    fn carrier(pairs: &[(&str, &str)]) -> HashMap<String, String> {
+        pairs.iter().map(|(k, v)| ((*k).to_owned(), (*v).to_owned())).collect()
+    }
+
+    fn ids(cx: &Context) -> (String, String, bool, bool) {
+        let span = cx.span();
+        let sc = span.span_context();
+        (sc.trace_id().to_string(), sc.span_id().to_string(), sc.is_sampled(), sc.is_remote())
+    }
+
+    #[test]
+    fn b3_single_header_per_the_b3_spec() {
+        let p = B3Propagator::new(B3Encoding::Single);
+        let cx = p.extract(&carrier(&[(
+            "b3",
+            "80f198ee56343ba864fe8b2a57d3eff7-e457b5a2e4d86bd1-1-05e3ac9a4f6e3b90",
+        )]));
+        assert_eq!(
+            ids(&cx),
+            ("80f198ee56343ba864fe8b2a57d3eff7".into(), "e457b5a2e4d86bd1".into(), true, true)
+        );
+        // 64-bit trace id, debug flag
+        let cx = p.extract(&carrier(&[("b3", "a3ce929d0e0e4736-e457b5a2e4d86bd1-d")]));
+        assert_eq!(ids(&cx).0, "0000000000000000a3ce929d0e0e4736");
+        assert!(ids(&cx).2, "debug means sampled");
+        let cx = p.extract(&carrier(&[("b3", "a3ce929d0e0e4736-e457b5a2e4d86bd1-0")]));
+        assert!(!ids(&cx).2);
+        for bad in ["0", "1", "xyz-e457b5a2e4d86bd1-1", "a3ce929d0e0e4736-0000000000000000-1", "a-b-c-d-e"] {
+            let cx = p.extract(&carrier(&[("b3", bad)]));
+            assert!(!cx.span().span_context().is_valid(), "{bad}");
+        }
+        // injection writes the single header only
+        let mut out = HashMap::new();
+        p.inject_context(&cx_from(&p, "80f198ee56343ba864fe8b2a57d3eff7-e457b5a2e4d86bd1-1"), &mut out);
+        assert_eq!(out, carrier(&[("b3", "80f198ee56343ba864fe8b2a57d3eff7-e457b5a2e4d86bd1-1")]));
+    }
+
+    fn cx_from(p: &B3Propagator, b3: &str) -> Context {
+        p.extract(&carrier(&[("b3", b3)]))
+    }
+
+    #[test]
+    fn b3_multi_headers_and_fallback_from_single() {
+        let multi = B3Propagator::new(B3Encoding::Multi);
+        let headers = carrier(&[
+            ("x-b3-traceid", "463ac35c9f6413ad48485a3953bb6124"),
+            ("x-b3-spanid", "a2fb4a1d1a96d312"),
+            ("x-b3-sampled", "0"),
+        ]);
+        let cx = multi.extract(&headers);
+        assert_eq!(
+            ids(&cx),
+            ("463ac35c9f6413ad48485a3953bb6124".into(), "a2fb4a1d1a96d312".into(), false, true)
+        );
+        let mut out = HashMap::new();
+        multi.inject_context(&cx, &mut out);
+        assert_eq!(out, headers);
+        // the single-header propagator reads multi headers too; X-B3-Flags: 1 is debug
+        let single = B3Propagator::new(B3Encoding::Single);
+        let mut h = headers.clone();
+        h.insert("x-b3-flags".into(), "1".into());
+        assert!(ids(&single.extract(&h)).2);
+        // over real HTTP headers (case-insensitive)
+        let mut hm = http::HeaderMap::new();
+        hm.insert("X-B3-TraceId", "463ac35c9f6413ad48485a3953bb6124".parse().expect("v"));
+        hm.insert("X-B3-SpanId", "a2fb4a1d1a96d312".parse().expect("v"));
+        let cx = multi.extract(&crate::propagation::HeaderExtractor(&hm));
+        assert!(ids(&cx).2, "no sampling header: accept");
+    }
+
+    #[test]
+    fn jaeger_uber_trace_id_and_baggage() {
+        let p = JaegerPropagator::new();
+        let cx = p.extract(&carrier(&[
+            ("uber-trace-id", "463ac35c9f6413ad48485a3953bb6124%3Aa2fb4a1d1a96d312%3A0%3A1"),
+            ("uberctx-tenant", "acme%20corp"),
+        ]));
+        assert_eq!(
+            ids(&cx),
+            ("463ac35c9f6413ad48485a3953bb6124".into(), "a2fb4a1d1a96d312".into(), true, true)
+        );
+        assert_eq!(cx.baggage().get("tenant").map(|v| v.as_str().to_owned()).as_deref(), Some("acme corp"));
+        let cx2 = p.extract(&carrier(&[("uber-trace-id", "a3ce929d0e0e4736:e457b5a2e4d86bd1:0:0")]));
+        assert_eq!(ids(&cx2).0, "0000000000000000a3ce929d0e0e4736");
+        assert!(!ids(&cx2).2);
+        for bad in ["x:y:0:1", "463ac35c9f6413ad:0:0:1", "1:2:3"] {
+            assert!(
+                !p.extract(&carrier(&[("uber-trace-id", bad)])).span().span_context().is_valid(),
+                "{bad}"
+            );
+        }
+        let mut out = HashMap::new();
+        p.inject_context(&cx, &mut out);
+        assert_eq!(out["uber-trace-id"], "463ac35c9f6413ad48485a3953bb6124:a2fb4a1d1a96d312:0:1");
+        assert_eq!(out["uberctx-tenant"], "acme%20corp");
+    }
+
+    #[test]
+    fn otel_propagators_choose_what_a_handle_injects() {
+        let (t, _exp) = memory_with(Options::new("p"), &[("OTEL_PROPAGATORS", "b3multi,jaeger")]);
+        let cx = crate::spans::start(&t, "s", SpanKind::Client, &Context::new(), vec![]);
+        let mut out = HashMap::new();
+        t.inject(&cx, &mut out);
+        let mut keys: Vec<&str> = out.keys().map(String::as_str).collect();
+        keys.sort_unstable();
+        assert_eq!(keys, vec!["uber-trace-id", "x-b3-sampled", "x-b3-spanid", "x-b3-traceid"]);
+        let back = t.extract(&out);
+        assert_eq!(back.span().span_context().span_id(), cx.span().span_context().span_id());
+    }
+}
+
+mod export_reports {
+    use std::time::{Duration, Instant};
+
+    use crate::export::{Report, Reporter, WARN_EVERY};
+    use opentelemetry_sdk::error::OTelSdkError;
+
+    #[test]
+    fn first_failure_then_at_most_one_warning_per_interval_then_recovery() {
+        let r = Reporter::new("traces", "http://c:4318/v1/traces");
+        let t0 = Instant::now();
+        let fail = Err(OTelSdkError::InternalFailure("connection refused".into()));
+        assert_eq!(r.record(&Ok(()), t0), None, "success is quiet");
+        assert!(matches!(
+            r.record(&fail, t0),
+            Some(Report::Failing { reason, suppressed: 0 }) if reason.contains("connection refused")
+        ));
+        assert_eq!(r.record(&fail, t0 + Duration::from_secs(1)), None);
+        assert_eq!(r.record(&fail, t0 + Duration::from_secs(2)), None);
+        assert!(matches!(r.record(&fail, t0 + WARN_EVERY), Some(Report::Failing { suppressed: 2, .. })));
+        assert_eq!(r.record(&Ok(()), t0 + WARN_EVERY), Some(Report::Recovered { failures: 4 }));
+        assert_eq!(r.record(&Ok(()), t0 + WARN_EVERY), None);
+        assert!(matches!(r.record(&fail, t0 + WARN_EVERY), Some(Report::Failing { suppressed: 0, .. })));
+    }
+}
+
+mod export_logging {
+    use super::*;
+    use opentelemetry_sdk::trace::SpanExporter as _;
+    use tracing_subscriber::layer::SubscriberExt as _;
+
+    #[derive(Clone, Default)]
+    struct Buf(Arc<Mutex<Vec<u8>>>);
+
+    impl std::io::Write for Buf {
+        fn write(&mut self, b: &[u8]) -> std::io::Result<usize> {
+            self.0.lock().map_err(|_| std::io::Error::other("poisoned"))?.extend_from_slice(b);
+            Ok(b.len())
+        }
+        fn flush(&mut self) -> std::io::Result<()> {
+            Ok(())
+        }
+    }
+
+    impl Buf {
+        fn lines(&self) -> Vec<serde_json::Value> {
+            String::from_utf8(self.0.lock().expect("buf").clone())
+                .expect("utf8")
+                .lines()
+                .map(|l| serde_json::from_str(l).expect("json line"))
+                .collect()
+        }
+    }
+
+    fn closed_port() -> u16 {
+        // bound then released: nothing listens there during the test
+        std::net::TcpListener::bind("127.0.0.1:0").expect("bind").local_addr().expect("addr").port()
+    }
+
+    #[test]
+    fn init_says_where_each_signal_goes_without_header_values() {
+        let buf = Buf::default();
+        let b2 = buf.clone();
+        let subscriber =
+            tracing_subscriber::registry().with(crate::logs::JsonLayer::new("svc", move || b2.clone()));
+        let guard = tracing::subscriber::with_default(subscriber, || {
+            init_with_env(
+                Options::new("svc").install_globals(false),
+                env(&[
+                    ("OTEL_EXPORTER_OTLP_ENDPOINT", "http://127.0.0.1:4318"),
+                    ("OTEL_EXPORTER_OTLP_HEADERS", "authorization=Bearer%20s3cr3t"),
+                    ("OTEL_EXPORTER_OTLP_COMPRESSION", "gzip"),
+                ]),
+            )
+            .expect("init")
+        });
+        let lines = buf.lines();
+        let line =
+            lines.iter().find(|l| l["message"].as_str().is_some_and(|m| m.starts_with("telemetry for svc")));
+        let msg = line.expect("an init line")["message"].as_str().expect("message").to_owned();
+        assert!(
+            msg.contains("traces -> OTLP http/protobuf to http://127.0.0.1:4318/v1/traces, gzip"),
+            "{msg}"
+        );
+        assert!(msg.contains("metrics -> OTLP http/protobuf to http://127.0.0.1:4318/v1/metrics"), "{msg}");
+        assert!(msg.contains("headers authorization"), "{msg}");
+        assert!(!msg.contains("s3cr3t"), "header values are secrets: {msg}");
+        assert!(msg.contains("propagators: tracecontext,baggage"), "{msg}");
+        drop(guard);
+    }
+
+    #[test]
+    fn a_bad_setting_is_logged_as_an_error() {
+        let buf = Buf::default();
+        let b2 = buf.clone();
+        let subscriber =
+            tracing_subscriber::registry().with(crate::logs::JsonLayer::new("svc", move || b2.clone()));
+        let _guard = tracing::subscriber::with_default(subscriber, || {
+            init_with_env(
+                Options::new("svc").install_globals(false),
+                env(&[("OTEL_TRACES_SAMPLER_ARG", "2"), ("OTEL_TRACES_SAMPLER", "traceidratio")]),
+            )
+            .expect("runs on")
+        });
+        let lines = buf.lines();
+        let err = lines.iter().find(|l| l["level"] == "ERROR").expect("an error line");
+        assert!(err["message"].as_str().is_some_and(|m| m.contains("OTEL_TRACES_SAMPLER_ARG")), "{err}");
+        let info = lines.iter().find(|l| l["level"] == "INFO").expect("the init line");
+        assert!(
+            info["message"].as_str().is_some_and(|m| m.contains("traces -> off (see the error above)")),
+            "{info}"
+        );
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_failing_export_is_warned_about_once_with_the_reason() {
+        let (t, exp) = memory("svc");
+        crate::spans::start(&t, "s", SpanKind::Internal, &Context::new(), vec![]).span().end();
+        let batch = spans(&exp);
+        for protocol in [Protocol::HttpProtobuf, Protocol::Grpc] {
+            let port = closed_port();
+            let base = format!("http://127.0.0.1:{port}");
+            let target = crate::OtlpTarget {
+                endpoint: if protocol == Protocol::Grpc { base.clone() } else { format!("{base}/v1/traces") },
+                protocol,
+                headers: vec![],
+                timeout: std::time::Duration::from_secs(5),
+                compression: crate::Compression::None,
+                tls: crate::Tls::default(),
+            };
+            let exporter = crate::export::ReportingSpanExporter {
+                inner: crate::export::span_exporter(&target).expect("exporter"),
+                reporter: crate::export::Reporter::new("traces", target.endpoint.clone()),
+            };
+            let buf = Buf::default();
+            let b2 = buf.clone();
+            let subscriber =
+                tracing_subscriber::registry().with(crate::logs::JsonLayer::new("svc", move || b2.clone()));
+            let _scope = tracing::subscriber::set_default(subscriber);
+            assert!(exporter.export(batch.clone()).await.is_err(), "nothing listens on {port}");
+            assert!(exporter.export(batch.clone()).await.is_err());
+            let warnings: Vec<_> = buf
+                .lines()
+                .into_iter()
+                .filter(|l| l["message"].as_str().is_some_and(|m| m.starts_with("exporting")))
+                .collect();
+            assert_eq!(warnings.len(), 1, "{protocol:?}: one warning for two failures: {warnings:?}");
+            let w = &warnings[0];
+            assert!(matches!(w["level"].as_str(), Some("WARN" | "WARNING")), "{w}");
+            let msg = w["message"].as_str().expect("message");
+            assert!(msg.starts_with(&format!("exporting traces to {}", target.endpoint)), "{msg}");
+            assert!(
+                msg.len() > format!("exporting traces to {} failed: ", target.endpoint).len(),
+                "a reason: {msg}"
+            );
+        }
     }
 }

@@ -1,153 +1,157 @@
-//! The AMQP carrier against a real RabbitMQ: a message published with
-//! `messaging::Operation` and `AmqpInjector` through `rabbitmq-server`
-//! (Debian package, started on free ports with its own epmd and data
-//! directory) and consumed with lapin continues the trace and carries the
-//! baggage. Spans are checked with the SDK's in-memory exporter.
+//! The SDK's RabbitMQ wrappers (`sightline_sdk::rabbitmq`, on lapin)
+//! against a real `rabbitmq-server`: a message published under baggage
+//! continues its trace in the consumer with the messaging attributes; the
+//! consumer changes the baggage and publishes on (no re-attach), and the
+//! next consumer sees the change; a message published without any context
+//! gets a creation span. Spans are checked with the in-memory exporter.
 
-use std::process::Command;
 use std::time::Duration;
 
 use futures_util::StreamExt as _;
 use lapin::options::{BasicAckOptions, BasicConsumeOptions, BasicPublishOptions, QueueDeclareOptions};
 use lapin::types::FieldTable;
 use lapin::{BasicProperties, Connection, ConnectionProperties};
-use opentelemetry_sdk::trace::InMemorySpanExporter;
+use opentelemetry_sdk::trace::{InMemorySpanExporter, SpanData};
 use sightline_sdk::baggage::{Baggage, CurrentBaggage};
-use sightline_sdk::messaging::Operation;
 use sightline_sdk::opentelemetry::context::FutureExt as _;
-use sightline_sdk::opentelemetry::propagation::Extractor as _;
-use sightline_sdk::opentelemetry::trace::{SpanKind, TraceContextExt as _};
-use sightline_sdk::propagation::{AmqpExtractor, AmqpInjector};
-use sightline_sdk::{Options, init_with_env};
+use sightline_sdk::opentelemetry::trace::SpanKind;
+use sightline_sdk::{Options, init_with_env, rabbitmq};
 
-use crate::harness::{Proc, free_port, server_binary, wait_port};
+use crate::harness::RabbitMq;
+
+fn attr(span: &SpanData, key: &str) -> Option<String> {
+    span.attributes.iter().find(|kv| kv.key.as_str() == key).map(|kv| kv.value.as_str().into_owned())
+}
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn rabbitmq_carries_trace_context_and_baggage() {
-    // The broker script itself: /usr/sbin/rabbitmq-server is a wrapper that
-    // switches to the `rabbitmq` user, which cannot use our temp dir.
-    let direct = std::path::PathBuf::from("/usr/lib/rabbitmq/bin/rabbitmq-server");
-    let rabbit = if direct.is_file() { direct } else { server_binary("rabbitmq-server") };
-    let epmd = server_binary("epmd");
+async fn rabbitmq_wrappers_carry_context_ids_and_live_baggage() {
     let dir = tempfile::tempdir().expect("tempdir");
-    let d = dir.path();
-    {
-        use std::os::unix::fs::PermissionsExt as _;
-        // in case the broker runs as another user after all
-        std::fs::set_permissions(d, std::fs::Permissions::from_mode(0o777)).expect("chmod temp dir");
-    }
-    let (amqp_port, dist_port, epmd_port) = (free_port(), free_port(), free_port());
-    // Our own epmd on a free port, so nothing outlives the test.
-    let mut epmd = Proc::spawn("epmd", d, Command::new(epmd).args(["-port", &epmd_port.to_string()]));
-    wait_port(epmd_port, &mut epmd, Duration::from_secs(20)).await;
-    let node = format!("sightline{amqp_port}@localhost");
-    let mut server = Proc::spawn(
-        "rabbitmq",
-        d,
-        Command::new(rabbit)
-            .env("ERL_EPMD_PORT", epmd_port.to_string())
-            .env("RABBITMQ_NODE_IP_ADDRESS", "127.0.0.1")
-            .env("RABBITMQ_NODE_PORT", amqp_port.to_string())
-            .env("RABBITMQ_DIST_PORT", dist_port.to_string())
-            .env("RABBITMQ_NODENAME", &node)
-            .env("RABBITMQ_MNESIA_BASE", d.join("mnesia"))
-            .env("RABBITMQ_LOG_BASE", d.join("log"))
-            .env("RABBITMQ_ENABLED_PLUGINS_FILE", d.join("enabled_plugins"))
-            .env("RABBITMQ_PID_FILE", d.join("rabbit.pid")),
-    );
-    // Stops the broker however the test ends: the script stops the Erlang
-    // VM on TERM; the VM's own pid (from the pid file) is killed if it is
-    // still there after that.
-    struct Broker {
-        proc: Proc,
-        pid_file: std::path::PathBuf,
-        node: String,
-    }
-    impl Drop for Broker {
-        fn drop(&mut self) {
-            self.proc.terminate(Duration::from_secs(30));
-            let Ok(pid) = std::fs::read_to_string(&self.pid_file) else { return };
-            let pid = pid.trim();
-            // only if that pid is still our broker's VM
-            let cmdline = std::fs::read(format!("/proc/{pid}/cmdline")).unwrap_or_default();
-            if String::from_utf8_lossy(&cmdline).contains(&self.node) {
-                let _ = Command::new("kill").args(["-KILL", pid]).status();
-            }
-        }
-    }
-    let pid_file = d.join("rabbit.pid");
-    wait_port(amqp_port, &mut server, Duration::from_secs(90)).await;
-    let server = Broker { proc: server, pid_file, node: node.clone() };
-
+    let broker = RabbitMq::start(dir.path()).await;
     let exporter = InMemorySpanExporter::default();
     let telemetry = init_with_env(
         Options::new("amqp-test").span_exporter(exporter.clone()).install_globals(false),
         |_| None,
     )
     .expect("telemetry");
+    let t = telemetry.telemetry();
 
-    let uri = format!("amqp://guest:guest@127.0.0.1:{amqp_port}/%2f");
-    let conn = Connection::connect(&uri, ConnectionProperties::default()).await.expect("connect to rabbitmq");
+    let conn = Connection::connect(&broker.url(), ConnectionProperties::default()).await.expect("connect");
     let channel = conn.create_channel().await.expect("channel");
-    channel
-        .queue_declare("orders".into(), QueueDeclareOptions::default(), FieldTable::default())
-        .await
-        .expect("declare queue");
-
-    // Producer: a publish span under baggage tenant=acme, its context in the headers.
-    let publish = async {
-        let op = Operation::publish(&telemetry, "rabbitmq", "orders");
-        let mut headers = FieldTable::default();
-        op.inject(&mut AmqpInjector(&mut headers));
-        let producer_span = op.context().span().span_context().span_id();
-        let sent = op
-            .run(async {
-                channel
-                    .basic_publish(
-                        "".into(),
-                        "orders".into(),
-                        BasicPublishOptions::default(),
-                        b"{\"id\":1}",
-                        BasicProperties::default().with_headers(headers),
-                    )
-                    .await?
-                    .await
-            })
-            .await;
-        sent.expect("publish");
-        producer_span
+    for q in ["orders", "audit", "bare"] {
+        channel
+            .queue_declare(q.into(), QueueDeclareOptions::default(), FieldTable::default())
+            .await
+            .expect("declare queue");
+    }
+    let next = |queue: &'static str| {
+        let channel = channel.clone();
+        async move {
+            let mut consumer = channel
+                .basic_consume(
+                    queue.into(),
+                    format!("test-{queue}").as_str().into(),
+                    BasicConsumeOptions::default(),
+                    FieldTable::default(),
+                )
+                .await
+                .expect("consume");
+            let d = tokio::time::timeout(Duration::from_secs(30), consumer.next())
+                .await
+                .expect("a delivery within 30s")
+                .expect("stream open")
+                .expect("delivery");
+            d.ack(BasicAckOptions::default()).await.expect("ack");
+            d
+        }
     };
-    let producer_span = publish.with_context(Baggage::new([("tenant", "acme")]).context()).await;
 
-    // Consumer: continue the trace from the delivered message's headers.
-    let mut consumer = channel
-        .basic_consume("orders".into(), "test".into(), BasicConsumeOptions::default(), FieldTable::default())
+    // Producer, under baggage tenant=acme.
+    rabbitmq::publish(
+        &t,
+        &channel,
+        "",
+        "orders",
+        BasicPublishOptions::default(),
+        br#"{"id":1}"#,
+        BasicProperties::default().with_message_id("m-1".into()).with_correlation_id("c-1".into()),
+    )
+    .with_context(Baggage::new([("tenant", "acme")]).context())
+    .await
+    .expect("publish");
+
+    // First consumer: sees the baggage, changes it, publishes on.
+    let delivery = next("orders").await;
+    let tenant = rabbitmq::process(&t, &delivery, "orders", async {
+        let mut b = CurrentBaggage::current();
+        let tenant = b.get("tenant").map(str::to_owned);
+        b.set("step", "audited");
+        rabbitmq::publish(
+            &t,
+            &channel,
+            "",
+            "audit",
+            BasicPublishOptions::default(),
+            b"{}",
+            BasicProperties::default(),
+        )
         .await
-        .expect("consume");
-    let delivery = tokio::time::timeout(Duration::from_secs(30), consumer.next())
-        .await
-        .expect("a delivery within 30s")
-        .expect("stream open")
-        .expect("delivery");
-    let headers = delivery.properties.headers().clone().expect("message headers");
-    assert!(AmqpExtractor(&headers).keys().contains(&"traceparent"), "{headers:?}");
-    let parent = telemetry.extract(&AmqpExtractor(&headers));
-    let tenant = Operation::process(&telemetry, "rabbitmq", "orders", &parent)
-        .run(async { Ok::<_, String>(CurrentBaggage::current().get("tenant").map(str::to_owned)) })
+        .map(|_| tenant)
+    })
+    .await
+    .expect("process");
+    assert_eq!(tenant.as_deref(), Some("acme"), "baggage crossed RabbitMQ");
+
+    // Second consumer: the change travelled without any attach.
+    let audit = next("audit").await;
+    let seen = rabbitmq::process(&t, &audit, "audit", async { Ok::<_, String>(CurrentBaggage::current()) })
         .await
         .expect("process");
-    assert_eq!(tenant.as_deref(), Some("acme"), "baggage crossed RabbitMQ");
-    delivery.ack(BasicAckOptions::default()).await.expect("ack");
+    assert_eq!(seen.get("step"), Some("audited"));
+    assert_eq!(seen.get("tenant"), Some("acme"));
+
+    // A message without any context (a plain client): a creation span.
+    channel
+        .basic_publish(
+            "".into(),
+            "bare".into(),
+            BasicPublishOptions::default(),
+            b"x",
+            BasicProperties::default(),
+        )
+        .await
+        .expect("publish")
+        .await
+        .expect("confirm");
+    let bare = next("bare").await;
+    rabbitmq::process(&t, &bare, "bare", async { Ok::<_, String>(()) }).await.expect("process");
     let _ = conn.close(0, "done".into()).await;
 
     let spans = exporter.get_finished_spans().expect("spans");
-    let producer = spans.iter().find(|s| s.span_kind == SpanKind::Producer).expect("producer span");
-    let consumer = spans.iter().find(|s| s.span_kind == SpanKind::Consumer).expect("consumer span");
-    assert_eq!(producer.span_context.span_id(), producer_span);
-    assert_eq!(producer.name, "publish orders");
-    assert_eq!(consumer.name, "process orders");
+    let find =
+        |name: &str| spans.iter().find(|s| s.name == name).unwrap_or_else(|| panic!("{name} in {spans:#?}"));
+    let producer = find("publish orders");
+    let consumer = find("process orders");
+    assert_eq!(producer.span_kind, SpanKind::Producer);
+    assert_eq!(consumer.span_kind, SpanKind::Consumer);
     assert_eq!(consumer.parent_span_id, producer.span_context.span_id());
     assert_eq!(consumer.span_context.trace_id(), producer.span_context.trace_id());
-    drop(server);
-    drop(epmd);
+    for s in [producer, consumer] {
+        assert_eq!(attr(s, "messaging.system").as_deref(), Some("rabbitmq"));
+        assert_eq!(attr(s, "messaging.message.id").as_deref(), Some("m-1"));
+        assert_eq!(attr(s, "messaging.message.conversation_id").as_deref(), Some("c-1"));
+        assert_eq!(attr(s, "messaging.rabbitmq.destination.routing_key").as_deref(), Some("orders"));
+    }
+    assert_eq!(attr(consumer, "messaging.consumer.group.name").as_deref(), Some("orders"));
+    let hop = find("publish audit");
+    assert_eq!(hop.parent_span_id, consumer.span_context.span_id());
+    let audit_span = find("process audit");
+    assert_eq!(
+        audit_span.span_context.trace_id(),
+        producer.span_context.trace_id(),
+        "one trace over two hops"
+    );
+    let created = find("create bare");
+    let bare_span = find("process bare");
+    assert_eq!(bare_span.parent_span_id, created.span_context.span_id());
+    drop(broker);
 }

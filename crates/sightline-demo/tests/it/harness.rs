@@ -168,6 +168,8 @@ pub(crate) struct JSpan {
     pub(crate) trace_id: String,
     pub(crate) parent: Option<String>,
     pub(crate) tags: Vec<(String, Value)>,
+    /// Span event names (Jaeger logs' `event` field).
+    pub(crate) events: Vec<String>,
 }
 
 impl JSpan {
@@ -202,6 +204,89 @@ pub(crate) fn spans_of(trace: &Value) -> Vec<JSpan> {
                         .collect()
                 })
                 .unwrap_or_default(),
+            events: s["logs"]
+                .as_array()
+                .into_iter()
+                .flatten()
+                .filter_map(|l| {
+                    l["fields"].as_array()?.iter().find(|f| f["key"] == "event")?["value"]
+                        .as_str()
+                        .map(str::to_owned)
+                })
+                .collect(),
         })
         .collect()
+}
+
+/// A RabbitMQ broker (Debian `rabbitmq-server`) on free loopback ports with
+/// its own epmd, data and log directories under `dir`; stopped on drop.
+pub(crate) struct RabbitMq {
+    pub(crate) amqp_port: u16,
+    proc: Option<Proc>,
+    epmd: Option<Proc>,
+    pid_file: PathBuf,
+    node: String,
+}
+
+impl RabbitMq {
+    pub(crate) async fn start(dir: &Path) -> RabbitMq {
+        // The broker script itself: /usr/sbin/rabbitmq-server is a wrapper
+        // that switches to the `rabbitmq` user, which cannot use our dir.
+        let direct = PathBuf::from("/usr/lib/rabbitmq/bin/rabbitmq-server");
+        let rabbit = if direct.is_file() { direct } else { server_binary("rabbitmq-server") };
+        {
+            use std::os::unix::fs::PermissionsExt as _;
+            // in case the broker runs as another user after all
+            std::fs::set_permissions(dir, std::fs::Permissions::from_mode(0o777)).expect("chmod dir");
+        }
+        let (amqp_port, dist_port, epmd_port) = (free_port(), free_port(), free_port());
+        // Our own epmd on a free port, so nothing outlives the test.
+        let mut epmd = Proc::spawn(
+            "epmd",
+            dir,
+            Command::new(server_binary("epmd")).args(["-port", &epmd_port.to_string()]),
+        );
+        wait_port(epmd_port, &mut epmd, Duration::from_secs(20)).await;
+        let node = format!("sightline{amqp_port}@localhost");
+        let mut proc = Proc::spawn(
+            "rabbitmq",
+            dir,
+            Command::new(rabbit)
+                .env("ERL_EPMD_PORT", epmd_port.to_string())
+                .env("RABBITMQ_NODE_IP_ADDRESS", "127.0.0.1")
+                .env("RABBITMQ_NODE_PORT", amqp_port.to_string())
+                .env("RABBITMQ_DIST_PORT", dist_port.to_string())
+                .env("RABBITMQ_NODENAME", &node)
+                .env("RABBITMQ_MNESIA_BASE", dir.join("mnesia"))
+                .env("RABBITMQ_LOG_BASE", dir.join("log"))
+                .env("RABBITMQ_ENABLED_PLUGINS_FILE", dir.join("enabled_plugins"))
+                .env("RABBITMQ_PID_FILE", dir.join("rabbit.pid")),
+        );
+        let pid_file = dir.join("rabbit.pid");
+        wait_port(amqp_port, &mut proc, Duration::from_secs(90)).await;
+        RabbitMq { amqp_port, proc: Some(proc), epmd: Some(epmd), pid_file, node }
+    }
+
+    pub(crate) fn url(&self) -> String {
+        format!("amqp://guest:guest@127.0.0.1:{}/%2f", self.amqp_port)
+    }
+}
+
+impl Drop for RabbitMq {
+    /// The script stops the Erlang VM on TERM; the VM's own pid (from the
+    /// pid file) is killed if it is still there after that.
+    fn drop(&mut self) {
+        if let Some(mut p) = self.proc.take() {
+            p.terminate(Duration::from_secs(30));
+        }
+        if let Ok(pid) = std::fs::read_to_string(&self.pid_file) {
+            let pid = pid.trim();
+            // only if that pid is still our broker's VM
+            let cmdline = std::fs::read(format!("/proc/{pid}/cmdline")).unwrap_or_default();
+            if String::from_utf8_lossy(&cmdline).contains(&self.node) {
+                let _ = Command::new("kill").args(["-KILL", pid]).status();
+            }
+        }
+        drop(self.epmd.take());
+    }
 }

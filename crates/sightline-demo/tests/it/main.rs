@@ -7,9 +7,18 @@
 //!   `tenant` baggage on the worker's spans (the seed 000 check).
 //!
 //! - `amqp`: the AMQP carrier through a real rabbitmq-server and lapin.
+//!
+//! - `export`: the SDK's OTLP export to a real Sightline: gRPC the seeds'
+//!   way, and mutual TLS (private CA, client certificate) over gRPC and
+//!   OTLP/HTTP with gzip.
+//!
+//! - `metrics`: seed 001's `bff_*` families through `promtool check
+//!   metrics` and a real Prometheus scrape (with trace-id exemplars).
 
 mod amqp;
+mod export;
 mod harness;
+mod metrics;
 
 use std::process::Command;
 use std::time::{Duration, Instant};
@@ -20,9 +29,12 @@ use harness::{
 use serde_json::{Value, json};
 
 struct System {
+    // Declared first: dropped before the broker's directory goes.
+    _rabbit: harness::RabbitMq,
     _dir: tempfile::TempDir,
     api: String,
     gateway: String,
+    otlp: String,
     procs: Vec<Proc>,
 }
 
@@ -37,6 +49,8 @@ impl System {
         let (grpc, otlp, api_port, zipkin) = (free_port(), free_port(), free_port(), free_port());
         let (gw, orders, worker) = (free_port(), free_port(), free_port());
         let wait = Duration::from_secs(60);
+        std::fs::create_dir(d.join("rabbitmq")).expect("broker dir");
+        let rabbit = harness::RabbitMq::start(&d.join("rabbitmq")).await;
 
         let mut redis = Proc::spawn(
             "redis",
@@ -101,6 +115,8 @@ impl System {
                 format!("127.0.0.1:{worker}"),
                 "--database".into(),
                 d.join("worker.db").display().to_string(),
+                "--amqp-url".into(),
+                rabbit.url(),
             ],
         );
         let mut o = service("orders", &["--listen".into(), format!("127.0.0.1:{orders}")]);
@@ -117,9 +133,11 @@ impl System {
         wait_ok(&format!("http://127.0.0.1:{orders}/health"), &mut o, wait).await;
         wait_ok(&format!("http://127.0.0.1:{gw}/health"), &mut g, wait).await;
         System {
+            _rabbit: rabbit,
             _dir: dir,
             api,
             gateway: format!("http://127.0.0.1:{gw}"),
+            otlp: format!("http://127.0.0.1:{otlp}"),
             procs: vec![g, o, w, sl, nats, redis],
         }
     }
@@ -199,6 +217,34 @@ async fn end_to_end() {
     let body: Value = orders.json().await.expect("orders body");
     assert_eq!(body["tenant"], "acme", "orders saw the tenant from the gateway's baggage: {body}");
 
+    // A failing order: the warning logged inside the request is an event
+    // of its server span, and its log line has seed 002's shape.
+    let huge = client
+        .post(format!("{}/api/orders", sys.gateway))
+        .bearer_auth(&session)
+        .json(&json!({"item": "anvil", "qty": 500}))
+        .send()
+        .await
+        .expect("huge order");
+    assert_eq!(huge.status(), 503);
+    let failed =
+        sys.wait_traces("orders", "POST /orders", |s| s.iter().any(|s| s.name == "check stock")).await;
+    let failed_spans = spans_of(&failed[0]);
+    let post = one(&failed_spans, "orders", "POST /orders");
+    assert!(post.events.iter().any(|e| e == "stock check failed"), "{post:?}");
+    let check = child_of(&failed_spans, post, "orders", "check stock");
+    assert!(check.events.iter().any(|e| e == "exception"), "{check:?}");
+    let orders_log = sys.log("orders");
+    let warning = orders_log
+        .lines()
+        .filter_map(|l| serde_json::from_str::<Value>(l).ok())
+        .find(|l| l["message"] == "stock check failed")
+        .unwrap_or_else(|| panic!("no warning line:\n{orders_log}"));
+    assert_eq!(warning["level"], "WARNING", "{warning}");
+    assert!(warning["exception"].as_str().is_some_and(|e| e.contains("not enough stock")), "{warning}");
+    assert!(warning.get("target").is_none(), "{warning}");
+    assert_eq!(warning["trace_id"], post.trace_id.as_str());
+
     // The seed 000 check: the login trace is there, with its Redis call.
     let logins = sys
         .wait_traces("gateway", "POST /auth/login", |s| {
@@ -265,5 +311,60 @@ async fn end_to_end() {
         .unwrap_or_else(|| panic!("no 'event stored' log line with trace {trace_id}:\n{worker_log}"));
     assert_eq!(line["service"], "worker");
     assert_eq!(line["tenant"], "acme");
+
+    // Health probes (wait_ok polled /health of every service) ping Redis
+    // and check NATS: none of that may start a trace of its own.
+    for svc in ["gateway", "orders", "worker"] {
+        let pings =
+            get_json(&format!("{}/api/traces?service={svc}&operation=PING&limit=5&lookback=1h", sys.api))
+                .await;
+        assert_eq!(pings["data"].as_array().map(Vec::len), Some(0), "{svc}: probe traces: {pings}");
+    }
+
+    // The traffic driver: one user action, one trace, named for the action.
+    let out = Command::new(env!("CARGO_BIN_EXE_sightline-demo"))
+        .args(["drive", "--gateway", &sys.gateway, "--rounds", "1", "--interval-ms", "0"])
+        .env("OTEL_EXPORTER_OTLP_ENDPOINT", &sys.otlp)
+        .env("OTEL_EXPORTER_OTLP_PROTOCOL", "http/protobuf")
+        .env("OTEL_BSP_SCHEDULE_DELAY", "100")
+        .env_remove("OTLP_ENDPOINT")
+        .env_remove("OTEL_SERVICE_NAME")
+        .output()
+        .expect("running the driver");
+    assert!(out.status.success(), "driver: {}", String::from_utf8_lossy(&out.stderr));
+    let placed = sys
+        .wait_traces("traffic-driver", "user places an order", |s| {
+            s.iter()
+                .filter(|s| s.service == "gateway" && s.tag("span.kind") == Some(&json!("server")))
+                .count()
+                >= 4
+                && s.iter().any(|s| s.name == "process order.audit")
+        })
+        .await;
+    assert_eq!(placed.len(), 1, "one action, one trace");
+    let spans = spans_of(&placed[0]);
+    let root = one(&spans, "traffic-driver", "user places an order");
+    assert_eq!(root.parent, None);
+    for op in ["POST /auth/login", "GET /api/{*path}", "POST /api/{*path}"] {
+        assert!(
+            spans.iter().any(|s| s.service == "gateway" && s.name == op),
+            "{op} in the action's trace: {spans:#?}"
+        );
+    }
+
+    // The RabbitMQ hop: worker -> notifier -> auditor, in the same trace;
+    // the notifier's baggage change reached the auditor without re-attach.
+    let notified = one(&spans, "worker", "process order.notifications");
+    assert_eq!(notified.tag("messaging.system"), Some(&json!("rabbitmq")));
+    assert_eq!(notified.tag("messaging.consumer.group.name"), Some(&json!("order.notifications")));
+    assert!(
+        notified.tag("messaging.message.id").and_then(Value::as_str).is_some_and(|s| s.starts_with("order-"))
+    );
+    assert!(notified.events.iter().any(|e| e == "notification_sent"), "{notified:?}");
+    let to_audit = child_of(&spans, notified, "worker", "publish order.audit");
+    let audited = child_of(&spans, to_audit, "worker", "process order.audit");
+    assert_eq!(audited.tag("notification.channel"), Some(&json!("email")));
+    assert_eq!(audited.tag("tenant"), notified.tag("tenant"), "the gateway's tenant made both hops");
+    assert!(audited.events.iter().any(|e| e == "audit_recorded"), "{audited:?}");
     drop(sys);
 }

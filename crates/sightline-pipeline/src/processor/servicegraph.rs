@@ -4,13 +4,23 @@
 //!
 //! A CLIENT span and the SERVER span whose parent it is form one request;
 //! so do a PRODUCER span and its CONSUMER child (`connection_type =
-//! "messaging_system"`). A CLIENT span with a database name attribute
-//! (`db.name`, `db.namespace`) is a request to that database on its own
+//! "messaging_system"`). A CLIENT span with a database attribute
+//! (`db.system.name`, `db.system`, or one of `database_name_attributes`:
+//! `db.name`, `db.namespace`) is a request to that database on its own
 //! (`connection_type = "database"`). Halves arrive in any order and in
 //! different batches, so an unpaired half waits in a store keyed by
 //! (trace id, client span id) for at most `store.ttl`; the store holds at
 //! most `store.max_items` halves — beyond, new halves are dropped and
-//! counted. A half that times out is counted as unpaired.
+//! counted. A CLIENT or PRODUCER half that times out but says what it
+//! called (`peer.service`, a database or messaging system) becomes a request
+//! to that virtual node (`connection_type = "virtual_node"`, as Tempo's
+//! processor does: the broker or external API sends no spans); any other
+//! half that times out is counted as unpaired.
+//!
+//! Databases and virtual nodes are named by
+//! [`sightline_model::virtual_node_name`] (`peer.service`, else the system,
+//! with the database name only where it says something), never by a bare
+//! Redis index or an SQLite file path.
 //!
 //! Metrics, with the Collector's names and labels (`client`, `server`,
 //! `connection_type`, plus `client_<dim>` / `server_<dim>` for configured
@@ -41,7 +51,7 @@ use prometheus_client::metrics::histogram::Histogram;
 use prometheus_client::registry::{Registry, Unit};
 use sightline_model::{
     Batch, ConsumeError, DependencyLink, QueryError, Resource, ServiceGraphReader, Span, SpanId, SpanKind,
-    StatusCode, TraceId, TracesConsumer, Value,
+    StatusCode, TraceId, TracesConsumer, Value, is_database_call, virtual_node_name,
 };
 use tokio::task::JoinHandle;
 
@@ -67,7 +77,9 @@ pub struct Config {
     /// Span or resource attributes added as `client_<name>` and
     /// `server_<name>` labels.
     pub dimensions: Vec<String>,
-    /// Attributes naming the database of a CLIENT span, first match wins.
+    /// Attributes marking a CLIENT span as a database call, besides
+    /// `db.system.name` and `db.system` (the node is named by
+    /// [`sightline_model::virtual_node_name`], not by these values).
     pub database_name_attributes: Vec<String>,
     /// Most unpaired halves waiting at once.
     pub max_items: usize,
@@ -102,6 +114,9 @@ pub enum ConnectionType {
     MessagingSystem,
     /// A client span naming a database.
     Database,
+    /// A client or producer span whose other side never sent a span, named
+    /// by what the span says it called.
+    VirtualNode,
 }
 
 impl ConnectionType {
@@ -111,6 +126,7 @@ impl ConnectionType {
             ConnectionType::Unset => "",
             ConnectionType::MessagingSystem => "messaging_system",
             ConnectionType::Database => "database",
+            ConnectionType::VirtualNode => "virtual_node",
         }
     }
 }
@@ -156,6 +172,8 @@ struct Edge {
     connection_type: ConnectionType,
     client: Option<Side>,
     server: Option<Side>,
+    /// What the client side says it called, for a virtual node on expiry.
+    peer: Option<String>,
     expires_at_ms: i64,
 }
 
@@ -173,7 +191,10 @@ pub(crate) struct Half {
     resource: Arc<Resource>,
     seconds: f64,
     failed: bool,
+    /// The database a CLIENT span calls: its request is complete alone.
     database: Option<String>,
+    /// What a CLIENT or PRODUCER span says it called.
+    peer: Option<String>,
     dims: Labels,
 }
 
@@ -327,9 +348,17 @@ impl ServiceGraph {
                 },
                 SpanKind::Internal | SpanKind::Unspecified => continue,
             };
-            let database = (role == Role::Client && connection_type == ConnectionType::Unset)
-                .then(|| self.config.database_name_attributes.iter().find_map(|k| attribute_text(span, k)))
-                .flatten();
+            let peer = if role == Role::Client { virtual_node_name(span) } else { None };
+            let database = (role == Role::Client
+                && connection_type == ConnectionType::Unset
+                && (is_database_call(span)
+                    || self
+                        .config
+                        .database_name_attributes
+                        .iter()
+                        .any(|k| attribute_text(span, k).is_some())))
+            .then(|| peer.clone())
+            .flatten();
             let prefix = if role == Role::Client { "client_" } else { "server_" };
             let dims = self
                 .config
@@ -347,6 +376,7 @@ impl ServiceGraph {
                 seconds: span.duration_nanos() as f64 / 1e9,
                 failed: span.status.code == StatusCode::Error,
                 database,
+                peer,
                 dims,
             });
         }
@@ -389,11 +419,15 @@ impl ServiceGraph {
                     connection_type: half.connection_type,
                     client: None,
                     server: None,
+                    peer: None,
                     expires_at_ms: now_ms.saturating_add(ttl_ms),
                 });
                 edge.connection_type = half.connection_type;
                 match half.role {
-                    Role::Client => edge.client = Some(side),
+                    Role::Client => {
+                        edge.client = Some(side);
+                        edge.peer = half.peer;
+                    }
                     Role::Server => edge.server = Some(side),
                 }
                 if is_new {
@@ -520,7 +554,18 @@ impl ServiceGraph {
                 }
             }
         }
-        for edge in expired {
+        for mut edge in expired {
+            if let (Some(client), None, Some(peer)) = (&edge.client, &edge.server, edge.peer.take()) {
+                // The called side sends no spans: a broker, an external API.
+                let server = Side {
+                    service: Service::Named(peer),
+                    seconds: client.seconds,
+                    failed: false,
+                    dims: Vec::new(),
+                };
+                self.complete(now_ms, ConnectionType::VirtualNode, client, &server);
+                continue;
+            }
             let client = edge.client.as_ref().map_or("", |s| s.service.as_str());
             let server = edge.server.as_ref().map_or("", |s| s.service.as_str());
             self.unpaired_spans_total

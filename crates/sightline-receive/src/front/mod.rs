@@ -45,7 +45,7 @@ pub use grpc::{grpc_failure, grpc_reply, grpc_unimplemented};
 pub use metrics::{ItemOutcome, Metrics, Protocol, RequestOutcome, Source};
 
 use body::{Encoding, InflateError, ReadError, inflate_limited, media_type, read_limited};
-use budget::Budget;
+pub(crate) use budget::Budget;
 
 /// Limits every receiver shares, set in code by the binary.
 #[derive(Debug, Clone, PartialEq, Eq)]

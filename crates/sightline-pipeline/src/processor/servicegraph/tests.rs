@@ -116,9 +116,58 @@ async fn a_client_span_naming_a_database_is_a_request_on_its_own() {
     query.attributes = vec![KeyValue::new("db.system", "postgresql"), KeyValue::new("db.name", "orders-db")];
     p.consume_traces(Batch::from_spans(vec![query])).await.unwrap();
     assert_eq!(core.pending(), 0);
-    let e = edge("orders", "orders-db", "database");
+    let e = edge("orders", "postgresql/orders-db", "database");
     assert_eq!(value(&registry, "traces_service_graph_request_total", &e), Some(1.0));
     assert_eq!(value(&registry, "traces_service_graph_request_server_seconds_sum", &e), Some(0.004));
+}
+
+/// Issue 15: in the demo, Redis appeared as a node called `0` (its db
+/// index) and SQLite as the database file's path.
+#[tokio::test]
+async fn databases_are_named_by_their_system_never_an_index_or_a_path() {
+    let (core, registry, _, _, p) = setup(Config::default());
+    let client = |id, attrs: Vec<KeyValue>| {
+        let mut s = span(&resource("worker", vec![]), "db", SpanKind::Client, 1, 1, id);
+        s.attributes = attrs;
+        s
+    };
+    let redis = client(1, vec![KeyValue::new("db.system.name", "redis"), KeyValue::new("db.namespace", "0")]);
+    let sqlite = client(
+        2,
+        vec![
+            KeyValue::new("db.system", "sqlite"),
+            KeyValue::new("db.namespace", "/tmp/sightline-demo.x/worker.db"),
+        ],
+    );
+    let named = client(3, vec![KeyValue::new("peer.service", "cache"), KeyValue::new("db.system", "redis")]);
+    p.consume_traces(Batch::from_spans(vec![redis, sqlite, named])).await.unwrap();
+    assert_eq!(core.pending(), 0);
+    for server in ["redis", "sqlite", "cache"] {
+        let e = edge("worker", server, "database");
+        assert_eq!(value(&registry, "traces_service_graph_request_total", &e), Some(1.0), "{server}");
+    }
+    let graph = core.edges(T0, 60_000);
+    let nodes: Vec<&str> = graph.iter().map(|l| l.child.as_str()).collect();
+    assert_eq!(nodes, ["cache", "redis", "sqlite"]);
+}
+
+#[tokio::test]
+async fn an_unanswered_producer_becomes_a_request_to_its_broker() {
+    let (core, registry, clock, _, p) = setup(Config { ttl: Duration::from_secs(10), ..Config::default() });
+    let mut publish = span(&resource("orders", vec![]), "publish", SpanKind::Producer, 2, 1, 1);
+    publish.attributes = vec![KeyValue::new("messaging.system", "nats")];
+    let (lonely, _) = pair("shop", "cart", 2, 2, 30, 20);
+    p.consume_traces(Batch::from_spans(vec![publish, lonely])).await.unwrap();
+    assert_eq!(core.pending(), 2);
+    clock.set(T0 + 10_000);
+    core.expire();
+    assert_eq!(core.pending(), 0);
+    let e = edge("orders", "nats", "virtual_node");
+    assert_eq!(value(&registry, "traces_service_graph_request_total", &e), Some(1.0));
+    let unpaired = "traces_service_graph_unpaired_spans_total";
+    assert_eq!(value(&registry, unpaired, &edge("orders", "", "messaging_system")), None);
+    // A client that names nothing stays unpaired.
+    assert_eq!(value(&registry, unpaired, &edge("shop", "", "")), Some(1.0));
 }
 
 #[tokio::test]
