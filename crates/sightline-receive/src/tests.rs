@@ -1204,3 +1204,38 @@ async fn http_json_doubles_are_parsed_exactly() {
         assert_eq!(attrs[0].value, Value::Double(x), "{x:e}");
     }
 }
+
+/// The decoded-size walk's cost beside decoding, on 16 MiB of realistic
+/// spans (a measurement, not a check: `cargo test --release -p
+/// sightline-receive -- --ignored walk_cost --nocapture`).
+#[test]
+#[ignore = "a measurement; run by hand in release mode"]
+fn walk_cost_beside_decoding() {
+    let spans: Vec<_> = (0..(16 << 20) / 550).map(realistic_span).collect();
+    let n = spans.len();
+    let body = Bytes::from(
+        ExportTraceServiceRequest { resource_spans: vec![resource_spans("orders", spans)] }.encode_to_vec(),
+    );
+    let time = |f: &dyn Fn()| {
+        let start = std::time::Instant::now();
+        for _ in 0..5 {
+            f();
+        }
+        start.elapsed() / 5
+    };
+    let walk = time(&|| {
+        std::hint::black_box(crate::front::cost::proto_cost(&body, &crate::ingest::REQUEST).unwrap());
+    });
+    let prost = time(&|| {
+        std::hint::black_box(ExportTraceServiceRequest::decode(body.clone()).unwrap());
+    });
+    let model = time(&|| {
+        std::hint::black_box(otlp::decode_request(ExportTraceServiceRequest::decode(body.clone()).unwrap()));
+    });
+    println!(
+        "{n} spans, {} MiB: walk {walk:?} ({:.0} ns/span), prost decode {prost:?}, prost + model {model:?}: walk = {:.1} % of decoding",
+        body.len() >> 20,
+        walk.as_nanos() as f64 / n as f64,
+        100.0 * walk.as_secs_f64() / model.as_secs_f64()
+    );
+}

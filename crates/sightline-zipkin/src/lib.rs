@@ -34,7 +34,7 @@
 //!   Collector and in Zipkin itself (Zipkin has no partial success). An
 //!   all-zero trace or span id is well-formed but not a valid W3C id, which
 //!   the model forbids: that span alone is skipped and counted
-//!   (`sightline_zipkin_spans_total{outcome="rejected"}`) and the rest are
+//!   (`sightline_receive_spans_total{receiver="zipkin",outcome="rejected"}`) and the rest are
 //!   accepted with 202; when no span is left the reply is 400. A zero
 //!   `parentId`, or one equal to `id`, means a root span.
 //! - **Kind.** `CLIENT`/`SERVER`/`PRODUCER`/`CONSUMER` map to the same span
