@@ -3,7 +3,7 @@ use std::time::Duration;
 use async_trait::async_trait;
 
 use crate::tags::{AttributeScope, TagNames, TagQuery, collect_tag_names, collect_tag_values};
-use crate::{Batch, Span, SpanKind, TraceId, TraceQuery, Value};
+use crate::{Batch, LogBatch, MetricBatch, Span, SpanKind, TraceId, TraceQuery, Value};
 
 /// Traces the default tag listings of [`SpanReader`] sample: the most
 /// recent ones in the window. A reader with attribute dictionaries should
@@ -100,6 +100,23 @@ pub struct ComponentHealth {
 pub trait TracesConsumer: Send + Sync {
     /// Consumes one batch.
     async fn consume_traces(&self, batch: Batch) -> Result<(), ConsumeError>;
+}
+
+/// Takes batches of log records, under the same contract as
+/// [`TracesConsumer`]: `Ok` only once the batch is as durable as the
+/// consumer promises; anything else is an error the sender may retry.
+#[async_trait]
+pub trait LogsConsumer: Send + Sync {
+    /// Consumes one batch.
+    async fn consume_logs(&self, batch: LogBatch) -> Result<(), ConsumeError>;
+}
+
+/// Takes batches of metrics, under the same contract as
+/// [`TracesConsumer`].
+#[async_trait]
+pub trait MetricsConsumer: Send + Sync {
+    /// Consumes one batch.
+    async fn consume_metrics(&self, batch: MetricBatch) -> Result<(), ConsumeError>;
 }
 
 /// Answers trace queries. Implementations read consistent snapshots and

@@ -1,5 +1,6 @@
-//! The span model every Sightline stage speaks, its mapping to and from OTLP,
-//! and the contracts between stages.
+//! The span model every Sightline stage speaks (and the log and metric
+//! models beside it), their mapping to and from OTLP, and the contracts
+//! between stages.
 //!
 //! Receivers turn OTLP requests into a [`Batch`] with [`otlp::decode_request`];
 //! a [`TracesConsumer`] (the pipeline, then a store) takes the batch and
@@ -16,6 +17,8 @@
 mod batch;
 mod contract;
 mod ids;
+mod log;
+mod metric;
 pub mod otlp;
 mod peer;
 mod query;
@@ -26,11 +29,16 @@ mod value;
 
 pub use batch::Batch;
 pub use contract::{
-    ComponentHealth, ConsumeError, DependencyLink, MetricPoint, MetricSeries, MetricsQuery, Operation,
-    QueryError, ServiceGraphReader, SpanMetricsReader, SpanReader, TAG_SAMPLE_TRACES, TraceStore,
-    TracesConsumer,
+    ComponentHealth, ConsumeError, DependencyLink, LogsConsumer, MetricPoint, MetricSeries, MetricsConsumer,
+    MetricsQuery, Operation, QueryError, ServiceGraphReader, SpanMetricsReader, SpanReader,
+    TAG_SAMPLE_TRACES, TraceStore, TracesConsumer,
 };
 pub use ids::{IdError, SpanId, TraceId};
+pub use log::{LogBatch, LogRecord};
+pub use metric::{
+    Exemplar, ExponentialBuckets, ExponentialHistogramPoint, HistogramPoint, Metric, MetricBatch, MetricData,
+    NO_RECORDED_VALUE, Number, NumberPoint, SummaryPoint, Temporality,
+};
 pub use peer::{is_database_call, virtual_node_name};
 pub use query::{TagFilter, TraceQuery, span_matches, tag_lookup};
 pub use span::{Event, Link, Resource, Scope, Span, SpanKind, Status, StatusCode, UNKNOWN_SERVICE};

@@ -1,8 +1,17 @@
-//! OTLP ⇄ model mapping.
+//! OTLP ⇄ model mapping, for traces here and for logs and metrics in the
+//! submodules.
 //!
 //! Decoding validates what the model's invariants need (id lengths, non-zero
-//! ids) and rejects offending spans one by one, reporting them the way OTLP
+//! ids) and rejects offending items one by one, reporting them the way OTLP
 //! partial success does; everything else is kept as received.
+
+mod logs;
+mod metrics;
+#[cfg(test)]
+mod tests;
+
+pub use logs::{DecodedLogs, decode_logs_request, encode_logs, encode_record};
+pub use metrics::{DecodedMetrics, decode_metrics_request, encode_metric, encode_metrics};
 
 use std::fmt::Write as _;
 use std::sync::Arc;
@@ -84,6 +93,20 @@ pub fn decode_request(request: ExportTraceServiceRequest) -> Decoded {
         );
     }
     out
+}
+
+/// A scope from its OTLP form (absent: the empty scope).
+fn decode_scope(scope: Option<pc::InstrumentationScope>, schema_url: String) -> Scope {
+    match scope {
+        Some(s) => Scope {
+            name: s.name,
+            version: s.version,
+            attributes: kvs(s.attributes),
+            dropped_attributes_count: s.dropped_attributes_count,
+            schema_url,
+        },
+        None => Scope { schema_url, ..Scope::default() },
+    }
 }
 
 fn decode_span(span: pt::Span, resource: &Arc<Resource>, scope: &Arc<Scope>) -> Result<Span, String> {

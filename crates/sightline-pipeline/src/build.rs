@@ -1,31 +1,34 @@
-//! Turns a [`PipelineConfig`] into running consumers: one entry consumer
-//! per receiver, processors chained per pipeline, exporters shared by id.
+//! Turns a [`PipelineConfig`] into running consumers: one entry per
+//! receiver and signal, processors chained per pipeline, exporters shared
+//! by id within a signal. What each component type builds comes from its
+//! factory in [`crate::registry`].
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
 
 use prometheus_client::registry::Registry;
-use sightline_model::{ServiceGraphReader, SpanMetricsReader, TracesConsumer};
+use sightline_model::{
+    Batch, LogBatch, LogsConsumer, MetricBatch, MetricsConsumer, ServiceGraphReader, SpanMetricsReader,
+    TracesConsumer,
+};
 
-use crate::config::{ExporterConfig, PipelineConfig, ProcessorConfig};
+use crate::config::{ComponentConfig, PipelineConfig, PipelineSpec};
 use crate::exporter::Fanout;
-use crate::exporter::debug::DebugExporter;
-use crate::exporter::otlp::OtlpExporter;
-use crate::processor::attributes::AttributesProcessor;
-use crate::processor::batch::BatchProcessor;
-use crate::processor::memory_limiter::MemoryLimiter;
-use crate::processor::probabilistic::ProbabilisticSampler;
-use crate::processor::redaction::RedactionProcessor;
-use crate::processor::servicegraph::{ServiceGraph, ServiceGraphProcessor};
-use crate::processor::spanmetrics::{SpanMetrics, SpanMetricsProcessor};
-use crate::processor::tail::TailSampler;
+use crate::processor::servicegraph::ServiceGraph;
+use crate::processor::spanmetrics::SpanMetrics;
+use crate::registry::{BuildFn, Kind};
+use crate::signal::{Consumer, Signal};
 use crate::{Component, Metrics};
 
 /// Exporters that live outside this crate.
 #[derive(Default)]
 pub struct Exporters {
-    /// The embedded store, for the `store` exporter.
+    /// The embedded store, for the `store` exporter in trace pipelines.
     pub store: Option<Arc<dyn TracesConsumer>>,
+    /// A log store, for the `store` exporter in log pipelines: the slot
+    /// the binary fills once a log store exists (the `store` factory then
+    /// lists logs among its signals).
+    pub logs_store: Option<Arc<dyn LogsConsumer>>,
     /// Called (at most once a second) while a memory limiter is over its
     /// soft limit, to release memory — the embedded store cuts and flushes
     /// its head. Without it, memory held by buffers could keep the limiter
@@ -33,10 +36,22 @@ pub struct Exporters {
     pub on_memory_pressure: Option<Arc<dyn Fn() + Send + Sync>>,
 }
 
+/// Where one receiver hands its data, per signal (`None`: no pipeline
+/// takes that signal from it).
+#[derive(Clone, Default)]
+pub struct Entries {
+    /// Spans.
+    pub traces: Option<Arc<dyn TracesConsumer>>,
+    /// Log records.
+    pub logs: Option<Arc<dyn LogsConsumer>>,
+    /// Metrics.
+    pub metrics: Option<Arc<dyn MetricsConsumer>>,
+}
+
 /// Running pipelines.
 pub struct Built {
-    /// For each receiver id used by a pipeline: where it sends batches.
-    pub receivers: BTreeMap<String, Arc<dyn TracesConsumer>>,
+    /// For each receiver id used by a pipeline: where it sends data.
+    pub receivers: BTreeMap<String, Entries>,
     /// Every component, in shutdown order (entry side first, so buffered
     /// data flows into exporters before they stop).
     pub components: Vec<Arc<dyn Component>>,
@@ -56,6 +71,35 @@ impl Built {
     }
 }
 
+/// What builders share: the binary's exporters, metrics, and aggregators
+/// that pipelines listing the same id share.
+pub(crate) struct Env<'a> {
+    pub(crate) exporters: &'a Exporters,
+    pub(crate) metrics: &'a Arc<Metrics>,
+    pub(crate) registry: &'a mut Registry,
+    pub(crate) span_metrics: Vec<(String, Arc<SpanMetrics>)>,
+    pub(crate) service_graphs: Vec<(String, Arc<ServiceGraph>)>,
+}
+
+/// The component a factory is asked to build.
+pub(crate) struct Instance<'a> {
+    /// Its id, e.g. `batch/fast`.
+    pub(crate) id: &'a str,
+    config: &'a ComponentConfig,
+}
+
+impl Instance<'_> {
+    /// The settings, of the type the component's factory parsed.
+    pub(crate) fn settings<T: 'static>(&self) -> Result<&T, String> {
+        self.config.settings::<T>().ok_or_else(|| {
+            format!("{}: settings of the wrong type for {}", self.id, self.config.factory().ty)
+        })
+    }
+}
+
+/// A built stage: its entry, and its lifecycle if the pipeline owns it.
+pub(crate) type Stage = (Consumer, Option<Arc<dyn Component>>);
+
 /// Builds the pipelines. Must run inside a tokio runtime (processors start
 /// tasks); opening exporter queues does blocking IO. Span metrics and the
 /// service graph register their metrics in `registry`; a processor id used
@@ -66,134 +110,133 @@ pub fn build(
     metrics: Arc<Metrics>,
     registry: &mut Registry,
 ) -> Result<Built, String> {
-    let mut span_metrics: Vec<(String, Arc<SpanMetrics>)> = Vec::new();
-    let mut service_graphs: Vec<(String, Arc<ServiceGraph>)> = Vec::new();
+    let mut env = Env {
+        exporters: &exporters,
+        metrics: &metrics,
+        registry,
+        span_metrics: Vec::new(),
+        service_graphs: Vec::new(),
+    };
     let mut components: Vec<Arc<dyn Component>> = Vec::new();
     let mut exporter_components: Vec<Arc<dyn Component>> = Vec::new();
-    let mut built_exporters: BTreeMap<String, Arc<dyn TracesConsumer>> = BTreeMap::new();
-    let mut feeds: BTreeMap<String, Vec<Arc<dyn TracesConsumer>>> = BTreeMap::new();
+    let mut built_exporters: BTreeMap<(Signal, String), Consumer> = BTreeMap::new();
+    let mut feeds: BTreeMap<String, Vec<Consumer>> = BTreeMap::new();
 
     for pipeline in &config.pipelines {
-        let mut targets: Vec<Arc<dyn TracesConsumer>> = Vec::new();
+        let mut targets: Vec<Consumer> = Vec::new();
         for id in &pipeline.exporters {
-            if let Some(e) = built_exporters.get(id) {
-                targets.push(Arc::clone(e));
+            let key = (pipeline.signal, id.clone());
+            if let Some(e) = built_exporters.get(&key) {
+                targets.push(e.clone());
                 continue;
             }
-            let exporter: Arc<dyn TracesConsumer> = match config.exporters.get(id) {
-                Some(ExporterConfig::Store) => exporters
-                    .store
-                    .clone()
-                    .ok_or_else(|| format!("exporter {id}: no embedded store in this mode"))?,
-                Some(ExporterConfig::Debug(v)) => {
-                    let e = Arc::new(DebugExporter::new(id, *v));
-                    exporter_components.push(e.clone());
-                    e
-                }
-                Some(ExporterConfig::Otlp(c)) => {
-                    let e =
-                        Arc::new(OtlpExporter::new(id, c.clone(), Arc::clone(&metrics)).map_err(|err| {
-                            format!(
-                                "exporter {id}: cannot open its queue in {}: {err}",
-                                c.queue_dir.display()
-                            )
-                        })?);
-                    exporter_components.push(e.clone());
-                    e
-                }
-                None => return Err(format!("pipeline {}: unknown exporter {id}", pipeline.name)),
+            let (instance, build) = instance(config, pipeline, Kind::Exporter, id)?;
+            let BuildFn::Exporter(make) = build else {
+                return Err(format!("pipeline {}: {id} is not an exporter", pipeline.name));
             };
-            built_exporters.insert(id.clone(), Arc::clone(&exporter));
+            let (exporter, component) = make(&mut env, &instance, pipeline.signal)?;
+            exporter_components.extend(component);
+            built_exporters.insert(key, exporter.clone());
             targets.push(exporter);
         }
-        let mut next: Arc<dyn TracesConsumer> =
-            if targets.len() == 1 { targets.remove(0) } else { Arc::new(Fanout::new(targets)) };
+        let mut next = fan_out(targets)
+            .ok_or_else(|| format!("pipeline {}: a pipeline needs at least one exporter", pipeline.name))?;
         // Chain processors from the exporter side back to the entry.
         let mut chain: Vec<Arc<dyn Component>> = Vec::new();
         for id in pipeline.processors.iter().rev() {
-            let m = Arc::clone(&metrics);
-            let (consumer, component): (Arc<dyn TracesConsumer>, Arc<dyn Component>) = match config
-                .processors
-                .get(id)
-            {
-                Some(ProcessorConfig::MemoryLimiter(c)) => {
-                    both(Arc::new(MemoryLimiter::new(id, c, next, m, exporters.on_memory_pressure.clone())))
-                }
-                Some(ProcessorConfig::Batch(c)) => both(Arc::new(BatchProcessor::new(id, c, next, m))),
-                Some(ProcessorConfig::Probabilistic(c)) => {
-                    both(Arc::new(ProbabilisticSampler::new(id, c, next, m)))
-                }
-                Some(ProcessorConfig::Tail(c)) => both(TailSampler::new(id, c.clone(), next, m)),
-                Some(ProcessorConfig::Attributes(c)) => {
-                    both(Arc::new(AttributesProcessor::new(id, c.clone(), next, m)))
-                }
-                Some(ProcessorConfig::Redaction(c)) => {
-                    both(Arc::new(RedactionProcessor::new(id, c.clone(), next, m)))
-                }
-                Some(ProcessorConfig::SpanMetrics(c)) => {
-                    let core = match span_metrics.iter().find(|(known, _)| known == id) {
-                        Some((_, core)) => Arc::clone(core),
-                        None => {
-                            let core = Arc::new(SpanMetrics::new(c.clone()));
-                            core.register(registry);
-                            span_metrics.push((id.clone(), Arc::clone(&core)));
-                            core
-                        }
-                    };
-                    both(Arc::new(SpanMetricsProcessor::new(id, core, next)))
-                }
-                Some(ProcessorConfig::ServiceGraph(c)) => {
-                    let core = match service_graphs.iter().find(|(known, _)| known == id) {
-                        Some((_, core)) => Arc::clone(core),
-                        None => {
-                            let core = Arc::new(ServiceGraph::new(c.clone()));
-                            core.register(registry);
-                            service_graphs.push((id.clone(), Arc::clone(&core)));
-                            core
-                        }
-                    };
-                    both(Arc::new(ServiceGraphProcessor::new(id, core, next)))
-                }
-                None => return Err(format!("pipeline {}: unknown processor {id}", pipeline.name)),
+            let (instance, build) = instance(config, pipeline, Kind::Processor, id)?;
+            let BuildFn::Processor(make) = build else {
+                return Err(format!("pipeline {}: {id} is not a processor", pipeline.name));
             };
-            chain.push(component);
+            let (consumer, component) = make(&mut env, &instance, next)?;
+            chain.extend(component);
             next = consumer;
         }
         chain.reverse();
         components.extend(chain);
         for r in &pipeline.receivers {
-            feeds.entry(r.clone()).or_default().push(Arc::clone(&next));
+            feeds.entry(r.clone()).or_default().push(next.clone());
         }
     }
     components.extend(exporter_components);
-    let receivers = feeds
-        .into_iter()
-        .map(|(id, mut entries)| {
-            let entry: Arc<dyn TracesConsumer> =
-                if entries.len() == 1 { entries.remove(0) } else { Arc::new(Fanout::new(entries)) };
-            (id, entry)
-        })
-        .collect();
-    // Processors were built exporter side first: the first in pipeline
-    // order is the last created.
+    let mut receivers: BTreeMap<String, Entries> = BTreeMap::new();
+    for (id, entries) in feeds {
+        let mut by_signal: BTreeMap<Signal, Vec<Consumer>> = BTreeMap::new();
+        for e in entries {
+            by_signal.entry(e.signal()).or_default().push(e);
+        }
+        let slot = receivers.entry(id).or_default();
+        for entry in by_signal.into_values().filter_map(fan_out) {
+            match entry {
+                Consumer::Traces(c) => slot.traces = Some(c),
+                Consumer::Logs(c) => slot.logs = Some(c),
+                Consumer::Metrics(c) => slot.metrics = Some(c),
+            }
+        }
+    }
+    let span_metrics = first_in_pipeline_order(config, &env.span_metrics);
+    let service_graph = first_in_pipeline_order(config, &env.service_graphs);
     Ok(Built {
         receivers,
         components,
-        span_metrics: first_in_pipeline_order(config, &span_metrics)
-            .map(|core| core as Arc<dyn SpanMetricsReader>),
-        service_graph: first_in_pipeline_order(config, &service_graphs)
-            .map(|core| core as Arc<dyn ServiceGraphReader>),
+        span_metrics: span_metrics.map(|core| core as Arc<dyn SpanMetricsReader>),
+        service_graph: service_graph.map(|core| core as Arc<dyn ServiceGraphReader>),
     })
 }
 
+/// The component `id` of `kind` a pipeline lists, with its builder.
+fn instance<'a>(
+    config: &'a PipelineConfig,
+    pipeline: &PipelineSpec,
+    kind: Kind,
+    id: &'a str,
+) -> Result<(Instance<'a>, &'static BuildFn), String> {
+    let c = config
+        .components(kind)
+        .get(id)
+        .ok_or_else(|| format!("pipeline {}: unknown {} {id}", pipeline.name, kind.noun()))?;
+    if !c.factory().signals.contains(&pipeline.signal) {
+        return Err(format!(
+            "pipeline {}: {} {id} does not handle {}",
+            pipeline.name,
+            kind.noun(),
+            pipeline.signal.name()
+        ));
+    }
+    Ok((Instance { id, config: c }, &c.factory().build))
+}
+
+/// One consumer sending to all of `targets` (all of one signal); the
+/// consumer itself when there is one, `None` when there are none.
+fn fan_out(mut targets: Vec<Consumer>) -> Option<Consumer> {
+    if targets.len() <= 1 {
+        return targets.pop();
+    }
+    let (mut traces, mut logs, mut metrics) = (Vec::new(), Vec::new(), Vec::new());
+    for t in targets {
+        match t {
+            Consumer::Traces(c) => traces.push(c),
+            Consumer::Logs(c) => logs.push(c),
+            Consumer::Metrics(c) => metrics.push(c),
+        }
+    }
+    // NOTE: a pipeline's targets are all of its signal, so two of these
+    // lists are empty.
+    Some(if !logs.is_empty() {
+        Consumer::Logs(Arc::new(Fanout::<LogBatch>::new(logs)))
+    } else if !metrics.is_empty() {
+        Consumer::Metrics(Arc::new(Fanout::<MetricBatch>::new(metrics)))
+    } else {
+        Consumer::Traces(Arc::new(Fanout::<Batch>::new(traces)))
+    })
+}
+
+/// Processors were built exporter side first: the first in pipeline order
+/// is looked up by the order pipelines list them.
 fn first_in_pipeline_order<T>(config: &PipelineConfig, built: &[(String, Arc<T>)]) -> Option<Arc<T>> {
     config
         .pipelines
         .iter()
         .flat_map(|p| p.processors.iter())
         .find_map(|id| built.iter().find(|(known, _)| known == id).map(|(_, core)| Arc::clone(core)))
-}
-
-fn both<T: TracesConsumer + Component + 'static>(x: Arc<T>) -> (Arc<dyn TracesConsumer>, Arc<dyn Component>) {
-    (x.clone(), x)
 }

@@ -11,7 +11,9 @@
 //!
 //! Config is read by [`config::parse`], which reports *every* problem with
 //! its key path and a fix instead of stopping at the first, so
-//! `sightline validate-config` can print them all.
+//! `sightline validate-config` can print them all. Every component type is
+//! one factory in [`registry::FACTORIES`]; parsing, building and the docs
+//! all read that table.
 #![deny(missing_docs)]
 
 mod build;
@@ -20,10 +22,14 @@ pub mod config;
 pub mod exporter;
 mod metrics;
 pub mod processor;
+pub mod receiver;
+pub mod registry;
+mod signal;
 
-pub use build::{Built, Exporters, build};
+pub use build::{Built, Entries, Exporters, build};
 pub use component::Component;
 pub use metrics::Metrics;
+pub use signal::{Consumer, Signal};
 
 #[cfg(test)]
 mod tests;

@@ -18,6 +18,9 @@ pub struct Metrics {
     pub(crate) redacted: Family<Labels, Counter>,
     pub(crate) batch_spans: Histogram,
     pub(crate) exported: Family<Labels, Counter>,
+    pub(crate) exported_log_records: Family<Labels, Counter>,
+    pub(crate) exported_metric_points: Family<Labels, Counter>,
+    pub(crate) metric_points_dropped: Family<Labels, Counter>,
     pub(crate) queue_bytes: Family<Labels, Gauge>,
     pub(crate) queue_records: Family<Labels, Gauge>,
     pub(crate) tail_pending_traces: Gauge,
@@ -32,6 +35,9 @@ impl Default for Metrics {
             redacted: Family::default(),
             batch_spans: Histogram::new(exponential_buckets(1.0, 2.0, 16)),
             exported: Family::default(),
+            exported_log_records: Family::default(),
+            exported_metric_points: Family::default(),
+            metric_points_dropped: Family::default(),
             queue_bytes: Family::default(),
             queue_records: Family::default(),
             tail_pending_traces: Gauge::default(),
@@ -70,6 +76,21 @@ impl Metrics {
             "Spans handed to exporters, by exporter and outcome",
             m.exported.clone(),
         );
+        r.register(
+            "exported_log_records",
+            "Log records handed to exporters, by exporter and outcome",
+            m.exported_log_records.clone(),
+        );
+        r.register(
+            "exported_metric_points",
+            "Metric data points handed to exporters, by exporter and outcome",
+            m.exported_metric_points.clone(),
+        );
+        r.register(
+            "metric_points_dropped",
+            "Metric data points a Prometheus exporter cannot express, by exporter and reason",
+            m.metric_points_dropped.clone(),
+        );
         r.register("queue_bytes", "Bytes waiting in an exporter's persistent queue", m.queue_bytes.clone());
         r.register(
             "queue_records",
@@ -82,6 +103,17 @@ impl Metrics {
             m.tail_pending_traces.clone(),
         );
         m
+    }
+}
+
+impl Metrics {
+    /// Items handed to exporters, for one signal's items.
+    pub(crate) fn exported(&self, signal: crate::Signal) -> &Family<Labels, Counter> {
+        match signal {
+            crate::Signal::Traces => &self.exported,
+            crate::Signal::Logs => &self.exported_log_records,
+            crate::Signal::Metrics => &self.exported_metric_points,
+        }
     }
 }
 

@@ -130,16 +130,16 @@ fn config_defaults_and_a_full_example_parse() {
     let c = parse(&toml::from_str(text).unwrap(), &ctx()).unwrap();
     assert_eq!(c.pipelines.len(), 1);
     assert_eq!(c.pipelines[0].exporters, vec!["store", "otlp/backup", "debug"]);
-    match c.exporters.get("otlp/backup") {
-        Some(crate::config::ExporterConfig::Otlp(o)) => {
+    match c.exporters.get("otlp/backup").and_then(|e| e.settings::<crate::exporter::otlp::Config>()) {
+        Some(o) => {
             assert_eq!(o.queue_max_bytes, 64 << 20);
             assert_eq!(o.queue_dir, std::path::PathBuf::from("/tmp/sl/queues/otlp_backup"));
             assert_eq!(o.headers, vec![("x-api-key".to_string(), "k".to_string())]);
         }
         other => panic!("{other:?}"),
     }
-    match c.processors.get("tail_sampling") {
-        Some(crate::config::ProcessorConfig::Tail(t)) => {
+    match c.processors.get("tail_sampling").and_then(|p| p.settings::<tail::Config>()) {
+        Some(t) => {
             assert_eq!(t.decision_wait, Duration::from_secs(2));
             assert_eq!(t.policies.len(), 2);
             assert!(matches!(&t.policies[1].1, tail::Policy::And(subs) if subs.len() == 2));
@@ -190,7 +190,7 @@ async fn batch_merges_waits_for_downstream_and_shares_its_answer() {
         queue_batches: 8,
         max_in_flight: 2,
     };
-    let b = Arc::new(batch::BatchProcessor::new("batch", &cfg, rec.clone(), metrics()));
+    let b = Arc::new(batch::BatchProcessor::<Batch>::new("batch", &cfg, rec.clone(), metrics()));
     let sends = (0..5u64).map(|i| {
         let b = Arc::clone(&b);
         async move {
@@ -776,4 +776,65 @@ async fn otlp_exporter_refuses_when_its_queue_is_full() {
         }
     }
     assert!(matches!(refused, Some(ConsumeError::Overloaded { .. })), "{refused:?}");
+}
+
+/// The README's component list is the registry's: a new component or a
+/// new signal for one shows up in the docs or this test fails.
+/// `SIGHTLINE_BLESS=1` rewrites the README's list instead.
+#[test]
+fn readme_lists_the_registry_components_and_the_default_pipeline() {
+    let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../README.md");
+    let readme = std::fs::read_to_string(&path).unwrap();
+    let start = readme.find("<!-- components: generated").expect("start marker");
+    let body_start = start + readme[start..].find('\n').unwrap() + 1;
+    let end = readme.find("<!-- components: end -->").expect("end marker");
+    let want = crate::registry::markdown();
+    if readme[body_start..end] != want {
+        if std::env::var_os("SIGHTLINE_BLESS").is_some() {
+            std::fs::write(&path, format!("{}{want}{}", &readme[..body_start], &readme[end..])).unwrap();
+        } else {
+            panic!(
+                "README.md's component list differs from the registry; run SIGHTLINE_BLESS=1 cargo test -p sightline-pipeline readme\n\nwant:\n{want}\nhave:\n{}",
+                &readme[body_start..end]
+            );
+        }
+    }
+    let default = crate::config::default_config(&ctx());
+    let chain: Vec<String> = default.pipelines[0]
+        .processors
+        .iter()
+        .chain(&default.pipelines[0].exporters)
+        .map(|id| format!("`{id}`"))
+        .collect();
+    let flat = readme.split_whitespace().collect::<Vec<_>>().join(" ");
+    assert!(
+        flat.contains(&chain.join(" → ")),
+        "README must name the default pipeline: {}",
+        chain.join(" → ")
+    );
+}
+
+#[test]
+fn pipelines_are_named_after_a_signal_their_components_handle() {
+    let got = problems(
+        r#"
+        [service.pipelines.trace]
+        receivers = ["otlp"]
+        exporters = ["store"]
+        [service.pipelines."logs/app"]
+        receivers = ["zipkin"]
+        processors = ["tail_sampling"]
+        exporters = ["store"]
+        [processors.tail_sampling]
+    "#,
+    );
+    assert_eq!(
+        got,
+        vec![
+            "service.pipelines.logs/app.receivers[0]: receiver \"zipkin\" does not handle logs; it handles traces",
+            "service.pipelines.logs/app.processors[0]: processor \"tail_sampling\" does not handle logs; it handles traces",
+            "service.pipelines.logs/app.exporters[0]: exporter \"store\" does not handle logs; it handles traces",
+            "service.pipelines.trace: unknown signal \"trace\" (did you mean \"traces\"?): name a pipeline after its signal (traces, logs, metrics), optionally with /<name>",
+        ]
+    );
 }

@@ -394,7 +394,301 @@ describe('sightline UI', () => {
     assert.ok((await page.locator('.wf-row').count()) < 100);
     await shot('11-large-trace');
   });
+});
 
+// Span metrics: known spans through the stock Python SDK, so every number
+// on the Monitor page follows from them. Latency percentiles interpolate
+// inside the Collector's default buckets (…, 8, 10, …, 200, 400, … ms), as
+// Prometheus' histogram_quantile does:
+//   GET /items:   6 server spans of 9 ms, 2 with ERROR → p50 9 ms,
+//                 p95 8 + 2·(5.7/6) = 9.9 ms, p99 9.98 ms; each with a
+//                 3 ms client child SELECT items → p50 2 + 2·(3/6) = 3 ms
+//   POST /orders: 3 server spans of 300 ms → p50 200 + 200·(1.5/3) = 300,
+//                 p95 390, p99 398 ms
+//   shop-api:     9 server spans → p50 8 + 2·(4.5/6) = 9.5 ms,
+//                 p95 200 + 200·(2.55/3) = 370 ms, p99 394 ms, errors 2/9
+// Rates are calls over the whole hour: 9/3600 s = 0.0025/s.
+describe('monitor', () => {
+  const cell = (row, col) => row.locator(`td[data-col=${col}]`).innerText();
+  const rowValues = async (row) => Object.fromEntries(await Promise.all(['rate', 'errors', 'p50', 'p95', 'p99'].map(async (c) => [c, await cell(row, c)])));
+
+  before(() => {
+    const items = [0, 1, 2, 3, 4, 5].map((i) => ({
+      service: 'shop-api',
+      name: 'GET /items',
+      kind: 'server',
+      start_ms: i * 20,
+      end_ms: i * 20 + 9,
+      ...(i < 2 ? { error: 'db timeout' } : {}),
+      children: [{ service: 'shop-api', name: 'SELECT items', kind: 'client', start_ms: i * 20 + 1, end_ms: i * 20 + 4 }],
+    }));
+    const orders = [0, 1, 2].map((i) => ({ service: 'shop-api', name: 'POST /orders', kind: 'server', start_ms: 200 + i * 400, end_ms: 500 + i * 400 }));
+    server.sendSpans([...items, ...orders]);
+  });
+
+  test('services: RED over the range, sortable, services without spans of the kind last', async () => {
+    await page.click('a[data-nav=monitor]');
+    const row = page.locator('.monitor-table tr[data-service=shop-api]');
+    await row.waitFor();
+    assert.deepEqual(await rowValues(row), { rate: '0.0025', errors: '22.2%', p50: '9.5ms', p95: '370ms', p99: '394ms' });
+    assert.equal(await row.locator('.sparkline').count(), 1);
+    // The shop trace: payments' one server span failed.
+    assert.equal(await cell(page.locator('tr[data-service=payments]'), 'errors'), '100%');
+    // P99, highest first: checkout 998 ms (860 ms in 800..1000), frontend 996 ms, payments 796 ms, shop-api;
+    // email and inventory have no server spans, so they come last either way. (The large trace's services are
+    // in the list too, with random durations: left out of the comparison.)
+    const known = ['checkout', 'frontend', 'payments', 'shop-api', 'email', 'inventory'];
+    const order = () => page.$$eval('.monitor-table tbody tr', (rows) => rows.map((r) => r.dataset.service));
+    await page.locator('button.sort-btn[data-sort=p99]').click();
+    assert.deepEqual((await order()).filter((s) => known.includes(s)), known);
+    assert.deepEqual((await order()).slice(-2), ['email', 'inventory']);
+    assert.equal(await page.locator('tr[data-service=email] td[data-col=rate]').innerText(), '–');
+    await page.locator('button.sort-btn[data-sort=p99]').click();
+    assert.deepEqual((await order()).filter((s) => known.includes(s)), ['shop-api', 'payments', 'frontend', 'checkout', 'email', 'inventory'], 'ascending');
+    assert.deepEqual((await order()).slice(-2), ['email', 'inventory'], 'no data stays last');
+    const url = new URL(page.url());
+    assert.equal(url.searchParams.get('sort'), 'p99');
+    assert.equal(url.searchParams.get('order'), 'asc');
+    await shot('13-monitor-services');
+  });
+
+  test('one service: charts over time and its operations', async () => {
+    await page.locator('.monitor-table tr[data-service=shop-api] a').click();
+    await page.locator('.monitor-kpis [data-kpi=p95] dd').waitFor();
+    assert.equal(new URL(page.url()).searchParams.get('service'), 'shop-api');
+    const kpi = (k) => text(`.monitor-kpis [data-kpi=${k}] dd`);
+    assert.deepEqual([await kpi('rate'), await kpi('errors'), await kpi('p50'), await kpi('p95'), await kpi('p99')], ['0.0025', '22.2%', '9.5ms', '370ms', '394ms']);
+    // Each chart plots the spans' minute: a dot or a line per series.
+    for (const [chart, series] of [['latency', 3], ['errors', 1], ['rate', 1]]) {
+      assert.equal(await page.locator(`.chart[data-chart=${chart}] .series`).count(), series, chart);
+      assert.ok((await page.locator(`.chart[data-chart=${chart}] .series :is(circle, path)`).count()) >= series, `${chart} has points`);
+    }
+    const ops = page.locator('.monitor-table tbody tr');
+    assert.deepEqual(await rowValues(page.locator('tr[data-operation="GET /items"]')), { rate: '0.00167', errors: '33.3%', p50: '9ms', p95: '9.9ms', p99: '9.98ms' });
+    assert.deepEqual(await rowValues(page.locator('tr[data-operation="POST /orders"]')), { rate: '0.000833', errors: '0%', p50: '300ms', p95: '390ms', p99: '398ms' });
+    assert.equal(await ops.count(), 2);
+    await page.locator('button.sort-btn[data-sort=errors]').click();
+    assert.deepEqual(await ops.evaluateAll((rows) => rows.map((r) => r.dataset.operation)), ['GET /items', 'POST /orders']);
+    // Picking an operation charts it; hovering reads the values out.
+    await page.getByRole('button', { name: 'GET /items', exact: true }).click();
+    assert.equal(new URL(page.url()).searchParams.get('operation'), 'GET /items');
+    assert.equal(await text('.monitor-operation'), 'GET /items');
+    assert.equal(await kpi('p50'), '9ms');
+    assert.equal(await page.locator('tr[data-operation="GET /items"].is-selected').count(), 1);
+    const box = await page.locator('.chart[data-chart=latency] svg').boundingBox();
+    await page.mouse.move(box.x + box.width - 20, box.y + box.height / 2);
+    await eventually(async () => assert.match(await text('.chart[data-chart=latency] .chart-readout'), /P50: 9ms\s*P95: 9\.9ms\s*P99: 9\.98ms/));
+    await shot('14-monitor-service');
+    // The operation's traces are a click away.
+    assert.equal(await page.locator('tr[data-operation="GET /items"] a.op-traces').getAttribute('href'), '/search?service=shop-api&operation=GET+%2Fitems&lookback=1h');
+    // Client spans are another kind: the SELECT calls.
+    await page.selectOption('#monitor-kind', 'client');
+    await eventually(async () => assert.deepEqual(await ops.evaluateAll((rows) => rows.map((r) => r.dataset.operation)), ['SELECT items']));
+    assert.deepEqual(await rowValues(page.locator('tr[data-operation="SELECT items"]')), { rate: '0.00167', errors: '0%', p50: '3ms', p95: '3.9ms', p99: '3.98ms' });
+    assert.equal(new URL(page.url()).searchParams.get('kind'), 'client');
+    // Reload keeps the page's state.
+    await page.reload();
+    await page.locator('tr[data-operation="SELECT items"]').waitFor();
+    assert.equal(await page.inputValue('#monitor-kind'), 'client');
+  });
+});
+
+// Two traces of one request through the stock Python SDK: in B the charge
+// takes twice as long, one of the two SELECTs is gone and a mail is sent.
+describe('compare', () => {
+  let a;
+  let b;
+  const statuses = () => page.$$eval('.compare-table tbody tr', (rows) => rows.map((r) => [Number(r.dataset.depth), r.dataset.name, r.dataset.status, r.querySelector('.compare-change').innerText]));
+
+  before(() => {
+    const trace = (slow) => ({
+      service: 'web',
+      name: 'GET /cart',
+      kind: 'server',
+      start_ms: 0,
+      end_ms: slow ? 130 : 100,
+      children: [
+        {
+          service: 'cart',
+          name: 'Checkout',
+          kind: 'server',
+          start_ms: 10,
+          end_ms: slow ? 120 : 90,
+          children: [
+            { service: 'pay', name: 'Charge', kind: 'server', start_ms: 20, end_ms: slow ? 80 : 50 },
+            { service: 'db', name: 'SELECT', kind: 'client', start_ms: 55, end_ms: 58 },
+            slow ? { service: 'mail', name: 'send', kind: 'producer', start_ms: 90, end_ms: 95 } : { service: 'db', name: 'SELECT', kind: 'client', start_ms: 60, end_ms: 63 },
+          ],
+        },
+      ],
+    });
+    [a, b] = server.sendSpans([trace(false), trace(true)]);
+  });
+
+  test('tick two search results, compare: added, removed, slower', async () => {
+    await page.goto(`${server.url}/search?service=web&lookback=1h`);
+    await eventually(async () => assert.equal(await page.locator('.result').count(), 2));
+    const compare = page.locator('.compare-btn');
+    assert.equal(await compare.isDisabled(), true);
+    await page.locator(`.result[data-trace-id="${a}"] .compare-pick input`).check();
+    await page.locator(`.result[data-trace-id="${b}"] .compare-pick input`).check();
+    assert.equal(await compare.innerText(), 'Compare (2/2)');
+    await compare.click();
+    await page.locator('.compare-body[data-ready=true]').waitFor();
+    assert.equal(new URL(page.url()).pathname, `/trace/${a}...${b}`);
+    assert.deepEqual(await statuses(), [
+      [0, 'web:GET /cart', 'slower', '+30ms (+30%)'],
+      [1, 'cart:Checkout', 'slower', '+30ms (+37.5%)'],
+      [2, 'pay:Charge', 'slower', '+30ms (+100%)'],
+      [2, 'db:SELECT', 'fewer', '−1 span'],
+      [2, 'mail:send', 'added', 'added (1)'],
+    ]);
+    const count = (k) => text(`.compare-summary [data-count=${k}]`);
+    assert.equal(await count('added'), '1 span added');
+    assert.equal(await count('removed'), '1 removed');
+    assert.equal(await count('slower'), '3 slower');
+    assert.equal(await count('same'), '0 of 5 paths unchanged');
+    assert.match(await text('.compare-delta'), /^Duration \+30ms \(\+30%\)$/);
+    assert.equal(await text('.compare-card[data-side=A] .meta-item[data-meta=spans] dd'), '5');
+    assert.equal(await text('.compare-card[data-side=B] .meta-item[data-meta=spans] dd'), '5');
+    // Side by side: the SELECT row shows 2 spans in A and 1 in B; mail only in B.
+    const select = page.locator('tr[data-name="db:SELECT"] td.compare-cell');
+    assert.equal(await select.nth(0).innerText(), '2 × 3ms');
+    assert.equal(await select.nth(1).innerText(), '3ms');
+    assert.equal(await page.locator('tr[data-name="mail:send"] td.compare-cell').nth(0).innerText(), '—');
+    await shot('15-compare');
+    // A cell opens its span in its trace.
+    await page.locator('tr[data-name="pay:Charge"] td.compare-cell').nth(1).locator('a').click();
+    await page.locator('.trace-page[data-ready=true] .detail').waitFor();
+    assert.equal(new URL(page.url()).pathname, `/trace/${b}`);
+    assert.equal(await text('.detail-title'), 'Charge');
+    await page.goBack();
+    await page.locator('.compare-body[data-ready=true]').waitFor();
+  });
+
+  test('compare URLs: swap, a trace with itself, only changes, a missing trace, the picker', async () => {
+    await page.getByRole('button', { name: 'Swap A and B' }).click();
+    await eventually(async () => assert.equal(new URL(page.url()).pathname, `/trace/${b}...${a}`));
+    await page.locator('.compare-body[data-ready=true]').waitFor();
+    assert.deepEqual((await statuses()).map((r) => r[2]), ['faster', 'faster', 'faster', 'more', 'removed']);
+
+    await page.goto(`${server.url}/trace/${a}...${a}?changes=1`);
+    await page.locator('.compare-body[data-ready=true]').waitFor();
+    assert.equal(await page.isChecked('#compare-changes'), true);
+    assert.match(await text('.compare-none'), /No differences/);
+    await page.uncheck('#compare-changes');
+    assert.deepEqual((await statuses()).map((r) => r[2]), ['same', 'same', 'same', 'same']);
+    assert.equal(new URL(page.url()).searchParams.get('changes'), null);
+
+    await page.goto(`${server.url}/trace/${a}...ffffffffffffffffffffffffffffffff`);
+    await page.locator('[data-state=compare-missing]').waitFor();
+    assert.equal(await text('[data-state=compare-missing] h2'), 'Trace B was not found');
+
+    await page.click('a[data-nav=compare]');
+    await page.locator('[data-state=compare-pick]').waitFor();
+    await page.fill('#compare-a', a);
+    await page.fill('#compare-b', 'not-hex');
+    await page.getByRole('button', { name: 'Compare', exact: true }).click();
+    assert.match(await text('.compare-form .form-error'), /B: a trace ID is 1 to 32 hexadecimal digits/);
+    await page.fill('#compare-b', b.toUpperCase());
+    await page.getByRole('button', { name: 'Compare', exact: true }).click();
+    await page.locator('.compare-body[data-ready=true]').waitFor();
+    assert.equal(new URL(page.url()).pathname, `/trace/${a}...${b}`);
+  });
+});
+
+// The TraceQL mode against Tempo's API (/api/search, /api/v2/search/tags,
+// /api/v2/search/tag/{tag}/values): suggestions come from the data the
+// tests sent, errors from the server's parser.
+describe('TraceQL', () => {
+  const editor = '#f-traceql';
+  const options = () => page.$$eval('.tql-completions:not([hidden]) .tql-option', (els) => els.map((e) => e.dataset.label));
+  const typed = () => page.inputValue(editor);
+  test('suggestions: attributes, operators and values from the tag endpoints', async () => {
+    await page.goto(`${server.url}/search`);
+    await page.click('#tab-traceql');
+    assert.equal(await page.getAttribute('#tab-traceql', 'aria-selected'), 'true');
+    await page.locator(editor).focus();
+    await page.keyboard.type('{ resource.serv');
+    await eventually(async () => assert.ok((await options()).includes('resource.service.version')));
+    assert.ok((await options()).every((o) => o.startsWith('resource.serv')));
+    await page.keyboard.type('ice.na');
+    await eventually(async () => assert.deepEqual(await options(), ['resource.service.name']));
+    await page.keyboard.press('Enter');
+    assert.equal(await typed(), '{ resource.service.name ');
+    await eventually(async () => assert.equal((await options())[0], '='));
+    await page.keyboard.press('Enter');
+    // Values of service.name the server has seen, strings quoted.
+    await eventually(async () => assert.ok((await options()).includes('"payments"')));
+    assert.ok((await options()).includes('"frontend"'));
+    await page.keyboard.type('"pay');
+    await eventually(async () => assert.deepEqual(await options(), ['"pay"', '"payments"'], 'the compare test sent a service "pay"'));
+    await page.keyboard.press('ArrowDown');
+    await page.keyboard.press('Tab');
+    assert.equal(await typed(), '{ resource.service.name = "payments" ');
+    await eventually(async () => assert.deepEqual(await options(), ['&&', '||', '}']));
+    await page.keyboard.type('&& stat');
+    await eventually(async () => assert.equal((await options())[0], 'status'));
+    await page.keyboard.press('Enter');
+    await page.keyboard.press('Enter');
+    await eventually(async () => assert.deepEqual((await options()).sort(), ['error', 'ok', 'unset']));
+    await page.keyboard.type('er');
+    await eventually(async () => assert.deepEqual(await options(), ['error']));
+    await page.keyboard.press('Enter');
+    await page.keyboard.type('}');
+    assert.equal(await typed(), '{ resource.service.name = "payments" && status = error }');
+    await page.keyboard.press('Escape');
+    assert.deepEqual(await options(), []);
+    await shot('16-traceql-typed');
+    // Ctrl+Enter runs it.
+    await page.keyboard.press('Control+Enter');
+    await eventually(async () => assert.deepEqual(await page.$$eval('.result', (els) => els.map((e) => e.dataset.traceId)), [TRACE_ID]));
+    assert.equal(new URL(page.url()).searchParams.get('q'), '{ resource.service.name = "payments" && status = error }');
+  });
+
+  test('results list the spans that matched; a matched span opens in its trace', async () => {
+    const result = page.locator(`.result[data-trace-id="${TRACE_ID}"]`);
+    assert.equal(await result.locator('.result-title').innerText(), 'frontend: GET /checkout');
+    assert.equal(await result.locator('.span-count').innerText(), '10 spans');
+    assert.equal(await result.locator('.error-count').innerText(), '1 error');
+    assert.equal(await result.locator('.matched-count').innerText(), '1 matched span:');
+    assert.equal(await result.locator('.matched-spans li').getAttribute('data-span-id'), id('E'));
+    assert.equal(await result.locator('.matched-spans li').innerText(), 'payments: Charge 600ms', 'the query read service.name, so the server sends it');
+    await shot('17-traceql-results');
+    await result.locator('.matched-spans a').click();
+    await page.locator('.trace-page[data-ready=true] .detail').waitFor();
+    assert.equal(await text('.detail-title'), 'Charge');
+    await page.goBack();
+    await page.locator('.result').first().waitFor();
+    assert.equal(await page.inputValue(editor), '{ resource.service.name = "payments" && status = error }', 'the URL restores the query');
+    assert.equal(await page.getAttribute('#tab-traceql', 'aria-selected'), 'true');
+  });
+
+  test("the server's syntax error is marked at its line and column", async () => {
+    await page.fill(editor, '{ .a = 1 &&\n  stat = error }');
+    await page.getByRole('button', { name: 'Run query' }).click();
+    await page.locator('[data-state=traceql-error]').waitFor();
+    assert.match(await text('.tql-error'), /^Line 2, column 3: .*unknown identifier `stat`/);
+    assert.equal(await text('.tql-mark'), 'stat');
+    assert.equal(await page.getAttribute(editor, 'aria-invalid'), 'true');
+    // The caret selects the culprit, ready to retype.
+    assert.deepEqual(await page.$eval(editor, (e) => [e.selectionStart, e.selectionEnd]), [14, 18]);
+    await shot('18-traceql-error');
+    await page.keyboard.type('status');
+    assert.equal(await page.locator('.tql-mark').count(), 0, 'editing clears the mark');
+    assert.equal(await page.getAttribute(editor, 'aria-invalid'), null);
+    // An unterminated spanset: the mark sits at the end.
+    await page.fill(editor, '{ status = error');
+    await page.keyboard.press('Control+Enter');
+    await eventually(async () => assert.match(await text('.tql-error'), /^Line 1, column 17: /));
+    assert.equal(await page.locator('.tql-mark.tql-mark-end').count(), 1);
+    await page.fill(editor, '');
+    await page.getByRole('button', { name: 'Run query' }).click();
+    assert.match(await text('.traceql-form .form-error'), /Write a query/);
+  });
+});
+
+describe('last: the server goes away', () => {
   test('API unreachable', async () => {
     await page.goto(`${server.url}/search`);
     await page.locator('.search-form').waitFor();

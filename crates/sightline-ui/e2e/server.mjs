@@ -1,7 +1,7 @@
 // Starts the real `sightline` binary on free loopback ports with a fresh
 // data directory, and stops it. Used by the e2e tests and bench-render.mjs.
 
-import { spawn } from 'node:child_process';
+import { spawn, spawnSync } from 'node:child_process';
 import { mkdtempSync, rmSync, existsSync } from 'node:fs';
 import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
@@ -14,6 +14,13 @@ const here = dirname(fileURLToPath(import.meta.url));
 export function binaryPath() {
   const path = process.env.SIGHTLINE_BIN || resolve(here, '../../../target/debug/sightline');
   if (!existsSync(path)) throw new Error(`sightline binary not found at ${path}: run \`cargo build -p sightline\` or set SIGHTLINE_BIN`);
+  return path;
+}
+
+/** The venv Python with the stock OpenTelemetry SDK: $SIGHTLINE_PYTHON, else .venv of this checkout (.ci/run builds it). */
+export function pythonPath() {
+  const path = process.env.SIGHTLINE_PYTHON || resolve(here, '../../../.venv/bin/python');
+  if (!existsSync(path)) throw new Error(`no Python venv at ${path}: run .ci/run once (it creates it) or set SIGHTLINE_PYTHON`);
   return path;
 }
 
@@ -87,6 +94,16 @@ export async function startServer() {
       if (!r.ok) throw new Error(`ingest failed: ${r.status} ${await r.text()}`);
       const reply = await r.json().catch(() => ({}));
       if (reply.partialSuccess?.rejectedSpans) throw new Error(`spans rejected: ${JSON.stringify(reply)}`);
+    },
+    /**
+     * Sends span trees through the stock OpenTelemetry Python SDK over
+     * OTLP/HTTP (send_spans.py has the plan's shape); returns the trace id
+     * of each root, in plan order.
+     */
+    sendSpans(plan) {
+      const run = spawnSync(pythonPath(), [join(here, 'send_spans.py'), `http://127.0.0.1:${otlpHttp}`], { input: JSON.stringify(plan), encoding: 'utf8', timeout: 60_000 });
+      if (run.status !== 0) throw new Error(`send_spans.py failed (${run.status ?? run.signal}): ${run.stderr}`);
+      return JSON.parse(run.stdout.trim().split('\n').pop()).traces;
     },
     async stop() {
       if (!exited) {

@@ -1,5 +1,6 @@
-//! Sightline's web UI — trace search, the trace waterfall with its critical
-//! path, span details, statistics and the service map — embedded in the
+//! Sightline's web UI — trace search (form and TraceQL), the trace
+//! waterfall with its critical path, span details, statistics, the service
+//! map, the Monitor page (RED metrics) and trace comparison — embedded in the
 //! binary, so one address gives what Jaeger UI gives without a second server.
 //!
 //! # Serving
@@ -10,8 +11,8 @@
 //! | --- | --- |
 //! | `/static/<hash>/<file>` | a file from `web/`, cached forever (`immutable`) |
 //! | `/api`, `/api/…` (anything the API router did not take) | `404`, plain text |
-//! | a path whose last segment has a `.` (`/favicon.ico`) | `404` |
-//! | any other `GET`/`HEAD` (`/`, `/search`, `/trace/{id}`, …) | `index.html`, `no-cache` |
+//! | a path whose last segment has a `.` but no `...` (`/favicon.ico`) | `404` |
+//! | any other `GET`/`HEAD` (`/`, `/search`, `/trace/{id}`, `/trace/{a}...{b}`, `/monitor`, …) | `index.html`, `no-cache` |
 //!
 //! The binary merges it *after* the API router, so API routes win and this
 //! router's fallback only sees what they left.
@@ -54,10 +55,12 @@ mod assets {
 /// Cache policy of `/static/<hash>/…`: the hash changes with any file.
 const IMMUTABLE: &str = "public, max-age=31536000, immutable";
 
-/// The page may load only what this server serves; inline styles are
-/// allowed because the waterfall positions bars through `style`.
+/// The page may load only what this server serves, and nothing inline: no
+/// inline scripts or `style` attributes. The UI positions bars and charts
+/// through CSSOM (`el.style.left = …`), which CSP does not restrict; the e2e
+/// tests fail on any CSP violation the browser reports.
 const CONTENT_SECURITY_POLICY: &str = "default-src 'self'; img-src 'self' data: blob:; \
-     style-src 'self' 'unsafe-inline'; connect-src 'self'; object-src 'none'; base-uri 'none'; \
+     style-src 'self'; connect-src 'self'; object-src 'none'; base-uri 'none'; \
      form-action 'self'; frame-ancestors 'none'";
 
 /// Builds the router serving the UI: static assets under `/static/<hash>/`
@@ -95,7 +98,8 @@ async fn page(method: Method, uri: Uri, headers: HeaderMap) -> Response {
         return response;
     }
     let last = path.rsplit('/').next().unwrap_or("");
-    if last.contains('.') {
+    // `a...b` is Jaeger UI's compare URL (`/trace/{a}...{b}`), not a file.
+    if last.contains('.') && !last.contains("...") {
         return not_found();
     }
     let mut response = cached(

@@ -38,13 +38,18 @@ async fn ui_paths_serve_index_html() {
         "/search",
         "/search?service=a&limit=20",
         "/trace/0af7651916cd43dd8448eb211c80319c",
+        "/trace/0af7651916cd43dd8448eb211c80319c...5b8efff798038103d269b633813fc60c",
+        "/compare",
         "/dependencies",
+        "/monitor?service=a.b&kind=server",
     ] {
         let (status, headers, body) = send("GET", path, &[]).await;
         assert_eq!(status, StatusCode::OK, "{path}");
         assert_eq!(headers[header::CONTENT_TYPE], "text/html; charset=utf-8", "{path}");
         assert_eq!(headers[header::CACHE_CONTROL], "no-cache", "{path}");
-        assert!(headers[header::CONTENT_SECURITY_POLICY].to_str().unwrap().contains("default-src 'self'"));
+        let csp = headers[header::CONTENT_SECURITY_POLICY].to_str().unwrap();
+        assert!(csp.contains("default-src 'self'") && csp.contains("style-src 'self';"), "{csp}");
+        assert!(!csp.contains("unsafe-inline") && !csp.contains("unsafe-eval"), "{csp}");
         assert_eq!(body, INDEX_HTML.as_bytes(), "{path}");
     }
 }

@@ -81,6 +81,8 @@ pub(crate) async fn serve(settings: Settings) -> anyhow::Result<()> {
         &settings.pipeline,
         sightline_pipeline::Exporters {
             store: Some(Arc::new(store.clone()) as Arc<dyn TracesConsumer>),
+            // No log store yet: logs pipelines export with otlp or debug.
+            logs_store: None,
             on_memory_pressure: Some({
                 let store = store.clone();
                 Arc::new(move || store.request_cut())
@@ -90,7 +92,7 @@ pub(crate) async fn serve(settings: Settings) -> anyhow::Result<()> {
         &mut registry,
     )
     .map_err(|e| anyhow::anyhow!(e))?;
-    let Some(otlp_entry) = pipeline.receivers.get("otlp").cloned() else {
+    let Some(otlp_entry) = pipeline.receivers.get("otlp").and_then(|e| e.traces.clone()) else {
         anyhow::bail!("no pipeline uses the otlp receiver; add \"otlp\" to a pipeline's receivers");
     };
 
@@ -107,7 +109,10 @@ pub(crate) async fn serve(settings: Settings) -> anyhow::Result<()> {
         receive_metrics,
     );
     // The Zipkin receiver listens only when a pipeline uses it.
-    let zipkin = match (pipeline.receivers.get("zipkin"), zipkin_endpoint(&settings)) {
+    let zipkin = match (
+        pipeline.receivers.get("zipkin").and_then(|e| e.traces.as_ref()),
+        zipkin_endpoint(&settings),
+    ) {
         (Some(entry), Some(addr)) => {
             let receiver = sightline_zipkin::Receiver::new(Arc::clone(entry), front.clone());
             Some((addr, bind("--zipkin-addr", addr).await?, receiver))
@@ -260,10 +265,11 @@ pub(crate) async fn serve(settings: Settings) -> anyhow::Result<()> {
 }
 
 fn zipkin_endpoint(settings: &Settings) -> Option<SocketAddr> {
-    settings.pipeline.receivers.values().find_map(|r| match r {
-        sightline_pipeline::config::ReceiverConfig::Zipkin { endpoint } => Some(*endpoint),
-        _ => None,
-    })
+    settings
+        .pipeline
+        .receivers
+        .values()
+        .find_map(|r| r.settings::<sightline_pipeline::receiver::ZipkinConfig>().map(|z| z.endpoint))
 }
 
 async fn bind(flag: &str, addr: SocketAddr) -> anyhow::Result<TcpListener> {

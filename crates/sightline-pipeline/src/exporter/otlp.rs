@@ -1,5 +1,6 @@
 //! OTLP exporter: forwards to another OTLP endpoint (another Sightline, a
-//! Collector, Jaeger, Tempo) over gRPC or HTTP/protobuf.
+//! Collector, Jaeger, Tempo) over gRPC or HTTP/protobuf, for one signal
+//! per instance (traces, logs or metrics, each with its own queue).
 //!
 //! Batches go into a persistent queue first ([`super::queue`]) and are
 //! acknowledged once there, so data survives restarts and downstream
@@ -23,17 +24,24 @@ use std::time::Duration;
 
 use async_trait::async_trait;
 use bytes::Bytes;
+use opentelemetry_proto::tonic::collector::logs::v1::ExportLogsServiceRequest;
+use opentelemetry_proto::tonic::collector::logs::v1::logs_service_client::LogsServiceClient;
+use opentelemetry_proto::tonic::collector::metrics::v1::ExportMetricsServiceRequest;
+use opentelemetry_proto::tonic::collector::metrics::v1::metrics_service_client::MetricsServiceClient;
 use opentelemetry_proto::tonic::collector::trace::v1::ExportTraceServiceRequest;
 use opentelemetry_proto::tonic::collector::trace::v1::trace_service_client::TraceServiceClient;
 use parking_lot::Mutex;
 use prost::Message as _;
-use sightline_model::{Batch, ComponentHealth, ConsumeError, TracesConsumer};
+use sightline_model::{
+    Batch, ComponentHealth, ConsumeError, LogBatch, LogsConsumer, MetricBatch, MetricsConsumer,
+    TracesConsumer,
+};
 use sightline_wal::FsyncPolicy;
 use tokio::task::JoinHandle;
 
 use super::queue::{AppendError, Queue};
-use crate::Component;
 use crate::metrics::{Metrics, labels};
+use crate::{Component, Signal};
 
 /// Wire protocol of the target.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -47,8 +55,9 @@ pub enum Protocol {
 /// Settings of an OTLP exporter.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Config {
-    /// `http://host:port` (gRPC) or the base URL (HTTP; `/v1/traces` is
-    /// appended unless the URL already ends with it).
+    /// `http://host:port` (gRPC) or the base URL (HTTP; `/v1/traces`,
+    /// `/v1/logs` or `/v1/metrics` is appended unless the URL already ends
+    /// with it).
     pub endpoint: String,
     /// Wire protocol.
     pub protocol: Protocol,
@@ -56,7 +65,8 @@ pub struct Config {
     pub timeout: Duration,
     /// Extra request headers (e.g. an API key).
     pub headers: Vec<(String, String)>,
-    /// Queue folder.
+    /// Queue folder (traces; logs and metrics queue in its `logs` and
+    /// `metrics` subfolders).
     pub queue_dir: PathBuf,
     /// Queue size cap in bytes.
     pub queue_max_bytes: u64,
@@ -77,6 +87,7 @@ enum Sent {
 /// The exporter.
 pub struct OtlpExporter {
     id: String,
+    signal: Signal,
     queue: Arc<Queue>,
     metrics: Arc<Metrics>,
     last_error: Arc<Mutex<Option<String>>>,
@@ -92,12 +103,24 @@ impl OtlpExporter {
         config: Config,
         metrics: Arc<Metrics>,
     ) -> Result<OtlpExporter, sightline_wal::Error> {
-        let queue = Arc::new(Queue::open(&config.queue_dir, config.queue_max_bytes, FsyncPolicy::Always)?);
+        OtlpExporter::for_signal(id, config, Signal::Traces, metrics)
+    }
+
+    /// [`OtlpExporter::new`] for one signal's data.
+    pub fn for_signal(
+        id: &str,
+        config: Config,
+        signal: Signal,
+        metrics: Arc<Metrics>,
+    ) -> Result<OtlpExporter, sightline_wal::Error> {
+        let queue_dir = queue_dir(&config, signal);
+        let queue = Arc::new(Queue::open(&queue_dir, config.queue_max_bytes, FsyncPolicy::Always)?);
         let last_error = Arc::new(Mutex::new(None));
         let stopping = Arc::new(AtomicBool::new(false));
         let sender = Sender {
             id: id.to_owned(),
-            client: Client::new(&config),
+            signal,
+            client: Client::new(&config, signal),
             config,
             queue: Arc::clone(&queue),
             metrics: Arc::clone(&metrics),
@@ -107,6 +130,7 @@ impl OtlpExporter {
         let task = tokio::spawn(sender.run());
         Ok(OtlpExporter {
             id: id.to_owned(),
+            signal,
             queue,
             metrics,
             last_error,
@@ -121,16 +145,21 @@ impl OtlpExporter {
         self.metrics.queue_bytes.get_or_create(&l).set(bytes as i64);
         self.metrics.queue_records.get_or_create(&l).set(records as i64);
     }
-}
 
-#[async_trait]
-impl TracesConsumer for OtlpExporter {
-    async fn consume_traces(&self, batch: Batch) -> Result<(), ConsumeError> {
-        if batch.is_empty() {
+    /// Queues one export request of `items` spans, records or points.
+    async fn enqueue(&self, signal: Signal, items: u64, otlp: Bytes) -> Result<(), ConsumeError> {
+        if signal != self.signal {
+            // NOTE: the builder makes one exporter per signal; this guards
+            // the queue against a wiring mistake.
+            return Err(ConsumeError::Unavailable {
+                reason: format!("exporter {} takes {}, not {}", self.id, self.signal.name(), signal.name()),
+                retry_after: Duration::from_secs(5),
+            });
+        }
+        if items == 0 {
             return Ok(());
         }
-        let spans = batch.len() as u64;
-        let (_, otlp) = batch.into_parts();
+        let spans = items;
         let result = self.queue.append(otlp).await;
         self.update_gauges();
         match result {
@@ -144,7 +173,7 @@ impl TracesConsumer for OtlpExporter {
                     .get_or_create(&labels(&[("component", &self.id), ("reason", "queue_full")]))
                     .inc();
                 self.metrics
-                    .exported
+                    .exported(self.signal)
                     .get_or_create(&labels(&[("exporter", &self.id), ("outcome", "refused")]))
                     .inc_by(spans);
                 Err(ConsumeError::Overloaded {
@@ -157,6 +186,40 @@ impl TracesConsumer for OtlpExporter {
                 retry_after: Duration::from_secs(5),
             }),
         }
+    }
+}
+
+#[async_trait]
+impl TracesConsumer for OtlpExporter {
+    async fn consume_traces(&self, batch: Batch) -> Result<(), ConsumeError> {
+        let items = batch.len() as u64;
+        self.enqueue(Signal::Traces, items, batch.into_parts().1).await
+    }
+}
+
+#[async_trait]
+impl LogsConsumer for OtlpExporter {
+    async fn consume_logs(&self, batch: LogBatch) -> Result<(), ConsumeError> {
+        let items = batch.len() as u64;
+        self.enqueue(Signal::Logs, items, batch.into_parts().1).await
+    }
+}
+
+#[async_trait]
+impl MetricsConsumer for OtlpExporter {
+    async fn consume_metrics(&self, batch: MetricBatch) -> Result<(), ConsumeError> {
+        let items = batch.data_points() as u64;
+        self.enqueue(Signal::Metrics, items, batch.into_parts().1).await
+    }
+}
+
+/// Where one signal's queue lives: traces in `queue_dir` itself (as before
+/// logs and metrics existed), the others in subfolders, which the WAL
+/// ignores.
+fn queue_dir(config: &Config, signal: Signal) -> PathBuf {
+    match signal {
+        Signal::Traces => config.queue_dir.clone(),
+        Signal::Logs | Signal::Metrics => config.queue_dir.join(signal.name()),
     }
 }
 
@@ -183,7 +246,10 @@ impl Component for OtlpExporter {
         let (bytes, records) = self.queue.depth();
         let error = self.last_error.lock().clone();
         Some(ComponentHealth {
-            name: format!("exporter {}", self.id),
+            name: match self.signal {
+                Signal::Traces => format!("exporter {}", self.id),
+                other => format!("exporter {} ({})", self.id, other.name()),
+            },
             // Downstream trouble is not our failure: the queue absorbs it.
             healthy: true,
             detail: match error {
@@ -198,6 +264,8 @@ type HttpsConnector = hyper_rustls::HttpsConnector<hyper_util::client::legacy::c
 
 enum Client {
     Grpc(TraceServiceClient<tonic::transport::Channel>),
+    GrpcLogs(LogsServiceClient<tonic::transport::Channel>),
+    GrpcMetrics(MetricsServiceClient<tonic::transport::Channel>),
     Http {
         url: String,
         client: hyper_util::client::legacy::Client<HttpsConnector, http_body_util::Full<Bytes>>,
@@ -231,7 +299,7 @@ fn https_connector(config: &Config) -> Result<HttpsConnector, String> {
 }
 
 impl Client {
-    fn new(config: &Config) -> Client {
+    fn new(config: &Config, signal: Signal) -> Client {
         match config.protocol {
             Protocol::Grpc => {
                 let endpoint =
@@ -244,15 +312,20 @@ impl Client {
                     });
                 match endpoint {
                     Ok(ep) => {
-                        Client::Grpc(TraceServiceClient::new(ep.timeout(config.timeout).connect_lazy()))
+                        let channel = ep.timeout(config.timeout).connect_lazy();
+                        match signal {
+                            Signal::Traces => Client::Grpc(TraceServiceClient::new(channel)),
+                            Signal::Logs => Client::GrpcLogs(LogsServiceClient::new(channel)),
+                            Signal::Metrics => Client::GrpcMetrics(MetricsServiceClient::new(channel)),
+                        }
                     }
                     Err(e) => Client::Invalid(format!("invalid endpoint {}: {e}", config.endpoint)),
                 }
             }
             Protocol::HttpProtobuf => {
                 let base = config.endpoint.trim_end_matches('/');
-                let url =
-                    if base.ends_with("/v1/traces") { base.to_owned() } else { format!("{base}/v1/traces") };
+                let path = format!("/v1/{}", signal.name());
+                let url = if base.ends_with(&path) { base.to_owned() } else { format!("{base}{path}") };
                 match https_connector(config) {
                     Ok(connector) => {
                         let client =
@@ -269,6 +342,7 @@ impl Client {
 
 struct Sender {
     id: String,
+    signal: Signal,
     config: Config,
     client: Client,
     queue: Arc<Queue>,
@@ -301,7 +375,7 @@ impl Sender {
                 }
                 continue;
             };
-            let spans = span_count(&record);
+            let spans = item_count(self.signal, &record);
             match self.send(record).await {
                 Sent::Ok => {
                     backoff = self.config.initial_backoff;
@@ -336,7 +410,7 @@ impl Sender {
 
     fn count(&self, outcome: &str, spans: u64) {
         self.metrics
-            .exported
+            .exported(self.signal)
             .get_or_create(&labels(&[("exporter", &self.id), ("outcome", outcome)]))
             .inc_by(spans);
     }
@@ -349,16 +423,28 @@ impl Sender {
                     Ok(r) => r,
                     Err(e) => return Sent::Permanent(format!("queued record is not OTLP: {e}")),
                 };
-                let mut req = tonic::Request::new(request);
-                for (k, v) in &self.config.headers {
-                    if let (Ok(k), Ok(v)) = (
-                        tonic::metadata::MetadataKey::from_bytes(k.as_bytes()),
-                        tonic::metadata::MetadataValue::try_from(v.as_str()),
-                    ) {
-                        req.metadata_mut().insert(k, v);
-                    }
-                }
+                let req = with_headers(request, &self.config.headers);
                 match client.export(req).await {
+                    Ok(_) => Sent::Ok,
+                    Err(status) => classify_grpc(&status),
+                }
+            }
+            Client::GrpcLogs(client) => {
+                let request = match ExportLogsServiceRequest::decode(record) {
+                    Ok(r) => r,
+                    Err(e) => return Sent::Permanent(format!("queued record is not OTLP: {e}")),
+                };
+                match client.export(with_headers(request, &self.config.headers)).await {
+                    Ok(_) => Sent::Ok,
+                    Err(status) => classify_grpc(&status),
+                }
+            }
+            Client::GrpcMetrics(client) => {
+                let request = match ExportMetricsServiceRequest::decode(record) {
+                    Ok(r) => r,
+                    Err(e) => return Sent::Permanent(format!("queued record is not OTLP: {e}")),
+                };
+                match client.export(with_headers(request, &self.config.headers)).await {
                     Ok(_) => Sent::Ok,
                     Err(status) => classify_grpc(&status),
                 }
@@ -385,10 +471,57 @@ impl Sender {
     }
 }
 
-fn span_count(record: &Bytes) -> u64 {
-    ExportTraceServiceRequest::decode(record.clone())
-        .map(|r| r.resource_spans.iter().flat_map(|rs| &rs.scope_spans).map(|ss| ss.spans.len() as u64).sum())
-        .unwrap_or(0)
+/// A gRPC request carrying the configured headers as metadata.
+fn with_headers<T>(message: T, headers: &[(String, String)]) -> tonic::Request<T> {
+    let mut req = tonic::Request::new(message);
+    for (k, v) in headers {
+        if let (Ok(k), Ok(v)) = (
+            tonic::metadata::MetadataKey::from_bytes(k.as_bytes()),
+            tonic::metadata::MetadataValue::try_from(v.as_str()),
+        ) {
+            req.metadata_mut().insert(k, v);
+        }
+    }
+    req
+}
+
+/// Spans, log records or metric data points in a queued request.
+fn item_count(signal: Signal, record: &Bytes) -> u64 {
+    match signal {
+        Signal::Traces => ExportTraceServiceRequest::decode(record.clone())
+            .map(|r| {
+                r.resource_spans.iter().flat_map(|rs| &rs.scope_spans).map(|ss| ss.spans.len() as u64).sum()
+            })
+            .unwrap_or(0),
+        Signal::Logs => ExportLogsServiceRequest::decode(record.clone())
+            .map(|r| {
+                r.resource_logs
+                    .iter()
+                    .flat_map(|rl| &rl.scope_logs)
+                    .map(|sl| sl.log_records.len() as u64)
+                    .sum()
+            })
+            .unwrap_or(0),
+        Signal::Metrics => ExportMetricsServiceRequest::decode(record.clone())
+            .map(|r| {
+                use opentelemetry_proto::tonic::metrics::v1::metric::Data;
+                let points = |m: &opentelemetry_proto::tonic::metrics::v1::Metric| match &m.data {
+                    None => 0,
+                    Some(Data::Gauge(g)) => g.data_points.len(),
+                    Some(Data::Sum(s)) => s.data_points.len(),
+                    Some(Data::Histogram(h)) => h.data_points.len(),
+                    Some(Data::ExponentialHistogram(h)) => h.data_points.len(),
+                    Some(Data::Summary(s)) => s.data_points.len(),
+                };
+                r.resource_metrics
+                    .iter()
+                    .flat_map(|rm| &rm.scope_metrics)
+                    .flat_map(|sm| &sm.metrics)
+                    .map(|m| points(m) as u64)
+                    .sum()
+            })
+            .unwrap_or(0),
+    }
 }
 
 /// The OTLP spec's retryable gRPC codes; `RetryInfo` gives the delay.

@@ -1,10 +1,11 @@
-//! Batch processor: merges small batches into larger ones before export.
+//! Batch processor: merges small batches into larger ones before export,
+//! for every signal (it counts spans, log records or metric data points).
 //!
 //! Unlike the Collector's, it does not acknowledge early: each sender waits
 //! until the merged batch it joined was accepted downstream, so batching
 //! never weakens the durability promise. Merging costs no re-encoding: the
-//! concatenation of two protobuf `ExportTraceServiceRequest`s is the
-//! encoding of the merged request (repeated fields append).
+//! concatenation of two protobuf export requests is the encoding of the
+//! merged request (repeated fields append).
 //!
 //! Backpressure: the queue in front of the batcher is bounded; when it is
 //! full senders get `Overloaded`, and at most `max_in_flight` merged
@@ -15,21 +16,21 @@ use std::time::Duration;
 
 use async_trait::async_trait;
 use bytes::BytesMut;
-use sightline_model::{Batch, ConsumeError, Span, TracesConsumer};
+use sightline_model::ConsumeError;
 use tokio::sync::{Semaphore, mpsc, oneshot};
 use tokio::task::JoinHandle;
 use tokio::time::Instant;
 
-use super::Next;
 use crate::Component;
 use crate::metrics::{Metrics, labels};
+use crate::signal::{Signal, Unit, consumers_for_units};
 
 /// Settings of a batch processor.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Config {
-    /// Send once this many spans are waiting.
+    /// Send once this many items (spans, log records, data points) wait.
     pub send_batch_size: usize,
-    /// Send at the latest this long after the first waiting span arrived.
+    /// Send at the latest this long after the first waiting item arrived.
     pub timeout: Duration,
     /// Batches (as received) that may wait in the queue; beyond, refuse.
     pub queue_batches: usize,
@@ -50,31 +51,38 @@ impl Default for Config {
 
 type Waiter = oneshot::Sender<Result<(), ConsumeError>>;
 
-/// The processor.
-pub struct BatchProcessor {
+/// The processor, for units `U` of one signal.
+pub struct BatchProcessor<U: Unit> {
     id: String,
-    tx: parking_lot::Mutex<Option<mpsc::Sender<(Batch, Waiter)>>>,
+    tx: parking_lot::Mutex<Option<mpsc::Sender<(U, Waiter)>>>,
     metrics: Arc<Metrics>,
     task: parking_lot::Mutex<Option<JoinHandle<()>>>,
 }
 
-struct Pending {
-    spans: Vec<Span>,
+struct Pending<U: Unit> {
+    items: Vec<U::Item>,
+    /// What the items count for ([`Unit::count`]).
+    count: usize,
     otlp: BytesMut,
     waiters: Vec<Waiter>,
 }
 
-impl Pending {
-    fn new() -> Pending {
-        Pending { spans: Vec::new(), otlp: BytesMut::new(), waiters: Vec::new() }
+impl<U: Unit> Pending<U> {
+    fn new() -> Pending<U> {
+        Pending { items: Vec::new(), count: 0, otlp: BytesMut::new(), waiters: Vec::new() }
     }
 }
 
-impl BatchProcessor {
+impl<U: Unit> BatchProcessor<U> {
     /// Starts the batching task; must run inside a tokio runtime.
-    pub fn new(id: &str, config: &Config, next: Next, metrics: Arc<Metrics>) -> BatchProcessor {
+    pub fn new(
+        id: &str,
+        config: &Config,
+        next: Arc<U::Consumer>,
+        metrics: Arc<Metrics>,
+    ) -> BatchProcessor<U> {
         let (tx, rx) = mpsc::channel(config.queue_batches.max(1));
-        let task = tokio::spawn(run(config.clone(), rx, next, Arc::clone(&metrics)));
+        let task = tokio::spawn(run::<U>(config.clone(), rx, next, Arc::clone(&metrics)));
         BatchProcessor {
             id: id.to_owned(),
             tx: parking_lot::Mutex::new(Some(tx)),
@@ -84,9 +92,14 @@ impl BatchProcessor {
     }
 }
 
-async fn run(config: Config, mut rx: mpsc::Receiver<(Batch, Waiter)>, next: Next, metrics: Arc<Metrics>) {
+async fn run<U: Unit>(
+    config: Config,
+    mut rx: mpsc::Receiver<(U, Waiter)>,
+    next: Arc<U::Consumer>,
+    metrics: Arc<Metrics>,
+) {
     let in_flight = Arc::new(Semaphore::new(config.max_in_flight.max(1)));
-    let mut pending = Pending::new();
+    let mut pending = Pending::<U>::new();
     let mut deadline: Option<Instant> = None;
     loop {
         let received = match deadline {
@@ -101,11 +114,12 @@ async fn run(config: Config, mut rx: mpsc::Receiver<(Batch, Waiter)>, next: Next
             if pending.waiters.is_empty() {
                 deadline = Some(Instant::now() + config.timeout);
             }
-            let (spans, otlp) = batch.into_parts();
-            pending.spans.extend(spans);
+            pending.count += batch.count();
+            let (items, otlp) = batch.into_parts();
+            pending.items.extend(items);
             pending.otlp.extend_from_slice(&otlp);
             pending.waiters.push(waiter);
-            if pending.spans.len() < config.send_batch_size {
+            if pending.count < config.send_batch_size {
                 continue;
             }
         }
@@ -116,9 +130,11 @@ async fn run(config: Config, mut rx: mpsc::Receiver<(Batch, Waiter)>, next: Next
             // NOTE: the semaphore is never closed, so acquiring cannot fail.
             let Ok(permit) = Arc::clone(&in_flight).acquire_owned().await else { return };
             let next = Arc::clone(&next);
-            metrics.batch_spans.observe(merged.spans.len() as f64);
+            if U::SIGNAL == Signal::Traces {
+                metrics.batch_spans.observe(merged.count as f64);
+            }
             tokio::spawn(async move {
-                let result = next.consume_traces(Batch::new(merged.spans, merged.otlp.freeze())).await;
+                let result = U::send(&next, U::from_parts(merged.items, merged.otlp.freeze())).await;
                 for w in merged.waiters {
                     let _ = w.send(result.clone());
                 }
@@ -133,10 +149,9 @@ async fn run(config: Config, mut rx: mpsc::Receiver<(Batch, Waiter)>, next: Next
     }
 }
 
-#[async_trait]
-impl TracesConsumer for BatchProcessor {
-    async fn consume_traces(&self, batch: Batch) -> Result<(), ConsumeError> {
-        if batch.is_empty() {
+impl<U: Unit> BatchProcessor<U> {
+    async fn consume(&self, batch: U) -> Result<(), ConsumeError> {
+        if batch.count() == 0 {
             return Ok(());
         }
         let Some(tx) = self.tx.lock().clone() else {
@@ -165,8 +180,10 @@ impl TracesConsumer for BatchProcessor {
     }
 }
 
+consumers_for_units!(BatchProcessor);
+
 #[async_trait]
-impl Component for BatchProcessor {
+impl<U: Unit> Component for BatchProcessor<U> {
     fn id(&self) -> &str {
         &self.id
     }

@@ -27,11 +27,13 @@ use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::time::Duration;
 
 use async_trait::async_trait;
-use sightline_model::{Batch, ComponentHealth, ConsumeError, TracesConsumer};
+use sightline_model::{
+    Batch, ComponentHealth, ConsumeError, LogBatch, LogsConsumer, MetricBatch, MetricsConsumer,
+    TracesConsumer,
+};
 use tokio::sync::Notify;
 use tokio::task::JoinHandle;
 
-use super::Next;
 use crate::Component;
 use crate::metrics::{Metrics, labels};
 
@@ -67,10 +69,11 @@ const MAX_WAITING: usize = 4;
 /// Reads the process's memory in bytes; `None` when it cannot.
 pub(crate) type MemoryReader = Arc<dyn Fn() -> Option<u64> + Send + Sync>;
 
-/// The processor.
-pub struct MemoryLimiter {
+/// The processor, in front of `next` (of any signal: it implements each
+/// signal's consumer trait that `N` does).
+pub struct MemoryLimiter<N: ?Sized = dyn TracesConsumer> {
     id: String,
-    next: Next,
+    next: Arc<N>,
     soft: u64,
     hard: u64,
     current: Arc<AtomicU64>,
@@ -90,15 +93,15 @@ pub fn resident_bytes() -> Option<u64> {
     Some(kb * 1024)
 }
 
-impl MemoryLimiter {
+impl<N: ?Sized + Send + Sync> MemoryLimiter<N> {
     /// Starts the measuring task; must run inside a tokio runtime.
     pub fn new(
         id: &str,
         config: &Config,
-        next: Next,
+        next: Arc<N>,
         metrics: Arc<Metrics>,
         on_pressure: Option<Arc<dyn Fn() + Send + Sync>>,
-    ) -> MemoryLimiter {
+    ) -> MemoryLimiter<N> {
         MemoryLimiter::with_reader(id, config, next, metrics, on_pressure, Arc::new(resident_bytes))
     }
 
@@ -107,11 +110,11 @@ impl MemoryLimiter {
     pub(crate) fn with_reader(
         id: &str,
         config: &Config,
-        next: Next,
+        next: Arc<N>,
         metrics: Arc<Metrics>,
         on_pressure: Option<Arc<dyn Fn() + Send + Sync>>,
         read: MemoryReader,
-    ) -> MemoryLimiter {
+    ) -> MemoryLimiter<N> {
         let current = Arc::new(AtomicU64::new(read().unwrap_or(0)));
         let relief = Arc::new(Notify::new());
         let task = {
@@ -216,9 +219,9 @@ impl Drop for WaitSlot<'_> {
     }
 }
 
-#[async_trait]
-impl TracesConsumer for MemoryLimiter {
-    async fn consume_traces(&self, batch: Batch) -> Result<(), ConsumeError> {
+impl<N: ?Sized + Send + Sync> MemoryLimiter<N> {
+    /// `Ok` when a batch may pass, else the refusal to return.
+    async fn admit(&self) -> Result<(), ConsumeError> {
         let rss = self.settled().await;
         if rss >= self.soft {
             let limit = if rss >= self.hard { "hard" } else { "soft" };
@@ -228,12 +231,36 @@ impl TracesConsumer for MemoryLimiter {
                 retry_after: Duration::from_secs(1),
             });
         }
+        Ok(())
+    }
+}
+
+#[async_trait]
+impl<N: ?Sized + TracesConsumer> TracesConsumer for MemoryLimiter<N> {
+    async fn consume_traces(&self, batch: Batch) -> Result<(), ConsumeError> {
+        self.admit().await?;
         self.next.consume_traces(batch).await
     }
 }
 
 #[async_trait]
-impl Component for MemoryLimiter {
+impl<N: ?Sized + LogsConsumer> LogsConsumer for MemoryLimiter<N> {
+    async fn consume_logs(&self, batch: LogBatch) -> Result<(), ConsumeError> {
+        self.admit().await?;
+        self.next.consume_logs(batch).await
+    }
+}
+
+#[async_trait]
+impl<N: ?Sized + MetricsConsumer> MetricsConsumer for MemoryLimiter<N> {
+    async fn consume_metrics(&self, batch: MetricBatch) -> Result<(), ConsumeError> {
+        self.admit().await?;
+        self.next.consume_metrics(batch).await
+    }
+}
+
+#[async_trait]
+impl<N: ?Sized + Send + Sync> Component for MemoryLimiter<N> {
     fn id(&self) -> &str {
         &self.id
     }

@@ -9,21 +9,26 @@
 //! - **masked values**: text matching value patterns — email addresses,
 //!   card numbers (13–19 digits passing the Luhn check), bearer/basic
 //!   credentials — is replaced by `****`, in attribute values (nested ones
-//!   too), span and event names, and status messages;
+//!   too), span and event names, status messages, and log bodies (text or
+//!   structured: a secret in a log line is the commonest leak);
 //! - **allow-list mode**: only listed keys survive.
 //!
 //! Cheap byte checks run before any regex (`@` before the email pattern, a
-//! digit run before the card pattern), so clean spans cost little; a batch
-//! with nothing to redact passes through without re-encoding.
+//! digit run before the card pattern), so clean spans and records cost
+//! little; a batch with nothing to redact passes through without
+//! re-encoding.
 
 use std::collections::HashMap;
 use std::sync::Arc;
 
 use async_trait::async_trait;
 use regex::Regex;
-use sightline_model::{Batch, ConsumeError, KeyValue, Resource, Scope, Span, TracesConsumer, Value};
+use sightline_model::{
+    Batch, ConsumeError, KeyValue, LogBatch, LogRecord, LogsConsumer, Resource, Scope, Span, TracesConsumer,
+    Value,
+};
 
-use super::{FastMap, Next};
+use super::FastMap;
 use crate::Component;
 use crate::metrics::{Metrics, labels};
 
@@ -207,18 +212,23 @@ impl Redactor {
             || span.links.iter().any(|l| self.attributes_need(&l.attributes))
     }
 
-    /// Whether anything in `spans`, their resources or scopes needs
-    /// redacting. A batch's spans share a few resource and scope `Arc`s,
+    /// Whether anything in a log record itself needs redacting.
+    fn record_needs(&self, record: &LogRecord) -> bool {
+        self.attributes_need(&record.attributes) || self.value_needs(&record.body)
+    }
+
+    /// Whether anything in `items`, their resources or scopes needs
+    /// redacting. A batch's items share a few resource and scope `Arc`s,
     /// usually in runs, so each run's resource and scope is checked once.
-    fn batch_needs(&self, spans: &[Span]) -> bool {
+    fn batch_needs<T: Item>(&self, items: &[T]) -> bool {
         let mut last: Option<(*const Resource, *const Scope)> = None;
-        spans.iter().any(|span| {
-            let shared = (Arc::as_ptr(&span.resource), Arc::as_ptr(&span.scope));
+        items.iter().any(|item| {
+            let shared = (Arc::as_ptr(item.resource()), Arc::as_ptr(item.scope()));
             let shared_need = last != Some(shared)
-                && (self.attributes_need(span.resource.attributes())
-                    || self.attributes_need(&span.scope.attributes));
+                && (self.attributes_need(item.resource().attributes())
+                    || self.attributes_need(&item.scope().attributes));
             last = Some(shared);
-            shared_need || self.span_needs(span)
+            shared_need || item.needs(self)
         })
     }
 
@@ -292,46 +302,110 @@ impl Redactor {
         changed
     }
 
-    /// Redacts a batch; `None` when nothing needed redacting.
-    fn batch(&self, spans: &[Span], counts: &mut Counts) -> Option<Vec<Span>> {
+    /// Redacts one log record in place (not its resource or scope): its
+    /// attributes and its body, text or structured.
+    fn record(&self, record: &mut LogRecord, counts: &mut Counts) -> bool {
+        let changed = self.attributes(&mut record.attributes, counts);
+        self.value(&mut record.body, counts) | changed
+    }
+
+    /// Redacts a batch of spans or log records; `None` when nothing needed
+    /// redacting.
+    fn batch<T: Item>(&self, items: &[T], counts: &mut Counts) -> Option<Vec<T>> {
         // Most batches are clean: check without copying first.
-        if !self.batch_needs(spans) {
+        if !self.batch_needs(items) {
             return None;
         }
         let mut resources: HashMap<*const Resource, Arc<Resource>> = HashMap::new();
         let mut scopes: HashMap<*const Scope, Arc<Scope>> = HashMap::new();
-        let mut out = Vec::with_capacity(spans.len());
+        let mut out = Vec::with_capacity(items.len());
         let mut changed = false;
-        for original in spans {
-            let mut span = original.clone();
-            changed |= self.span(&mut span, counts);
-            let resource = resources.entry(Arc::as_ptr(&span.resource)).or_insert_with(|| {
-                let mut attrs = span.resource.attributes().to_vec();
+        for original in items {
+            let mut item = original.clone();
+            changed |= item.redact(self, counts);
+            let current = Arc::clone(item.resource());
+            let resource = resources.entry(Arc::as_ptr(&current)).or_insert_with(|| {
+                let mut attrs = current.attributes().to_vec();
                 if self.attributes(&mut attrs, counts) {
                     Arc::new(Resource::new(
                         attrs,
-                        span.resource.dropped_attributes_count(),
-                        span.resource.schema_url().to_owned(),
+                        current.dropped_attributes_count(),
+                        current.schema_url().to_owned(),
                     ))
                 } else {
-                    Arc::clone(&span.resource)
+                    Arc::clone(&current)
                 }
             });
-            if !Arc::ptr_eq(resource, &span.resource) {
+            if !Arc::ptr_eq(resource, &current) {
                 changed = true;
-                span.resource = Arc::clone(resource);
+                *item.resource_mut() = Arc::clone(resource);
             }
-            let scope = scopes.entry(Arc::as_ptr(&span.scope)).or_insert_with(|| {
-                let mut s = (*span.scope).clone();
-                if self.attributes(&mut s.attributes, counts) { Arc::new(s) } else { Arc::clone(&span.scope) }
+            let current = Arc::clone(item.scope());
+            let scope = scopes.entry(Arc::as_ptr(&current)).or_insert_with(|| {
+                let mut s = (*current).clone();
+                if self.attributes(&mut s.attributes, counts) { Arc::new(s) } else { Arc::clone(&current) }
             });
-            if !Arc::ptr_eq(scope, &span.scope) {
+            if !Arc::ptr_eq(scope, &current) {
                 changed = true;
-                span.scope = Arc::clone(scope);
+                *item.scope_mut() = Arc::clone(scope);
             }
-            out.push(span);
+            out.push(item);
         }
         changed.then_some(out)
+    }
+}
+
+/// What redaction needs from a span or a log record.
+trait Item: Clone {
+    fn resource(&self) -> &Arc<Resource>;
+    fn resource_mut(&mut self) -> &mut Arc<Resource>;
+    fn scope(&self) -> &Arc<Scope>;
+    fn scope_mut(&mut self) -> &mut Arc<Scope>;
+    /// Whether the item itself (not its resource or scope) needs redacting.
+    fn needs(&self, r: &Redactor) -> bool;
+    /// Redacts the item itself; whether anything changed.
+    fn redact(&mut self, r: &Redactor, counts: &mut Counts) -> bool;
+}
+
+impl Item for Span {
+    fn resource(&self) -> &Arc<Resource> {
+        &self.resource
+    }
+    fn resource_mut(&mut self) -> &mut Arc<Resource> {
+        &mut self.resource
+    }
+    fn scope(&self) -> &Arc<Scope> {
+        &self.scope
+    }
+    fn scope_mut(&mut self) -> &mut Arc<Scope> {
+        &mut self.scope
+    }
+    fn needs(&self, r: &Redactor) -> bool {
+        r.span_needs(self)
+    }
+    fn redact(&mut self, r: &Redactor, counts: &mut Counts) -> bool {
+        r.span(self, counts)
+    }
+}
+
+impl Item for LogRecord {
+    fn resource(&self) -> &Arc<Resource> {
+        &self.resource
+    }
+    fn resource_mut(&mut self) -> &mut Arc<Resource> {
+        &mut self.resource
+    }
+    fn scope(&self) -> &Arc<Scope> {
+        &self.scope
+    }
+    fn scope_mut(&mut self) -> &mut Arc<Scope> {
+        &mut self.scope
+    }
+    fn needs(&self, r: &Redactor) -> bool {
+        r.record_needs(self)
+    }
+    fn redact(&mut self, r: &Redactor, counts: &mut Counts) -> bool {
+        r.record(self, counts)
     }
 }
 
@@ -361,26 +435,25 @@ pub fn luhn_valid(s: &str) -> bool {
     sum.is_multiple_of(10)
 }
 
-/// The processor.
-pub struct RedactionProcessor {
+/// The processor, in front of `next` (spans or log records: it implements
+/// each signal's consumer trait that `N` does).
+pub struct RedactionProcessor<N: ?Sized = dyn TracesConsumer> {
     id: String,
     redactor: Redactor,
-    next: Next,
+    next: Arc<N>,
     metrics: Arc<Metrics>,
 }
 
-impl RedactionProcessor {
+impl<N: ?Sized> RedactionProcessor<N> {
     /// Builds the processor.
-    pub fn new(id: &str, config: Config, next: Next, metrics: Arc<Metrics>) -> RedactionProcessor {
+    pub fn new(id: &str, config: Config, next: Arc<N>, metrics: Arc<Metrics>) -> RedactionProcessor<N> {
         RedactionProcessor { id: id.to_owned(), redactor: Redactor::new(config), next, metrics }
     }
-}
 
-#[async_trait]
-impl TracesConsumer for RedactionProcessor {
-    async fn consume_traces(&self, batch: Batch) -> Result<(), ConsumeError> {
+    /// Redacts `items`, counting what it removed and masked.
+    fn redact<T: Item>(&self, items: &[T]) -> Option<Vec<T>> {
         let mut counts = Counts::default();
-        let redacted = self.redactor.batch(batch.spans(), &mut counts);
+        let redacted = self.redactor.batch(items, &mut counts);
         if counts.keys > 0 {
             self.metrics
                 .redacted
@@ -393,7 +466,14 @@ impl TracesConsumer for RedactionProcessor {
                 .get_or_create(&labels(&[("component", &self.id), ("kind", "value")]))
                 .inc_by(counts.values);
         }
-        match redacted {
+        redacted
+    }
+}
+
+#[async_trait]
+impl<N: ?Sized + TracesConsumer> TracesConsumer for RedactionProcessor<N> {
+    async fn consume_traces(&self, batch: Batch) -> Result<(), ConsumeError> {
+        match self.redact(batch.spans()) {
             None => self.next.consume_traces(batch).await,
             Some(spans) => self.next.consume_traces(Batch::from_spans(spans)).await,
         }
@@ -401,7 +481,17 @@ impl TracesConsumer for RedactionProcessor {
 }
 
 #[async_trait]
-impl Component for RedactionProcessor {
+impl<N: ?Sized + LogsConsumer> LogsConsumer for RedactionProcessor<N> {
+    async fn consume_logs(&self, batch: LogBatch) -> Result<(), ConsumeError> {
+        match self.redact(batch.records()) {
+            None => self.next.consume_logs(batch).await,
+            Some(records) => self.next.consume_logs(LogBatch::from_records(records)).await,
+        }
+    }
+}
+
+#[async_trait]
+impl<N: ?Sized + Send + Sync> Component for RedactionProcessor<N> {
     fn id(&self) -> &str {
         &self.id
     }

@@ -53,14 +53,19 @@ export async function operations(service) {
   return ops.sort((a, b) => a.name.localeCompare(b.name) || a.spanKind.localeCompare(b.spanKind));
 }
 
-/** A search: `params` are /api/traces parameters. Returns {traces, errors}. */
-export async function searchTraces(params) {
+/** A query string from an object; array values repeat the key, empty values are left out. */
+function queryString(params) {
   const q = new URLSearchParams();
   for (const [k, v] of Object.entries(params)) {
     if (Array.isArray(v)) v.forEach((x) => q.append(k, x));
     else if (v !== undefined && v !== null && v !== '') q.set(k, v);
   }
-  const { body } = await request(`/api/traces?${q}`);
+  return q;
+}
+
+/** A search: `params` are /api/traces parameters. Returns {traces, errors}. */
+export async function searchTraces(params) {
+  const { body } = await request(`/api/traces?${queryString(params)}`);
   return { traces: body.data || [], errors: body.errors || [] };
 }
 
@@ -75,6 +80,35 @@ export async function trace(id) {
 /** Service call counts ending at `endMs` over `lookbackMs`. */
 export async function dependencies(endMs, lookbackMs) {
   return (await data(`/api/dependencies?endTs=${Math.round(endMs)}&lookback=${Math.round(lookbackMs)}`)) || [];
+}
+
+/**
+ * A span metrics family (Jaeger's SPM API, as its Monitor tab reads it):
+ * `kind` is `calls`, `errors` or `latencies`; `params` its query
+ * (metrics.js builds them). The answer is a bare MetricFamily, no envelope.
+ */
+export async function metrics(kind, params) {
+  return (await request(`/api/metrics/${kind}?${queryString(params)}`)).body;
+}
+
+/**
+ * A TraceQL search through Tempo's API (`/api/search?q=&start=&end=&limit=&spss=`,
+ * times in unix seconds). Returns Tempo's SearchResponse; a bad query is an
+ * ApiError with status 400 and the parser's message (which names a line
+ * and column).
+ */
+export async function tempoSearch(params) {
+  return (await request(`/api/search?${queryString(params)}`)).body;
+}
+
+/** Attribute names by scope, for TraceQL autocompletion: Tempo's {scopes: [{name, tags}]}. */
+export async function tempoTags() {
+  return (await request('/api/v2/search/tags')).body;
+}
+
+/** Values seen for a TraceQL attribute or intrinsic: [{type, value}]. */
+export async function tempoTagValues(tag) {
+  return (await request(`/api/v2/search/tag/${enc(tag)}/values`)).body.tagValues || [];
 }
 
 /**

@@ -8,6 +8,8 @@ import { loadServices } from './colors.js';
 import { searchPage } from './pages/search.js';
 import { tracePage } from './pages/trace.js';
 import { mapPage } from './pages/map.js';
+import { monitorPage } from './pages/monitor.js';
+import { comparePage } from './pages/compare.js';
 import { h, mount } from './dom.js';
 import { navigate, setRenderer } from './nav.js';
 
@@ -15,11 +17,25 @@ const app = document.getElementById('app');
 
 const routes = [
   [/^\/(search)?$/, searchPage, 'search'],
+  // Jaeger UI's compare URL, /trace/{a}...{b}, before the single trace.
+  [/^\/trace\/([^/]*\.\.\.[^/]*)$/, comparePage, 'compare'],
   [/^\/trace\/([^/]+)$/, tracePage, null],
+  [/^\/compare$/, comparePage, 'compare'],
   [/^\/dependencies$/, mapPage, 'dependencies'],
+  [/^\/monitor$/, monitorPage, 'monitor'],
 ];
 
 let cleanup = null;
+
+/** A path parameter, decoded; optional groups stay undefined, malformed escapes stay as written. */
+function decodeParam(p) {
+  if (p === undefined) return undefined;
+  try {
+    return decodeURIComponent(p);
+  } catch {
+    return p;
+  }
+}
 let lastPath = null;
 
 function render() {
@@ -35,7 +51,7 @@ function render() {
       if (a.dataset.nav === nav) a.setAttribute('aria-current', 'page');
       else a.removeAttribute('aria-current');
     }
-    cleanup = page(app, { params: m.slice(1).map(decodeURIComponent), query: new URLSearchParams(location.search) }) || null;
+    cleanup = page(app, { params: m.slice(1).map(decodeParam), query: new URLSearchParams(location.search) }) || null;
     if (!samePage) app.focus({ preventScroll: true });
     return;
   }

@@ -312,10 +312,11 @@ fn with_zipkin_addr(
     mut pipeline: sightline_pipeline::config::PipelineConfig,
     addr: Option<SocketAddr>,
 ) -> sightline_pipeline::config::PipelineConfig {
+    use sightline_pipeline::receiver::ZipkinConfig;
     if let Some(addr) = addr {
         for receiver in pipeline.receivers.values_mut() {
-            if let sightline_pipeline::config::ReceiverConfig::Zipkin { endpoint } = receiver {
-                *endpoint = addr;
+            if receiver.settings::<ZipkinConfig>().is_some() {
+                *receiver = receiver.with_settings(ZipkinConfig { endpoint: addr });
             }
         }
     }

@@ -640,8 +640,8 @@ fn span_metrics_and_service_graph_settings_parse() {
     "#,
     )
     .unwrap();
-    match c.processors.get("spanmetrics") {
-        Some(crate::config::ProcessorConfig::SpanMetrics(s)) => assert_eq!(
+    match c.processors.get("spanmetrics").and_then(|p| p.settings::<Config>()) {
+        Some(s) => assert_eq!(
             s,
             &Config {
                 namespace: "spans".into(),
@@ -658,8 +658,12 @@ fn span_metrics_and_service_graph_settings_parse() {
         ),
         _ => panic!("spanmetrics missing"),
     }
-    match c.processors.get("servicegraph") {
-        Some(crate::config::ProcessorConfig::ServiceGraph(g)) => assert_eq!(
+    match c
+        .processors
+        .get("servicegraph")
+        .and_then(|p| p.settings::<crate::processor::servicegraph::Config>())
+    {
+        Some(g) => assert_eq!(
             g,
             &crate::processor::servicegraph::Config {
                 buckets: vec![Duration::from_millis(10), Duration::from_secs(1)],
@@ -674,9 +678,7 @@ fn span_metrics_and_service_graph_settings_parse() {
     }
     // Unset, both are in the default pipeline with the defaults.
     let c = parse("").unwrap();
-    assert!(
-        matches!(c.processors.get("spanmetrics"), Some(crate::config::ProcessorConfig::SpanMetrics(s)) if *s == Config::default())
-    );
+    assert!(c.processors.get("spanmetrics").and_then(|p| p.settings::<Config>()) == Some(&Config::default()));
 }
 
 #[test]
@@ -755,7 +757,7 @@ async fn build_shares_one_aggregator_per_id_and_exposes_the_readers() {
     let built = crate::build(&config, exporters, Arc::new(crate::Metrics::default()), &mut registry).unwrap();
     let a = resource("a", vec![]);
     for receiver in ["otlp", "zipkin"] {
-        let entry = &built.receivers[receiver];
+        let entry = built.receivers[receiver].traces.as_ref().expect("a traces entry");
         let client = span(&resource("front", vec![]), "call", SpanKind::Client, 9, 1, 7);
         let mut server = span(&a, "GET /", SpanKind::Server, 3, 1, 1);
         server.parent_span_id = Some(client.span_id);

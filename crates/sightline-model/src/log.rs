@@ -1,0 +1,95 @@
+use std::sync::Arc;
+
+use bytes::Bytes;
+use prost::Message as _;
+
+use crate::{KeyValue, Resource, Scope, SpanId, TraceId, Value, otlp};
+
+/// One log record, as OTLP defines it, with its resource and scope shared
+/// by `Arc` like a span's.
+#[derive(Debug, Clone, PartialEq)]
+pub struct LogRecord {
+    /// When the event happened (ns since the Unix epoch; 0 = unknown).
+    pub time_unix_nano: u64,
+    /// When the collection system saw it (ns; 0 = unknown).
+    pub observed_time_unix_nano: u64,
+    /// OTLP `SeverityNumber`: 0 unspecified, 1–4 TRACE, 5–8 DEBUG, 9–12
+    /// INFO, 13–16 WARN, 17–20 ERROR, 21–24 FATAL.
+    pub severity_number: i32,
+    /// The severity as the source wrote it, e.g. `WARNING`.
+    pub severity_text: String,
+    /// The message: usually a string, sometimes a map (structured logs).
+    pub body: Value,
+    /// Attributes.
+    pub attributes: Vec<KeyValue>,
+    /// Attributes the sender dropped.
+    pub dropped_attributes_count: u32,
+    /// W3C trace flags of the span it belongs to.
+    pub flags: u32,
+    /// The trace it belongs to, if any.
+    pub trace_id: Option<TraceId>,
+    /// The span it belongs to, if any.
+    pub span_id: Option<SpanId>,
+    /// The event's name, for records that are events.
+    pub event_name: String,
+    /// The emitting entity (service).
+    pub resource: Arc<Resource>,
+    /// The instrumentation scope (logger).
+    pub scope: Arc<Scope>,
+}
+
+impl LogRecord {
+    /// The resource's `service.name`, or [`crate::UNKNOWN_SERVICE`].
+    pub fn service_name(&self) -> &str {
+        self.resource.service_name()
+    }
+}
+
+/// A unit of log ingest: decoded records plus their OTLP protobuf
+/// encoding, as [`crate::Batch`] is for spans. Invariant: `otlp` decodes
+/// (with [`otlp::decode_logs_request`]) to exactly `records`.
+#[derive(Debug, Clone, Default)]
+pub struct LogBatch {
+    records: Vec<LogRecord>,
+    otlp: Bytes,
+}
+
+impl LogBatch {
+    /// Pairs decoded records with the `ExportLogsServiceRequest` bytes they
+    /// were decoded from. The caller guarantees the invariant; use
+    /// [`LogBatch::from_records`] when unsure.
+    pub fn new(records: Vec<LogRecord>, otlp: Bytes) -> Self {
+        LogBatch { records, otlp }
+    }
+
+    /// Builds a batch by encoding `records` as an OTLP export request.
+    pub fn from_records(records: Vec<LogRecord>) -> Self {
+        let otlp = Bytes::from(otlp::encode_logs(&records).encode_to_vec());
+        LogBatch { records, otlp }
+    }
+
+    /// The records.
+    pub fn records(&self) -> &[LogRecord] {
+        &self.records
+    }
+
+    /// The OTLP `ExportLogsServiceRequest` protobuf encoding.
+    pub fn otlp_bytes(&self) -> &Bytes {
+        &self.otlp
+    }
+
+    /// Number of records.
+    pub fn len(&self) -> usize {
+        self.records.len()
+    }
+
+    /// Whether the batch has no records.
+    pub fn is_empty(&self) -> bool {
+        self.records.is_empty()
+    }
+
+    /// Splits the batch into its records and encoding.
+    pub fn into_parts(self) -> (Vec<LogRecord>, Bytes) {
+        (self.records, self.otlp)
+    }
+}

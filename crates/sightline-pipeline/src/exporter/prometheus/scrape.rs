@@ -1,0 +1,252 @@
+//! `prometheus`: serves the received series for Prometheus to scrape
+//! (`GET /metrics` on `endpoint`, text exposition format 0.0.4), like the
+//! Collector's exporter of that name: the latest value of each series,
+//! delta sums and histograms accumulated into cumulative ones, `job` and
+//! `instance` from the resource, one `target_info` per resource, series
+//! forgotten after `metric_expiration` without updates.
+//!
+//! It acknowledges a batch once it is accumulated in memory: a scrape
+//! endpoint has nothing to persist, and cumulative senders send totals
+//! again with their next export.
+
+use std::fmt::Write as _;
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use async_trait::async_trait;
+use parking_lot::Mutex;
+use sightline_model::{ComponentHealth, ConsumeError, MetricBatch, MetricsConsumer};
+use tokio::sync::watch;
+use tokio::task::JoinHandle;
+
+use super::cumulative::{Accumulator, Kind, Point, Staged};
+use super::series::{self, Sample, base_labels, histogram, push, summary};
+use super::{Keep, Translation, translate};
+use crate::Component;
+use crate::metrics::{Metrics, labels};
+
+/// Settings of a scrape endpoint.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ScrapeConfig {
+    /// Listen address (default `127.0.0.1:8889`).
+    pub endpoint: SocketAddr,
+    /// Names and labels (`const_labels` are the extra labels).
+    pub translation: Translation,
+    /// Series not updated for this long are no longer served.
+    pub metric_expiration: Duration,
+}
+
+/// The exporter.
+pub struct ScrapeExporter {
+    id: String,
+    addr: SocketAddr,
+    state: Arc<State>,
+    stop: watch::Sender<bool>,
+    task: Mutex<Option<JoinHandle<()>>>,
+}
+
+struct State {
+    translation: Translation,
+    series: Mutex<Accumulator>,
+    metrics: Arc<Metrics>,
+    id: String,
+}
+
+impl ScrapeExporter {
+    /// Binds `endpoint` and starts serving; must run inside a tokio runtime.
+    pub fn new(
+        id: &str,
+        config: ScrapeConfig,
+        metrics: Arc<Metrics>,
+    ) -> Result<ScrapeExporter, std::io::Error> {
+        let std_listener = std::net::TcpListener::bind(config.endpoint)?;
+        std_listener.set_nonblocking(true)?;
+        let addr = std_listener.local_addr()?;
+        let listener = tokio::net::TcpListener::from_std(std_listener)?;
+        let state = Arc::new(State {
+            translation: config.translation,
+            series: Mutex::new(Accumulator::new(config.metric_expiration)),
+            metrics,
+            id: id.to_owned(),
+        });
+        let app = axum::Router::new().route(
+            "/metrics",
+            axum::routing::get({
+                let state = Arc::clone(&state);
+                move || {
+                    let body = state.render();
+                    async move {
+                        ([(http::header::CONTENT_TYPE, "text/plain; version=0.0.4; charset=utf-8")], body)
+                    }
+                }
+            }),
+        );
+        let (stop, mut stopped) = watch::channel(false);
+        let name = id.to_owned();
+        let task = tokio::spawn(async move {
+            let shutdown = async move {
+                let _ = stopped.wait_for(|s| *s).await;
+            };
+            if let Err(e) = axum::serve(listener, app).with_graceful_shutdown(shutdown).await {
+                tracing::error!(exporter = %name, error = %e, "scrape endpoint failed");
+            }
+        });
+        Ok(ScrapeExporter { id: id.to_owned(), addr, state, stop, task: Mutex::new(Some(task)) })
+    }
+
+    /// The address it listens on.
+    pub fn local_addr(&self) -> SocketAddr {
+        self.addr
+    }
+}
+
+impl State {
+    /// The text exposition of every live series.
+    fn render(&self) -> String {
+        let mut families: Vec<(String, Kind, String, Vec<Sample>)> = Vec::new();
+        let mut targets: Vec<series::Labels> = Vec::new();
+        {
+            let mut series = self.series.lock();
+            // Forget expired series.
+            series.commit(Staged::default());
+            for e in series.entries() {
+                let base = base_labels(&e.resource, &e.attributes, &self.translation);
+                let index = match families.iter().position(|f| f.0 == e.name) {
+                    Some(i) if families[i].1 != e.kind => {
+                        // The Collector keeps the first type it saw for a
+                        // name; Prometheus cannot read one name as two types.
+                        self.drop_points("type_conflict", 1);
+                        continue;
+                    }
+                    Some(i) => i,
+                    None => {
+                        families.push((e.name.clone(), e.kind, e.help.clone(), Vec::new()));
+                        families.len() - 1
+                    }
+                };
+                let family = &mut families[index];
+                match &e.point {
+                    Point::Number { value, .. } => push(&mut family.3, &e.name, &base, None, *value, 0),
+                    Point::Histogram(h) => histogram(&mut family.3, &e.name, &base, h),
+                    Point::Summary(s) => summary(&mut family.3, &e.name, &base, s),
+                }
+                if let Some(t) = series::target_info(&e.resource, &self.translation)
+                    && !targets.contains(&t)
+                {
+                    targets.push(t);
+                }
+            }
+        }
+        let mut out = String::new();
+        if !targets.is_empty() {
+            let name = series::target_info_name(&self.translation);
+            let _ = writeln!(out, "# HELP {name} Target metadata\n# TYPE {name} gauge");
+            let mut samples = Vec::new();
+            for t in &targets {
+                push(&mut samples, &name, t, None, 1.0, 0);
+            }
+            write_samples(&mut out, samples);
+        }
+        families.sort_by(|a, b| a.0.cmp(&b.0));
+        for (name, kind, help, samples) in families {
+            if !help.is_empty() {
+                let _ = writeln!(out, "# HELP {name} {}", escape_help(&help));
+            }
+            let _ = writeln!(out, "# TYPE {name} {}", kind.name());
+            write_samples(&mut out, samples);
+        }
+        out
+    }
+
+    fn drop_points(&self, reason: &str, n: u64) {
+        self.metrics
+            .metric_points_dropped
+            .get_or_create(&labels(&[("exporter", &self.id), ("reason", reason)]))
+            .inc_by(n);
+    }
+}
+
+fn write_samples(out: &mut String, mut samples: Vec<Sample>) {
+    samples.sort_by(|a, b| a.labels.cmp(&b.labels));
+    for s in samples {
+        let name = s.labels.iter().find(|(n, _)| n == "__name__").map_or("", |(_, v)| v.as_str());
+        out.push_str(name);
+        let mut first = true;
+        for (n, v) in s.labels.iter().filter(|(n, _)| n != "__name__") {
+            out.push(if first { '{' } else { ',' });
+            first = false;
+            let _ = write!(out, "{n}=\"{}\"", escape_label(v));
+        }
+        if !first {
+            out.push('}');
+        }
+        out.push(' ');
+        out.push_str(&format_value(s.value));
+        out.push('\n');
+    }
+}
+
+fn format_value(v: f64) -> String {
+    if v.is_nan() {
+        "NaN".into()
+    } else if v.is_infinite() {
+        if v > 0.0 { "+Inf".into() } else { "-Inf".into() }
+    } else {
+        format!("{v}")
+    }
+}
+
+fn escape_label(v: &str) -> String {
+    v.replace('\\', "\\\\").replace('"', "\\\"").replace('\n', "\\n")
+}
+
+fn escape_help(v: &str) -> String {
+    v.replace('\\', "\\\\").replace('\n', "\\n")
+}
+
+#[async_trait]
+impl MetricsConsumer for ScrapeExporter {
+    async fn consume_metrics(&self, batch: MetricBatch) -> Result<(), ConsumeError> {
+        let mut drops = Vec::new();
+        {
+            let mut series = self.state.series.lock();
+            let mut staged = Staged::default();
+            translate(batch.metrics(), &self.state.translation, &series, &mut staged, Keep::All, &mut drops);
+            series.commit(staged);
+        }
+        for (reason, n) in drops {
+            self.state.drop_points(reason, n);
+        }
+        Ok(())
+    }
+}
+
+#[async_trait]
+impl Component for ScrapeExporter {
+    fn id(&self) -> &str {
+        &self.id
+    }
+
+    async fn shutdown(&self) {
+        let _ = self.stop.send(true);
+        let task = self.task.lock().take();
+        if let Some(task) = task {
+            let _ = task.await;
+        }
+    }
+
+    fn health(&self) -> Option<ComponentHealth> {
+        let series = self.state.series.lock().len();
+        let serving = self.task.lock().as_ref().is_some_and(|t| !t.is_finished());
+        Some(ComponentHealth {
+            name: format!("exporter {}", self.id),
+            healthy: serving,
+            detail: if serving {
+                format!("{series} series on http://{}/metrics", self.addr)
+            } else {
+                format!("not serving on {}", self.addr)
+            },
+        })
+    }
+}
