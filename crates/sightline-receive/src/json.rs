@@ -15,25 +15,74 @@
 use std::time::Duration;
 
 use opentelemetry_proto::tonic::collector::trace::v1::ExportTraceServiceRequest;
+use serde::Deserialize as _;
 use serde_json::{Map, Value, json};
+
+use crate::front::cost::json_shape;
+use crate::front::{Claim, Failure};
+use crate::ingest::{ARRAY_ELEMENT, KEY_VALUE, MESSAGE_BYTES};
+
+/// The deepest JSON nesting accepted. Protobuf decoding stops at 100
+/// nested messages, and OTLP/JSON spends at most two levels (an object and
+/// the array around it) per message, so everything protobuf accepts —
+/// kvlists 30 deep included — is accepted here too. Recursion this deep
+/// stays far inside a worker thread's 2 MiB stack.
+pub(crate) const MAX_DEPTH: usize = 256;
 
 /// Decodes an OTLP/JSON `ExportTraceServiceRequest`; the error says what is
 /// wrong and where (line:column for syntax, a field path for content).
-pub(crate) fn decode_request(body: &[u8]) -> Result<ExportTraceServiceRequest, String> {
+///
+/// Memory is charged to `claim` in two steps before it is taken: the
+/// `serde_json::Value` tree, from the text's shape, then the request and
+/// model structs, from the objects counted by kind while normalizing.
+pub(crate) fn decode_request(body: &[u8], claim: &mut Claim) -> Result<ExportTraceServiceRequest, Failure> {
     if body.is_empty() {
         // An empty body carries no telemetry, which OTLP answers with success.
         return Ok(ExportTraceServiceRequest::default());
     }
-    let mut value: Value = serde_json::from_slice(body).map_err(|e| format!("invalid JSON: {e}"))?;
-    normalize(&mut value, Ctx::Message);
+    let shape =
+        json_shape(body, MAX_DEPTH).map_err(|e| Failure::bad_request(format!("invalid JSON: {e}")))?;
+    claim.grow(shape.value_tree_bytes(body.len()))?;
+    let mut deserializer = serde_json::Deserializer::from_slice(body);
+    // The shape check bounded the depth; serde_json's own limit (128) would
+    // refuse nesting protobuf accepts.
+    deserializer.disable_recursion_limit();
+    let mut value = Value::deserialize(&mut deserializer)
+        .and_then(|v| deserializer.end().map(|()| v))
+        .map_err(|e| Failure::bad_request(format!("invalid JSON: {e}")))?;
+    if !value.is_object() {
+        return Err(Failure::bad_request(
+            "invalid OTLP/JSON: the body must be a JSON object (an ExportTraceServiceRequest)",
+        ));
+    }
+    let mut counts = Counts::default();
+    normalize(&mut value, Ctx::Message, &mut counts);
+    claim.grow(counts.bytes())?;
     serde_path_to_error::deserialize(value).map_err(|e| {
         let path = e.path().to_string();
-        if path == "." {
+        Failure::bad_request(if path == "." {
             format!("invalid OTLP/JSON: {}", e.inner())
         } else {
             format!("invalid OTLP/JSON at {path}: {}", e.inner())
-        }
+        })
     })
+}
+
+/// Objects by kind, for the memory their decoded forms take.
+#[derive(Debug, Default)]
+struct Counts {
+    messages: usize,
+    key_values: usize,
+    any_values: usize,
+}
+
+impl Counts {
+    fn bytes(&self) -> usize {
+        self.messages
+            .saturating_mul(MESSAGE_BYTES)
+            .saturating_add(self.key_values.saturating_mul(KEY_VALUE.bytes))
+            .saturating_add(self.any_values.saturating_mul(ARRAY_ELEMENT.bytes))
+    }
 }
 
 /// Which OTLP message an object is, where it matters to the pre-pass: the
@@ -47,16 +96,22 @@ enum Ctx {
     KvList,
 }
 
-fn normalize(value: &mut Value, ctx: Ctx) {
+fn normalize(value: &mut Value, ctx: Ctx, counts: &mut Counts) {
     match value {
-        Value::Object(map) => normalize_object(map, ctx),
+        Value::Object(map) => normalize_object(map, ctx, counts),
         // Arrays are repeated fields: every element has the field's type.
-        Value::Array(items) => items.iter_mut().for_each(|item| normalize(item, ctx)),
+        Value::Array(items) => items.iter_mut().for_each(|item| normalize(item, ctx, counts)),
         _ => {}
     }
 }
 
-fn normalize_object(map: &mut Map<String, Value>, ctx: Ctx) {
+fn normalize_object(map: &mut Map<String, Value>, ctx: Ctx, counts: &mut Counts) {
+    match ctx {
+        Ctx::Message => counts.messages += 1,
+        Ctx::KeyValue => counts.key_values += 1,
+        Ctx::AnyValue => counts.any_values += 1,
+        Ctx::ArrayValue | Ctx::KvList => {}
+    }
     if map.keys().any(|k| k.contains('_')) {
         for (key, value) in std::mem::take(map) {
             let key = if key.contains('_') { lower_camel(&key) } else { key };
@@ -76,7 +131,7 @@ fn normalize_object(map: &mut Map<String, Value>, ctx: Ctx) {
             (Ctx::KvList, "values") => Ctx::KeyValue,
             _ => Ctx::Message,
         };
-        normalize(child, child_ctx);
+        normalize(child, child_ctx, counts);
     }
     match ctx {
         Ctx::KeyValue => {

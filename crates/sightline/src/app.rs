@@ -7,6 +7,7 @@
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::Duration;
 
 use anyhow::Context as _;
 use prometheus_client::registry::Registry;
@@ -15,16 +16,47 @@ use sightline_store::EmbeddedStore;
 use tokio::net::TcpListener;
 use tokio::sync::watch;
 
-use crate::config::{Settings, Storage};
+use crate::config::{MetricsAuth, Settings, Storage};
+use sightline_guard::auth::{Policy, Role, TokenFile, protect};
+use sightline_guard::browser::{HostCheck, check_hosts, security_headers};
+use sightline_guard::serve::serve as serve_listener;
+use sightline_guard::tls::TlsAcceptor;
+
+/// How often the token file is checked for changes (SIGHUP checks at once).
+const RELOAD_CHECK: Duration = Duration::from_secs(2);
+/// How often readiness follows the store's health.
+const READY_CHECK: Duration = Duration::from_millis(500);
 
 /// Runs the server until a shutdown signal, then shuts down cleanly.
 pub(crate) async fn serve(settings: Settings) -> anyhow::Result<()> {
+    // Every connection takes a descriptor: use all the hard limit allows.
+    let fds = sightline_guard::fdlimit::raise();
+    tracing::info!(before = ?fds.before, now = ?fds.now, "open-file limit (None = unlimited)");
+    // Credentials before anything else opens: a bad file stops the start.
+    let tls = match settings.tls() {
+        None => None,
+        Some(files) => {
+            let acceptor = TlsAcceptor::load(files)?;
+            tracing::info!(cert = %acceptor.files().cert.display(), mutual = acceptor.files().client_ca.is_some(), "TLS on every listener");
+            Some(acceptor)
+        }
+    };
+    let tokens = match &settings.auth_tokens {
+        None => None,
+        Some(path) => {
+            let file = TokenFile::load(path)?;
+            if file.readable_by_others() {
+                tracing::warn!(path = %path.display(), "--auth-tokens file is readable by other users; chmod 600 it");
+            }
+            tracing::info!(path = %path.display(), tokens = file.tokens().len(), "authentication required");
+            Some(Arc::new(file))
+        }
+    };
     let mut registry = Registry::default();
     let store_metrics = Arc::new(sightline_store::Metrics::new(&mut registry));
-    let receive_metrics = Arc::new(sightline_receive::Metrics::new(&mut registry));
+    let receive_metrics = Arc::new(sightline_receive::front::Metrics::new(&mut registry));
     let api_metrics = Arc::new(sightline_api::Metrics::new(&mut registry));
     let pipeline_metrics = Arc::new(sightline_pipeline::Metrics::new(&mut registry));
-    let zipkin_metrics = Arc::new(sightline_zipkin::Metrics::new(&mut registry));
 
     // Every memory bound derives from --memory-limit in one place (see
     // `sightline_model::memory`): receivers' in-flight bytes, the head
@@ -36,10 +68,10 @@ pub(crate) async fn serve(settings: Settings) -> anyhow::Result<()> {
     options.wal_recovery = settings.wal_recovery;
     options.retention = settings.retention;
     options.max_disk_bytes = settings.max_disk;
-    options.head_max_bytes = settings.head_max_size;
+    options.head_max_bytes = settings.head_max_size();
     options.max_frozen_heads = 1;
     options.memory = Arc::clone(&memory);
-    options.head_max_age = settings.max_block_age;
+    options.head_max_age = settings.max_block_age();
     let (store, remote, _storage_lock) = open_store(&settings, options, store_metrics, &mut registry).await?;
     tracing::info!(data_dir = %settings.data_dir.display(), storage = ?settings.storage, "store open");
 
@@ -63,34 +95,28 @@ pub(crate) async fn serve(settings: Settings) -> anyhow::Result<()> {
     let grpc_listener = bind("--otlp-grpc-addr", settings.otlp_grpc_addr).await?;
     let http_listener = bind("--otlp-http-addr", settings.otlp_http_addr).await?;
     let api_listener = bind("--http-addr", settings.http_addr).await?;
+    // One front for every receiver: one in-flight budget, one set of limits.
+    let front = sightline_receive::front::Front::new(
+        sightline_receive::front::Limits {
+            max_body_bytes: settings.max_message_size,
+            max_inflight_bytes: memory.inflight_bytes(),
+            body_timeout: settings.body_timeout,
+        },
+        receive_metrics,
+    );
     // The Zipkin receiver listens only when a pipeline uses it.
     let zipkin = match (
         pipeline.receivers.get("zipkin").and_then(|e| e.traces.as_ref()),
         zipkin_endpoint(&settings),
     ) {
         (Some(entry), Some(addr)) => {
-            let receiver = sightline_zipkin::Receiver::new(
-                Arc::clone(entry),
-                sightline_zipkin::Options {
-                    max_body_bytes: settings.max_message_size,
-                    max_inflight_bytes: memory.inflight_bytes(),
-                },
-                zipkin_metrics,
-            );
+            let receiver = sightline_zipkin::Receiver::new(Arc::clone(entry), front.clone());
             Some((addr, bind("--zipkin-addr", addr).await?, receiver))
         }
         _ => None,
     };
 
-    let receiver = sightline_receive::Receiver::new(
-        otlp_entry,
-        sightline_receive::Options {
-            max_grpc_message_bytes: settings.max_message_size,
-            max_http_body_bytes: settings.max_message_size,
-            max_inflight_bytes: memory.inflight_bytes(),
-        },
-        receive_metrics,
-    );
+    let receiver = sightline_receive::Receiver::with_front(otlp_entry, front);
 
     let (stop_tx, stop_rx) = watch::channel(false);
     let stopped = move || {
@@ -146,29 +172,68 @@ pub(crate) async fn serve(settings: Settings) -> anyhow::Result<()> {
     })
     // The UI's fallback serves its pages; API routes, merged first, win.
     .merge(sightline_ui::router());
+    let mut open_paths = vec!["/health", "/ready"];
+    if settings.metrics_auth == MetricsAuth::Open {
+        open_paths.push("/metrics");
+    }
+    let api = protect(api, Policy { tokens: tokens.clone(), role: Role::Read, open_paths, grpc: false });
+    // Outermost: the Host check (a rebinding page gets 421 before anything
+    // else), then the security headers on every API/UI response.
+    let hosts = |grpc| HostCheck { allowed: settings.allowed_hosts.clone(), grpc };
+    let api = security_headers(check_hosts(api, hosts(false)));
+    let writers = |grpc| Policy { tokens: tokens.clone(), role: Role::Write, open_paths: Vec::new(), grpc };
 
+    let options = |name: &'static str| sightline_guard::serve::Options {
+        name,
+        header_timeout: settings.header_timeout,
+        idle_timeout: settings.idle_timeout,
+        tls: tls.clone(),
+    };
     let grpc = tokio::spawn(watch_listener(
         "OTLP/gRPC",
-        grpc_up,
-        sightline_receive::serve_grpc(grpc_listener, receiver.clone(), stopped()),
+        Arc::clone(&grpc_up),
+        serve_listener(
+            grpc_listener,
+            check_hosts(protect(receiver.grpc_router(), writers(true)), hosts(true)),
+            options("OTLP/gRPC"),
+            stopped(),
+        ),
     ));
     let http = tokio::spawn(watch_listener(
         "OTLP/HTTP",
-        http_up,
-        sightline_receive::serve_http(http_listener, receiver, stopped()),
+        Arc::clone(&http_up),
+        serve_listener(
+            http_listener,
+            check_hosts(protect(receiver.http_router(), writers(false)), hosts(false)),
+            options("OTLP/HTTP"),
+            stopped(),
+        ),
     ));
     let zipkin_task = zipkin.map(|(_, listener, receiver)| {
+        let router = check_hosts(protect(receiver.router(), writers(false)), hosts(false));
         tokio::spawn(watch_listener(
             "Zipkin",
-            zipkin_up,
-            sightline_zipkin::serve(listener, receiver, stopped()),
+            Arc::clone(&zipkin_up),
+            serve_listener(listener, router, options("Zipkin"), stopped()),
         ))
     });
-    let query = tokio::spawn({
-        let shutdown = stopped();
-        async move { axum::serve(api_listener, api).with_graceful_shutdown(shutdown).await }
+    let reloader = tokio::spawn(reload_on_change(tokens.clone(), tls.clone()));
+    let query = tokio::spawn(serve_listener(api_listener, api, options("query API"), stopped()));
+    // Ready while every listener serves and the store takes writes: a
+    // store that refuses writes (disk full, a failed WAL) is taken out of
+    // load balancing by /ready, as /health reports why.
+    let readiness = tokio::spawn({
+        let (ready, store) = (Arc::clone(&ready), store.clone());
+        let ups = [grpc_up, http_up, zipkin_up];
+        async move {
+            let mut tick = tokio::time::interval(READY_CHECK);
+            loop {
+                tick.tick().await;
+                let up = ups.iter().all(|u| u.load(Ordering::Acquire)) && store.health().healthy;
+                ready.store(up, Ordering::Release);
+            }
+        }
     });
-    ready.store(true, Ordering::Release);
     tracing::info!(
         otlp_grpc = %settings.otlp_grpc_addr,
         otlp_http = %settings.otlp_http_addr,
@@ -178,6 +243,8 @@ pub(crate) async fn serve(settings: Settings) -> anyhow::Result<()> {
 
     shutdown_signal().await;
     tracing::info!("shutting down: no new requests; finishing in-flight ones");
+    readiness.abort();
+    reloader.abort();
     ready.store(false, Ordering::Release);
     let _ = stop_tx.send(true);
     let (g, h, q) = tokio::join!(grpc, http, query);
@@ -187,6 +254,7 @@ pub(crate) async fn serve(settings: Settings) -> anyhow::Result<()> {
     g.context("OTLP/gRPC server task")?;
     h.context("OTLP/HTTP server task")?;
     q.context("query server task")?.context("query server")?;
+    let _ = readiness.await;
     // Processors flush into exporters, then the store flushes to disk.
     pipeline.shutdown().await;
     store.shutdown().await;
@@ -283,6 +351,42 @@ async fn watch_listener<E: std::fmt::Display>(
     if let Err(e) = server.await {
         up.store(false, Ordering::Release);
         tracing::error!(error = %e, "{name} server failed");
+    }
+}
+
+/// Reloads the token file and the TLS certificate when they change,
+/// checked every few seconds and on SIGHUP. Files that no longer load keep
+/// the previous tokens or certificate in force.
+async fn reload_on_change(tokens: Option<Arc<TokenFile>>, tls: Option<TlsAcceptor>) {
+    if tokens.is_none() && tls.is_none() {
+        return;
+    }
+    let mut hup = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::hangup()).ok();
+    let mut tick = tokio::time::interval(RELOAD_CHECK);
+    loop {
+        tokio::select! {
+            _ = tick.tick() => {}
+            Some(()) = async { match hup.as_mut() { Some(h) => h.recv().await, None => std::future::pending().await } } => {}
+        }
+        if let Some(tokens) = &tokens {
+            match tokens.reload_if_changed() {
+                Ok(false) => {}
+                Ok(true) => {
+                    let n = tokens.tokens().len();
+                    tracing::info!(path = %tokens.path().display(), tokens = n, "reloaded the token file");
+                }
+                Err(e) => tracing::error!(error = %e, "kept the previous tokens"),
+            }
+        }
+        if let Some(tls) = &tls {
+            match tls.reload_if_changed() {
+                Ok(false) => {}
+                Ok(true) => {
+                    tracing::info!(cert = %tls.files().cert.display(), "reloaded the TLS certificate")
+                }
+                Err(e) => tracing::error!(error = %e, "kept the previous TLS certificate"),
+            }
+        }
     }
 }
 

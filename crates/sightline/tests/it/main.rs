@@ -5,7 +5,12 @@
 //! - `python_clients`: the stock OpenTelemetry Python SDK (seeds 002 and 003).
 //! - `http_bodies`: raw OTLP/HTTP bodies — JSON, gzip, partial success, bad input.
 //! - `crash`: kill -9 during ingest; every acknowledged span survives.
+//! - `fuzz`: generated query parameters against the API (property-based).
 //! - `lifecycle`: config errors, SIGTERM, restart, health, lock, metrics.
+//! - `hostile`: issue 16's hostile input — amplifying bodies, stalled and
+//!   idle connections, descriptor exhaustion, a store that refuses writes.
+//! - `security`: tokens, tenants (and TLS) with the stock Python SDK and the
+//!   query API.
 //! - `collector`: the collector role — forwarding through an outage,
 //!   redaction of stored data, the memory limiter under overload.
 //! - `objstore`: nodes sharing one bucket of a real S3 server (SeaweedFS):
@@ -13,8 +18,11 @@
 
 mod collector;
 mod crash;
+mod fuzz;
 mod harness;
+mod hostile;
 mod http_bodies;
 mod lifecycle;
 mod objstore;
 mod python_clients;
+mod security;
