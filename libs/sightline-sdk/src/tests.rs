@@ -1341,6 +1341,9 @@ mod server {
             .route("/fail", get(|| async { (StatusCode::SERVICE_UNAVAILABLE, "down") }))
             .layer(HttpServerLayer::new(&server_t));
         let server = tokio::spawn(async move { axum::serve(listener, router).await });
+        // In a workspace build reqwest may come without a crypto provider
+        // (Sightline's object-store client asks for none): install ring.
+        let _ = rustls::crypto::ring::default_provider().install_default();
         let client = crate::http_client::HttpClient::new(&client_t, reqwest::Client::new());
         let cx = crate::baggage::Baggage::new([("tenant", "acme")]).context();
         let body = opentelemetry::context::FutureExt::with_context(
