@@ -833,7 +833,6 @@ fn pipelines_are_named_after_a_signal_their_components_handle() {
         vec![
             "service.pipelines.logs/app.receivers[0]: receiver \"zipkin\" does not handle logs; it handles traces",
             "service.pipelines.logs/app.processors[0]: processor \"tail_sampling\" does not handle logs; it handles traces",
-            "service.pipelines.logs/app.exporters[0]: exporter \"store\" does not handle logs; it handles traces",
             "service.pipelines.trace: unknown signal \"trace\" (did you mean \"traces\"?): name a pipeline after its signal (traces, logs, metrics), optionally with /<name>",
         ]
     );

@@ -92,9 +92,7 @@ pub(crate) async fn serve(settings: Settings) -> anyhow::Result<()> {
         &mut registry,
     )
     .map_err(|e| anyhow::anyhow!(e))?;
-    let Some(otlp_entry) = pipeline.receivers.get("otlp").and_then(|e| e.traces.clone()) else {
-        anyhow::bail!("no pipeline uses the otlp receiver; add \"otlp\" to a pipeline's receivers");
-    };
+    let otlp_entries = pipeline.receivers.get("otlp").cloned().unwrap_or_default();
 
     let grpc_listener = bind("--otlp-grpc-addr", settings.otlp_grpc_addr).await?;
     let http_listener = bind("--otlp-http-addr", settings.otlp_http_addr).await?;
@@ -120,7 +118,21 @@ pub(crate) async fn serve(settings: Settings) -> anyhow::Result<()> {
         _ => None,
     };
 
-    let receiver = sightline_receive::Receiver::with_front(otlp_entry, front);
+    // The OTLP receiver serves each signal a pipeline takes from it (the
+    // default config: all three); others are 404 / UNIMPLEMENTED.
+    let mut receiver = sightline_receive::Receiver::signals(front);
+    if let Some(entry) = otlp_entries.traces {
+        receiver = receiver.traces(entry);
+    }
+    if let Some(entry) = otlp_entries.logs {
+        receiver = receiver.logs(entry);
+    }
+    if let Some(entry) = otlp_entries.metrics {
+        receiver = receiver.metrics(entry);
+    }
+    if !receiver.serves_any() {
+        anyhow::bail!("no pipeline uses the otlp receiver; add \"otlp\" to a pipeline's receivers");
+    }
 
     let (stop_tx, stop_rx) = watch::channel(false);
     let stopped = move || {
@@ -159,7 +171,13 @@ pub(crate) async fn serve(settings: Settings) -> anyhow::Result<()> {
             if let Some(addr) = zipkin_addr {
                 checks.push(listener("zipkin", &zipkin_up, addr));
             }
-            checks.extend(pipeline.components.iter().filter_map(|c| c.health()));
+            // A processor id in several pipelines (the default memory
+            // limiter is in all three) reports the same check once.
+            for check in pipeline.components.iter().filter_map(|c| c.health()) {
+                if !checks.iter().any(|c| c.name == check.name) {
+                    checks.push(check);
+                }
+            }
             checks
         })
     };
@@ -172,11 +190,14 @@ pub(crate) async fn serve(settings: Settings) -> anyhow::Result<()> {
         span_metrics: pipeline.span_metrics.clone(),
         service_graph: pipeline.service_graph.clone(),
     })
+    // The series the default metrics pipeline received, for Prometheus
+    // to scrape beside Sightline's own /metrics.
+    .merge(otlp_metrics_router(pipeline.scrape_page.clone()))
     // The UI's fallback serves its pages; API routes, merged first, win.
     .merge(sightline_ui::router());
     let mut open_paths = vec!["/health", "/ready"];
     if settings.metrics_auth == MetricsAuth::Open {
-        open_paths.push("/metrics");
+        open_paths.extend(["/metrics", OTLP_METRICS_PATH]);
     }
     let api = protect(api, Policy { tokens: tokens.clone(), role: Role::Read, open_paths, grpc: false });
     // Outermost: the Host check (a rebinding page gets 421 before anything
@@ -262,6 +283,30 @@ pub(crate) async fn serve(settings: Settings) -> anyhow::Result<()> {
     store.shutdown().await;
     tracing::info!("stopped");
     Ok(())
+}
+
+/// Where the API port serves the received OTLP metrics' series.
+const OTLP_METRICS_PATH: &str = "/metrics/otlp";
+
+/// `GET /metrics/otlp`: the series of the `prometheus` exporter without an
+/// endpoint of its own (none when no pipeline has one).
+fn otlp_metrics_router(page: Option<sightline_pipeline::exporter::prometheus::ScrapePage>) -> axum::Router {
+    let Some(page) = page else { return axum::Router::new() };
+    axum::Router::new().route(
+        OTLP_METRICS_PATH,
+        axum::routing::get(move || {
+            let body = page.render();
+            async move {
+                (
+                    [(
+                        axum::http::header::CONTENT_TYPE,
+                        sightline_pipeline::exporter::prometheus::ScrapePage::CONTENT_TYPE,
+                    )],
+                    body,
+                )
+            }
+        }),
+    )
 }
 
 fn zipkin_endpoint(settings: &Settings) -> Option<SocketAddr> {

@@ -655,7 +655,9 @@ pub(crate) fn prometheusremotewrite(r: &Reader<'_>, ctx: &Context, id: &str) -> 
 
 pub(crate) fn prometheus(r: &Reader<'_>, _: &Context, _: &str) -> Parsed {
     some(crate::exporter::prometheus::ScrapeConfig {
-        endpoint: r.addr("endpoint").unwrap_or_else(|| std::net::SocketAddr::from(([127, 0, 0, 1], 8889))),
+        endpoint: Some(
+            r.addr("endpoint").unwrap_or_else(|| std::net::SocketAddr::from(([127, 0, 0, 1], 8889))),
+        ),
         translation: translation(r, "const_labels"),
         metric_expiration: r.duration("metric_expiration").unwrap_or(Duration::from_secs(300)),
     })
