@@ -105,6 +105,7 @@ impl std::fmt::Debug for Factory {
 
 const TRACES: &[Signal] = &[Signal::Traces];
 const TRACES_LOGS: &[Signal] = &[Signal::Traces, Signal::Logs];
+const LOGS: &[Signal] = &[Signal::Logs];
 const METRICS: &[Signal] = &[Signal::Metrics];
 const ALL: &[Signal] = &[Signal::Traces, Signal::Logs, Signal::Metrics];
 
@@ -125,6 +126,15 @@ pub static FACTORIES: &[Factory] = &[
         signals: TRACES,
         about: "Zipkin v2 JSON and protobuf on `endpoint` (default `127.0.0.1:9411`, or `--zipkin-addr`)",
         parse: config::zipkin_receiver,
+        build: BuildFn::Outside,
+        misfit: None,
+    },
+    Factory {
+        kind: Kind::Receiver,
+        ty: "filelog",
+        signals: LOGS,
+        about: "tails JSON-lines files (`include` globs; seed 002's `timestamp`, `level`, `service`, `message`, `trace_id`, `span_id`, `exception`, renamed under `fields`), resuming after restarts and following rotation",
+        parse: config::filelog_receiver,
         build: BuildFn::Outside,
         misfit: None,
     },

@@ -42,6 +42,7 @@
 //! ([`Receiver::grpc_router`], [`Receiver::http_router`]).
 #![deny(missing_docs)]
 
+pub mod filelog;
 pub mod front;
 mod grpc;
 mod http;

@@ -130,8 +130,22 @@ pub(crate) async fn serve(settings: Settings) -> anyhow::Result<()> {
     if let Some(entry) = otlp_entries.metrics {
         receiver = receiver.metrics(entry);
     }
-    if !receiver.serves_any() {
-        anyhow::bail!("no pipeline uses the otlp receiver; add \"otlp\" to a pipeline's receivers");
+    // File receivers: each tails its files into the logs pipelines that
+    // list it.
+    let filelog_metrics = sightline_receive::filelog::Metrics::new(&mut registry);
+    let mut filelogs = Vec::new();
+    for (id, config) in &settings.pipeline.receivers {
+        let Some(c) = config.settings::<sightline_pipeline::receiver::FilelogConfig>() else { continue };
+        let Some(entry) = pipeline.receivers.get(id).and_then(|e| e.logs.clone()) else { continue };
+        let options = filelog_options(c);
+        let receiver =
+            sightline_receive::filelog::Filelog::start(id, options, entry, filelog_metrics.clone())
+                .map_err(|e| anyhow::anyhow!(e))?;
+        tracing::info!(receiver = %id, include = ?c.include, "tailing log files");
+        filelogs.push(receiver);
+    }
+    if !receiver.serves_any() && zipkin.is_none() && filelogs.is_empty() {
+        anyhow::bail!("no pipeline uses a receiver; add \"otlp\" to a pipeline's receivers");
     }
 
     let (stop_tx, stop_rx) = watch::channel(false);
@@ -278,6 +292,9 @@ pub(crate) async fn serve(settings: Settings) -> anyhow::Result<()> {
     h.context("OTLP/HTTP server task")?;
     q.context("query server task")?.context("query server")?;
     let _ = readiness.await;
+    for f in &filelogs {
+        f.shutdown().await;
+    }
     // Processors flush into exporters, then the store flushes to disk.
     pipeline.shutdown().await;
     store.shutdown().await;
@@ -307,6 +324,29 @@ fn otlp_metrics_router(page: Option<sightline_pipeline::exporter::prometheus::Sc
             }
         }),
     )
+}
+
+/// A `filelog` receiver's config as the receiver crate takes it.
+fn filelog_options(c: &sightline_pipeline::receiver::FilelogConfig) -> sightline_receive::filelog::Options {
+    let [timestamp, level, service, message, trace_id, span_id, exception] = c.fields.clone();
+    sightline_receive::filelog::Options {
+        include: c.include.clone(),
+        exclude: c.exclude.clone(),
+        start_at_beginning: c.start_at_beginning,
+        poll_interval: c.poll_interval,
+        max_line_bytes: c.max_log_size,
+        fields: sightline_receive::filelog::Fields {
+            timestamp,
+            level,
+            service,
+            message,
+            trace_id,
+            span_id,
+            exception,
+        },
+        default_service: c.service_name.clone(),
+        state_path: c.state_path.clone(),
+    }
 }
 
 fn zipkin_endpoint(settings: &Settings) -> Option<SocketAddr> {

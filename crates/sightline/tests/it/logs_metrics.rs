@@ -290,3 +290,91 @@ fn metrics_reach_a_real_prometheus_by_remote_write_and_by_scraping_the_api_port(
     prometheus.expect(r#"count(up{job="sightline-otlp"} == 1)"#, 1.0);
     drop(server);
 }
+
+/// The `filelog` receiver in the binary: seed 002's JSON lines become log
+/// records with their trace context, and a restart resumes without
+/// repeating a line.
+#[test]
+fn filelog_tails_seed_002_lines_and_resumes_after_a_restart() {
+    let dir = tempfile::tempdir().unwrap();
+    let logs = dir.path().join("logs");
+    std::fs::create_dir(&logs).unwrap();
+    let config = dir.path().join("sightline.toml");
+    std::fs::write(
+        &config,
+        format!(
+            r#"
+[receivers.filelog]
+include = ["{}/*.log"]
+start_at = "beginning"
+poll_interval = "50ms"
+
+[exporters.debug]
+verbosity = "detailed"
+
+[service.pipelines.traces]
+receivers = ["otlp"]
+exporters = ["store"]
+
+[service.pipelines.logs]
+receivers = ["filelog"]
+exporters = ["debug"]
+"#,
+            logs.display()
+        ),
+    )
+    .unwrap();
+    let line = |i: usize| {
+        format!(
+            r#"{{"timestamp": "2026-03-01T12:00:00.{i:06}Z", "level": "ERROR", "service": "orders", "message": "line {i}", "trace_id": "4bf92f3577b34da6a3ce929d0e0e4736", "span_id": "00f067aa0ba902b7"}}"#
+        )
+    };
+    let write = |from: usize, to: usize| {
+        use std::io::Write as _;
+        let mut f =
+            std::fs::OpenOptions::new().create(true).append(true).open(logs.join("orders.log")).unwrap();
+        for i in from..to {
+            writeln!(f, "{}", line(i)).unwrap();
+        }
+    };
+    let seen = |server: &Server, n: usize| {
+        let deadline = Instant::now() + Duration::from_secs(20);
+        loop {
+            let stderr = strip_ansi(&server.stderr());
+            let records: Vec<String> =
+                stderr.lines().filter(|l| l.contains("log record")).map(str::to_owned).collect();
+            if records.len() >= n {
+                return records;
+            }
+            assert!(Instant::now() < deadline, "{} of {n} records:\n{stderr}", records.len());
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    };
+    write(0, 3);
+    let config = config.display().to_string();
+    let data = dir.path().join("data");
+    let ports = Ports::free();
+    let mut server =
+        Server::launch(&data, ports, Launch { extra: &["--config", &config], ..Launch::default() });
+    let records = seen(&server, 3);
+    assert!(records[0].contains("trace_id=4bf92f3577b34da6a3ce929d0e0e4736"), "{}", records[0]);
+    assert!(records[0].contains("span_id=00f067aa0ba902b7"), "{}", records[0]);
+    assert!(
+        records[0].contains(r#"service="orders""#) && records[0].contains("severity=17"),
+        "{}",
+        records[0]
+    );
+    assert!(server.terminate().success());
+    write(3, 5);
+    // A new server (its stderr log starts empty) reads on from the saved
+    // position: the lines written while it was down, then a last one. The
+    // file is read in order, so a repeated line would come before it.
+    let server = Server::launch(&data, ports, Launch { extra: &["--config", &config], ..Launch::default() });
+    seen(&server, 2);
+    write(5, 6);
+    let records = seen(&server, 3);
+    assert_eq!(records.len(), 3, "{records:#?}");
+    for (record, i) in records.iter().zip(3..6) {
+        assert!(record.contains(&format!("body=line {i} ")), "want line {i}: {record}");
+    }
+}
