@@ -479,3 +479,65 @@ async fn http_traces_json_enum_names() {
     assert_eq!(span.kind, sightline_model::SpanKind::Server);
     assert_eq!(span.status.code, sightline_model::StatusCode::Error);
 }
+
+// ------------------------------------------------------------ fuzzing
+
+use proptest::prelude::*;
+
+/// A logs and a metrics request with every kind of point, as bytes.
+fn seeds() -> [Vec<u8>; 2] {
+    let example = std::fs::read(concat!(env!("CARGO_MANIFEST_DIR"), "/testdata/metrics.json")).unwrap();
+    let metrics: ExportMetricsServiceRequest =
+        crate::json::decode_request(&example, &mut crate::front::Budget::new(64 << 20).claim()).unwrap();
+    [
+        logs_request(vec![record("a", &TRACE, &SPAN), record("b", &[], &[])]).encode_to_vec(),
+        metrics.encode_to_vec(),
+    ]
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig {
+        cases: std::env::var("PROPTEST_CASES").ok().and_then(|v| v.parse().ok()).unwrap_or(64),
+        ..ProptestConfig::default()
+    })]
+
+    /// Mutated and arbitrary protobuf on /v1/logs and /v1/metrics: a
+    /// status (200, 400, 413), never a panic; the decoded-size walk accepts
+    /// whatever prost decodes; the budget is whole again afterwards.
+    #[test]
+    fn logs_and_metrics_protobuf_bodies_get_a_status_and_the_walk_agrees_with_prost(
+        flips in proptest::collection::vec((any::<prop::sample::Index>(), any::<u8>()), 0..6),
+        noise in proptest::collection::vec(any::<u8>(), 0..200),
+        pick in 0u8..2,
+        metrics in any::<bool>(),
+    ) {
+        let mut body = if pick == 0 { seeds()[usize::from(metrics)].clone() } else { noise };
+        if !body.is_empty() {
+            for (at, byte) in &flips {
+                let i = at.index(body.len());
+                body[i] = *byte;
+            }
+        }
+        let cost = if metrics {
+            ExportMetricsServiceRequest::decode(body.as_slice())
+                .is_ok()
+                .then(|| crate::front::cost::proto_cost(&body, <super::Metrics as super::OtlpSignal>::COST))
+        } else {
+            ExportLogsServiceRequest::decode(body.as_slice())
+                .is_ok()
+                .then(|| crate::front::cost::proto_cost(&body, <super::Logs as super::OtlpSignal>::COST))
+        };
+        if let Some(cost) = cost {
+            prop_assert!(cost.is_ok(), "the walk refused a body prost decodes: {cost:?}");
+        }
+        let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
+        let s = setup();
+        let path = if metrics { "/v1/metrics" } else { "/v1/logs" };
+        let reply = rt.block_on(post(&s.receiver, path, PB, false, body));
+        prop_assert!(
+            [StatusCode::OK, StatusCode::BAD_REQUEST, StatusCode::PAYLOAD_TOO_LARGE].contains(&reply.status),
+            "{}", reply.status
+        );
+        prop_assert_eq!(s.receiver.front().available(), Limits::default().max_inflight_bytes);
+    }
+}
