@@ -162,9 +162,11 @@ pub(crate) async fn serve(settings: Settings) -> anyhow::Result<()> {
     let ready = Arc::new(AtomicBool::new(false));
 
     let pipeline = Arc::new(pipeline);
+    let filelogs = Arc::new(filelogs);
     let health = {
         let store = store.clone();
         let pipeline = Arc::clone(&pipeline);
+        let filelogs = Arc::clone(&filelogs);
         let (grpc_up, http_up, zipkin_up) =
             (Arc::clone(&grpc_up), Arc::clone(&http_up), Arc::clone(&zipkin_up));
         Arc::new(move || {
@@ -185,6 +187,7 @@ pub(crate) async fn serve(settings: Settings) -> anyhow::Result<()> {
             if let Some(addr) = zipkin_addr {
                 checks.push(listener("zipkin", &zipkin_up, addr));
             }
+            checks.extend(filelogs.iter().map(|f| f.health()));
             // A processor id in several pipelines (the default memory
             // limiter is in all three) reports the same check once.
             for check in pipeline.components.iter().filter_map(|c| c.health()) {
@@ -292,7 +295,7 @@ pub(crate) async fn serve(settings: Settings) -> anyhow::Result<()> {
     h.context("OTLP/HTTP server task")?;
     q.context("query server task")?.context("query server")?;
     let _ = readiness.await;
-    for f in &filelogs {
+    for f in filelogs.iter() {
         f.shutdown().await;
     }
     // Processors flush into exporters, then the store flushes to disk.

@@ -136,8 +136,26 @@ impl Metrics {
 
 /// A running file receiver; [`Filelog::shutdown`] stops it.
 pub struct Filelog {
+    id: String,
     stop: watch::Sender<bool>,
     task: std::sync::Mutex<Option<JoinHandle<()>>>,
+    status: Arc<Status>,
+}
+
+/// What `/health` says about a file receiver.
+#[derive(Debug, Default)]
+struct Status {
+    files: std::sync::atomic::AtomicUsize,
+    /// The last read or save failure, cleared by the next success.
+    problem: std::sync::Mutex<Option<String>>,
+}
+
+impl Status {
+    fn set_problem(&self, problem: Option<String>) {
+        if let Ok(mut p) = self.problem.lock() {
+            *p = problem;
+        }
+    }
 }
 
 impl Filelog {
@@ -153,7 +171,9 @@ impl Filelog {
             glob::Pattern::new(pattern).map_err(|e| format!("receiver {id}: glob {pattern:?}: {e}"))?;
         }
         let (stop, stopped) = watch::channel(false);
+        let status = Arc::new(Status::default());
         let tailer = Tailer {
+            status: Arc::clone(&status),
             id: id.to_owned(),
             options,
             consumer,
@@ -163,7 +183,22 @@ impl Filelog {
             saved: Vec::new(),
         };
         let task = tokio::spawn(tailer.run(stopped));
-        Ok(Filelog { stop, task: std::sync::Mutex::new(Some(task)) })
+        Ok(Filelog { id: id.to_owned(), stop, task: std::sync::Mutex::new(Some(task)), status })
+    }
+
+    /// For `/health`: how many files are followed, and the last problem
+    /// reading one or saving positions (unhealthy until the next success).
+    pub fn health(&self) -> sightline_model::ComponentHealth {
+        let files = self.status.files.load(std::sync::atomic::Ordering::Relaxed);
+        let problem = self.status.problem.lock().ok().and_then(|p| p.clone());
+        sightline_model::ComponentHealth {
+            name: format!("receiver {}", self.id),
+            healthy: problem.is_none(),
+            detail: match problem {
+                None => format!("following {files} file(s)"),
+                Some(p) => format!("following {files} file(s); {p}"),
+            },
+        }
     }
 
     /// Stops after the batch in flight (its position saved once
@@ -194,6 +229,7 @@ struct Tracked {
 }
 
 struct Tailer {
+    status: Arc<Status>,
     id: String,
     options: Options,
     consumer: Arc<dyn LogsConsumer>,
@@ -248,8 +284,10 @@ impl Tailer {
                 let read = match self.read(i) {
                     Ok(r) => r,
                     Err(e) => {
-                        tracing::warn!(receiver = %self.id, path = %self.files[i].path.display(), error = %e, "cannot read a log file");
+                        let path = self.files[i].path.display().to_string();
+                        tracing::warn!(receiver = %self.id, path = %path, error = %e, "cannot read a log file");
                         Metrics::count(&self.metrics.errors, &self.id);
+                        self.status.set_problem(Some(format!("cannot read {path}: {e}")));
                         break;
                     }
                 };
@@ -290,6 +328,7 @@ impl Tailer {
             }
         }
         self.first_poll = false;
+        self.status.files.store(self.files.len(), std::sync::atomic::Ordering::Relaxed);
         self.options.poll_interval
     }
 
@@ -450,9 +489,14 @@ impl Tailer {
             })
             .chain(self.saved.iter().cloned())
             .collect();
-        if let Err(e) = state::save(&self.options.state_path, &positions) {
-            tracing::warn!(receiver = %self.id, path = %self.options.state_path.display(), error = %e, "cannot save filelog positions");
-            Metrics::count(&self.metrics.errors, &self.id);
+        match state::save(&self.options.state_path, &positions) {
+            Ok(()) => self.status.set_problem(None),
+            Err(e) => {
+                let path = self.options.state_path.display().to_string();
+                tracing::warn!(receiver = %self.id, path = %path, error = %e, "cannot save filelog positions");
+                Metrics::count(&self.metrics.errors, &self.id);
+                self.status.set_problem(Some(format!("cannot save positions in {path}: {e}")));
+            }
         }
     }
 }

@@ -364,6 +364,12 @@ exporters = ["debug"]
         "{}",
         records[0]
     );
+    let (_, health) = server.get_json("/health");
+    let check =
+        health["checks"].as_array().unwrap().iter().find(|c| c["name"] == "receiver filelog").cloned();
+    let check = check.unwrap_or_else(|| panic!("no filelog check in {health}"));
+    assert_eq!(check["status"], "ok", "{check}");
+    assert_eq!(check["detail"], "following 1 file(s)", "{check}");
     assert!(server.terminate().success());
     write(3, 5);
     // A new server (its stderr log starts empty) reads on from the saved
