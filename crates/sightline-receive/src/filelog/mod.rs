@@ -236,7 +236,8 @@ struct Tailer {
     metrics: Metrics,
     files: Vec<Tracked>,
     first_poll: bool,
-    /// Positions loaded at start, consumed as their files are found.
+    /// Positions loaded at start, consumed as the first poll finds their
+    /// files.
     saved: Vec<Position>,
 }
 
@@ -273,7 +274,14 @@ impl Tailer {
     /// Reads what is new in every file; returns how long to wait before the
     /// next poll.
     async fn poll(&mut self) -> Duration {
-        if self.discover() {
+        let added = self.discover();
+        if self.first_poll && !self.saved.is_empty() {
+            // Saved positions of files the first poll did not find (rotated
+            // away or deleted while stopped) are stale: dropped now, so the
+            // state file does not grow with every rotation.
+            self.saved.clear();
+            self.save();
+        } else if added {
             // New files' starting positions count too (a file found at
             // its end must not be read from its start after a restart).
             self.save();

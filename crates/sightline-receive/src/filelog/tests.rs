@@ -258,3 +258,23 @@ async fn wait_for_state(path: &Path) {
         tokio::time::sleep(Duration::from_millis(10)).await;
     }
 }
+
+/// Positions of files gone while the receiver was stopped are dropped, so
+/// the state file does not grow with every rotation.
+#[tokio::test]
+async fn positions_of_files_gone_while_stopped_are_forgotten() {
+    let dir = tempfile::tempdir().unwrap();
+    append(&dir.path().join("a.log"), 0, 2);
+    let sink = Arc::new(Sink::default());
+    let (f, _, _) = start(options(dir.path(), "*.log"), &sink);
+    sink.wait_for(2).await;
+    f.shutdown().await;
+    std::fs::rename(dir.path().join("a.log"), dir.path().join("a.log.1")).unwrap();
+    let (f, _, _) = start(options(dir.path(), "*.log"), &sink);
+    append(&dir.path().join("b.log"), 2, 3);
+    assert_eq!(sink.wait_for(3).await, lines(0, 3));
+    f.shutdown().await;
+    let positions = super::state::load(&dir.path().join("state/filelog.json")).unwrap();
+    let names: Vec<String> = positions.iter().map(|p| p.path.display().to_string()).collect();
+    assert_eq!(names, [dir.path().join("b.log").display().to_string()]);
+}
