@@ -286,6 +286,8 @@ impl Tailer {
             // its end must not be read from its start after a restart).
             self.save();
         }
+        self.first_poll = false;
+        self.status.files.store(self.files.len(), std::sync::atomic::Ordering::Relaxed);
         let mut i = 0;
         while i < self.files.len() {
             loop {
@@ -335,7 +337,6 @@ impl Tailer {
                 i += 1;
             }
         }
-        self.first_poll = false;
         self.status.files.store(self.files.len(), std::sync::atomic::Ordering::Relaxed);
         self.options.poll_interval
     }
