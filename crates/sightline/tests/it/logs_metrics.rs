@@ -74,7 +74,7 @@ fn stock_python_logs_and_metrics_get_success_over_grpc_and_http_and_bad_bodies_g
     let page = loop {
         let (status, page) = get_text(&format!("{}/metrics/otlp", server.api));
         assert_eq!(status, 200);
-        if page.contains("shop_http") || Instant::now() > deadline {
+        if page.contains(r#"job="shop-http""#) || Instant::now() > deadline {
             break page;
         }
         std::thread::sleep(Duration::from_millis(100));
@@ -86,6 +86,7 @@ fn stock_python_logs_and_metrics_get_success_over_grpc_and_http_and_bad_bodies_g
         "{page}"
     );
     assert!(page.contains("checkout_duration_milliseconds_bucket{"), "{page}");
+    assert!(page.contains(r#"job="shop-http""#), "{page}");
     // /health says the logs are accepted but not kept (no log store yet).
     let (_, health) = server.get_json("/health");
     let text = health.to_string();
