@@ -17,6 +17,12 @@
 #                              corruption error, never altered data
 #   sightline-store    fuzz::  the manifest check: a damaged manifest is
 #                              refused, never read as another one
+#   sightline-receive  fuzz::  OTLP protobuf (arbitrary and mutated bodies,
+#                              the decoded-size walk against prost), OTLP/JSON
+#                              (trees of OTLP field names, arbitrary bytes),
+#                              protobuf and JSON of one request decode alike
+#   sightline-zipkin   fuzz::  Zipkin JSON and protobuf bodies
+#   sightline (it)     fuzz::  query parameters against the real binary
 # A failure prints the minimal failing input and proptest records it under
 # proptest-regressions/ next to the harness, so `cargo test` replays it.
 set -euo pipefail
@@ -49,10 +55,14 @@ run() {
 }
 
 echo "== building the test binaries ($profile)"
-cargo test -q "${profile_flag[@]}" --no-run -p sightline-wal -p sightline-block -p sightline-store >/dev/null 2>&1
+cargo test -q "${profile_flag[@]}" --no-run -p sightline-wal -p sightline-block -p sightline-store \
+  -p sightline-receive -p sightline-zipkin -p sightline >/dev/null 2>&1
 run wal-recovery 1 -p sightline-wal --lib fuzz::
 run block-reader 10 -p sightline-block --lib fuzz::
 run manifest 1 -p sightline-store --lib fuzz::
+run otlp 1 -p sightline-receive --lib fuzz::
+run zipkin 1 -p sightline-zipkin --lib fuzz::
+run query-params 1 -p sightline --test it fuzz::
 
 commit=$(git rev-parse --short HEAD)$(git diff --quiet || echo +dirty)
 block="<!-- fuzz: written by bench/fuzz.sh -->

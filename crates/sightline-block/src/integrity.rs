@@ -29,9 +29,7 @@
 //! is read (hardware, several GB/s) and reads rounded out to chunk bounds
 //! (a data page is a few KiB, so about one chunk more per page read).
 
-use std::fs::File;
 use std::io::{self, Read};
-use std::os::unix::fs::FileExt as _;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, OnceLock};
 
@@ -43,6 +41,7 @@ use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
 use crate::Error;
+use crate::source::Data;
 
 /// Bytes per checksummed chunk of `data.parquet` for blocks this build
 /// writes (readers take the size from `meta.json`).
@@ -281,7 +280,7 @@ pub struct VerifiedFile {
 
 #[derive(Debug)]
 struct Inner {
-    file: File,
+    data: Data,
     path: PathBuf,
     len: u64,
     sums: Option<Arc<Checksums>>,
@@ -289,16 +288,26 @@ struct Inner {
 }
 
 impl VerifiedFile {
-    /// Opens `path`, to be checked against `sums` (`None`: unchecked);
-    /// the first mismatch found is also recorded in `damage`.
-    pub fn open(
+    /// Opens the local file `path`, to be checked against `sums` (`None`:
+    /// unchecked); the first mismatch found is also recorded in `damage`.
+    pub fn open_file(
         path: &Path,
         sums: Option<Arc<Checksums>>,
         damage: DamageSlot,
     ) -> Result<VerifiedFile, Error> {
-        let file = File::open(path).map_err(|e| Error::io(path, e))?;
-        let len = file.metadata().map_err(|e| Error::io(path, e))?.len();
-        Ok(VerifiedFile { inner: Arc::new(Inner { file, path: path.to_owned(), len, sums, damage }) })
+        let data = Data::open(path, None).map_err(|e| Error::io(path, e))?;
+        VerifiedFile::open(path, data, sums, damage)
+    }
+
+    /// `data`, named `path` in errors.
+    pub(crate) fn open(
+        path: &Path,
+        data: Data,
+        sums: Option<Arc<Checksums>>,
+        damage: DamageSlot,
+    ) -> Result<VerifiedFile, Error> {
+        let len = data.len().map_err(|e| Error::io(path, e))?;
+        Ok(VerifiedFile { inner: Arc::new(Inner { data, path: path.to_owned(), len, sums, damage }) })
     }
 
     /// Reads `start..start + length`, verified.
@@ -312,7 +321,7 @@ impl VerifiedFile {
         })?;
         let Some(sums) = &inner.sums else {
             let mut buf = vec![0u8; length];
-            inner.file.read_exact_at(&mut buf, start).map_err(|e| Error::io(&inner.path, e))?;
+            inner.data.read_exact_at(&mut buf, start).map_err(|e| Error::io(&inner.path, e))?;
             return Ok(Bytes::from(buf));
         };
         let cb = sums.chunk_bytes;
@@ -320,7 +329,7 @@ impl VerifiedFile {
         let aligned_start = first * cb;
         let aligned_end = end.div_ceil(cb).saturating_mul(cb).min(inner.len);
         let mut buf = vec![0u8; usize::try_from(aligned_end - aligned_start).unwrap_or(0)];
-        inner.file.read_exact_at(&mut buf, aligned_start).map_err(|e| Error::io(&inner.path, e))?;
+        inner.data.read_exact_at(&mut buf, aligned_start).map_err(|e| Error::io(&inner.path, e))?;
         for (i, chunk) in buf.chunks(cb as usize).enumerate() {
             let index = first + i as u64;
             let expected = usize::try_from(index).ok().and_then(|i| sums.crcs.get(i));
@@ -340,9 +349,8 @@ impl VerifiedFile {
     }
 
     /// Checks every chunk of the file: the damaged ranges, in order.
-    pub fn scan(path: &Path, sums: &Checksums) -> Result<Vec<Mismatch>, Error> {
-        let mut file = File::open(path).map_err(|e| Error::io(path, e))?;
-        let len = file.metadata().map_err(|e| Error::io(path, e))?.len();
+    pub(crate) fn scan(path: &Path, data: &Data, sums: &Checksums) -> Result<Vec<Mismatch>, Error> {
+        let len = data.len().map_err(|e| Error::io(path, e))?;
         let mut damaged = Vec::new();
         if sums.chunks_for(len) != sums.crcs.len() as u64 {
             return Err(Error::corrupt(
@@ -359,7 +367,7 @@ impl VerifiedFile {
         for expected in &sums.crcs {
             let n = usize::try_from((len - at).min(sums.chunk_bytes)).unwrap_or(0);
             let chunk = buf.get_mut(..n).unwrap_or_default();
-            file.read_exact(chunk).map_err(|e| Error::io(path, e))?;
+            data.read_exact_at(chunk, at).map_err(|e| Error::io(path, e))?;
             if crc32c::crc32c(chunk) != *expected {
                 match damaged.last_mut() {
                     Some(Mismatch { end, .. }) if *end == at => *end = at + n as u64,

@@ -61,6 +61,7 @@ mod row;
 mod salvage;
 mod schema;
 mod search;
+mod source;
 mod write;
 
 pub use compact::compact;
@@ -84,6 +85,7 @@ pub use meta::BlockMeta;
 pub use otlp::{OtlpSpan, write_otlp};
 pub use read::{Block, SpanChunks};
 pub use salvage::{Salvaged, UnreadableRows, salvage};
+pub use source::BlockSource;
 pub use write::write;
 
 /// Format version written into the Parquet key-value metadata

@@ -62,7 +62,19 @@ impl BlockMeta {
     /// Returns the data file's checksums with it.
     pub(crate) fn read(path: &Path) -> Result<(BlockMeta, Option<Checksums>), Error> {
         let bytes = std::fs::read(path).map_err(|e| Error::io(path, e))?;
-        let mut raw: serde_json::Value = serde_json::from_slice(&bytes)
+        BlockMeta::parse(&bytes, path)
+    }
+
+    /// Parses and validates the bytes of a `meta.json` read from `path`
+    /// (named in errors; a block may be kept elsewhere than a local
+    /// folder), its checksum included.
+    pub fn from_json(bytes: &[u8], path: &Path) -> Result<BlockMeta, Error> {
+        BlockMeta::parse(bytes, path).map(|(meta, _)| meta)
+    }
+
+    /// [`BlockMeta::from_json`] with the data file's checksums.
+    pub(crate) fn parse(bytes: &[u8], path: &Path) -> Result<(BlockMeta, Option<Checksums>), Error> {
+        let mut raw: serde_json::Value = serde_json::from_slice(bytes)
             .map_err(|e| Error::corrupt(path, format!("meta.json is not JSON: {e}")))?;
         // The checksum first: a damaged file must not be mistaken for a
         // newer format or read as if it were intact.

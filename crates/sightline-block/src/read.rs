@@ -30,6 +30,7 @@ use crate::dedicated::Dedicated;
 use crate::integrity::{Checksums, DamageSlot, Mismatch, VerifiedFile};
 use crate::json;
 use crate::schema::{self, Col, DATA_FILE, META_FILE, layout, tag};
+use crate::source::{BlockSource, Data};
 use crate::{BlockMeta, Error, FORMAT_VERSION};
 
 /// An open block: its metadata, Parquet footer and resource/scope tables.
@@ -43,6 +44,9 @@ use crate::{BlockMeta, Error, FORMAT_VERSION};
 pub struct Block {
     dir: PathBuf,
     pub(crate) data_path: PathBuf,
+    /// Where the data file's bytes come from; `None`: the local file at
+    /// `data_path`.
+    source: Option<Arc<dyn BlockSource>>,
     meta: BlockMeta,
     pub(crate) reader_meta: ArrowReaderMetadata,
     pub(crate) resources: Vec<Arc<Resource>>,
@@ -107,17 +111,34 @@ impl Block {
     pub fn open(block_dir: &Path) -> Result<Block, Error> {
         let (meta, checksums) = BlockMeta::read(&block_dir.join(META_FILE))?;
         let data_path = block_dir.join(DATA_FILE);
-        crate::contain(&data_path, || Block::open_data(block_dir, meta, checksums.map(Arc::new)))
+        crate::contain(&data_path, || Block::open_data(block_dir, meta, checksums.map(Arc::new), None))
+    }
+
+    /// Opens a block kept elsewhere (an object store): `meta_json` is its
+    /// `meta.json`'s bytes, `source` serves its data file's bytes, and
+    /// `location` names it in errors (`<location>/data.parquet`). Runs the
+    /// same checks as [`Block::open`], checksums included; reads only the
+    /// footer and page index from `source`.
+    pub fn open_source(
+        location: &Path,
+        meta_json: &[u8],
+        source: Arc<dyn BlockSource>,
+    ) -> Result<Block, Error> {
+        let (meta, checksums) = BlockMeta::parse(meta_json, &location.join(META_FILE))?;
+        let data_path = location.join(DATA_FILE);
+        crate::contain(&data_path, || Block::open_data(location, meta, checksums.map(Arc::new), Some(source)))
     }
 
     fn open_data(
         block_dir: &Path,
         meta: BlockMeta,
         checksums: Option<Arc<Checksums>>,
+        source: Option<Arc<dyn BlockSource>>,
     ) -> Result<Block, Error> {
         let data_path = block_dir.join(DATA_FILE);
         let damage = DamageSlot::default();
-        let file = VerifiedFile::open(&data_path, checksums.clone(), Arc::clone(&damage))?;
+        let data = Data::open(&data_path, source.as_ref()).map_err(|e| Error::io(&data_path, e))?;
+        let file = VerifiedFile::open(&data_path, data, checksums.clone(), Arc::clone(&damage))?;
         let len = parquet::file::reader::Length::len(&file);
         if len != meta.size_bytes {
             return Err(Error::corrupt(
@@ -193,6 +214,7 @@ impl Block {
         Ok(Block {
             dir: block_dir.to_owned(),
             data_path,
+            source,
             meta,
             reader_meta,
             resources,
@@ -222,7 +244,9 @@ impl Block {
     pub fn verify(&self) -> Result<Vec<Mismatch>, Error> {
         match &self.checksums {
             Some(sums) => {
-                let damaged = VerifiedFile::scan(&self.data_path, sums)?;
+                let data = Data::open(&self.data_path, self.source.as_ref())
+                    .map_err(|e| Error::io(&self.data_path, e))?;
+                let damaged = VerifiedFile::scan(&self.data_path, &data, sums)?;
                 if let Some(first) = damaged.first() {
                     let _ = self.damage.set(*first);
                 }
@@ -262,9 +286,13 @@ impl Block {
             + self.scopes.iter().map(|s| 128 + kvs(&s.attributes)).sum::<usize>()
     }
 
-    /// A builder over a fresh file handle whose every read is checked.
+    /// A builder over a fresh file handle (or the block's source) whose
+    /// every read is checked.
     pub(crate) fn builder(&self) -> Result<ParquetRecordBatchReaderBuilder<VerifiedFile>, Error> {
-        let file = VerifiedFile::open(&self.data_path, self.checksums.clone(), Arc::clone(&self.damage))?;
+        let data =
+            Data::open(&self.data_path, self.source.as_ref()).map_err(|e| Error::io(&self.data_path, e))?;
+        let file =
+            VerifiedFile::open(&self.data_path, data, self.checksums.clone(), Arc::clone(&self.damage))?;
         Ok(ParquetRecordBatchReaderBuilder::new_with_metadata(file, self.reader_meta.clone()))
     }
 

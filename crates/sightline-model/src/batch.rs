@@ -1,7 +1,7 @@
 use bytes::Bytes;
 use prost::Message as _;
 
-use crate::{Span, otlp};
+use crate::{Span, Tenant, otlp};
 
 /// A unit of ingest: decoded spans plus their OTLP protobuf encoding.
 ///
@@ -9,10 +9,14 @@ use crate::{Span, otlp};
 /// write-ahead log without re-encoding: for protobuf requests it is the
 /// request body itself. Invariant: `otlp` decodes (with
 /// [`otlp::decode_request`]) to exactly `spans`.
+///
+/// The batch also names its [`Tenant`] (the default one unless the receiver
+/// set another), so every stage can keep tenants apart.
 #[derive(Debug, Clone, Default)]
 pub struct Batch {
     spans: Vec<Span>,
     otlp: Bytes,
+    tenant: Tenant,
 }
 
 impl Batch {
@@ -20,13 +24,24 @@ impl Batch {
     /// The caller guarantees the invariant; use [`Batch::from_spans`] when
     /// unsure.
     pub fn new(spans: Vec<Span>, otlp: Bytes) -> Self {
-        Batch { spans, otlp }
+        Batch { spans, otlp, tenant: Tenant::default() }
     }
 
     /// Builds a batch by encoding `spans` as an OTLP export request.
     pub fn from_spans(spans: Vec<Span>) -> Self {
         let otlp = Bytes::from(otlp::encode_spans(&spans).encode_to_vec());
-        Batch { spans, otlp }
+        Batch { spans, otlp, tenant: Tenant::default() }
+    }
+
+    /// The same batch, owned by `tenant`.
+    pub fn with_tenant(mut self, tenant: Tenant) -> Self {
+        self.tenant = tenant;
+        self
+    }
+
+    /// Who the spans belong to.
+    pub fn tenant(&self) -> &Tenant {
+        &self.tenant
     }
 
     /// The spans.

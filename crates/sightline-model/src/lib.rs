@@ -26,6 +26,7 @@ mod peer;
 mod query;
 mod span;
 mod tags;
+mod tenant;
 mod value;
 
 pub use batch::Batch;
@@ -50,6 +51,7 @@ pub use span::{Event, Link, Resource, Scope, Span, SpanKind, Status, StatusCode,
 pub use tags::{
     AttributeScope, DEFAULT_TAG_LIMIT, TagNames, TagQuery, collect_tag_names, collect_tag_values,
 };
+pub use tenant::{Tenant, TenantError};
 pub use value::{KeyValue, Value};
 
 #[cfg(test)]

@@ -66,9 +66,12 @@ impl MemoryBudget {
         self.limit
     }
 
-    /// Request bytes a receiver admits at once (before decoding).
+    /// Bytes all receivers together admit at once: request bodies as they
+    /// arrive plus the decoded size estimated before decoding (the front
+    /// charges both, so a body of many empty spans cannot decode into
+    /// gigabytes), half the limit.
     pub fn inflight_bytes(&self) -> usize {
-        share(self.limit, 16)
+        share(self.limit, 2)
     }
 
     /// The store's live head size: the default of `--head-max-size`.

@@ -174,6 +174,27 @@ fn decoded_lists_hold_no_spare_capacity() {
     assert_eq!(span.resource.attributes().len(), 1);
 }
 
+/// Tenant names follow Cortex/Tempo's rules, so one is always a safe path
+/// component and label value; batches belong to the default tenant unless
+/// a receiver says otherwise.
+#[test]
+fn tenants_are_validated_and_batches_default_to_single_tenant() {
+    use crate::{Batch, Tenant};
+    for ok in ["acme", "team-1_prod", "a.b", "x!*'()", &"t".repeat(150)] {
+        assert_eq!(Tenant::new(ok).map(|t| t.as_str().to_owned()), Ok(ok.to_owned()));
+    }
+    for bad in ["", ".", "..", "a/b", "a b", "ü", "a\n", &"t".repeat(151)] {
+        let e = Tenant::new(bad).unwrap_err();
+        assert!(e.to_string().contains("invalid tenant"), "{bad:?}: {e}");
+    }
+    assert_eq!(Tenant::default().as_str(), Tenant::DEFAULT);
+    assert!(Tenant::default().is_default());
+    let batch = Batch::default();
+    assert!(batch.tenant().is_default());
+    let batch = batch.with_tenant(Tenant::new("acme").unwrap());
+    assert_eq!(batch.tenant().as_str(), "acme");
+}
+
 fn decoded_span(attributes: Vec<pc::KeyValue>) -> Span {
     let mut span = wire_span(&T, &[2; 8], &[]);
     span.attributes = attributes;

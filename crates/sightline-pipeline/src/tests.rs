@@ -840,3 +840,43 @@ fn pipelines_are_named_after_a_signal_their_components_handle() {
         ]
     );
 }
+
+#[test]
+fn filelog_receiver_parses_with_defaults_and_reports_problems() {
+    let text = r#"
+        [receivers."filelog/app"]
+        include = ["/var/log/app/*.log"]
+        start_at = "beginning"
+        fields = { message = "msg", trace_id = "traceId" }
+        [service.pipelines.logs]
+        receivers = ["filelog/app"]
+        exporters = ["store"]
+    "#;
+    let config = crate::config::parse(&toml::from_str(text).unwrap(), &ctx()).unwrap();
+    let c = config.receivers["filelog/app"].settings::<crate::receiver::FilelogConfig>().unwrap();
+    assert!(c.start_at_beginning);
+    assert_eq!(c.fields[3], "msg");
+    assert_eq!(c.fields[4], "traceId");
+    assert_eq!(c.fields[1], "level");
+    assert_eq!(c.max_log_size, 1 << 20);
+    assert!(c.state_path.ends_with("filelog/filelog_app.json"), "{}", c.state_path.display());
+    let got = problems(
+        r#"
+        [receivers.filelog]
+        start_at = "middle"
+        fields = { msg = "m" }
+        [service.pipelines.traces]
+        receivers = ["filelog"]
+        exporters = ["store"]
+    "#,
+    );
+    assert_eq!(
+        got,
+        vec![
+            "receivers.filelog.include: required: glob patterns of the files to read, e.g. [\"/var/log/app/*.log\"]",
+            "receivers.filelog.start_at: \"middle\": use \"beginning\" or \"end\"",
+            "receivers.filelog.fields.msg: unknown setting",
+            "service.pipelines.traces.receivers[0]: receiver \"filelog\" does not handle traces; it handles logs",
+        ]
+    );
+}

@@ -37,6 +37,23 @@ pub enum Error {
         /// The version found.
         found: Option<String>,
     },
+    /// A merge's inputs are no longer all live: another node merged or
+    /// expired some of them first. The merge is dropped, not retried.
+    #[error("{location}: blocks {gone:?} were merged or deleted by someone else first")]
+    Superseded {
+        /// Where the blocks are.
+        location: String,
+        /// The inputs no longer listed.
+        gone: Vec<String>,
+    },
+    /// The block storage (an object store) failed.
+    #[error("{location}: {detail}")]
+    Storage {
+        /// The store and object involved.
+        location: String,
+        /// What failed.
+        detail: String,
+    },
     /// A blocking task (block IO) panicked or was cancelled.
     #[error("a background task failed: {0}")]
     Task(String),

@@ -94,6 +94,11 @@ pub struct Options {
     /// still wait: RSS hovers around the soft limit, and a merge started
     /// in a moment just below it holds ~30 MiB whatever the limit.
     pub pressure_hold: Duration,
+    /// This node's id when several nodes share the block storage: the ids
+    /// of the blocks it writes start with it, so two nodes never write the
+    /// same block id (a head's id comes from its WAL segments, which every
+    /// node numbers from 1).
+    pub node_id: Option<String>,
 }
 
 impl Options {
@@ -118,6 +123,7 @@ impl Options {
             maintenance_interval: Duration::from_secs(30),
             memory: Arc::new(MemoryBudget::new(256 << 20)),
             pressure_hold: Duration::from_secs(2),
+            node_id: None,
         }
     }
 }
@@ -198,6 +204,20 @@ impl EmbeddedStore {
             let dir = dir.clone();
             run_blocking(move || Ok(Arc::new(LocalFolder::new(&dir)?) as Arc<dyn BlockStorage>)).await?
         };
+        Self::open_with(options, storage, lock, metrics).await
+    }
+
+    /// Opens the data directory for the WAL (locked, as by
+    /// [`EmbeddedStore::open`]) with blocks and manifest kept in `storage`
+    /// (an object store shared with other nodes, say).
+    pub async fn open_on(
+        options: Options,
+        storage: Arc<dyn BlockStorage>,
+        metrics: Arc<Metrics>,
+    ) -> Result<EmbeddedStore, Error> {
+        let dir = options.data_dir.clone();
+        std::fs::create_dir_all(&dir).map_err(|e| Error::io(&dir, e))?;
+        let lock = lock_dir(&dir)?;
         Self::open_with(options, storage, lock, metrics).await
     }
 
@@ -285,6 +305,7 @@ impl EmbeddedStore {
             retention: RetentionPolicy { max_age: options.retention, max_bytes: options.max_disk_bytes },
             maintenance_interval: options.maintenance_interval,
             pressure_hold: options.pressure_hold,
+            id_prefix: options.node_id.as_ref().map(|n| format!("{n}-")).unwrap_or_default(),
         };
         let queries = Arc::new(QueryGate::new(&options.memory, Arc::clone(&metrics)));
         let background = Arc::new(Background::new(
@@ -316,6 +337,17 @@ impl EmbeddedStore {
     /// Runs one round of retention and compaction now. For tests.
     pub async fn maintain(&self) -> Result<(), Error> {
         self.background.maintain_once().await
+    }
+
+    /// Follows other nodes' changes to a shared block storage now (a
+    /// background task does it every poll interval); returns whether the
+    /// manifest changed. For tests and tools.
+    pub async fn refresh_blocks(&self) -> Result<bool, Error> {
+        let blocks = Arc::clone(&self.blocks);
+        let changed = run_blocking(move || blocks.refresh()).await?;
+        self.background.empty_trash().await;
+        self.background.update_gauges();
+        Ok(changed)
     }
 
     /// Number of live blocks.

@@ -36,6 +36,9 @@ pub(crate) struct Settings {
     pub(crate) retention: RetentionPolicy,
     pub(crate) maintenance_interval: Duration,
     pub(crate) pressure_hold: Duration,
+    /// Prefix of the block ids this process writes (`<node>-`), so nodes
+    /// sharing a bucket never write the same id; empty for a local store.
+    pub(crate) id_prefix: String,
 }
 
 /// State of the background tasks; see the module docs.
@@ -90,14 +93,50 @@ impl Background {
         }
     }
 
-    /// Starts the four tasks.
+    /// Starts the four tasks, and a fifth that follows other nodes'
+    /// changes when the block storage is shared.
     pub(crate) fn spawn(self: &Arc<Self>) -> Vec<tokio::task::JoinHandle<()>> {
-        vec![
+        let mut tasks = vec![
             tokio::spawn(Arc::clone(self).cutter()),
             tokio::spawn(Arc::clone(self).flusher()),
             tokio::spawn(Arc::clone(self).maintainer()),
             tokio::spawn(Arc::clone(self).compactor()),
-        ]
+        ];
+        if self.blocks.storage().shared() {
+            tasks.push(tokio::spawn(Arc::clone(self).poller()));
+        }
+        tasks
+    }
+
+    /// Whether merges and retention are this process's job now (see
+    /// `BlockStorage::may_compact`).
+    fn may_compact(&self) -> bool {
+        self.blocks.storage().may_compact()
+    }
+
+    /// Follows the blocks other nodes list in a shared manifest: their
+    /// flushes become visible to this node's queries here, and the
+    /// compactor learns of merges due.
+    async fn poller(self: Arc<Self>) {
+        let interval = self.blocks.storage().poll_interval();
+        loop {
+            tokio::time::sleep(interval).await;
+            if self.is_closed() {
+                return;
+            }
+            let blocks = Arc::clone(&self.blocks);
+            match run_blocking(move || blocks.refresh()).await {
+                Ok(false) => {}
+                Ok(true) => {
+                    self.empty_trash().await;
+                    self.update_gauges();
+                    if self.compaction_debt() >= self.settings.compaction.max_inputs {
+                        self.wake_compactor.notify_one();
+                    }
+                }
+                Err(e) => tracing::warn!(error = %e, "reading the shared manifest failed; will retry"),
+            }
+        }
     }
 
     /// Tells the tasks to stop at their next wake-up.
@@ -226,7 +265,7 @@ impl Background {
     }
 
     async fn flush_one(&self, frozen: &Arc<Frozen>) -> Result<(), Error> {
-        let id = flushed_block_id(frozen.first, frozen.sealed);
+        let id = format!("{}{}", self.settings.id_prefix, flushed_block_id(frozen.first, frozen.sealed));
         let snapshot = frozen.head.clone();
         let storage = Arc::clone(self.blocks.storage());
         let options = self.settings.block.clone();
@@ -315,6 +354,9 @@ impl Background {
             if self.is_closed() {
                 return;
             }
+            if !self.may_compact() {
+                continue;
+            }
             if let Err(e) = self.maintain_once().await {
                 tracing::error!(error = %e, "block maintenance failed; will retry");
             }
@@ -367,6 +409,9 @@ impl Background {
             retry_at = None;
             if self.is_closed() {
                 return;
+            }
+            if !self.may_compact() {
+                continue;
             }
             match self.compact_while(Width::Full).await {
                 Ok(Merges::Done) => backoff = Duration::from_secs(1),
@@ -429,7 +474,11 @@ impl Background {
     async fn compact(&self, inputs: Vec<Arc<Block>>) -> Result<(), Error> {
         let level = inputs.iter().map(|b| b.meta().compaction_level).max().unwrap_or(0) + 1;
         let input_ids: Vec<String> = inputs.iter().map(|b| b.meta().id.clone()).collect();
-        let id = merged_block_id(level, &input_ids.iter().map(String::as_str).collect::<Vec<_>>());
+        let id = format!(
+            "{}{}",
+            self.settings.id_prefix,
+            merged_block_id(level, &input_ids.iter().map(String::as_str).collect::<Vec<_>>())
+        );
         let storage = Arc::clone(self.blocks.storage());
         let options = self.settings.block.clone();
         let sources = inputs.clone();
@@ -457,7 +506,23 @@ impl Background {
         let blocks = Arc::clone(&self.blocks);
         let output = Arc::clone(&block);
         let ids = input_ids.clone();
-        run_blocking(move || blocks.replace(&ids, output)).await?;
+        match run_blocking(move || blocks.replace(&ids, output)).await {
+            Ok(()) => {}
+            Err(Error::Superseded { gone, .. }) => {
+                // Another node merged or expired some inputs first: this
+                // output would duplicate their spans. Nobody lists it.
+                self.metrics.compactions.get_or_create(&Metrics::outcome("superseded")).inc();
+                tracing::info!(output = %block.meta().id, ?gone, "a merge lost to another node's; dropped");
+                let storage = Arc::clone(self.blocks.storage());
+                let id = block.meta().id.clone();
+                drop(block);
+                if let Err(e) = run_blocking(move || storage.discard(&id)).await {
+                    tracing::warn!(error = %e, "could not delete a dropped merge output");
+                }
+                return Ok(());
+            }
+            Err(e) => return Err(e),
+        }
         self.metrics.compactions.get_or_create(&Metrics::outcome("ok")).inc();
         tracing::info!(inputs = inputs.len(), output = %block.meta().id, spans = block.meta().span_count, "compacted blocks");
         drop(inputs);

@@ -10,11 +10,12 @@
 //!
 //! | request | reply |
 //! |---|---|
-//! | `Content-Type: application/json` (or none): a JSON list of Zipkin v2 spans | 202, empty body |
+//! | `Content-Type: application/json`: a JSON list of Zipkin v2 spans | 202, empty body |
 //! | `Content-Type: application/x-protobuf`: a `zipkin.proto3.ListOfSpans` | 202, empty body |
 //! | `Content-Encoding: gzip` / `deflate` | inflated, the size limit applying after inflation |
-//! | body over [`Options::max_body_bytes`] (on the wire or inflated) | 413 |
-//! | any other Content-Type or Content-Encoding | 415 |
+//! | body over the front's size limit (on the wire or inflated), or decoding to more memory than the in-flight budget | 413 |
+//! | no Content-Type (a browser's `no-cors` request), or any other Content-Type or Content-Encoding | 415 |
+//! | body not complete within the body timeout | 408 |
 //! | undecodable body, malformed id, or every span invalid | 400, plain-text message |
 //! | in-flight budget spent, or the consumer `Overloaded` | 429 + `Retry-After` |
 //! | the consumer `Unavailable` | 503 + `Retry-After` |
@@ -33,7 +34,7 @@
 //!   Collector and in Zipkin itself (Zipkin has no partial success). An
 //!   all-zero trace or span id is well-formed but not a valid W3C id, which
 //!   the model forbids: that span alone is skipped and counted
-//!   (`sightline_zipkin_spans_total{outcome="rejected"}`) and the rest are
+//!   (`sightline_receive_spans_total{receiver="zipkin",outcome="rejected"}`) and the rest are
 //!   accepted with 202; when no span is left the reply is 400. A zero
 //!   `parentId`, or one equal to `id`, means a root span.
 //! - **Kind.** `CLIENT`/`SERVER`/`PRODUCER`/`CONSUMER` map to the same span
@@ -91,98 +92,50 @@
 //!   [`TracesConsumer`] returned `Ok`; its refusals become 429/503 with
 //!   `Retry-After`. The consumer runs in its own task, so a sender hanging
 //!   up mid-request never cancels an append halfway.
-//! - **Bounded memory.** Bodies are charged to an in-flight byte budget
-//!   ([`Options::max_inflight_bytes`]) as they arrive and as they inflate,
-//!   without waiting: over budget the request is refused retryably before
-//!   decoding. Inflation stops at the size limit, so a gzip bomb costs at
-//!   most that much.
+//! - **One front.** Requests are read through `sightline_receive`'s
+//!   [`Front`], shared with the OTLP receivers: one in-flight budget, one
+//!   set of limits, timeouts, refusal mapping and metrics
+//!   (`sightline_receive_*{receiver="zipkin"}`). Before decoding, the
+//!   body's structure is walked and the budget charged for the decoded
+//!   size, so a body of many empty spans is refused, not decoded.
 //! - **Never crash on input.** Every failure is a response with a message
 //!   naming the offending span and field.
 #![deny(missing_docs)]
 
-mod body;
 mod http;
 mod json;
-mod metrics;
 mod proto;
 mod translate;
 
-use std::future::Future;
 use std::sync::Arc;
 
 use sightline_model::TracesConsumer;
-
-pub use metrics::Metrics;
-
-use body::Budget;
+use sightline_receive::front::Front;
 
 /// The Zipkin v2 spans path.
 pub const SPANS_PATH: &str = "/api/v2/spans";
 
-/// Limits, set in code by the binary.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Options {
-    /// Largest body accepted, both as received and after decompression;
-    /// over it → 413. Default 20 MiB.
-    pub max_body_bytes: usize,
-    /// Sum of request bytes being read, inflated, decoded or consumed at
-    /// once; over it requests are refused with 429 + `Retry-After` before
-    /// decoding. Default 64 MiB.
-    pub max_inflight_bytes: usize,
-}
-
-impl Default for Options {
-    fn default() -> Self {
-        Options { max_body_bytes: 20 << 20, max_inflight_bytes: 64 << 20 }
-    }
-}
-
-/// Why the server stopped with an error.
-#[derive(Debug, thiserror::Error)]
-#[non_exhaustive]
-pub enum Error {
-    /// Serving HTTP failed.
-    #[error("Zipkin server on {addr}: {source}")]
-    Serve {
-        /// The listener's address.
-        addr: String,
-        /// What failed.
-        #[source]
-        source: std::io::Error,
-    },
-}
-
-/// The receiver: consumer, limits, in-flight budget and metrics. Cheap to
-/// clone.
+/// The receiver: consumer and the shared front. Cheap to clone.
 #[derive(Clone)]
 pub struct Receiver {
-    shared: Arc<Shared>,
-}
-
-struct Shared {
     consumer: Arc<dyn TracesConsumer>,
-    options: Options,
-    budget: Budget,
-    metrics: Arc<Metrics>,
+    front: Front,
 }
 
 impl std::fmt::Debug for Receiver {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Receiver").field("options", &self.shared.options).finish_non_exhaustive()
+        f.debug_struct("Receiver").field("front", &self.front).finish_non_exhaustive()
     }
 }
 
 impl Receiver {
-    /// Creates the receiver; nothing listens until [`serve`] or the
-    /// [`Receiver::router`] is served.
-    pub fn new(consumer: Arc<dyn TracesConsumer>, options: Options, metrics: Arc<Metrics>) -> Self {
-        let budget = Budget::new(options.max_inflight_bytes);
-        Receiver { shared: Arc::new(Shared { consumer, options, budget, metrics }) }
-    }
+    /// The name metrics and the pipeline config know this receiver by.
+    pub const NAME: &'static str = "zipkin";
 
-    /// The limits in force.
-    pub fn options(&self) -> &Options {
-        &self.shared.options
+    /// A receiver handing batches to `consumer` through `front`; nothing
+    /// listens until [`Receiver::router`] is served.
+    pub fn new(consumer: Arc<dyn TracesConsumer>, front: Front) -> Self {
+        Receiver { consumer, front }
     }
 
     /// The axum router serving `POST /api/v2/spans` (other methods → 405,
@@ -190,20 +143,6 @@ impl Receiver {
     pub fn router(&self) -> axum::Router {
         http::router(self.clone())
     }
-}
-
-/// Serves the Zipkin API on `listener` until `shutdown` resolves, then stops
-/// accepting, lets in-flight requests finish, and returns.
-pub async fn serve(
-    listener: tokio::net::TcpListener,
-    receiver: Receiver,
-    shutdown: impl Future<Output = ()> + Send + 'static,
-) -> Result<(), Error> {
-    let addr = listener.local_addr().map_or_else(|_| "unknown address".to_owned(), |a| a.to_string());
-    axum::serve(listener, receiver.router())
-        .with_graceful_shutdown(shutdown)
-        .await
-        .map_err(|source| Error::Serve { addr, source })
 }
 
 #[cfg(test)]

@@ -7,6 +7,7 @@
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::Duration;
 
 use anyhow::Context as _;
 use prometheus_client::registry::Registry;
@@ -17,16 +18,47 @@ use sightline_store::EmbeddedStore;
 use tokio::net::TcpListener;
 use tokio::sync::watch;
 
-use crate::config::Settings;
+use crate::config::{MetricsAuth, Settings, Storage};
+use sightline_guard::auth::{Policy, Role, TokenFile, protect};
+use sightline_guard::browser::{HostCheck, check_hosts, security_headers};
+use sightline_guard::serve::serve as serve_listener;
+use sightline_guard::tls::TlsAcceptor;
+
+/// How often the token file is checked for changes (SIGHUP checks at once).
+const RELOAD_CHECK: Duration = Duration::from_secs(2);
+/// How often readiness follows the store's health.
+const READY_CHECK: Duration = Duration::from_millis(500);
 
 /// Runs the server until a shutdown signal, then shuts down cleanly.
 pub(crate) async fn serve(settings: Settings) -> anyhow::Result<()> {
+    // Every connection takes a descriptor: use all the hard limit allows.
+    let fds = sightline_guard::fdlimit::raise();
+    tracing::info!(before = ?fds.before, now = ?fds.now, "open-file limit (None = unlimited)");
+    // Credentials before anything else opens: a bad file stops the start.
+    let tls = match settings.tls() {
+        None => None,
+        Some(files) => {
+            let acceptor = TlsAcceptor::load(files)?;
+            tracing::info!(cert = %acceptor.files().cert.display(), mutual = acceptor.files().client_ca.is_some(), "TLS on every listener");
+            Some(acceptor)
+        }
+    };
+    let tokens = match &settings.auth_tokens {
+        None => None,
+        Some(path) => {
+            let file = TokenFile::load(path)?;
+            if file.readable_by_others() {
+                tracing::warn!(path = %path.display(), "--auth-tokens file is readable by other users; chmod 600 it");
+            }
+            tracing::info!(path = %path.display(), tokens = file.tokens().len(), "authentication required");
+            Some(Arc::new(file))
+        }
+    };
     let mut registry = Registry::default();
     let store_metrics = Arc::new(sightline_store::Metrics::new(&mut registry));
-    let receive_metrics = Arc::new(sightline_receive::Metrics::new(&mut registry));
+    let receive_metrics = Arc::new(sightline_receive::front::Metrics::new(&mut registry));
     let api_metrics = Arc::new(sightline_api::Metrics::new(&mut registry));
     let pipeline_metrics = Arc::new(sightline_pipeline::Metrics::new(&mut registry));
-    let zipkin_metrics = Arc::new(sightline_zipkin::Metrics::new(&mut registry));
     let logstore_metrics = Arc::new(sightline_logstore::Metrics::new(&mut registry));
 
     // Every memory bound derives from --memory-limit in one place (see
@@ -39,13 +71,12 @@ pub(crate) async fn serve(settings: Settings) -> anyhow::Result<()> {
     options.wal_recovery = settings.wal_recovery;
     options.retention = settings.retention;
     options.max_disk_bytes = settings.max_disk;
-    options.head_max_bytes = settings.head_max_size;
+    options.head_max_bytes = settings.head_max_size();
     options.max_frozen_heads = 1;
     options.memory = Arc::clone(&memory);
-    let store = EmbeddedStore::open(options, store_metrics)
-        .await
-        .with_context(|| format!("cannot open the store in {}", settings.data_dir.display()))?;
-    tracing::info!(data_dir = %settings.data_dir.display(), "store open");
+    options.head_max_age = settings.max_block_age();
+    let (store, remote, _storage_lock) = open_store(&settings, options, store_metrics, &mut registry).await?;
+    tracing::info!(data_dir = %settings.data_dir.display(), storage = ?settings.storage, "store open");
 
     // Logs: their own WAL, head and blocks under <data-dir>/logs, with the
     // same fsync policy, retention and (a share of the) disk budget.
@@ -70,41 +101,61 @@ pub(crate) async fn serve(settings: Settings) -> anyhow::Result<()> {
         &mut registry,
     )
     .map_err(|e| anyhow::anyhow!(e))?;
-    let Some(otlp_entry) = pipeline.receivers.get("otlp").and_then(|e| e.traces.clone()) else {
-        anyhow::bail!("no pipeline uses the otlp receiver; add \"otlp\" to a pipeline's receivers");
-    };
+    let otlp_entries = pipeline.receivers.get("otlp").cloned().unwrap_or_default();
 
     let grpc_listener = bind("--otlp-grpc-addr", settings.otlp_grpc_addr).await?;
     let http_listener = bind("--otlp-http-addr", settings.otlp_http_addr).await?;
     let api_listener = bind("--http-addr", settings.http_addr).await?;
+    // One front for every receiver: one in-flight budget, one set of limits.
+    let front = sightline_receive::front::Front::new(
+        sightline_receive::front::Limits {
+            max_body_bytes: settings.max_message_size,
+            max_inflight_bytes: memory.inflight_bytes(),
+            body_timeout: settings.body_timeout,
+        },
+        receive_metrics,
+    );
     // The Zipkin receiver listens only when a pipeline uses it.
     let zipkin = match (
         pipeline.receivers.get("zipkin").and_then(|e| e.traces.as_ref()),
         zipkin_endpoint(&settings),
     ) {
         (Some(entry), Some(addr)) => {
-            let receiver = sightline_zipkin::Receiver::new(
-                Arc::clone(entry),
-                sightline_zipkin::Options {
-                    max_body_bytes: settings.max_message_size,
-                    max_inflight_bytes: memory.inflight_bytes(),
-                },
-                zipkin_metrics,
-            );
+            let receiver = sightline_zipkin::Receiver::new(Arc::clone(entry), front.clone());
             Some((addr, bind("--zipkin-addr", addr).await?, receiver))
         }
         _ => None,
     };
 
-    let receiver = sightline_receive::Receiver::new(
-        otlp_entry,
-        sightline_receive::Options {
-            max_grpc_message_bytes: settings.max_message_size,
-            max_http_body_bytes: settings.max_message_size,
-            max_inflight_bytes: memory.inflight_bytes(),
-        },
-        receive_metrics,
-    );
+    // The OTLP receiver serves each signal a pipeline takes from it (the
+    // default config: all three); others are 404 / UNIMPLEMENTED.
+    let mut receiver = sightline_receive::Receiver::signals(front);
+    if let Some(entry) = otlp_entries.traces {
+        receiver = receiver.traces(entry);
+    }
+    if let Some(entry) = otlp_entries.logs {
+        receiver = receiver.logs(entry);
+    }
+    if let Some(entry) = otlp_entries.metrics {
+        receiver = receiver.metrics(entry);
+    }
+    // File receivers: each tails its files into the logs pipelines that
+    // list it.
+    let filelog_metrics = sightline_receive::filelog::Metrics::new(&mut registry);
+    let mut filelogs = Vec::new();
+    for (id, config) in &settings.pipeline.receivers {
+        let Some(c) = config.settings::<sightline_pipeline::receiver::FilelogConfig>() else { continue };
+        let Some(entry) = pipeline.receivers.get(id).and_then(|e| e.logs.clone()) else { continue };
+        let options = filelog_options(c);
+        let receiver =
+            sightline_receive::filelog::Filelog::start(id, options, entry, filelog_metrics.clone())
+                .map_err(|e| anyhow::anyhow!(e))?;
+        tracing::info!(receiver = %id, include = ?c.include, "tailing log files");
+        filelogs.push(receiver);
+    }
+    if !receiver.serves_any() && zipkin.is_none() && filelogs.is_empty() {
+        anyhow::bail!("no pipeline uses a receiver; add \"otlp\" to a pipeline's receivers");
+    }
 
     let (stop_tx, stop_rx) = watch::channel(false);
     let stopped = move || {
@@ -120,10 +171,13 @@ pub(crate) async fn serve(settings: Settings) -> anyhow::Result<()> {
     let ready = Arc::new(AtomicBool::new(false));
 
     let pipeline = Arc::new(pipeline);
+    let filelogs = Arc::new(filelogs);
     let health = {
         let store = store.clone();
         let logs = Arc::clone(&logs);
+        let remote = remote.clone();
         let pipeline = Arc::clone(&pipeline);
+        let filelogs = Arc::clone(&filelogs);
         let (grpc_up, http_up, zipkin_up) =
             (Arc::clone(&grpc_up), Arc::clone(&http_up), Arc::clone(&zipkin_up));
         Arc::new(move || {
@@ -136,16 +190,23 @@ pub(crate) async fn serve(settings: Settings) -> anyhow::Result<()> {
                     format!("not serving on {addr}")
                 },
             };
-            let mut checks = vec![
-                store.health(),
-                logs.health(),
+            let mut checks = vec![store.health(), logs.health()];
+            checks.extend(remote.as_ref().map(|r| r.health()));
+            checks.extend([
                 listener("otlp_grpc", &grpc_up, settings.otlp_grpc_addr),
                 listener("otlp_http", &http_up, settings.otlp_http_addr),
-            ];
+            ]);
             if let Some(addr) = zipkin_addr {
                 checks.push(listener("zipkin", &zipkin_up, addr));
             }
-            checks.extend(pipeline.components.iter().filter_map(|c| c.health()));
+            checks.extend(filelogs.iter().map(|f| f.health()));
+            // A processor id in several pipelines (the default memory
+            // limiter is in all three) reports the same check once.
+            for check in pipeline.components.iter().filter_map(|c| c.health()) {
+                if !checks.iter().any(|c| c.name == check.name) {
+                    checks.push(check);
+                }
+            }
             checks
         })
     };
@@ -159,31 +220,73 @@ pub(crate) async fn serve(settings: Settings) -> anyhow::Result<()> {
         service_graph: pipeline.service_graph.clone(),
         logs: Some(Arc::clone(&logs) as Arc<dyn LogReader>),
     })
+    // The series the default metrics pipeline received, for Prometheus
+    // to scrape beside Sightline's own /metrics.
+    .merge(otlp_metrics_router(pipeline.scrape_page.clone()))
     // The UI's fallback serves its pages; API routes, merged first, win.
     .merge(sightline_ui::router());
+    let mut open_paths = vec!["/health", "/ready"];
+    if settings.metrics_auth == MetricsAuth::Open {
+        open_paths.extend(["/metrics", OTLP_METRICS_PATH]);
+    }
+    let api = protect(api, Policy { tokens: tokens.clone(), role: Role::Read, open_paths, grpc: false });
+    // Outermost: the Host check (a rebinding page gets 421 before anything
+    // else), then the security headers on every API/UI response.
+    let hosts = |grpc| HostCheck { allowed: settings.allowed_hosts.clone(), grpc };
+    let api = security_headers(check_hosts(api, hosts(false)));
+    let writers = |grpc| Policy { tokens: tokens.clone(), role: Role::Write, open_paths: Vec::new(), grpc };
 
+    let options = |name: &'static str| sightline_guard::serve::Options {
+        name,
+        header_timeout: settings.header_timeout,
+        idle_timeout: settings.idle_timeout,
+        tls: tls.clone(),
+    };
     let grpc = tokio::spawn(watch_listener(
         "OTLP/gRPC",
-        grpc_up,
-        sightline_receive::serve_grpc(grpc_listener, receiver.clone(), stopped()),
+        Arc::clone(&grpc_up),
+        serve_listener(
+            grpc_listener,
+            check_hosts(protect(receiver.grpc_router(), writers(true)), hosts(true)),
+            options("OTLP/gRPC"),
+            stopped(),
+        ),
     ));
     let http = tokio::spawn(watch_listener(
         "OTLP/HTTP",
-        http_up,
-        sightline_receive::serve_http(http_listener, receiver, stopped()),
+        Arc::clone(&http_up),
+        serve_listener(
+            http_listener,
+            check_hosts(protect(receiver.http_router(), writers(false)), hosts(false)),
+            options("OTLP/HTTP"),
+            stopped(),
+        ),
     ));
     let zipkin_task = zipkin.map(|(_, listener, receiver)| {
+        let router = check_hosts(protect(receiver.router(), writers(false)), hosts(false));
         tokio::spawn(watch_listener(
             "Zipkin",
-            zipkin_up,
-            sightline_zipkin::serve(listener, receiver, stopped()),
+            Arc::clone(&zipkin_up),
+            serve_listener(listener, router, options("Zipkin"), stopped()),
         ))
     });
-    let query = tokio::spawn({
-        let shutdown = stopped();
-        async move { axum::serve(api_listener, api).with_graceful_shutdown(shutdown).await }
+    let reloader = tokio::spawn(reload_on_change(tokens.clone(), tls.clone()));
+    let query = tokio::spawn(serve_listener(api_listener, api, options("query API"), stopped()));
+    // Ready while every listener serves and the store takes writes: a
+    // store that refuses writes (disk full, a failed WAL) is taken out of
+    // load balancing by /ready, as /health reports why.
+    let readiness = tokio::spawn({
+        let (ready, store) = (Arc::clone(&ready), store.clone());
+        let ups = [grpc_up, http_up, zipkin_up];
+        async move {
+            let mut tick = tokio::time::interval(READY_CHECK);
+            loop {
+                tick.tick().await;
+                let up = ups.iter().all(|u| u.load(Ordering::Acquire)) && store.health().healthy;
+                ready.store(up, Ordering::Release);
+            }
+        }
     });
-    ready.store(true, Ordering::Release);
     tracing::info!(
         otlp_grpc = %settings.otlp_grpc_addr,
         otlp_http = %settings.otlp_http_addr,
@@ -193,6 +296,8 @@ pub(crate) async fn serve(settings: Settings) -> anyhow::Result<()> {
 
     shutdown_signal().await;
     tracing::info!("shutting down: no new requests; finishing in-flight ones");
+    readiness.abort();
+    reloader.abort();
     ready.store(false, Ordering::Release);
     let _ = stop_tx.send(true);
     let (g, h, q) = tokio::join!(grpc, http, query);
@@ -202,10 +307,17 @@ pub(crate) async fn serve(settings: Settings) -> anyhow::Result<()> {
     g.context("OTLP/gRPC server task")?;
     h.context("OTLP/HTTP server task")?;
     q.context("query server task")?.context("query server")?;
+    let _ = readiness.await;
+    for f in filelogs.iter() {
+        f.shutdown().await;
+    }
     // Processors flush into exporters, then the store flushes to disk.
     pipeline.shutdown().await;
     store.shutdown().await;
     logs.shutdown().await;
+    if let Some(remote) = &remote {
+        remote.shutdown().await;
+    }
     tracing::info!("stopped");
     Ok(())
 }
@@ -227,6 +339,114 @@ fn log_store_options(
     options.max_disk_bytes = settings.max_disk.map(|b| b / LOG_DISK_SHARE);
     options.metrics = metrics;
     options
+}
+
+/// Opens the store on its `--storage`: the data directory, another folder
+/// (locked like the data directory, since only one process may write a
+/// folder), or an object store shared with other nodes (connected and
+/// checked first; its heartbeat and lease start once the store is open).
+async fn open_store(
+    settings: &Settings,
+    mut options: sightline_store::Options,
+    metrics: Arc<sightline_store::Metrics>,
+    registry: &mut Registry,
+) -> anyhow::Result<(EmbeddedStore, Option<Arc<sightline_objstore::Remote>>, Option<std::fs::File>)> {
+    let context = || format!("cannot open the store in {}", settings.data_dir.display());
+    match &settings.storage {
+        Storage::Local(path) if *path == settings.data_dir => {
+            Ok((EmbeddedStore::open(options, metrics).await.with_context(context)?, None, None))
+        }
+        Storage::Local(path) => {
+            std::fs::create_dir_all(path)
+                .with_context(|| format!("cannot create --storage {}", path.display()))?;
+            let lock_path = path.join("LOCK");
+            let lock = std::fs::File::options()
+                .create(true)
+                .truncate(false)
+                .write(true)
+                .open(&lock_path)
+                .with_context(|| format!("cannot open {}", lock_path.display()))?;
+            if lock.try_lock().is_err() {
+                anyhow::bail!(
+                    "--storage {} is in use by another sightline process (lock file held); \
+                     a folder has one writer, share an object store instead",
+                    path.display()
+                );
+            }
+            let folder = sightline_store::LocalFolder::new(path)
+                .with_context(|| format!("cannot open --storage {}", path.display()))?;
+            let store =
+                EmbeddedStore::open_on(options, Arc::new(folder), metrics).await.with_context(context)?;
+            Ok((store, None, Some(lock)))
+        }
+        Storage::Object { url, node_id, cache_size, poll_interval } => {
+            let node = match node_id {
+                Some(id) => id.clone(),
+                None => sightline_objstore::node_id(&settings.data_dir)
+                    .with_context(|| format!("cannot keep a node id in {}", settings.data_dir.display()))?,
+            };
+            let mut remote_options = sightline_objstore::Options::new(url, &node, &settings.data_dir);
+            remote_options.cache_bytes = *cache_size;
+            remote_options.poll_interval = *poll_interval;
+            let remote_metrics = Arc::new(sightline_objstore::Metrics::new(registry));
+            let remote = sightline_objstore::Remote::open(remote_options, remote_metrics)
+                .await
+                .with_context(|| format!("cannot use --storage {url}"))?;
+            options.node_id = Some(node.clone());
+            let store = EmbeddedStore::open_on(options, remote.storage(), metrics)
+                .await
+                .with_context(|| format!("cannot open the store on {url} as node {node}"))?;
+            remote.start();
+            Ok((store, Some(Arc::new(remote)), None))
+        }
+    }
+}
+
+/// Where the API port serves the received OTLP metrics' series.
+const OTLP_METRICS_PATH: &str = "/metrics/otlp";
+
+/// `GET /metrics/otlp`: the series of the `prometheus` exporter without an
+/// endpoint of its own (none when no pipeline has one).
+fn otlp_metrics_router(page: Option<sightline_pipeline::exporter::prometheus::ScrapePage>) -> axum::Router {
+    let Some(page) = page else { return axum::Router::new() };
+    axum::Router::new().route(
+        OTLP_METRICS_PATH,
+        axum::routing::get(move || {
+            let body = page.render();
+            async move {
+                (
+                    [(
+                        axum::http::header::CONTENT_TYPE,
+                        sightline_pipeline::exporter::prometheus::ScrapePage::CONTENT_TYPE,
+                    )],
+                    body,
+                )
+            }
+        }),
+    )
+}
+
+/// A `filelog` receiver's config as the receiver crate takes it.
+fn filelog_options(c: &sightline_pipeline::receiver::FilelogConfig) -> sightline_receive::filelog::Options {
+    let [timestamp, level, service, message, trace_id, span_id, exception] = c.fields.clone();
+    sightline_receive::filelog::Options {
+        include: c.include.clone(),
+        exclude: c.exclude.clone(),
+        start_at_beginning: c.start_at_beginning,
+        poll_interval: c.poll_interval,
+        max_line_bytes: c.max_log_size,
+        fields: sightline_receive::filelog::Fields {
+            timestamp,
+            level,
+            service,
+            message,
+            trace_id,
+            span_id,
+            exception,
+        },
+        default_service: c.service_name.clone(),
+        state_path: c.state_path.clone(),
+    }
 }
 
 fn zipkin_endpoint(settings: &Settings) -> Option<SocketAddr> {
@@ -254,6 +474,42 @@ async fn watch_listener<E: std::fmt::Display>(
     if let Err(e) = server.await {
         up.store(false, Ordering::Release);
         tracing::error!(error = %e, "{name} server failed");
+    }
+}
+
+/// Reloads the token file and the TLS certificate when they change,
+/// checked every few seconds and on SIGHUP. Files that no longer load keep
+/// the previous tokens or certificate in force.
+async fn reload_on_change(tokens: Option<Arc<TokenFile>>, tls: Option<TlsAcceptor>) {
+    if tokens.is_none() && tls.is_none() {
+        return;
+    }
+    let mut hup = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::hangup()).ok();
+    let mut tick = tokio::time::interval(RELOAD_CHECK);
+    loop {
+        tokio::select! {
+            _ = tick.tick() => {}
+            Some(()) = async { match hup.as_mut() { Some(h) => h.recv().await, None => std::future::pending().await } } => {}
+        }
+        if let Some(tokens) = &tokens {
+            match tokens.reload_if_changed() {
+                Ok(false) => {}
+                Ok(true) => {
+                    let n = tokens.tokens().len();
+                    tracing::info!(path = %tokens.path().display(), tokens = n, "reloaded the token file");
+                }
+                Err(e) => tracing::error!(error = %e, "kept the previous tokens"),
+            }
+        }
+        if let Some(tls) = &tls {
+            match tls.reload_if_changed() {
+                Ok(false) => {}
+                Ok(true) => {
+                    tracing::info!(cert = %tls.files().cert.display(), "reloaded the TLS certificate")
+                }
+                Err(e) => tracing::error!(error = %e, "kept the previous TLS certificate"),
+            }
+        }
     }
 }
 

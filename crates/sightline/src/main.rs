@@ -32,6 +32,8 @@ struct Cli {
     command: Command,
 }
 
+// NOTE: parsed once per process; boxing the big variant buys nothing.
+#[allow(clippy::large_enum_variant)]
 #[derive(Debug, Subcommand)]
 enum Command {
     /// Receive OTLP traces, store them, and serve the query API.
@@ -89,7 +91,7 @@ fn main() -> ExitCode {
             }
         },
         Command::ValidateConfig { file } => {
-            let args = config::ServeArgs { config: Some(file.clone()), ..config::ServeArgs::default() };
+            let args = config::ServeArgs::config_file(file.clone());
             match config::Settings::resolve(args) {
                 Ok(_) => {
                     println!("{}: valid", file.display());
@@ -154,9 +156,11 @@ fn main() -> ExitCode {
 fn init_logging(settings: &config::Settings) -> Result<(), String> {
     use tracing_subscriber::EnvFilter;
     let filter = EnvFilter::try_new(&settings.log_level).map_err(|e| {
+        let setting = config::defs::setting("log-level").map_or_else(String::new, |s| {
+            format!(" for {} (env {}, config key {})", s.flag(), s.env(), s.key())
+        });
         format!(
-            "invalid value {:?} for --log-level (env SIGHTLINE_LOG_LEVEL, config key log_level): {e}; \
-             expected e.g. info or sightline_store=debug,info",
+            "invalid value {:?}{setting}: {e}; expected e.g. info or sightline_store=debug,info",
             settings.log_level
         )
     })?;

@@ -65,7 +65,7 @@ impl LogBlock {
         }
         let data_path = dir.join(DATA_FILE);
         let damage: DamageSlot = Arc::default();
-        let file = VerifiedFile::open(&data_path, Some(Arc::new(sums)), damage)?;
+        let file = VerifiedFile::open_file(&data_path, Some(Arc::new(sums)), damage)?;
         // The offset index (page locations) lets a filtered read decode
         // only the pages holding matching rows.
         let options = ArrowReaderOptions::new().with_offset_index_policy(PageIndexPolicy::Optional);

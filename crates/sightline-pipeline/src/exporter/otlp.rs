@@ -11,6 +11,11 @@
 //! `INVALID_ARGUMENT`) drop the batch with an error log and a metric, as
 //! retrying them forever would block everything behind them. Delivery is
 //! at-least-once.
+//!
+//! An `https://` endpoint is reached over TLS (rustls, ring provider),
+//! trusting the platform's CA certificates — or the PEM bundle named by
+//! `SSL_CERT_FILE` / the folder `SSL_CERT_DIR`, as OpenSSL-based tools do,
+//! for a private CA.
 
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -255,44 +260,81 @@ impl Component for OtlpExporter {
     }
 }
 
+type HttpsConnector = hyper_rustls::HttpsConnector<hyper_util::client::legacy::connect::HttpConnector>;
+
 enum Client {
     Grpc(TraceServiceClient<tonic::transport::Channel>),
     GrpcLogs(LogsServiceClient<tonic::transport::Channel>),
     GrpcMetrics(MetricsServiceClient<tonic::transport::Channel>),
     Http {
         url: String,
-        client: hyper_util::client::legacy::Client<
-            hyper_util::client::legacy::connect::HttpConnector,
-            http_body_util::Full<Bytes>,
-        >,
+        client: hyper_util::client::legacy::Client<HttpsConnector, http_body_util::Full<Bytes>>,
     },
     Invalid(String),
+}
+
+/// The HTTP connector: plain for `http://`, TLS for `https://` with the
+/// platform's roots (`SSL_CERT_FILE`/`SSL_CERT_DIR` honoured).
+fn https_connector(config: &Config) -> Result<HttpsConnector, String> {
+    let mut http = hyper_util::client::legacy::connect::HttpConnector::new();
+    http.set_connect_timeout(Some(config.timeout));
+    http.enforce_http(false);
+    let provider = Arc::new(rustls::crypto::ring::default_provider());
+    let builder = hyper_rustls::HttpsConnectorBuilder::new();
+    let builder = match builder.with_provider_and_native_roots(Arc::clone(&provider)) {
+        Ok(b) => b,
+        Err(e) if config.endpoint.starts_with("https://") => {
+            return Err(format!("no CA certificates to verify {}: {e}; set SSL_CERT_FILE", config.endpoint));
+        }
+        // Plain HTTP needs no roots.
+        Err(_) => hyper_rustls::HttpsConnectorBuilder::new().with_tls_config(
+            rustls::ClientConfig::builder_with_provider(provider)
+                .with_safe_default_protocol_versions()
+                .map_err(|e| e.to_string())?
+                .with_root_certificates(rustls::RootCertStore::empty())
+                .with_no_client_auth(),
+        ),
+    };
+    Ok(builder.https_or_http().enable_http1().wrap_connector(http))
 }
 
 impl Client {
     fn new(config: &Config, signal: Signal) -> Client {
         match config.protocol {
-            Protocol::Grpc => match tonic::transport::Endpoint::from_shared(config.endpoint.clone()) {
-                Ok(ep) => {
-                    let channel = ep.timeout(config.timeout).connect_lazy();
-                    match signal {
-                        Signal::Traces => Client::Grpc(TraceServiceClient::new(channel)),
-                        Signal::Logs => Client::GrpcLogs(LogsServiceClient::new(channel)),
-                        Signal::Metrics => Client::GrpcMetrics(MetricsServiceClient::new(channel)),
+            Protocol::Grpc => {
+                let endpoint =
+                    tonic::transport::Endpoint::from_shared(config.endpoint.clone()).and_then(|ep| {
+                        if config.endpoint.starts_with("https://") {
+                            ep.tls_config(tonic::transport::ClientTlsConfig::new().with_native_roots())
+                        } else {
+                            Ok(ep)
+                        }
+                    });
+                match endpoint {
+                    Ok(ep) => {
+                        let channel = ep.timeout(config.timeout).connect_lazy();
+                        match signal {
+                            Signal::Traces => Client::Grpc(TraceServiceClient::new(channel)),
+                            Signal::Logs => Client::GrpcLogs(LogsServiceClient::new(channel)),
+                            Signal::Metrics => Client::GrpcMetrics(MetricsServiceClient::new(channel)),
+                        }
                     }
+                    Err(e) => Client::Invalid(format!("invalid endpoint {}: {e}", config.endpoint)),
                 }
-                Err(e) => Client::Invalid(format!("invalid endpoint {}: {e}", config.endpoint)),
-            },
+            }
             Protocol::HttpProtobuf => {
                 let base = config.endpoint.trim_end_matches('/');
                 let path = format!("/v1/{}", signal.name());
                 let url = if base.ends_with(&path) { base.to_owned() } else { format!("{base}{path}") };
-                let mut connector = hyper_util::client::legacy::connect::HttpConnector::new();
-                connector.set_connect_timeout(Some(config.timeout));
-                let client =
-                    hyper_util::client::legacy::Client::builder(hyper_util::rt::TokioExecutor::new())
-                        .build(connector);
-                Client::Http { url, client }
+                match https_connector(config) {
+                    Ok(connector) => {
+                        let client =
+                            hyper_util::client::legacy::Client::builder(hyper_util::rt::TokioExecutor::new())
+                                .build(connector);
+                        Client::Http { url, client }
+                    }
+                    Err(why) => Client::Invalid(why),
+                }
             }
         }
     }

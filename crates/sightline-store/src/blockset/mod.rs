@@ -12,8 +12,9 @@ pub(crate) mod manifest;
 pub(crate) mod plan;
 pub(crate) mod storage;
 
-use std::collections::HashSet;
+use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 
 use parking_lot::{Mutex, RwLock};
 use sightline_block::{Block, BlockMeta};
@@ -41,15 +42,20 @@ pub(crate) struct BlockSet {
     trash: Mutex<Vec<Arc<Block>>>,
     /// Blocks found damaged: listed, served where intact, never merged.
     damaged: Arc<Damaged>,
+    /// A listed block failed to open: the next refresh re-reads the
+    /// manifest even if it did not change.
+    stale: AtomicBool,
 }
 
 impl BlockSet {
-    /// Loads the manifest, deletes blocks it does not list, and opens the
-    /// listed ones. A listed block that is damaged or missing does not
-    /// stop the start: it is reported (see [`damage`]) and left listed for
-    /// `sightline repair`. A new store gets an empty manifest at once, so
-    /// that blocks without a manifest always mean a lost manifest (and are
-    /// not mistaken for unfinished writes and deleted). Blocking.
+    /// Loads the manifest, deletes blocks it does not list (unless the
+    /// storage is shared: there they may be another node's upload in
+    /// progress), and opens the listed ones. A listed block that is
+    /// damaged or missing does not stop the start: it is reported (see
+    /// [`damage`]) and left listed for `sightline repair`. A new store gets
+    /// an empty manifest at once, so that blocks without a manifest always
+    /// mean a lost manifest (and are not mistaken for unfinished writes and
+    /// deleted). Blocking.
     pub(crate) fn open(storage: Arc<dyn BlockStorage>, damaged: Arc<Damaged>) -> Result<BlockSet, Error> {
         let (state, version) = match storage.read_manifest()? {
             Some((state, version)) => (state, Some(version)),
@@ -73,14 +79,16 @@ impl BlockSet {
                 (state, Some(version))
             }
         };
-        let listed: HashSet<&str> = state.blocks.iter().map(String::as_str).collect();
-        // Blocks not in the manifest are unfinished writes or blocks whose
-        // removal was interrupted: by the manifest invariant they hold
-        // nothing that is not elsewhere.
-        for id in storage.list()? {
-            if !listed.contains(id.as_str()) {
-                tracing::info!(block = %id, "removing a block not in the manifest");
-                storage.delete(&id)?;
+        if !storage.shared() {
+            let listed: HashSet<&str> = state.blocks.iter().map(String::as_str).collect();
+            // Blocks not in the manifest are unfinished writes or blocks
+            // whose removal was interrupted: by the manifest invariant they
+            // hold nothing that is not elsewhere.
+            for id in storage.list()? {
+                if !listed.contains(id.as_str()) {
+                    tracing::info!(block = %id, "removing a block not in the manifest");
+                    storage.delete(&id)?;
+                }
             }
         }
         let mut blocks = Vec::with_capacity(state.blocks.len());
@@ -97,6 +105,7 @@ impl BlockSet {
             live: RwLock::new(Arc::new(blocks)),
             trash: Mutex::new(Vec::new()),
             damaged,
+            stale: AtomicBool::new(false),
         })
     }
 
@@ -152,32 +161,39 @@ impl BlockSet {
                     }
                 }
                 state.wal_replay_from = state.wal_replay_from.max(sealed.0 + 1);
+                Ok(())
             },
-            |list| {
-                list.retain(|b| !ids.contains(&b.meta().id));
-                list.extend(blocks.iter().cloned());
-            },
-        )
+            &blocks,
+        )?;
+        Ok(())
     }
 
-    /// Replaces merged `inputs` by their `output`. Blocking.
+    /// Replaces merged `inputs` by their `output`, only if every input is
+    /// still listed: otherwise another node merged or expired some of them
+    /// first and the output would duplicate spans ([`Error::Superseded`]).
+    /// Blocking.
     pub(crate) fn replace(&self, inputs: &[String], output: Arc<Block>) -> Result<(), Error> {
         let gone: HashSet<&str> = inputs.iter().map(String::as_str).collect();
         let output_id = output.meta().id.clone();
-        let removed = self.change(
+        self.change(
             |state| {
+                // Already listed: an earlier attempt of this commit went
+                // through although its reply was lost (a retried request
+                // then fails its precondition). Not a lost race.
+                if state.blocks.contains(&output_id) {
+                    return Ok(());
+                }
+                let missing: Vec<String> =
+                    inputs.iter().filter(|id| !state.blocks.contains(id)).cloned().collect();
+                if !missing.is_empty() {
+                    return Err(Error::Superseded { location: self.storage.location(), gone: missing });
+                }
                 state.blocks.retain(|id| !gone.contains(id.as_str()));
                 state.blocks.push(output_id.clone());
+                Ok(())
             },
-            |list| {
-                let removed: Vec<Arc<Block>> =
-                    list.iter().filter(|b| gone.contains(b.meta().id.as_str())).cloned().collect();
-                list.retain(|b| !gone.contains(b.meta().id.as_str()));
-                list.push(Arc::clone(&output));
-                removed
-            },
+            std::slice::from_ref(&output),
         )?;
-        self.trash.lock().extend(removed);
         Ok(())
     }
 
@@ -186,17 +202,13 @@ impl BlockSet {
         self.damaged.forget(ids);
         let gone: HashSet<&str> = ids.iter().map(String::as_str).collect();
         let removed = self.change(
-            |state| state.blocks.retain(|id| !gone.contains(id.as_str())),
-            |list| {
-                let removed: Vec<Arc<Block>> =
-                    list.iter().filter(|b| gone.contains(b.meta().id.as_str())).cloned().collect();
-                list.retain(|b| !gone.contains(b.meta().id.as_str()));
-                removed
+            |state| {
+                state.blocks.retain(|id| !gone.contains(id.as_str()));
+                Ok(())
             },
+            &[],
         )?;
-        let count = removed.len();
-        self.trash.lock().extend(removed);
-        Ok(count)
+        Ok(removed.iter().filter(|id| gone.contains(id.as_str())).count())
     }
 
     /// Deletes dropped blocks no query holds any more. Blocking.
@@ -213,26 +225,101 @@ impl BlockSet {
         });
     }
 
-    /// Commits a manifest change by compare-and-swap, then applies the
-    /// matching change to the live list, under one lock so they never
-    /// disagree.
-    fn change<T>(
-        &self,
-        change: impl Fn(&mut ManifestState),
-        apply: impl FnOnce(&mut Vec<Arc<Block>>) -> T,
-    ) -> Result<T, Error> {
+    /// Follows changes other nodes made to a shared manifest: reads it if
+    /// it changed (a conditional read, cheap when it did not) and opens the
+    /// blocks it lists that are new here. Returns whether it changed.
+    /// Blocking.
+    pub(crate) fn refresh(&self) -> Result<bool, Error> {
         let mut manifest = self.manifest.lock();
-        let mut next = manifest.0.clone();
-        change(&mut next);
-        // The store is the only writer of its manifest today, so a
-        // conflict is an error; a shared (remote) block set would re-read
-        // and re-apply `change` here.
-        let version = self.storage.swap_manifest(manifest.1.as_ref(), &next)?;
-        *manifest = (next, Some(version));
-        let mut live = self.live.write();
-        let mut list = Vec::clone(&live);
-        let out = apply(&mut list);
-        *live = Arc::new(list);
-        Ok(out)
+        // After a block failed to open, read the manifest whole again even
+        // if its version did not change.
+        let known = if self.stale.load(Ordering::Acquire) { None } else { manifest.1.clone() };
+        let Some((state, version)) = self.storage.poll_manifest(known.as_ref())? else {
+            return Ok(false);
+        };
+        self.follow(&state, &[]);
+        *manifest = (state, Some(version));
+        Ok(true)
+    }
+
+    /// Commits a manifest change by compare-and-swap, then makes the live
+    /// list follow the new manifest, under one lock so they never disagree.
+    /// `fresh` are the blocks the change lists, already open. Returns the ids
+    /// that left the live list.
+    ///
+    /// In a shared store a conflict means another node committed first: the
+    /// manifest is read again and `change` applied to it again (it may
+    /// refuse, as a merge whose inputs are gone does).
+    fn change(
+        &self,
+        change: impl Fn(&mut ManifestState) -> Result<(), Error>,
+        fresh: &[Arc<Block>],
+    ) -> Result<Vec<String>, Error> {
+        let mut manifest = self.manifest.lock();
+        let mut conflicts = 0;
+        loop {
+            let mut next = manifest.0.clone();
+            change(&mut next)?;
+            match self.storage.swap_manifest(manifest.1.as_ref(), &next) {
+                Ok(version) => {
+                    let removed = self.follow(&next, fresh);
+                    *manifest = (next, Some(version));
+                    return Ok(removed);
+                }
+                Err(Error::ManifestConflict { .. }) if self.storage.shared() && conflicts < MAX_CONFLICTS => {
+                    conflicts += 1;
+                    let (state, version) = match self.storage.read_manifest()? {
+                        Some((state, version)) => (state, Some(version)),
+                        None => (ManifestState::default(), None),
+                    };
+                    self.follow(&state, &[]);
+                    *manifest = (state, version);
+                }
+                Err(e) => return Err(e),
+            }
+        }
+    }
+
+    /// Makes the live list the blocks `state` lists: keeps the open ones,
+    /// adds the `fresh` ones, opens the others (blocks other nodes wrote), and moves
+    /// the ones no longer listed to the trash. A block that fails to open
+    /// is left out and the manifest marked stale, so the next refresh tries
+    /// again. Returns the ids that left the live list.
+    fn follow(&self, state: &ManifestState, fresh: &[Arc<Block>]) -> Vec<String> {
+        let current = self.list();
+        let mut by_id: HashMap<&str, &Arc<Block>> =
+            current.iter().map(|b| (b.meta().id.as_str(), b)).collect();
+        for block in fresh {
+            by_id.insert(block.meta().id.as_str(), block);
+        }
+        let mut stale = false;
+        let mut next = Vec::with_capacity(state.blocks.len());
+        for id in &state.blocks {
+            match by_id.get(id.as_str()) {
+                Some(block) => next.push(Arc::clone(block)),
+                None => match self.storage.open(id) {
+                    Ok(block) => next.push(Arc::new(block)),
+                    // Damage does not heal by retrying: reported once,
+                    // left listed for `sightline repair`.
+                    Err(e) if e.is_corruption() => self.damaged.report(id, &e),
+                    Err(e) => {
+                        tracing::warn!(block = %id, error = %e, "cannot open a listed block; will retry");
+                        stale = true;
+                    }
+                },
+            }
+        }
+        self.stale.store(stale, Ordering::Release);
+        let listed: HashSet<&str> = state.blocks.iter().map(String::as_str).collect();
+        let removed: Vec<Arc<Block>> =
+            current.iter().filter(|b| !listed.contains(b.meta().id.as_str())).cloned().collect();
+        let ids = removed.iter().map(|b| b.meta().id.clone()).collect();
+        *self.live.write() = Arc::new(next);
+        self.trash.lock().extend(removed);
+        ids
     }
 }
+
+/// How often a change is re-applied after losing the manifest to another
+/// node's commit before giving up (the caller retries later).
+const MAX_CONFLICTS: usize = 32;

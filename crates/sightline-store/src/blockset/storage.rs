@@ -69,6 +69,50 @@ pub trait BlockStorage: Send + Sync + fmt::Debug {
     /// Every block present, listed in the manifest or not (unfinished
     /// writes, interrupted deletions): for garbage collection at start.
     fn list(&self) -> Result<Vec<String>, Error>;
+
+    /// Deletes a block that no manifest ever listed (a merge whose commit
+    /// lost to another one). Unlike [`BlockStorage::delete`], nobody can
+    /// be reading it.
+    fn discard(&self, id: &str) -> Result<(), Error> {
+        self.delete(id)
+    }
+
+    /// The manifest if it changed since version `known` (`None`: read it
+    /// whatever it is); `Ok(None)` when it did not. A remote store answers
+    /// this with a conditional GET (`If-None-Match`, 304), so polling is
+    /// cheap.
+    fn poll_manifest(
+        &self,
+        known: Option<&ManifestVersion>,
+    ) -> Result<Option<(ManifestState, ManifestVersion)>, Error> {
+        match self.read_manifest()? {
+            Some((_, version)) if Some(&version) == known => Ok(None),
+            read => Ok(read),
+        }
+    }
+
+    /// Whether other processes write blocks and the manifest too (nodes
+    /// sharing a bucket). Then a block not in the manifest may be another
+    /// node's upload in progress, not garbage; a manifest conflict is
+    /// re-read and the change applied again; the manifest is polled for
+    /// other nodes' blocks every [`BlockStorage::poll_interval`]; and merges
+    /// and retention run only while [`BlockStorage::may_compact`] says so.
+    fn shared(&self) -> bool {
+        false
+    }
+
+    /// How often a shared store looks for other nodes' changes.
+    fn poll_interval(&self) -> std::time::Duration {
+        std::time::Duration::from_secs(5)
+    }
+
+    /// Whether this process should merge and expire blocks now (in a
+    /// shared store: it holds the compaction lease). Correctness never
+    /// depends on it: a merge commits only while all its inputs are still
+    /// listed, so of two nodes merging the same blocks one commit fails.
+    fn may_compact(&self) -> bool {
+        true
+    }
 }
 
 /// The id of the block flushed from the head that WAL segments `first..=last`

@@ -37,6 +37,57 @@ pub(crate) struct Server {
     pub(crate) api: String,
     pub(crate) zipkin: String,
     stderr_path: PathBuf,
+    tls: Option<Tls>,
+}
+
+/// How to start a server beyond its ports.
+#[derive(Default)]
+pub(crate) struct Launch<'a> {
+    /// Extra flags.
+    pub(crate) extra: &'a [&'a str],
+    /// Shell commands to run before `exec` (e.g. `ulimit`).
+    pub(crate) shell: Option<&'a str>,
+    /// Extra environment variables.
+    pub(crate) env: Vec<(&'a str, String)>,
+    /// The server speaks TLS: how clients trust it.
+    pub(crate) tls: Option<Tls>,
+}
+
+/// What a client needs to talk TLS to a test server.
+#[derive(Debug, Clone)]
+pub(crate) struct Tls {
+    /// The CA certificate to trust.
+    pub(crate) ca: PathBuf,
+    /// A client certificate and key (mutual TLS).
+    pub(crate) client: Option<(PathBuf, PathBuf)>,
+}
+
+impl Tls {
+    /// A client trusting only the test CA.
+    pub(crate) fn agent(&self) -> ureq::Agent {
+        use ureq::tls::{Certificate, ClientCert, PrivateKey, RootCerts, TlsConfig};
+        let read = |p: &Path| std::fs::read(p).unwrap_or_else(|e| panic!("{}: {e}", p.display()));
+        let ca = Certificate::from_pem(&read(&self.ca)).expect("CA PEM").to_owned();
+        let mut config = TlsConfig::builder().root_certs(RootCerts::new_with_certs(&[ca]));
+        if let Some((cert, key)) = &self.client {
+            let chain = [Certificate::from_pem(&read(cert)).expect("cert PEM").to_owned()];
+            let key = PrivateKey::from_pem(&read(key)).expect("key PEM").to_owned();
+            config = config.client_cert(Some(ClientCert::new_with_certs(&chain, key)));
+        }
+        ureq::Agent::config_builder()
+            .http_status_as_error(false)
+            .timeout_global(Some(Duration::from_secs(30)))
+            .tls_config(config.build())
+            .build()
+            .into()
+    }
+}
+
+/// The binary under test: this build's, or `SIGHTLINE_BIN` (to run a test
+/// against an older build and see it fail).
+pub(crate) fn binary() -> PathBuf {
+    std::env::var_os("SIGHTLINE_BIN")
+        .map_or_else(|| PathBuf::from(env!("CARGO_BIN_EXE_sightline")), PathBuf::from)
 }
 
 /// A loopback port no other caller in this process was given. Ports are
@@ -69,10 +120,41 @@ impl Server {
 
     /// Starts on the given ports (to restart a server where clients expect it).
     pub(crate) fn start_on(data_dir: &Path, ports: Ports, extra: &[&str]) -> Server {
+        Server::launch(data_dir, ports, Launch { extra, ..Launch::default() })
+    }
+
+    /// Like [`Server::start_on`] with extra environment variables.
+    pub(crate) fn start_env(
+        data_dir: &Path,
+        ports: Ports,
+        extra: &[&str],
+        env: &[(String, String)],
+    ) -> Server {
+        let env = env.iter().map(|(k, v)| (k.as_str(), v.clone())).collect();
+        Server::launch(data_dir, ports, Launch { extra, env, ..Launch::default() })
+    }
+
+    /// Starts under `bash -c "SETUP; exec sightline serve …"`, e.g. with
+    /// `ulimit` settings the server inherits.
+    pub(crate) fn start_in_shell(data_dir: &Path, extra: &[&str], setup: &str) -> Server {
+        Server::launch(data_dir, Ports::free(), Launch { extra, shell: Some(setup), ..Launch::default() })
+    }
+
+    /// Starts as `launch` says and waits until `/ready` answers 200.
+    pub(crate) fn launch(data_dir: &Path, ports: Ports, launch: Launch<'_>) -> Server {
         let Ports { grpc: g, http: h, api: a, zipkin: z } = ports;
         let stderr_path = data_dir.with_extension(format!("stderr-{a}.log"));
         let stderr = std::fs::File::create(&stderr_path).expect("stderr log");
-        let child = Command::new(env!("CARGO_BIN_EXE_sightline"))
+        let mut command = match launch.shell {
+            None => Command::new(binary()),
+            Some(setup) => {
+                let mut c = Command::new("bash");
+                c.arg("-c").arg(format!("{{ {setup}; }} || exit 97; exec \"$0\" \"$@\"")).arg(binary());
+                c
+            }
+        };
+        command.envs(launch.env.iter().map(|(k, v)| (k, v)));
+        let child = command
             .arg("serve")
             .arg("--data-dir")
             .arg(data_dir)
@@ -80,22 +162,35 @@ impl Server {
             .args(["--otlp-http-addr", &format!("127.0.0.1:{h}")])
             .args(["--http-addr", &format!("127.0.0.1:{a}")])
             .args(["--zipkin-addr", &format!("127.0.0.1:{z}")])
-            .args(extra)
+            .args(launch.extra)
             .env_remove("SIGHTLINE_CONFIG")
             .stdout(Stdio::null())
             .stderr(stderr)
             .spawn()
             .expect("spawn sightline");
+        // Under TLS the certificate names localhost.
+        let (scheme, host) =
+            if launch.tls.is_some() { ("https", "localhost") } else { ("http", "127.0.0.1") };
         let mut server = Server {
             child: Some(child),
-            grpc: format!("127.0.0.1:{g}"),
-            otlp_http: format!("http://127.0.0.1:{h}"),
-            api: format!("http://127.0.0.1:{a}"),
-            zipkin: format!("http://127.0.0.1:{z}/api/v2/spans"),
+            grpc: format!("{host}:{g}"),
+            otlp_http: format!("{scheme}://{host}:{h}"),
+            api: format!("{scheme}://{host}:{a}"),
+            zipkin: format!("{scheme}://{host}:{z}/api/v2/spans"),
             stderr_path,
+            tls: launch.tls,
         };
         server.wait_ready();
         server
+    }
+
+    /// An HTTP client for this server (trusting its test CA under TLS, with
+    /// the client certificate when one is set).
+    pub(crate) fn client(&self) -> ureq::Agent {
+        match &self.tls {
+            None => agent(),
+            Some(tls) => tls.agent(),
+        }
     }
 
     fn wait_ready(&mut self) {
@@ -104,7 +199,7 @@ impl Server {
             if let Some(status) = self.child.as_mut().and_then(|c| c.try_wait().ok().flatten()) {
                 panic!("sightline exited during start with {status}: {}", self.stderr());
             }
-            if let Ok(resp) = agent().get(&format!("{}/ready", self.api)).call()
+            if let Ok(resp) = self.client().get(&format!("{}/ready", self.api)).call()
                 && resp.status() == 200
             {
                 return;
@@ -114,17 +209,44 @@ impl Server {
         }
     }
 
+    /// The server's process id.
+    pub(crate) fn pid(&self) -> u32 {
+        self.child.as_ref().map_or(0, Child::id)
+    }
+
     /// Resident memory of the server process, from /proc.
     pub(crate) fn rss_bytes(&self) -> u64 {
+        self.proc_status_bytes("VmRSS:")
+    }
+
+    /// The most the server process was ever resident, from /proc.
+    pub(crate) fn peak_rss_bytes(&self) -> u64 {
+        self.proc_status_bytes("VmHWM:")
+    }
+
+    fn proc_status_bytes(&self, field: &str) -> u64 {
         let Some(c) = &self.child else { return 0 };
         let status = std::fs::read_to_string(format!("/proc/{}/status", c.id())).unwrap_or_default();
         status
             .lines()
-            .find(|l| l.starts_with("VmRSS:"))
+            .find(|l| l.starts_with(field))
             .and_then(|l| {
-                l.trim_start_matches("VmRSS:").trim().trim_end_matches("kB").trim().parse::<u64>().ok()
+                l.trim_start_matches(field).trim().trim_end_matches("kB").trim().parse::<u64>().ok()
             })
             .map_or(0, |kb| kb * 1024)
+    }
+
+    /// CPU time (user + system) the server used so far, from /proc.
+    pub(crate) fn cpu_time(&self) -> Duration {
+        let Some(c) = &self.child else { return Duration::ZERO };
+        let stat = std::fs::read_to_string(format!("/proc/{}/stat", c.id())).unwrap_or_default();
+        // Fields after the command name (which may hold spaces) in parentheses.
+        let fields: Vec<&str> =
+            stat.rsplit_once(')').map_or("", |(_, rest)| rest).split_whitespace().collect();
+        let ticks = |i: usize| fields.get(i).and_then(|f| f.parse::<u64>().ok()).unwrap_or(0);
+        // utime and stime are fields 14 and 15 of stat, 11 and 12 here; the
+        // kernel's clock tick is 100 Hz on Linux.
+        Duration::from_millis((ticks(11) + ticks(12)) * 10)
     }
 
     /// What the server wrote to stderr so far.
@@ -157,7 +279,7 @@ impl Server {
 
     /// GET on the query API: (status, parsed JSON body).
     pub(crate) fn get_json(&self, path: &str) -> (u16, Value) {
-        let resp = agent().get(&format!("{}{path}", self.api)).call().expect("GET");
+        let resp = self.client().get(&format!("{}{path}", self.api)).call().expect("GET");
         let status = resp.status().as_u16();
         let mut body = String::new();
         resp.into_body().into_reader().read_to_string(&mut body).expect("body");
@@ -180,7 +302,7 @@ impl Server {
 
     /// POSTs raw bytes to OTLP/HTTP `/v1/traces`.
     pub(crate) fn post_traces(&self, content_type: &str, encoding: Option<&str>, body: &[u8]) -> Reply {
-        post(&format!("{}/v1/traces", self.otlp_http), content_type, encoding, body)
+        post_with(&self.client(), &format!("{}/v1/traces", self.otlp_http), content_type, encoding, body)
     }
 }
 
@@ -214,7 +336,18 @@ pub(crate) fn agent() -> ureq::Agent {
 }
 
 pub(crate) fn post(url: &str, content_type: &str, encoding: Option<&str>, body: &[u8]) -> Reply {
-    let mut req = agent().post(url).header("content-type", content_type);
+    post_with(&agent(), url, content_type, encoding, body)
+}
+
+/// [`post`] with a given client (e.g. [`Server::client`] under TLS).
+pub(crate) fn post_with(
+    agent: &ureq::Agent,
+    url: &str,
+    content_type: &str,
+    encoding: Option<&str>,
+    body: &[u8],
+) -> Reply {
+    let mut req = agent.post(url).header("content-type", content_type);
     if let Some(e) = encoding {
         req = req.header("content-encoding", e);
     }

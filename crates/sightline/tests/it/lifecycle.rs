@@ -81,7 +81,18 @@ fn health_ready_metrics_and_data_dir_lock() {
     assert_eq!(status, 200, "{health}");
     let names: Vec<&str> =
         health["checks"].as_array().unwrap().iter().filter_map(|c| c["name"].as_str()).collect();
-    assert_eq!(names, vec!["store", "logstore", "otlp_grpc", "otlp_http", "zipkin", "memory_limiter"]);
+    assert_eq!(
+        names,
+        vec![
+            "store",
+            "logstore",
+            "otlp_grpc",
+            "otlp_http",
+            "zipkin",
+            "memory_limiter",
+            "exporter prometheus"
+        ]
+    );
     assert!(data.join("logs").join("wal").is_dir(), "the log store keeps its own WAL under <data-dir>/logs");
 
     // The logs API is served by the log store (records reach it through a

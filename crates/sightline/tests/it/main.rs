@@ -5,13 +5,28 @@
 //! - `python_clients`: the stock OpenTelemetry Python SDK (seeds 002 and 003).
 //! - `http_bodies`: raw OTLP/HTTP bodies — JSON, gzip, partial success, bad input.
 //! - `crash`: kill -9 during ingest; every acknowledged span survives.
+//! - `fuzz`: generated query parameters against the API (property-based).
 //! - `lifecycle`: config errors, SIGTERM, restart, health, lock, metrics.
+//! - `hostile`: issue 16's hostile input — amplifying bodies, stalled and
+//!   idle connections, descriptor exhaustion, a store that refuses writes.
+//! - `security`: tokens, tenants (and TLS) with the stock Python SDK and the
+//!   query API.
+//! - `logs_metrics`: OTLP logs and metrics from the stock Python SDK (no
+//!   404s), their trace context, the scrape page and remote write to a real
+//!   Prometheus.
 //! - `collector`: the collector role — forwarding through an outage,
 //!   redaction of stored data, the memory limiter under overload.
+//! - `objstore`: nodes sharing one bucket of a real S3 server (SeaweedFS):
+//!   each answers for all, kill -9 of one loses nothing acknowledged.
 
 mod collector;
 mod crash;
+mod fuzz;
 mod harness;
+mod hostile;
 mod http_bodies;
 mod lifecycle;
+mod logs_metrics;
+mod objstore;
 mod python_clients;
+mod security;

@@ -1,0 +1,91 @@
+//! The node's background duties toward the bucket: a heartbeat (so
+//! `/health` can say which nodes share it), the compaction lease, and, while
+//! holding it, deleting blocks whose grace period has passed.
+
+use std::collections::BTreeSet;
+use std::sync::Arc;
+use std::time::{Duration, Instant, SystemTime};
+
+use bytes::Bytes;
+use object_store::PutMode;
+use parking_lot::Mutex;
+use tokio::sync::watch;
+
+use crate::bucket::Bucket;
+use crate::lease::Lease;
+use crate::storage::ObjectStorage;
+
+const NODES_PREFIX: &str = "_cluster/nodes/";
+
+/// See the module docs.
+#[derive(Debug)]
+pub(crate) struct Cluster {
+    pub(crate) bucket: Arc<Bucket>,
+    pub(crate) node: String,
+    pub(crate) lease: Arc<Lease>,
+    pub(crate) storage: Arc<ObjectStorage>,
+    /// Blocks dropped longer ago than this are deleted.
+    pub(crate) grace: Duration,
+    /// Nodes whose heartbeat is recent, as last listed.
+    pub(crate) nodes: Mutex<BTreeSet<String>>,
+}
+
+impl Cluster {
+    /// Heartbeat, lease, clean-up, every lease renewal interval until
+    /// `stop` turns true.
+    pub(crate) async fn run(self: Arc<Self>, mut stop: watch::Receiver<bool>) {
+        let interval = self.lease.renew_interval();
+        // Clean-up lists the tenant's blocks: not on every lease tick.
+        let collect_every = (self.grace / 4).max(interval);
+        let mut collected: Option<Instant> = None;
+        loop {
+            self.heartbeat(interval).await;
+            match self.lease.tick().await {
+                Ok(held) => {
+                    self.bucket.metrics.lease_held.set(i64::from(held));
+                }
+                Err(e) => tracing::warn!(error = %e, "renewing the compaction lease failed; will retry"),
+            }
+            if self.lease.held() && collected.is_none_or(|t| t.elapsed() >= collect_every) {
+                collected = Some(Instant::now());
+                if let Err(e) = self.storage.collect_garbage(self.grace).await {
+                    tracing::warn!(error = %e, "deleting dropped blocks failed; will retry");
+                }
+            }
+            tokio::select! {
+                _ = tokio::time::sleep(interval) => {}
+                _ = stop.wait_for(|s| *s) => return,
+            }
+        }
+    }
+
+    /// Writes this node's heartbeat and lists the others: a node counts
+    /// while its heartbeat is at most three intervals older than this one's
+    /// (both times from the store's clock).
+    async fn heartbeat(&self, interval: Duration) {
+        let key = format!("{NODES_PREFIX}{}.json", self.node);
+        let body = serde_json::json!({ "node": self.node }).to_string();
+        if let Err(e) = self.bucket.put(&key, Bytes::from(body), PutMode::Overwrite).await {
+            tracing::warn!(error = %e, "writing the heartbeat failed");
+            return;
+        }
+        let listed = match self.bucket.list(NODES_PREFIX).await {
+            Ok(listed) => listed,
+            Err(e) => {
+                tracing::warn!(error = %e, "listing the nodes failed");
+                return;
+            }
+        };
+        let own = listed.iter().find(|(k, _)| *k == key).map(|(_, m)| SystemTime::from(m.last_modified));
+        let Some(own) = own else { return };
+        let nodes: BTreeSet<String> = listed
+            .iter()
+            .filter(|(_, m)| {
+                own.duration_since(SystemTime::from(m.last_modified)).map_or(true, |age| age <= interval * 3)
+            })
+            .filter_map(|(k, _)| k.strip_prefix(NODES_PREFIX)?.strip_suffix(".json").map(str::to_owned))
+            .collect();
+        self.bucket.metrics.nodes.set(nodes.len() as i64);
+        *self.nodes.lock() = nodes;
+    }
+}

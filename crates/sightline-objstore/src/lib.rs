@@ -1,0 +1,359 @@
+//! Blocks in object storage (S3 and S3-compatible stores, GCS, Azure Blob)
+//! shared by any number of Sightline nodes, through the `object_store`
+//! crate: the object store is the distributed engine, there is no
+//! coordinator.
+//!
+//! Each node keeps its WAL and head on its own `--data-dir` (an
+//! acknowledged span is in that node's WAL, as without object storage) and
+//! flushes blocks into the bucket, where every node reads them. What each
+//! part does:
+//!
+//! * [`ObjectStorage`] is the store's `BlockStorage` in the bucket: layout,
+//!   the shared manifest swapped by conditional PUT, blocks read by range;
+//! * `cache`: byte ranges of blocks on local disk, LRU, `--cache-size`;
+//! * `lease`: which node merges and expires blocks (a conditional-write
+//!   lease with a TTL; correctness never depends on it);
+//! * `cluster`: heartbeats, the lease, deleting dropped blocks after the
+//!   grace period;
+//! * `selftest`: refuses a store that ignores conditional writes.
+//!
+//! [`Remote::open`] connects and checks the store; the binary opens the
+//! `EmbeddedStore` on [`Remote::storage`], then calls [`Remote::start`].
+#![deny(missing_docs)]
+
+mod bucket;
+mod cache;
+mod cluster;
+mod error;
+mod lease;
+mod metrics;
+mod selftest;
+mod source;
+mod storage;
+#[cfg(feature = "testing")]
+pub mod testing;
+
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::Duration;
+
+use object_store::ObjectStore;
+use parking_lot::Mutex;
+use sightline_model::ComponentHealth;
+use sightline_store::BlockStorage;
+use tokio::sync::watch;
+
+pub use bucket::{Bucket, Object, Put};
+pub use cache::Cache;
+pub use error::Error;
+pub use lease::Lease;
+pub use metrics::Metrics;
+pub use selftest::check_conditional_writes;
+pub use storage::ObjectStorage;
+
+/// The tenant whose blocks live under `single-tenant/`, as Tempo names its
+/// default: the prefix every tenant-less request uses.
+pub const DEFAULT_TENANT: &str = "single-tenant";
+
+/// How to reach the bucket and share it. `Options` because the binary
+/// builds it in code from its config.
+#[derive(Debug, Clone)]
+pub struct Options {
+    /// `s3://bucket/prefix`, `gs://bucket/prefix` or `az://container/prefix`.
+    pub url: String,
+    /// Settings for the store on top of its standard environment variables
+    /// (`AWS_*`, `GOOGLE_*`, `AZURE_*`), as object_store config keys such
+    /// as `aws_endpoint` or `aws_allow_http`; they win over the
+    /// environment.
+    pub config: Vec<(String, String)>,
+    /// The tenant prefix blocks and manifest live under.
+    pub tenant: String,
+    /// This node's id: unique among the nodes sharing the bucket, stable
+    /// across restarts (its WAL replay point is kept under it).
+    pub node_id: String,
+    /// The node's own folder: `cache/` and `staging/` go there.
+    pub data_dir: PathBuf,
+    /// Bound of the local block cache, in bytes.
+    pub cache_bytes: u64,
+    /// How often the manifest is polled for other nodes' blocks.
+    pub poll_interval: Duration,
+    /// How long a compaction lease lasts without renewal.
+    pub lease_ttl: Duration,
+    /// How long a dropped block stays in the bucket: longer than the
+    /// longest query plus the poll interval, since a node that has not yet
+    /// seen the drop may still read it.
+    pub delete_grace: Duration,
+}
+
+impl Options {
+    /// Defaults for `url`, node `node_id` and folder `data_dir`.
+    pub fn new(url: impl Into<String>, node_id: impl Into<String>, data_dir: impl Into<PathBuf>) -> Options {
+        Options {
+            url: url.into(),
+            config: Vec::new(),
+            tenant: DEFAULT_TENANT.to_owned(),
+            node_id: node_id.into(),
+            data_dir: data_dir.into(),
+            cache_bytes: 1 << 30,
+            poll_interval: Duration::from_secs(5),
+            lease_ttl: Duration::from_secs(30),
+            delete_grace: Duration::from_secs(10 * 60),
+        }
+    }
+}
+
+/// Whether a `--storage` value names an object store (`scheme://…`)
+/// rather than a local folder.
+pub fn is_url(storage: &str) -> bool {
+    storage.split_once("://").is_some_and(|(scheme, _)| {
+        !scheme.is_empty() && scheme.chars().all(|c| c.is_ascii_alphanumeric() || c == '+' || c == '-')
+    })
+}
+
+/// Checks that `value` can be a path component in the bucket: 1-64 of
+/// `[A-Za-z0-9._-]`, not starting with `.` or `_` (`_cluster` is ours).
+pub fn check_name(what: &'static str, value: &str) -> Result<(), Error> {
+    let why = "use 1-64 characters of A-Z a-z 0-9 . _ -, not starting with . or _";
+    let ok = (1..=64).contains(&value.len())
+        && !value.starts_with(['.', '_'])
+        && value.chars().all(|c| c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | '-'));
+    if ok { Ok(()) } else { Err(Error::InvalidName { what, value: value.to_owned(), why }) }
+}
+
+/// The node id kept in `<data_dir>/node-id`, created (random) on first
+/// use: a restarted node keeps its id, and so its WAL replay point.
+pub fn node_id(data_dir: &Path) -> Result<String, Error> {
+    let path = data_dir.join("node-id");
+    match std::fs::read_to_string(&path) {
+        Ok(id) => {
+            let id = id.trim().to_owned();
+            check_name("node id", &id)?;
+            Ok(id)
+        }
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+            std::fs::create_dir_all(data_dir).map_err(|e| Error::io(data_dir, e))?;
+            let id = format!("n{:012x}", rand::random::<u64>() & 0xffff_ffff_ffff);
+            let tmp = data_dir.join("node-id.tmp");
+            std::fs::write(&tmp, format!("{id}\n")).map_err(|e| Error::io(&tmp, e))?;
+            std::fs::rename(&tmp, &path).map_err(|e| Error::io(&path, e))?;
+            Ok(id)
+        }
+        Err(e) => Err(Error::io(&path, e)),
+    }
+}
+
+/// Installs ring as the process's TLS crypto provider. object_store's
+/// HTTP client is reqwest with rustls built without a provider (so the
+/// tree holds ring only, not ring and aws-lc-rs); rustls needs one chosen
+/// before the first client is built. Idempotent.
+fn install_crypto() {
+    let _ = rustls::crypto::ring::default_provider().install_default();
+}
+
+/// Builds the object store `url` names: bucket from the URL, credentials
+/// and endpoint from the environment, then `config`. Returns the store
+/// and the prefix inside it.
+pub fn connect(url: &str, config: &[(String, String)]) -> Result<(Arc<dyn ObjectStore>, String), Error> {
+    install_crypto();
+    let invalid = |why: String| Error::InvalidUrl { url: url.to_owned(), why };
+    let (scheme, rest) =
+        url.split_once("://").ok_or_else(|| invalid("expected scheme://bucket/prefix".into()))?;
+    let (bucket, prefix) = rest.split_once('/').unwrap_or((rest, ""));
+    if bucket.is_empty() {
+        return Err(invalid("no bucket name".into()));
+    }
+    let store = match scheme {
+        "s3" | "s3a" => backends::s3(url, bucket, config)?,
+        "gs" => backends::gcs(url, bucket, config)?,
+        "az" | "azure" => backends::azure(url, bucket, config)?,
+        other => return Err(invalid(format!("unknown scheme {other:?}: use s3://, gs:// or az://"))),
+    };
+    Ok((store, prefix.trim_matches('/').to_owned()))
+}
+
+/// One builder per cloud, each behind its cargo feature.
+mod backends {
+    use std::sync::Arc;
+
+    use object_store::ObjectStore;
+
+    use crate::Error;
+
+    type Built = Result<Arc<dyn ObjectStore>, Error>;
+
+    #[cfg_attr(all(feature = "aws", feature = "gcp", feature = "azure"), allow(dead_code))]
+    fn missing(url: &str, feature: &str) -> Error {
+        Error::InvalidUrl {
+            url: url.to_owned(),
+            why: format!("this build has no support for it; rebuild with `--features {feature}`"),
+        }
+    }
+
+    #[cfg_attr(not(any(feature = "aws", feature = "gcp", feature = "azure")), allow(dead_code))]
+    fn invalid(url: &str, e: impl std::fmt::Display) -> Error {
+        Error::InvalidUrl { url: url.to_owned(), why: e.to_string() }
+    }
+
+    #[cfg(feature = "aws")]
+    pub(super) fn s3(url: &str, bucket: &str, config: &[(String, String)]) -> Built {
+        let mut builder = object_store::aws::AmazonS3Builder::from_env().with_bucket_name(bucket);
+        for (key, value) in config {
+            builder = builder.with_config(key.parse().map_err(|e| invalid(url, e))?, value);
+        }
+        Ok(Arc::new(builder.build().map_err(|e| invalid(url, e))?))
+    }
+
+    #[cfg(not(feature = "aws"))]
+    pub(super) fn s3(url: &str, _: &str, _: &[(String, String)]) -> Built {
+        Err(missing(url, "aws"))
+    }
+
+    #[cfg(feature = "gcp")]
+    pub(super) fn gcs(url: &str, bucket: &str, config: &[(String, String)]) -> Built {
+        let mut builder = object_store::gcp::GoogleCloudStorageBuilder::from_env().with_bucket_name(bucket);
+        for (key, value) in config {
+            builder = builder.with_config(key.parse().map_err(|e| invalid(url, e))?, value);
+        }
+        Ok(Arc::new(builder.build().map_err(|e| invalid(url, e))?))
+    }
+
+    #[cfg(not(feature = "gcp"))]
+    pub(super) fn gcs(url: &str, _: &str, _: &[(String, String)]) -> Built {
+        Err(missing(url, "gcp"))
+    }
+
+    #[cfg(feature = "azure")]
+    pub(super) fn azure(url: &str, container: &str, config: &[(String, String)]) -> Built {
+        let mut builder =
+            object_store::azure::MicrosoftAzureBuilder::from_env().with_container_name(container);
+        for (key, value) in config {
+            builder = builder.with_config(key.parse().map_err(|e| invalid(url, e))?, value);
+        }
+        Ok(Arc::new(builder.build().map_err(|e| invalid(url, e))?))
+    }
+
+    #[cfg(not(feature = "azure"))]
+    pub(super) fn azure(url: &str, _: &str, _: &[(String, String)]) -> Built {
+        Err(missing(url, "azure"))
+    }
+}
+
+/// A node's connection to the shared bucket. See the crate docs.
+#[derive(Debug)]
+pub struct Remote {
+    storage: Arc<ObjectStorage>,
+    cluster: Arc<cluster::Cluster>,
+    cache: Arc<Cache>,
+    url: String,
+    stop: watch::Sender<bool>,
+    task: Mutex<Option<tokio::task::JoinHandle<()>>>,
+}
+
+impl Remote {
+    /// Connects to the store `options.url` names, checks that it honours
+    /// conditional writes, and prepares the cache and staging folders.
+    /// Must run inside a multi-threaded tokio runtime.
+    pub async fn open(options: Options, metrics: Arc<Metrics>) -> Result<Remote, Error> {
+        let (store, prefix) = connect(&options.url, &options.config)?;
+        Remote::open_store(store, &prefix, options, metrics).await
+    }
+
+    /// Like [`Remote::open`] on a store already built (tests wrap one).
+    pub async fn open_store(
+        store: Arc<dyn ObjectStore>,
+        prefix: &str,
+        options: Options,
+        metrics: Arc<Metrics>,
+    ) -> Result<Remote, Error> {
+        check_name("node id", &options.node_id)?;
+        check_name("tenant", &options.tenant)?;
+        let bucket = Arc::new(Bucket::new(store, prefix, options.url.clone(), metrics));
+        check_conditional_writes(&bucket, &options.node_id).await?;
+        let cache = Arc::new(Cache::open(
+            &options.data_dir.join("cache"),
+            options.cache_bytes,
+            Arc::clone(&bucket.metrics),
+        )?);
+        let lease = Arc::new(Lease::new(Arc::clone(&bucket), options.node_id.clone(), options.lease_ttl));
+        let storage = Arc::new(ObjectStorage::new(
+            Arc::clone(&bucket),
+            options.tenant.clone(),
+            options.node_id.clone(),
+            options.data_dir.join("staging"),
+            Arc::clone(&cache),
+            Arc::clone(&lease),
+            options.poll_interval,
+        )?);
+        let cluster = Arc::new(cluster::Cluster {
+            bucket,
+            node: options.node_id.clone(),
+            lease,
+            storage: Arc::clone(&storage),
+            grace: options.delete_grace,
+            nodes: Mutex::new(Default::default()),
+        });
+        let (stop, _) = watch::channel(false);
+        Ok(Remote { storage, cluster, cache, url: options.url, stop, task: Mutex::new(None) })
+    }
+
+    /// The block storage to open the store on.
+    pub fn storage(&self) -> Arc<dyn BlockStorage> {
+        Arc::clone(&self.storage) as Arc<dyn BlockStorage>
+    }
+
+    /// The same, with the calls only this crate has (clean-up).
+    pub fn object_storage(&self) -> &Arc<ObjectStorage> {
+        &self.storage
+    }
+
+    /// The compaction lease.
+    pub fn lease(&self) -> &Arc<Lease> {
+        &self.cluster.lease
+    }
+
+    /// Starts the heartbeat, the lease and the clean-up (once the store is
+    /// open on [`Remote::storage`]).
+    pub fn start(&self) {
+        let task = tokio::spawn(Arc::clone(&self.cluster).run(self.stop.subscribe()));
+        if let Some(old) = self.task.lock().replace(task) {
+            old.abort();
+        }
+    }
+
+    /// Stops the background work and gives the lease up, after the store
+    /// has flushed.
+    pub async fn shutdown(&self) {
+        let _ = self.stop.send(true);
+        let task = self.task.lock().take();
+        if let Some(task) = task {
+            let _ = task.await;
+        }
+        self.cluster.lease.release().await;
+    }
+
+    /// For `/health`: the bucket, the lease holder, the nodes seen, the
+    /// cache.
+    pub fn health(&self) -> ComponentHealth {
+        let nodes = self.cluster.nodes.lock().iter().cloned().collect::<Vec<_>>().join(", ");
+        let holder = match self.cluster.lease.holder() {
+            Some(h) if self.cluster.lease.held() => format!("{h} (this node)"),
+            Some(h) => h,
+            None => "nobody yet".to_owned(),
+        };
+        let (used, capacity) = self.cache.usage();
+        ComponentHealth {
+            name: "object_storage".into(),
+            healthy: true,
+            detail: format!(
+                "{} as node {}; compaction lease: {holder}; nodes: [{nodes}]; cache {} of {} MiB",
+                self.url,
+                self.cluster.node,
+                used >> 20,
+                capacity >> 20
+            ),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,68 @@
+//! The object store's metrics, registered under `sightline_objstore_`.
+
+use prometheus_client::encoding::EncodeLabelSet;
+use prometheus_client::metrics::counter::Counter;
+use prometheus_client::metrics::family::Family;
+use prometheus_client::metrics::gauge::Gauge;
+use prometheus_client::registry::Registry;
+
+/// Labels of a request count.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, EncodeLabelSet)]
+pub(crate) struct Request {
+    /// `get`, `get_range`, `poll`, `put`, `upload`, `delete`, `list`.
+    pub(crate) op: &'static str,
+    /// `ok`, `not_modified`, `not_found`, `conflict`, `error`.
+    pub(crate) outcome: &'static str,
+}
+
+/// See the module docs.
+#[derive(Debug, Default)]
+pub struct Metrics {
+    pub(crate) requests: Family<Request, Counter>,
+    pub(crate) downloaded_bytes: Counter,
+    pub(crate) uploaded_bytes: Counter,
+    pub(crate) cache_hits: Counter,
+    pub(crate) cache_misses: Counter,
+    pub(crate) cache_bytes: Gauge,
+    pub(crate) lease_held: Gauge,
+    pub(crate) nodes: Gauge,
+    pub(crate) deleted_blocks: Counter,
+}
+
+impl Metrics {
+    /// Creates the metrics and registers them.
+    pub fn new(registry: &mut Registry) -> Metrics {
+        let m = Metrics::default();
+        let r = registry.sub_registry_with_prefix("sightline_objstore");
+        r.register(
+            "requests",
+            "Requests to the object store, by operation and outcome (the cost driver: S3 bills per request)",
+            m.requests.clone(),
+        );
+        r.register("downloaded_bytes", "Bytes read from the object store", m.downloaded_bytes.clone());
+        r.register("uploaded_bytes", "Bytes written to the object store", m.uploaded_bytes.clone());
+        r.register("cache_hits", "Block reads served by the local block cache", m.cache_hits.clone());
+        r.register(
+            "cache_misses",
+            "Block reads that fetched from the object store (one ranged GET each)",
+            m.cache_misses.clone(),
+        );
+        r.register("cache_bytes", "Bytes held by the local block cache", m.cache_bytes.clone());
+        r.register("lease_held", "1 while this node holds the compaction lease", m.lease_held.clone());
+        r.register(
+            "nodes",
+            "Nodes with a recent heartbeat in the bucket, this one included",
+            m.nodes.clone(),
+        );
+        r.register(
+            "deleted_blocks",
+            "Blocks deleted from the bucket after their grace period (replaced, expired or orphaned)",
+            m.deleted_blocks.clone(),
+        );
+        m
+    }
+
+    pub(crate) fn request(&self, op: &'static str, outcome: &'static str) {
+        self.requests.get_or_create(&Request { op, outcome }).inc();
+    }
+}

@@ -1,0 +1,321 @@
+//! Against a real S3 server (SeaweedFS, started per test on free ports):
+//! - self-test: a store that ignores conditional writes is refused
+//! - two nodes: each sees the other's flushed blocks
+//! - a merge race: of two nodes merging the same blocks exactly one commits
+//! - the lease: taken once, passed on when its holder stops renewing
+//! - clean-up: dropped and orphaned blocks deleted after the grace period
+
+use std::sync::Arc;
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+use async_trait::async_trait;
+use futures_util::stream::BoxStream;
+use object_store::path::Path;
+use object_store::{
+    CopyOptions, GetOptions, GetResult, ListResult, MultipartUpload, ObjectMeta, ObjectStore, PutMode,
+    PutMultipartOptions, PutOptions, PutPayload, PutResult,
+};
+use prometheus_client::registry::Registry;
+use sightline_model::{
+    Batch, KeyValue, Resource, Scope, Span, SpanId, SpanKind, SpanReader, TraceId, TracesConsumer,
+};
+use sightline_store::EmbeddedStore;
+
+use crate::testing::SeaweedFs;
+use crate::{Error, Lease, Metrics, Options, Remote};
+
+fn now() -> u64 {
+    SystemTime::now().duration_since(UNIX_EPOCH).unwrap().as_nanos() as u64
+}
+
+fn tid(node: u8, n: u32) -> TraceId {
+    let mut b = [0u8; 16];
+    b[0] = 0xa0 | node;
+    b[12..].copy_from_slice(&n.to_be_bytes());
+    TraceId::from_bytes(b).unwrap()
+}
+
+/// A three-span trace from `service`.
+fn trace(id: TraceId, service: &str, start: u64) -> Vec<Span> {
+    let resource = Arc::new(Resource::new(vec![KeyValue::new("service.name", service)], 0, String::new()));
+    let scope = Arc::new(Scope { name: "objstore-test".into(), ..Scope::default() });
+    (0..3u8)
+        .map(|i| Span {
+            trace_id: id,
+            span_id: SpanId::from_bytes([id.as_bytes()[0], 0, 0, 0, id.as_bytes()[15], 0, 0, i + 1]).unwrap(),
+            parent_span_id: None,
+            trace_state: String::new(),
+            flags: 1,
+            name: format!("op-{i}"),
+            kind: SpanKind::Server,
+            start_time_unix_nano: start + u64::from(i),
+            end_time_unix_nano: start + 1_000_000,
+            attributes: vec![KeyValue::new("i", i64::from(i))],
+            dropped_attributes_count: 0,
+            events: Vec::new(),
+            dropped_events_count: 0,
+            links: Vec::new(),
+            dropped_links_count: 0,
+            status: Default::default(),
+            resource: Arc::clone(&resource),
+            scope: Arc::clone(&scope),
+        })
+        .collect()
+}
+
+/// One node: its remote, its store, its registry.
+struct Node {
+    remote: Remote,
+    store: EmbeddedStore,
+    registry: Registry,
+    _dir: tempfile::TempDir,
+}
+
+impl Node {
+    async fn open(s3: &SeaweedFs, prefix: &str, id: &str, poll: Duration) -> Node {
+        let dir = tempfile::tempdir().unwrap();
+        let mut registry = Registry::default();
+        let metrics = Arc::new(Metrics::new(&mut registry));
+        let mut options = Options::new(s3.url(prefix), id, dir.path());
+        options.config = s3.config();
+        options.poll_interval = poll;
+        let remote = Remote::open(options, metrics).await.unwrap();
+        let mut store_options = sightline_store::Options::new(dir.path());
+        store_options.node_id = Some(id.to_owned());
+        store_options.head_max_age = Duration::from_secs(3600);
+        store_options.maintenance_interval = Duration::from_secs(3600);
+        let store_metrics = Arc::new(sightline_store::Metrics::new(&mut registry));
+        let store = EmbeddedStore::open_on(store_options, remote.storage(), store_metrics).await.unwrap();
+        Node { remote, store, registry, _dir: dir }
+    }
+
+    /// Ingests traces `ns` of this node and flushes them into one block.
+    async fn flush_traces(&self, node: u8, ns: std::ops::Range<u32>) {
+        for n in ns {
+            self.store.consume_traces(Batch::from_spans(trace(tid(node, n), "svc", now()))).await.unwrap();
+        }
+        self.store.flush().await.unwrap();
+    }
+
+    /// Stops the store's tasks (their blocking reads must not outlive the
+    /// test's runtime) and gives up the lease.
+    async fn close(self) {
+        use sightline_model::TraceStore as _;
+        self.store.shutdown().await;
+        self.remote.shutdown().await;
+    }
+
+    /// A counter's value in this node's registry (0 when absent).
+    fn counter(&self, name_and_labels: &str) -> f64 {
+        let mut text = String::new();
+        prometheus_client::encoding::text::encode(&mut text, &self.registry).unwrap();
+        text.lines().find_map(|l| l.strip_prefix(name_and_labels)?.trim().parse().ok()).unwrap_or(0.0)
+    }
+}
+
+/// Waits until `done` holds, checking every 50 ms, for at most 30 s.
+async fn eventually(what: &str, mut done: impl AsyncFnMut() -> bool) {
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while !done().await {
+        assert!(Instant::now() < deadline, "not within 30 s: {what}");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+/// An object store that drops the preconditions of every write, as
+/// SeaweedFS up to 3.96 and some S3 look-alikes do.
+#[derive(Debug)]
+struct IgnoresConditions(Arc<dyn ObjectStore>);
+
+impl std::fmt::Display for IgnoresConditions {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "IgnoresConditions({})", self.0)
+    }
+}
+
+#[async_trait]
+impl ObjectStore for IgnoresConditions {
+    async fn put_opts(
+        &self,
+        location: &Path,
+        payload: PutPayload,
+        opts: PutOptions,
+    ) -> object_store::Result<PutResult> {
+        self.0.put_opts(location, payload, PutOptions { mode: PutMode::Overwrite, ..opts }).await
+    }
+
+    async fn put_multipart_opts(
+        &self,
+        location: &Path,
+        opts: PutMultipartOptions,
+    ) -> object_store::Result<Box<dyn MultipartUpload>> {
+        self.0.put_multipart_opts(location, opts).await
+    }
+
+    async fn get_opts(&self, location: &Path, options: GetOptions) -> object_store::Result<GetResult> {
+        self.0.get_opts(location, options).await
+    }
+
+    fn delete_stream(
+        &self,
+        locations: BoxStream<'static, object_store::Result<Path>>,
+    ) -> BoxStream<'static, object_store::Result<Path>> {
+        self.0.delete_stream(locations)
+    }
+
+    fn list(&self, prefix: Option<&Path>) -> BoxStream<'static, object_store::Result<ObjectMeta>> {
+        self.0.list(prefix)
+    }
+
+    async fn list_with_delimiter(&self, prefix: Option<&Path>) -> object_store::Result<ListResult> {
+        self.0.list_with_delimiter(prefix).await
+    }
+
+    async fn copy_opts(&self, from: &Path, to: &Path, options: CopyOptions) -> object_store::Result<()> {
+        self.0.copy_opts(from, to, options).await
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_store_that_ignores_conditional_writes_is_refused_at_start() {
+    let s3 = SeaweedFs::start();
+    let dir = tempfile::tempdir().unwrap();
+    let options = || Options::new(s3.url("selftest"), "n1", dir.path());
+    let ignoring = Arc::new(IgnoresConditions(s3.store()));
+    let err = Remote::open_store(ignoring, "selftest", options(), Arc::default()).await.unwrap_err();
+    assert!(matches!(err, Error::NoConditionalWrites { .. }), "{err}");
+    let message = err.to_string();
+    assert!(message.contains("If-None-Match: * replaced an existing object"), "{message}");
+    assert!(message.contains("s3://sightline/selftest"), "{message}");
+    // The same store with its conditions intact passes.
+    Remote::open_store(s3.store(), "selftest", options(), Arc::default()).await.unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn two_nodes_on_one_bucket_see_each_others_blocks() {
+    let s3 = SeaweedFs::start();
+    let poll = Duration::from_millis(200);
+    let a = Node::open(&s3, "two", "node-a", poll).await;
+    let b = Node::open(&s3, "two", "node-b", poll).await;
+    a.flush_traces(1, 0..20).await;
+    b.flush_traces(2, 0..20).await;
+    for (name, node) in [("a", &a), ("b", &b)] {
+        eventually(&format!("{name} sees both blocks"), async || node.store.block_count() == 2).await;
+        for id in [tid(1, 7), tid(2, 7), tid(1, 19), tid(2, 0)] {
+            let spans = node.store.trace(id).await.unwrap().unwrap_or_default();
+            assert_eq!(spans.len(), 3, "node {name}, trace {id}");
+        }
+    }
+    // Block ids carry the writer's node id: no two nodes write one id.
+    let ids = a.remote.object_storage().list_blocks().await.unwrap();
+    assert_eq!(ids.len(), 2, "{ids:?}");
+    assert!(ids[0].starts_with("node-a-w") && ids[1].starts_with("node-b-w"), "{ids:?}");
+    // The writer read its own block from its cache; the other node fetched.
+    assert!(b.counter("sightline_objstore_cache_misses_total") >= 1.0);
+    // Nothing changed since: a poll is a conditional GET answered 304.
+    let not_modified = "sightline_objstore_requests_total{op=\"poll\",outcome=\"not_modified\"}";
+    let before = a.counter(not_modified);
+    assert!(!a.store.refresh_blocks().await.unwrap());
+    assert!(a.counter(not_modified) > before);
+    a.close().await;
+    b.close().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn of_two_nodes_merging_the_same_blocks_exactly_one_commits() {
+    let s3 = SeaweedFs::start();
+    // No background polling: each node's view is refreshed by hand, so
+    // both plan the same merge from the same list.
+    let poll = Duration::from_secs(3600);
+    let a = Node::open(&s3, "race", "node-a", poll).await;
+    let b = Node::open(&s3, "race", "node-b", poll).await;
+    for round in 0..2u32 {
+        a.flush_traces(1, round * 10..round * 10 + 10).await;
+        b.flush_traces(2, round * 10..round * 10 + 10).await;
+    }
+    a.store.refresh_blocks().await.unwrap();
+    b.store.refresh_blocks().await.unwrap();
+    assert_eq!((a.store.block_count(), b.store.block_count()), (4, 4));
+
+    let (ra, rb) = tokio::join!(a.store.maintain(), b.store.maintain());
+    ra.unwrap();
+    rb.unwrap();
+    let outcome = |o: &str| {
+        let label = format!("sightline_store_compactions_total{{outcome=\"{o}\"}}");
+        a.counter(&label) + b.counter(&label)
+    };
+    assert_eq!((outcome("ok"), outcome("superseded")), (1.0, 1.0), "one merge commits, the other is dropped");
+
+    a.store.refresh_blocks().await.unwrap();
+    b.store.refresh_blocks().await.unwrap();
+    assert_eq!((a.store.block_count(), b.store.block_count()), (1, 1));
+    // Nothing lost, nothing twice.
+    for node in [&a, &b] {
+        let ids: Vec<TraceId> = (0..20).flat_map(|n| [tid(1, n), tid(2, n)]).collect();
+        let traces = node.store.traces(&ids).await.unwrap();
+        assert_eq!(traces.len(), 40);
+        assert!(traces.iter().all(|t| t.len() == 3), "every trace whole, no span twice");
+    }
+    // The losing output was deleted; the winner's inputs wait out their
+    // grace period in the bucket.
+    let listed = a.remote.object_storage().list_blocks().await.unwrap();
+    assert_eq!(listed.len(), 5, "4 dropped inputs + 1 merged block: {listed:?}");
+    a.close().await;
+    b.close().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_lease_passes_on_when_its_holder_stops_renewing() {
+    let s3 = SeaweedFs::start();
+    let ttl = Duration::from_millis(1500);
+    let bucket = |node: &str| {
+        let metrics = Arc::new(Metrics::default());
+        Arc::new(crate::Bucket::new(s3.store(), "lease", format!("{}/{node}", s3.url("lease")), metrics))
+    };
+    let a = Lease::new(bucket("a"), "node-a".into(), ttl);
+    let b = Lease::new(bucket("b"), "node-b".into(), ttl);
+    // Both try at once: exactly one wins.
+    let (ta, tb) = tokio::join!(a.tick(), b.tick());
+    let (ta, tb) = (ta.unwrap(), tb.unwrap());
+    assert!(ta != tb, "exactly one holder: a {ta}, b {tb}");
+    let (holder, other) = if ta { (&a, &b) } else { (&b, &a) };
+    assert!(holder.tick().await.unwrap(), "the holder renews");
+    assert!(!other.tick().await.unwrap());
+    assert_eq!(other.holder(), holder.holder());
+    // The holder stops renewing (killed, stuck): after the TTL the other
+    // node takes over, and the old holder's renewal fails.
+    eventually("the lease expires and passes on", async || other.tick().await.unwrap()).await;
+    assert!(other.held());
+    assert!(!holder.tick().await.unwrap(), "a stale holder cannot renew");
+    assert!(!holder.held());
+    // Released at shutdown: free at once.
+    other.release().await;
+    assert!(holder.tick().await.unwrap());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn dropped_and_orphaned_blocks_are_deleted_after_the_grace_period() {
+    let s3 = SeaweedFs::start();
+    let node = Node::open(&s3, "gc", "node-a", Duration::from_secs(3600)).await;
+    for round in 0..4u32 {
+        node.flush_traces(1, round * 5..round * 5 + 5).await;
+    }
+    node.store.maintain().await.unwrap();
+    assert_eq!(node.store.block_count(), 1);
+    // An upload a crash left behind: a block no manifest lists.
+    let storage = node.remote.object_storage();
+    storage
+        .bucket()
+        .put("single-tenant/blocks/orphan/data.parquet", "x".into(), PutMode::Overwrite)
+        .await
+        .unwrap();
+    assert_eq!(storage.list_blocks().await.unwrap().len(), 6);
+    // Within the grace period nothing goes.
+    assert_eq!(storage.collect_garbage(Duration::from_secs(3600)).await.unwrap(), 0);
+    tokio::time::sleep(Duration::from_millis(1100)).await;
+    assert_eq!(storage.collect_garbage(Duration::from_secs(1)).await.unwrap(), 5);
+    assert_eq!(storage.list_blocks().await.unwrap().len(), 1);
+    // The live block still reads.
+    assert_eq!(node.store.trace(tid(1, 12)).await.unwrap().map(|t| t.len()), Some(3));
+    node.close().await;
+}
