@@ -515,3 +515,35 @@ fn the_word_index_skips_row_groups_without_a_word() {
     assert_eq!(groups(&["declined", "issuer"]), 1);
     assert_eq!(groups(&["declined", "zebra"]), 0);
 }
+
+/// The head stays within its bound while flushes run: appends cut it
+/// themselves, and are refused (retryably) while every frozen slot waits
+/// for a flush.
+#[tokio::test]
+async fn the_head_stays_within_its_bound_while_flushes_run() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut opts = Options::new(dir.path(), Arc::new(MemoryBudget::new(256 << 20)));
+    opts.head_max_bytes = 16 << 10;
+    opts.background_compaction = false;
+    let store = LogStore::open(opts).await.unwrap();
+    let res = resource("bounded");
+    let mut largest_batch = 0;
+    let mut refused = 0;
+    for i in 0..200u64 {
+        let records: Vec<LogRecord> = (0..20)
+            .map(|j| record(&res, base() + i * 20 + j, 9, &format!("line {i}-{j} {}", "x".repeat(200)), None))
+            .collect();
+        let batch = LogBatch::from_records(records);
+        largest_batch = largest_batch.max(batch.otlp_bytes().len() + 20 * 64);
+        while store.consume_logs(batch.clone()).await.is_err() {
+            refused += 1;
+            tokio::time::sleep(Duration::from_millis(5)).await;
+        }
+        let live = store.live_bytes();
+        assert!(live < (16 << 10) + largest_batch, "live head {live} B after batch {i}");
+    }
+    store.flush_now().await.unwrap();
+    assert_eq!(store.blocks().iter().map(|b| b.record_count).sum::<u64>(), 4000);
+    println!("refused {refused} times");
+    store.shutdown().await;
+}

@@ -75,7 +75,7 @@ impl LogBlock {
         if reader_meta.schema().fields() != expected.fields() {
             return Err(Error::corrupt(&data_path, "columns differ from the log block schema"));
         }
-        Ok(LogBlock {
+        let block = LogBlock {
             meta,
             data_path,
             file,
@@ -83,7 +83,15 @@ impl LogBlock {
             blooms: OnceLock::new(),
             words: OnceLock::new(),
             dir: dir.to_owned(),
-        })
+        };
+        // The trace id filters are read now (a few KiB per row group):
+        // every block gets trace lookups (a trace's page shows its logs),
+        // and the first lookup reading all of them cost it ~30 ms. A
+        // damaged filter leaves them to the first lookup, which reports it.
+        if let Err(e) = block.blooms() {
+            tracing::warn!(block = %block.meta.id, error = %e, "log block trace id filters unreadable");
+        }
+        Ok(block)
     }
 
     pub(crate) fn meta(&self) -> &LogBlockMeta {
