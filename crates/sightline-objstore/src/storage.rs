@@ -133,6 +133,11 @@ impl ObjectStorage {
         format!("{}/blocks/", self.tenant)
     }
 
+    /// The tenant whose prefix this is.
+    pub fn tenant(&self) -> &str {
+        &self.tenant
+    }
+
     /// The local block cache.
     pub fn cache(&self) -> &Arc<Cache> {
         &self.cache

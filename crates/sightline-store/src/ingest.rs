@@ -19,6 +19,7 @@ use tokio::sync::Notify;
 
 use crate::head::record::Interner;
 use crate::head::{Head, HeadSnapshot};
+use crate::shared::HeadShare;
 use crate::{Error, Metrics};
 
 /// How long an append waits for a flush when the head is full and the
@@ -66,7 +67,7 @@ pub(crate) struct Ingest {
     pub(crate) wake_cutter: Notify,
     /// Wakes the flusher: a head was cut.
     pub(crate) wake_flusher: Notify,
-    head_max_bytes: usize,
+    head_max: Arc<HeadShare>,
     max_frozen_heads: usize,
     metrics: Arc<Metrics>,
 }
@@ -79,7 +80,7 @@ impl Ingest {
         head: Head,
         interner: Interner,
         head_first: SegmentId,
-        head_max_bytes: usize,
+        head_max: Arc<HeadShare>,
         max_frozen_heads: usize,
         metrics: Arc<Metrics>,
     ) -> Ingest {
@@ -96,7 +97,7 @@ impl Ingest {
             flushed: Notify::new(),
             wake_cutter: Notify::new(),
             wake_flusher: Notify::new(),
-            head_max_bytes,
+            head_max,
             max_frozen_heads,
             metrics,
         }
@@ -168,7 +169,7 @@ impl Ingest {
     /// Whether the head is full and no more heads may wait to be flushed.
     fn flush_behind(&self) -> bool {
         self.frozen.read().len() >= self.max_frozen_heads
-            && self.head.lock().bytes() + self.incoming.load(Ordering::Acquire) >= self.head_max_bytes
+            && self.head.lock().bytes() + self.incoming.load(Ordering::Acquire) >= self.head_max.per_store()
     }
 
     /// Waits up to [`FLUSH_WAIT`] for a flush to make room.
@@ -240,7 +241,7 @@ impl Ingest {
         drop(guard);
         self.metrics.spans_appended.inc_by(count);
         self.metrics.head_bytes.set(head_bytes as i64);
-        if head_bytes >= self.head_max_bytes {
+        if head_bytes >= self.head_max.per_store() {
             self.wake_cutter.notify_one();
         }
         Ok(())

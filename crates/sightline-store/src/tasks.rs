@@ -27,7 +27,8 @@ use crate::{BlockOptions, Error, Metrics};
 /// The knobs background work runs by (from `crate::Options`).
 #[derive(Debug, Clone)]
 pub(crate) struct Settings {
-    pub(crate) head_max_bytes: usize,
+    /// The head's bound: this store's share of the process's head bytes.
+    pub(crate) head_max: Arc<crate::shared::HeadShare>,
     pub(crate) head_max_age: Duration,
     pub(crate) flush_split_spans: usize,
     pub(crate) block: BlockOptions,
@@ -197,7 +198,7 @@ impl Background {
             }
             let pressure = self.pressure_now() > Pressure::Normal;
             let (spans, bytes, created) = self.ingest.head_state();
-            let max = self.settings.head_max_bytes;
+            let max = self.settings.head_max.per_store();
             let due = spans > 0
                 && ((pressure && bytes >= max / 4)
                     || bytes >= max
