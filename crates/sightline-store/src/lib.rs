@@ -60,6 +60,7 @@ pub use sightline_wal::{FsyncPolicy, RecoveryMode as WalRecovery};
 pub use store::{EmbeddedStore, Options};
 pub use tenants::{
     LocalBlocks, StoreOpener, TENANTS_DIR, TenantBlocks, TenantOpener, TenantStore, Tenants, tenant_dir,
+    tenant_folders,
 };
 
 #[cfg(test)]

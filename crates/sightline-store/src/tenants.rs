@@ -330,9 +330,9 @@ pub fn tenant_dir(root: &Path, tenant: &Tenant) -> PathBuf {
     if tenant.is_default() { root.to_owned() } else { root.join(TENANTS_DIR).join(tenant.as_str()) }
 }
 
-/// The tenants with a folder under `root/tenants`; other entries are
-/// ignored.
-fn tenant_folders(root: &Path) -> Result<Vec<Tenant>, Error> {
+/// The tenants other than the default one with a folder under
+/// `root/tenants`; other entries are ignored.
+pub fn tenant_folders(root: &Path) -> Result<Vec<Tenant>, Error> {
     let dir = root.join(TENANTS_DIR);
     let entries = match std::fs::read_dir(&dir) {
         Ok(entries) => entries,

@@ -246,6 +246,15 @@ fn tenants_by_x_scope_orgid_never_see_each_others_data() {
     assert!(data.join("tenants/team-a/manifest.json").is_file());
     assert!(data.join("tenants/team-b/wal").is_dir());
     assert!(!data.join("tenants/single-tenant").exists());
+    // verify checks every tenant's folder.
+    let verify = std::process::Command::new(crate::harness::binary())
+        .args(["verify", "--data-dir"])
+        .arg(&data)
+        .output()
+        .unwrap();
+    let report = String::from_utf8_lossy(&verify.stdout);
+    assert!(verify.status.success(), "{report}{}", String::from_utf8_lossy(&verify.stderr));
+    assert!(report.contains("tenant team-a (") && report.contains("tenant team-b ("), "{report}");
     let server = Server::start_on(&data, ports, &[]);
     let (status, _) = get_as(&server, scope("team-a"), &format!("/api/traces/{a_grpc}"));
     assert_eq!(status, 200, "team-a's trace survives the restart");
