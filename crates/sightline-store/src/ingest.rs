@@ -19,6 +19,7 @@ use tokio::sync::Notify;
 
 use crate::head::record::Interner;
 use crate::head::{Head, HeadSnapshot};
+use crate::metrics::Gauges;
 use crate::shared::HeadShare;
 use crate::{Error, Metrics};
 
@@ -70,6 +71,8 @@ pub(crate) struct Ingest {
     head_max: Arc<HeadShare>,
     max_frozen_heads: usize,
     metrics: Arc<Metrics>,
+    /// This store's part of the gauges every tenant's store adds to.
+    pub(crate) gauges: Gauges,
 }
 
 impl Ingest {
@@ -99,6 +102,7 @@ impl Ingest {
             wake_flusher: Notify::new(),
             head_max,
             max_frozen_heads,
+            gauges: Gauges::new(&metrics),
             metrics,
         }
     }
@@ -163,7 +167,7 @@ impl Ingest {
         // (rather than at the cutter's next tick), and let waiting appends in.
         self.wake_cutter.notify_one();
         self.flushed.notify_waiters();
-        self.metrics.frozen_heads.set(self.frozen_count() as i64);
+        self.gauges.frozen_heads.set(self.frozen_count() as i64);
     }
 
     /// Whether the head is full and no more heads may wait to be flushed.
@@ -240,7 +244,7 @@ impl Ingest {
         };
         drop(guard);
         self.metrics.spans_appended.inc_by(count);
-        self.metrics.head_bytes.set(head_bytes as i64);
+        self.gauges.head_bytes.set(head_bytes as i64);
         if head_bytes >= self.head_max.per_store() {
             self.wake_cutter.notify_one();
         }
@@ -269,9 +273,9 @@ impl Ingest {
             frozen.push_back(Arc::new(Frozen { head: head.snapshot(), first, sealed }));
         }
         *self.interner.lock() = Interner::default();
-        self.metrics.frozen_heads.set(self.frozen_count() as i64);
-        self.metrics.head_spans.set(0);
-        self.metrics.head_bytes.set(0);
+        self.gauges.frozen_heads.set(self.frozen_count() as i64);
+        self.gauges.head_spans.set(0);
+        self.gauges.head_bytes.set(0);
         self.wake_flusher.notify_one();
         Ok(true)
     }

@@ -437,6 +437,12 @@ impl EmbeddedStore {
         self.background.hold_compactions().await
     }
 
+    /// Estimated bytes of the live head. For tests.
+    #[cfg(test)]
+    pub(crate) fn head_bytes(&self) -> usize {
+        self.ingest.head_state().1
+    }
+
     /// Span counts of the live blocks. For tests.
     #[cfg(test)]
     pub(crate) fn block_spans(&self) -> Vec<u64> {

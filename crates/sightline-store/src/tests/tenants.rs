@@ -6,7 +6,14 @@ use super::*;
 use crate::{LocalBlocks, StoreOpener, Tenants};
 
 async fn open_tenants(dir: &std::path::Path, max: usize) -> Tenants<StoreOpener> {
-    let metrics = Arc::new(crate::Metrics::new(&mut Registry::default()));
+    open_with_metrics(dir, max, Arc::new(crate::Metrics::new(&mut Registry::default()))).await
+}
+
+async fn open_with_metrics(
+    dir: &std::path::Path,
+    max: usize,
+    metrics: Arc<crate::Metrics>,
+) -> Tenants<StoreOpener> {
     let opener = StoreOpener::new(options(dir), Arc::new(LocalBlocks::new(dir)), max, metrics);
     Tenants::open(opener, max).await.unwrap()
 }
@@ -92,5 +99,30 @@ async fn tenants_beyond_the_cap_are_refused_and_heads_share_one_budget() {
         other => panic!("expected a refusal, got {other:?}"),
     }
     assert!(!dir.path().join("tenants/c").exists());
+    store.shutdown().await;
+}
+
+/// The store gauges on `/metrics` are the sum over all tenants' stores,
+/// not whichever store set them last.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn store_gauges_add_up_over_tenants() {
+    let dir = tempfile::tempdir().unwrap();
+    let metrics = Arc::new(crate::Metrics::new(&mut Registry::default()));
+    let store = open_with_metrics(dir.path(), 8, Arc::clone(&metrics)).await;
+    let (a, b) = (Tenant::new("a").unwrap(), Tenant::new("b").unwrap());
+    write(&store, &a, 0..3).await;
+    write(&store, &b, 0..5).await;
+    write(&store, &Tenant::default(), 0..1).await;
+    let mut heads = 0;
+    for tenant in [&a, &b, &Tenant::default()] {
+        heads += store.for_read(tenant).await.unwrap().unwrap().head_bytes();
+    }
+    assert!(heads > 0);
+    assert_eq!(metrics.head_bytes.get(), heads as i64);
+    // Blocks: each tenant's flush adds its own.
+    for tenant in [&a, &b] {
+        store.for_read(tenant).await.unwrap().unwrap().flush().await.unwrap();
+    }
+    assert_eq!(metrics.blocks.get(), 2);
     store.shutdown().await;
 }
