@@ -24,6 +24,9 @@ use sightline_guard::tls::TlsAcceptor;
 
 /// How often the token file is checked for changes (SIGHUP checks at once).
 const RELOAD_CHECK: Duration = Duration::from_secs(2);
+/// Shortest interval between looks for tenants other nodes created in a
+/// shared bucket (a read of such a tenant opens it at once anyway).
+const TENANT_DISCOVERY_MIN: Duration = Duration::from_secs(30);
 /// How often readiness follows the store's health.
 const READY_CHECK: Duration = Duration::from_millis(500);
 
@@ -80,12 +83,13 @@ pub(crate) async fn serve(settings: Settings) -> anyhow::Result<()> {
         tenants = store.tenants().len(),
         "store open"
     );
-    // In a shared bucket other nodes may create tenants: open them as the
-    // manifest poller follows other nodes' blocks, so this node serves
-    // and (holding the lease) compacts them too.
+    // In a shared bucket other nodes may create tenants: open them, so this
+    // node (holding the lease) compacts them too. A LIST per round: not on
+    // every manifest poll.
     let discovery = match &settings.storage {
         Storage::Object { poll_interval, .. } => {
-            Some(tokio::spawn(discover_tenants(Arc::clone(&store), *poll_interval)))
+            let every = (*poll_interval).max(TENANT_DISCOVERY_MIN);
+            Some(tokio::spawn(discover_tenants(Arc::clone(&store), every)))
         }
         Storage::Local(_) => None,
     };
@@ -360,7 +364,7 @@ async fn open_store(
 }
 
 /// Opens the stores of tenants other nodes created in the shared bucket,
-/// every poll interval.
+/// every `every`.
 async fn discover_tenants(store: Arc<Store>, every: Duration) {
     let mut tick = tokio::time::interval(every);
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
