@@ -12,10 +12,11 @@
 use std::time::{SystemTime, UNIX_EPOCH};
 
 use axum::Json;
-use axum::extract::RawQuery;
+use axum::extract::{RawQuery, State};
 use axum::response::{IntoResponse, Response};
 use sightline_model::MetricSeries;
 
+use crate::ApiState;
 use crate::dto::{Envelope, GaugeValue, Label, Metric, MetricFamily, MetricPoint};
 use crate::error::ApiError;
 use crate::params::{self, Params};
@@ -105,7 +106,8 @@ pub(crate) async fn errors(state: Scoped, RawQuery(raw): RawQuery) -> Result<Res
 
 /// `GET /api/metrics/minstep`: the reader's resolution in ms, in the
 /// envelope.
-pub(crate) async fn min_step(state: Scoped) -> Result<Response, ApiError> {
+/// The same for every tenant: no reader lookup.
+pub(crate) async fn min_step(State(state): State<ApiState>) -> Result<Response, ApiError> {
     let reader = state.span_metrics.as_deref().ok_or(ApiError::MetricsDisabled)?;
     let ms = i64::try_from(reader.min_step().as_millis()).unwrap_or(i64::MAX);
     Ok(Json(Envelope::ok(ms, 0)).into_response())
