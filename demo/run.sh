@@ -137,7 +137,9 @@ cat <<INFO
     curl -s 127.0.0.1:$ui_port/api/services
     curl -s '127.0.0.1:$ui_port/api/traces?service=gateway&limit=5'
   gateway:  http://127.0.0.1:$gw   (POST /auth/login, /api/orders, /health, /metrics)
-  logs:     $tmp/*.log  (services write JSON lines with trace_id and span_id)
+  logs:     $tmp/*.log  (services write JSON lines with trace_id and span_id),
+            and the same events go to Sightline over OTLP (/v1/logs) with their span's ids
+  metrics:  curl -s 127.0.0.1:$ui_port/metrics/otlp   (the services' OTLP metrics, Prometheus text)
 
   Driving traffic; Ctrl-C stops everything.
 

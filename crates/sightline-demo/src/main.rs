@@ -76,6 +76,10 @@ pub(crate) async fn shutdown_signal() {
 
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
+    // reqwest's TLS comes without a crypto provider when another crate of
+    // the build (Sightline's object-store client) asks for
+    // `rustls-no-provider`; a client built without one panics. Ours: ring.
+    let _ = rustls::crypto::ring::default_provider().install_default();
     let cli = Cli::parse();
     let name = cli.service.name();
     let service_name =

@@ -63,6 +63,20 @@ pub struct QueryReport {
     pub tag_p95: Duration,
     /// Attribute searches run, and how many returned the recorded trace.
     pub tag_searches: usize,
+    /// The service + operation + duration search as TraceQL on Tempo's
+    /// `/api/search`: median.
+    pub traceql_search_p50: Duration,
+    /// See [`QueryReport::traceql_search_p50`]: 95th percentile.
+    pub traceql_search_p95: Duration,
+    /// Traces the first TraceQL search returned.
+    pub traceql_search_hits: usize,
+    /// The attribute-equality search as TraceQL (`{ span.app.user.id = … }`):
+    /// median.
+    pub traceql_tag_p50: Duration,
+    /// See [`QueryReport::traceql_tag_p50`]: 95th percentile.
+    pub traceql_tag_p95: Duration,
+    /// TraceQL attribute searches that returned the recorded trace.
+    pub traceql_tag_found: usize,
     /// See [`QueryReport::tag_searches`].
     pub tag_found: usize,
 }
@@ -87,6 +101,12 @@ impl QueryReport {
             "tag_p95_ms": ms(self.tag_p95),
             "tag_searches": self.tag_searches,
             "tag_found": self.tag_found,
+            "traceql_search_p50_ms": ms(self.traceql_search_p50),
+            "traceql_search_p95_ms": ms(self.traceql_search_p95),
+            "traceql_search_hits": self.traceql_search_hits,
+            "traceql_tag_p50_ms": ms(self.traceql_tag_p50),
+            "traceql_tag_p95_ms": ms(self.traceql_tag_p95),
+            "traceql_tag_found": self.traceql_tag_found,
         })
     }
 }
@@ -96,7 +116,9 @@ impl std::fmt::Display for QueryReport {
         write!(
             f,
             "trace by id: p50 {:.2} ms, p99 {:.2} ms ({}/{} found); search service+operation+duration: p50 {:.1} ms, \
-             p95 {:.1} ms ({} traces); search {USER_KEY}: p50 {:.1} ms, p95 {:.1} ms ({}/{} found)",
+             p95 {:.1} ms ({} traces); search {USER_KEY}: p50 {:.1} ms, p95 {:.1} ms ({}/{} found); \
+             TraceQL search: p50 {:.1} ms, p95 {:.1} ms ({} traces); TraceQL {USER_KEY}: p50 {:.1} ms, \
+             p95 {:.1} ms ({}/{} found)",
             ms(self.by_id_p50),
             ms(self.by_id_p99),
             self.lookups_found,
@@ -107,6 +129,13 @@ impl std::fmt::Display for QueryReport {
             ms(self.tag_p50),
             ms(self.tag_p95),
             self.tag_found,
+            self.tag_searches,
+            ms(self.traceql_search_p50),
+            ms(self.traceql_search_p95),
+            self.traceql_search_hits,
+            ms(self.traceql_tag_p50),
+            ms(self.traceql_tag_p95),
+            self.traceql_tag_found,
             self.tag_searches,
         )
     }
@@ -280,7 +309,46 @@ pub async fn query_bench(args: &QueryArgs) -> Result<QueryReport, Error> {
         tags.push(took);
     }
 
-    for list in [&mut by_id, &mut searches, &mut tags] {
+    // The same two searches in TraceQL on Tempo's search API (what
+    // Grafana's Tempo data source sends; times in seconds).
+    let tempo_window = format!(
+        "start={}&end={}",
+        (samples.first / 1_000_000_000).saturating_sub(60),
+        samples.last / 1_000_000_000 + 3_600
+    );
+    let traceql = format!(
+        "{{ resource.service.name = \"{SEARCH_SERVICE}\" && name = \"{SEARCH_OPERATION}\" && duration > {SEARCH_MIN_DURATION} }}"
+    );
+    let path = format!("/api/search?q={}&limit=20&{tempo_window}", encode(&traceql));
+    let mut traceql_searches = Vec::with_capacity(args.searches);
+    let mut traceql_search_hits = 0;
+    for i in 0..args.searches {
+        let (json, took) = get(&client, &args.http_addr, &path).await?;
+        if i == 0 {
+            traceql_search_hits = json["traces"].as_array().map_or(0, Vec::len);
+        }
+        traceql_searches.push(took);
+    }
+    let mut traceql_tags = Vec::with_capacity(args.searches);
+    let mut traceql_tag_found = 0;
+    for _ in 0..args.searches {
+        let (id, user) = &samples.traces[rng.below(n) as usize];
+        if user.is_empty() {
+            continue;
+        }
+        let q = format!("{{ span.{USER_KEY} = \"{user}\" }}");
+        let path = format!("/api/search?q={}&limit=20&{tempo_window}", encode(&q));
+        let (json, took) = get(&client, &args.http_addr, &path).await?;
+        // Tempo renders trace ids without leading zeros.
+        let want = id.trim_start_matches('0');
+        let hit = json["traces"].as_array().is_some_and(|traces| {
+            traces.iter().any(|t| t["traceID"].as_str().is_some_and(|t| t.trim_start_matches('0') == want))
+        });
+        traceql_tag_found += usize::from(hit);
+        traceql_tags.push(took);
+    }
+
+    for list in [&mut by_id, &mut searches, &mut tags, &mut traceql_searches, &mut traceql_tags] {
         list.sort_unstable();
     }
     Ok(QueryReport {
@@ -296,5 +364,11 @@ pub async fn query_bench(args: &QueryArgs) -> Result<QueryReport, Error> {
         tag_p95: percentile(&tags, 0.95),
         tag_searches,
         tag_found,
+        traceql_search_p50: percentile(&traceql_searches, 0.50),
+        traceql_search_p95: percentile(&traceql_searches, 0.95),
+        traceql_search_hits,
+        traceql_tag_p50: percentile(&traceql_tags, 0.50),
+        traceql_tag_p95: percentile(&traceql_tags, 0.95),
+        traceql_tag_found,
     })
 }

@@ -14,6 +14,7 @@ use sightline_model::{
 
 use crate::config::{ComponentConfig, PipelineConfig, PipelineSpec};
 use crate::exporter::Fanout;
+use crate::exporter::prometheus::ScrapePage;
 use crate::processor::servicegraph::ServiceGraph;
 use crate::processor::spanmetrics::SpanMetrics;
 use crate::registry::{BuildFn, Kind};
@@ -60,6 +61,10 @@ pub struct Built {
     pub span_metrics: Option<Arc<dyn SpanMetricsReader>>,
     /// The service graph processor's reader, for `/api/dependencies`.
     pub service_graph: Option<Arc<dyn ServiceGraphReader>>,
+    /// The series of a `prometheus` exporter without an endpoint of its
+    /// own (the default metrics pipeline's), for the binary to serve on
+    /// its API port.
+    pub scrape_page: Option<ScrapePage>,
 }
 
 impl Built {
@@ -79,6 +84,7 @@ pub(crate) struct Env<'a> {
     pub(crate) registry: &'a mut Registry,
     pub(crate) span_metrics: Vec<(String, Arc<SpanMetrics>)>,
     pub(crate) service_graphs: Vec<(String, Arc<ServiceGraph>)>,
+    pub(crate) scrape_page: Option<ScrapePage>,
 }
 
 /// The component a factory is asked to build.
@@ -116,6 +122,7 @@ pub fn build(
         registry,
         span_metrics: Vec::new(),
         service_graphs: Vec::new(),
+        scrape_page: None,
     };
     let mut components: Vec<Arc<dyn Component>> = Vec::new();
     let mut exporter_components: Vec<Arc<dyn Component>> = Vec::new();
@@ -181,6 +188,7 @@ pub fn build(
         components,
         span_metrics: span_metrics.map(|core| core as Arc<dyn SpanMetricsReader>),
         service_graph: service_graph.map(|core| core as Arc<dyn ServiceGraphReader>),
+        scrape_page: env.scrape_page,
     })
 }
 

@@ -105,6 +105,7 @@ impl std::fmt::Debug for Factory {
 
 const TRACES: &[Signal] = &[Signal::Traces];
 const TRACES_LOGS: &[Signal] = &[Signal::Traces, Signal::Logs];
+const LOGS: &[Signal] = &[Signal::Logs];
 const METRICS: &[Signal] = &[Signal::Metrics];
 const ALL: &[Signal] = &[Signal::Traces, Signal::Logs, Signal::Metrics];
 
@@ -113,8 +114,8 @@ pub static FACTORIES: &[Factory] = &[
     Factory {
         kind: Kind::Receiver,
         ty: "otlp",
-        signals: TRACES,
-        about: "OTLP/gRPC and OTLP/HTTP (protobuf and JSON) on `--otlp-grpc-addr` and `--otlp-http-addr`",
+        signals: ALL,
+        about: "OTLP/gRPC and OTLP/HTTP (protobuf and JSON) on `--otlp-grpc-addr` and `--otlp-http-addr`; serves each signal a pipeline takes from it",
         parse: config::otlp_receiver,
         build: BuildFn::Outside,
         misfit: None,
@@ -125,6 +126,15 @@ pub static FACTORIES: &[Factory] = &[
         signals: TRACES,
         about: "Zipkin v2 JSON and protobuf on `endpoint` (default `127.0.0.1:9411`, or `--zipkin-addr`)",
         parse: config::zipkin_receiver,
+        build: BuildFn::Outside,
+        misfit: None,
+    },
+    Factory {
+        kind: Kind::Receiver,
+        ty: "filelog",
+        signals: LOGS,
+        about: "tails JSON-lines files (`include` globs; seed 002's `timestamp`, `level`, `service`, `message`, `trace_id`, `span_id`, `exception`, renamed under `fields`), resuming after restarts and following rotation",
+        parse: config::filelog_receiver,
         build: BuildFn::Outside,
         misfit: None,
     },
@@ -200,13 +210,13 @@ pub static FACTORIES: &[Factory] = &[
         build: BuildFn::Processor(build_servicegraph),
         misfit: None,
     },
-    // Logs: once a log store exists, list `TRACES_LOGS` here and fill
-    // `Exporters::logs_store` in the binary; the builder handles both.
+    // Logs: without `Exporters::logs_store` a logs pipeline's `store`
+    // accepts and counts records and says so in /health.
     Factory {
         kind: Kind::Exporter,
         ty: "store",
-        signals: TRACES,
-        about: "the embedded store (write-ahead log, then Parquet blocks)",
+        signals: TRACES_LOGS,
+        about: "the embedded store (write-ahead log, then Parquet blocks); for logs, the log store",
         parse: config::store,
         build: BuildFn::Exporter(build_store),
         misfit: None,
@@ -421,7 +431,10 @@ fn build_store(env: &mut Env<'_>, c: &Instance<'_>, signal: Signal) -> Result<St
     let missing = || format!("exporter {}: no embedded store for {} in this mode", c.id, signal.name());
     match signal {
         Signal::Traces => Ok((Consumer::Traces(env.exporters.store.clone().ok_or_else(missing)?), None)),
-        Signal::Logs => Ok((Consumer::Logs(env.exporters.logs_store.clone().ok_or_else(missing)?), None)),
+        Signal::Logs => match env.exporters.logs_store.clone() {
+            Some(store) => Ok((Consumer::Logs(store), None)),
+            None => Ok(logs(Arc::new(exporter::unstored::UnstoredLogs::new(c.id)))),
+        },
         Signal::Metrics => Err(not_for(c, signal)),
     }
 }
@@ -458,9 +471,14 @@ fn build_scrape(env: &mut Env<'_>, c: &Instance<'_>, signal: Signal) -> Result<S
     if signal != Signal::Metrics {
         return Err(not_for(c, signal));
     }
-    let exporter =
-        exporter::prometheus::ScrapeExporter::new(c.id, config.clone(), Arc::clone(env.metrics))
-            .map_err(|err| format!("exporter {}: cannot listen on {}: {err}", c.id, config.endpoint))?;
+    let exporter = exporter::prometheus::ScrapeExporter::new(c.id, config.clone(), Arc::clone(env.metrics))
+        .map_err(|err| {
+        let at = config.endpoint.map(|a| a.to_string()).unwrap_or_default();
+        format!("exporter {}: cannot listen on {at}: {err}", c.id)
+    })?;
+    if exporter.local_addr().is_none() && env.scrape_page.is_none() {
+        env.scrape_page = Some(exporter.page());
+    }
     Ok(metrics(Arc::new(exporter)))
 }
 

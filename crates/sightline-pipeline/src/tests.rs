@@ -836,7 +836,6 @@ fn pipelines_are_named_after_a_signal_their_components_handle() {
         vec![
             "service.pipelines.logs/app.receivers[0]: receiver \"zipkin\" does not handle logs; it handles traces",
             "service.pipelines.logs/app.processors[0]: processor \"tail_sampling\" does not handle logs; it handles traces",
-            "service.pipelines.logs/app.exporters[0]: exporter \"store\" does not handle logs; it handles traces",
             "service.pipelines.trace: unknown signal \"trace\" (did you mean \"traces\"?): name a pipeline after its signal (traces, logs, metrics), optionally with /<name>",
         ]
     );
@@ -921,4 +920,44 @@ async fn processors_keep_every_batch_with_its_tenant() {
     t.consume_traces(Batch::from_spans(trace_of(7, false, 2))).await.unwrap();
     t.decide_all().await;
     assert_eq!(tenants(&rec), vec![("acme".to_owned(), 3), ("single-tenant".to_owned(), 2)]);
+}
+
+#[test]
+fn filelog_receiver_parses_with_defaults_and_reports_problems() {
+    let text = r#"
+        [receivers."filelog/app"]
+        include = ["/var/log/app/*.log"]
+        start_at = "beginning"
+        fields = { message = "msg", trace_id = "traceId" }
+        [service.pipelines.logs]
+        receivers = ["filelog/app"]
+        exporters = ["store"]
+    "#;
+    let config = crate::config::parse(&toml::from_str(text).unwrap(), &ctx()).unwrap();
+    let c = config.receivers["filelog/app"].settings::<crate::receiver::FilelogConfig>().unwrap();
+    assert!(c.start_at_beginning);
+    assert_eq!(c.fields[3], "msg");
+    assert_eq!(c.fields[4], "traceId");
+    assert_eq!(c.fields[1], "level");
+    assert_eq!(c.max_log_size, 1 << 20);
+    assert!(c.state_path.ends_with("filelog/filelog_app.json"), "{}", c.state_path.display());
+    let got = problems(
+        r#"
+        [receivers.filelog]
+        start_at = "middle"
+        fields = { msg = "m" }
+        [service.pipelines.traces]
+        receivers = ["filelog"]
+        exporters = ["store"]
+    "#,
+    );
+    assert_eq!(
+        got,
+        vec![
+            "receivers.filelog.include: required: glob patterns of the files to read, e.g. [\"/var/log/app/*.log\"]",
+            "receivers.filelog.start_at: \"middle\": use \"beginning\" or \"end\"",
+            "receivers.filelog.fields.msg: unknown setting",
+            "service.pipelines.traces.receivers[0]: receiver \"filelog\" does not handle traces; it handles logs",
+        ]
+    );
 }

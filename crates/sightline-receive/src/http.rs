@@ -1,5 +1,6 @@
-//! OTLP/HTTP: `POST /v1/traces` with a binary protobuf or JSON body,
-//! optionally gzip-compressed.
+//! OTLP/HTTP: `POST /v1/traces`, `/v1/logs` and `/v1/metrics` (those a
+//! pipeline takes; others are 404, as from the Collector) with a binary
+//! protobuf or JSON body, optionally gzip-compressed.
 //!
 //! Every failure is a response (the handler cannot fail), with the status
 //! the [`Failure`] names. Error bodies are a `google.rpc.Status` in the
@@ -15,9 +16,6 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::post;
 use http::header::{ALLOW, CONTENT_TYPE};
 use http::{HeaderValue, StatusCode};
-use opentelemetry_proto::tonic::collector::trace::v1::{
-    ExportTracePartialSuccess, ExportTraceServiceResponse,
-};
 use prost::Message as _;
 use tonic::Code;
 use tonic_types::{ErrorDetails, StatusExt as _};
@@ -26,16 +24,24 @@ use crate::Receiver;
 use crate::front::{Failure, Protocol, RequestOutcome, Source};
 use crate::ingest::Format;
 use crate::json;
-
-/// The OTLP/HTTP traces path.
-pub(crate) const TRACES_PATH: &str = "/v1/traces";
+use crate::signals::{Logs, Metrics, OtlpSignal, Traces};
 
 const PROTOBUF: &str = "application/x-protobuf";
 const JSON: &str = "application/json";
 const FORMATS: &[(&str, Format)] = &[(JSON, Format::Json), (PROTOBUF, Format::Protobuf)];
 
 pub(crate) fn router(receiver: Receiver) -> Router {
-    Router::new().route(TRACES_PATH, post(export).fallback(method_not_allowed)).with_state(receiver)
+    let mut router = Router::new();
+    if receiver.traces.is_some() {
+        router = router.route(Traces::HTTP_PATH, post(export::<Traces>).fallback(method_not_allowed));
+    }
+    if receiver.logs.is_some() {
+        router = router.route(Logs::HTTP_PATH, post(export::<Logs>).fallback(method_not_allowed));
+    }
+    if receiver.metrics.is_some() {
+        router = router.route(Metrics::HTTP_PATH, post(export::<Metrics>).fallback(method_not_allowed));
+    }
+    router.with_state(receiver)
 }
 
 async fn method_not_allowed() -> Response {
@@ -68,21 +74,32 @@ fn format_hint(headers: &http::HeaderMap) -> Option<Format> {
     FORMATS.iter().find(|(name, _)| media.eq_ignore_ascii_case(name)).map(|(_, f)| *f)
 }
 
-async fn export(State(receiver): State<Receiver>, request: Request) -> Response {
+async fn export<S: OtlpSignal>(State(receiver): State<Receiver>, request: Request) -> Response {
     let (parts, body) = request.into_parts();
     let hint = format_hint(&parts.headers);
-    let source = Source { receiver: Receiver::NAME, protocol: hint.map_or(Protocol::Http, protocol) };
+    let source = Source {
+        receiver: Receiver::NAME,
+        signal: S::SIGNAL,
+        protocol: hint.map_or(Protocol::Http, protocol),
+    };
     let metrics = receiver.front.metrics();
+    let Some(consumer) = S::consumer(&receiver) else {
+        // The router serves only signals with a consumer.
+        metrics.request(source, RequestOutcome::Unsupported);
+        return plain(StatusCode::NOT_FOUND, "404 page not found".into());
+    };
     let result = async {
         let incoming = receiver.front.read_http(&parts, body, FORMATS).await?;
-        receiver.export(source, incoming.format, incoming.body, incoming.claim, incoming.tenant).await
+        receiver
+            .export::<S>(consumer, source, incoming.format, incoming.body, incoming.claim, incoming.tenant)
+            .await
     }
     .await;
     match (result, hint) {
         (Ok(accepted), Some(format)) => {
             let outcome = if accepted.rejected == 0 { RequestOutcome::Ok } else { RequestOutcome::Partial };
             metrics.request(source, outcome);
-            success(format, accepted.rejected, &accepted.error_message)
+            success::<S>(format, accepted.rejected, accepted.error_message)
         }
         (Err(failure), Some(format)) => {
             metrics.request(source, failure.outcome());
@@ -135,16 +152,10 @@ fn plain(status: StatusCode, message: String) -> Response {
     response
 }
 
-fn success(format: Format, rejected: u64, error_message: &str) -> Response {
+fn success<S: OtlpSignal>(format: Format, rejected: u64, error_message: String) -> Response {
     let body = match format {
-        Format::Json => json::response(rejected, error_message),
-        Format::Protobuf => ExportTraceServiceResponse {
-            partial_success: (rejected > 0 || !error_message.is_empty()).then(|| ExportTracePartialSuccess {
-                rejected_spans: i64::try_from(rejected).unwrap_or(i64::MAX),
-                error_message: error_message.to_owned(),
-            }),
-        }
-        .encode_to_vec(),
+        Format::Json => json::response(rejected, &error_message, S::REJECTED_JSON),
+        Format::Protobuf => S::response(rejected, error_message).encode_to_vec(),
     };
     let mut response = (StatusCode::OK, body).into_response();
     response.headers_mut().insert(CONTENT_TYPE, content_type(format));

@@ -1,12 +1,15 @@
-//! OTLP/JSON: the gaps opentelemetry-proto's serde leaves, and the JSON
-//! responses written by hand.
+//! OTLP/JSON, for every signal: the gaps opentelemetry-proto's serde
+//! leaves, and the JSON responses written by hand.
 //!
 //! The generated serde code already handles hex ids, int64 as strings or
 //! numbers, integer enums and unknown fields. What it does not handle is
 //! what proto3 JSON parsers must accept besides lowerCamelCase: `null` as
 //! "default" and the original snake_case field names. Rather than fork the
 //! generated types, the body is parsed into a [`serde_json::Value`], a
-//! schema-aware pre-pass renames snake_case keys and drops nulls, and the
+//! schema-aware pre-pass renames snake_case keys, drops nulls and turns
+//! enum names (`SPAN_KIND_SERVER`, `SEVERITY_NUMBER_INFO`,
+//! `AGGREGATION_TEMPORALITY_DELTA`, `STATUS_CODE_ERROR`) into their
+//! numbers, and the
 //! result is deserialized with a path-tracking deserializer so an error
 //! names the offending field (`resourceSpans[0]…traceId`). In OTLP every
 //! JSON object key is a field name (attribute keys are string values), so
@@ -14,8 +17,11 @@
 
 use std::time::Duration;
 
-use opentelemetry_proto::tonic::collector::trace::v1::ExportTraceServiceRequest;
+use opentelemetry_proto::tonic::logs::v1::SeverityNumber;
+use opentelemetry_proto::tonic::metrics::v1::AggregationTemporality;
+use opentelemetry_proto::tonic::trace::v1::{span::SpanKind, status::StatusCode};
 use serde::Deserialize as _;
+use serde::de::DeserializeOwned;
 use serde_json::{Map, Value, json};
 
 use crate::front::cost::json_shape;
@@ -29,16 +35,19 @@ use crate::ingest::{ARRAY_ELEMENT, KEY_VALUE, MESSAGE_BYTES};
 /// stays far inside a worker thread's 2 MiB stack.
 pub(crate) const MAX_DEPTH: usize = 256;
 
-/// Decodes an OTLP/JSON `ExportTraceServiceRequest`; the error says what is
+/// Decodes an OTLP/JSON `Export*ServiceRequest`; the error says what is
 /// wrong and where (line:column for syntax, a field path for content).
 ///
 /// Memory is charged to `claim` in two steps before it is taken: the
 /// `serde_json::Value` tree, from the text's shape, then the request and
 /// model structs, from the objects counted by kind while normalizing.
-pub(crate) fn decode_request(body: &[u8], claim: &mut Claim) -> Result<ExportTraceServiceRequest, Failure> {
+pub(crate) fn decode_request<T: DeserializeOwned + Default>(
+    body: &[u8],
+    claim: &mut Claim,
+) -> Result<T, Failure> {
     if body.is_empty() {
         // An empty body carries no telemetry, which OTLP answers with success.
-        return Ok(ExportTraceServiceRequest::default());
+        return Ok(T::default());
     }
     let shape =
         json_shape(body, MAX_DEPTH).map_err(|e| Failure::bad_request(format!("invalid JSON: {e}")))?;
@@ -52,7 +61,7 @@ pub(crate) fn decode_request(body: &[u8], claim: &mut Claim) -> Result<ExportTra
         .map_err(|e| Failure::bad_request(format!("invalid JSON: {e}")))?;
     if !value.is_object() {
         return Err(Failure::bad_request(
-            "invalid OTLP/JSON: the body must be a JSON object (an ExportTraceServiceRequest)",
+            "invalid OTLP/JSON: the body must be a JSON object (an export request)",
         ));
     }
     let mut counts = Counts::default();
@@ -122,8 +131,15 @@ fn normalize_object(map: &mut Map<String, Value>, ctx: Ctx, counts: &mut Counts)
     }
     map.retain(|_, v| !v.is_null());
     for (key, child) in map.iter_mut() {
+        if let (Ctx::Message, Value::String(name)) = (ctx, &*child)
+            && let Some(n) = enum_number(key, name)
+        {
+            *child = Value::from(n);
+            continue;
+        }
         let child_ctx = match (ctx, key.as_str()) {
-            (_, "attributes") => Ctx::KeyValue,
+            (_, "attributes" | "filteredAttributes") | (Ctx::Message, "metadata") => Ctx::KeyValue,
+            (Ctx::Message, "body") => Ctx::AnyValue,
             (Ctx::KeyValue, "value") => Ctx::AnyValue,
             (Ctx::AnyValue, "arrayValue") => Ctx::ArrayValue,
             (Ctx::AnyValue, "kvlistValue") => Ctx::KvList,
@@ -144,6 +160,18 @@ fn normalize_object(map: &mut Map<String, Value>, ctx: Ctx, counts: &mut Counts)
     }
 }
 
+/// The number of an OTLP enum value given by name, for the enum fields
+/// (proto3 JSON parsers accept both; the generated serde only numbers).
+fn enum_number(key: &str, name: &str) -> Option<i32> {
+    match key {
+        "kind" => SpanKind::from_str_name(name).map(|v| v as i32),
+        "code" => StatusCode::from_str_name(name).map(|v| v as i32),
+        "severityNumber" => SeverityNumber::from_str_name(name).map(|v| v as i32),
+        "aggregationTemporality" => AggregationTemporality::from_str_name(name).map(|v| v as i32),
+        _ => None,
+    }
+}
+
 /// `start_time_unix_nano` → `startTimeUnixNano`, as protoc names JSON fields.
 pub(crate) fn lower_camel(key: &str) -> String {
     let mut out = String::with_capacity(key.len());
@@ -161,13 +189,17 @@ pub(crate) fn lower_camel(key: &str) -> String {
     out
 }
 
-/// The JSON `ExportTraceServiceResponse`: `{}` on full success, else the
-/// partial success with `rejectedSpans` as a string (proto3 JSON int64).
-pub(crate) fn response(rejected: u64, error_message: &str) -> Vec<u8> {
+/// The JSON `Export*ServiceResponse`: `{}` on full success, else the
+/// partial success with the count (`rejected_key`, e.g. `rejectedSpans`)
+/// as a string (proto3 JSON int64).
+pub(crate) fn response(rejected: u64, error_message: &str, rejected_key: &str) -> Vec<u8> {
     let body = if rejected == 0 && error_message.is_empty() {
         json!({})
     } else {
-        json!({"partialSuccess": {"rejectedSpans": rejected.to_string(), "errorMessage": error_message}})
+        let mut partial = Map::new();
+        partial.insert(rejected_key.to_owned(), Value::String(rejected.to_string()));
+        partial.insert("errorMessage".to_owned(), Value::String(error_message.to_owned()));
+        json!({ "partialSuccess": partial })
     };
     body.to_string().into_bytes()
 }

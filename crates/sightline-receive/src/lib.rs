@@ -1,15 +1,21 @@
 //! Sightline's receivers: the front every receiver shares ([`front`]), and
-//! the OTLP trace receivers — OTLP/gRPC and OTLP/HTTP (binary protobuf and
-//! JSON), as the OTLP specification defines them.
+//! the OTLP receivers for traces, logs and metrics — OTLP/gRPC and
+//! OTLP/HTTP (binary protobuf and JSON), as the OTLP specification defines
+//! them.
 //!
 //! Both transports read a request through the [`front::Front`], decode it,
-//! turn it into a [`sightline_model::Batch`] with
-//! [`sightline_model::otlp::decode_request`] and hand it to a
-//! [`TracesConsumer`]. The reply is a success only once the consumer
+//! turn it into the model's unit ([`sightline_model::Batch`],
+//! [`sightline_model::LogBatch`], [`sightline_model::MetricBatch`]) with
+//! the mapping in [`sightline_model::otlp`] and hand it to the signal's
+//! consumer ([`TracesConsumer`], [`LogsConsumer`], [`MetricsConsumer`]);
+//! what differs per signal is one trait implementation (`signals`). A
+//! signal without a consumer is not served (404 / `UNIMPLEMENTED`), as the
+//! Collector does for a signal no pipeline takes from its receiver. The
+//! reply is a success only once the consumer
 //! returned `Ok`, which for the embedded store means the batch is durable:
 //! an OK is a promise, so nothing is acknowledged early and a consumer
 //! refusal becomes the protocol's retryable error (HTTP 429/503 with
-//! `Retry-After`, gRPC `UNAVAILABLE` with a `google.rpc.RetryInfo`). Spans
+//! `Retry-After`, gRPC `UNAVAILABLE` with a `google.rpc.RetryInfo`). Items
 //! with invalid ids are dropped one by one and reported through OTLP
 //! partial success; they never fail the whole request.
 //!
@@ -36,16 +42,18 @@
 //! ([`Receiver::grpc_router`], [`Receiver::http_router`]).
 #![deny(missing_docs)]
 
+pub mod filelog;
 pub mod front;
 mod grpc;
 mod http;
 mod ingest;
 mod json;
+mod signals;
 
 use std::future::Future;
 use std::sync::Arc;
 
-use sightline_model::TracesConsumer;
+use sightline_model::{LogsConsumer, MetricsConsumer, TracesConsumer};
 
 use front::Front;
 pub use front::{Limits as Options, Metrics};
@@ -66,10 +74,13 @@ pub fn decode_json(
 /// What one [`decode_json`] call may hold while decoding.
 pub const DECODE_JSON_BUDGET: usize = 256 << 20;
 
-/// The OTLP trace receiver: consumer and the shared front. Cheap to clone.
+/// The OTLP receiver: a consumer per signal it serves, and the shared
+/// front. Cheap to clone.
 #[derive(Clone)]
 pub struct Receiver {
-    consumer: Arc<dyn TracesConsumer>,
+    traces: Option<Arc<dyn TracesConsumer>>,
+    logs: Option<Arc<dyn LogsConsumer>>,
+    metrics: Option<Arc<dyn MetricsConsumer>>,
     front: Front,
 }
 
@@ -83,10 +94,39 @@ impl Receiver {
     /// The name metrics and the pipeline config know this receiver by.
     pub const NAME: &'static str = "otlp";
 
-    /// A receiver handing batches to `consumer` through `front` (shared
+    /// A receiver handing spans to `consumer` through `front` (shared
     /// with the other receivers: one budget for all).
     pub fn with_front(consumer: Arc<dyn TracesConsumer>, front: Front) -> Self {
-        Receiver { consumer, front }
+        Receiver::signals(front).traces(consumer)
+    }
+
+    /// A receiver serving no signal yet; add them with
+    /// [`Receiver::traces`], [`Receiver::logs`], [`Receiver::metrics`].
+    pub fn signals(front: Front) -> Self {
+        Receiver { traces: None, logs: None, metrics: None, front }
+    }
+
+    /// Serves traces, handing spans to `consumer`.
+    pub fn traces(mut self, consumer: Arc<dyn TracesConsumer>) -> Self {
+        self.traces = Some(consumer);
+        self
+    }
+
+    /// Serves logs, handing log records to `consumer`.
+    pub fn logs(mut self, consumer: Arc<dyn LogsConsumer>) -> Self {
+        self.logs = Some(consumer);
+        self
+    }
+
+    /// Serves metrics, handing them to `consumer`.
+    pub fn metrics(mut self, consumer: Arc<dyn MetricsConsumer>) -> Self {
+        self.metrics = Some(consumer);
+        self
+    }
+
+    /// Whether any signal is served.
+    pub fn serves_any(&self) -> bool {
+        self.traces.is_some() || self.logs.is_some() || self.metrics.is_some()
     }
 
     /// A receiver with a front of its own (tests, embedding).
@@ -99,13 +139,15 @@ impl Receiver {
         &self.front
     }
 
-    /// The router serving `opentelemetry.proto.collector.trace.v1.TraceService/Export`
-    /// over gRPC (HTTP/2); other methods are `UNIMPLEMENTED`.
+    /// The router serving `opentelemetry.proto.collector.{trace,logs,metrics}.v1.*/Export`
+    /// over gRPC (HTTP/2) for the signals served; other methods are
+    /// `UNIMPLEMENTED`.
     pub fn grpc_router(&self) -> axum::Router {
         grpc::router(self.clone())
     }
 
-    /// The router serving `POST /v1/traces` (any other method → 405).
+    /// The router serving `POST /v1/traces`, `/v1/logs`, `/v1/metrics` for
+    /// the signals served (any other method → 405, other paths 404).
     pub fn http_router(&self) -> axum::Router {
         http::router(self.clone())
     }

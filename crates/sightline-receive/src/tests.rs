@@ -249,14 +249,14 @@ async fn http_protobuf_ok_passes_body_bytes_to_the_wal() {
     assert_eq!(batch.spans()[0].trace_id, TraceId::from_bytes(TRACE).unwrap());
 
     s.assert_metric(
-        r#"sightline_receive_requests_total{receiver="otlp",protocol="http_protobuf",outcome="ok"} 1"#,
+        r#"sightline_receive_requests_total{receiver="otlp",signal="traces",protocol="http_protobuf",outcome="ok"} 1"#,
     );
     s.assert_metric(
         r#"sightline_receive_spans_total{receiver="otlp",protocol="http_protobuf",outcome="accepted"} 3"#,
     );
     s.assert_metric(r#"sightline_receive_batch_spans_sum{receiver="otlp",protocol="http_protobuf"} 3.0"#);
     s.assert_metric(&format!(
-        r#"sightline_receive_request_bytes_sum{{receiver="otlp",protocol="http_protobuf"}} {}.0"#,
+        r#"sightline_receive_request_bytes_sum{{receiver="otlp",signal="traces",protocol="http_protobuf"}} {}.0"#,
         body.len()
     ));
 }
@@ -284,7 +284,7 @@ async fn http_json_accepts_uppercase_hex_ids() {
     assert_eq!(span.kind, SpanKind::Internal);
     assert_wal_bytes(&batches[0]);
     s.assert_metric(
-        r#"sightline_receive_requests_total{receiver="otlp",protocol="http_json",outcome="ok"} 1"#,
+        r#"sightline_receive_requests_total{receiver="otlp",signal="traces",protocol="http_json",outcome="ok"} 1"#,
     );
 }
 
@@ -445,7 +445,7 @@ async fn http_gzip_protobuf() {
     assert_eq!(batches[0].otlp_bytes().as_ref(), body.as_slice(), "the inflated body is the WAL record");
     assert_wal_bytes(&batches[0]);
     s.assert_metric(&format!(
-        r#"sightline_receive_request_bytes_sum{{receiver="otlp",protocol="http_protobuf"}} {}.0"#,
+        r#"sightline_receive_request_bytes_sum{{receiver="otlp",signal="traces",protocol="http_protobuf"}} {}.0"#,
         body.len()
     ));
 }
@@ -463,7 +463,7 @@ async fn http_gzip_bomb_is_413_and_stops_early() {
     assert!(s.consumer.batches().is_empty());
     assert_eq!(s.receiver.front().available(), BUDGET, "claims released");
     s.assert_metric(
-        r#"sightline_receive_requests_total{receiver="otlp",protocol="http_protobuf",outcome="too_large"} 1"#,
+        r#"sightline_receive_requests_total{receiver="otlp",signal="traces",protocol="http_protobuf",outcome="too_large"} 1"#,
     );
 }
 
@@ -487,7 +487,7 @@ async fn http_unsupported_encoding_is_415() {
     assert_eq!(status.message, r#"unsupported content encoding "br"; supported: gzip, deflate, identity"#);
     let reply = post(&s.receiver, PB, Some("identity"), three_spans().encode_to_vec()).await;
     assert_eq!(reply.status, StatusCode::OK);
-    s.assert_metric(r#"sightline_receive_requests_total{receiver="otlp",protocol="http_protobuf",outcome="unsupported"} 1"#);
+    s.assert_metric(r#"sightline_receive_requests_total{receiver="otlp",signal="traces",protocol="http_protobuf",outcome="unsupported"} 1"#);
 }
 
 #[tokio::test]
@@ -503,7 +503,7 @@ async fn http_random_bytes_as_protobuf_is_400_with_status() {
     assert_eq!(status.details.len(), 1);
     assert_eq!(status.details[0].type_url, "type.googleapis.com/google.rpc.BadRequest");
     assert!(s.consumer.batches().is_empty());
-    s.assert_metric(r#"sightline_receive_requests_total{receiver="otlp",protocol="http_protobuf",outcome="bad_request"} 1"#);
+    s.assert_metric(r#"sightline_receive_requests_total{receiver="otlp",signal="traces",protocol="http_protobuf",outcome="bad_request"} 1"#);
 }
 
 #[tokio::test]
@@ -555,7 +555,7 @@ async fn http_wrong_length_id_is_partial_success() {
     assert_eq!(batches[0].spans()[0].name, "good");
     assert_wal_bytes(&batches[0]);
     s.assert_metric(
-        r#"sightline_receive_requests_total{receiver="otlp",protocol="http_json",outcome="partial"} 1"#,
+        r#"sightline_receive_requests_total{receiver="otlp",signal="traces",protocol="http_json",outcome="partial"} 1"#,
     );
     s.assert_metric(
         r#"sightline_receive_spans_total{receiver="otlp",protocol="http_json",outcome="rejected"} 1"#,
@@ -596,7 +596,7 @@ async fn http_empty_requests_are_ok_without_consuming() {
     }
     assert!(s.consumer.batches().is_empty());
     s.assert_metric(
-        r#"sightline_receive_requests_total{receiver="otlp",protocol="http_json",outcome="ok"} 4"#,
+        r#"sightline_receive_requests_total{receiver="otlp",signal="traces",protocol="http_json",outcome="ok"} 4"#,
     );
 }
 
@@ -613,7 +613,7 @@ async fn http_wrong_content_type_is_415() {
     let reply = send(&s.receiver, request).await;
     assert_eq!(reply.status, StatusCode::UNSUPPORTED_MEDIA_TYPE);
     s.assert_metric(
-        r#"sightline_receive_requests_total{receiver="otlp",protocol="http",outcome="unsupported"} 2"#,
+        r#"sightline_receive_requests_total{receiver="otlp",signal="traces",protocol="http",outcome="unsupported"} 2"#,
     );
 }
 
@@ -655,7 +655,7 @@ async fn http_body_over_limit_is_413() {
     let reply = post(&s.receiver, JS, None, Body::from_stream(tokio_stream::iter(chunks))).await;
     assert_eq!(reply.status, StatusCode::OK);
     s.assert_metric(
-        r#"sightline_receive_requests_total{receiver="otlp",protocol="http_json",outcome="too_large"} 2"#,
+        r#"sightline_receive_requests_total{receiver="otlp",signal="traces",protocol="http_json",outcome="too_large"} 2"#,
     );
 }
 
@@ -676,7 +676,7 @@ async fn http_consumer_overloaded_is_429_with_retry_after() {
     assert_eq!(status.details[0].type_url, "type.googleapis.com/google.rpc.RetryInfo");
     assert!(s.consumer.batches().is_empty());
     s.assert_metric(
-        r#"sightline_receive_requests_total{receiver="otlp",protocol="http_protobuf",outcome="refused"} 1"#,
+        r#"sightline_receive_requests_total{receiver="otlp",signal="traces",protocol="http_protobuf",outcome="refused"} 1"#,
     );
     s.assert_metric(
         r#"sightline_receive_spans_total{receiver="otlp",protocol="http_protobuf",outcome="refused"} 3"#,
@@ -715,7 +715,7 @@ async fn http_inflight_limit_refuses_with_429() {
     assert_eq!(reply.status, StatusCode::OK);
     assert_eq!(s.receiver.front().available(), BUDGET);
     s.assert_metric(
-        r#"sightline_receive_requests_total{receiver="otlp",protocol="http_protobuf",outcome="refused"} 1"#,
+        r#"sightline_receive_requests_total{receiver="otlp",signal="traces",protocol="http_protobuf",outcome="refused"} 1"#,
     );
 }
 
@@ -808,7 +808,9 @@ async fn grpc_ok_with_and_without_gzip() {
     }
     assert_eq!(batches[0].spans(), batches[1].spans());
     server.stop().await;
-    s.assert_metric(r#"sightline_receive_requests_total{receiver="otlp",protocol="grpc",outcome="ok"} 2"#);
+    s.assert_metric(
+        r#"sightline_receive_requests_total{receiver="otlp",signal="traces",protocol="grpc",outcome="ok"} 2"#,
+    );
     s.assert_metric(r#"sightline_receive_spans_total{receiver="otlp",protocol="grpc",outcome="accepted"} 6"#);
     assert_eq!(s.receiver.front().available(), BUDGET);
 }
@@ -831,7 +833,7 @@ async fn grpc_partial_success() {
     assert_wal_bytes(&batches[0]);
     server.stop().await;
     s.assert_metric(
-        r#"sightline_receive_requests_total{receiver="otlp",protocol="grpc",outcome="partial"} 1"#,
+        r#"sightline_receive_requests_total{receiver="otlp",signal="traces",protocol="grpc",outcome="partial"} 1"#,
     );
 }
 
@@ -879,7 +881,7 @@ async fn grpc_inflight_limit_is_unavailable_with_retry_info() {
     client(server.addr, false).await.export(three_spans()).await.unwrap();
     server.stop().await;
     s.assert_metric(
-        r#"sightline_receive_requests_total{receiver="otlp",protocol="grpc",outcome="refused"} 1"#,
+        r#"sightline_receive_requests_total{receiver="otlp",signal="traces",protocol="grpc",outcome="refused"} 1"#,
     );
 }
 
@@ -902,7 +904,7 @@ async fn grpc_message_too_large_is_resource_exhausted() {
     assert!(s.consumer.batches().is_empty());
     server.stop().await;
     s.assert_metric(
-        r#"sightline_receive_requests_total{receiver="otlp",protocol="grpc",outcome="too_large"} 2"#,
+        r#"sightline_receive_requests_total{receiver="otlp",signal="traces",protocol="grpc",outcome="too_large"} 2"#,
     );
 }
 
@@ -936,7 +938,7 @@ async fn grpc_undecodable_message_is_rejected_and_counted() {
     assert!(s.consumer.batches().is_empty());
     server.stop().await;
     s.assert_metric(
-        r#"sightline_receive_requests_total{receiver="otlp",protocol="grpc",outcome="bad_request"} 1"#,
+        r#"sightline_receive_requests_total{receiver="otlp",signal="traces",protocol="grpc",outcome="bad_request"} 1"#,
     );
 }
 
@@ -1183,7 +1185,7 @@ async fn a_stalled_body_does_not_starve_others_and_times_out() {
     drop(tx);
     assert_eq!(s.receiver.front().available(), 16 << 20);
     s.assert_metric(
-        r#"sightline_receive_requests_total{receiver="otlp",protocol="http_protobuf",outcome="timeout"} 1"#,
+        r#"sightline_receive_requests_total{receiver="otlp",signal="traces",protocol="http_protobuf",outcome="timeout"} 1"#,
     );
 }
 

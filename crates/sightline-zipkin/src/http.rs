@@ -15,7 +15,7 @@ use http::header::CONTENT_TYPE;
 use http::{HeaderMap, HeaderValue, StatusCode};
 use sightline_model::{Batch, Span};
 use sightline_receive::front::cost::{MessageCost, json_shape, proto_cost};
-use sightline_receive::front::{Claim, Failure, ItemOutcome, Protocol, RequestOutcome, Source};
+use sightline_receive::front::{Claim, Failure, ItemOutcome, Protocol, RequestOutcome, Signal, Source};
 
 use crate::translate::{WireAnnotation, WireEndpoint, WireSpan, translate};
 use crate::{Receiver, SPANS_PATH, json, proto};
@@ -59,14 +59,15 @@ const ANNOTATION_BYTES: usize =
 /// the translated span, and a model attribute.
 const TAG_BYTES: usize = 4 * 2 * size_of::<String>() + size_of::<sightline_model::KeyValue>();
 
-pub(crate) static LIST_OF_SPANS: MessageCost = MessageCost { bytes: 0, fields: &[(1, &SPAN)] };
+pub(crate) static LIST_OF_SPANS: MessageCost = MessageCost { bytes: 0, fields: &[(1, &SPAN)], per_byte: &[] };
 static SPAN: MessageCost = MessageCost {
     bytes: SPAN_BYTES,
     fields: &[(8, &ENDPOINT), (9, &ENDPOINT), (10, &ANNOTATION), (11, &TAG)],
+    per_byte: &[],
 };
-static ENDPOINT: MessageCost = MessageCost { bytes: ENDPOINT_BYTES, fields: &[] };
-static ANNOTATION: MessageCost = MessageCost { bytes: ANNOTATION_BYTES, fields: &[] };
-static TAG: MessageCost = MessageCost { bytes: TAG_BYTES, fields: &[] };
+static ENDPOINT: MessageCost = MessageCost { bytes: ENDPOINT_BYTES, fields: &[], per_byte: &[] };
+static ANNOTATION: MessageCost = MessageCost { bytes: ANNOTATION_BYTES, fields: &[], per_byte: &[] };
+static TAG: MessageCost = MessageCost { bytes: TAG_BYTES, fields: &[], per_byte: &[] };
 
 /// Charges `claim` for what decoding `body` will take, then decodes it.
 /// JSON objects are counted at a span's cost and members at a tag's: an
@@ -96,7 +97,8 @@ fn decode(format: Format, body: Bytes, claim: &mut Claim) -> Result<Vec<WireSpan
 
 async fn spans(State(receiver): State<Receiver>, request: Request) -> Response {
     let (parts, body) = request.into_parts();
-    let source = Source { receiver: Receiver::NAME, protocol: protocol(&parts.headers) };
+    let source =
+        Source { receiver: Receiver::NAME, signal: Signal::Traces, protocol: protocol(&parts.headers) };
     let metrics = receiver.front.metrics();
     let result = async {
         let incoming = receiver.front.read_http(&parts, body, FORMATS).await?;
@@ -104,7 +106,7 @@ async fn spans(State(receiver): State<Receiver>, request: Request) -> Response {
         metrics.request_bytes(source, incoming.body.len());
         let wire = decode(incoming.format, incoming.body, &mut claim)?;
         let translated = translate(wire);
-        metrics.spans(source, ItemOutcome::Rejected, translated.rejected);
+        metrics.items(source, ItemOutcome::Rejected, translated.rejected);
         if translated.spans.is_empty() {
             return if translated.rejected > 0 {
                 Err(Failure::bad_request(translated.error_message))
@@ -121,15 +123,15 @@ async fn spans(State(receiver): State<Receiver>, request: Request) -> Response {
             batch.otlp_bytes().len() + batch.spans().iter().map(Span::estimated_size).sum::<usize>(),
         );
         let n = batch.len();
-        metrics.batch_spans(source, n);
+        metrics.batch_items(source, n);
         let consumer = Arc::clone(&receiver.consumer);
         match receiver.front.hand_on(claim, async move { consumer.consume_traces(batch).await }).await {
             Ok(()) => {
-                metrics.spans(source, ItemOutcome::Accepted, n as u64);
+                metrics.items(source, ItemOutcome::Accepted, n as u64);
                 Ok(outcome)
             }
             Err(failure) => {
-                metrics.spans(source, ItemOutcome::Refused, n as u64);
+                metrics.items(source, ItemOutcome::Refused, n as u64);
                 Err(failure)
             }
         }

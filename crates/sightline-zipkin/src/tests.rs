@@ -340,7 +340,7 @@ async fn json_with_every_field_maps_exactly() {
     assert_eq!(reply.body, "", "Zipkin answers 202 with an empty body");
     assert_eq!(setup.consumer.spans(), vec![full_expected()]);
     setup.assert_metric(
-        r#"sightline_receive_requests_total{receiver="zipkin",protocol="http_json",outcome="ok"} 1"#,
+        r#"sightline_receive_requests_total{receiver="zipkin",signal="traces",protocol="http_json",outcome="ok"} 1"#,
     );
     setup.assert_metric(
         r#"sightline_receive_spans_total{receiver="zipkin",protocol="http_json",outcome="accepted"} 1"#,
@@ -354,7 +354,7 @@ async fn protobuf_with_every_field_maps_exactly() {
     assert_eq!(reply.status, StatusCode::ACCEPTED, "{}", reply.body);
     assert_eq!(setup.consumer.spans(), vec![full_expected()]);
     setup.assert_metric(
-        r#"sightline_receive_requests_total{receiver="zipkin",protocol="http_protobuf",outcome="ok"} 1"#,
+        r#"sightline_receive_requests_total{receiver="zipkin",signal="traces",protocol="http_protobuf",outcome="ok"} 1"#,
     );
 }
 
@@ -470,7 +470,7 @@ async fn malformed_ids_fail_the_whole_request_with_the_span_named() {
         assert!(reply.body.contains(want), "{bad}: {:?} lacks {want:?}", reply.body);
         assert_eq!(reply.headers["content-type"], "text/plain; charset=utf-8");
         assert!(setup.consumer.batches().is_empty(), "nothing of a bad request is consumed");
-        setup.assert_metric(r#"sightline_receive_requests_total{receiver="zipkin",protocol="http_json",outcome="bad_request"} 1"#);
+        setup.assert_metric(r#"sightline_receive_requests_total{receiver="zipkin",signal="traces",protocol="http_json",outcome="bad_request"} 1"#);
     }
 
     for (span, want) in [
@@ -520,7 +520,7 @@ async fn zero_ids_skip_that_span_only() {
         r#"sightline_receive_spans_total{receiver="zipkin",protocol="http_json",outcome="accepted"} 1"#,
     );
     setup.assert_metric(
-        r#"sightline_receive_requests_total{receiver="zipkin",protocol="http_json",outcome="partial"} 1"#,
+        r#"sightline_receive_requests_total{receiver="zipkin",signal="traces",protocol="http_json",outcome="partial"} 1"#,
     );
 
     // Nothing valid left: 400 with the reasons, and the consumer is not called.
@@ -889,10 +889,10 @@ async fn unsupported_content_type_or_encoding_is_415() {
     assert_eq!(reply.body, "unsupported content encoding \"br\"; supported: gzip, deflate, identity");
     assert!(setup.consumer.batches().is_empty());
     setup.assert_metric(
-        r#"sightline_receive_requests_total{receiver="zipkin",protocol="http",outcome="unsupported"} 2"#,
+        r#"sightline_receive_requests_total{receiver="zipkin",signal="traces",protocol="http",outcome="unsupported"} 2"#,
     );
     setup.assert_metric(
-        r#"sightline_receive_requests_total{receiver="zipkin",protocol="http_json",outcome="unsupported"} 1"#,
+        r#"sightline_receive_requests_total{receiver="zipkin",signal="traces",protocol="http_json",outcome="unsupported"} 1"#,
     );
 }
 
@@ -928,7 +928,7 @@ async fn bodies_over_the_limit_are_413_even_when_inflated() {
     assert_eq!(reply.status, StatusCode::PAYLOAD_TOO_LARGE);
     assert!(setup.consumer.batches().is_empty());
     setup.assert_metric(
-        r#"sightline_receive_requests_total{receiver="zipkin",protocol="http_json",outcome="too_large"} 4"#,
+        r#"sightline_receive_requests_total{receiver="zipkin",signal="traces",protocol="http_json",outcome="too_large"} 4"#,
     );
     assert_eq!(setup.receiver.front.available(), Limits::default().max_inflight_bytes);
 }
@@ -978,7 +978,7 @@ async fn consumer_refusals_are_429_or_503_with_retry_after() {
         assert_eq!(reply.headers["retry-after"], retry_after);
         assert_eq!(reply.body, body);
         setup.assert_metric(
-            r#"sightline_receive_requests_total{receiver="zipkin",protocol="http_json",outcome="refused"} 1"#,
+            r#"sightline_receive_requests_total{receiver="zipkin",signal="traces",protocol="http_json",outcome="refused"} 1"#,
         );
         setup.assert_metric(
             r#"sightline_receive_spans_total{receiver="zipkin",protocol="http_json",outcome="refused"} 1"#,
@@ -1020,10 +1020,10 @@ async fn over_the_inflight_budget_is_429_and_the_budget_comes_back() {
     assert_eq!(first.await.unwrap().unwrap().status(), StatusCode::ACCEPTED);
     assert_eq!(front.available(), budget);
     setup.assert_metric(
-        r#"sightline_receive_requests_total{receiver="zipkin",protocol="http_json",outcome="refused"} 1"#,
+        r#"sightline_receive_requests_total{receiver="zipkin",signal="traces",protocol="http_json",outcome="refused"} 1"#,
     );
     setup.assert_metric(
-        r#"sightline_receive_requests_total{receiver="zipkin",protocol="http_json",outcome="ok"} 1"#,
+        r#"sightline_receive_requests_total{receiver="zipkin",signal="traces",protocol="http_json",outcome="ok"} 1"#,
     );
 }
 

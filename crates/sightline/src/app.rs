@@ -108,9 +108,7 @@ pub(crate) async fn serve(settings: Settings) -> anyhow::Result<()> {
         &mut registry,
     )
     .map_err(|e| anyhow::anyhow!(e))?;
-    let Some(otlp_entry) = pipeline.receivers.get("otlp").and_then(|e| e.traces.clone()) else {
-        anyhow::bail!("no pipeline uses the otlp receiver; add \"otlp\" to a pipeline's receivers");
-    };
+    let otlp_entries = pipeline.receivers.get("otlp").cloned().unwrap_or_default();
 
     let grpc_listener = bind("--otlp-grpc-addr", settings.otlp_grpc_addr).await?;
     let http_listener = bind("--otlp-http-addr", settings.otlp_http_addr).await?;
@@ -136,7 +134,35 @@ pub(crate) async fn serve(settings: Settings) -> anyhow::Result<()> {
         _ => None,
     };
 
-    let receiver = sightline_receive::Receiver::with_front(otlp_entry, front);
+    // The OTLP receiver serves each signal a pipeline takes from it (the
+    // default config: all three); others are 404 / UNIMPLEMENTED.
+    let mut receiver = sightline_receive::Receiver::signals(front);
+    if let Some(entry) = otlp_entries.traces {
+        receiver = receiver.traces(entry);
+    }
+    if let Some(entry) = otlp_entries.logs {
+        receiver = receiver.logs(entry);
+    }
+    if let Some(entry) = otlp_entries.metrics {
+        receiver = receiver.metrics(entry);
+    }
+    // File receivers: each tails its files into the logs pipelines that
+    // list it.
+    let filelog_metrics = sightline_receive::filelog::Metrics::new(&mut registry);
+    let mut filelogs = Vec::new();
+    for (id, config) in &settings.pipeline.receivers {
+        let Some(c) = config.settings::<sightline_pipeline::receiver::FilelogConfig>() else { continue };
+        let Some(entry) = pipeline.receivers.get(id).and_then(|e| e.logs.clone()) else { continue };
+        let options = filelog_options(c);
+        let receiver =
+            sightline_receive::filelog::Filelog::start(id, options, entry, filelog_metrics.clone())
+                .map_err(|e| anyhow::anyhow!(e))?;
+        tracing::info!(receiver = %id, include = ?c.include, "tailing log files");
+        filelogs.push(receiver);
+    }
+    if !receiver.serves_any() && zipkin.is_none() && filelogs.is_empty() {
+        anyhow::bail!("no pipeline uses a receiver; add \"otlp\" to a pipeline's receivers");
+    }
 
     let (stop_tx, stop_rx) = watch::channel(false);
     let stopped = move || {
@@ -152,10 +178,12 @@ pub(crate) async fn serve(settings: Settings) -> anyhow::Result<()> {
     let ready = Arc::new(AtomicBool::new(false));
 
     let pipeline = Arc::new(pipeline);
+    let filelogs = Arc::new(filelogs);
     let health = {
         let store = Arc::clone(&store);
         let remote = remote.clone();
         let pipeline = Arc::clone(&pipeline);
+        let filelogs = Arc::clone(&filelogs);
         let (grpc_up, http_up, zipkin_up) =
             (Arc::clone(&grpc_up), Arc::clone(&http_up), Arc::clone(&zipkin_up));
         Arc::new(move || {
@@ -177,7 +205,14 @@ pub(crate) async fn serve(settings: Settings) -> anyhow::Result<()> {
             if let Some(addr) = zipkin_addr {
                 checks.push(listener("zipkin", &zipkin_up, addr));
             }
-            checks.extend(pipeline.components.iter().filter_map(|c| c.health()));
+            checks.extend(filelogs.iter().map(|f| f.health()));
+            // A processor id in several pipelines (the default memory
+            // limiter is in all three) reports the same check once.
+            for check in pipeline.components.iter().filter_map(|c| c.health()) {
+                if !checks.iter().any(|c| c.name == check.name) {
+                    checks.push(check);
+                }
+            }
             checks
         })
     };
@@ -191,11 +226,14 @@ pub(crate) async fn serve(settings: Settings) -> anyhow::Result<()> {
         span_metrics: pipeline.span_metrics.clone(),
         service_graph: pipeline.service_graph.clone(),
     })
+    // The series the default metrics pipeline received, for Prometheus
+    // to scrape beside Sightline's own /metrics.
+    .merge(otlp_metrics_router(pipeline.scrape_page.clone()))
     // The UI's fallback serves its pages; API routes, merged first, win.
     .merge(sightline_ui::router());
     let mut open_paths = vec!["/health", "/ready"];
     if settings.metrics_auth == MetricsAuth::Open {
-        open_paths.push("/metrics");
+        open_paths.extend(["/metrics", OTLP_METRICS_PATH]);
     }
     let api = protect(api, Policy { tokens: tokens.clone(), role: Role::Read, open_paths, grpc: false });
     // Outermost: the Host check (a rebinding page gets 421 before anything
@@ -279,6 +317,9 @@ pub(crate) async fn serve(settings: Settings) -> anyhow::Result<()> {
     h.context("OTLP/HTTP server task")?;
     q.context("query server task")?.context("query server")?;
     let _ = readiness.await;
+    for f in filelogs.iter() {
+        f.shutdown().await;
+    }
     // Processors flush into exporters, then the store flushes to disk.
     pipeline.shutdown().await;
     store.shutdown().await;
@@ -373,6 +414,53 @@ async fn discover_tenants(store: Arc<Store>, every: Duration) {
         if let Err(e) = store.discover().await {
             tracing::warn!(error = %e, "looking for new tenants in the bucket failed; will retry");
         }
+    }
+}
+
+/// Where the API port serves the received OTLP metrics' series.
+const OTLP_METRICS_PATH: &str = "/metrics/otlp";
+
+/// `GET /metrics/otlp`: the series of the `prometheus` exporter without an
+/// endpoint of its own (none when no pipeline has one).
+fn otlp_metrics_router(page: Option<sightline_pipeline::exporter::prometheus::ScrapePage>) -> axum::Router {
+    let Some(page) = page else { return axum::Router::new() };
+    axum::Router::new().route(
+        OTLP_METRICS_PATH,
+        axum::routing::get(move || {
+            let body = page.render();
+            async move {
+                (
+                    [(
+                        axum::http::header::CONTENT_TYPE,
+                        sightline_pipeline::exporter::prometheus::ScrapePage::CONTENT_TYPE,
+                    )],
+                    body,
+                )
+            }
+        }),
+    )
+}
+
+/// A `filelog` receiver's config as the receiver crate takes it.
+fn filelog_options(c: &sightline_pipeline::receiver::FilelogConfig) -> sightline_receive::filelog::Options {
+    let [timestamp, level, service, message, trace_id, span_id, exception] = c.fields.clone();
+    sightline_receive::filelog::Options {
+        include: c.include.clone(),
+        exclude: c.exclude.clone(),
+        start_at_beginning: c.start_at_beginning,
+        poll_interval: c.poll_interval,
+        max_line_bytes: c.max_log_size,
+        fields: sightline_receive::filelog::Fields {
+            timestamp,
+            level,
+            service,
+            message,
+            trace_id,
+            span_id,
+            exception,
+        },
+        default_service: c.service_name.clone(),
+        state_path: c.state_path.clone(),
     }
 }
 

@@ -431,6 +431,10 @@ pub struct Settings {
     /// Where OTel metrics are pushed; `None`: not pushed (Prometheus
     /// `/metrics` still renders them).
     pub metrics: Option<OtlpTarget>,
+    /// Where `tracing` events are exported as OTLP log records; `None`:
+    /// not exported (the JSON lines on stderr are printed either way).
+    /// Off with `OTEL_LOGS_EXPORTER=none`.
+    pub logs: Option<OtlpTarget>,
     /// Resource attributes besides `service.name`, in order (the
     /// detected ones are added by [`crate::init`]).
     pub resource: Vec<(String, String)>,
@@ -590,12 +594,37 @@ const METRICS: SignalVars = SignalVars {
     client_key: "OTEL_EXPORTER_OTLP_METRICS_CLIENT_KEY",
 };
 
+const LOGS: SignalVars = SignalVars {
+    path: "/v1/logs",
+    endpoint: "OTEL_EXPORTER_OTLP_LOGS_ENDPOINT",
+    protocol: "OTEL_EXPORTER_OTLP_LOGS_PROTOCOL",
+    headers: "OTEL_EXPORTER_OTLP_LOGS_HEADERS",
+    timeout: "OTEL_EXPORTER_OTLP_LOGS_TIMEOUT",
+    compression: "OTEL_EXPORTER_OTLP_LOGS_COMPRESSION",
+    certificate: "OTEL_EXPORTER_OTLP_LOGS_CERTIFICATE",
+    client_certificate: "OTEL_EXPORTER_OTLP_LOGS_CLIENT_CERTIFICATE",
+    client_key: "OTEL_EXPORTER_OTLP_LOGS_CLIENT_KEY",
+};
+
+/// Whether `OTEL_{SIGNAL}_EXPORTER` (`var`) lets the signal go over OTLP:
+/// `otlp` (or unset) does, `none` does not; anything else is a problem
+/// (and the signal is off).
+fn exporter_on<F: Fn(&str) -> Option<String>>(env: &Env<F>, var: &'static str) -> Result<bool, Error> {
+    match env.get(var).map(|v| v.trim().to_ascii_lowercase()) {
+        None => Ok(true),
+        Some(v) if v == "otlp" => Ok(true),
+        Some(v) if v == "none" => Ok(false),
+        Some(v) => Err(Error::config(var, &v, "expected otlp or none")),
+    }
+}
+
 /// Problems found while resolving, each tied to what it disables.
 #[derive(Debug, Default)]
 pub(crate) struct Problems {
     pub(crate) errors: Vec<Error>,
     pub(crate) traces: bool,
     pub(crate) metrics: bool,
+    pub(crate) logs: bool,
 }
 
 impl Problems {
@@ -818,12 +847,25 @@ impl Settings {
                 }
             }
         }
-        if enabled {
-            match resolve_target(opts, &env, &METRICS) {
-                Ok(t) => metrics = t,
+        let mut logs = None;
+        for (vars, exporter_var, slot, off) in [
+            (&METRICS, "OTEL_METRICS_EXPORTER", &mut metrics, &mut p.metrics),
+            (&LOGS, "OTEL_LOGS_EXPORTER", &mut logs, &mut p.logs),
+        ] {
+            if !enabled {
+                continue;
+            }
+            match exporter_on(&env, exporter_var).and_then(|on| match on {
+                true => resolve_target(opts, &env, vars),
+                false => Ok(None),
+            }) {
+                Ok(t) => *slot = t,
                 Err(e) => {
-                    p.note(e);
-                    p.metrics = true;
+                    // As `Problems::note`: one line per distinct problem.
+                    if !p.errors.iter().any(|x| x.to_string() == e.to_string()) {
+                        p.errors.push(e);
+                    }
+                    *off = true;
                 }
             }
         }
@@ -916,11 +958,11 @@ impl Settings {
                 None => ExporterKind::Console,
             }
         };
-        if p.metrics {
+        if p.metrics || !enabled {
             metrics = None;
         }
-        if !enabled {
-            metrics = None;
+        if p.logs || !enabled {
+            logs = None;
         }
         let excluded =
             opts.excluded_urls.clone().unwrap_or_else(|| vec!["/health".to_owned(), "/metrics".to_owned()]);
@@ -928,6 +970,7 @@ impl Settings {
             service_name,
             exporter,
             metrics,
+            logs,
             resource,
             sampler,
             schedule_delay,

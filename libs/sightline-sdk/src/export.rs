@@ -191,6 +191,11 @@ pub(crate) fn metric_exporter(t: &OtlpTarget) -> Result<opentelemetry_otlp::Metr
     build_exporter!(opentelemetry_otlp::MetricExporter::builder(), t, "metrics")
 }
 
+/// The OTLP log exporter for `t`.
+pub(crate) fn log_exporter(t: &OtlpTarget) -> Result<opentelemetry_otlp::LogExporter, Error> {
+    build_exporter!(opentelemetry_otlp::LogExporter::builder(), t, "logs")
+}
+
 /// What [`Reporter::record`] says should be logged.
 #[derive(Debug, PartialEq, Eq)]
 pub(crate) enum Report {
@@ -321,6 +326,32 @@ impl<E: PushMetricExporter> PushMetricExporter for ReportingMetricExporter<E> {
     }
     fn temporality(&self) -> Temporality {
         self.inner.temporality()
+    }
+}
+
+/// A log exporter whose failures are reported ([`Reporter`]). Its
+/// warnings are `tracing` events of target `sightline_sdk::export`, which
+/// the log bridge leaves out (see `init.rs`), so a failing export does not
+/// feed itself.
+#[derive(Debug)]
+pub(crate) struct ReportingLogExporter<E> {
+    pub(crate) inner: E,
+    pub(crate) reporter: Reporter,
+}
+
+impl<E: opentelemetry_sdk::logs::LogExporter> opentelemetry_sdk::logs::LogExporter
+    for ReportingLogExporter<E>
+{
+    async fn export(&self, batch: opentelemetry_sdk::logs::LogBatch<'_>) -> OTelSdkResult {
+        let result = self.inner.export(batch).await;
+        self.reporter.observe(&result);
+        result
+    }
+    fn shutdown_with_timeout(&self, timeout: Duration) -> OTelSdkResult {
+        self.inner.shutdown_with_timeout(timeout)
+    }
+    fn set_resource(&mut self, resource: &opentelemetry_sdk::Resource) {
+        self.inner.set_resource(resource);
     }
 }
 

@@ -11,13 +11,14 @@ use opentelemetry::trace::TracerProvider as _;
 use opentelemetry::{Context, KeyValue};
 use opentelemetry_sdk::Resource;
 use opentelemetry_sdk::error::OTelSdkResult;
+use opentelemetry_sdk::logs::SdkLoggerProvider;
 use opentelemetry_sdk::metrics::SdkMeterProvider;
 use opentelemetry_sdk::trace::{BatchSpanProcessor, SdkTracer, SdkTracerProvider, SpanData, SpanProcessor};
 use tracing_subscriber::layer::SubscriberExt as _;
 use tracing_subscriber::util::SubscriberInitExt as _;
 
 use crate::config::{ExporterKind, Options, Settings};
-use crate::export::{Reporter, ReportingMetricExporter, ReportingSpanExporter};
+use crate::export::{Reporter, ReportingLogExporter, ReportingMetricExporter, ReportingSpanExporter};
 use crate::{ConsoleExporter, Error, Metrics};
 
 /// The instrumentation scope name of every span this crate starts.
@@ -30,6 +31,7 @@ struct Inner {
     metrics: Metrics,
     tracer_provider: Option<SdkTracerProvider>,
     meter_provider: Option<SdkMeterProvider>,
+    logger_provider: Option<SdkLoggerProvider>,
 }
 
 /// A handle on one service's telemetry: its tracer, propagator, metrics and
@@ -78,15 +80,9 @@ impl Guard {
         self.telemetry.clone()
     }
 
-    /// Exports everything buffered now (spans and metrics).
+    /// Exports everything buffered now (spans, metrics, log records).
     pub fn flush(&self) {
-        let i = &self.telemetry.inner;
-        if let Some(p) = &i.tracer_provider {
-            let _ = p.force_flush();
-        }
-        if let Some(m) = &i.meter_provider {
-            let _ = m.force_flush();
-        }
+        self.telemetry.flush();
     }
 }
 
@@ -107,6 +103,10 @@ impl Drop for Guard {
         if let Some(m) = &i.meter_provider {
             let _ = m.force_flush();
             let _ = m.shutdown();
+        }
+        if let Some(l) = &i.logger_provider {
+            let _ = l.force_flush();
+            let _ = l.shutdown();
         }
     }
 }
@@ -135,6 +135,27 @@ impl SpanProcessor for BaggageAttributes {
     fn shutdown_with_timeout(&self, _timeout: Duration) -> OTelSdkResult {
         Ok(())
     }
+}
+
+/// Targets whose events must not become exported log records: the
+/// exporters' transports and the SDK's own export reports (they would
+/// feed back into the export that produced them).
+fn is_exporter_internal(target: &str) -> bool {
+    const INTERNAL: &[&str] = &[
+        "opentelemetry",
+        "opentelemetry_sdk",
+        "opentelemetry_otlp",
+        "opentelemetry_http",
+        "tonic",
+        "h2",
+        "hyper",
+        "hyper_util",
+        "reqwest",
+        "sightline_sdk::export",
+    ];
+    INTERNAL
+        .iter()
+        .any(|p| target.strip_prefix(p).is_some_and(|rest| rest.is_empty() || rest.starts_with("::")))
 }
 
 fn resource(settings: &Settings) -> Resource {
@@ -206,6 +227,17 @@ impl Telemetry {
         meter: Option<opentelemetry::metrics::Meter>,
         propagator: TextMapCompositePropagator,
     ) -> Telemetry {
+        Telemetry::with_logs(settings, tracer_provider, meter_provider, meter, propagator, None)
+    }
+
+    fn with_logs(
+        settings: Settings,
+        tracer_provider: Option<SdkTracerProvider>,
+        meter_provider: Option<SdkMeterProvider>,
+        meter: Option<opentelemetry::metrics::Meter>,
+        propagator: TextMapCompositePropagator,
+        logger_provider: Option<SdkLoggerProvider>,
+    ) -> Telemetry {
         Telemetry {
             inner: Arc::new(Inner {
                 tracer: tracer_provider.as_ref().map(|p| p.tracer(SCOPE)),
@@ -213,6 +245,7 @@ impl Telemetry {
                 propagator,
                 tracer_provider,
                 meter_provider,
+                logger_provider,
                 settings,
             }),
         }
@@ -221,7 +254,10 @@ impl Telemetry {
     /// Builds what `settings` asks for; an exporter that cannot be built
     /// is added to `problems` and its signal left off.
     fn build(mut settings: Settings, custom: Option<ProviderHook>, problems: &mut Vec<Error>) -> Telemetry {
-        if settings.exporter == ExporterKind::Disabled && settings.metrics.is_none() {
+        if settings.exporter == ExporterKind::Disabled
+            && settings.metrics.is_none()
+            && settings.logs.is_none()
+        {
             let propagator = if problems.is_empty() {
                 TextMapCompositePropagator::new(vec![])
             } else {
@@ -285,12 +321,37 @@ impl Telemetry {
                     let reader = opentelemetry_sdk::metrics::PeriodicReader::builder(exporter)
                         .with_interval(settings.metric_interval)
                         .build();
-                    meter_provider =
-                        Some(SdkMeterProvider::builder().with_resource(resource).with_reader(reader).build());
+                    meter_provider = Some(
+                        SdkMeterProvider::builder()
+                            .with_resource(resource.clone())
+                            .with_reader(reader)
+                            .build(),
+                    );
                 }
                 Err(e) => {
                     problems.push(e);
                     settings.metrics = None;
+                }
+            }
+        }
+        let mut logger_provider = None;
+        if let Some(target) = settings.logs.clone() {
+            match crate::export::log_exporter(&target) {
+                Ok(exporter) => {
+                    let exporter = ReportingLogExporter {
+                        inner: exporter,
+                        reporter: Reporter::new("logs", target.endpoint.clone()),
+                    };
+                    logger_provider = Some(
+                        SdkLoggerProvider::builder()
+                            .with_resource(resource)
+                            .with_batch_exporter(exporter)
+                            .build(),
+                    );
+                }
+                Err(e) => {
+                    problems.push(e);
+                    settings.logs = None;
                 }
             }
         }
@@ -302,7 +363,7 @@ impl Telemetry {
             mp.meter(SCOPE)
         });
         let propagator = crate::propagators::composite(&settings.propagators);
-        Telemetry::from_parts(settings, tracer_provider, meter_provider, meter, propagator)
+        Telemetry::with_logs(settings, tracer_provider, meter_provider, meter, propagator, logger_provider)
     }
 
     /// Logs, once, where each signal goes and every problem found.
@@ -328,11 +389,15 @@ impl Telemetry {
             Some(t) => format!("{} every {} ms", crate::export::describe(t), s.metric_interval.as_millis()),
             None => "Prometheus /metrics only".to_owned(),
         };
+        let logs = match &s.logs {
+            Some(t) => format!("stderr and {}", crate::export::describe(t)),
+            None => "stderr".to_owned(),
+        };
         let propagators: Vec<&str> = s.propagators.iter().map(|p| p.name()).collect();
         tracing::info!(
             target: "sightline_sdk::init",
             service = %s.service_name,
-            "telemetry for {}: traces -> {traces}; metrics -> {metrics}; propagators: {}",
+            "telemetry for {}: traces -> {traces}; metrics -> {metrics}; logs -> {logs}; propagators: {}",
             s.service_name,
             if propagators.is_empty() { "none".to_owned() } else { propagators.join(",") },
         );
@@ -363,10 +428,20 @@ impl Telemetry {
         } else {
             (None, Some(tracing_subscriber::fmt::layer().with_writer(std::io::stderr)))
         };
+        // Events as OTLP log records, with the ids of the span they happen
+        // in (tracing-opentelemetry makes the span's context current on
+        // entry). Not the exporters' own events: a failing export would
+        // log, export the log, fail again…
+        let otlp_logs = i.logger_provider.as_ref().map(|p| {
+            use tracing_subscriber::Layer as _;
+            opentelemetry_appender_tracing::layer::OpenTelemetryTracingBridge::new(p)
+                .with_filter(tracing_subscriber::filter::filter_fn(|m| !is_exporter_internal(m.target())))
+        });
         tracing_subscriber::registry()
             .with(filter)
             .with(otel)
             .with(crate::logs::SpanEventsLayer)
+            .with(otlp_logs)
             .with(json)
             .with(text)
             .try_init()
@@ -424,5 +499,15 @@ impl Telemetry {
         if let Some(m) = &self.inner.meter_provider {
             let _ = m.force_flush();
         }
+        if let Some(l) = &self.inner.logger_provider {
+            let _ = l.force_flush();
+        }
+    }
+
+    /// The logger provider exporting `tracing` events over OTLP, when
+    /// logs go there (for a bridge layer of your own when
+    /// [`Options::install_globals`] is `false`).
+    pub fn logger_provider(&self) -> Option<&SdkLoggerProvider> {
+        self.inner.logger_provider.as_ref()
     }
 }

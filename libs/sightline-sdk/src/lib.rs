@@ -1,6 +1,7 @@
-//! OpenTelemetry for a Rust service in one call: traces and metrics over
-//! OTLP (gRPC or HTTP, TLS, gzip), Prometheus `/metrics`, trace-correlated
-//! JSON logs, and spans for axum, reqwest, Redis, SQL, NATS and RabbitMQ.
+//! OpenTelemetry for a Rust service in one call: traces, metrics and logs
+//! (`tracing` events, with their span's ids) over OTLP (gRPC or HTTP, TLS,
+//! gzip), Prometheus `/metrics`, trace-correlated JSON logs, and spans for
+//! axum, reqwest, Redis, SQL, NATS and RabbitMQ.
 //!
 //! Why this crate: the OpenTelemetry SDK gives the parts (providers,
 //! exporters, propagators) but every service re-does the same wiring, reads

@@ -131,6 +131,45 @@ mod config {
     }
 
     #[test]
+    fn logs_go_where_traces_go_unless_told_otherwise() {
+        let s = resolve(Options::new("svc"), &[("OTEL_EXPORTER_OTLP_ENDPOINT", "http://c:4318")]);
+        let l = s.logs.expect("logs target");
+        assert_eq!((l.endpoint.as_str(), l.protocol), ("http://c:4318/v1/logs", Protocol::HttpProtobuf));
+        // The seeds' gRPC endpoint: the same port for every signal.
+        let s = resolve(Options::new("svc"), &[("OTLP_ENDPOINT", "http://c:4317")]);
+        assert_eq!(s.logs.expect("logs").endpoint, "http://c:4317");
+        let s = resolve(
+            Options::new("svc"),
+            &[
+                ("OTEL_EXPORTER_OTLP_ENDPOINT", "http://c:4318"),
+                ("OTEL_EXPORTER_OTLP_LOGS_ENDPOINT", "http://l:9000/ingest"),
+                ("OTEL_EXPORTER_OTLP_LOGS_COMPRESSION", "gzip"),
+            ],
+        );
+        let l = s.logs.expect("logs");
+        assert_eq!((l.endpoint.as_str(), l.compression), ("http://l:9000/ingest", crate::Compression::Gzip));
+        let s = resolve(
+            Options::new("svc"),
+            &[
+                ("OTEL_EXPORTER_OTLP_ENDPOINT", "http://c:4318"),
+                ("OTEL_LOGS_EXPORTER", "none"),
+                ("OTEL_METRICS_EXPORTER", "none"),
+            ],
+        );
+        assert_eq!((&s.logs, &s.metrics), (&None, &None));
+        assert_eq!(otlp(&s).0, "http://c:4318/v1/traces");
+        // No endpoint: nothing exported, JSON lines only.
+        assert_eq!(resolve(Options::new("svc"), &[]).logs, None);
+        // An unknown exporter name is a problem that turns that signal off.
+        let err = Settings::resolve(
+            &Options::new("svc"),
+            env(&[("OTEL_EXPORTER_OTLP_ENDPOINT", "http://c:4318"), ("OTEL_LOGS_EXPORTER", "loki")]),
+        )
+        .unwrap_err();
+        assert!(err.to_string().contains("OTEL_LOGS_EXPORTER"), "{err}");
+    }
+
+    #[test]
     fn headers_timeout_compression_and_tls_files() {
         let s = resolve(
             Options::new("svc").header("x-team", "auth"),
@@ -1341,6 +1380,9 @@ mod server {
             .route("/fail", get(|| async { (StatusCode::SERVICE_UNAVAILABLE, "down") }))
             .layer(HttpServerLayer::new(&server_t));
         let server = tokio::spawn(async move { axum::serve(listener, router).await });
+        // In a workspace build reqwest may come without a crypto provider
+        // (Sightline's object-store client asks for none): install ring.
+        let _ = rustls::crypto::ring::default_provider().install_default();
         let client = crate::http_client::HttpClient::new(&client_t, reqwest::Client::new());
         let cx = crate::baggage::Baggage::new([("tenant", "acme")]).context();
         let body = opentelemetry::context::FutureExt::with_context(

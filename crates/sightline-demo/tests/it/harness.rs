@@ -119,6 +119,9 @@ impl Drop for Proc {
 }
 
 pub(crate) fn http() -> reqwest::Client {
+    // As the demo's main does: reqwest may come without a crypto provider
+    // in a workspace build (the object-store client asks for none).
+    let _ = rustls::crypto::ring::default_provider().install_default();
     reqwest::Client::builder().timeout(Duration::from_secs(10)).build().expect("client")
 }
 

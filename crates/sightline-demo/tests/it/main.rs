@@ -38,6 +38,46 @@ struct System {
     procs: Vec<Proc>,
 }
 
+/// Sightline's default pipelines with a `debug` exporter beside the logs'
+/// store.
+const SIGHTLINE_CONFIG: &str = r#"
+[exporters.debug]
+verbosity = "detailed"
+
+[service.pipelines.traces]
+receivers = ["otlp", "zipkin"]
+processors = ["memory_limiter", "redaction", "spanmetrics", "servicegraph"]
+exporters = ["store"]
+
+[service.pipelines.logs]
+receivers = ["otlp"]
+processors = ["memory_limiter", "batch"]
+exporters = ["store", "debug"]
+
+[service.pipelines.metrics]
+receivers = ["otlp"]
+processors = ["memory_limiter", "batch"]
+exporters = ["prometheus"]
+"#;
+
+/// Log text without terminal colour codes.
+fn strip_ansi(text: &str) -> String {
+    let mut out = String::with_capacity(text.len());
+    let mut chars = text.chars();
+    while let Some(c) = chars.next() {
+        if c == '\u{1b}' {
+            for c in chars.by_ref() {
+                if c.is_ascii_alphabetic() {
+                    break;
+                }
+            }
+        } else {
+            out.push(c);
+        }
+    }
+    out
+}
+
 impl System {
     async fn start() -> System {
         let redis_bin = server_binary("redis-server");
@@ -74,11 +114,18 @@ impl System {
             &d,
             Command::new(nats_bin).args(["-a", "127.0.0.1", "-p", &nats_port.to_string()]),
         );
+        // The default pipelines, plus a `debug` exporter printing each log
+        // record the services export over OTLP (there is no log query API
+        // yet to read them back).
+        let config = d.join("sightline.toml");
+        std::fs::write(&config, SIGHTLINE_CONFIG).expect("config");
         let mut sl = Proc::spawn(
             "sightline",
             &d,
             Command::new(sightline)
                 .arg("serve")
+                .arg("--config")
+                .arg(&config)
                 .arg("--data-dir")
                 .arg(d.join("sightline-data"))
                 .args(["--otlp-grpc-addr", &format!("127.0.0.1:{grpc}")])
@@ -311,6 +358,25 @@ async fn end_to_end() {
         .unwrap_or_else(|| panic!("no 'event stored' log line with trace {trace_id}:\n{worker_log}"));
     assert_eq!(line["service"], "worker");
     assert_eq!(line["tenant"], "acme");
+
+    // The same event reached Sightline as an OTLP log record, with the ids
+    // of the span it was logged in (the SDK's tracing → OTLP logs bridge).
+    let span_id = line["span_id"].as_str().expect("span_id in the JSON line").to_owned();
+    let deadline = Instant::now() + Duration::from_secs(30);
+    let record = loop {
+        let log = strip_ansi(&sys.log("sightline"));
+        if let Some(l) = log.lines().find(|l| {
+            l.contains("log record")
+                && l.contains("body=event stored")
+                && l.contains(&format!("trace_id={trace_id}"))
+        }) {
+            break l.to_owned();
+        }
+        assert!(Instant::now() < deadline, "no OTLP log record 'event stored' of trace {trace_id}:\n{log}");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    };
+    assert!(record.contains(&format!("span_id={span_id}")), "{record}");
+    assert!(record.contains(r#"service="worker""#), "{record}");
 
     // Health probes (wait_ok polled /health of every service) ping Redis
     // and check NATS: none of that may start a trace of its own.

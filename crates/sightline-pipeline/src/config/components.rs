@@ -34,6 +34,43 @@ pub(crate) fn zipkin_receiver(r: &Reader<'_>, _: &Context, _: &str) -> Parsed {
     some(receiver::ZipkinConfig { endpoint })
 }
 
+pub(crate) fn filelog_receiver(r: &Reader<'_>, ctx: &Context, id: &str) -> Parsed {
+    let include = r.str_list("include").unwrap_or_default();
+    if include.is_empty() {
+        r.problems.push(
+            &r.at("include"),
+            "required: glob patterns of the files to read, e.g. [\"/var/log/app/*.log\"]",
+        );
+    }
+    let start_at_beginning = match r.str("start_at").as_deref() {
+        None | Some("end") => false,
+        Some("beginning") => true,
+        Some(other) => {
+            r.problems.push(&r.at("start_at"), &format!("{other:?}: use \"beginning\" or \"end\""));
+            false
+        }
+    };
+    let mut fields = receiver::FILELOG_FIELDS.map(str::to_owned);
+    if let Some(t) = r.table("fields") {
+        for (i, key) in receiver::FILELOG_FIELDS.iter().enumerate() {
+            if let Some(name) = t.str(key) {
+                fields[i] = name;
+            }
+        }
+        t.done();
+    }
+    some(receiver::FilelogConfig {
+        include,
+        exclude: r.str_list("exclude").unwrap_or_default(),
+        start_at_beginning,
+        poll_interval: r.duration("poll_interval").unwrap_or(Duration::from_millis(200)),
+        max_log_size: r.size("max_log_size").and_then(|n| usize::try_from(n).ok()).unwrap_or(1 << 20).max(64),
+        fields,
+        service_name: r.str("service_name").unwrap_or_else(|| "unknown_service".into()),
+        state_path: ctx.data_dir.join("filelog").join(format!("{}.json", id.replace('/', "_"))),
+    })
+}
+
 pub(crate) fn memory_limiter(r: &Reader<'_>, ctx: &Context, _: &str) -> Parsed {
     let path = &r.path;
     let mut c = memory_limiter::Config::for_limit(r.size("limit").unwrap_or(ctx.memory_limit));
@@ -655,7 +692,9 @@ pub(crate) fn prometheusremotewrite(r: &Reader<'_>, ctx: &Context, id: &str) -> 
 
 pub(crate) fn prometheus(r: &Reader<'_>, _: &Context, _: &str) -> Parsed {
     some(crate::exporter::prometheus::ScrapeConfig {
-        endpoint: r.addr("endpoint").unwrap_or_else(|| std::net::SocketAddr::from(([127, 0, 0, 1], 8889))),
+        endpoint: Some(
+            r.addr("endpoint").unwrap_or_else(|| std::net::SocketAddr::from(([127, 0, 0, 1], 8889))),
+        ),
         translation: translation(r, "const_labels"),
         metric_expiration: r.duration("metric_expiration").unwrap_or(Duration::from_secs(300)),
     })

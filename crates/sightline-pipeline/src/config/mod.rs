@@ -173,11 +173,19 @@ impl PipelineConfig {
 /// Top-level keys this module owns in a config file.
 pub const SECTIONS: &[&str] = &["receivers", "processors", "exporters", "service"];
 
-/// The pipeline used when the config defines none: OTLP and Zipkin →
-/// memory limiter → redaction → span metrics → service graph → the store.
+/// The pipelines used when the config defines none, one per signal, so a
+/// stock SDK's three exporters all get success:
 ///
-/// Redaction runs before the metrics so span names and dimension values
-/// reach `/metrics` and the SPM API already masked.
+/// - traces: OTLP and Zipkin → memory limiter → redaction → span metrics →
+///   service graph → the store. Redaction runs before the metrics so span
+///   names and dimension values reach `/metrics` and the SPM API already
+///   masked.
+/// - logs: OTLP → memory limiter → batch → the store (the log store; until
+///   the binary has one, accepted and counted, as `/health` says).
+/// - metrics: OTLP → memory limiter → batch → `prometheus` without an
+///   endpoint of its own: the binary serves its series on the API port
+///   (`/metrics/otlp`); `--metrics-remote-write` adds a
+///   `prometheusremotewrite` exporter ([`with_remote_write`]).
 pub fn default_config(ctx: &Context) -> PipelineConfig {
     let mut config = PipelineConfig {
         receivers: BTreeMap::new(),
@@ -196,7 +204,21 @@ pub fn default_config(ctx: &Context) -> PipelineConfig {
             exporters: vec!["store".into()],
         }],
     };
-    let defaults: [(Kind, &str, Arc<dyn Settings>); 7] = [
+    for (signal, exporter) in [(Signal::Logs, "store"), (Signal::Metrics, "prometheus")] {
+        config.pipelines.push(PipelineSpec {
+            name: signal.name().into(),
+            signal,
+            receivers: vec!["otlp".into()],
+            processors: vec!["memory_limiter".into(), "batch".into()],
+            exporters: vec![exporter.into()],
+        });
+    }
+    let scrape = crate::exporter::prometheus::ScrapeConfig {
+        endpoint: None,
+        translation: crate::exporter::prometheus::Translation::default(),
+        metric_expiration: std::time::Duration::from_secs(300),
+    };
+    let defaults: [(Kind, &str, Arc<dyn Settings>); 9] = [
         (Kind::Receiver, "otlp", Arc::new(crate::receiver::OtlpConfig)),
         (
             Kind::Receiver,
@@ -207,7 +229,9 @@ pub fn default_config(ctx: &Context) -> PipelineConfig {
         (Kind::Processor, "redaction", Arc::new(redaction::Config::default())),
         (Kind::Processor, "spanmetrics", Arc::new(spanmetrics::Config::default())),
         (Kind::Processor, "servicegraph", Arc::new(servicegraph::Config::default())),
+        (Kind::Processor, "batch", Arc::new(crate::processor::batch::Config::default())),
         (Kind::Exporter, "store", Arc::new(crate::exporter::StoreConfig)),
+        (Kind::Exporter, "prometheus", Arc::new(scrape)),
     ];
     for (kind, ty, settings) in defaults {
         if let Some(factory) = registry::find(kind, ty) {
@@ -266,6 +290,40 @@ pub fn parse(root: &Table, ctx: &Context) -> Result<PipelineConfig, Vec<Problem>
     check_metric_names(&config, &problems);
     let list = problems.into_inner();
     if list.is_empty() { Ok(config) } else { Err(list) }
+}
+
+/// `--metrics-remote-write URL`: the `prometheusremotewrite` exporter with
+/// `endpoint = URL` (other settings at their defaults, replacing one the
+/// file defines under that id) added to every metrics pipeline. Problems
+/// name `flag` as their path.
+pub fn with_remote_write(
+    mut config: PipelineConfig,
+    url: &str,
+    ctx: &Context,
+    flag: &str,
+) -> Result<PipelineConfig, Vec<Problem>> {
+    const ID: &str = "prometheusremotewrite";
+    let problems = Problems::default();
+    let mut table = Table::new();
+    table.insert("endpoint".into(), Value::String(url.to_owned()));
+    let factory = registry::find(Kind::Exporter, ID);
+    let settings = factory.and_then(|f| {
+        let r = Reader::new(flag.to_owned(), &table, &problems);
+        let settings = (f.parse)(&r, ctx, ID);
+        r.done();
+        settings
+    });
+    let list = problems.into_inner();
+    let (Some(factory), Some(settings), true) = (factory, settings, list.is_empty()) else {
+        return Err(list);
+    };
+    config.exporters.insert(ID.to_owned(), ComponentConfig::new(factory, settings));
+    for p in config.pipelines.iter_mut().filter(|p| p.signal == Signal::Metrics) {
+        if !p.exporters.iter().any(|e| e == ID) {
+            p.exporters.push(ID.to_owned());
+        }
+    }
+    Ok(config)
 }
 
 fn pipelines_of(r: &Reader<'_>, config: &PipelineConfig, problems: &Problems) -> Vec<PipelineSpec> {

@@ -10,6 +10,7 @@ mod deliver;
 pub mod otlp;
 pub mod prometheus;
 mod queue;
+pub(crate) mod unstored;
 
 /// Settings of the `store` exporter: none; the binary passes the store in
 /// ([`crate::Exporters`]).

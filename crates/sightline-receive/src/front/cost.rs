@@ -24,6 +24,10 @@ pub struct MessageCost {
     pub bytes: usize,
     /// `(field number, type)` of the fields holding messages.
     pub fields: &'static [(u32, &'static MessageCost)],
+    /// `(field number, bytes per wire byte)` of scalar fields whose decoded
+    /// form is larger than their encoding: repeated varints (a packed
+    /// one-byte `uint64` decodes to eight bytes in a growing `Vec`).
+    pub per_byte: &'static [(u32, usize)],
 }
 
 /// The deepest message nesting accepted: prost's own recursion limit, so
@@ -42,9 +46,10 @@ fn walk(buf: &[u8], msg: &MessageCost, depth: u32, base: usize) -> Result<usize,
         return Err(format!("messages nested deeper than {MAX_PROTO_DEPTH} levels at byte {base}"));
     }
     let mut total = msg.bytes;
-    if msg.fields.is_empty() {
+    if msg.fields.is_empty() && msg.per_byte.is_empty() {
         return Ok(total);
     }
+    let grows = |field: u32| msg.per_byte.iter().find(|(n, _)| *n == field).map(|(_, per)| *per);
     let mut at = 0usize;
     while at < buf.len() {
         let start = at;
@@ -54,6 +59,9 @@ fn walk(buf: &[u8], msg: &MessageCost, depth: u32, base: usize) -> Result<usize,
         let skip = match key & 7 {
             0 => {
                 varint(buf, &mut at).ok_or_else(|| format!("truncated varint at byte {}", base + start))?;
+                if let Some(per) = grows(field) {
+                    total = total.saturating_add((at - start).saturating_mul(per));
+                }
                 0
             }
             1 => 8,
@@ -68,6 +76,8 @@ fn walk(buf: &[u8], msg: &MessageCost, depth: u32, base: usize) -> Result<usize,
                     .ok_or_else(|| format!("field {field} at byte {} runs past its message", base + start))?;
                 if let Some((_, child)) = msg.fields.iter().find(|(n, _)| *n == field) {
                     total = total.saturating_add(walk(body, child, depth + 1, base + at)?);
+                } else if let Some(per) = grows(field) {
+                    total = total.saturating_add(len.saturating_mul(per));
                 }
                 len
             }

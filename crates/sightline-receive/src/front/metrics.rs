@@ -1,6 +1,7 @@
 //! Every receiver's metrics, counted once per request at the stage
-//! boundary (never per span in a log), labelled by receiver (`otlp`,
-//! `zipkin`) and protocol.
+//! boundary (never per item in a log), labelled by receiver (`otlp`,
+//! `zipkin`), signal and protocol. Items have one counter per signal,
+//! named as the Collector names them: spans, log records, metric points.
 
 use std::fmt::Write as _;
 
@@ -36,6 +37,34 @@ impl Protocol {
 }
 
 impl EncodeLabelValue for Protocol {
+    fn encode(&self, encoder: &mut LabelValueEncoder) -> Result<(), std::fmt::Error> {
+        encoder.write_str(self.as_str())
+    }
+}
+
+/// The kind of telemetry a request carries.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Signal {
+    /// Spans.
+    Traces,
+    /// Log records.
+    Logs,
+    /// Metrics (counted in data points).
+    Metrics,
+}
+
+impl Signal {
+    /// The label value: `traces`, `logs`, `metrics`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Signal::Traces => "traces",
+            Signal::Logs => "logs",
+            Signal::Metrics => "metrics",
+        }
+    }
+}
+
+impl EncodeLabelValue for Signal {
     fn encode(&self, encoder: &mut LabelValueEncoder) -> Result<(), std::fmt::Error> {
         encoder.write_str(self.as_str())
     }
@@ -95,11 +124,13 @@ impl EncodeLabelValue for ItemOutcome {
     }
 }
 
-/// Where a request came in: receiver name and protocol.
+/// Where a request came in: receiver name, signal and protocol.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, EncodeLabelSet)]
 pub struct Source {
     /// The receiver, as named in the pipeline config (`otlp`, `zipkin`).
     pub receiver: &'static str,
+    /// What the request carries.
+    pub signal: Signal,
     /// The protocol.
     pub protocol: Protocol,
 }
@@ -107,8 +138,16 @@ pub struct Source {
 #[derive(Debug, Clone, PartialEq, Eq, Hash, EncodeLabelSet)]
 struct RequestLabels {
     receiver: &'static str,
+    signal: Signal,
     protocol: Protocol,
     outcome: RequestOutcome,
+}
+
+/// The labels of per-signal families (the name says the signal).
+#[derive(Debug, Clone, PartialEq, Eq, Hash, EncodeLabelSet)]
+struct Where {
+    receiver: &'static str,
+    protocol: Protocol,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Hash, EncodeLabelSet)]
@@ -118,15 +157,29 @@ struct ItemLabels {
     outcome: ItemOutcome,
 }
 
-type HistogramFamily = Family<Source, Histogram, fn() -> Histogram>;
+type HistogramFamily<L> = Family<L, Histogram, fn() -> Histogram>;
+
+/// One signal's item counter and batch-size histogram.
+#[derive(Debug)]
+struct Items {
+    counter: Family<ItemLabels, Counter>,
+    batch: HistogramFamily<Where>,
+}
+
+impl Items {
+    fn new() -> Items {
+        Items { counter: Family::default(), batch: Family::new_with_constructor(items_histogram) }
+    }
+}
 
 /// Receiver metrics, registered under `sightline_receive_`.
 #[derive(Debug)]
 pub struct Metrics {
     requests: Family<RequestLabels, Counter>,
-    spans: Family<ItemLabels, Counter>,
-    request_bytes: HistogramFamily,
-    batch_spans: HistogramFamily,
+    spans: Items,
+    log_records: Items,
+    metric_points: Items,
+    request_bytes: HistogramFamily<Source>,
     inflight_bytes: Gauge,
 }
 
@@ -145,20 +198,39 @@ impl Metrics {
     pub fn new(registry: &mut Registry) -> Self {
         let m = Metrics {
             requests: Family::default(),
-            spans: Family::default(),
+            spans: Items::new(),
+            log_records: Items::new(),
+            metric_points: Items::new(),
             request_bytes: Family::new_with_constructor(bytes_histogram),
-            batch_spans: Family::new_with_constructor(items_histogram),
             inflight_bytes: Gauge::default(),
         };
         let r = registry.sub_registry_with_prefix("sightline_receive");
-        r.register("requests", "Export requests, by receiver, protocol and outcome", m.requests.clone());
-        r.register("spans", "Spans received, by receiver, protocol and outcome", m.spans.clone());
+        r.register(
+            "requests",
+            "Export requests, by receiver, signal, protocol and outcome",
+            m.requests.clone(),
+        );
+        for (items, name, what) in [
+            (&m.spans, "spans", "Spans"),
+            (&m.log_records, "log_records", "Log records"),
+            (&m.metric_points, "metric_points", "Metric data points"),
+        ] {
+            r.register(
+                name,
+                format!("{what} received, by receiver, protocol and outcome"),
+                items.counter.clone(),
+            );
+            r.register(
+                format!("batch_{name}"),
+                format!("{what} per batch handed to the consumer"),
+                items.batch.clone(),
+            );
+        }
         r.register(
             "request_bytes",
             "Size of export request bodies after decompression",
             m.request_bytes.clone(),
         );
-        r.register("batch_spans", "Spans per batch handed to the consumer", m.batch_spans.clone());
         r.register(
             "inflight_bytes",
             "Bytes the receivers hold for requests being read, decoded or consumed (the in-flight budget in use, \
@@ -171,14 +243,29 @@ impl Metrics {
     /// Counts one request.
     pub fn request(&self, source: Source, outcome: RequestOutcome) {
         self.requests
-            .get_or_create(&RequestLabels { receiver: source.receiver, protocol: source.protocol, outcome })
+            .get_or_create(&RequestLabels {
+                receiver: source.receiver,
+                signal: source.signal,
+                protocol: source.protocol,
+                outcome,
+            })
             .inc();
     }
 
-    /// Counts `n` spans.
-    pub fn spans(&self, source: Source, outcome: ItemOutcome, n: u64) {
+    fn items_of(&self, signal: Signal) -> &Items {
+        match signal {
+            Signal::Traces => &self.spans,
+            Signal::Logs => &self.log_records,
+            Signal::Metrics => &self.metric_points,
+        }
+    }
+
+    /// Counts `n` items of the source's signal (spans, log records, data
+    /// points).
+    pub fn items(&self, source: Source, outcome: ItemOutcome, n: u64) {
         if n > 0 {
-            self.spans
+            self.items_of(source.signal)
+                .counter
                 .get_or_create(&ItemLabels { receiver: source.receiver, protocol: source.protocol, outcome })
                 .inc_by(n);
         }
@@ -189,9 +276,12 @@ impl Metrics {
         self.request_bytes.get_or_create(&source).observe(bytes as f64);
     }
 
-    /// Records the spans in one batch handed on.
-    pub fn batch_spans(&self, source: Source, spans: usize) {
-        self.batch_spans.get_or_create(&source).observe(spans as f64);
+    /// Records the items in one batch handed on.
+    pub fn batch_items(&self, source: Source, items: usize) {
+        self.items_of(source.signal)
+            .batch
+            .get_or_create(&Where { receiver: source.receiver, protocol: source.protocol })
+            .observe(items as f64);
     }
 
     pub(crate) fn set_inflight(&self, bytes: usize) {

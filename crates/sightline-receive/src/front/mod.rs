@@ -1,6 +1,5 @@
-//! The front every receiver shares — OTLP traces and Zipkin today, OTLP
-//! logs and metrics next: everything between the socket and a decoder,
-//! written once.
+//! The front every receiver shares — OTLP traces, logs and metrics, and
+//! Zipkin: everything between the socket and a decoder, written once.
 //!
 //! A receiver's handler is three calls around its own decode function:
 //!
@@ -42,7 +41,7 @@ use tokio::time::Instant;
 pub use budget::Claim;
 pub use failure::{Failure, FailureKind};
 pub use grpc::{grpc_failure, grpc_reply, grpc_unimplemented};
-pub use metrics::{ItemOutcome, Metrics, Protocol, RequestOutcome, Source};
+pub use metrics::{ItemOutcome, Metrics, Protocol, RequestOutcome, Signal, Source};
 
 use body::{Encoding, InflateError, ReadError, inflate_limited, media_type, read_limited};
 pub(crate) use budget::Budget;

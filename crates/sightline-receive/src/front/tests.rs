@@ -86,8 +86,8 @@ fn claims_shrink_and_release() {
     assert_eq!(budget.available(), 1000);
 }
 
-static LEAF: MessageCost = MessageCost { bytes: 10, fields: &[] };
-static NODE: MessageCost = MessageCost { bytes: 100, fields: &[(1, &LEAF), (2, &NODE)] };
+static LEAF: MessageCost = MessageCost { bytes: 10, fields: &[], per_byte: &[] };
+static NODE: MessageCost = MessageCost { bytes: 100, fields: &[(1, &LEAF), (2, &NODE)], per_byte: &[] };
 
 #[test]
 fn proto_cost_counts_every_message_along_the_schema() {

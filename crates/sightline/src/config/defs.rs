@@ -136,6 +136,23 @@ pub(crate) static SETTINGS: &[Setting] = &[
         in_file: true,
     },
     Setting {
+        name: "metrics-remote-write",
+        value_name: "URL",
+        default: Default::None,
+        help: "forward received OTLP metrics by Prometheus remote write to this `http://` URL (e.g. \
+               `http://127.0.0.1:9090/api/v1/write`): the `prometheusremotewrite` exporter, added to every \
+               metrics pipeline",
+        apply: |s, v| {
+            let v = v.trim();
+            if !v.starts_with("http://") {
+                return Err("an http:// URL, e.g. http://127.0.0.1:9090/api/v1/write");
+            }
+            s.metrics_remote_write = Some(v.to_owned());
+            Ok(())
+        },
+        in_file: true,
+    },
+    Setting {
         name: "retention",
         value_name: "AGE",
         default: Default::Value("7d"),

@@ -102,6 +102,8 @@ pub(crate) struct Settings {
     pub(crate) http_addr: SocketAddr,
     /// Overrides the pipeline's Zipkin endpoint when set.
     pub(crate) zipkin_addr: Option<SocketAddr>,
+    /// Adds a `prometheusremotewrite` exporter to the metrics pipelines.
+    pub(crate) metrics_remote_write: Option<String>,
     pub(crate) retention: Option<Duration>,
     pub(crate) max_disk: Option<u64>,
     pub(crate) log_format: LogFormat,
@@ -163,6 +165,7 @@ impl Settings {
             otlp_http_addr: SocketAddr::from(([127, 0, 0, 1], 0)),
             http_addr: SocketAddr::from(([127, 0, 0, 1], 0)),
             zipkin_addr: None,
+            metrics_remote_write: None,
             retention: None,
             max_disk: None,
             log_format: LogFormat::Text,
@@ -331,7 +334,15 @@ impl Settings {
             data_dir: settings.data_dir.clone(),
             memory_limit: if settings.memory_limit == 0 { 256 << 20 } else { settings.memory_limit as u64 },
         };
-        match sightline_pipeline::config::parse(&pipeline_table, &ctx) {
+        let parsed = sightline_pipeline::config::parse(&pipeline_table, &ctx).and_then(|p| {
+            match &settings.metrics_remote_write {
+                Some(url) => {
+                    sightline_pipeline::config::with_remote_write(p, url, &ctx, "--metrics-remote-write")
+                }
+                None => Ok(p),
+            }
+        });
+        match parsed {
             Ok(p) => settings.pipeline = with_zipkin_addr(p, settings.zipkin_addr),
             Err(problems) => errors.extend(problems.iter().map(|p| format!("config {p}"))),
         }

@@ -81,7 +81,18 @@ fn health_ready_metrics_and_data_dir_lock() {
     assert_eq!(status, 200, "{health}");
     let names: Vec<&str> =
         health["checks"].as_array().unwrap().iter().filter_map(|c| c["name"].as_str()).collect();
-    assert_eq!(names, vec!["store", "otlp_grpc", "otlp_http", "zipkin", "memory_limiter"]);
+    assert_eq!(
+        names,
+        vec![
+            "store",
+            "otlp_grpc",
+            "otlp_http",
+            "zipkin",
+            "memory_limiter",
+            "exporter store (logs)",
+            "exporter prometheus"
+        ]
+    );
 
     let req = request("metrics-svc", vec![span([5; 16], [1; 8], None, "m", now_ns())]);
     assert_eq!(server.post_traces("application/x-protobuf", None, &encode(&req)).status, 200);

@@ -11,6 +11,9 @@
 //!   idle connections, descriptor exhaustion, a store that refuses writes.
 //! - `security`: tokens, tenants (and TLS) with the stock Python SDK and the
 //!   query API.
+//! - `logs_metrics`: OTLP logs and metrics from the stock Python SDK (no
+//!   404s), their trace context, the scrape page and remote write to a real
+//!   Prometheus.
 //! - `collector`: the collector role — forwarding through an outage,
 //!   redaction of stored data, the memory limiter under overload.
 //! - `tenants`: tenants by `X-Scope-OrgID` and by token never see each
@@ -26,6 +29,7 @@ mod harness;
 mod hostile;
 mod http_bodies;
 mod lifecycle;
+mod logs_metrics;
 mod objstore;
 mod python_clients;
 mod security;

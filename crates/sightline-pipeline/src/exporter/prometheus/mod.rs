@@ -17,7 +17,7 @@ mod series;
 mod tests;
 
 pub use remote_write::{RemoteWriteConfig, RemoteWriteExporter};
-pub use scrape::{ScrapeConfig, ScrapeExporter};
+pub use scrape::{ScrapeConfig, ScrapeExporter, ScrapePage};
 pub use series::Translation;
 
 use sightline_model::{Metric, MetricData, Temporality};

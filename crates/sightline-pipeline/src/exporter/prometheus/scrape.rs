@@ -1,5 +1,6 @@
 //! `prometheus`: serves the received series for Prometheus to scrape
-//! (`GET /metrics` on `endpoint`, text exposition format 0.0.4), like the
+//! (`GET /metrics` on `endpoint`, text exposition format 0.0.4; without an
+//! endpoint the binary serves the [`ScrapePage`] on its API port), like the
 //! Collector's exporter of that name: the latest value of each series,
 //! delta sums and histograms accumulated into cumulative ones, `job` and
 //! `instance` from the resource, one `target_info` per resource, series
@@ -29,8 +30,10 @@ use crate::metrics::{Metrics, labels};
 /// Settings of a scrape endpoint.
 #[derive(Debug, Clone, PartialEq)]
 pub struct ScrapeConfig {
-    /// Listen address (default `127.0.0.1:8889`).
-    pub endpoint: SocketAddr,
+    /// Listen address (default `127.0.0.1:8889`); `None`: no listener of
+    /// its own, the binary serves [`ScrapeExporter::page`] (the default
+    /// metrics pipeline's exporter, on the API port).
+    pub endpoint: Option<SocketAddr>,
     /// Names and labels (`const_labels` are the extra labels).
     pub translation: Translation,
     /// Series not updated for this long are no longer served.
@@ -40,7 +43,7 @@ pub struct ScrapeConfig {
 /// The exporter.
 pub struct ScrapeExporter {
     id: String,
-    addr: SocketAddr,
+    addr: Option<SocketAddr>,
     state: Arc<State>,
     stop: watch::Sender<bool>,
     task: Mutex<Option<JoinHandle<()>>>,
@@ -54,22 +57,27 @@ struct State {
 }
 
 impl ScrapeExporter {
-    /// Binds `endpoint` and starts serving; must run inside a tokio runtime.
+    /// Binds `endpoint` (if any) and starts serving; must run inside a
+    /// tokio runtime.
     pub fn new(
         id: &str,
         config: ScrapeConfig,
         metrics: Arc<Metrics>,
     ) -> Result<ScrapeExporter, std::io::Error> {
-        let std_listener = std::net::TcpListener::bind(config.endpoint)?;
-        std_listener.set_nonblocking(true)?;
-        let addr = std_listener.local_addr()?;
-        let listener = tokio::net::TcpListener::from_std(std_listener)?;
         let state = Arc::new(State {
             translation: config.translation,
             series: Mutex::new(Accumulator::new(config.metric_expiration)),
             metrics,
             id: id.to_owned(),
         });
+        let (stop, mut stopped) = watch::channel(false);
+        let Some(endpoint) = config.endpoint else {
+            return Ok(ScrapeExporter { id: id.to_owned(), addr: None, state, stop, task: Mutex::new(None) });
+        };
+        let std_listener = std::net::TcpListener::bind(endpoint)?;
+        std_listener.set_nonblocking(true)?;
+        let addr = std_listener.local_addr()?;
+        let listener = tokio::net::TcpListener::from_std(std_listener)?;
         let app = axum::Router::new().route(
             "/metrics",
             axum::routing::get({
@@ -82,7 +90,6 @@ impl ScrapeExporter {
                 }
             }),
         );
-        let (stop, mut stopped) = watch::channel(false);
         let name = id.to_owned();
         let task = tokio::spawn(async move {
             let shutdown = async move {
@@ -92,12 +99,43 @@ impl ScrapeExporter {
                 tracing::error!(exporter = %name, error = %e, "scrape endpoint failed");
             }
         });
-        Ok(ScrapeExporter { id: id.to_owned(), addr, state, stop, task: Mutex::new(Some(task)) })
+        Ok(ScrapeExporter { id: id.to_owned(), addr: Some(addr), state, stop, task: Mutex::new(Some(task)) })
     }
 
-    /// The address it listens on.
-    pub fn local_addr(&self) -> SocketAddr {
+    /// The address it listens on, if it has an endpoint of its own.
+    pub fn local_addr(&self) -> Option<SocketAddr> {
         self.addr
+    }
+
+    /// The scrape page, for a server of the binary's to serve.
+    pub fn page(&self) -> ScrapePage {
+        ScrapePage(Arc::clone(&self.state))
+    }
+}
+
+/// The text exposition of a `prometheus` exporter's series, served by
+/// whoever holds it (the binary, for an exporter without an endpoint).
+#[derive(Clone)]
+pub struct ScrapePage(Arc<State>);
+
+impl ScrapePage {
+    /// The Content-Type of [`ScrapePage::render`]'s text.
+    pub const CONTENT_TYPE: &'static str = "text/plain; version=0.0.4; charset=utf-8";
+
+    /// Every live series in the text exposition format 0.0.4.
+    pub fn render(&self) -> String {
+        self.0.render()
+    }
+
+    /// Series held.
+    pub fn series(&self) -> usize {
+        self.0.series.lock().len()
+    }
+}
+
+impl std::fmt::Debug for ScrapePage {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_tuple("ScrapePage").field(&self.0.id).finish()
     }
 }
 
@@ -238,14 +276,22 @@ impl Component for ScrapeExporter {
 
     fn health(&self) -> Option<ComponentHealth> {
         let series = self.state.series.lock().len();
+        let name = format!("exporter {}", self.id);
+        let Some(addr) = self.addr else {
+            return Some(ComponentHealth {
+                name,
+                healthy: true,
+                detail: format!("{series} series, served on the API port"),
+            });
+        };
         let serving = self.task.lock().as_ref().is_some_and(|t| !t.is_finished());
         Some(ComponentHealth {
-            name: format!("exporter {}", self.id),
+            name,
             healthy: serving,
             detail: if serving {
-                format!("{series} series on http://{}/metrics", self.addr)
+                format!("{series} series on http://{addr}/metrics")
             } else {
-                format!("not serving on {}", self.addr)
+                format!("not serving on {addr}")
             },
         })
     }

@@ -336,7 +336,7 @@ async fn sdk_counter_and_histogram_reach_a_real_prometheus_by_remote_write_and_s
     let scrape = ScrapeExporter::new(
         "prometheus",
         ScrapeConfig {
-            endpoint: "127.0.0.1:0".parse().unwrap(),
+            endpoint: Some("127.0.0.1:0".parse().unwrap()),
             translation: Translation { namespace: "scraped".into(), ..Translation::default() },
             metric_expiration: Duration::from_secs(300),
         },
@@ -344,7 +344,7 @@ async fn sdk_counter_and_histogram_reach_a_real_prometheus_by_remote_write_and_s
     )
     .unwrap();
     let prometheus = tokio::task::spawn_blocking({
-        let addr = scrape.local_addr();
+        let addr = scrape.local_addr().unwrap();
         move || Prometheus::start(addr)
     })
     .await

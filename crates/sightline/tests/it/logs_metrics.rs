@@ -1,0 +1,387 @@
+//! OTLP logs and metrics: a stock SDK pointed at Sightline gets success
+//! for all three signals with no config file; log records keep their
+//! span's ids; metrics are scraped from the API port and forwarded to a
+//! real Prometheus with `--metrics-remote-write`.
+
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use serde_json::Value;
+
+use crate::harness::{Launch, Ports, Server, agent, post, python, python_script};
+
+fn run_python(protocol: &str, endpoint: &str, service: &str) -> Value {
+    let out = Command::new(python())
+        .arg(python_script("otlp_logs_metrics.py"))
+        .args([protocol, endpoint, service])
+        .output()
+        .expect("run python");
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success(), "{stdout}\n{}", String::from_utf8_lossy(&out.stderr));
+    serde_json::from_str(stdout.lines().last().unwrap_or_default())
+        .unwrap_or_else(|e| panic!("{stdout}: {e}"))
+}
+
+fn get_text(url: &str) -> (u16, String) {
+    let resp = agent().get(url).call().expect("GET");
+    let status = resp.status().as_u16();
+    (status, resp.into_body().read_to_string().unwrap_or_default())
+}
+
+/// The value of the one line of `/metrics` starting with `prefix`.
+fn metric(server: &Server, prefix: &str) -> f64 {
+    let (_, text) = get_text(&format!("{}/metrics", server.api));
+    text.lines()
+        .find(|l| l.starts_with(prefix))
+        .and_then(|l| l.rsplit(' ').next())
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(0.0)
+}
+
+#[test]
+fn stock_python_logs_and_metrics_get_success_over_grpc_and_http_and_bad_bodies_get_400() {
+    let dir = tempfile::tempdir().unwrap();
+    let server = Server::start(&dir.path().join("data"));
+    for (protocol, endpoint) in
+        [("grpc", format!("http://{}", server.grpc)), ("http", server.otlp_http.clone())]
+    {
+        let out = run_python(protocol, &endpoint, &format!("shop-{protocol}"));
+        // SimpleLogRecordProcessor exports each of the three records.
+        assert_eq!(
+            out["results"]["logs"],
+            serde_json::json!(["SUCCESS", "SUCCESS", "SUCCESS"]),
+            "{protocol}"
+        );
+        assert_eq!(out["results"]["metrics"][0], "SUCCESS", "{protocol}: {out}");
+        let (proto_label, n) = if protocol == "grpc" { ("grpc", 3.0) } else { ("http_protobuf", 3.0) };
+        let accepted = metric(
+            &server,
+            &format!(
+                r#"sightline_receive_log_records_total{{receiver="otlp",protocol="{proto_label}",outcome="accepted"}}"#
+            ),
+        );
+        assert_eq!(accepted, n, "{protocol}");
+        let points = metric(
+            &server,
+            &format!(
+                r#"sightline_receive_metric_points_total{{receiver="otlp",protocol="{proto_label}",outcome="accepted"}}"#
+            ),
+        );
+        assert!(points >= 2.0, "{protocol}: {points}");
+    }
+    // The default metrics pipeline's series, on the API port.
+    let deadline = Instant::now() + Duration::from_secs(10);
+    let page = loop {
+        let (status, page) = get_text(&format!("{}/metrics/otlp", server.api));
+        assert_eq!(status, 200);
+        if page.contains(r#"job="shop-http""#) || Instant::now() > deadline {
+            break page;
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    };
+    assert!(
+        page.lines().any(|l| l.starts_with("orders_placed_total{")
+            && l.contains(r#"job="shop-grpc""#)
+            && l.ends_with(" 3")),
+        "{page}"
+    );
+    assert!(page.contains("checkout_duration_milliseconds_bucket{"), "{page}");
+    assert!(page.contains(r#"job="shop-http""#), "{page}");
+    // /health says the logs are accepted but not kept (no log store yet).
+    let (_, health) = server.get_json("/health");
+    let text = health.to_string();
+    assert!(text.contains("log records accepted and not kept"), "{text}");
+
+    for path in ["/v1/logs", "/v1/metrics"] {
+        let url = format!("{}{path}", server.otlp_http);
+        let reply = post(&url, "application/x-protobuf", None, b"\xff\xff\xff");
+        assert_eq!(reply.status, 400, "{path}: {}", reply.text());
+        let field = if path == "/v1/logs" { "resourceLogs" } else { "resourceMetrics" };
+        let reply = post(&url, "application/json", None, format!("{{\"{field}\": 7}}").as_bytes());
+        assert_eq!(reply.status, 400, "{path}");
+        assert!(reply.text().contains("invalid OTLP/JSON"), "{path}: {}", reply.text());
+    }
+}
+
+/// A config whose logs pipeline prints every record (`debug`, detailed):
+/// the Python logging handler's records carry the span's ids.
+#[test]
+fn python_log_records_carry_their_span_ids_and_unconfigured_signals_are_404() {
+    let dir = tempfile::tempdir().unwrap();
+    let config = dir.path().join("sightline.toml");
+    std::fs::write(
+        &config,
+        r#"
+[exporters.debug]
+verbosity = "detailed"
+
+[service.pipelines.traces]
+receivers = ["otlp"]
+exporters = ["store"]
+
+[service.pipelines.logs]
+receivers = ["otlp"]
+processors = ["batch"]
+exporters = ["debug"]
+"#,
+    )
+    .unwrap();
+    let config = config.display().to_string();
+    let server = Server::launch(
+        &dir.path().join("data"),
+        Ports::free(),
+        Launch { extra: &["--config", &config], ..Launch::default() },
+    );
+    let out = run_python("http", &server.otlp_http, "shop");
+    assert_eq!(out["results"]["logs"], serde_json::json!(["SUCCESS", "SUCCESS", "SUCCESS"]));
+    // No metrics pipeline takes from otlp: the Collector's answer, 404.
+    assert_eq!(out["results"]["metrics"][0], "FAILURE", "{out}");
+    let reply = post(&format!("{}/v1/metrics", server.otlp_http), "application/x-protobuf", None, b"");
+    assert_eq!(reply.status, 404);
+    let (trace_id, span_id) = (out["trace_id"].as_str().unwrap(), out["span_id"].as_str().unwrap());
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        let stderr = strip_ansi(&server.stderr());
+        let lines: Vec<&str> =
+            stderr.lines().filter(|l| l.contains("debug exporter") || l.contains("body=")).collect();
+        let declined = lines.iter().find(|l| l.contains("payment declined for order A-17"));
+        if let Some(line) = declined {
+            assert!(line.contains(&format!("trace_id={trace_id}")), "{line}");
+            assert!(line.contains(&format!("span_id={span_id}")), "{line}");
+            assert!(line.contains("severity=17"), "{line}");
+            let outside =
+                lines.iter().find(|l| l.contains("no span here")).expect("the record outside the span");
+            assert!(outside.contains("trace_id= "), "{outside}");
+            break;
+        }
+        assert!(Instant::now() < deadline, "no debug line for the record:\n{stderr}");
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}
+
+/// The log text without terminal colour codes.
+fn strip_ansi(text: &str) -> String {
+    let mut out = String::with_capacity(text.len());
+    let mut chars = text.chars();
+    while let Some(c) = chars.next() {
+        if c == '\u{1b}' {
+            for c in chars.by_ref() {
+                if c.is_ascii_alphabetic() {
+                    break;
+                }
+            }
+        } else {
+            out.push(c);
+        }
+    }
+    out
+}
+
+/// A Prometheus server on a free port with the remote-write receiver on,
+/// scraping Sightline's `/metrics/otlp`; killed on drop.
+struct Prometheus {
+    child: Child,
+    base: String,
+    _dir: tempfile::TempDir,
+}
+
+impl Prometheus {
+    fn start(scrape_target: &str) -> Prometheus {
+        let dir = tempfile::tempdir().unwrap();
+        let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+        let config = dir.path().join("prometheus.yml");
+        std::fs::write(
+            &config,
+            format!(
+                "global:\n  scrape_interval: 1s\nscrape_configs:\n  - job_name: sightline-otlp\n    honor_labels: true\n    metrics_path: /metrics/otlp\n    static_configs:\n      - targets: [\"{scrape_target}\"]\n"
+            ),
+        )
+        .unwrap();
+        let child = Command::new("prometheus")
+            .arg(format!("--config.file={}", config.display()))
+            .arg(format!("--storage.tsdb.path={}", dir.path().join("data").display()))
+            .arg(format!("--web.listen-address=127.0.0.1:{port}"))
+            .arg("--web.enable-remote-write-receiver")
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap_or_else(|e| panic!("cannot run prometheus ({e}); .ci/run installs it"));
+        let p = Prometheus { child, base: format!("http://127.0.0.1:{port}"), _dir: dir };
+        let deadline = Instant::now() + Duration::from_secs(30);
+        while get_ok(&format!("{}/-/ready", p.base)).is_none() {
+            assert!(Instant::now() < deadline, "prometheus not ready");
+            std::thread::sleep(Duration::from_millis(100));
+        }
+        p
+    }
+
+    /// Waits until `promql` returns one series with `want`; its labels.
+    fn expect(&self, promql: &str, want: f64) -> serde_json::Map<String, Value> {
+        let deadline = Instant::now() + Duration::from_secs(30);
+        let mut last = Value::Null;
+        while Instant::now() < deadline {
+            let url = format!("{}/api/v1/query?query={}", self.base, percent(promql));
+            if let Some(body) = get_ok(&url) {
+                last = serde_json::from_str(&body).unwrap();
+                let result = last["data"]["result"].as_array().cloned().unwrap_or_default();
+                if result.len() == 1
+                    && result[0]["value"][1].as_str().and_then(|v| v.parse().ok()) == Some(want)
+                {
+                    return result[0]["metric"].as_object().unwrap().clone();
+                }
+            }
+            std::thread::sleep(Duration::from_millis(200));
+        }
+        panic!("{promql}: want one series = {want}, have {last}");
+    }
+}
+
+impl Drop for Prometheus {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn get_ok(url: &str) -> Option<String> {
+    let (status, body) = agent().get(url).call().ok().map(|r| {
+        let status = r.status().as_u16();
+        (status, r.into_body().read_to_string().unwrap_or_default())
+    })?;
+    (status == 200).then_some(body)
+}
+
+fn percent(s: &str) -> String {
+    s.bytes()
+        .map(|b| {
+            if b.is_ascii_alphanumeric() || b"-_.~".contains(&b) {
+                (b as char).to_string()
+            } else {
+                format!("%{b:02X}")
+            }
+        })
+        .collect()
+}
+
+/// `--metrics-remote-write` pushes the SDK's counter and histogram to a
+/// real Prometheus, which also scrapes them from `/metrics/otlp`.
+#[test]
+fn metrics_reach_a_real_prometheus_by_remote_write_and_by_scraping_the_api_port() {
+    let dir = tempfile::tempdir().unwrap();
+    let ports = Ports::free();
+    let prometheus = Prometheus::start(&format!("127.0.0.1:{}", ports.api));
+    let write = format!("{}/api/v1/write", prometheus.base);
+    let server = Server::launch(
+        &dir.path().join("data"),
+        ports,
+        Launch { extra: &["--metrics-remote-write", &write], ..Launch::default() },
+    );
+    let out = run_python("grpc", &format!("http://{}", server.grpc), "pay");
+    assert_eq!(out["results"]["metrics"][0], "SUCCESS", "{out}");
+    // Pushed: the remote-write exporter labels by job and instance.
+    let pushed = prometheus.expect(r#"orders_placed_total{job="pay",payment_method="card"}"#, 3.0);
+    assert!(pushed.contains_key("instance"), "{pushed:?}");
+    prometheus.expect(r#"checkout_duration_milliseconds_count{job="pay"}"#, 1.0);
+    prometheus.expect(r#"checkout_duration_milliseconds_bucket{job="pay",le="50"}"#, 1.0);
+    // Scraped from the API port (honor_labels keeps job="pay"): two series
+    // of the same name and labels would merge, so ask by scrape job.
+    let (status, page) = get_text(&format!("{}/metrics/otlp", server.api));
+    assert_eq!(status, 200);
+    assert!(page.contains("orders_placed_total{"), "{page}");
+    prometheus.expect(r#"count(up{job="sightline-otlp"} == 1)"#, 1.0);
+    drop(server);
+}
+
+/// The `filelog` receiver in the binary: seed 002's JSON lines become log
+/// records with their trace context, and a restart resumes without
+/// repeating a line.
+#[test]
+fn filelog_tails_seed_002_lines_and_resumes_after_a_restart() {
+    let dir = tempfile::tempdir().unwrap();
+    let logs = dir.path().join("logs");
+    std::fs::create_dir(&logs).unwrap();
+    let config = dir.path().join("sightline.toml");
+    std::fs::write(
+        &config,
+        format!(
+            r#"
+[receivers.filelog]
+include = ["{}/*.log"]
+start_at = "beginning"
+poll_interval = "50ms"
+
+[exporters.debug]
+verbosity = "detailed"
+
+[service.pipelines.traces]
+receivers = ["otlp"]
+exporters = ["store"]
+
+[service.pipelines.logs]
+receivers = ["filelog"]
+exporters = ["debug"]
+"#,
+            logs.display()
+        ),
+    )
+    .unwrap();
+    let line = |i: usize| {
+        format!(
+            r#"{{"timestamp": "2026-03-01T12:00:00.{i:06}Z", "level": "ERROR", "service": "orders", "message": "line {i}", "trace_id": "4bf92f3577b34da6a3ce929d0e0e4736", "span_id": "00f067aa0ba902b7"}}"#
+        )
+    };
+    let write = |from: usize, to: usize| {
+        use std::io::Write as _;
+        let mut f =
+            std::fs::OpenOptions::new().create(true).append(true).open(logs.join("orders.log")).unwrap();
+        for i in from..to {
+            writeln!(f, "{}", line(i)).unwrap();
+        }
+    };
+    let seen = |server: &Server, n: usize| {
+        let deadline = Instant::now() + Duration::from_secs(20);
+        loop {
+            let stderr = strip_ansi(&server.stderr());
+            let records: Vec<String> =
+                stderr.lines().filter(|l| l.contains("log record")).map(str::to_owned).collect();
+            if records.len() >= n {
+                return records;
+            }
+            assert!(Instant::now() < deadline, "{} of {n} records:\n{stderr}", records.len());
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    };
+    write(0, 3);
+    let config = config.display().to_string();
+    let data = dir.path().join("data");
+    let ports = Ports::free();
+    let mut server =
+        Server::launch(&data, ports, Launch { extra: &["--config", &config], ..Launch::default() });
+    let records = seen(&server, 3);
+    assert!(records[0].contains("trace_id=4bf92f3577b34da6a3ce929d0e0e4736"), "{}", records[0]);
+    assert!(records[0].contains("span_id=00f067aa0ba902b7"), "{}", records[0]);
+    assert!(
+        records[0].contains(r#"service="orders""#) && records[0].contains("severity=17"),
+        "{}",
+        records[0]
+    );
+    let (_, health) = server.get_json("/health");
+    let check =
+        health["checks"].as_array().unwrap().iter().find(|c| c["name"] == "receiver filelog").cloned();
+    let check = check.unwrap_or_else(|| panic!("no filelog check in {health}"));
+    assert_eq!(check["status"], "ok", "{check}");
+    assert_eq!(check["detail"], "following 1 file(s)", "{check}");
+    assert!(server.terminate().success());
+    write(3, 5);
+    // A new server (its stderr log starts empty) reads on from the saved
+    // position: the lines written while it was down, then a last one. The
+    // file is read in order, so a repeated line would come before it.
+    let server = Server::launch(&data, ports, Launch { extra: &["--config", &config], ..Launch::default() });
+    seen(&server, 2);
+    write(5, 6);
+    let records = seen(&server, 3);
+    assert_eq!(records.len(), 3, "{records:#?}");
+    for (record, i) in records.iter().zip(3..6) {
+        assert!(record.contains(&format!("body=line {i} ")), "want line {i}: {record}");
+    }
+}
