@@ -2,14 +2,16 @@
 
 `python otlp_env_export.py PROTOCOL` with PROTOCOL `grpc` or `http/protobuf` builds the stock
 exporter with no arguments, so it takes everything from the environment as a deployed service
-would: OTEL_EXPORTER_OTLP_ENDPOINT (http:// or https://), OTEL_EXPORTER_OTLP_HEADERS (e.g.
-`authorization=Bearer%20TOKEN`), OTEL_EXPORTER_OTLP_CERTIFICATE (the CA to trust) and
+would: OTEL_SERVICE_NAME (default `env-export`), OTEL_EXPORTER_OTLP_ENDPOINT (http:// or
+https://), OTEL_EXPORTER_OTLP_HEADERS (e.g. `authorization=Bearer%20TOKEN` or
+`x-scope-orgid=TENANT`), OTEL_EXPORTER_OTLP_CERTIFICATE (the CA to trust) and
 OTEL_EXPORTER_OTLP_CLIENT_CERTIFICATE / OTEL_EXPORTER_OTLP_CLIENT_KEY (mutual TLS). It records one
-span of service `env-export`, exports it once and prints one JSON line:
+span, exports it once and prints one JSON line:
 {"result": "SUCCESS" | "FAILURE", "trace_id": ..., "span_id": ...}.
 """
 import json
 import logging
+import os
 import sys
 
 from opentelemetry.sdk.resources import SERVICE_NAME, Resource
@@ -27,9 +29,10 @@ def main(protocol):
         sys.exit(f"unknown protocol {protocol}")
     logging.basicConfig(level=logging.WARNING, stream=sys.stderr)
     memory = InMemorySpanExporter()
-    provider = TracerProvider(resource=Resource.create({SERVICE_NAME: "env-export"}))
+    service = os.environ.get("OTEL_SERVICE_NAME", "env-export")
+    provider = TracerProvider(resource=Resource.create({SERVICE_NAME: service}))
     provider.add_span_processor(SimpleSpanProcessor(memory))
-    with provider.get_tracer("env-export").start_as_current_span(f"export over {protocol}") as span:
+    with provider.get_tracer(service).start_as_current_span(f"export over {protocol}") as span:
         span.set_attribute("transport", protocol)
         context = span.get_span_context()
     result = OTLPSpanExporter().export(memory.get_finished_spans())

@@ -108,6 +108,7 @@ mod otlp_json;
 mod params;
 mod query;
 mod render;
+mod scope;
 mod spm;
 mod summary;
 mod tempo;
@@ -121,7 +122,7 @@ use axum::Router;
 use axum::extract::DefaultBodyLimit;
 use axum::routing::{any, get, post};
 use prometheus_client::registry::Registry;
-use sightline_model::{ComponentHealth, SpanMetricsReader, SpanReader};
+use sightline_model::{ComponentHealth, SpanMetricsReader, TenantReaders};
 use tower_http::CompressionLevel;
 use tower_http::compression::CompressionLayer;
 
@@ -131,8 +132,11 @@ pub use metrics::Metrics;
 /// Everything the handlers need, shared by all requests.
 #[derive(Clone)]
 pub struct ApiState {
-    /// Where traces are read from.
-    pub reader: Arc<dyn SpanReader>,
+    /// Where traces are read from: each request reads the reader of its
+    /// tenant (from the request's extensions, set by the auth layer), so
+    /// answers never mix tenants. An `Arc<dyn SpanReader>` serves one
+    /// reader to every tenant.
+    pub readers: Arc<dyn TenantReaders>,
     /// Current health of each component (the binary supplies the store's
     /// and receivers' checks); called on every `/health` request.
     pub health: Arc<dyn Fn() -> Vec<ComponentHealth> + Send + Sync>,
@@ -144,11 +148,12 @@ pub struct ApiState {
     pub registry: Arc<Registry>,
     /// This crate's own metrics, registered in `registry`.
     pub metrics: Arc<Metrics>,
-    /// Span metrics for `/api/metrics/*`; `None` answers 501 ("metrics
-    /// querying is currently disabled"), as Jaeger without a metrics store.
+    /// Span metrics for `/api/metrics/*`, asked for the request's tenant's
+    /// series; `None` answers 501 ("metrics querying is currently
+    /// disabled"), as Jaeger without a metrics store.
     pub span_metrics: Option<Arc<dyn SpanMetricsReader>>,
-    /// Service-graph edges, merged into `/api/dependencies` (per edge the
-    /// larger of the stored-span count and the live graph's count: both
+    /// Service-graph edges of the request's tenant, merged into
+    /// `/api/dependencies` (per edge the larger of the stored-span count and the live graph's count: both
     /// count the same calls, so summing would double them).
     pub service_graph: Option<Arc<dyn sightline_model::ServiceGraphReader>>,
     /// The log store for `/api/logs*`; `None` answers 501 ("log storage

@@ -8,7 +8,7 @@
 
 use std::borrow::Cow;
 
-use sightline_model::{MetricsQuery, SpanKind, TagFilter, TraceId, TraceQuery};
+use sightline_model::{MetricsQuery, SpanKind, TagFilter, Tenant, TraceId, TraceQuery};
 
 use crate::duration::parse_go_duration;
 use crate::error::ApiError;
@@ -188,6 +188,8 @@ pub(crate) fn metrics_query(params: &Params<'_>, now_ms: i64) -> Result<MetricsQ
         ));
     }
     Ok(MetricsQuery {
+        // The handler narrows it to the request's tenant.
+        tenant: Tenant::default(),
         services,
         span_kinds,
         group_by_operation,

@@ -5,12 +5,11 @@ use std::time::{SystemTime, UNIX_EPOCH};
 
 use axum::body::Bytes;
 use axum::extract::rejection::PathRejection;
-use axum::extract::{Path, RawQuery, State};
+use axum::extract::{Path, RawQuery};
 use axum::http::{HeaderMap, Uri};
 use axum::response::{IntoResponse, Response};
 use sightline_model::{Span, TraceId, otlp};
 
-use crate::ApiState;
 use crate::adjust::{Adjusted, MAX_CLOCK_SKEW_ADJUST_NANOS};
 use crate::dto::{self, Envelope, StructuredError};
 use crate::error::{ApiError, TempoError};
@@ -18,6 +17,7 @@ use crate::ids::parse_trace_id;
 use crate::jaeger;
 use crate::params::{self, Params};
 use crate::render::{json, pretty};
+use crate::scope::Scoped;
 use crate::tempo;
 
 fn parse(raw: &Option<String>) -> Params<'_> {
@@ -25,10 +25,7 @@ fn parse(raw: &Option<String>) -> Params<'_> {
 }
 
 /// `GET /api/services`: service names.
-pub(crate) async fn services(
-    State(state): State<ApiState>,
-    RawQuery(raw): RawQuery,
-) -> Result<Response, ApiError> {
+pub(crate) async fn services(state: Scoped, RawQuery(raw): RawQuery) -> Result<Response, ApiError> {
     let services = state.reader.services().await?;
     let total = services.len();
     json(&Envelope::ok(services, total), pretty(&parse(&raw)))
@@ -37,7 +34,7 @@ pub(crate) async fn services(
 /// `GET /api/services/{service}/operations`: the legacy endpoint Jaeger UI
 /// still uses; unique operation names of every kind.
 pub(crate) async fn service_operations(
-    State(state): State<ApiState>,
+    state: Scoped,
     service: Result<Path<String>, PathRejection>,
     RawQuery(raw): RawQuery,
 ) -> Result<Response, ApiError> {
@@ -52,10 +49,7 @@ pub(crate) async fn service_operations(
 
 /// `GET /api/operations?service=S[&spanKind=K]`: operations with kinds. A
 /// kind no span can have finds nothing, as Jaeger's storage does.
-pub(crate) async fn operations(
-    State(state): State<ApiState>,
-    RawQuery(raw): RawQuery,
-) -> Result<Response, ApiError> {
+pub(crate) async fn operations(state: Scoped, RawQuery(raw): RawQuery) -> Result<Response, ApiError> {
     let params = parse(&raw);
     let service = params::required_service(&params)?;
     let operations = match params::span_kind(&params) {
@@ -72,10 +66,7 @@ pub(crate) async fn operations(
 
 /// `GET /api/traces`: a search, or the traces named by `traceID`. Traces
 /// pass through Jaeger's adjusters.
-pub(crate) async fn find_traces(
-    State(state): State<ApiState>,
-    RawQuery(raw): RawQuery,
-) -> Result<Response, ApiError> {
+pub(crate) async fn find_traces(state: Scoped, RawQuery(raw): RawQuery) -> Result<Response, ApiError> {
     let params = parse(&raw);
     let request = params::search(&params)?;
     let mut errors = Vec::new();
@@ -112,7 +103,7 @@ pub(crate) async fn find_traces(
 
 /// Reads one trace by id for the Jaeger and Tempo by-id routes: `None`
 /// when no span of it is stored (including the all-zero id).
-pub(crate) async fn read_trace(state: &ApiState, id: Option<TraceId>) -> Result<Option<Vec<Span>>, ApiError> {
+pub(crate) async fn read_trace(state: &Scoped, id: Option<TraceId>) -> Result<Option<Vec<Span>>, ApiError> {
     let Some(id) = id else { return Ok(None) };
     Ok(state.reader.trace(id).await?.filter(|spans| !spans.is_empty()))
 }
@@ -131,7 +122,7 @@ pub(crate) fn path_trace_id(id: Result<Path<String>, PathRejection>) -> Result<O
 /// Tempo serves this path too: a client asking for `application/protobuf`
 /// (Grafana's Tempo data source) gets Tempo's `tempopb.Trace` instead.
 pub(crate) async fn trace_by_id(
-    State(state): State<ApiState>,
+    state: Scoped,
     id: Result<Path<String>, PathRejection>,
     headers: HeaderMap,
     RawQuery(raw): RawQuery,
@@ -145,7 +136,7 @@ pub(crate) async fn trace_by_id(
 }
 
 async fn jaeger_trace_by_id(
-    state: &ApiState,
+    state: &Scoped,
     id: Result<Path<String>, PathRejection>,
     raw: &Option<String>,
 ) -> Result<Response, ApiError> {
@@ -191,10 +182,7 @@ pub(crate) async fn transform(RawQuery(raw): RawQuery, body: Bytes) -> Result<Re
 /// `GET /api/dependencies?endTs=<ms>&lookback=<ms>[&service=S]`: service
 /// call counts, optionally only those involving `service`, with duplicate
 /// parent/child pairs summed as Jaeger does.
-pub(crate) async fn dependencies(
-    State(state): State<ApiState>,
-    RawQuery(raw): RawQuery,
-) -> Result<Response, ApiError> {
+pub(crate) async fn dependencies(state: Scoped, RawQuery(raw): RawQuery) -> Result<Response, ApiError> {
     let params = parse(&raw);
     // A clock before 1970 is not worth failing a request over.
     let now_ms = SystemTime::now()
@@ -204,7 +192,7 @@ pub(crate) async fn dependencies(
     let service = params.get("service");
     let links = state.reader.dependencies(end, lookback).await?;
     let graph = match &state.service_graph {
-        Some(g) => g.dependencies(end, lookback).await?,
+        Some(g) => g.dependencies(&state.tenant, end, lookback).await?,
         None => Vec::new(),
     };
     let mut data: Vec<dto::DependencyLink<'_>> = Vec::with_capacity(links.len());

@@ -20,6 +20,7 @@ use crate::ApiState;
 use crate::dto::{Envelope, GaugeValue, Label, Metric, MetricFamily, MetricPoint};
 use crate::error::ApiError;
 use crate::params::{self, Params};
+use crate::scope::Scoped;
 
 fn now_ms() -> i64 {
     SystemTime::now()
@@ -52,8 +53,9 @@ impl Measure {
 }
 
 /// Parses the common parameters, then asks the reader (501 without one).
-async fn family(state: &ApiState, params: &Params<'_>, measure: Measure) -> Result<Response, ApiError> {
-    let query = params::metrics_query(params, now_ms())?;
+async fn family(state: &Scoped, params: &Params<'_>, measure: Measure) -> Result<Response, ApiError> {
+    let mut query = params::metrics_query(params, now_ms())?;
+    query.tenant = state.tenant.clone();
     let reader = state.span_metrics.as_deref().ok_or(ApiError::MetricsDisabled)?;
     let (name, help) = measure.name_and_help();
     let (name, help) = if query.group_by_operation {
@@ -86,33 +88,25 @@ fn metric(series: MetricSeries) -> Metric {
 
 /// `GET /api/metrics/latencies?service=…&quantile=…`: quantile latencies in
 /// ms. `quantile` is checked first, as Jaeger does.
-pub(crate) async fn latencies(
-    State(state): State<ApiState>,
-    RawQuery(raw): RawQuery,
-) -> Result<Response, ApiError> {
+pub(crate) async fn latencies(state: Scoped, RawQuery(raw): RawQuery) -> Result<Response, ApiError> {
     let params = Params::parse(raw.as_deref().unwrap_or(""));
     let quantile = params::quantile(&params)?;
     family(&state, &params, Measure::Latencies(quantile)).await
 }
 
 /// `GET /api/metrics/calls?service=…`: calls per second.
-pub(crate) async fn calls(
-    State(state): State<ApiState>,
-    RawQuery(raw): RawQuery,
-) -> Result<Response, ApiError> {
+pub(crate) async fn calls(state: Scoped, RawQuery(raw): RawQuery) -> Result<Response, ApiError> {
     family(&state, &Params::parse(raw.as_deref().unwrap_or("")), Measure::Calls).await
 }
 
 /// `GET /api/metrics/errors?service=…`: errors as a fraction of calls.
-pub(crate) async fn errors(
-    State(state): State<ApiState>,
-    RawQuery(raw): RawQuery,
-) -> Result<Response, ApiError> {
+pub(crate) async fn errors(state: Scoped, RawQuery(raw): RawQuery) -> Result<Response, ApiError> {
     family(&state, &Params::parse(raw.as_deref().unwrap_or("")), Measure::Errors).await
 }
 
 /// `GET /api/metrics/minstep`: the reader's resolution in ms, in the
 /// envelope.
+/// The same for every tenant: no reader lookup.
 pub(crate) async fn min_step(State(state): State<ApiState>) -> Result<Response, ApiError> {
     let reader = state.span_metrics.as_deref().ok_or(ApiError::MetricsDisabled)?;
     let ms = i64::try_from(reader.min_step().as_millis()).unwrap_or(i64::MAX);

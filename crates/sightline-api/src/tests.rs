@@ -343,7 +343,7 @@ fn harness_full(
     let reader = Arc::new(fake);
     let ready = Arc::new(AtomicBool::new(false));
     let state = ApiState {
-        reader: Arc::clone(&reader) as Arc<dyn SpanReader>,
+        readers: Arc::new(Arc::clone(&reader) as Arc<dyn SpanReader>),
         health: Arc::new(move || health.clone()),
         ready: Arc::clone(&ready),
         registry: Arc::new(registry),
@@ -731,7 +731,12 @@ async fn dependencies_merge_the_service_graph_without_double_counting() {
     struct Graph(Vec<DependencyLink>);
     #[async_trait::async_trait]
     impl sightline_model::ServiceGraphReader for Graph {
-        async fn dependencies(&self, _end: u64, _lookback: u64) -> Result<Vec<DependencyLink>, QueryError> {
+        async fn dependencies(
+            &self,
+            _tenant: &sightline_model::Tenant,
+            _end: u64,
+            _lookback: u64,
+        ) -> Result<Vec<DependencyLink>, QueryError> {
             Ok(self.0.clone())
         }
     }
@@ -1061,6 +1066,7 @@ fn series(labels: &[(&str, &str)], points: &[(i64, f64)]) -> MetricSeries {
 
 fn query(end: i64) -> MetricsQuery {
     MetricsQuery {
+        tenant: sightline_model::Tenant::default(),
         services: vec!["frontend".into()],
         span_kinds: vec![SpanKind::Server],
         group_by_operation: false,
@@ -1292,3 +1298,95 @@ mod jaeger_v1;
 mod logs;
 mod tempo;
 mod v3;
+
+// ----------------------------------------------------------------- tenants
+
+/// Every data route reads the reader of the tenant in the request's
+/// extensions (the auth layer puts it there), and the span-metrics and
+/// service-graph readers are asked for that tenant.
+#[tokio::test]
+async fn each_request_reads_only_its_tenants_data() {
+    use sightline_model::{MetricSeries, MetricsQuery, Tenant, TenantReaders};
+
+    struct ByTenant(Vec<(Tenant, Arc<dyn SpanReader>)>);
+    #[async_trait]
+    impl TenantReaders for ByTenant {
+        async fn reader(&self, tenant: &Tenant) -> Result<Arc<dyn SpanReader>, QueryError> {
+            Ok(self.0.iter().find(|(t, _)| t == tenant).map_or_else(
+                || Arc::new(sightline_model::EmptyReader) as Arc<dyn SpanReader>,
+                |(_, r)| Arc::clone(r),
+            ))
+        }
+    }
+    /// Answers with the tenant it was asked for.
+    struct Echo;
+    #[async_trait]
+    impl sightline_model::ServiceGraphReader for Echo {
+        async fn dependencies(
+            &self,
+            tenant: &Tenant,
+            _: u64,
+            _: u64,
+        ) -> Result<Vec<DependencyLink>, QueryError> {
+            Ok(vec![DependencyLink { parent: tenant.to_string(), child: "x".into(), call_count: 1 }])
+        }
+    }
+    #[async_trait]
+    impl SpanMetricsReader for Echo {
+        async fn call_rates(&self, q: &MetricsQuery) -> Result<Vec<MetricSeries>, QueryError> {
+            Ok(vec![MetricSeries {
+                labels: vec![("tenant".into(), q.tenant.to_string())],
+                points: Vec::new(),
+            }])
+        }
+        async fn error_rates(&self, q: &MetricsQuery) -> Result<Vec<MetricSeries>, QueryError> {
+            self.call_rates(q).await
+        }
+        async fn latencies(&self, q: &MetricsQuery, _: f64) -> Result<Vec<MetricSeries>, QueryError> {
+            self.call_rates(q).await
+        }
+        fn min_step(&self) -> std::time::Duration {
+            std::time::Duration::from_secs(60)
+        }
+    }
+    let acme = Tenant::new("acme").unwrap();
+    let fake = |service: &str| {
+        Arc::new(Fake { services: vec![service.to_owned()], ..Fake::default() }) as Arc<dyn SpanReader>
+    };
+    let mut registry = Registry::default();
+    let app = router(ApiState {
+        readers: Arc::new(ByTenant(vec![
+            (Tenant::default(), fake("default-svc")),
+            (acme.clone(), fake("acme-svc")),
+        ])),
+        health: Arc::new(Vec::new),
+        ready: Arc::new(AtomicBool::new(true)),
+        metrics: Arc::new(Metrics::new(&mut registry)),
+        registry: Arc::new(registry),
+        span_metrics: Some(Arc::new(Echo)),
+        service_graph: Some(Arc::new(Echo)),
+        logs: None,
+    });
+    let get = |uri: &str, tenant: Option<&Tenant>| {
+        let mut request = Request::get(uri).body(Body::empty()).unwrap();
+        if let Some(t) = tenant {
+            request.extensions_mut().insert(t.clone());
+        }
+        let app = app.clone();
+        async move {
+            let response = app.oneshot(request).await.unwrap();
+            assert_eq!(response.status(), StatusCode::OK);
+            let body = response.into_body().collect().await.unwrap().to_bytes();
+            serde_json::from_slice::<Json>(&body).unwrap()
+        }
+    };
+    assert_eq!(get("/api/services", None).await["data"], json!(["default-svc"]));
+    assert_eq!(get("/api/services", Some(&acme)).await["data"], json!(["acme-svc"]));
+    assert_eq!(get("/api/v3/services", Some(&acme)).await["services"], json!(["acme-svc"]));
+    let other = Tenant::new("nobody").unwrap();
+    assert_eq!(get("/api/services", Some(&other)).await["data"], json!([]));
+    let deps = get("/api/dependencies?endTs=1700000000000", Some(&acme)).await;
+    assert_eq!(deps["data"][0]["parent"], "acme");
+    let calls = get("/api/metrics/calls?service=s&endTs=1700000000000", Some(&acme)).await;
+    assert_eq!(calls["metrics"][0]["labels"][0]["value"], "acme", "{calls}");
+}

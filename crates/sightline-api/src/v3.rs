@@ -9,14 +9,13 @@
 //! `{"error":{"httpCode":404,"message":"No traces found"}}`.
 
 use axum::extract::rejection::PathRejection;
-use axum::extract::{Path, RawQuery, State};
+use axum::extract::{Path, RawQuery};
 use axum::response::Response;
 use opentelemetry_proto::tonic::common::v1::{AnyValue, ArrayValue, KeyValue, any_value};
 use opentelemetry_proto::tonic::trace::v1::ResourceSpans;
 use serde::Serialize;
 use sightline_model::{Span, SpanKind, TagFilter, TraceQuery, otlp};
 
-use crate::ApiState;
 use crate::adjust::{Adjusted, MAX_CLOCK_SKEW_ADJUST_NANOS};
 use crate::duration::parse_go_duration;
 use crate::error::{ApiError, V3Error};
@@ -25,6 +24,7 @@ use crate::otlp_json::{Dialect, TracesData};
 use crate::params::{Params, go_parse_bool};
 use crate::query::read_trace;
 use crate::render::json;
+use crate::scope::Scoped;
 use crate::summary::summarize;
 use crate::timestamp::{parse_rfc3339, to_unix_nanos};
 
@@ -168,7 +168,7 @@ struct Services<'a> {
 }
 
 /// `GET /api/v3/services`: `{"services": […]}`.
-pub(crate) async fn services(State(state): State<ApiState>) -> Result<Response, V3Error> {
+pub(crate) async fn services(state: Scoped) -> Result<Response, V3Error> {
     let services = state.reader.services().await?;
     Ok(json(&Services { services: &services }, false)?)
 }
@@ -188,10 +188,7 @@ struct Operation<'a> {
 /// `GET /api/v3/operations?service=&spanKind=`: `{"operations": [{name,
 /// spanKind}]}`. As Jaeger's gateway does, an operation of unspecified kind
 /// is listed as `internal`; a kind no span has finds nothing.
-pub(crate) async fn operations(
-    State(state): State<ApiState>,
-    RawQuery(raw): RawQuery,
-) -> Result<Response, V3Error> {
+pub(crate) async fn operations(state: Scoped, RawQuery(raw): RawQuery) -> Result<Response, V3Error> {
     let params = parse(&raw);
     let service = params.get("service").unwrap_or("");
     let operations = match param(&params, "spanKind", "span_kind").0.map(SpanKind::from_jaeger_name) {
@@ -268,7 +265,7 @@ fn traces_response(traces: &[Adjusted]) -> Result<Response, V3Error> {
 /// trace (hex or base64 id). The times are checked but, as on the v1
 /// route, never hide a stored trace.
 pub(crate) async fn trace(
-    State(state): State<ApiState>,
+    state: Scoped,
     id: Result<Path<String>, PathRejection>,
     RawQuery(raw): RawQuery,
 ) -> Result<Response, V3Error> {
@@ -284,10 +281,7 @@ pub(crate) async fn trace(
 }
 
 /// `GET /api/v3/traces?query.…`: the matching traces in one `TracesData`.
-pub(crate) async fn find_traces(
-    State(state): State<ApiState>,
-    RawQuery(raw): RawQuery,
-) -> Result<Response, V3Error> {
+pub(crate) async fn find_traces(state: Scoped, RawQuery(raw): RawQuery) -> Result<Response, V3Error> {
     let find = find_query(&parse(&raw))?;
     let traces = state.reader.find_traces(&find.query).await?;
     let traces: Vec<Adjusted> = traces.into_iter().map(|spans| adjusted(spans, find.raw)).collect();
@@ -337,10 +331,7 @@ fn is_zero(n: &usize) -> bool {
 /// `GET /api/v3/trace-summaries?query.…`: `{"summaries": […]}`, one per
 /// matching trace, computed after Jaeger's adjusters as Jaeger computes
 /// them (`rawTraces` has no effect here).
-pub(crate) async fn trace_summaries(
-    State(state): State<ApiState>,
-    RawQuery(raw): RawQuery,
-) -> Result<Response, V3Error> {
+pub(crate) async fn trace_summaries(state: Scoped, RawQuery(raw): RawQuery) -> Result<Response, V3Error> {
     let find = find_query(&parse(&raw))?;
     let traces = state.reader.find_traces(&find.query).await?;
     let traces: Vec<Adjusted> = traces.into_iter().map(|spans| adjusted(spans, false)).collect();

@@ -1,9 +1,10 @@
+use std::sync::Arc;
 use std::time::Duration;
 
 use async_trait::async_trait;
 
 use crate::tags::{AttributeScope, TagNames, TagQuery, collect_tag_names, collect_tag_values};
-use crate::{Batch, LogBatch, MetricBatch, Span, SpanKind, TraceId, TraceQuery, Value};
+use crate::{Batch, LogBatch, MetricBatch, Span, SpanKind, Tenant, TraceId, TraceQuery, Value};
 
 /// Traces the default tag listings of [`SpanReader`] sample: the most
 /// recent ones in the window. A reader with attribute dictionaries should
@@ -204,15 +205,67 @@ fn tag_sample(query: &TagQuery) -> TraceQuery {
     }
 }
 
+/// Finds each tenant's data: the query side of a backend that keeps
+/// tenants apart. The query API asks it for the reader of the request's
+/// tenant, so no answer can mix tenants.
+#[async_trait]
+pub trait TenantReaders: Send + Sync {
+    /// The reader of `tenant`'s data. A tenant without data gets a reader
+    /// that finds nothing (see [`EmptyReader`]), not an error.
+    async fn reader(&self, tenant: &Tenant) -> Result<Arc<dyn SpanReader>, QueryError>;
+}
+
+/// One reader answers for every tenant: a backend without tenants (tests,
+/// tools).
+#[async_trait]
+impl TenantReaders for Arc<dyn SpanReader> {
+    async fn reader(&self, _tenant: &Tenant) -> Result<Arc<dyn SpanReader>, QueryError> {
+        Ok(Arc::clone(self))
+    }
+}
+
+/// The reader of a tenant that has no data: every answer is empty.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct EmptyReader;
+
+#[async_trait]
+impl SpanReader for EmptyReader {
+    async fn trace(&self, _id: TraceId) -> Result<Option<Vec<Span>>, QueryError> {
+        Ok(None)
+    }
+
+    async fn find_traces(&self, _query: &TraceQuery) -> Result<Vec<Vec<Span>>, QueryError> {
+        Ok(Vec::new())
+    }
+
+    async fn services(&self) -> Result<Vec<String>, QueryError> {
+        Ok(Vec::new())
+    }
+
+    async fn operations(
+        &self,
+        _service: &str,
+        _kind: Option<SpanKind>,
+    ) -> Result<Vec<Operation>, QueryError> {
+        Ok(Vec::new())
+    }
+
+    async fn dependencies(&self, _end: u64, _lookback: u64) -> Result<Vec<DependencyLink>, QueryError> {
+        Ok(Vec::new())
+    }
+}
+
 /// Which span metrics to read: the parameters of Jaeger's metrics API
 /// (`BaseQueryParameters` in Jaeger's `metricstore`), with times in
-/// milliseconds as that API takes them.
+/// milliseconds as that API takes them, and the tenant whose spans count.
 ///
 /// Points are evaluated at `end - lookback`, then every `step` up to `end`
 /// (as a Prometheus range query does); each point summarises the spans of
 /// the `rate_per` window ending at it.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct MetricsQuery {
+    /// Whose spans: only this tenant's series are read.
+    pub tenant: Tenant,
     /// Services to report (`service=`, repeatable); exact names.
     pub services: Vec<String>,
     /// Span kinds to include (`spanKind=`, repeatable); Jaeger's default is
@@ -273,10 +326,11 @@ pub trait SpanMetricsReader: Send + Sync {
 /// producer/consumer span pairs) rather than from stored spans.
 #[async_trait]
 pub trait ServiceGraphReader: Send + Sync {
-    /// Requests per (client, server) edge completed in
+    /// Requests per (client, server) edge of `tenant`'s spans completed in
     /// `[end - lookback, end]` (ns since the Unix epoch), sorted.
     async fn dependencies(
         &self,
+        tenant: &Tenant,
         end_unix_nanos: u64,
         lookback_nanos: u64,
     ) -> Result<Vec<DependencyLink>, QueryError>;

@@ -31,9 +31,9 @@ mod value;
 
 pub use batch::Batch;
 pub use contract::{
-    ComponentHealth, ConsumeError, DependencyLink, LogsConsumer, MetricPoint, MetricSeries, MetricsConsumer,
-    MetricsQuery, Operation, QueryError, ServiceGraphReader, SpanMetricsReader, SpanReader,
-    TAG_SAMPLE_TRACES, TraceStore, TracesConsumer,
+    ComponentHealth, ConsumeError, DependencyLink, EmptyReader, LogsConsumer, MetricPoint, MetricSeries,
+    MetricsConsumer, MetricsQuery, Operation, QueryError, ServiceGraphReader, SpanMetricsReader, SpanReader,
+    TAG_SAMPLE_TRACES, TenantReaders, TraceStore, TracesConsumer,
 };
 pub use ids::{IdError, SpanId, TraceId};
 pub use log::{LogBatch, LogRecord};

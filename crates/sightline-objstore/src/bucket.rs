@@ -233,6 +233,20 @@ impl Bucket {
         }
     }
 
+    /// The names of the "folders" directly under the bucket's prefix
+    /// (one listing with a `/` delimiter), sorted.
+    pub async fn list_top(&self) -> Result<Vec<String>, Error> {
+        let listed = self.store.list_with_delimiter(Some(&self.root)).await.map_err(|e| {
+            self.metrics.request("list", "error");
+            self.failed("", "LIST", e)
+        })?;
+        self.metrics.request("list", "ok");
+        let mut names: Vec<String> =
+            listed.common_prefixes.iter().filter_map(|p| p.filename().map(str::to_owned)).collect();
+        names.sort();
+        Ok(names)
+    }
+
     /// Every object under `prefix`, with keys relative to the bucket's
     /// prefix.
     pub async fn list(&self, prefix: &str) -> Result<Vec<(String, ObjectMeta)>, Error> {

@@ -23,7 +23,9 @@ pub(crate) struct Cluster {
     pub(crate) bucket: Arc<Bucket>,
     pub(crate) node: String,
     pub(crate) lease: Arc<Lease>,
-    pub(crate) storage: Arc<ObjectStorage>,
+    /// Every tenant's block storage this node has open: the lease holder
+    /// cleans up after all of them.
+    pub(crate) storages: Mutex<Vec<Arc<ObjectStorage>>>,
     /// Blocks dropped longer ago than this are deleted.
     pub(crate) grace: Duration,
     /// Nodes whose heartbeat is recent, as last listed.
@@ -48,8 +50,11 @@ impl Cluster {
             }
             if self.lease.held() && collected.is_none_or(|t| t.elapsed() >= collect_every) {
                 collected = Some(Instant::now());
-                if let Err(e) = self.storage.collect_garbage(self.grace).await {
-                    tracing::warn!(error = %e, "deleting dropped blocks failed; will retry");
+                let storages = self.storages.lock().clone();
+                for storage in storages {
+                    if let Err(e) = storage.collect_garbage(self.grace).await {
+                        tracing::warn!(error = %e, "deleting dropped blocks failed; will retry");
+                    }
                 }
             }
             tokio::select! {

@@ -37,10 +37,11 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
 
+use async_trait::async_trait;
 use object_store::ObjectStore;
 use parking_lot::Mutex;
-use sightline_model::ComponentHealth;
-use sightline_store::BlockStorage;
+use sightline_model::{ComponentHealth, Tenant};
+use sightline_store::{BlockStorage, TenantBlocks};
 use tokio::sync::watch;
 
 pub use bucket::{Bucket, Object, Put};
@@ -245,6 +246,7 @@ pub struct Remote {
     cluster: Arc<cluster::Cluster>,
     cache: Arc<Cache>,
     url: String,
+    poll_interval: Duration,
     stop: watch::Sender<bool>,
     task: Mutex<Option<tokio::task::JoinHandle<()>>>,
 }
@@ -288,12 +290,42 @@ impl Remote {
             bucket,
             node: options.node_id.clone(),
             lease,
-            storage: Arc::clone(&storage),
+            storages: Mutex::new(vec![Arc::clone(&storage)]),
             grace: options.delete_grace,
             nodes: Mutex::new(Default::default()),
         });
         let (stop, _) = watch::channel(false);
-        Ok(Remote { storage, cluster, cache, url: options.url, stop, task: Mutex::new(None) })
+        Ok(Remote {
+            storage,
+            cluster,
+            cache,
+            url: options.url,
+            poll_interval: options.poll_interval,
+            stop,
+            task: Mutex::new(None),
+        })
+    }
+
+    /// The block storage of `tenant` under its `<tenant>/` prefix, sharing
+    /// the bucket, cache and lease; `dir` is the tenant's local folder
+    /// (uploads are staged in its `staging/`). The default tenant gets
+    /// [`Remote::storage`]'s. The lease holder cleans up after it too.
+    pub fn tenant_storage(&self, tenant: &Tenant, dir: &Path) -> Result<Arc<ObjectStorage>, Error> {
+        if tenant.as_str() == self.storage.tenant() {
+            return Ok(Arc::clone(&self.storage));
+        }
+        check_name("tenant", tenant.as_str())?;
+        let storage = Arc::new(ObjectStorage::new(
+            Arc::clone(&self.cluster.bucket),
+            tenant.to_string(),
+            self.cluster.node.clone(),
+            dir.join("staging"),
+            Arc::clone(&self.cache),
+            Arc::clone(&self.cluster.lease),
+            self.poll_interval,
+        )?);
+        self.cluster.storages.lock().push(Arc::clone(&storage));
+        Ok(storage)
     }
 
     /// The block storage to open the store on.
@@ -352,6 +384,38 @@ impl Remote {
                 capacity >> 20
             ),
         }
+    }
+}
+
+/// Each tenant's blocks under its `<tenant>/` prefix of the bucket.
+#[async_trait]
+impl TenantBlocks for Remote {
+    async fn storage(
+        &self,
+        tenant: &Tenant,
+        dir: &Path,
+    ) -> Result<Arc<dyn BlockStorage>, sightline_store::Error> {
+        Ok(self.tenant_storage(tenant, dir)? as Arc<dyn BlockStorage>)
+    }
+
+    /// Top-level prefixes holding a tenant's manifest (`_cluster` and
+    /// names that are no tenant are skipped).
+    async fn tenants(&self) -> Result<Vec<Tenant>, sightline_store::Error> {
+        let mut out = Vec::new();
+        for name in self.cluster.bucket.list_top().await? {
+            let Ok(tenant) = Tenant::new(&name) else { continue };
+            if tenant.as_str() != self.storage.tenant() && check_name("tenant", &name).is_ok() {
+                out.push(tenant);
+            }
+        }
+        Ok(out)
+    }
+
+    async fn has(&self, tenant: &Tenant) -> Result<bool, sightline_store::Error> {
+        if check_name("tenant", tenant.as_str()).is_err() {
+            return Ok(false);
+        }
+        Ok(self.cluster.bucket.get(&format!("{tenant}/manifest.json")).await?.is_some())
     }
 }
 

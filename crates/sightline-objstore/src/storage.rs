@@ -129,8 +129,23 @@ impl ObjectStorage {
         format!("{}/blocks/{id}/{file}", self.tenant)
     }
 
+    /// The block's name in the node's cache, which every tenant shares:
+    /// block ids are unique only within a tenant (each tenant's WAL numbers
+    /// its segments from 1, and a flushed block's id comes from them), so
+    /// other tenants' blocks are cached as `<tenant>@<id>` (`@` is in no
+    /// tenant name or node id). Sharing a key would serve one tenant's
+    /// cached pages as another's block.
+    fn cache_key(&self, id: &str) -> String {
+        if self.tenant == crate::DEFAULT_TENANT { id.to_owned() } else { format!("{}@{id}", self.tenant) }
+    }
+
     fn blocks_prefix(&self) -> String {
         format!("{}/blocks/", self.tenant)
+    }
+
+    /// The tenant whose prefix this is.
+    pub fn tenant(&self) -> &str {
+        &self.tenant
     }
 
     /// The local block cache.
@@ -374,7 +389,7 @@ impl BlockStorage for ObjectStorage {
             PutMode::Overwrite,
         ))?;
         // This node's own blocks are read from the file it wrote.
-        self.cache.adopt(id, &data)?;
+        self.cache.adopt(&self.cache_key(id), &data)?;
         let _ = std::fs::remove_dir_all(&dir);
         self.published.lock().insert(id.to_owned(), meta_bytes);
         Ok(())
@@ -395,7 +410,7 @@ impl BlockStorage for ObjectStorage {
         };
         let meta = BlockMeta::from_json(&meta_json, &location.join(META_FILE))?;
         let source = RemoteSource {
-            id: id.to_owned(),
+            id: self.cache_key(id),
             key: self.block_key(id, DATA_FILE),
             len: meta.size_bytes,
             bucket: Arc::clone(&self.bucket),
@@ -407,12 +422,12 @@ impl BlockStorage for ObjectStorage {
     fn delete(&self, id: &str) -> Result<(), sightline_store::Error> {
         // No query here reads it any more; other nodes may, until the
         // grace period has passed and the lease holder deletes it.
-        self.cache.evict(id);
+        self.cache.evict(&self.cache_key(id));
         Ok(())
     }
 
     fn discard(&self, id: &str) -> Result<(), sightline_store::Error> {
-        self.cache.evict(id);
+        self.cache.evict(&self.cache_key(id));
         self.bucket.wait(self.bucket.delete(&self.block_key(id, META_FILE)))?;
         self.bucket.wait(self.bucket.delete(&self.block_key(id, DATA_FILE)))?;
         Ok(())

@@ -9,7 +9,7 @@ use bytes::Bytes;
 use futures_util::future::BoxFuture;
 use sightline_model::{
     Batch, ConsumeError, LogBatch, LogRecord, LogsConsumer, Metric, MetricBatch, MetricsConsumer, Span,
-    TracesConsumer,
+    Tenant, TracesConsumer,
 };
 
 /// A kind of telemetry a pipeline carries.
@@ -83,6 +83,15 @@ pub trait Unit: Clone + Send + Sync + Sized + 'static {
     fn into_parts(self) -> (Vec<Self::Item>, Bytes);
     /// Pairs items with their bytes (the caller keeps the invariant).
     fn from_parts(items: Vec<Self::Item>, otlp: Bytes) -> Self;
+    /// Who the unit belongs to: the batch processor merges only units of
+    /// one tenant. Signals that carry no tenant yet belong to the default.
+    fn tenant(&self) -> Tenant {
+        Tenant::default()
+    }
+    /// The unit, owned by `tenant` (signals without tenants ignore it).
+    fn with_tenant(self, _tenant: Tenant) -> Self {
+        self
+    }
     /// Hands the unit to `next`.
     fn send(next: &Self::Consumer, unit: Self) -> BoxFuture<'_, Result<(), ConsumeError>>;
     /// Wraps a consumer of this signal.
@@ -102,6 +111,12 @@ impl Unit for Batch {
     }
     fn from_parts(items: Vec<Span>, otlp: Bytes) -> Self {
         Batch::new(items, otlp)
+    }
+    fn tenant(&self) -> Tenant {
+        Batch::tenant(self).clone()
+    }
+    fn with_tenant(self, tenant: Tenant) -> Self {
+        Batch::with_tenant(self, tenant)
     }
     fn send(next: &Self::Consumer, unit: Self) -> BoxFuture<'_, Result<(), ConsumeError>> {
         next.consume_traces(unit)

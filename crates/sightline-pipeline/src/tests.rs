@@ -841,6 +841,87 @@ fn pipelines_are_named_after_a_signal_their_components_handle() {
     );
 }
 
+/// Every processor that rebuilds or merges batches keeps each batch's
+/// tenant: the batch processor never merges two tenants' spans, and the
+/// sampling, attributes and redaction processors pass the tenant on with
+/// the spans they rebuild (losing it would file a tenant's spans under the
+/// default tenant).
+#[tokio::test]
+async fn processors_keep_every_batch_with_its_tenant() {
+    use sightline_model::Tenant;
+    let acme = Tenant::new("acme").unwrap();
+    let tenants = |rec: &Recorder| -> Vec<(String, usize)> {
+        let mut out: Vec<(String, usize)> =
+            rec.batches.lock().iter().map(|b| (b.tenant().to_string(), b.len())).collect();
+        out.sort();
+        out
+    };
+    let secret = || vec![KeyValue::new("password", "hunter2"), KeyValue::new("tmp.x", "y")];
+
+    let rec = Arc::new(Recorder::default());
+    let cfg = batch::Config {
+        send_batch_size: 4,
+        timeout: Duration::from_millis(50),
+        queue_batches: 8,
+        max_in_flight: 2,
+    };
+    let b = Arc::new(batch::BatchProcessor::<Batch>::new("batch", &cfg, rec.clone(), metrics()));
+    let sends = (0..4u64).map(|i| {
+        let b = Arc::clone(&b);
+        let batch = Batch::from_spans(vec![span(i, i, None, vec![])]);
+        let batch = if i % 2 == 0 { batch.with_tenant(acme.clone()) } else { batch };
+        async move { b.consume_traces(batch).await }
+    });
+    assert!(futures_util::future::join_all(sends).await.iter().all(Result::is_ok));
+    assert_eq!(tenants(&rec), vec![("acme".to_owned(), 2), ("single-tenant".to_owned(), 2)]);
+
+    let rec = Arc::new(Recorder::default());
+    let p =
+        redaction::RedactionProcessor::new("redaction", redaction::Config::default(), rec.clone(), metrics());
+    p.consume_traces(Batch::from_spans(vec![span(1, 1, None, secret())]).with_tenant(acme.clone()))
+        .await
+        .unwrap();
+    assert_eq!(tenants(&rec), vec![("acme".to_owned(), 1)]);
+
+    let rec = Arc::new(Recorder::default());
+    let cfg = attributes::Config {
+        actions: vec![attributes::KeyAction {
+            key: Some("tmp.x".into()),
+            pattern: None,
+            action: attributes::Action::Delete,
+        }],
+        include: None,
+        exclude: None,
+    };
+    let p = attributes::AttributesProcessor::new("attributes", cfg, rec.clone(), metrics());
+    p.consume_traces(Batch::from_spans(vec![span(1, 1, None, secret())]).with_tenant(acme.clone()))
+        .await
+        .unwrap();
+    assert_eq!(tenants(&rec), vec![("acme".to_owned(), 1)]);
+
+    let rec = Arc::new(Recorder::default());
+    let config = probabilistic::Config { sampling_percentage: 100.0 };
+    let s = probabilistic::ProbabilisticSampler::new("p", &config, rec.clone(), metrics());
+    s.consume_traces(Batch::from_spans(vec![span(1, 1, None, vec![])]).with_tenant(acme.clone()))
+        .await
+        .unwrap();
+    assert_eq!(tenants(&rec), vec![("acme".to_owned(), 1)]);
+
+    // Tail sampling: the same trace id in two tenants is two traces.
+    let rec = Arc::new(Recorder::default());
+    let cfg = tail::Config {
+        decision_wait: Duration::from_secs(3600),
+        num_traces: 100,
+        policies: vec![("all".into(), tail::Policy::Probabilistic { percentage: 100.0 })],
+        max_outbox_spans: 1000,
+    };
+    let t = tail::TailSampler::new("tail", cfg, rec.clone(), metrics());
+    t.consume_traces(Batch::from_spans(trace_of(7, false, 3)).with_tenant(acme.clone())).await.unwrap();
+    t.consume_traces(Batch::from_spans(trace_of(7, false, 2))).await.unwrap();
+    t.decide_all().await;
+    assert_eq!(tenants(&rec), vec![("acme".to_owned(), 3), ("single-tenant".to_owned(), 2)]);
+}
+
 #[test]
 fn filelog_receiver_parses_with_defaults_and_reports_problems() {
     let text = r#"

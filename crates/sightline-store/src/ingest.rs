@@ -19,6 +19,8 @@ use tokio::sync::Notify;
 
 use crate::head::record::Interner;
 use crate::head::{Head, HeadSnapshot};
+use crate::metrics::Gauges;
+use crate::shared::HeadShare;
 use crate::{Error, Metrics};
 
 /// How long an append waits for a flush when the head is full and the
@@ -66,9 +68,11 @@ pub(crate) struct Ingest {
     pub(crate) wake_cutter: Notify,
     /// Wakes the flusher: a head was cut.
     pub(crate) wake_flusher: Notify,
-    head_max_bytes: usize,
+    head_max: Arc<HeadShare>,
     max_frozen_heads: usize,
     metrics: Arc<Metrics>,
+    /// This store's part of the gauges every tenant's store adds to.
+    pub(crate) gauges: Gauges,
 }
 
 impl Ingest {
@@ -79,7 +83,7 @@ impl Ingest {
         head: Head,
         interner: Interner,
         head_first: SegmentId,
-        head_max_bytes: usize,
+        head_max: Arc<HeadShare>,
         max_frozen_heads: usize,
         metrics: Arc<Metrics>,
     ) -> Ingest {
@@ -96,8 +100,9 @@ impl Ingest {
             flushed: Notify::new(),
             wake_cutter: Notify::new(),
             wake_flusher: Notify::new(),
-            head_max_bytes,
+            head_max,
             max_frozen_heads,
+            gauges: Gauges::new(&metrics),
             metrics,
         }
     }
@@ -162,13 +167,13 @@ impl Ingest {
         // (rather than at the cutter's next tick), and let waiting appends in.
         self.wake_cutter.notify_one();
         self.flushed.notify_waiters();
-        self.metrics.frozen_heads.set(self.frozen_count() as i64);
+        self.gauges.frozen_heads.set(self.frozen_count() as i64);
     }
 
     /// Whether the head is full and no more heads may wait to be flushed.
     fn flush_behind(&self) -> bool {
         self.frozen.read().len() >= self.max_frozen_heads
-            && self.head.lock().bytes() + self.incoming.load(Ordering::Acquire) >= self.head_max_bytes
+            && self.head.lock().bytes() + self.incoming.load(Ordering::Acquire) >= self.head_max.per_store()
     }
 
     /// Waits up to [`FLUSH_WAIT`] for a flush to make room.
@@ -239,8 +244,8 @@ impl Ingest {
         };
         drop(guard);
         self.metrics.spans_appended.inc_by(count);
-        self.metrics.head_bytes.set(head_bytes as i64);
-        if head_bytes >= self.head_max_bytes {
+        self.gauges.head_bytes.set(head_bytes as i64);
+        if head_bytes >= self.head_max.per_store() {
             self.wake_cutter.notify_one();
         }
         Ok(())
@@ -268,9 +273,9 @@ impl Ingest {
             frozen.push_back(Arc::new(Frozen { head: head.snapshot(), first, sealed }));
         }
         *self.interner.lock() = Interner::default();
-        self.metrics.frozen_heads.set(self.frozen_count() as i64);
-        self.metrics.head_spans.set(0);
-        self.metrics.head_bytes.set(0);
+        self.gauges.frozen_heads.set(self.frozen_count() as i64);
+        self.gauges.head_spans.set(0);
+        self.gauges.head_bytes.set(0);
         self.wake_flusher.notify_one();
         Ok(true)
     }

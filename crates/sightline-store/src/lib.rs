@@ -24,7 +24,9 @@
 //!   the two above;
 //! * `view`: one snapshot of heads and blocks per query, read without
 //!   locks. Spans seen twice (a retried export, a head and the block it
-//!   became) are deduplicated by span id.
+//!   became) are deduplicated by span id;
+//! * `tenants`: one store per tenant behind one consumer ([`Tenants`]),
+//!   sharing the head bytes and query slots (`shared`).
 #![deny(missing_docs)]
 
 mod blockset;
@@ -34,8 +36,10 @@ mod head;
 mod ingest;
 mod metrics;
 mod repair;
+mod shared;
 mod store;
 mod tasks;
+mod tenants;
 mod view;
 mod wait;
 
@@ -50,9 +54,14 @@ pub use repair::{
     BlockCheck, BlockState, ManifestCheck, QUARANTINE_DIR, Quarantined, RepairReport, VerifyReport, WalCheck,
     repair, verify,
 };
+pub use shared::{HeadShare, Shared};
 pub use sightline_block::WriteOptions as BlockOptions;
 pub use sightline_wal::{FsyncPolicy, RecoveryMode as WalRecovery};
 pub use store::{EmbeddedStore, Options};
+pub use tenants::{
+    LocalBlocks, StoreOpener, TENANTS_DIR, TenantBlocks, TenantOpener, TenantStore, Tenants, tenant_dir,
+    tenant_folders,
+};
 
 #[cfg(test)]
 mod fuzz;

@@ -1,6 +1,6 @@
 //! The store's own metrics.
 
-use std::sync::atomic::AtomicU64;
+use std::sync::atomic::{AtomicI64, AtomicU64, Ordering};
 
 use prometheus_client::metrics::counter::Counter;
 use prometheus_client::metrics::family::Family;
@@ -140,5 +140,62 @@ impl Metrics {
 
     pub(crate) fn outcome(label: &str) -> Vec<(String, String)> {
         vec![("outcome".to_owned(), label.to_owned())]
+    }
+}
+
+/// One store's part of a gauge that every tenant's store adds to: `set`
+/// moves the shared gauge by the difference from this store's last value,
+/// so `/metrics` shows the sum over all tenants rather than whichever store
+/// set it last. Dropping the part takes its value back out.
+#[derive(Debug)]
+pub(crate) struct GaugePart {
+    gauge: Gauge,
+    mine: AtomicI64,
+}
+
+impl GaugePart {
+    pub(crate) fn new(gauge: &Gauge) -> GaugePart {
+        GaugePart { gauge: gauge.clone(), mine: AtomicI64::new(0) }
+    }
+
+    pub(crate) fn set(&self, value: i64) {
+        let old = self.mine.swap(value, Ordering::AcqRel);
+        self.gauge.inc_by(value - old);
+    }
+}
+
+impl Drop for GaugePart {
+    fn drop(&mut self) {
+        self.set(0);
+    }
+}
+
+/// One store's parts of the shared gauges.
+#[derive(Debug)]
+pub(crate) struct Gauges {
+    pub(crate) head_spans: GaugePart,
+    pub(crate) head_bytes: GaugePart,
+    pub(crate) frozen_heads: GaugePart,
+    pub(crate) blocks: GaugePart,
+    pub(crate) block_bytes: GaugePart,
+    pub(crate) block_spans: GaugePart,
+    pub(crate) block_memory: GaugePart,
+    pub(crate) compaction_debt: GaugePart,
+    pub(crate) flush_stalled: GaugePart,
+}
+
+impl Gauges {
+    pub(crate) fn new(metrics: &Metrics) -> Gauges {
+        Gauges {
+            head_spans: GaugePart::new(&metrics.head_spans),
+            head_bytes: GaugePart::new(&metrics.head_bytes),
+            frozen_heads: GaugePart::new(&metrics.frozen_heads),
+            blocks: GaugePart::new(&metrics.blocks),
+            block_bytes: GaugePart::new(&metrics.block_bytes),
+            block_spans: GaugePart::new(&metrics.block_spans),
+            block_memory: GaugePart::new(&metrics.block_memory),
+            compaction_debt: GaugePart::new(&metrics.compaction_debt),
+            flush_stalled: GaugePart::new(&metrics.flush_stalled),
+        }
     }
 }

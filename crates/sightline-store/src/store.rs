@@ -23,6 +23,7 @@ use crate::blockset::{BlockSet, BlockStorage, LocalFolder};
 use crate::head::Head;
 use crate::head::record::Interner;
 use crate::ingest::Ingest;
+use crate::shared::{QueryGate, Shared};
 use crate::tasks::{Background, Settings, run_blocking};
 use crate::view::{ResultBudget, View, internal};
 use crate::{BlockOptions, Error, FsyncPolicy, Metrics};
@@ -133,28 +134,6 @@ impl Options {
 /// refusal is better than a request hanging without an answer.
 const QUERY_WAIT: Duration = Duration::from_secs(10);
 
-/// The query slots: as many as one query's result budget fits in the
-/// budget for all queries (4 with the default shares).
-#[derive(Debug)]
-struct QueryGate {
-    slots: Arc<tokio::sync::Semaphore>,
-    total: usize,
-    each: usize,
-    metrics: Arc<Metrics>,
-}
-
-impl QueryGate {
-    fn new(memory: &MemoryBudget, metrics: Arc<Metrics>) -> QueryGate {
-        let each = memory.query_bytes_each().max(1);
-        let total = (memory.query_bytes() / each).max(1);
-        QueryGate { slots: Arc::new(tokio::sync::Semaphore::new(total)), total, each, metrics }
-    }
-
-    fn running(&self) -> usize {
-        self.total - self.slots.available_permits()
-    }
-}
-
 /// Counts a query in `queries_running` until dropped (before its slot is
 /// released, so the gauge never shows more queries than slots).
 struct Running<'a>(&'a Metrics);
@@ -183,6 +162,7 @@ pub struct EmbeddedStore {
     tasks: Arc<Mutex<Vec<JoinHandle<()>>>>,
     /// Held for the store's lifetime; released at shutdown.
     lock: Arc<Mutex<Option<File>>>,
+    shared: Shared,
 }
 
 impl std::fmt::Debug for EmbeddedStore {
@@ -204,7 +184,8 @@ impl EmbeddedStore {
             let dir = dir.clone();
             run_blocking(move || Ok(Arc::new(LocalFolder::new(&dir)?) as Arc<dyn BlockStorage>)).await?
         };
-        Self::open_with(options, storage, lock, metrics).await
+        let shared = Shared::new(&options, 1, Arc::clone(&metrics));
+        Self::open_with(options, storage, lock, shared, metrics).await
     }
 
     /// Opens the data directory for the WAL (locked, as by
@@ -215,16 +196,30 @@ impl EmbeddedStore {
         storage: Arc<dyn BlockStorage>,
         metrics: Arc<Metrics>,
     ) -> Result<EmbeddedStore, Error> {
+        let shared = Shared::new(&options, 1, Arc::clone(&metrics));
+        Self::open_shared(options, storage, shared, metrics).await
+    }
+
+    /// Like [`EmbeddedStore::open_on`], one of several stores in the
+    /// process (one per tenant) sharing the head bytes and query slots of
+    /// `shared`.
+    pub async fn open_shared(
+        options: Options,
+        storage: Arc<dyn BlockStorage>,
+        shared: Shared,
+        metrics: Arc<Metrics>,
+    ) -> Result<EmbeddedStore, Error> {
         let dir = options.data_dir.clone();
         std::fs::create_dir_all(&dir).map_err(|e| Error::io(&dir, e))?;
         let lock = lock_dir(&dir)?;
-        Self::open_with(options, storage, lock, metrics).await
+        Self::open_with(options, storage, lock, shared, metrics).await
     }
 
     async fn open_with(
         options: Options,
         storage: Arc<dyn BlockStorage>,
         lock: File,
+        shared: Shared,
         metrics: Arc<Metrics>,
     ) -> Result<EmbeddedStore, Error> {
         let dir = options.data_dir.clone();
@@ -286,12 +281,12 @@ impl EmbeddedStore {
             head,
             interner.into_inner(),
             head_first,
-            options.head_max_bytes,
+            Arc::clone(&shared.heads),
             options.max_frozen_heads,
             Arc::clone(&metrics),
         ));
         let settings = Settings {
-            head_max_bytes: options.head_max_bytes,
+            head_max: Arc::clone(&shared.heads),
             head_max_age: options.head_max_age,
             flush_split_spans: options.flush_split_spans,
             block: options.block.clone(),
@@ -307,7 +302,8 @@ impl EmbeddedStore {
             pressure_hold: options.pressure_hold,
             id_prefix: options.node_id.as_ref().map(|n| format!("{n}-")).unwrap_or_default(),
         };
-        let queries = Arc::new(QueryGate::new(&options.memory, Arc::clone(&metrics)));
+        let queries = Arc::clone(&shared.queries);
+        shared.heads.join();
         let background = Arc::new(Background::new(
             Arc::clone(&ingest),
             Arc::clone(&blocks),
@@ -325,6 +321,7 @@ impl EmbeddedStore {
             data_dir: dir,
             tasks: Arc::new(Mutex::new(tasks)),
             lock: Arc::new(Mutex::new(Some(lock))),
+            shared,
         })
     }
 
@@ -348,6 +345,11 @@ impl EmbeddedStore {
         self.background.empty_trash().await;
         self.background.update_gauges();
         Ok(changed)
+    }
+
+    /// The head bytes this store shares with the other tenants' stores.
+    pub fn shared_heads(&self) -> &Arc<crate::HeadShare> {
+        self.shared.heads()
     }
 
     /// Number of live blocks.
@@ -433,6 +435,12 @@ impl EmbeddedStore {
     #[cfg(test)]
     pub(crate) async fn hold_compactions(&self) -> tokio::sync::MutexGuard<'_, ()> {
         self.background.hold_compactions().await
+    }
+
+    /// Estimated bytes of the live head. For tests.
+    #[cfg(test)]
+    pub(crate) fn head_bytes(&self) -> usize {
+        self.ingest.head_state().1
     }
 
     /// Span counts of the live blocks. For tests.
@@ -561,5 +569,6 @@ impl TraceStore for EmbeddedStore {
         }
         self.background.empty_trash().await;
         self.lock.lock().take();
+        self.shared.heads.leave();
     }
 }

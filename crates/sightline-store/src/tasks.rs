@@ -27,7 +27,8 @@ use crate::{BlockOptions, Error, Metrics};
 /// The knobs background work runs by (from `crate::Options`).
 #[derive(Debug, Clone)]
 pub(crate) struct Settings {
-    pub(crate) head_max_bytes: usize,
+    /// The head's bound: this store's share of the process's head bytes.
+    pub(crate) head_max: Arc<crate::shared::HeadShare>,
     pub(crate) head_max_age: Duration,
     pub(crate) flush_split_spans: usize,
     pub(crate) block: BlockOptions,
@@ -150,15 +151,15 @@ impl Background {
 
     pub(crate) fn update_gauges(&self) {
         let (spans, bytes, _) = self.ingest.head_state();
-        self.metrics.head_spans.set(spans as i64);
-        self.metrics.head_bytes.set(bytes as i64);
-        self.metrics.frozen_heads.set(self.ingest.frozen_count() as i64);
+        self.ingest.gauges.head_spans.set(spans as i64);
+        self.ingest.gauges.head_bytes.set(bytes as i64);
+        self.ingest.gauges.frozen_heads.set(self.ingest.frozen_count() as i64);
         let blocks = self.blocks.list();
-        self.metrics.blocks.set(blocks.len() as i64);
-        self.metrics.block_bytes.set(blocks.iter().map(|b| b.meta().size_bytes).sum::<u64>() as i64);
-        self.metrics.block_spans.set(blocks.iter().map(|b| b.meta().span_count).sum::<u64>() as i64);
-        self.metrics.block_memory.set(blocks.iter().map(|b| b.memory_size()).sum::<usize>() as i64);
-        self.metrics.compaction_debt.set(self.compaction_debt() as i64);
+        self.ingest.gauges.blocks.set(blocks.len() as i64);
+        self.ingest.gauges.block_bytes.set(blocks.iter().map(|b| b.meta().size_bytes).sum::<u64>() as i64);
+        self.ingest.gauges.block_spans.set(blocks.iter().map(|b| b.meta().span_count).sum::<u64>() as i64);
+        self.ingest.gauges.block_memory.set(blocks.iter().map(|b| b.memory_size()).sum::<usize>() as i64);
+        self.ingest.gauges.compaction_debt.set(self.compaction_debt() as i64);
     }
 
     /// The pressure now, noting when it fell back to normal.
@@ -197,7 +198,7 @@ impl Background {
             }
             let pressure = self.pressure_now() > Pressure::Normal;
             let (spans, bytes, created) = self.ingest.head_state();
-            let max = self.settings.head_max_bytes;
+            let max = self.settings.head_max.per_store();
             let due = spans > 0
                 && ((pressure && bytes >= max / 4)
                     || bytes >= max
@@ -333,7 +334,7 @@ impl Background {
             return;
         }
         let since = Instant::now();
-        self.metrics.flush_stalled.set(1);
+        self.ingest.gauges.flush_stalled.set(1);
         tracing::debug!(debt = self.compaction_debt(), "flush waits for compaction to catch up");
         loop {
             self.wake_compactor.notify_one();
@@ -344,7 +345,7 @@ impl Background {
                 break;
             }
         }
-        self.metrics.flush_stalled.set(0);
+        self.ingest.gauges.flush_stalled.set(0);
         self.metrics.flush_stall_seconds.inc_by(since.elapsed().as_secs_f64());
     }
 

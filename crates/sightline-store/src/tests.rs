@@ -11,6 +11,7 @@ use sightline_model::{
 use crate::{EmbeddedStore, Error, Options};
 
 mod integrity;
+mod tenants;
 
 fn now() -> u64 {
     SystemTime::now().duration_since(UNIX_EPOCH).unwrap().as_nanos() as u64

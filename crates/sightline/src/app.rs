@@ -12,9 +12,9 @@ use std::time::Duration;
 use anyhow::Context as _;
 use prometheus_client::registry::Registry;
 use sightline_model::{
-    ComponentHealth, LogReader, LogsConsumer, MemoryBudget, SpanReader, TraceStore, TracesConsumer,
+    ComponentHealth, LogReader, LogsConsumer, MemoryBudget, TenantReaders, TracesConsumer,
 };
-use sightline_store::EmbeddedStore;
+use sightline_store::{LocalBlocks, StoreOpener, TenantBlocks, Tenants};
 use tokio::net::TcpListener;
 use tokio::sync::watch;
 
@@ -26,6 +26,9 @@ use sightline_guard::tls::TlsAcceptor;
 
 /// How often the token file is checked for changes (SIGHUP checks at once).
 const RELOAD_CHECK: Duration = Duration::from_secs(2);
+/// Shortest interval between looks for tenants other nodes created in a
+/// shared bucket (a read of such a tenant opens it at once anyway).
+const TENANT_DISCOVERY_MIN: Duration = Duration::from_secs(30);
 /// How often readiness follows the store's health.
 const READY_CHECK: Duration = Duration::from_millis(500);
 
@@ -76,7 +79,23 @@ pub(crate) async fn serve(settings: Settings) -> anyhow::Result<()> {
     options.memory = Arc::clone(&memory);
     options.head_max_age = settings.max_block_age();
     let (store, remote, _storage_lock) = open_store(&settings, options, store_metrics, &mut registry).await?;
-    tracing::info!(data_dir = %settings.data_dir.display(), storage = ?settings.storage, "store open");
+    let store = Arc::new(store);
+    tracing::info!(
+        data_dir = %settings.data_dir.display(),
+        storage = ?settings.storage,
+        tenants = store.tenants().len(),
+        "store open"
+    );
+    // In a shared bucket other nodes may create tenants: open them, so this
+    // node (holding the lease) compacts them too. A LIST per round: not on
+    // every manifest poll.
+    let discovery = match &settings.storage {
+        Storage::Object { poll_interval, .. } => {
+            let every = (*poll_interval).max(TENANT_DISCOVERY_MIN);
+            Some(tokio::spawn(discover_tenants(Arc::clone(&store), every)))
+        }
+        Storage::Local(_) => None,
+    };
 
     // Logs: their own WAL, head and blocks under <data-dir>/logs, with the
     // same fsync policy, retention and (a share of the) disk budget.
@@ -93,7 +112,8 @@ pub(crate) async fn serve(settings: Settings) -> anyhow::Result<()> {
     let pipeline = sightline_pipeline::build(
         &settings.pipeline,
         sightline_pipeline::Exporters {
-            store: Some(Arc::new(store.clone()) as Arc<dyn TracesConsumer>),
+            // One store per tenant: each batch goes to its tenant's.
+            store: Some(Arc::clone(&store) as Arc<dyn TracesConsumer>),
             logs_store: Some(Arc::clone(&logs) as Arc<dyn LogsConsumer>),
             memory: Some(Arc::clone(&memory)),
         },
@@ -173,7 +193,7 @@ pub(crate) async fn serve(settings: Settings) -> anyhow::Result<()> {
     let pipeline = Arc::new(pipeline);
     let filelogs = Arc::new(filelogs);
     let health = {
-        let store = store.clone();
+        let store = Arc::clone(&store);
         let logs = Arc::clone(&logs);
         let remote = remote.clone();
         let pipeline = Arc::clone(&pipeline);
@@ -211,7 +231,8 @@ pub(crate) async fn serve(settings: Settings) -> anyhow::Result<()> {
         })
     };
     let api = sightline_api::router(sightline_api::ApiState {
-        reader: Arc::new(store.clone()) as Arc<dyn SpanReader>,
+        // Each request reads its tenant's store only.
+        readers: Arc::clone(&store) as Arc<dyn TenantReaders>,
         health,
         ready: Arc::clone(&ready),
         registry: Arc::new(registry),
@@ -276,7 +297,7 @@ pub(crate) async fn serve(settings: Settings) -> anyhow::Result<()> {
     // store that refuses writes (disk full, a failed WAL) is taken out of
     // load balancing by /ready, as /health reports why.
     let readiness = tokio::spawn({
-        let (ready, store) = (Arc::clone(&ready), store.clone());
+        let (ready, store) = (Arc::clone(&ready), Arc::clone(&store));
         let ups = [grpc_up, http_up, zipkin_up];
         async move {
             let mut tick = tokio::time::interval(READY_CHECK);
@@ -298,6 +319,9 @@ pub(crate) async fn serve(settings: Settings) -> anyhow::Result<()> {
     tracing::info!("shutting down: no new requests; finishing in-flight ones");
     readiness.abort();
     reloader.abort();
+    if let Some(task) = &discovery {
+        task.abort();
+    }
     ready.store(false, Ordering::Release);
     let _ = stop_tx.send(true);
     let (g, h, q) = tokio::join!(grpc, http, query);
@@ -341,20 +365,33 @@ fn log_store_options(
     options
 }
 
+/// The store of every tenant, as the binary runs it.
+type Store = Tenants<StoreOpener>;
+
 /// Opens the store on its `--storage`: the data directory, another folder
 /// (locked like the data directory, since only one process may write a
 /// folder), or an object store shared with other nodes (connected and
 /// checked first; its heartbeat and lease start once the store is open).
+/// Each tenant has its own store: the default tenant's where a store
+/// without tenants keeps its data, the others' under `tenants/<tenant>/`
+/// (WAL always in the data directory; blocks in the storage, in a bucket
+/// under the `<tenant>/` prefix). All share one head budget and the query
+/// slots.
 async fn open_store(
     settings: &Settings,
     mut options: sightline_store::Options,
     metrics: Arc<sightline_store::Metrics>,
     registry: &mut Registry,
-) -> anyhow::Result<(EmbeddedStore, Option<Arc<sightline_objstore::Remote>>, Option<std::fs::File>)> {
+) -> anyhow::Result<(Store, Option<Arc<sightline_objstore::Remote>>, Option<std::fs::File>)> {
     let context = || format!("cannot open the store in {}", settings.data_dir.display());
+    let open = |options: sightline_store::Options, blocks: Arc<dyn TenantBlocks>| {
+        let opener = StoreOpener::new(options, blocks, settings.max_tenants, metrics);
+        Tenants::open(opener, settings.max_tenants)
+    };
     match &settings.storage {
         Storage::Local(path) if *path == settings.data_dir => {
-            Ok((EmbeddedStore::open(options, metrics).await.with_context(context)?, None, None))
+            let blocks = Arc::new(LocalBlocks::new(path));
+            Ok((open(options, blocks).await.with_context(context)?, None, None))
         }
         Storage::Local(path) => {
             std::fs::create_dir_all(path)
@@ -373,10 +410,8 @@ async fn open_store(
                     path.display()
                 );
             }
-            let folder = sightline_store::LocalFolder::new(path)
-                .with_context(|| format!("cannot open --storage {}", path.display()))?;
-            let store =
-                EmbeddedStore::open_on(options, Arc::new(folder), metrics).await.with_context(context)?;
+            let blocks = Arc::new(LocalBlocks::new(path));
+            let store = open(options, blocks).await.with_context(context)?;
             Ok((store, None, Some(lock)))
         }
         Storage::Object { url, node_id, cache_size, poll_interval } => {
@@ -389,15 +424,30 @@ async fn open_store(
             remote_options.cache_bytes = *cache_size;
             remote_options.poll_interval = *poll_interval;
             let remote_metrics = Arc::new(sightline_objstore::Metrics::new(registry));
-            let remote = sightline_objstore::Remote::open(remote_options, remote_metrics)
-                .await
-                .with_context(|| format!("cannot use --storage {url}"))?;
+            let remote = Arc::new(
+                sightline_objstore::Remote::open(remote_options, remote_metrics)
+                    .await
+                    .with_context(|| format!("cannot use --storage {url}"))?,
+            );
             options.node_id = Some(node.clone());
-            let store = EmbeddedStore::open_on(options, remote.storage(), metrics)
+            let store = open(options, Arc::clone(&remote) as Arc<dyn TenantBlocks>)
                 .await
                 .with_context(|| format!("cannot open the store on {url} as node {node}"))?;
             remote.start();
-            Ok((store, Some(Arc::new(remote)), None))
+            Ok((store, Some(remote), None))
+        }
+    }
+}
+
+/// Opens the stores of tenants other nodes created in the shared bucket,
+/// every `every`.
+async fn discover_tenants(store: Arc<Store>, every: Duration) {
+    let mut tick = tokio::time::interval(every);
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        tick.tick().await;
+        if let Err(e) = store.discover().await {
+            tracing::warn!(error = %e, "looking for new tenants in the bucket failed; will retry");
         }
     }
 }

@@ -48,14 +48,16 @@ enum Command {
     /// benchmarks (see bench/run.sh).
     Loadgen(sightline_loadgen::Args),
     /// Check a data directory without changing it: the manifest, every
-    /// block byte against its checksums, the WAL (exit 0 when intact, 1 when
-    /// damage was found, 2 when it cannot be checked). Safe beside a running
+    /// block byte against its checksums, the WAL, for the default tenant
+    /// and every tenant under `tenants/` (exit 0 when intact, 1 when damage
+    /// was found, 2 when it cannot be checked). Safe beside a running
     /// server.
     Verify(DataDir),
     /// Make a damaged data directory start cleanly (the server must be
     /// stopped): damaged blocks are salvaged and moved to quarantine/, the
     /// traces lost are reported, a damaged manifest is rebuilt from the
-    /// blocks present. Moves, never deletes (exit 0 when done, 2 on error).
+    /// blocks present; every tenant's folder in turn. Moves, never deletes
+    /// (exit 0 when done, 2 on error).
     Repair(DataDir),
 }
 
@@ -67,29 +69,68 @@ struct DataDir {
     data_dir: std::path::PathBuf,
 }
 
+/// The folders `verify` and `repair` check: the data directory (the
+/// default tenant's, unnamed so a store without tenants reads as before),
+/// then each other tenant's under `tenants/`.
+fn tenant_dirs(
+    data_dir: &std::path::Path,
+) -> Result<Vec<(Option<sightline_model::Tenant>, std::path::PathBuf)>, sightline_store::Error> {
+    let mut dirs = vec![(None, data_dir.to_owned())];
+    for tenant in sightline_store::tenant_folders(data_dir)? {
+        dirs.push((Some(tenant.clone()), sightline_store::tenant_dir(data_dir, &tenant)));
+    }
+    Ok(dirs)
+}
+
 fn main() -> ExitCode {
     let cli = Cli::parse();
     match cli.command {
-        Command::Verify(DataDir { data_dir }) => match sightline_store::verify(&data_dir) {
-            Ok(report) => {
-                println!("{report}");
-                if report.damage_count() == 0 { ExitCode::SUCCESS } else { ExitCode::from(1) }
+        Command::Verify(DataDir { data_dir }) => {
+            let mut damaged = false;
+            for (tenant, dir) in match tenant_dirs(&data_dir) {
+                Ok(dirs) => dirs,
+                Err(e) => {
+                    eprintln!("error: cannot check {}: {e}", data_dir.display());
+                    return ExitCode::from(2);
+                }
+            } {
+                if let Some(tenant) = tenant {
+                    println!("tenant {tenant} ({}):", dir.display());
+                }
+                match sightline_store::verify(&dir) {
+                    Ok(report) => {
+                        println!("{report}");
+                        damaged |= report.damage_count() > 0;
+                    }
+                    Err(e) => {
+                        eprintln!("error: cannot check {}: {e}", dir.display());
+                        return ExitCode::from(2);
+                    }
+                }
             }
-            Err(e) => {
-                eprintln!("error: cannot check {}: {e}", data_dir.display());
-                ExitCode::from(2)
+            if damaged { ExitCode::from(1) } else { ExitCode::SUCCESS }
+        }
+        Command::Repair(DataDir { data_dir }) => {
+            for (tenant, dir) in match tenant_dirs(&data_dir) {
+                Ok(dirs) => dirs,
+                Err(e) => {
+                    eprintln!("error: cannot repair {}: {e}", data_dir.display());
+                    return ExitCode::from(2);
+                }
+            } {
+                if let Some(tenant) = tenant {
+                    println!("tenant {tenant} ({}):", dir.display());
+                }
+                match sightline_store::repair(&dir) {
+                    Ok(report) => println!("{report}"),
+                    Err(e) => {
+                        eprintln!("error: cannot repair {}: {e}", dir.display());
+                        return ExitCode::from(2);
+                    }
+                }
             }
-        },
-        Command::Repair(DataDir { data_dir }) => match sightline_store::repair(&data_dir) {
-            Ok(report) => {
-                println!("{report}");
-                ExitCode::SUCCESS
-            }
-            Err(e) => {
-                eprintln!("error: cannot repair {}: {e}", data_dir.display());
-                ExitCode::from(2)
-            }
-        },
+            ExitCode::SUCCESS
+        }
         Command::ValidateConfig { file } => {
             let args = config::ServeArgs::config_file(file.clone());
             match config::Settings::resolve(args) {

@@ -10,11 +10,12 @@ use std::convert::Infallible;
 use std::sync::Arc;
 use std::time::Duration;
 
+use axum::Extension;
 use axum::extract::{RawQuery, State};
 use axum::response::sse::{Event, KeepAlive, Sse};
 use axum::response::{IntoResponse, Response};
 use futures_util::stream::{self, Stream};
-use sightline_model::{LogBatch, LogQuery, LogReader};
+use sightline_model::{LogBatch, LogQuery, LogReader, Tenant};
 use tokio::sync::broadcast::{self, error::RecvError};
 
 use crate::ApiState;
@@ -23,19 +24,31 @@ use crate::error::ApiError;
 use crate::params::Params;
 use crate::render::{json, pretty};
 
-fn reader(state: &ApiState) -> Result<Arc<dyn LogReader>, ApiError> {
+/// The log store, for the default tenant only: logs are one pool so far
+/// (the receivers refuse other tenants' records), so another tenant must
+/// not read it.
+fn reader(state: &ApiState, tenant: Option<Extension<Tenant>>) -> Result<Arc<dyn LogReader>, ApiError> {
+    if let Some(Extension(tenant)) = tenant
+        && tenant != Tenant::default()
+    {
+        return Err(ApiError::NotImplemented(format!(
+            "logs are kept for the default tenant only so far; tenant {} has none",
+            tenant.as_str()
+        )));
+    }
     state.logs.clone().ok_or_else(|| ApiError::NotImplemented("log storage is not enabled".to_owned()))
 }
 
 /// `GET /api/logs`: one page, newest first.
 pub(crate) async fn search(
     State(state): State<ApiState>,
+    tenant: Option<Extension<Tenant>>,
     RawQuery(raw): RawQuery,
 ) -> Result<Response, ApiError> {
     let raw = raw.unwrap_or_default();
     let params = Params::parse(&raw);
     let query = params::log_query(&params, true)?;
-    let reader = reader(&state)?;
+    let reader = reader(&state, tenant)?;
     let page = reader.find_logs(&query).await?;
     json(&dto::Page::new(&page, query.effective_limit()), pretty(&params))
 }
@@ -43,10 +56,11 @@ pub(crate) async fn search(
 /// `GET /api/logs/services`: service names with stored records.
 pub(crate) async fn services(
     State(state): State<ApiState>,
+    tenant: Option<Extension<Tenant>>,
     RawQuery(raw): RawQuery,
 ) -> Result<Response, ApiError> {
     let raw = raw.unwrap_or_default();
-    let services = reader(&state)?.log_services().await?;
+    let services = reader(&state, tenant)?.log_services().await?;
     let total = services.len();
     json(&Envelope::ok(services, total), pretty(&Params::parse(&raw)))
 }
@@ -58,11 +72,12 @@ pub(crate) async fn services(
 /// unboundedly.
 pub(crate) async fn tail(
     State(state): State<ApiState>,
+    tenant: Option<Extension<Tenant>>,
     RawQuery(raw): RawQuery,
 ) -> Result<Response, ApiError> {
     let raw = raw.unwrap_or_default();
     let query = params::log_query(&Params::parse(&raw), false)?;
-    let rx = reader(&state)?.subscribe_logs();
+    let rx = reader(&state, tenant)?.subscribe_logs();
     let events = tail_events(rx, query);
     Ok(Sse::new(events).keep_alive(KeepAlive::new().interval(Duration::from_secs(15))).into_response())
 }

@@ -7,7 +7,9 @@
 //! what Go's `jsonpb` writes (camelCase, 64-bit integers as strings,
 //! defaults left out; trace ids in search results without leading zeros).
 //! Errors are plain text, as Tempo's `http.Error`. The tenancy header
-//! `X-Scope-OrgID` is accepted and, with one tenant, changes nothing.
+//! `X-Scope-OrgID` (or the token) picks whose data is read, as in Tempo:
+//! the auth layer resolves it and every handler reads through
+//! [`crate::scope::Scoped`].
 
 mod logfmt;
 mod proto;
@@ -15,20 +17,20 @@ mod search;
 mod tags;
 
 use axum::extract::rejection::PathRejection;
-use axum::extract::{Path, RawQuery, State};
+use axum::extract::{Path, RawQuery};
 use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::Response;
 use prost::Message as _;
 use serde::Serialize;
 use sightline_model::{TraceId, otlp};
 
-use crate::ApiState;
 use crate::adjust::Adjusted;
 use crate::error::{ApiError, TempoError};
 use crate::otlp_json::{Dialect, TracesData};
 use crate::params::Params;
 use crate::query::{path_trace_id, read_trace};
 use crate::render::{bytes, json};
+use crate::scope::Scoped;
 
 pub(crate) use search::search;
 pub(crate) use tags::{tag_values_v1, tag_values_v2, tags_v1, tags_v2};
@@ -100,7 +102,7 @@ fn check_window(params: &Params<'_>) -> Result<(), ApiError> {
 }
 
 /// A stored trace with Tempo's span-id deduplication, or `TraceNotFound`.
-async fn load(state: &ApiState, id: Option<TraceId>) -> Result<Adjusted, ApiError> {
+async fn load(state: &Scoped, id: Option<TraceId>) -> Result<Adjusted, ApiError> {
     match read_trace(state, id).await? {
         Some(spans) => Ok(Adjusted::deduplicated(spans)),
         None => Err(ApiError::TraceNotFound),
@@ -111,7 +113,7 @@ async fn load(state: &ApiState, id: Option<TraceId>) -> Result<Adjusted, ApiErro
 /// `tempopb.Trace`. (Other `Accept` values get Jaeger's JSON on this path;
 /// see `query::trace_by_id`.) Unknown ids: an empty 404.
 pub(crate) async fn trace_v1_protobuf(
-    state: &ApiState,
+    state: &Scoped,
     id: Option<TraceId>,
     params: &Params<'_>,
 ) -> Result<Response, TempoError> {
@@ -132,7 +134,7 @@ struct TraceByIdJson<'a> {
 /// […]}}`, `jsonpb`'s spelling). Unknown ids: 404, after which Grafana
 /// tries `/api/traces/{id}`.
 pub(crate) async fn trace_v2(
-    State(state): State<ApiState>,
+    state: Scoped,
     id: Result<Path<String>, PathRejection>,
     headers: HeaderMap,
     RawQuery(raw): RawQuery,

@@ -19,7 +19,7 @@
 
 use std::collections::{BTreeMap, HashSet};
 
-use axum::extract::{RawQuery, State};
+use axum::extract::RawQuery;
 use axum::response::Response;
 use opentelemetry_proto::tonic::common::v1::KeyValue;
 use serde::Serialize;
@@ -28,13 +28,13 @@ use sightline_traceql::{AttributePushdown, Candidates, Query, TraceMatch};
 
 use super::logfmt;
 use super::seconds_param;
-use crate::ApiState;
 use crate::duration::parse_go_duration;
 use crate::error::{ApiError, TempoError};
 use crate::ids::tempo_hex;
 use crate::otlp_json::{Attributes, Dialect};
 use crate::params::Params;
 use crate::render::json;
+use crate::scope::Scoped;
 use crate::summary::{Summary, summarize};
 
 /// Tempo's `defaultLimit` and `defaultSpansPerSpanSet`.
@@ -335,7 +335,7 @@ fn duration_fits(request: &SearchRequest, summary: &Summary<'_>) -> bool {
 /// pre-filter asks for, most recent first, and whether the store has no
 /// more of them.
 async fn candidates(
-    state: &ApiState,
+    state: &Scoped,
     query: &Query,
     window: (Option<u64>, Option<u64>),
     ask: usize,
@@ -379,7 +379,7 @@ fn latest_start(spans: &[Span]) -> u64 {
 /// Matching traces of a TraceQL search with their matches, most recent
 /// first, at most `limit`.
 async fn traceql_search(
-    state: &ApiState,
+    state: &Scoped,
     request: &SearchRequest,
     query: &Query,
 ) -> Result<(Vec<(Vec<Span>, TraceMatch)>, usize), ApiError> {
@@ -429,10 +429,7 @@ fn parse_traceql(q: &str) -> Result<Query, ApiError> {
 }
 
 /// `GET /api/search`: `{"traces": [...], "metrics": {...}}`.
-pub(crate) async fn search(
-    State(state): State<ApiState>,
-    RawQuery(raw): RawQuery,
-) -> Result<Response, TempoError> {
+pub(crate) async fn search(state: Scoped, RawQuery(raw): RawQuery) -> Result<Response, TempoError> {
     let params = Params::parse(raw.as_deref().unwrap_or(""));
     let request = parse(&params)?;
     if let Some(q) = request.query.as_deref() {

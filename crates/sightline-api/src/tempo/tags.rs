@@ -11,16 +11,16 @@ use std::collections::BTreeSet;
 use std::time::{SystemTime, UNIX_EPOCH};
 
 use axum::extract::rejection::PathRejection;
-use axum::extract::{Path, RawQuery, State};
+use axum::extract::{Path, RawQuery};
 use axum::response::Response;
 use serde::Serialize;
 use sightline_model::{AttributeScope, DEFAULT_TAG_LIMIT, TagQuery, Value};
 
 use super::seconds_param;
-use crate::ApiState;
 use crate::error::{ApiError, TempoError};
 use crate::params::Params;
 use crate::render::json;
+use crate::scope::Scoped;
 
 /// TraceQL's intrinsics as Tempo lists them for autocompletion
 /// (`search.GetVirtualIntrinsicValues`).
@@ -119,10 +119,7 @@ struct ScopeTags {
 /// `GET /api/v2/search/tags?scope=&start=&end=`: `{"scopes": [{"name",
 /// "tags"}]}`; without a scope, every attribute scope with names, then
 /// `intrinsic`.
-pub(crate) async fn tags_v2(
-    State(state): State<ApiState>,
-    RawQuery(raw): RawQuery,
-) -> Result<Response, TempoError> {
+pub(crate) async fn tags_v2(state: Scoped, RawQuery(raw): RawQuery) -> Result<Response, TempoError> {
     let params = Params::parse(raw.as_deref().unwrap_or(""));
     let scopes = scopes(&params)?;
     let query = tag_query(&params)?;
@@ -151,10 +148,7 @@ struct TagsV1 {
 
 /// `GET /api/search/tags`: `{"tagNames": […]}`, the attribute names of
 /// every scope (or of `scope`) in one sorted list.
-pub(crate) async fn tags_v1(
-    State(state): State<ApiState>,
-    RawQuery(raw): RawQuery,
-) -> Result<Response, TempoError> {
+pub(crate) async fn tags_v1(state: Scoped, RawQuery(raw): RawQuery) -> Result<Response, TempoError> {
     let params = Params::parse(raw.as_deref().unwrap_or(""));
     let scope = match scopes(&params)? {
         Scopes::All | Scopes::Intrinsic => None,
@@ -241,7 +235,7 @@ fn tag_path(tag: Result<Path<String>, PathRejection>) -> Result<String, ApiError
 }
 
 /// Every span name of every service, sorted.
-async fn span_names(state: &ApiState) -> Result<Vec<String>, ApiError> {
+async fn span_names(state: &Scoped) -> Result<Vec<String>, ApiError> {
     let mut names = BTreeSet::new();
     for service in state.reader.services().await? {
         names.extend(state.reader.operations(&service, None).await?.into_iter().map(|op| op.name));
@@ -284,7 +278,7 @@ fn strings(values: Vec<String>) -> Vec<TagValue> {
 /// of a TraceQL attribute or intrinsic. `q` (values only of spans matching
 /// a TraceQL query) is accepted and not yet applied.
 pub(crate) async fn tag_values_v2(
-    State(state): State<ApiState>,
+    state: Scoped,
     tag: Result<Path<String>, PathRejection>,
     RawQuery(raw): RawQuery,
 ) -> Result<Response, TempoError> {
@@ -325,7 +319,7 @@ struct TagValuesV1 {
 /// (span or resource) as text, plus Tempo's virtual tags `status.code` and
 /// `error`.
 pub(crate) async fn tag_values_v1(
-    State(state): State<ApiState>,
+    state: Scoped,
     tag: Result<Path<String>, PathRejection>,
     RawQuery(raw): RawQuery,
 ) -> Result<Response, TempoError> {

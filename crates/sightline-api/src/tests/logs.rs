@@ -36,7 +36,7 @@ async fn server() -> Server {
     let mut registry = Registry::default();
     let metrics = Arc::new(Metrics::new(&mut registry));
     let state = ApiState {
-        reader: Arc::new(Fake::default()) as Arc<dyn SpanReader>,
+        readers: Arc::new(Arc::new(Fake::default()) as Arc<dyn SpanReader>),
         health: Arc::new(Vec::new),
         ready: Arc::new(AtomicBool::new(true)),
         registry: Arc::new(registry),

@@ -176,11 +176,12 @@ impl<N: ?Sized + TracesConsumer> TracesConsumer for AttributesProcessor<N> {
         if !batch.spans().iter().any(|s| self.applies_to_span(s)) {
             return self.next.consume_traces(batch).await;
         }
+        let tenant = batch.tenant().clone();
         let (mut spans, _) = batch.into_parts();
         for span in spans.iter_mut().filter(|s| self.applies_to_span(s)) {
             apply(&self.config.actions, &mut span.attributes);
         }
-        self.next.consume_traces(Batch::from_spans(spans)).await
+        self.next.consume_traces(Batch::from_spans(spans).with_tenant(tenant)).await
     }
 }
 

@@ -7,16 +7,20 @@
 //! concatenation of two protobuf export requests is the encoding of the
 //! merged request (repeated fields append).
 //!
+//! Batches of different tenants are never merged: each tenant has its own
+//! pending batch (one deadline for all).
+//!
 //! Backpressure: the queue in front of the batcher is bounded; when it is
 //! full senders get `Overloaded`, and at most `max_in_flight` merged
 //! batches are exported at once.
 
+use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::time::Duration;
 
 use async_trait::async_trait;
 use bytes::BytesMut;
-use sightline_model::ConsumeError;
+use sightline_model::{ConsumeError, Tenant};
 use tokio::sync::{Semaphore, mpsc, oneshot};
 use tokio::task::JoinHandle;
 use tokio::time::Instant;
@@ -99,7 +103,8 @@ async fn run<U: Unit>(
     metrics: Arc<Metrics>,
 ) {
     let in_flight = Arc::new(Semaphore::new(config.max_in_flight.max(1)));
-    let mut pending = Pending::<U>::new();
+    // One merge per tenant: units of different tenants never share a batch.
+    let mut pending: BTreeMap<Tenant, Pending<U>> = BTreeMap::new();
     let mut deadline: Option<Instant> = None;
     loop {
         let received = match deadline {
@@ -110,23 +115,29 @@ async fn run<U: Unit>(
             None => Some(rx.recv().await),
         };
         let closed = matches!(received, Some(None));
-        if let Some(Some((batch, waiter))) = received {
-            if pending.waiters.is_empty() {
-                deadline = Some(Instant::now() + config.timeout);
+        // Size reached (that tenant's), or deadline passed / input closed
+        // (every tenant's): what to send now.
+        let due: Vec<Tenant> = match received {
+            Some(Some((batch, waiter))) => {
+                if pending.is_empty() {
+                    deadline = Some(Instant::now() + config.timeout);
+                }
+                let tenant = batch.tenant();
+                let waiting = pending.entry(tenant.clone()).or_insert_with(Pending::new);
+                waiting.count += batch.count();
+                let (items, otlp) = batch.into_parts();
+                waiting.items.extend(items);
+                waiting.otlp.extend_from_slice(&otlp);
+                waiting.waiters.push(waiter);
+                if waiting.count < config.send_batch_size {
+                    continue;
+                }
+                vec![tenant]
             }
-            pending.count += batch.count();
-            let (items, otlp) = batch.into_parts();
-            pending.items.extend(items);
-            pending.otlp.extend_from_slice(&otlp);
-            pending.waiters.push(waiter);
-            if pending.count < config.send_batch_size {
-                continue;
-            }
-        }
-        // Size reached, deadline passed, or input closed: send what waits.
-        deadline = None;
-        if !pending.waiters.is_empty() {
-            let merged = std::mem::replace(&mut pending, Pending::new());
+            _ => pending.keys().cloned().collect(),
+        };
+        for tenant in due {
+            let Some(merged) = pending.remove(&tenant) else { continue };
             // NOTE: the semaphore is never closed, so acquiring cannot fail.
             let Ok(permit) = Arc::clone(&in_flight).acquire_owned().await else { return };
             let next = Arc::clone(&next);
@@ -134,12 +145,16 @@ async fn run<U: Unit>(
                 metrics.batch_spans.observe(merged.count as f64);
             }
             tokio::spawn(async move {
-                let result = U::send(&next, U::from_parts(merged.items, merged.otlp.freeze())).await;
+                let unit = U::from_parts(merged.items, merged.otlp.freeze()).with_tenant(tenant);
+                let result = U::send(&next, unit).await;
                 for w in merged.waiters {
                     let _ = w.send(result.clone());
                 }
                 drop(permit);
             });
+        }
+        if pending.is_empty() {
+            deadline = None;
         }
         if closed {
             // Wait for the exports in flight before reporting done.

@@ -132,6 +132,7 @@ impl ProbabilisticSampler {
 impl TracesConsumer for ProbabilisticSampler {
     async fn consume_traces(&self, batch: Batch) -> Result<(), ConsumeError> {
         let total = batch.len();
+        let tenant = batch.tenant().clone();
         let (spans, _) = batch.into_parts();
         let mut kept = Vec::with_capacity(spans.len());
         for mut span in spans {
@@ -155,7 +156,7 @@ impl TracesConsumer for ProbabilisticSampler {
         if kept.is_empty() {
             return Ok(());
         }
-        self.next.consume_traces(Batch::from_spans(kept)).await
+        self.next.consume_traces(Batch::from_spans(kept).with_tenant(tenant)).await
     }
 }
 

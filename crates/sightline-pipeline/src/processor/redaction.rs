@@ -475,7 +475,10 @@ impl<N: ?Sized + TracesConsumer> TracesConsumer for RedactionProcessor<N> {
     async fn consume_traces(&self, batch: Batch) -> Result<(), ConsumeError> {
         match self.redact(batch.spans()) {
             None => self.next.consume_traces(batch).await,
-            Some(spans) => self.next.consume_traces(Batch::from_spans(spans)).await,
+            Some(spans) => {
+                let tenant = batch.tenant().clone();
+                self.next.consume_traces(Batch::from_spans(spans).with_tenant(tenant)).await
+            }
         }
     }
 }

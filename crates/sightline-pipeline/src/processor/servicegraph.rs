@@ -36,6 +36,11 @@
 //! with traffic, at most [`MAX_GRAPH_EDGES`] edges) and answers
 //! [`ServiceGraphReader`] with them.
 //!
+//! **Tenants.** Halves pair only within one tenant (the batch's), edges
+//! and graph minutes are kept per tenant, and [`ServiceGraphReader`]
+//! answers with the asking tenant's edges only; on `/metrics` the series of
+//! tenants other than the default one carry a `tenant` label.
+//!
 //! Pass-through like span metrics: batches go downstream unchanged and are
 //! paired only once downstream accepted them.
 
@@ -51,7 +56,7 @@ use prometheus_client::metrics::histogram::Histogram;
 use prometheus_client::registry::{Registry, Unit};
 use sightline_model::{
     Batch, ConsumeError, DependencyLink, QueryError, Resource, ServiceGraphReader, Span, SpanId, SpanKind,
-    StatusCode, TraceId, TracesConsumer, Value, is_database_call, virtual_node_name,
+    StatusCode, Tenant, TraceId, TracesConsumer, Value, is_database_call, virtual_node_name,
 };
 use tokio::task::JoinHandle;
 
@@ -169,6 +174,7 @@ struct Side {
 
 #[derive(Debug)]
 struct Edge {
+    tenant: Tenant,
     connection_type: ConnectionType,
     client: Option<Side>,
     server: Option<Side>,
@@ -185,7 +191,7 @@ enum Role {
 
 /// A half extracted from a span, waiting for downstream to accept it.
 pub(crate) struct Half {
-    key: (TraceId, SpanId),
+    key: PairKey,
     role: Role,
     connection_type: ConnectionType,
     resource: Arc<Resource>,
@@ -198,11 +204,15 @@ pub(crate) struct Half {
     dims: Labels,
 }
 
+/// (tenant, trace id, client span id): halves of different tenants never
+/// pair, even with equal ids.
+type PairKey = (Tenant, TraceId, SpanId);
+
 #[derive(Default)]
 struct Store {
-    edges: FastMap<(TraceId, SpanId), Edge>,
+    edges: FastMap<PairKey, Edge>,
     /// Insertion order with expiry; entries of completed edges are stale.
-    expiries: VecDeque<(i64, (TraceId, SpanId))>,
+    expiries: VecDeque<(i64, PairKey)>,
 }
 
 /// (minute index, requests), oldest first.
@@ -210,8 +220,8 @@ type Minutes = Arc<Mutex<VecDeque<(i64, u64)>>>;
 
 #[derive(Default)]
 struct Graph {
-    /// Per (client, server).
-    edges: FastMap<(String, String), Minutes>,
+    /// Per (tenant, client, server).
+    edges: FastMap<(Tenant, String, String), Minutes>,
     pruned_at: i64,
 }
 
@@ -329,8 +339,8 @@ impl ServiceGraph {
         &self.config
     }
 
-    /// Extracts the halves of requests from `spans`.
-    pub(crate) fn extract(&self, spans: &[Span]) -> Vec<Half> {
+    /// Extracts the halves of requests from `tenant`'s `spans`.
+    pub(crate) fn extract(&self, tenant: &Tenant, spans: &[Span]) -> Vec<Half> {
         let mut out = Vec::new();
         for span in spans {
             let (role, connection_type, key) = match span.kind {
@@ -369,7 +379,7 @@ impl ServiceGraph {
                 })
                 .collect();
             out.push(Half {
-                key: (span.trace_id, key),
+                key: (tenant.clone(), span.trace_id, key),
                 role,
                 connection_type,
                 resource: Arc::clone(&span.resource),
@@ -406,16 +416,17 @@ impl ServiceGraph {
                         failed: false,
                         dims: Vec::new(),
                     };
-                    completed.push((ConnectionType::Database, side, server));
+                    completed.push((half.key.0, ConnectionType::Database, side, server));
                     continue;
                 }
                 let ttl_ms = i64::try_from(self.config.ttl.as_millis()).unwrap_or(i64::MAX);
                 let is_new = !store.edges.contains_key(&half.key);
                 if is_new && store.edges.len() >= self.config.max_items {
-                    dropped.push((half.role, half.connection_type, side));
+                    dropped.push((half.key.0, half.role, half.connection_type, side));
                     continue;
                 }
-                let edge = store.edges.entry(half.key).or_insert_with(|| Edge {
+                let edge = store.edges.entry(half.key.clone()).or_insert_with(|| Edge {
+                    tenant: half.key.0.clone(),
                     connection_type: half.connection_type,
                     client: None,
                     server: None,
@@ -432,33 +443,42 @@ impl ServiceGraph {
                 }
                 if is_new {
                     let expires = edge.expires_at_ms;
-                    store.expiries.push_back((expires, half.key));
+                    store.expiries.push_back((expires, half.key.clone()));
                 }
                 let done =
                     store.edges.get(&half.key).is_some_and(|e| e.client.is_some() && e.server.is_some());
                 if done
-                    && let Some(Edge { connection_type, client: Some(c), server: Some(s), .. }) =
+                    && let Some(Edge { tenant, connection_type, client: Some(c), server: Some(s), .. }) =
                         store.edges.remove(&half.key)
                 {
-                    completed.push((connection_type, c, s));
+                    completed.push((tenant, connection_type, c, s));
                 }
             }
         }
-        for (role, connection_type, side) in dropped {
+        for (tenant, role, connection_type, side) in dropped {
             let (client, server) = match role {
                 Role::Client => (side.service.as_str(), ""),
                 Role::Server => ("", side.service.as_str()),
             };
-            self.dropped_spans_total.get_or_create(&edge_labels(client, server, connection_type, &[])).inc();
+            self.dropped_spans_total
+                .get_or_create(&edge_labels(&tenant, client, server, connection_type, &[]))
+                .inc();
         }
-        for (connection_type, client, server) in completed {
-            self.complete(now_ms, connection_type, &client, &server);
+        for (tenant, connection_type, client, server) in completed {
+            self.complete(now_ms, &tenant, connection_type, &client, &server);
         }
         self.expire_at(now_ms);
     }
 
-    fn complete(&self, now_ms: i64, connection_type: ConnectionType, client: &Side, server: &Side) {
-        let series = self.edge_series(connection_type, client, server);
+    fn complete(
+        &self,
+        now_ms: i64,
+        tenant: &Tenant,
+        connection_type: ConnectionType,
+        client: &Side,
+        server: &Side,
+    ) {
+        let series = self.edge_series(tenant, connection_type, client, server);
         series.total.inc();
         if client.failed || server.failed {
             self.request_failed_total.get_or_create(&series.labels).inc();
@@ -478,8 +498,17 @@ impl ServiceGraph {
     }
 
     /// The metrics of an edge's label set, created on first use.
-    fn edge_series(&self, connection_type: ConnectionType, client: &Side, server: &Side) -> Arc<EdgeSeries> {
+    fn edge_series(
+        &self,
+        tenant: &Tenant,
+        connection_type: ConnectionType,
+        client: &Side,
+        server: &Side,
+    ) -> Arc<EdgeSeries> {
         let mut key = String::with_capacity(64);
+        // Tenant names never contain NUL, so keys cannot collide.
+        key.push_str(tenant.as_str());
+        key.push('\0');
         key.push_str(client.service.as_str());
         key.push('\0');
         key.push_str(server.service.as_str());
@@ -496,10 +525,12 @@ impl ServiceGraph {
             return Arc::clone(series);
         }
         let dims: Labels = client.dims.iter().chain(server.dims.iter()).cloned().collect();
-        let labels = edge_labels(client.service.as_str(), server.service.as_str(), connection_type, &dims);
+        let labels =
+            edge_labels(tenant, client.service.as_str(), server.service.as_str(), connection_type, &dims);
         let minutes = {
             let mut graph = self.graph.lock();
-            let edge = (client.service.as_str().to_owned(), server.service.as_str().to_owned());
+            let edge =
+                (tenant.clone(), client.service.as_str().to_owned(), server.service.as_str().to_owned());
             if graph.edges.len() < MAX_GRAPH_EDGES || graph.edges.contains_key(&edge) {
                 Some(Arc::clone(graph.edges.entry(edge).or_default()))
             } else {
@@ -563,13 +594,13 @@ impl ServiceGraph {
                     failed: false,
                     dims: Vec::new(),
                 };
-                self.complete(now_ms, ConnectionType::VirtualNode, client, &server);
+                self.complete(now_ms, &edge.tenant, ConnectionType::VirtualNode, client, &server);
                 continue;
             }
             let client = edge.client.as_ref().map_or("", |s| s.service.as_str());
             let server = edge.server.as_ref().map_or("", |s| s.service.as_str());
             self.unpaired_spans_total
-                .get_or_create(&edge_labels(client, server, edge.connection_type, &[]))
+                .get_or_create(&edge_labels(&edge.tenant, client, server, edge.connection_type, &[]))
                 .inc();
         }
     }
@@ -579,14 +610,14 @@ impl ServiceGraph {
         self.store.lock().edges.len()
     }
 
-    /// Requests per (client, server) completed in the minutes starting in
-    /// `[end - lookback, end]` (ms since the epoch), sorted.
-    pub fn edges(&self, end_unix_millis: i64, lookback_millis: i64) -> Vec<DependencyLink> {
+    /// Requests per (client, server) of `tenant` completed in the minutes
+    /// starting in `[end - lookback, end]` (ms since the epoch), sorted.
+    pub fn edges(&self, tenant: &Tenant, end_unix_millis: i64, lookback_millis: i64) -> Vec<DependencyLink> {
         let first = end_unix_millis.saturating_sub(lookback_millis).div_euclid(MINUTE_MS);
         let last = end_unix_millis.div_euclid(MINUTE_MS);
         let graph = self.graph.lock();
         let mut out: BTreeMap<(&str, &str), u64> = BTreeMap::new();
-        for ((client, server), minutes) in &graph.edges {
+        for ((_, client, server), minutes) in graph.edges.iter().filter(|((t, _, _), _)| t == tenant) {
             let n: u64 =
                 minutes.lock().iter().filter(|(at, _)| *at >= first && *at <= last).map(|(_, n)| n).sum();
             if n > 0 {
@@ -603,17 +634,24 @@ impl ServiceGraph {
     }
 }
 
+/// The labels of an edge's series; a tenant other than the default one
+/// is a `tenant` label first.
 fn edge_labels(
+    tenant: &Tenant,
     client: &str,
     server: &str,
     connection_type: ConnectionType,
     dims: &[(String, String)],
 ) -> Labels {
-    let mut labels = vec![
+    let mut labels = Vec::with_capacity(4 + dims.len());
+    if !tenant.is_default() {
+        labels.push(("tenant".to_owned(), tenant.to_string()));
+    }
+    labels.extend([
         ("client".to_owned(), client.to_owned()),
         ("server".to_owned(), server.to_owned()),
         ("connection_type".to_owned(), connection_type.label().to_owned()),
-    ];
+    ]);
     labels.extend(dims.iter().cloned());
     labels
 }
@@ -622,11 +660,12 @@ fn edge_labels(
 impl ServiceGraphReader for ServiceGraph {
     async fn dependencies(
         &self,
+        tenant: &Tenant,
         end_unix_nanos: u64,
         lookback_nanos: u64,
     ) -> Result<Vec<DependencyLink>, QueryError> {
         let ms = |ns: u64| i64::try_from(ns / 1_000_000).unwrap_or(i64::MAX);
-        Ok(self.edges(ms(end_unix_nanos), ms(lookback_nanos)))
+        Ok(self.edges(tenant, ms(end_unix_nanos), ms(lookback_nanos)))
     }
 }
 
@@ -669,7 +708,7 @@ impl Drop for ServiceGraphProcessor {
 #[async_trait]
 impl TracesConsumer for ServiceGraphProcessor {
     async fn consume_traces(&self, batch: Batch) -> Result<(), ConsumeError> {
-        let halves = self.core.extract(batch.spans());
+        let halves = self.core.extract(batch.tenant(), batch.spans());
         self.next.consume_traces(batch).await?;
         self.core.record(halves);
         Ok(())

@@ -28,6 +28,11 @@
 //! ~27 MiB. Minutes are stamped with the time the processor saw the span
 //! (as a Prometheus scrape would), not the span's own clock.
 //!
+//! **Tenants.** Series are kept per tenant (the batch's): a tenant's SPM
+//! queries read only its own windows, and on `/metrics` the series of
+//! tenants other than the default one carry a `tenant` label. The
+//! cardinality limit is shared.
+//!
 //! **Pass-through.** The batch goes downstream untouched (no re-encoding);
 //! spans are counted only once downstream accepted the batch, so a refused
 //! batch that the sender retries is not counted twice.
@@ -48,7 +53,7 @@ use prometheus_client::metrics::family::{Family, MetricConstructor};
 use prometheus_client::registry::{Registry, Unit};
 use sightline_model::{
     Batch, ConsumeError, MetricSeries, MetricsQuery, QueryError, Span, SpanId, SpanKind, SpanMetricsReader,
-    StatusCode, TraceId, TracesConsumer, Value,
+    StatusCode, Tenant, TraceId, TracesConsumer, Value,
 };
 
 use self::window::{MINUTE_MS, Measure, Merged, Range, Window};
@@ -210,8 +215,8 @@ struct Series {
     window: Option<Arc<Mutex<Window>>>,
 }
 
-/// (service, operation, kind).
-type WindowKey = (String, String, SpanKind);
+/// (tenant, service, operation, kind).
+type WindowKey = (Tenant, String, String, SpanKind);
 
 #[derive(Default)]
 struct State {
@@ -306,14 +311,18 @@ impl SpanMetrics {
         &self.config
     }
 
-    /// Resolves each span to its series (creating series up to the limit).
-    pub(crate) fn observe(&self, spans: &[Span]) -> Vec<Observation> {
+    /// Resolves each span of `tenant` to its series (creating series up
+    /// to the limit).
+    pub(crate) fn observe(&self, tenant: &Tenant, spans: &[Span]) -> Vec<Observation> {
         let mut state = self.state.lock();
         let mut key = String::with_capacity(128);
         let mut text = String::new();
         let mut out = Vec::with_capacity(spans.len());
         for span in spans {
             key.clear();
+            // Tenant names never contain NUL, so keys cannot collide.
+            key.push_str(tenant.as_str());
+            key.push('\0');
             key.push_str(span.service_name());
             key.push('\0');
             key.push_str(&span.name);
@@ -346,7 +355,7 @@ impl SpanMetrics {
                     }))
                 }
                 None => {
-                    let series = Arc::new(self.new_series(&mut state, span));
+                    let series = Arc::new(self.new_series(&mut state, tenant, span));
                     state.series.insert(key.clone(), Arc::clone(&series));
                     series
                 }
@@ -361,13 +370,17 @@ impl SpanMetrics {
         out
     }
 
-    fn new_series(&self, state: &mut State, span: &Span) -> Series {
-        let mut labels: Labels = vec![
+    fn new_series(&self, state: &mut State, tenant: &Tenant, span: &Span) -> Series {
+        let mut labels: Labels = Vec::with_capacity(5 + self.config.dimensions.len());
+        if !tenant.is_default() {
+            labels.push(("tenant".to_owned(), tenant.to_string()));
+        }
+        labels.extend([
             ("service_name".to_owned(), span.service_name().to_owned()),
             ("span_name".to_owned(), span.name.clone()),
             ("span_kind".to_owned(), span_kind_label(span.kind).to_owned()),
             ("status_code".to_owned(), status_code_label(span.status.code).to_owned()),
-        ];
+        ]);
         let mut text = String::new();
         for dim in &self.config.dimensions {
             text.clear();
@@ -375,7 +388,7 @@ impl SpanMetrics {
                 labels.push((prometheus_name(&dim.name), v.to_owned()));
             }
         }
-        let window_key = (span.service_name().to_owned(), span.name.clone(), span.kind);
+        let window_key = (tenant.clone(), span.service_name().to_owned(), span.name.clone(), span.kind);
         let window = Arc::clone(state.windows.entry(window_key).or_default());
         Series {
             calls: self.calls.get_or_create_owned(&labels),
@@ -426,12 +439,14 @@ impl SpanMetrics {
             state
                 .windows
                 .iter()
-                .filter(|((service, _, kind), _)| q.services.contains(service) && q.span_kinds.contains(kind))
+                .filter(|((tenant, service, _, kind), _)| {
+                    *tenant == q.tenant && q.services.contains(service) && q.span_kinds.contains(kind)
+                })
                 .map(|(k, w)| (k.clone(), Arc::clone(w)))
                 .collect()
         };
         let mut groups: std::collections::BTreeMap<Labels, Merged> = Default::default();
-        for ((service, operation, _), window) in windows {
+        for ((_, service, operation, _), window) in windows {
             let mut labels = vec![("service_name".to_owned(), service)];
             if q.group_by_operation {
                 labels.push(("operation".to_owned(), operation));
@@ -508,7 +523,7 @@ impl SpanMetricsProcessor {
 #[async_trait]
 impl TracesConsumer for SpanMetricsProcessor {
     async fn consume_traces(&self, batch: Batch) -> Result<(), ConsumeError> {
-        let observations = self.core.observe(batch.spans());
+        let observations = self.core.observe(batch.tenant(), batch.spans());
         self.next.consume_traces(batch).await?;
         self.core.record(observations);
         Ok(())

@@ -18,14 +18,14 @@
 //! stage refuses wait in an outbox; while the outbox is over its bound, new
 //! spans are refused (retryable), so pressure flows back to senders.
 
-use std::collections::{HashMap, VecDeque};
+use std::collections::{BTreeMap, HashMap, VecDeque};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use async_trait::async_trait;
 use parking_lot::Mutex;
 use regex::Regex;
-use sightline_model::{Batch, ConsumeError, Span, StatusCode, TraceId, TracesConsumer, Value};
+use sightline_model::{Batch, ConsumeError, Span, StatusCode, Tenant, TraceId, TracesConsumer, Value};
 use tokio::task::JoinHandle;
 
 use super::Next;
@@ -171,13 +171,18 @@ struct Pending {
     spans: Vec<Span>,
 }
 
+/// A trace of one tenant: traces of different tenants with the same id
+/// are decided, and sent on, apart.
+type Key = (Tenant, TraceId);
+
 struct State {
-    pending: HashMap<TraceId, Pending>,
-    order: VecDeque<(Instant, TraceId)>,
+    pending: HashMap<Key, Pending>,
+    order: VecDeque<(Instant, Key)>,
     /// Recent decisions, for late spans: (kept, ids in decision order).
-    decided: HashMap<TraceId, bool>,
-    decided_order: VecDeque<TraceId>,
-    outbox: Vec<Span>,
+    decided: HashMap<Key, bool>,
+    decided_order: VecDeque<Key>,
+    /// Kept spans waiting to be sent, per tenant.
+    outbox: BTreeMap<Tenant, Vec<Span>>,
     latencies: Latencies,
     rate_window: (Instant, u64),
 }
@@ -202,7 +207,7 @@ impl TailSampler {
             order: VecDeque::new(),
             decided: HashMap::new(),
             decided_order: VecDeque::new(),
-            outbox: Vec::new(),
+            outbox: BTreeMap::new(),
             latencies: Latencies::default(),
             rate_window: (Instant::now(), 0),
         }));
@@ -237,7 +242,7 @@ impl TailSampler {
         self.send_outbox().await;
     }
 
-    fn decide(&self, st: &mut State, id: TraceId, now: Instant) {
+    fn decide(&self, st: &mut State, id: Key, now: Instant) {
         let Some(trace) = st.pending.remove(&id) else { return };
         let keep = self.evaluate(st, &trace.spans, now);
         let decision = if keep { "kept" } else { "dropped" };
@@ -246,9 +251,9 @@ impl TailSampler {
             .get_or_create(&labels(&[("component", &self.id), ("decision", decision)]))
             .inc_by(trace.spans.len() as u64);
         if keep {
-            st.outbox.extend(trace.spans);
+            st.outbox.entry(id.0.clone()).or_default().extend(trace.spans);
         }
-        st.decided.insert(id, keep);
+        st.decided.insert(id.clone(), keep);
         st.decided_order.push_back(id);
         while st.decided_order.len() > DECIDED_MEMORY {
             if let Some(old) = st.decided_order.pop_front() {
@@ -348,19 +353,23 @@ impl TailSampler {
         }
     }
 
+    /// Sends the kept spans, one batch per tenant.
     async fn send_outbox(&self) {
-        let spans = std::mem::take(&mut self.state.lock().outbox);
-        if spans.is_empty() {
-            return;
-        }
-        let batch = Batch::from_spans(spans);
-        if let Err(e) = self.next.consume_traces(batch.clone()).await {
-            tracing::warn!(error = %e, "tail sampler: next stage refused kept spans; will retry");
-            let (spans, _) = batch.into_parts();
-            let mut st = self.state.lock();
-            let mut kept = spans;
-            kept.append(&mut st.outbox);
-            st.outbox = kept;
+        let outbox = std::mem::take(&mut self.state.lock().outbox);
+        for (tenant, spans) in outbox {
+            if spans.is_empty() {
+                continue;
+            }
+            let batch = Batch::from_spans(spans).with_tenant(tenant.clone());
+            if let Err(e) = self.next.consume_traces(batch.clone()).await {
+                tracing::warn!(error = %e, "tail sampler: next stage refused kept spans; will retry");
+                let (spans, _) = batch.into_parts();
+                let mut st = self.state.lock();
+                let waiting = st.outbox.entry(tenant).or_default();
+                let mut kept = spans;
+                kept.append(waiting);
+                *waiting = kept;
+            }
         }
     }
 
@@ -369,7 +378,7 @@ impl TailSampler {
         let now = Instant::now();
         {
             let mut st = self.state.lock();
-            let ids: Vec<TraceId> = st.order.drain(..).map(|(_, id)| id).collect();
+            let ids: Vec<Key> = st.order.drain(..).map(|(_, id)| id).collect();
             for id in ids {
                 self.decide(&mut st, id, now);
             }
@@ -383,7 +392,7 @@ impl TracesConsumer for TailSampler {
     async fn consume_traces(&self, batch: Batch) -> Result<(), ConsumeError> {
         let now = Instant::now();
         let mut st = self.state.lock();
-        if st.outbox.len() > self.config.max_outbox_spans {
+        if st.outbox.values().map(Vec::len).sum::<usize>() > self.config.max_outbox_spans {
             self.metrics
                 .refused
                 .get_or_create(&labels(&[("component", &self.id), ("reason", "outbox_full")]))
@@ -393,19 +402,20 @@ impl TracesConsumer for TailSampler {
                 retry_after: Duration::from_secs(1),
             });
         }
+        let tenant = batch.tenant().clone();
         let (spans, _) = batch.into_parts();
         for span in spans {
-            let id = span.trace_id;
+            let id = (tenant.clone(), span.trace_id);
             if let Some(keep) = st.decided.get(&id).copied() {
                 if keep {
-                    st.outbox.push(span);
+                    st.outbox.entry(tenant.clone()).or_default().push(span);
                 }
                 continue;
             }
             match st.pending.get_mut(&id) {
                 Some(p) => p.spans.push(span),
                 None => {
-                    st.pending.insert(id, Pending { spans: vec![span] });
+                    st.pending.insert(id.clone(), Pending { spans: vec![span] });
                     st.order.push_back((now, id));
                 }
             }

@@ -16,17 +16,17 @@ use std::fmt::Display;
 
 use parking_lot::Mutex;
 use prometheus_client::metrics::counter::Counter;
-use prometheus_client::metrics::gauge::Gauge;
 
 use crate::Metrics;
+use crate::metrics::GaugePart;
 
 /// See the module docs.
-#[derive(Debug, Default)]
+#[derive(Debug)]
 pub(crate) struct Damaged {
     /// Block id → the first error found, for health and logs.
     blocks: Mutex<BTreeMap<String, String>>,
     reads: Counter,
-    gauge: Gauge,
+    gauge: GaugePart,
 }
 
 impl Damaged {
@@ -34,7 +34,7 @@ impl Damaged {
         Damaged {
             blocks: Mutex::default(),
             reads: metrics.damaged_block_reads.clone(),
-            gauge: metrics.damaged_blocks.clone(),
+            gauge: GaugePart::new(&metrics.damaged_blocks),
         }
     }
 

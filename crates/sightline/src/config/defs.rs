@@ -350,6 +350,23 @@ pub(crate) static SETTINGS: &[Setting] = &[
         in_file: true,
     },
     Setting {
+        name: "max-tenants",
+        value_name: "N",
+        default: Default::Value("64"),
+        help: "most tenants kept apart (each its own WAL, head and blocks; all heads share one byte budget); \
+               writes of a tenant beyond it are refused with 429",
+        apply: |s, v| {
+            s.max_tenants = v
+                .trim()
+                .parse()
+                .ok()
+                .filter(|n| (1..=100_000).contains(n))
+                .ok_or("a number from 1 to 100000")?;
+            Ok(())
+        },
+        in_file: true,
+    },
+    Setting {
         name: "metrics-auth",
         value_name: "MODE",
         default: Default::Value("open"),

@@ -119,6 +119,8 @@ pub(crate) struct Settings {
     pub(crate) body_timeout: Duration,
     pub(crate) idle_timeout: Duration,
     pub(crate) auth_tokens: Option<PathBuf>,
+    /// Most tenants with their own store, the default one included.
+    pub(crate) max_tenants: usize,
     pub(crate) metrics_auth: MetricsAuth,
     pub(crate) tls_cert: Option<PathBuf>,
     pub(crate) tls_key: Option<PathBuf>,
@@ -177,6 +179,7 @@ impl Settings {
             body_timeout: Duration::ZERO,
             idle_timeout: Duration::ZERO,
             auth_tokens: None,
+            max_tenants: 0,
             metrics_auth: MetricsAuth::Open,
             tls_cert: None,
             tls_key: None,

@@ -16,6 +16,9 @@
 //!   Prometheus.
 //! - `collector`: the collector role — forwarding through an outage,
 //!   redaction of stored data, the memory limiter under overload.
+//! - `tenants`: tenants by `X-Scope-OrgID` and by token never see each
+//!   other's data (every query endpoint, span metrics, dependencies), across
+//!   a restart and in a bucket.
 //! - `objstore`: nodes sharing one bucket of a real S3 server (SeaweedFS):
 //!   each answers for all, kill -9 of one loses nothing acknowledged.
 
@@ -30,3 +33,4 @@ mod logs_metrics;
 mod objstore;
 mod python_clients;
 mod security;
+mod tenants;

@@ -25,7 +25,7 @@ fn token_file(dir: &std::path::Path) -> std::path::PathBuf {
 }
 
 /// Runs the stock OTLP exporter configured by `env` (OTEL_* variables).
-fn export(protocol: &str, env: &[(&str, String)]) -> Value {
+pub(crate) fn export(protocol: &str, env: &[(&str, String)]) -> Value {
     let mut command = Command::new(python());
     command.arg(python_script("otlp_env_export.py")).arg(protocol);
     command.env("OTEL_EXPORTER_OTLP_TIMEOUT", "10");

@@ -3,7 +3,8 @@ use std::time::Duration;
 
 use prometheus_client::registry::Registry;
 use sightline_model::{
-    Batch, DependencyLink, KeyValue, ServiceGraphReader, Span, SpanKind, Status, StatusCode, TracesConsumer,
+    Batch, DependencyLink, KeyValue, ServiceGraphReader, Span, SpanKind, Status, StatusCode, Tenant,
+    TracesConsumer,
 };
 
 use super::{Config, ServiceGraph, ServiceGraphProcessor};
@@ -146,7 +147,7 @@ async fn databases_are_named_by_their_system_never_an_index_or_a_path() {
         let e = edge("worker", server, "database");
         assert_eq!(value(&registry, "traces_service_graph_request_total", &e), Some(1.0), "{server}");
     }
-    let graph = core.edges(T0, 60_000);
+    let graph = core.edges(&Tenant::default(), T0, 60_000);
     let nodes: Vec<&str> = graph.iter().map(|l| l.child.as_str()).collect();
     assert_eq!(nodes, ["cache", "redis", "sqlite"]);
 }
@@ -259,14 +260,17 @@ async fn the_graph_counts_requests_per_edge_over_a_window() {
         call_count,
     };
     assert_eq!(
-        core.edges(T0 + 5 * 60_000, 10 * 60_000),
+        core.edges(&Tenant::default(), T0 + 5 * 60_000, 10 * 60_000),
         vec![link("cart", "db", 1), link("shop", "cart", 3)]
     );
-    assert_eq!(core.edges(T0 + 5 * 60_000, 60_000), vec![link("cart", "db", 1)]);
-    assert_eq!(core.edges(T0 - 60_000, 60_000), vec![]);
+    assert_eq!(core.edges(&Tenant::default(), T0 + 5 * 60_000, 60_000), vec![link("cart", "db", 1)]);
+    assert_eq!(core.edges(&Tenant::default(), T0 - 60_000, 60_000), vec![]);
     // The reader contract takes ns.
     let ns = |ms: i64| u64::try_from(ms).unwrap() * 1_000_000;
-    assert_eq!(core.dependencies(ns(T0 + 60_000), ns(120_000)).await.unwrap(), vec![link("shop", "cart", 3)]);
+    assert_eq!(
+        core.dependencies(&Tenant::default(), ns(T0 + 60_000), ns(120_000)).await.unwrap(),
+        vec![link("shop", "cart", 3)]
+    );
     // Beyond the window, edges are forgotten.
     let (core, _, clock, _, p) =
         setup(Config { dependencies_window: Duration::from_secs(600), ..Config::default() });
@@ -275,7 +279,7 @@ async fn the_graph_counts_requests_per_edge_over_a_window() {
     clock.set(T0 + 20 * 60_000);
     let (c, s) = pair("a", "b", 2, 2, 30, 20);
     p.consume_traces(Batch::from_spans(vec![c, s])).await.unwrap();
-    assert_eq!(core.edges(T0 + 20 * 60_000, 24 * 3_600_000), vec![link("a", "b", 1)]);
+    assert_eq!(core.edges(&Tenant::default(), T0 + 20 * 60_000, 24 * 3_600_000), vec![link("a", "b", 1)]);
 }
 
 /// Throughput of span metrics and the service graph on the ingest path;
@@ -337,4 +341,27 @@ impl TracesConsumer for NullSink {
     async fn consume_traces(&self, _: Batch) -> Result<(), sightline_model::ConsumeError> {
         Ok(())
     }
+}
+
+/// Halves of different tenants never pair (even with the same ids), and
+/// each tenant's dependencies list only its own edges.
+#[tokio::test]
+async fn tenants_pair_and_list_only_their_own_requests() {
+    let (core, registry, _, _, p) = setup(Config::default());
+    let acme = Tenant::new("acme").unwrap();
+    let (client, server) = pair("shop", "cart", 1, 1, 30, 20);
+    // The default tenant's client and acme's server have matching ids.
+    p.consume_traces(Batch::from_spans(vec![client.clone()])).await.unwrap();
+    p.consume_traces(Batch::from_spans(vec![server.clone()]).with_tenant(acme.clone())).await.unwrap();
+    assert_eq!(core.pending(), 2, "no cross-tenant pairing");
+    p.consume_traces(Batch::from_spans(vec![client]).with_tenant(acme.clone())).await.unwrap();
+    assert_eq!(core.pending(), 1);
+
+    let link = DependencyLink { parent: "shop".into(), child: "cart".into(), call_count: 1 };
+    let ns = |ms: i64| u64::try_from(ms).unwrap() * 1_000_000;
+    assert_eq!(core.dependencies(&acme, ns(T0), ns(60_000)).await.unwrap(), vec![link]);
+    assert_eq!(core.dependencies(&Tenant::default(), ns(T0), ns(60_000)).await.unwrap(), vec![]);
+    let labelled = format!("tenant=\"acme\",{}", edge("shop", "cart", ""));
+    assert_eq!(value(&registry, "traces_service_graph_request_total", &labelled), Some(1.0));
+    assert_eq!(value(&registry, "traces_service_graph_request_total", &edge("shop", "cart", "")), None);
 }

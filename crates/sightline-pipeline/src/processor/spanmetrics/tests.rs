@@ -8,7 +8,7 @@ use parking_lot::Mutex;
 use prometheus_client::registry::Registry;
 use sightline_model::{
     Batch, ConsumeError, KeyValue, MetricSeries, MetricsQuery, QueryError, Resource, Scope, Span, SpanId,
-    SpanKind, SpanMetricsReader, Status, StatusCode, TraceId, TracesConsumer,
+    SpanKind, SpanMetricsReader, Status, StatusCode, Tenant, TraceId, TracesConsumer,
 };
 
 use super::window::histogram_quantile;
@@ -307,6 +307,7 @@ fn spm_query(
     rate_per: i64,
 ) -> MetricsQuery {
     MetricsQuery {
+        tenant: Tenant::default(),
         services: services.iter().map(|s| (*s).to_owned()).collect(),
         span_kinds: vec![SpanKind::Server],
         group_by_operation: group,
@@ -550,7 +551,7 @@ async fn metrics_endpoint_passes_promtool_check_metrics() {
     chain.consume_traces(Batch::from_spans(spans)).await.unwrap();
 
     let app = sightline_api::router(sightline_api::ApiState {
-        reader: Arc::new(NoTraces),
+        readers: Arc::new(Arc::new(NoTraces) as Arc<dyn sightline_model::SpanReader>),
         health: Arc::new(Vec::new),
         ready: Arc::new(std::sync::atomic::AtomicBool::new(true)),
         registry: Arc::new(registry),
@@ -786,4 +787,31 @@ async fn build_shares_one_aggregator_per_id_and_exposes_the_readers() {
     assert_eq!(points(&series[0]), pts(&[(now + 60_000, 2.0 / 600.0)]));
     assert!(built.service_graph.is_some());
     built.shutdown().await;
+}
+
+/// One tenant's SPM queries read only its own spans; on `/metrics` a
+/// tenant other than the default one is a `tenant` label.
+#[tokio::test]
+async fn each_tenants_metrics_are_its_own() {
+    let (core, registry, _) = setup(Config::default());
+    let p = SpanMetricsProcessor::new("spanmetrics", Arc::clone(&core), Arc::new(Sink::default()));
+    let a = resource("a", vec![]);
+    let acme = Tenant::new("acme").unwrap();
+    let spans = |n: u64| (0..n).map(|i| span(&a, "GET /", SpanKind::Server, 5, i, i)).collect::<Vec<_>>();
+    p.consume_traces(Batch::from_spans(spans(3))).await.unwrap();
+    p.consume_traces(Batch::from_spans(spans(5)).with_tenant(acme.clone())).await.unwrap();
+
+    let mut q = spm_query(&["a"], false, T0 + 60_000, 60_000, 60_000, 60_000);
+    let total =
+        |series: Vec<MetricSeries>| series.iter().flat_map(|s| s.points.iter()).map(|p| p.value).sum::<f64>();
+    assert_eq!(total(core.call_rates(&q).await.unwrap()) * 60.0, 3.0);
+    q.tenant = acme;
+    assert_eq!(total(core.call_rates(&q).await.unwrap()) * 60.0, 5.0);
+    q.tenant = Tenant::new("nobody").unwrap();
+    assert!(core.call_rates(&q).await.unwrap().is_empty());
+
+    let text = samples(&openmetrics(&registry));
+    let calls = |labels: &str| text.get(&format!("traces_span_metrics_calls_total{{{labels}}}")).copied();
+    assert_eq!(calls(&format!("{A_GET},status_code=\"STATUS_CODE_UNSET\"")), Some(3.0));
+    assert_eq!(calls(&format!("tenant=\"acme\",{A_GET},status_code=\"STATUS_CODE_UNSET\"")), Some(5.0));
 }

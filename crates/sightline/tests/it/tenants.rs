@@ -1,0 +1,454 @@
+//! Issue 16 item 1: the data of different tenants never mixes — in trace
+//! results, service and operation lists, dependencies, span metrics,
+//! search results and tag values — whether the tenant comes from
+//! `X-Scope-OrgID` or from an `--auth-tokens` token, over OTLP/HTTP and
+//! OTLP/gRPC (the stock Python SDK), across a restart, and in a bucket
+//! (one `<tenant>/` prefix each).
+
+use std::path::Path;
+use std::time::{Duration, Instant};
+
+use serde_json::Value;
+use sightline_objstore::testing::SeaweedFs;
+
+use crate::harness::{Ports, Server, agent, encode, hex, now_ns, request, span, string_kv};
+use crate::security::export;
+
+/// The same trace id in every tenant: each must see only its own spans.
+const SHARED_TRACE: [u8; 16] = [0x7e, 0x4a, 0x47, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 1];
+
+fn now_ms() -> u64 {
+    now_ns() / 1_000_000
+}
+
+/// POSTs an OTLP/HTTP protobuf body as `tenant` (`X-Scope-OrgID`; none:
+/// the default tenant) or with `authorization`.
+fn post_as(server: &Server, header: Option<(&str, &str)>, body: &[u8]) {
+    let mut request = agent()
+        .post(&format!("{}/v1/traces", server.otlp_http))
+        .header("content-type", "application/x-protobuf");
+    if let Some((name, value)) = header {
+        request = request.header(name, value);
+    }
+    let mut response = request.send(body).expect("POST");
+    let status = response.status().as_u16();
+    let text = response.body_mut().read_to_string().unwrap_or_default();
+    assert_eq!(status, 200, "{text}");
+}
+
+/// GET on the query API with one extra header: (status, JSON body).
+fn get_as(server: &Server, header: Option<(&str, &str)>, path: &str) -> (u16, Value) {
+    let mut request = agent().get(&format!("{}{path}", server.api));
+    if let Some((name, value)) = header {
+        request = request.header(name, value);
+    }
+    let mut response = request.call().expect("GET");
+    let status = response.status().as_u16();
+    let body = response.body_mut().read_to_string().unwrap_or_default();
+    (status, serde_json::from_str(&body).unwrap_or(Value::String(body)))
+}
+
+/// A request of `{p}-front` (CLIENT) calling `{p}-back` (SERVER) in
+/// [`SHARED_TRACE`], each span carrying `team = {p}-team`: two
+/// bodies, one per service.
+fn call(p: &str) -> [Vec<u8>; 2] {
+    let start = now_ns();
+    let tag = p.as_bytes()[0];
+    let mut client = span(SHARED_TRACE, [tag, 1, 0, 0, 0, 0, 0, 1], None, &format!("{p} calls"), start);
+    client.kind = 3;
+    let mut server = span(
+        SHARED_TRACE,
+        [tag, 2, 0, 0, 0, 0, 0, 2],
+        Some([tag, 1, 0, 0, 0, 0, 0, 1]),
+        &format!("{p} serves"),
+        start,
+    );
+    for s in [&mut client, &mut server] {
+        s.attributes.push(string_kv("team", &format!("{p}-team")));
+    }
+    [
+        encode(&request(&format!("{p}-front"), vec![client])),
+        encode(&request(&format!("{p}-back"), vec![server])),
+    ]
+}
+
+fn strings(v: &Value) -> Vec<String> {
+    let mut out: Vec<String> = v
+        .as_array()
+        .map(|a| a.iter().filter_map(|s| s.as_str().map(str::to_owned)).collect())
+        .unwrap_or_default();
+    out.sort();
+    out
+}
+
+/// Everything tenant `p` can read (through `header`) is its own: what it
+/// wrote, nothing of `others`. Span metrics live in memory: `live` says
+/// whether this process received the spans.
+fn sees_only_its_own(server: &Server, header: Option<(&str, &str)>, p: &str, others: &[&str]) {
+    sees_only_its_own_as(server, header, p, others, true);
+}
+
+fn sees_only_its_own_as(server: &Server, header: Option<(&str, &str)>, p: &str, others: &[&str], live: bool) {
+    let get = |path: &str| {
+        let (status, body) = get_as(server, header, path);
+        assert_eq!(status, 200, "{p}: {path}: {body}");
+        body
+    };
+    let (front, back) = (format!("{p}-front"), format!("{p}-back"));
+    let services = strings(&get("/api/services")["data"]);
+    assert!(services.contains(&front) && services.contains(&back), "{p}: {services:?}");
+    assert!(services.iter().all(|s| s.starts_with(&format!("{p}-"))), "{p} sees {services:?}");
+    let v3 = get("/api/v3/services");
+    assert_eq!(strings(&v3["services"]), services, "{p}: v3");
+    assert_eq!(
+        strings(&get(&format!("/api/services/{front}/operations"))["data"]),
+        vec![format!("{p} calls")]
+    );
+
+    // The shared trace id holds only this tenant's two spans.
+    let trace = get(&format!("/api/traces/{}", hex(&SHARED_TRACE)));
+    let spans = trace["data"][0]["spans"].as_array().cloned().unwrap_or_default();
+    let names: Vec<&str> = spans.iter().filter_map(|s| s["operationName"].as_str()).collect();
+    assert_eq!(spans.len(), 2, "{p}: {names:?}");
+    assert!(names.iter().all(|n| n.starts_with(&format!("{p} "))), "{p}: {names:?}");
+    let found = get(&format!("/api/traces?service={front}&lookback=1h&limit=20"));
+    assert_eq!(found["data"].as_array().map(Vec::len), Some(1), "{p}: search");
+
+    let deps = get(&format!("/api/dependencies?endTs={}&lookback=3600000", now_ms()));
+    let links: Vec<(String, String)> = deps["data"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|l| (l["parent"].as_str().unwrap().to_owned(), l["child"].as_str().unwrap().to_owned()))
+        .collect();
+    assert_eq!(links, vec![(front.clone(), back.clone())], "{p}: dependencies");
+
+    let metrics = |service: &str| {
+        get(&format!(
+            "/api/metrics/calls?service={service}&spanKind=client&endTs={}&lookback=3600000&step=60000&ratePer=600000",
+            now_ms()
+        ))["metrics"]
+            .as_array()
+            .map_or(0, Vec::len)
+    };
+    assert_eq!(metrics(&front), usize::from(live), "{p}: span metrics of its own service");
+
+    // Tempo: TraceQL search, trace by id, tag values.
+    let end = now_ms() / 1000 + 60;
+    let search = get(&format!("/api/search?q=%7B%7D&start={}&end={end}&limit=50", end - 3600));
+    let roots: Vec<&str> =
+        search["traces"].as_array().unwrap().iter().filter_map(|t| t["rootServiceName"].as_str()).collect();
+    assert!(!roots.is_empty() && roots.iter().all(|r| r.starts_with(&format!("{p}-"))), "{p}: {roots:?}");
+    let tempo = get(&format!("/api/v2/traces/{}", hex(&SHARED_TRACE)));
+    let text = tempo.to_string();
+    assert!(text.contains(&format!("{p}-team")), "{p}: {text}");
+    let teams = get("/api/v2/search/tag/span.team/values");
+    let values: Vec<&str> =
+        teams["tagValues"].as_array().unwrap().iter().filter_map(|v| v["value"].as_str()).collect();
+    assert_eq!(values, vec![format!("{p}-team")], "{p}: tag values");
+    let service_values = strings(&get("/api/search/tag/service.name/values")["tagValues"]);
+    assert_eq!(service_values, services, "{p}: service.name values");
+
+    for other in others {
+        assert!(!text.contains(&format!("{other}-")), "{p} sees {other}'s data: {text}");
+        let ops = get(&format!("/api/operations?service={other}-front"));
+        assert_eq!(ops["data"].as_array().map(Vec::len), Some(0), "{p} lists {other}'s operations");
+        let found = get(&format!("/api/traces?service={other}-front&lookback=1h&limit=20"));
+        assert_eq!(found["data"].as_array().map(Vec::len), Some(0), "{p} finds {other}'s traces");
+        assert_eq!(metrics(&format!("{other}-front")), 0, "{p} reads {other}'s span metrics");
+    }
+}
+
+/// Waits until `tenant` (through `header`) finds trace `id`.
+fn wait_for(server: &Server, header: Option<(&str, &str)>, id: &str) -> Value {
+    let deadline = Instant::now() + Duration::from_secs(20);
+    loop {
+        let (status, body) = get_as(server, header, &format!("/api/traces/{id}"));
+        if status == 200 {
+            return body;
+        }
+        assert!(Instant::now() < deadline, "trace {id} not found: {status} {body}");
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}
+
+fn scope(tenant: &str) -> Option<(&'static str, &str)> {
+    Some(("x-scope-orgid", tenant))
+}
+
+/// Two tenants by `X-Scope-OrgID` and the default one (no header) write
+/// over OTLP/HTTP and, through the stock Python SDK, over gRPC and HTTP;
+/// each reads only its own data, before and after a restart, and the
+/// default tenant's data stays where a server without tenants keeps it.
+#[test]
+fn tenants_by_x_scope_orgid_never_see_each_others_data() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data");
+    let ports = Ports::free();
+    let mut server = Server::start_on(&data, ports, &[]);
+    for (tenant, p) in [(None, "dflt"), (scope("team-a"), "aaa"), (scope("team-b"), "bbb")] {
+        for body in call(p) {
+            post_as(&server, tenant, &body);
+        }
+    }
+    // The stock SDK names the tenant with OTEL_EXPORTER_OTLP_HEADERS.
+    let sdk = |protocol: &str, tenant: &str, port: u16| {
+        let out = export(
+            protocol,
+            &[
+                ("OTEL_EXPORTER_OTLP_ENDPOINT", format!("http://127.0.0.1:{port}")),
+                ("OTEL_EXPORTER_OTLP_HEADERS", format!("x-scope-orgid={tenant}")),
+                ("OTEL_SERVICE_NAME", format!("{tenant}-sdk")),
+            ],
+        );
+        assert_eq!(out["result"], "SUCCESS", "{out}");
+        out["trace_id"].as_str().unwrap().to_owned()
+    };
+    let a_grpc = sdk("grpc", "team-a", ports.grpc);
+    let b_http = sdk("http/protobuf", "team-b", ports.http);
+    wait_for(&server, scope("team-a"), &a_grpc);
+    wait_for(&server, scope("team-b"), &b_http);
+
+    let check = |server: &Server| {
+        // Each tenant's list holds its SDK service and its own raw ones.
+        for (tenant, p, others, sdk_trace, foreign) in [
+            (scope("team-a"), "aaa", ["bbb", "dflt"], &a_grpc, &b_http),
+            (scope("team-b"), "bbb", ["aaa", "dflt"], &b_http, &a_grpc),
+        ] {
+            let (status, _) = get_as(server, tenant, &format!("/api/traces/{sdk_trace}"));
+            assert_eq!(status, 200);
+            let (status, _) = get_as(server, tenant, &format!("/api/traces/{foreign}"));
+            assert_eq!(status, 404, "another tenant's SDK trace is readable");
+            let services = strings(&get_as(server, tenant, "/api/services").1["data"]);
+            let team = tenant.unwrap().1;
+            assert!(services.contains(&format!("{team}-sdk")), "{services:?}");
+            let own: Vec<&String> = services.iter().filter(|s| !s.ends_with("-sdk")).collect();
+            assert!(own.iter().all(|s| s.starts_with(&format!("{p}-"))), "{services:?}");
+            assert!(!services.iter().any(|s| others.iter().any(|o| s.starts_with(&format!("{o}-")))));
+        }
+        // The default tenant (no header, or its name) sees only its own.
+        sees_only_its_own(server, None, "dflt", &["aaa", "bbb"]);
+        sees_only_its_own(server, scope("single-tenant"), "dflt", &["aaa", "bbb"]);
+        // A tenant that never wrote reads nothing, and gets no folder.
+        let (_, services) = get_as(server, scope("nobody"), "/api/services");
+        assert_eq!(services["data"], serde_json::json!([]));
+        assert!(!data.join("tenants/nobody").exists());
+    };
+    check(&server);
+    let (_, health) = server.get_json("/health");
+    let store = health["checks"].as_array().unwrap().iter().find(|c| c["name"] == "store").unwrap().clone();
+    let detail = store["detail"].as_str().unwrap();
+    assert!(detail.contains("single-tenant, team-a, team-b"), "/health lists the tenants: {detail}");
+
+    server.terminate();
+    // The default tenant's data is where a server without tenants keeps it.
+    assert!(data.join("manifest.json").is_file() && data.join("wal").is_dir());
+    assert!(data.join("tenants/team-a/manifest.json").is_file());
+    assert!(data.join("tenants/team-b/wal").is_dir());
+    assert!(!data.join("tenants/single-tenant").exists());
+    // verify checks every tenant's folder.
+    let verify = std::process::Command::new(crate::harness::binary())
+        .args(["verify", "--data-dir"])
+        .arg(&data)
+        .output()
+        .unwrap();
+    let report = String::from_utf8_lossy(&verify.stdout);
+    assert!(verify.status.success(), "{report}{}", String::from_utf8_lossy(&verify.stderr));
+    assert!(report.contains("tenant team-a (") && report.contains("tenant team-b ("), "{report}");
+    let server = Server::start_on(&data, ports, &[]);
+    let (status, _) = get_as(&server, scope("team-a"), &format!("/api/traces/{a_grpc}"));
+    assert_eq!(status, 200, "team-a's trace survives the restart");
+    let (status, _) = get_as(&server, scope("team-b"), &format!("/api/traces/{a_grpc}"));
+    assert_eq!(status, 404);
+    let trace = get_as(&server, scope("team-b"), &format!("/api/traces/{}", hex(&SHARED_TRACE))).1;
+    assert_eq!(trace["data"][0]["spans"].as_array().map(Vec::len), Some(2), "{trace}");
+    assert!(!trace.to_string().contains("aaa"), "{trace}");
+    let services = strings(&get_as(&server, None, "/api/services").1["data"]);
+    assert_eq!(services, vec!["dflt-back", "dflt-front"], "the default tenant after a restart");
+}
+
+/// Pure per-tenant checks on fresh data: every endpoint, for two tenants
+/// named by `X-Scope-OrgID`.
+#[test]
+fn every_query_endpoint_answers_from_the_requests_tenant_only() {
+    let dir = tempfile::tempdir().unwrap();
+    let server = Server::start(&dir.path().join("data"));
+    for (tenant, p) in [(scope("team-a"), "aaa"), (scope("team-b"), "bbb"), (None, "dflt")] {
+        for body in call(p) {
+            post_as(&server, tenant, &body);
+        }
+    }
+    sees_only_its_own(&server, scope("team-a"), "aaa", &["bbb", "dflt"]);
+    sees_only_its_own(&server, scope("team-b"), "bbb", &["aaa", "dflt"]);
+    sees_only_its_own(&server, None, "dflt", &["aaa", "bbb"]);
+}
+
+/// With --auth-tokens the token names the tenant: the stock SDK writes
+/// with each tenant's token over gRPC and HTTP, and each token reads only
+/// its tenant's traces, services and dependencies (an `X-Scope-OrgID`
+/// naming the other tenant changes nothing).
+#[test]
+fn tenants_by_token_never_see_each_others_data() {
+    const ACME: &str = "acme-token-aaaaaaaaaaaaaaaaaaaa";
+    const UMBRELLA: &str = "umbrella-token-bbbbbbbbbbbbbbbb";
+    let dir = tempfile::tempdir().unwrap();
+    let tokens = dir.path().join("tokens");
+    std::fs::write(&tokens, format!("{ACME} acme read,write\n{UMBRELLA} umbrella read,write\n")).unwrap();
+    let ports = Ports::free();
+    let server =
+        Server::start_on(&dir.path().join("data"), ports, &["--auth-tokens", tokens.to_str().unwrap()]);
+    let sdk = |protocol: &str, token: &str, port: u16, service: &str| {
+        let out = export(
+            protocol,
+            &[
+                ("OTEL_EXPORTER_OTLP_ENDPOINT", format!("http://127.0.0.1:{port}")),
+                ("OTEL_EXPORTER_OTLP_HEADERS", format!("authorization=Bearer%20{token}")),
+                ("OTEL_SERVICE_NAME", service.to_owned()),
+            ],
+        );
+        assert_eq!(out["result"], "SUCCESS", "{out}");
+        out["trace_id"].as_str().unwrap().to_owned()
+    };
+    let acme_grpc = sdk("grpc", ACME, ports.grpc, "acme-grpc");
+    let acme_http = sdk("http/protobuf", ACME, ports.http, "acme-http");
+    let umbrella_grpc = sdk("grpc", UMBRELLA, ports.grpc, "umbrella-grpc");
+    let umbrella_http = sdk("http/protobuf", UMBRELLA, ports.http, "umbrella-http");
+    let bearer = |token: &str| format!("Bearer {token}");
+    let (acme, umbrella) = (bearer(ACME), bearer(UMBRELLA));
+    for body in call("acm") {
+        post_as(&server, Some(("authorization", &acme)), &body);
+    }
+    for body in call("umb") {
+        post_as(&server, Some(("authorization", &umbrella)), &body);
+    }
+    for (token, own, foreign, prefix) in [
+        (&acme, [&acme_grpc, &acme_http], [&umbrella_grpc, &umbrella_http], "acm"),
+        (&umbrella, [&umbrella_grpc, &umbrella_http], [&acme_grpc, &acme_http], "umb"),
+    ] {
+        let auth = Some(("authorization", token.as_str()));
+        for id in own {
+            wait_for(&server, auth, id);
+        }
+        for id in foreign {
+            assert_eq!(get_as(&server, auth, &format!("/api/traces/{id}")).0, 404, "{prefix} reads {id}");
+        }
+        let services = strings(&get_as(&server, auth, "/api/services").1["data"]);
+        let name = if prefix == "acm" { "acme" } else { "umbrella" };
+        assert_eq!(
+            services,
+            vec![
+                format!("{prefix}-back"),
+                format!("{prefix}-front"),
+                format!("{name}-grpc"),
+                format!("{name}-http"),
+            ],
+        );
+        let deps = get_as(&server, auth, &format!("/api/dependencies?endTs={}&lookback=3600000", now_ms())).1;
+        assert_eq!(deps["data"].as_array().map(Vec::len), Some(1), "{deps}");
+        assert_eq!(deps["data"][0]["parent"], format!("{prefix}-front"));
+    }
+    // The token decides; the header cannot widen what it reads.
+    let mut request = agent().get(&format!("{}/api/traces/{umbrella_grpc}", server.api));
+    request = request.header("authorization", &acme).header("x-scope-orgid", "umbrella");
+    assert_eq!(request.call().unwrap().status().as_u16(), 404);
+}
+
+/// On object storage each tenant's blocks and manifest live under its
+/// `<tenant>/` prefix; a node started on the bucket with a fresh data
+/// directory finds the tenants there and keeps them apart.
+#[test]
+fn tenants_in_a_bucket_live_under_their_own_prefix() {
+    let s3 = SeaweedFs::start();
+    let url = s3.url("it-tenants");
+    let dir = tempfile::tempdir().unwrap();
+    let flags = ["--storage", url.as_str(), "--poll-interval", "200ms"];
+    let start = |data: &Path| Server::start_env(data, Ports::free(), &flags, &s3.env());
+    let mut first = start(&dir.path().join("one"));
+    for (tenant, p) in [(scope("team-a"), "aaa"), (scope("team-b"), "bbb"), (None, "dflt")] {
+        for body in call(p) {
+            post_as(&first, tenant, &body);
+        }
+    }
+    // Shutdown flushes every tenant's head into blocks in the bucket.
+    first.terminate();
+    let keys = list_keys(&s3);
+    for prefix in ["team-a", "team-b", "single-tenant"] {
+        assert!(keys.contains(&format!("it-tenants/{prefix}/manifest.json")), "{prefix}: {keys:?}");
+        assert!(
+            keys.iter()
+                .any(|k| k.starts_with(&format!("it-tenants/{prefix}/blocks/"))
+                    && k.ends_with("/data.parquet")),
+            "{prefix} has no block: {keys:?}"
+        );
+    }
+    let second = start(&dir.path().join("two"));
+    let (_, health) = second.get_json("/health");
+    assert!(
+        health.to_string().contains("single-tenant, team-a, team-b"),
+        "tenants found in the bucket: {health}"
+    );
+    sees_only_its_own_as(&second, scope("team-a"), "aaa", &["bbb", "dflt"], false);
+    let trace = get_as(&second, scope("team-b"), &format!("/api/traces/{}", hex(&SHARED_TRACE))).1;
+    assert_eq!(trace["data"][0]["spans"].as_array().map(Vec::len), Some(2), "{trace}");
+    assert!(trace.to_string().contains("bbb-team") && !trace.to_string().contains("aaa-"));
+    let services = strings(&get_as(&second, None, "/api/services").1["data"]);
+    assert_eq!(services, vec!["dflt-back", "dflt-front"]);
+}
+
+/// Every object key in the test bucket.
+fn list_keys(s3: &SeaweedFs) -> Vec<String> {
+    use futures_util::TryStreamExt as _;
+    let store = s3.store();
+    let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
+    runtime.block_on(async {
+        let listed: Vec<object_store::ObjectMeta> = store.list(None).try_collect().await.unwrap();
+        listed.into_iter().map(|m| m.location.to_string()).collect()
+    })
+}
+
+/// Logs are one pool so far: another tenant's records are refused by name
+/// (OTLP partial success, all rejected) and another tenant cannot read the
+/// default tenant's logs (501), so nothing crosses tenants through logs.
+#[test]
+fn logs_of_other_tenants_are_refused_and_hidden_until_logs_are_per_tenant() {
+    let dir = tempfile::tempdir().unwrap();
+    let server = Server::start(&dir.path().join("data"));
+    let body = |service: &str| {
+        format!(
+            r#"{{"resourceLogs":[{{"resource":{{"attributes":[{{"key":"service.name","value":{{"stringValue":"{service}"}}}}]}},
+            "scopeLogs":[{{"logRecords":[{{"timeUnixNano":"{}","severityNumber":9,"body":{{"stringValue":"hello from {service}"}}}}]}}]}}]}}"#,
+            now_ms() * 1_000_000
+        )
+    };
+    let send = |header: Option<(&str, &str)>, service: &str| {
+        let mut request =
+            agent().post(&format!("{}/v1/logs", server.otlp_http)).header("content-type", "application/json");
+        if let Some((name, value)) = header {
+            request = request.header(name, value);
+        }
+        let mut response = request.send(body(service).as_bytes()).expect("POST");
+        let status = response.status().as_u16();
+        let text = response.body_mut().read_to_string().unwrap_or_default();
+        assert_eq!(status, 200, "{text}");
+        serde_json::from_str::<Value>(&text).unwrap_or(Value::Null)
+    };
+    let reply = send(scope("team-a"), "a-svc");
+    assert_eq!(reply["partialSuccess"]["rejectedLogRecords"], serde_json::json!("1"), "{reply}");
+    assert!(reply["partialSuccess"]["errorMessage"].as_str().unwrap_or("").contains("team-a"), "{reply}");
+    send(None, "dflt-svc");
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        let (status, logs) = get_as(&server, None, "/api/logs");
+        assert_eq!(status, 200, "{logs}");
+        let services: Vec<&str> =
+            logs["data"].as_array().unwrap().iter().filter_map(|r| r["service"].as_str()).collect();
+        assert!(!services.contains(&"a-svc"), "{logs}");
+        if services.contains(&"dflt-svc") {
+            break;
+        }
+        assert!(Instant::now() < deadline, "{logs}");
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    let (status, logs) = get_as(&server, scope("team-a"), "/api/logs");
+    assert_eq!(status, 501, "{logs}");
+}
