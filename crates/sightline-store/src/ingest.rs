@@ -62,6 +62,10 @@ pub(crate) struct Ingest {
     /// False once shutdown begins: appends are refused from then on.
     accepting: AtomicBool,
     failure: Mutex<Option<String>>,
+    /// The last WAL write that failed and was undone (disk full), until an
+    /// append succeeds again: the store refuses writes meanwhile, and its
+    /// health says so (`/ready` follows), without needing a restart.
+    write_trouble: Mutex<Option<String>>,
     /// Notified whenever a frozen head leaves the queue.
     pub(crate) flushed: Notify,
     /// Wakes the cutter: the head is full, or the queue has room again.
@@ -97,6 +101,7 @@ impl Ingest {
             incoming: AtomicUsize::new(0),
             accepting: AtomicBool::new(true),
             failure: Mutex::new(None),
+            write_trouble: Mutex::new(None),
             flushed: Notify::new(),
             wake_cutter: Notify::new(),
             wake_flusher: Notify::new(),
@@ -119,6 +124,12 @@ impl Ingest {
 
     pub(crate) fn failure(&self) -> Option<String> {
         self.failure.lock().clone()
+    }
+
+    /// Why writes are refused for now (a WAL write failed and was undone),
+    /// until an append succeeds.
+    pub(crate) fn write_trouble(&self) -> Option<String> {
+        self.write_trouble.lock().clone()
     }
 
     pub(crate) fn is_accepting(&self) -> bool {
@@ -226,8 +237,21 @@ impl Ingest {
         };
         let guard = self.cut_lock.read().await;
         match self.wal.append(otlp).await {
-            Ok(_) => {}
+            Ok(_) => {
+                if self.write_trouble.lock().take().is_some() {
+                    tracing::info!("WAL writes succeed again; accepting data");
+                }
+            }
             Err(sightline_wal::Error::Full { .. }) => return Err(self.refuse("wal_queue_full")),
+            Err(e @ sightline_wal::Error::Unwritable { .. }) => {
+                let why = format!("write-ahead log cannot write, refusing data until it can: {e}");
+                *self.write_trouble.lock() = Some(why.clone());
+                self.metrics
+                    .refused
+                    .get_or_create(&vec![("reason".to_owned(), "wal_unwritable".to_owned())])
+                    .inc();
+                return Err(ConsumeError::Unavailable { reason: why, retry_after: Duration::from_secs(5) });
+            }
             Err(sightline_wal::Error::Closed) => return Err(shutting_down()),
             Err(e) => {
                 self.fail(format!("write-ahead log failed: {e}"));

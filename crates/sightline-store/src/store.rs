@@ -523,7 +523,7 @@ impl SpanReader for EmbeddedStore {
 #[async_trait]
 impl TraceStore for EmbeddedStore {
     fn health(&self) -> ComponentHealth {
-        let failure = self.ingest.failure();
+        let failure = self.ingest.failure().or_else(|| self.ingest.write_trouble());
         let head = self.ingest.head_state().0;
         let blocks = self.blocks.len();
         let frozen = self.ingest.frozen_count();

@@ -203,8 +203,14 @@ impl Background {
                 && ((pressure && bytes >= max / 4)
                     || bytes >= max
                     || created.elapsed() >= self.settings.head_max_age);
-            if due && let Err(e) = self.ingest.cut().await {
-                self.ingest.fail(format!("cutting the head failed: {e}"));
+            match if due { self.ingest.cut().await } else { Ok(false) } {
+                Ok(_) => {}
+                // No new WAL segment for now (no descriptor or space free):
+                // the head stays live and the next tick tries again.
+                Err(Error::Wal(e)) if e.is_retryable() => {
+                    tracing::warn!(error = %e, "cannot cut the head yet; retrying");
+                }
+                Err(e) => self.ingest.fail(format!("cutting the head failed: {e}")),
             }
         }
     }

@@ -64,6 +64,21 @@ pub enum Error {
         #[source]
         source: Arc<io::Error>,
     },
+    /// A write failed (e.g. the disk is full, or no file descriptor was
+    /// free for a new segment) and was undone: the segment is back at its
+    /// last good length and the appends of that round were not
+    /// acknowledged. Retryable: once space or descriptors are free the
+    /// next append succeeds, without a restart.
+    #[error("WAL could not {op} {}: {source}; nothing of it was acknowledged, retry later", path.display())]
+    Unwritable {
+        /// What failed, e.g. "write segment".
+        op: &'static str,
+        /// The file involved.
+        path: PathBuf,
+        /// The failure.
+        #[source]
+        source: Arc<io::Error>,
+    },
     /// More bytes are queued to the writer than `Options::max_pending_bytes`.
     /// Retryable: the caller should push back on its sender.
     #[error("WAL writer queue is full ({pending} bytes pending, limit {limit}); retry later")]
@@ -95,9 +110,10 @@ impl Error {
         matches!(self, Error::Corruption(_) | Error::InvalidFileName { .. })
     }
 
-    /// Whether the same append may succeed later (the queue was full).
+    /// Whether the same append may succeed later (the queue was full, or
+    /// a write failed and was undone).
     pub fn is_retryable(&self) -> bool {
-        matches!(self, Error::Full { .. })
+        matches!(self, Error::Full { .. } | Error::Unwritable { .. })
     }
 
     /// The corruption details, if this is [`Error::Corruption`].

@@ -76,11 +76,16 @@
 //! caps what is queued and unacknowledged, and `append` fails fast with the
 //! retryable [`Error::Full`] beyond it.
 //!
-//! If a write or an fsync fails, the WAL is poisoned: that round's appends and
-//! all later ones fail. After a failed fsync the kernel may have dropped the
-//! dirty pages, so retrying could report success for lost data (the 2018
-//! "fsyncgate" lesson from PostgreSQL). Restarting recovers from what is on
-//! disk.
+//! If a write fails (a full disk) the segment is cut back to its last good
+//! length and that round's appends get the retryable
+//! [`Error::Unwritable`]; the next round tries again, so ingest resumes on
+//! its own once space is free. A segment that cannot be created (no file
+//! descriptor, no space) leaves the current one active. If an fsync fails,
+//! or cutting a failed write back fails, the WAL is poisoned: that round's
+//! appends and all later ones fail. After a failed fsync the kernel may
+//! have dropped the dirty pages, so retrying could report success for lost
+//! data (the 2018 "fsyncgate" lesson from PostgreSQL). Restarting recovers
+//! from what is on disk.
 //!
 //! # Durability steps
 //!

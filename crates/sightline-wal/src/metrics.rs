@@ -30,6 +30,9 @@ pub struct Metrics {
     pub(crate) skipped: Counter,
     /// `sightline_wal_recovery_skipped_bytes_total`: bytes in them.
     pub(crate) skipped_bytes: Counter,
+    /// `sightline_wal_write_failures_total`: writes or segment creations
+    /// that failed and were undone (disk full, no descriptor free).
+    pub(crate) write_failures: Counter,
 }
 
 impl Default for Metrics {
@@ -46,6 +49,7 @@ impl Default for Metrics {
             disk_bytes: Gauge::default(),
             skipped: Counter::default(),
             skipped_bytes: Counter::default(),
+            write_failures: Counter::default(),
         }
     }
 }
@@ -87,6 +91,11 @@ impl Metrics {
             "sightline_wal_recovery_skipped_bytes",
             "Bytes in damaged WAL stretches skipped by recovery",
             m.skipped_bytes.clone(),
+        );
+        registry.register(
+            "sightline_wal_write_failures",
+            "WAL writes or segment creations that failed and were undone (disk full, no file descriptor free)",
+            m.write_failures.clone(),
         );
         m
     }

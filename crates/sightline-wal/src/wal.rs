@@ -117,6 +117,7 @@ impl Wal {
             dir: dir.to_owned(),
             file,
             path,
+            len: crate::format::HEADER_LEN as u64,
             segment: active,
             _lock: lock,
             gate,

@@ -7,7 +7,7 @@
 //! fsync ride in the next round together.
 
 use std::fs::File;
-use std::io::Write;
+use std::io::{Seek as _, Write};
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::sync::mpsc::{Receiver, RecvTimeoutError};
@@ -134,6 +134,8 @@ pub(crate) struct Writer {
     pub(crate) dir: PathBuf,
     pub(crate) file: File,
     pub(crate) path: PathBuf,
+    /// The segment's length: every byte below it was written whole.
+    pub(crate) len: u64,
     pub(crate) segment: SegmentId,
     /// Held until the writer exits, so a reopen waits for the last sync.
     pub(crate) _lock: File,
@@ -262,7 +264,10 @@ impl Running {
             drop(reservation);
             let _ = ack.send(match &result {
                 Ok(()) => Ok(segment),
-                Err(()) => Err(self.w.shared.stopped()),
+                Err(Some(Error::Unwritable { op, path, source })) => {
+                    Err(Error::Unwritable { op, path: path.clone(), source: Arc::clone(source) })
+                }
+                Err(_) => Err(self.w.shared.stopped()),
             });
         }
         if self.round.buf.capacity() > 2 * MAX_BATCH_BYTES {
@@ -270,10 +275,12 @@ impl Running {
         }
     }
 
-    fn write_and_sync(&mut self, sync: bool) -> Result<(), ()> {
+    /// `Err(Some(e))`: the round's write failed and was undone (retryable);
+    /// `Err(None)`: the WAL is poisoned.
+    fn write_and_sync(&mut self, sync: bool) -> Result<(), Option<Error>> {
         if self.w.shared.poison.get().is_some() {
             self.round.buf.clear();
-            return Err(());
+            return Err(None);
         }
         if !self.round.buf.is_empty() {
             let written = self.w.file.write_all(&self.round.buf);
@@ -281,9 +288,9 @@ impl Running {
             let records = self.round.waiters.len() as u64;
             self.round.buf.clear();
             if let Err(e) = written {
-                self.w.shared.poison("write segment", &self.w.path, e);
-                return Err(());
+                return Err(self.undo_write(e));
             }
+            self.w.len += len;
             let m = &self.w.shared.metrics;
             m.appended_bytes.inc_by(len);
             m.records.inc_by(records);
@@ -292,9 +299,40 @@ impl Running {
             self.round.unsynced_records += records;
         }
         if sync && self.round.dirty {
-            self.sync()?;
+            self.sync().map_err(|()| None)?;
         }
         Ok(())
+    }
+
+    /// A write failed (ENOSPC, EIO on write): cut the segment back to its
+    /// last good length so no partial record stays in it, and report the
+    /// round as not written. Records written before are untouched (their
+    /// bytes were accepted by the kernel; a failed *fsync* poisons, never
+    /// this). If the cut itself fails, the segment's tail is unknown:
+    /// poison.
+    fn undo_write(&mut self, e: io::Error) -> Option<Error> {
+        let good = self.w.len;
+        let restored = self
+            .w
+            .file
+            .set_len(good)
+            .and_then(|()| self.w.file.seek(std::io::SeekFrom::Start(good)).map(drop));
+        match restored {
+            Ok(()) => {
+                tracing::warn!(path = %self.w.path.display(), error = %e, "WAL write failed; undone, appends refused until it succeeds");
+                self.w.shared.metrics.write_failures.inc();
+                Some(Error::Unwritable {
+                    op: "write segment",
+                    path: self.w.path.clone(),
+                    source: Arc::new(e),
+                })
+            }
+            Err(cut) => {
+                tracing::error!(path = %self.w.path.display(), error = %cut, "cannot cut a failed WAL write back");
+                self.w.shared.poison("write segment", &self.w.path, e);
+                None
+            }
+        }
     }
 
     fn sync(&mut self) -> Result<(), ()> {
@@ -329,6 +367,14 @@ impl Running {
         if let Some(err) = self.w.shared.poisoned() {
             return Err(err);
         }
+        if self.round.dirty {
+            // The commit's write failed and was undone: rotate later.
+            return Err(Error::Unwritable {
+                op: "rotate segment",
+                path: self.w.path.clone(),
+                source: Arc::new(io::Error::other("the last write failed")),
+            });
+        }
         let sealed = self.w.segment;
         let next = sealed.next();
         // The old segment was synced by the commit above, so it is complete on
@@ -337,6 +383,7 @@ impl Running {
             Ok((file, path)) => {
                 self.w.file = file;
                 self.w.path = path;
+                self.w.len = HEADER_LEN as u64;
                 self.w.segment = next;
                 self.w.shared.active.store(next.0, Ordering::Release);
                 let m = &self.w.shared.metrics;
@@ -344,9 +391,14 @@ impl Running {
                 m.disk_bytes.inc_by(HEADER_LEN as i64);
                 Ok(sealed)
             }
+            // No new segment (no descriptor free, disk full): the old
+            // one stays active and takes writes; a later rotation tries
+            // again. A half-made file is removed so the retry can create it.
             Err(Error::Io { op, path, source }) => {
-                self.w.shared.poison(op, &path, source);
-                Err(self.w.shared.stopped())
+                let _ = std::fs::remove_file(&path);
+                tracing::warn!(path = %path.display(), error = %source, "cannot create a WAL segment; the current one stays active");
+                self.w.shared.metrics.write_failures.inc();
+                Err(Error::Unwritable { op, path, source: Arc::new(source) })
             }
             Err(other) => Err(other),
         }

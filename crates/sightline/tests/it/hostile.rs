@@ -192,15 +192,17 @@ fn d5_descriptor_exhaustion_backs_off_and_recovers() {
 
 /// D6: once the store refuses writes (here a WAL write fails: the file-size
 /// limit stands in for a full disk), `/ready` turns 503 along with
-/// `/health`, so a load balancer stops sending exports. (Before, `/ready`
-/// stayed 200.)
+/// `/health`, so a load balancer stops sending exports (before, `/ready`
+/// stayed 200); and once the disk has room again (the limit lifted with
+/// `prlimit` on the running process) ingest and `/ready` recover without a
+/// restart (before, the WAL stayed poisoned until one).
 #[test]
-fn d6_ready_is_false_while_the_store_refuses_writes() {
+fn d6_ready_is_false_while_the_store_refuses_writes_and_recovers_after() {
     let dir = tempfile::tempdir().unwrap();
     let server = Server::start_in_shell(
         &dir.path().join("data"),
         &[],
-        "trap '' XFSZ && ulimit -f 512 && ulimit -Sf 512",
+        "trap '' XFSZ && ulimit -Sf 512",
     );
     let (status, _) = server.get_json("/health");
     assert_eq!(status, 200);
@@ -232,4 +234,38 @@ fn d6_ready_is_false_while_the_store_refuses_writes() {
         assert!(Instant::now() < deadline, "/ready still {ready} while /health is 503");
         std::thread::sleep(Duration::from_millis(100));
     }
+
+    // Room again: the next export is taken, and the store is ready.
+    let lifted = std::process::Command::new("prlimit")
+        .args(["--pid", &server.pid().to_string(), "--fsize=unlimited"])
+        .status()
+        .expect("prlimit (util-linux)");
+    assert!(lifted.success(), "prlimit failed");
+    let small =
+        encode(&request("after", vec![span([0x52; 16], 1u64.to_be_bytes(), None, "after", now_ns())]));
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        let reply = server.post_traces("application/x-protobuf", None, &small);
+        if reply.status == 200 {
+            break;
+        }
+        assert_eq!(reply.status, 503, "{}", reply.text());
+        assert!(
+            Instant::now() < deadline,
+            "ingest did not recover after the disk had room: {}",
+            reply.text()
+        );
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        let ready = agent().get(&format!("{}/ready", server.api)).call().unwrap().status().as_u16();
+        if ready == 200 {
+            break;
+        }
+        assert!(Instant::now() < deadline, "/ready still {ready} after writes succeed again");
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    let (status, trace) = server.get_json(&format!("/api/traces/{}", hex(&[0x52u8; 16])));
+    assert_eq!(status, 200, "{trace}");
 }
