@@ -199,11 +199,7 @@ fn d5_descriptor_exhaustion_backs_off_and_recovers() {
 #[test]
 fn d6_ready_is_false_while_the_store_refuses_writes_and_recovers_after() {
     let dir = tempfile::tempdir().unwrap();
-    let server = Server::start_in_shell(
-        &dir.path().join("data"),
-        &[],
-        "trap '' XFSZ && ulimit -Sf 512",
-    );
+    let server = Server::start_in_shell(&dir.path().join("data"), &[], "trap '' XFSZ && ulimit -Sf 512");
     let (status, _) = server.get_json("/health");
     assert_eq!(status, 200);
     let big: Vec<_> = (0..2000u32)

@@ -406,11 +406,12 @@ fn list_keys(s3: &SeaweedFs) -> Vec<String> {
     })
 }
 
-/// Logs are one pool so far: another tenant's records are refused by name
-/// (OTLP partial success, all rejected) and another tenant cannot read the
-/// default tenant's logs (501), so nothing crosses tenants through logs.
+/// Logs and OTLP metrics are one pool so far: another tenant's records and
+/// points are refused by name (OTLP partial success, all rejected) and
+/// another tenant cannot read the default tenant's logs (501), so nothing
+/// crosses tenants through them.
 #[test]
-fn logs_of_other_tenants_are_refused_and_hidden_until_logs_are_per_tenant() {
+fn logs_and_metrics_of_other_tenants_are_refused_and_hidden_until_they_are_per_tenant() {
     let dir = tempfile::tempdir().unwrap();
     let server = Server::start(&dir.path().join("data"));
     let body = |service: &str| {
@@ -451,4 +452,24 @@ fn logs_of_other_tenants_are_refused_and_hidden_until_logs_are_per_tenant() {
     }
     let (status, logs) = get_as(&server, scope("team-a"), "/api/logs");
     assert_eq!(status, 501, "{logs}");
+
+    // OTLP metrics likewise: one scrape page for now, so another tenant's
+    // points are refused by name.
+    let metrics = r#"{"resourceMetrics":[{"scopeMetrics":[{"metrics":[{"name":"team_a_orders","sum":{"aggregationTemporality":2,"isMonotonic":true,"dataPoints":[{"asInt":"3","timeUnixNano":"1"}]}}]}]}]}"#;
+    let mut response = agent()
+        .post(&format!("{}/v1/metrics", server.otlp_http))
+        .header("content-type", "application/json")
+        .header("X-Scope-OrgID", "team-a")
+        .send(metrics.as_bytes())
+        .expect("POST");
+    assert_eq!(response.status().as_u16(), 200);
+    let reply: Value =
+        serde_json::from_str(&response.body_mut().read_to_string().unwrap_or_default()).unwrap();
+    assert_eq!(reply["partialSuccess"]["rejectedDataPoints"], serde_json::json!("1"), "{reply}");
+    let page = agent()
+        .get(&format!("{}/metrics/otlp", server.api))
+        .call()
+        .map(|mut r| r.body_mut().read_to_string().unwrap_or_default())
+        .unwrap_or_default();
+    assert!(!page.contains("team_a_orders"), "{page}");
 }
