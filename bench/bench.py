@@ -441,13 +441,13 @@ class Bench:
                                  cwd=ROOT, capture_output=True, text=True)
             self.results["sdk_overhead"] = {"exit": out.returncode, "output": out.stdout.strip().splitlines()[-5:]}
 
-    def logs(self):
+    def log_store(self):
         """The log store through its own consumer and reader, in-process (no
         OTLP logs receiver is involved): storage cost and query latency."""
         c = self.cfg
         self.note_load("logs")
         report = self.loadgen("logs-bench", "--records", c["log_records"], "--lookups", c["lookups"],
-                              "--searches", c["searches"], "--dir", os.path.join(self.work, "logs"), "--json")
+                              "--searches", c["searches"], "--dir", os.path.join(self.work, "logstore"), "--json")
         self.results["logs"] = report
         log(f"logs: {report}")
         if abs(report["trace_hits"] - 8.0) > 0.5:
@@ -463,7 +463,7 @@ class Bench:
         self.fixed_rate()
         self.idle()
         self.storage_and_queries()
-        self.logs()
+        self.log_store()
         self.results["load_end"] = load1()
         self.results["duration_secs"] = time.time() - started
         shutil.rmtree(self.work, ignore_errors=True)
