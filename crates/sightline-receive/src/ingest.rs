@@ -5,10 +5,8 @@ use std::mem::size_of;
 use std::sync::Arc;
 
 use bytes::Bytes;
-use opentelemetry_proto::tonic::collector::trace::v1::ExportTraceServiceRequest;
 use opentelemetry_proto::tonic::common::v1 as pc;
 use opentelemetry_proto::tonic::trace::v1 as pt;
-use prost::Message as _;
 use sightline_model::{Batch, Span, Tenant, otlp};
 
 use crate::Receiver;
@@ -79,14 +77,16 @@ static KVLIST_VALUE: MessageCost = MessageCost { bytes: 0, fields: &[(1, &KEY_VA
 /// or status) may take, for OTLP/JSON whose objects are counted by kind.
 pub(crate) const MESSAGE_BYTES: usize = SPAN.bytes;
 
-/// Decodes an OTLP protobuf request after charging `claim` for its decoded
-/// size (structs per message, plus the body's bytes again for the strings
-/// copied out of it).
-fn decode_protobuf(body: &Bytes, claim: &mut Claim) -> Result<ExportTraceServiceRequest, Failure> {
+/// Decodes an OTLP protobuf request into spans after charging `claim` for
+/// its decoded size (structs per message, plus the body's bytes again for
+/// the strings copied out of it). Straight from the bytes where it can
+/// (see [`otlp::decode_protobuf`]; the charge stays `prost`'s, an upper
+/// bound of what that path holds).
+fn decode_protobuf(body: &Bytes, claim: &mut Claim) -> Result<otlp::Decoded, Failure> {
     let invalid = |e: String| Failure::bad_request(format!("invalid OTLP protobuf: {e}"));
     let cost = proto_cost(body, &REQUEST).map_err(invalid)?;
     claim.grow(cost.saturating_add(body.len()))?;
-    ExportTraceServiceRequest::decode(body.clone()).map_err(|e| invalid(e.to_string()))
+    otlp::decode_protobuf(body).map_err(|e| invalid(e.to_string()))
 }
 
 impl Receiver {
@@ -102,11 +102,10 @@ impl Receiver {
     ) -> Result<Accepted, Failure> {
         let metrics = self.front.metrics();
         metrics.request_bytes(source, body.len());
-        let (request, raw) = match format {
+        let (decoded, raw) = match format {
             Format::Protobuf => (decode_protobuf(&body, &mut claim)?, Some(body)),
-            Format::Json => (json::decode_request(&body, &mut claim)?, None),
+            Format::Json => (otlp::decode_request(json::decode_request(&body, &mut claim)?), None),
         };
-        let decoded = otlp::decode_request(request);
         let (rejected, error_message) = (decoded.rejected, decoded.error_message);
         metrics.spans(source, ItemOutcome::Rejected, rejected);
         if decoded.spans.is_empty() {
