@@ -286,7 +286,17 @@ fn write_cost() {
     for round in 0..rounds {
         let spans = datagen::realistic(3_000, 100 + round, 1_700_000_000_000_000_000);
         let requests = requests_of(&spans, 512);
-        let (groups, raw) = otlp_spans(&requests);
+        let (mut groups, raw) = otlp_spans(&requests);
+        // One `Arc` per distinct resource and scope, as the store's head
+        // interns them (a fresh `Arc` per group would make the writer
+        // encode each group's resource again).
+        let mut distinct: Vec<(Arc<Resource>, Arc<Scope>)> = Vec::new();
+        for g in &mut groups {
+            match distinct.iter().find(|d| *d.0 == *g.0 && *d.1 == *g.1) {
+                Some(d) => *g = d.clone(),
+                None => distinct.push(g.clone()),
+            }
+        }
         let spans: Vec<OtlpSpan<'_>> = raw
             .iter()
             .map(|(g, bytes)| OtlpSpan { bytes, resource: &groups[*g].0, scope: &groups[*g].1 })
