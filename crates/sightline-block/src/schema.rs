@@ -292,8 +292,10 @@ pub(crate) fn arrow_schema() -> SchemaRef {
 ///
 /// The Parquet writer dictionary-encodes text itself and interns every
 /// value again whatever the Arrow type, so building Arrow dictionaries
-/// first hashed and compared each value twice (6 % of server CPU at 10k
-/// realistic spans/s). Both types map to the same Parquet column, and the
+/// first hashed and compared each value twice (the builders were ~6 % of
+/// server CPU at 10k realistic spans/s; plain builders copy each value
+/// instead, which measured about even on a busy machine, see
+/// BENCHMARKS.md). Both types map to the same Parquet column, and the
 /// writer embeds [`arrow_schema`] as the file's Arrow schema (see
 /// `Writer::create`), so the files are the same and readers get
 /// dictionaries back.
