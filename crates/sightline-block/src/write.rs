@@ -10,16 +10,15 @@ use std::sync::Arc;
 
 use arrow_array::builder::{
     FixedSizeBinaryBuilder, Float64Builder, Int32Builder, Int64Builder, StringBuilder,
-    StringDictionaryBuilder,
 };
-use arrow_array::types::Int32Type;
 use arrow_array::{
     ArrayRef, FixedSizeBinaryArray, Int64Array, ListArray, RecordBatch, StructArray,
     TimestampNanosecondArray, UInt8Array, UInt32Array,
 };
 use arrow_buffer::{OffsetBuffer, ScalarBuffer};
 use arrow_schema::{ArrowError, SchemaRef};
-use parquet::arrow::ArrowWriter;
+use parquet::arrow::arrow_writer::ArrowWriterOptions;
+use parquet::arrow::{ArrowWriter, add_encoded_arrow_schema_to_metadata};
 use parquet::file::metadata::KeyValue as ParquetKeyValue;
 use sightline_model::{Resource, Scope, Span, SpanId, TraceId};
 
@@ -184,10 +183,18 @@ impl Writer {
         let data_path = tmp_dir.join(DATA_FILE);
         let file = File::create(&data_path).map_err(|e| Error::io(&data_path, e))?;
         let kv = vec![ParquetKeyValue::new(schema::META_FORMAT.to_owned(), FORMAT_VERSION.to_owned())];
-        let props = schema::writer_properties(options, kv)?;
-        let schema = schema::arrow_schema();
-        let writer = ArrowWriter::try_new(ChecksumWriter::new(file), Arc::clone(&schema), Some(props))
-            .map_err(|source| Error::Parquet { path: data_path.clone(), source })?;
+        let mut props = schema::writer_properties(options, kv)?;
+        // Batches come in the write schema (plain text, see
+        // `schema::write_schema`); the file's Arrow schema is sl1's, with
+        // dictionaries, as readers expect.
+        add_encoded_arrow_schema_to_metadata(&schema::arrow_schema(), &mut props);
+        let schema = schema::write_schema();
+        let writer = ArrowWriter::try_new_with_options(
+            ChecksumWriter::new(file),
+            Arc::clone(&schema),
+            ArrowWriterOptions::new().with_properties(props).with_skip_arrow_metadata(true),
+        )
+        .map_err(|source| Error::Parquet { path: data_path.clone(), source })?;
         let row_group_spans = options.row_group_spans.max(1);
         Ok(Writer {
             id: id.to_owned(),
@@ -432,20 +439,20 @@ pub(crate) struct Rows {
     parent_span_id: FixedSizeBinaryBuilder,
     start: Vec<i64>,
     duration: Vec<i64>,
-    service: StringDictionaryBuilder<Int32Type>,
-    name: StringDictionaryBuilder<Int32Type>,
+    service: StringBuilder,
+    name: StringBuilder,
     kind: Vec<u8>,
     status_code: Vec<u8>,
-    status_message: StringDictionaryBuilder<Int32Type>,
-    trace_state: StringDictionaryBuilder<Int32Type>,
+    status_message: StringBuilder,
+    trace_state: StringBuilder,
     flags: Vec<u32>,
     resource: Vec<u32>,
     scope: Vec<u32>,
     dropped_attributes: Vec<u32>,
     dropped_events: Vec<u32>,
     dropped_links: Vec<u32>,
-    layout: StringDictionaryBuilder<Int32Type>,
-    str_slots: Vec<StringDictionaryBuilder<Int32Type>>,
+    layout: StringBuilder,
+    str_slots: Vec<StringBuilder>,
     int_slots: Vec<Int64Builder>,
     /// Spans that used each dedicated column, for the block's metadata.
     str_used: [u64; STR_SLOTS],
@@ -466,20 +473,20 @@ impl Rows {
             parent_span_id: FixedSizeBinaryBuilder::with_capacity(capacity, 8),
             start: Vec::with_capacity(capacity),
             duration: Vec::with_capacity(capacity),
-            service: StringDictionaryBuilder::new(),
-            name: StringDictionaryBuilder::new(),
+            service: StringBuilder::new(),
+            name: StringBuilder::new(),
             kind: Vec::with_capacity(capacity),
             status_code: Vec::with_capacity(capacity),
-            status_message: StringDictionaryBuilder::new(),
-            trace_state: StringDictionaryBuilder::new(),
+            status_message: StringBuilder::new(),
+            trace_state: StringBuilder::new(),
             flags: Vec::with_capacity(capacity),
             resource: Vec::with_capacity(capacity),
             scope: Vec::with_capacity(capacity),
             dropped_attributes: Vec::with_capacity(capacity),
             dropped_events: Vec::with_capacity(capacity),
             dropped_links: Vec::with_capacity(capacity),
-            layout: StringDictionaryBuilder::new(),
-            str_slots: (0..STR_SLOTS).map(|_| StringDictionaryBuilder::new()).collect(),
+            layout: StringBuilder::new(),
+            str_slots: (0..STR_SLOTS).map(|_| StringBuilder::new()).collect(),
             int_slots: (0..INT_SLOTS).map(|_| Int64Builder::with_capacity(capacity)).collect(),
             str_used: [0; STR_SLOTS],
             int_used: [0; INT_SLOTS],

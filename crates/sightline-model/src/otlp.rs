@@ -5,11 +5,13 @@
 //! ids) and rejects offending items one by one, reporting them the way OTLP
 //! partial success does; everything else is kept as received.
 
+mod direct;
 mod logs;
 mod metrics;
 #[cfg(test)]
 mod tests;
 
+pub use direct::{decode_protobuf, decode_request_bytes};
 pub use logs::{DecodedLogs, decode_logs_request, decode_record, encode_logs, encode_record};
 pub use metrics::{DecodedMetrics, decode_metrics_request, encode_metric, encode_metrics};
 pub mod wire;

@@ -98,12 +98,22 @@ pub(crate) const MESSAGE_BYTES: usize = SPAN.bytes;
 
 /// Decodes an OTLP protobuf request after charging `claim` for its decoded
 /// size (structs per message, plus the body's bytes again for the strings
-/// copied out of it).
-fn decode_protobuf<S: OtlpSignal>(body: &Bytes, claim: &mut Claim) -> Result<S::Request, Failure> {
+/// copied out of it). Straight from the bytes where the signal can (see
+/// [`OtlpSignal::decode_bytes`]; the charge stays `prost`'s, an upper
+/// bound of what that path holds).
+fn decode_protobuf<S: OtlpSignal>(
+    body: &Bytes,
+    claim: &mut Claim,
+    tenant: Tenant,
+) -> Result<Decoded<S::Unit>, Failure> {
     let invalid = |e: String| Failure::bad_request(format!("invalid OTLP protobuf: {e}"));
     let cost = proto_cost(body, S::COST).map_err(invalid)?;
     claim.grow(cost.saturating_add(body.len()))?;
-    S::Request::decode(body.clone()).map_err(|e| invalid(e.to_string()))
+    if let Some(direct) = S::decode_bytes(body, &tenant) {
+        return direct.map_err(invalid);
+    }
+    let request = S::Request::decode(body.clone()).map_err(|e| invalid(e.to_string()))?;
+    Ok(S::decode(request, Some(body.clone()), tenant))
 }
 
 impl Receiver {
@@ -120,11 +130,10 @@ impl Receiver {
     ) -> Result<Accepted, Failure> {
         let metrics = self.front.metrics();
         metrics.request_bytes(source, body.len());
-        let (request, raw) = match format {
-            Format::Protobuf => (decode_protobuf::<S>(&body, &mut claim)?, Some(body)),
-            Format::Json => (json::decode_request::<S::Request>(&body, &mut claim)?, None),
+        let Decoded { unit, rejected, error_message } = match format {
+            Format::Protobuf => decode_protobuf::<S>(&body, &mut claim, tenant)?,
+            Format::Json => S::decode(json::decode_request::<S::Request>(&body, &mut claim)?, None, tenant),
         };
-        let Decoded { unit, rejected, error_message } = S::decode(request, raw, tenant);
         metrics.items(source, ItemOutcome::Rejected, rejected);
         let Some(unit) = unit else {
             return Ok(Accepted { rejected, error_message });

@@ -268,3 +268,94 @@ fn a_span_with_100k_attributes_is_written_and_read_back() {
     assert_eq!(back[0].attributes[99_999].value, sightline_model::Value::Int(99_999));
     eprintln!("100k attributes written twice and read back in {:?}", started.elapsed());
 }
+
+/// What a flush and a merge cost per span, in CPU time of this thread
+/// (`cargo test --release -p sightline-block -- --ignored write_cost
+/// --nocapture`): four flush-sized blocks written from realistic OTLP
+/// requests of 512 spans, then merged into one. Runs under `valgrind
+/// --tool=callgrind` too, for instruction counts that other work on the
+/// machine cannot disturb.
+#[test]
+#[ignore]
+fn write_cost() {
+    decode_cost();
+    let dir = tempfile::tempdir().unwrap();
+    let rounds = 4;
+    let mut flush_ns = 0;
+    let mut spans_written = 0;
+    for round in 0..rounds {
+        let spans = datagen::realistic(3_000, 100 + round, 1_700_000_000_000_000_000);
+        let requests = requests_of(&spans, 512);
+        let (mut groups, raw) = otlp_spans(&requests);
+        // One `Arc` per distinct resource and scope, as the store's head
+        // interns them (a fresh `Arc` per group would make the writer
+        // encode each group's resource again).
+        let mut distinct: Vec<(Arc<Resource>, Arc<Scope>)> = Vec::new();
+        for g in &mut groups {
+            match distinct.iter().find(|d| *d.0 == *g.0 && *d.1 == *g.1) {
+                Some(d) => *g = d.clone(),
+                None => distinct.push(g.clone()),
+            }
+        }
+        let spans: Vec<OtlpSpan<'_>> = raw
+            .iter()
+            .map(|(g, bytes)| OtlpSpan { bytes, resource: &groups[*g].0, scope: &groups[*g].1 })
+            .collect();
+        spans_written += spans.len() as u64;
+        let t = super::thread_cpu_ns();
+        write_otlp(dir.path(), &format!("f{round}"), spans, &WriteOptions::default()).unwrap();
+        flush_ns += super::thread_cpu_ns() - t;
+    }
+    let blocks: Vec<Block> =
+        (0..rounds).map(|r| Block::open(&dir.path().join(format!("f{r}"))).unwrap()).collect();
+    let inputs: Vec<&Block> = blocks.iter().collect();
+    let t = super::thread_cpu_ns();
+    let merged = crate::compact(dir.path(), "merged", &inputs, &WriteOptions::default()).unwrap();
+    let merge_ns = super::thread_cpu_ns() - t;
+    // Whether two builds write the same files.
+    let digest = |id: &str| {
+        use std::hash::{Hash, Hasher};
+        let mut h = std::collections::hash_map::DefaultHasher::new();
+        std::fs::read(dir.path().join(id).join("data.parquet")).unwrap().hash(&mut h);
+        h.finish()
+    };
+    println!(
+        "{spans_written} realistic spans: flush {:.2} µs/span, merge {:.2} µs/span, {:.1} B/span merged \
+         (data files {:016x} {:016x})",
+        flush_ns as f64 / spans_written as f64 / 1e3,
+        merge_ns as f64 / merged.span_count as f64 / 1e3,
+        merged.size_bytes as f64 / merged.span_count as f64,
+        digest("f0"),
+        digest("merged"),
+    );
+}
+
+/// What the receiver's decode costs per span, `prost` + the mapping
+/// against the direct decoder, on the same realistic requests of 512 spans
+/// (five rounds, alternating).
+fn decode_cost() {
+    let spans = datagen::realistic(3_000, 99, 1_700_000_000_000_000_000);
+    let requests = requests_of(&spans, 512);
+    let (mut prost_ns, mut direct_ns) = (0, 0);
+    for _ in 0..5 {
+        let t = super::thread_cpu_ns();
+        for r in &requests {
+            let d = decode_request(ExportTraceServiceRequest::decode(r.as_slice()).unwrap());
+            assert_eq!(d.rejected, 0);
+        }
+        let t2 = super::thread_cpu_ns();
+        for r in &requests {
+            let d = sightline_model::otlp::decode_protobuf(r).unwrap();
+            assert_eq!(d.rejected, 0);
+        }
+        let t3 = super::thread_cpu_ns();
+        prost_ns += t2 - t;
+        direct_ns += t3 - t2;
+    }
+    let n = 5.0 * spans.len() as f64;
+    println!(
+        "decode: prost + mapping {:.2} µs/span, direct {:.2} µs/span",
+        prost_ns as f64 / n / 1e3,
+        direct_ns as f64 / n / 1e3
+    );
+}

@@ -87,11 +87,22 @@ impl<'a> Field<'a> {
 #[derive(Debug, Clone)]
 pub struct Fields<'a> {
     buf: &'a [u8],
+    /// See [`strict_fields`].
+    strict: bool,
 }
 
 /// The fields of `message`.
 pub fn fields(message: &[u8]) -> Fields<'_> {
-    Fields { buf: message }
+    Fields { buf: message, strict: false }
+}
+
+/// The fields of `message`, for a decoder that must accept no more than
+/// `prost` accepts: a group is an error here (`prost` skips unknown
+/// groups but rejects a group in a known field, and these readers cannot
+/// tell the two apart), and so is a key above `u32::MAX` (which `prost`
+/// calls invalid). Such inputs are left to `prost`.
+pub fn strict_fields(message: &[u8]) -> Fields<'_> {
+    Fields { buf: message, strict: true }
 }
 
 impl<'a> Iterator for Fields<'a> {
@@ -114,6 +125,9 @@ impl<'a> Fields<'a> {
     fn read(&mut self) -> Result<(u32, Field<'a>), WireError> {
         loop {
             let key = varint(&mut self.buf)?;
+            if self.strict && key > u64::from(u32::MAX) {
+                return Err(WireError::Irregular("a key prost rejects"));
+            }
             let number =
                 u32::try_from(key >> 3).map_err(|_| WireError::Malformed("field number too large"))?;
             if number == 0 {
@@ -132,6 +146,7 @@ impl<'a> Fields<'a> {
                     self.buf = rest;
                     Field::Len(value)
                 }
+                3 if self.strict => return Err(WireError::Irregular("a group")),
                 3 => {
                     skip_group(&mut self.buf, number)?;
                     continue;

@@ -62,6 +62,13 @@ pub(crate) trait OtlpSignal: Send + Sync + 'static {
     /// encoding when it was received as protobuf (reused for the WAL when
     /// every item was accepted).
     fn decode(request: Self::Request, raw: Option<Bytes>, tenant: Tenant) -> Decoded<Self::Unit>;
+    /// Decodes a protobuf body straight into the unit, where the signal
+    /// has such a path (traces: no prost structs in between); `None`:
+    /// decode with `prost`, then [`OtlpSignal::decode`]. `Err` is the
+    /// reason the body does not decode.
+    fn decode_bytes(_body: &Bytes, _tenant: &Tenant) -> Option<Result<Decoded<Self::Unit>, String>> {
+        None
+    }
     /// Items counted for metrics: spans, log records, data points.
     fn count(unit: &Self::Unit) -> usize;
     /// Bytes the unit holds (decoded items plus encoding), an estimate.

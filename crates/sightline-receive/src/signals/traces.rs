@@ -32,15 +32,15 @@ impl OtlpSignal for Traces {
     }
 
     fn decode(request: Self::Request, raw: Option<Bytes>, tenant: Tenant) -> Decoded<Batch> {
-        let decoded = otlp::decode_request(request);
-        let unit = (!decoded.spans.is_empty()).then(|| {
-            match raw {
-                Some(raw) if decoded.rejected == 0 => Batch::new(decoded.spans, raw),
-                _ => Batch::from_spans(decoded.spans),
-            }
-            .with_tenant(tenant)
-        });
-        Decoded { unit, rejected: decoded.rejected, error_message: decoded.error_message }
+        unit_of(otlp::decode_request(request), raw, tenant)
+    }
+
+    fn decode_bytes(body: &Bytes, tenant: &Tenant) -> Option<Result<Decoded<Batch>, String>> {
+        Some(
+            otlp::decode_protobuf(body)
+                .map(|decoded| unit_of(decoded, Some(body.clone()), tenant.clone()))
+                .map_err(|e| e.to_string()),
+        )
     }
 
     fn count(unit: &Batch) -> usize {
@@ -61,4 +61,17 @@ impl OtlpSignal for Traces {
                 .then(|| ExportTracePartialSuccess { rejected_spans: rejected_i64(rejected), error_message }),
         }
     }
+}
+
+/// The batch of a decoded request, owned by `tenant`; `raw` is reused for
+/// the WAL when every span was accepted.
+fn unit_of(decoded: otlp::Decoded, raw: Option<Bytes>, tenant: Tenant) -> Decoded<Batch> {
+    let unit = (!decoded.spans.is_empty()).then(|| {
+        match raw {
+            Some(raw) if decoded.rejected == 0 => Batch::new(decoded.spans, raw),
+            _ => Batch::from_spans(decoded.spans),
+        }
+        .with_tenant(tenant)
+    });
+    Decoded { unit, rejected: decoded.rejected, error_message: decoded.error_message }
 }

@@ -10,7 +10,10 @@ use opentelemetry_proto::tonic::trace::v1 as pt;
 use prost::Message as _;
 
 use super::*;
-use crate::otlp::{decode_group, decode_request, decode_span_bytes, decode_value};
+use crate::otlp::{
+    Decoded, decode_group, decode_protobuf, decode_request, decode_request_bytes, decode_span_bytes,
+    decode_value,
+};
 use crate::{Event, KeyValue, Link, Resource, Scope, Span, SpanKind, Status, StatusCode, Value};
 
 /// A span built from the wire readers alone (falling back to prost for
@@ -162,7 +165,21 @@ fn prost_decode(request: &[u8]) -> (Vec<Span>, u64) {
     (d.spans, d.rejected)
 }
 
+/// The direct decoder's outcome (or its fallback's) as `prost` +
+/// [`decode_request`] give it: the same spans, count and message, or the
+/// same error.
+fn assert_direct_same(request: &[u8]) {
+    let expected: Result<Decoded, _> = ExportTraceServiceRequest::decode(request).map(decode_request);
+    let got = decode_protobuf(request);
+    // Debug, not ==: a NaN attribute is never == itself.
+    assert_eq!(format!("{got:?}"), format!("{expected:?}"));
+    if expected.is_err() {
+        assert!(decode_request_bytes(request).is_none(), "the direct path accepted what prost rejects");
+    }
+}
+
 fn assert_same(request: &[u8]) {
+    assert_direct_same(request);
     let (expected, rejected) = prost_decode(request);
     let (got, wire_rejected) = wire_decode(request);
     assert_eq!(wire_rejected, rejected, "rejected spans");
@@ -470,4 +487,93 @@ fn malformed_bytes_are_errors_not_panics() {
     len(span::NAME, &[0xc3, 0x28], &mut invalid_utf8);
     assert_eq!(span_fields(&invalid_utf8), Err(WireError::Malformed("string is not UTF-8")));
     assert!(visit_request(&[0x0a, 0x02, 0x12, 0x05], |_| {}, |_, _| {}).is_err());
+}
+
+#[test]
+fn regular_requests_take_the_direct_path() {
+    let scope = Some(pc::InstrumentationScope {
+        name: "lib".into(),
+        version: "2".into(),
+        attributes: every_kind_of_value(),
+        dropped_attributes_count: 7,
+    });
+    let mut bad_link = full_span(5);
+    bad_link.links[0].trace_id = vec![1; 3];
+    let request = request_of(vec![
+        (resource("a"), vec![(scope, vec![full_span(1), full_span(2)]), (None, vec![full_span(3)])]),
+        (None, vec![(None, vec![full_span(4), bad_link])]),
+    ]);
+    let direct = decode_request_bytes(&request).expect("a regular request is decoded directly");
+    let expected = decode_request(ExportTraceServiceRequest::decode(request.as_slice()).unwrap());
+    assert_eq!(format!("{direct:?}"), format!("{expected:?}"));
+    assert_eq!(direct.rejected, 1);
+    assert_eq!(
+        direct.error_message,
+        "1 span(s) rejected for invalid ids: resourceSpans[1].scopeSpans[0].spans[1]: links[0]: trace id must be 16 bytes, got 3"
+    );
+    // One resource per `ResourceSpans`, shared by its scopes (re-encoding
+    // groups spans by these pointers).
+    assert!(Arc::ptr_eq(&direct.spans[0].resource, &direct.spans[2].resource));
+    assert!(!Arc::ptr_eq(&direct.spans[0].scope, &direct.spans[2].scope));
+    // Lists hold no spare room (the head and memory estimates count it).
+    assert_eq!(direct.spans[0].attributes.capacity(), direct.spans[0].attributes.len());
+}
+
+#[test]
+fn deep_values_and_groups_are_left_to_prost() {
+    use pc::any_value::Value as V;
+    let mut deep = any(V::IntValue(1));
+    for _ in 0..120 {
+        deep = any(V::ArrayValue(pc::ArrayValue { values: vec![deep] }));
+    }
+    let mut span = pt::Span { trace_id: vec![1; 16], span_id: vec![2; 8], ..Default::default() };
+    span.attributes.push(pc::KeyValue { key: "deep".into(), value: Some(deep), key_strindex: 0 });
+    let request = request_of(vec![(None, vec![(None, vec![span])])]);
+    assert!(decode_request_bytes(&request).is_none());
+    let error = decode_protobuf(&request).unwrap_err().to_string();
+    assert!(error.contains("recursion limit"), "{error}");
+    // A group where prost expects a string: prost rejects it (followed
+    // by another field: the wire readers stumble on a trailing group).
+    let mut span =
+        pt::Span { trace_id: vec![1; 16], span_id: vec![2; 8], ..Default::default() }.encode_to_vec();
+    tag(span::NAME, 3, &mut span);
+    tag(span::NAME, 4, &mut span);
+    int(span::KIND, 2, &mut span);
+    let mut scope_spans = Vec::new();
+    len(2, &span, &mut scope_spans);
+    let mut resource_spans = Vec::new();
+    len(2, &scope_spans, &mut resource_spans);
+    let mut request = Vec::new();
+    len(1, &resource_spans, &mut request);
+    assert_direct_same(&request);
+    assert!(decode_protobuf(&request).is_err());
+}
+
+/// Every single-byte change, and every truncation, of a request with
+/// every kind of field decodes as prost decodes it (or fails as prost
+/// fails).
+#[test]
+fn mutated_requests_decode_as_prost_decodes_them() {
+    let mut span = full_span(1);
+    span.attributes.truncate(4);
+    span.events[0].attributes.truncate(2);
+    span.links[0].attributes.truncate(2);
+    let scope = Some(pc::InstrumentationScope {
+        name: "lib".into(),
+        version: "2".into(),
+        attributes: every_kind_of_value()[7..9].to_vec(),
+        dropped_attributes_count: 7,
+    });
+    let request = request_of(vec![(resource("a"), vec![(scope, vec![span, full_span(2)])])]);
+    for cut in 0..request.len() {
+        assert_direct_same(&request[..cut]);
+    }
+    let mut m = request.clone();
+    for i in 0..request.len() {
+        for b in [0x00, 0x02, 0x0b, 0x80, 0xff, request[i] ^ 0x01] {
+            m[i] = b;
+            assert_direct_same(&m);
+        }
+        m[i] = request[i];
+    }
 }
