@@ -238,36 +238,49 @@ fn value(v: pc::AnyValue) -> Value {
     }
 }
 
+/// Consecutive items sharing a resource and scope (by pointer), grouped as
+/// SDKs batch them: the resource → scope → items shape of every OTLP
+/// export request, for the encoders of all three signals.
+pub(crate) type Groups<'a, T> = Vec<(&'a Arc<Resource>, Vec<(&'a Arc<Scope>, Vec<&'a T>)>)>;
+
+/// See [`Groups`]; `of` names an item's resource and scope.
+pub(crate) fn group<'a, T>(
+    items: &'a [T],
+    of: impl Fn(&'a T) -> (&'a Arc<Resource>, &'a Arc<Scope>),
+) -> Groups<'a, T> {
+    let mut out: Groups<'a, T> = Vec::new();
+    for item in items {
+        let (resource, scope) = of(item);
+        match out.last_mut() {
+            Some((r, scopes)) if Arc::ptr_eq(r, resource) => match scopes.last_mut() {
+                Some((s, list)) if Arc::ptr_eq(s, scope) => list.push(item),
+                _ => scopes.push((scope, vec![item])),
+            },
+            _ => out.push((resource, vec![(scope, vec![item])])),
+        }
+    }
+    out
+}
+
 /// Encodes spans as one export request, grouping consecutive spans that
 /// share a resource and scope (by pointer) the way SDKs batch them.
 pub fn encode_spans(spans: &[Span]) -> ExportTraceServiceRequest {
-    let mut out: Vec<pt::ResourceSpans> = Vec::new();
-    let mut last: Option<(&Arc<Resource>, &Arc<Scope>)> = None;
-    for span in spans {
-        let same_resource = last.is_some_and(|(r, _)| Arc::ptr_eq(r, &span.resource));
-        let same_scope = same_resource && last.is_some_and(|(_, s)| Arc::ptr_eq(s, &span.scope));
-        if !same_resource {
-            out.push(pt::ResourceSpans {
-                resource: Some(encode_resource(&span.resource)),
-                scope_spans: Vec::new(),
-                schema_url: span.resource.schema_url().to_owned(),
-            });
-        }
-        // NOTE: `out` is non-empty here: the first span always pushes.
-        let Some(rs) = out.last_mut() else { continue };
-        if !same_scope {
-            rs.scope_spans.push(pt::ScopeSpans {
-                scope: Some(encode_scope(&span.scope)),
-                spans: Vec::new(),
-                schema_url: span.scope.schema_url.clone(),
-            });
-        }
-        if let Some(ss) = rs.scope_spans.last_mut() {
-            ss.spans.push(encode_span(span));
-        }
-        last = Some((&span.resource, &span.scope));
-    }
-    ExportTraceServiceRequest { resource_spans: out }
+    let resource_spans = group(spans, |s| (&s.resource, &s.scope))
+        .into_iter()
+        .map(|(resource, scopes)| pt::ResourceSpans {
+            resource: Some(encode_resource(resource)),
+            schema_url: resource.schema_url().to_owned(),
+            scope_spans: scopes
+                .into_iter()
+                .map(|(scope, spans)| pt::ScopeSpans {
+                    scope: Some(encode_scope(scope)),
+                    schema_url: scope.schema_url.clone(),
+                    spans: spans.into_iter().map(encode_span).collect(),
+                })
+                .collect(),
+        })
+        .collect();
+    ExportTraceServiceRequest { resource_spans }
 }
 
 /// Encodes a resource.

@@ -6,7 +6,7 @@ use std::sync::Arc;
 use opentelemetry_proto::tonic::collector::logs::v1::ExportLogsServiceRequest;
 use opentelemetry_proto::tonic::logs::v1 as pl;
 
-use super::{MAX_REASONS, encode_kvs, encode_resource, encode_scope, encode_value, kvs, value};
+use super::{MAX_REASONS, encode_kvs, encode_resource, encode_scope, encode_value, group, kvs, value};
 use crate::{LogRecord, Resource, Scope, SpanId, TraceId, Value};
 
 /// The outcome of decoding one logs export request.
@@ -112,33 +112,22 @@ pub(crate) fn optional_span_id(bytes: &[u8]) -> Result<Option<SpanId>, String> {
 /// Encodes log records as one export request, grouping consecutive records
 /// that share a resource and scope (by pointer) the way SDKs batch them.
 pub fn encode_logs(records: &[LogRecord]) -> ExportLogsServiceRequest {
-    let mut out: Vec<pl::ResourceLogs> = Vec::new();
-    let mut last: Option<(&Arc<Resource>, &Arc<Scope>)> = None;
-    for record in records {
-        let same_resource = last.is_some_and(|(r, _)| Arc::ptr_eq(r, &record.resource));
-        let same_scope = same_resource && last.is_some_and(|(_, s)| Arc::ptr_eq(s, &record.scope));
-        if !same_resource {
-            out.push(pl::ResourceLogs {
-                resource: Some(encode_resource(&record.resource)),
-                scope_logs: Vec::new(),
-                schema_url: record.resource.schema_url().to_owned(),
-            });
-        }
-        // NOTE: `out` is non-empty here: the first record always pushes.
-        let Some(rl) = out.last_mut() else { continue };
-        if !same_scope {
-            rl.scope_logs.push(pl::ScopeLogs {
-                scope: Some(encode_scope(&record.scope)),
-                log_records: Vec::new(),
-                schema_url: record.scope.schema_url.clone(),
-            });
-        }
-        if let Some(sl) = rl.scope_logs.last_mut() {
-            sl.log_records.push(encode_record(record));
-        }
-        last = Some((&record.resource, &record.scope));
-    }
-    ExportLogsServiceRequest { resource_logs: out }
+    let resource_logs = group(records, |r| (&r.resource, &r.scope))
+        .into_iter()
+        .map(|(resource, scopes)| pl::ResourceLogs {
+            resource: Some(encode_resource(resource)),
+            schema_url: resource.schema_url().to_owned(),
+            scope_logs: scopes
+                .into_iter()
+                .map(|(scope, records)| pl::ScopeLogs {
+                    scope: Some(encode_scope(scope)),
+                    schema_url: scope.schema_url.clone(),
+                    log_records: records.into_iter().map(encode_record).collect(),
+                })
+                .collect(),
+        })
+        .collect();
+    ExportLogsServiceRequest { resource_logs }
 }
 
 /// Encodes one record (without its resource and scope).

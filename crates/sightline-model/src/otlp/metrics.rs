@@ -7,10 +7,10 @@ use opentelemetry_proto::tonic::collector::metrics::v1::ExportMetricsServiceRequ
 use opentelemetry_proto::tonic::metrics::v1 as pm;
 
 use super::logs::{optional_span_id, optional_trace_id};
-use super::{MAX_REASONS, encode_kvs, encode_resource, encode_scope, exact, kvs};
+use super::{MAX_REASONS, encode_kvs, encode_resource, encode_scope, exact, group, kvs};
 use crate::{
     Exemplar, ExponentialBuckets, ExponentialHistogramPoint, HistogramPoint, Metric, MetricData, Number,
-    NumberPoint, Resource, Scope, SummaryPoint, Temporality,
+    NumberPoint, Resource, SummaryPoint, Temporality,
 };
 
 /// The outcome of decoding one metrics export request.
@@ -243,33 +243,22 @@ fn exemplars(list: Vec<pm::Exemplar>) -> Result<Vec<Exemplar>, String> {
 /// Encodes metrics as one export request, grouping consecutive metrics
 /// that share a resource and scope (by pointer).
 pub fn encode_metrics(metrics: &[Metric]) -> ExportMetricsServiceRequest {
-    let mut out: Vec<pm::ResourceMetrics> = Vec::new();
-    let mut last: Option<(&Arc<Resource>, &Arc<Scope>)> = None;
-    for metric in metrics {
-        let same_resource = last.is_some_and(|(r, _)| Arc::ptr_eq(r, &metric.resource));
-        let same_scope = same_resource && last.is_some_and(|(_, s)| Arc::ptr_eq(s, &metric.scope));
-        if !same_resource {
-            out.push(pm::ResourceMetrics {
-                resource: Some(encode_resource(&metric.resource)),
-                scope_metrics: Vec::new(),
-                schema_url: metric.resource.schema_url().to_owned(),
-            });
-        }
-        // NOTE: `out` is non-empty here: the first metric always pushes.
-        let Some(rm) = out.last_mut() else { continue };
-        if !same_scope {
-            rm.scope_metrics.push(pm::ScopeMetrics {
-                scope: Some(encode_scope(&metric.scope)),
-                metrics: Vec::new(),
-                schema_url: metric.scope.schema_url.clone(),
-            });
-        }
-        if let Some(sm) = rm.scope_metrics.last_mut() {
-            sm.metrics.push(encode_metric(metric));
-        }
-        last = Some((&metric.resource, &metric.scope));
-    }
-    ExportMetricsServiceRequest { resource_metrics: out }
+    let resource_metrics = group(metrics, |m| (&m.resource, &m.scope))
+        .into_iter()
+        .map(|(resource, scopes)| pm::ResourceMetrics {
+            resource: Some(encode_resource(resource)),
+            schema_url: resource.schema_url().to_owned(),
+            scope_metrics: scopes
+                .into_iter()
+                .map(|(scope, metrics)| pm::ScopeMetrics {
+                    scope: Some(encode_scope(scope)),
+                    schema_url: scope.schema_url.clone(),
+                    metrics: metrics.into_iter().map(encode_metric).collect(),
+                })
+                .collect(),
+        })
+        .collect();
+    ExportMetricsServiceRequest { resource_metrics }
 }
 
 /// Encodes one metric (without its resource and scope).
