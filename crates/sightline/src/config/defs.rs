@@ -418,10 +418,11 @@ pub(crate) static SETTINGS: &[Setting] = &[
         name: "allowed-hosts",
         value_name: "HOSTS",
         default: Default::Derived("IP addresses, localhost"),
-        help: "more names requests may address in `Host`, comma-separated (e.g. `sightline.internal`); \
-               `*` for any. Others get 421: a web page cannot reach the server through DNS rebinding",
+        help: "more names requests may address in `Host`, comma-separated (e.g. `sightline.internal`; \
+               `.peers.ns.svc` for every name under it); `*` for any. Others get 421: a web page cannot reach the server through DNS rebinding",
         apply: |s, v| {
-            s.allowed_hosts = AllowedHosts::parse(v).map_err(|_| "host names separated by commas, or *")?;
+            s.allowed_hosts =
+                AllowedHosts::parse(v).map_err(|_| "host names (or .domains) separated by commas, or *")?;
             Ok(())
         },
         in_file: true,
