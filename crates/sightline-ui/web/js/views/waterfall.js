@@ -17,12 +17,14 @@ const INDENT = 14;
 const MAX_EVENT_MARKS = 24;
 
 /**
- * opts: {trace, critical (Map id → sections), onSelect(span|null), onToggle(span),
+ * opts: {trace, critical (Map id → sections), logCounts (Map id → log records
+ *        of the span, optional), onSelect(span|null), onToggle(span),
  *        onExpandAll(), onCollapseAll()}
  * Returns an object with the element and setters; the page owns the state.
  */
 export function createWaterfall(opts) {
   const { trace, critical } = opts;
+  const logCounts = opts.logCounts || new Map();
   let rows = [];
   let view = [0, 1];
   let matches = null;
@@ -82,6 +84,7 @@ export function createWaterfall(opts) {
     const sections = critical.get(span.spanID);
     const isMatch = matches ? matches.has(span.spanID) : false;
     const color = serviceColor(span.serviceName);
+    const logs = logCounts.get(span.spanID) || 0;
     const classes = ['wf-row'];
     if (span.spanID === selected) classes.push('is-selected');
     if (index === focus) classes.push('is-focused');
@@ -134,7 +137,7 @@ export function createWaterfall(opts) {
         'aria-level': span.depth + 1,
         'aria-expanded': hasKids ? String(!isCollapsed) : undefined,
         'aria-selected': String(span.spanID === selected),
-        'aria-label': `${span.serviceName} ${span.operationName}, ${formatDuration(span.duration)}${span.hasError ? ', error' : ''}${sections ? ', on the critical path' : ''}`,
+        'aria-label': `${span.serviceName} ${span.operationName}, ${formatDuration(span.duration)}${span.hasError ? ', error' : ''}${sections ? ', on the critical path' : ''}${logs ? `, ${logs} log record${logs === 1 ? '' : 's'}` : ''}`,
         dataset: {
           spanId: span.spanID,
           depth: String(span.depth),
@@ -169,6 +172,7 @@ export function createWaterfall(opts) {
         h('span', { class: 'wf-svc', text: span.serviceName }),
         h('span', { class: 'wf-op', text: span.operationName }),
         span.hasError ? h('span', { class: 'wf-err', title: 'Error', text: '!' }) : null,
+        logs ? h('span', { class: 'wf-logs', title: `${logs} log record${logs === 1 ? '' : 's'}`, text: String(logs) }) : null,
         hasKids && isCollapsed ? h('span', { class: 'wf-hidden-count', text: `+${countDescendants(span)}` }) : null,
       ),
       h('div', { class: 'wf-time' }, bar, cp, marks, label),
