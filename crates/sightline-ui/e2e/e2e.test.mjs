@@ -708,6 +708,8 @@ describe('logs', () => {
       Object.fromEntries(['A', 'B', 'C', 'D', 'E', 'F', 'G', 'J', 'I', 'H'].map((l) => [id(l), l === 'C' || l === 'E' ? '1' : null])),
     );
     assert.equal(await text('[data-tab=logs] .tab-count'), '3');
+    // The record's tick on the timeline, in its severity's colour.
+    assert.deepEqual(await page.$$eval(`${E()} .wf-log`, (els) => els.map((e) => e.className)), ['wf-log sev-bg-error']);
 
     await page.locator(E()).click();
     const records = page.locator('.detail .log-record');
@@ -750,6 +752,12 @@ describe('logs', () => {
     // The oldest shown is tick 1: tick 0 is the one left out.
     assert.equal(await text('.trace-logs .log-record .log-body'), 'tick 1');
     assert.equal(await page.locator('.logs-limit a').getAttribute('href'), `/logs?traceID=${HEALTH_TRACE_ID}&lookback=all`);
+    // The link: the Logs page, filtered by the trace, a page at a time.
+    await page.locator('.logs-limit a').click();
+    await page.locator('.logs-trace-filter').waitFor();
+    await eventually(async () => assert.equal(await page.locator('.logs-results .log-record').count(), 100));
+    assert.equal(await text('.logs-results .log-body'), 'tick 1000');
+    assert.equal(await page.getByRole('button', { name: 'More' }).isVisible(), true);
   });
 
   test('Logs page: search, histogram, more, a record links to its trace', async () => {
@@ -801,6 +809,20 @@ describe('logs', () => {
     await page.locator('.detail').waitFor();
     assert.equal(new URL(page.url()).pathname, `/trace/${TRACE_ID}`);
     assert.equal(await text('.detail-title'), 'Charge');
+
+    // A bar's click narrows the range to its bucket (2 h / 60 = 2 min).
+    await page.goto(`${server.url}/logs?q=r&lookback=2h`);
+    await eventually(async () => assert.equal((await bodies()).length, 4));
+    const fullest = await page.$$eval('.histogram .hist-bar', (els) => {
+      const top = els.reduce((a, b) => (Number(b.dataset.total) > Number(a.dataset.total) ? b : a));
+      return { start: top.dataset.start, total: Number(top.dataset.total) };
+    });
+    await page.locator(`.histogram .hist-bar[data-start="${fullest.start}"]`).click();
+    await eventually(async () => assert.equal(new URL(page.url()).searchParams.get('lookback'), 'custom'));
+    const narrowed = new URL(page.url()).searchParams;
+    assert.equal(narrowed.get('start'), fullest.start);
+    assert.equal(Number(narrowed.get('end')) - Number(narrowed.get('start')), 120e6 - 1);
+    await eventually(async () => assert.equal((await bodies()).length, fullest.total));
   });
 
   test('Logs page: live follows new records', async () => {
@@ -808,9 +830,9 @@ describe('logs', () => {
     await eventually(async () => assert.equal(await page.locator('.logs-results .log-record').count(), 1));
     await page.check('#logs-live');
     assert.equal(new URL(page.url()).searchParams.get('live'), '1');
-    await eventually(async () => assert.match(await text('.logs-status'), /^Live/));
     // The tail sends records acknowledged after it opened: wait for the stream, then send.
-    await new Promise((r) => setTimeout(r, 300));
+    await page.locator('.logs-results[data-live=open]').waitFor();
+    assert.match(await text('.logs-status'), /^Live/);
     const now = BigInt(Date.now()) * 1_000_000n;
     const body = shopLogs(now);
     body.resourceLogs = body.resourceLogs.filter((r) => r.resource.attributes[0].value.stringValue === 'payments');

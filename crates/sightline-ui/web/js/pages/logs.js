@@ -28,9 +28,11 @@ export function logsPage(app, { query }) {
   document.title = 'Logs · Sightline';
   let alive = true;
   let source = null;
+  let results = null;
   const stopLive = () => {
     if (source) source.close();
     source = null;
+    if (results) delete results.dataset.live;
   };
   const cleanup = () => {
     alive = false;
@@ -39,7 +41,7 @@ export function logsPage(app, { query }) {
 
   const parsed = logsParams(query, lookbackMicros, Date.now() * 1000);
   const form = logsForm(query);
-  const results = h('section', { class: 'results logs-results', 'aria-label': 'Log records' });
+  results = h('section', { class: 'results logs-results', 'aria-label': 'Log records' });
   mount(app, h('div', { class: 'search-page logs-page' }, h('div', { class: 'search-side' }, h('h1', { class: 'side-title', text: 'Logs' }), form.el), results));
   api.logServices().then(
     (names) => alive && form.setServices(names),
@@ -67,10 +69,19 @@ export function logsPage(app, { query }) {
     // Live records arrive after the range's end: the range then runs to now.
     const range = params.start !== undefined ? { start: params.start, end: source ? Math.max(params.end, Date.now() * 1000) : params.end } : {};
     const caption = `The ${formatCount(records.length)} record${records.length === 1 ? '' : 's'} loaded, by severity${next ? ' (load more to count more)' : ''}.`;
-    histSlot.replaceChildren(...[severityHistogram(histogram(records, range), caption)].filter(Boolean));
+    histSlot.replaceChildren(...[severityHistogram(histogram(records, range), caption, zoomTo)].filter(Boolean));
     more.hidden = !next;
   };
   const drawSoon = rafThrottle(draw);
+  /** A bar's click: the same search over that bucket's time. */
+  const zoomTo = (bucket) => {
+    const q = new URLSearchParams(location.search);
+    q.set('lookback', 'custom');
+    q.set('start', String(bucket.start));
+    q.set('end', String(bucket.end - 1));
+    q.delete('live');
+    navigate(`/logs?${q}`);
+  };
 
   const shell = () =>
     mount(
@@ -99,6 +110,8 @@ export function logsPage(app, { query }) {
       if (cursor) {
         status.textContent = e.message;
         more.disabled = false;
+      } else if (e.status === 501) {
+        mount(results, h('div', { class: 'state state-hint', dataset: { state: 'no-log-store' } }, h('h2', { text: 'No log store' }), h('p', { text: `This server keeps no logs (${e.message}).` })));
       } else {
         mount(results, errorState(e, () => loadPage(null)));
       }
@@ -121,7 +134,11 @@ export function logsPage(app, { query }) {
     const filters = Object.fromEntries(TAIL_KEYS.filter((k) => params[k]).map((k) => [k, params[k]]));
     source = new EventSource(api.logsTailUrl(filters));
     status.textContent = 'Live: new records appear on top.';
-    source.addEventListener('open', () => (status.textContent = 'Live: new records appear on top.'));
+    // `data-live=open` once the stream is up: records acknowledged from then on arrive.
+    source.addEventListener('open', () => {
+      status.textContent = 'Live: new records appear on top.';
+      results.dataset.live = 'open';
+    });
     source.addEventListener('log', (e) => {
       let record;
       try {
@@ -149,7 +166,11 @@ export function logsPage(app, { query }) {
       status.textContent = `The live tail fell behind and was stopped${reason ? ` (${reason})` : ''}. Search again to fill the gap.`;
     });
     // EventSource reconnects by itself after a network error.
-    source.addEventListener('error', () => source && (status.textContent = 'Live: connection lost, reconnecting…'));
+    source.addEventListener('error', () => {
+      if (!source) return;
+      status.textContent = 'Live: connection lost, reconnecting…';
+      delete results.dataset.live;
+    });
     draw();
   }
 

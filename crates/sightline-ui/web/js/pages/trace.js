@@ -175,7 +175,7 @@ function show(app, raw, query, logs) {
   const waterfall = createWaterfall({
     trace,
     critical,
-    logCounts: new Map([...(logGroups?.bySpan || [])].map(([spanID, records]) => [spanID, records.length])),
+    spanLogs: logGroups?.bySpan,
     onSelect: (span) => select(span ? span.spanID : null),
     onToggle: (span) => toggle(span),
     onExpandAll: () => setCollapsed(new Set()),
@@ -366,7 +366,9 @@ function traceLogs(trace, logs, onSpan) {
     logs.records.length ? `${formatCount(logs.records.length)} log record${logs.records.length === 1 ? '' : 's'}` : 'No log records for this trace.',
     logs.next
       ? h('span', { class: 'logs-limit', dataset: { limitHit: 'true' } }, ` — the newest ${formatCount(MAX_LIMIT)} only: the trace has more. `, h('a', { href: all, text: 'See them all on the Logs page' }))
-      : null,
+      : logs.records.length
+        ? [' · ', h('a', { class: 'logs-open', href: all, text: 'Open on the Logs page' })]
+        : null,
   );
   const spanLink = (r) => {
     const span = r.spanID && trace.byId.get(r.spanID);

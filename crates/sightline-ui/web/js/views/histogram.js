@@ -7,15 +7,20 @@ import { h } from '../dom.js';
 import { formatTimestamp } from '../format.js';
 import { LEVEL_NAMES } from '../logs.js';
 
-/** hist: histogram()'s answer; `caption` says what was counted. */
-export function severityHistogram(hist, caption) {
+/** hist: histogram()'s answer; `caption` says what was counted; `onPick(bucket)` a bar's click (optional). */
+export function severityHistogram(hist, caption, onPick) {
   if (!hist.buckets.length) return null;
   const bars = hist.buckets.map((b) => {
     const parts = LEVEL_NAMES.filter((n) => b.counts[n]).map((n) => `${b.counts[n]} ${n}`);
     const title = `${formatTimestamp(b.start)} – ${formatTimestamp(b.end)}: ${parts.length ? parts.join(', ') : 'none'}`;
     return h(
       'div',
-      { class: 'hist-bar', title, dataset: { start: String(b.start), total: String(b.total) } },
+      {
+        class: `hist-bar${onPick && b.total ? ' is-pickable' : ''}`,
+        title: onPick && b.total ? `${title} (click to show only this time)` : title,
+        dataset: { start: String(b.start), total: String(b.total) },
+        onclick: onPick && b.total ? () => onPick(b) : undefined,
+      },
       LEVEL_NAMES.filter((n) => b.counts[n]).map((n) =>
         h('span', { class: `hist-seg sev-bg-${n}`, dataset: { level: n, count: String(b.counts[n]) }, style: { height: `${(b.counts[n] / hist.max) * 100}%` } }),
       ),

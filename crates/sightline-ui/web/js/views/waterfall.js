@@ -10,6 +10,7 @@
 import { h, rafThrottle } from '../dom.js';
 import { serviceColor } from '../colors.js';
 import { formatDuration, niceTicks } from '../format.js';
+import { recordLevel, recordTime } from '../logs.js';
 
 export const ROW_HEIGHT = 28;
 const OVERSCAN = 8;
@@ -17,14 +18,14 @@ const INDENT = 14;
 const MAX_EVENT_MARKS = 24;
 
 /**
- * opts: {trace, critical (Map id → sections), logCounts (Map id → log records
- *        of the span, optional), onSelect(span|null), onToggle(span),
+ * opts: {trace, critical (Map id → sections), spanLogs (Map id → the span's
+ *        log records, optional), onSelect(span|null), onToggle(span),
  *        onExpandAll(), onCollapseAll()}
  * Returns an object with the element and setters; the page owns the state.
  */
 export function createWaterfall(opts) {
   const { trace, critical } = opts;
-  const logCounts = opts.logCounts || new Map();
+  const spanLogs = opts.spanLogs || new Map();
   let rows = [];
   let view = [0, 1];
   let matches = null;
@@ -84,7 +85,8 @@ export function createWaterfall(opts) {
     const sections = critical.get(span.spanID);
     const isMatch = matches ? matches.has(span.spanID) : false;
     const color = serviceColor(span.serviceName);
-    const logs = logCounts.get(span.spanID) || 0;
+    const records = spanLogs.get(span.spanID) || [];
+    const logs = records.length;
     const classes = ['wf-row'];
     if (span.spanID === selected) classes.push('is-selected');
     if (index === focus) classes.push('is-focused');
@@ -105,6 +107,12 @@ export function createWaterfall(opts) {
       .map((log) => pct(log.timestamp))
       .filter((x) => x >= 0 && x <= 100)
       .map((x) => h('span', { class: 'wf-event', style: { left: `${x}%` } }));
+    // Log records as short ticks under the bar, coloured by severity.
+    const logMarks = records
+      .slice(0, MAX_EVENT_MARKS)
+      .map((r) => [pct(recordTime(r)), recordLevel(r)])
+      .filter(([x]) => x >= 0 && x <= 100)
+      .map(([x, level]) => h('span', { class: `wf-log sev-bg-${level}`, style: { left: `${x}%` } }));
     const cp = (sections || [])
       .map(([s, e]) => [Math.max(0, pct(s)), Math.min(100, pct(e))])
       .filter(([s, e]) => e > s)
@@ -175,7 +183,7 @@ export function createWaterfall(opts) {
         logs ? h('span', { class: 'wf-logs', title: `${logs} log record${logs === 1 ? '' : 's'}`, text: String(logs) }) : null,
         hasKids && isCollapsed ? h('span', { class: 'wf-hidden-count', text: `+${countDescendants(span)}` }) : null,
       ),
-      h('div', { class: 'wf-time' }, bar, cp, marks, label),
+      h('div', { class: 'wf-time' }, bar, cp, marks, logMarks, label),
     );
     row.addEventListener('click', () => {
       focus = index;
