@@ -810,6 +810,11 @@ describe('logs', () => {
     assert.equal(new URL(page.url()).pathname, `/trace/${TRACE_ID}`);
     assert.equal(await text('.detail-title'), 'Charge');
 
+    // A regex the server refuses: its message, in the form.
+    await page.goto(`${server.url}/logs?q=${encodeURIComponent('/(/')}&lookback=2h`);
+    await eventually(async () => assert.match(await text('.logs-form .form-error'), /unable to parse param 'q'/));
+    assert.equal(await page.locator('.logs-results [data-state=bad-query]').count(), 1);
+
     // A bar's click narrows the range to its bucket (2 h / 60 = 2 min).
     await page.goto(`${server.url}/logs?q=r&lookback=2h`);
     await eventually(async () => assert.equal((await bodies()).length, 4));

@@ -110,6 +110,10 @@ export function logsPage(app, { query }) {
       if (cursor) {
         status.textContent = e.message;
         more.disabled = false;
+      } else if (e.status === 400) {
+        // A parameter the server refused (a bad regex, say): the form says why.
+        form.showError(e.message);
+        mount(results, h('div', { class: 'state state-hint', dataset: { state: 'bad-query' } }, h('p', { text: e.message })));
       } else if (e.status === 501) {
         mount(results, h('div', { class: 'state state-hint', dataset: { state: 'no-log-store' } }, h('h2', { text: 'No log store' }), h('p', { text: `This server keeps no logs (${e.message}).` })));
       } else {

@@ -11,15 +11,21 @@ import { LEVEL_NAMES } from '../logs.js';
 export function severityHistogram(hist, caption, onPick) {
   if (!hist.buckets.length) return null;
   const bars = hist.buckets.map((b) => {
+    const pickable = Boolean(onPick && b.total);
     const parts = LEVEL_NAMES.filter((n) => b.counts[n]).map((n) => `${b.counts[n]} ${n}`);
     const title = `${formatTimestamp(b.start)} – ${formatTimestamp(b.end)}: ${parts.length ? parts.join(', ') : 'none'}`;
     return h(
       'div',
       {
-        class: `hist-bar${onPick && b.total ? ' is-pickable' : ''}`,
-        title: onPick && b.total ? `${title} (click to show only this time)` : title,
+        class: `hist-bar${pickable ? ' is-pickable' : ''}`,
+        title: pickable ? `${title} (click to show only this time)` : title,
         dataset: { start: String(b.start), total: String(b.total) },
-        onclick: onPick && b.total ? () => onPick(b) : undefined,
+        // Bars with records are buttons: focusable, Enter or Space picks.
+        role: pickable ? 'button' : undefined,
+        tabindex: pickable ? '0' : undefined,
+        'aria-label': pickable ? title : undefined,
+        onclick: pickable ? () => onPick(b) : undefined,
+        onkeydown: pickable ? (e) => (e.key === 'Enter' || e.key === ' ') && (e.preventDefault(), onPick(b)) : undefined,
       },
       LEVEL_NAMES.filter((n) => b.counts[n]).map((n) =>
         h('span', { class: `hist-seg sev-bg-${n}`, dataset: { level: n, count: String(b.counts[n]) }, style: { height: `${(b.counts[n] / hist.max) * 100}%` } }),
