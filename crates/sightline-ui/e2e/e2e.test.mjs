@@ -788,6 +788,16 @@ describe('logs', () => {
     await page.selectOption('#l-service', 'payments');
     await page.click('.logs-form button[type=submit]');
     await eventually(async () => assert.deepEqual(await bodies(), ['card declined by issuer']));
+    // Attributes: a record's, then its resource's.
+    await page.selectOption('#l-service', '');
+    await page.selectOption('#l-severity', '');
+    await page.fill('#l-tags', 'order.id=ord-7');
+    await page.click('.logs-form button[type=submit]');
+    await eventually(async () => assert.deepEqual(await bodies(), ['placing order ord-7']));
+    assert.equal(new URL(page.url()).searchParams.get('tags'), 'order.id=ord-7');
+    await page.fill('#l-tags', 'service.name=frontend');
+    await page.click('.logs-form button[type=submit]');
+    await eventually(async () => assert.deepEqual(await bodies(), ['checkout answered 500', 'cache warm']));
 
     // Pages of two through the cursor.
     await page.goto(`${server.url}/logs?q=r&lookback=2h&limit=2`);

@@ -90,6 +90,11 @@ test('Logs page URL → API parameters', () => {
   });
   assert.deepEqual(logsParams(q('lookback=custom&start=10&end=20&limit=5&traceID=abc'), lookbackMicros, now).params, { traceID: 'abc', limit: 5, start: 10, end: 20 });
   assert.deepEqual(logsParams(q('lookback=all'), lookbackMicros, now).params, { limit: 100 });
+  assert.deepEqual(logsParams(q('lookback=all&tags=card.brand%3Dvisa%20host.name%3D%22web%201%22'), lookbackMicros, now).params, {
+    tags: '{"card.brand":"visa","host.name":"web 1"}',
+    limit: 100,
+  });
+  assert.match(logsParams(q('tags=a%3D%22open'), lookbackMicros, now).error, /^Attributes: unterminated quoted value/);
   assert.match(logsParams(q('limit=1001'), lookbackMicros, now).error, /Limit/);
   assert.match(logsParams(q('limit=x'), lookbackMicros, now).error, /Limit/);
   assert.match(logsParams(q('lookback=custom&start=20&end=10'), lookbackMicros, now).error, /start before/);

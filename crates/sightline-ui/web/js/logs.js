@@ -2,6 +2,8 @@
 // records by span, the histogram of counts by severity over time, and the
 // Logs page's query. Pure functions: no DOM.
 
+import { parseLogfmt } from './logfmt.js';
+
 /**
  * Severity levels, lowest first: [name, first OTLP severity number]. OTLP
  * numbers 1–24 come in six ranges of four (TRACE..TRACE4, DEBUG..DEBUG4, …).
@@ -160,15 +162,26 @@ export const MAX_LIMIT = 1000;
 
 /**
  * The /api/logs parameters of a Logs page URL (`service`, `minSeverity`,
- * `q`, `traceID`, `limit`, and a range: `lookback` ending at `nowUs`, or
- * explicit `start`/`end` in µs). Returns {params} or {error} (a message for
- * the form), checked before the server sees it.
+ * `q`, `traceID`, `tags` in logfmt as on the trace search — sent as the
+ * API's JSON object —, `limit`, and a range: `lookback` ending at `nowUs`,
+ * or explicit `start`/`end` in µs). Returns {params} or {error} (a message
+ * for the form), checked before the server sees it.
  */
 export function logsParams(query, lookbackMicros, nowUs) {
   const params = {};
   for (const key of ['service', 'minSeverity', 'q', 'traceID']) {
     const v = (query.get(key) || '').trim();
     if (v) params[key] = v;
+  }
+  const tags = (query.get('tags') || '').trim();
+  if (tags) {
+    let parsed;
+    try {
+      parsed = parseLogfmt(tags);
+    } catch (e) {
+      return { error: `Attributes: ${e.message}.` };
+    }
+    if (Object.keys(parsed).length) params.tags = JSON.stringify(parsed);
   }
   const limitText = query.get('limit');
   const limit = limitText === null || limitText === '' ? 100 : Number(limitText);

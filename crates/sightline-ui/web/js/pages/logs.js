@@ -1,11 +1,11 @@
 // The Logs page: a search of the stored log records (service, minimum
-// severity, body text, time range, page size; a trace id when opened from
+// severity, body text, attributes, time range, page size; a trace id when opened from
 // a trace), newest first with "More" following the API's cursor, each
 // record with a trace id linking to its trace, and a histogram of the
 // loaded records by severity over time. "Live" follows /api/logs/tail
 // (server-sent events) with the same filters and puts new records on top.
 //
-//   /logs?service=&minSeverity=&q=&lookback=1h|…|all|custom&start=&end=&limit=&traceID=&live=1
+//   /logs?service=&minSeverity=&q=&tags=<logfmt>&lookback=1h|…|all|custom&start=&end=&limit=&traceID=&live=1
 //
 // The histogram counts the records the page has loaded, not every stored
 // record: the API has no aggregation, and counting in the browser keeps the
@@ -22,7 +22,7 @@ import { logRecord } from '../views/logrecords.js';
 import { severityHistogram } from '../views/histogram.js';
 
 /** Filters the live tail takes (it has no range, page size or cursor). */
-const TAIL_KEYS = ['service', 'minSeverity', 'q', 'traceID'];
+const TAIL_KEYS = ['service', 'minSeverity', 'q', 'tags', 'traceID'];
 
 export function logsPage(app, { query }) {
   document.title = 'Logs · Sightline';
@@ -217,6 +217,7 @@ function logsForm(query) {
     LEVELS.map(([name]) => h('option', { value: name, selected: name === (query.get('minSeverity') || '').toLowerCase(), text: `${name.toUpperCase()} and above` })),
   );
   const text = h('input', { id: 'l-q', name: 'q', value: query.get('q') || '', placeholder: 'timeout, or /order \\d+ failed/', spellcheck: 'false', autocomplete: 'off' });
+  const tags = h('input', { id: 'l-tags', name: 'tags', value: query.get('tags') || '', placeholder: 'http.route=/checkout', spellcheck: 'false', autocomplete: 'off' });
   const lookbackValue = query.get('lookback') || (query.has('start') ? 'custom' : '1h');
   const lookback = h(
     'select',
@@ -241,6 +242,7 @@ function logsForm(query) {
     if (service.value) q.set('service', service.value);
     if (severity.value) q.set('minSeverity', severity.value);
     if (text.value.trim()) q.set('q', text.value.trim());
+    if (tags.value.trim()) q.set('tags', tags.value.trim());
     if (traceID) q.set('traceID', traceID);
     q.set('lookback', lookback.value);
     if (lookback.value === 'custom') {
@@ -268,6 +270,7 @@ function logsForm(query) {
     field('Service', service),
     field('Min severity', severity),
     field('Text', text, 'Body contains this text (case-sensitive); /…/ is a regular expression.'),
+    field('Attributes', tags, 'logfmt: key=value pairs, matched against record and resource attributes.'),
     field('Time range', lookback),
     custom,
     field('Limit', limit, `Records per page, at most ${MAX_LIMIT}.`),
