@@ -701,7 +701,7 @@ describe('logs', () => {
 
   test("trace view: log counts on spans, the span's records, the Logs tab", async () => {
     await page.goto(`${server.url}/trace/${TRACE_ID}`);
-    await page.locator('.trace-page[data-ready=true]').waitFor();
+    await page.locator('.trace-page[data-ready=true][data-logs=ready]').waitFor();
     const badges = await page.$$eval('.wf-row', (rows) => Object.fromEntries(rows.map((r) => [r.dataset.spanId, r.querySelector('.wf-logs')?.textContent ?? null])));
     assert.deepEqual(
       badges,

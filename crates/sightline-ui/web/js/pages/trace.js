@@ -6,7 +6,9 @@
 // The trace's logs are one `/api/logs?traceID=…&limit=1000` fetched beside
 // the trace: each span's records show as a count in its waterfall row and
 // in its details; the Logs tab lists them all (records whose span is not in
-// the trace, or that have none, belong to the trace only).
+// the trace, or that have none, belong to the trace only). The trace never
+// waits for its logs: they are filled in when they arrive (the page's
+// `data-logs` says `ready` or `failed`).
 
 import * as api from '../api.js';
 import { h, mount } from '../dom.js';
@@ -45,12 +47,10 @@ export function tracePage(app, { params, query }) {
     performance.mark('sightline:trace-fetch');
     // In parallel with the trace; a failure (no log store: 501) only
     // leaves the logs out.
-    const logsP = api.logs({ traceID: id, limit: MAX_LIMIT }).catch((error) => ({ error }));
+    const logs = api.logs({ traceID: id, limit: MAX_LIMIT }).catch((error) => ({ error }));
     let raw;
-    let logs;
     try {
       raw = await api.trace(id);
-      logs = await logsP;
       await colorsReady();
     } catch (e) {
       if (!alive) return;
@@ -78,10 +78,12 @@ function notFound(id, why) {
   );
 }
 
-/** `logs`: {records, next} of the trace's first log page, or {error}. */
-function show(app, raw, query, logs) {
+/** `logsPromise`: resolves to {records, next} of the trace's first log page, or {error}. */
+function show(app, raw, query, logsPromise) {
   const trace = buildTrace(raw);
-  const logGroups = logs.error ? null : groupBySpan(logs.records, trace.byId);
+  // Until the logs arrive: null (the tab and the details say they are loading).
+  let logs = null;
+  let logGroups = null;
   const critical = criticalPath(trace);
   performance.mark('sightline:model-built');
   const root = trace.root;
@@ -146,7 +148,6 @@ function show(app, raw, query, logs) {
     'button',
     { class: 'tab', type: 'button', role: 'tab', dataset: { tab: 'logs' } },
     'Logs',
-    logs.error ? null : h('span', { class: 'tab-count', text: `${logs.records.length}${logs.next ? '+' : ''}` }),
   );
   const findInput = h('input', {
     class: 'find-input',
@@ -175,7 +176,6 @@ function show(app, raw, query, logs) {
   const waterfall = createWaterfall({
     trace,
     critical,
-    spanLogs: logGroups?.bySpan,
     onSelect: (span) => select(span ? span.spanID : null),
     onToggle: (span) => toggle(span),
     onExpandAll: () => setCollapsed(new Set()),
@@ -215,6 +215,21 @@ function show(app, raw, query, logs) {
     if (changed) setCollapsed(next, span);
   }
 
+  function drawDetail(span) {
+    detailSlot.replaceChildren(
+      spanDetail(span, {
+        trace,
+        critical,
+        logs: logGroups ? logGroups.bySpan.get(span.spanID) || [] : logs ? null : 'loading',
+        onSelect: (s) => select(s.spanID),
+        onClose: () => {
+          select(null);
+          waterfall.body.focus();
+        },
+      }),
+    );
+  }
+
   function select(id) {
     state.selected = id;
     const span = id ? trace.byId.get(id) : null;
@@ -222,18 +237,7 @@ function show(app, raw, query, logs) {
       expandTo(span);
       waterfall.setSelected(id);
       waterfall.reveal(span);
-      detailSlot.replaceChildren(
-        spanDetail(span, {
-          trace,
-          critical,
-          logs: logGroups ? logGroups.bySpan.get(span.spanID) || [] : null,
-          onSelect: (s) => select(s.spanID),
-          onClose: () => {
-            select(null);
-            waterfall.body.focus();
-          },
-        }),
-      );
+      drawDetail(span);
       page.classList.add('has-detail');
     } else {
       waterfall.setSelected(null);
@@ -283,7 +287,7 @@ function show(app, raw, query, logs) {
     stats.hidden = !isStats;
     logsView.hidden = !isLogs;
     if (isStats && !stats.firstChild) stats.append(statsView(trace));
-    if (isLogs && !logsView.firstChild) logsView.append(traceLogs(trace, logs, (span) => (setTab('timeline'), select(span.spanID))));
+    if (isLogs && !logsView.firstChild) logsView.append(logs ? traceLogs(trace, logs, (span) => (setTab('timeline'), select(span.spanID))) : loading('Loading the trace\'s logs…'));
     if (!isStats && !isLogs) {
       minimap.redraw();
       waterfall.render();
@@ -345,7 +349,25 @@ function show(app, raw, query, logs) {
   requestAnimationFrame(() => performance.mark('sightline:waterfall-rendered'));
   page.dataset.ready = 'true';
 
+  let alive = true;
+  logsPromise.then((answer) => {
+    if (!alive) return;
+    logs = answer;
+    if (!logs.error) {
+      logGroups = groupBySpan(logs.records, trace.byId);
+      tabLogs.append(h('span', { class: 'tab-count', text: `${logs.records.length}${logs.next ? '+' : ''}` }));
+      waterfall.setSpanLogs(logGroups.bySpan);
+    }
+    if (state.selected) drawDetail(trace.byId.get(state.selected));
+    if (state.tab === 'logs') {
+      logsView.replaceChildren();
+      setTab('logs');
+    }
+    page.dataset.logs = logs.error ? 'failed' : 'ready';
+  });
+
   return () => {
+    alive = false;
     document.removeEventListener('keydown', onKey);
     clearTimeout(findTimer);
     waterfall.destroy();

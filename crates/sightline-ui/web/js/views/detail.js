@@ -29,7 +29,8 @@ function section(title, count, body, open = true) {
 
 /**
  * opts: {trace, critical, onSelect(span), onClose(), logs: the span's log
- * records (oldest first) or null when the trace's logs could not be read}
+ * records (oldest first), 'loading' until they arrive, or null when the
+ * trace's logs could not be read}
  */
 export function spanDetail(span, { trace, critical, onSelect, onClose, logs = null }) {
   const offset = span.startTime - trace.startTime;
@@ -85,13 +86,15 @@ export function spanDetail(span, { trace, critical, onSelect, onClose, logs = nu
           )
         : h('p', { class: 'muted', text: 'None' }),
     ),
-    logs
-      ? section(
-          'Logs',
-          logs.length,
-          logs.length ? logRecordList(logs, { traceStart: trace.startTime, openAttributes: true }) : h('p', { class: 'muted', text: 'None' }),
-        )
-      : null,
+    logs === 'loading'
+      ? section('Logs', null, h('p', { class: 'muted', text: 'Loading…' }))
+      : logs
+        ? section(
+            'Logs',
+            logs.length,
+            logs.length ? logRecordList(logs, { traceStart: trace.startTime, openAttributes: true }) : h('p', { class: 'muted', text: 'None' }),
+          )
+        : null,
     section(
       'Links',
       links.length,

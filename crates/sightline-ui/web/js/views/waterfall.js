@@ -18,14 +18,13 @@ const INDENT = 14;
 const MAX_EVENT_MARKS = 24;
 
 /**
- * opts: {trace, critical (Map id → sections), spanLogs (Map id → the span's
- *        log records, optional), onSelect(span|null), onToggle(span),
+ * opts: {trace, critical (Map id → sections), onSelect(span|null), onToggle(span),
  *        onExpandAll(), onCollapseAll()}
  * Returns an object with the element and setters; the page owns the state.
  */
 export function createWaterfall(opts) {
   const { trace, critical } = opts;
-  const spanLogs = opts.spanLogs || new Map();
+  let spanLogs = new Map(); // span id → its log records (setSpanLogs)
   let rows = [];
   let view = [0, 1];
   let matches = null;
@@ -298,6 +297,12 @@ export function createWaterfall(opts) {
       view = v;
       version++;
       drawRuler();
+      render();
+    },
+    /** The spans' log records (Map span id → records), when they arrive: a count badge and ticks per row. */
+    setSpanLogs(bySpan) {
+      spanLogs = bySpan;
+      version++;
       render();
     },
     setMatches(m) {
