@@ -144,11 +144,8 @@ function show(app, raw, query, logsPromise) {
   // ---- toolbar
   const tabTimeline = h('button', { class: 'tab', type: 'button', role: 'tab', text: 'Timeline', dataset: { tab: 'timeline' } });
   const tabStats = h('button', { class: 'tab', type: 'button', role: 'tab', text: 'Statistics', dataset: { tab: 'stats' } });
-  const tabLogs = h(
-    'button',
-    { class: 'tab', type: 'button', role: 'tab', dataset: { tab: 'logs' } },
-    'Logs',
-  );
+  // Its count is added when the trace's logs arrive.
+  const tabLogs = h('button', { class: 'tab', type: 'button', role: 'tab', text: 'Logs', dataset: { tab: 'logs' } });
   const findInput = h('input', {
     class: 'find-input',
     type: 'search',
