@@ -375,6 +375,18 @@ impl Settings {
                 }
             }
         }
+        // Peers address this node by its advertised name: the Host check
+        // must let that name through.
+        if let Some(addr) = settings.advertise_addr() {
+            let host = addr.rsplit_once(':').map_or(addr.as_str(), |(h, _)| h).to_ascii_lowercase();
+            let is_name = host.parse::<std::net::IpAddr>().is_err() && !host.starts_with('[');
+            if is_name
+                && host.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'.' || b == b'-')
+                && !settings.allowed_hosts.names.contains(&host)
+            {
+                settings.allowed_hosts.names.push(host);
+            }
+        }
         if !settings.peers.is_empty() && !matches!(settings.storage, Storage::Object { .. }) {
             errors.push(
                 "--peers needs --storage s3://… (or gs://, az://): peers' heads complement the blocks they \
