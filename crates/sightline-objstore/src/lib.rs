@@ -394,11 +394,13 @@ impl Remote {
             None => "nobody yet".to_owned(),
         };
         let (used, capacity) = self.cache.usage();
+        let peers =
+            self.peer_addrs().iter().map(|(n, a)| format!("{n} at {a}")).collect::<Vec<_>>().join(", ");
         ComponentHealth {
             name: "object_storage".into(),
             healthy: true,
             detail: format!(
-                "{} as node {}; compaction lease: {holder}; nodes: [{nodes}]; cache {} of {} MiB",
+                "{} as node {}; compaction lease: {holder}; nodes: [{nodes}]; peers' heads read from: [{peers}]; cache {} of {} MiB",
                 self.url,
                 self.cluster.node,
                 used >> 20,
