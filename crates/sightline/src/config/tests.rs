@@ -201,3 +201,31 @@ fn deploy_files_name_only_real_settings() {
     }
     assert!(checked >= 20, "only {checked} values found under deploy/");
 }
+
+/// Issue 13: what a node advertises to its peers, the peer list, and the
+/// refusals with what to do instead.
+#[test]
+fn peers_and_the_advertised_address() {
+    let resolve = |args: ServeArgs| Settings::resolve(args);
+    let s3 = || ServeArgs::default().with("storage", "s3://bucket/prefix");
+    // Default: --http-addr, unless it names no reachable address.
+    assert_eq!(resolve(s3()).unwrap().advertise_addr().as_deref(), Some("127.0.0.1:16686"));
+    assert_eq!(resolve(s3().with("http-addr", "0.0.0.0:16686")).unwrap().advertise_addr(), None);
+    let named =
+        resolve(s3().with("http-addr", "0.0.0.0:16686").with("advertise-addr", "Node-1.sightline:16686"))
+            .unwrap();
+    assert_eq!(named.advertise_addr().as_deref(), Some("Node-1.sightline:16686"));
+    // Peers address the node by that name: the Host check lets it in.
+    assert!(named.allowed_hosts.allows("node-1.sightline:16686"));
+    let listed = resolve(s3().with("peers", " 10.0.0.1:16686, node-2:16686,")).unwrap();
+    assert_eq!(listed.peers, ["10.0.0.1:16686", "node-2:16686"]);
+    assert_eq!(listed.peer_timeout, Duration::from_secs(2));
+    let bad = |args: ServeArgs| resolve(args).unwrap_err().to_string();
+    assert!(bad(s3().with("peers", "10.0.0.1")).contains("HOST:PORT"));
+    assert!(bad(s3().with("advertise-addr", "node:0")).contains("--advertise-addr"));
+    assert!(bad(s3().with("advertise-addr", "a/b:1")).contains("HOST:PORT"));
+    assert!(
+        bad(ServeArgs::default().with("peers", "10.0.0.1:16686")).contains("--peers needs --storage s3://")
+    );
+    assert!(resolve(s3().with("advertise-addr", "[::1]:16686")).is_ok());
+}

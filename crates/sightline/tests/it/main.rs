@@ -31,6 +31,7 @@ mod http_bodies;
 mod lifecycle;
 mod logs_metrics;
 mod objstore;
+mod peers;
 mod python_clients;
 mod security;
 mod tenants;
