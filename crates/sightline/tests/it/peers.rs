@@ -172,6 +172,16 @@ fn queries_on_any_node_include_live_peers_heads() {
     // A stops (flushing its head into the bucket): C serves A's spans from
     // the blocks, B's from B's head, and says A did not answer.
     assert!(a.terminate().success());
+    // `sightline bucket list` shows what A flushed: its 5 spans, listed.
+    let listing = std::process::Command::new(crate::harness::binary())
+        .args(["bucket", "list", "--storage", &url])
+        .envs(s3.env())
+        .output()
+        .expect("sightline bucket list");
+    let text = String::from_utf8_lossy(&listing.stdout);
+    assert!(listing.status.success(), "{text}{}", String::from_utf8_lossy(&listing.stderr));
+    assert!(text.contains("listed blocks, 5 spans"), "{text}");
+    assert!(text.lines().any(|l| l.starts_with("single-tenant\tnode-a")), "{text}");
     let warning = wait_trace(&c, split, 4, true).unwrap_or_default();
     assert!(warning.contains(&a_addr), "{warning}");
     wait_trace(&c, only_a, 3, true);
