@@ -217,6 +217,41 @@ fn queries_on_any_node_include_live_peers_heads() {
     for (t, count) in [(split, 4), (only_a, 3), (later, 3)] {
         wait_trace(&c, t, count, false);
     }
+
+    // `sightline bucket verify` checks every block's bytes: intact, then
+    // one flipped byte in A's block is found and named.
+    let verify = || {
+        let out = std::process::Command::new(crate::harness::binary())
+            .args(["bucket", "verify", "--storage", &url])
+            .envs(s3.env())
+            .output()
+            .expect("sightline bucket verify");
+        (
+            out.status.code(),
+            String::from_utf8_lossy(&out.stdout).into_owned() + &String::from_utf8_lossy(&out.stderr),
+        )
+    };
+    let (code, text) = verify();
+    assert_eq!(code, Some(0), "{text}");
+    assert!(text.contains("\tintact") && text.contains(" 0 damaged"), "{text}");
+    let store = s3.store();
+    let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
+    rt.block_on(async {
+        use futures_util::TryStreamExt as _;
+        use object_store::ObjectStoreExt as _;
+        let keys: Vec<object_store::ObjectMeta> = store
+            .list(Some(&object_store::path::Path::from("it-peers/single-tenant/blocks")))
+            .try_collect()
+            .await
+            .unwrap();
+        let data = keys.iter().find(|m| m.location.as_ref().ends_with("data.parquet")).expect("a block");
+        let mut bytes = store.get(&data.location).await.unwrap().bytes().await.unwrap().to_vec();
+        bytes[100] ^= 0xff;
+        store.put(&data.location, bytes.into()).await.unwrap();
+    });
+    let (code, text) = verify();
+    assert_eq!(code, Some(1), "{text}");
+    assert!(text.contains("DAMAGED: 1 damaged chunk(s) of data.parquet, first at bytes 0..4096"), "{text}");
 }
 
 /// With `--auth-tokens`, the caller's token goes to the peer: the peer
