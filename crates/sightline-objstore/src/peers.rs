@@ -41,7 +41,7 @@ const TRACES_PATH: &str = "/internal/head/traces";
 const SEARCH_PATH: &str = "/internal/head/search";
 /// The most a peer's answer may be: far above what its per-query result
 /// budget lets it build, so only a broken peer hits it.
-const MAX_ANSWER_BYTES: usize = 256 << 20;
+const MAX_ANSWER_BYTES: usize = 64 << 20;
 /// Trace ids per lookup request (keeps the URL short).
 const IDS_PER_REQUEST: usize = 100;
 
