@@ -41,7 +41,7 @@ const TRACES_PATH: &str = "/internal/head/traces";
 const SEARCH_PATH: &str = "/internal/head/search";
 /// The most a peer's answer may be: far above what its per-query result
 /// budget lets it build, so only a broken peer hits it.
-const MAX_ANSWER_BYTES: usize = 256 << 20;
+const MAX_ANSWER_BYTES: usize = 64 << 20;
 /// Trace ids per lookup request (keeps the URL short).
 const IDS_PER_REQUEST: usize = 100;
 
@@ -343,6 +343,30 @@ fn by_trace(spans: impl IntoIterator<Item = Span>) -> HashMap<TraceId, Vec<Span>
     out
 }
 
+/// The ids of the `limit` traces of `traces` whose latest matching span
+/// is newest (ties by id), as a store ranks a search.
+fn rank(traces: &HashMap<TraceId, Vec<Span>>, query: &TraceQuery, limit: usize) -> Vec<TraceId> {
+    let mut ranked: Vec<(TraceId, u64)> = traces
+        .iter()
+        .map(|(id, spans)| {
+            // A backend may match more loosely than the definition
+            // (never more strictly): such a trace keeps its place by its
+            // latest span rather than being dropped.
+            let starts = |matching: bool| {
+                spans
+                    .iter()
+                    .filter(move |s| !matching || span_matches(s, query))
+                    .map(|s| s.start_time_unix_nano)
+                    .max()
+            };
+            (*id, starts(true).or_else(|| starts(false)).unwrap_or(0))
+        })
+        .collect();
+    ranked.sort_by(|a, b| b.1.cmp(&a.1).then(a.0.cmp(&b.0)));
+    ranked.truncate(limit);
+    ranked.into_iter().map(|(id, _)| id).collect()
+}
+
 #[async_trait]
 impl SpanReader for ClusterReader {
     async fn trace(&self, id: TraceId) -> Result<Option<Vec<Span>>, QueryError> {
@@ -367,17 +391,7 @@ impl SpanReader for ClusterReader {
         let local_ids: HashSet<TraceId> =
             local.iter().filter_map(|t| t.first()).map(|s| s.trace_id).collect();
         let mut merged = by_trace(local.into_iter().flatten().chain(peer_spans));
-        let mut ranked: Vec<(TraceId, u64)> = merged
-            .iter()
-            .filter_map(|(id, spans)| {
-                let latest =
-                    spans.iter().filter(|s| span_matches(s, query)).map(|s| s.start_time_unix_nano).max()?;
-                Some((*id, latest))
-            })
-            .collect();
-        ranked.sort_by(|a, b| b.1.cmp(&a.1).then(a.0.cmp(&b.0)));
-        ranked.truncate(limit);
-        let ids: Vec<TraceId> = ranked.iter().map(|(id, _)| *id).collect();
+        let ids = rank(&merged, query, limit);
         let only_peers: Vec<TraceId> = ids.iter().copied().filter(|id| !local_ids.contains(id)).collect();
         let rest = self.lookup(&only_peers, &ids).await?;
         let mut rest = by_trace(rest);
@@ -426,5 +440,70 @@ impl SpanReader for ClusterReader {
 
     fn warnings(&self) -> Vec<String> {
         self.warnings.lock().clone()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::Arc;
+
+    use sightline_model::{Resource, Scope, Span, SpanId, SpanKind, Status, TraceId, TraceQuery};
+
+    use super::{by_trace, rank};
+
+    fn span(trace: u8, id: u8, start: u64, name: &str) -> Span {
+        let mut t = [0u8; 16];
+        t[15] = trace;
+        let mut s = [0u8; 8];
+        s[7] = id;
+        Span {
+            trace_id: TraceId::from_bytes(t).unwrap(),
+            span_id: SpanId::from_bytes(s).unwrap(),
+            parent_span_id: None,
+            trace_state: String::new(),
+            flags: 0,
+            name: name.into(),
+            kind: SpanKind::Server,
+            start_time_unix_nano: start,
+            end_time_unix_nano: start + 1,
+            attributes: Vec::new(),
+            dropped_attributes_count: 0,
+            events: Vec::new(),
+            dropped_events_count: 0,
+            links: Vec::new(),
+            dropped_links_count: 0,
+            status: Status::default(),
+            resource: Arc::new(Resource::new(Vec::new(), 0, String::new())),
+            scope: Arc::new(Scope::default()),
+        }
+    }
+
+    /// A span a peer's head and the local block both hold comes back once;
+    /// spans are ordered by start as the store orders a trace.
+    #[test]
+    fn merged_traces_hold_each_span_once_in_start_order() {
+        let local = [span(1, 2, 20, "b"), span(1, 1, 10, "a")];
+        let peer = [span(1, 1, 10, "a"), span(1, 3, 30, "c"), span(2, 1, 5, "x")];
+        let merged = by_trace(local.into_iter().chain(peer));
+        let one: Vec<u8> =
+            merged[&span(1, 9, 0, "").trace_id].iter().map(|s| s.span_id.as_bytes()[7]).collect();
+        assert_eq!(one, [1, 2, 3]);
+        assert_eq!(merged[&span(2, 9, 0, "").trace_id].len(), 1);
+    }
+
+    /// Traces from all nodes are ranked together by their latest matching
+    /// span, not by who found them, and cut to the limit.
+    #[test]
+    fn searches_rank_by_the_latest_matching_span() {
+        let spans =
+            [span(1, 1, 100, "hit"), span(1, 2, 900, "other"), span(2, 1, 200, "hit"), span(3, 1, 50, "hit")];
+        let merged = by_trace(spans);
+        let query = TraceQuery { operation: Some("hit".into()), limit: 2, ..TraceQuery::default() };
+        let ids: Vec<u8> = rank(&merged, &query, 2).iter().map(|t| t.as_bytes()[15]).collect();
+        assert_eq!(ids, [2, 1], "trace 1's newest span does not match: it ranks by its match at 100");
+        // A trace no span of which matches (a looser backend) keeps its
+        // place by its newest span instead of vanishing.
+        let loose = TraceQuery { operation: Some("nothing".into()), limit: 5, ..TraceQuery::default() };
+        assert_eq!(rank(&merged, &loose, 5).len(), 3);
     }
 }

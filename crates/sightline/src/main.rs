@@ -59,6 +59,31 @@ enum Command {
     /// blocks present; every tenant's folder in turn. Moves, never deletes
     /// (exit 0 when done, 2 on error).
     Repair(DataDir),
+    /// Look into a bucket shared by nodes (`--storage s3://…`), with the
+    /// same `AWS_*`/`GOOGLE_*`/`AZURE_*` variables as `serve`.
+    #[command(subcommand)]
+    Bucket(BucketCommand),
+}
+
+/// `sightline bucket …`.
+#[derive(Debug, Subcommand)]
+enum BucketCommand {
+    /// Every tenant's blocks: id, whether the manifest lists it, spans,
+    /// traces, size, time range and compaction level from its meta.json
+    /// (exit 0, or 2 when the bucket cannot be read).
+    List {
+        /// The bucket, as `serve --storage` names it.
+        #[arg(long, env = "SIGHTLINE_STORAGE", value_name = "URL")]
+        storage: String,
+    },
+    /// Every block's data against the checksums in its meta.json, read by
+    /// range as queries read it; changes nothing (exit 0 when intact, 1
+    /// when damage was found, 2 when the bucket cannot be read).
+    Verify {
+        /// The bucket, as `serve --storage` names it.
+        #[arg(long, env = "SIGHTLINE_STORAGE", value_name = "URL")]
+        storage: String,
+    },
 }
 
 /// The data directory `verify` and `repair` work on.
@@ -131,6 +156,21 @@ fn main() -> ExitCode {
             }
             ExitCode::SUCCESS
         }
+        Command::Bucket(BucketCommand::List { storage }) => match bucket_list(&storage) {
+            Ok(()) => ExitCode::SUCCESS,
+            Err(e) => {
+                eprintln!("error: {e:#}");
+                ExitCode::from(2)
+            }
+        },
+        Command::Bucket(BucketCommand::Verify { storage }) => match bucket_verify(&storage) {
+            Ok(true) => ExitCode::SUCCESS,
+            Ok(false) => ExitCode::from(1),
+            Err(e) => {
+                eprintln!("error: {e:#}");
+                ExitCode::from(2)
+            }
+        },
         Command::ValidateConfig { file } => {
             let args = config::ServeArgs::config_file(file.clone());
             match config::Settings::resolve(args) {
@@ -192,6 +232,106 @@ fn main() -> ExitCode {
             }
         }
     }
+}
+
+/// `sightline bucket list`: one line per block, grouped by tenant, and a
+/// total per tenant.
+fn bucket_list(url: &str) -> anyhow::Result<()> {
+    use anyhow::Context as _;
+    if !sightline_objstore::is_url(url) {
+        anyhow::bail!("--storage {url:?} is not an object store URL (s3://BUCKET/PREFIX, gs://…, az://…)");
+    }
+    let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().worker_threads(2).build()?;
+    let blocks = runtime.block_on(async {
+        let (store, prefix) = sightline_objstore::connect(url, &[])?;
+        let metrics = std::sync::Arc::new(sightline_objstore::Metrics::default());
+        let bucket = sightline_objstore::Bucket::new(store, &prefix, url.to_owned(), metrics);
+        sightline_objstore::inventory(&bucket).await
+    });
+    let blocks = blocks.with_context(|| format!("cannot list {url}"))?;
+    let time = |ns: u64| {
+        let t = std::time::UNIX_EPOCH + std::time::Duration::from_nanos(ns);
+        humantime::format_rfc3339_seconds(t).to_string()
+    };
+    let mut tenant: Option<&str> = None;
+    let mut totals = (0usize, 0u64, 0u64);
+    let summary = |name: &str, (n, spans, bytes): (usize, u64, u64)| {
+        println!("tenant {name}: {n} listed blocks, {spans} spans, {bytes} bytes");
+    };
+    for b in &blocks {
+        if tenant != Some(b.tenant.as_str()) {
+            if let Some(name) = tenant {
+                summary(name, totals);
+            }
+            tenant = Some(&b.tenant);
+            totals = (0, 0, 0);
+        }
+        let listed = if b.listed { "listed" } else { "unlisted" };
+        match &b.meta {
+            Ok(m) => {
+                if b.listed {
+                    totals = (totals.0 + 1, totals.1 + m.span_count, totals.2 + b.bytes);
+                }
+                println!(
+                    "{}\t{}\t{listed}\t{} spans\t{} traces\t{} bytes\t{} .. {}\tlevel {}",
+                    b.tenant,
+                    b.id,
+                    m.span_count,
+                    m.trace_count,
+                    b.bytes,
+                    time(m.min_start_unix_nanos),
+                    time(m.max_start_unix_nanos),
+                    m.compaction_level
+                );
+            }
+            Err(why) => println!("{}\t{}\t{listed}\t{} bytes\tunreadable: {why}", b.tenant, b.id, b.bytes),
+        }
+    }
+    match tenant {
+        Some(name) => summary(name, totals),
+        None => println!("no tenant has a manifest in {url}"),
+    }
+    Ok(())
+}
+
+/// `sightline bucket verify`: one line per block; whether all are intact.
+fn bucket_verify(url: &str) -> anyhow::Result<bool> {
+    use anyhow::Context as _;
+    use std::sync::Arc;
+    if !sightline_objstore::is_url(url) {
+        anyhow::bail!("--storage {url:?} is not an object store URL (s3://BUCKET/PREFIX, gs://…, az://…)");
+    }
+    let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().worker_threads(2).build()?;
+    let metrics = Arc::new(sightline_objstore::Metrics::default());
+    let bucket = {
+        let _inside = runtime.enter();
+        let (store, prefix) = sightline_objstore::connect(url, &[])?;
+        Arc::new(sightline_objstore::Bucket::new(store, &prefix, url.to_owned(), Arc::clone(&metrics)))
+    };
+    let blocks = runtime
+        .block_on(sightline_objstore::inventory(&bucket))
+        .with_context(|| format!("cannot list {url}"))?;
+    // Ranges are read through a small cache of its own, removed after.
+    let dir = std::env::temp_dir().join(format!("sightline-bucket-verify-{}", std::process::id()));
+    let cache = Arc::new(
+        sightline_objstore::Cache::open(&dir, 64 << 20, metrics).context("cannot make a cache folder")?,
+    );
+    let results = sightline_objstore::verify(&bucket, &cache, &blocks);
+    let _ = std::fs::remove_dir_all(&dir);
+    let mut intact = true;
+    for r in &results {
+        let listed = if r.listed { "listed" } else { "unlisted" };
+        match &r.outcome {
+            Ok(()) => println!("{}\t{}\t{listed}\tintact", r.tenant, r.id),
+            Err(why) => {
+                intact = false;
+                println!("{}\t{}\t{listed}\tDAMAGED: {why}", r.tenant, r.id);
+            }
+        }
+    }
+    let damaged = results.iter().filter(|r| r.outcome.is_err()).count();
+    println!("{} blocks checked, {damaged} damaged", results.len());
+    Ok(intact)
 }
 
 fn init_logging(settings: &config::Settings) -> Result<(), String> {

@@ -52,7 +52,16 @@ fn post(server: &Server, body: Vec<u8>) {
 
 /// GET on `server`'s API: status, the warnings header, the body as JSON.
 fn get(server: &Server, path: &str) -> (u16, Option<String>, Value) {
-    let resp = agent().get(&format!("{}{path}", server.api)).call().expect("GET");
+    get_as(server, path, None)
+}
+
+/// [`get`] with `Authorization: Bearer <token>`.
+fn get_as(server: &Server, path: &str, token: Option<&str>) -> (u16, Option<String>, Value) {
+    let mut request = agent().get(&format!("{}{path}", server.api));
+    if let Some(token) = token {
+        request = request.header("authorization", &format!("Bearer {token}"));
+    }
+    let resp = request.call().expect("GET");
     let status = resp.status().as_u16();
     let warnings = resp.headers().get(WARNINGS).map(|v| v.to_str().unwrap_or_default().to_owned());
     let mut body = String::new();
@@ -163,6 +172,16 @@ fn queries_on_any_node_include_live_peers_heads() {
     // A stops (flushing its head into the bucket): C serves A's spans from
     // the blocks, B's from B's head, and says A did not answer.
     assert!(a.terminate().success());
+    // `sightline bucket list` shows what A flushed: its 5 spans, listed.
+    let listing = std::process::Command::new(crate::harness::binary())
+        .args(["bucket", "list", "--storage", &url])
+        .envs(s3.env())
+        .output()
+        .expect("sightline bucket list");
+    let text = String::from_utf8_lossy(&listing.stdout);
+    assert!(listing.status.success(), "{text}{}", String::from_utf8_lossy(&listing.stderr));
+    assert!(text.contains("listed blocks, 5 spans"), "{text}");
+    assert!(text.lines().any(|l| l.starts_with("single-tenant\tnode-a")), "{text}");
     let warning = wait_trace(&c, split, 4, true).unwrap_or_default();
     assert!(warning.contains(&a_addr), "{warning}");
     wait_trace(&c, only_a, 3, true);
@@ -198,4 +217,83 @@ fn queries_on_any_node_include_live_peers_heads() {
     for (t, count) in [(split, 4), (only_a, 3), (later, 3)] {
         wait_trace(&c, t, count, false);
     }
+
+    // `sightline bucket verify` checks every block's bytes: intact, then
+    // one flipped byte in A's block is found and named.
+    let verify = || {
+        let out = std::process::Command::new(crate::harness::binary())
+            .args(["bucket", "verify", "--storage", &url])
+            .envs(s3.env())
+            .output()
+            .expect("sightline bucket verify");
+        (
+            out.status.code(),
+            String::from_utf8_lossy(&out.stdout).into_owned() + &String::from_utf8_lossy(&out.stderr),
+        )
+    };
+    let (code, text) = verify();
+    assert_eq!(code, Some(0), "{text}");
+    assert!(text.contains("\tintact") && text.contains(" 0 damaged"), "{text}");
+    let store = s3.store();
+    let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
+    rt.block_on(async {
+        use futures_util::TryStreamExt as _;
+        use object_store::ObjectStoreExt as _;
+        let keys: Vec<object_store::ObjectMeta> = store
+            .list(Some(&object_store::path::Path::from("it-peers/single-tenant/blocks")))
+            .try_collect()
+            .await
+            .unwrap();
+        let data = keys.iter().find(|m| m.location.as_ref().ends_with("data.parquet")).expect("a block");
+        let mut bytes = store.get(&data.location).await.unwrap().bytes().await.unwrap().to_vec();
+        bytes[100] ^= 0xff;
+        store.put(&data.location, bytes.into()).await.unwrap();
+    });
+    let (code, text) = verify();
+    assert_eq!(code, Some(1), "{text}");
+    assert!(text.contains("DAMAGED: 1 damaged chunk(s) of data.parquet, first at bytes 0..4096"), "{text}");
+}
+
+/// With `--auth-tokens`, the caller's token goes to the peer: the peer
+/// answers for the token's tenant only, so tenants stay apart through a
+/// peer query as on one node.
+#[test]
+fn peer_queries_carry_the_callers_token_and_tenant() {
+    const ACME: &str = "acme-token-aaaaaaaaaaaaaaaaaaaa";
+    const GLOBEX: &str = "globex-token-bbbbbbbbbbbbbbbbbb";
+    let s3 = SeaweedFs::start();
+    let url = s3.url("it-peer-auth");
+    let dir = tempfile::tempdir().unwrap();
+    let tokens = dir.path().join("tokens");
+    std::fs::write(&tokens, format!("{ACME} acme read,write\n{GLOBEX} globex read,write\n")).unwrap();
+    std::fs::set_permissions(&tokens, std::os::unix::fs::PermissionsExt::from_mode(0o600)).unwrap();
+    let auth = ["--auth-tokens", tokens.to_str().unwrap()];
+    let a = node(&s3, &url, &dir.path().join("a"), Ports::free(), "node-a", &auth);
+    let c = node(&s3, &url, &dir.path().join("c"), Ports::free(), "node-c", &auth);
+    let t = trace_id(9);
+    let reply = crate::harness::agent()
+        .post(&format!("{}/v1/traces", a.otlp_http))
+        .header("content-type", "application/x-protobuf")
+        .header("authorization", &format!("Bearer {ACME}"))
+        .send(&spans(t, 0..3, "svc-acme")[..])
+        .expect("POST");
+    assert_eq!(reply.status(), 200);
+    let path = format!("/api/traces/{}", hex(&t));
+    // C knows A from its heartbeat; A answers C only with the token.
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        let (status, warnings, body) = get_as(&c, &path, Some(ACME));
+        let mut ids = Vec::new();
+        span_ids(&body["data"], &mut ids);
+        if status == 200 && ids.len() == 3 {
+            assert_eq!(warnings, None);
+            break;
+        }
+        assert!(Instant::now() < deadline, "{status} {warnings:?} {body}: {}", c.stderr());
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    let (status, warnings, _) = get_as(&c, &path, Some(GLOBEX));
+    assert_eq!((status, warnings), (404, None), "another tenant's token finds nothing, and A answered it");
+    let (status, _, _) = get_as(&c, &path, None);
+    assert_eq!(status, 401);
 }
