@@ -684,6 +684,109 @@ fn compact_merges_overlaps_and_duplicates() {
     );
 }
 
+/// Merges `inputs` both ways, by copying Arrow rows (what `compact` does
+/// when the inputs' dedicated columns allow) and through model spans, and
+/// checks that both wrote the same data file and metadata.
+fn assert_merges_agree(dir: &Path, inputs: &[&Block], opts: &WriteOptions) -> Block {
+    use crate::dedicated::Dedicated;
+    let dedicated = Dedicated::merge(inputs.iter().map(|b| &b.dedicated));
+    assert!(crate::copy::slot_maps(inputs, &dedicated).is_some(), "the copying merge applies");
+    let level = inputs.iter().map(|b| b.meta().compaction_level).max().unwrap() + 1;
+    let copied = compact(dir, "copied", inputs, opts).unwrap();
+    let decoded = crate::compact::compact_decoded(dir, "decoded", inputs, opts, level, dedicated).unwrap();
+    let bytes = |id: &str| std::fs::read(dir.join(id).join("data.parquet")).unwrap();
+    assert!(bytes("copied") == bytes("decoded"), "the two merges wrote different data files");
+    assert_eq!(BlockMeta { id: "decoded".to_owned(), ..copied }, decoded);
+    let block = Block::open(&dir.join("copied")).unwrap();
+    assert_eq!(block.read_all().unwrap(), Block::open(&dir.join("decoded")).unwrap().read_all().unwrap());
+    block
+}
+
+/// Overlapping inputs with duplicates, traces split across inputs (their
+/// parents' row distances change), row groups and batches cut at
+/// different places than the inputs'.
+#[test]
+fn copy_merge_writes_what_the_model_merge_writes() {
+    let dir = tempfile::tempdir().unwrap();
+    let all = datagen::realistic(700, 7, 1_000_000);
+    let a: Vec<Span> = all.iter().step_by(2).cloned().collect();
+    let mut b: Vec<Span> = all.iter().skip(1).step_by(3).cloned().collect();
+    for s in a.iter().take(40) {
+        let mut copy = s.clone();
+        copy.name = "from b".to_owned();
+        b.push(copy);
+    }
+    let c: Vec<Span> = all.iter().skip(1).step_by(2).chain(a.iter().skip(100).take(10)).cloned().collect();
+    write(dir.path(), "a", a.clone(), &options(1000)).unwrap();
+    write(dir.path(), "b", b.clone(), &options(640)).unwrap();
+    write(dir.path(), "c", c.clone(), &options(10_000)).unwrap();
+    let blocks: Vec<Block> =
+        ["a", "b", "c"].iter().map(|id| Block::open(&dir.path().join(id)).unwrap()).collect();
+    let refs: Vec<&Block> = blocks.iter().collect();
+    // 4096-row batches and row groups of 5000: cuts inside traces.
+    let merged = assert_merges_agree(dir.path(), &refs, &options(5000));
+    assert_eq!(merged.read_all().unwrap(), expected(&[a, b, c].concat()));
+    assert!(merged.meta().span_count > 8192, "several batches and row groups");
+}
+
+/// Inputs whose dedicated keys sit in different slots (ranked by their
+/// frequency in each block), with every value type, events, links and
+/// parents outside the block.
+#[test]
+fn copy_merge_renumbers_dedicated_slots() {
+    use datagen::kv;
+    let dir = tempfile::tempdir().unwrap();
+    let odd = datagen::every_field();
+    let base = datagen::realistic(40, 3, 5_000_000);
+    // In `x` "alpha" is on every span and "beta" on a third; in `y` the
+    // other way round, so their slots swap.
+    let tag = |spans: &[Span], first: &str, second: &str| -> Vec<Span> {
+        spans
+            .iter()
+            .enumerate()
+            .map(|(i, s)| {
+                let mut s = s.clone();
+                s.attributes.push(kv(first, format!("v{}", i % 7)));
+                s.attributes.push(kv(&format!("{first}.n"), (i % 5) as i64));
+                if i % 3 == 0 {
+                    s.attributes.push(kv(second, "w"));
+                    s.attributes.push(kv(&format!("{second}.n"), 9i64));
+                }
+                s
+            })
+            .collect()
+    };
+    let x: Vec<Span> = tag(&base[..base.len() / 2], "alpha", "beta").into_iter().chain(odd.clone()).collect();
+    let y: Vec<Span> = tag(&base[base.len() / 3..], "beta", "alpha").into_iter().chain(odd).collect();
+    write(dir.path(), "x", x.clone(), &options(64)).unwrap();
+    write(dir.path(), "y", y.clone(), &options(100)).unwrap();
+    let blocks: Vec<Block> = ["x", "y"].iter().map(|id| Block::open(&dir.path().join(id)).unwrap()).collect();
+    let slot = |b: &Block, key: &str| b.dedicated.str_slot(key);
+    assert_ne!(slot(&blocks[0], "alpha"), slot(&blocks[1], "alpha"), "the fixture must swap slots");
+    let refs: Vec<&Block> = blocks.iter().collect();
+    let merged = assert_merges_agree(dir.path(), &refs, &options(128));
+    assert_eq!(merged.read_all().unwrap(), expected(&[x, y].concat()));
+}
+
+/// Inputs with different dedicated keys take the decoding merge, and it
+/// still writes every span.
+#[test]
+fn merge_of_blocks_with_other_dedicated_keys_decodes() {
+    use crate::dedicated::Dedicated;
+    let dir = tempfile::tempdir().unwrap();
+    let a = datagen::realistic(30, 1, 0);
+    let b = datagen::every_field();
+    write(dir.path(), "a", a.clone(), &options(100)).unwrap();
+    write(dir.path(), "b", b.clone(), &options(100)).unwrap();
+    let blocks: Vec<Block> = ["a", "b"].iter().map(|id| Block::open(&dir.path().join(id)).unwrap()).collect();
+    let refs: Vec<&Block> = blocks.iter().collect();
+    let dedicated = Dedicated::merge(refs.iter().map(|b| &b.dedicated));
+    assert!(crate::copy::slot_maps(&refs, &dedicated).is_none());
+    compact(dir.path(), "ab", &refs, &options(100)).unwrap();
+    let merged = Block::open(&dir.path().join("ab")).unwrap();
+    assert_eq!(merged.read_all().unwrap(), expected(&[a, b].concat()));
+}
+
 // ---------------------------------------------------------------- meta
 
 #[test]
