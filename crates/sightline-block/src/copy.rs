@@ -37,10 +37,10 @@ use crate::schema::{self, Col, INT_SLOTS, STR_SLOTS, layout};
 use crate::write::{Cut, Writer, parent_positions_of};
 use crate::{Block, Error};
 
-/// Rows decoded per input batch. Arrow rows are far smaller than model
-/// spans (which held compaction to 512), and each batch costs a pass over
-/// ~70 Parquet leaves.
-const READ_BATCH_ROWS: usize = 1024;
+/// Rows decoded per input batch, as the decoding merge reads. A batch stays
+/// alive while a pending output row refers to it, so a merge of 16 inputs
+/// holds up to ~2 batches per input next to the 4096 pending rows.
+const READ_BATCH_ROWS: usize = 512;
 
 /// How one input's dedicated slots map onto the merged block's.
 #[derive(Debug, Clone)]
