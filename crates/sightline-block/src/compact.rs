@@ -23,13 +23,13 @@ use crate::{Block, BlockMeta, Error, WriteOptions};
 pub fn compact(dir: &Path, id: &str, inputs: &[&Block], options: &WriteOptions) -> Result<BlockMeta, Error> {
     let level = inputs.iter().map(|b| b.meta().compaction_level).max().map_or(0, |m| m.saturating_add(1));
     let dedicated = Dedicated::merge(inputs.iter().map(|b| &b.dedicated));
-    if let Some(maps) = crate::copy::slot_maps(inputs, &dedicated) {
+    if let Some(maps) = crate::copy::slot_maps(inputs, &dedicated)? {
         tracing::debug!(block = id, inputs = inputs.len(), "merging by copying rows");
         let mut writer = Writer::create(dir, id, options, level, dedicated)?;
         crate::copy::merge(&mut writer, inputs, maps)?;
         return writer.finish();
     }
-    tracing::debug!(block = id, inputs = inputs.len(), "merging by decoding spans: dedicated keys differ");
+    tracing::debug!(block = id, inputs = inputs.len(), "merging by decoding spans: dedicated columns differ");
     compact_decoded(dir, id, inputs, options, level, dedicated)
 }
 

@@ -12,16 +12,18 @@
 //! the same file either way (`copy_merge_writes_what_the_model_merge_writes`
 //! compares the bytes).
 //!
-//! It applies when every input has the same dedicated keys as the merged
-//! block (in any slot order), which is the steady state: blocks of one
-//! workload choose the same frequent keys. Otherwise a span's attribute
-//! may move between its dedicated column and the generic list, and
+//! It applies when no attribute value moves between a dedicated column and
+//! the generic list (see [`SlotMap::new`]): the inputs' dedicated keys all
+//! keep a column (in any slot order), and a key new to the merged block is
+//! absent from an input that had no column for it. That is the steady
+//! state: blocks of one workload choose the same frequent keys. Otherwise
 //! [`crate::compact`] decodes spans as before.
 
 use std::collections::HashSet;
 use std::sync::Arc;
 
 use arrow_array::builder::{FixedSizeBinaryBuilder, Int32Builder, StringBuilder};
+use arrow_array::new_null_array;
 use arrow_array::{
     Array, ArrayRef, FixedSizeBinaryArray, Int32Array, Int64Array, RecordBatch, StringArray,
     TimestampNanosecondArray, UInt8Array, UInt32Array,
@@ -45,24 +47,55 @@ const READ_BATCH_ROWS: usize = 512;
 /// How one input's dedicated slots map onto the merged block's.
 #[derive(Debug, Clone)]
 pub(crate) struct SlotMap {
-    /// Output slot of each input string slot.
-    str_out: [u8; STR_SLOTS],
-    /// Input slot feeding each output string slot.
-    str_in: [u8; STR_SLOTS],
-    int_out: [u8; INT_SLOTS],
-    int_in: [u8; INT_SLOTS],
+    /// Output slot of each input string slot that has a key.
+    str_out: Vec<u8>,
+    /// Input slot feeding each output string slot; `None`: the input has
+    /// no values for that key (the column is null for its rows).
+    str_in: [Option<u8>; STR_SLOTS],
+    int_out: Vec<u8>,
+    int_in: [Option<u8>; INT_SLOTS],
     identity: bool,
 }
 
 impl SlotMap {
-    /// The map for an input with dedicated keys `input` into `merged`, if
-    /// both have the same keys per type.
-    fn new(input: &Dedicated, merged: &Dedicated) -> Option<SlotMap> {
-        let (str_out, str_in) = permutation::<STR_SLOTS>(&input.str_keys, |k| merged.str_slot(k))?;
-        let (int_out, int_in) = permutation::<INT_SLOTS>(&input.int_keys, |k| merged.int_slot(k))?;
+    /// The map for `input` into the `merged` choice, if copying writes
+    /// what decoding would: every dedicated key of the input keeps a
+    /// dedicated column, and every merged key the input has no column for
+    /// is absent from its generic attributes (by the row groups' bloom
+    /// filters on the attribute key), so no value moves between a
+    /// dedicated column and the generic list.
+    fn new(input: &Block, merged: &Dedicated) -> Result<Option<SlotMap>, Error> {
+        let Some((str_out, str_in)) = assign::<STR_SLOTS>(&input.dedicated.str_keys, |k| merged.str_slot(k))
+        else {
+            return Ok(None);
+        };
+        let Some((int_out, int_in)) = assign::<INT_SLOTS>(&input.dedicated.int_keys, |k| merged.int_slot(k))
+        else {
+            return Ok(None);
+        };
+        let missing = merged
+            .str_keys
+            .iter()
+            .filter(|(k, _)| input.dedicated.str_slot(k).is_none())
+            .chain(merged.int_keys.iter().filter(|(k, _)| input.dedicated.int_slot(k).is_none()));
+        let mut blooms = None;
+        for (key, _) in missing {
+            if blooms.is_none() {
+                let builder = input.builder()?;
+                let groups = input.reader_meta.metadata().num_row_groups();
+                let filters = (0..groups)
+                    .map(|rg| input.bloom_filter(&builder, rg, input.leaves.span_attrs[0]))
+                    .collect::<Result<Vec<_>, _>>()?;
+                blooms = Some(filters);
+            }
+            let absent = blooms.iter().flatten().all(|b| b.as_ref().is_some_and(|b| !b.check(key.as_str())));
+            if !absent {
+                return Ok(None);
+            }
+        }
         let identity = str_out.iter().enumerate().all(|(i, o)| usize::from(*o) == i)
             && int_out.iter().enumerate().all(|(i, o)| usize::from(*o) == i);
-        Some(SlotMap { str_out, str_in, int_out, int_in, identity })
+        Ok(Some(SlotMap { str_out, str_in, int_out, int_in, identity }))
     }
 
     /// The attribute layout of a copied row: dedicated slot letters
@@ -71,12 +104,15 @@ impl SlotMap {
         out.clear();
         for c in text.bytes() {
             let mapped = if c == layout::GENERIC {
-                c
+                Some(c)
             } else if (layout::STR0..layout::STR0 + STR_SLOTS as u8).contains(&c) {
-                self.str_out.get(usize::from(c - layout::STR0)).map_or(c, |s| layout::STR0 + s)
+                self.str_out.get(usize::from(c - layout::STR0)).map(|s| layout::STR0 + s)
             } else if (layout::INT0..layout::INT0 + INT_SLOTS as u8).contains(&c) {
-                self.int_out.get(usize::from(c - layout::INT0)).map_or(c, |s| layout::INT0 + s)
+                self.int_out.get(usize::from(c - layout::INT0)).map(|s| layout::INT0 + s)
             } else {
+                None
+            };
+            let Some(mapped) = mapped else {
                 return Err(format!("attribute_layout has an unknown entry {:?}", char::from(c)));
             };
             out.push(char::from(mapped));
@@ -85,33 +121,36 @@ impl SlotMap {
     }
 }
 
-/// Input slot → output slot and back, when the keys of `keys` (the
-/// input's, slot order) are exactly the merged block's. Slots past the
-/// keys are empty on both sides and map to themselves.
-fn permutation<const N: usize>(
+/// Input slot → output slot for each of the input's keys (`keys`, in slot
+/// order), and back; `None` if a key has no merged slot.
+fn assign<const N: usize>(
     keys: &[(String, u64)],
     merged_slot: impl Fn(&str) -> Option<u8>,
-) -> Option<([u8; N], [u8; N])> {
-    let mut out = [0u8; N];
-    let mut back = [u8::MAX; N];
-    for (i, o) in out.iter_mut().enumerate() {
-        let slot = match keys.get(i) {
-            Some((key, _)) => merged_slot(key)?,
-            None => i as u8,
-        };
+) -> Option<(Vec<u8>, [Option<u8>; N])> {
+    let mut out = Vec::with_capacity(keys.len());
+    let mut back = [None; N];
+    for (i, (key, _)) in keys.iter().enumerate() {
+        let slot = merged_slot(key)?;
         let b = back.get_mut(usize::from(slot))?;
-        if *b != u8::MAX {
+        if b.is_some() {
             return None;
         }
-        *b = i as u8;
-        *o = slot;
+        *b = Some(u8::try_from(i).ok()?);
+        out.push(slot);
     }
     Some((out, back))
 }
 
 /// The slot maps of `inputs` into `merged`, if every input can be copied.
-pub(crate) fn slot_maps(inputs: &[&Block], merged: &Dedicated) -> Option<Vec<SlotMap>> {
-    inputs.iter().map(|b| SlotMap::new(&b.dedicated, merged)).collect()
+pub(crate) fn slot_maps(inputs: &[&Block], merged: &Dedicated) -> Result<Option<Vec<SlotMap>>, Error> {
+    let mut maps = Vec::with_capacity(inputs.len());
+    for block in inputs {
+        match crate::contain(&block.data_path, || SlotMap::new(block, merged))? {
+            Some(map) => maps.push(map),
+            None => return Ok(None),
+        }
+    }
+    Ok(Some(maps))
 }
 
 /// Merges `inputs` into `writer` by copying rows; `maps` from
@@ -456,22 +495,22 @@ impl<'a> Merger<'a> {
                 Col::ScopeIndex => Arc::new(UInt32Array::from(std::mem::take(&mut self.scope))),
                 Col::AttributeLayout => Arc::new(self.layout.finish()),
                 Col::Str(m) => {
-                    let array =
-                        self.gather(|map| Col::Str(map.str_in.get(usize::from(m)).copied().unwrap_or(m)))?;
+                    let array = self
+                        .gather(col, |map| map.str_in.get(usize::from(m)).copied().flatten().map(Col::Str))?;
                     if let Some(n) = str_used.get_mut(usize::from(m)) {
                         *n = (array.len() - array.null_count()) as u64;
                     }
                     array
                 }
                 Col::Int(m) => {
-                    let array =
-                        self.gather(|map| Col::Int(map.int_in.get(usize::from(m)).copied().unwrap_or(m)))?;
+                    let array = self
+                        .gather(col, |map| map.int_in.get(usize::from(m)).copied().flatten().map(Col::Int))?;
                     if let Some(n) = int_used.get_mut(usize::from(m)) {
                         *n = (array.len() - array.null_count()) as u64;
                     }
                     array
                 }
-                other => self.gather(|_| other)?,
+                other => self.gather(other, |_| Some(other))?,
             };
             columns.push(array);
         }
@@ -480,18 +519,35 @@ impl<'a> Merger<'a> {
         writer.write_prepared(&batch, &str_used, &int_used, cut)
     }
 
-    /// The pending rows of the input column `col(map)` of each source.
-    fn gather(&self, col: impl Fn(&SlotMap) -> Col) -> Result<ArrayRef, Error> {
-        let mut arrays: Vec<&dyn Array> = Vec::with_capacity(self.sources.len());
+    /// The pending rows of output column `out`, taken from each source's
+    /// column `col(map)` (all nulls where that is `None`).
+    fn gather(&self, out: Col, col: impl Fn(&SlotMap) -> Option<Col>) -> Result<ArrayRef, Error> {
+        let path = self.inputs.first().map(|i| i.block.data_path.clone()).unwrap_or_default();
+        let schema = schema::write_schema();
+        let nulls = |len: usize| -> Result<ArrayRef, Error> {
+            let field =
+                schema.fields().get(out.root()).ok_or_else(|| Error::corrupt(&path, "no such column"))?;
+            Ok(new_null_array(field.data_type(), len))
+        };
+        let mut owned: Vec<Option<ArrayRef>> = Vec::with_capacity(self.sources.len());
         for source in &self.sources {
-            let Some(input) = self.inputs.get(source.input) else { continue };
-            let c = col(&input.map);
-            let array = source.batch.columns().get(c.root()).ok_or_else(|| {
-                Error::corrupt(&input.block.data_path, format!("batch lacks column {}", c.name()))
-            })?;
+            let c = self.inputs.get(source.input).and_then(|input| col(&input.map));
+            owned.push(if c.is_none() { Some(nulls(source.batch.num_rows())?) } else { None });
+        }
+        let mut arrays: Vec<&dyn Array> = Vec::with_capacity(self.sources.len());
+        for (source, null) in self.sources.iter().zip(&owned) {
+            if let Some(null) = null {
+                arrays.push(null.as_ref());
+                continue;
+            }
+            let c = self.inputs.get(source.input).and_then(|input| col(&input.map)).unwrap_or(out);
+            let array = source
+                .batch
+                .columns()
+                .get(c.root())
+                .ok_or_else(|| Error::corrupt(&path, format!("batch lacks column {}", c.name())))?;
             arrays.push(array.as_ref());
         }
-        let path = self.inputs.first().map(|i| i.block.data_path.clone()).unwrap_or_default();
         interleave(&arrays, &self.pending).map_err(|source| Error::Arrow { path, source })
     }
 

@@ -690,7 +690,7 @@ fn compact_merges_overlaps_and_duplicates() {
 fn assert_merges_agree(dir: &Path, inputs: &[&Block], opts: &WriteOptions) -> Block {
     use crate::dedicated::Dedicated;
     let dedicated = Dedicated::merge(inputs.iter().map(|b| &b.dedicated));
-    assert!(crate::copy::slot_maps(inputs, &dedicated).is_some(), "the copying merge applies");
+    assert!(crate::copy::slot_maps(inputs, &dedicated).unwrap().is_some(), "the copying merge applies");
     let level = inputs.iter().map(|b| b.meta().compaction_level).max().unwrap() + 1;
     let copied = compact(dir, "copied", inputs, opts).unwrap();
     let decoded = crate::compact::compact_decoded(dir, "decoded", inputs, opts, level, dedicated).unwrap();
@@ -768,6 +768,51 @@ fn copy_merge_renumbers_dedicated_slots() {
     assert_eq!(merged.read_all().unwrap(), expected(&[x, y].concat()));
 }
 
+/// A key only some inputs have gets a merged column; the inputs without
+/// it are copied (their bloom filters show the key absent), unless they
+/// hold it in their generic list (here as booleans, which have no column):
+/// then the merge decodes. Both write every span.
+#[test]
+fn copy_merge_adds_keys_other_inputs_lack() {
+    use crate::dedicated::Dedicated;
+    let dir = tempfile::tempdir().unwrap();
+    // Few keys, so every one gets a column (there are 20).
+    let mut base = datagen::realistic(30, 5, 0);
+    for s in &mut base {
+        s.attributes.truncate(4);
+    }
+    let with = |spans: &[Span], value: fn(usize) -> sightline_model::Value| -> Vec<Span> {
+        spans
+            .iter()
+            .enumerate()
+            .map(|(i, s)| {
+                let mut s = s.clone();
+                s.attributes.push(sightline_model::KeyValue::new("gamma", value(i)));
+                s
+            })
+            .collect()
+    };
+    let (lo, hi) = base.split_at(base.len() / 2);
+    let plain = lo.to_vec();
+    let strs = with(hi, |i| format!("g{}", i % 3).into());
+    let bools = with(lo, |i| (i % 2 == 0).into());
+    write(dir.path(), "plain", plain.clone(), &options(50)).unwrap();
+    write(dir.path(), "strs", strs.clone(), &options(50)).unwrap();
+    write(dir.path(), "bools", bools.clone(), &options(50)).unwrap();
+    let open = |id: &str| Block::open(&dir.path().join(id)).unwrap();
+    let (plain_b, strs_b, bools_b) = (open("plain"), open("strs"), open("bools"));
+    assert!(plain_b.dedicated.str_slot("gamma").is_none() && strs_b.dedicated.str_slot("gamma").is_some());
+    let merged = assert_merges_agree(dir.path(), &[&plain_b, &strs_b], &options(64));
+    assert_eq!(merged.read_all().unwrap(), expected(&[plain, strs.clone()].concat()));
+    assert!(merged.dedicated.str_slot("gamma").is_some());
+
+    let refs = [&bools_b, &strs_b];
+    let dedicated = Dedicated::merge(refs.iter().map(|b| &b.dedicated));
+    assert!(crate::copy::slot_maps(&refs, &dedicated).unwrap().is_none(), "bools hold gamma generically");
+    compact(dir.path(), "bs", &refs, &options(64)).unwrap();
+    assert_eq!(open("bs").read_all().unwrap(), expected(&[bools, strs].concat()));
+}
+
 /// Inputs with different dedicated keys take the decoding merge, and it
 /// still writes every span.
 #[test]
@@ -781,7 +826,7 @@ fn merge_of_blocks_with_other_dedicated_keys_decodes() {
     let blocks: Vec<Block> = ["a", "b"].iter().map(|id| Block::open(&dir.path().join(id)).unwrap()).collect();
     let refs: Vec<&Block> = blocks.iter().collect();
     let dedicated = Dedicated::merge(refs.iter().map(|b| &b.dedicated));
-    assert!(crate::copy::slot_maps(&refs, &dedicated).is_none());
+    assert!(crate::copy::slot_maps(&refs, &dedicated).unwrap().is_none());
     compact(dir.path(), "ab", &refs, &options(100)).unwrap();
     let merged = Block::open(&dir.path().join("ab")).unwrap();
     assert_eq!(merged.read_all().unwrap(), expected(&[a, b].concat()));

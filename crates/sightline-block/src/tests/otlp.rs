@@ -309,6 +309,8 @@ fn write_cost() {
     let blocks: Vec<Block> =
         (0..rounds).map(|r| Block::open(&dir.path().join(format!("f{r}"))).unwrap()).collect();
     let inputs: Vec<&Block> = blocks.iter().collect();
+    let dedicated = crate::dedicated::Dedicated::merge(inputs.iter().map(|b| &b.dedicated));
+    let copies = crate::copy::slot_maps(&inputs, &dedicated).unwrap().is_some();
     let t = super::thread_cpu_ns();
     let merged = crate::compact(dir.path(), "merged", &inputs, &WriteOptions::default()).unwrap();
     let merge_ns = super::thread_cpu_ns() - t;
@@ -320,10 +322,11 @@ fn write_cost() {
         h.finish()
     };
     println!(
-        "{spans_written} realistic spans: flush {:.2} µs/span, merge {:.2} µs/span, {:.1} B/span merged \
-         (data files {:016x} {:016x})",
+        "{spans_written} realistic spans: flush {:.2} µs/span, merge {:.2} µs/span ({}), {:.1} B/span \
+         merged (data files {:016x} {:016x})",
         flush_ns as f64 / spans_written as f64 / 1e3,
         merge_ns as f64 / merged.span_count as f64 / 1e3,
+        if copies { "copying rows" } else { "decoding spans" },
         merged.size_bytes as f64 / merged.span_count as f64,
         digest("f0"),
         digest("merged"),
