@@ -20,6 +20,7 @@
 //! [`crate::compact`] decodes spans as before.
 
 use std::collections::HashSet;
+use std::path::Path;
 use std::sync::Arc;
 
 use arrow_array::builder::{FixedSizeBinaryBuilder, Int32Builder, StringBuilder};
@@ -482,7 +483,9 @@ impl<'a> Merger<'a> {
 
     /// Builds the pending rows' batch and hands it to the writer.
     fn write_pending(&mut self, writer: &mut Writer, cut: Cut) -> Result<(), Error> {
-        let path = self.inputs.first().map(|i| i.block.data_path.clone()).unwrap_or_default();
+        // Errors building the output name the output, not an input (the
+        // store sets aside the input an error names as damaged).
+        let path = writer.data_path().to_owned();
         let arrow = |e: arrow_schema::ArrowError| Error::Arrow { path: path.clone(), source: e };
         let mut str_used = [0u64; STR_SLOTS];
         let mut int_used = [0u64; INT_SLOTS];
@@ -495,22 +498,24 @@ impl<'a> Merger<'a> {
                 Col::ScopeIndex => Arc::new(UInt32Array::from(std::mem::take(&mut self.scope))),
                 Col::AttributeLayout => Arc::new(self.layout.finish()),
                 Col::Str(m) => {
-                    let array = self
-                        .gather(col, |map| map.str_in.get(usize::from(m)).copied().flatten().map(Col::Str))?;
+                    let array = self.gather(&path, col, |map| {
+                        map.str_in.get(usize::from(m)).copied().flatten().map(Col::Str)
+                    })?;
                     if let Some(n) = str_used.get_mut(usize::from(m)) {
                         *n = (array.len() - array.null_count()) as u64;
                     }
                     array
                 }
                 Col::Int(m) => {
-                    let array = self
-                        .gather(col, |map| map.int_in.get(usize::from(m)).copied().flatten().map(Col::Int))?;
+                    let array = self.gather(&path, col, |map| {
+                        map.int_in.get(usize::from(m)).copied().flatten().map(Col::Int)
+                    })?;
                     if let Some(n) = int_used.get_mut(usize::from(m)) {
                         *n = (array.len() - array.null_count()) as u64;
                     }
                     array
                 }
-                other => self.gather(other, |_| Some(other))?,
+                other => self.gather(&path, other, |_| Some(other))?,
             };
             columns.push(array);
         }
@@ -521,12 +526,16 @@ impl<'a> Merger<'a> {
 
     /// The pending rows of output column `out`, taken from each source's
     /// column `col(map)` (all nulls where that is `None`).
-    fn gather(&self, out: Col, col: impl Fn(&SlotMap) -> Option<Col>) -> Result<ArrayRef, Error> {
-        let path = self.inputs.first().map(|i| i.block.data_path.clone()).unwrap_or_default();
+    fn gather(
+        &self,
+        path: &Path,
+        out: Col,
+        col: impl Fn(&SlotMap) -> Option<Col>,
+    ) -> Result<ArrayRef, Error> {
         let schema = schema::write_schema();
         let nulls = |len: usize| -> Result<ArrayRef, Error> {
             let field =
-                schema.fields().get(out.root()).ok_or_else(|| Error::corrupt(&path, "no such column"))?;
+                schema.fields().get(out.root()).ok_or_else(|| Error::corrupt(path, "no such column"))?;
             Ok(new_null_array(field.data_type(), len))
         };
         let mut owned: Vec<Option<ArrayRef>> = Vec::with_capacity(self.sources.len());
@@ -545,10 +554,10 @@ impl<'a> Merger<'a> {
                 .batch
                 .columns()
                 .get(c.root())
-                .ok_or_else(|| Error::corrupt(&path, format!("batch lacks column {}", c.name())))?;
+                .ok_or_else(|| Error::corrupt(path, format!("batch lacks column {}", c.name())))?;
             arrays.push(array.as_ref());
         }
-        interleave(&arrays, &self.pending).map_err(|source| Error::Arrow { path, source })
+        interleave(&arrays, &self.pending).map_err(|source| Error::Arrow { path: path.to_owned(), source })
     }
 
     /// Drops batches no pending row and no input refers to any more.

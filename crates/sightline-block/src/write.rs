@@ -295,6 +295,11 @@ impl Writer {
         }
     }
 
+    /// The data file being written (in its temporary folder).
+    pub(crate) fn data_path(&self) -> &Path {
+        &self.data_path
+    }
+
     /// The schema prepared batches must have.
     pub(crate) fn schema(&self) -> &SchemaRef {
         &self.schema
