@@ -29,6 +29,7 @@ use arrow_array::{
     Array, ArrayRef, FixedSizeBinaryArray, Int32Array, Int64Array, RecordBatch, StringArray,
     TimestampNanosecondArray, UInt8Array, UInt32Array,
 };
+use arrow_schema::Schema;
 use arrow_select::interleave::interleave;
 use parquet::arrow::arrow_reader::{ArrowReaderOptions, ParquetRecordBatchReader};
 use sightline_model::{SpanId, TraceId};
@@ -486,6 +487,7 @@ impl<'a> Merger<'a> {
         // Errors building the output name the output, not an input (the
         // store sets aside the input an error names as damaged).
         let path = writer.data_path().to_owned();
+        let schema = Arc::clone(writer.schema());
         let arrow = |e: arrow_schema::ArrowError| Error::Arrow { path: path.clone(), source: e };
         let mut str_used = [0u64; STR_SLOTS];
         let mut int_used = [0u64; INT_SLOTS];
@@ -498,7 +500,7 @@ impl<'a> Merger<'a> {
                 Col::ScopeIndex => Arc::new(UInt32Array::from(std::mem::take(&mut self.scope))),
                 Col::AttributeLayout => Arc::new(self.layout.finish()),
                 Col::Str(m) => {
-                    let array = self.gather(&path, col, |map| {
+                    let array = self.gather(&path, &schema, col, |map| {
                         map.str_in.get(usize::from(m)).copied().flatten().map(Col::Str)
                     })?;
                     if let Some(n) = str_used.get_mut(usize::from(m)) {
@@ -507,7 +509,7 @@ impl<'a> Merger<'a> {
                     array
                 }
                 Col::Int(m) => {
-                    let array = self.gather(&path, col, |map| {
+                    let array = self.gather(&path, &schema, col, |map| {
                         map.int_in.get(usize::from(m)).copied().flatten().map(Col::Int)
                     })?;
                     if let Some(n) = int_used.get_mut(usize::from(m)) {
@@ -515,7 +517,7 @@ impl<'a> Merger<'a> {
                     }
                     array
                 }
-                other => self.gather(&path, other, |_| Some(other))?,
+                other => self.gather(&path, &schema, other, |_| Some(other))?,
             };
             columns.push(array);
         }
@@ -529,10 +531,10 @@ impl<'a> Merger<'a> {
     fn gather(
         &self,
         path: &Path,
+        schema: &Schema,
         out: Col,
         col: impl Fn(&SlotMap) -> Option<Col>,
     ) -> Result<ArrayRef, Error> {
-        let schema = schema::write_schema();
         let nulls = |len: usize| -> Result<ArrayRef, Error> {
             let field =
                 schema.fields().get(out.root()).ok_or_else(|| Error::corrupt(path, "no such column"))?;
