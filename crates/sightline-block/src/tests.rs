@@ -1279,4 +1279,8 @@ fn checked_in_fixture_still_reads() {
     assert_eq!(block.trace(t1).unwrap(), trace_of(&expected(&spans), t1));
     let q = TraceQuery { limit: 10, tags: vec![tag("int.min", &i64::MIN.to_string())], ..Default::default() };
     assert_eq!(block.search(&q).unwrap(), vec![(t1, 1_700_000_000_000_000_100)]);
+    // An old block merges by copying its rows, as a new one does.
+    let dir = tempfile::tempdir().unwrap();
+    let merged = assert_merges_agree(dir.path(), &[&block], &options(4));
+    assert_eq!(merged.read_all().unwrap(), expected(&spans));
 }
