@@ -17,11 +17,34 @@ use crate::{Block, BlockMeta, Error, WriteOptions};
 ///
 /// Every input is already sorted by trace id, so the merge streams: it
 /// holds one decoded batch per input plus the trace being merged, never
-/// whole blocks.
+/// whole blocks. Rows are copied as Arrow arrays when the inputs' dedicated
+/// columns allow (see [`crate::copy`]), else decoded into spans and written
+/// again; both write the same file.
 pub fn compact(dir: &Path, id: &str, inputs: &[&Block], options: &WriteOptions) -> Result<BlockMeta, Error> {
     let level = inputs.iter().map(|b| b.meta().compaction_level).max().map_or(0, |m| m.saturating_add(1));
-    let mut cursors = inputs.iter().map(|b| Cursor::new(b)).collect::<Result<Vec<_>, _>>()?;
     let dedicated = Dedicated::merge(inputs.iter().map(|b| &b.dedicated));
+    if let Some(maps) = crate::copy::slot_maps(inputs, &dedicated)? {
+        tracing::debug!(block = id, inputs = inputs.len(), "merging by copying rows");
+        let mut writer = Writer::create(dir, id, options, level, dedicated)?;
+        crate::copy::merge(&mut writer, inputs, maps)?;
+        return writer.finish();
+    }
+    tracing::debug!(block = id, inputs = inputs.len(), "merging by decoding spans: dedicated columns differ");
+    compact_decoded(dir, id, inputs, options, level, dedicated)
+}
+
+/// The merge through model spans: decodes every input span and writes it
+/// again. [`crate::copy`] writes the same rows without decoding where the
+/// inputs' dedicated columns allow.
+pub(crate) fn compact_decoded(
+    dir: &Path,
+    id: &str,
+    inputs: &[&Block],
+    options: &WriteOptions,
+    level: u32,
+    dedicated: Dedicated,
+) -> Result<BlockMeta, Error> {
+    let mut cursors = inputs.iter().map(|b| Cursor::new(b)).collect::<Result<Vec<_>, _>>()?;
     let mut writer = Writer::create(dir, id, options, level, dedicated)?;
     let mut trace: Vec<Span> = Vec::new();
     let mut seen = HashSet::new();

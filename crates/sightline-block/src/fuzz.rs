@@ -145,6 +145,13 @@ fn check(
     judge("trace", one.as_ref().is_ok_and(|o| o == &want.one), one.as_ref().err())?;
     let found = block.search(&probe_query());
     judge("search", found.as_ref().is_ok_and(|f| f == &want.found), found.as_ref().err())?;
+    // Compaction copies rows without decoding them into spans: what it
+    // writes from a damaged input must still read back intact, or fail.
+    let out = dir.join("merged");
+    std::fs::create_dir_all(&out).unwrap();
+    let merged = crate::compact(&out, "m", &[&block], &WriteOptions::default())
+        .and_then(|_| Block::open(&out.join("m"))?.read_all());
+    judge("compact", merged.as_ref().is_ok_and(|m| m == &want.all), merged.as_ref().err())?;
     if strict && data_changed && data.len() == want.data.len() {
         // Same length, different bytes: the full check finds it.
         let damage = block.verify();

@@ -106,6 +106,34 @@ impl BlockMeta {
     }
 }
 
+/// What [`MetaBuilder`] reads of a span: every [`Row`], and the rows a
+/// merge copies without decoding them (see [`crate::copy`]).
+pub(crate) trait MetaRow {
+    fn meta_start(&self) -> u64;
+    fn meta_end(&self) -> u64;
+    fn meta_service(&self) -> &str;
+    fn meta_name(&self) -> &str;
+    fn meta_kind(&self) -> u8;
+}
+
+impl<R: Row> MetaRow for R {
+    fn meta_start(&self) -> u64 {
+        self.start()
+    }
+    fn meta_end(&self) -> u64 {
+        self.end()
+    }
+    fn meta_service(&self) -> &str {
+        self.service()
+    }
+    fn meta_name(&self) -> &str {
+        self.name()
+    }
+    fn meta_kind(&self) -> u8 {
+        self.kind() as u8
+    }
+}
+
 /// Accumulates a [`BlockMeta`] while spans are written, one trace at a
 /// time.
 #[derive(Debug, Default)]
@@ -127,33 +155,33 @@ pub(crate) struct MetaBuilder {
 impl MetaBuilder {
     /// Adds one trace's spans; `parents[i]` is the index in `spans` of
     /// span i's parent, if it is in the block.
-    pub(crate) fn add_trace<R: Row>(&mut self, spans: &[R], parents: &[Option<usize>]) {
+    pub(crate) fn add_trace<R: MetaRow>(&mut self, spans: &[R], parents: &[Option<usize>]) {
         self.trace_count += 1;
         for (span, parent) in spans.iter().zip(parents) {
             self.span_count += 1;
-            let start = span.start();
+            let start = span.meta_start();
             self.min_start = Some(self.min_start.map_or(start, |m| m.min(start)));
             self.max_start = self.max_start.max(start);
-            self.max_end = self.max_end.max(span.end());
-            let service = span.service();
-            let kind = span.kind() as u8;
+            self.max_end = self.max_end.max(span.meta_end());
+            let service = span.meta_service();
+            let kind = span.meta_kind();
             if let Some((s, n, k)) = &self.last_operation
                 && *k == kind
                 && s == service
-                && n == span.name()
+                && n == span.meta_name()
             {
                 self.note_dependency(spans, *parent, service);
                 continue;
             }
-            self.last_operation = Some((service.to_owned(), span.name().to_owned(), kind));
+            self.last_operation = Some((service.to_owned(), span.meta_name().to_owned(), kind));
             // Lookups borrow, so a known operation costs no allocation.
             let names = match self.operations.get_mut(service) {
                 Some(names) => names,
                 None => self.operations.entry(service.to_owned()).or_default(),
             };
-            let kinds = match names.get_mut(span.name()) {
+            let kinds = match names.get_mut(span.meta_name()) {
                 Some(kinds) => kinds,
-                None => names.entry(span.name().to_owned()).or_default(),
+                None => names.entry(span.meta_name().to_owned()).or_default(),
             };
             kinds.insert(kind);
             self.note_dependency(spans, *parent, service);
@@ -161,9 +189,9 @@ impl MetaBuilder {
     }
 
     /// Counts a call from the parent's service to `service` if they differ.
-    fn note_dependency<R: Row>(&mut self, spans: &[R], parent: Option<usize>, service: &str) {
+    fn note_dependency<R: MetaRow>(&mut self, spans: &[R], parent: Option<usize>, service: &str) {
         if let Some(parent) = parent.and_then(|p| spans.get(p)) {
-            let parent_service = parent.service();
+            let parent_service = parent.meta_service();
             if parent_service != service {
                 *self.dependencies.entry((parent_service.to_owned(), service.to_owned())).or_default() += 1;
             }

@@ -296,6 +296,21 @@ impl Block {
         Ok(ParquetRecordBatchReaderBuilder::new_with_metadata(file, self.reader_meta.clone()))
     }
 
+    /// [`Block::builder`] with other reader options over the same footer
+    /// (compaction reads text as plain strings, see [`crate::copy`]).
+    pub(crate) fn builder_with(
+        &self,
+        options: parquet::arrow::arrow_reader::ArrowReaderOptions,
+    ) -> Result<ParquetRecordBatchReaderBuilder<VerifiedFile>, Error> {
+        let meta = ArrowReaderMetadata::try_new(Arc::clone(self.reader_meta.metadata()), options)
+            .map_err(|e| self.parquet_err(e))?;
+        let data =
+            Data::open(&self.data_path, self.source.as_ref()).map_err(|e| Error::io(&self.data_path, e))?;
+        let file =
+            VerifiedFile::open(&self.data_path, data, self.checksums.clone(), Arc::clone(&self.damage))?;
+        Ok(ParquetRecordBatchReaderBuilder::new_with_metadata(file, meta))
+    }
+
     /// A decode error, reported as the checksum mismatch behind it when a
     /// read found one (Parquet hands read errors back as text).
     pub(crate) fn arrow_err(&self, source: ArrowError) -> Error {

@@ -684,6 +684,154 @@ fn compact_merges_overlaps_and_duplicates() {
     );
 }
 
+/// Merges `inputs` both ways, by copying Arrow rows (what `compact` does
+/// when the inputs' dedicated columns allow) and through model spans, and
+/// checks that both wrote the same data file and metadata.
+fn assert_merges_agree(dir: &Path, inputs: &[&Block], opts: &WriteOptions) -> Block {
+    use crate::dedicated::Dedicated;
+    let dedicated = Dedicated::merge(inputs.iter().map(|b| &b.dedicated));
+    assert!(crate::copy::slot_maps(inputs, &dedicated).unwrap().is_some(), "the copying merge applies");
+    let level = inputs.iter().map(|b| b.meta().compaction_level).max().unwrap() + 1;
+    let copied = compact(dir, "copied", inputs, opts).unwrap();
+    let decoded = crate::compact::compact_decoded(dir, "decoded", inputs, opts, level, dedicated).unwrap();
+    let bytes = |id: &str| std::fs::read(dir.join(id).join("data.parquet")).unwrap();
+    assert!(bytes("copied") == bytes("decoded"), "the two merges wrote different data files");
+    assert_eq!(BlockMeta { id: "decoded".to_owned(), ..copied }, decoded);
+    let block = Block::open(&dir.join("copied")).unwrap();
+    assert_eq!(block.read_all().unwrap(), Block::open(&dir.join("decoded")).unwrap().read_all().unwrap());
+    block
+}
+
+/// Overlapping inputs with duplicates, traces split across inputs (their
+/// parents' row distances change), row groups and batches cut at
+/// different places than the inputs'.
+#[test]
+fn copy_merge_writes_what_the_model_merge_writes() {
+    let dir = tempfile::tempdir().unwrap();
+    let all = datagen::realistic(700, 7, 1_000_000);
+    let a: Vec<Span> = all.iter().step_by(2).cloned().collect();
+    let mut b: Vec<Span> = all.iter().skip(1).step_by(3).cloned().collect();
+    for s in a.iter().take(40) {
+        let mut copy = s.clone();
+        copy.name = "from b".to_owned();
+        b.push(copy);
+    }
+    let c: Vec<Span> = all.iter().skip(1).step_by(2).chain(a.iter().skip(100).take(10)).cloned().collect();
+    write(dir.path(), "a", a.clone(), &options(1000)).unwrap();
+    write(dir.path(), "b", b.clone(), &options(640)).unwrap();
+    write(dir.path(), "c", c.clone(), &options(10_000)).unwrap();
+    let blocks: Vec<Block> =
+        ["a", "b", "c"].iter().map(|id| Block::open(&dir.path().join(id)).unwrap()).collect();
+    let refs: Vec<&Block> = blocks.iter().collect();
+    // 4096-row batches and row groups of 5000: cuts inside traces.
+    let merged = assert_merges_agree(dir.path(), &refs, &options(5000));
+    assert_eq!(merged.read_all().unwrap(), expected(&[a, b, c].concat()));
+    assert!(merged.meta().span_count > 8192, "several batches and row groups");
+}
+
+/// Inputs whose dedicated keys sit in different slots (ranked by their
+/// frequency in each block), with every value type, events, links and
+/// parents outside the block.
+#[test]
+fn copy_merge_renumbers_dedicated_slots() {
+    use datagen::kv;
+    let dir = tempfile::tempdir().unwrap();
+    let odd = datagen::every_field();
+    let base = datagen::realistic(40, 3, 5_000_000);
+    // In `x` "alpha" is on every span and "beta" on a third; in `y` the
+    // other way round, so their slots swap.
+    let tag = |spans: &[Span], first: &str, second: &str| -> Vec<Span> {
+        spans
+            .iter()
+            .enumerate()
+            .map(|(i, s)| {
+                let mut s = s.clone();
+                s.attributes.push(kv(first, format!("v{}", i % 7)));
+                s.attributes.push(kv(&format!("{first}.n"), (i % 5) as i64));
+                if i % 3 == 0 {
+                    s.attributes.push(kv(second, "w"));
+                    s.attributes.push(kv(&format!("{second}.n"), 9i64));
+                }
+                s
+            })
+            .collect()
+    };
+    let x: Vec<Span> = tag(&base[..base.len() / 2], "alpha", "beta").into_iter().chain(odd.clone()).collect();
+    let y: Vec<Span> = tag(&base[base.len() / 3..], "beta", "alpha").into_iter().chain(odd).collect();
+    write(dir.path(), "x", x.clone(), &options(64)).unwrap();
+    write(dir.path(), "y", y.clone(), &options(100)).unwrap();
+    let blocks: Vec<Block> = ["x", "y"].iter().map(|id| Block::open(&dir.path().join(id)).unwrap()).collect();
+    let slot = |b: &Block, key: &str| b.dedicated.str_slot(key);
+    assert_ne!(slot(&blocks[0], "alpha"), slot(&blocks[1], "alpha"), "the fixture must swap slots");
+    let refs: Vec<&Block> = blocks.iter().collect();
+    let merged = assert_merges_agree(dir.path(), &refs, &options(128));
+    assert_eq!(merged.read_all().unwrap(), expected(&[x, y].concat()));
+}
+
+/// A key only some inputs have gets a merged column; the inputs without
+/// it are copied (their bloom filters show the key absent), unless they
+/// hold it in their generic list (here as booleans, which have no column):
+/// then the merge decodes. Both write every span.
+#[test]
+fn copy_merge_adds_keys_other_inputs_lack() {
+    use crate::dedicated::Dedicated;
+    let dir = tempfile::tempdir().unwrap();
+    // Few keys, so every one gets a column (there are 20).
+    let mut base = datagen::realistic(30, 5, 0);
+    for s in &mut base {
+        s.attributes.truncate(4);
+    }
+    let with = |spans: &[Span], value: fn(usize) -> sightline_model::Value| -> Vec<Span> {
+        spans
+            .iter()
+            .enumerate()
+            .map(|(i, s)| {
+                let mut s = s.clone();
+                s.attributes.push(sightline_model::KeyValue::new("gamma", value(i)));
+                s
+            })
+            .collect()
+    };
+    let (lo, hi) = base.split_at(base.len() / 2);
+    let plain = lo.to_vec();
+    let strs = with(hi, |i| format!("g{}", i % 3).into());
+    let bools = with(lo, |i| (i % 2 == 0).into());
+    write(dir.path(), "plain", plain.clone(), &options(50)).unwrap();
+    write(dir.path(), "strs", strs.clone(), &options(50)).unwrap();
+    write(dir.path(), "bools", bools.clone(), &options(50)).unwrap();
+    let open = |id: &str| Block::open(&dir.path().join(id)).unwrap();
+    let (plain_b, strs_b, bools_b) = (open("plain"), open("strs"), open("bools"));
+    assert!(plain_b.dedicated.str_slot("gamma").is_none() && strs_b.dedicated.str_slot("gamma").is_some());
+    let merged = assert_merges_agree(dir.path(), &[&plain_b, &strs_b], &options(64));
+    assert_eq!(merged.read_all().unwrap(), expected(&[plain, strs.clone()].concat()));
+    assert!(merged.dedicated.str_slot("gamma").is_some());
+
+    let refs = [&bools_b, &strs_b];
+    let dedicated = Dedicated::merge(refs.iter().map(|b| &b.dedicated));
+    assert!(crate::copy::slot_maps(&refs, &dedicated).unwrap().is_none(), "bools hold gamma generically");
+    compact(dir.path(), "bs", &refs, &options(64)).unwrap();
+    assert_eq!(open("bs").read_all().unwrap(), expected(&[bools, strs].concat()));
+}
+
+/// Inputs with different dedicated keys take the decoding merge, and it
+/// still writes every span.
+#[test]
+fn merge_of_blocks_with_other_dedicated_keys_decodes() {
+    use crate::dedicated::Dedicated;
+    let dir = tempfile::tempdir().unwrap();
+    let a = datagen::realistic(30, 1, 0);
+    let b = datagen::every_field();
+    write(dir.path(), "a", a.clone(), &options(100)).unwrap();
+    write(dir.path(), "b", b.clone(), &options(100)).unwrap();
+    let blocks: Vec<Block> = ["a", "b"].iter().map(|id| Block::open(&dir.path().join(id)).unwrap()).collect();
+    let refs: Vec<&Block> = blocks.iter().collect();
+    let dedicated = Dedicated::merge(refs.iter().map(|b| &b.dedicated));
+    assert!(crate::copy::slot_maps(&refs, &dedicated).unwrap().is_none());
+    compact(dir.path(), "ab", &refs, &options(100)).unwrap();
+    let merged = Block::open(&dir.path().join("ab")).unwrap();
+    assert_eq!(merged.read_all().unwrap(), expected(&[a, b].concat()));
+}
+
 // ---------------------------------------------------------------- meta
 
 #[test]
@@ -1131,4 +1279,8 @@ fn checked_in_fixture_still_reads() {
     assert_eq!(block.trace(t1).unwrap(), trace_of(&expected(&spans), t1));
     let q = TraceQuery { limit: 10, tags: vec![tag("int.min", &i64::MIN.to_string())], ..Default::default() };
     assert_eq!(block.search(&q).unwrap(), vec![(t1, 1_700_000_000_000_000_100)]);
+    // An old block merges by copying its rows, as a new one does.
+    let dir = tempfile::tempdir().unwrap();
+    let merged = assert_merges_agree(dir.path(), &[&block], &options(4));
+    assert_eq!(merged.read_all().unwrap(), expected(&spans));
 }

@@ -135,6 +135,17 @@ pub(crate) fn validate_id(id: &str) -> Result<(), Error> {
 /// pages and dictionaries until the row group closes.
 const WRITE_BATCH_ROWS: usize = 4096;
 
+/// Where a writer of prepared batches cuts; see [`Writer::cut_after`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Cut {
+    /// Keep buffering.
+    None,
+    /// Write the buffered rows into the open row group.
+    Batch,
+    /// Write them and close the row group.
+    Group,
+}
+
 /// A streaming block writer: takes whole traces in `(trace id, start)`
 /// order and cuts row groups of exactly `row_group_spans` rows.
 pub(crate) struct Writer {
@@ -245,6 +256,76 @@ impl Writer {
         Ok(())
     }
 
+    /// Checks that `trace_id` may come next (ascending, each once) and
+    /// records it.
+    pub(crate) fn start_trace(&mut self, trace_id: TraceId) -> Result<(), Error> {
+        if self.last_trace.is_some_and(|last| last >= trace_id) {
+            return Err(Error::corrupt(&self.data_path, "writer fed traces out of order"));
+        }
+        self.last_trace = Some(trace_id);
+        Ok(())
+    }
+
+    /// The block's metadata being accumulated (for writers of prepared
+    /// rows, see [`crate::copy`]).
+    pub(crate) fn meta_mut(&mut self) -> &mut MetaBuilder {
+        &mut self.meta
+    }
+
+    /// The output index of `resource` in the block's resource table.
+    pub(crate) fn resource_index(&mut self, resource: &Arc<Resource>) -> u32 {
+        self.resources.index(resource, json::resource_to_json)
+    }
+
+    /// The output index of `scope` in the block's scope table.
+    pub(crate) fn scope_index(&mut self, scope: &Arc<Scope>) -> u32 {
+        self.scopes.index(scope, json::scope_to_json)
+    }
+
+    /// What to do after a row when `buffered` rows are waiting outside the
+    /// writer: the same cuts [`Writer::push_trace`] makes, so a writer of
+    /// prepared batches writes the same pages and row groups.
+    pub(crate) fn cut_after(&self, buffered: usize) -> Cut {
+        if self.group_rows + buffered >= self.row_group_spans {
+            Cut::Group
+        } else if buffered >= WRITE_BATCH_ROWS {
+            Cut::Batch
+        } else {
+            Cut::None
+        }
+    }
+
+    /// The data file being written (in its temporary folder).
+    pub(crate) fn data_path(&self) -> &Path {
+        &self.data_path
+    }
+
+    /// The schema prepared batches must have.
+    pub(crate) fn schema(&self) -> &SchemaRef {
+        &self.schema
+    }
+
+    /// Writes a prepared batch in the write schema; `str_used` and
+    /// `int_used` count its rows with a value in each dedicated column.
+    /// Closes the row group after it if `cut` says so.
+    pub(crate) fn write_prepared(
+        &mut self,
+        batch: &RecordBatch,
+        str_used: &[u64],
+        int_used: &[u64],
+        cut: Cut,
+    ) -> Result<(), Error> {
+        for (total, n) in self.rows.str_used.iter_mut().zip(str_used) {
+            *total += n;
+        }
+        for (total, n) in self.rows.int_used.iter_mut().zip(int_used) {
+            *total += n;
+        }
+        self.group_rows += batch.num_rows();
+        self.writer.write(batch).map_err(|source| Error::Parquet { path: self.data_path.clone(), source })?;
+        if cut == Cut::Group { self.flush_row_group() } else { Ok(()) }
+    }
+
     /// Hands the buffered rows to the Parquet writer, which encodes them
     /// into the open row group.
     fn write_rows(&mut self) -> Result<(), Error> {
@@ -331,6 +412,7 @@ fn sync_dir(dir: &Path) -> Result<(), Error> {
 }
 
 /// For each span, the position of its parent within the same trace slice.
+/// Spans of a trace are distinct by id (writers deduplicate first).
 fn parent_positions<R: Row>(spans: &[R]) -> Vec<Option<usize>> {
     if spans.len() <= 32 {
         return spans
@@ -340,6 +422,19 @@ fn parent_positions<R: Row>(spans: &[R]) -> Vec<Option<usize>> {
     }
     let by_id: HashMap<SpanId, usize> = spans.iter().enumerate().map(|(i, s)| (s.span_id(), i)).collect();
     spans.iter().map(|s| s.parent_span_id().and_then(|p| by_id.get(&p).copied())).collect()
+}
+
+/// [`parent_positions`] over `(span id, parent span id)` pairs, for
+/// writers of prepared rows (distinct ids too).
+pub(crate) fn parent_positions_of(spans: &[(SpanId, Option<SpanId>)]) -> Vec<Option<usize>> {
+    if spans.len() <= 32 {
+        return spans
+            .iter()
+            .map(|(_, p)| p.and_then(|p| spans.iter().position(|(id, _)| *id == p)))
+            .collect();
+    }
+    let by_id: HashMap<SpanId, usize> = spans.iter().enumerate().map(|(i, (id, _))| (*id, i)).collect();
+    spans.iter().map(|(_, p)| p.and_then(|p| by_id.get(&p).copied())).collect()
 }
 
 /// Deduplicates resources or scopes by content. A pointer cache makes the
