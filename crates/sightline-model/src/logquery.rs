@@ -7,7 +7,7 @@ use std::sync::Arc;
 use async_trait::async_trait;
 use tokio::sync::broadcast;
 
-use crate::{LogBatch, LogRecord, QueryError, SpanId, TagFilter, TraceId};
+use crate::{LogBatch, LogRecord, QueryError, SpanId, TagFilter, Tenant, TraceId};
 
 /// A body text predicate (a substring or a bounded regex, built by the
 /// API). A function rather than a regex type so this crate does no text
@@ -156,6 +156,46 @@ pub trait LogReader: Send + Sync {
     /// bounded: a receiver that falls behind gets
     /// [`broadcast::error::RecvError::Lagged`] and should be dropped.
     fn subscribe_logs(&self) -> broadcast::Receiver<Arc<LogBatch>>;
+}
+
+/// The log reader of each tenant: the logs API asks for the request's
+/// tenant's, so no answer mixes tenants (the log counterpart of
+/// [`crate::TenantReaders`]).
+#[async_trait]
+pub trait LogTenantReaders: Send + Sync {
+    /// The log reader of `tenant`'s data. A tenant without logs gets a
+    /// reader that finds nothing ([`EmptyLogReader`]), not an error.
+    async fn log_reader(&self, tenant: &Tenant) -> Result<Arc<dyn LogReader>, QueryError>;
+}
+
+/// One log reader answers for every tenant: a backend without tenants
+/// (tests, tools).
+#[async_trait]
+impl LogTenantReaders for Arc<dyn LogReader> {
+    async fn log_reader(&self, _tenant: &Tenant) -> Result<Arc<dyn LogReader>, QueryError> {
+        Ok(Arc::clone(self))
+    }
+}
+
+/// The log reader of a tenant that has no logs: searches find nothing and
+/// a live tail ends at once (its sender is gone), so a client reconnects
+/// and reaches the tenant's store once its first records created it.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct EmptyLogReader;
+
+#[async_trait]
+impl LogReader for EmptyLogReader {
+    async fn find_logs(&self, _query: &LogQuery) -> Result<LogPage, QueryError> {
+        Ok(LogPage::default())
+    }
+
+    async fn log_services(&self) -> Result<Vec<String>, QueryError> {
+        Ok(Vec::new())
+    }
+
+    fn subscribe_logs(&self) -> broadcast::Receiver<Arc<LogBatch>> {
+        broadcast::channel(1).1
+    }
 }
 
 /// The shortest word stores index and searches use.
