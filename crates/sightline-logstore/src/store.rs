@@ -269,6 +269,22 @@ impl LogStore {
         self.inner.state.read().live.bytes
     }
 
+    /// Compressed bytes per column over all live blocks, in column order
+    /// (benchmarks: where the stored bytes go).
+    pub fn column_bytes(&self) -> Vec<(String, u64)> {
+        let blocks = self.inner.state.read().blocks.clone();
+        let mut out: Vec<(String, u64)> = Vec::new();
+        for b in blocks {
+            for (name, bytes) in b.column_bytes() {
+                match out.iter_mut().find(|(n, _)| *n == name) {
+                    Some((_, total)) => *total += bytes,
+                    None => out.push((name, bytes)),
+                }
+            }
+        }
+        out
+    }
+
     /// Live log blocks' metadata, oldest first (tests, benchmarks).
     pub fn blocks(&self) -> Vec<block::LogBlockMeta> {
         let st = self.inner.state.read();

@@ -98,6 +98,20 @@ impl LogBlock {
         &self.meta
     }
 
+    /// Compressed bytes of each column over all row groups, by column
+    /// name (benchmarks: where a block's bytes go).
+    pub(crate) fn column_bytes(&self) -> Vec<(String, u64)> {
+        let meta = self.reader_meta.metadata();
+        let schema = meta.file_metadata().schema_descr();
+        (0..schema.num_columns())
+            .map(|c| {
+                let bytes =
+                    meta.row_groups().iter().map(|rg| rg.column(c).compressed_size().max(0) as u64).sum();
+                (schema.column(c).name().to_owned(), bytes)
+            })
+            .collect()
+    }
+
     pub(crate) fn data_path(&self) -> &Path {
         &self.data_path
     }
