@@ -43,7 +43,7 @@ mod store;
 mod tenants;
 mod topk;
 
-pub use block::{FORMAT_VERSION, LogBlockMeta};
+pub use block::{FORMAT_V1, FORMAT_VERSION, LogBlockMeta};
 pub use error::Error;
 pub use metrics::Metrics;
 pub use store::{LogStore, MAX_QUERIES, Options, Shared};

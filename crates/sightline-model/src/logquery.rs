@@ -95,6 +95,15 @@ impl LogQuery {
             && self.after.is_none_or(|c| (time_unix_nanos, fingerprint) < (c.time_unix_nanos, c.fingerprint))
     }
 
+    /// Whether a record at this time may be on the page, before its
+    /// fingerprint is known: the time window, and the cursor up to its
+    /// time inclusive (ties are decided by [`LogQuery::key_in_range`]).
+    pub fn time_in_range(&self, time_unix_nanos: u64) -> bool {
+        self.start_unix_nanos.is_none_or(|s| time_unix_nanos >= s)
+            && self.end_unix_nanos.is_none_or(|e| time_unix_nanos <= e)
+            && self.after.is_none_or(|c| time_unix_nanos <= c.time_unix_nanos)
+    }
+
     /// Whether `record` satisfies every condition except the time window
     /// and cursor (see [`LogQuery::key_in_range`]). Stores may prune with
     /// indexes first, but this is the definition of a match.
