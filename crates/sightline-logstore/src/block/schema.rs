@@ -173,10 +173,18 @@ pub(crate) fn writer_properties(
     b = b
         .set_column_dictionary_enabled(col(Col::Time), false)
         .set_column_encoding(col(Col::Time), Encoding::DELTA_BINARY_PACKED);
-    // Random values: neither a dictionary nor deltas shrink them.
-    b = b
-        .set_column_dictionary_enabled(col(Col::SpanId), false)
-        .set_column_encoding(col(Col::SpanId), Encoding::PLAIN);
+    // Ids: a trace's records of one service are adjacent (rows are sorted
+    // by service and time), and so are a span's, so most values repeat
+    // the one before: DELTA_BYTE_ARRAY stores such a repeat as a prefix
+    // length. Measured on `loadgen logs-bench` (200 k records, every record
+    // its own span there): trace_id 7.5 B a record with a dictionary, 6.1
+    // B; span_id 8.0 B plain, 8.15 B (what unique ids cost; records that
+    // share their span's id cost a fraction).
+    for c in [Col::TraceId, Col::SpanId] {
+        b = b
+            .set_column_dictionary_enabled(col(c), false)
+            .set_column_encoding(col(c), Encoding::DELTA_BYTE_ARRAY);
+    }
     // The wide text columns are most of a block's bytes: lengths apart
     // from the bytes (so zstd sees the text runs uninterrupted) and a
     // stronger zstd level. Measured on `loadgen logs-bench` (200 k
