@@ -330,7 +330,7 @@ fn open_blocking(opts: Options) -> Result<Inner, Error> {
             fsync: opts.fsync,
             max_pending_bytes: (opts.head_max_bytes * 2).max(64 << 20),
             recovery: opts.wal_recovery,
-            metrics: None,
+            metrics: Some(Arc::clone(&opts.metrics.wal)),
         },
     )?;
     let mut live = Head::default();

@@ -586,3 +586,21 @@ async fn the_head_stays_within_its_bound_while_flushes_run() {
     println!("refused {refused} times");
     store.shutdown().await;
 }
+
+/// The log WAL reports under its own names, beside the trace WAL's.
+#[tokio::test]
+async fn the_log_wal_reports_as_sightline_log_wal() {
+    let mut registry = prometheus_client::registry::Registry::default();
+    let _traces = sightline_wal::Metrics::new(&mut registry);
+    let dir = tempfile::tempdir().unwrap();
+    let mut opts = Options::new(dir.path(), Arc::new(MemoryBudget::new(256 << 20)));
+    opts.metrics = Arc::new(crate::Metrics::new(&mut registry));
+    let store = LogStore::open(opts).await.unwrap();
+    ingest(&store, &sample()).await;
+    let mut text = String::new();
+    prometheus_client::encoding::text::encode(&mut text, &registry).unwrap();
+    // 60 records in batches of 7: 9 WAL records.
+    assert!(text.lines().any(|l| l == "sightline_log_wal_records_total 9"), "{text}");
+    assert!(text.lines().any(|l| l == "sightline_wal_records_total 0"), "{text}");
+    store.shutdown().await;
+}
