@@ -36,6 +36,7 @@
 #![deny(missing_docs)]
 
 mod block;
+mod check;
 mod error;
 mod head;
 mod metrics;
@@ -44,6 +45,7 @@ mod tenants;
 mod topk;
 
 pub use block::{FORMAT_V1, FORMAT_VERSION, LogBlockMeta};
+pub use check::{LogBlockCheck, LogRepairReport, LogVerifyReport, QUARANTINE_DIR, repair, verify};
 pub use error::Error;
 pub use metrics::Metrics;
 pub use store::{LogStore, MAX_QUERIES, Options, Shared};

@@ -604,3 +604,44 @@ async fn the_log_wal_reports_as_sightline_log_wal() {
     assert!(text.lines().any(|l| l == "sightline_wal_records_total 0"), "{text}");
     store.shutdown().await;
 }
+
+/// `verify` finds a flipped byte in a log block and names it; `repair`
+/// quarantines the block, says what it held, and the store then opens
+/// with the other blocks and answers from them.
+#[tokio::test]
+async fn verify_finds_a_damaged_log_block_and_repair_quarantines_it() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = open(dir.path()).await;
+    let all = sample();
+    ingest(&store, &all[..30]).await;
+    store.flush_now().await.unwrap();
+    ingest(&store, &all[30..]).await;
+    store.flush_now().await.unwrap();
+    let blocks = store.blocks();
+    store.shutdown().await;
+    drop(store);
+    let clean = crate::verify(dir.path()).unwrap();
+    assert_eq!(clean.damage_count(), 0, "{clean}");
+    assert_eq!(clean.blocks.len(), 2);
+
+    let bad = &blocks[0].id;
+    let data = dir.path().join("blocks").join(bad).join("data.parquet");
+    let mut bytes = std::fs::read(&data).unwrap();
+    bytes[100] ^= 0xff;
+    std::fs::write(&data, bytes).unwrap();
+    let found = crate::verify(dir.path()).unwrap();
+    assert_eq!(found.damage_count(), 1, "{found}");
+    let text = found.to_string();
+    assert!(text.contains(&format!("block {bad}: DAMAGED")) && text.contains("30 records"), "{text}");
+
+    let repaired = crate::repair(dir.path()).unwrap();
+    assert_eq!(repaired.quarantined.len(), 1);
+    assert!(repaired.manifest_rewritten);
+    assert!(dir.path().join(crate::QUARANTINE_DIR).join(bad).is_dir());
+    assert_eq!(crate::verify(dir.path()).unwrap().damage_count(), 0);
+    let store = open(dir.path()).await;
+    let page = store.find_logs(&LogQuery { limit: 1000, ..LogQuery::default() }).await.unwrap();
+    assert_eq!(page.records.len(), 30);
+    assert!(page.warnings.is_empty(), "{:?}", page.warnings);
+    store.shutdown().await;
+}

@@ -53,15 +53,8 @@ impl LogBlock {
     /// Opens the block in folder `dir`, checking `meta.json` and reading
     /// the Parquet footer through the checksums.
     pub(crate) fn open(dir: &Path) -> Result<LogBlock, Error> {
+        let (meta, sums) = read_meta(dir)?;
         let meta_path = dir.join(META_FILE);
-        let text = std::fs::read(&meta_path).map_err(|e| Error::io(&meta_path, e))?;
-        let mut fields: serde_json::Value =
-            serde_json::from_slice(&text).map_err(|e| Error::corrupt(&meta_path, e.to_string()))?;
-        let sums = decode_meta(&mut fields)
-            .map_err(|e| Error::corrupt(&meta_path, e))?
-            .ok_or_else(|| Error::corrupt(&meta_path, "no checksums"))?;
-        let meta: LogBlockMeta =
-            serde_json::from_value(fields).map_err(|e| Error::corrupt(&meta_path, e.to_string()))?;
         let Some(layout) = Layout::of(&meta.format) else {
             return Err(Error::corrupt(&meta_path, format!("unknown log block format {:?}", meta.format)));
         };
@@ -113,6 +106,21 @@ impl LogBlock {
                 (schema.column(c).name().to_owned(), bytes)
             })
             .collect()
+    }
+
+    /// Bytes `start..start + length` of the data file, checked against
+    /// its checksums (verify).
+    pub(crate) fn read_range(&self, start: u64, length: usize) -> Result<(), Error> {
+        self.file.read_range(start, length).map(|_| ())?;
+        Ok(())
+    }
+
+    /// Checks the word index against its checksum and the row groups
+    /// (verify; searches ignore an index that fails).
+    pub(crate) fn check_words(&self) -> Result<(), Error> {
+        let Some(crc) = self.meta.words_crc32c else { return Ok(()) };
+        let groups = self.reader_meta.metadata().num_row_groups();
+        super::words::load(&self.dir.join(super::words::WORDS_FILE), crc, groups).map(|_| ())
     }
 
     /// Which columns the file has.
@@ -419,6 +427,21 @@ impl LogBlock {
         }
         Ok(())
     }
+}
+
+/// A block's `meta.json`, its own checksum verified, with the data file's
+/// checksums.
+pub(crate) fn read_meta(dir: &Path) -> Result<(LogBlockMeta, sightline_block::checked::Checksums), Error> {
+    let meta_path = dir.join(META_FILE);
+    let text = std::fs::read(&meta_path).map_err(|e| Error::io(&meta_path, e))?;
+    let mut fields: serde_json::Value =
+        serde_json::from_slice(&text).map_err(|e| Error::corrupt(&meta_path, e.to_string()))?;
+    let sums = decode_meta(&mut fields)
+        .map_err(|e| Error::corrupt(&meta_path, e))?
+        .ok_or_else(|| Error::corrupt(&meta_path, "no checksums"))?;
+    let meta: LogBlockMeta =
+        serde_json::from_value(fields).map_err(|e| Error::corrupt(&meta_path, e.to_string()))?;
+    Ok((meta, sums))
 }
 
 /// Decoded resources and scopes of one search, by their stored bytes.
