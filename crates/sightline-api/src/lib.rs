@@ -158,9 +158,10 @@ pub struct ApiState {
     /// `/api/dependencies` (per edge the larger of the stored-span count and the live graph's count: both
     /// count the same calls, so summing would double them).
     pub service_graph: Option<Arc<dyn sightline_model::ServiceGraphReader>>,
-    /// The log store for `/api/logs*`; `None` answers 501 ("log storage
-    /// is not enabled").
-    pub logs: Option<Arc<dyn sightline_model::LogReader>>,
+    /// The log store of each tenant for `/api/logs*` (each request reads
+    /// its tenant's; an `Arc<dyn LogReader>` serves one store to every
+    /// tenant); `None` answers 501 ("log storage is not enabled").
+    pub logs: Option<Arc<dyn sightline_model::LogTenantReaders>>,
 }
 
 /// Largest OTLP/JSON body `POST /api/transform` takes: a trace file a user

@@ -72,6 +72,8 @@ pub(crate) struct LogsReport {
     pub stored_bytes_per_record: f64,
     /// Blocks the records ended in.
     pub blocks: usize,
+    /// Stored bytes per record of each column (compressed, all blocks).
+    pub columns: Vec<(String, f64)>,
     /// Wall time of ingest, the final flush and merges (a busy machine's wall time).
     pub ingest: Duration,
     /// Logs of one trace: median, 99th percentile.
@@ -108,6 +110,7 @@ impl LogsReport {
             "stored_bytes_per_record": self.stored_bytes_per_record,
             "ratio": self.stored_bytes_per_record / self.otlp_bytes_per_record,
             "blocks": self.blocks,
+            "column_bytes_per_record": self.columns.iter().map(|(n, b)| (n.clone(), serde_json::json!(b))).collect::<serde_json::Map<String, serde_json::Value>>(),
             "ingest_s": self.ingest.as_secs_f64(),
             "trace_p50_ms": ms(self.trace_p50),
             "trace_p99_ms": ms(self.trace_p99),
@@ -139,6 +142,8 @@ impl std::fmt::Display for LogsReport {
             self.stored_bytes_per_record,
             self.stored_bytes_per_record / self.otlp_bytes_per_record
         )?;
+        let columns: Vec<String> = self.columns.iter().map(|(n, b)| format!("{n} {b:.2}")).collect();
+        writeln!(f, "bytes/record by column: {}", columns.join(", "))?;
         writeln!(
             f,
             "logs of one trace: p50 {:?} p99 {:?} ({:.1} records each)",
@@ -319,6 +324,8 @@ pub(crate) async fn logs_bench(args: &LogsArgs) -> Result<LogsReport, Error> {
     let ingest = started.elapsed();
     let blocks = store.blocks();
     let stored: u64 = blocks.iter().map(|b| b.size_bytes).sum();
+    let per_record = |bytes: u64| bytes as f64 / args.records.max(1) as f64;
+    let columns = store.column_bytes().into_iter().map(|(n, b)| (n, per_record(b))).collect();
 
     let traces = args.records.div_ceil(RECORDS_PER_TRACE).max(1);
     let mut rng = Rng::new(42);
@@ -366,6 +373,7 @@ pub(crate) async fn logs_bench(args: &LogsArgs) -> Result<LogsReport, Error> {
         otlp_bytes_per_record: otlp_bytes as f64 / args.records.max(1) as f64,
         stored_bytes_per_record: stored as f64 / args.records.max(1) as f64,
         blocks: blocks.len(),
+        columns,
         ingest,
         trace_p50: percentile(trace_times.clone(), 0.5),
         trace_p99: percentile(trace_times, 0.99),

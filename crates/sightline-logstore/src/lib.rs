@@ -25,19 +25,31 @@
 //!
 //! On disk, under `<data dir>/logs/`: `wal/`, `blocks/<id>/{data.parquet,
 //! meta.json}`, `manifest.json` (see `docs/log-block-format.md`).
+//!
+//! # Tenants
+//!
+//! Each tenant has its own log store: the default tenant's in
+//! `<data dir>/logs/`, the others' in `<data dir>/tenants/<tenant>/logs/`.
+//! [`LogOpener`] opens them for `sightline_store::Tenants`, the router the
+//! trace stores use; all of them share one head budget and the query
+//! slots ([`Shared`]).
 #![deny(missing_docs)]
 
 mod block;
+mod check;
 mod error;
 mod head;
 mod metrics;
 mod store;
+mod tenants;
 mod topk;
 
-pub use block::{FORMAT_VERSION, LogBlockMeta};
+pub use block::{FORMAT_V1, FORMAT_VERSION, LogBlockMeta};
+pub use check::{LogBlockCheck, LogRepairReport, LogVerifyReport, QUARANTINE_DIR, repair, verify};
 pub use error::Error;
 pub use metrics::Metrics;
-pub use store::{LogStore, MAX_QUERIES, Options};
+pub use store::{LogStore, MAX_QUERIES, Options, Shared};
+pub use tenants::{LOGS_DIR, LogOpener};
 
 #[cfg(test)]
 mod tests;

@@ -4,10 +4,11 @@ use prometheus_client::metrics::counter::Counter;
 use prometheus_client::metrics::gauge::Gauge;
 use prometheus_client::registry::Registry;
 
-/// Log store metrics. The log WAL's own metrics are not registered: their
-/// names are the trace WAL's (`sightline_wal_*`).
+/// Log store metrics, and the log WAL's under `sightline_log_wal_*` (the
+/// trace WAL has `sightline_wal_*`).
 #[derive(Debug, Default)]
 pub struct Metrics {
+    pub(crate) wal: std::sync::Arc<sightline_wal::Metrics>,
     pub(crate) records_appended: Counter,
     pub(crate) refused: Counter,
     pub(crate) head_records: Gauge,
@@ -26,7 +27,8 @@ pub struct Metrics {
 impl Metrics {
     /// Creates the metrics and registers them.
     pub fn new(registry: &mut Registry) -> Self {
-        let m = Metrics::default();
+        let wal = std::sync::Arc::new(sightline_wal::Metrics::with_prefix(registry, "sightline_log_wal"));
+        let m = Metrics { wal, ..Metrics::default() };
         let r = registry.sub_registry_with_prefix("sightline_logstore");
         r.register("records_appended", "Log records acknowledged (in the WAL)", m.records_appended.clone());
         r.register("refused", "Log batches refused (overload, failure, shutdown)", m.refused.clone());

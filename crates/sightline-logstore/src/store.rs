@@ -3,7 +3,7 @@
 
 use std::path::PathBuf;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use async_trait::async_trait;
@@ -66,6 +66,39 @@ pub struct Options {
     pub memory: Arc<MemoryBudget>,
     /// Where metrics go (unregistered by default).
     pub metrics: Arc<Metrics>,
+    /// What the log stores of all tenants share (clones of these options
+    /// share it): `head_max_bytes` and the query slots.
+    pub shared: Arc<Shared>,
+}
+
+/// What the log stores of all tenants share, as the trace stores share
+/// their head budget: `head_max_bytes` is the bound of all heads together
+/// (each head is cut at it divided by the stores open, never below it
+/// divided by the most tenants), and [`MAX_QUERIES`] searches run at once
+/// over all tenants. Without it, every new tenant would add a whole head's
+/// memory and four more query slots.
+#[derive(Debug)]
+pub struct Shared {
+    open: AtomicUsize,
+    max_stores: usize,
+    queries: tokio::sync::Semaphore,
+}
+
+impl Shared {
+    /// For at most `max_stores` stores (`--max-tenants`).
+    pub fn new(max_stores: usize) -> Shared {
+        Shared {
+            open: AtomicUsize::new(0),
+            max_stores: max_stores.max(1),
+            queries: tokio::sync::Semaphore::new(MAX_QUERIES),
+        }
+    }
+
+    /// One store's share of `total` head bytes.
+    fn head_share(&self, total: usize) -> usize {
+        let open = self.open.load(Ordering::Relaxed).clamp(1, self.max_stores);
+        total / open
+    }
 }
 
 /// Searches running at once: each holds at most `limit` decoded records
@@ -94,6 +127,7 @@ impl Options {
             tail_capacity: 64,
             memory,
             metrics: Arc::new(Metrics::default()),
+            shared: Arc::new(Shared::new(1)),
         }
     }
 }
@@ -116,6 +150,9 @@ struct State {
     live_first: SegmentId,
     frozen: Vec<Arc<Frozen>>,
     blocks: Vec<Arc<LogBlock>>,
+    /// The gauge values this store last added to the shared metrics (the
+    /// stores of all tenants add up in one set of gauges).
+    published: [i64; 5],
 }
 
 #[derive(Debug)]
@@ -136,19 +173,31 @@ struct Inner {
     /// Set when background work failed: ingest then refuses (the WAL
     /// keeps what was acknowledged; a restart replays it).
     failed: Mutex<Option<String>>,
-    queries: tokio::sync::Semaphore,
     /// Serialises flushes and retention: the background task and
     /// [`LogStore::flush_now`] would otherwise write the same frozen head
     /// into the same block folder at once.
     maintenance: tokio::sync::Mutex<()>,
 }
 
-/// The durable log store.
-#[derive(Debug)]
+impl Inner {
+    /// Where this store's live head is cut: its share of the heads' bound.
+    fn head_limit(&self) -> usize {
+        self.opts.shared.head_share(self.opts.head_max_bytes)
+    }
+}
+
+/// The durable log store. Clones are handles to the same store (the
+/// per-tenant router hands them out); it stops when the last is dropped.
+#[derive(Debug, Clone)]
 pub struct LogStore {
     inner: Arc<Inner>,
-    task: Mutex<Option<JoinHandle<()>>>,
+    task: Arc<Mutex<Option<JoinHandle<()>>>>,
+    _stop: Arc<StopOnDrop>,
 }
+
+/// Stops the background task when the last handle of a store goes.
+#[derive(Debug)]
+struct StopOnDrop(Arc<Inner>);
 
 impl LogStore {
     /// Opens (creating) the store in `options.dir`: loads the manifest and
@@ -161,8 +210,11 @@ impl LogStore {
             .await
             .map_err(|e| Error::Task(e.to_string()))??;
         let inner = Arc::new(inner);
+        inner.opts.shared.open.fetch_add(1, Ordering::Relaxed);
+        inner.state.write().publish(&inner.opts.metrics);
         let task = tokio::spawn(background(Arc::clone(&inner)));
-        Ok(LogStore { inner, task: Mutex::new(Some(task)) })
+        let stop = Arc::new(StopOnDrop(Arc::clone(&inner)));
+        Ok(LogStore { inner, task: Arc::new(Mutex::new(Some(task))), _stop: stop })
     }
 
     /// Current health, for `/health`.
@@ -217,6 +269,22 @@ impl LogStore {
         self.inner.state.read().live.bytes
     }
 
+    /// Compressed bytes per column over all live blocks, in column order
+    /// (benchmarks: where the stored bytes go).
+    pub fn column_bytes(&self) -> Vec<(String, u64)> {
+        let blocks = self.inner.state.read().blocks.clone();
+        let mut out: Vec<(String, u64)> = Vec::new();
+        for b in blocks {
+            for (name, bytes) in b.column_bytes() {
+                match out.iter_mut().find(|(n, _)| *n == name) {
+                    Some((_, total)) => *total += bytes,
+                    None => out.push((name, bytes)),
+                }
+            }
+        }
+        out
+    }
+
     /// Live log blocks' metadata, oldest first (tests, benchmarks).
     pub fn blocks(&self) -> Vec<block::LogBlockMeta> {
         let st = self.inner.state.read();
@@ -224,13 +292,13 @@ impl LogStore {
     }
 }
 
-impl Drop for LogStore {
+impl Drop for StopOnDrop {
     /// Stops the background task, which releases the WAL (and its folder
     /// lock) once it ends: dropping without [`LogStore::shutdown`] is what
     /// a crash looks like to the data, which the WAL keeps.
     fn drop(&mut self) {
-        self.inner.stop.store(true, Ordering::SeqCst);
-        self.inner.wake.notify_one();
+        self.0.stop.store(true, Ordering::SeqCst);
+        self.0.wake.notify_one();
     }
 }
 
@@ -262,7 +330,7 @@ fn open_blocking(opts: Options) -> Result<Inner, Error> {
             fsync: opts.fsync,
             max_pending_bytes: (opts.head_max_bytes * 2).max(64 << 20),
             recovery: opts.wal_recovery,
-            metrics: None,
+            metrics: Some(Arc::clone(&opts.metrics.wal)),
         },
     )?;
     let mut live = Head::default();
@@ -289,13 +357,12 @@ fn open_blocking(opts: Options) -> Result<Inner, Error> {
         wal,
         storage,
         cut_lock: tokio::sync::RwLock::new(()),
-        state: RwLock::new(State { live, live_first, frozen: Vec::new(), blocks }),
+        state: RwLock::new(State { live, live_first, frozen: Vec::new(), blocks, published: [0; 5] }),
         manifest: Mutex::new((manifest, version)),
         wake: Notify::new(),
         stop: AtomicBool::new(false),
         tail,
         failed: Mutex::new(None),
-        queries: tokio::sync::Semaphore::new(MAX_QUERIES),
         maintenance: tokio::sync::Mutex::new(()),
     })
 }
@@ -336,7 +403,7 @@ impl LogStore {
         }
         {
             let st = inner.state.read();
-            if st.frozen.len() >= inner.opts.max_frozen_heads && st.live.bytes >= inner.opts.head_max_bytes {
+            if st.frozen.len() >= inner.opts.max_frozen_heads && st.live.bytes >= inner.head_limit() {
                 return Err(ConsumeError::Overloaded {
                     reason: "log store head is full and flushes are behind".into(),
                     retry_after: RETRY,
@@ -357,7 +424,7 @@ impl LogStore {
             let mut st = inner.state.write();
             st.live.push(indexed);
             st.publish(&inner.opts.metrics);
-            st.live.bytes >= inner.opts.head_max_bytes
+            st.live.bytes >= inner.head_limit()
         };
         drop(guard);
         if full {
@@ -382,7 +449,7 @@ impl LogStore {
 #[async_trait]
 impl LogReader for LogStore {
     async fn find_logs(&self, query: &LogQuery) -> Result<LogPage, QueryError> {
-        let _slot = tokio::time::timeout(QUERY_WAIT, self.inner.queries.acquire())
+        let _slot = tokio::time::timeout(QUERY_WAIT, self.inner.opts.shared.queries.acquire())
             .await
             .map_err(|_| {
                 self.inner.opts.metrics.searches_refused.inc();
@@ -462,15 +529,24 @@ impl LogReader for LogStore {
 }
 
 impl State {
-    /// Sets the gauges from the state (after every change of it).
-    fn publish(&self, m: &Metrics) {
+    /// Moves the gauges by this store's change since it last published
+    /// (after every change of the state): the gauges are the sum over
+    /// every tenant's store.
+    fn publish(&mut self, m: &Metrics) {
         let heads = std::iter::once(&self.live).chain(self.frozen.iter().map(|f| &f.head));
         let (records, bytes) = heads.fold((0, 0), |(r, b), h| (r + h.records, b + h.bytes));
-        m.head_records.set(records as i64);
-        m.head_bytes.set(bytes as i64);
-        m.blocks.set(self.blocks.len() as i64);
-        m.block_bytes.set(self.blocks.iter().map(|b| b.meta().size_bytes as i64).sum());
-        m.block_records.set(self.blocks.iter().map(|b| b.meta().record_count as i64).sum());
+        let now = [
+            records as i64,
+            bytes as i64,
+            self.blocks.len() as i64,
+            self.blocks.iter().map(|b| b.meta().size_bytes as i64).sum(),
+            self.blocks.iter().map(|b| b.meta().record_count as i64).sum(),
+        ];
+        let gauges = [&m.head_records, &m.head_bytes, &m.blocks, &m.block_bytes, &m.block_records];
+        for ((gauge, new), old) in gauges.into_iter().zip(now).zip(self.published) {
+            gauge.inc_by(new - old);
+        }
+        self.published = now;
     }
 }
 
@@ -493,7 +569,7 @@ async fn background(inner: Arc<Inner>) {
         }
         let due = {
             let st = inner.state.read();
-            st.live.bytes >= inner.opts.head_max_bytes
+            st.live.bytes >= inner.head_limit()
                 || st.live.since.is_some_and(|t| t.elapsed() >= inner.opts.head_max_age)
                 || (inner.opts.memory.pressure() != Pressure::Normal && st.live.bytes > 0)
         };
@@ -541,7 +617,7 @@ async fn cut(inner: &Inner, when: Cut) -> Result<(), Error> {
         let due = match when {
             Cut::Always => true,
             Cut::IfFull => {
-                st.live.bytes >= inner.opts.head_max_bytes && st.frozen.len() < inner.opts.max_frozen_heads
+                st.live.bytes >= inner.head_limit() && st.frozen.len() < inner.opts.max_frozen_heads
             }
         };
         if st.live.is_empty() || !due {

@@ -470,6 +470,45 @@ async fn merged_blocks_answer_as_their_inputs_did() {
     store.shutdown().await;
 }
 
+/// Blocks of the first format (`sl-logs1`, with a stored fingerprint
+/// column) written by an older build are read as before and merged with
+/// current blocks into a current one.
+#[tokio::test]
+async fn blocks_of_the_first_format_are_read_and_merged_into_the_current_one() {
+    use sightline_store::{BlockStorage as _, LocalFolder, ManifestState};
+    let dir = tempfile::tempdir().unwrap();
+    let all = sample();
+    let folder = LocalFolder::new(dir.path()).unwrap();
+    let mut ids = Vec::new();
+    for (i, chunk) in all[..48].chunks(12).enumerate() {
+        let id = format!("lold{i}");
+        let meta = block::write_v1(folder.staging_dir(), &id, chunk.to_vec(), 4).unwrap();
+        assert_eq!(meta.format, block::FORMAT_V1);
+        folder.publish(&id).unwrap();
+        ids.push(id);
+    }
+    let manifest = ManifestState { blocks: ids, ..ManifestState::default() };
+    folder.swap_manifest(None, &manifest).unwrap();
+    drop(folder);
+
+    let mut opts = Options::new(dir.path(), Arc::new(MemoryBudget::new(256 << 20)));
+    opts.row_group_rows = 4;
+    opts.background_compaction = false;
+    let store = LogStore::open(opts).await.unwrap();
+    assert_eq!(store.blocks().len(), 4);
+    check_queries(&store, &all[..48]).await;
+    // One current block beside them, then a merge of all five.
+    ingest(&store, &all[48..]).await;
+    store.flush_now().await.unwrap();
+    check_queries(&store, &all).await;
+    store.compact_now().await.unwrap();
+    let blocks = store.blocks();
+    assert_eq!(blocks.len(), 1, "{blocks:?}");
+    assert_eq!((blocks[0].format.as_str(), blocks[0].record_count), (block::FORMAT_VERSION, 60));
+    check_queries(&store, &all).await;
+    store.shutdown().await;
+}
+
 #[test]
 fn compaction_merges_the_oldest_small_blocks_within_the_size_limit() {
     let meta = |id: &str, max: u64, records: u64| LogBlockMeta {
@@ -545,5 +584,64 @@ async fn the_head_stays_within_its_bound_while_flushes_run() {
     store.flush_now().await.unwrap();
     assert_eq!(store.blocks().iter().map(|b| b.record_count).sum::<u64>(), 4000);
     println!("refused {refused} times");
+    store.shutdown().await;
+}
+
+/// The log WAL reports under its own names, beside the trace WAL's.
+#[tokio::test]
+async fn the_log_wal_reports_as_sightline_log_wal() {
+    let mut registry = prometheus_client::registry::Registry::default();
+    let _traces = sightline_wal::Metrics::new(&mut registry);
+    let dir = tempfile::tempdir().unwrap();
+    let mut opts = Options::new(dir.path(), Arc::new(MemoryBudget::new(256 << 20)));
+    opts.metrics = Arc::new(crate::Metrics::new(&mut registry));
+    let store = LogStore::open(opts).await.unwrap();
+    ingest(&store, &sample()).await;
+    let mut text = String::new();
+    prometheus_client::encoding::text::encode(&mut text, &registry).unwrap();
+    // 60 records in batches of 7: 9 WAL records.
+    assert!(text.lines().any(|l| l == "sightline_log_wal_records_total 9"), "{text}");
+    assert!(text.lines().any(|l| l == "sightline_wal_records_total 0"), "{text}");
+    store.shutdown().await;
+}
+
+/// `verify` finds a flipped byte in a log block and names it; `repair`
+/// quarantines the block, says what it held, and the store then opens
+/// with the other blocks and answers from them.
+#[tokio::test]
+async fn verify_finds_a_damaged_log_block_and_repair_quarantines_it() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = open(dir.path()).await;
+    let all = sample();
+    ingest(&store, &all[..30]).await;
+    store.flush_now().await.unwrap();
+    ingest(&store, &all[30..]).await;
+    store.flush_now().await.unwrap();
+    let blocks = store.blocks();
+    store.shutdown().await;
+    drop(store);
+    let clean = crate::verify(dir.path()).unwrap();
+    assert_eq!(clean.damage_count(), 0, "{clean}");
+    assert_eq!(clean.blocks.len(), 2);
+
+    let bad = &blocks[0].id;
+    let data = dir.path().join("blocks").join(bad).join("data.parquet");
+    let mut bytes = std::fs::read(&data).unwrap();
+    bytes[100] ^= 0xff;
+    std::fs::write(&data, bytes).unwrap();
+    let found = crate::verify(dir.path()).unwrap();
+    assert_eq!(found.damage_count(), 1, "{found}");
+    let text = found.to_string();
+    assert!(text.contains(&format!("block {bad}: DAMAGED")) && text.contains("30 records"), "{text}");
+
+    let repaired = crate::repair(dir.path()).unwrap();
+    assert_eq!(repaired.quarantined.len(), 1);
+    assert!(repaired.manifest_rewritten);
+    assert!(dir.path().join(crate::QUARANTINE_DIR).join(bad).is_dir());
+    assert_eq!(crate::verify(dir.path()).unwrap().damage_count(), 0);
+    let store = open(dir.path()).await;
+    let page = store.find_logs(&LogQuery { limit: 1000, ..LogQuery::default() }).await.unwrap();
+    assert_eq!(page.records.len(), 30);
+    assert!(page.warnings.is_empty(), "{:?}", page.warnings);
     store.shutdown().await;
 }

@@ -38,7 +38,8 @@ pub use contract::{
 pub use ids::{IdError, SpanId, TraceId};
 pub use log::{LogBatch, LogRecord};
 pub use logquery::{
-    BodyMatcher, LogCursor, LogPage, LogQuery, LogReader, MIN_WORD_CHARS, body_words, words_of_substring,
+    BodyMatcher, EmptyLogReader, LogCursor, LogPage, LogQuery, LogReader, LogTenantReaders, MIN_WORD_CHARS,
+    body_words, words_of_substring,
 };
 pub use memory::{MemoryBudget, Pressure};
 pub use metric::{

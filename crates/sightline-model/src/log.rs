@@ -3,7 +3,7 @@ use std::sync::Arc;
 use bytes::Bytes;
 use prost::Message as _;
 
-use crate::{KeyValue, Resource, Scope, SpanId, TraceId, Value, otlp};
+use crate::{KeyValue, Resource, Scope, SpanId, Tenant, TraceId, Value, otlp};
 
 /// One log record, as OTLP defines it, with its resource and scope shared
 /// by `Arc` like a span's.
@@ -69,10 +69,14 @@ impl LogRecord {
 /// A unit of log ingest: decoded records plus their OTLP protobuf
 /// encoding, as [`crate::Batch`] is for spans. Invariant: `otlp` decodes
 /// (with [`otlp::decode_logs_request`]) to exactly `records`.
+///
+/// The batch names its [`Tenant`] (the default one unless the receiver set
+/// another), so the pipeline and the log store keep tenants apart.
 #[derive(Debug, Clone, Default)]
 pub struct LogBatch {
     records: Vec<LogRecord>,
     otlp: Bytes,
+    tenant: Tenant,
 }
 
 impl LogBatch {
@@ -80,13 +84,24 @@ impl LogBatch {
     /// were decoded from. The caller guarantees the invariant; use
     /// [`LogBatch::from_records`] when unsure.
     pub fn new(records: Vec<LogRecord>, otlp: Bytes) -> Self {
-        LogBatch { records, otlp }
+        LogBatch { records, otlp, tenant: Tenant::default() }
     }
 
     /// Builds a batch by encoding `records` as an OTLP export request.
     pub fn from_records(records: Vec<LogRecord>) -> Self {
         let otlp = Bytes::from(otlp::encode_logs(&records).encode_to_vec());
-        LogBatch { records, otlp }
+        LogBatch { records, otlp, tenant: Tenant::default() }
+    }
+
+    /// The same batch, owned by `tenant`.
+    pub fn with_tenant(mut self, tenant: Tenant) -> Self {
+        self.tenant = tenant;
+        self
+    }
+
+    /// Who the records belong to.
+    pub fn tenant(&self) -> &Tenant {
+        &self.tenant
     }
 
     /// The records.

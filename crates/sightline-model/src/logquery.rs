@@ -7,7 +7,7 @@ use std::sync::Arc;
 use async_trait::async_trait;
 use tokio::sync::broadcast;
 
-use crate::{LogBatch, LogRecord, QueryError, SpanId, TagFilter, TraceId};
+use crate::{LogBatch, LogRecord, QueryError, SpanId, TagFilter, Tenant, TraceId};
 
 /// A body text predicate (a substring or a bounded regex, built by the
 /// API). A function rather than a regex type so this crate does no text
@@ -95,6 +95,15 @@ impl LogQuery {
             && self.after.is_none_or(|c| (time_unix_nanos, fingerprint) < (c.time_unix_nanos, c.fingerprint))
     }
 
+    /// Whether a record at this time may be on the page, before its
+    /// fingerprint is known: the time window, and the cursor up to its
+    /// time inclusive (ties are decided by [`LogQuery::key_in_range`]).
+    pub fn time_in_range(&self, time_unix_nanos: u64) -> bool {
+        self.start_unix_nanos.is_none_or(|s| time_unix_nanos >= s)
+            && self.end_unix_nanos.is_none_or(|e| time_unix_nanos <= e)
+            && self.after.is_none_or(|c| time_unix_nanos <= c.time_unix_nanos)
+    }
+
     /// Whether `record` satisfies every condition except the time window
     /// and cursor (see [`LogQuery::key_in_range`]). Stores may prune with
     /// indexes first, but this is the definition of a match.
@@ -156,6 +165,46 @@ pub trait LogReader: Send + Sync {
     /// bounded: a receiver that falls behind gets
     /// [`broadcast::error::RecvError::Lagged`] and should be dropped.
     fn subscribe_logs(&self) -> broadcast::Receiver<Arc<LogBatch>>;
+}
+
+/// The log reader of each tenant: the logs API asks for the request's
+/// tenant's, so no answer mixes tenants (the log counterpart of
+/// [`crate::TenantReaders`]).
+#[async_trait]
+pub trait LogTenantReaders: Send + Sync {
+    /// The log reader of `tenant`'s data. A tenant without logs gets a
+    /// reader that finds nothing ([`EmptyLogReader`]), not an error.
+    async fn log_reader(&self, tenant: &Tenant) -> Result<Arc<dyn LogReader>, QueryError>;
+}
+
+/// One log reader answers for every tenant: a backend without tenants
+/// (tests, tools).
+#[async_trait]
+impl LogTenantReaders for Arc<dyn LogReader> {
+    async fn log_reader(&self, _tenant: &Tenant) -> Result<Arc<dyn LogReader>, QueryError> {
+        Ok(Arc::clone(self))
+    }
+}
+
+/// The log reader of a tenant that has no logs: searches find nothing and
+/// a live tail ends at once (its sender is gone), so a client reconnects
+/// and reaches the tenant's store once its first records created it.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct EmptyLogReader;
+
+#[async_trait]
+impl LogReader for EmptyLogReader {
+    async fn find_logs(&self, _query: &LogQuery) -> Result<LogPage, QueryError> {
+        Ok(LogPage::default())
+    }
+
+    async fn log_services(&self) -> Result<Vec<String>, QueryError> {
+        Ok(Vec::new())
+    }
+
+    fn subscribe_logs(&self) -> broadcast::Receiver<Arc<LogBatch>> {
+        broadcast::channel(1).1
+    }
 }
 
 /// The shortest word stores index and searches use.

@@ -140,6 +140,12 @@ impl Unit for LogBatch {
     fn from_parts(items: Vec<LogRecord>, otlp: Bytes) -> Self {
         LogBatch::new(items, otlp)
     }
+    fn tenant(&self) -> Tenant {
+        LogBatch::tenant(self).clone()
+    }
+    fn with_tenant(self, tenant: Tenant) -> Self {
+        LogBatch::with_tenant(self, tenant)
+    }
     fn send(next: &Self::Consumer, unit: Self) -> BoxFuture<'_, Result<(), ConsumeError>> {
         next.consume_logs(unit)
     }

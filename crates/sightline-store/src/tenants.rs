@@ -26,8 +26,8 @@ use std::time::Duration;
 use async_trait::async_trait;
 use parking_lot::RwLock;
 use sightline_model::{
-    Batch, ComponentHealth, ConsumeError, EmptyReader, QueryError, SpanReader, Tenant, TenantReaders,
-    TraceStore, TracesConsumer,
+    Batch, ComponentHealth, ConsumeError, EmptyLogReader, EmptyReader, LogBatch, LogReader, LogTenantReaders,
+    LogsConsumer, QueryError, SpanReader, Tenant, TenantReaders, TraceStore, TracesConsumer,
 };
 
 use crate::blockset::{BlockStorage, LocalFolder};
@@ -301,6 +301,30 @@ where
         Ok(match self.for_read(tenant).await? {
             Some(store) => Arc::new(store),
             None => Arc::new(EmptyReader),
+        })
+    }
+}
+
+#[async_trait]
+impl<O: TenantOpener> LogsConsumer for Tenants<O>
+where
+    O::Store: LogsConsumer,
+{
+    async fn consume_logs(&self, batch: LogBatch) -> Result<(), ConsumeError> {
+        let store = self.for_write(batch.tenant()).await?;
+        store.consume_logs(batch).await
+    }
+}
+
+#[async_trait]
+impl<O: TenantOpener> LogTenantReaders for Tenants<O>
+where
+    O::Store: LogReader,
+{
+    async fn log_reader(&self, tenant: &Tenant) -> Result<Arc<dyn LogReader>, QueryError> {
+        Ok(match self.for_read(tenant).await? {
+            Some(store) => Arc::new(store),
+            None => Arc::new(EmptyLogReader),
         })
     }
 }

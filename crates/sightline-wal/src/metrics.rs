@@ -55,45 +55,53 @@ impl Default for Metrics {
 }
 
 impl Metrics {
-    /// Creates the metrics and registers them in `registry`.
+    /// Creates the metrics and registers them in `registry` as
+    /// `sightline_wal_*` (the trace store's WAL).
     pub fn new(registry: &mut Registry) -> Self {
+        Metrics::with_prefix(registry, "sightline_wal")
+    }
+
+    /// Creates the metrics and registers them as `<prefix>_*`: another
+    /// WAL (the log store's, `sightline_log_wal`) reports under its own
+    /// names, since one registry refuses a name twice.
+    pub fn with_prefix(registry: &mut Registry, prefix: &str) -> Self {
         let m = Metrics::default();
         // prometheus-client appends `_total` to counter names.
         registry.register(
-            "sightline_wal_appended_bytes",
+            format!("{prefix}_appended_bytes"),
             "Bytes written to WAL segments, record framing included",
             m.appended_bytes.clone(),
         );
-        registry.register("sightline_wal_records", "Records written to the WAL", m.records.clone());
-        registry.register("sightline_wal_fsyncs", "Data fsyncs of WAL segments", m.fsyncs.clone());
+        registry.register(format!("{prefix}_records"), "Records written to the WAL", m.records.clone());
+        registry.register(format!("{prefix}_fsyncs"), "Data fsyncs of WAL segments", m.fsyncs.clone());
         registry.register(
-            "sightline_wal_fsync_seconds",
+            format!("{prefix}_fsync_seconds"),
             "Duration of WAL segment fsyncs",
             m.fsync_seconds.clone(),
         );
         registry.register(
-            "sightline_wal_group_commit_records",
+            format!("{prefix}_group_commit_records"),
             "Records made durable by one WAL fsync",
             m.group_commit_records.clone(),
         );
-        registry.register("sightline_wal_segments", "WAL segment files on disk", m.segments.clone());
+        registry.register(format!("{prefix}_segments"), "WAL segment files on disk", m.segments.clone());
         registry.register(
-            "sightline_wal_disk_bytes",
+            format!("{prefix}_disk_bytes"),
             "Bytes in WAL segment files on disk",
             m.disk_bytes.clone(),
         );
         registry.register(
-            "sightline_wal_recovery_skipped",
+            format!("{prefix}_recovery_skipped"),
             "Damaged WAL stretches skipped by recovery (each lost at least part of one record)",
             m.skipped.clone(),
         );
         registry.register(
-            "sightline_wal_recovery_skipped_bytes",
+            format!("{prefix}_recovery_skipped_bytes"),
             "Bytes in damaged WAL stretches skipped by recovery",
             m.skipped_bytes.clone(),
         );
         registry.register(
-            "sightline_wal_write_failures",
+            format!("{prefix}_write_failures"),
             "WAL writes or segment creations that failed and were undone (disk full, no file descriptor free)",
             m.write_failures.clone(),
         );

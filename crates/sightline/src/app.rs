@@ -12,7 +12,7 @@ use std::time::Duration;
 use anyhow::Context as _;
 use prometheus_client::registry::Registry;
 use sightline_model::{
-    ComponentHealth, LogReader, LogsConsumer, MemoryBudget, TenantReaders, TracesConsumer,
+    ComponentHealth, LogTenantReaders, LogsConsumer, MemoryBudget, TenantReaders, TracesConsumer,
 };
 use sightline_store::{LocalBlocks, StoreOpener, TenantBlocks, Tenants};
 use tokio::net::TcpListener;
@@ -97,14 +97,22 @@ pub(crate) async fn serve(settings: Settings) -> anyhow::Result<()> {
         Storage::Local(_) => None,
     };
 
-    // Logs: their own WAL, head and blocks under <data-dir>/logs, with the
-    // same fsync policy, retention and (a share of the) disk budget.
+    // Logs: their own WAL, head and blocks under <data-dir>/logs (other
+    // tenants' under <data-dir>/tenants/<tenant>/logs), with the same
+    // fsync policy, retention and (a share of the) disk budget; routed per
+    // tenant like traces, under the same --max-tenants.
     let logs = Arc::new(
-        sightline_logstore::LogStore::open(log_store_options(&settings, &memory, logstore_metrics))
-            .await
-            .with_context(|| {
-                format!("cannot open the log store in {}", settings.data_dir.join("logs").display())
-            })?,
+        Tenants::open(
+            sightline_logstore::LogOpener::new(
+                &settings.data_dir,
+                log_store_options(&settings, &memory, logstore_metrics),
+            ),
+            settings.max_tenants,
+        )
+        .await
+        .with_context(|| {
+            format!("cannot open the log store in {}", settings.data_dir.join("logs").display())
+        })?,
     );
     tracing::info!("log store open");
 
@@ -262,7 +270,8 @@ pub(crate) async fn serve(settings: Settings) -> anyhow::Result<()> {
         metrics: api_metrics,
         span_metrics: pipeline.span_metrics.clone(),
         service_graph: pipeline.service_graph.clone(),
-        logs: Some(Arc::clone(&logs) as Arc<dyn LogReader>),
+        // Each request reads its tenant's logs only.
+        logs: Some(Arc::clone(&logs) as Arc<dyn LogTenantReaders>),
     })
     // The series the default metrics pipeline received, for Prometheus
     // to scrape beside Sightline's own /metrics.
@@ -386,6 +395,8 @@ fn log_store_options(
     options.retention = settings.retention;
     options.max_disk_bytes = settings.max_disk.map(|b| b / LOG_DISK_SHARE);
     options.metrics = metrics;
+    // Every tenant's log store shares one head budget and the query slots.
+    options.shared = Arc::new(sightline_logstore::Shared::new(settings.max_tenants));
     options
 }
 

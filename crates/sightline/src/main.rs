@@ -49,15 +49,16 @@ enum Command {
     Loadgen(sightline_loadgen::Args),
     /// Check a data directory without changing it: the manifest, every
     /// block byte against its checksums, the WAL, for the default tenant
-    /// and every tenant under `tenants/` (exit 0 when intact, 1 when damage
-    /// was found, 2 when it cannot be checked). Safe beside a running
-    /// server.
+    /// and every tenant under `tenants/`, traces and logs (exit 0 when
+    /// intact, 1 when damage was found, 2 when it cannot be checked). Safe
+    /// beside a running server.
     Verify(DataDir),
     /// Make a damaged data directory start cleanly (the server must be
     /// stopped): damaged blocks are salvaged and moved to quarantine/, the
     /// traces lost are reported, a damaged manifest is rebuilt from the
-    /// blocks present; every tenant's folder in turn. Moves, never deletes
-    /// (exit 0 when done, 2 on error).
+    /// blocks present; every tenant's folder in turn, and its log store
+    /// (damaged log blocks quarantined, what they held reported). Moves,
+    /// never deletes (exit 0 when done, 2 on error).
     Repair(DataDir),
     /// Look into a bucket shared by nodes (`--storage s3://…`), with the
     /// same `AWS_*`/`GOOGLE_*`/`AZURE_*` variables as `serve`.
@@ -132,6 +133,19 @@ fn main() -> ExitCode {
                         return ExitCode::from(2);
                     }
                 }
+                let logs = dir.join(sightline_logstore::LOGS_DIR);
+                if logs.is_dir() {
+                    match sightline_logstore::verify(&logs) {
+                        Ok(report) => {
+                            println!("{report}");
+                            damaged |= report.damage_count() > 0;
+                        }
+                        Err(e) => {
+                            eprintln!("error: cannot check {}: {e}", logs.display());
+                            return ExitCode::from(2);
+                        }
+                    }
+                }
             }
             if damaged { ExitCode::from(1) } else { ExitCode::SUCCESS }
         }
@@ -151,6 +165,18 @@ fn main() -> ExitCode {
                     Err(e) => {
                         eprintln!("error: cannot repair {}: {e}", dir.display());
                         return ExitCode::from(2);
+                    }
+                }
+                // After the trace store's repair, which fails while a
+                // server holds the data directory.
+                let logs = dir.join(sightline_logstore::LOGS_DIR);
+                if logs.is_dir() {
+                    match sightline_logstore::repair(&logs) {
+                        Ok(report) => println!("{report}"),
+                        Err(e) => {
+                            eprintln!("error: cannot repair {}: {e}", logs.display());
+                            return ExitCode::from(2);
+                        }
                     }
                 }
             }

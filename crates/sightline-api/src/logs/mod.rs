@@ -24,19 +24,16 @@ use crate::error::ApiError;
 use crate::params::Params;
 use crate::render::{json, pretty};
 
-/// The log store, for the default tenant only: logs are one pool so far
-/// (the receivers refuse other tenants' records), so another tenant must
-/// not read it.
-fn reader(state: &ApiState, tenant: Option<Extension<Tenant>>) -> Result<Arc<dyn LogReader>, ApiError> {
-    if let Some(Extension(tenant)) = tenant
-        && tenant != Tenant::default()
-    {
-        return Err(ApiError::NotImplemented(format!(
-            "logs are kept for the default tenant only so far; tenant {} has none",
-            tenant.as_str()
-        )));
-    }
-    state.logs.clone().ok_or_else(|| ApiError::NotImplemented("log storage is not enabled".to_owned()))
+/// The log reader of the request's tenant (from the extensions the auth
+/// layer sets; the default tenant without one), so no answer mixes
+/// tenants.
+async fn reader(state: &ApiState, tenant: Option<Extension<Tenant>>) -> Result<Arc<dyn LogReader>, ApiError> {
+    let tenant = tenant.map(|Extension(t)| t).unwrap_or_default();
+    let readers = state
+        .logs
+        .as_ref()
+        .ok_or_else(|| ApiError::NotImplemented("log storage is not enabled".to_owned()))?;
+    Ok(readers.log_reader(&tenant).await?)
 }
 
 /// `GET /api/logs`: one page, newest first.
@@ -48,7 +45,7 @@ pub(crate) async fn search(
     let raw = raw.unwrap_or_default();
     let params = Params::parse(&raw);
     let query = params::log_query(&params, true)?;
-    let reader = reader(&state, tenant)?;
+    let reader = reader(&state, tenant).await?;
     let page = reader.find_logs(&query).await?;
     json(&dto::Page::new(&page, query.effective_limit()), pretty(&params))
 }
@@ -60,7 +57,7 @@ pub(crate) async fn services(
     RawQuery(raw): RawQuery,
 ) -> Result<Response, ApiError> {
     let raw = raw.unwrap_or_default();
-    let services = reader(&state, tenant)?.log_services().await?;
+    let services = reader(&state, tenant).await?.log_services().await?;
     let total = services.len();
     json(&Envelope::ok(services, total), pretty(&Params::parse(&raw)))
 }
@@ -77,7 +74,7 @@ pub(crate) async fn tail(
 ) -> Result<Response, ApiError> {
     let raw = raw.unwrap_or_default();
     let query = params::log_query(&Params::parse(&raw), false)?;
-    let rx = reader(&state, tenant)?.subscribe_logs();
+    let rx = reader(&state, tenant).await?.subscribe_logs();
     let events = tail_events(rx, query);
     Ok(Sse::new(events).keep_alive(KeepAlive::new().interval(Duration::from_secs(15))).into_response())
 }

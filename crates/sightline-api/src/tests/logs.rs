@@ -43,7 +43,7 @@ async fn server() -> Server {
         metrics,
         span_metrics: None,
         service_graph: None,
-        logs: Some(Arc::clone(&store) as Arc<dyn LogReader>),
+        logs: Some(Arc::new(Arc::clone(&store) as Arc<dyn LogReader>)),
     };
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = listener.local_addr().unwrap();

@@ -8,8 +8,10 @@ use std::collections::BinaryHeap;
 use std::path::Path;
 use std::sync::Arc;
 
+use std::hash::{Hash as _, Hasher as _};
+
 use arrow_array::cast::AsArray as _;
-use arrow_array::types::Int64Type;
+use arrow_array::types::{Int32Type, Int64Type};
 use arrow_array::{Array, ArrayRef, RecordBatch};
 use parquet::arrow::arrow_reader::ParquetRecordBatchReader;
 
@@ -21,15 +23,41 @@ use crate::Error;
 /// Output rows gathered before they are written.
 const OUT_ROWS: usize = 8192;
 
-/// The sort key of a row: service, time, fingerprint.
-type Key = (String, i64, i64);
+/// The merge key of a row: service, time, and a hash of every other
+/// column's value. Blocks are sorted by (service, time); the hash makes
+/// rows stored twice (a retried export flushed into two blocks) equal
+/// keys, written once. It orders ties only within a merge: inputs order
+/// ties by the fingerprint, which is not stored, so a duplicate whose tie
+/// partners come in another order may be written twice, which a search's
+/// deduplication hides.
+type Key = (String, i64, u64);
 
 fn key(batch: &RecordBatch, row: usize) -> Key {
     (
         batch.column(Col::Service.index()).as_string::<i32>().value(row).to_owned(),
         batch.column(Col::Time.index()).as_primitive::<Int64Type>().value(row),
-        batch.column(Col::Fingerprint.index()).as_primitive::<Int64Type>().value(row),
+        row_hash(batch, row),
     )
+}
+
+/// A hash of a row's columns other than service and time (a batch in the
+/// current layout).
+fn row_hash(batch: &RecordBatch, row: usize) -> u64 {
+    let mut h = std::hash::DefaultHasher::new();
+    let col = |c: Col| batch.column(c.index());
+    col(Col::Observed).as_primitive::<Int64Type>().value(row).hash(&mut h);
+    col(Col::SeverityNumber).as_primitive::<Int32Type>().value(row).hash(&mut h);
+    col(Col::SeverityText).as_string::<i32>().value(row).hash(&mut h);
+    for c in [Col::TraceId, Col::SpanId] {
+        let a = col(c).as_fixed_size_binary();
+        (!a.is_null(row)).then(|| a.value(row)).hash(&mut h);
+    }
+    let body = col(Col::Body).as_string::<i32>();
+    (!body.is_null(row)).then(|| body.value(row)).hash(&mut h);
+    for c in [Col::Rest, Col::Origin] {
+        col(c).as_binary::<i32>().value(row).hash(&mut h);
+    }
+    h.finish()
 }
 
 struct Input {
@@ -39,8 +67,9 @@ struct Input {
     row: usize,
 }
 
-/// Merges `inputs` (each sorted) into block `id` at `level`; a row present
-/// in several inputs (same service, time and fingerprint) is written once.
+/// Merges `inputs` (each sorted) into block `id` at `level`, in the
+/// current format whatever the inputs' (older blocks' columns are mapped);
+/// a row present in several inputs is written once (see [`Key`]).
 pub(crate) fn merge(
     staging: &Path,
     id: &str,
@@ -116,11 +145,15 @@ fn gone() -> Error {
     Error::Task("merge input vanished".to_owned())
 }
 
+/// The input's next non-empty batch, with the current layout's columns.
 fn next_batch(reader: &mut ParquetRecordBatchReader, block: &LogBlock) -> Result<Option<RecordBatch>, Error> {
+    let arrow_err = |source| Error::Arrow { path: block.data_path().to_owned(), source };
     for batch in reader.by_ref() {
-        let batch = batch.map_err(|source| Error::Arrow { path: block.data_path().to_owned(), source })?;
+        let batch = batch.map_err(arrow_err)?;
         if batch.num_rows() > 0 {
-            return Ok(Some(batch));
+            let layout = block.layout();
+            let columns: Vec<usize> = Col::ALL.iter().map(|c| layout.index(*c)).collect();
+            return batch.project(&columns).map(Some).map_err(arrow_err);
         }
     }
     Ok(None)

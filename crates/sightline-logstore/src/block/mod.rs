@@ -2,7 +2,9 @@
 //! from a frozen head and read by searches. The schema and the reasons for
 //! its sort order are in `docs/log-block-format.md`.
 //!
-//! Rows are sorted by `(service, time, fingerprint)`: a search for one
+//! Rows are sorted by `(service, time, fingerprint)` (the fingerprint is
+//! not stored since `sl-logs2`: searches recompute it for the records
+//! they keep): a search for one
 //! service's recent records reads the row groups whose `service` and
 //! `time` min/max cover it; a search by trace id (records of one trace are
 //! spread across services and time) asks each row group's `trace_id`
@@ -18,8 +20,10 @@ mod write;
 
 pub(crate) use merge::merge;
 pub(crate) use read::LogBlock;
-pub use schema::{FORMAT_VERSION, LogBlockMeta};
+pub use schema::{FORMAT_V1, FORMAT_VERSION, LogBlockMeta};
 pub(crate) use write::write;
+#[cfg(test)]
+pub(crate) use write::write_v1;
 
 /// The data file inside a block folder.
 pub(crate) const DATA_FILE: &str = "data.parquet";

@@ -23,7 +23,7 @@ use prost::Message as _;
 use sightline_block::checked::{DamageSlot, VerifiedFile, decode_meta};
 use sightline_model::{LogQuery, Resource, Scope, otlp};
 
-use super::schema::{self, Col, FORMAT_VERSION, LogBlockMeta};
+use super::schema::{Col, Layout, LogBlockMeta};
 use super::write::NO_TIME_MARKER;
 use super::{DATA_FILE, META_FILE};
 use crate::Error;
@@ -37,6 +37,8 @@ const READ_BATCH_ROWS: usize = 4096;
 #[derive(Debug)]
 pub(crate) struct LogBlock {
     meta: LogBlockMeta,
+    /// Which columns the file has (by its format version).
+    layout: Layout,
     data_path: PathBuf,
     file: VerifiedFile,
     reader_meta: ArrowReaderMetadata,
@@ -51,18 +53,11 @@ impl LogBlock {
     /// Opens the block in folder `dir`, checking `meta.json` and reading
     /// the Parquet footer through the checksums.
     pub(crate) fn open(dir: &Path) -> Result<LogBlock, Error> {
+        let (meta, sums) = read_meta(dir)?;
         let meta_path = dir.join(META_FILE);
-        let text = std::fs::read(&meta_path).map_err(|e| Error::io(&meta_path, e))?;
-        let mut fields: serde_json::Value =
-            serde_json::from_slice(&text).map_err(|e| Error::corrupt(&meta_path, e.to_string()))?;
-        let sums = decode_meta(&mut fields)
-            .map_err(|e| Error::corrupt(&meta_path, e))?
-            .ok_or_else(|| Error::corrupt(&meta_path, "no checksums"))?;
-        let meta: LogBlockMeta =
-            serde_json::from_value(fields).map_err(|e| Error::corrupt(&meta_path, e.to_string()))?;
-        if meta.format != FORMAT_VERSION {
+        let Some(layout) = Layout::of(&meta.format) else {
             return Err(Error::corrupt(&meta_path, format!("unknown log block format {:?}", meta.format)));
-        }
+        };
         let data_path = dir.join(DATA_FILE);
         let damage: DamageSlot = Arc::default();
         let file = VerifiedFile::open_file(&data_path, Some(Arc::new(sums)), damage)?;
@@ -71,12 +66,13 @@ impl LogBlock {
         let options = ArrowReaderOptions::new().with_offset_index_policy(PageIndexPolicy::Optional);
         let reader_meta = ArrowReaderMetadata::load(&file, options)
             .map_err(|source| Error::Parquet { path: data_path.clone(), source })?;
-        let expected = schema::arrow_schema();
+        let expected = layout.schema();
         if reader_meta.schema().fields() != expected.fields() {
             return Err(Error::corrupt(&data_path, "columns differ from the log block schema"));
         }
         let block = LogBlock {
             meta,
+            layout,
             data_path,
             file,
             reader_meta,
@@ -96,6 +92,45 @@ impl LogBlock {
 
     pub(crate) fn meta(&self) -> &LogBlockMeta {
         &self.meta
+    }
+
+    /// Compressed bytes of each column over all row groups, by column
+    /// name (benchmarks: where a block's bytes go).
+    pub(crate) fn column_bytes(&self) -> Vec<(String, u64)> {
+        let meta = self.reader_meta.metadata();
+        let schema = meta.file_metadata().schema_descr();
+        (0..schema.num_columns())
+            .map(|c| {
+                let bytes =
+                    meta.row_groups().iter().map(|rg| rg.column(c).compressed_size().max(0) as u64).sum();
+                (schema.column(c).name().to_owned(), bytes)
+            })
+            .collect()
+    }
+
+    /// Bytes `start..start + length` of the data file, checked against
+    /// its checksums (verify).
+    pub(crate) fn read_range(&self, start: u64, length: usize) -> Result<(), Error> {
+        self.file.read_range(start, length).map(|_| ())?;
+        Ok(())
+    }
+
+    /// Checks the word index against its checksum and the row groups
+    /// (verify; searches ignore an index that fails).
+    pub(crate) fn check_words(&self) -> Result<(), Error> {
+        let Some(crc) = self.meta.words_crc32c else { return Ok(()) };
+        let groups = self.reader_meta.metadata().num_row_groups();
+        super::words::load(&self.dir.join(super::words::WORDS_FILE), crc, groups).map(|_| ())
+    }
+
+    /// Which columns the file has.
+    pub(crate) fn layout(&self) -> Layout {
+        self.layout
+    }
+
+    /// The file's index of column `c`.
+    fn col(&self, c: Col) -> usize {
+        self.layout.index(c)
     }
 
     pub(crate) fn data_path(&self) -> &Path {
@@ -170,7 +205,7 @@ impl LogBlock {
         for rg in 0..meta.num_row_groups() {
             let group = meta.row_group(rg);
             let mut newest = self.meta.max_time_unix_nanos;
-            if let Some(Statistics::Int64(s)) = group.column(Col::Time.index()).statistics()
+            if let Some(Statistics::Int64(s)) = group.column(self.col(Col::Time)).statistics()
                 && let (Some(&min), Some(&max)) = (s.min_opt(), s.max_opt())
             {
                 let (min, max) = (min as u64, max as u64);
@@ -184,14 +219,14 @@ impl LogBlock {
                 newest = max;
             }
             if let Some(service) = &q.service
-                && let Some(Statistics::ByteArray(s)) = group.column(Col::Service.index()).statistics()
+                && let Some(Statistics::ByteArray(s)) = group.column(self.col(Col::Service)).statistics()
                 && let (Some(min), Some(max)) = (s.min_opt(), s.max_opt())
                 && (service.as_bytes() < min.data() || service.as_bytes() > max.data())
             {
                 continue;
             }
             if q.min_severity > 0
-                && let Some(Statistics::Int32(s)) = group.column(Col::SeverityNumber.index()).statistics()
+                && let Some(Statistics::Int32(s)) = group.column(self.col(Col::SeverityNumber)).statistics()
                 && s.max_opt().is_some_and(|&max| max < q.min_severity)
             {
                 continue;
@@ -243,14 +278,15 @@ impl LogBlock {
             return None;
         }
         // The time window and cursor are checked here only when set: for a
-        // trace lookup, the trace id column alone decides.
+        // trace lookup, the trace id column alone decides. Rows at the
+        // cursor's time pass; their fingerprint decides later.
         let keyed = q.start_unix_nanos.is_some() || q.end_unix_nanos.is_some() || q.after.is_some();
         if keyed {
-            cols.extend([Col::Time, Col::Fingerprint]);
+            cols.push(Col::Time);
         }
         cols.sort_by_key(|c| c.index());
         let position = |c: Col| cols.iter().position(|x| *x == c);
-        let (time_at, fp_at) = (position(Col::Time), position(Col::Fingerprint));
+        let time_at = position(Col::Time);
         let (trace_at, span_at, service_at, severity_at, body_at) = (
             position(Col::TraceId),
             position(Col::SpanId),
@@ -260,22 +296,19 @@ impl LogBlock {
         );
         let mask = ProjectionMask::roots(
             self.reader_meta.metadata().file_metadata().schema_descr(),
-            cols.iter().map(|c| c.index()),
+            cols.iter().map(|c| self.col(*c)),
         );
         let q = q.clone();
         let predicate = ArrowPredicateFn::new(mask, move |batch| {
             use arrow_array::Array as _;
             let time = time_at.map(|i| batch.column(i).as_primitive::<Int64Type>());
-            let fp = fp_at.map(|i| batch.column(i).as_primitive::<Int64Type>());
             let trace = trace_at.map(|i| batch.column(i).as_fixed_size_binary());
             let span = span_at.map(|i| batch.column(i).as_fixed_size_binary());
             let service = service_at.map(|i| batch.column(i).as_string::<i32>());
             let severity = severity_at.map(|i| batch.column(i).as_primitive::<Int32Type>());
             let body = body_at.map(|i| batch.column(i).as_string::<i32>());
             Ok(BooleanArray::from_iter((0..batch.num_rows()).map(|row| {
-                let keep = time
-                    .zip(fp)
-                    .is_none_or(|(t, f)| q.key_in_range(t.value(row) as u64, f.value(row) as u64))
+                let keep = time.is_none_or(|t| q.time_in_range(t.value(row) as u64))
                     && trace.is_none_or(|a| {
                         !a.is_null(row) && q.trace_id.is_some_and(|t| a.value(row) == &t.as_bytes()[..])
                     })
@@ -319,7 +352,7 @@ impl LogBlock {
             ParquetRecordBatchReaderBuilder::new_with_metadata(self.file.clone(), self.reader_meta.clone());
         let groups = self.reader_meta.metadata().num_row_groups();
         let blooms = (0..groups)
-            .map(|rg| builder.get_row_group_column_bloom_filter(rg, Col::TraceId.index()))
+            .map(|rg| builder.get_row_group_column_bloom_filter(rg, self.col(Col::TraceId)))
             .collect::<Result<Vec<_>, _>>()
             .map_err(|source| Error::Parquet { path: self.data_path.clone(), source })?;
         Ok(self.blooms.get_or_init(|| blooms))
@@ -332,10 +365,9 @@ impl LogBlock {
         top: &mut TopK,
         origins: &mut Origins,
     ) -> Result<(), Error> {
-        let col = |c: Col| batch.column(c.index());
+        let col = |c: Col| batch.column(self.col(c));
         let service = col(Col::Service).as_string::<i32>();
         let time = col(Col::Time).as_primitive::<Int64Type>();
-        let fingerprint = col(Col::Fingerprint).as_primitive::<Int64Type>();
         let observed = col(Col::Observed).as_primitive::<Int64Type>();
         let severity = col(Col::SeverityNumber).as_primitive::<Int32Type>();
         let severity_text = col(Col::SeverityText).as_string::<i32>();
@@ -346,8 +378,10 @@ impl LogBlock {
         let origin = col(Col::Origin).as_binary::<i32>();
         use arrow_array::Array as _;
         for row in 0..batch.num_rows() {
-            let key = (time.value(row) as u64, fingerprint.value(row) as u64);
-            if !q.key_in_range(key.0, key.1) || !top.accepts(key) {
+            // The fingerprint is not stored: rows are ruled out by time
+            // first, and it is computed only for the rows decoded.
+            let at = time.value(row) as u64;
+            if !q.time_in_range(at) || top.floor().is_some_and(|f| at < f.0) {
                 continue;
             }
             if q.service.as_deref().is_some_and(|s| s != service.value(row))
@@ -369,8 +403,8 @@ impl LogBlock {
             }
             let mut rec = pl::LogRecord::decode(rest.value(row))
                 .map_err(|e| Error::corrupt(&self.data_path, format!("rest column: {e}")))?;
-            rec.time_unix_nano = if rec.time_unix_nano == NO_TIME_MARKER { 0 } else { key.0 };
-            rec.observed_time_unix_nano = (key.0 as i64).wrapping_add(observed.value(row)) as u64;
+            rec.time_unix_nano = if rec.time_unix_nano == NO_TIME_MARKER { 0 } else { at };
+            rec.observed_time_unix_nano = (at as i64).wrapping_add(observed.value(row)) as u64;
             rec.severity_number = severity.value(row);
             rec.severity_text = severity_text.value(row).to_owned();
             rec.trace_id = row_trace.map(<[u8]>::to_vec).unwrap_or_default();
@@ -383,12 +417,31 @@ impl LogBlock {
             let (resource, scope) = origins.get(origin.value(row), &self.data_path)?;
             let record = otlp::decode_record(rec, &resource, &scope)
                 .map_err(|e| Error::corrupt(&self.data_path, format!("stored record: {e}")))?;
-            if q.matches_content(&record) {
+            if !q.matches_content(&record) {
+                continue;
+            }
+            let key = (at, record.fingerprint());
+            if q.key_in_range(key.0, key.1) {
                 top.push(key, record);
             }
         }
         Ok(())
     }
+}
+
+/// A block's `meta.json`, its own checksum verified, with the data file's
+/// checksums.
+pub(crate) fn read_meta(dir: &Path) -> Result<(LogBlockMeta, sightline_block::checked::Checksums), Error> {
+    let meta_path = dir.join(META_FILE);
+    let text = std::fs::read(&meta_path).map_err(|e| Error::io(&meta_path, e))?;
+    let mut fields: serde_json::Value =
+        serde_json::from_slice(&text).map_err(|e| Error::corrupt(&meta_path, e.to_string()))?;
+    let sums = decode_meta(&mut fields)
+        .map_err(|e| Error::corrupt(&meta_path, e))?
+        .ok_or_else(|| Error::corrupt(&meta_path, "no checksums"))?;
+    let meta: LogBlockMeta =
+        serde_json::from_value(fields).map_err(|e| Error::corrupt(&meta_path, e.to_string()))?;
+    Ok((meta, sums))
 }
 
 /// Decoded resources and scopes of one search, by their stored bytes.

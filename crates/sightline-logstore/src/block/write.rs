@@ -21,7 +21,7 @@ use sightline_model::{LogRecord, Value, otlp};
 use arrow_array::cast::AsArray as _;
 use arrow_array::types::Int64Type;
 
-use super::schema::{self, Col, FORMAT_VERSION, LogBlockMeta};
+use super::schema::{self, Col, Layout, LogBlockMeta};
 use super::words::{WORDS_FILE, WordIndexer};
 use super::{DATA_FILE, META_FILE};
 use crate::Error;
@@ -82,6 +82,7 @@ pub(crate) struct BlockWriter {
     level: u32,
     row_group_rows: usize,
     words: WordIndexer,
+    layout: Layout,
 }
 
 impl BlockWriter {
@@ -91,6 +92,17 @@ impl BlockWriter {
         row_group_rows: usize,
         level: u32,
     ) -> Result<BlockWriter, Error> {
+        BlockWriter::with_layout(staging, id, row_group_rows, level, Layout::V2)
+    }
+
+    /// A writer of an older layout (tests of reading old blocks).
+    fn with_layout(
+        staging: &Path,
+        id: &str,
+        row_group_rows: usize,
+        level: u32,
+        layout: Layout,
+    ) -> Result<BlockWriter, Error> {
         let tmp_dir = staging.join(format!(".tmp-{id}"));
         if tmp_dir.exists() {
             std::fs::remove_dir_all(&tmp_dir).map_err(|e| Error::io(&tmp_dir, e))?;
@@ -98,9 +110,9 @@ impl BlockWriter {
         std::fs::create_dir_all(&tmp_dir).map_err(|e| Error::io(&tmp_dir, e))?;
         let data_path = tmp_dir.join(DATA_FILE);
         let file = File::create(&data_path).map_err(|e| Error::io(&data_path, e))?;
-        let kv = vec![ParquetKeyValue::new(schema::META_FORMAT.to_owned(), FORMAT_VERSION.to_owned())];
+        let kv = vec![ParquetKeyValue::new(schema::META_FORMAT.to_owned(), layout.format().to_owned())];
         let props = schema::writer_properties(row_group_rows, kv);
-        let writer = ArrowWriter::try_new(ChecksumWriter::new(file), schema::arrow_schema(), Some(props))
+        let writer = ArrowWriter::try_new(ChecksumWriter::new(file), layout.schema(), Some(props))
             .map_err(|source| Error::Parquet { path: data_path.clone(), source })?;
         Ok(BlockWriter {
             staging: staging.to_owned(),
@@ -115,13 +127,15 @@ impl BlockWriter {
             level,
             row_group_rows: row_group_rows.max(1),
             words: WordIndexer::default(),
+            layout,
         })
     }
 
     pub(crate) fn write(&mut self, batch: &RecordBatch) -> Result<(), Error> {
-        let service = batch.column(Col::Service.index()).as_string::<i32>();
-        let time = batch.column(Col::Time.index()).as_primitive::<Int64Type>();
-        let body = batch.column(Col::Body.index()).as_string::<i32>();
+        let col = |c: Col| batch.column(self.layout.index(c));
+        let service = col(Col::Service).as_string::<i32>();
+        let time = col(Col::Time).as_primitive::<Int64Type>();
+        let body = col(Col::Body).as_string::<i32>();
         for row in 0..batch.num_rows() {
             // The Arrow writer cuts row groups at exactly `row_group_rows`.
             if self.records + row as u64 > 0
@@ -170,7 +184,7 @@ impl BlockWriter {
         services.dedup();
         let meta = LogBlockMeta {
             id: self.id.clone(),
-            format: FORMAT_VERSION.to_owned(),
+            format: self.layout.format().to_owned(),
             record_count: self.records,
             min_time_unix_nanos: if self.records == 0 { 0 } else { self.min_time },
             max_time_unix_nanos: self.max_time,
@@ -205,11 +219,45 @@ impl BlockWriter {
     }
 }
 
+/// Writes `records` as an `sl-logs1` block (with the stored fingerprint
+/// column), as builds before `sl-logs2` did: tests of reading and merging
+/// old blocks.
+#[cfg(test)]
+pub(crate) fn write_v1(
+    staging: &Path,
+    id: &str,
+    records: Vec<LogRecord>,
+    row_group_rows: usize,
+) -> Result<LogBlockMeta, Error> {
+    let mut keyed: Vec<Keyed> = records
+        .into_iter()
+        .map(|record| Keyed { time: record.timestamp(), fingerprint: record.fingerprint(), record })
+        .collect();
+    keyed.sort_by(|a, b| {
+        (a.record.service_name(), a.time, a.fingerprint).cmp(&(
+            b.record.service_name(),
+            b.time,
+            b.fingerprint,
+        ))
+    });
+    let mut writer = BlockWriter::with_layout(staging, id, row_group_rows, 0, Layout::V1)?;
+    for chunk in keyed.chunks(CHUNK_ROWS) {
+        let arrow_err = |source| Error::Arrow { path: writer.data_path.clone(), source };
+        let batch = encode_chunk(chunk).map_err(arrow_err)?;
+        let mut columns = batch.columns().to_vec();
+        let fingerprints =
+            arrow_array::Int64Array::from_iter_values(chunk.iter().map(|k| k.fingerprint as i64));
+        columns.insert(2, Arc::new(fingerprints));
+        let batch = RecordBatch::try_new(Layout::V1.schema(), columns).map_err(arrow_err)?;
+        writer.write(&batch)?;
+    }
+    writer.finish()
+}
+
 fn encode_chunk(chunk: &[Keyed]) -> Result<RecordBatch, arrow_schema::ArrowError> {
     let n = chunk.len();
     let mut service = StringBuilder::with_capacity(n, n * 8);
     let mut time = Int64Builder::with_capacity(n);
-    let mut fingerprint = Int64Builder::with_capacity(n);
     let mut observed = Int64Builder::with_capacity(n);
     let mut severity_number = Int32Builder::with_capacity(n);
     let mut severity_text = StringBuilder::with_capacity(n, n * 4);
@@ -225,7 +273,6 @@ fn encode_chunk(chunk: &[Keyed]) -> Result<RecordBatch, arrow_schema::ArrowError
         let r = &k.record;
         service.append_value(r.service_name());
         time.append_value(k.time as i64);
-        fingerprint.append_value(k.fingerprint as i64);
         // Observed minus record time: usually the same small lag for a
         // source, so the dictionary stores it once (an absolute time costs
         // 8 bytes a record).
@@ -261,7 +308,6 @@ fn encode_chunk(chunk: &[Keyed]) -> Result<RecordBatch, arrow_schema::ArrowError
     let columns: Vec<ArrayRef> = vec![
         Arc::new(service.finish()),
         Arc::new(time.finish()),
-        Arc::new(fingerprint.finish()),
         Arc::new(observed.finish()),
         Arc::new(severity_number.finish()),
         Arc::new(severity_text.finish()),

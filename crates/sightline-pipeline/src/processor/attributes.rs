@@ -191,11 +191,12 @@ impl<N: ?Sized + LogsConsumer> LogsConsumer for AttributesProcessor<N> {
         if !batch.records().iter().any(|r| self.applies_to_log(r)) {
             return self.next.consume_logs(batch).await;
         }
+        let tenant = batch.tenant().clone();
         let (mut records, _) = batch.into_parts();
         for record in records.iter_mut().filter(|r| self.applies_to_log(r)) {
             apply(&self.config.actions, &mut record.attributes);
         }
-        self.next.consume_logs(LogBatch::from_records(records)).await
+        self.next.consume_logs(LogBatch::from_records(records).with_tenant(tenant)).await
     }
 }
 

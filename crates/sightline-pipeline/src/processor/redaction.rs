@@ -488,7 +488,10 @@ impl<N: ?Sized + LogsConsumer> LogsConsumer for RedactionProcessor<N> {
     async fn consume_logs(&self, batch: LogBatch) -> Result<(), ConsumeError> {
         match self.redact(batch.records()) {
             None => self.next.consume_logs(batch).await,
-            Some(records) => self.next.consume_logs(LogBatch::from_records(records)).await,
+            Some(records) => {
+                let tenant = batch.tenant().clone();
+                self.next.consume_logs(LogBatch::from_records(records).with_tenant(tenant)).await
+            }
         }
     }
 }

@@ -506,3 +506,62 @@ fn prometheus_exporters_parse_with_collector_keys_and_report_problems() {
         ]
     );
 }
+
+/// Log batches keep their tenant through the processors that rebuild them
+/// (attributes, redaction) and the batch processor never merges two
+/// tenants' records: losing it would file a tenant's logs under the
+/// default tenant's store.
+#[tokio::test]
+async fn log_batches_keep_their_tenant_through_the_processors() {
+    use sightline_model::Tenant;
+    let acme = Tenant::new("acme").unwrap();
+    let tenants = |sink: &Sink| -> Vec<(String, usize)> {
+        let mut out: Vec<(String, usize)> =
+            sink.logs.lock().iter().map(|b| (b.tenant().to_string(), b.len())).collect();
+        out.sort();
+        out
+    };
+    let r = resource("api", vec![]);
+    let secret = || vec![KeyValue::new("password", "hunter2"), KeyValue::new("tmp.x", "y")];
+    let one = || LogBatch::from_records(vec![record(&r, "login with password=hunter2".into(), secret())]);
+
+    let sink = Arc::new(Sink::default());
+    let p = redaction::RedactionProcessor::new(
+        "redaction",
+        redaction::Config::default(),
+        sink.clone(),
+        metrics(),
+    );
+    p.consume_logs(one().with_tenant(acme.clone())).await.unwrap();
+    assert_eq!(tenants(&sink), vec![("acme".to_owned(), 1)]);
+
+    let sink = Arc::new(Sink::default());
+    let cfg = attributes::Config {
+        actions: vec![attributes::KeyAction {
+            key: Some("tmp.x".into()),
+            pattern: None,
+            action: attributes::Action::Delete,
+        }],
+        include: None,
+        exclude: None,
+    };
+    let p = attributes::AttributesProcessor::new("attributes", cfg, sink.clone(), metrics());
+    p.consume_logs(one().with_tenant(acme.clone())).await.unwrap();
+    assert_eq!(tenants(&sink), vec![("acme".to_owned(), 1)]);
+
+    let sink = Arc::new(Sink::default());
+    let cfg = batch::Config {
+        send_batch_size: 4,
+        timeout: Duration::from_millis(50),
+        queue_batches: 8,
+        max_in_flight: 2,
+    };
+    let b = Arc::new(batch::BatchProcessor::<LogBatch>::new("batch", &cfg, sink.clone(), metrics()));
+    let sends = (0..4).map(|i| {
+        let b = Arc::clone(&b);
+        let batch = if i % 2 == 0 { one().with_tenant(acme.clone()) } else { one() };
+        async move { b.consume_logs(batch).await }
+    });
+    assert!(futures_util::future::join_all(sends).await.iter().all(Result::is_ok));
+    assert_eq!(tenants(&sink), vec![("acme".to_owned(), 2), ("single-tenant".to_owned(), 2)]);
+}

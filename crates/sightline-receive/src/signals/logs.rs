@@ -57,25 +57,12 @@ impl OtlpSignal for Logs {
 
     fn decode(request: Self::Request, raw: Option<Bytes>, tenant: Tenant) -> Decoded<LogBatch> {
         let decoded = otlp::decode_logs_request(request);
-        // `LogBatch` carries no tenant yet and the log store is one pool:
-        // another tenant's records would be readable by the default
-        // tenant. They are refused by name (OTLP partial success: counted,
-        // reported, not retried) until log batches carry their tenant.
-        if tenant != Tenant::default() {
-            let rejected = decoded.records.len() as u64 + decoded.rejected;
-            return Decoded {
-                unit: None,
-                rejected,
-                error_message: format!(
-                    "logs are kept for the default tenant only so far; the {rejected} records of tenant {} \
-                     were not stored",
-                    tenant.as_str()
-                ),
-            };
-        }
-        let unit = (!decoded.records.is_empty()).then(|| match raw {
-            Some(raw) if decoded.rejected == 0 => LogBatch::new(decoded.records, raw),
-            _ => LogBatch::from_records(decoded.records),
+        let unit = (!decoded.records.is_empty()).then(|| {
+            match raw {
+                Some(raw) if decoded.rejected == 0 => LogBatch::new(decoded.records, raw),
+                _ => LogBatch::from_records(decoded.records),
+            }
+            .with_tenant(tenant)
         });
         Decoded { unit, rejected: decoded.rejected, error_message: decoded.error_message }
     }

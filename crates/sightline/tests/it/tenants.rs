@@ -406,55 +406,128 @@ fn list_keys(s3: &SeaweedFs) -> Vec<String> {
     })
 }
 
-/// Logs and OTLP metrics are one pool so far: another tenant's records and
-/// points are refused by name (OTLP partial success, all rejected) and
-/// another tenant cannot read the default tenant's logs (501), so nothing
-/// crosses tenants through them.
-#[test]
-fn logs_and_metrics_of_other_tenants_are_refused_and_hidden_until_they_are_per_tenant() {
-    let dir = tempfile::tempdir().unwrap();
-    let server = Server::start(&dir.path().join("data"));
-    let body = |service: &str| {
-        format!(
-            r#"{{"resourceLogs":[{{"resource":{{"attributes":[{{"key":"service.name","value":{{"stringValue":"{service}"}}}}]}},
-            "scopeLogs":[{{"logRecords":[{{"timeUnixNano":"{}","severityNumber":9,"body":{{"stringValue":"hello from {service}"}}}}]}}]}}]}}"#,
-            now_ms() * 1_000_000
-        )
-    };
-    let send = |header: Option<(&str, &str)>, service: &str| {
-        let mut request =
-            agent().post(&format!("{}/v1/logs", server.otlp_http)).header("content-type", "application/json");
-        if let Some((name, value)) = header {
-            request = request.header(name, value);
-        }
-        let mut response = request.send(body(service).as_bytes()).expect("POST");
-        let status = response.status().as_u16();
-        let text = response.body_mut().read_to_string().unwrap_or_default();
-        assert_eq!(status, 200, "{text}");
-        serde_json::from_str::<Value>(&text).unwrap_or(Value::Null)
-    };
-    let reply = send(scope("team-a"), "a-svc");
-    assert_eq!(reply["partialSuccess"]["rejectedLogRecords"], serde_json::json!("1"), "{reply}");
-    assert!(reply["partialSuccess"]["errorMessage"].as_str().unwrap_or("").contains("team-a"), "{reply}");
-    send(None, "dflt-svc");
-    let deadline = Instant::now() + Duration::from_secs(10);
+/// The stock Python SDK's log exporter (three records, two in a span) as
+/// `service`, with `headers` (OTEL_EXPORTER_OTLP_HEADERS): the trace id
+/// of its span.
+fn python_logs(protocol: &str, endpoint: &str, service: &str, headers: &str) -> String {
+    let out = std::process::Command::new(crate::harness::python())
+        .arg(crate::harness::python_script("otlp_logs_metrics.py"))
+        .args([protocol, endpoint, service])
+        .env("OTEL_EXPORTER_OTLP_HEADERS", headers)
+        .output()
+        .expect("run python");
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success(), "{stdout}\n{}", String::from_utf8_lossy(&out.stderr));
+    let out: Value = serde_json::from_str(stdout.lines().last().unwrap_or_default()).unwrap();
+    assert_eq!(out["results"]["logs"], serde_json::json!(["SUCCESS", "SUCCESS", "SUCCESS"]), "{out}");
+    out["trace_id"].as_str().unwrap().to_owned()
+}
+
+/// POSTs one OTLP/JSON log record of `service` with `header`: the reply.
+fn post_log(server: &Server, header: Option<(&str, &str)>, service: &str) -> Value {
+    let body = format!(
+        r#"{{"resourceLogs":[{{"resource":{{"attributes":[{{"key":"service.name","value":{{"stringValue":"{service}"}}}}]}},
+        "scopeLogs":[{{"logRecords":[{{"timeUnixNano":"{}","severityNumber":9,"body":{{"stringValue":"hello from {service}"}}}}]}}]}}]}}"#,
+        now_ms() * 1_000_000
+    );
+    let mut request =
+        agent().post(&format!("{}/v1/logs", server.otlp_http)).header("content-type", "application/json");
+    if let Some((name, value)) = header {
+        request = request.header(name, value);
+    }
+    let mut response = request.send(body.as_bytes()).expect("POST");
+    let status = response.status().as_u16();
+    let text = response.body_mut().read_to_string().unwrap_or_default();
+    assert_eq!(status, 200, "{text}");
+    let reply = serde_json::from_str::<Value>(&text).unwrap_or(Value::Null);
+    assert!(reply.get("partialSuccess").is_none_or(|p| p["rejectedLogRecords"].is_null()), "{reply}");
+    reply
+}
+
+/// The services of the log records `header`'s tenant reads (a search and
+/// the service list must agree), and whether it finds records of `trace`.
+fn log_services(server: &Server, header: Option<(&str, &str)>, trace: Option<&str>) -> (Vec<String>, usize) {
+    let (status, logs) = get_as(server, header, "/api/logs?limit=100");
+    assert_eq!(status, 200, "{logs}");
+    let mut searched: Vec<String> = logs["data"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter_map(|r| r["service"].as_str().map(str::to_owned))
+        .collect();
+    searched.sort();
+    searched.dedup();
+    let (status, listed) = get_as(server, header, "/api/logs/services");
+    assert_eq!(status, 200, "{listed}");
+    assert_eq!(strings(&listed["data"]), searched, "/api/logs/services and /api/logs disagree");
+    let of_trace = trace.map_or(0, |t| {
+        let (status, found) = get_as(server, header, &format!("/api/logs?traceID={t}"));
+        assert_eq!(status, 200, "{found}");
+        found["data"].as_array().map_or(0, Vec::len)
+    });
+    (searched, of_trace)
+}
+
+/// Waits until `header`'s tenant reads records of every service in `want`.
+fn wait_for_logs(server: &Server, header: Option<(&str, &str)>, want: &[&str]) {
+    let deadline = Instant::now() + Duration::from_secs(20);
     loop {
-        let (status, logs) = get_as(&server, None, "/api/logs");
-        assert_eq!(status, 200, "{logs}");
-        let services: Vec<&str> =
-            logs["data"].as_array().unwrap().iter().filter_map(|r| r["service"].as_str()).collect();
-        assert!(!services.contains(&"a-svc"), "{logs}");
-        if services.contains(&"dflt-svc") {
-            break;
+        let (services, _) = log_services(server, header, None);
+        if want.iter().all(|w| services.iter().any(|s| s == w)) {
+            return;
         }
-        assert!(Instant::now() < deadline, "{logs}");
+        assert!(Instant::now() < deadline, "{want:?} not found in {services:?}");
         std::thread::sleep(Duration::from_millis(100));
     }
-    let (status, logs) = get_as(&server, scope("team-a"), "/api/logs");
-    assert_eq!(status, 501, "{logs}");
+}
 
-    // OTLP metrics likewise: one scrape page for now, so another tenant's
-    // points are refused by name.
+/// Logs are kept per tenant like traces: two tenants by `X-Scope-OrgID`
+/// (the stock Python SDK over gRPC and HTTP, and OTLP/JSON) and the
+/// default tenant each read only their own records, service lists and
+/// trace's logs, before and after a restart; other tenants' logs live
+/// under `tenants/<tenant>/logs`. OTLP metrics are still one pool, so
+/// another tenant's points are refused by name.
+#[test]
+fn logs_of_tenants_by_x_scope_orgid_never_mix_and_survive_a_restart() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data");
+    let ports = Ports::free();
+    let server = Server::start_on(&data, ports, &[]);
+    let grpc = format!("http://127.0.0.1:{}", ports.grpc);
+    let a_trace = python_logs("grpc", &grpc, "a-sdk", "x-scope-orgid=team-a");
+    let b_trace = python_logs("http", &server.otlp_http, "b-sdk", "x-scope-orgid=team-b");
+    post_log(&server, scope("team-a"), "a-json");
+    post_log(&server, None, "dflt-json");
+
+    let check = |server: &Server| {
+        wait_for_logs(server, scope("team-a"), &["a-json", "a-sdk"]);
+        wait_for_logs(server, scope("team-b"), &["b-sdk"]);
+        wait_for_logs(server, None, &["dflt-json"]);
+        assert_eq!(
+            log_services(server, scope("team-a"), Some(&a_trace)),
+            (vec!["a-json".into(), "a-sdk".into()], 2)
+        );
+        assert_eq!(
+            log_services(server, scope("team-a"), Some(&b_trace)).1,
+            0,
+            "team-a reads team-b's trace logs"
+        );
+        assert_eq!(log_services(server, scope("team-b"), Some(&b_trace)), (vec!["b-sdk".into()], 2));
+        assert_eq!(
+            log_services(server, scope("team-b"), Some(&a_trace)).1,
+            0,
+            "team-b reads team-a's trace logs"
+        );
+        assert_eq!(log_services(server, None, Some(&a_trace)), (vec!["dflt-json".into()], 0));
+        assert_eq!(log_services(server, scope("single-tenant"), None).0, vec!["dflt-json".to_owned()]);
+        // A tenant that never wrote reads nothing and gets no folder.
+        assert_eq!(log_services(server, scope("nobody"), None).0, Vec::<String>::new());
+        assert!(!data.join("tenants/nobody").exists());
+    };
+    check(&server);
+
+    // OTLP metrics: one scrape page for now, so another tenant's points
+    // are refused by name.
     let metrics = r#"{"resourceMetrics":[{"scopeMetrics":[{"metrics":[{"name":"team_a_orders","sum":{"aggregationTemporality":2,"isMonotonic":true,"dataPoints":[{"asInt":"3","timeUnixNano":"1"}]}}]}]}]}"#;
     let mut response = agent()
         .post(&format!("{}/v1/metrics", server.otlp_http))
@@ -472,4 +545,41 @@ fn logs_and_metrics_of_other_tenants_are_refused_and_hidden_until_they_are_per_t
         .map(|mut r| r.body_mut().read_to_string().unwrap_or_default())
         .unwrap_or_default();
     assert!(!page.contains("team_a_orders"), "{page}");
+
+    let mut server = server;
+    server.terminate();
+    assert!(data.join("logs/wal").is_dir(), "the default tenant's logs stay in <data>/logs");
+    assert!(data.join("tenants/team-a/logs/wal").is_dir() && data.join("tenants/team-b/logs/wal").is_dir());
+    let server = Server::start_on(&data, ports, &[]);
+    check(&server);
+}
+
+/// With --auth-tokens the token names the tenant of log records written
+/// (the stock SDK over gRPC, OTLP/JSON over HTTP) and read; an
+/// `X-Scope-OrgID` naming the other tenant changes nothing.
+#[test]
+fn logs_of_tenants_by_token_never_mix() {
+    const ACME: &str = "acme-token-aaaaaaaaaaaaaaaaaaaa";
+    const UMBRELLA: &str = "umbrella-token-bbbbbbbbbbbbbbbb";
+    let dir = tempfile::tempdir().unwrap();
+    let tokens = dir.path().join("tokens");
+    std::fs::write(&tokens, format!("{ACME} acme read,write\n{UMBRELLA} umbrella read,write\n")).unwrap();
+    let ports = Ports::free();
+    let server =
+        Server::start_on(&dir.path().join("data"), ports, &["--auth-tokens", tokens.to_str().unwrap()]);
+    let (acme, umbrella) = (format!("Bearer {ACME}"), format!("Bearer {UMBRELLA}"));
+    let acme_auth = Some(("authorization", acme.as_str()));
+    let umbrella_auth = Some(("authorization", umbrella.as_str()));
+    let grpc = format!("http://127.0.0.1:{}", ports.grpc);
+    let acme_trace = python_logs("grpc", &grpc, "acme-sdk", &format!("authorization=Bearer%20{ACME}"));
+    post_log(&server, umbrella_auth, "umbrella-json");
+    wait_for_logs(&server, acme_auth, &["acme-sdk"]);
+    wait_for_logs(&server, umbrella_auth, &["umbrella-json"]);
+    assert_eq!(log_services(&server, acme_auth, Some(&acme_trace)), (vec!["acme-sdk".into()], 2));
+    assert_eq!(log_services(&server, umbrella_auth, Some(&acme_trace)), (vec!["umbrella-json".into()], 0));
+    let mut request = agent().get(&format!("{}/api/logs/services", server.api));
+    request = request.header("authorization", &umbrella).header("x-scope-orgid", "acme");
+    let listed: Value =
+        serde_json::from_str(&request.call().unwrap().body_mut().read_to_string().unwrap()).unwrap();
+    assert_eq!(strings(&listed["data"]), vec!["umbrella-json".to_owned()]);
 }

@@ -1,0 +1,79 @@
+//! [`LogOpener`]: opens each tenant's log store for
+//! [`sightline_store::Tenants`], the router the trace stores use, so logs
+//! are kept apart per tenant exactly as traces are (same folders, same
+//! `--max-tenants`, same first-write opening).
+
+use std::path::PathBuf;
+
+use async_trait::async_trait;
+use sightline_model::{ComponentHealth, Tenant};
+use sightline_store::{TenantOpener, TenantStore, tenant_dir, tenant_folders};
+
+use crate::{LogStore, Options};
+
+/// The log store's folder inside a tenant's folder: `<data dir>/logs` for
+/// the default tenant (where a server without tenants keeps it),
+/// `<data dir>/tenants/<tenant>/logs` for the others, beside their traces.
+pub const LOGS_DIR: &str = "logs";
+
+/// Opens [`LogStore`]s under a data directory, every one set up as the
+/// template options (clones of which share one [`crate::Shared`]: the
+/// head bytes and the query slots).
+#[derive(Debug)]
+pub struct LogOpener {
+    data_dir: PathBuf,
+    template: Options,
+}
+
+impl LogOpener {
+    /// Log stores of the tenants under `data_dir`, set up as `template`
+    /// (its `dir` is replaced by each tenant's folder).
+    pub fn new(data_dir: impl Into<PathBuf>, template: Options) -> LogOpener {
+        LogOpener { data_dir: data_dir.into(), template }
+    }
+
+    /// The folder of `tenant`'s log store.
+    pub fn dir_of(&self, tenant: &Tenant) -> PathBuf {
+        tenant_dir(&self.data_dir, tenant).join(LOGS_DIR)
+    }
+}
+
+#[async_trait]
+impl TenantStore for LogStore {
+    fn health(&self) -> ComponentHealth {
+        LogStore::health(self)
+    }
+
+    async fn shutdown(&self) {
+        LogStore::shutdown(self).await
+    }
+}
+
+fn storage_error(dir: &std::path::Path, e: crate::Error) -> sightline_store::Error {
+    sightline_store::Error::Storage { location: dir.display().to_string(), detail: e.to_string() }
+}
+
+#[async_trait]
+impl TenantOpener for LogOpener {
+    type Store = LogStore;
+
+    /// Tenants with a log folder (a tenant with traces only has none).
+    async fn existing(&self) -> Result<Vec<Tenant>, sightline_store::Error> {
+        let root = self.data_dir.clone();
+        let tenants = tokio::task::spawn_blocking(move || tenant_folders(&root))
+            .await
+            .map_err(|e| sightline_store::Error::Task(e.to_string()))??;
+        Ok(tenants.into_iter().filter(|t| self.dir_of(t).is_dir()).collect())
+    }
+
+    async fn exists(&self, tenant: &Tenant) -> Result<bool, sightline_store::Error> {
+        Ok(self.dir_of(tenant).is_dir())
+    }
+
+    async fn open(&self, tenant: &Tenant) -> Result<LogStore, sightline_store::Error> {
+        let mut options = self.template.clone();
+        options.dir = self.dir_of(tenant);
+        let dir = options.dir.clone();
+        LogStore::open(options).await.map_err(|e| storage_error(&dir, e))
+    }
+}
