@@ -15,18 +15,23 @@
 //!   lease with a TTL; correctness never depends on it);
 //! * `cluster`: heartbeats, the lease, deleting dropped blocks after the
 //!   grace period;
-//! * `selftest`: refuses a store that ignores conditional writes.
+//! * `selftest`: refuses a store that ignores conditional writes;
+//! * [`Policy`]: the stated timeouts and retries (short for reads a query
+//!   waits on, patient for background work); `availability`: whether the
+//!   store answers (`/health`, and query reads stop waiting while not).
 //!
 //! [`Remote::open`] connects and checks the store; the binary opens the
 //! `EmbeddedStore` on [`Remote::storage`], then calls [`Remote::start`].
 #![deny(missing_docs)]
 
+mod availability;
 mod bucket;
 mod cache;
 mod cluster;
 mod error;
 mod lease;
 mod metrics;
+mod policy;
 mod selftest;
 mod source;
 mod storage;
@@ -49,6 +54,7 @@ pub use cache::Cache;
 pub use error::Error;
 pub use lease::Lease;
 pub use metrics::Metrics;
+pub use policy::Policy;
 pub use selftest::check_conditional_writes;
 pub use storage::ObjectStorage;
 
@@ -151,11 +157,25 @@ fn install_crypto() {
     let _ = rustls::crypto::ring::default_provider().install_default();
 }
 
-/// Builds the object store `url` names: bucket from the URL, credentials
-/// and endpoint from the environment, then `config`. Returns the store
-/// and the prefix inside it.
+/// Builds the object store `url` names for background work
+/// ([`Policy::BACKGROUND`]): bucket from the URL, credentials and endpoint
+/// from the environment, then `config`. Returns the store and the prefix
+/// inside it.
 pub fn connect(url: &str, config: &[(String, String)]) -> Result<(Arc<dyn ObjectStore>, String), Error> {
+    connect_with(url, config, &Policy::BACKGROUND)
+}
+
+/// Like [`connect`], with `policy`'s timeouts and retries (an explicit
+/// `timeout` or `connect_timeout` in `config` still wins).
+pub fn connect_with(
+    url: &str,
+    config: &[(String, String)],
+    policy: &Policy,
+) -> Result<(Arc<dyn ObjectStore>, String), Error> {
     install_crypto();
+    let config: Vec<(String, String)> =
+        policy.client_config().into_iter().chain(config.iter().cloned()).collect();
+    let config = config.as_slice();
     let invalid = |why: String| Error::InvalidUrl { url: url.to_owned(), why };
     let (scheme, rest) =
         url.split_once("://").ok_or_else(|| invalid("expected scheme://bucket/prefix".into()))?;
@@ -164,9 +184,9 @@ pub fn connect(url: &str, config: &[(String, String)]) -> Result<(Arc<dyn Object
         return Err(invalid("no bucket name".into()));
     }
     let store = match scheme {
-        "s3" | "s3a" => backends::s3(url, bucket, config)?,
-        "gs" => backends::gcs(url, bucket, config)?,
-        "az" | "azure" => backends::azure(url, bucket, config)?,
+        "s3" | "s3a" => backends::s3(url, bucket, config, policy)?,
+        "gs" => backends::gcs(url, bucket, config, policy)?,
+        "az" | "azure" => backends::azure(url, bucket, config, policy)?,
         other => return Err(invalid(format!("unknown scheme {other:?}: use s3://, gs:// or az://"))),
     };
     Ok((store, prefix.trim_matches('/').to_owned()))
@@ -178,7 +198,7 @@ mod backends {
 
     use object_store::ObjectStore;
 
-    use crate::Error;
+    use crate::{Error, Policy};
 
     type Built = Result<Arc<dyn ObjectStore>, Error>;
 
@@ -196,8 +216,10 @@ mod backends {
     }
 
     #[cfg(feature = "aws")]
-    pub(super) fn s3(url: &str, bucket: &str, config: &[(String, String)]) -> Built {
-        let mut builder = object_store::aws::AmazonS3Builder::from_env().with_bucket_name(bucket);
+    pub(super) fn s3(url: &str, bucket: &str, config: &[(String, String)], policy: &Policy) -> Built {
+        let mut builder = object_store::aws::AmazonS3Builder::from_env()
+            .with_bucket_name(bucket)
+            .with_retry(policy.retry());
         for (key, value) in config {
             builder = builder.with_config(key.parse().map_err(|e| invalid(url, e))?, value);
         }
@@ -205,13 +227,15 @@ mod backends {
     }
 
     #[cfg(not(feature = "aws"))]
-    pub(super) fn s3(url: &str, _: &str, _: &[(String, String)]) -> Built {
+    pub(super) fn s3(url: &str, _: &str, _: &[(String, String)], _: &Policy) -> Built {
         Err(missing(url, "aws"))
     }
 
     #[cfg(feature = "gcp")]
-    pub(super) fn gcs(url: &str, bucket: &str, config: &[(String, String)]) -> Built {
-        let mut builder = object_store::gcp::GoogleCloudStorageBuilder::from_env().with_bucket_name(bucket);
+    pub(super) fn gcs(url: &str, bucket: &str, config: &[(String, String)], policy: &Policy) -> Built {
+        let mut builder = object_store::gcp::GoogleCloudStorageBuilder::from_env()
+            .with_bucket_name(bucket)
+            .with_retry(policy.retry());
         for (key, value) in config {
             builder = builder.with_config(key.parse().map_err(|e| invalid(url, e))?, value);
         }
@@ -219,14 +243,15 @@ mod backends {
     }
 
     #[cfg(not(feature = "gcp"))]
-    pub(super) fn gcs(url: &str, _: &str, _: &[(String, String)]) -> Built {
+    pub(super) fn gcs(url: &str, _: &str, _: &[(String, String)], _: &Policy) -> Built {
         Err(missing(url, "gcp"))
     }
 
     #[cfg(feature = "azure")]
-    pub(super) fn azure(url: &str, container: &str, config: &[(String, String)]) -> Built {
-        let mut builder =
-            object_store::azure::MicrosoftAzureBuilder::from_env().with_container_name(container);
+    pub(super) fn azure(url: &str, container: &str, config: &[(String, String)], policy: &Policy) -> Built {
+        let mut builder = object_store::azure::MicrosoftAzureBuilder::from_env()
+            .with_container_name(container)
+            .with_retry(policy.retry());
         for (key, value) in config {
             builder = builder.with_config(key.parse().map_err(|e| invalid(url, e))?, value);
         }
@@ -234,7 +259,7 @@ mod backends {
     }
 
     #[cfg(not(feature = "azure"))]
-    pub(super) fn azure(url: &str, _: &str, _: &[(String, String)]) -> Built {
+    pub(super) fn azure(url: &str, _: &str, _: &[(String, String)], _: &Policy) -> Built {
         Err(missing(url, "azure"))
     }
 }
@@ -252,24 +277,38 @@ pub struct Remote {
 }
 
 impl Remote {
-    /// Connects to the store `options.url` names, checks that it honours
-    /// conditional writes, and prepares the cache and staging folders.
-    /// Must run inside a multi-threaded tokio runtime.
+    /// Connects to the store `options.url` names (one client for
+    /// background work, one for the reads queries wait on, see [`Policy`]),
+    /// checks that it honours conditional writes, and prepares the cache
+    /// and staging folders. Must run inside a multi-threaded tokio runtime.
     pub async fn open(options: Options, metrics: Arc<Metrics>) -> Result<Remote, Error> {
         let (store, prefix) = connect(&options.url, &options.config)?;
-        Remote::open_store(store, &prefix, options, metrics).await
+        let (reads, _) = connect_with(&options.url, &options.config, &Policy::QUERY)?;
+        Remote::open_with(store, reads, &prefix, options, metrics).await
     }
 
-    /// Like [`Remote::open`] on a store already built (tests wrap one).
+    /// Like [`Remote::open`] on a store already built (tests wrap one),
+    /// which query reads use too.
     pub async fn open_store(
         store: Arc<dyn ObjectStore>,
         prefix: &str,
         options: Options,
         metrics: Arc<Metrics>,
     ) -> Result<Remote, Error> {
+        let reads = Arc::clone(&store);
+        Remote::open_with(store, reads, prefix, options, metrics).await
+    }
+
+    async fn open_with(
+        store: Arc<dyn ObjectStore>,
+        reads: Arc<dyn ObjectStore>,
+        prefix: &str,
+        options: Options,
+        metrics: Arc<Metrics>,
+    ) -> Result<Remote, Error> {
         check_name("node id", &options.node_id)?;
         check_name("tenant", &options.tenant)?;
-        let bucket = Arc::new(Bucket::new(store, prefix, options.url.clone(), metrics));
+        let bucket = Arc::new(Bucket::new(store, prefix, options.url.clone(), metrics).with_reads(reads));
         check_conditional_writes(&bucket, &options.node_id).await?;
         let cache = Arc::new(Cache::open(
             &options.data_dir.join("cache"),
@@ -364,7 +403,9 @@ impl Remote {
     }
 
     /// For `/health`: the bucket, the lease holder, the nodes seen, the
-    /// cache.
+    /// cache; unhealthy ("degraded: …", since when and the last error)
+    /// while requests to the store fail. The node still takes writes into
+    /// its WAL then, so `/ready` does not follow this check.
     pub fn health(&self) -> ComponentHealth {
         let nodes = self.cluster.nodes.lock().iter().cloned().collect::<Vec<_>>().join(", ");
         let holder = match self.cluster.lease.holder() {
@@ -373,16 +414,21 @@ impl Remote {
             None => "nobody yet".to_owned(),
         };
         let (used, capacity) = self.cache.usage();
+        let degraded = self.cluster.bucket.degraded();
+        let detail = format!(
+            "{} as node {}; compaction lease: {holder}; nodes: [{nodes}]; cache {} of {} MiB",
+            self.url,
+            self.cluster.node,
+            used >> 20,
+            capacity >> 20
+        );
         ComponentHealth {
             name: "object_storage".into(),
-            healthy: true,
-            detail: format!(
-                "{} as node {}; compaction lease: {holder}; nodes: [{nodes}]; cache {} of {} MiB",
-                self.url,
-                self.cluster.node,
-                used >> 20,
-                capacity >> 20
-            ),
+            healthy: degraded.is_none(),
+            detail: match degraded {
+                Some(why) => format!("{why}; {detail}"),
+                None => detail,
+            },
         }
     }
 }

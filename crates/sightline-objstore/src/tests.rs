@@ -319,3 +319,41 @@ async fn dropped_and_orphaned_blocks_are_deleted_after_the_grace_period() {
     assert_eq!(node.store.trace(tid(1, 12)).await.unwrap().map(|t| t.len()), Some(3));
     node.close().await;
 }
+
+/// A store that accepts connections and never answers (a listener nobody
+/// accepts on: the kernel completes the handshakes): a query's read gives
+/// up on its own instead of retrying for minutes (object_store's default),
+/// the bucket reports itself degraded, and the next read fails at once
+/// without a request.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_query_read_gives_up_on_a_silent_store_and_the_next_fails_at_once() {
+    let silent = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let config: Vec<(String, String)> = [
+        ("aws_endpoint", format!("http://{}", silent.local_addr().unwrap())),
+        ("aws_access_key_id", "k".to_owned()),
+        ("aws_secret_access_key", "s".to_owned()),
+        ("aws_region", "us-east-1".to_owned()),
+        ("aws_allow_http", "true".to_owned()),
+    ]
+    .into_iter()
+    .map(|(k, v)| (k.to_owned(), v))
+    .collect();
+    let (reads, _) = crate::connect_with("s3://b/p", &config, &crate::Policy::QUERY).unwrap();
+    let metrics = Arc::new(Metrics::default());
+    let bucket = crate::Bucket::new(Arc::clone(&reads), "p", "s3://b/p".into(), Arc::clone(&metrics))
+        .with_reads(reads);
+    assert!(bucket.degraded().is_none());
+
+    let first = bucket.get_range("t/blocks/x/data.parquet", 0..10).await.unwrap_err();
+    assert!(matches!(first, Error::Request { .. } | Error::Unavailable { .. }), "{first}");
+    let why = bucket.degraded().expect("degraded after a read without an answer");
+    assert!(why.contains("degraded"), "{why}");
+
+    let second = bucket.get_range("t/blocks/x/data.parquet", 0..10).await.unwrap_err();
+    assert!(matches!(&second, Error::Unavailable { detail, .. } if detail.contains("not asked")), "{second}");
+    let count =
+        |outcome| metrics.requests.get_or_create(&crate::metrics::Request { op: "get_range", outcome }).get();
+    assert_eq!(count("skipped"), 1);
+    assert_eq!(count("error") + count("timeout"), 1);
+    assert_eq!(metrics.available.get(), 0);
+}
