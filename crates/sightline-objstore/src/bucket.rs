@@ -193,34 +193,61 @@ impl Bucket {
     }
 
     /// Bytes `range` of an object and the object's whole size: a query's
-    /// read, so bounded by [`Policy::QUERY`]'s deadline, and failed at once
-    /// (outcome `skipped`) while the store is not answering.
+    /// read (see [`Bucket::for_query`]).
     pub async fn get_range(&self, key: &str, range: Range<u64>) -> Result<(Bytes, u64), Error> {
-        if let Some(detail) = self.availability.fail_fast() {
-            self.metrics.request("get_range", "skipped");
-            return Err(Error::Unavailable { location: self.location(key), detail });
-        }
         let options = GetOptions { range: Some(GetRange::Bounded(range)), ..GetOptions::default() };
         let read = async {
             let result = self.reads.get_opts(&self.path(key), options).await?;
             let size = result.meta.size;
             Ok::<_, object_store::Error>((result.bytes().await?, size))
         };
+        let (bytes, size) = self.for_query("get_range", key, "GET (range)", read).await?;
+        self.metrics.downloaded_bytes.inc_by(bytes.len() as u64);
+        Ok((bytes, size))
+    }
+
+    /// Whether `key` exists, for a query (a tenant's first query asks
+    /// whether the tenant has data; see [`Bucket::for_query`]).
+    pub async fn exists_for_query(&self, key: &str) -> Result<bool, Error> {
+        let head = async {
+            match self.reads.head(&self.path(key)).await {
+                Ok(_) => Ok(true),
+                Err(object_store::Error::NotFound { .. }) => Ok(false),
+                Err(e) => Err(e),
+            }
+        };
+        self.for_query("head", key, "HEAD", head).await
+    }
+
+    /// Runs `request`, one a query waits on, through the query client:
+    /// failed at once (outcome `skipped`) while the store is not
+    /// answering, and given up after [`Policy::QUERY`]'s deadline
+    /// (outcome `timeout`).
+    async fn for_query<T>(
+        &self,
+        op: &'static str,
+        key: &str,
+        operation: &'static str,
+        request: impl Future<Output = Result<T, object_store::Error>>,
+    ) -> Result<T, Error> {
+        if let Some(detail) = self.availability.fail_fast() {
+            self.metrics.request(op, "skipped");
+            return Err(Error::Unavailable { location: self.location(key), detail });
+        }
         let deadline = Policy::QUERY.deadline.unwrap_or(Policy::QUERY.request_timeout);
-        let Ok(result) = tokio::time::timeout(deadline, read).await else {
-            self.metrics.request("get_range", "timeout");
+        let Ok(result) = tokio::time::timeout(deadline, request).await else {
+            self.metrics.request(op, "timeout");
             let detail = format!("no answer within {deadline:?}");
             self.unanswered(&detail);
             return Err(Error::Unavailable { location: self.location(key), detail });
         };
         self.note(&result);
-        let (bytes, size) = result.map_err(|e| {
-            self.metrics.request("get_range", "error");
-            self.failed(key, "GET (range)", e)
+        let value = result.map_err(|e| {
+            self.metrics.request(op, "error");
+            self.failed(key, operation, e)
         })?;
-        self.metrics.request("get_range", "ok");
-        self.metrics.downloaded_bytes.inc_by(bytes.len() as u64);
-        Ok((bytes, size))
+        self.metrics.request(op, "ok");
+        Ok(value)
     }
 
     /// Writes `bytes` under `key`: unconditionally, only if absent

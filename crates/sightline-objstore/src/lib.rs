@@ -461,7 +461,8 @@ impl TenantBlocks for Remote {
         if check_name("tenant", tenant.as_str()).is_err() {
             return Ok(false);
         }
-        Ok(self.cluster.bucket.get(&format!("{tenant}/manifest.json")).await?.is_some())
+        // On a query's path (a tenant's first query): bounded like one.
+        Ok(self.cluster.bucket.exists_for_query(&format!("{tenant}/manifest.json")).await?)
     }
 }
 

@@ -9,11 +9,12 @@ use prometheus_client::registry::Registry;
 /// Labels of a request count.
 #[derive(Debug, Clone, PartialEq, Eq, Hash, EncodeLabelSet)]
 pub(crate) struct Request {
-    /// `get`, `get_range`, `poll`, `put`, `upload`, `delete`, `list`.
+    /// `get`, `get_range`, `head`, `poll`, `put`, `upload`, `delete`, `list`.
     pub(crate) op: &'static str,
-    /// `ok`, `not_modified`, `not_found`, `conflict`, `error`; for query
-    /// reads (`get_range`) also `timeout` (no answer within the deadline)
-    /// and `skipped` (not asked: the store was failing).
+    /// `ok`, `not_modified`, `not_found`, `conflict`, `error`; for the
+    /// requests a query waits on (`get_range`, `head`) also `timeout` (no
+    /// answer within the deadline) and `skipped` (not asked: the store was
+    /// failing).
     pub(crate) outcome: &'static str,
 }
 
