@@ -1,6 +1,6 @@
 //! Object-store faults, injected by a TCP proxy between one node and a real
-//! S3 server (SeaweedFS): the store answering 503, holding connections
-//! without answering, and refusing connections. Meanwhile ingest keeps
+//! S3 server (SeaweedFS): the store holding connections without answering,
+//! answering 503, 500 or 409, and refusing connections. Meanwhile ingest keeps
 //! acknowledging into the WAL up to its budget and then refuses retryably,
 //! queries answer instead of hanging, `/health` reports the store degraded;
 //! once the store is back every acknowledged span is on a second node,
@@ -135,7 +135,11 @@ fn serve(client: TcpStream, mode: Mode, generation: u64, upstream: &str, state: 
         Mode::Fail(status) => {
             let mut client = client;
             if read_request(&mut client, &switched) {
-                let code = if status == 503 { "SlowDown" } else { "InternalError" };
+                let code = match status {
+                    503 => "SlowDown",
+                    409 => "OperationAborted",
+                    _ => "InternalError",
+                };
                 let body = format!(
                     "<?xml version=\"1.0\"?><Error><Code>{code}</Code><Message>injected</Message></Error>"
                 );
@@ -421,10 +425,12 @@ fn a_failing_object_store_degrades_queries_and_loses_nothing_acknowledged() {
 
     // The faults, one after another: a store that holds connections
     // without answering (A's reads must give up on their own), then one
-    // answering 503, then one that refuses connections.
+    // answering 503, 500, 409, then one that refuses connections.
     outage.store(true, Ordering::Relaxed);
     let mut cold_reads = cold.iter();
-    for (mode, secs) in [(Mode::Hold, 7), (Mode::Fail(503), 5), (Mode::Fail(500), 2), (Mode::Down, 5)] {
+    for (mode, secs) in
+        [(Mode::Hold, 7), (Mode::Fail(503), 4), (Mode::Fail(500), 2), (Mode::Fail(409), 2), (Mode::Down, 5)]
+    {
         proxy.set(mode);
         let until = Instant::now() + Duration::from_secs(secs);
         // A query that needs a block range A has not cached answers (the
