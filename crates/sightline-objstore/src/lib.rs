@@ -11,14 +11,14 @@
 //! * [`ObjectStorage`] is the store's `BlockStorage` in the bucket: layout,
 //!   the shared manifest swapped by conditional PUT, blocks read by range;
 //! * `cache`: byte ranges of blocks on local disk, LRU, `--cache-size`;
+//! * [`Policy`]: the stated timeouts and retries (short for reads a query
+//!   waits on, patient for background work); `availability`: whether the
+//!   store answers (`/health`, and query reads stop waiting while not);
 //! * `lease`: which node merges and expires blocks (a conditional-write
 //!   lease with a TTL; correctness never depends on it);
 //! * `cluster`: heartbeats, the lease, deleting dropped blocks after the
 //!   grace period;
-//! * `selftest`: refuses a store that ignores conditional writes;
-//! * [`Policy`]: the stated timeouts and retries (short for reads a query
-//!   waits on, patient for background work); `availability`: whether the
-//!   store answers (`/health`, and query reads stop waiting while not).
+//! * `selftest`: refuses a store that ignores conditional writes.
 //!
 //! [`Remote::open`] connects and checks the store; the binary opens the
 //! `EmbeddedStore` on [`Remote::storage`], then calls [`Remote::start`].
