@@ -73,7 +73,8 @@ pub(crate) struct Trace<'a> {
     pub spans: Vec<Span<'a>>,
     /// Keyed `p1`, `p2`, …; a `BTreeMap` gives Go's sorted map-key order.
     pub processes: BTreeMap<String, Process<'a>>,
-    /// Always `null`: Sightline raises no trace-level warnings.
+    /// `null`, or what a partial answer left out (a peer that did not
+    /// answer in time).
     pub warnings: Option<Vec<String>>,
 }
 

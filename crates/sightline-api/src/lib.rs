@@ -100,6 +100,7 @@ mod duration;
 mod error;
 mod exposition;
 mod ids;
+pub mod internal;
 mod jaeger;
 mod logs;
 mod metrics;
@@ -128,6 +129,7 @@ use tower_http::compression::CompressionLayer;
 
 pub use error::ApiError;
 pub use metrics::Metrics;
+pub use scope::WARNINGS_HEADER;
 
 /// Everything the handlers need, shared by all requests.
 #[derive(Clone)]
@@ -206,6 +208,7 @@ pub fn router(state: ApiState) -> Router {
         .route("/health", get(ops::health))
         .route("/ready", get(ops::ready))
         .route("/metrics", get(ops::metrics))
+        .layer(axum::middleware::from_fn(scope::warn_partial))
         .layer(axum::middleware::from_fn_with_state(metrics, metrics::track))
         // gzip when the client accepts it, as Jaeger's query service does: a
         // 10k-span trace is 4.6 MB of JSON, 313 KB gzipped. The fastest level

@@ -94,7 +94,9 @@ pub(crate) async fn find_traces(state: Scoped, RawQuery(raw): RawQuery) -> Resul
     };
     let adjusted: Vec<Adjusted> =
         traces.into_iter().map(|spans| Adjusted::new(spans, MAX_CLOCK_SKEW_ADJUST_NANOS)).collect();
-    let data: Vec<dto::Trace<'_>> = adjusted.iter().map(|a| jaeger::trace(&a.spans, &a.warnings)).collect();
+    let mut data: Vec<dto::Trace<'_>> =
+        adjusted.iter().map(|a| jaeger::trace(&a.spans, &a.warnings)).collect();
+    partial(&state, &mut data);
     let total = data.len();
     let mut envelope = Envelope::ok(data, total);
     envelope.errors = (!errors.is_empty()).then_some(errors);
@@ -148,7 +150,20 @@ async fn jaeger_trace_by_id(
     let Some(spans) = read_trace(state, id).await? else { return Err(ApiError::TraceNotFound) };
     let adjusted =
         if raw_trace { Adjusted::raw(spans) } else { Adjusted::new(spans, MAX_CLOCK_SKEW_ADJUST_NANOS) };
-    json(&Envelope::ok(vec![jaeger::trace(&adjusted.spans, &adjusted.warnings)], 1), pretty(&params))
+    let mut data = vec![jaeger::trace(&adjusted.spans, &adjusted.warnings)];
+    partial(state, &mut data);
+    json(&Envelope::ok(data, 1), pretty(&params))
+}
+
+/// Marks each trace of a partial answer with what was left out (a peer
+/// that did not answer): Jaeger UI shows a trace's `warnings` above it.
+fn partial(state: &Scoped, data: &mut [dto::Trace<'_>]) {
+    let warnings = state.warnings();
+    if !warnings.is_empty() {
+        for trace in data {
+            trace.warnings.get_or_insert_with(Vec::new).extend(warnings.iter().cloned());
+        }
+    }
 }
 
 /// `POST /api/transform`: an OTLP/JSON export request in, Jaeger UI JSON

@@ -5,10 +5,14 @@
 //! answer can mix tenants.
 
 use std::ops::Deref;
-use std::sync::Arc;
+use std::sync::{Arc, Mutex, PoisonError};
 
-use axum::extract::FromRequestParts;
+use axum::extract::{FromRequestParts, Request};
+use axum::http::HeaderValue;
+use axum::http::header::AUTHORIZATION;
 use axum::http::request::Parts;
+use axum::middleware::Next;
+use axum::response::Response;
 use sightline_model::{SpanReader, Tenant};
 
 use crate::{ApiError, ApiState};
@@ -35,7 +39,61 @@ impl FromRequestParts<ApiState> for Scoped {
 
     async fn from_request_parts(parts: &mut Parts, state: &ApiState) -> Result<Scoped, ApiError> {
         let tenant = parts.extensions.get::<Tenant>().cloned().unwrap_or_default();
-        let reader = state.readers.reader(&tenant).await?;
+        let credentials = parts.headers.get(AUTHORIZATION).and_then(|v| v.to_str().ok());
+        let reader = state.readers.reader_for(&tenant, credentials).await?;
+        if let Some(slot) = parts.extensions.get::<WarningSlot>() {
+            *slot.0.lock().unwrap_or_else(PoisonError::into_inner) = Some(Arc::clone(&reader));
+        }
         Ok(Scoped { tenant, reader, state: state.clone() })
     }
+}
+
+impl Scoped {
+    /// What the reader left out so far (peers that did not answer).
+    pub(crate) fn warnings(&self) -> Vec<String> {
+        self.reader.warnings()
+    }
+}
+
+/// Where [`Scoped`] leaves the request's reader, so [`warn_partial`] can
+/// ask it afterwards what it left out.
+#[derive(Clone, Default)]
+struct WarningSlot(Arc<Mutex<Option<Arc<dyn SpanReader>>>>);
+
+/// The response header naming what a partial answer left out, one
+/// warning per comma-separated entry (`; ` inside an entry). Every API
+/// that reads traces carries it (Tempo's responses have no field for it);
+/// Jaeger's JSON also puts the warnings into each trace's `warnings`.
+pub const WARNINGS_HEADER: &str = "sightline-warnings";
+
+/// Middleware: adds [`WARNINGS_HEADER`] when the request's reader left
+/// something out.
+pub(crate) async fn warn_partial(mut request: Request, next: Next) -> Response {
+    let slot = WarningSlot::default();
+    request.extensions_mut().insert(slot.clone());
+    let mut response = next.run(request).await;
+    let reader = slot.0.lock().unwrap_or_else(PoisonError::into_inner).take();
+    let warnings = reader.map(|r| r.warnings()).unwrap_or_default();
+    if !warnings.is_empty() {
+        let text: Vec<String> = warnings
+            .iter()
+            .map(|w| {
+                w.chars()
+                    .map(|c| {
+                        if c == ',' {
+                            ';'
+                        } else if c.is_ascii_graphic() {
+                            c
+                        } else {
+                            ' '
+                        }
+                    })
+                    .collect()
+            })
+            .collect();
+        if let Ok(value) = HeaderValue::from_str(&text.join(", ")) {
+            response.headers_mut().insert(WARNINGS_HEADER, value);
+        }
+    }
+    response
 }

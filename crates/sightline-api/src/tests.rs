@@ -1294,6 +1294,7 @@ fn timestamps_are_written_as_protobuf_json() {
     assert_eq!(rfc3339_millis(253_402_300_799_000), "9999-12-31T23:59:59Z");
 }
 
+mod internal;
 mod jaeger_v1;
 mod logs;
 mod tempo;

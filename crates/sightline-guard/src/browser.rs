@@ -32,7 +32,10 @@ use http::{HeaderName, HeaderValue, StatusCode};
 pub struct AllowedHosts {
     /// Any host (`*`): the check is off.
     pub any: bool,
-    /// Names besides IP addresses and `localhost`, lower case.
+    /// Names besides IP addresses and `localhost`, lower case. A name
+    /// with a leading dot (`.peers.ns.svc`) allows every name under it, as
+    /// Django's `ALLOWED_HOSTS` does: a StatefulSet's pods each have their
+    /// own name under the headless service's.
     pub names: Vec<String>,
 }
 
@@ -43,7 +46,9 @@ impl AllowedHosts {
         for name in list.split(',').map(str::trim).filter(|n| !n.is_empty()) {
             if name == "*" {
                 hosts.any = true;
-            } else if name.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'.' || b == b'-') {
+            } else if name.trim_start_matches('.').len() > 1
+                && name.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'.' || b == b'-')
+            {
                 hosts.names.push(name.to_ascii_lowercase());
             } else {
                 return Err(format!("{name:?} is not a host name"));
@@ -62,7 +67,14 @@ impl AllowedHosts {
             return true;
         }
         let host = host.trim_end_matches('.').to_ascii_lowercase();
-        host == "localhost" || host.ends_with(".localhost") || self.names.contains(&host)
+        host == "localhost"
+            || host.ends_with(".localhost")
+            || self.names.iter().any(|name| match name.strip_prefix('.') {
+                Some(domain) => {
+                    host == domain || host.strip_suffix(name.as_str()).is_some_and(|sub| !sub.is_empty())
+                }
+                None => *name == host,
+            })
     }
 }
 

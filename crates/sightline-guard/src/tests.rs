@@ -291,6 +291,14 @@ mod browser {
         assert!(!named.allows("evil.example"));
         assert!(AllowedHosts::parse("*").unwrap().allows("evil.example"));
         assert!(AllowedHosts::parse("a b").is_err());
+        let domain = AllowedHosts::parse(".peers.obs.svc").unwrap();
+        for ok in ["sightline-0.peers.obs.svc:16686", "peers.obs.svc", "a.b.peers.obs.svc."] {
+            assert!(domain.allows(ok), "{ok}");
+        }
+        for bad in ["evilpeers.obs.svc", "peers.obs.svc.evil.example", "obs.svc"] {
+            assert!(!domain.allows(bad), "{bad}");
+        }
+        assert!(AllowedHosts::parse(".").is_err());
     }
 
     #[tokio::test]

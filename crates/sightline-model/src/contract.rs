@@ -193,6 +193,16 @@ pub trait SpanReader: Send + Sync {
         let sample = self.find_traces(&tag_sample(query)).await?;
         Ok(collect_tag_values(sample.iter().flatten(), scope, key, query))
     }
+
+    /// What the answers so far left out, one line each (e.g. "peer n1 at
+    /// 10.0.0.1:16686 did not answer: timed out"): a reader that gathers
+    /// data from other nodes returns what it has instead of failing, and
+    /// the API shows these beside the partial result. A reader is asked
+    /// for once per request ([`TenantReaders::reader_for`]), so these
+    /// belong to that request. Local readers leave nothing out.
+    fn warnings(&self) -> Vec<String> {
+        Vec::new()
+    }
 }
 
 /// The search the default tag listings sample with.
@@ -213,6 +223,19 @@ pub trait TenantReaders: Send + Sync {
     /// The reader of `tenant`'s data. A tenant without data gets a reader
     /// that finds nothing (see [`EmptyReader`]), not an error.
     async fn reader(&self, tenant: &Tenant) -> Result<Arc<dyn SpanReader>, QueryError>;
+
+    /// The reader for one request of `tenant` whose caller presented
+    /// `credentials` (its `Authorization` header, when it sent one): a
+    /// reader that asks other nodes passes them on, so a peer grants
+    /// exactly what this node granted. The default ignores them.
+    async fn reader_for(
+        &self,
+        tenant: &Tenant,
+        credentials: Option<&str>,
+    ) -> Result<Arc<dyn SpanReader>, QueryError> {
+        let _ = credentials;
+        self.reader(tenant).await
+    }
 }
 
 /// One reader answers for every tenant: a backend without tenants (tests,

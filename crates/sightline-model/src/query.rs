@@ -97,3 +97,67 @@ pub fn tag_lookup(span: &Span, key: &str, value: &str) -> bool {
     let hit = |kvs: &[crate::KeyValue]| kvs.iter().any(|kv| kv.key == key && kv.value.text_eq(value));
     hit(&span.attributes) || hit(span.resource.attributes()) || span.events.iter().any(|e| hit(&e.attributes))
 }
+
+/// A [`TraceQuery`] as URL query pairs, for a node asking a peer to search
+/// its head (`/internal/head/search`): exact (times and durations in ns,
+/// tags as ordered `tagKey`/`tagValue` pairs, so a key or value may hold
+/// any character), unlike Jaeger's µs parameters. [`TraceQuery::from_pairs`]
+/// reads them back.
+impl TraceQuery {
+    /// The query as `(name, value)` pairs; absent conditions are left out.
+    pub fn to_pairs(&self) -> Vec<(&'static str, String)> {
+        let mut out = Vec::new();
+        let mut opt = |name: &'static str, value: Option<String>| {
+            if let Some(v) = value {
+                out.push((name, v));
+            }
+        };
+        opt("service", self.service.clone());
+        opt("operation", self.operation.clone());
+        opt("minDurationNs", self.min_duration_nanos.map(|n| n.to_string()));
+        opt("maxDurationNs", self.max_duration_nanos.map(|n| n.to_string()));
+        opt("startNs", self.start_min_unix_nanos.map(|n| n.to_string()));
+        opt("endNs", self.start_max_unix_nanos.map(|n| n.to_string()));
+        out.push(("limit", self.limit.to_string()));
+        for tag in &self.tags {
+            out.push(("tagKey", tag.key.clone()));
+            out.push(("tagValue", tag.value.clone()));
+        }
+        out
+    }
+
+    /// Reads [`TraceQuery::to_pairs`]' pairs back; `Err` names the pair
+    /// that is wrong. Unknown names are an error too: a peer of another
+    /// version must not silently search for less.
+    pub fn from_pairs<'a>(pairs: impl IntoIterator<Item = (&'a str, &'a str)>) -> Result<TraceQuery, String> {
+        let mut query = TraceQuery { limit: TraceQuery::DEFAULT_LIMIT, ..TraceQuery::default() };
+        let mut key: Option<String> = None;
+        let number =
+            |name: &str, v: &str| v.parse::<u64>().map_err(|_| format!("{name}={v:?}: not a number"));
+        for (name, value) in pairs {
+            match name {
+                "service" => query.service = Some(value.to_owned()),
+                "operation" => query.operation = Some(value.to_owned()),
+                "minDurationNs" => query.min_duration_nanos = Some(number(name, value)?),
+                "maxDurationNs" => query.max_duration_nanos = Some(number(name, value)?),
+                "startNs" => query.start_min_unix_nanos = Some(number(name, value)?),
+                "endNs" => query.start_max_unix_nanos = Some(number(name, value)?),
+                "limit" => {
+                    query.limit =
+                        usize::try_from(number(name, value)?).map_err(|_| "limit too large".to_owned())?
+                }
+                "tagKey" if key.is_none() => key = Some(value.to_owned()),
+                "tagValue" => match key.take() {
+                    Some(key) => query.tags.push(TagFilter { key, value: value.to_owned() }),
+                    None => return Err("tagValue without a tagKey before it".to_owned()),
+                },
+                "tagKey" => return Err("tagKey followed by another tagKey".to_owned()),
+                other => return Err(format!("unknown parameter {other:?}")),
+            }
+        }
+        if key.is_some() {
+            return Err("tagKey without its tagValue".to_owned());
+        }
+        Ok(query)
+    }
+}

@@ -286,3 +286,29 @@ fn tag_listings_cover_every_scope_and_the_window() {
     assert_eq!(AttributeScope::from_name("instrumentation"), Some(AttributeScope::Instrumentation));
     assert_eq!(AttributeScope::from_name("intrinsic"), None);
 }
+
+/// A search sent to a peer reads back exactly, tags with `=` and `&` in
+/// them included; malformed pairs are refused with a reason.
+#[test]
+fn trace_query_pairs_round_trip() {
+    let query = crate::TraceQuery {
+        service: Some("checkout".into()),
+        operation: Some("GET /a?b=c&d".into()),
+        tags: vec![
+            crate::TagFilter { key: "k=1".into(), value: "v&2".into() },
+            crate::TagFilter { key: "error".into(), value: "true".into() },
+        ],
+        min_duration_nanos: Some(1),
+        max_duration_nanos: Some(u64::MAX),
+        start_min_unix_nanos: Some(1_700_000_000_123_456_789),
+        start_max_unix_nanos: None,
+        limit: 7,
+    };
+    let pairs = query.to_pairs();
+    let back = crate::TraceQuery::from_pairs(pairs.iter().map(|(k, v)| (*k, v.as_str()))).unwrap();
+    assert_eq!(back, query);
+    assert!(crate::TraceQuery::from_pairs([("tagKey", "a")]).is_err());
+    assert!(crate::TraceQuery::from_pairs([("tagValue", "a")]).is_err());
+    assert!(crate::TraceQuery::from_pairs([("startNs", "x")]).is_err());
+    assert!(crate::TraceQuery::from_pairs([("bogus", "1")]).is_err());
+}

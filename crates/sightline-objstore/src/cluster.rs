@@ -2,7 +2,7 @@
 //! `/health` can say which nodes share it), the compaction lease, and, while
 //! holding it, deleting blocks whose grace period has passed.
 
-use std::collections::BTreeSet;
+use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime};
 
@@ -30,6 +30,12 @@ pub(crate) struct Cluster {
     pub(crate) grace: Duration,
     /// Nodes whose heartbeat is recent, as last listed.
     pub(crate) nodes: Mutex<BTreeSet<String>>,
+    /// Where this node's query API answers other nodes (`HOST:PORT`),
+    /// written into its heartbeat; `None` advertises nothing.
+    pub(crate) advertise: Option<String>,
+    /// The other live nodes' advertised addresses, as last read from
+    /// their heartbeats: node id → `HOST:PORT`.
+    pub(crate) peers: Mutex<BTreeMap<String, String>>,
 }
 
 impl Cluster {
@@ -69,7 +75,7 @@ impl Cluster {
     /// (both times from the store's clock).
     async fn heartbeat(&self, interval: Duration) {
         let key = format!("{NODES_PREFIX}{}.json", self.node);
-        let body = serde_json::json!({ "node": self.node }).to_string();
+        let body = serde_json::json!({ "node": self.node, "addr": self.advertise }).to_string();
         if let Err(e) = self.bucket.put(&key, Bytes::from(body), PutMode::Overwrite).await {
             tracing::warn!(error = %e, "writing the heartbeat failed");
             return;
@@ -91,6 +97,30 @@ impl Cluster {
             .filter_map(|(k, _)| k.strip_prefix(NODES_PREFIX)?.strip_suffix(".json").map(str::to_owned))
             .collect();
         self.bucket.metrics.nodes.set(nodes.len() as i64);
+        // Each other live node's address, read from its heartbeat every
+        // round (one GET per node): a restarted node may listen elsewhere.
+        let known = self.peers.lock().clone();
+        let mut peers = BTreeMap::new();
+        for node in nodes.iter().filter(|n| **n != self.node) {
+            match self.bucket.get(&format!("{NODES_PREFIX}{node}.json")).await {
+                Ok(Some(object)) => {
+                    let addr = serde_json::from_slice::<serde_json::Value>(&object.bytes)
+                        .ok()
+                        .and_then(|v| v["addr"].as_str().map(str::to_owned));
+                    if let Some(addr) = addr {
+                        peers.insert(node.clone(), addr);
+                    }
+                }
+                Ok(None) => {}
+                Err(e) => {
+                    tracing::warn!(error = %e, %node, "reading a node's heartbeat failed; keeping its last address");
+                    if let Some(addr) = known.get(node) {
+                        peers.insert(node.clone(), addr.clone());
+                    }
+                }
+            }
+        }
+        *self.peers.lock() = peers;
         *self.nodes.lock() = nodes;
     }
 }

@@ -18,7 +18,9 @@
 //!   lease with a TTL; correctness never depends on it);
 //! * `cluster`: heartbeats, the lease, deleting dropped blocks after the
 //!   grace period;
-//! * `selftest`: refuses a store that ignores conditional writes.
+//! * `selftest`: refuses a store that ignores conditional writes;
+//! * `peers`: queries that also read live peers' heads (what they
+//!   acknowledged but have not flushed yet), partial results marked.
 //!
 //! [`Remote::open`] connects and checks the store; the binary opens the
 //! `EmbeddedStore` on [`Remote::storage`], then calls [`Remote::start`].
@@ -31,6 +33,7 @@ mod cluster;
 mod error;
 mod lease;
 mod metrics;
+mod peers;
 mod policy;
 mod selftest;
 mod source;
@@ -54,6 +57,7 @@ pub use cache::Cache;
 pub use error::Error;
 pub use lease::Lease;
 pub use metrics::Metrics;
+pub use peers::{PeerOptions, PeerReaders, Peers};
 pub use policy::Policy;
 pub use selftest::check_conditional_writes;
 pub use storage::ObjectStorage;
@@ -90,6 +94,9 @@ pub struct Options {
     /// longest query plus the poll interval, since a node that has not yet
     /// seen the drop may still read it.
     pub delete_grace: Duration,
+    /// Where this node's query API answers other nodes (`HOST:PORT`),
+    /// written into its heartbeat so they can ask for its heads.
+    pub advertise: Option<String>,
 }
 
 impl Options {
@@ -105,6 +112,7 @@ impl Options {
             poll_interval: Duration::from_secs(5),
             lease_ttl: Duration::from_secs(30),
             delete_grace: Duration::from_secs(10 * 60),
+            advertise: None,
         }
     }
 }
@@ -332,6 +340,8 @@ impl Remote {
             storages: Mutex::new(vec![Arc::clone(&storage)]),
             grace: options.delete_grace,
             nodes: Mutex::new(Default::default()),
+            advertise: options.advertise.clone(),
+            peers: Mutex::new(Default::default()),
         });
         let (stop, _) = watch::channel(false);
         Ok(Remote {
@@ -377,6 +387,17 @@ impl Remote {
         &self.storage
     }
 
+    /// The other live nodes that advertise an address, as the last
+    /// heartbeat round read them: (node id, `HOST:PORT`).
+    pub fn peer_addrs(&self) -> Vec<(String, String)> {
+        self.cluster.peers.lock().iter().map(|(n, a)| (n.clone(), a.clone())).collect()
+    }
+
+    /// This node's id in the bucket.
+    pub fn node_id(&self) -> &str {
+        &self.cluster.node
+    }
+
     /// The compaction lease.
     pub fn lease(&self) -> &Arc<Lease> {
         &self.cluster.lease
@@ -414,9 +435,11 @@ impl Remote {
             None => "nobody yet".to_owned(),
         };
         let (used, capacity) = self.cache.usage();
+        let peers =
+            self.peer_addrs().iter().map(|(n, a)| format!("{n} at {a}")).collect::<Vec<_>>().join(", ");
         let degraded = self.cluster.bucket.degraded();
         let detail = format!(
-            "{} as node {}; compaction lease: {holder}; nodes: [{nodes}]; cache {} of {} MiB",
+            "{} as node {}; compaction lease: {holder}; nodes: [{nodes}]; peers' heads read from: [{peers}]; cache {} of {} MiB",
             self.url,
             self.cluster.node,
             used >> 20,

@@ -31,6 +31,7 @@ pub struct Metrics {
     pub(crate) lease_held: Gauge,
     pub(crate) nodes: Gauge,
     pub(crate) deleted_blocks: Counter,
+    pub(crate) peer_requests: Family<crate::peers::PeerRequest, Counter>,
 }
 
 impl Metrics {
@@ -68,6 +69,11 @@ impl Metrics {
             "deleted_blocks",
             "Blocks deleted from the bucket after their grace period (replaced, expired or orphaned)",
             m.deleted_blocks.clone(),
+        );
+        r.register(
+            "peer_requests",
+            "Requests to live peers for their heads (a query on one node asking what only another has),              by operation (traces, search) and outcome (ok, timeout, error)",
+            m.peer_requests.clone(),
         );
         m
     }

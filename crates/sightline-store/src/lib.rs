@@ -57,10 +57,10 @@ pub use repair::{
 pub use shared::{HeadShare, Shared};
 pub use sightline_block::WriteOptions as BlockOptions;
 pub use sightline_wal::{FsyncPolicy, RecoveryMode as WalRecovery};
-pub use store::{EmbeddedStore, Options};
+pub use store::{EmbeddedStore, HeadReader, Options};
 pub use tenants::{
-    LocalBlocks, StoreOpener, TENANTS_DIR, TenantBlocks, TenantOpener, TenantStore, Tenants, tenant_dir,
-    tenant_folders,
+    HeadReaders, LocalBlocks, StoreOpener, TENANTS_DIR, TenantBlocks, TenantOpener, TenantStore, Tenants,
+    tenant_dir, tenant_folders,
 };
 
 #[cfg(test)]

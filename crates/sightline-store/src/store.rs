@@ -380,6 +380,16 @@ impl EmbeddedStore {
         &self,
         read: impl FnOnce(&View, &mut ResultBudget) -> Result<Vec<Vec<Span>>, QueryError> + Send + 'static,
     ) -> Result<Vec<Vec<Span>>, QueryError> {
+        self.read_spans_in(Self::view, read).await
+    }
+
+    /// [`EmbeddedStore::read_spans`] on the view `take` makes (taken once
+    /// a query slot is free, so it is as fresh as can be).
+    async fn read_spans_in(
+        &self,
+        take: fn(&EmbeddedStore) -> View,
+        read: impl FnOnce(&View, &mut ResultBudget) -> Result<Vec<Vec<Span>>, QueryError> + Send + 'static,
+    ) -> Result<Vec<Vec<Span>>, QueryError> {
         let gate = &self.queries;
         let Ok(Ok(permit)) = tokio::time::timeout(QUERY_WAIT, Arc::clone(&gate.slots).acquire_owned()).await
         else {
@@ -390,7 +400,7 @@ impl EmbeddedStore {
             )));
         };
         let (each, metrics) = (gate.each, Arc::clone(&gate.metrics));
-        let view = self.view();
+        let view = take(self);
         // The slot moves into the blocking work: it is held while the work
         // runs, even if the caller gives up waiting for it.
         tokio::task::spawn_blocking(move || {
@@ -517,6 +527,55 @@ impl SpanReader for EmbeddedStore {
         lookback_nanos: u64,
     ) -> Result<Vec<DependencyLink>, QueryError> {
         self.read(move |view| Ok(view.dependencies(end_unix_nanos, lookback_nanos))).await
+    }
+}
+
+/// The heads of an [`EmbeddedStore`] only: spans this node received that
+/// are not yet in a block the manifest lists. Other nodes sharing the
+/// bucket read the blocks themselves and ask a live peer for just this
+/// (`/internal/head/*`), so they see its spans before it flushes.
+#[derive(Clone)]
+pub struct HeadReader(pub EmbeddedStore);
+
+impl HeadReader {
+    fn view(store: &EmbeddedStore) -> View {
+        store.view().heads_only()
+    }
+}
+
+#[async_trait]
+impl SpanReader for HeadReader {
+    async fn trace(&self, id: TraceId) -> Result<Option<Vec<Span>>, QueryError> {
+        let found =
+            self.0.read_spans_in(Self::view, move |view, budget| view.traces_within(&[id], budget)).await?;
+        Ok(found.into_iter().next())
+    }
+
+    async fn traces(&self, ids: &[TraceId]) -> Result<Vec<Vec<Span>>, QueryError> {
+        let mut seen = std::collections::HashSet::with_capacity(ids.len());
+        let unique: Vec<TraceId> = ids.iter().copied().filter(|id| seen.insert(*id)).collect();
+        self.0.read_spans_in(Self::view, move |view, budget| view.traces_within(&unique, budget)).await
+    }
+
+    async fn find_traces(&self, query: &TraceQuery) -> Result<Vec<Vec<Span>>, QueryError> {
+        let query = query.clone();
+        self.0.read_spans_in(Self::view, move |view, budget| view.find_traces(&query, budget)).await
+    }
+
+    async fn services(&self) -> Result<Vec<String>, QueryError> {
+        Ok(Self::view(&self.0).services())
+    }
+
+    async fn operations(&self, service: &str, kind: Option<SpanKind>) -> Result<Vec<Operation>, QueryError> {
+        Ok(Self::view(&self.0).operations(service, kind))
+    }
+
+    async fn dependencies(
+        &self,
+        end_unix_nanos: u64,
+        lookback_nanos: u64,
+    ) -> Result<Vec<DependencyLink>, QueryError> {
+        Ok(Self::view(&self.0).dependencies(end_unix_nanos, lookback_nanos))
     }
 }
 

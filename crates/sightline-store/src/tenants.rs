@@ -277,6 +277,21 @@ where
     }
 }
 
+/// Each tenant's heads only ([`crate::HeadReader`]): what a node serves
+/// its peers.
+pub struct HeadReaders<O: TenantOpener<Store = EmbeddedStore>>(pub Arc<Tenants<O>>);
+
+#[async_trait]
+impl<O: TenantOpener<Store = EmbeddedStore>> TenantReaders for HeadReaders<O> {
+    async fn reader(&self, tenant: &Tenant) -> Result<Arc<dyn SpanReader>, QueryError> {
+        // Only tenants open here have a head: no need to look in storage.
+        Ok(match self.0.open_store(tenant) {
+            Some(store) => Arc::new(crate::HeadReader(store)),
+            None => Arc::new(EmptyReader),
+        })
+    }
+}
+
 #[async_trait]
 impl<O: TenantOpener> TenantReaders for Tenants<O>
 where

@@ -43,6 +43,14 @@ impl View {
         View { live, frozen, blocks, damaged }
     }
 
+    /// The same snapshot without its blocks: what only this node has
+    /// (live and frozen heads, not yet in a listed block), which another
+    /// node sharing the bucket asks for.
+    pub(crate) fn heads_only(mut self) -> View {
+        self.blocks = BlockList::default();
+        self
+    }
+
     /// The heads, newest first.
     fn heads(&self) -> impl Iterator<Item = &HeadSnapshot> {
         std::iter::once(&self.live).chain(self.frozen.iter().rev().map(|f| &f.head))

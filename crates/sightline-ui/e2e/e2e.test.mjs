@@ -12,7 +12,7 @@ import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { chromium } from 'playwright-core';
 import { startServer } from './server.mjs';
-import { HEALTH_TRACE_ID, OTHER_TRACE_ID, TRACE_ID, bigTrace, healthTrace, id, shopTrace } from './fixture.mjs';
+import { HEALTH_TRACE_ID, OTHER_TRACE_ID, TRACE_ID, bigTrace, healthTrace, id, manyLogs, shopLogs, shopTrace } from './fixture.mjs';
 
 const SHOTS = join(dirname(fileURLToPath(import.meta.url)), 'screenshots');
 mkdirSync(SHOTS, { recursive: true });
@@ -685,6 +685,178 @@ describe('TraceQL', () => {
     await page.fill(editor, '');
     await page.getByRole('button', { name: 'Run query' }).click();
     assert.match(await text('.traceql-form .form-error'), /Write a query/);
+  });
+});
+
+describe('logs', () => {
+  // The shop trace's start in ns: the logs are placed relative to it.
+  let base;
+  const E = () => `.wf-row[data-span-id="${id('E')}"]`;
+
+  before(async () => {
+    const api = await (await fetch(`${server.url}/api/traces/${TRACE_ID}`)).json();
+    base = BigInt(Math.min(...api.data[0].spans.map((s) => s.startTime))) * 1000n;
+    await server.ingestLogs(shopLogs(base));
+  });
+
+  test("trace view: log counts on spans, the span's records, the Logs tab", async () => {
+    await page.goto(`${server.url}/trace/${TRACE_ID}`);
+    await page.locator('.trace-page[data-ready=true][data-logs=ready]').waitFor();
+    const badges = await page.$$eval('.wf-row', (rows) => Object.fromEntries(rows.map((r) => [r.dataset.spanId, r.querySelector('.wf-logs')?.textContent ?? null])));
+    assert.deepEqual(
+      badges,
+      Object.fromEntries(['A', 'B', 'C', 'D', 'E', 'F', 'G', 'J', 'I', 'H'].map((l) => [id(l), l === 'C' || l === 'E' ? '1' : null])),
+    );
+    assert.equal(await text('[data-tab=logs] .tab-count'), '3');
+    // The record's tick on the timeline, in its severity's colour.
+    assert.deepEqual(await page.$$eval(`${E()} .wf-log`, (els) => els.map((e) => e.className)), ['wf-log sev-bg-error']);
+
+    await page.locator(E()).click();
+    const records = page.locator('.detail .log-record');
+    await eventually(async () => assert.equal(await records.count(), 1));
+    assert.equal(await records.locator('.log-body').innerText(), 'card declined by issuer');
+    assert.equal(await records.locator('.log-sev').innerText(), 'ERROR');
+    assert.equal(await records.locator('.log-time').innerText(), '+300ms');
+    const kv = (key) => records.locator(`table[aria-label="Log attributes"] tr[data-key="${key}"] td`).innerText();
+    assert.equal(await kv('card.brand'), 'visa');
+    assert.equal(await kv('payment.attempt'), '2');
+    await shot('13-span-logs');
+
+    await page.getByRole('tab', { name: /Logs/ }).click();
+    await page.locator('.trace-logs').waitFor();
+    assert.equal(new URL(page.url()).searchParams.get('view'), 'logs');
+    const rows = await page.$$eval('.trace-logs .log-record', (els) =>
+      els.map((e) => [e.querySelector('.log-body').textContent, e.dataset.level, e.querySelector('.log-span, .log-trace-only').textContent]),
+    );
+    assert.deepEqual(rows, [
+      ['placing order ord-7', 'info', 'checkout: PlaceOrder'],
+      ['card declined by issuer', 'error', 'payments: Charge'],
+      ['checkout answered 500', 'warn', 'trace'],
+    ]);
+    assert.equal(await page.locator('.logs-limit').count(), 0);
+    await shot('14-trace-logs');
+    // A record's span link selects the span in the timeline.
+    await page.locator('.trace-logs .log-span', { hasText: 'checkout: PlaceOrder' }).click();
+    await eventually(async () => assert.equal(await text('.detail-title'), 'PlaceOrder'));
+    assert.equal(await page.locator('.timeline-view').isVisible(), true);
+    assert.equal(await text('.detail .log-body'), 'placing order ord-7');
+  });
+
+  test("a trace with more logs than one page says so", async () => {
+    await server.ingestLogs(manyLogs(base, HEALTH_TRACE_ID, 1001));
+    await page.goto(`${server.url}/trace/${HEALTH_TRACE_ID}?view=logs`);
+    await page.locator('.trace-logs').waitFor();
+    assert.equal(await text('[data-tab=logs] .tab-count'), '1000+');
+    assert.match(await text('.logs-limit'), /the newest 1,000 only/);
+    assert.equal(await page.locator('.trace-logs .log-record').count(), 1000);
+    // The oldest shown is tick 1: tick 0 is the one left out.
+    assert.equal(await text('.trace-logs .log-record .log-body'), 'tick 1');
+    assert.equal(await page.locator('.logs-limit a').getAttribute('href'), `/logs?traceID=${HEALTH_TRACE_ID}&lookback=all`);
+    // The link: the Logs page, filtered by the trace, a page at a time.
+    await page.locator('.logs-limit a').click();
+    await page.locator('.logs-trace-filter').waitFor();
+    await eventually(async () => assert.equal(await page.locator('.logs-results .log-record').count(), 100));
+    assert.equal(await text('.logs-results .log-body'), 'tick 1000');
+    assert.equal(await page.getByRole('button', { name: 'More' }).isVisible(), true);
+  });
+
+  test('Logs page: search, histogram, more, a record links to its trace', async () => {
+    await page.goto(`${server.url}/search`);
+    await page.click('a[data-nav=logs]');
+    await page.locator('.logs-form').waitFor();
+    // Only the shop records: the text leaves out the 1001 ticks ("tick N").
+    await page.selectOption('#l-lookback', '2h');
+    await page.fill('#l-q', 'r');
+    await page.click('.logs-form button[type=submit]');
+    const bodies = () => page.$$eval('.logs-results .log-record .log-body', (els) => els.map((e) => e.textContent));
+    await eventually(async () => assert.deepEqual(await bodies(), ['checkout answered 500', 'cache warm', 'card declined by issuer', 'placing order ord-7']));
+    const url = new URL(page.url());
+    assert.equal(url.pathname, '/logs');
+    assert.equal(url.searchParams.get('q'), 'r');
+    assert.equal(url.searchParams.get('lookback'), '2h');
+    // The histogram counts the four records by severity.
+    const segs = await page.$$eval('.histogram .hist-seg', (els) => els.map((e) => `${e.dataset.level}:${e.dataset.count}`).sort());
+    assert.deepEqual(segs, ['debug:1', 'error:1', 'info:1', 'warn:1']);
+    assert.equal(await page.$$eval('.histogram .hist-bar', (els) => els.reduce((n, e) => n + Number(e.dataset.total), 0)), 4);
+    await shot('15-logs-page');
+
+    // Min severity and a service narrow it; the services come from /api/logs/services.
+    await eventually(async () => assert.deepEqual(await page.$$eval('#l-service option', (os) => os.map((o) => o.value)), ['', 'checkout', 'frontend', 'payments']));
+    await page.selectOption('#l-severity', 'warn');
+    await page.click('.logs-form button[type=submit]');
+    await eventually(async () => assert.deepEqual(await bodies(), ['checkout answered 500', 'card declined by issuer']));
+    await page.selectOption('#l-service', 'payments');
+    await page.click('.logs-form button[type=submit]');
+    await eventually(async () => assert.deepEqual(await bodies(), ['card declined by issuer']));
+    // Attributes: a record's, then its resource's.
+    await page.selectOption('#l-service', '');
+    await page.selectOption('#l-severity', '');
+    await page.fill('#l-tags', 'order.id=ord-7');
+    await page.click('.logs-form button[type=submit]');
+    await eventually(async () => assert.deepEqual(await bodies(), ['placing order ord-7']));
+    assert.equal(new URL(page.url()).searchParams.get('tags'), 'order.id=ord-7');
+    await page.fill('#l-tags', 'service.name=frontend');
+    await page.click('.logs-form button[type=submit]');
+    await eventually(async () => assert.deepEqual(await bodies(), ['checkout answered 500', 'cache warm']));
+
+    // Pages of two through the cursor.
+    await page.goto(`${server.url}/logs?q=r&lookback=2h&limit=2`);
+    await eventually(async () => assert.equal((await bodies()).length, 2));
+    await page.getByRole('button', { name: 'More' }).click();
+    await eventually(async () => assert.deepEqual(await bodies(), ['checkout answered 500', 'cache warm', 'card declined by issuer', 'placing order ord-7']));
+    // A full page always has a next; the one after it is empty.
+    await page.getByRole('button', { name: 'More' }).click();
+    await eventually(async () => assert.equal(await page.getByRole('button', { name: 'More' }).isHidden(), true));
+    assert.equal((await bodies()).length, 4);
+
+    // A bad limit stays in the form.
+    await page.fill('#l-limit', '5000');
+    await page.click('.logs-form button[type=submit]');
+    assert.match(await text('.logs-form .form-error'), /Limit/);
+
+    // The error record's trace link opens its trace at its span.
+    await page.locator('.logs-results .log-record[data-level=error] .log-trace-link').click();
+    await page.locator('.detail').waitFor();
+    assert.equal(new URL(page.url()).pathname, `/trace/${TRACE_ID}`);
+    assert.equal(await text('.detail-title'), 'Charge');
+
+    // A regex the server refuses: its message, in the form.
+    await page.goto(`${server.url}/logs?q=${encodeURIComponent('/(/')}&lookback=2h`);
+    await eventually(async () => assert.match(await text('.logs-form .form-error'), /unable to parse param 'q'/));
+    assert.equal(await page.locator('.logs-results [data-state=bad-query]').count(), 1);
+
+    // A bar's click narrows the range to its bucket (2 h / 60 = 2 min).
+    await page.goto(`${server.url}/logs?q=r&lookback=2h`);
+    await eventually(async () => assert.equal((await bodies()).length, 4));
+    const fullest = await page.$$eval('.histogram .hist-bar', (els) => {
+      const top = els.reduce((a, b) => (Number(b.dataset.total) > Number(a.dataset.total) ? b : a));
+      return { start: top.dataset.start, total: Number(top.dataset.total) };
+    });
+    await page.locator(`.histogram .hist-bar[data-start="${fullest.start}"]`).click();
+    await eventually(async () => assert.equal(new URL(page.url()).searchParams.get('lookback'), 'custom'));
+    const narrowed = new URL(page.url()).searchParams;
+    assert.equal(narrowed.get('start'), fullest.start);
+    assert.equal(Number(narrowed.get('end')) - Number(narrowed.get('start')), 120e6 - 1);
+    await eventually(async () => assert.equal((await bodies()).length, fullest.total));
+  });
+
+  test('Logs page: live follows new records', async () => {
+    await page.goto(`${server.url}/logs?service=payments&lookback=2h`);
+    await eventually(async () => assert.equal(await page.locator('.logs-results .log-record').count(), 1));
+    await page.check('#logs-live');
+    assert.equal(new URL(page.url()).searchParams.get('live'), '1');
+    // The tail sends records acknowledged after it opened: wait for the stream, then send.
+    await page.locator('.logs-results[data-live=open]').waitFor();
+    assert.match(await text('.logs-status'), /^Live/);
+    const now = BigInt(Date.now()) * 1_000_000n;
+    const body = shopLogs(now);
+    body.resourceLogs = body.resourceLogs.filter((r) => r.resource.attributes[0].value.stringValue === 'payments');
+    body.resourceLogs[0].scopeLogs[0].logRecords[0].body.stringValue = 'card declined again';
+    await server.ingestLogs(body);
+    await eventually(async () => assert.equal(await text('.logs-results .log-record .log-body'), 'card declined again'));
+    assert.equal(await page.locator('.logs-results .log-record').count(), 2);
+    await page.uncheck('#logs-live');
+    assert.equal(new URL(page.url()).searchParams.get('live'), null);
   });
 });
 

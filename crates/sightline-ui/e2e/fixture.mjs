@@ -167,3 +167,45 @@ export function bigTrace(base, count, traceId = 'b16b16b16b16b16b16b16b16b16b16b
     })),
   };
 }
+
+/**
+ * Log records for the shop trace and beside it, as an OTLP/JSON logs export
+ * request; times are offsets in ms from `base` (ns), the shop trace's start:
+ *
+ *   +25   checkout  INFO   "placing order ord-7"       span C
+ *   +300  payments  ERROR  "card declined by issuer"   span E, card.brand=visa, payment.attempt=2
+ *   +500  frontend  DEBUG  "cache warm"                no trace
+ *   +990  frontend  WARN   "checkout answered 500"     the trace, no span
+ */
+export function shopLogs(base) {
+  const ns = (ms) => String(base + BigInt(Math.round(ms * 1e6)));
+  const rec = (at, severityNumber, severityText, body, extra = {}) => ({
+    timeUnixNano: ns(at),
+    observedTimeUnixNano: ns(at + 1),
+    severityNumber,
+    severityText,
+    body: { stringValue: body },
+    attributes: extra.attributes || [],
+    traceId: extra.trace ? TRACE_ID : '',
+    spanId: extra.span ? id(extra.span) : '',
+  });
+  const logs = (service, records) => ({ resource: resource(service), scopeLogs: [{ scope: { name: `shop.${service}` }, logRecords: records }] });
+  return {
+    resourceLogs: [
+      logs('checkout', [rec(25, 9, 'INFO', 'placing order ord-7', { trace: true, span: 'C', attributes: [str('order.id', 'ord-7')] })]),
+      logs('payments', [rec(300, 17, 'ERROR', 'card declined by issuer', { trace: true, span: 'E', attributes: [str('card.brand', 'visa'), int('payment.attempt', 2)] })]),
+      logs('frontend', [rec(500, 5, 'DEBUG', 'cache warm'), rec(990, 13, 'WARN', 'checkout answered 500', { trace: true })]),
+    ],
+  };
+}
+
+/** `count` INFO records of `traceId` (no span), 1 ms apart from `base` ns: more than one page of a trace's logs. */
+export function manyLogs(base, traceId, count) {
+  const logRecords = Array.from({ length: count }, (_, i) => ({
+    timeUnixNano: String(base + BigInt(i) * 1_000_000n),
+    severityNumber: 9,
+    body: { stringValue: `tick ${i}` },
+    traceId,
+  }));
+  return { resourceLogs: [{ resource: resource('frontend'), scopeLogs: [{ scope: { name: 'shop.frontend' }, logRecords }] }] };
+}

@@ -95,6 +95,17 @@ export async function startServer() {
       const reply = await r.json().catch(() => ({}));
       if (reply.partialSuccess?.rejectedSpans) throw new Error(`spans rejected: ${JSON.stringify(reply)}`);
     },
+    /** POSTs an OTLP/JSON logs export request to /v1/logs; throws unless every record is accepted. */
+    async ingestLogs(body) {
+      const r = await fetch(`http://127.0.0.1:${otlpHttp}/v1/logs`, {
+        method: 'POST',
+        headers: { 'content-type': 'application/json' },
+        body: JSON.stringify(body),
+      });
+      if (!r.ok) throw new Error(`log ingest failed: ${r.status} ${await r.text()}`);
+      const reply = await r.json().catch(() => ({}));
+      if (reply.partialSuccess?.rejectedLogRecords) throw new Error(`log records rejected: ${JSON.stringify(reply)}`);
+    },
     /**
      * Sends span trees through the stock OpenTelemetry Python SDK over
      * OTLP/HTTP (send_spans.py has the plan's shape); returns the trace id

@@ -230,9 +230,32 @@ pub(crate) async fn serve(settings: Settings) -> anyhow::Result<()> {
             checks
         })
     };
+    // Sharing a bucket: queries also read live peers' heads, and this
+    // node serves its own heads to them (`/internal/head/*`).
+    let (readers, internal) = match &remote {
+        Some(remote) => {
+            let peers = sightline_objstore::Peers::new(
+                Arc::clone(remote),
+                sightline_objstore::PeerOptions {
+                    static_peers: settings.peers.clone(),
+                    own: settings.advertise_addr(),
+                    timeout: settings.peer_timeout,
+                    https: tls.is_some(),
+                },
+            )
+            .context("cannot set up the client for peer queries")?;
+            let readers = sightline_objstore::PeerReaders::new(
+                Arc::clone(&store) as Arc<dyn TenantReaders>,
+                Arc::new(peers),
+            );
+            let heads = sightline_store::HeadReaders(Arc::clone(&store));
+            (Arc::new(readers) as Arc<dyn TenantReaders>, sightline_api::internal::router(Arc::new(heads)))
+        }
+        None => (Arc::clone(&store) as Arc<dyn TenantReaders>, axum::Router::new()),
+    };
     let api = sightline_api::router(sightline_api::ApiState {
-        // Each request reads its tenant's store only.
-        readers: Arc::clone(&store) as Arc<dyn TenantReaders>,
+        // Each request reads its tenant's data only.
+        readers,
         health,
         ready: Arc::clone(&ready),
         registry: Arc::new(registry),
@@ -244,6 +267,7 @@ pub(crate) async fn serve(settings: Settings) -> anyhow::Result<()> {
     // The series the default metrics pipeline received, for Prometheus
     // to scrape beside Sightline's own /metrics.
     .merge(otlp_metrics_router(pipeline.scrape_page.clone()))
+    .merge(internal)
     // The UI's fallback serves its pages; API routes, merged first, win.
     .merge(sightline_ui::router());
     let mut open_paths = vec!["/health", "/ready"];
@@ -423,6 +447,14 @@ async fn open_store(
             let mut remote_options = sightline_objstore::Options::new(url, &node, &settings.data_dir);
             remote_options.cache_bytes = *cache_size;
             remote_options.poll_interval = *poll_interval;
+            remote_options.advertise = settings.advertise_addr();
+            if remote_options.advertise.is_none() {
+                tracing::warn!(
+                    http_addr = %settings.http_addr,
+                    "--http-addr is a wildcard and --advertise-addr is not set: other nodes cannot read this \
+                     node's head, so its spans reach their queries only once flushed"
+                );
+            }
             let remote_metrics = Arc::new(sightline_objstore::Metrics::new(registry));
             let remote = Arc::new(
                 sightline_objstore::Remote::open(remote_options, remote_metrics)

@@ -1,5 +1,5 @@
-// The UI's only way to the server: the public Jaeger-compatible HTTP API
-// (and /health, to show where to send data). Every call returns the
+// The UI's only way to the server: the public Jaeger-compatible HTTP API,
+// the log API (/api/logs) and /health (to show where to send data). Every call returns the
 // envelope's `data` or throws ApiError.
 
 /** A failed call: `unreachable` (no answer at all) or an HTTP status with the server's message. */
@@ -109,6 +109,26 @@ export async function tempoTags() {
 /** Values seen for a TraceQL attribute or intrinsic: [{type, value}]. */
 export async function tempoTagValues(tag) {
   return (await request(`/api/v2/search/tag/${enc(tag)}/values`)).body.tagValues || [];
+}
+
+/**
+ * A page of log records: `params` are /api/logs parameters (`cursor` the
+ * previous page's `next`). Returns {records, next} (`next` null on the last
+ * page). Without a log store the server answers 501 (an ApiError).
+ */
+export async function logs(params) {
+  const { body } = await request(`/api/logs?${queryString(params)}`);
+  return { records: body.data || [], next: body.next || null };
+}
+
+/** Services with stored log records, sorted. */
+export async function logServices() {
+  return ((await data('/api/logs/services')) || []).slice().sort();
+}
+
+/** The live tail's URL (server-sent events, `event: log`) for /api/logs filters. */
+export function logsTailUrl(params) {
+  return `/api/logs/tail?${queryString(params)}`;
 }
 
 /**

@@ -10,6 +10,7 @@ import { tracePage } from './pages/trace.js';
 import { mapPage } from './pages/map.js';
 import { monitorPage } from './pages/monitor.js';
 import { comparePage } from './pages/compare.js';
+import { logsPage } from './pages/logs.js';
 import { h, mount } from './dom.js';
 import { navigate, setRenderer } from './nav.js';
 
@@ -23,6 +24,7 @@ const routes = [
   [/^\/compare$/, comparePage, 'compare'],
   [/^\/dependencies$/, mapPage, 'dependencies'],
   [/^\/monitor$/, monitorPage, 'monitor'],
+  [/^\/logs$/, logsPage, 'logs'],
 ];
 
 let cleanup = null;

@@ -64,6 +64,23 @@ fn addr(value: &str) -> Result<SocketAddr, &'static str> {
     value.trim().parse::<SocketAddr>().map_err(|_| "host:port, e.g. 127.0.0.1:4317")
 }
 
+/// `HOST:PORT` where HOST is a name or an IP address (in brackets for
+/// IPv6) and PORT is not 0.
+fn host_port(value: &str) -> Result<String, &'static str> {
+    const EXPECTED: &str = "HOST:PORT, e.g. 10.0.0.5:16686 or node-1.sightline:16686";
+    let value = value.trim();
+    let (host, port) = value.rsplit_once(':').ok_or(EXPECTED)?;
+    let port_ok = port.parse::<u16>().is_ok_and(|p| p != 0);
+    let host_ok = match host.strip_prefix('[').and_then(|h| h.strip_suffix(']')) {
+        Some(v6) => v6.parse::<std::net::Ipv6Addr>().is_ok(),
+        None => {
+            !host.is_empty()
+                && host.chars().all(|c| c.is_ascii_alphanumeric() || matches!(c, '.' | '-' | '_'))
+        }
+    };
+    if port_ok && host_ok { Ok(value.to_owned()) } else { Err(EXPECTED) }
+}
+
 fn size_at_least(value: &str, min: u64, expected: &'static str) -> Result<usize, &'static str> {
     parse_size(value).filter(|n| *n >= min).and_then(|n| usize::try_from(n).ok()).ok_or(expected)
 }
@@ -304,6 +321,47 @@ pub(crate) static SETTINGS: &[Setting] = &[
         in_file: true,
     },
     Setting {
+        name: "advertise-addr",
+        value_name: "HOST:PORT",
+        default: Default::Derived("`--http-addr` unless it is a wildcard"),
+        help: "where other nodes sharing the object store reach this node's query API to read its head \
+               (written into its heartbeat)",
+        apply: |s, v| {
+            s.advertise_addr = Some(host_port(v)?);
+            Ok(())
+        },
+        in_file: true,
+    },
+    Setting {
+        name: "peers",
+        value_name: "LIST",
+        default: Default::None,
+        help: "`HOST:PORT` of other nodes' query APIs, comma-separated, asked for their heads besides the \
+               nodes found through heartbeats (this node's own address is skipped)",
+        apply: |s, v| {
+            s.peers = v
+                .split(',')
+                .map(str::trim)
+                .filter(|p| !p.is_empty())
+                .map(host_port)
+                .collect::<Result<_, _>>()?;
+            Ok(())
+        },
+        in_file: true,
+    },
+    Setting {
+        name: "peer-timeout",
+        value_name: "DURATION",
+        default: Default::Value("2s"),
+        help: "how long a query waits for each peer's head; a peer slower than that is left out and named \
+               in the answer's warnings",
+        apply: |s, v| {
+            s.peer_timeout = timeout(v)?;
+            Ok(())
+        },
+        in_file: true,
+    },
+    Setting {
         name: "header-timeout",
         value_name: "DURATION",
         default: Default::Value("10s"),
@@ -418,10 +476,11 @@ pub(crate) static SETTINGS: &[Setting] = &[
         name: "allowed-hosts",
         value_name: "HOSTS",
         default: Default::Derived("IP addresses, localhost"),
-        help: "more names requests may address in `Host`, comma-separated (e.g. `sightline.internal`); \
-               `*` for any. Others get 421: a web page cannot reach the server through DNS rebinding",
+        help: "more names requests may address in `Host`, comma-separated (e.g. `sightline.internal`; \
+               `.peers.ns.svc` for every name under it); `*` for any. Others get 421: a web page cannot reach the server through DNS rebinding",
         apply: |s, v| {
-            s.allowed_hosts = AllowedHosts::parse(v).map_err(|_| "host names separated by commas, or *")?;
+            s.allowed_hosts =
+                AllowedHosts::parse(v).map_err(|_| "host names (or .domains) separated by commas, or *")?;
             Ok(())
         },
         in_file: true,

@@ -132,6 +132,11 @@ pub(crate) struct Settings {
     pub(crate) node_id: Option<String>,
     pub(crate) cache_size: u64,
     pub(crate) poll_interval: Duration,
+    /// `--advertise-addr` as given; see [`Settings::advertise_addr`].
+    advertise_addr: Option<String>,
+    /// `--peers`: other nodes' query APIs, `HOST:PORT`.
+    pub(crate) peers: Vec<String>,
+    pub(crate) peer_timeout: Duration,
     /// `--max-block-age` as given; see [`Settings::max_block_age`].
     max_block_age: Option<Duration>,
     /// Where blocks live (resolved from `--storage` and the settings only
@@ -196,6 +201,9 @@ impl Settings {
             cache_size: 0,
             poll_interval: Duration::ZERO,
             max_block_age: None,
+            advertise_addr: None,
+            peers: Vec::new(),
+            peer_timeout: Duration::ZERO,
             storage: Storage::Local(PathBuf::new()),
         }
     }
@@ -213,6 +221,15 @@ impl Settings {
     pub(crate) fn head_max_size(&self) -> usize {
         self.head_max_size
             .unwrap_or_else(|| sightline_model::MemoryBudget::new(self.memory_limit as u64).head_bytes())
+    }
+
+    /// Where other nodes reach this node's query API: `--advertise-addr`,
+    /// else `--http-addr` unless that is a wildcard (which names no
+    /// reachable address).
+    pub(crate) fn advertise_addr(&self) -> Option<String> {
+        self.advertise_addr
+            .clone()
+            .or_else(|| (!self.http_addr.ip().is_unspecified()).then(|| self.http_addr.to_string()))
     }
 
     /// How often the head is cut at the latest: sooner with an object
@@ -357,6 +374,25 @@ impl Settings {
                     errors.push(format!("{a} and {b} are both {x}: give each listener its own port"));
                 }
             }
+        }
+        // Peers address this node by its advertised name: the Host check
+        // must let that name through.
+        if let Some(addr) = settings.advertise_addr() {
+            let host = addr.rsplit_once(':').map_or(addr.as_str(), |(h, _)| h).to_ascii_lowercase();
+            let is_name = host.parse::<std::net::IpAddr>().is_err() && !host.starts_with('[');
+            if is_name
+                && host.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'.' || b == b'-')
+                && !settings.allowed_hosts.names.contains(&host)
+            {
+                settings.allowed_hosts.names.push(host);
+            }
+        }
+        if !settings.peers.is_empty() && !matches!(settings.storage, Storage::Object { .. }) {
+            errors.push(
+                "--peers needs --storage s3://… (or gs://, az://): peers' heads complement the blocks they \
+                 share through an object store"
+                    .to_owned(),
+            );
         }
         match (&settings.tls_cert, &settings.tls_key, &settings.tls_client_ca) {
             (Some(_), None, _) | (None, Some(_), _) => {

@@ -148,3 +148,84 @@ fn storage_is_the_data_dir_a_folder_or_an_object_store() {
     let e = Settings::resolve(args("s3://b").with("cache-size", "1KiB")).unwrap_err().to_string();
     assert!(e.contains("--cache-size"), "{e}");
 }
+
+/// `deploy/` configures nodes through `SIGHTLINE_*` variables only; every
+/// one must name a real setting, and every value written there must parse,
+/// so the examples stay true as settings change. `$(VAR)` (Kubernetes'
+/// substitution) stands for a name and is replaced by one.
+#[test]
+fn deploy_files_name_only_real_settings() {
+    let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../deploy");
+    let mut files = vec![root.clone()];
+    let mut checked = 0;
+    while let Some(path) = files.pop() {
+        if path.is_dir() {
+            files.extend(std::fs::read_dir(&path).unwrap().map(|e| e.unwrap().path()));
+            continue;
+        }
+        let text = std::fs::read_to_string(&path).unwrap();
+        for (at, _) in text.match_indices("SIGHTLINE_") {
+            let rest = &text[at..];
+            let name_len = rest
+                .find(|c: char| !(c.is_ascii_uppercase() || c.is_ascii_digit() || c == '_'))
+                .unwrap_or(rest.len());
+            let env = &rest[..name_len];
+            if env == "SIGHTLINE_" {
+                continue; // `SIGHTLINE_*`, the pattern
+            }
+            let where_ = format!("{}: {env}", path.display());
+            let setting = defs::SETTINGS
+                .iter()
+                .find(|s| s.env() == env)
+                .unwrap_or_else(|| panic!("{where_} is no setting"));
+            let after = &rest[name_len..];
+            let value = if let Some(v) = after.strip_prefix('=') {
+                v.split_whitespace().next().unwrap_or("")
+            } else if let Some(v) = after.strip_prefix(", value: ") {
+                v.split('}').next().unwrap()
+            } else if after.starts_with('\n') {
+                after.trim_start().strip_prefix("value: ").map_or("", |v| v.lines().next().unwrap())
+            } else {
+                ""
+            };
+            let value = value.trim().trim_matches('"');
+            if value.is_empty() {
+                continue;
+            }
+            let value =
+                value.replace("$(POD_NAME)", "sightline-0").replace("$(POD_NAMESPACE)", "observability");
+            (setting.apply)(&mut Settings::blank(), &value)
+                .unwrap_or_else(|e| panic!("{where_}={value}: {e}"));
+            checked += 1;
+        }
+    }
+    assert!(checked >= 20, "only {checked} values found under deploy/");
+}
+
+/// Issue 13: what a node advertises to its peers, the peer list, and the
+/// refusals with what to do instead.
+#[test]
+fn peers_and_the_advertised_address() {
+    let resolve = |args: ServeArgs| Settings::resolve(args);
+    let s3 = || ServeArgs::default().with("storage", "s3://bucket/prefix");
+    // Default: --http-addr, unless it names no reachable address.
+    assert_eq!(resolve(s3()).unwrap().advertise_addr().as_deref(), Some("127.0.0.1:16686"));
+    assert_eq!(resolve(s3().with("http-addr", "0.0.0.0:16686")).unwrap().advertise_addr(), None);
+    let named =
+        resolve(s3().with("http-addr", "0.0.0.0:16686").with("advertise-addr", "Node-1.sightline:16686"))
+            .unwrap();
+    assert_eq!(named.advertise_addr().as_deref(), Some("Node-1.sightline:16686"));
+    // Peers address the node by that name: the Host check lets it in.
+    assert!(named.allowed_hosts.allows("node-1.sightline:16686"));
+    let listed = resolve(s3().with("peers", " 10.0.0.1:16686, node-2:16686,")).unwrap();
+    assert_eq!(listed.peers, ["10.0.0.1:16686", "node-2:16686"]);
+    assert_eq!(listed.peer_timeout, Duration::from_secs(2));
+    let bad = |args: ServeArgs| resolve(args).unwrap_err().to_string();
+    assert!(bad(s3().with("peers", "10.0.0.1")).contains("HOST:PORT"));
+    assert!(bad(s3().with("advertise-addr", "node:0")).contains("--advertise-addr"));
+    assert!(bad(s3().with("advertise-addr", "a/b:1")).contains("HOST:PORT"));
+    assert!(
+        bad(ServeArgs::default().with("peers", "10.0.0.1:16686")).contains("--peers needs --storage s3://")
+    );
+    assert!(resolve(s3().with("advertise-addr", "[::1]:16686")).is_ok());
+}

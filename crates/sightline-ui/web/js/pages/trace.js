@@ -1,6 +1,14 @@
 // The trace page: header, minimap, waterfall with the critical path, span
-// details, find-in-trace, statistics and JSON download. URL state:
-// /trace/{id}?span=<spanID>&find=<text>&view=stats&zoom=<from>,<to>.
+// details, find-in-trace, statistics, the trace's log records and JSON
+// download. URL state:
+// /trace/{id}?span=<spanID>&find=<text>&view=stats|logs&zoom=<from>,<to>.
+//
+// The trace's logs are one `/api/logs?traceID=…&limit=1000` fetched beside
+// the trace: each span's records show as a count in its waterfall row and
+// in its details; the Logs tab lists them all (records whose span is not in
+// the trace, or that have none, belong to the trace only). The trace never
+// waits for its logs: they are filled in when they arrive (the page's
+// `data-logs` says `ready` or `failed`).
 
 import * as api from '../api.js';
 import { h, mount } from '../dom.js';
@@ -13,6 +21,8 @@ import { createWaterfall } from '../views/waterfall.js';
 import { createMinimap } from '../views/minimap.js';
 import { spanDetail } from '../views/detail.js';
 import { statsView } from '../views/stats.js';
+import { logRecordList } from '../views/logrecords.js';
+import { MAX_LIMIT, chronological, groupBySpan } from '../logs.js';
 
 const TRACE_ID = /^[0-9a-f]{1,32}$/i;
 
@@ -35,6 +45,9 @@ export function tracePage(app, { params, query }) {
     mount(app, loading('Loading trace…'));
     performance.clearMarks();
     performance.mark('sightline:trace-fetch');
+    // In parallel with the trace; a failure (no log store: 501) only
+    // leaves the logs out.
+    const logs = api.logs({ traceID: id, limit: MAX_LIMIT }).catch((error) => ({ error }));
     let raw;
     try {
       raw = await api.trace(id);
@@ -47,7 +60,7 @@ export function tracePage(app, { params, query }) {
     }
     if (!alive) return;
     performance.mark('sightline:trace-loaded');
-    teardown = show(app, raw, query);
+    teardown = show(app, raw, query, logs);
   };
   load();
   return cleanup;
@@ -65,8 +78,12 @@ function notFound(id, why) {
   );
 }
 
-function show(app, raw, query) {
+/** `logsPromise`: resolves to {records, next} of the trace's first log page, or {error}. */
+function show(app, raw, query, logsPromise) {
   const trace = buildTrace(raw);
+  // Until the logs arrive: null (the tab and the details say they are loading).
+  let logs = null;
+  let logGroups = null;
   const critical = criticalPath(trace);
   performance.mark('sightline:model-built');
   const root = trace.root;
@@ -80,12 +97,12 @@ function show(app, raw, query) {
     matchList: [],
     cursor: -1,
     view: parseZoom(query.get('zoom')),
-    tab: query.get('view') === 'stats' ? 'stats' : 'timeline',
+    tab: ['stats', 'logs'].includes(query.get('view')) ? query.get('view') : 'timeline',
   };
 
   const syncUrl = () => {
     const q = new URLSearchParams();
-    if (state.tab === 'stats') q.set('view', 'stats');
+    if (state.tab !== 'timeline') q.set('view', state.tab);
     if (state.selected) q.set('span', state.selected);
     if (state.find) q.set('find', state.find);
     if (state.view[0] !== 0 || state.view[1] !== 1) q.set('zoom', `${state.view[0].toFixed(4)},${state.view[1].toFixed(4)}`);
@@ -127,6 +144,8 @@ function show(app, raw, query) {
   // ---- toolbar
   const tabTimeline = h('button', { class: 'tab', type: 'button', role: 'tab', text: 'Timeline', dataset: { tab: 'timeline' } });
   const tabStats = h('button', { class: 'tab', type: 'button', role: 'tab', text: 'Statistics', dataset: { tab: 'stats' } });
+  // Its count is added when the trace's logs arrive.
+  const tabLogs = h('button', { class: 'tab', type: 'button', role: 'tab', text: 'Logs', dataset: { tab: 'logs' } });
   const findInput = h('input', {
     class: 'find-input',
     type: 'search',
@@ -143,7 +162,7 @@ function show(app, raw, query) {
   const toolbar = h(
     'div',
     { class: 'trace-toolbar' },
-    h('div', { class: 'tabs', role: 'tablist', 'aria-label': 'Trace views' }, tabTimeline, tabStats),
+    h('div', { class: 'tabs', role: 'tablist', 'aria-label': 'Trace views' }, tabTimeline, tabStats, tabLogs),
     h('div', { class: 'find', role: 'search' }, findInput, findCount, prevBtn, nextBtn),
     h('span', { class: 'legend', 'aria-hidden': 'true' }, h('span', { class: 'legend-cp' }), 'critical path', h('span', { class: 'legend-err', text: '!' }), 'error'),
     download,
@@ -162,7 +181,8 @@ function show(app, raw, query) {
   const detailSlot = h('div', { class: 'detail-slot' });
   const timeline = h('div', { class: 'timeline-view', role: 'tabpanel' }, minimap.el, h('div', { class: 'trace-split' }, waterfall.el, detailSlot));
   const stats = h('div', { class: 'stats-view', role: 'tabpanel' });
-  const page = h('div', { class: 'trace-page' }, header, toolbar, timeline, stats);
+  const logsView = h('div', { class: 'logs-view', role: 'tabpanel' });
+  const page = h('div', { class: 'trace-page' }, header, toolbar, timeline, stats, logsView);
   mount(app, page);
 
   function setView(v) {
@@ -192,6 +212,21 @@ function show(app, raw, query) {
     if (changed) setCollapsed(next, span);
   }
 
+  function drawDetail(span) {
+    detailSlot.replaceChildren(
+      spanDetail(span, {
+        trace,
+        critical,
+        logs: logGroups ? logGroups.bySpan.get(span.spanID) || [] : logs ? null : 'loading',
+        onSelect: (s) => select(s.spanID),
+        onClose: () => {
+          select(null);
+          waterfall.body.focus();
+        },
+      }),
+    );
+  }
+
   function select(id) {
     state.selected = id;
     const span = id ? trace.byId.get(id) : null;
@@ -199,17 +234,7 @@ function show(app, raw, query) {
       expandTo(span);
       waterfall.setSelected(id);
       waterfall.reveal(span);
-      detailSlot.replaceChildren(
-        spanDetail(span, {
-          trace,
-          critical,
-          onSelect: (s) => select(s.spanID),
-          onClose: () => {
-            select(null);
-            waterfall.body.focus();
-          },
-        }),
-      );
+      drawDetail(span);
       page.classList.add('has-detail');
     } else {
       waterfall.setSelected(null);
@@ -251,12 +276,16 @@ function show(app, raw, query) {
   function setTab(tab) {
     state.tab = tab;
     const isStats = tab === 'stats';
-    tabTimeline.setAttribute('aria-selected', String(!isStats));
+    const isLogs = tab === 'logs';
+    tabTimeline.setAttribute('aria-selected', String(!isStats && !isLogs));
     tabStats.setAttribute('aria-selected', String(isStats));
-    timeline.hidden = isStats;
+    tabLogs.setAttribute('aria-selected', String(isLogs));
+    timeline.hidden = isStats || isLogs;
     stats.hidden = !isStats;
+    logsView.hidden = !isLogs;
     if (isStats && !stats.firstChild) stats.append(statsView(trace));
-    if (!isStats) {
+    if (isLogs && !logsView.firstChild) logsView.append(logs ? traceLogs(trace, logs, (span) => (setTab('timeline'), select(span.spanID))) : loading('Loading the trace\'s logs…'));
+    if (!isStats && !isLogs) {
       minimap.redraw();
       waterfall.render();
     }
@@ -284,6 +313,7 @@ function show(app, raw, query) {
   nextBtn.addEventListener('click', () => step(1));
   tabTimeline.addEventListener('click', () => setTab('timeline'));
   tabStats.addEventListener('click', () => setTab('stats'));
+  tabLogs.addEventListener('click', () => setTab('logs'));
   download.addEventListener('click', () => {
     const blob = new Blob([JSON.stringify({ data: [raw] }, null, 2)], { type: 'application/json' });
     const url = URL.createObjectURL(blob);
@@ -316,12 +346,55 @@ function show(app, raw, query) {
   requestAnimationFrame(() => performance.mark('sightline:waterfall-rendered'));
   page.dataset.ready = 'true';
 
+  let alive = true;
+  logsPromise.then((answer) => {
+    if (!alive) return;
+    logs = answer;
+    if (!logs.error) {
+      logGroups = groupBySpan(logs.records, trace.byId);
+      tabLogs.append(h('span', { class: 'tab-count', text: `${logs.records.length}${logs.next ? '+' : ''}` }));
+      waterfall.setSpanLogs(logGroups.bySpan);
+    }
+    if (state.selected) drawDetail(trace.byId.get(state.selected));
+    if (state.tab === 'logs') {
+      logsView.replaceChildren();
+      setTab('logs');
+    }
+    page.dataset.logs = logs.error ? 'failed' : 'ready';
+  });
+
   return () => {
+    alive = false;
     document.removeEventListener('keydown', onKey);
     clearTimeout(findTimer);
     waterfall.destroy();
     minimap.destroy();
   };
+}
+
+/** The Logs tab: every record of the trace, oldest first, each naming its span (a link that selects it). */
+function traceLogs(trace, logs, onSpan) {
+  if (logs.error) {
+    const why = logs.error.status === 501 ? 'This server keeps no logs (no log store).' : `The trace's logs could not be read: ${logs.error.message}`;
+    return h('div', { class: 'state state-hint', dataset: { state: 'logs-unavailable' } }, h('p', { text: why }));
+  }
+  const all = `/logs?traceID=${trace.traceID}&lookback=all`;
+  const head = h(
+    'p',
+    { class: 'logs-summary' },
+    logs.records.length ? `${formatCount(logs.records.length)} log record${logs.records.length === 1 ? '' : 's'}` : 'No log records for this trace.',
+    logs.next
+      ? h('span', { class: 'logs-limit', dataset: { limitHit: 'true' } }, ` — the newest ${formatCount(MAX_LIMIT)} only: the trace has more. `, h('a', { href: all, text: 'See them all on the Logs page' }))
+      : logs.records.length
+        ? [' · ', h('a', { class: 'logs-open', href: all, text: 'Open on the Logs page' })]
+        : null,
+  );
+  const spanLink = (r) => {
+    const span = r.spanID && trace.byId.get(r.spanID);
+    if (!span) return h('span', { class: 'badge log-trace-only', title: r.spanID ? `Span ${r.spanID} is not in this trace` : 'The record has no span id', text: 'trace' });
+    return h('a', { class: 'log-span', href: `?span=${span.spanID}`, onclick: (e) => (e.preventDefault(), onSpan(span)) }, `${span.serviceName}: ${span.operationName}`);
+  };
+  return h('div', { class: 'trace-logs' }, head, logRecordList(chronological(logs.records), { traceStart: trace.startTime, showService: true, spanLink }));
 }
 
 function parseZoom(text) {

@@ -1,11 +1,12 @@
 // The span detail pane: what the span is, its timing (duration, self time,
 // time on the critical path), status, attributes, resource, events with
-// their attributes, and links.
+// their attributes, its log records, and links.
 
 import { h } from '../dom.js';
 import { serviceColor } from '../colors.js';
 import { formatDuration, formatTimestamp } from '../format.js';
 import { sectionsTotal } from '../trace.js';
+import { logRecordList } from './logrecords.js';
 
 function value(tag) {
   const v = tag.value;
@@ -26,8 +27,12 @@ function section(title, count, body, open = true) {
   return h('details', { class: 'detail-section', open }, h('summary', {}, title, count !== null ? h('span', { class: 'count', text: String(count) }) : null), body);
 }
 
-/** opts: {trace, critical, onSelect(span), onClose()} */
-export function spanDetail(span, { trace, critical, onSelect, onClose }) {
+/**
+ * opts: {trace, critical, onSelect(span), onClose(), logs: the span's log
+ * records (oldest first), 'loading' until they arrive, or null when the
+ * trace's logs could not be read}
+ */
+export function spanDetail(span, { trace, critical, onSelect, onClose, logs = null }) {
   const offset = span.startTime - trace.startTime;
   const onPath = sectionsTotal(critical.get(span.spanID));
   const links = span.references.filter((r, i) => !(i === 0 && span.parent && r.spanID === span.parent.spanID));
@@ -81,6 +86,15 @@ export function spanDetail(span, { trace, critical, onSelect, onClose }) {
           )
         : h('p', { class: 'muted', text: 'None' }),
     ),
+    logs === 'loading'
+      ? section('Logs', null, h('p', { class: 'muted', text: 'Loading…' }))
+      : logs
+        ? section(
+            'Logs',
+            logs.length,
+            logs.length ? logRecordList(logs, { traceStart: trace.startTime, openAttributes: true }) : h('p', { class: 'muted', text: 'None' }),
+          )
+        : null,
     section(
       'Links',
       links.length,

@@ -10,6 +10,7 @@
 import { h, rafThrottle } from '../dom.js';
 import { serviceColor } from '../colors.js';
 import { formatDuration, niceTicks } from '../format.js';
+import { recordLevel, recordTime } from '../logs.js';
 
 export const ROW_HEIGHT = 28;
 const OVERSCAN = 8;
@@ -23,6 +24,7 @@ const MAX_EVENT_MARKS = 24;
  */
 export function createWaterfall(opts) {
   const { trace, critical } = opts;
+  let spanLogs = new Map(); // span id → its log records (setSpanLogs)
   let rows = [];
   let view = [0, 1];
   let matches = null;
@@ -82,6 +84,8 @@ export function createWaterfall(opts) {
     const sections = critical.get(span.spanID);
     const isMatch = matches ? matches.has(span.spanID) : false;
     const color = serviceColor(span.serviceName);
+    const records = spanLogs.get(span.spanID) || [];
+    const logs = records.length;
     const classes = ['wf-row'];
     if (span.spanID === selected) classes.push('is-selected');
     if (index === focus) classes.push('is-focused');
@@ -102,6 +106,12 @@ export function createWaterfall(opts) {
       .map((log) => pct(log.timestamp))
       .filter((x) => x >= 0 && x <= 100)
       .map((x) => h('span', { class: 'wf-event', style: { left: `${x}%` } }));
+    // Log records as short ticks under the bar, coloured by severity.
+    const logMarks = records
+      .slice(0, MAX_EVENT_MARKS)
+      .map((r) => [pct(recordTime(r)), recordLevel(r)])
+      .filter(([x]) => x >= 0 && x <= 100)
+      .map(([x, level]) => h('span', { class: `wf-log sev-bg-${level}`, style: { left: `${x}%` } }));
     const cp = (sections || [])
       .map(([s, e]) => [Math.max(0, pct(s)), Math.min(100, pct(e))])
       .filter(([s, e]) => e > s)
@@ -134,7 +144,7 @@ export function createWaterfall(opts) {
         'aria-level': span.depth + 1,
         'aria-expanded': hasKids ? String(!isCollapsed) : undefined,
         'aria-selected': String(span.spanID === selected),
-        'aria-label': `${span.serviceName} ${span.operationName}, ${formatDuration(span.duration)}${span.hasError ? ', error' : ''}${sections ? ', on the critical path' : ''}`,
+        'aria-label': `${span.serviceName} ${span.operationName}, ${formatDuration(span.duration)}${span.hasError ? ', error' : ''}${sections ? ', on the critical path' : ''}${logs ? `, ${logs} log record${logs === 1 ? '' : 's'}` : ''}`,
         dataset: {
           spanId: span.spanID,
           depth: String(span.depth),
@@ -169,9 +179,10 @@ export function createWaterfall(opts) {
         h('span', { class: 'wf-svc', text: span.serviceName }),
         h('span', { class: 'wf-op', text: span.operationName }),
         span.hasError ? h('span', { class: 'wf-err', title: 'Error', text: '!' }) : null,
+        logs ? h('span', { class: 'wf-logs', title: `${logs} log record${logs === 1 ? '' : 's'}`, text: String(logs) }) : null,
         hasKids && isCollapsed ? h('span', { class: 'wf-hidden-count', text: `+${countDescendants(span)}` }) : null,
       ),
-      h('div', { class: 'wf-time' }, bar, cp, marks, label),
+      h('div', { class: 'wf-time' }, bar, cp, marks, logMarks, label),
     );
     row.addEventListener('click', () => {
       focus = index;
@@ -286,6 +297,12 @@ export function createWaterfall(opts) {
       view = v;
       version++;
       drawRuler();
+      render();
+    },
+    /** The spans' log records (Map span id → records), when they arrive: a count badge and ticks per row. */
+    setSpanLogs(bySpan) {
+      spanLogs = bySpan;
+      version++;
       render();
     },
     setMatches(m) {
