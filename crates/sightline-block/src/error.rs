@@ -1,3 +1,4 @@
+use std::cell::RefCell;
 use std::io;
 use std::path::{Path, PathBuf};
 
@@ -107,14 +108,51 @@ impl Error {
     }
 }
 
-/// Runs `f`, turning a panic into [`Error::Corrupt`].
+thread_local! {
+    /// The first read of a data file that failed on this thread during the
+    /// current [`contain`] call. Parquet hands a `ChunkReader`'s errors back
+    /// as text inside its own error, so without this an object store that
+    /// timed out would surface as `Error::Parquet` — damage — and the block
+    /// would be set aside for good.
+    static READ_FAILURE: RefCell<Option<io::Error>> = const { RefCell::new(None) };
+}
+
+/// Records that reading a data file failed in IO (called where the bytes
+/// are read, below the Parquet decoder), for [`contain`] to report.
+pub(crate) fn note_read_failure(source: &io::Error) {
+    READ_FAILURE.with(|slot| {
+        let mut slot = slot.borrow_mut();
+        if slot.is_none() {
+            *slot = Some(io::Error::new(source.kind(), source.to_string()));
+        }
+    });
+}
+
+/// Runs `f`, turning a panic into [`Error::Corrupt`], and a decode error
+/// caused by a failed read into [`Error::Io`].
 ///
 /// The Parquet decoder is not hardened against every malformed file (a
 /// damaged page index, for one, trips an arithmetic overflow). Blocks are
 /// our own files, so a panic while decoding one means the file is damaged;
 /// it must fail that query, not the process. Nothing `f` touches outlives
 /// it, so no broken state can be observed after the unwind.
+///
+/// A read that failed (an unreachable object store, a timeout) is not
+/// damage: retrying may succeed, so it must not be reported as corruption
+/// (the store would never merge the block again).
 pub(crate) fn contain<T>(path: &Path, f: impl FnOnce() -> Result<T, Error>) -> Result<T, Error> {
+    let outer = READ_FAILURE.with(|slot| slot.borrow_mut().take());
+    let result = catch(path, f);
+    let failed = READ_FAILURE.with(|slot| std::mem::replace(&mut *slot.borrow_mut(), outer));
+    match (result, failed) {
+        (Err(e), Some(source)) if e.is_corruption() && !matches!(e, Error::Checksum { .. }) => {
+            Err(Error::Io { path: path.to_owned(), source })
+        }
+        (result, _) => result,
+    }
+}
+
+fn catch<T>(path: &Path, f: impl FnOnce() -> Result<T, Error>) -> Result<T, Error> {
     match std::panic::catch_unwind(std::panic::AssertUnwindSafe(f)) {
         Ok(result) => result,
         Err(panic) => {

@@ -321,7 +321,7 @@ impl VerifiedFile {
         })?;
         let Some(sums) = &inner.sums else {
             let mut buf = vec![0u8; length];
-            inner.data.read_exact_at(&mut buf, start).map_err(|e| Error::io(&inner.path, e))?;
+            inner.data.read_exact_at(&mut buf, start).map_err(|e| read_failed(&inner.path, e))?;
             return Ok(Bytes::from(buf));
         };
         let cb = sums.chunk_bytes;
@@ -329,7 +329,7 @@ impl VerifiedFile {
         let aligned_start = first * cb;
         let aligned_end = end.div_ceil(cb).saturating_mul(cb).min(inner.len);
         let mut buf = vec![0u8; usize::try_from(aligned_end - aligned_start).unwrap_or(0)];
-        inner.data.read_exact_at(&mut buf, aligned_start).map_err(|e| Error::io(&inner.path, e))?;
+        inner.data.read_exact_at(&mut buf, aligned_start).map_err(|e| read_failed(&inner.path, e))?;
         for (i, chunk) in buf.chunks(cb as usize).enumerate() {
             let index = first + i as u64;
             let expected = usize::try_from(index).ok().and_then(|i| sums.crcs.get(i));
@@ -396,6 +396,13 @@ impl ChunkReader for VerifiedFile {
     fn get_bytes(&self, start: u64, length: usize) -> parquet::errors::Result<Bytes> {
         self.read_range(start, length).map_err(|e| ParquetError::External(Box::new(e)))
     }
+}
+
+/// A failed read of the data file: an IO error, noted for
+/// [`crate::contain`] so a decode error it causes is not taken for damage.
+fn read_failed(path: &Path, source: io::Error) -> Error {
+    crate::error::note_read_failure(&source);
+    Error::io(path, source)
 }
 
 /// Sequential reads through [`VerifiedFile`], a chunk at a time.

@@ -1284,3 +1284,54 @@ fn checked_in_fixture_still_reads() {
     let merged = assert_merges_agree(dir.path(), &[&block], &options(4));
     assert_eq!(merged.read_all().unwrap(), expected(&spans));
 }
+
+/// A data file whose reads fail while `down` is set, as an object store
+/// does during an outage.
+#[derive(Debug)]
+struct FlakySource {
+    bytes: bytes::Bytes,
+    down: std::sync::atomic::AtomicBool,
+}
+
+impl crate::BlockSource for FlakySource {
+    fn len(&self) -> u64 {
+        self.bytes.len() as u64
+    }
+
+    fn read_at(&self, offset: u64, len: usize) -> std::io::Result<bytes::Bytes> {
+        if self.down.load(std::sync::atomic::Ordering::Relaxed) {
+            return Err(std::io::Error::new(std::io::ErrorKind::TimedOut, "object store timed out"));
+        }
+        let start = offset as usize;
+        Ok(self.bytes.slice(start..start + len))
+    }
+}
+
+/// A read that fails (an unreachable store) is an IO error, not damage:
+/// Parquet hands the source's error back as text inside its own, which was
+/// reported as `Error::Parquet`, so the store set a healthy block aside for
+/// good. Once the source answers again the same block reads back.
+#[test]
+fn a_failed_read_through_a_source_is_io_not_damage() {
+    let dir = tempfile::tempdir().unwrap();
+    let (block, stored) = realistic_block(dir.path(), 300, 800);
+    let data = std::fs::read(dir.path().join("r").join("data.parquet")).unwrap();
+    let meta_json = std::fs::read(dir.path().join("r").join("meta.json")).unwrap();
+    let source = Arc::new(FlakySource { bytes: data.into(), down: true.into() });
+    let err = Block::open_source(Path::new("remote/r"), &meta_json, Arc::clone(&source) as _).unwrap_err();
+    assert!(matches!(err, Error::Io { .. }) && !err.is_corruption(), "{err}");
+
+    source.down.store(false, std::sync::atomic::Ordering::Relaxed);
+    let remote = Block::open_source(Path::new("remote/r"), &meta_json, Arc::clone(&source) as _).unwrap();
+    source.down.store(true, std::sync::atomic::Ordering::Relaxed);
+    let id = stored[stored.len() / 2].trace_id;
+    let err = remote.trace(id).unwrap_err();
+    assert!(matches!(err, Error::Io { .. }) && !err.is_corruption(), "{err}");
+    let q = TraceQuery { service: Some(stored[0].resource.service_name().to_owned()), ..query(20) };
+    let err = remote.search(&q).unwrap_err();
+    assert!(!err.is_corruption(), "{err}");
+    assert!(remote.damage().is_none());
+
+    source.down.store(false, std::sync::atomic::Ordering::Relaxed);
+    assert_eq!(remote.trace(id).unwrap(), block.trace(id).unwrap());
+}

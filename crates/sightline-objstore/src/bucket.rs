@@ -6,6 +6,11 @@
 //! The store's block layer is synchronous (it runs on the blocking pool),
 //! object_store is async: [`Bucket::wait`] runs a request on the runtime
 //! from a blocking thread.
+//!
+//! Two clients: ranged reads of block data, which queries wait on, go
+//! through one with short timeouts and a deadline ([`Policy::QUERY`]);
+//! everything else through the patient one ([`Policy::BACKGROUND`]). Every
+//! outcome tells [`Availability`] whether the store answers.
 
 use std::future::Future;
 use std::ops::Range;
@@ -22,12 +27,19 @@ use object_store::{
 use tokio::io::AsyncReadExt as _;
 
 use crate::Error;
+use crate::availability::Availability;
 use crate::metrics::Metrics;
+use crate::policy::Policy;
 
 /// An object store and the prefix Sightline owns in it.
 #[derive(Debug)]
 pub struct Bucket {
     store: Arc<dyn ObjectStore>,
+    /// The client for ranged reads queries wait on ([`Policy::QUERY`]).
+    reads: Arc<dyn ObjectStore>,
+    /// Whether requests get answers: `/health`, and query reads fail at
+    /// once while they do not.
+    pub(crate) availability: Availability,
     /// Prefix inside the bucket (`s3://bucket/<prefix>`), possibly empty.
     root: Path,
     /// `s3://bucket/prefix`, for messages.
@@ -60,15 +72,58 @@ const UPLOAD_PART: usize = 8 << 20;
 
 impl Bucket {
     /// `store` with keys under `root`; `url` names it in messages. Must be
-    /// created inside a tokio runtime (its requests run there).
+    /// created inside a tokio runtime (its requests run there). Query reads
+    /// use `store` too, unless [`Bucket::with_reads`] gives them a client
+    /// of their own; [`Policy::QUERY`]'s deadline bounds them either way.
     pub fn new(store: Arc<dyn ObjectStore>, root: &str, url: String, metrics: Arc<Metrics>) -> Bucket {
+        metrics.available.set(1);
         Bucket {
+            reads: Arc::clone(&store),
+            availability: Availability::default(),
             store,
             root: Path::from(root.trim_matches('/')),
             url: url.trim_end_matches('/').to_owned(),
             runtime: tokio::runtime::Handle::current(),
             metrics,
         }
+    }
+
+    /// The client ranged reads of block data use (built with
+    /// [`Policy::QUERY`]'s timeouts and retries).
+    pub fn with_reads(mut self, reads: Arc<dyn ObjectStore>) -> Bucket {
+        self.reads = reads;
+        self
+    }
+
+    /// Why the store is degraded (requests failing), or `None`.
+    pub fn degraded(&self) -> Option<String> {
+        self.availability.degraded()
+    }
+
+    /// Notes the outcome of a request: an answer, or a failure unless the
+    /// error is one the store answered with (absent, unchanged, lost
+    /// conditional write).
+    fn note<T>(&self, result: &Result<T, object_store::Error>) {
+        match result {
+            Ok(_)
+            | Err(
+                object_store::Error::NotFound { .. }
+                | object_store::Error::NotModified { .. }
+                | object_store::Error::AlreadyExists { .. }
+                | object_store::Error::Precondition { .. },
+            ) => self.answered(),
+            Err(e) => self.unanswered(e),
+        }
+    }
+
+    fn answered(&self) {
+        self.availability.answered();
+        self.metrics.available.set(1);
+    }
+
+    fn unanswered(&self, error: &dyn std::fmt::Display) {
+        self.availability.failed(error);
+        self.metrics.available.set(0);
     }
 
     /// `key` under the prefix.
@@ -109,7 +164,9 @@ impl Bucket {
         key: &str,
         options: GetOptions,
     ) -> Result<Option<Object>, Error> {
-        let result = match self.store.get_opts(&self.path(key), options).await {
+        let result = self.store.get_opts(&self.path(key), options).await;
+        self.note(&result);
+        let result = match result {
             Ok(result) => result,
             Err(object_store::Error::NotFound { .. }) => {
                 self.metrics.request(op, "not_found");
@@ -127,6 +184,7 @@ impl Bucket {
         let e_tag = result.meta.e_tag.clone();
         let bytes = result.bytes().await.map_err(|e| {
             self.metrics.request(op, "error");
+            self.unanswered(&e);
             self.failed(key, "GET", e)
         })?;
         self.metrics.request(op, "ok");
@@ -134,21 +192,62 @@ impl Bucket {
         Ok(Some(Object { bytes, e_tag }))
     }
 
-    /// Bytes `range` of an object and the object's whole size.
+    /// Bytes `range` of an object and the object's whole size: a query's
+    /// read (see [`Bucket::for_query`]).
     pub async fn get_range(&self, key: &str, range: Range<u64>) -> Result<(Bytes, u64), Error> {
         let options = GetOptions { range: Some(GetRange::Bounded(range)), ..GetOptions::default() };
-        let result = self.store.get_opts(&self.path(key), options).await.map_err(|e| {
-            self.metrics.request("get_range", "error");
-            self.failed(key, "GET (range)", e)
-        })?;
-        let size = result.meta.size;
-        let bytes = result.bytes().await.map_err(|e| {
-            self.metrics.request("get_range", "error");
-            self.failed(key, "GET (range)", e)
-        })?;
-        self.metrics.request("get_range", "ok");
+        let read = async {
+            let result = self.reads.get_opts(&self.path(key), options).await?;
+            let size = result.meta.size;
+            Ok::<_, object_store::Error>((result.bytes().await?, size))
+        };
+        let (bytes, size) = self.for_query("get_range", key, "GET (range)", read).await?;
         self.metrics.downloaded_bytes.inc_by(bytes.len() as u64);
         Ok((bytes, size))
+    }
+
+    /// Whether `key` exists, for a query (a tenant's first query asks
+    /// whether the tenant has data; see [`Bucket::for_query`]).
+    pub async fn exists_for_query(&self, key: &str) -> Result<bool, Error> {
+        let head = async {
+            match self.reads.head(&self.path(key)).await {
+                Ok(_) => Ok(true),
+                Err(object_store::Error::NotFound { .. }) => Ok(false),
+                Err(e) => Err(e),
+            }
+        };
+        self.for_query("head", key, "HEAD", head).await
+    }
+
+    /// Runs `request`, one a query waits on, through the query client:
+    /// failed at once (outcome `skipped`) while the store is not
+    /// answering, and given up after [`Policy::QUERY`]'s deadline
+    /// (outcome `timeout`).
+    async fn for_query<T>(
+        &self,
+        op: &'static str,
+        key: &str,
+        operation: &'static str,
+        request: impl Future<Output = Result<T, object_store::Error>>,
+    ) -> Result<T, Error> {
+        if let Some(detail) = self.availability.fail_fast() {
+            self.metrics.request(op, "skipped");
+            return Err(Error::Unavailable { location: self.location(key), detail });
+        }
+        let deadline = Policy::QUERY.deadline.unwrap_or(Policy::QUERY.request_timeout);
+        let Ok(result) = tokio::time::timeout(deadline, request).await else {
+            self.metrics.request(op, "timeout");
+            let detail = format!("no answer within {deadline:?}");
+            self.unanswered(&detail);
+            return Err(Error::Unavailable { location: self.location(key), detail });
+        };
+        self.note(&result);
+        let value = result.map_err(|e| {
+            self.metrics.request(op, "error");
+            self.failed(key, operation, e)
+        })?;
+        self.metrics.request(op, "ok");
+        Ok(value)
     }
 
     /// Writes `bytes` under `key`: unconditionally, only if absent
@@ -157,7 +256,9 @@ impl Bucket {
     pub async fn put(&self, key: &str, bytes: Bytes, mode: PutMode) -> Result<Put, Error> {
         let len = bytes.len() as u64;
         let options = PutOptions { mode, ..PutOptions::default() };
-        match self.store.put_opts(&self.path(key), PutPayload::from_bytes(bytes), options).await {
+        let result = self.store.put_opts(&self.path(key), PutPayload::from_bytes(bytes), options).await;
+        self.note(&result);
+        match result {
             Ok(result) => {
                 self.metrics.request("put", "ok");
                 self.metrics.uploaded_bytes.inc_by(len);
@@ -195,16 +296,20 @@ impl Bucket {
                 if n == 0 {
                     break;
                 }
-                writer
-                    .put(Bytes::copy_from_slice(&buf[..n]))
-                    .await
-                    .map_err(|e| self.failed(key, "PUT", e))?;
+                writer.put(Bytes::copy_from_slice(&buf[..n])).await.map_err(|e| {
+                    self.unanswered(&e);
+                    self.failed(key, "PUT", e)
+                })?;
             }
-            tokio::io::AsyncWriteExt::shutdown(&mut writer).await.map_err(|e| Error::Request {
-                location: self.location(key),
-                operation: "PUT",
-                source: object_store::Error::Generic { store: "upload", source: Box::new(e) },
+            tokio::io::AsyncWriteExt::shutdown(&mut writer).await.map_err(|e| {
+                self.unanswered(&e);
+                Error::Request {
+                    location: self.location(key),
+                    operation: "PUT",
+                    source: object_store::Error::Generic { store: "upload", source: Box::new(e) },
+                }
             })?;
+            self.answered();
             Ok::<(), Error>(())
         }
         .await;
@@ -217,7 +322,9 @@ impl Bucket {
 
     /// Deletes `key`; deleting what is not there is not an error.
     pub async fn delete(&self, key: &str) -> Result<(), Error> {
-        match self.store.delete(&self.path(key)).await {
+        let result = self.store.delete(&self.path(key)).await;
+        self.note(&result);
+        match result {
             Ok(()) => {
                 self.metrics.request("delete", "ok");
                 Ok(())
@@ -236,7 +343,9 @@ impl Bucket {
     /// The names of the "folders" directly under the bucket's prefix
     /// (one listing with a `/` delimiter), sorted.
     pub async fn list_top(&self) -> Result<Vec<String>, Error> {
-        let listed = self.store.list_with_delimiter(Some(&self.root)).await.map_err(|e| {
+        let listed = self.store.list_with_delimiter(Some(&self.root)).await;
+        self.note(&listed);
+        let listed = listed.map_err(|e| {
             self.metrics.request("list", "error");
             self.failed("", "LIST", e)
         })?;
@@ -250,11 +359,13 @@ impl Bucket {
     /// Every object under `prefix`, with keys relative to the bucket's
     /// prefix.
     pub async fn list(&self, prefix: &str) -> Result<Vec<(String, ObjectMeta)>, Error> {
-        let listed: Vec<ObjectMeta> =
-            self.store.list(Some(&self.path(prefix))).try_collect().await.map_err(|e| {
-                self.metrics.request("list", "error");
-                self.failed(prefix, "LIST", e)
-            })?;
+        let listed: Result<Vec<ObjectMeta>, _> =
+            self.store.list(Some(&self.path(prefix))).try_collect().await;
+        self.note(&listed);
+        let listed = listed.map_err(|e| {
+            self.metrics.request("list", "error");
+            self.failed(prefix, "LIST", e)
+        })?;
         self.metrics.request("list", "ok");
         let root = self.root.as_ref();
         Ok(listed

@@ -32,6 +32,15 @@ pub enum Error {
         /// The object_store error.
         source: object_store::Error,
     },
+    /// The object store did not answer a query's read in time, or is known
+    /// not to be answering: the query skips what it needed.
+    #[error("{location}: object store unavailable: {detail}")]
+    Unavailable {
+        /// The object, as a URL.
+        location: String,
+        /// How long was waited, or since when the store has failed.
+        detail: String,
+    },
     /// The store accepted a write that had to fail: it ignores conditional
     /// writes, and nodes sharing it would overwrite each other's manifest.
     #[error(
@@ -77,7 +86,9 @@ impl From<Error> for sightline_store::Error {
             Error::Corrupt { location, detail } => {
                 sightline_store::Error::Corrupt { path: PathBuf::from(location), detail }
             }
-            Error::Request { location, .. } | Error::NoConditionalWrites { location, .. } => {
+            Error::Request { location, .. }
+            | Error::Unavailable { location, .. }
+            | Error::NoConditionalWrites { location, .. } => {
                 sightline_store::Error::Storage { location, detail }
             }
             _ => sightline_store::Error::Storage { location: String::new(), detail },

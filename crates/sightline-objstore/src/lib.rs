@@ -11,6 +11,9 @@
 //! * [`ObjectStorage`] is the store's `BlockStorage` in the bucket: layout,
 //!   the shared manifest swapped by conditional PUT, blocks read by range;
 //! * `cache`: byte ranges of blocks on local disk, LRU, `--cache-size`;
+//! * [`Policy`]: the stated timeouts and retries (short for reads a query
+//!   waits on, patient for background work); `availability`: whether the
+//!   store answers (`/health`, and query reads stop waiting while not);
 //! * `lease`: which node merges and expires blocks (a conditional-write
 //!   lease with a TTL; correctness never depends on it);
 //! * `cluster`: heartbeats, the lease, deleting dropped blocks after the
@@ -23,6 +26,7 @@
 //! `EmbeddedStore` on [`Remote::storage`], then calls [`Remote::start`].
 #![deny(missing_docs)]
 
+mod availability;
 mod bucket;
 mod cache;
 mod cluster;
@@ -31,6 +35,7 @@ mod inventory;
 mod lease;
 mod metrics;
 mod peers;
+mod policy;
 mod selftest;
 mod source;
 mod storage;
@@ -55,6 +60,7 @@ pub use inventory::{BlockEntry, Verified, inventory, verify};
 pub use lease::Lease;
 pub use metrics::Metrics;
 pub use peers::{PeerOptions, PeerReaders, Peers};
+pub use policy::Policy;
 pub use selftest::check_conditional_writes;
 pub use storage::ObjectStorage;
 
@@ -161,11 +167,25 @@ fn install_crypto() {
     let _ = rustls::crypto::ring::default_provider().install_default();
 }
 
-/// Builds the object store `url` names: bucket from the URL, credentials
-/// and endpoint from the environment, then `config`. Returns the store
-/// and the prefix inside it.
+/// Builds the object store `url` names for background work
+/// ([`Policy::BACKGROUND`]): bucket from the URL, credentials and endpoint
+/// from the environment, then `config`. Returns the store and the prefix
+/// inside it.
 pub fn connect(url: &str, config: &[(String, String)]) -> Result<(Arc<dyn ObjectStore>, String), Error> {
+    connect_with(url, config, &Policy::BACKGROUND)
+}
+
+/// Like [`connect`], with `policy`'s timeouts and retries (an explicit
+/// `timeout` or `connect_timeout` in `config` still wins).
+pub fn connect_with(
+    url: &str,
+    config: &[(String, String)],
+    policy: &Policy,
+) -> Result<(Arc<dyn ObjectStore>, String), Error> {
     install_crypto();
+    let config: Vec<(String, String)> =
+        policy.client_config().into_iter().chain(config.iter().cloned()).collect();
+    let config = config.as_slice();
     let invalid = |why: String| Error::InvalidUrl { url: url.to_owned(), why };
     let (scheme, rest) =
         url.split_once("://").ok_or_else(|| invalid("expected scheme://bucket/prefix".into()))?;
@@ -174,9 +194,9 @@ pub fn connect(url: &str, config: &[(String, String)]) -> Result<(Arc<dyn Object
         return Err(invalid("no bucket name".into()));
     }
     let store = match scheme {
-        "s3" | "s3a" => backends::s3(url, bucket, config)?,
-        "gs" => backends::gcs(url, bucket, config)?,
-        "az" | "azure" => backends::azure(url, bucket, config)?,
+        "s3" | "s3a" => backends::s3(url, bucket, config, policy)?,
+        "gs" => backends::gcs(url, bucket, config, policy)?,
+        "az" | "azure" => backends::azure(url, bucket, config, policy)?,
         other => return Err(invalid(format!("unknown scheme {other:?}: use s3://, gs:// or az://"))),
     };
     Ok((store, prefix.trim_matches('/').to_owned()))
@@ -188,7 +208,7 @@ mod backends {
 
     use object_store::ObjectStore;
 
-    use crate::Error;
+    use crate::{Error, Policy};
 
     type Built = Result<Arc<dyn ObjectStore>, Error>;
 
@@ -206,8 +226,10 @@ mod backends {
     }
 
     #[cfg(feature = "aws")]
-    pub(super) fn s3(url: &str, bucket: &str, config: &[(String, String)]) -> Built {
-        let mut builder = object_store::aws::AmazonS3Builder::from_env().with_bucket_name(bucket);
+    pub(super) fn s3(url: &str, bucket: &str, config: &[(String, String)], policy: &Policy) -> Built {
+        let mut builder = object_store::aws::AmazonS3Builder::from_env()
+            .with_bucket_name(bucket)
+            .with_retry(policy.retry());
         for (key, value) in config {
             builder = builder.with_config(key.parse().map_err(|e| invalid(url, e))?, value);
         }
@@ -215,13 +237,15 @@ mod backends {
     }
 
     #[cfg(not(feature = "aws"))]
-    pub(super) fn s3(url: &str, _: &str, _: &[(String, String)]) -> Built {
+    pub(super) fn s3(url: &str, _: &str, _: &[(String, String)], _: &Policy) -> Built {
         Err(missing(url, "aws"))
     }
 
     #[cfg(feature = "gcp")]
-    pub(super) fn gcs(url: &str, bucket: &str, config: &[(String, String)]) -> Built {
-        let mut builder = object_store::gcp::GoogleCloudStorageBuilder::from_env().with_bucket_name(bucket);
+    pub(super) fn gcs(url: &str, bucket: &str, config: &[(String, String)], policy: &Policy) -> Built {
+        let mut builder = object_store::gcp::GoogleCloudStorageBuilder::from_env()
+            .with_bucket_name(bucket)
+            .with_retry(policy.retry());
         for (key, value) in config {
             builder = builder.with_config(key.parse().map_err(|e| invalid(url, e))?, value);
         }
@@ -229,14 +253,15 @@ mod backends {
     }
 
     #[cfg(not(feature = "gcp"))]
-    pub(super) fn gcs(url: &str, _: &str, _: &[(String, String)]) -> Built {
+    pub(super) fn gcs(url: &str, _: &str, _: &[(String, String)], _: &Policy) -> Built {
         Err(missing(url, "gcp"))
     }
 
     #[cfg(feature = "azure")]
-    pub(super) fn azure(url: &str, container: &str, config: &[(String, String)]) -> Built {
-        let mut builder =
-            object_store::azure::MicrosoftAzureBuilder::from_env().with_container_name(container);
+    pub(super) fn azure(url: &str, container: &str, config: &[(String, String)], policy: &Policy) -> Built {
+        let mut builder = object_store::azure::MicrosoftAzureBuilder::from_env()
+            .with_container_name(container)
+            .with_retry(policy.retry());
         for (key, value) in config {
             builder = builder.with_config(key.parse().map_err(|e| invalid(url, e))?, value);
         }
@@ -244,7 +269,7 @@ mod backends {
     }
 
     #[cfg(not(feature = "azure"))]
-    pub(super) fn azure(url: &str, _: &str, _: &[(String, String)]) -> Built {
+    pub(super) fn azure(url: &str, _: &str, _: &[(String, String)], _: &Policy) -> Built {
         Err(missing(url, "azure"))
     }
 }
@@ -262,24 +287,38 @@ pub struct Remote {
 }
 
 impl Remote {
-    /// Connects to the store `options.url` names, checks that it honours
-    /// conditional writes, and prepares the cache and staging folders.
-    /// Must run inside a multi-threaded tokio runtime.
+    /// Connects to the store `options.url` names (one client for
+    /// background work, one for the reads queries wait on, see [`Policy`]),
+    /// checks that it honours conditional writes, and prepares the cache
+    /// and staging folders. Must run inside a multi-threaded tokio runtime.
     pub async fn open(options: Options, metrics: Arc<Metrics>) -> Result<Remote, Error> {
         let (store, prefix) = connect(&options.url, &options.config)?;
-        Remote::open_store(store, &prefix, options, metrics).await
+        let (reads, _) = connect_with(&options.url, &options.config, &Policy::QUERY)?;
+        Remote::open_with(store, reads, &prefix, options, metrics).await
     }
 
-    /// Like [`Remote::open`] on a store already built (tests wrap one).
+    /// Like [`Remote::open`] on a store already built (tests wrap one),
+    /// which query reads use too.
     pub async fn open_store(
         store: Arc<dyn ObjectStore>,
         prefix: &str,
         options: Options,
         metrics: Arc<Metrics>,
     ) -> Result<Remote, Error> {
+        let reads = Arc::clone(&store);
+        Remote::open_with(store, reads, prefix, options, metrics).await
+    }
+
+    async fn open_with(
+        store: Arc<dyn ObjectStore>,
+        reads: Arc<dyn ObjectStore>,
+        prefix: &str,
+        options: Options,
+        metrics: Arc<Metrics>,
+    ) -> Result<Remote, Error> {
         check_name("node id", &options.node_id)?;
         check_name("tenant", &options.tenant)?;
-        let bucket = Arc::new(Bucket::new(store, prefix, options.url.clone(), metrics));
+        let bucket = Arc::new(Bucket::new(store, prefix, options.url.clone(), metrics).with_reads(reads));
         check_conditional_writes(&bucket, &options.node_id).await?;
         let cache = Arc::new(Cache::open(
             &options.data_dir.join("cache"),
@@ -387,7 +426,9 @@ impl Remote {
     }
 
     /// For `/health`: the bucket, the lease holder, the nodes seen, the
-    /// cache.
+    /// cache; unhealthy ("degraded: …", since when and the last error)
+    /// while requests to the store fail. The node still takes writes into
+    /// its WAL then, so `/ready` does not follow this check.
     pub fn health(&self) -> ComponentHealth {
         let nodes = self.cluster.nodes.lock().iter().cloned().collect::<Vec<_>>().join(", ");
         let holder = match self.cluster.lease.holder() {
@@ -398,16 +439,21 @@ impl Remote {
         let (used, capacity) = self.cache.usage();
         let peers =
             self.peer_addrs().iter().map(|(n, a)| format!("{n} at {a}")).collect::<Vec<_>>().join(", ");
+        let degraded = self.cluster.bucket.degraded();
+        let detail = format!(
+            "{} as node {}; compaction lease: {holder}; nodes: [{nodes}]; peers' heads read from: [{peers}]; cache {} of {} MiB",
+            self.url,
+            self.cluster.node,
+            used >> 20,
+            capacity >> 20
+        );
         ComponentHealth {
             name: "object_storage".into(),
-            healthy: true,
-            detail: format!(
-                "{} as node {}; compaction lease: {holder}; nodes: [{nodes}]; peers' heads read from: [{peers}]; cache {} of {} MiB",
-                self.url,
-                self.cluster.node,
-                used >> 20,
-                capacity >> 20
-            ),
+            healthy: degraded.is_none(),
+            detail: match degraded {
+                Some(why) => format!("{why}; {detail}"),
+                None => detail,
+            },
         }
     }
 }
@@ -440,7 +486,8 @@ impl TenantBlocks for Remote {
         if check_name("tenant", tenant.as_str()).is_err() {
             return Ok(false);
         }
-        Ok(self.cluster.bucket.get(&format!("{tenant}/manifest.json")).await?.is_some())
+        // On a query's path (a tenant's first query): bounded like one.
+        Ok(self.cluster.bucket.exists_for_query(&format!("{tenant}/manifest.json")).await?)
     }
 }
 

@@ -9,9 +9,12 @@ use prometheus_client::registry::Registry;
 /// Labels of a request count.
 #[derive(Debug, Clone, PartialEq, Eq, Hash, EncodeLabelSet)]
 pub(crate) struct Request {
-    /// `get`, `get_range`, `poll`, `put`, `upload`, `delete`, `list`.
+    /// `get`, `get_range`, `head`, `poll`, `put`, `upload`, `delete`, `list`.
     pub(crate) op: &'static str,
-    /// `ok`, `not_modified`, `not_found`, `conflict`, `error`.
+    /// `ok`, `not_modified`, `not_found`, `conflict`, `error`; for the
+    /// requests a query waits on (`get_range`, `head`) also `timeout` (no
+    /// answer within the deadline) and `skipped` (not asked: the store was
+    /// failing).
     pub(crate) outcome: &'static str,
 }
 
@@ -21,6 +24,7 @@ pub struct Metrics {
     pub(crate) requests: Family<Request, Counter>,
     pub(crate) downloaded_bytes: Counter,
     pub(crate) uploaded_bytes: Counter,
+    pub(crate) available: Gauge,
     pub(crate) cache_hits: Counter,
     pub(crate) cache_misses: Counter,
     pub(crate) cache_bytes: Gauge,
@@ -42,6 +46,12 @@ impl Metrics {
         );
         r.register("downloaded_bytes", "Bytes read from the object store", m.downloaded_bytes.clone());
         r.register("uploaded_bytes", "Bytes written to the object store", m.uploaded_bytes.clone());
+        r.register(
+            "available",
+            "1 while the object store answers this node's requests, 0 from a failed request (timeout, \
+             refused, 5xx) until one succeeds",
+            m.available.clone(),
+        );
         r.register("cache_hits", "Block reads served by the local block cache", m.cache_hits.clone());
         r.register(
             "cache_misses",

@@ -383,11 +383,19 @@ impl BlockStorage for ObjectStorage {
         BlockMeta::from_json(&meta_bytes, &meta_path)?;
         // IMPORTANT: meta.json last: a block is complete once it is there.
         self.bucket.wait(self.bucket.upload(&self.block_key(id, DATA_FILE), &data))?;
-        self.bucket.wait(self.bucket.put(
-            &self.block_key(id, META_FILE),
-            meta_bytes.clone(),
-            PutMode::Overwrite,
-        ))?;
+        let meta_key = self.block_key(id, META_FILE);
+        let written = self.bucket.wait(self.bucket.put(&meta_key, meta_bytes.clone(), PutMode::Overwrite))?;
+        // An unconditional PUT can still be refused with 409 Conflict (S3:
+        // a concurrent conditional write, an aborted operation), which
+        // object_store reports as "already exists". Taking that for written
+        // would let the manifest list a block without its meta.json: every
+        // node would take it for damaged. The flush fails and is retried.
+        if written == Put::Lost {
+            return Err(sightline_store::Error::Storage {
+                location: self.bucket.location(&meta_key),
+                detail: "the store refused to write meta.json (409 Conflict); the flush is retried".into(),
+            });
+        }
         // This node's own blocks are read from the file it wrote.
         self.cache.adopt(&self.cache_key(id), &data)?;
         let _ = std::fs::remove_dir_all(&dir);

@@ -319,3 +319,137 @@ async fn dropped_and_orphaned_blocks_are_deleted_after_the_grace_period() {
     assert_eq!(node.store.trace(tid(1, 12)).await.unwrap().map(|t| t.len()), Some(3));
     node.close().await;
 }
+
+/// A store that accepts connections and never answers (a listener nobody
+/// accepts on: the kernel completes the handshakes): a query's read gives
+/// up on its own instead of retrying for minutes (object_store's default),
+/// the bucket reports itself degraded, and the next read fails at once
+/// without a request.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_query_read_gives_up_on_a_silent_store_and_the_next_fails_at_once() {
+    let silent = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let config: Vec<(String, String)> = [
+        ("aws_endpoint", format!("http://{}", silent.local_addr().unwrap())),
+        ("aws_access_key_id", "k".to_owned()),
+        ("aws_secret_access_key", "s".to_owned()),
+        ("aws_region", "us-east-1".to_owned()),
+        ("aws_allow_http", "true".to_owned()),
+    ]
+    .into_iter()
+    .map(|(k, v)| (k.to_owned(), v))
+    .collect();
+    let (reads, _) = crate::connect_with("s3://b/p", &config, &crate::Policy::QUERY).unwrap();
+    let metrics = Arc::new(Metrics::default());
+    let bucket = crate::Bucket::new(Arc::clone(&reads), "p", "s3://b/p".into(), Arc::clone(&metrics))
+        .with_reads(reads);
+    assert!(bucket.degraded().is_none());
+
+    let first = bucket.get_range("t/blocks/x/data.parquet", 0..10).await.unwrap_err();
+    assert!(matches!(first, Error::Request { .. } | Error::Unavailable { .. }), "{first}");
+    let why = bucket.degraded().expect("degraded after a read without an answer");
+    assert!(why.contains("degraded"), "{why}");
+
+    let second = bucket.get_range("t/blocks/x/data.parquet", 0..10).await.unwrap_err();
+    assert!(matches!(&second, Error::Unavailable { detail, .. } if detail.contains("not asked")), "{second}");
+    let count =
+        |outcome| metrics.requests.get_or_create(&crate::metrics::Request { op: "get_range", outcome }).get();
+    assert_eq!(count("skipped"), 1);
+    assert_eq!(count("error") + count("timeout"), 1);
+    assert_eq!(metrics.available.get(), 0);
+}
+
+/// A store that answers 409 Conflict (object_store: "already exists") to
+/// every PUT of a `meta.json` while `armed`, as S3 may for a write racing
+/// another or an aborted operation.
+#[derive(Debug)]
+struct ConflictOnMeta(Arc<dyn ObjectStore>, std::sync::atomic::AtomicBool);
+
+impl std::fmt::Display for ConflictOnMeta {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "ConflictOnMeta({})", self.0)
+    }
+}
+
+#[async_trait]
+impl ObjectStore for ConflictOnMeta {
+    async fn put_opts(
+        &self,
+        location: &Path,
+        payload: PutPayload,
+        opts: PutOptions,
+    ) -> object_store::Result<PutResult> {
+        if self.1.load(std::sync::atomic::Ordering::Relaxed) && location.as_ref().ends_with("meta.json") {
+            return Err(object_store::Error::AlreadyExists {
+                path: location.to_string(),
+                source: "409 Conflict (injected)".into(),
+            });
+        }
+        self.0.put_opts(location, payload, opts).await
+    }
+
+    async fn put_multipart_opts(
+        &self,
+        location: &Path,
+        opts: PutMultipartOptions,
+    ) -> object_store::Result<Box<dyn MultipartUpload>> {
+        self.0.put_multipart_opts(location, opts).await
+    }
+
+    async fn get_opts(&self, location: &Path, options: GetOptions) -> object_store::Result<GetResult> {
+        self.0.get_opts(location, options).await
+    }
+
+    fn delete_stream(
+        &self,
+        locations: BoxStream<'static, object_store::Result<Path>>,
+    ) -> BoxStream<'static, object_store::Result<Path>> {
+        self.0.delete_stream(locations)
+    }
+
+    fn list(&self, prefix: Option<&Path>) -> BoxStream<'static, object_store::Result<ObjectMeta>> {
+        self.0.list(prefix)
+    }
+
+    async fn list_with_delimiter(&self, prefix: Option<&Path>) -> object_store::Result<ListResult> {
+        self.0.list_with_delimiter(prefix).await
+    }
+
+    async fn copy_opts(&self, from: &Path, to: &Path, options: CopyOptions) -> object_store::Result<()> {
+        self.0.copy_opts(from, to, options).await
+    }
+}
+
+/// A flush whose `meta.json` upload is refused with 409 fails (and is
+/// retried) instead of listing a block without its meta.json, which every
+/// node would then take for damaged; once the store accepts it, the block
+/// is listed and another node reads it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_conflict_on_meta_json_fails_the_flush_rather_than_listing_half_a_block() {
+    let s3 = SeaweedFs::start();
+    let dir = tempfile::tempdir().unwrap();
+    let store = Arc::new(ConflictOnMeta(s3.store(), true.into()));
+    let mut options = Options::new(s3.url("conflict"), "node-a", dir.path());
+    options.poll_interval = Duration::from_millis(200);
+    let remote =
+        Remote::open_store(Arc::clone(&store) as Arc<dyn ObjectStore>, "conflict", options, Arc::default())
+            .await
+            .unwrap();
+    let mut store_options = sightline_store::Options::new(dir.path());
+    store_options.node_id = Some("node-a".to_owned());
+    store_options.head_max_age = Duration::from_secs(3600);
+    let metrics = Arc::new(sightline_store::Metrics::new(&mut Registry::default()));
+    let a = EmbeddedStore::open_on(store_options, remote.storage(), metrics).await.unwrap();
+    a.consume_traces(Batch::from_spans(trace(tid(1, 1), "svc", now()))).await.unwrap();
+    let err = a.flush().await.unwrap_err();
+    assert!(err.to_string().contains("meta.json"), "{err}");
+
+    store.1.store(false, std::sync::atomic::Ordering::Relaxed);
+    a.flush().await.unwrap();
+    let b = Node::open(&s3, "conflict", "node-b", Duration::from_millis(200)).await;
+    assert_eq!(b.store.trace(tid(1, 1)).await.unwrap().map(|t| t.len()), Some(3));
+    assert_eq!(b.counter("sightline_store_damaged_blocks"), 0.0);
+    use sightline_model::TraceStore as _;
+    a.shutdown().await;
+    remote.shutdown().await;
+    b.close().await;
+}

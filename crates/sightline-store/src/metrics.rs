@@ -35,6 +35,7 @@ pub struct Metrics {
     pub(crate) replayed_spans: Counter,
     pub(crate) damaged_blocks: Gauge,
     pub(crate) damaged_block_reads: Counter,
+    pub(crate) unreadable_block_reads: Counter,
 }
 
 impl Metrics {
@@ -66,6 +67,7 @@ impl Metrics {
             replayed_spans: Counter::default(),
             damaged_blocks: Gauge::default(),
             damaged_block_reads: Counter::default(),
+            unreadable_block_reads: Counter::default(),
         };
         let r = registry.sub_registry_with_prefix("sightline_store");
         r.register("spans_appended", "Spans made durable and added to the head", m.spans_appended.clone());
@@ -134,6 +136,12 @@ impl Metrics {
             "damaged_block_reads",
             "Block reads that failed on damage; the query skipped that block",
             m.damaged_block_reads.clone(),
+        );
+        r.register(
+            "unreadable_block_reads",
+            "Block reads that failed in IO (e.g. the object store unreachable or slow); the query skipped \
+             that block, which is not damaged and is read again by the next query",
+            m.unreadable_block_reads.clone(),
         );
         m
     }

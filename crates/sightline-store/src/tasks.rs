@@ -24,6 +24,12 @@ use crate::blockset::{BlockSet, flushed_block_id, merged_block_id};
 use crate::ingest::{Frozen, Ingest};
 use crate::{BlockOptions, Error, Metrics};
 
+/// The longest pause between attempts of a failing flush: short enough
+/// that ingest resumes soon after an object store outage ends (a flush
+/// attempt against a store that is down is cheap: it fails on connect),
+/// long enough not to flood the log.
+const FLUSH_RETRY_MAX: Duration = Duration::from_secs(10);
+
 /// The knobs background work runs by (from `crate::Options`).
 #[derive(Debug, Clone)]
 pub(crate) struct Settings {
@@ -215,6 +221,9 @@ impl Background {
         }
     }
 
+    /// Flushes cut heads, retrying a failed flush after 1, 2, 4, 8, then
+    /// every [`FLUSH_RETRY_MAX`] seconds for as long as it fails (the WAL
+    /// keeps the data meanwhile).
     async fn flusher(self: Arc<Self>) {
         let mut backoff = Duration::from_secs(1);
         loop {
@@ -227,7 +236,7 @@ impl Background {
                 Err(e) => {
                     tracing::error!(error = %e, retry_in = ?backoff, "flushing a head into a block failed");
                     tokio::time::sleep(backoff).await;
-                    backoff = (backoff * 2).min(Duration::from_secs(30));
+                    backoff = (backoff * 2).min(FLUSH_RETRY_MAX);
                 }
             }
             if self.is_closed() && self.ingest.frozen_count() == 0 {

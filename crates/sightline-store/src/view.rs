@@ -244,6 +244,9 @@ fn read_traces(blocks: &[Arc<Block>], ids: &[TraceId], damaged: &Damaged) -> Res
                 // The rest of the trace is still worth returning; the
                 // damage is logged once and counted.
                 Err(e) if e.is_corruption() => damaged.report(&b.meta().id, &e),
+                // A read that failed in IO (the object store down or too
+                // slow) skips the block too, without setting it aside.
+                Err(e @ sightline_block::Error::Io { .. }) => damaged.unreadable(&b.meta().id, &e),
                 Err(e) => return Err(internal(e)),
             }
         }
@@ -300,6 +303,10 @@ fn search_blocks(
             // 500): its matches are left out, the damage logged and counted.
             Err(e) if e.is_corruption() => {
                 damaged.report(&b.meta().id, &e);
+                continue;
+            }
+            Err(e @ sightline_block::Error::Io { .. }) => {
+                damaged.unreadable(&b.meta().id, &e);
                 continue;
             }
             Err(e) => return Err(e),

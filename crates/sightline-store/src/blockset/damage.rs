@@ -10,15 +10,26 @@
 //!
 //! Each block is logged once, when it is first found; every failed read
 //! counts in `sightline_store_damaged_block_reads_total`.
+//!
+//! A read that fails in IO instead (an object store that is down or does
+//! not answer in time) is no damage: the query skips the block the same
+//! way, but nothing is set aside, and the next query reads it again. Those
+//! count in `sightline_store_unreadable_block_reads_total` and are logged
+//! at most every [`UNREADABLE_LOG_EVERY`], since during an outage every
+//! query hits them.
 
 use std::collections::BTreeMap;
 use std::fmt::Display;
+use std::time::{Duration, Instant};
 
 use parking_lot::Mutex;
 use prometheus_client::metrics::counter::Counter;
 
 use crate::Metrics;
 use crate::metrics::GaugePart;
+
+/// How often a query skipping a block it could not read is logged.
+const UNREADABLE_LOG_EVERY: Duration = Duration::from_secs(10);
 
 /// See the module docs.
 #[derive(Debug)]
@@ -27,6 +38,9 @@ pub(crate) struct Damaged {
     blocks: Mutex<BTreeMap<String, String>>,
     reads: Counter,
     gauge: GaugePart,
+    unreadable: Counter,
+    /// When an unreadable block was last logged, and how many were not.
+    unreadable_logged: Mutex<Option<(Instant, u64)>>,
 }
 
 impl Damaged {
@@ -35,6 +49,30 @@ impl Damaged {
             blocks: Mutex::default(),
             reads: metrics.damaged_block_reads.clone(),
             gauge: GaugePart::new(&metrics.damaged_blocks),
+            unreadable: metrics.unreadable_block_reads.clone(),
+            unreadable_logged: Mutex::new(None),
+        }
+    }
+
+    /// Records that a query skipped block `id` because reading it failed
+    /// in IO (not damage: nothing is set aside). Logged at most every
+    /// [`UNREADABLE_LOG_EVERY`], with how many were skipped in between.
+    pub(crate) fn unreadable(&self, id: &str, error: &dyn Display) {
+        self.unreadable.inc();
+        let mut logged = self.unreadable_logged.lock();
+        match &mut *logged {
+            Some((at, quiet)) if at.elapsed() < UNREADABLE_LOG_EVERY => *quiet += 1,
+            _ => {
+                let skipped_since = logged.map_or(0, |(_, quiet)| quiet);
+                tracing::warn!(
+                    block = %id,
+                    error = %error,
+                    skipped_since,
+                    "a query skipped a block it could not read (its result may be partial); \
+                     the block is not damaged and is read again by the next query"
+                );
+                *logged = Some((Instant::now(), 0));
+            }
         }
     }
 

@@ -336,3 +336,36 @@ async fn one_flipped_wal_byte_loses_one_of_900_traces() {
     assert_eq!(metric(&registry, "sightline_wal_recovery_skipped_total"), "1");
     store.shutdown().await;
 }
+
+/// A block whose data file cannot be read (moved away here; in a bucket,
+/// the object store down or not answering) is skipped by lookups and
+/// searches — it was a 500 — and not taken for damaged: once it reads
+/// again it is served.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_block_that_cannot_be_read_is_skipped_not_set_aside() {
+    let dir = tempfile::tempdir().unwrap();
+    let spans_gen = Gen::new();
+    let t0 = now();
+    let (store, registry) = open_metered(options(dir.path())).await;
+    for b in 0..2u32 {
+        ingest(&store, &spans_gen, b * 20 + 1..b * 20 + 21, t0).await;
+        store.flush().await.unwrap();
+    }
+    let first = block_dirs(dir.path())
+        .into_iter()
+        .find(|d| sightline_block::Block::open(d).unwrap().trace(tid(1)).unwrap().len() == 2)
+        .unwrap();
+    let (data, away) = (first.join("data.parquet"), first.join("away.parquet"));
+    std::fs::rename(&data, &away).unwrap();
+
+    assert_eq!(store.trace(tid(1)).await.expect("a lookup must not fail on an unreadable block"), None);
+    assert_eq!(store.trace(tid(21)).await.unwrap(), Some(spans_gen.trace(21, t0 + 21_000)));
+    let results = store.find_traces(&query()).await.expect("a search must not fail on an unreadable block");
+    assert!(results.len() >= 20, "the readable block's traces are all there: {}", results.len());
+    assert!(metric(&registry, "sightline_store_unreadable_block_reads_total").parse::<u64>().unwrap() >= 2);
+    assert_eq!(metric(&registry, "sightline_store_damaged_blocks"), "0");
+
+    std::fs::rename(&away, &data).unwrap();
+    assert_eq!(store.trace(tid(1)).await.unwrap(), Some(spans_gen.trace(1, t0 + 1_000)));
+    store.shutdown().await;
+}
