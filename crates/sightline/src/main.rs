@@ -362,7 +362,15 @@ fn bucket_verify(url: &str) -> anyhow::Result<bool> {
 
 fn init_logging(settings: &config::Settings) -> Result<(), String> {
     use tracing_subscriber::EnvFilter;
-    let filter = EnvFilter::try_new(&settings.log_level).map_err(|e| {
+    // object_store logs every retry at INFO: about a line a second for as
+    // long as a bucket is down, drowning the one warning that matters (the
+    // health check and metrics say it too). Quiet unless asked for by name.
+    let text = if settings.log_level.contains("object_store") {
+        settings.log_level.clone()
+    } else {
+        format!("{},object_store=warn", settings.log_level)
+    };
+    let filter = EnvFilter::try_new(&text).map_err(|e| {
         let setting = config::defs::setting("log-level").map_or_else(String::new, |s| {
             format!(" for {} (env {}, config key {})", s.flag(), s.env(), s.key())
         });

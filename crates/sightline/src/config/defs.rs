@@ -504,7 +504,8 @@ pub(crate) static SETTINGS: &[Setting] = &[
         name: "log-level",
         value_name: "FILTER",
         default: Default::Value("info"),
-        help: "a `tracing` filter, e.g. `info` or `sightline_store=debug,info`",
+        help: "a `tracing` filter, e.g. `info` or `sightline_store=debug,info` (`object_store` logs at `warn` \
+               unless the filter names it)",
         apply: |s, v| {
             s.log_level = v.trim().to_owned();
             Ok(())
