@@ -1,4 +1,4 @@
-//! OTLP trace load generator and benchmark clients, so Sightline's
+//! OTLP trace and log load generator and benchmark clients, so Sightline's
 //! performance figures come from a command rather than from hand-typed
 //! numbers.
 //!
