@@ -18,7 +18,14 @@ Steps (each on a fresh server and data directory unless said otherwise):
   8. the log store (loadgen logs-bench, in-process): N generated records,
      stored bytes per record beside raw OTLP bytes, logs of one trace and
      body-text search latency
+  9. durable OTLP logs ingest over gRPC at saturation (loadgen --signal
+     logs), Sightline then Rotel (blackhole), with server CPU per record
+     and peak RSS
+ 10. traces and logs together at saturation against one server with an
+     explicit --memory-limit: peak RSS against that limit, refusals counted
 """
+
+import concurrent.futures
 
 import argparse
 import datetime
@@ -55,6 +62,9 @@ MODES = {
     "smoke": dict(ingest=2, warmup=0, fixed=2, storage_spans=20_000, lookups=10, searches=3,
                   concurrency=2, rotel=False, settle_max=20, soak=None, log_records=20_000),
 }
+# The --memory-limit of the traces + logs run (step 10): the default, given
+# explicitly so the row states what it was measured against.
+MIXED_MEMORY_LIMIT_MIB = 256
 TICKS = os.sysconf("SC_CLK_TCK")
 MIB = 1024 * 1024
 
@@ -453,6 +463,93 @@ class Bench:
         if abs(report["trace_hits"] - 8.0) > 0.5:
             self.failures.append(f"logs: a trace lookup returned {report['trace_hits']:.1f} records on average, 8 stored")
 
+    def logs_ingest(self):
+        """Durable OTLP/gRPC logs ingest at saturation, Sightline then (when
+        installed) Rotel's blackhole on the same load: records/s, server CPU
+        per record, peak RSS."""
+        c = self.cfg
+        targets = ["sightline"] + (["rotel"] if c["rotel"] else [])
+        for target in targets:
+            key = f"logs_ingest_{target}"
+            self.note_load(key)
+            data = os.path.join(self.work, f"data-{key}")
+            proc = self.sightline(data) if target == "sightline" else self.rotel_agent()
+            appended = None
+            try:
+                cpu0, t0 = proc.cpu_seconds(), time.time()
+                report = self.loadgen(
+                    "--signal", "logs", "--protocol", "grpc", "--endpoint", f"127.0.0.1:{proc.ports['grpc']}",
+                    "--concurrency", c["concurrency"], "--duration", f"{c['ingest']}s",
+                    "--warmup", f"{c['warmup']}s", "--json")
+                cpu1, t1 = proc.cpu_seconds(), time.time()
+                report["server_cores"] = (cpu1 - cpu0) / (t1 - t0)
+                # CPU per acknowledged record over the whole run (warm-up
+                # included on both sides of the division).
+                report["server_cpu_us_per_record"] = (
+                    (cpu1 - cpu0) * 1e6 / report["spans_acked"] if report["spans_acked"] else 0.0)
+                report["peak_rss_mib"] = proc.peak_rss_mib()
+                if target == "sightline":
+                    appended = self.metrics(proc).get("sightline_logstore_records_appended_total")
+            finally:
+                code = proc.stop()
+                shutil.rmtree(data, ignore_errors=True)
+            if target == "sightline" and code != 0:
+                self.failures.append(f"{key}: sightline exited {code}")
+            if report["spans_acked"] == 0:
+                self.failures.append(f"{key}: no log record acknowledged ({report.get('last_error')})")
+            # Durable means acknowledged only after the WAL append.
+            if appended is not None and appended < report["spans_acked"]:
+                self.failures.append(f"{key}: {report['spans_acked']} records acknowledged, "
+                                     f"{appended:.0f} appended to the log WAL")
+            self.results[key] = report
+            log(f"{key}: {report['spans_per_sec']:.0f} records/s, server {report['server_cores']:.2f} cores "
+                f"({report['server_cpu_us_per_record']:.1f} µs CPU per record), "
+                f"peak RSS {report['peak_rss_mib']:.0f} MiB, refusals {report['retries']}")
+
+    def traces_and_logs(self):
+        """Realistic spans and log records at saturation at once, into one
+        server with an explicit --memory-limit: its peak RSS must stay
+        under the limit; refusals (the limiter at work) are counted."""
+        c = self.cfg
+        self.note_load("traces_and_logs")
+        data = os.path.join(self.work, "data-mixed")
+        proc = self.sightline(data, extra=("--memory-limit", f"{MIXED_MEMORY_LIMIT_MIB}MiB"))
+        endpoint = f"127.0.0.1:{proc.ports['grpc']}"
+        common = ("--protocol", "grpc", "--endpoint", endpoint, "--concurrency", c["concurrency"],
+                  "--duration", f"{c['ingest']}s", "--warmup", f"{c['warmup']}s", "--json")
+        try:
+            cpu0, t0 = proc.cpu_seconds(), time.time()
+            with concurrent.futures.ThreadPoolExecutor(2) as pool:
+                traces = pool.submit(self.loadgen, "--profile", "realistic", *common)
+                logs = pool.submit(self.loadgen, "--signal", "logs", *common)
+                traces, logs = traces.result(), logs.result()
+            cpu1, t1 = proc.cpu_seconds(), time.time()
+            peak = proc.peak_rss_mib()
+        finally:
+            code = proc.stop()
+            shutil.rmtree(data, ignore_errors=True)
+        if code != 0:
+            self.failures.append(f"traces_and_logs: sightline exited {code}")
+        for name, r in (("spans", traces), ("log records", logs)):
+            if r["spans_acked"] == 0:
+                self.failures.append(f"traces_and_logs: no {name} acknowledged ({r.get('last_error')})")
+        result = {
+            "memory_limit_mib": MIXED_MEMORY_LIMIT_MIB,
+            "peak_rss_mib": peak,
+            "server_cores": (cpu1 - cpu0) / (t1 - t0),
+            "spans_per_sec": traces["spans_per_sec"],
+            "records_per_sec": logs["spans_per_sec"],
+            "traces_refusals": traces["retries"],
+            "logs_refusals": logs["retries"],
+            "dropped": traces["spans_dropped"] + logs["spans_dropped"],
+            "traces": traces,
+            "logs": logs,
+        }
+        self.results["traces_and_logs"] = result
+        log(f"traces and logs together: {result['spans_per_sec']:.0f} spans/s + {result['records_per_sec']:.0f} records/s, "
+            f"peak RSS {peak:.0f} MiB of a {MIXED_MEMORY_LIMIT_MIB} MiB limit, refusals "
+            f"{result['traces_refusals']} + {result['logs_refusals']}")
+
     def run(self):
         started = time.time()
         self.wait_for_idle()
@@ -464,6 +561,8 @@ class Bench:
         self.idle()
         self.storage_and_queries()
         self.log_store()
+        self.logs_ingest()
+        self.traces_and_logs()
         self.results["load_end"] = load1()
         self.results["duration_secs"] = time.time() - started
         shutil.rmtree(self.work, ignore_errors=True)
@@ -564,6 +663,24 @@ def figures(r):
         rows.append(("log store: body search, rare number alone (in-process, full scan)", f"p50 {lg['scan_search_p50_ms']:.0f} ms, p95 {lg['scan_search_p95_ms']:.0f} ms",
                      "p95 ≤ 500 ms", lg["scan_search_p95_ms"] <= 500))
         rows.append(("log store: peak RSS of logs-bench (store + generator)", f"{lg['peak_rss_mib']:.0f} MiB", "", None))
+    if "logs_ingest_sightline" in r:
+        s = r["logs_ingest_sightline"]
+        rows.append(("Sightline durable logs ingest, gRPC", f"{s['spans_per_sec']:.0f} records/s ({s['mb_per_sec']:.1f} MB/s; "
+                     f"server {s['server_cores']:.2f} cores, {s['server_cpu_us_per_record']:.1f} µs CPU per record; "
+                     f"peak RSS {s['peak_rss_mib']:.0f} MiB; loadgen {s['loadgen_cores']:.2f} cores; {s['retries']} refusals)",
+                     "", None))
+        rot = r.get("logs_ingest_rotel")
+        if rot:
+            ratio = s["spans_per_sec"] / rot["spans_per_sec"] if rot["spans_per_sec"] else 0
+            rows.append(("Rotel blackhole logs, gRPC", f"{rot['spans_per_sec']:.0f} records/s (server {rot['server_cores']:.2f} cores, "
+                         f"{rot['server_cpu_us_per_record']:.1f} µs CPU per record; peak RSS {rot['peak_rss_mib']:.0f} MiB)", "", None))
+            rows.append(("Sightline/Rotel, logs gRPC", f"{ratio:.2f}", "≥ 1.00", ratio >= 1.0))
+    if "traces_and_logs" in r:
+        m = r["traces_and_logs"]
+        rows.append((f"traces + logs together at saturation (gRPC, --memory-limit {m['memory_limit_mib']}MiB): peak RSS",
+                     f"{m['peak_rss_mib']:.0f} MiB ({m['spans_per_sec']:.0f} realistic spans/s + {m['records_per_sec']:.0f} records/s; "
+                     f"server {m['server_cores']:.2f} cores; refusals {m['traces_refusals']} traces, {m['logs_refusals']} logs; "
+                     f"dropped {m['dropped']})", f"< {m['memory_limit_mib']} MiB", m["peak_rss_mib"] < m["memory_limit_mib"]))
     rows.append(("RSS idle", f"{r['idle']['rss_mib']:.1f} MiB (empty store); {st['rss_idle_with_data_mib']:.1f} MiB over the stored spans",
                  "≤ 32 MiB", r["idle"]["rss_mib"] <= 32))
     for hook in ("ui_render", "sdk_overhead"):

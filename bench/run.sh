@@ -2,8 +2,11 @@
 # Sightline's benchmark, in one run on this machine (see BENCHMARKS.md):
 # durable ingest over gRPC and HTTP for both profiles against Rotel's
 # blackhole and the bare decode loop, stored bytes per span, query latency,
-# CPU and memory, and a soak at half the sustained rate (10 minutes; not in
-# --smoke). Results are appended to BENCHMARKS.md by bench/bench.py.
+# CPU and memory, a soak at half the sustained rate (10 minutes; not in
+# --smoke), the log store (bytes per record, trace and body-search latency),
+# durable OTLP logs ingest against Rotel's blackhole, and traces and logs
+# together against --memory-limit. Results are appended to BENCHMARKS.md by
+# bench/bench.py.
 #
 #   bench/run.sh            full run: 10 million realistic spans for storage and queries
 #   bench/run.sh --quick    same steps, 1 million spans, shorter ingest and soak runs

@@ -1,10 +1,11 @@
-//! OTLP trace load generator and benchmark clients, so Sightline's
+//! OTLP trace and log load generator and benchmark clients, so Sightline's
 //! performance figures come from a command rather than from hand-typed
 //! numbers.
 //!
 //! `sightline loadgen` (this crate's [`Args`]) has three modes:
 //!
-//! - **send** (the default): OTLP traces over gRPC or HTTP/protobuf, at
+//! - **send** (the default): OTLP traces (or, with `--signal logs`, log
+//!   records) over gRPC or HTTP/protobuf, at
 //!   maximum speed or a fixed rate, with a concurrency, spans per request,
 //!   a run length or span count and a seed. Two attribute profiles
 //!   ([`Profile::Testbed`], the OpenTelemetry Collector testbed's ~150 B
@@ -32,6 +33,7 @@
 //! ```text
 //! sightline loadgen --protocol grpc --endpoint 127.0.0.1:4317 --profile testbed --duration 20s --concurrency 8
 //! sightline loadgen --protocol http --endpoint 127.0.0.1:4318 --rate 10000 --duration 30s
+//! sightline loadgen --signal logs --endpoint 127.0.0.1:4317 --duration 20s
 //! sightline loadgen decode-bench --profile realistic
 //! sightline loadgen query-bench --samples samples.json --http-addr 127.0.0.1:16686
 //! ```
@@ -41,13 +43,14 @@ mod client;
 mod decode;
 mod generate;
 mod logs;
+mod logs_wire;
 mod query;
 mod send;
 mod template;
 
 use std::path::PathBuf;
 
-pub use client::Protocol;
+pub use client::{Protocol, Signal};
 pub use decode::{DecodeArgs, DecodeReport, decode_bench};
 pub use generate::{
     Generator, Profile, ROOT_SERVICE, SEARCH_MIN_DURATION, SEARCH_OPERATION, SEARCH_SERVICE, Shape,
@@ -169,6 +172,10 @@ impl DataArgs {
 /// Options of the send mode.
 #[derive(Debug, Clone, clap::Args)]
 pub struct SendArgs {
+    /// What to send: spans, or log records (the records `logs-bench`
+    /// generates; --spans-per-request and --spans then count records).
+    #[arg(long, value_enum, default_value = "traces")]
+    pub signal: Signal,
     /// Transport.
     #[arg(long, value_enum, default_value = "grpc")]
     pub protocol: Protocol,
@@ -255,6 +262,11 @@ pub async fn main(args: Args) -> Result<(), Error> {
         }
         None => {
             let args = resolved(&args.send);
+            if args.signal == Signal::Logs && args.samples_out.is_some() {
+                return Err(Error::Generate(
+                    "--samples-out records traces for query-bench: not with --signal logs".into(),
+                ));
+            }
             let outcome = send::run_with_samples(&args, args.samples_out.is_some()).await?;
             if let Some(path) = &args.samples_out {
                 query::write_samples(path, &args, &outcome)?;

@@ -8,8 +8,8 @@
 //! block, and a common one), through the store's `LogReader` in-process:
 //! the store's share of an `/api/logs` request, without HTTP and JSON.
 //!
-//! In-process because no OTLP logs receiver exists on this branch; once
-//! one does, ingest can go over the wire like `loadgen` for spans.
+//! In-process, to measure the store alone; ingest over the wire is the send
+//! mode's `--signal logs` (`logs_wire.rs`), with these records.
 
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -181,16 +181,17 @@ const SERVICES: [&str; 10] = [
 ];
 const ROUTES: [&str; 6] =
     ["/api/orders", "/api/orders/{id}", "/api/users/{id}", "/api/search", "/api/cart", "/health"];
-const RECORDS_PER_TRACE: u64 = 8;
+pub(crate) const RECORDS_PER_TRACE: u64 = 8;
 
-struct Generator {
+/// Realistic log records (shared with the send mode's `--signal logs`).
+pub(crate) struct Generator {
     resources: Vec<Arc<Resource>>,
     scope: Arc<Scope>,
     start: u64,
 }
 
 impl Generator {
-    fn new(records: u64) -> Generator {
+    pub(crate) fn new(records: u64) -> Generator {
         let resources = SERVICES
             .iter()
             .enumerate()
@@ -219,7 +220,7 @@ impl Generator {
         }
     }
 
-    fn trace_id(n: u64) -> TraceId {
+    pub(crate) fn trace_id(n: u64) -> TraceId {
         let mut rng = Rng::for_item(0x7a11, n);
         let mut b = [0u8; 16];
         b[..8].copy_from_slice(&rng.next_u64().to_be_bytes());
@@ -227,7 +228,7 @@ impl Generator {
         TraceId::from_bytes(b).unwrap_or_else(|_| unreachable!("non-zero"))
     }
 
-    fn record(&self, k: u64) -> LogRecord {
+    pub(crate) fn record(&self, k: u64) -> LogRecord {
         let mut rng = Rng::for_item(0x1095, k);
         let trace = k / RECORDS_PER_TRACE;
         // A request passes three services (gateway → orders → worker, say),

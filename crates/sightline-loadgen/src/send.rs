@@ -9,14 +9,17 @@ use std::sync::Mutex;
 
 use bytes::Bytes;
 
-use crate::client::{Answer, Protocol, Sender};
+use crate::client::{Answer, Protocol, Sender, Signal};
 use crate::generate::{Generator, Profile, Shape, TraceSample};
 use crate::template::{Patch, Template};
 use crate::{Error, SendArgs};
 
 /// What one run did. Rates count only acknowledged spans, after the warm-up.
+/// With `--signal logs` every "span" below is a log record.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Report {
+    /// Signal sent.
+    pub signal: Signal,
     /// Transport used.
     pub protocol: Protocol,
     /// Attribute profile.
@@ -59,7 +62,8 @@ pub struct Report {
 impl Report {
     /// The report as one JSON object (for scripts).
     pub fn to_json(&self) -> serde_json::Value {
-        serde_json::json!({
+        let mut json = serde_json::json!({
+            "signal": self.signal.name(),
             "protocol": self.protocol.name(),
             "profile": self.profile.name(),
             "spans_per_request": self.spans_per_request,
@@ -78,7 +82,16 @@ impl Report {
             "latency_p50_ms": self.latency_p50.as_secs_f64() * 1e3,
             "latency_p99_ms": self.latency_p99.as_secs_f64() * 1e3,
             "last_error": self.last_error,
-        })
+        });
+        // Log runs also name their counts as records, for readers that do
+        // not know the span-named keys above count records too.
+        if self.signal == Signal::Logs
+            && let Some(map) = json.as_object_mut()
+        {
+            map.insert("records_acked".into(), self.spans_acked.into());
+            map.insert("records_per_sec".into(), self.spans_per_sec.into());
+        }
+        json
     }
 }
 
@@ -86,10 +99,10 @@ impl std::fmt::Display for Report {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         write!(
             f,
-            "{} {} x{}: {:.0} spans/s, {:.1} MB/s; acked {} spans in {} requests ({:.1}s), rejected {}, \
+            "{} {} x{}: {:.0} {item}/s, {:.1} MB/s; acked {} {item} in {} requests ({:.1}s), rejected {}, \
              retried {} ({} refusals), dropped {}; latency p50 {:.1} ms p99 {:.1} ms",
             self.protocol.name(),
-            self.profile.name(),
+            if self.signal == Signal::Logs { "logs" } else { self.profile.name() },
             self.concurrency,
             self.spans_per_sec,
             self.mb_per_sec,
@@ -102,6 +115,7 @@ impl std::fmt::Display for Report {
             self.spans_dropped,
             self.latency_p50.as_secs_f64() * 1e3,
             self.latency_p99.as_secs_f64() * 1e3,
+            item = self.signal.item(),
         )?;
         if let Some(e) = &self.last_error {
             write!(f, "; last error: {e}")?;
@@ -117,6 +131,8 @@ pub(crate) enum Source {
     /// Every request generated afresh (slower; for storage measurements,
     /// where repeated attribute values would flatter compression).
     Fresh { generator: Generator, spans: usize },
+    /// Every logs request generated afresh.
+    FreshLogs { generator: crate::logs::Generator, records: usize },
 }
 
 /// A body ready to send.
@@ -154,6 +170,23 @@ impl Source {
         Ok(Source::Pool { templates, seed, base })
     }
 
+    /// Log requests of `records` each: a pool of templates patched per
+    /// request as for spans, or (`pool` 0) every request afresh.
+    pub(crate) fn logs(seed: u64, records: usize, pool: usize) -> Result<Source, Error> {
+        let generator = crate::logs::Generator::new(0);
+        if pool == 0 {
+            return Ok(Source::FreshLogs { generator, records });
+        }
+        let base = now_nanos();
+        let templates = (0..pool as u64)
+            .map(|k| {
+                Template::for_logs(&crate::logs_wire::request(&generator, k, records, base))
+                    .map_err(|e| Error::Generate(e.to_string()))
+            })
+            .collect::<Result<Vec<_>, _>>()?;
+        Ok(Source::Pool { templates, seed, base })
+    }
+
     pub(crate) fn build(&self, k: u64) -> Result<Built, Error> {
         let (template, patch) = match self {
             Source::Pool { templates, seed, base } => {
@@ -166,6 +199,11 @@ impl Source {
             Source::Fresh { generator, spans } => {
                 let (request, samples) = generator.request(k, *spans, now_nanos());
                 let t = Template::new(&request, samples).map_err(|e| Error::Generate(e.to_string()))?;
+                (std::borrow::Cow::Owned(t), Patch::IDENTITY)
+            }
+            Source::FreshLogs { generator, records } => {
+                let request = crate::logs_wire::request(generator, k, *records, now_nanos());
+                let t = Template::for_logs(&request).map_err(|e| Error::Generate(e.to_string()))?;
                 (std::borrow::Cow::Owned(t), Patch::IDENTITY)
             }
         };
@@ -223,7 +261,10 @@ pub(crate) struct Outcome {
 pub(crate) async fn run_with_samples(args: &SendArgs, keep_samples: bool) -> Result<Outcome, Error> {
     let shape = args.shape();
     let spans_per_request = args.spans_per_request.max(1);
-    let source = Source::new(args.profile, shape, args.seed, spans_per_request, args.pool)?;
+    let source = match args.signal {
+        Signal::Traces => Source::new(args.profile, shape, args.seed, spans_per_request, args.pool)?,
+        Signal::Logs => Source::logs(args.seed, spans_per_request, args.pool)?,
+    };
     let max_requests = match args.spans {
         Some(n) => n.div_ceil(spans_per_request as u64),
         None => u64::MAX,
@@ -235,11 +276,11 @@ pub(crate) async fn run_with_samples(args: &SendArgs, keep_samples: bool) -> Res
     };
     let concurrency = args.concurrency.max(1);
     let mut senders = Vec::with_capacity(concurrency);
-    let first = Sender::connect(args.protocol, &args.endpoint, concurrency).await?;
+    let first = Sender::connect(args.protocol, args.signal, &args.endpoint, concurrency).await?;
     for i in 0..concurrency {
         senders.push(match (&first, i) {
             (Sender::Http { .. }, _) | (_, 0) => first.clone(),
-            _ => Sender::connect(args.protocol, &args.endpoint, concurrency).await?,
+            _ => Sender::connect(args.protocol, args.signal, &args.endpoint, concurrency).await?,
         });
     }
     let start = Instant::now();
@@ -286,6 +327,7 @@ pub(crate) async fn run_with_samples(args: &SendArgs, keep_samples: bool) -> Res
         latencies.get(i).copied().unwrap_or_default()
     };
     let report = Report {
+        signal: args.signal,
         protocol: args.protocol,
         profile: args.profile,
         spans_per_request,

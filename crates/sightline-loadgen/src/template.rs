@@ -1,6 +1,8 @@
 //! Encoded requests that can be re-sent as new data.
 //!
-//! A [`Template`] is an encoded `ExportTraceServiceRequest` plus the byte
+//! A [`Template`] is an encoded `ExportTraceServiceRequest` (or
+//! `ExportLogsServiceRequest`: log records carry the same ids and fixed64
+//! times, so they are patched the same way) plus the byte
 //! offsets of every id and timestamp in it. OTLP encodes ids as fixed-length
 //! bytes and times as `fixed64`, so a copy of the template becomes a request
 //! of *new* traces by XOR-ing one per-request mask into every trace id (and
@@ -10,6 +12,7 @@
 //! not on building protobuf, and leaves the cores to the server under test.
 
 use bytes::Bytes;
+use opentelemetry_proto::tonic::collector::logs::v1::ExportLogsServiceRequest;
 use opentelemetry_proto::tonic::collector::trace::v1::ExportTraceServiceRequest;
 use prost::Message as _;
 
@@ -102,6 +105,62 @@ impl Template {
         Ok(t)
     }
 
+    /// Encodes a logs `request` and indexes it: [`Template::spans`] then
+    /// counts log records and [`Template::min_start`] is the earliest record
+    /// time. Records of one trace keep one trace id after a patch.
+    pub fn for_logs(request: &ExportLogsServiceRequest) -> Result<Template, TemplateError> {
+        let bytes = request.encode_to_vec();
+        let mut t = Template {
+            bytes: Bytes::new(),
+            spans: 0,
+            trace_ids: Vec::new(),
+            span_ids: Vec::new(),
+            times: Vec::new(),
+            samples: Vec::new(),
+            min_start: u64::MAX,
+        };
+        // ExportLogsServiceRequest.resource_logs = 1
+        for (field, range) in fields(&bytes, 0..bytes.len())? {
+            if field != 1 {
+                continue;
+            }
+            // ResourceLogs.scope_logs = 2
+            for (field, range) in fields(&bytes, range)? {
+                if field != 2 {
+                    continue;
+                }
+                // ScopeLogs.log_records = 2
+                for (field, range) in fields(&bytes, range)? {
+                    if field == 2 {
+                        t.index_record(&bytes, range)?;
+                    }
+                }
+            }
+        }
+        t.bytes = Bytes::from(bytes);
+        Ok(t)
+    }
+
+    fn index_record(&mut self, bytes: &[u8], range: std::ops::Range<usize>) -> Result<(), TemplateError> {
+        self.spans += 1;
+        for (field, r) in fields(bytes, range)? {
+            match field {
+                // trace_id = 9, span_id = 10
+                9 if r.len() == 16 => self.trace_ids.push(r.start),
+                10 if r.len() == 8 => self.span_ids.push(r.start),
+                // time_unix_nano = 1, observed_time_unix_nano = 11 (fixed64)
+                1 | 11 if r.len() == 8 => {
+                    if field == 1 {
+                        self.min_start = self.min_start.min(read_u64(bytes, r.start));
+                    }
+                    self.times.push(r.start);
+                }
+                _ => {}
+            }
+        }
+        Ok(())
+    }
+
     fn index_span(&mut self, bytes: &[u8], range: std::ops::Range<usize>) -> Result<(), TemplateError> {
         self.spans += 1;
         for (field, r) in fields(bytes, range)? {
@@ -131,7 +190,7 @@ impl Template {
         Ok(())
     }
 
-    /// Number of spans.
+    /// Number of spans (log records for a logs template).
     pub fn spans(&self) -> usize {
         self.spans
     }

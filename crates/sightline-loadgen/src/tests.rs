@@ -5,15 +5,17 @@ use std::time::Duration;
 
 use async_trait::async_trait;
 use bytes::Bytes;
+use opentelemetry_proto::tonic::collector::logs::v1::ExportLogsServiceRequest;
 use opentelemetry_proto::tonic::collector::trace::v1::{
     ExportTracePartialSuccess, ExportTraceServiceRequest, ExportTraceServiceResponse,
 };
+use opentelemetry_proto::tonic::logs::v1::LogRecord as OtlpRecord;
 use opentelemetry_proto::tonic::trace::v1::Span;
 use prost::Message as _;
-use sightline_model::{Batch, ConsumeError, TracesConsumer};
+use sightline_model::{Batch, ConsumeError, LogBatch, LogsConsumer, TracesConsumer};
 use tonic_types::{ErrorDetails, StatusExt as _};
 
-use crate::client::{Answer, grpc_failure, http_answer};
+use crate::client::{Answer, Signal, grpc_failure, http_answer};
 use crate::generate::Rng;
 use crate::template::{Patch, Template};
 use crate::{DataArgs, Generator, Profile, Protocol, SendArgs, Shape};
@@ -169,22 +171,26 @@ fn a_patched_template_is_new_traces_with_the_same_structure() {
 
 #[test]
 fn replies_map_to_retry_fail_or_ok_as_otlp_says() {
-    let refused =
-        http_answer(http::StatusCode::TOO_MANY_REQUESTS, Some(Duration::from_secs(2)), Bytes::new());
+    let refused = http_answer(
+        Signal::Traces,
+        http::StatusCode::TOO_MANY_REQUESTS,
+        Some(Duration::from_secs(2)),
+        Bytes::new(),
+    );
     assert!(matches!(refused, Answer::Retry { after: Some(d), .. } if d == Duration::from_secs(2)));
     assert!(matches!(
-        http_answer(http::StatusCode::SERVICE_UNAVAILABLE, None, Bytes::new()),
+        http_answer(Signal::Traces, http::StatusCode::SERVICE_UNAVAILABLE, None, Bytes::new()),
         Answer::Retry { after: None, .. }
     ));
     assert!(matches!(
-        http_answer(http::StatusCode::BAD_REQUEST, None, Bytes::from_static(b"bad")),
+        http_answer(Signal::Traces, http::StatusCode::BAD_REQUEST, None, Bytes::from_static(b"bad")),
         Answer::Fail { .. }
     ));
     let partial = ExportTraceServiceResponse {
         partial_success: Some(ExportTracePartialSuccess { rejected_spans: 3, error_message: "ids".into() }),
     };
     assert_eq!(
-        http_answer(http::StatusCode::OK, None, partial.encode_to_vec().into()),
+        http_answer(Signal::Traces, http::StatusCode::OK, None, partial.encode_to_vec().into()),
         Answer::Ok { rejected: 3 }
     );
 
@@ -221,15 +227,37 @@ struct Flaky {
     spans: std::sync::Mutex<Vec<(Vec<u8>, Vec<u8>)>>,
 }
 
+impl Flaky {
+    fn refused(&self) -> Result<(), ConsumeError> {
+        match self.refuse.fetch_update(Ordering::AcqRel, Ordering::Acquire, |n| n.checked_sub(1)) {
+            Ok(_) => Err(ConsumeError::Overloaded {
+                reason: "test refusal".into(),
+                retry_after: Duration::from_millis(200),
+            }),
+            Err(_) => Ok(()),
+        }
+    }
+}
+
+/// Log records are kept as (trace id, span id) like spans.
+#[async_trait]
+impl LogsConsumer for Flaky {
+    async fn consume_logs(&self, batch: LogBatch) -> Result<(), ConsumeError> {
+        self.refused()?;
+        let mut spans = self.spans.lock().unwrap();
+        for r in batch.records() {
+            let trace = r.trace_id.map(|t| t.as_bytes().to_vec()).unwrap_or_default();
+            let span = r.span_id.map(|s| s.as_bytes().to_vec()).unwrap_or_default();
+            spans.push((trace, span));
+        }
+        Ok(())
+    }
+}
+
 #[async_trait]
 impl TracesConsumer for Flaky {
     async fn consume_traces(&self, batch: Batch) -> Result<(), ConsumeError> {
-        if self.refuse.fetch_update(Ordering::AcqRel, Ordering::Acquire, |n| n.checked_sub(1)).is_ok() {
-            return Err(ConsumeError::Overloaded {
-                reason: "test refusal".into(),
-                retry_after: Duration::from_millis(200),
-            });
-        }
+        self.refused()?;
         let mut spans = self.spans.lock().unwrap();
         for s in batch.spans() {
             spans.push((s.trace_id.as_bytes().to_vec(), s.span_id.as_bytes().to_vec()));
@@ -275,6 +303,7 @@ async fn sends_through_real_receivers_and_honours_refusals() {
             retry_timeout: "30s".parse().unwrap(),
             json: false,
             samples_out: None,
+            signal: Signal::Traces,
             data: DataArgs { spans_per_request: 100, pool: 3, ..data(Profile::Realistic) },
         };
         let report = crate::run(&args).await.unwrap();
@@ -293,5 +322,110 @@ async fn sends_through_real_receivers_and_honours_refusals() {
         assert_eq!(distinct.len(), 1000, "patched copies of the 3 templates are new spans");
         let traces: HashSet<&Vec<u8>> = stored.iter().map(|(t, _)| t).collect();
         assert!(traces.len() >= 10 * 100 / 12, "{} traces", traces.len());
+    }
+}
+
+fn records_of(request: &ExportLogsServiceRequest) -> Vec<&OtlpRecord> {
+    request.resource_logs.iter().flat_map(|rl| &rl.scope_logs).flat_map(|sl| &sl.log_records).collect()
+}
+
+#[test]
+fn a_patched_logs_template_is_new_records_with_the_same_traces() {
+    let generator = crate::logs::Generator::new(0);
+    let request = crate::logs_wire::request(&generator, 2, 64, 1_000_000_000);
+    let template = Template::for_logs(&request).unwrap();
+    assert_eq!(template.spans(), 64);
+    assert_eq!(template.min_start(), 1_000_000_000);
+    assert_eq!(template.render(&Patch::IDENTITY), request.encode_to_vec());
+
+    let patch = Patch::for_request(1, 77, 5_000);
+    let patched = ExportLogsServiceRequest::decode(template.render(&patch)).unwrap();
+    let (before, after) = (records_of(&request), records_of(&patched));
+    assert_eq!(before.len(), 64);
+    assert_eq!(after.len(), 64);
+    let xor = |x: &[u8], m: &[u8]| x.iter().zip(m).map(|(x, m)| x ^ m).collect::<Vec<u8>>();
+    for (b, a) in before.iter().zip(&after) {
+        assert_eq!(b.trace_id.len(), 16);
+        assert_eq!(a.trace_id, xor(&b.trace_id, &patch.trace_mask));
+        assert_eq!(a.span_id, xor(&b.span_id, &patch.span_mask));
+        assert_eq!(a.time_unix_nano, b.time_unix_nano + 5_000);
+        assert_eq!(a.observed_time_unix_nano, b.observed_time_unix_nano + 5_000);
+        assert_eq!((&a.body, &a.attributes, a.severity_number), (&b.body, &b.attributes, b.severity_number));
+    }
+    // 64 records are 8 whole traces of 8 records, before and after.
+    for records in [&before, &after] {
+        let mut traces: HashMap<&[u8], usize> = HashMap::new();
+        for r in records {
+            *traces.entry(r.trace_id.as_slice()).or_default() += 1;
+        }
+        assert_eq!(traces.len(), 8);
+        assert!(traces.values().all(|n| *n == 8), "{traces:?}");
+    }
+}
+
+/// `--signal logs` through the real OTLP logs receivers over sockets, with
+/// refusals: every record acknowledged once, as new records per request.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sends_logs_through_real_receivers_and_honours_refusals() {
+    for (protocol, pool) in [(Protocol::Grpc, 3), (Protocol::Http, 3), (Protocol::Grpc, 0)] {
+        let consumer = Arc::new(Flaky { refuse: AtomicUsize::new(2), spans: Default::default() });
+        // The traces consumer is there because a receiver needs one; logs
+        // go to the logs consumer.
+        let receiver = sightline_receive::Receiver::new(
+            Arc::new(Flaky { refuse: AtomicUsize::new(0), spans: Default::default() })
+                as Arc<dyn TracesConsumer>,
+            sightline_receive::Options::default(),
+            Arc::new(sightline_receive::Metrics::new(&mut prometheus_client::registry::Registry::default())),
+        )
+        .logs(Arc::clone(&consumer) as Arc<dyn LogsConsumer>);
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+        let shutdown = async {
+            let _ = stopped.await;
+        };
+        let server = match protocol {
+            Protocol::Grpc => tokio::spawn(async move {
+                sightline_receive::serve_grpc(listener, receiver, shutdown).await.unwrap();
+            }),
+            Protocol::Http => tokio::spawn(async move {
+                sightline_receive::serve_http(listener, receiver, shutdown).await.unwrap();
+            }),
+        };
+        let args = SendArgs {
+            protocol,
+            endpoint: addr.to_string(),
+            concurrency: 2,
+            rate: None,
+            duration: None,
+            spans: Some(10 * 96),
+            warmup: None,
+            retry_timeout: "30s".parse().unwrap(),
+            json: false,
+            samples_out: None,
+            signal: Signal::Logs,
+            data: DataArgs { spans_per_request: 96, pool, ..data(Profile::Realistic) },
+        };
+        let report = crate::run(&args).await.unwrap();
+        let _ = stop.send(());
+        server.await.unwrap();
+
+        let what = format!("{protocol:?} pool {pool}: {report}");
+        assert_eq!(report.spans_acked, 960, "{what}");
+        assert_eq!(report.requests_ok, 10, "{what}");
+        assert_eq!(report.retries, 2, "{what}");
+        assert_eq!((report.spans_rejected, report.spans_dropped), (0, 0), "{what}");
+        assert_eq!(report.to_json()["records_acked"], 960);
+        assert!(report.bytes_acked > 150 * 960, "{what}");
+        let stored = consumer.spans.lock().unwrap();
+        assert_eq!(stored.len(), 960, "{what}");
+        let distinct: HashSet<&(Vec<u8>, Vec<u8>)> = stored.iter().collect();
+        assert_eq!(distinct.len(), 960, "{what}: every request is new records");
+        let mut traces: HashMap<&Vec<u8>, usize> = HashMap::new();
+        for (t, _) in stored.iter() {
+            *traces.entry(t).or_default() += 1;
+        }
+        assert_eq!(traces.len(), 120, "{what}");
+        assert!(traces.values().all(|n| *n == 8), "{what}: a trace's records keep one id");
     }
 }
