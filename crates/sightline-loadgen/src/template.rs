@@ -83,23 +83,8 @@ impl Template {
             samples,
             min_start: u64::MAX,
         };
-        // ExportTraceServiceRequest.resource_spans = 1
-        for (field, range) in fields(&bytes, 0..bytes.len())? {
-            if field != 1 {
-                continue;
-            }
-            // ResourceSpans.scope_spans = 2
-            for (field, range) in fields(&bytes, range)? {
-                if field != 2 {
-                    continue;
-                }
-                // ScopeSpans.spans = 2
-                for (field, range) in fields(&bytes, range)? {
-                    if field == 2 {
-                        t.index_span(&bytes, range)?;
-                    }
-                }
-            }
+        for range in leaves(&bytes)? {
+            t.index_span(&bytes, range)?;
         }
         t.bytes = Bytes::from(bytes);
         Ok(t)
@@ -119,23 +104,8 @@ impl Template {
             samples: Vec::new(),
             min_start: u64::MAX,
         };
-        // ExportLogsServiceRequest.resource_logs = 1
-        for (field, range) in fields(&bytes, 0..bytes.len())? {
-            if field != 1 {
-                continue;
-            }
-            // ResourceLogs.scope_logs = 2
-            for (field, range) in fields(&bytes, range)? {
-                if field != 2 {
-                    continue;
-                }
-                // ScopeLogs.log_records = 2
-                for (field, range) in fields(&bytes, range)? {
-                    if field == 2 {
-                        t.index_record(&bytes, range)?;
-                    }
-                }
-            }
+        for range in leaves(&bytes)? {
+            t.index_record(&bytes, range)?;
         }
         t.bytes = Bytes::from(bytes);
         Ok(t)
@@ -317,6 +287,27 @@ fn fields(
     }
     if pos != range.end {
         return Err(TemplateError("field runs past its message"));
+    }
+    Ok(out)
+}
+
+/// The spans (or log records) of an export request: traces and logs nest
+/// alike — request field 1 (resource_spans / resource_logs), its field 2
+/// (scope_spans / scope_logs), and that one's field 2 (spans / log_records).
+fn leaves(bytes: &[u8]) -> Result<Vec<std::ops::Range<usize>>, TemplateError> {
+    let mut out = Vec::new();
+    for (field, resource) in fields(bytes, 0..bytes.len())? {
+        if field != 1 {
+            continue;
+        }
+        for (field, scope) in fields(bytes, resource)? {
+            if field != 2 {
+                continue;
+            }
+            out.extend(
+                fields(bytes, scope)?.into_iter().filter(|(field, _)| *field == 2).map(|(_, range)| range),
+            );
+        }
     }
     Ok(out)
 }
