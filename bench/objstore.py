@@ -15,6 +15,7 @@ machine's load. Not part of bench/run.sh (see BENCHMARKS.md)."""
 
 import argparse
 import json
+import re
 import os
 import shutil
 import subprocess
@@ -53,7 +54,7 @@ def start_weed(work):
     return proc, f"http://127.0.0.1:{ports['s3']}"
 
 
-def run(b, mode, spans, endpoint, work):
+def run(b, mode, spans, endpoint, work, idle):
     data = os.path.join(work, f"data-{mode}")
     extra = []
     if mode == "s3":
@@ -84,12 +85,23 @@ def run(b, mode, spans, endpoint, work):
         warm = b.loadgen("query-bench", "--http-addr", f"127.0.0.1:{proc.ports['api']}", "--samples", samples,
                          "--lookups", 200, "--searches", 20, "--json")
         after = b.metrics(proc)
+        time.sleep(idle)
+        idle_end = b.metrics(proc)
     finally:
         proc.stop()
         shutil.rmtree(data, ignore_errors=True)
 
     def requests(m):
         return sum(v for k, v in m.items() if k.startswith("sightline_objstore_requests_total"))
+
+    def by_op(m0, m1):
+        """Request counts between two scrapes, by operation."""
+        ops = {}
+        for k, v in m1.items():
+            found = re.match(r'sightline_objstore_requests_total\{.*op="([a-z_]+)"', k)
+            if found:
+                ops[found.group(1)] = ops.get(found.group(1), 0) + v - m0.get(k, 0)
+        return {op: n for op, n in sorted(ops.items()) if n}
 
     return {
         "mode": mode,
@@ -99,6 +111,11 @@ def run(b, mode, spans, endpoint, work):
         "peak_rss_mib": peak,
         "shutdown_secs": shutdown,
         "ingest_requests": requests(m_ingest),
+        "ingest_by_op": by_op({}, m_ingest),
+        "ingest_otlp_bytes": ingest.get("bytes_acked", 0),
+        "cold_by_op": by_op(before, mid),
+        "idle_secs": idle,
+        "idle_by_op": by_op(after, idle_end),
         "ingest_uploaded_mib": m_ingest.get("sightline_objstore_uploaded_bytes_total", 0) / bench.MIB,
         "settled": settled,
         "cold": cold,
@@ -121,6 +138,8 @@ def row(r):
 def main():
     parser = argparse.ArgumentParser()
     parser.add_argument("--spans", type=int, default=1_000_000)
+    parser.add_argument("--idle", type=int, default=60, help="seconds of no load at the end, to count the "
+                        "background requests (heartbeat, lease, manifest poll)")
     args = parser.parse_args()
     b = bench.Bench(argparse.Namespace(mode="quick", no_wait=True, max_wait=0))
     b.bin = os.environ.get("SIGHTLINE_BENCH_BIN", os.path.join(ROOT, "target", "release", "sightline"))
@@ -130,7 +149,7 @@ def main():
     try:
         for mode in ("local", "s3"):
             bench.log(f"{mode}: 1-minute load {bench.load1():.2f}")
-            results.append(run(b, mode, args.spans, endpoint, work))
+            results.append(run(b, mode, args.spans, endpoint, work, args.idle))
             bench.log(json.dumps(results[-1]))
     finally:
         weed.kill()
@@ -142,6 +161,37 @@ def main():
     print("|---|---|---|---|---|---|---|---|---|---|---|")
     for r in results:
         print(row(r))
+    for r in results:
+        if r["mode"] == "s3":
+            print()
+            print(cost(r))
+
+
+# S3 Standard list prices (us-east-1): PUT, COPY, POST, LIST per 1,000
+# requests; GET, HEAD and the rest per 1,000; storage per GB-month.
+# DELETE is free. A multipart `upload` is counted once by Sightline but
+# billed as create + parts + complete: at most 3 + size/part requests.
+PRICE_WRITE, PRICE_READ, PRICE_GB_MONTH = 0.005 / 1000, 0.0004 / 1000, 0.023
+WRITE_OPS, READ_OPS = ("put", "upload", "list"), ("get", "get_range", "head", "poll")
+
+
+def dollars(ops):
+    return (sum(n for op, n in ops.items() if op in WRITE_OPS) * PRICE_WRITE
+            + sum(n for op, n in ops.items() if op in READ_OPS) * PRICE_READ)
+
+
+def cost(r):
+    gb = r["ingest_otlp_bytes"] / 1e9
+    lines = [f"S3 requests by operation: ingest {r['ingest_by_op']} for {gb:.3f} GB of OTLP; "
+             f"one cold query run {r['cold_by_op']}; {r['idle_secs']} s idle {r['idle_by_op']}"]
+    if gb:
+        lines.append(f"- ingest: ${dollars(r['ingest_by_op']) / gb:.4f} per GB of OTLP received "
+                     f"({sum(r['ingest_by_op'].values()) / gb:.0f} requests/GB)")
+    lines.append(f"- one cold query run ({r['cold']['lookups']} lookups + searches): ${dollars(r['cold_by_op']):.6f}")
+    if r["idle_secs"]:
+        per_month = dollars(r["idle_by_op"]) / r["idle_secs"] * 86400 * 30
+        lines.append(f"- background (heartbeat, lease, manifest poll), one node alone: ${per_month:.2f} per month")
+    return "\n".join(lines)
 
 
 if __name__ == "__main__":
