@@ -248,7 +248,95 @@ async fn replay_object(
 
 #[cfg(test)]
 mod tests {
+    use std::sync::Mutex;
+
+    use async_trait::async_trait;
+    use sightline_model::ConsumeError;
+
     use super::*;
+    use crate::tests::{now, tid, trace};
+    use crate::{Options, Remote};
+
+    /// Counts the spans replayed into it.
+    #[derive(Default)]
+    struct Spans(Mutex<Vec<String>>);
+
+    #[async_trait]
+    impl TracesConsumer for Spans {
+        async fn consume_traces(&self, batch: Batch) -> Result<(), ConsumeError> {
+            self.0.lock().unwrap().extend(batch.spans().iter().map(|s| s.trace_id.to_string()));
+            Ok(())
+        }
+    }
+
+    /// A segment image holding one record per trace, as a node's WAL
+    /// copies them (written through a real WAL, read back from its file).
+    async fn image(traces: &[u32]) -> Vec<u8> {
+        let dir = tempfile::tempdir().unwrap();
+        let (wal, _) = sightline_wal::Wal::open(dir.path(), sightline_wal::Options::default()).unwrap();
+        for n in traces {
+            wal.append(Batch::from_spans(trace(tid(7, *n), "ghost", now())).otlp_bytes().clone())
+                .await
+                .unwrap();
+        }
+        let segment = wal.active_segment();
+        wal.close().await.unwrap();
+        let records = sightline_wal::read_segment(dir.path(), segment).unwrap();
+        assert_eq!(records.len(), traces.len());
+        std::fs::read(dir.path().join(format!("{:020}.wal", segment.0))).unwrap()
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_dead_nodes_copies_are_replayed_once_and_bad_ones_counted_not_fatal() {
+        let s3 = crate::testing::SeaweedFs::start();
+        let dir = tempfile::tempdir().unwrap();
+        let options = Options::new(s3.url("mirror"), "live", dir.path());
+        let remote = Remote::open_store(s3.store(), "mirror", options, Arc::default()).await.unwrap();
+        let bucket = Arc::clone(&remote.cluster.bucket);
+        let storage = Arc::clone(remote.object_storage());
+        let ghost = node_prefix(storage.tenant(), "ghost");
+        let whole = image(&[1, 2]).await;
+        let torn = image(&[3, 4]).await;
+        let torn = &torn[..torn.len() - 3];
+        for (name, body) in [
+            (object_name(SegmentId(5), 8), whole.as_slice()),
+            (object_name(SegmentId(6), 8), torn),
+            (object_name(SegmentId(6), 4096), b"not a WAL copy".as_slice()),
+        ] {
+            bucket
+                .put(&format!("{ghost}{name}"), Bytes::copy_from_slice(body), PutMode::Create)
+                .await
+                .unwrap();
+        }
+        // A name that is not a copy is left alone.
+        bucket.put(&format!("{ghost}README"), Bytes::from_static(b"x"), PutMode::Create).await.unwrap();
+        let heartbeat = |node: &str| format!("{NODES_PREFIX}{node}.json");
+        let sink = Spans::default();
+        let after = Duration::from_secs(1);
+
+        // The ghost's copies are too fresh: nothing happens yet.
+        bucket.put(&heartbeat("live"), Bytes::from_static(b"{}"), PutMode::Overwrite).await.unwrap();
+        let done = replay_dead(&bucket, &storage, "live", Duration::from_secs(3600), &sink).await.unwrap();
+        assert_eq!(done, Replayed::default());
+
+        tokio::time::sleep(Duration::from_millis(2100)).await;
+        bucket.put(&heartbeat("live"), Bytes::from_static(b"{}"), PutMode::Overwrite).await.unwrap();
+        let done = replay_dead(&bucket, &storage, "live", after, &sink).await.unwrap();
+        // Traces 1 and 2 whole, 3 from the torn copy; 4 was torn off, the
+        // garbage object counted.
+        let mut replayed = sink.0.lock().unwrap().clone();
+        replayed.dedup();
+        let expected: Vec<String> = [1, 2, 3].iter().map(|n| tid(7, *n).to_string()).collect();
+        assert_eq!(replayed, expected);
+        assert_eq!(done, Replayed { objects: 3, spans: 9, bad: 2 });
+        let left: Vec<String> = bucket.list(&ghost).await.unwrap().into_iter().map(|(k, _)| k).collect();
+        assert_eq!(left, vec![format!("{ghost}README")]);
+
+        // A second round finds nothing more to replay: once.
+        let done = replay_dead(&bucket, &storage, "live", after, &sink).await.unwrap();
+        assert_eq!(done, Replayed::default());
+        assert_eq!(sink.0.lock().unwrap().len(), 9);
+    }
 
     #[test]
     fn names_sort_in_wal_order_and_parse_back() {
