@@ -5,7 +5,7 @@ ingested MiB, with and without it, against a real S3 server (SeaweedFS from
 the tests' venv) on loopback.
 
     cargo build -p sightline      # or --release; SIGHTLINE_BENCH_BIN picks it
-    SIGHTLINE_BENCH_BIN=target/debug/sightline python3 bench/walmirror.py [--spans N] [--concurrency C]
+    SIGHTLINE_BENCH_BIN=target/debug/sightline python3 bench/walmirror.py [--spans N] [--concurrency C] [--spans-per-request K]
 
 For each mode a fresh node on a fresh prefix takes N spans of the realistic
 profile over OTLP/gRPC from `sightline loadgen` (C requests in flight), then
@@ -25,7 +25,7 @@ import bench  # noqa: E402
 import objstore  # noqa: E402  (start_weed, the credentials)
 
 
-def run(b, durability, spans, concurrency, endpoint, work):
+def run(b, durability, spans, concurrency, per_request, endpoint, work):
     data = os.path.join(work, f"data-{durability}")
     os.environ.update(AWS_ACCESS_KEY_ID=objstore.KEY, AWS_SECRET_ACCESS_KEY=objstore.SECRET,
                       AWS_REGION="us-east-1", AWS_ENDPOINT_URL=endpoint, AWS_ALLOW_HTTP="true")
@@ -35,7 +35,7 @@ def run(b, durability, spans, concurrency, endpoint, work):
         before = b.metrics(proc)
         ingest = b.loadgen("--protocol", "grpc", "--endpoint", f"127.0.0.1:{proc.ports['grpc']}",
                            "--profile", "realistic", "--pool", 0, "--spans", spans,
-                           "--concurrency", concurrency, "--json")
+                           "--concurrency", concurrency, "--spans-per-request", per_request, "--json")
         after = b.metrics(proc)
     finally:
         proc.stop()
@@ -63,6 +63,7 @@ def main():
     parser = argparse.ArgumentParser()
     parser.add_argument("--spans", type=int, default=100_000)
     parser.add_argument("--concurrency", type=int, default=4)
+    parser.add_argument("--spans-per-request", type=int, default=512)
     args = parser.parse_args()
     b = bench.Bench(argparse.Namespace(mode="quick", no_wait=True, max_wait=0))
     b.bin = os.environ.get("SIGHTLINE_BENCH_BIN", os.path.join(bench.ROOT, "target", "release", "sightline"))
@@ -71,7 +72,7 @@ def main():
     try:
         for durability in ("local", "bucket"):
             load = bench.load1()
-            r = run(b, durability, args.spans, args.concurrency, endpoint, work)
+            r = run(b, durability, args.spans, args.concurrency, args.spans_per_request, endpoint, work)
             r["load1"] = load
             print(json.dumps(r), flush=True)
     finally:
