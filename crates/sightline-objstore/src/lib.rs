@@ -470,8 +470,10 @@ impl Remote {
         let peers =
             self.peer_addrs().iter().map(|(n, a)| format!("{n} at {a}")).collect::<Vec<_>>().join(", ");
         let degraded = self.cluster.bucket.degraded();
+        let durability =
+            if self.wal_mirror { "; durability: bucket (WAL copied before each OK)" } else { "" };
         let detail = format!(
-            "{} as node {}; compaction lease: {holder}; nodes: [{nodes}]; peers' heads read from: [{peers}]; cache {} of {} MiB",
+            "{} as node {}; compaction lease: {holder}; nodes: [{nodes}]; peers' heads read from: [{peers}]; cache {} of {} MiB{durability}",
             self.url,
             self.cluster.node,
             used >> 20,
