@@ -287,6 +287,41 @@ mod tests {
     }
 
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_store_copies_each_group_commit_and_a_flush_deletes_the_copies() {
+        use sightline_model::TraceStore as _;
+        let s3 = crate::testing::SeaweedFs::start();
+        let dir = tempfile::tempdir().unwrap();
+        let mut options = Options::new(s3.url("flush"), "n1", dir.path());
+        options.config = s3.config();
+        options.wal_mirror = true;
+        let remote = Remote::open(options, Arc::default()).await.unwrap();
+        let mut registry = prometheus_client::registry::Registry::default();
+        let mut store_options = sightline_store::Options::new(dir.path());
+        store_options.node_id = Some("n1".into());
+        store_options.head_max_age = Duration::from_secs(3600);
+        store_options.maintenance_interval = Duration::from_secs(3600);
+        let metrics = Arc::new(sightline_store::Metrics::new(&mut registry));
+        let store =
+            sightline_store::EmbeddedStore::open_on(store_options, remote.storage(), metrics).await.unwrap();
+        let bucket = Arc::clone(&remote.cluster.bucket);
+        let prefix = node_prefix(crate::DEFAULT_TENANT, "n1");
+        for n in 0..3 {
+            store.consume_traces(Batch::from_spans(trace(tid(1, n), "svc", now()))).await.unwrap();
+        }
+        // Sequential appends: one group commit, one copy each.
+        let copies = bucket.list(&prefix).await.unwrap();
+        assert_eq!(copies.len(), 3, "{copies:?}");
+        store.flush().await.unwrap();
+        let deadline = std::time::Instant::now() + Duration::from_secs(30);
+        while !bucket.list(&prefix).await.unwrap().is_empty() {
+            assert!(std::time::Instant::now() < deadline, "the flush left its WAL copies in the bucket");
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        store.shutdown().await;
+        remote.shutdown().await;
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
     async fn a_dead_nodes_copies_are_replayed_once_and_bad_ones_counted_not_fatal() {
         let s3 = crate::testing::SeaweedFs::start();
         let dir = tempfile::tempdir().unwrap();
