@@ -331,6 +331,7 @@ fn open_blocking(opts: Options) -> Result<Inner, Error> {
             max_pending_bytes: (opts.head_max_bytes * 2).max(64 << 20),
             recovery: opts.wal_recovery,
             metrics: Some(Arc::clone(&opts.metrics.wal)),
+            mirror: None,
         },
     )?;
     let mut live = Head::default();

@@ -136,6 +136,12 @@ impl Bucket {
         if key.is_empty() { self.url.clone() } else { format!("{}/{key}", self.url) }
     }
 
+    /// The runtime requests run on (for work started from a blocking
+    /// thread).
+    pub(crate) fn runtime(&self) -> &tokio::runtime::Handle {
+        &self.runtime
+    }
+
     /// Runs a request from a blocking thread (never from an async task).
     pub fn wait<F: Future>(&self, request: F) -> F::Output {
         self.runtime.block_on(request)

@@ -36,6 +36,11 @@ pub(crate) struct Cluster {
     /// The other live nodes' advertised addresses, as last read from
     /// their heartbeats: node id → `HOST:PORT`.
     pub(crate) peers: Mutex<BTreeMap<String, String>>,
+    /// Where the lease holder replays dead nodes' WAL copies (the lossless
+    /// mode, `walmirror.rs`).
+    pub(crate) wal_replay: Mutex<Option<crate::walmirror::ReplaySink>>,
+    /// `Some` in the lossless mode: how long a node must look dead first.
+    pub(crate) wal_replay_after: Option<Duration>,
 }
 
 impl Cluster {
@@ -63,9 +68,35 @@ impl Cluster {
                     }
                 }
             }
+            if self.lease.held() {
+                self.replay_dead_nodes().await;
+            }
             tokio::select! {
                 _ = tokio::time::sleep(interval) => {}
                 _ = stop.wait_for(|s| *s) => return,
+            }
+        }
+    }
+
+    /// The lossless mode's lease-holder duty: replays the WAL copies of
+    /// nodes that stay dead, for every tenant (see `walmirror.rs`).
+    async fn replay_dead_nodes(&self) {
+        let Some(after) = self.wal_replay_after else { return };
+        let Some(sink) = self.wal_replay.lock().clone() else { return };
+        let storages = self.storages.lock().clone();
+        for storage in storages {
+            match crate::walmirror::replay_dead(&self.bucket, &storage, &self.node, after, sink.0.as_ref())
+                .await
+            {
+                Ok(done) if done.objects > 0 => tracing::info!(
+                    tenant = storage.tenant(),
+                    copies = done.objects,
+                    spans = done.spans,
+                    bad = done.bad,
+                    "replayed dead nodes' WAL copies"
+                ),
+                Ok(_) => {}
+                Err(e) => tracing::warn!(error = %e, "replaying dead nodes' WAL copies failed; will retry"),
             }
         }
     }

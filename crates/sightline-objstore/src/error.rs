@@ -62,6 +62,15 @@ pub enum Error {
         /// What is wrong.
         detail: String,
     },
+    /// Replaying a dead node's WAL copy into this node's store failed (it
+    /// refused the batch); the copy stays for the next round.
+    #[error("{location}: replaying this WAL copy failed: {detail}")]
+    Replay {
+        /// The copy, as a URL.
+        location: String,
+        /// Why the store refused it.
+        detail: String,
+    },
     /// A local file or folder (cache, staging, node id) failed.
     #[error("{}: {source}", path.display())]
     Io {

@@ -41,6 +41,7 @@ mod source;
 mod storage;
 #[cfg(feature = "testing")]
 pub mod testing;
+mod walmirror;
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -99,6 +100,14 @@ pub struct Options {
     /// Where this node's query API answers other nodes (`HOST:PORT`),
     /// written into its heartbeat so they can ask for its heads.
     pub advertise: Option<String>,
+    /// The lossless mode (`--durability bucket`): every trace WAL group
+    /// commit is copied into the bucket before it is acknowledged, and the
+    /// lease holder replays the copies of nodes that stay dead (see
+    /// [`Remote::replay_into`]).
+    pub wal_mirror: bool,
+    /// How long a node's heartbeat and newest WAL copy must be old before
+    /// the lease holder replays its copies.
+    pub wal_replay_after: Duration,
 }
 
 impl Options {
@@ -115,6 +124,8 @@ impl Options {
             lease_ttl: Duration::from_secs(30),
             delete_grace: Duration::from_secs(10 * 60),
             advertise: None,
+            wal_mirror: false,
+            wal_replay_after: Duration::from_secs(120),
         }
     }
 }
@@ -284,6 +295,8 @@ pub struct Remote {
     poll_interval: Duration,
     stop: watch::Sender<bool>,
     task: Mutex<Option<tokio::task::JoinHandle<()>>>,
+    /// The lossless mode: every tenant's storage copies its WAL.
+    wal_mirror: bool,
 }
 
 impl Remote {
@@ -326,15 +339,18 @@ impl Remote {
             Arc::clone(&bucket.metrics),
         )?);
         let lease = Arc::new(Lease::new(Arc::clone(&bucket), options.node_id.clone(), options.lease_ttl));
-        let storage = Arc::new(ObjectStorage::new(
-            Arc::clone(&bucket),
-            options.tenant.clone(),
-            options.node_id.clone(),
-            options.data_dir.join("staging"),
-            Arc::clone(&cache),
-            Arc::clone(&lease),
-            options.poll_interval,
-        )?);
+        let storage = Arc::new(
+            ObjectStorage::new(
+                Arc::clone(&bucket),
+                options.tenant.clone(),
+                options.node_id.clone(),
+                options.data_dir.join("staging"),
+                Arc::clone(&cache),
+                Arc::clone(&lease),
+                options.poll_interval,
+            )?
+            .with_wal_mirror(options.wal_mirror),
+        );
         let cluster = Arc::new(cluster::Cluster {
             bucket,
             node: options.node_id.clone(),
@@ -344,7 +360,10 @@ impl Remote {
             nodes: Mutex::new(Default::default()),
             advertise: options.advertise.clone(),
             peers: Mutex::new(Default::default()),
+            wal_replay: Mutex::new(None),
+            wal_replay_after: options.wal_mirror.then_some(options.wal_replay_after),
         });
+        let wal_mirror = options.wal_mirror;
         let (stop, _) = watch::channel(false);
         Ok(Remote {
             storage,
@@ -354,6 +373,7 @@ impl Remote {
             poll_interval: options.poll_interval,
             stop,
             task: Mutex::new(None),
+            wal_mirror,
         })
     }
 
@@ -366,17 +386,27 @@ impl Remote {
             return Ok(Arc::clone(&self.storage));
         }
         check_name("tenant", tenant.as_str())?;
-        let storage = Arc::new(ObjectStorage::new(
-            Arc::clone(&self.cluster.bucket),
-            tenant.to_string(),
-            self.cluster.node.clone(),
-            dir.join("staging"),
-            Arc::clone(&self.cache),
-            Arc::clone(&self.cluster.lease),
-            self.poll_interval,
-        )?);
+        let storage = Arc::new(
+            ObjectStorage::new(
+                Arc::clone(&self.cluster.bucket),
+                tenant.to_string(),
+                self.cluster.node.clone(),
+                dir.join("staging"),
+                Arc::clone(&self.cache),
+                Arc::clone(&self.cluster.lease),
+                self.poll_interval,
+            )?
+            .with_wal_mirror(self.wal_mirror),
+        );
         self.cluster.storages.lock().push(Arc::clone(&storage));
         Ok(storage)
+    }
+
+    /// Where the lease holder replays dead nodes' WAL copies in the
+    /// lossless mode (the binary's tenant router). Set before
+    /// [`Remote::start`]; without it copies are only written and deleted.
+    pub fn replay_into(&self, sink: Arc<dyn sightline_model::TracesConsumer>) {
+        *self.cluster.wal_replay.lock() = Some(walmirror::ReplaySink(sink));
     }
 
     /// The block storage to open the store on.
@@ -440,8 +470,10 @@ impl Remote {
         let peers =
             self.peer_addrs().iter().map(|(n, a)| format!("{n} at {a}")).collect::<Vec<_>>().join(", ");
         let degraded = self.cluster.bucket.degraded();
+        let durability =
+            if self.wal_mirror { "; durability: bucket (WAL copied before each OK)" } else { "" };
         let detail = format!(
-            "{} as node {}; compaction lease: {holder}; nodes: [{nodes}]; peers' heads read from: [{peers}]; cache {} of {} MiB",
+            "{} as node {}; compaction lease: {holder}; nodes: [{nodes}]; peers' heads read from: [{peers}]; cache {} of {} MiB{durability}",
             self.url,
             self.cluster.node,
             used >> 20,

@@ -32,6 +32,8 @@ pub struct Metrics {
     pub(crate) nodes: Gauge,
     pub(crate) deleted_blocks: Counter,
     pub(crate) peer_requests: Family<crate::peers::PeerRequest, Counter>,
+    pub(crate) wal_replayed_spans: Counter,
+    pub(crate) wal_copies_bad: Counter,
 }
 
 impl Metrics {
@@ -74,6 +76,16 @@ impl Metrics {
             "peer_requests",
             "Requests to live peers for their heads (a query on one node asking what only another has),              by operation (traces, search) and outcome (ok, timeout, error)",
             m.peer_requests.clone(),
+        );
+        r.register(
+            "wal_replayed_spans",
+            "Spans of dead nodes' WAL copies (--durability bucket) this node replayed as the lease holder",
+            m.wal_replayed_spans.clone(),
+        );
+        r.register(
+            "wal_copies_bad",
+            "WAL copies (or records in them) found torn, damaged or not OTLP during a replay: skipped, not fatal",
+            m.wal_copies_bad.clone(),
         );
         m
     }

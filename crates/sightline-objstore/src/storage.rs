@@ -90,6 +90,8 @@ pub struct ObjectStorage {
     published: Mutex<HashMap<String, Bytes>>,
     lease: Arc<Lease>,
     poll_interval: Duration,
+    /// The lossless mode: the WAL copies each group commit here.
+    wal_mirror: bool,
 }
 
 impl ObjectStorage {
@@ -118,7 +120,22 @@ impl ObjectStorage {
             published: Mutex::new(HashMap::new()),
             lease,
             poll_interval,
+            wal_mirror: false,
         })
+    }
+
+    /// The same, copying this node's WAL group commits into the bucket
+    /// when `on` (the lossless mode, see `walmirror.rs`).
+    pub(crate) fn with_wal_mirror(mut self, on: bool) -> ObjectStorage {
+        self.wal_mirror = on;
+        self
+    }
+
+    /// `node`'s WAL replay point in this tenant's manifest: its segments
+    /// below it are in listed blocks (0 when it has none).
+    pub(crate) async fn replay_point(&self, node: &str) -> Result<u64, Error> {
+        let Some(object) = self.bucket.get(&self.manifest_key()).await? else { return Ok(0) };
+        Ok(self.parse(&object.bytes)?.wal_replay_from.get(node).copied().unwrap_or(0))
     }
 
     fn manifest_key(&self) -> String {
@@ -451,6 +468,13 @@ impl BlockStorage for ObjectStorage {
 
     fn poll_interval(&self) -> Duration {
         self.poll_interval
+    }
+
+    fn wal_mirror(&self) -> Option<Arc<dyn sightline_wal::Mirror>> {
+        self.wal_mirror.then(|| {
+            Arc::new(crate::walmirror::WalMirror::new(Arc::clone(&self.bucket), &self.tenant, &self.node))
+                as Arc<dyn sightline_wal::Mirror>
+        })
     }
 
     fn may_compact(&self) -> bool {

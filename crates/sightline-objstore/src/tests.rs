@@ -24,11 +24,11 @@ use sightline_store::EmbeddedStore;
 use crate::testing::SeaweedFs;
 use crate::{Error, Lease, Metrics, Options, Remote};
 
-fn now() -> u64 {
+pub(crate) fn now() -> u64 {
     SystemTime::now().duration_since(UNIX_EPOCH).unwrap().as_nanos() as u64
 }
 
-fn tid(node: u8, n: u32) -> TraceId {
+pub(crate) fn tid(node: u8, n: u32) -> TraceId {
     let mut b = [0u8; 16];
     b[0] = 0xa0 | node;
     b[12..].copy_from_slice(&n.to_be_bytes());
@@ -36,7 +36,7 @@ fn tid(node: u8, n: u32) -> TraceId {
 }
 
 /// A three-span trace from `service`.
-fn trace(id: TraceId, service: &str, start: u64) -> Vec<Span> {
+pub(crate) fn trace(id: TraceId, service: &str, start: u64) -> Vec<Span> {
     let resource = Arc::new(Resource::new(vec![KeyValue::new("service.name", service)], 0, String::new()));
     let scope = Arc::new(Scope { name: "objstore-test".into(), ..Scope::default() });
     (0..3u8)

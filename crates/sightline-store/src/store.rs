@@ -224,6 +224,7 @@ impl EmbeddedStore {
     ) -> Result<EmbeddedStore, Error> {
         let dir = options.data_dir.clone();
         let damaged = Arc::new(Damaged::new(&metrics));
+        let mirror = storage.wal_mirror();
         let blocks = Arc::new(run_blocking(move || BlockSet::open(storage, damaged)).await?);
         let replay_from = blocks.wal_replay_from();
 
@@ -231,6 +232,7 @@ impl EmbeddedStore {
             fsync: options.fsync,
             metrics: Some(Arc::clone(&metrics.wal)),
             recovery: options.wal_recovery,
+            mirror,
             ..sightline_wal::Options::default()
         };
         let wal_dir = dir.join(WAL_DIR);

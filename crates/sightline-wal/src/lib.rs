@@ -101,6 +101,7 @@
 mod error;
 mod format;
 mod metrics;
+mod mirror;
 mod policy;
 mod recovery;
 mod resync;
@@ -111,6 +112,7 @@ mod writer;
 pub use error::{Corruption, Error, ParseError};
 pub use format::{FORMAT_VERSION, MAX_RECORD_LEN, SegmentId};
 pub use metrics::Metrics;
+pub use mirror::Mirror;
 pub use policy::FsyncPolicy;
 pub use recovery::{Recovered, RecoveredSegment, read_dir, read_segment};
 pub use scan::{Damage, RecoveryMode, ScannedSegment, Skipped, TornTail, scan_segment};

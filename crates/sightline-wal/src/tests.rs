@@ -1228,3 +1228,66 @@ fn resync_cost() {
         );
     }
 }
+
+// ---------- mirror ----------
+
+/// Keeps every copy; fails while `fail` is set.
+#[derive(Debug, Default)]
+struct Copies {
+    images: std::sync::Mutex<Vec<(SegmentId, u64, Vec<u8>)>>,
+    removed: std::sync::Mutex<Vec<SegmentId>>,
+    fail: std::sync::atomic::AtomicBool,
+}
+
+impl Mirror for Copies {
+    fn put(&self, segment: SegmentId, offset: u64, image: &[u8]) -> Result<(), String> {
+        if self.fail.load(std::sync::atomic::Ordering::Acquire) {
+            return Err("bucket down".into());
+        }
+        self.images.lock().unwrap().push((segment, offset, image.to_vec()));
+        Ok(())
+    }
+
+    fn remove_through(&self, through: SegmentId) {
+        self.removed.lock().unwrap().push(through);
+    }
+}
+
+#[tokio::test]
+async fn mirror_gets_every_acknowledged_record_as_a_readable_segment_image() {
+    let dir = TempDir::new().unwrap();
+    let copies = Arc::new(Copies::default());
+    let options = Options { mirror: Some(Arc::clone(&copies) as Arc<dyn Mirror>), ..Options::default() };
+    let (wal, _) = Wal::open(dir.path(), options).unwrap();
+    wal.append(b("one")).await.unwrap();
+    wal.append(b("two")).await.unwrap();
+    let sealed = wal.rotate().await.unwrap();
+    wal.append(b("three")).await.unwrap();
+
+    // A failed copy fails the append retryably: nothing is acknowledged
+    // that is not in the mirror.
+    copies.fail.store(true, std::sync::atomic::Ordering::Release);
+    let err = wal.append(b("lost")).await.unwrap_err();
+    assert!(matches!(err, Error::Unwritable { .. }), "{err}");
+    copies.fail.store(false, std::sync::atomic::Ordering::Release);
+    wal.append(b("four")).await.unwrap();
+
+    let images = copies.images.lock().unwrap().clone();
+    let mut mirrored = Vec::new();
+    for (segment, offset, image) in &images {
+        assert!(*offset >= HEADER_LEN as u64);
+        let scanned = scan_segment(image, true, RecoveryMode::TolerateTornTail).unwrap();
+        assert!(scanned.torn_tail.is_none());
+        mirrored.extend(strings(&scanned.records).into_iter().map(|r| (segment.0, r)));
+    }
+    let s = sealed.0;
+    let expected: Vec<(u64, String)> = [(s, "one"), (s, "two"), (s + 1, "three"), (s + 1, "four")]
+        .iter()
+        .map(|(i, r)| (*i, r.to_string()))
+        .collect();
+    assert_eq!(mirrored, expected);
+
+    wal.remove_through(sealed).unwrap();
+    assert_eq!(*copies.removed.lock().unwrap(), vec![sealed]);
+    wal.close().await.unwrap();
+}

@@ -13,6 +13,7 @@ use tokio::sync::oneshot;
 use crate::error::Error;
 use crate::format::{LOCK_FILE, MAX_RECORD_LEN, SegmentId, segment_file_name};
 use crate::metrics::{Metrics, gauge_bytes};
+use crate::mirror::Mirror;
 use crate::policy::FsyncPolicy;
 use crate::recovery::{
     Recovered, create_segment, delete_segments, list_segments, log_skip, repair_torn_tail, scan_dir, sync_dir,
@@ -33,6 +34,9 @@ pub struct Options {
     pub recovery: RecoveryMode,
     /// Where to report metrics; `None` keeps them unregistered.
     pub metrics: Option<Arc<Metrics>>,
+    /// Where each group commit is also copied before it is acknowledged
+    /// (see [`Mirror`]); `None`: the local disk only.
+    pub mirror: Option<Arc<dyn Mirror>>,
 }
 
 impl Default for Options {
@@ -42,6 +46,7 @@ impl Default for Options {
             max_pending_bytes: 64 << 20,
             recovery: RecoveryMode::default(),
             metrics: None,
+            mirror: None,
         }
     }
 }
@@ -54,6 +59,7 @@ pub struct Wal {
     dir: PathBuf,
     tx: Sender<Command>,
     shared: Arc<Shared>,
+    mirror: Option<Arc<dyn Mirror>>,
 }
 
 impl Wal {
@@ -121,12 +127,14 @@ impl Wal {
             segment: active,
             _lock: lock,
             gate,
+            mirror: options.mirror.clone(),
+            image: Vec::new(),
         };
         thread::Builder::new()
             .name("sightline-wal".into())
             .spawn(move || writer.run())
             .map_err(|e| Error::io("spawn writer thread", dir, e))?;
-        let wal = Wal { dir: dir.to_owned(), tx, shared };
+        let wal = Wal { dir: dir.to_owned(), tx, shared, mirror: options.mirror };
         Ok((wal, recovered))
     }
 
@@ -180,6 +188,9 @@ impl Wal {
         let m = &self.shared.metrics;
         m.segments.dec_by(gauge_bytes(doomed.len() as u64));
         m.disk_bytes.dec_by(gauge_bytes(freed));
+        if let Some(mirror) = &self.mirror {
+            mirror.remove_through(through.min(SegmentId(active.0.saturating_sub(1))));
+        }
         Ok(())
     }
 

@@ -142,6 +142,10 @@ pub(crate) struct Writer {
     /// Test hook: when set, each round waits for a token after taking its
     /// first command, so tests can pile up commands deterministically.
     pub(crate) gate: Option<Receiver<()>>,
+    /// Where each round is copied before it is acknowledged.
+    pub(crate) mirror: Option<Arc<dyn crate::mirror::Mirror>>,
+    /// The reused buffer a round's mirror copy is built in.
+    pub(crate) image: Vec<u8>,
 }
 
 /// Per-round state of the running writer.
@@ -282,10 +286,15 @@ impl Running {
             self.round.buf.clear();
             return Err(None);
         }
+        let mut mirror_from = None;
         if !self.round.buf.is_empty() {
             let written = self.w.file.write_all(&self.round.buf);
             let len = self.round.buf.len() as u64;
             let records = self.round.waiters.len() as u64;
+            if self.w.mirror.is_some() {
+                crate::mirror::image(&mut self.w.image, &self.round.buf);
+                mirror_from = Some(self.w.len);
+            }
             self.round.buf.clear();
             if let Err(e) = written {
                 return Err(self.undo_write(e));
@@ -300,6 +309,24 @@ impl Running {
         }
         if sync && self.round.dirty {
             self.sync().map_err(|()| None)?;
+        }
+        if let (Some(offset), Some(mirror)) = (mirror_from, &self.w.mirror) {
+            // After the local write, so a failed copy leaves records that
+            // are only unacknowledged (a retry may store them twice; the
+            // query path dedupes span ids), never acknowledged ones that
+            // are only remote.
+            let copied = mirror.put(self.w.segment, offset, &self.w.image);
+            if self.w.image.capacity() > 2 * MAX_BATCH_BYTES {
+                self.w.image = Vec::new();
+            }
+            if let Err(why) = copied {
+                self.w.shared.metrics.write_failures.inc();
+                return Err(Some(Error::Unwritable {
+                    op: "copy the group commit to the WAL mirror",
+                    path: self.w.path.clone(),
+                    source: Arc::new(io::Error::other(why)),
+                }));
+            }
         }
         Ok(())
     }

@@ -80,6 +80,11 @@ pub(crate) async fn serve(settings: Settings) -> anyhow::Result<()> {
     options.head_max_age = settings.max_block_age();
     let (store, remote, _storage_lock) = open_store(&settings, options, store_metrics, &mut registry).await?;
     let store = Arc::new(store);
+    if let Some(remote) = &remote {
+        // The lease holder replays dead nodes' WAL copies (`--durability
+        // bucket`) into this node's store, by tenant, as fresh ingest.
+        remote.replay_into(Arc::clone(&store) as Arc<dyn sightline_model::TracesConsumer>);
+    }
     tracing::info!(
         data_dir = %settings.data_dir.display(),
         storage = ?settings.storage,
@@ -459,6 +464,8 @@ async fn open_store(
             remote_options.cache_bytes = *cache_size;
             remote_options.poll_interval = *poll_interval;
             remote_options.advertise = settings.advertise_addr();
+            remote_options.wal_mirror = settings.durability_bucket;
+            remote_options.wal_replay_after = settings.dead_node_after;
             if remote_options.advertise.is_none() {
                 tracing::warn!(
                     http_addr = %settings.http_addr,

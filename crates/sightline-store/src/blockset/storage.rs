@@ -19,6 +19,7 @@
 use std::fmt;
 use std::fs;
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 
 use sightline_block::Block;
 use sightline_wal::SegmentId;
@@ -112,6 +113,14 @@ pub trait BlockStorage: Send + Sync + fmt::Debug {
     /// listed, so of two nodes merging the same blocks one commit fails.
     fn may_compact(&self) -> bool {
         true
+    }
+
+    /// Where the store's WAL copies each group commit before acknowledging
+    /// it, so acknowledged spans survive the loss of this node's disk (a
+    /// shared store in its lossless mode); `None`: the local WAL only.
+    /// Called once, from inside the runtime, when the store opens.
+    fn wal_mirror(&self) -> Option<Arc<dyn sightline_wal::Mirror>> {
+        None
     }
 }
 

@@ -310,6 +310,40 @@ pub(crate) static SETTINGS: &[Setting] = &[
         in_file: true,
     },
     Setting {
+        name: "durability",
+        value_name: "MODE",
+        default: Default::Value("local"),
+        help: "`local`: an OK means fsynced into this node's WAL (a node whose disk is lost loses at most \
+               `--max-block-age` of its ingest); `bucket` (with an object store): each WAL group commit is \
+               also written to the bucket before the OK, and the lease holder replays a dead node's copies, \
+               so a lost disk loses nothing",
+        apply: |s, v| {
+            s.durability_bucket = match v.trim() {
+                "local" => false,
+                "bucket" => true,
+                _ => return Err("local or bucket"),
+            };
+            Ok(())
+        },
+        in_file: true,
+    },
+    Setting {
+        name: "dead-node-after",
+        value_name: "DURATION",
+        default: Default::Value("2m"),
+        help: "with `--durability bucket`: how long a node's heartbeat and newest WAL copy must be old before \
+               the lease holder replays its copies (at least 30s: longer than a heartbeat round plus a pause)",
+        apply: |s, v| {
+            let d = timeout(v)?;
+            if d < std::time::Duration::from_secs(5) {
+                return Err("a duration of at least 5s (30s or more outside tests), e.g. 2m");
+            }
+            s.dead_node_after = d;
+            Ok(())
+        },
+        in_file: true,
+    },
+    Setting {
         name: "poll-interval",
         value_name: "DURATION",
         default: Default::Value("5s"),

@@ -137,6 +137,10 @@ pub(crate) struct Settings {
     /// `--peers`: other nodes' query APIs, `HOST:PORT`.
     pub(crate) peers: Vec<String>,
     pub(crate) peer_timeout: Duration,
+    /// `--durability bucket`: WAL group commits copied to the object store.
+    pub(crate) durability_bucket: bool,
+    /// `--dead-node-after`.
+    pub(crate) dead_node_after: Duration,
     /// `--max-block-age` as given; see [`Settings::max_block_age`].
     max_block_age: Option<Duration>,
     /// Where blocks live (resolved from `--storage` and the settings only
@@ -204,6 +208,8 @@ impl Settings {
             advertise_addr: None,
             peers: Vec::new(),
             peer_timeout: Duration::ZERO,
+            durability_bucket: false,
+            dead_node_after: Duration::ZERO,
             storage: Storage::Local(PathBuf::new()),
         }
     }
@@ -391,6 +397,13 @@ impl Settings {
             errors.push(
                 "--peers needs --storage s3://… (or gs://, az://): peers' heads complement the blocks they \
                  share through an object store"
+                    .to_owned(),
+            );
+        }
+        if settings.durability_bucket && !matches!(settings.storage, Storage::Object { .. }) {
+            errors.push(
+                "--durability bucket needs --storage s3://… (or gs://, az://): the WAL is copied to the object \
+                 store the nodes share"
                     .to_owned(),
             );
         }

@@ -147,6 +147,16 @@ fn storage_is_the_data_dir_a_folder_or_an_object_store() {
     assert!(e.contains("--node-id"), "{e}");
     let e = Settings::resolve(args("s3://b").with("cache-size", "1KiB")).unwrap_err().to_string();
     assert!(e.contains("--cache-size"), "{e}");
+    // The lossless mode copies the WAL into the shared bucket: none, no mode.
+    let s = Settings::resolve(args("s3://b").with("durability", "bucket")).unwrap();
+    assert!(s.durability_bucket);
+    assert_eq!(s.dead_node_after, Duration::from_secs(120));
+    let e = Settings::resolve(args("/mnt/blocks").with("durability", "bucket")).unwrap_err().to_string();
+    assert!(e.contains("--durability bucket needs --storage s3://"), "{e}");
+    let e = Settings::resolve(args("s3://b").with("durability", "cloud")).unwrap_err().to_string();
+    assert!(e.contains("--durability") && e.contains("local or bucket"), "{e}");
+    let e = Settings::resolve(args("s3://b").with("dead-node-after", "1s")).unwrap_err().to_string();
+    assert!(e.contains("--dead-node-after"), "{e}");
 }
 
 /// `deploy/` configures nodes through `SIGHTLINE_*` variables only; every

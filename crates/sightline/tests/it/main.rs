@@ -21,6 +21,9 @@
 //!   a restart and in a bucket.
 //! - `objstore`: nodes sharing one bucket of a real S3 server (SeaweedFS):
 //!   each answers for all, kill -9 of one loses nothing acknowledged.
+//! - `objstore_disk_loss`: a node's disk lost for good: nothing
+//!   acknowledged is lost with `--durability bucket`, at most the
+//!   unflushed spans with the default.
 //! - `objstore_faults`: a proxy injecting object-store faults (503/500/409,
 //!   held connections, refused connections) while a node ingests and
 //!   answers queries; nothing acknowledged is lost.
@@ -34,6 +37,7 @@ mod http_bodies;
 mod lifecycle;
 mod logs_metrics;
 mod objstore;
+mod objstore_disk_loss;
 mod objstore_faults;
 mod peers;
 mod python_clients;
