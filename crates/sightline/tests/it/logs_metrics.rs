@@ -559,3 +559,60 @@ fn metrics_of_each_tenant_are_written_with_its_org_id_and_scraped_by_it_alone() 
     assert_eq!(scrape(Some("nobody")), Vec::<&str>::new());
     drop(server);
 }
+
+/// A `filelog` receiver's `tenant`: its lines are that tenant's records
+/// (`/api/logs` as that tenant finds them, the default tenant does not);
+/// `validate-config` reports a tenant name `X-Scope-OrgID` would refuse.
+#[test]
+fn filelog_writes_to_its_configured_tenant_and_a_bad_tenant_is_reported() {
+    let dir = tempfile::tempdir().unwrap();
+    let logs = dir.path().join("logs");
+    std::fs::create_dir(&logs).unwrap();
+    let config = |tenant: &str| {
+        let path = dir.path().join("sightline.toml");
+        std::fs::write(
+            &path,
+            format!(
+                "[receivers.filelog]\ninclude = [\"{}/*.log\"]\nstart_at = \"beginning\"\npoll_interval = \"50ms\"\n\
+                 tenant = \"{tenant}\"\n\n[service.pipelines.traces]\nreceivers = [\"otlp\"]\nexporters = [\"store\"]\n\n\
+                 [service.pipelines.logs]\nreceivers = [\"filelog\"]\nexporters = [\"store\"]\n",
+                logs.display()
+            ),
+        )
+        .unwrap();
+        path.display().to_string()
+    };
+    let bad = config("team a");
+    let out = Command::new(crate::harness::binary()).args(["validate-config", &bad]).output().unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "{stderr}");
+    assert!(stderr.contains("receivers.filelog.tenant: invalid tenant \"team a\""), "{stderr}");
+
+    std::fs::write(
+        logs.join("orders.log"),
+        "{\"timestamp\": \"2026-03-01T12:00:00Z\", \"level\": \"ERROR\", \"service\": \"orders\", \"message\": \"card declined\"}\n",
+    )
+    .unwrap();
+    let good = config("team-a");
+    let server = Server::launch(
+        &dir.path().join("data"),
+        Ports::free(),
+        Launch { extra: &["--config", &good], ..Launch::default() },
+    );
+    let services = |tenant: Option<&str>| {
+        let mut request = agent().get(&format!("{}/api/logs?service=orders", server.api));
+        if let Some(tenant) = tenant {
+            request = request.header("X-Scope-OrgID", tenant);
+        }
+        let body: Value =
+            serde_json::from_str(&request.call().unwrap().body_mut().read_to_string().unwrap()).unwrap();
+        body["data"].as_array().map_or(0, Vec::len)
+    };
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while services(Some("team-a")) == 0 {
+        assert!(Instant::now() < deadline, "no record for team-a:\n{}", server.stderr());
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    assert_eq!(services(Some("team-a")), 1);
+    assert_eq!(services(None), 0, "the default tenant reads team-a's file records");
+}
