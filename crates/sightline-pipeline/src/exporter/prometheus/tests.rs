@@ -490,7 +490,13 @@ async fn a_refused_tenant_retries_on_its_own_lane_and_resumes_after_a_restart() 
     }
     // Refused at least twice before the others are even sent: they must
     // not wait behind it.
+    let deadline = Instant::now() + Duration::from_secs(20);
     while target.refused.load(Ordering::SeqCst) < 2 {
+        assert!(
+            Instant::now() < deadline,
+            "tenant stuck was never refused: sent without its header? {:?}",
+            target.accepted.lock()
+        );
         tokio::time::sleep(Duration::from_millis(10)).await;
     }
     remote.consume_metrics(gauge_of("team-a", "a", ms)).await.unwrap();
