@@ -485,8 +485,8 @@ fn wait_for_logs(server: &Server, header: Option<(&str, &str)>, want: &[&str]) {
 /// (the stock Python SDK over gRPC and HTTP, and OTLP/JSON) and the
 /// default tenant each read only their own records, service lists and
 /// trace's logs, before and after a restart; other tenants' logs live
-/// under `tenants/<tenant>/logs`. OTLP metrics are still one pool, so
-/// another tenant's points are refused by name.
+/// under `tenants/<tenant>/logs`. OTLP metrics of another tenant are
+/// taken too, and scraped by that tenant alone.
 #[test]
 fn logs_of_tenants_by_x_scope_orgid_never_mix_and_survive_a_restart() {
     let dir = tempfile::tempdir().unwrap();

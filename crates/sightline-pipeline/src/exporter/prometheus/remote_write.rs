@@ -69,9 +69,10 @@ pub struct RemoteWriteExporter {
     id: String,
     config: RemoteWriteConfig,
     metrics: Arc<Metrics>,
-    /// Each tenant's lane; locked while a new one opens, so a tenant's
-    /// queue is opened once.
-    tenants: tokio::sync::Mutex<HashMap<Tenant, Arc<TenantLane>>>,
+    /// Each tenant's lane.
+    tenants: parking_lot::Mutex<HashMap<Tenant, Arc<TenantLane>>>,
+    /// Held while a lane opens, so a tenant's queue is opened once.
+    opening: tokio::sync::Mutex<()>,
 }
 
 /// One tenant's queue, delivery and delta running totals.
@@ -104,17 +105,21 @@ impl RemoteWriteExporter {
             id: id.to_owned(),
             config,
             metrics,
-            tenants: tokio::sync::Mutex::new(tenants),
+            tenants: parking_lot::Mutex::new(tenants),
+            opening: tokio::sync::Mutex::new(()),
         })
     }
 
     /// The lane of `tenant`, opened at its first batch.
     async fn lane(&self, tenant: &Tenant) -> Result<Arc<TenantLane>, ConsumeError> {
-        let mut tenants = self.tenants.lock().await;
-        if let Some(lane) = tenants.get(tenant) {
+        if let Some(lane) = self.tenants.lock().get(tenant) {
             return Ok(Arc::clone(lane));
         }
-        if tenants.len() >= MAX_TENANTS {
+        let _opening = self.opening.lock().await;
+        if let Some(lane) = self.tenants.lock().get(tenant) {
+            return Ok(Arc::clone(lane));
+        }
+        if self.tenants.lock().len() >= MAX_TENANTS {
             return Err(ConsumeError::Overloaded {
                 reason: format!("exporter {}: queues of {MAX_TENANTS} tenants are open already", self.id),
                 retry_after: Duration::from_secs(30),
@@ -131,7 +136,7 @@ impl RemoteWriteExporter {
                 retry_after: Duration::from_secs(5),
             })?;
         let lane = start_lane(&self.id, &self.config, tenant, queue, &self.metrics);
-        tenants.insert(tenant.clone(), Arc::clone(&lane));
+        self.tenants.lock().insert(tenant.clone(), Arc::clone(&lane));
         Ok(lane)
     }
 }
@@ -215,7 +220,7 @@ impl Component for RemoteWriteExporter {
     async fn shutdown(&self) {
         // Queued data is durable: the next start resumes from the queues
         // (delta running totals start over).
-        let lanes: Vec<_> = self.tenants.lock().await.values().cloned().collect();
+        let lanes: Vec<_> = self.tenants.lock().values().cloned().collect();
         for lane in lanes {
             lane.lane.shutdown().await;
         }
@@ -223,21 +228,15 @@ impl Component for RemoteWriteExporter {
 
     fn health(&self) -> Option<ComponentHealth> {
         let (mut bytes, mut records, mut errors) = (0, 0, Vec::new());
-        match self.tenants.try_lock() {
-            Ok(tenants) => {
-                let mut sorted: Vec<_> = tenants.iter().collect();
-                sorted.sort_by(|a, b| a.0.cmp(b.0));
-                for (tenant, lane) in sorted {
-                    let (b, r) = lane.lane.depth();
-                    bytes += b;
-                    records += r;
-                    if let Some(e) = lane.lane.last_error() {
-                        errors.push(if tenant.is_default() { e } else { format!("tenant {tenant}: {e}") });
-                    }
-                }
+        let mut lanes: Vec<_> = self.tenants.lock().iter().map(|(t, l)| (t.clone(), Arc::clone(l))).collect();
+        lanes.sort_by(|a, b| a.0.cmp(&b.0));
+        for (tenant, lane) in lanes {
+            let (b, r) = lane.lane.depth();
+            bytes += b;
+            records += r;
+            if let Some(e) = lane.lane.last_error() {
+                errors.push(if tenant.is_default() { e } else { format!("tenant {tenant}: {e}") });
             }
-            // A tenant's queue is being opened: report that rather than wait.
-            Err(_) => errors.push("opening a tenant's queue".into()),
         }
         Some(ComponentHealth {
             name: format!("exporter {}", self.id),
