@@ -3,7 +3,7 @@ use std::sync::Arc;
 use bytes::Bytes;
 use prost::Message as _;
 
-use crate::{KeyValue, Resource, Scope, SpanId, TraceId, otlp};
+use crate::{KeyValue, Resource, Scope, SpanId, Tenant, TraceId, otlp};
 
 /// One metric (a named stream of data points of one kind), as OTLP defines
 /// it, with its resource and scope shared by `Arc` like a span's.
@@ -250,10 +250,15 @@ pub struct Exemplar {
 /// A unit of metric ingest: decoded metrics plus their OTLP protobuf
 /// encoding, as [`crate::Batch`] is for spans. Invariant: `otlp` decodes
 /// (with [`otlp::decode_metrics_request`]) to exactly `metrics`.
+///
+/// The batch names its [`Tenant`] (the default one unless the receiver set
+/// another): the exporters keep each tenant's series apart (a scrape page
+/// per tenant, remote write with the tenant's `X-Scope-OrgID`).
 #[derive(Debug, Clone, Default)]
 pub struct MetricBatch {
     metrics: Vec<Metric>,
     otlp: Bytes,
+    tenant: Tenant,
 }
 
 impl MetricBatch {
@@ -261,13 +266,24 @@ impl MetricBatch {
     /// they were decoded from. The caller guarantees the invariant; use
     /// [`MetricBatch::from_metrics`] when unsure.
     pub fn new(metrics: Vec<Metric>, otlp: Bytes) -> Self {
-        MetricBatch { metrics, otlp }
+        MetricBatch { metrics, otlp, tenant: Tenant::default() }
     }
 
     /// Builds a batch by encoding `metrics` as an OTLP export request.
     pub fn from_metrics(metrics: Vec<Metric>) -> Self {
         let otlp = Bytes::from(otlp::encode_metrics(&metrics).encode_to_vec());
-        MetricBatch { metrics, otlp }
+        MetricBatch { metrics, otlp, tenant: Tenant::default() }
+    }
+
+    /// The same batch, owned by `tenant`.
+    pub fn with_tenant(mut self, tenant: Tenant) -> Self {
+        self.tenant = tenant;
+        self
+    }
+
+    /// Who the series belong to.
+    pub fn tenant(&self) -> &Tenant {
+        &self.tenant
     }
 
     /// The metrics.

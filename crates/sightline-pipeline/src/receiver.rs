@@ -7,6 +7,8 @@ use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::time::Duration;
 
+use sightline_model::Tenant;
+
 /// Default Zipkin listen address.
 pub const DEFAULT_ZIPKIN_ADDR: &str = "127.0.0.1:9411";
 
@@ -50,6 +52,9 @@ pub struct FilelogConfig {
     pub service_name: String,
     /// Where read positions are kept (`<data_dir>/filelog/<id>.json`).
     pub state_path: PathBuf,
+    /// `tenant`: whose records these are (default: the default tenant);
+    /// a name `X-Scope-OrgID` would accept.
+    pub tenant: Tenant,
 }
 
 /// The JSON member names a `filelog` receiver reads by default, keyed as

@@ -84,14 +84,11 @@ pub trait Unit: Clone + Send + Sync + Sized + 'static {
     /// Pairs items with their bytes (the caller keeps the invariant).
     fn from_parts(items: Vec<Self::Item>, otlp: Bytes) -> Self;
     /// Who the unit belongs to: the batch processor merges only units of
-    /// one tenant. Signals that carry no tenant yet belong to the default.
-    fn tenant(&self) -> Tenant {
-        Tenant::default()
-    }
-    /// The unit, owned by `tenant` (signals without tenants ignore it).
-    fn with_tenant(self, _tenant: Tenant) -> Self {
-        self
-    }
+    /// one tenant.
+    fn tenant(&self) -> Tenant;
+    /// The unit, owned by `tenant` (what a stage that rebuilds a unit from
+    /// its parts must call to keep the owner).
+    fn with_tenant(self, tenant: Tenant) -> Self;
     /// Hands the unit to `next`.
     fn send(next: &Self::Consumer, unit: Self) -> BoxFuture<'_, Result<(), ConsumeError>>;
     /// Wraps a consumer of this signal.
@@ -167,6 +164,12 @@ impl Unit for MetricBatch {
     }
     fn from_parts(items: Vec<Metric>, otlp: Bytes) -> Self {
         MetricBatch::new(items, otlp)
+    }
+    fn tenant(&self) -> Tenant {
+        MetricBatch::tenant(self).clone()
+    }
+    fn with_tenant(self, tenant: Tenant) -> Self {
+        MetricBatch::with_tenant(self, tenant)
     }
     fn send(next: &Self::Consumer, unit: Self) -> BoxFuture<'_, Result<(), ConsumeError>> {
         next.consume_metrics(unit)

@@ -961,3 +961,32 @@ fn filelog_receiver_parses_with_defaults_and_reports_problems() {
         ]
     );
 }
+
+/// A filelog receiver's `tenant` is checked like `X-Scope-OrgID`; absent,
+/// its records are the default tenant's.
+#[test]
+fn filelog_tenant_is_validated_like_the_tenant_header() {
+    let parse = |tenant: &str| {
+        let text = format!(
+            "[receivers.filelog]\ninclude = [\"/var/log/app/*.log\"]\n{tenant}\n\
+             [service.pipelines.logs]\nreceivers = [\"filelog\"]\nexporters = [\"store\"]\n"
+        );
+        let config = crate::config::parse(&toml::from_str(&text).unwrap(), &ctx()).unwrap();
+        config.receivers["filelog"].settings::<crate::receiver::FilelogConfig>().unwrap().tenant.clone()
+    };
+    assert_eq!(parse("tenant = \"team-a\"").as_str(), "team-a");
+    assert!(parse("").is_default());
+    for bad in ["team a", "..", "", "a/b"] {
+        let got = problems(&format!(
+            "[receivers.filelog]\ninclude = [\"/x/*.log\"]\ntenant = {bad:?}\n\
+             [service.pipelines.logs]\nreceivers = [\"filelog\"]\nexporters = [\"store\"]\n"
+        ));
+        assert_eq!(
+            got,
+            vec![format!(
+                "receivers.filelog.tenant: invalid tenant {bad:?}: use 1-150 characters of letters, digits and \
+                 !-_.*'() (not \".\" or \"..\")"
+            )]
+        );
+    }
+}

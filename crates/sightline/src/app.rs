@@ -285,8 +285,10 @@ pub(crate) async fn serve(settings: Settings) -> anyhow::Result<()> {
     // The UI's fallback serves its pages; API routes, merged first, win.
     .merge(sightline_ui::router());
     let mut open_paths = vec!["/health", "/ready"];
+    // `/metrics/otlp` is never open: it serves the caller's tenant's
+    // series, so it needs to know the caller, as the query APIs do.
     if settings.metrics_auth == MetricsAuth::Open {
-        open_paths.extend(["/metrics", OTLP_METRICS_PATH]);
+        open_paths.push("/metrics");
     }
     let api = protect(api, Policy { tokens: tokens.clone(), role: Role::Read, open_paths, grpc: false });
     // Outermost: the Host check (a rebinding page gets 421 before anything
@@ -506,13 +508,15 @@ async fn discover_tenants(store: Arc<Store>, every: Duration) {
 const OTLP_METRICS_PATH: &str = "/metrics/otlp";
 
 /// `GET /metrics/otlp`: the series of the `prometheus` exporter without an
-/// endpoint of its own (none when no pipeline has one).
+/// endpoint of its own (none when no pipeline has one), of the caller's
+/// tenant only: the auth layer (as for the query APIs) put it in the
+/// request's extensions.
 fn otlp_metrics_router(page: Option<sightline_pipeline::exporter::prometheus::ScrapePage>) -> axum::Router {
     let Some(page) = page else { return axum::Router::new() };
     axum::Router::new().route(
         OTLP_METRICS_PATH,
-        axum::routing::get(move || {
-            let body = page.render();
+        axum::routing::get(move |tenant: Option<axum::Extension<sightline_model::Tenant>>| {
+            let body = page.render(&tenant.map(|t| t.0).unwrap_or_default());
             async move {
                 (
                     [(
@@ -546,6 +550,7 @@ fn filelog_options(c: &sightline_pipeline::receiver::FilelogConfig) -> sightline
         },
         default_service: c.service_name.clone(),
         state_path: c.state_path.clone(),
+        tenant: c.tenant.clone(),
     }
 }
 

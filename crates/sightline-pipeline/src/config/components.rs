@@ -6,7 +6,7 @@ use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
 
-use sightline_model::StatusCode;
+use sightline_model::{StatusCode, Tenant};
 use toml::Value;
 
 use super::reader::{Reader, unknown_type};
@@ -59,6 +59,14 @@ pub(crate) fn filelog_receiver(r: &Reader<'_>, ctx: &Context, id: &str) -> Parse
         }
         t.done();
     }
+    // Named like an `X-Scope-OrgID` value, checked by the same rules.
+    let tenant = match r.str("tenant") {
+        None => Tenant::default(),
+        Some(name) => Tenant::new(&name).unwrap_or_else(|e| {
+            r.problems.push(&r.at("tenant"), &e.to_string());
+            Tenant::default()
+        }),
+    };
     some(receiver::FilelogConfig {
         include,
         exclude: r.str_list("exclude").unwrap_or_default(),
@@ -68,6 +76,7 @@ pub(crate) fn filelog_receiver(r: &Reader<'_>, ctx: &Context, id: &str) -> Parse
         fields,
         service_name: r.str("service_name").unwrap_or_else(|| "unknown_service".into()),
         state_path: ctx.data_dir.join("filelog").join(format!("{}.json", id.replace('/', "_"))),
+        tenant,
     })
 }
 

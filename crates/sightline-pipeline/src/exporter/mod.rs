@@ -2,8 +2,9 @@
 //!
 //! The embedded store is one (the binary passes it in); this module adds
 //! [`Fanout`] to several, [`debug::DebugExporter`] that prints what passes,
-//! and [`otlp::OtlpExporter`] that forwards to another OTLP endpoint
-//! through a persistent queue.
+//! [`otlp::OtlpExporter`] that forwards to another OTLP endpoint through a
+//! persistent queue, and the Prometheus exporters ([`prometheus`]). The
+//! queued ones (OTLP, remote write) share one delivery loop (`deliver`).
 
 pub mod debug;
 mod deliver;

@@ -5,9 +5,9 @@
 //! Batches go into a persistent queue first ([`super::queue`]) and are
 //! acknowledged once there, so data survives restarts and downstream
 //! outages up to the queue's size cap; beyond it, senders get a retryable
-//! refusal. A background sender delivers the queue in order, retrying with
-//! exponential backoff and honouring `Retry-After` (HTTP) and `RetryInfo`
-//! (gRPC). Responses the OTLP spec calls permanent (e.g. HTTP 400, gRPC
+//! refusal. A background sender ([`super::deliver::Lane`], shared with
+//! remote write) delivers the queue in order, retrying with exponential
+//! backoff and honouring `Retry-After` (HTTP) and `RetryInfo` (gRPC). Responses the OTLP spec calls permanent (e.g. HTTP 400, gRPC
 //! `INVALID_ARGUMENT`) drop the batch with an error log and a metric, as
 //! retrying them forever would block everything behind them. Delivery is
 //! at-least-once.
@@ -19,7 +19,6 @@
 
 use std::path::PathBuf;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
 use async_trait::async_trait;
@@ -30,17 +29,14 @@ use opentelemetry_proto::tonic::collector::metrics::v1::ExportMetricsServiceRequ
 use opentelemetry_proto::tonic::collector::metrics::v1::metrics_service_client::MetricsServiceClient;
 use opentelemetry_proto::tonic::collector::trace::v1::ExportTraceServiceRequest;
 use opentelemetry_proto::tonic::collector::trace::v1::trace_service_client::TraceServiceClient;
-use parking_lot::Mutex;
 use prost::Message as _;
 use sightline_model::{
-    Batch, ComponentHealth, ConsumeError, LogBatch, LogsConsumer, MetricBatch, MetricsConsumer,
+    Batch, ComponentHealth, ConsumeError, LogBatch, LogsConsumer, MetricBatch, MetricsConsumer, Tenant,
     TracesConsumer,
 };
-use sightline_wal::FsyncPolicy;
-use tokio::task::JoinHandle;
 
-use super::queue::{AppendError, Queue};
-use crate::metrics::{Metrics, labels};
+use super::deliver::{self, Backoff, Lane, Sent, Target};
+use crate::metrics::Metrics;
 use crate::{Component, Signal};
 
 /// Wire protocol of the target.
@@ -76,23 +72,11 @@ pub struct Config {
     pub max_backoff: Duration,
 }
 
-/// Outcome of one delivery attempt.
-#[derive(Debug)]
-enum Sent {
-    Ok,
-    Retry { after: Option<Duration>, why: String },
-    Permanent(String),
-}
-
 /// The exporter.
 pub struct OtlpExporter {
     id: String,
     signal: Signal,
-    queue: Arc<Queue>,
-    metrics: Arc<Metrics>,
-    last_error: Arc<Mutex<Option<String>>>,
-    stopping: Arc<AtomicBool>,
-    task: Mutex<Option<JoinHandle<()>>>,
+    lane: Lane,
 }
 
 impl OtlpExporter {
@@ -113,37 +97,11 @@ impl OtlpExporter {
         signal: Signal,
         metrics: Arc<Metrics>,
     ) -> Result<OtlpExporter, sightline_wal::Error> {
-        let queue_dir = queue_dir(&config, signal);
-        let queue = Arc::new(Queue::open(&queue_dir, config.queue_max_bytes, FsyncPolicy::Always)?);
-        let last_error = Arc::new(Mutex::new(None));
-        let stopping = Arc::new(AtomicBool::new(false));
-        let sender = Sender {
-            id: id.to_owned(),
-            signal,
-            client: Client::new(&config, signal),
-            config,
-            queue: Arc::clone(&queue),
-            metrics: Arc::clone(&metrics),
-            last_error: Arc::clone(&last_error),
-            stopping: Arc::clone(&stopping),
-        };
-        let task = tokio::spawn(sender.run());
-        Ok(OtlpExporter {
-            id: id.to_owned(),
-            signal,
-            queue,
-            metrics,
-            last_error,
-            stopping,
-            task: Mutex::new(Some(task)),
-        })
-    }
-
-    fn update_gauges(&self) {
-        let (bytes, records) = self.queue.depth();
-        let l = labels(&[("exporter", &self.id)]);
-        self.metrics.queue_bytes.get_or_create(&l).set(bytes as i64);
-        self.metrics.queue_records.get_or_create(&l).set(records as i64);
+        let queue = Lane::open_queue(&queue_dir(&config, signal), config.queue_max_bytes)?;
+        let backoff = Backoff { initial: config.initial_backoff, max: config.max_backoff };
+        let target = OtlpTarget { signal, client: Client::new(&config, signal), config };
+        let lane = Lane::start(id, signal, Tenant::default(), queue, backoff, target, metrics);
+        Ok(OtlpExporter { id: id.to_owned(), signal, lane })
     }
 
     /// Queues one export request of `items` spans, records or points.
@@ -159,33 +117,7 @@ impl OtlpExporter {
         if items == 0 {
             return Ok(());
         }
-        let spans = items;
-        let result = self.queue.append(otlp).await;
-        self.update_gauges();
-        match result {
-            Ok(()) => {
-                self.queue.wake.notify_one();
-                Ok(())
-            }
-            Err(AppendError::Full) => {
-                self.metrics
-                    .refused
-                    .get_or_create(&labels(&[("component", &self.id), ("reason", "queue_full")]))
-                    .inc();
-                self.metrics
-                    .exported(self.signal)
-                    .get_or_create(&labels(&[("exporter", &self.id), ("outcome", "refused")]))
-                    .inc_by(spans);
-                Err(ConsumeError::Overloaded {
-                    reason: format!("exporter {} queue is full", self.id),
-                    retry_after: Duration::from_secs(5),
-                })
-            }
-            Err(AppendError::Wal(e)) => Err(ConsumeError::Unavailable {
-                reason: format!("exporter {} queue failed: {e}", self.id),
-                retry_after: Duration::from_secs(5),
-            }),
-        }
+        self.lane.enqueue(items, otlp).await
     }
 }
 
@@ -230,21 +162,12 @@ impl Component for OtlpExporter {
     }
 
     async fn shutdown(&self) {
-        // Queued data is durable: stop sending and close; the next start
-        // resumes from the queue.
-        self.stopping.store(true, Ordering::Release);
-        self.queue.wake.notify_one();
-        let task = self.task.lock().take();
-        if let Some(task) = task {
-            task.abort();
-            let _ = task.await;
-        }
-        self.queue.close().await;
+        self.lane.shutdown().await;
     }
 
     fn health(&self) -> Option<ComponentHealth> {
-        let (bytes, records) = self.queue.depth();
-        let error = self.last_error.lock().clone();
+        let (bytes, records) = self.lane.depth();
+        let error = self.lane.last_error();
         Some(ComponentHealth {
             name: match self.signal {
                 Signal::Traces => format!("exporter {}", self.id),
@@ -340,79 +263,17 @@ impl Client {
     }
 }
 
-struct Sender {
-    id: String,
+/// Sends one queued export request to the OTLP endpoint.
+struct OtlpTarget {
     signal: Signal,
     config: Config,
     client: Client,
-    queue: Arc<Queue>,
-    metrics: Arc<Metrics>,
-    last_error: Arc<Mutex<Option<String>>>,
-    stopping: Arc<AtomicBool>,
 }
 
-impl Sender {
-    async fn run(mut self) {
-        let mut backoff = self.config.initial_backoff;
-        while !self.stopping.load(Ordering::Acquire) {
-            if let Err(e) = self.queue.maybe_seal().await {
-                tracing::error!(exporter = %self.id, error = %e, "queue failed; stopping the sender");
-                *self.last_error.lock() = Some(e.to_string());
-                return;
-            }
-            let next = match self.queue.peek().await {
-                Ok(next) => next,
-                Err(e) => {
-                    tracing::error!(exporter = %self.id, error = %e, "cannot read the queue; stopping the sender");
-                    *self.last_error.lock() = Some(e.to_string());
-                    return;
-                }
-            };
-            let Some((seg, record)) = next else {
-                tokio::select! {
-                    _ = self.queue.wake.notified() => {}
-                    _ = tokio::time::sleep(Duration::from_millis(100)) => {}
-                }
-                continue;
-            };
-            let spans = item_count(self.signal, &record);
-            match self.send(record).await {
-                Sent::Ok => {
-                    backoff = self.config.initial_backoff;
-                    *self.last_error.lock() = None;
-                    self.count("sent", spans);
-                    if let Err(e) = self.queue.ack(seg) {
-                        tracing::error!(exporter = %self.id, error = %e, "cannot delete a delivered queue segment");
-                    }
-                }
-                Sent::Permanent(why) => {
-                    tracing::error!(exporter = %self.id, error = %why, spans, "target rejected a batch permanently; dropping it");
-                    *self.last_error.lock() = Some(why);
-                    self.count("failed", spans);
-                    let _ = self.queue.ack(seg);
-                }
-                Sent::Retry { after, why } => {
-                    let wait =
-                        after.unwrap_or(backoff).min(self.config.max_backoff.max(Duration::from_secs(1)) * 4);
-                    tracing::warn!(exporter = %self.id, error = %why, retry_in = ?wait, "export failed; will retry");
-                    *self.last_error.lock() = Some(why);
-                    self.count("retried", spans);
-                    tokio::time::sleep(wait).await;
-                    backoff = (backoff * 2).min(self.config.max_backoff);
-                }
-            }
-            let (bytes, records) = self.queue.depth();
-            let l = labels(&[("exporter", &self.id)]);
-            self.metrics.queue_bytes.get_or_create(&l).set(bytes as i64);
-            self.metrics.queue_records.get_or_create(&l).set(records as i64);
-        }
-    }
-
-    fn count(&self, outcome: &str, spans: u64) {
-        self.metrics
-            .exported(self.signal)
-            .get_or_create(&labels(&[("exporter", &self.id), ("outcome", outcome)]))
-            .inc_by(spans);
+#[async_trait]
+impl Target for OtlpTarget {
+    fn items(&self, record: &Bytes) -> u64 {
+        item_count(self.signal, record)
     }
 
     async fn send(&mut self, record: Bytes) -> Sent {
@@ -550,10 +411,7 @@ fn retry_delay(status: &tonic::Status) -> Option<Duration> {
 
 /// The OTLP spec's retryable HTTP statuses; `Retry-After` gives the delay.
 fn classify_http(status: u16, retry_after: Option<&http::HeaderValue>) -> Sent {
-    let after = retry_after
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.trim().parse::<u64>().ok())
-        .map(Duration::from_secs);
+    let after = deliver::retry_after(retry_after);
     match status {
         200..=299 => Sent::Ok,
         429 | 502 | 503 | 504 => Sent::Retry { after, why: format!("HTTP {status}") },

@@ -18,6 +18,9 @@
 //!   (counted); the rest of it is skipped. A line that is not a JSON
 //!   object is kept as text and counted; nothing in a file stops the
 //!   receiver.
+//! - **Tenant.** Every record goes to the configured `tenant` (the
+//!   default one unless set): files carry no credentials, so the operator
+//!   names whose they are.
 //! - **Backpressure.** A refusal from the pipeline leaves the offset where
 //!   it was; the same lines are read again after the refusal's delay.
 
@@ -35,7 +38,7 @@ use prometheus_client::encoding::{EncodeLabelSet, EncodeLabelValue};
 use prometheus_client::metrics::counter::Counter;
 use prometheus_client::metrics::family::Family;
 use prometheus_client::registry::Registry;
-use sightline_model::{LogBatch, LogRecord, LogsConsumer};
+use sightline_model::{LogBatch, LogRecord, LogsConsumer, Tenant};
 use tokio::sync::watch;
 use tokio::task::JoinHandle;
 
@@ -71,6 +74,8 @@ pub struct Options {
     pub default_service: String,
     /// The state file (read positions).
     pub state_path: PathBuf,
+    /// Whose records these are.
+    pub tenant: Tenant,
 }
 
 /// How a line ended up.
@@ -312,7 +317,13 @@ impl Tailer {
                     break;
                 }
                 let n = read.records.len();
-                match self.consumer.consume_logs(LogBatch::from_records(read.records)).await {
+                match self
+                    .consumer
+                    .consume_logs(
+                        LogBatch::from_records(read.records).with_tenant(self.options.tenant.clone()),
+                    )
+                    .await
+                {
                     Ok(()) => {
                         self.metrics.line(&self.id, LineOutcome::json, read.outcomes[0]);
                         self.metrics.line(&self.id, LineOutcome::text, read.outcomes[1]);

@@ -115,6 +115,7 @@ fn options(dir: &Path, include: &str) -> Options {
         fields: Fields::default(),
         default_service: "unknown_service".into(),
         state_path: dir.join("state/filelog.json"),
+        tenant: sightline_model::Tenant::default(),
     }
 }
 

@@ -105,27 +105,12 @@ impl OtlpSignal for Metrics {
 
     fn decode(request: Self::Request, raw: Option<Bytes>, tenant: Tenant) -> Decoded<MetricBatch> {
         let decoded = otlp::decode_metrics_request(request);
-        // `MetricBatch` carries no tenant yet: the series are served on one
-        // scrape page and forwarded without a tenant label, so another
-        // tenant's points would be readable by anyone who may scrape. They
-        // are refused by name (OTLP partial success: counted, reported,
-        // not retried) until metric batches carry their tenant.
-        if tenant != Tenant::default() {
-            let points = MetricBatch::from_metrics(decoded.metrics).data_points() as u64;
-            let rejected = points + decoded.rejected;
-            return Decoded {
-                unit: None,
-                rejected,
-                error_message: format!(
-                    "metrics are taken for the default tenant only so far; the {rejected} data points of tenant {} \
-                     were not kept",
-                    tenant.as_str()
-                ),
-            };
-        }
-        let unit = (!decoded.metrics.is_empty()).then(|| match raw {
-            Some(raw) if decoded.rejected == 0 => MetricBatch::new(decoded.metrics, raw),
-            _ => MetricBatch::from_metrics(decoded.metrics),
+        let unit = (!decoded.metrics.is_empty()).then(|| {
+            match raw {
+                Some(raw) if decoded.rejected == 0 => MetricBatch::new(decoded.metrics, raw),
+                _ => MetricBatch::from_metrics(decoded.metrics),
+            }
+            .with_tenant(tenant)
         });
         Decoded { unit, rejected: decoded.rejected, error_message: decoded.error_message }
     }

@@ -397,3 +397,222 @@ exporters = ["debug"]
         assert!(record.contains(&format!("body=line {i} ")), "want line {i}: {record}");
     }
 }
+
+/// A remote-write endpoint with tenants, as Mimir or Cortex is one: a
+/// proxy that records each request's `X-Scope-OrgID` and forwards it to
+/// the real Prometheus of that tenant (`team-a` to one, anything else to
+/// another), so a request carrying two tenants' series or the wrong
+/// header lands where the test sees it.
+struct TenantProxy {
+    addr: String,
+    seen: std::sync::Arc<std::sync::Mutex<Vec<Option<String>>>>,
+}
+
+impl TenantProxy {
+    fn start(team_a: String, others: String) -> TenantProxy {
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let addr = format!("http://{}", listener.local_addr().unwrap());
+        let seen = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
+        let record = std::sync::Arc::clone(&seen);
+        std::thread::spawn(move || {
+            for stream in listener.incoming().flatten() {
+                let (record, team_a, others) =
+                    (std::sync::Arc::clone(&record), team_a.clone(), others.clone());
+                std::thread::spawn(move || proxy_connection(stream, &record, &team_a, &others));
+            }
+        });
+        TenantProxy { addr, seen }
+    }
+
+    /// The `X-Scope-OrgID` of every request so far, deduplicated.
+    fn org_ids(&self) -> Vec<Option<String>> {
+        let mut ids = self.seen.lock().unwrap().clone();
+        ids.sort();
+        ids.dedup();
+        ids
+    }
+}
+
+/// Serves one keep-alive connection of remote-write requests.
+fn proxy_connection(
+    stream: std::net::TcpStream,
+    seen: &std::sync::Mutex<Vec<Option<String>>>,
+    team_a: &str,
+    others: &str,
+) {
+    use std::io::{BufRead as _, Read as _, Write as _};
+    let mut reader = std::io::BufReader::new(stream.try_clone().unwrap());
+    let mut writer = stream;
+    loop {
+        let mut org_id = None;
+        let mut length = 0usize;
+        let mut line = String::new();
+        if reader.read_line(&mut line).unwrap_or(0) == 0 {
+            return;
+        }
+        loop {
+            line.clear();
+            if reader.read_line(&mut line).unwrap_or(0) == 0 {
+                return;
+            }
+            let header = line.trim_end();
+            if header.is_empty() {
+                break;
+            }
+            let (name, value) = header.split_once(':').unwrap_or((header, ""));
+            match name.to_ascii_lowercase().as_str() {
+                "x-scope-orgid" => org_id = Some(value.trim().to_owned()),
+                "content-length" => length = value.trim().parse().unwrap(),
+                _ => {}
+            }
+        }
+        let mut body = vec![0; length];
+        reader.read_exact(&mut body).unwrap();
+        let target = if org_id.as_deref() == Some("team-a") { team_a } else { others };
+        seen.lock().unwrap().push(org_id);
+        let status = agent()
+            .post(&format!("{target}/api/v1/write"))
+            .header("content-type", "application/x-protobuf")
+            .header("content-encoding", "snappy")
+            .header("x-prometheus-remote-write-version", "0.1.0")
+            .send(&body[..])
+            .map_or(502, |r| r.status().as_u16());
+        let reply = format!("HTTP/1.1 {status} Forwarded\r\ncontent-length: 0\r\n\r\n");
+        if writer.write_all(reply.as_bytes()).is_err() {
+            return;
+        }
+    }
+}
+
+/// Metrics per tenant, as Mimir and Cortex users expect: the stock Python
+/// SDK sends as `team-a`, `team-b` (`X-Scope-OrgID`) and the default
+/// tenant; remote write sends each tenant's series in requests of their
+/// own with the tenant's `X-Scope-OrgID` (none for the default tenant),
+/// which reach real Prometheus servers; `/metrics/otlp` serves the
+/// caller's tenant's series only.
+#[test]
+fn metrics_of_each_tenant_are_written_with_its_org_id_and_scraped_by_it_alone() {
+    let dir = tempfile::tempdir().unwrap();
+    let ports = Ports::free();
+    // They scrape nothing (port 1 is closed): only remote write fills them.
+    let (prom_a, prom_others) = (Prometheus::start("127.0.0.1:1"), Prometheus::start("127.0.0.1:1"));
+    let proxy = TenantProxy::start(prom_a.base.clone(), prom_others.base.clone());
+    let write = format!("{}/api/v1/write", proxy.addr);
+    let server = Server::launch(
+        &dir.path().join("data"),
+        ports,
+        Launch { extra: &["--metrics-remote-write", &write], ..Launch::default() },
+    );
+    let grpc = format!("http://{}", server.grpc);
+    for (protocol, endpoint, service, org_id) in [
+        ("grpc", grpc.as_str(), "pay-a", Some("team-a")),
+        ("http", server.otlp_http.as_str(), "pay-b", Some("team-b")),
+        ("grpc", grpc.as_str(), "pay-default", None),
+    ] {
+        let mut python = Command::new(crate::harness::python());
+        python.arg(python_script("otlp_logs_metrics.py")).args([protocol, endpoint, service]);
+        if let Some(org_id) = org_id {
+            python.env("OTEL_EXPORTER_OTLP_HEADERS", format!("x-scope-orgid={org_id}"));
+        }
+        let out = python.output().expect("run python");
+        let stdout = String::from_utf8_lossy(&out.stdout);
+        assert!(out.status.success(), "{stdout}\n{}", String::from_utf8_lossy(&out.stderr));
+        let out: Value = serde_json::from_str(stdout.lines().last().unwrap_or_default()).unwrap();
+        // No refusal: the points were taken.
+        assert_eq!(out["results"]["metrics"][0], "SUCCESS", "{service}: {out}");
+    }
+    // Each tenant's series reached the Prometheus its header routes to.
+    prom_a.expect(r#"orders_placed_total{job="pay-a",payment_method="card"}"#, 3.0);
+    prom_a.expect(r#"checkout_duration_milliseconds_count{job="pay-a"}"#, 1.0);
+    prom_others.expect(r#"orders_placed_total{job="pay-b",payment_method="card"}"#, 3.0);
+    prom_others.expect(r#"orders_placed_total{job="pay-default",payment_method="card"}"#, 3.0);
+    // …and nowhere else: no request mixed tenants.
+    prom_a.expect(r#"count(orders_placed_total) or vector(0)"#, 1.0);
+    prom_others.expect(r#"count(orders_placed_total{job="pay-a"}) or vector(0)"#, 0.0);
+    assert_eq!(
+        proxy.org_ids(),
+        vec![None, Some("team-a".to_owned()), Some("team-b".to_owned())],
+        "the default tenant sends no X-Scope-OrgID, the others their own"
+    );
+
+    // The scrape page shows the caller's tenant's series only.
+    let scrape = |org_id: Option<&str>| {
+        let mut request = agent().get(&format!("{}/metrics/otlp", server.api));
+        if let Some(org_id) = org_id {
+            request = request.header("X-Scope-OrgID", org_id);
+        }
+        let mut response = request.call().expect("GET /metrics/otlp");
+        assert_eq!(response.status().as_u16(), 200);
+        let page = response.body_mut().read_to_string().unwrap();
+        ["pay-a", "pay-b", "pay-default"]
+            .into_iter()
+            .filter(|job| {
+                page.lines()
+                    .any(|l| l.starts_with("orders_placed_total{") && l.contains(&format!("job=\"{job}\"")))
+            })
+            .collect::<Vec<_>>()
+    };
+    assert_eq!(scrape(Some("team-a")), ["pay-a"]);
+    assert_eq!(scrape(Some("team-b")), ["pay-b"]);
+    assert_eq!(scrape(None), ["pay-default"]);
+    assert_eq!(scrape(Some("single-tenant")), ["pay-default"]);
+    assert_eq!(scrape(Some("nobody")), Vec::<&str>::new());
+    drop(server);
+}
+
+/// A `filelog` receiver's `tenant`: its lines are that tenant's records
+/// (`/api/logs` as that tenant finds them, the default tenant does not);
+/// `validate-config` reports a tenant name `X-Scope-OrgID` would refuse.
+#[test]
+fn filelog_writes_to_its_configured_tenant_and_a_bad_tenant_is_reported() {
+    let dir = tempfile::tempdir().unwrap();
+    let logs = dir.path().join("logs");
+    std::fs::create_dir(&logs).unwrap();
+    let config = |tenant: &str| {
+        let path = dir.path().join("sightline.toml");
+        std::fs::write(
+            &path,
+            format!(
+                "[receivers.filelog]\ninclude = [\"{}/*.log\"]\nstart_at = \"beginning\"\npoll_interval = \"50ms\"\n\
+                 tenant = \"{tenant}\"\n\n[service.pipelines.traces]\nreceivers = [\"otlp\"]\nexporters = [\"store\"]\n\n\
+                 [service.pipelines.logs]\nreceivers = [\"filelog\"]\nexporters = [\"store\"]\n",
+                logs.display()
+            ),
+        )
+        .unwrap();
+        path.display().to_string()
+    };
+    let bad = config("team a");
+    let out = Command::new(crate::harness::binary()).args(["validate-config", &bad]).output().unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "{stderr}");
+    assert!(stderr.contains("receivers.filelog.tenant: invalid tenant \"team a\""), "{stderr}");
+
+    std::fs::write(
+        logs.join("orders.log"),
+        "{\"timestamp\": \"2026-03-01T12:00:00Z\", \"level\": \"ERROR\", \"service\": \"orders\", \"message\": \"card declined\"}\n",
+    )
+    .unwrap();
+    let good = config("team-a");
+    let server = Server::launch(
+        &dir.path().join("data"),
+        Ports::free(),
+        Launch { extra: &["--config", &good], ..Launch::default() },
+    );
+    let services = |tenant: Option<&str>| {
+        let mut request = agent().get(&format!("{}/api/logs?service=orders", server.api));
+        if let Some(tenant) = tenant {
+            request = request.header("X-Scope-OrgID", tenant);
+        }
+        let body: Value =
+            serde_json::from_str(&request.call().unwrap().body_mut().read_to_string().unwrap()).unwrap();
+        body["data"].as_array().map_or(0, Vec::len)
+    };
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while services(Some("team-a")) == 0 {
+        assert!(Instant::now() < deadline, "no record for team-a:\n{}", server.stderr());
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    assert_eq!(services(Some("team-a")), 1);
+    assert_eq!(services(None), 0, "the default tenant reads team-a's file records");
+}

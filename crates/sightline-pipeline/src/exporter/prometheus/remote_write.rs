@@ -10,26 +10,36 @@
 //! twice. Remote write answers 5xx and 429 to retry and any other 4xx to
 //! give up (Prometheus says 400 for out-of-order or malformed samples).
 //! The queue holds `[data points: u32 LE][snappy(WriteRequest)]` records.
+//!
+//! **Tenants.** Each tenant of the batches has a lane of its own (queue,
+//! delivery task, delta running totals): the default tenant's queue in
+//! `queue_dir`, another's in `queue_dir/tenants/<tenant>` (reopened at
+//! start, so what was queued is still sent). A tenant's requests carry
+//! `X-Scope-OrgID: <tenant>` (replacing one set in `headers`), as Mimir and
+//! Cortex expect; the default tenant's carry only the configured
+//! `headers`. A tenant whose requests fail retries on its own lane while
+//! the others keep flowing. Each lane's queue may hold `queue_max_bytes`;
+//! at most [`MAX_TENANTS`] lanes are opened (a batch of one more is
+//! refused, retryably).
 
+use std::collections::HashMap;
 use std::path::PathBuf;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
 use async_trait::async_trait;
 use bytes::Bytes;
-use parking_lot::Mutex;
 use prost::Message as _;
-use sightline_model::{ComponentHealth, ConsumeError, MetricBatch, MetricsConsumer};
-use sightline_wal::FsyncPolicy;
-use tokio::task::JoinHandle;
+use sightline_model::{ComponentHealth, ConsumeError, MetricBatch, MetricsConsumer, Tenant};
 
 use super::cumulative::{Accumulator, Staged};
-use super::{Keep, Translation, translate};
-use crate::exporter::deliver::{self, Delivery, Sent, Target, classify_http};
-use crate::exporter::queue::{AppendError, Queue};
+use super::{Keep, MAX_TENANTS, Translation, translate};
+use crate::exporter::deliver::{self, Backoff, Lane, Sent, Target};
 use crate::metrics::{Metrics, labels};
 use crate::{Component, Signal};
+
+/// The header naming the tenant, as Cortex, Mimir and Thanos read it.
+const TENANT_HEADER: &str = "X-Scope-OrgID";
 
 /// Settings of a remote-write exporter.
 #[derive(Debug, Clone, PartialEq)]
@@ -57,60 +67,122 @@ pub struct RemoteWriteConfig {
 /// The exporter.
 pub struct RemoteWriteExporter {
     id: String,
-    translation: Translation,
-    queue: Arc<Queue>,
+    config: RemoteWriteConfig,
+    metrics: Arc<Metrics>,
+    /// Each tenant's lane.
+    tenants: parking_lot::Mutex<HashMap<Tenant, Arc<TenantLane>>>,
+    /// Held while a lane opens, so a tenant's queue is opened once.
+    opening: tokio::sync::Mutex<()>,
+}
+
+/// One tenant's queue, delivery and delta running totals.
+struct TenantLane {
+    lane: Lane,
     /// Running totals of delta series; locked across translate + append.
     state: tokio::sync::Mutex<Accumulator>,
-    metrics: Arc<Metrics>,
-    last_error: Arc<Mutex<Option<String>>>,
-    stopping: Arc<AtomicBool>,
-    task: Mutex<Option<JoinHandle<()>>>,
 }
 
 impl RemoteWriteExporter {
-    /// Opens the queue (blocking) and starts the sender; must run inside a
-    /// tokio runtime.
+    /// Opens the queues (blocking) — the default tenant's and every
+    /// tenant's left from an earlier run — and starts their senders; must
+    /// run inside a tokio runtime.
     pub fn new(
         id: &str,
         config: RemoteWriteConfig,
         metrics: Arc<Metrics>,
     ) -> Result<RemoteWriteExporter, sightline_wal::Error> {
-        let queue = Arc::new(Queue::open(&config.queue_dir, config.queue_max_bytes, FsyncPolicy::Always)?);
-        let last_error = Arc::new(Mutex::new(None));
-        let stopping = Arc::new(AtomicBool::new(false));
-        let delivery = Delivery {
-            id: id.to_owned(),
-            signal: Signal::Metrics,
-            queue: Arc::clone(&queue),
-            metrics: Arc::clone(&metrics),
-            last_error: Arc::clone(&last_error),
-            stopping: Arc::clone(&stopping),
-            initial_backoff: config.initial_backoff,
-            max_backoff: config.max_backoff,
-        };
-        let task = tokio::spawn(delivery.run(Http::new(&config)));
+        let mut tenants = HashMap::new();
+        let mut open = vec![Tenant::default()];
+        if let Ok(dirs) = std::fs::read_dir(config.queue_dir.join("tenants")) {
+            open.extend(dirs.flatten().filter_map(|d| Tenant::new(d.file_name().to_str()?).ok()));
+        }
+        for tenant in open {
+            let queue = Lane::open_queue(&tenant_dir(&config, &tenant), config.queue_max_bytes)?;
+            let lane = start_lane(id, &config, &tenant, queue, &metrics);
+            tenants.insert(tenant, lane);
+        }
         Ok(RemoteWriteExporter {
             id: id.to_owned(),
-            translation: config.translation,
-            queue,
-            state: tokio::sync::Mutex::new(Accumulator::new(config.metric_expiration)),
+            config,
             metrics,
-            last_error,
-            stopping,
-            task: Mutex::new(Some(task)),
+            tenants: parking_lot::Mutex::new(tenants),
+            opening: tokio::sync::Mutex::new(()),
         })
     }
+
+    /// The lane of `tenant`, opened at its first batch.
+    async fn lane(&self, tenant: &Tenant) -> Result<Arc<TenantLane>, ConsumeError> {
+        if let Some(lane) = self.tenants.lock().get(tenant) {
+            return Ok(Arc::clone(lane));
+        }
+        let _opening = self.opening.lock().await;
+        if let Some(lane) = self.tenants.lock().get(tenant) {
+            return Ok(Arc::clone(lane));
+        }
+        if self.tenants.lock().len() >= MAX_TENANTS {
+            return Err(ConsumeError::Overloaded {
+                reason: format!("exporter {}: queues of {MAX_TENANTS} tenants are open already", self.id),
+                retry_after: Duration::from_secs(30),
+            });
+        }
+        let dir = tenant_dir(&self.config, tenant);
+        let max_bytes = self.config.queue_max_bytes;
+        let queue = tokio::task::spawn_blocking(move || Lane::open_queue(&dir, max_bytes))
+            .await
+            .map_err(|e| e.to_string())
+            .and_then(|q| q.map_err(|e| e.to_string()))
+            .map_err(|e| ConsumeError::Unavailable {
+                reason: format!("exporter {}: cannot open the queue of tenant {tenant}: {e}", self.id),
+                retry_after: Duration::from_secs(5),
+            })?;
+        let lane = start_lane(&self.id, &self.config, tenant, queue, &self.metrics);
+        self.tenants.lock().insert(tenant.clone(), Arc::clone(&lane));
+        Ok(lane)
+    }
+}
+
+/// Where `tenant`'s queue lives: the default tenant's in `queue_dir`
+/// itself (as before tenants), another's in `tenants/<tenant>`, which the
+/// default queue's WAL ignores. Tenant names are plain path components.
+fn tenant_dir(config: &RemoteWriteConfig, tenant: &Tenant) -> PathBuf {
+    if tenant.is_default() {
+        config.queue_dir.clone()
+    } else {
+        config.queue_dir.join("tenants").join(tenant.as_str())
+    }
+}
+
+fn start_lane(
+    id: &str,
+    config: &RemoteWriteConfig,
+    tenant: &Tenant,
+    queue: crate::exporter::queue::Queue,
+    metrics: &Arc<Metrics>,
+) -> Arc<TenantLane> {
+    let backoff = Backoff { initial: config.initial_backoff, max: config.max_backoff };
+    let target = Http::new(config, tenant);
+    Arc::new(TenantLane {
+        lane: Lane::start(id, Signal::Metrics, tenant.clone(), queue, backoff, target, Arc::clone(metrics)),
+        state: tokio::sync::Mutex::new(Accumulator::new(config.metric_expiration)),
+    })
 }
 
 #[async_trait]
 impl MetricsConsumer for RemoteWriteExporter {
     async fn consume_metrics(&self, batch: MetricBatch) -> Result<(), ConsumeError> {
         let points = batch.data_points() as u64;
-        let mut state = self.state.lock().await;
+        let lane = self.lane(batch.tenant()).await?;
+        let mut state = lane.state.lock().await;
         let mut staged = Staged::default();
         let mut drops = Vec::new();
-        let samples =
-            translate(batch.metrics(), &self.translation, &state, &mut staged, Keep::Delta, &mut drops);
+        let samples = translate(
+            batch.metrics(),
+            &self.config.translation,
+            &state,
+            &mut staged,
+            Keep::Delta,
+            &mut drops,
+        );
         for (reason, n) in drops {
             self.metrics
                 .metric_points_dropped
@@ -133,29 +205,9 @@ impl MetricsConsumer for RemoteWriteExporter {
         let mut record = Vec::with_capacity(4 + compressed.len());
         record.extend_from_slice(&u32::try_from(points).unwrap_or(u32::MAX).to_le_bytes());
         record.extend_from_slice(&compressed);
-        let result = self.queue.append(Bytes::from(record)).await;
-        deliver::update_gauges(&self.metrics, &self.id, &self.queue);
-        match result {
-            Ok(()) => {
-                state.commit(staged);
-                self.queue.wake.notify_one();
-                Ok(())
-            }
-            Err(AppendError::Full) => {
-                self.metrics
-                    .refused
-                    .get_or_create(&labels(&[("component", &self.id), ("reason", "queue_full")]))
-                    .inc();
-                Err(ConsumeError::Overloaded {
-                    reason: format!("exporter {} queue is full", self.id),
-                    retry_after: Duration::from_secs(5),
-                })
-            }
-            Err(AppendError::Wal(e)) => Err(ConsumeError::Unavailable {
-                reason: format!("exporter {} queue failed: {e}", self.id),
-                retry_after: Duration::from_secs(5),
-            }),
-        }
+        lane.lane.enqueue(points, Bytes::from(record)).await?;
+        state.commit(staged);
+        Ok(())
     }
 }
 
@@ -166,30 +218,48 @@ impl Component for RemoteWriteExporter {
     }
 
     async fn shutdown(&self) {
-        // Queued data is durable: stop sending and close; the next start
-        // resumes from the queue (delta running totals start over).
-        self.stopping.store(true, Ordering::Release);
-        self.queue.wake.notify_one();
-        let task = self.task.lock().take();
-        if let Some(task) = task {
-            task.abort();
-            let _ = task.await;
+        // Queued data is durable: the next start resumes from the queues
+        // (delta running totals start over).
+        let lanes: Vec<_> = self.tenants.lock().values().cloned().collect();
+        for lane in lanes {
+            lane.lane.shutdown().await;
         }
-        self.queue.close().await;
     }
 
     fn health(&self) -> Option<ComponentHealth> {
-        let (bytes, records) = self.queue.depth();
-        let error = self.last_error.lock().clone();
+        let (mut bytes, mut records, mut errors) = (0, 0, Vec::new());
+        let mut lanes: Vec<_> = self.tenants.lock().iter().map(|(t, l)| (t.clone(), Arc::clone(l))).collect();
+        lanes.sort_by(|a, b| a.0.cmp(&b.0));
+        for (tenant, lane) in lanes {
+            let (b, r) = lane.lane.depth();
+            bytes += b;
+            records += r;
+            if let Some(e) = lane.lane.last_error() {
+                errors.push(if tenant.is_default() { e } else { format!("tenant {tenant}: {e}") });
+            }
+        }
         Some(ComponentHealth {
             name: format!("exporter {}", self.id),
             // Downstream trouble is not our failure: the queue absorbs it.
             healthy: true,
-            detail: match error {
-                Some(e) => format!("{records} requests ({bytes} bytes) queued; last error: {e}"),
-                None => format!("{records} requests ({bytes} bytes) queued"),
+            detail: if errors.is_empty() {
+                format!("{records} requests ({bytes} bytes) queued")
+            } else {
+                format!("{records} requests ({bytes} bytes) queued; last error: {}", errors.join("; "))
             },
         })
+    }
+}
+
+/// Remote write's retryable statuses (429 and 5xx, as Prometheus's own
+/// sender retries; `Retry-After` gives the delay); any other failure is
+/// permanent.
+fn classify_http(status: u16, retry_after: Option<&http::HeaderValue>) -> Sent {
+    let after = deliver::retry_after(retry_after);
+    match status {
+        200..=299 => Sent::Ok,
+        429 | 500..=599 => Sent::Retry { after, why: format!("HTTP {status}") },
+        _ => Sent::Permanent(format!("HTTP {status}")),
     }
 }
 
@@ -205,12 +275,20 @@ struct Http {
 }
 
 impl Http {
-    fn new(config: &RemoteWriteConfig) -> Http {
+    /// Posts `tenant`'s requests: the configured headers, and for a tenant
+    /// other than the default its `X-Scope-OrgID` in place of a configured
+    /// one (the data must land in its own tenant).
+    fn new(config: &RemoteWriteConfig, tenant: &Tenant) -> Http {
         let mut connector = hyper_util::client::legacy::connect::HttpConnector::new();
         connector.set_connect_timeout(Some(config.timeout));
+        let mut headers = config.headers.clone();
+        if !tenant.is_default() {
+            headers.retain(|(k, _)| !k.eq_ignore_ascii_case(TENANT_HEADER));
+            headers.push((TENANT_HEADER.to_owned(), tenant.as_str().to_owned()));
+        }
         Http {
             url: config.endpoint.clone(),
-            headers: config.headers.clone(),
+            headers,
             timeout: config.timeout,
             client: hyper_util::client::legacy::Client::builder(hyper_util::rt::TokioExecutor::new())
                 .build(connector),

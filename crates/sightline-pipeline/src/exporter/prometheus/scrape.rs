@@ -9,7 +9,17 @@
 //! It acknowledges a batch once it is accumulated in memory: a scrape
 //! endpoint has nothing to persist, and cumulative senders send totals
 //! again with their next export.
+//!
+//! **Tenants.** Each tenant's series are accumulated apart (a batch's
+//! tenant, see [`MetricBatch::tenant`]) and a page shows one tenant's:
+//! [`ScrapePage::render`] takes the tenant the caller authenticated as
+//! (the binary's `/metrics/otlp`, behind the same auth as the query APIs).
+//! An `endpoint` of its own has no authentication, so it serves the
+//! default tenant's series only. At most [`MAX_TENANTS`] tenants are kept;
+//! a batch of one more is refused (retryable), as the store refuses a
+//! tenant beyond `--max-tenants`.
 
+use std::collections::HashMap;
 use std::fmt::Write as _;
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -17,13 +27,13 @@ use std::time::Duration;
 
 use async_trait::async_trait;
 use parking_lot::Mutex;
-use sightline_model::{ComponentHealth, ConsumeError, MetricBatch, MetricsConsumer};
+use sightline_model::{ComponentHealth, ConsumeError, MetricBatch, MetricsConsumer, Tenant};
 use tokio::sync::watch;
 use tokio::task::JoinHandle;
 
 use super::cumulative::{Accumulator, Kind, Point, Staged};
 use super::series::{self, Sample, base_labels, histogram, push, summary};
-use super::{Keep, Translation, translate};
+use super::{Keep, MAX_TENANTS, Translation, translate};
 use crate::Component;
 use crate::metrics::{Metrics, labels};
 
@@ -51,7 +61,9 @@ pub struct ScrapeExporter {
 
 struct State {
     translation: Translation,
-    series: Mutex<Accumulator>,
+    expiration: Duration,
+    /// Each tenant's series.
+    series: Mutex<HashMap<Tenant, Accumulator>>,
     metrics: Arc<Metrics>,
     id: String,
 }
@@ -66,7 +78,8 @@ impl ScrapeExporter {
     ) -> Result<ScrapeExporter, std::io::Error> {
         let state = Arc::new(State {
             translation: config.translation,
-            series: Mutex::new(Accumulator::new(config.metric_expiration)),
+            expiration: config.metric_expiration,
+            series: Mutex::new(HashMap::new()),
             metrics,
             id: id.to_owned(),
         });
@@ -83,7 +96,8 @@ impl ScrapeExporter {
             axum::routing::get({
                 let state = Arc::clone(&state);
                 move || {
-                    let body = state.render();
+                    // No authentication here: the default tenant only.
+                    let body = state.render(&Tenant::default());
                     async move {
                         ([(http::header::CONTENT_TYPE, "text/plain; version=0.0.4; charset=utf-8")], body)
                     }
@@ -122,14 +136,15 @@ impl ScrapePage {
     /// The Content-Type of [`ScrapePage::render`]'s text.
     pub const CONTENT_TYPE: &'static str = "text/plain; version=0.0.4; charset=utf-8";
 
-    /// Every live series in the text exposition format 0.0.4.
-    pub fn render(&self) -> String {
-        self.0.render()
+    /// Every live series of `tenant` in the text exposition format 0.0.4
+    /// (empty for a tenant that sent none).
+    pub fn render(&self, tenant: &Tenant) -> String {
+        self.0.render(tenant)
     }
 
-    /// Series held.
+    /// Series held, over all tenants.
     pub fn series(&self) -> usize {
-        self.0.series.lock().len()
+        self.0.series()
     }
 }
 
@@ -140,14 +155,24 @@ impl std::fmt::Debug for ScrapePage {
 }
 
 impl State {
-    /// The text exposition of every live series.
-    fn render(&self) -> String {
+    /// Series held, over all tenants.
+    fn series(&self) -> usize {
+        self.series.lock().values().map(Accumulator::len).sum()
+    }
+
+    /// The text exposition of every live series of `tenant`.
+    fn render(&self, tenant: &Tenant) -> String {
         let mut families: Vec<(String, Kind, String, Vec<Sample>)> = Vec::new();
         let mut targets: Vec<series::Labels> = Vec::new();
         {
-            let mut series = self.series.lock();
-            // Forget expired series.
+            let mut tenants = self.series.lock();
+            let Some(series) = tenants.get_mut(tenant) else { return String::new() };
+            // Forget expired series (and the tenant, once it has none).
             series.commit(Staged::default());
+            if series.len() == 0 {
+                tenants.remove(tenant);
+                return String::new();
+            }
             for e in series.entries() {
                 let base = base_labels(&e.resource, &e.attributes, &self.translation);
                 let index = match families.iter().position(|f| f.0 == e.name) {
@@ -248,9 +273,28 @@ impl MetricsConsumer for ScrapeExporter {
     async fn consume_metrics(&self, batch: MetricBatch) -> Result<(), ConsumeError> {
         let mut drops = Vec::new();
         {
-            let mut series = self.state.series.lock();
+            let mut tenants = self.state.series.lock();
+            if !tenants.contains_key(batch.tenant()) && tenants.len() >= MAX_TENANTS {
+                // Expired tenants make room.
+                tenants.retain(|_, series| {
+                    series.commit(Staged::default());
+                    series.len() > 0
+                });
+                if tenants.len() >= MAX_TENANTS {
+                    return Err(ConsumeError::Overloaded {
+                        reason: format!(
+                            "exporter {}: series of {MAX_TENANTS} tenants are kept already",
+                            self.id
+                        ),
+                        retry_after: Duration::from_secs(30),
+                    });
+                }
+            }
+            let series = tenants
+                .entry(batch.tenant().clone())
+                .or_insert_with(|| Accumulator::new(self.state.expiration));
             let mut staged = Staged::default();
-            translate(batch.metrics(), &self.state.translation, &series, &mut staged, Keep::All, &mut drops);
+            translate(batch.metrics(), &self.state.translation, series, &mut staged, Keep::All, &mut drops);
             series.commit(staged);
         }
         for (reason, n) in drops {
@@ -275,7 +319,7 @@ impl Component for ScrapeExporter {
     }
 
     fn health(&self) -> Option<ComponentHealth> {
-        let series = self.state.series.lock().len();
+        let series = self.state.series();
         let name = format!("exporter {}", self.id);
         let Some(addr) = self.addr else {
             return Some(ComponentHealth {

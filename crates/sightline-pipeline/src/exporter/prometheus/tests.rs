@@ -399,3 +399,127 @@ async fn sdk_counter_and_histogram_reach_a_real_prometheus_by_remote_write_and_s
     scrape.shutdown().await;
     drop(checks);
 }
+
+/// A remote-write target with tenants: records each accepted request's
+/// `X-Scope-OrgID` (`None`: no header) and answers 503 to tenant `stuck`
+/// while `refuse_stuck` is set.
+struct TenantTarget {
+    url: String,
+    accepted: Arc<parking_lot::Mutex<Vec<Option<String>>>>,
+    refused: Arc<std::sync::atomic::AtomicU64>,
+    refuse_stuck: Arc<std::sync::atomic::AtomicBool>,
+}
+
+impl TenantTarget {
+    async fn start() -> TenantTarget {
+        use std::sync::atomic::Ordering;
+        let accepted = Arc::new(parking_lot::Mutex::new(Vec::new()));
+        let refused = Arc::new(std::sync::atomic::AtomicU64::new(0));
+        let refuse_stuck = Arc::new(std::sync::atomic::AtomicBool::new(true));
+        let (a, r, s) = (Arc::clone(&accepted), Arc::clone(&refused), Arc::clone(&refuse_stuck));
+        let app = axum::Router::new().route(
+            "/api/v1/write",
+            axum::routing::post(move |headers: http::HeaderMap| {
+                let org = headers.get("x-scope-orgid").and_then(|v| v.to_str().ok()).map(str::to_owned);
+                let status = if org.as_deref() == Some("stuck") && s.load(Ordering::SeqCst) {
+                    r.fetch_add(1, Ordering::SeqCst);
+                    http::StatusCode::SERVICE_UNAVAILABLE
+                } else {
+                    a.lock().push(org);
+                    http::StatusCode::NO_CONTENT
+                };
+                async move { status }
+            }),
+        );
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let url = format!("http://{}/api/v1/write", listener.local_addr().unwrap());
+        tokio::spawn(async move { axum::serve(listener, app).await });
+        TenantTarget { url, accepted, refused, refuse_stuck }
+    }
+
+    /// Waits until `cond` holds for the accepted org ids.
+    async fn wait_accepted(&self, what: &str, cond: impl Fn(&[Option<String>]) -> bool) {
+        let deadline = Instant::now() + Duration::from_secs(20);
+        while !cond(&self.accepted.lock()) {
+            assert!(Instant::now() < deadline, "{what}: accepted {:?}", self.accepted.lock());
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    }
+}
+
+fn gauge_of(tenant: &str, service: &str, at: u64) -> MetricBatch {
+    let point = sightline_model::NumberPoint {
+        attributes: Vec::new(),
+        start_time_unix_nano: 0,
+        time_unix_nano: at,
+        value: Some(sightline_model::Number::Int(1)),
+        exemplars: Vec::new(),
+        flags: 0,
+    };
+    let mut m = metric("queue.depth", "", MetricData::Gauge(vec![point]));
+    m.resource = Arc::new(Resource::new(vec![KeyValue::new("service.name", service)], 0, String::new()));
+    MetricBatch::from_metrics(vec![m]).with_tenant(sightline_model::Tenant::new(tenant).unwrap())
+}
+
+/// Each tenant has its own lane: a tenant the target keeps refusing (503)
+/// retries alone while the default tenant's and another's requests are
+/// delivered (with no header and with their own `X-Scope-OrgID`, the
+/// configured one replaced); its queue survives a restart and is sent
+/// once the target takes it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_refused_tenant_retries_on_its_own_lane_and_resumes_after_a_restart() {
+    use std::sync::atomic::Ordering;
+    let target = TenantTarget::start().await;
+    let queue = tempfile::tempdir().unwrap();
+    let config = RemoteWriteConfig {
+        endpoint: target.url.clone(),
+        headers: vec![("X-Scope-OrgID".into(), "configured".into())],
+        timeout: Duration::from_secs(5),
+        translation: Translation::default(),
+        metric_expiration: Duration::from_secs(300),
+        queue_dir: queue.path().to_owned(),
+        queue_max_bytes: 16 << 20,
+        initial_backoff: Duration::from_millis(50),
+        max_backoff: Duration::from_millis(200),
+    };
+    let metrics = Arc::new(crate::Metrics::default());
+    let remote = RemoteWriteExporter::new("rw", config.clone(), Arc::clone(&metrics)).unwrap();
+    let ms = 1_000_000;
+    for i in 1..=3 {
+        remote.consume_metrics(gauge_of("stuck", "s", i * ms)).await.unwrap();
+    }
+    // Refused at least twice before the others are even sent: they must
+    // not wait behind it.
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while target.refused.load(Ordering::SeqCst) < 2 {
+        assert!(
+            Instant::now() < deadline,
+            "tenant stuck was never refused: sent without its header? {:?}",
+            target.accepted.lock()
+        );
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    remote.consume_metrics(gauge_of("team-a", "a", ms)).await.unwrap();
+    remote.consume_metrics(gauge_of(sightline_model::Tenant::DEFAULT, "d", ms)).await.unwrap();
+    target
+        .wait_accepted("team-a and the default tenant past the stuck one", |ids| {
+            ids.contains(&Some("team-a".into())) && ids.contains(&Some("configured".into()))
+        })
+        .await;
+    assert!(!target.accepted.lock().contains(&Some("stuck".into())));
+    let health = remote.health().unwrap();
+    assert!(health.detail.contains("tenant stuck: HTTP 503"), "{}", health.detail);
+    remote.shutdown().await;
+    assert!(queue.path().join("tenants/stuck").is_dir());
+
+    // A restart reopens the stuck tenant's queue; once the target takes
+    // it, all three requests arrive with the tenant's header.
+    target.refuse_stuck.store(false, Ordering::SeqCst);
+    let remote = RemoteWriteExporter::new("rw", config, Arc::clone(&metrics)).unwrap();
+    target
+        .wait_accepted("the stuck tenant's queue after a restart", |ids| {
+            ids.iter().filter(|id| id.as_deref() == Some("stuck")).count() == 3
+        })
+        .await;
+    remote.shutdown().await;
+}
