@@ -299,6 +299,18 @@ impl VerifiedFile {
         VerifiedFile::open(path, data, sums, damage)
     }
 
+    /// `source` (a data file kept elsewhere: an object store), named `path`
+    /// in errors, checked as [`VerifiedFile::open_file`] checks a local
+    /// file. Other block formats (log blocks) read remote blocks this way.
+    pub fn open_source(
+        path: &Path,
+        source: Arc<dyn crate::BlockSource>,
+        sums: Option<Arc<Checksums>>,
+        damage: DamageSlot,
+    ) -> Result<VerifiedFile, Error> {
+        VerifiedFile::open(path, Data::Source(source), sums, damage)
+    }
+
     /// `data`, named `path` in errors.
     pub(crate) fn open(
         path: &Path,

@@ -21,6 +21,8 @@
 //!   a restart and in a bucket.
 //! - `objstore`: nodes sharing one bucket of a real S3 server (SeaweedFS):
 //!   each answers for all, kill -9 of one loses nothing acknowledged.
+//! - `objstore_logs`: log blocks in the shared bucket: served by every
+//!   node, two nodes flushing at once, kill -9 loses and doubles nothing.
 //! - `objstore_faults`: a proxy injecting object-store faults (503/500/409,
 //!   held connections, refused connections) while a node ingests and
 //!   answers queries; nothing acknowledged is lost.
@@ -35,6 +37,7 @@ mod lifecycle;
 mod logs_metrics;
 mod objstore;
 mod objstore_faults;
+mod objstore_logs;
 mod peers;
 mod python_clients;
 mod security;
