@@ -360,6 +360,17 @@ impl VerifiedFile {
         Ok(Bytes::from(buf).slice(from..from + length))
     }
 
+    /// Checks every chunk of `source` (a data file kept elsewhere, named
+    /// `path` in errors) against `sums`: the damaged ranges, in order.
+    /// For block formats that have no `Block` of their own (log blocks).
+    pub fn scan_source(
+        path: &Path,
+        source: Arc<dyn crate::BlockSource>,
+        sums: &Checksums,
+    ) -> Result<Vec<Mismatch>, Error> {
+        VerifiedFile::scan(path, &Data::Source(source), sums)
+    }
+
     /// Checks every chunk of the file: the damaged ranges, in order.
     pub(crate) fn scan(path: &Path, data: &Data, sums: &Checksums) -> Result<Vec<Mismatch>, Error> {
         let len = data.len().map_err(|e| Error::io(path, e))?;

@@ -56,7 +56,7 @@ use tokio::sync::watch;
 pub use bucket::{Bucket, Object, Put};
 pub use cache::Cache;
 pub use error::Error;
-pub use inventory::{BlockEntry, Verified, inventory, verify};
+pub use inventory::{BlockEntry, Signal, Summary, Verified, inventory, verify};
 pub use lease::Lease;
 pub use metrics::Metrics;
 pub use peers::{PeerOptions, PeerReaders, Peers};
