@@ -353,6 +353,14 @@ impl LogStore {
         flush_all(&self.inner).await
     }
 
+    /// Reads a shared manifest now if it changed (what the background task
+    /// does every poll interval): other nodes' blocks are served, the ones
+    /// they dropped no longer (tests).
+    pub async fn refresh_now(&self) -> Result<(), Error> {
+        let inner = Arc::clone(&self.inner);
+        tokio::task::spawn_blocking(move || inner.refresh()).await.map_err(|e| Error::Task(e.to_string()))?
+    }
+
     /// Runs every merge due now.
     pub async fn compact_now(&self) -> Result<(), Error> {
         compact(&self.inner).await
@@ -878,7 +886,10 @@ async fn compact(inner: &Arc<Inner>) -> Result<(), Error> {
 fn merge_blocks(inner: &Inner, inputs: &[Arc<LogBlock>]) -> Result<(), Error> {
     let ids: Vec<&str> = inputs.iter().map(|b| b.meta().id.as_str()).collect();
     let level = inputs.iter().map(|b| b.meta().compaction_level).max().unwrap_or(0) + 1;
-    let id = format!("l{}", sightline_store::merged_block_id(level, &ids));
+    // Prefixed like flushed blocks: two nodes merging the same inputs
+    // write different objects, so the loser's discard never deletes the
+    // winner's block.
+    let id = format!("{}l{}", inner.opts.id_prefix, sightline_store::merged_block_id(level, &ids));
     let meta = block::merge(inner.storage.staging_dir(), &id, inputs, inner.opts.row_group_rows, level)?;
     inner.storage.publish(&id)?;
     let merged = Arc::new(LogBlock::open_in(&inner.storage, &id)?);

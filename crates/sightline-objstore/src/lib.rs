@@ -548,4 +548,6 @@ impl TenantBlocks for RemoteLogs {
 }
 
 #[cfg(test)]
+mod logs_tests;
+#[cfg(test)]
 mod tests;
