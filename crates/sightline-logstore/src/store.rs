@@ -372,8 +372,19 @@ impl LogStore {
     }
 
     /// Stops the background task and closes the WAL (what it holds is
-    /// replayed at the next start). Safe to call twice.
+    /// replayed at the next start). In a shared storage the head is
+    /// flushed first (bounded by [`SHUTDOWN_FLUSH`]), so the other nodes
+    /// serve its records while this one is down. Safe to call twice.
     pub async fn shutdown(&self) {
+        if self.inner.storage.shared() && !self.inner.stop.load(Ordering::SeqCst) {
+            match tokio::time::timeout(SHUTDOWN_FLUSH, self.flush_now()).await {
+                Ok(Ok(())) => {}
+                Ok(Err(e)) => {
+                    tracing::warn!(error = %e, "flushing the log head at shutdown failed; the WAL keeps it")
+                }
+                Err(_) => tracing::warn!("flushing the log head at shutdown timed out; the WAL keeps it"),
+            }
+        }
         self.inner.stop.store(true, Ordering::SeqCst);
         self.inner.wake.notify_one();
         let task = self.task.lock().take();
@@ -498,6 +509,9 @@ fn open_blocking(opts: Options) -> Result<Inner, Error> {
 }
 
 const RETRY: Duration = Duration::from_secs(1);
+
+/// How long a shutdown waits for the head's flush into a shared storage.
+const SHUTDOWN_FLUSH: Duration = Duration::from_secs(30);
 
 #[async_trait]
 impl LogsConsumer for LogStore {

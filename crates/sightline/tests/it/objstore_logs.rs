@@ -140,6 +140,16 @@ fn log_blocks_in_a_bucket_are_served_by_every_node_and_survive_kill_9() {
     wait_exactly(&a, marker, &expected, "node A after kill -9 and restart");
     wait_exactly(&b, marker, &expected, "node B after node A's restart");
 
+    // A node that stops (SIGTERM) flushes its log head into the bucket
+    // first: with an hour's block age nothing else would have.
+    let flags = ["--storage", url.as_str(), "--max-block-age", "1h", "--poll-interval", "200ms"];
+    let mut c = Server::start_env(&dir.path().join("c"), Ports::free(), &flags, &s3.env());
+    let from_c = batch(marker, "c", 0, 10);
+    post_logs(&c, "svc-c", &from_c);
+    assert!(c.terminate().success(), "{}", c.stderr());
+    expected.extend(from_c);
+    wait_exactly(&a, marker, &expected, "node A after node C stopped");
+
     // `sightline bucket list` and `verify` cover log blocks: listed with
     // their record counts, intact; then a flipped byte is found.
     let bucket = |command: &str| {
