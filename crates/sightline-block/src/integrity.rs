@@ -299,6 +299,18 @@ impl VerifiedFile {
         VerifiedFile::open(path, data, sums, damage)
     }
 
+    /// `source` (a data file kept elsewhere: an object store), named `path`
+    /// in errors, checked as [`VerifiedFile::open_file`] checks a local
+    /// file. Other block formats (log blocks) read remote blocks this way.
+    pub fn open_source(
+        path: &Path,
+        source: Arc<dyn crate::BlockSource>,
+        sums: Option<Arc<Checksums>>,
+        damage: DamageSlot,
+    ) -> Result<VerifiedFile, Error> {
+        VerifiedFile::open(path, Data::Source(source), sums, damage)
+    }
+
     /// `data`, named `path` in errors.
     pub(crate) fn open(
         path: &Path,
@@ -346,6 +358,17 @@ impl VerifiedFile {
         }
         let from = usize::try_from(start - aligned_start).unwrap_or(0);
         Ok(Bytes::from(buf).slice(from..from + length))
+    }
+
+    /// Checks every chunk of `source` (a data file kept elsewhere, named
+    /// `path` in errors) against `sums`: the damaged ranges, in order.
+    /// For block formats that have no `Block` of their own (log blocks).
+    pub fn scan_source(
+        path: &Path,
+        source: Arc<dyn crate::BlockSource>,
+        sums: &Checksums,
+    ) -> Result<Vec<Mismatch>, Error> {
+        VerifiedFile::scan(path, &Data::Source(source), sums)
     }
 
     /// Checks every chunk of the file: the damaged ranges, in order.

@@ -1,6 +1,7 @@
 //! [`LogStore`]: WAL + head + blocks behind [`LogsConsumer`] and
 //! [`LogReader`].
 
+use std::collections::{HashMap, HashSet};
 use std::path::PathBuf;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
@@ -69,6 +70,14 @@ pub struct Options {
     /// What the log stores of all tenants share (clones of these options
     /// share it): `head_max_bytes` and the query slots.
     pub shared: Arc<Shared>,
+    /// Where blocks and their manifest live; `None`: the local folder
+    /// `dir` (`blocks/`, `manifest.json`). A shared storage (a bucket)
+    /// makes the store follow other nodes' changes to the manifest, and
+    /// merge and expire blocks only while it may (the compaction lease).
+    pub storage: Option<Arc<dyn BlockStorage>>,
+    /// Put before flushed blocks' ids: the node id (`<node>-`) in a
+    /// shared storage, where every node's WAL numbers its segments from 1.
+    pub id_prefix: String,
 }
 
 /// What the log stores of all tenants share, as the trace stores share
@@ -128,6 +137,8 @@ impl Options {
             memory,
             metrics: Arc::new(Metrics::default()),
             shared: Arc::new(Shared::new(1)),
+            storage: None,
+            id_prefix: String::new(),
         }
     }
 }
@@ -184,7 +195,105 @@ impl Inner {
     fn head_limit(&self) -> usize {
         self.opts.shared.head_share(self.opts.head_max_bytes)
     }
+
+    /// Commits a manifest change by compare-and-swap, then makes the
+    /// served blocks follow the new manifest (with `also` applied to the
+    /// state in the same step), under one lock so they never disagree.
+    /// `fresh` are the blocks the change lists, already open. Returns the
+    /// ids that left the served list.
+    ///
+    /// In a shared storage a conflict means another node committed first:
+    /// the manifest is read again and `change` applied to it again (it may
+    /// refuse, as a merge whose inputs are gone does). Blocking.
+    fn change(
+        &self,
+        change: impl Fn(&mut ManifestState) -> Result<(), Error>,
+        fresh: &[Arc<LogBlock>],
+        also: impl FnOnce(&mut State),
+    ) -> Result<Vec<String>, Error> {
+        let mut manifest = self.manifest.lock();
+        let mut conflicts = 0;
+        loop {
+            let mut next = manifest.0.clone();
+            change(&mut next)?;
+            match self.storage.swap_manifest(manifest.1.as_ref(), &next) {
+                Ok(version) => {
+                    let removed = self.follow(&next, fresh, also);
+                    *manifest = (next, Some(version));
+                    return Ok(removed);
+                }
+                Err(sightline_store::Error::ManifestConflict { .. })
+                    if self.storage.shared() && conflicts < MAX_CONFLICTS =>
+                {
+                    conflicts += 1;
+                    let (state, version) = match self.storage.read_manifest()? {
+                        Some((state, version)) => (state, Some(version)),
+                        None => (ManifestState::default(), None),
+                    };
+                    self.follow(&state, &[], |_| {});
+                    *manifest = (state, version);
+                }
+                Err(e) => return Err(e.into()),
+            }
+        }
+    }
+
+    /// Follows changes other nodes made to a shared manifest: reads it if
+    /// it changed (a conditional read, cheap when it did not) and serves
+    /// the blocks it lists. Blocking.
+    fn refresh(&self) -> Result<(), Error> {
+        let mut manifest = self.manifest.lock();
+        let Some((state, version)) = self.storage.poll_manifest(manifest.1.as_ref())? else {
+            return Ok(());
+        };
+        self.follow(&state, &[], |_| {});
+        *manifest = (state, Some(version));
+        Ok(())
+    }
+
+    /// Makes the served blocks the ones `state` lists: keeps the open
+    /// ones, adds the `fresh` ones, opens the others (other nodes' blocks,
+    /// through the storage's cache); a block that fails to open is left
+    /// out (logged; the next change or poll tries again). Returns the ids
+    /// no longer served.
+    fn follow(
+        &self,
+        state: &ManifestState,
+        fresh: &[Arc<LogBlock>],
+        also: impl FnOnce(&mut State),
+    ) -> Vec<String> {
+        let current = self.state.read().blocks.clone();
+        let mut by_id: HashMap<&str, &Arc<LogBlock>> =
+            current.iter().map(|b| (b.meta().id.as_str(), b)).collect();
+        for block in fresh {
+            by_id.insert(block.meta().id.as_str(), block);
+        }
+        let mut next = Vec::with_capacity(state.blocks.len());
+        for id in &state.blocks {
+            match by_id.get(id.as_str()) {
+                Some(block) => next.push(Arc::clone(block)),
+                None => match LogBlock::open_in(&self.storage, id) {
+                    Ok(block) => next.push(Arc::new(block)),
+                    Err(e) => {
+                        tracing::warn!(block = %id, error = %e, "cannot open a listed log block; not served")
+                    }
+                },
+            }
+        }
+        let listed: HashSet<&str> = state.blocks.iter().map(String::as_str).collect();
+        let removed =
+            current.iter().map(|b| b.meta().id.clone()).filter(|id| !listed.contains(id.as_str())).collect();
+        let mut st = self.state.write();
+        st.blocks = next;
+        also(&mut st);
+        st.publish(&self.opts.metrics);
+        removed
+    }
 }
+
+/// How often a change is applied again after losing the manifest to
+/// another node's commit before giving up (the caller retries later).
+const MAX_CONFLICTS: usize = 32;
 
 /// The durable log store. Clones are handles to the same store (the
 /// per-tenant router hands them out); it stops when the last is dropped.
@@ -227,7 +336,12 @@ impl LogStore {
             name: "logstore".to_owned(),
             healthy: failed.is_none(),
             detail: failed.unwrap_or_else(|| {
-                format!("{} blocks ({stored} records), {records} records in the head", st.blocks.len())
+                let place = if self.inner.storage.shared() {
+                    format!(" in {}", self.inner.storage.location())
+                } else {
+                    String::new()
+                };
+                format!("{} blocks{place} ({stored} records), {records} records in the head", st.blocks.len())
             }),
         }
     }
@@ -237,6 +351,14 @@ impl LogStore {
     pub async fn flush_now(&self) -> Result<(), Error> {
         cut(&self.inner, Cut::Always).await?;
         flush_all(&self.inner).await
+    }
+
+    /// Reads a shared manifest now if it changed (what the background task
+    /// does every poll interval): other nodes' blocks are served, the ones
+    /// they dropped no longer (tests).
+    pub async fn refresh_now(&self) -> Result<(), Error> {
+        let inner = Arc::clone(&self.inner);
+        tokio::task::spawn_blocking(move || inner.refresh()).await.map_err(|e| Error::Task(e.to_string()))?
     }
 
     /// Runs every merge due now.
@@ -250,8 +372,19 @@ impl LogStore {
     }
 
     /// Stops the background task and closes the WAL (what it holds is
-    /// replayed at the next start). Safe to call twice.
+    /// replayed at the next start). In a shared storage the head is
+    /// flushed first (bounded by [`SHUTDOWN_FLUSH`]), so the other nodes
+    /// serve its records while this one is down. Safe to call twice.
     pub async fn shutdown(&self) {
+        if self.inner.storage.shared() && !self.inner.stop.load(Ordering::SeqCst) {
+            match tokio::time::timeout(SHUTDOWN_FLUSH, self.flush_now()).await {
+                Ok(Ok(())) => {}
+                Ok(Err(e)) => {
+                    tracing::warn!(error = %e, "flushing the log head at shutdown failed; the WAL keeps it")
+                }
+                Err(_) => tracing::warn!("flushing the log head at shutdown timed out; the WAL keeps it"),
+            }
+        }
         self.inner.stop.store(true, Ordering::SeqCst);
         self.inner.wake.notify_one();
         let task = self.task.lock().take();
@@ -304,23 +437,31 @@ impl Drop for StopOnDrop {
 
 fn open_blocking(opts: Options) -> Result<Inner, Error> {
     std::fs::create_dir_all(&opts.dir).map_err(|e| Error::io(&opts.dir, e))?;
-    let storage: Arc<dyn BlockStorage> = Arc::new(LocalFolder::new(&opts.dir)?);
+    let storage: Arc<dyn BlockStorage> = match &opts.storage {
+        Some(storage) => Arc::clone(storage),
+        None => Arc::new(LocalFolder::new(&opts.dir)?),
+    };
     let (manifest, version) = match storage.read_manifest()? {
         Some((m, v)) => (m, Some(v)),
         None => (ManifestState::default(), None),
     };
     let mut blocks = Vec::new();
     for id in &manifest.blocks {
-        match LogBlock::open(&storage.staging_dir().join(id)) {
+        match LogBlock::open_in(&storage, id) {
             Ok(b) => blocks.push(Arc::new(b)),
             // A damaged block is not served; the rest are.
             Err(e) => tracing::error!(block = %id, error = %e, "log block unreadable; not served"),
         }
     }
-    for id in storage.list()? {
-        if !manifest.blocks.contains(&id) {
-            tracing::info!(block = %id, "deleting a log block no manifest lists (an unfinished flush)");
-            storage.delete(&id)?;
+    // In a shared storage an unlisted block may be another node's upload
+    // in progress: the lease holder collects the leftovers after a grace
+    // period instead.
+    if !storage.shared() {
+        for id in storage.list()? {
+            if !manifest.blocks.contains(&id) {
+                tracing::info!(block = %id, "deleting a log block no manifest lists (an unfinished flush)");
+                storage.delete(&id)?;
+            }
         }
     }
     let wal_dir = opts.dir.join(WAL_DIR);
@@ -369,6 +510,9 @@ fn open_blocking(opts: Options) -> Result<Inner, Error> {
 }
 
 const RETRY: Duration = Duration::from_secs(1);
+
+/// How long a shutdown waits for the head's flush into a shared storage.
+const SHUTDOWN_FLUSH: Duration = Duration::from_secs(30);
 
 #[async_trait]
 impl LogsConsumer for LogStore {
@@ -560,6 +704,8 @@ fn warn(warnings: &mut Vec<String>, block: &LogBlock, e: &Error) {
 /// heads, applies retention on its interval.
 async fn background(inner: Arc<Inner>) {
     let mut last_maintenance = Instant::now();
+    let mut last_poll = Instant::now();
+    let shared = inner.storage.shared();
     loop {
         tokio::select! {
             () = inner.wake.notified() => {}
@@ -575,22 +721,45 @@ async fn background(inner: Arc<Inner>) {
                 || (inner.opts.memory.pressure() != Pressure::Normal && st.live.bytes > 0)
         };
         let mut result = Ok(());
-        if due {
+        if shared && last_poll.elapsed() >= inner.storage.poll_interval() {
+            last_poll = Instant::now();
+            let worker = Arc::clone(&inner);
+            match tokio::task::spawn_blocking(move || worker.refresh()).await {
+                Ok(Ok(())) => {}
+                // Other nodes' blocks show up at the next poll.
+                Ok(Err(e)) => {
+                    tracing::warn!(error = %e, "reading the shared log manifest failed; will retry")
+                }
+                Err(e) => result = Err(Error::Task(e.to_string())),
+            }
+        }
+        if result.is_ok() && due {
             result = cut(&inner, Cut::Always).await;
         }
         if result.is_ok() {
             result = flush_all(&inner).await;
         }
+        // In a shared storage only the lease holder merges and expires.
+        let may_compact = inner.storage.may_compact();
         // Merges wait while memory is short: they hold a batch per input.
         if result.is_ok()
+            && may_compact
             && inner.opts.background_compaction
             && inner.opts.memory.pressure() == Pressure::Normal
         {
             result = compact(&inner).await;
         }
-        if result.is_ok() && last_maintenance.elapsed() >= inner.opts.maintenance_interval {
+        if result.is_ok() && may_compact && last_maintenance.elapsed() >= inner.opts.maintenance_interval {
             last_maintenance = Instant::now();
             result = apply_retention(&inner).await;
+        }
+        // A shared store's failures are the bucket's (down, slow, a lost
+        // race past the retries): the WAL keeps the frozen heads and the
+        // next round tries again; appends are refused once the frozen
+        // heads are full.
+        if shared && let Err(e) = &result {
+            tracing::warn!(error = %e, "log store background work failed; will retry");
+            continue;
         }
         if let Err(e) = result {
             tracing::error!(error = %e, "log store background work failed; ingest refused until restart");
@@ -653,32 +822,30 @@ async fn flush_all(inner: &Arc<Inner>) -> Result<(), Error> {
 
 fn flush_one(inner: &Inner, frozen: &Arc<Frozen>) -> Result<(), Error> {
     let records: Vec<_> = frozen.head.batches.iter().flat_map(|b| b.decode()).collect();
-    let id = format!("l{}", flushed_block_id(frozen.first, frozen.last));
+    // The same head always gets the same id (a re-flush after a crash
+    // replaces its own upload); the node prefix keeps nodes apart.
+    let id = format!("{}l{}", inner.opts.id_prefix, flushed_block_id(frozen.first, frozen.last));
     let block = if records.is_empty() {
         None
     } else {
         block::write(inner.storage.staging_dir(), &id, records, inner.opts.row_group_rows)?;
         inner.storage.publish(&id)?;
-        Some(Arc::new(LogBlock::open(&inner.storage.staging_dir().join(&id))?))
+        Some(Arc::new(LogBlock::open_in(&inner.storage, &id)?))
     };
-    {
-        let mut manifest = inner.manifest.lock();
-        let mut next = manifest.0.clone();
-        if block.is_some() && !next.blocks.contains(&id) {
-            next.blocks.push(id.clone());
-        }
-        next.wal_replay_from = next.wal_replay_from.max(frozen.last.0 + 1);
-        let version = inner.storage.swap_manifest(manifest.1.as_ref(), &next)?;
-        *manifest = (next, Some(version));
-    }
-    {
-        let mut st = inner.state.write();
-        st.frozen.retain(|f| !Arc::ptr_eq(f, frozen));
-        if let Some(b) = &block {
-            st.blocks.push(Arc::clone(b));
-        }
-        st.publish(&inner.opts.metrics);
-    }
+    let fresh: Vec<Arc<LogBlock>> = block.iter().cloned().collect();
+    // The block is listed and the head dropped in one step, so a search
+    // sees the records once.
+    inner.change(
+        |next| {
+            if block.is_some() && !next.blocks.contains(&id) {
+                next.blocks.push(id.clone());
+            }
+            next.wal_replay_from = next.wal_replay_from.max(frozen.last.0 + 1);
+            Ok(())
+        },
+        &fresh,
+        |st| st.frozen.retain(|f| !Arc::ptr_eq(f, frozen)),
+    )?;
     inner.opts.metrics.flushes.inc();
     inner.wal.remove_through(frozen.last)?;
     if let Some(b) = block {
@@ -734,29 +901,52 @@ async fn compact(inner: &Arc<Inner>) -> Result<(), Error> {
 fn merge_blocks(inner: &Inner, inputs: &[Arc<LogBlock>]) -> Result<(), Error> {
     let ids: Vec<&str> = inputs.iter().map(|b| b.meta().id.as_str()).collect();
     let level = inputs.iter().map(|b| b.meta().compaction_level).max().unwrap_or(0) + 1;
-    let id = format!("l{}", sightline_store::merged_block_id(level, &ids));
+    // Prefixed like flushed blocks: two nodes merging the same inputs
+    // write different objects, so the loser's discard never deletes the
+    // winner's block.
+    let id = format!("{}l{}", inner.opts.id_prefix, sightline_store::merged_block_id(level, &ids));
     let meta = block::merge(inner.storage.staging_dir(), &id, inputs, inner.opts.row_group_rows, level)?;
     inner.storage.publish(&id)?;
-    let merged = Arc::new(LogBlock::open(&inner.storage.staging_dir().join(&id))?);
+    let merged = Arc::new(LogBlock::open_in(&inner.storage, &id)?);
     let doomed: Vec<String> = ids.iter().map(|s| (*s).to_owned()).collect();
-    {
-        let mut manifest = inner.manifest.lock();
-        let mut next = manifest.0.clone();
-        next.blocks.retain(|b| !doomed.contains(b));
-        next.blocks.push(id.clone());
-        let version = inner.storage.swap_manifest(manifest.1.as_ref(), &next)?;
-        *manifest = (next, Some(version));
-    }
-    {
-        let mut st = inner.state.write();
-        st.blocks.retain(|b| !doomed.contains(&b.meta().id));
-        st.blocks.push(merged);
-        st.publish(&inner.opts.metrics);
+    let committed = inner.change(
+        |next| {
+            // Listed already: an earlier attempt of this commit went
+            // through though its reply was lost.
+            if next.blocks.contains(&id) {
+                return Ok(());
+            }
+            // Only while every input is still listed: otherwise another
+            // node merged or expired some of them first (a stale lease
+            // holder), and the output would list records twice or again.
+            let gone: Vec<String> = doomed.iter().filter(|d| !next.blocks.contains(d)).cloned().collect();
+            if !gone.is_empty() {
+                return Err(Error::Storage(sightline_store::Error::Superseded {
+                    location: inner.storage.location(),
+                    gone,
+                }));
+            }
+            next.blocks.retain(|b| !doomed.contains(b));
+            next.blocks.push(id.clone());
+            Ok(())
+        },
+        std::slice::from_ref(&merged),
+        |_| {},
+    );
+    match committed {
+        Ok(removed) => {
+            for old in &removed {
+                inner.storage.delete(old)?;
+            }
+        }
+        Err(Error::Storage(e @ sightline_store::Error::Superseded { .. })) => {
+            tracing::info!(block = %id, error = %e, "log merge lost to another node's change; discarded");
+            inner.storage.discard(&id)?;
+            return Ok(());
+        }
+        Err(e) => return Err(e),
     }
     inner.opts.metrics.compactions.inc();
-    for old in &doomed {
-        inner.storage.delete(old)?;
-    }
     tracing::debug!(block = %id, inputs = doomed.len(), records = meta.record_count, "log blocks merged");
     Ok(())
 }
@@ -774,23 +964,19 @@ async fn apply_retention(inner: &Arc<Inner>) -> Result<(), Error> {
     }
     let worker = Arc::clone(inner);
     tokio::task::spawn_blocking(move || {
-        {
-            let mut manifest = worker.manifest.lock();
-            let mut next = manifest.0.clone();
-            next.blocks.retain(|id| !doomed.contains(id));
-            let version = worker.storage.swap_manifest(manifest.1.as_ref(), &next)?;
-            *manifest = (next, Some(version));
-        }
-        {
-            let mut st = worker.state.write();
-            st.blocks.retain(|b| !doomed.contains(&b.meta().id));
-            st.publish(&worker.opts.metrics);
-        }
-        worker.opts.metrics.retention_deleted_blocks.inc_by(doomed.len() as u64);
-        for id in &doomed {
+        let removed = worker.change(
+            |next| {
+                next.blocks.retain(|id| !doomed.contains(id));
+                Ok(())
+            },
+            &[],
+            |_| {},
+        )?;
+        worker.opts.metrics.retention_deleted_blocks.inc_by(removed.len() as u64);
+        for id in &removed {
             worker.storage.delete(id)?;
         }
-        tracing::info!(blocks = doomed.len(), "log retention deleted blocks");
+        tracing::info!(blocks = removed.len(), "log retention deleted blocks");
         Ok(())
     })
     .await

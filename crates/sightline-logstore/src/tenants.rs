@@ -4,10 +4,11 @@
 //! `--max-tenants`, same first-write opening).
 
 use std::path::PathBuf;
+use std::sync::Arc;
 
 use async_trait::async_trait;
 use sightline_model::{ComponentHealth, Tenant};
-use sightline_store::{TenantOpener, TenantStore, tenant_dir, tenant_folders};
+use sightline_store::{TenantBlocks, TenantOpener, TenantStore, tenant_dir, tenant_folders};
 
 use crate::{LogStore, Options};
 
@@ -19,17 +20,36 @@ pub const LOGS_DIR: &str = "logs";
 /// Opens [`LogStore`]s under a data directory, every one set up as the
 /// template options (clones of which share one [`crate::Shared`]: the
 /// head bytes and the query slots).
-#[derive(Debug)]
 pub struct LogOpener {
     data_dir: PathBuf,
     template: Options,
+    /// Where each tenant's blocks live when not in its log folder (a
+    /// bucket shared by nodes).
+    blocks: Option<Arc<dyn TenantBlocks>>,
+}
+
+impl std::fmt::Debug for LogOpener {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("LogOpener")
+            .field("data_dir", &self.data_dir)
+            .field("template", &self.template)
+            .field("shared_blocks", &self.blocks.is_some())
+            .finish()
+    }
 }
 
 impl LogOpener {
     /// Log stores of the tenants under `data_dir`, set up as `template`
     /// (its `dir` is replaced by each tenant's folder).
     pub fn new(data_dir: impl Into<PathBuf>, template: Options) -> LogOpener {
-        LogOpener { data_dir: data_dir.into(), template }
+        LogOpener { data_dir: data_dir.into(), template, blocks: None }
+    }
+
+    /// Keeps every tenant's log blocks and manifest in `blocks` (a bucket:
+    /// `<tenant>/logs/`) instead of its log folder, which keeps the WAL.
+    pub fn with_blocks(mut self, blocks: Arc<dyn TenantBlocks>) -> LogOpener {
+        self.blocks = Some(blocks);
+        self
     }
 
     /// The folder of `tenant`'s log store.
@@ -63,17 +83,35 @@ impl TenantOpener for LogOpener {
         let tenants = tokio::task::spawn_blocking(move || tenant_folders(&root))
             .await
             .map_err(|e| sightline_store::Error::Task(e.to_string()))??;
-        Ok(tenants.into_iter().filter(|t| self.dir_of(t).is_dir()).collect())
+        let mut out: Vec<Tenant> = tenants.into_iter().filter(|t| self.dir_of(t).is_dir()).collect();
+        // Tenants other nodes wrote logs of: this node serves them too.
+        if let Some(blocks) = &self.blocks {
+            for tenant in blocks.tenants().await? {
+                if !out.contains(&tenant) && blocks.has(&tenant).await? {
+                    out.push(tenant);
+                }
+            }
+        }
+        Ok(out)
     }
 
     async fn exists(&self, tenant: &Tenant) -> Result<bool, sightline_store::Error> {
-        Ok(self.dir_of(tenant).is_dir())
+        if self.dir_of(tenant).is_dir() {
+            return Ok(true);
+        }
+        match &self.blocks {
+            Some(blocks) => blocks.has(tenant).await,
+            None => Ok(false),
+        }
     }
 
     async fn open(&self, tenant: &Tenant) -> Result<LogStore, sightline_store::Error> {
         let mut options = self.template.clone();
         options.dir = self.dir_of(tenant);
         let dir = options.dir.clone();
+        if let Some(blocks) = &self.blocks {
+            options.storage = Some(blocks.storage(tenant, &dir).await?);
+        }
         LogStore::open(options).await.map_err(|e| storage_error(&dir, e))
     }
 }

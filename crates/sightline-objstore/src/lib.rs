@@ -57,7 +57,7 @@ use tokio::sync::watch;
 pub use bucket::{Bucket, Object, Put};
 pub use cache::Cache;
 pub use error::Error;
-pub use inventory::{BlockEntry, Verified, inventory, verify};
+pub use inventory::{BlockEntry, Signal, Summary, Verified, inventory, verify};
 pub use lease::Lease;
 pub use metrics::Metrics;
 pub use peers::{PeerOptions, PeerReaders, Peers};
@@ -409,6 +409,34 @@ impl Remote {
         *self.cluster.wal_replay.lock() = Some(walmirror::ReplaySink(sink));
     }
 
+    /// The storage of `tenant`'s log blocks under its `<tenant>/logs/`
+    /// prefix, sharing the bucket, cache and lease; `dir` is the tenant's
+    /// log folder (uploads are staged in its `staging/`). The lease holder
+    /// cleans up after it too.
+    pub fn log_storage(&self, tenant: &Tenant, dir: &Path) -> Result<Arc<ObjectStorage>, Error> {
+        check_name("tenant", tenant.as_str())?;
+        let storage = Arc::new(
+            ObjectStorage::new(
+                Arc::clone(&self.cluster.bucket),
+                tenant.to_string(),
+                self.cluster.node.clone(),
+                dir.join("staging"),
+                Arc::clone(&self.cache),
+                Arc::clone(&self.cluster.lease),
+                self.poll_interval,
+            )?
+            .for_logs(),
+        );
+        self.cluster.storages.lock().push(Arc::clone(&storage));
+        Ok(storage)
+    }
+
+    /// Every tenant's log blocks in the bucket (see [`Remote::log_storage`]),
+    /// for the log stores' opener.
+    pub fn log_blocks(self: &Arc<Self>) -> Arc<dyn TenantBlocks> {
+        Arc::new(RemoteLogs(Arc::clone(self)))
+    }
+
     /// The block storage to open the store on.
     pub fn storage(&self) -> Arc<dyn BlockStorage> {
         Arc::clone(&self.storage) as Arc<dyn BlockStorage>
@@ -523,5 +551,35 @@ impl TenantBlocks for Remote {
     }
 }
 
+/// Each tenant's log blocks under its `<tenant>/logs/` prefix.
+#[derive(Debug)]
+struct RemoteLogs(Arc<Remote>);
+
+#[async_trait]
+impl TenantBlocks for RemoteLogs {
+    async fn storage(
+        &self,
+        tenant: &Tenant,
+        dir: &Path,
+    ) -> Result<Arc<dyn BlockStorage>, sightline_store::Error> {
+        Ok(self.0.log_storage(tenant, dir)? as Arc<dyn BlockStorage>)
+    }
+
+    /// Tenants with traces or logs in the bucket (a tenant's first write
+    /// creates its trace manifest, but only logs may follow).
+    async fn tenants(&self) -> Result<Vec<Tenant>, sightline_store::Error> {
+        TenantBlocks::tenants(&*self.0).await
+    }
+
+    async fn has(&self, tenant: &Tenant) -> Result<bool, sightline_store::Error> {
+        if check_name("tenant", tenant.as_str()).is_err() {
+            return Ok(false);
+        }
+        Ok(self.0.cluster.bucket.exists_for_query(&format!("{tenant}/logs/manifest.json")).await?)
+    }
+}
+
+#[cfg(test)]
+mod logs_tests;
 #[cfg(test)]
 mod tests;

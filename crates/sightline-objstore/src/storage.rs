@@ -7,6 +7,8 @@
 //! <prefix>/<tenant>/manifest.json              the tenant's live blocks (compare-and-swap on its ETag)
 //! <prefix>/<tenant>/blocks/<id>/data.parquet   a block's spans (immutable)
 //! <prefix>/<tenant>/blocks/<id>/meta.json      its summary, written last: a block without it is unfinished
+//! <prefix>/<tenant>/logs/manifest.json         the tenant's live log blocks (the same, for logs)
+//! <prefix>/<tenant>/logs/blocks/<id>/…         a log block: data.parquet, then meta.json
 //! <prefix>/_cluster/nodes/<node>.json          heartbeats
 //! <prefix>/_cluster/compactor.lease            who merges and expires blocks (see `Lease`)
 //! ```
@@ -46,6 +48,8 @@ use crate::source::RemoteSource;
 const MANIFEST_FORMAT: u32 = 1;
 const DATA_FILE: &str = "data.parquet";
 const META_FILE: &str = "meta.json";
+/// A log block's body word index (`sightline-logstore`'s `words.bloom`).
+const LOG_WORDS_FILE: &str = "words.bloom";
 
 /// The shared manifest as stored: the store's `ManifestState` for every
 /// node at once.
@@ -79,6 +83,12 @@ pub(crate) struct Removed {
 pub struct ObjectStorage {
     bucket: Arc<Bucket>,
     tenant: String,
+    /// The key prefix of this block set: `<tenant>` for trace blocks,
+    /// `<tenant>/logs` for log blocks.
+    root: String,
+    /// Whether the blocks are log blocks, whose `meta.json` the log store
+    /// checks itself (it is no trace block's `BlockMeta`).
+    logs: bool,
     node: String,
     staging: PathBuf,
     cache: Arc<Cache>,
@@ -112,6 +122,8 @@ impl ObjectStorage {
         std::fs::create_dir_all(&staging).map_err(|e| Error::io(&staging, e))?;
         Ok(ObjectStorage {
             bucket,
+            root: tenant.clone(),
+            logs: false,
             tenant,
             node,
             staging,
@@ -138,12 +150,26 @@ impl ObjectStorage {
         Ok(self.parse(&object.bytes)?.wal_replay_from.get(node).copied().unwrap_or(0))
     }
 
+    /// The same storage for the tenant's log blocks, under
+    /// `<tenant>/logs/`: its own manifest (so log flushes and trace flushes
+    /// never contend for one) and blocks, the same bucket, cache and lease.
+    pub(crate) fn for_logs(mut self) -> ObjectStorage {
+        self.root = format!("{}/logs", self.tenant);
+        self.logs = true;
+        self
+    }
+
+    /// Whether this storage holds log blocks.
+    pub fn holds_logs(&self) -> bool {
+        self.logs
+    }
+
     fn manifest_key(&self) -> String {
-        format!("{}/manifest.json", self.tenant)
+        format!("{}/manifest.json", self.root)
     }
 
     fn block_key(&self, id: &str, file: &str) -> String {
-        format!("{}/blocks/{id}/{file}", self.tenant)
+        format!("{}/blocks/{id}/{file}", self.root)
     }
 
     /// The block's name in the node's cache, which every tenant shares:
@@ -157,7 +183,7 @@ impl ObjectStorage {
     }
 
     fn blocks_prefix(&self) -> String {
-        format!("{}/blocks/", self.tenant)
+        format!("{}/blocks/", self.root)
     }
 
     /// The tenant whose prefix this is.
@@ -278,6 +304,9 @@ impl ObjectStorage {
             // who looks, never a block with a missing data file.
             self.bucket.delete(&self.block_key(id, META_FILE)).await?;
             self.bucket.delete(&self.block_key(id, DATA_FILE)).await?;
+            for name in self.extra_names() {
+                self.bucket.delete(&self.block_key(id, name)).await?;
+            }
             self.bucket.metrics.deleted_blocks.inc();
         }
         if !orphans.is_empty() {
@@ -305,6 +334,54 @@ impl ObjectStorage {
     }
 }
 
+impl ObjectStorage {
+    /// Block `id`'s `meta.json`: kept since this node published it, else
+    /// fetched.
+    fn meta_bytes(&self, id: &str) -> Result<Bytes, Error> {
+        if let Some(bytes) = self.published.lock().remove(id) {
+            return Ok(bytes);
+        }
+        let key = self.block_key(id, META_FILE);
+        let object = self.bucket.wait(self.bucket.get(&key))?.ok_or_else(|| Error::Corrupt {
+            location: self.bucket.location(&key),
+            detail: "the manifest lists this block but its meta.json is missing".into(),
+        })?;
+        Ok(object.bytes)
+    }
+
+    /// Files a block may have besides its data file and `meta.json`,
+    /// deleted with it: a log block's word index.
+    fn extra_names(&self) -> &'static [&'static str] {
+        if self.logs { &[LOG_WORDS_FILE] } else { &[] }
+    }
+
+    /// Block `id`'s data file (`len` bytes), by range through the cache.
+    fn source(&self, id: &str, len: u64) -> Arc<dyn sightline_block::BlockSource> {
+        Arc::new(RemoteSource {
+            id: self.cache_key(id),
+            key: self.block_key(id, DATA_FILE),
+            len,
+            bucket: Arc::clone(&self.bucket),
+            cache: Arc::clone(&self.cache),
+        })
+    }
+}
+
+/// Files of the block folder `dir` other than its data file and
+/// `meta.json`, by name.
+fn extra_files(dir: &Path) -> Result<Vec<String>, Error> {
+    let mut out = Vec::new();
+    for entry in std::fs::read_dir(dir).map_err(|e| Error::io(dir, e))? {
+        let entry = entry.map_err(|e| Error::io(dir, e))?;
+        let name = entry.file_name().to_string_lossy().into_owned();
+        if name != DATA_FILE && name != META_FILE && entry.file_type().is_ok_and(|t| t.is_file()) {
+            out.push(name);
+        }
+    }
+    out.sort();
+    Ok(out)
+}
+
 fn unix_ms() -> u64 {
     SystemTime::now()
         .duration_since(UNIX_EPOCH)
@@ -313,7 +390,7 @@ fn unix_ms() -> u64 {
 
 impl BlockStorage for ObjectStorage {
     fn location(&self) -> String {
-        self.bucket.location(&self.tenant)
+        self.bucket.location(&self.root)
     }
 
     fn read_manifest(&self) -> Result<Option<(ManifestState, ManifestVersion)>, sightline_store::Error> {
@@ -396,10 +473,17 @@ impl BlockStorage for ObjectStorage {
         let meta_path = dir.join(META_FILE);
         let meta_bytes = std::fs::read(&meta_path).map_err(|e| Error::io(&meta_path, e))?;
         let meta_bytes = Bytes::from(meta_bytes);
-        // A block that does not validate is not uploaded.
-        BlockMeta::from_json(&meta_bytes, &meta_path)?;
+        // A block that does not validate is not uploaded (log blocks were
+        // checked by the log store, which opened them before publishing).
+        if !self.logs {
+            BlockMeta::from_json(&meta_bytes, &meta_path)?;
+        }
         // IMPORTANT: meta.json last: a block is complete once it is there.
         self.bucket.wait(self.bucket.upload(&self.block_key(id, DATA_FILE), &data))?;
+        // Other files of the block (a log block's word index) before it too.
+        for name in extra_files(&dir)? {
+            self.bucket.wait(self.bucket.upload(&self.block_key(id, &name), &dir.join(&name)))?;
+        }
         let meta_key = self.block_key(id, META_FILE);
         let written = self.bucket.wait(self.bucket.put(&meta_key, meta_bytes.clone(), PutMode::Overwrite))?;
         // An unconditional PUT can still be refused with 409 Conflict (S3:
@@ -421,27 +505,31 @@ impl BlockStorage for ObjectStorage {
     }
 
     fn open(&self, id: &str) -> Result<Block, sightline_store::Error> {
-        let location = PathBuf::from(self.bucket.location(&format!("{}/blocks/{id}", self.tenant)));
-        let meta_json = match self.published.lock().remove(id) {
-            Some(bytes) => bytes,
-            None => {
-                let key = self.block_key(id, META_FILE);
-                let object = self.bucket.wait(self.bucket.get(&key))?.ok_or_else(|| Error::Corrupt {
-                    location: self.bucket.location(&key),
-                    detail: "the manifest lists this block but its meta.json is missing".into(),
-                })?;
-                object.bytes
-            }
-        };
+        let location = PathBuf::from(self.bucket.location(&format!("{}/blocks/{id}", self.root)));
+        let meta_json = self.meta_bytes(id)?;
         let meta = BlockMeta::from_json(&meta_json, &location.join(META_FILE))?;
-        let source = RemoteSource {
-            id: self.cache_key(id),
-            key: self.block_key(id, DATA_FILE),
-            len: meta.size_bytes,
-            bucket: Arc::clone(&self.bucket),
-            cache: Arc::clone(&self.cache),
-        };
-        Ok(Block::open_source(&location, &meta_json, Arc::new(source))?)
+        let source = self.source(id, meta.size_bytes);
+        Ok(Block::open_source(&location, &meta_json, source)?)
+    }
+
+    fn read_meta(&self, id: &str) -> Result<Vec<u8>, sightline_store::Error> {
+        Ok(self.meta_bytes(id)?.to_vec())
+    }
+
+    fn read_file(&self, id: &str, name: &str) -> Result<Vec<u8>, sightline_store::Error> {
+        if name == META_FILE {
+            return Ok(self.meta_bytes(id)?.to_vec());
+        }
+        let key = self.block_key(id, name);
+        let object = self.bucket.wait(self.bucket.get(&key))?.ok_or_else(|| Error::Corrupt {
+            location: self.bucket.location(&key),
+            detail: format!("the manifest lists this block but its {name} is missing"),
+        })?;
+        Ok(object.bytes.to_vec())
+    }
+
+    fn data_source(&self, id: &str, len: u64) -> Option<Arc<dyn sightline_block::BlockSource>> {
+        Some(self.source(id, len))
     }
 
     fn delete(&self, id: &str) -> Result<(), sightline_store::Error> {
@@ -455,6 +543,9 @@ impl BlockStorage for ObjectStorage {
         self.cache.evict(&self.cache_key(id));
         self.bucket.wait(self.bucket.delete(&self.block_key(id, META_FILE)))?;
         self.bucket.wait(self.bucket.delete(&self.block_key(id, DATA_FILE)))?;
+        for name in self.extra_names() {
+            self.bucket.wait(self.bucket.delete(&self.block_key(id, name)))?;
+        }
         Ok(())
     }
 

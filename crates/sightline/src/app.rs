@@ -106,20 +106,28 @@ pub(crate) async fn serve(settings: Settings) -> anyhow::Result<()> {
     // tenants' under <data-dir>/tenants/<tenant>/logs), with the same
     // fsync policy, retention and (a share of the) disk budget; routed per
     // tenant like traces, under the same --max-tenants.
-    let logs = Arc::new(
-        Tenants::open(
-            sightline_logstore::LogOpener::new(
-                &settings.data_dir,
-                log_store_options(&settings, &memory, logstore_metrics),
-            ),
-            settings.max_tenants,
-        )
-        .await
-        .with_context(|| {
-            format!("cannot open the log store in {}", settings.data_dir.join("logs").display())
-        })?,
-    );
+    // Sharing a bucket: log blocks and their manifest there too (under
+    // <tenant>/logs/), the WAL still in the data directory.
+    let mut log_options = log_store_options(&settings, &memory, logstore_metrics);
+    let mut log_opener = sightline_logstore::LogOpener::new(&settings.data_dir, log_options.clone());
+    if let Some(remote) = &remote {
+        log_options.id_prefix = format!("{}-", remote.node_id());
+        // The bound on what a lost disk loses holds for logs too.
+        log_options.head_max_age = settings.max_block_age();
+        log_opener = sightline_logstore::LogOpener::new(&settings.data_dir, log_options)
+            .with_blocks(remote.log_blocks());
+    }
+    let logs = Arc::new(Tenants::open(log_opener, settings.max_tenants).await.with_context(|| {
+        format!("cannot open the log store in {}", settings.data_dir.join("logs").display())
+    })?);
     tracing::info!("log store open");
+    let log_discovery = match &settings.storage {
+        Storage::Object { poll_interval, .. } => {
+            let every = (*poll_interval).max(TENANT_DISCOVERY_MIN);
+            Some(tokio::spawn(discover_tenants(Arc::clone(&logs), every)))
+        }
+        Storage::Local(_) => None,
+    };
 
     // Receivers → pipeline processors → exporters (the store by default).
     let pipeline = sightline_pipeline::build(
@@ -359,7 +367,7 @@ pub(crate) async fn serve(settings: Settings) -> anyhow::Result<()> {
     tracing::info!("shutting down: no new requests; finishing in-flight ones");
     readiness.abort();
     reloader.abort();
-    if let Some(task) = &discovery {
+    for task in discovery.iter().chain(&log_discovery) {
         task.abort();
     }
     ready.store(false, Ordering::Release);
@@ -493,7 +501,7 @@ async fn open_store(
 
 /// Opens the stores of tenants other nodes created in the shared bucket,
 /// every `every`.
-async fn discover_tenants(store: Arc<Store>, every: Duration) {
+async fn discover_tenants<O: sightline_store::TenantOpener>(store: Arc<Tenants<O>>, every: Duration) {
     let mut tick = tokio::time::interval(every);
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     loop {

@@ -308,42 +308,48 @@ fn bucket_list(url: &str) -> anyhow::Result<()> {
         let t = std::time::UNIX_EPOCH + std::time::Duration::from_nanos(ns);
         humantime::format_rfc3339_seconds(t).to_string()
     };
-    let mut tenant: Option<&str> = None;
+    // Grouped by tenant, then trace blocks before log blocks.
+    let mut group: Option<(&str, sightline_objstore::Signal)> = None;
     let mut totals = (0usize, 0u64, 0u64);
-    let summary = |name: &str, (n, spans, bytes): (usize, u64, u64)| {
-        println!("tenant {name}: {n} listed blocks, {spans} spans, {bytes} bytes");
+    let summary = |(name, signal): (&str, sightline_objstore::Signal),
+                   (n, items, bytes): (usize, u64, u64)| {
+        let kind = if signal == sightline_objstore::Signal::Logs { "log " } else { "" };
+        println!("tenant {name}: {n} listed {kind}blocks, {items} {}, {bytes} bytes", signal.unit());
     };
     for b in &blocks {
-        if tenant != Some(b.tenant.as_str()) {
-            if let Some(name) = tenant {
-                summary(name, totals);
+        if group != Some((b.tenant.as_str(), b.signal)) {
+            if let Some(g) = group {
+                summary(g, totals);
             }
-            tenant = Some(&b.tenant);
+            group = Some((&b.tenant, b.signal));
             totals = (0, 0, 0);
         }
         let listed = if b.listed { "listed" } else { "unlisted" };
         match &b.meta {
             Ok(m) => {
                 if b.listed {
-                    totals = (totals.0 + 1, totals.1 + m.span_count, totals.2 + b.bytes);
+                    totals = (totals.0 + 1, totals.1 + m.items, totals.2 + b.bytes);
                 }
+                let traces = m.traces.map(|t| format!("\t{t} traces")).unwrap_or_default();
                 println!(
-                    "{}\t{}\t{listed}\t{} spans\t{} traces\t{} bytes\t{} .. {}\tlevel {}",
+                    "{}\t{}\t{listed}\t{} {}{traces}\t{} bytes\t{} .. {}\tlevel {}",
                     b.tenant,
                     b.id,
-                    m.span_count,
-                    m.trace_count,
+                    m.items,
+                    b.signal.unit(),
                     b.bytes,
-                    time(m.min_start_unix_nanos),
-                    time(m.max_start_unix_nanos),
+                    time(m.min_unix_nanos),
+                    time(m.max_unix_nanos),
                     m.compaction_level
                 );
             }
-            Err(why) => println!("{}\t{}\t{listed}\t{} bytes\tunreadable: {why}", b.tenant, b.id, b.bytes),
+            Err(why) => {
+                println!("{}\t{}\t{listed}\t{} bytes\tunreadable: {why}", b.tenant, b.id, b.bytes)
+            }
         }
     }
-    match tenant {
-        Some(name) => summary(name, totals),
+    match group {
+        Some(g) => summary(g, totals),
         None => println!("no tenant has a manifest in {url}"),
     }
     Ok(())
@@ -376,11 +382,13 @@ fn bucket_verify(url: &str) -> anyhow::Result<bool> {
     let mut intact = true;
     for r in &results {
         let listed = if r.listed { "listed" } else { "unlisted" };
+        // Log block lines say so; trace block lines are as they were.
+        let kind = if r.signal == sightline_objstore::Signal::Logs { "log block " } else { "" };
         match &r.outcome {
-            Ok(()) => println!("{}\t{}\t{listed}\tintact", r.tenant, r.id),
+            Ok(()) => println!("{}\t{}\t{listed}\t{kind}intact", r.tenant, r.id),
             Err(why) => {
                 intact = false;
-                println!("{}\t{}\t{listed}\tDAMAGED: {why}", r.tenant, r.id);
+                println!("{}\t{}\t{listed}\t{kind}DAMAGED: {why}", r.tenant, r.id);
             }
         }
     }

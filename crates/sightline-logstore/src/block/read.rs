@@ -20,8 +20,9 @@ use parquet::bloom_filter::Sbbf;
 use parquet::file::metadata::PageIndexPolicy;
 use parquet::file::statistics::Statistics;
 use prost::Message as _;
-use sightline_block::checked::{DamageSlot, VerifiedFile, decode_meta};
+use sightline_block::checked::{VerifiedFile, decode_meta};
 use sightline_model::{LogQuery, Resource, Scope, otlp};
+use sightline_store::BlockStorage;
 
 use super::schema::{Col, Layout, LogBlockMeta};
 use super::write::NO_TIME_MARKER;
@@ -47,6 +48,9 @@ pub(crate) struct LogBlock {
     /// Per row group, the body word filter, read on first use.
     words: OnceLock<Vec<Option<Sbbf>>>,
     dir: PathBuf,
+    /// Where a block kept in remote storage reads its small files (the
+    /// word index); `None`: they are in `dir`.
+    remote: Option<Arc<dyn BlockStorage>>,
 }
 
 impl LogBlock {
@@ -54,13 +58,40 @@ impl LogBlock {
     /// the Parquet footer through the checksums.
     pub(crate) fn open(dir: &Path) -> Result<LogBlock, Error> {
         let (meta, sums) = read_meta(dir)?;
+        let data_path = dir.join(DATA_FILE);
+        let file = VerifiedFile::open_file(&data_path, Some(Arc::new(sums)), Arc::default())?;
+        LogBlock::open_file(dir, meta, file, None)
+    }
+
+    /// Opens published block `id` of `storage`: from its folder when the
+    /// storage is local, else by range through the storage's cache (the
+    /// same checks either way).
+    pub(crate) fn open_in(storage: &Arc<dyn BlockStorage>, id: &str) -> Result<LogBlock, Error> {
+        if storage.data_source(id, 0).is_none() {
+            return LogBlock::open(&storage.staging_dir().join(id));
+        }
+        let location = PathBuf::from(storage.location()).join("blocks").join(id);
+        let meta_path = location.join(META_FILE);
+        let (meta, sums) = parse_meta(&storage.read_meta(id)?, &meta_path)?;
+        let source = storage
+            .data_source(id, meta.size_bytes)
+            .ok_or_else(|| Error::corrupt(&location, "the storage stopped serving the block remotely"))?;
+        let data_path = location.join(DATA_FILE);
+        let file = VerifiedFile::open_source(&data_path, source, Some(Arc::new(sums)), Arc::default())?;
+        LogBlock::open_file(&location, meta, file, Some(Arc::clone(storage)))
+    }
+
+    fn open_file(
+        dir: &Path,
+        meta: LogBlockMeta,
+        file: VerifiedFile,
+        remote: Option<Arc<dyn BlockStorage>>,
+    ) -> Result<LogBlock, Error> {
         let meta_path = dir.join(META_FILE);
         let Some(layout) = Layout::of(&meta.format) else {
             return Err(Error::corrupt(&meta_path, format!("unknown log block format {:?}", meta.format)));
         };
         let data_path = dir.join(DATA_FILE);
-        let damage: DamageSlot = Arc::default();
-        let file = VerifiedFile::open_file(&data_path, Some(Arc::new(sums)), damage)?;
         // The offset index (page locations) lets a filtered read decode
         // only the pages holding matching rows.
         let options = ArrowReaderOptions::new().with_offset_index_policy(PageIndexPolicy::Optional);
@@ -79,6 +110,7 @@ impl LogBlock {
             blooms: OnceLock::new(),
             words: OnceLock::new(),
             dir: dir.to_owned(),
+            remote,
         };
         // The trace id filters are read now (a few KiB per row group):
         // every block gets trace lookups (a trace's page shows its logs),
@@ -120,7 +152,19 @@ impl LogBlock {
     pub(crate) fn check_words(&self) -> Result<(), Error> {
         let Some(crc) = self.meta.words_crc32c else { return Ok(()) };
         let groups = self.reader_meta.metadata().num_row_groups();
-        super::words::load(&self.dir.join(super::words::WORDS_FILE), crc, groups).map(|_| ())
+        self.load_words(crc, groups).map(|_| ())
+    }
+
+    /// Reads and checks the word index (from the storage for a remote block).
+    fn load_words(&self, crc: u32, groups: usize) -> Result<Vec<Option<Sbbf>>, Error> {
+        let path = self.dir.join(super::words::WORDS_FILE);
+        match &self.remote {
+            None => super::words::load(&path, crc, groups),
+            Some(storage) => {
+                let bytes = storage.read_file(&self.meta.id, super::words::WORDS_FILE)?;
+                super::words::parse(&bytes, &path, crc, groups)
+            }
+        }
     }
 
     /// Which columns the file has.
@@ -337,7 +381,7 @@ impl LogBlock {
         let groups = self.reader_meta.metadata().num_row_groups();
         // A word index that cannot be used costs speed, not answers: the
         // block is searched without it.
-        let loaded = super::words::load(&self.dir.join(super::words::WORDS_FILE), crc, groups).unwrap_or_else(|e| {
+        let loaded = self.load_words(crc, groups).unwrap_or_else(|e| {
             tracing::warn!(block = %self.meta.id, error = %e, "log block word index unusable; searching without it");
             Vec::new()
         });
@@ -434,8 +478,18 @@ impl LogBlock {
 pub(crate) fn read_meta(dir: &Path) -> Result<(LogBlockMeta, sightline_block::checked::Checksums), Error> {
     let meta_path = dir.join(META_FILE);
     let text = std::fs::read(&meta_path).map_err(|e| Error::io(&meta_path, e))?;
+    parse_meta(&text, &meta_path)
+}
+
+/// A `meta.json`'s content (`meta_path` names it in errors), checked as
+/// [`read_meta`] checks the file.
+fn parse_meta(
+    text: &[u8],
+    meta_path: &Path,
+) -> Result<(LogBlockMeta, sightline_block::checked::Checksums), Error> {
+    let meta_path = meta_path.to_owned();
     let mut fields: serde_json::Value =
-        serde_json::from_slice(&text).map_err(|e| Error::corrupt(&meta_path, e.to_string()))?;
+        serde_json::from_slice(text).map_err(|e| Error::corrupt(&meta_path, e.to_string()))?;
     let sums = decode_meta(&mut fields)
         .map_err(|e| Error::corrupt(&meta_path, e))?
         .ok_or_else(|| Error::corrupt(&meta_path, "no checksums"))?;

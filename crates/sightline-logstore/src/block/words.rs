@@ -69,7 +69,12 @@ impl WordIndexer {
 /// Reads and checks `words.bloom`: one filter (or none) per row group.
 pub(crate) fn load(path: &Path, crc: u32, groups: usize) -> Result<Vec<Option<Sbbf>>, Error> {
     let bytes = std::fs::read(path).map_err(|e| Error::io(path, e))?;
-    if crc32c::crc32c(&bytes) != crc {
+    parse(&bytes, path, crc, groups)
+}
+
+/// The filters in `bytes` (the file's content; `path` names it in errors).
+pub(crate) fn parse(bytes: &[u8], path: &Path, crc: u32, groups: usize) -> Result<Vec<Option<Sbbf>>, Error> {
+    if crc32c::crc32c(bytes) != crc {
         return Err(Error::corrupt(path, "checksum mismatch: the word index was damaged"));
     }
     let bad = || Error::corrupt(path, "malformed word index");

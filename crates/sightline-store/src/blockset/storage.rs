@@ -67,6 +67,30 @@ pub trait BlockStorage: Send + Sync + fmt::Debug {
     /// Deletes a block no manifest lists any more.
     fn delete(&self, id: &str) -> Result<(), Error>;
 
+    /// The `meta.json` bytes of a published block, for block formats other
+    /// than trace blocks (log blocks), which open blocks themselves: from
+    /// the staging folder locally, fetched (or kept since `publish`)
+    /// remotely.
+    fn read_meta(&self, id: &str) -> Result<Vec<u8>, Error> {
+        self.read_file(id, "meta.json")
+    }
+
+    /// A small file `name` of a published block besides its data file
+    /// (a log block's word index), read whole. `publish` uploads every
+    /// file of the block's folder.
+    fn read_file(&self, id: &str, name: &str) -> Result<Vec<u8>, Error> {
+        let path = self.staging_dir().join(id).join(name);
+        fs::read(&path).map_err(|e| Error::io(&path, e))
+    }
+
+    /// The data file of a published block of `len` bytes, read by range
+    /// through the storage's cache; `None` when it is the local file
+    /// `<staging_dir>/<id>/data.parquet`. For other block formats, as
+    /// [`BlockStorage::read_meta`].
+    fn data_source(&self, _id: &str, _len: u64) -> Option<std::sync::Arc<dyn sightline_block::BlockSource>> {
+        None
+    }
+
     /// Every block present, listed in the manifest or not (unfinished
     /// writes, interrupted deletions): for garbage collection at start.
     fn list(&self) -> Result<Vec<String>, Error>;

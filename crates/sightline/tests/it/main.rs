@@ -24,6 +24,8 @@
 //! - `objstore_disk_loss`: a node's disk lost for good: nothing
 //!   acknowledged is lost with `--durability bucket`, at most the
 //!   unflushed spans with the default.
+//! - `objstore_logs`: log blocks in the shared bucket: served by every
+//!   node, two nodes flushing at once, kill -9 loses and doubles nothing.
 //! - `objstore_faults`: a proxy injecting object-store faults (503/500/409,
 //!   held connections, refused connections) while a node ingests and
 //!   answers queries; nothing acknowledged is lost.
@@ -39,6 +41,7 @@ mod logs_metrics;
 mod objstore;
 mod objstore_disk_loss;
 mod objstore_faults;
+mod objstore_logs;
 mod peers;
 mod python_clients;
 mod security;
