@@ -78,6 +78,9 @@ pub(crate) async fn serve(settings: Settings) -> anyhow::Result<()> {
     options.max_frozen_heads = 1;
     options.memory = Arc::clone(&memory);
     options.head_max_age = settings.max_block_age();
+    if let Some(pause) = test_hook("MERGE_COMMIT_PAUSE") {
+        options.merge_commit_pause = pause;
+    }
     let (store, remote, _storage_lock) = open_store(&settings, options, store_metrics, &mut registry).await?;
     let store = Arc::new(store);
     tracing::info!(
@@ -242,6 +245,13 @@ pub(crate) async fn serve(settings: Settings) -> anyhow::Result<()> {
     // node serves its own heads to them (`/internal/head/*`).
     let (readers, internal) = match &remote {
         Some(remote) => {
+            let ca_pem = match &settings.peer_ca {
+                Some(path) => Some(
+                    std::fs::read(path)
+                        .with_context(|| format!("cannot read --peer-ca {}", path.display()))?,
+                ),
+                None => None,
+            };
             let peers = sightline_objstore::Peers::new(
                 Arc::clone(remote),
                 sightline_objstore::PeerOptions {
@@ -249,6 +259,7 @@ pub(crate) async fn serve(settings: Settings) -> anyhow::Result<()> {
                     own: settings.advertise_addr(),
                     timeout: settings.peer_timeout,
                     https: tls.is_some(),
+                    ca_pem,
                 },
             )
             .context("cannot set up the client for peer queries")?;
@@ -459,6 +470,12 @@ async fn open_store(
             remote_options.cache_bytes = *cache_size;
             remote_options.poll_interval = *poll_interval;
             remote_options.advertise = settings.advertise_addr();
+            if let Some(ttl) = test_hook("LEASE_TTL") {
+                remote_options.lease_ttl = ttl;
+            }
+            if let Some(grace) = test_hook("DELETE_GRACE") {
+                remote_options.delete_grace = grace;
+            }
             if remote_options.advertise.is_none() {
                 tracing::warn!(
                     http_addr = %settings.http_addr,
@@ -480,6 +497,19 @@ async fn open_store(
             Ok((store, Some(remote), None))
         }
     }
+}
+
+/// A test hook: `SIGHTLINE_TEST_<name>_MS` milliseconds, read by debug
+/// builds only (a release binary ignores it), so integration tests can
+/// shorten the compaction lease and the delete grace period, or pause a
+/// merge before its commit, without a flag users could stumble on.
+fn test_hook(name: &str) -> Option<Duration> {
+    if !cfg!(debug_assertions) {
+        return None;
+    }
+    let ms = std::env::var(format!("SIGHTLINE_TEST_{name}_MS")).ok()?.parse().ok()?;
+    tracing::warn!(hook = name, ms, "test hook set");
+    Some(Duration::from_millis(ms))
 }
 
 /// Opens the stores of tenants other nodes created in the shared bucket,

@@ -137,6 +137,9 @@ pub(crate) struct Settings {
     /// `--peers`: other nodes' query APIs, `HOST:PORT`.
     pub(crate) peers: Vec<String>,
     pub(crate) peer_timeout: Duration,
+    /// `--peer-ca`: the CA peers' certificates must chain to (instead of
+    /// the system's roots).
+    pub(crate) peer_ca: Option<PathBuf>,
     /// `--max-block-age` as given; see [`Settings::max_block_age`].
     max_block_age: Option<Duration>,
     /// Where blocks live (resolved from `--storage` and the settings only
@@ -204,6 +207,7 @@ impl Settings {
             advertise_addr: None,
             peers: Vec::new(),
             peer_timeout: Duration::ZERO,
+            peer_ca: None,
             storage: Storage::Local(PathBuf::new()),
         }
     }

@@ -21,6 +21,9 @@
 //!   a restart and in a bucket.
 //! - `objstore`: nodes sharing one bucket of a real S3 server (SeaweedFS):
 //!   each answers for all, kill -9 of one loses nothing acknowledged.
+//! - `peers_listings`: services, operations and tags include live peers' heads.
+//! - `peers_tls`: peers ask each other over https, verified by `--peer-ca`.
+//! - `objstore_lease`: the lease holder killed mid-compaction; a stale holder's commit fails.
 //! - `objstore_faults`: a proxy injecting object-store faults (503/500/409,
 //!   held connections, refused connections) while a node ingests and
 //!   answers queries; nothing acknowledged is lost.
@@ -35,7 +38,10 @@ mod lifecycle;
 mod logs_metrics;
 mod objstore;
 mod objstore_faults;
+mod objstore_lease;
 mod peers;
+mod peers_listings;
+mod peers_tls;
 mod python_clients;
 mod security;
 mod tenants;

@@ -206,7 +206,7 @@ fn openssl(dir: &std::path::Path, args: &[&str]) {
 
 /// A test PKI: `ca` signs `server` (localhost, 127.0.0.1), `client-ca`
 /// signs `client`; files `NAME.pem` and `NAME.key` in `dir`.
-fn make_pki(dir: &std::path::Path) {
+pub(crate) fn make_pki(dir: &std::path::Path) {
     let ec = ["-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1", "-nodes"];
     for ca in ["ca", "client-ca"] {
         let (key, pem, subject) =
