@@ -12,6 +12,9 @@
 //!   listings (drop-downs of Jaeger UI and Grafana), so a name a peer has
 //!   only in its head is offered at once, not after its next flush.
 //!
+//! * `GET /internal/logs/services` — the services of the node's log
+//!   records (logs are kept by the node that received them).
+//!
 //! The first two answer an OTLP `ExportTraceServiceRequest` in protobuf:
 //! compact, exact (no µs rounding, every attribute kind) and decoded by the
 //! code every receiver already uses. The listings answer one OTLP
@@ -30,8 +33,8 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use prost::Message as _;
 use sightline_model::{
-    AttributeScope, KeyValue, Span, SpanKind, TagQuery, Tenant, TenantReaders, TraceId, TraceQuery, Value,
-    otlp,
+    AttributeScope, KeyValue, LogTenantReaders, Span, SpanKind, TagQuery, Tenant, TenantReaders, TraceId,
+    TraceQuery, Value, otlp,
 };
 
 use crate::ApiError;
@@ -48,6 +51,8 @@ pub const HEAD_OPERATIONS_PATH: &str = "/internal/head/operations";
 pub const HEAD_TAG_NAMES_PATH: &str = "/internal/head/tag-names";
 /// Path of the tag value listing.
 pub const HEAD_TAG_VALUES_PATH: &str = "/internal/head/tag-values";
+/// Path of the log service listing.
+pub const LOG_SERVICES_PATH: &str = "/internal/logs/services";
 /// Content type of the answers.
 pub const PROTOBUF: &str = "application/x-protobuf";
 /// Most trace ids one lookup takes (a search's result is capped the same
@@ -113,6 +118,25 @@ fn protobuf<'a>(spans: impl Iterator<Item = &'a Span>) -> Response {
     let spans: Vec<Span> = spans.cloned().collect();
     let body = otlp::encode_spans(&spans).encode_to_vec();
     ([(header::CONTENT_TYPE, HeaderValue::from_static(PROTOBUF))], body).into_response()
+}
+
+/// The log route, `GET /internal/logs/services` (the services of this
+/// node's log records as an array of strings), reading each request's
+/// tenant's logs from `logs`: what this node holds and other nodes sharing
+/// the bucket do not read themselves. The caller wraps it in the API's
+/// auth layer.
+pub fn log_router(logs: Arc<dyn LogTenantReaders>) -> Router {
+    Router::new().route(LOG_SERVICES_PATH, get(log_services)).with_state(logs)
+}
+
+async fn log_services(
+    State(logs): State<Arc<dyn LogTenantReaders>>,
+    extensions: axum::http::Extensions,
+    RawQuery(raw): RawQuery,
+) -> Result<Response, ApiError> {
+    pairs(raw, &[])?;
+    let names = logs.log_reader(&tenant(&extensions)).await?.log_services().await?;
+    Ok(value(Value::Array(names.into_iter().map(Value::Str).collect())))
 }
 
 /// The query string's pairs; a name not in `known` is a 400.

@@ -32,8 +32,9 @@ use futures_util::future::join_all;
 use parking_lot::Mutex;
 use prometheus_client::encoding::EncodeLabelSet;
 use sightline_model::{
-    AttributeScope, DependencyLink, Operation, QueryError, Span, SpanKind, SpanReader, TagNames, TagQuery,
-    Tenant, TenantReaders, TraceId, TraceQuery, Value, merge_tag_values, span_matches,
+    AttributeScope, DependencyLink, LogBatch, LogPage, LogQuery, LogReader, LogTenantReaders, Operation,
+    QueryError, Span, SpanKind, SpanReader, TagNames, TagQuery, Tenant, TenantReaders, TraceId, TraceQuery,
+    Value, merge_tag_values, span_matches,
 };
 
 use crate::{Metrics, Remote};
@@ -45,6 +46,7 @@ const SERVICES_PATH: &str = "/internal/head/services";
 const OPERATIONS_PATH: &str = "/internal/head/operations";
 const TAG_NAMES_PATH: &str = "/internal/head/tag-names";
 const TAG_VALUES_PATH: &str = "/internal/head/tag-values";
+const LOG_SERVICES_PATH: &str = "/internal/logs/services";
 /// The most a peer's answer may be: far above what its per-query result
 /// budget lets it build, so only a broken peer hits it.
 const MAX_ANSWER_BYTES: usize = 64 << 20;
@@ -54,8 +56,8 @@ const IDS_PER_REQUEST: usize = 100;
 /// Labels of a peer request count.
 #[derive(Debug, Clone, PartialEq, Eq, Hash, EncodeLabelSet)]
 pub(crate) struct PeerRequest {
-    /// `traces`, `search`, `services`, `operations`, `tag_names` or
-    /// `tag_values`.
+    /// `traces`, `search`, `services`, `operations`, `tag_names`,
+    /// `tag_values` or `log_services`.
     pub(crate) op: &'static str,
     /// `ok`, `timeout` or `error`.
     pub(crate) outcome: &'static str,
@@ -393,6 +395,84 @@ impl TenantReaders for PeerReaders {
             credentials: credentials.map(str::to_owned),
             warnings: Mutex::new(Vec::new()),
         }))
+    }
+}
+
+/// The log side of a node with peers: `/api/logs/services` also lists the
+/// services of live peers' log records (each node keeps the records it
+/// received), merged; searches and tails stay local.
+pub struct PeerLogReaders {
+    local: Arc<dyn LogTenantReaders>,
+    peers: Arc<Peers>,
+}
+
+impl PeerLogReaders {
+    /// Reads `local`, plus `peers`' log services.
+    pub fn new(local: Arc<dyn LogTenantReaders>, peers: Arc<Peers>) -> PeerLogReaders {
+        PeerLogReaders { local, peers }
+    }
+}
+
+#[async_trait]
+impl LogTenantReaders for PeerLogReaders {
+    async fn log_reader(&self, tenant: &Tenant) -> Result<Arc<dyn LogReader>, QueryError> {
+        self.log_reader_for(tenant, None).await
+    }
+
+    async fn log_reader_for(
+        &self,
+        tenant: &Tenant,
+        credentials: Option<&str>,
+    ) -> Result<Arc<dyn LogReader>, QueryError> {
+        Ok(Arc::new(ClusterLogReader {
+            local: self.local.log_reader_for(tenant, credentials).await?,
+            peers: Arc::clone(&self.peers),
+            tenant: tenant.clone(),
+            credentials: credentials.map(str::to_owned),
+            warnings: Mutex::new(Vec::new()),
+        }))
+    }
+}
+
+/// One request's log reader: see [`PeerLogReaders`].
+struct ClusterLogReader {
+    local: Arc<dyn LogReader>,
+    peers: Arc<Peers>,
+    tenant: Tenant,
+    credentials: Option<String>,
+    warnings: Mutex<Vec<String>>,
+}
+
+#[async_trait]
+impl LogReader for ClusterLogReader {
+    async fn find_logs(&self, query: &LogQuery) -> Result<LogPage, QueryError> {
+        self.local.find_logs(query).await
+    }
+
+    async fn log_services(&self) -> Result<Vec<String>, QueryError> {
+        let peers = self.peers.listing(
+            "log_services",
+            LOG_SERVICES_PATH,
+            &[],
+            &self.tenant,
+            self.credentials.as_deref(),
+            names,
+        );
+        let (local, (found, warnings)) = tokio::join!(self.local.log_services(), peers);
+        self.warnings.lock().extend(warnings);
+        let mut all = local?;
+        all.extend(found);
+        all.sort();
+        all.dedup();
+        Ok(all)
+    }
+
+    fn subscribe_logs(&self) -> tokio::sync::broadcast::Receiver<Arc<LogBatch>> {
+        self.local.subscribe_logs()
+    }
+
+    fn warnings(&self) -> Vec<String> {
+        self.warnings.lock().clone()
     }
 }
 

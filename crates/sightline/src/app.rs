@@ -243,7 +243,7 @@ pub(crate) async fn serve(settings: Settings) -> anyhow::Result<()> {
     };
     // Sharing a bucket: queries also read live peers' heads, and this
     // node serves its own heads to them (`/internal/head/*`).
-    let (readers, internal) = match &remote {
+    let (readers, internal, log_readers) = match &remote {
         Some(remote) => {
             let ca_pem = match &settings.peer_ca {
                 Some(path) => Some(
@@ -263,14 +263,27 @@ pub(crate) async fn serve(settings: Settings) -> anyhow::Result<()> {
                 },
             )
             .context("cannot set up the client for peer queries")?;
+            let peers = Arc::new(peers);
             let readers = sightline_objstore::PeerReaders::new(
                 Arc::clone(&store) as Arc<dyn TenantReaders>,
-                Arc::new(peers),
+                Arc::clone(&peers),
             );
+            let local_logs = Arc::clone(&logs) as Arc<dyn LogTenantReaders>;
+            let log_readers = sightline_objstore::PeerLogReaders::new(Arc::clone(&local_logs), peers);
             let heads = sightline_store::HeadReaders(Arc::clone(&store));
-            (Arc::new(readers) as Arc<dyn TenantReaders>, sightline_api::internal::router(Arc::new(heads)))
+            let internal = sightline_api::internal::router(Arc::new(heads))
+                .merge(sightline_api::internal::log_router(local_logs));
+            (
+                Arc::new(readers) as Arc<dyn TenantReaders>,
+                internal,
+                Arc::new(log_readers) as Arc<dyn LogTenantReaders>,
+            )
         }
-        None => (Arc::clone(&store) as Arc<dyn TenantReaders>, axum::Router::new()),
+        None => (
+            Arc::clone(&store) as Arc<dyn TenantReaders>,
+            axum::Router::new(),
+            Arc::clone(&logs) as Arc<dyn LogTenantReaders>,
+        ),
     };
     let api = sightline_api::router(sightline_api::ApiState {
         // Each request reads its tenant's data only.
@@ -282,7 +295,7 @@ pub(crate) async fn serve(settings: Settings) -> anyhow::Result<()> {
         span_metrics: pipeline.span_metrics.clone(),
         service_graph: pipeline.service_graph.clone(),
         // Each request reads its tenant's logs only.
-        logs: Some(Arc::clone(&logs) as Arc<dyn LogTenantReaders>),
+        logs: Some(log_readers),
     })
     // The series the default metrics pipeline received, for Prometheus
     // to scrape beside Sightline's own /metrics.

@@ -1,6 +1,7 @@
 //! Issue 13: the listings a UI fills its drop-downs from (Jaeger's
-//! services and operations, Tempo's tag names and values) include what
-//! live peers hold only in their heads, merged and each name once; a peer
+//! services and operations, Tempo's tag names and values, the log
+//! services) include what live peers hold only in their heads (logs: on
+//! the node that received them), merged and each name once; a peer
 //! that does not answer is named in the `sightline-warnings` header, the
 //! listing still answers. Three real nodes on SeaweedFS, nothing flushed.
 
@@ -11,6 +12,7 @@ use sightline_objstore::testing::SeaweedFs;
 
 use crate::harness::{Ports, Server, encode, now_ns, request, span, string_kv};
 use crate::peers::{get, node, post, trace_id};
+use crate::tenants::post_log;
 
 /// A body of one span named `op` of `service`, carrying the span attribute
 /// `key` = `value`.
@@ -72,6 +74,9 @@ fn listings_on_any_node_include_live_peers_heads() {
     post(&b, tagged(trace_id(2), 1, "svc-b", "op-b", "only.b", "value-b"));
     post(&b, tagged(trace_id(2), 2, "shared", "op-shared", "common", "y"));
     post(&c, tagged(trace_id(3), 1, "svc-c", "op-c", "only.c", "value-c"));
+    for (server, service) in [(&a, "logs-a"), (&b, "logs-b"), (&c, "logs-c")] {
+        post_log(server, None, service);
+    }
 
     let services = wait_listing(&c, "/api/services", |b| strings(b, "/data", "").len() == 4);
     assert_eq!(strings(&services, "/data", ""), ["shared", "svc-a", "svc-b", "svc-c"], "{services}");
@@ -98,6 +103,8 @@ fn listings_on_any_node_include_live_peers_heads() {
         strings(b, "/tagValues", "value").len() == 4
     });
     assert_eq!(strings(&values, "/tagValues", "value"), ["shared", "svc-a", "svc-b", "svc-c"]);
+    let logs = wait_listing(&c, "/api/logs/services", |b| strings(b, "/data", "").len() == 3);
+    assert_eq!(strings(&logs, "/data", ""), ["logs-a", "logs-b", "logs-c"], "{logs}");
     // ... from the peers' heads, not the bucket: nothing was flushed.
     let (_, _, listing) = get(&a, "/api/services");
     assert_eq!(strings(&listing, "/data", ""), ["shared", "svc-a"], "A lists its own only: {listing}");
@@ -106,7 +113,13 @@ fn listings_on_any_node_include_live_peers_heads() {
     let a_addr = format!("127.0.0.1:{}", pa.api);
     let mut a = a;
     a.kill9();
-    for path in ["/api/services", "/api/v2/search/tags", "/api/v2/search/tag/span.common/values"] {
+    for path in [
+        "/api/services",
+        "/api/operations?service=shared",
+        "/api/v2/search/tags",
+        "/api/v2/search/tag/span.common/values",
+        "/api/logs/services",
+    ] {
         let (status, warnings, body) = get(&c, path);
         assert_eq!(status, 200, "{path}: {body}");
         let warning = warnings.unwrap_or_default();
@@ -114,4 +127,6 @@ fn listings_on_any_node_include_live_peers_heads() {
     }
     let (_, _, services) = get(&c, "/api/services");
     assert_eq!(strings(&services, "/data", ""), ["shared", "svc-b", "svc-c"], "{services}");
+    let (_, _, logs) = get(&c, "/api/logs/services");
+    assert_eq!(strings(&logs, "/data", ""), ["logs-b", "logs-c"], "{logs}");
 }
