@@ -81,6 +81,10 @@ pub struct PeerOptions {
     /// `None` trusts the system's roots. A peer whose certificate fails
     /// verification is one that did not answer: named in the warnings.
     pub ca_pem: Option<Vec<u8>>,
+    /// PEM certificate chain and private key this node presents to peers
+    /// (its own `--tls-cert`/`--tls-key`, when `--tls-client-ca` makes every
+    /// node require one).
+    pub identity_pem: Option<Vec<u8>>,
 }
 
 /// One peer: how a warning names it, and where it answers.
@@ -115,6 +119,11 @@ impl Peers {
                 return Err(invalid("the peer CA file holds no PEM certificate".into()));
             }
             builder = builder.tls_certs_only(certs);
+        }
+        if let Some(pem) = &options.identity_pem {
+            let identity = reqwest::Identity::from_pem(pem)
+                .map_err(|e| invalid(format!("the TLS certificate or key for peers: {}", describe(&e))))?;
+            builder = builder.identity(identity);
         }
         let client = builder.build().map_err(|e| invalid(describe(&e)))?;
         Ok(Peers { client, remote, options, metrics })

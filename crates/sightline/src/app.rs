@@ -252,6 +252,20 @@ pub(crate) async fn serve(settings: Settings) -> anyhow::Result<()> {
                 ),
                 None => None,
             };
+            // Under mutual TLS every node requires a client certificate:
+            // peers are shown this node's own (read once, at start).
+            let identity_pem = match settings.tls() {
+                Some(files) if files.client_ca.is_some() => {
+                    let read = |path: &std::path::Path| {
+                        std::fs::read(path).with_context(|| format!("cannot read {}", path.display()))
+                    };
+                    let mut pem = read(&files.key)?;
+                    pem.push(b'\n');
+                    pem.extend(read(&files.cert)?);
+                    Some(pem)
+                }
+                _ => None,
+            };
             let peers = sightline_objstore::Peers::new(
                 Arc::clone(remote),
                 sightline_objstore::PeerOptions {
@@ -260,6 +274,7 @@ pub(crate) async fn serve(settings: Settings) -> anyhow::Result<()> {
                     timeout: settings.peer_timeout,
                     https: tls.is_some(),
                     ca_pem,
+                    identity_pem,
                 },
             )
             .context("cannot set up the client for peer queries")?;

@@ -13,20 +13,37 @@ use sightline_objstore::testing::SeaweedFs;
 
 use crate::harness::{Launch, Ports, Server, Tls, encode, hex, now_ns, request, span};
 use crate::peers::{WARNINGS, trace_id};
-use crate::security::make_pki;
+use crate::security::{leaf, make_pki};
 
 /// A node speaking TLS with `pki`'s server certificate, trusting `pki`'s CA
 /// for its peers; heads kept for 10 minutes so nothing is flushed.
 fn tls_node(s3: &SeaweedFs, url: &str, data: &Path, id: &str, pki: &Path, extra: &[&str]) -> Server {
+    tls_node_as(s3, url, data, id, pki, "server", None, extra)
+}
+
+/// [`tls_node`] with certificate `name`; the test's client presents
+/// `client` (mutual TLS).
+#[allow(clippy::too_many_arguments)]
+fn tls_node_as(
+    s3: &SeaweedFs,
+    url: &str,
+    data: &Path,
+    id: &str,
+    pki: &Path,
+    name: &str,
+    client: Option<&str>,
+    extra: &[&str],
+) -> Server {
     let file = |name: &str| pki.join(name).to_str().unwrap().to_owned();
-    let (cert, key, ca) = (file("server.pem"), file("server.key"), file("ca.pem"));
+    let (cert, key, ca) = (file(&format!("{name}.pem")), file(&format!("{name}.key")), file("ca.pem"));
     let mut flags = vec!["--storage", url, "--max-block-age", "10m", "--poll-interval", "200ms"];
     flags.extend(["--node-id", id, "--peer-timeout", "20s", "--peer-ca", &ca]);
     flags.extend(["--tls-cert", &cert, "--tls-key", &key]);
     flags.extend(extra);
     let vars = s3.env();
     let env = vars.iter().map(|(k, v)| (k.as_str(), v.clone())).collect();
-    let tls = Some(Tls { ca: pki.join("ca.pem"), client: None });
+    let client = client.map(|c| (pki.join(format!("{c}.pem")), pki.join(format!("{c}.key"))));
+    let tls = Some(Tls { ca: pki.join("ca.pem"), client });
     Server::launch(data, Ports::free(), Launch { extra: &flags, env, tls, ..Launch::default() })
 }
 
@@ -93,4 +110,36 @@ fn tls_peers_verify_each_other_and_an_untrusted_one_is_a_warning() {
     assert_eq!(status, 200, "{body}");
     assert!(body["data"].as_array().unwrap().iter().any(|s| s == "svc-a"), "{body}");
     assert!(warnings.unwrap_or_default().contains(&r_addr));
+}
+
+/// With `--tls-client-ca` (mutual TLS) every node requires a client
+/// certificate, so a node presents its own to its peers: a trace in A's
+/// head is whole through C, with no warning.
+#[test]
+fn mutual_tls_peers_present_their_own_certificate() {
+    let dir = tempfile::tempdir().unwrap();
+    let pki = dir.path().join("pki");
+    std::fs::create_dir(&pki).unwrap();
+    make_pki(&pki);
+    // One certificate per node good for both ends of a connection.
+    leaf(&pki, "node", "ca", "localhost", "serverAuth,clientAuth");
+    let ca = pki.join("ca.pem").to_str().unwrap().to_owned();
+    let mutual = ["--tls-client-ca", ca.as_str()];
+    let s3 = SeaweedFs::start();
+    let url = s3.url("it-peers-mtls");
+    let start =
+        |id: &str| tls_node_as(&s3, &url, &dir.path().join(id), id, &pki, "node", Some("node"), &mutual);
+    let (a, c) = (start("node-a"), start("node-c"));
+    let t = trace_id(23);
+    post(&a, t, "svc-a");
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        let (status, warnings, body) = get(&c, &format!("/api/traces/{}", hex(&t)));
+        if status == 200 && span_count(&body) == 3 {
+            assert_eq!(warnings, None, "{body}");
+            break;
+        }
+        assert!(Instant::now() < deadline, "{status} {warnings:?} {body}: {}", c.stderr());
+        std::thread::sleep(Duration::from_millis(100));
+    }
 }

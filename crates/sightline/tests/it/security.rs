@@ -227,7 +227,7 @@ pub(crate) fn make_pki(dir: &std::path::Path) {
 }
 
 /// A certificate `name` for `cn`, signed by `ca`.
-fn leaf(dir: &std::path::Path, name: &str, ca: &str, cn: &str, usage: &str) {
+pub(crate) fn leaf(dir: &std::path::Path, name: &str, ca: &str, cn: &str, usage: &str) {
     let ext = format!("{name}.ext");
     std::fs::write(
         dir.join(&ext),
