@@ -409,6 +409,12 @@ impl Settings {
             }
             _ => {}
         }
+        if settings.peer_ca.is_some() && settings.tls_cert.is_none() {
+            errors.push(
+                "--peer-ca needs --tls-cert and --tls-key: peers speak TLS only when this node does"
+                    .to_owned(),
+            );
+        }
         if errors.is_empty() { Ok(settings) } else { Err(ConfigError(errors)) }
     }
 }
