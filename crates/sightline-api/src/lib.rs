@@ -47,7 +47,7 @@
 //! | --- | --- |
 //! | `GET /api/logs?traceID=&spanID=&service=&minSeverity=&q=&tags=&tag=&start=&end=&limit=&cursor=` | `{data: [record], total, limit, next, errors, warnings}`, newest first; `q` is a substring or `/regex/`; `limit` 100 by default, at most 1000 |
 //! | `GET /api/logs/tail?` (same filters, no `limit`/`cursor`) | server-sent events: `log` (one record each), a final `dropped` for a client too slow to keep up |
-//! | `GET /api/logs/services` | service names with stored records |
+//! | `GET /api/logs/services` | service names with stored records (with live peers' sharing a bucket; `sightline-warnings` names a peer that did not answer) |
 //!
 //! Any other `/api/…` or `/analytics/…` path is a JSON 404, never the web
 //! UI's page. `GET /health`, `GET /ready` and `GET /metrics` serve

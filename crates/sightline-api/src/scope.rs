@@ -74,7 +74,18 @@ pub(crate) async fn warn_partial(mut request: Request, next: Next) -> Response {
     let mut response = next.run(request).await;
     let reader = slot.0.lock().unwrap_or_else(PoisonError::into_inner).take();
     let warnings = reader.map(|r| r.warnings()).unwrap_or_default();
-    if !warnings.is_empty() {
+    if let Some(value) = warnings_header(&warnings) {
+        response.headers_mut().insert(WARNINGS_HEADER, value);
+    }
+    response
+}
+
+/// [`WARNINGS_HEADER`]'s value for `warnings`; `None` when there are none.
+pub(crate) fn warnings_header(warnings: &[String]) -> Option<HeaderValue> {
+    if warnings.is_empty() {
+        return None;
+    }
+    {
         let text: Vec<String> = warnings
             .iter()
             .map(|w| {
@@ -91,9 +102,6 @@ pub(crate) async fn warn_partial(mut request: Request, next: Next) -> Response {
                     .collect()
             })
             .collect();
-        if let Ok(value) = HeaderValue::from_str(&text.join(", ")) {
-            response.headers_mut().insert(WARNINGS_HEADER, value);
-        }
+        HeaderValue::from_str(&text.join(", ")).ok()
     }
-    response
 }

@@ -51,6 +51,7 @@ pub use query::{TagFilter, TraceQuery, span_matches, tag_lookup};
 pub use span::{Event, Link, Resource, Scope, Span, SpanKind, Status, StatusCode, UNKNOWN_SERVICE};
 pub use tags::{
     AttributeScope, DEFAULT_TAG_LIMIT, TagNames, TagQuery, collect_tag_names, collect_tag_values,
+    merge_tag_values,
 };
 pub use tenant::{Tenant, TenantError};
 pub use value::{KeyValue, Value};

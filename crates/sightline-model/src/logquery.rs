@@ -165,6 +165,12 @@ pub trait LogReader: Send + Sync {
     /// bounded: a receiver that falls behind gets
     /// [`broadcast::error::RecvError::Lagged`] and should be dropped.
     fn subscribe_logs(&self) -> broadcast::Receiver<Arc<LogBatch>>;
+
+    /// What the answers so far left out (peers that did not answer), as
+    /// [`crate::SpanReader::warnings`]. Local readers leave nothing out.
+    fn warnings(&self) -> Vec<String> {
+        Vec::new()
+    }
 }
 
 /// The log reader of each tenant: the logs API asks for the request's
@@ -175,6 +181,19 @@ pub trait LogTenantReaders: Send + Sync {
     /// The log reader of `tenant`'s data. A tenant without logs gets a
     /// reader that finds nothing ([`EmptyLogReader`]), not an error.
     async fn log_reader(&self, tenant: &Tenant) -> Result<Arc<dyn LogReader>, QueryError>;
+
+    /// [`LogTenantReaders::log_reader`] for one request carrying
+    /// `credentials` (its `Authorization` header), which a reader asking
+    /// other nodes passes on; the returned reader belongs to that request
+    /// (its warnings are that request's).
+    async fn log_reader_for(
+        &self,
+        tenant: &Tenant,
+        credentials: Option<&str>,
+    ) -> Result<Arc<dyn LogReader>, QueryError> {
+        let _ = credentials;
+        self.log_reader(tenant).await
+    }
 }
 
 /// One log reader answers for every tenant: a backend without tenants

@@ -352,6 +352,18 @@ pub fn encode_kvs(list: &[KeyValue]) -> Vec<pc::KeyValue> {
         .collect()
 }
 
+/// One value as a protobuf `AnyValue`: how nodes sharing a bucket send
+/// each other listings (services, operations, tag names and values) —
+/// exact for every value kind, and decoded by code every receiver has.
+pub fn encode_value_bytes(v: &Value) -> Vec<u8> {
+    encode_value(v).encode_to_vec()
+}
+
+/// Reads what [`encode_value_bytes`] wrote.
+pub fn decode_value_bytes(bytes: &[u8]) -> Result<Value, prost::DecodeError> {
+    Ok(value(pc::AnyValue::decode(bytes)?))
+}
+
 /// Encodes one attribute value.
 pub fn encode_value(v: &Value) -> pc::AnyValue {
     use pc::any_value::Value as V;

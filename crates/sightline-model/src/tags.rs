@@ -157,6 +157,17 @@ pub fn collect_tag_values<'a>(
     seen.into_values().collect()
 }
 
+/// `values` from several listings (nodes sharing a bucket) as one, in
+/// [`collect_tag_values`]' order: each value once, sorted by type, then
+/// text; at most `limit`.
+pub fn merge_tag_values(values: impl IntoIterator<Item = Value>, limit: usize) -> Vec<Value> {
+    let mut seen: BTreeMap<(u8, String), Value> = BTreeMap::new();
+    for value in values.into_iter().filter(|v| !matches!(v, Value::Empty)) {
+        seen.entry((type_rank(&value), value.to_text())).or_insert(value);
+    }
+    seen.into_values().take(limit).collect()
+}
+
 fn type_rank(v: &Value) -> u8 {
     match v {
         Value::Str(_) => 0,

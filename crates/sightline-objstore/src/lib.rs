@@ -60,7 +60,7 @@ pub use error::Error;
 pub use inventory::{BlockEntry, Signal, Summary, Verified, inventory, verify};
 pub use lease::Lease;
 pub use metrics::Metrics;
-pub use peers::{PeerOptions, PeerReaders, Peers};
+pub use peers::{PeerLogReaders, PeerOptions, PeerReaders, Peers};
 pub use policy::Policy;
 pub use selftest::check_conditional_writes;
 pub use storage::ObjectStorage;

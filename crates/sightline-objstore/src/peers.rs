@@ -17,9 +17,11 @@
 //! `Authorization` header and tenant (`X-Scope-OrgID`) are passed on, so
 //! a peer grants exactly what this node granted.
 //!
-//! What reads peers: traces by id and searches. Listings (services,
-//! operations, dependencies, tags) stay local: they are hints for a UI's
-//! drop-downs, and a peer's newest names reach them with its next flush.
+//! What reads peers: traces by id, searches and the listings (services,
+//! operations, tag names and values: `/internal/head/{services,
+//! operations,tag-names,tag-values}`), merged with the local listing and
+//! deduplicated. Dependencies stay local: they are counted over whole
+//! traces, which a peer's head alone does not hold.
 
 use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
@@ -30,8 +32,9 @@ use futures_util::future::join_all;
 use parking_lot::Mutex;
 use prometheus_client::encoding::EncodeLabelSet;
 use sightline_model::{
-    DependencyLink, Operation, QueryError, Span, SpanKind, SpanReader, Tenant, TenantReaders, TraceId,
-    TraceQuery, span_matches,
+    AttributeScope, DependencyLink, LogBatch, LogPage, LogQuery, LogReader, LogTenantReaders, Operation,
+    QueryError, Span, SpanKind, SpanReader, TagNames, TagQuery, Tenant, TenantReaders, TraceId, TraceQuery,
+    Value, merge_tag_values, span_matches,
 };
 
 use crate::{Metrics, Remote};
@@ -39,6 +42,11 @@ use crate::{Metrics, Remote};
 /// Where a node answers for its heads (`sightline-api`'s internal routes).
 const TRACES_PATH: &str = "/internal/head/traces";
 const SEARCH_PATH: &str = "/internal/head/search";
+const SERVICES_PATH: &str = "/internal/head/services";
+const OPERATIONS_PATH: &str = "/internal/head/operations";
+const TAG_NAMES_PATH: &str = "/internal/head/tag-names";
+const TAG_VALUES_PATH: &str = "/internal/head/tag-values";
+const LOG_SERVICES_PATH: &str = "/internal/logs/services";
 /// The most a peer's answer may be: far above what its per-query result
 /// budget lets it build, so only a broken peer hits it.
 const MAX_ANSWER_BYTES: usize = 64 << 20;
@@ -48,7 +56,8 @@ const IDS_PER_REQUEST: usize = 100;
 /// Labels of a peer request count.
 #[derive(Debug, Clone, PartialEq, Eq, Hash, EncodeLabelSet)]
 pub(crate) struct PeerRequest {
-    /// `traces` or `search`.
+    /// `traces`, `search`, `services`, `operations`, `tag_names`,
+    /// `tag_values` or `log_services`.
     pub(crate) op: &'static str,
     /// `ok`, `timeout` or `error`.
     pub(crate) outcome: &'static str,
@@ -68,6 +77,14 @@ pub struct PeerOptions {
     /// Whether peers speak TLS (they do when this node does: one
     /// deployment, one setting).
     pub https: bool,
+    /// PEM CA certificates peers' certificates must chain to (`--peer-ca`);
+    /// `None` trusts the system's roots. A peer whose certificate fails
+    /// verification is one that did not answer: named in the warnings.
+    pub ca_pem: Option<Vec<u8>>,
+    /// PEM certificate chain and private key this node presents to peers
+    /// (its own `--tls-cert`/`--tls-key`, when `--tls-client-ca` makes every
+    /// node require one).
+    pub identity_pem: Option<Vec<u8>>,
 }
 
 /// One peer: how a warning names it, and where it answers.
@@ -91,11 +108,24 @@ impl Peers {
     pub fn new(remote: Arc<Remote>, options: PeerOptions) -> Result<Peers, crate::Error> {
         let metrics = Arc::clone(&remote.cluster.bucket.metrics);
         crate::install_crypto();
-        let client = reqwest::Client::builder()
-            .timeout(options.timeout)
-            .connect_timeout(options.timeout)
-            .build()
-            .map_err(|e| crate::Error::InvalidUrl { url: "peers".into(), why: e.to_string() })?;
+        let invalid = |why: String| crate::Error::InvalidUrl { url: "peers".into(), why };
+        let mut builder =
+            reqwest::Client::builder().timeout(options.timeout).connect_timeout(options.timeout);
+        if let Some(pem) = &options.ca_pem {
+            let certs = reqwest::Certificate::from_pem_bundle(pem).map_err(|e| {
+                invalid(format!("the peer CA file is not PEM certificates: {}", describe(&e)))
+            })?;
+            if certs.is_empty() {
+                return Err(invalid("the peer CA file holds no PEM certificate".into()));
+            }
+            builder = builder.tls_certs_only(certs);
+        }
+        if let Some(pem) = &options.identity_pem {
+            let identity = reqwest::Identity::from_pem(pem)
+                .map_err(|e| invalid(format!("the TLS certificate or key for peers: {}", describe(&e))))?;
+            builder = builder.identity(identity);
+        }
+        let client = builder.build().map_err(|e| invalid(describe(&e)))?;
         Ok(Peers { client, remote, options, metrics })
     }
 
@@ -124,7 +154,7 @@ impl Peers {
         query: String,
         tenant: &Tenant,
         credentials: Option<&str>,
-    ) -> Result<Vec<Span>, String> {
+    ) -> Result<Vec<u8>, String> {
         let scheme = if self.options.https { "https" } else { "http" };
         let mut request = self.client.get(format!("{scheme}://{}{path}?{query}", peer.addr));
         if !tenant.is_default() {
@@ -143,8 +173,8 @@ impl Peers {
         result.map_err(|(_, why)| why)
     }
 
-    /// Sends `request` and decodes the answer; `Err((timed out, why))`.
-    async fn fetch(&self, request: reqwest::RequestBuilder) -> Result<Vec<Span>, (bool, String)> {
+    /// Sends `request` and reads the answer's body; `Err((timed out, why))`.
+    async fn fetch(&self, request: reqwest::RequestBuilder) -> Result<Vec<u8>, (bool, String)> {
         let timeout = self.options.timeout;
         let failed = |e: reqwest::Error| {
             if e.is_timeout() {
@@ -166,9 +196,7 @@ impl Peers {
             let text = String::from_utf8_lossy(&body[..body.len().min(300)]).trim().to_owned();
             return Err((false, format!("HTTP {}: {text}", status.as_u16())));
         }
-        let decoded = sightline_model::otlp::decode_protobuf(&body)
-            .map_err(|e| (false, format!("undecodable answer: {e}")))?;
-        Ok(decoded.spans)
+        Ok(body)
     }
 
     /// Every peer's head spans of traces `ids`, and a warning per peer that
@@ -192,7 +220,7 @@ impl Peers {
                 q.finish()
             })
             .collect();
-        self.fan_out("traces", TRACES_PATH, &queries, tenant, credentials).await
+        self.fan_out("traces", TRACES_PATH, &queries, tenant, credentials, spans).await
     }
 
     /// Every peer's head search for `query`.
@@ -209,24 +237,53 @@ impl Peers {
             }
             q.finish()
         };
-        self.fan_out("search", SEARCH_PATH, &[encoded], tenant, credentials).await
+        self.fan_out("search", SEARCH_PATH, &[encoded], tenant, credentials, spans).await
+    }
+
+    /// Every peer's answer to listing `path?pairs`, each decoded by
+    /// `decode` from one protobuf `AnyValue`.
+    async fn listing<T>(
+        &self,
+        op: &'static str,
+        path: &str,
+        pairs: &[(&str, String)],
+        tenant: &Tenant,
+        credentials: Option<&str>,
+        decode: fn(Value) -> Option<Vec<T>>,
+    ) -> (Vec<T>, Vec<String>) {
+        let query = {
+            let mut q = form_urlencoded::Serializer::new(String::new());
+            for (name, value) in pairs {
+                q.append_pair(name, value);
+            }
+            q.finish()
+        };
+        let decode = move |body: &[u8]| {
+            let value = sightline_model::otlp::decode_value_bytes(body)
+                .map_err(|e| format!("undecodable answer: {e}"))?;
+            decode(value).ok_or_else(|| "answer is not the expected listing".to_owned())
+        };
+        self.fan_out(op, path, &[query], tenant, credentials, decode).await
     }
 
     /// Each of `queries` to every peer at once; a peer failing any of them
     /// is named once.
-    async fn fan_out(
+    async fn fan_out<T>(
         &self,
         op: &'static str,
         path: &str,
         queries: &[String],
         tenant: &Tenant,
         credentials: Option<&str>,
-    ) -> (Vec<Span>, Vec<String>) {
+        decode: impl Fn(&[u8]) -> Result<Vec<T>, String>,
+    ) -> (Vec<T>, Vec<String>) {
         let peers = self.list();
+        let decode = &decode;
         let asks = peers.iter().map(|peer| async move {
             let mut spans = Vec::new();
             for query in queries {
-                match self.ask(peer, op, path, query.clone(), tenant, credentials).await {
+                let answer = self.ask(peer, op, path, query.clone(), tenant, credentials).await;
+                match answer.and_then(|body| decode(&body)) {
                     Ok(found) => spans.extend(found),
                     Err(why) => return Err(format!("peer {} did not answer: {why}", peer.name)),
                 }
@@ -246,6 +303,60 @@ impl Peers {
         }
         (spans, warnings)
     }
+}
+
+/// The spans of an OTLP protobuf answer.
+fn spans(body: &[u8]) -> Result<Vec<Span>, String> {
+    let decoded =
+        sightline_model::otlp::decode_protobuf(body).map_err(|e| format!("undecodable answer: {e}"))?;
+    Ok(decoded.spans)
+}
+
+/// The items of an array answer.
+fn items(value: Value) -> Option<Vec<Value>> {
+    match value {
+        Value::Array(items) => Some(items),
+        _ => None,
+    }
+}
+
+/// A service listing: names.
+fn names(value: Value) -> Option<Vec<String>> {
+    items(value)?
+        .into_iter()
+        .map(|v| match v {
+            Value::Str(s) => Some(s),
+            _ => None,
+        })
+        .collect()
+}
+
+/// An operation listing: `[name, kind number]` pairs.
+fn operations(value: Value) -> Option<Vec<Operation>> {
+    items(value)?
+        .into_iter()
+        .map(|v| match items(v)?.as_slice() {
+            [Value::Str(name), Value::Int(kind)] => {
+                Some(Operation { name: name.clone(), kind: SpanKind::from_i32(i32::try_from(*kind).ok()?) })
+            }
+            _ => None,
+        })
+        .collect()
+}
+
+/// A tag name listing: (scope, names) pairs.
+fn scoped_names(value: Value) -> Option<Vec<(AttributeScope, Vec<String>)>> {
+    let Value::Map(map) = value else { return None };
+    map.into_iter().map(|kv| Some((AttributeScope::from_name(&kv.key)?, names(kv.value)?))).collect()
+}
+
+/// The query pairs of a tag listing's scope and window.
+fn tag_pairs(scope: Option<AttributeScope>, query: &TagQuery) -> Vec<(&'static str, String)> {
+    let mut pairs = vec![("limit", query.limit.to_string())];
+    pairs.extend(scope.map(|s| ("scope", s.name().to_owned())));
+    pairs.extend(query.start_min_unix_nanos.map(|t| ("start", t.to_string())));
+    pairs.extend(query.start_max_unix_nanos.map(|t| ("end", t.to_string())));
+    pairs
 }
 
 /// An error with its causes: reqwest's own message ("error sending request
@@ -293,6 +404,84 @@ impl TenantReaders for PeerReaders {
             credentials: credentials.map(str::to_owned),
             warnings: Mutex::new(Vec::new()),
         }))
+    }
+}
+
+/// The log side of a node with peers: `/api/logs/services` also lists the
+/// services of live peers' log records (each node keeps the records it
+/// received), merged; searches and tails stay local.
+pub struct PeerLogReaders {
+    local: Arc<dyn LogTenantReaders>,
+    peers: Arc<Peers>,
+}
+
+impl PeerLogReaders {
+    /// Reads `local`, plus `peers`' log services.
+    pub fn new(local: Arc<dyn LogTenantReaders>, peers: Arc<Peers>) -> PeerLogReaders {
+        PeerLogReaders { local, peers }
+    }
+}
+
+#[async_trait]
+impl LogTenantReaders for PeerLogReaders {
+    async fn log_reader(&self, tenant: &Tenant) -> Result<Arc<dyn LogReader>, QueryError> {
+        self.log_reader_for(tenant, None).await
+    }
+
+    async fn log_reader_for(
+        &self,
+        tenant: &Tenant,
+        credentials: Option<&str>,
+    ) -> Result<Arc<dyn LogReader>, QueryError> {
+        Ok(Arc::new(ClusterLogReader {
+            local: self.local.log_reader_for(tenant, credentials).await?,
+            peers: Arc::clone(&self.peers),
+            tenant: tenant.clone(),
+            credentials: credentials.map(str::to_owned),
+            warnings: Mutex::new(Vec::new()),
+        }))
+    }
+}
+
+/// One request's log reader: see [`PeerLogReaders`].
+struct ClusterLogReader {
+    local: Arc<dyn LogReader>,
+    peers: Arc<Peers>,
+    tenant: Tenant,
+    credentials: Option<String>,
+    warnings: Mutex<Vec<String>>,
+}
+
+#[async_trait]
+impl LogReader for ClusterLogReader {
+    async fn find_logs(&self, query: &LogQuery) -> Result<LogPage, QueryError> {
+        self.local.find_logs(query).await
+    }
+
+    async fn log_services(&self) -> Result<Vec<String>, QueryError> {
+        let peers = self.peers.listing(
+            "log_services",
+            LOG_SERVICES_PATH,
+            &[],
+            &self.tenant,
+            self.credentials.as_deref(),
+            names,
+        );
+        let (local, (found, warnings)) = tokio::join!(self.local.log_services(), peers);
+        self.warnings.lock().extend(warnings);
+        let mut all = local?;
+        all.extend(found);
+        all.sort();
+        all.dedup();
+        Ok(all)
+    }
+
+    fn subscribe_logs(&self) -> tokio::sync::broadcast::Receiver<Arc<LogBatch>> {
+        self.local.subscribe_logs()
+    }
+
+    fn warnings(&self) -> Vec<String> {
+        self.warnings.lock().clone()
     }
 }
 
@@ -406,11 +595,43 @@ impl SpanReader for ClusterReader {
     }
 
     async fn services(&self) -> Result<Vec<String>, QueryError> {
-        self.local.services().await
+        let peers = self.peers.listing(
+            "services",
+            SERVICES_PATH,
+            &[],
+            &self.tenant,
+            self.credentials.as_deref(),
+            names,
+        );
+        let (local, (found, warnings)) = tokio::join!(self.local.services(), peers);
+        self.warn(warnings);
+        let mut all = local?;
+        all.extend(found);
+        all.sort();
+        all.dedup();
+        Ok(all)
     }
 
     async fn operations(&self, service: &str, kind: Option<SpanKind>) -> Result<Vec<Operation>, QueryError> {
-        self.local.operations(service, kind).await
+        let mut pairs = vec![("service", service.to_owned())];
+        pairs.extend(kind.map(|k| ("spanKind", k.jaeger_name().to_owned())));
+        let peers = self.peers.listing(
+            "operations",
+            OPERATIONS_PATH,
+            &pairs,
+            &self.tenant,
+            self.credentials.as_deref(),
+            operations,
+        );
+        let (local, (found, warnings)) = tokio::join!(self.local.operations(service, kind), peers);
+        self.warn(warnings);
+        let mut all = local?;
+        // A peer filtering by kind lists only that kind; an unspecified
+        // kind is "" to Jaeger, so check again rather than trust it.
+        all.extend(found.into_iter().filter(|op| kind.is_none_or(|k| op.kind == k)));
+        all.sort();
+        all.dedup();
+        Ok(all)
     }
 
     async fn dependencies(
@@ -426,7 +647,27 @@ impl SpanReader for ClusterReader {
         scope: Option<sightline_model::AttributeScope>,
         query: &sightline_model::TagQuery,
     ) -> Result<sightline_model::TagNames, QueryError> {
-        self.local.tag_names(scope, query).await
+        let pairs = tag_pairs(scope, query);
+        let peers = self.peers.listing(
+            "tag_names",
+            TAG_NAMES_PATH,
+            &pairs,
+            &self.tenant,
+            self.credentials.as_deref(),
+            scoped_names,
+        );
+        let (local, (found, warnings)) = tokio::join!(self.local.tag_names(scope, query), peers);
+        self.warn(warnings);
+        let mut all: TagNames = local?;
+        for (scope, names) in found {
+            all.entry(scope).or_default().extend(names);
+        }
+        for names in all.values_mut() {
+            names.sort();
+            names.dedup();
+            names.truncate(query.limit);
+        }
+        Ok(all)
     }
 
     async fn tag_values(
@@ -435,7 +676,19 @@ impl SpanReader for ClusterReader {
         key: &str,
         query: &sightline_model::TagQuery,
     ) -> Result<Vec<sightline_model::Value>, QueryError> {
-        self.local.tag_values(scope, key, query).await
+        let mut pairs = tag_pairs(scope, query);
+        pairs.push(("key", key.to_owned()));
+        let peers = self.peers.listing(
+            "tag_values",
+            TAG_VALUES_PATH,
+            &pairs,
+            &self.tenant,
+            self.credentials.as_deref(),
+            items,
+        );
+        let (local, (found, warnings)) = tokio::join!(self.local.tag_values(scope, key, query), peers);
+        self.warn(warnings);
+        Ok(merge_tag_values(local?.into_iter().chain(found), query.limit))
     }
 
     fn warnings(&self) -> Vec<String> {

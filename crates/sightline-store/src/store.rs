@@ -88,6 +88,11 @@ pub struct Options {
     pub compaction_stall_blocks: usize,
     /// How often retention and compaction run.
     pub maintenance_interval: Duration,
+    /// Test hook, zero outside tests: how long a merge waits between
+    /// writing its output (into the bucket, for an object store) and
+    /// committing it to the manifest, so a test can kill a compacting node
+    /// at exactly that point or let another node's commit overtake it.
+    pub merge_commit_pause: Duration,
     /// The process memory budget: the store follows its pressure (cuts
     /// the head, defers merges).
     pub memory: Arc<MemoryBudget>,
@@ -122,6 +127,7 @@ impl Options {
             compaction_max_spans: 512 << 10,
             compaction_stall_blocks: 64,
             maintenance_interval: Duration::from_secs(30),
+            merge_commit_pause: Duration::ZERO,
             memory: Arc::new(MemoryBudget::new(256 << 20)),
             pressure_hold: Duration::from_secs(2),
             node_id: None,
@@ -303,6 +309,7 @@ impl EmbeddedStore {
             maintenance_interval: options.maintenance_interval,
             pressure_hold: options.pressure_hold,
             id_prefix: options.node_id.as_ref().map(|n| format!("{n}-")).unwrap_or_default(),
+            merge_commit_pause: options.merge_commit_pause,
         };
         let queries = Arc::clone(&shared.queries);
         shared.heads.join();

@@ -46,6 +46,8 @@ pub(crate) struct Settings {
     /// Prefix of the block ids this process writes (`<node>-`), so nodes
     /// sharing a bucket never write the same id; empty for a local store.
     pub(crate) id_prefix: String,
+    /// See [`crate::Options::merge_commit_pause`].
+    pub(crate) merge_commit_pause: Duration,
 }
 
 /// State of the background tasks; see the module docs.
@@ -126,11 +128,20 @@ impl Background {
     /// compactor learns of merges due.
     async fn poller(self: Arc<Self>) {
         let interval = self.blocks.storage().poll_interval();
+        let mut allowed = self.may_compact();
         loop {
             tokio::time::sleep(interval).await;
             if self.is_closed() {
                 return;
             }
+            // This node just took over compaction (the holder died or let
+            // go): merges that were due on the old holder are due here now,
+            // not at the next flush or maintenance round.
+            let now_allowed = self.may_compact();
+            if now_allowed && !allowed && self.compaction_debt() >= self.settings.compaction.max_inputs {
+                self.wake_compactor.notify_one();
+            }
+            allowed = now_allowed;
             let blocks = Arc::clone(&self.blocks);
             match run_blocking(move || blocks.refresh()).await {
                 Ok(false) => {}
@@ -519,6 +530,14 @@ impl Background {
                 return Err(e);
             }
         };
+        if !self.settings.merge_commit_pause.is_zero() {
+            tracing::warn!(
+                output = %block.meta().id,
+                pause = ?self.settings.merge_commit_pause,
+                "test hook: merge output written, pausing before its commit"
+            );
+            tokio::time::sleep(self.settings.merge_commit_pause).await;
+        }
         let blocks = Arc::clone(&self.blocks);
         let output = Arc::clone(&block);
         let ids = input_ids.clone();

@@ -78,6 +78,9 @@ pub(crate) async fn serve(settings: Settings) -> anyhow::Result<()> {
     options.max_frozen_heads = 1;
     options.memory = Arc::clone(&memory);
     options.head_max_age = settings.max_block_age();
+    if let Some(pause) = test_hook("MERGE_COMMIT_PAUSE") {
+        options.merge_commit_pause = pause;
+    }
     let (store, remote, _storage_lock) = open_store(&settings, options, store_metrics, &mut registry).await?;
     let store = Arc::new(store);
     if let Some(remote) = &remote {
@@ -253,8 +256,29 @@ pub(crate) async fn serve(settings: Settings) -> anyhow::Result<()> {
     };
     // Sharing a bucket: queries also read live peers' heads, and this
     // node serves its own heads to them (`/internal/head/*`).
-    let (readers, internal) = match &remote {
+    let (readers, internal, log_readers) = match &remote {
         Some(remote) => {
+            let ca_pem = match &settings.peer_ca {
+                Some(path) => Some(
+                    std::fs::read(path)
+                        .with_context(|| format!("cannot read --peer-ca {}", path.display()))?,
+                ),
+                None => None,
+            };
+            // Under mutual TLS every node requires a client certificate:
+            // peers are shown this node's own (read once, at start).
+            let identity_pem = match settings.tls() {
+                Some(files) if files.client_ca.is_some() => {
+                    let read = |path: &std::path::Path| {
+                        std::fs::read(path).with_context(|| format!("cannot read {}", path.display()))
+                    };
+                    let mut pem = read(&files.key)?;
+                    pem.push(b'\n');
+                    pem.extend(read(&files.cert)?);
+                    Some(pem)
+                }
+                _ => None,
+            };
             let peers = sightline_objstore::Peers::new(
                 Arc::clone(remote),
                 sightline_objstore::PeerOptions {
@@ -262,17 +286,32 @@ pub(crate) async fn serve(settings: Settings) -> anyhow::Result<()> {
                     own: settings.advertise_addr(),
                     timeout: settings.peer_timeout,
                     https: tls.is_some(),
+                    ca_pem,
+                    identity_pem,
                 },
             )
             .context("cannot set up the client for peer queries")?;
+            let peers = Arc::new(peers);
             let readers = sightline_objstore::PeerReaders::new(
                 Arc::clone(&store) as Arc<dyn TenantReaders>,
-                Arc::new(peers),
+                Arc::clone(&peers),
             );
+            let local_logs = Arc::clone(&logs) as Arc<dyn LogTenantReaders>;
+            let log_readers = sightline_objstore::PeerLogReaders::new(Arc::clone(&local_logs), peers);
             let heads = sightline_store::HeadReaders(Arc::clone(&store));
-            (Arc::new(readers) as Arc<dyn TenantReaders>, sightline_api::internal::router(Arc::new(heads)))
+            let internal = sightline_api::internal::router(Arc::new(heads))
+                .merge(sightline_api::internal::log_router(local_logs));
+            (
+                Arc::new(readers) as Arc<dyn TenantReaders>,
+                internal,
+                Arc::new(log_readers) as Arc<dyn LogTenantReaders>,
+            )
         }
-        None => (Arc::clone(&store) as Arc<dyn TenantReaders>, axum::Router::new()),
+        None => (
+            Arc::clone(&store) as Arc<dyn TenantReaders>,
+            axum::Router::new(),
+            Arc::clone(&logs) as Arc<dyn LogTenantReaders>,
+        ),
     };
     let api = sightline_api::router(sightline_api::ApiState {
         // Each request reads its tenant's data only.
@@ -284,7 +323,7 @@ pub(crate) async fn serve(settings: Settings) -> anyhow::Result<()> {
         span_metrics: pipeline.span_metrics.clone(),
         service_graph: pipeline.service_graph.clone(),
         // Each request reads its tenant's logs only.
-        logs: Some(Arc::clone(&logs) as Arc<dyn LogTenantReaders>),
+        logs: Some(log_readers),
     })
     // The series the default metrics pipeline received, for Prometheus
     // to scrape beside Sightline's own /metrics.
@@ -476,6 +515,12 @@ async fn open_store(
             remote_options.advertise = settings.advertise_addr();
             remote_options.wal_mirror = settings.durability_bucket;
             remote_options.wal_replay_after = settings.dead_node_after;
+            if let Some(ttl) = test_hook("LEASE_TTL") {
+                remote_options.lease_ttl = ttl;
+            }
+            if let Some(grace) = test_hook("DELETE_GRACE") {
+                remote_options.delete_grace = grace;
+            }
             if remote_options.advertise.is_none() {
                 tracing::warn!(
                     http_addr = %settings.http_addr,
@@ -497,6 +542,19 @@ async fn open_store(
             Ok((store, Some(remote), None))
         }
     }
+}
+
+/// A test hook: `SIGHTLINE_TEST_<name>_MS` milliseconds, read by debug
+/// builds only (a release binary ignores it), so integration tests can
+/// shorten the compaction lease and the delete grace period, or pause a
+/// merge before its commit, without a flag users could stumble on.
+fn test_hook(name: &str) -> Option<Duration> {
+    if !cfg!(debug_assertions) {
+        return None;
+    }
+    let ms = std::env::var(format!("SIGHTLINE_TEST_{name}_MS")).ok()?.parse().ok()?;
+    tracing::warn!(hook = name, ms, "test hook set");
+    Some(Duration::from_millis(ms))
 }
 
 /// Opens the stores of tenants other nodes created in the shared bucket,

@@ -50,16 +50,30 @@ pub(crate) async fn search(
     json(&dto::Page::new(&page, query.effective_limit()), pretty(&params))
 }
 
-/// `GET /api/logs/services`: service names with stored records.
+/// `GET /api/logs/services`: service names with stored records (on a node
+/// sharing a bucket, live peers' too; a peer that did not answer is named
+/// in the warnings header).
 pub(crate) async fn services(
     State(state): State<ApiState>,
     tenant: Option<Extension<Tenant>>,
+    headers: axum::http::HeaderMap,
     RawQuery(raw): RawQuery,
 ) -> Result<Response, ApiError> {
     let raw = raw.unwrap_or_default();
-    let services = reader(&state, tenant).await?.log_services().await?;
+    let tenant = tenant.map(|Extension(t)| t).unwrap_or_default();
+    let readers = state
+        .logs
+        .as_ref()
+        .ok_or_else(|| ApiError::NotImplemented("log storage is not enabled".to_owned()))?;
+    let credentials = headers.get(axum::http::header::AUTHORIZATION).and_then(|v| v.to_str().ok());
+    let reader = readers.log_reader_for(&tenant, credentials).await?;
+    let services = reader.log_services().await?;
     let total = services.len();
-    json(&Envelope::ok(services, total), pretty(&Params::parse(&raw)))
+    let mut response = json(&Envelope::ok(services, total), pretty(&Params::parse(&raw)))?;
+    if let Some(value) = crate::scope::warnings_header(&reader.warnings()) {
+        response.headers_mut().insert(crate::scope::WARNINGS_HEADER, value);
+    }
+    Ok(response)
 }
 
 /// `GET /api/logs/tail`: every record acknowledged from now on that

@@ -69,6 +69,32 @@ async fn head_routes_answer_otlp_and_refuse_bad_input_with_400() {
     }
 }
 
+/// The listing routes answer one protobuf `AnyValue` (here the services:
+/// an array of strings, as the reader lists them) and refuse bad input
+/// with a 400 naming it.
+#[tokio::test]
+async fn head_listings_answer_one_any_value_and_refuse_bad_input_with_400() {
+    use sightline_model::Value;
+    let services = vec!["svc-a".to_owned(), "svc-b".to_owned()];
+    let (app, _) = heads(Fake { services: services.clone(), ..Fake::default() });
+    let reply = get(&app, "/internal/head/services").await;
+    assert_eq!(reply.status, StatusCode::OK, "{}", reply.text());
+    let listed = sightline_model::otlp::decode_value_bytes(&reply.body).unwrap();
+    assert_eq!(listed, Value::Array(services.into_iter().map(Value::Str).collect()));
+    for (uri, says) in [
+        ("/internal/head/services?x=1", "unknown parameter"),
+        ("/internal/head/operations", "service is required"),
+        ("/internal/head/operations?service=a&spanKind=sideways", "unknown spanKind"),
+        ("/internal/head/tag-names?scope=nowhere", "unknown scope"),
+        ("/internal/head/tag-values?scope=span", "key is required"),
+        ("/internal/head/tag-values?key=a&limit=many", "limit must be a number"),
+    ] {
+        let reply = get(&app, uri).await;
+        assert_eq!(reply.status, StatusCode::BAD_REQUEST, "{uri}");
+        assert!(reply.text().contains(says), "{uri}: {}", reply.text());
+    }
+}
+
 /// A reader that left something out, as a cluster reader whose peer did
 /// not answer.
 struct Partial(Fake);

@@ -396,6 +396,18 @@ pub(crate) static SETTINGS: &[Setting] = &[
         in_file: true,
     },
     Setting {
+        name: "peer-ca",
+        value_name: "FILE",
+        default: Default::Derived("the system's root certificates"),
+        help: "PEM CA certificates a peer's certificate must chain to when nodes speak TLS (`--tls-cert`): \
+               peers are then asked over https and verified against these only",
+        apply: |s, v| {
+            s.peer_ca = Some(path(v).ok_or("a file path")?);
+            Ok(())
+        },
+        in_file: true,
+    },
+    Setting {
         name: "header-timeout",
         value_name: "DURATION",
         default: Default::Value("10s"),

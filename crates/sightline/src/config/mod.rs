@@ -141,6 +141,9 @@ pub(crate) struct Settings {
     pub(crate) durability_bucket: bool,
     /// `--dead-node-after`.
     pub(crate) dead_node_after: Duration,
+    /// `--peer-ca`: the CA peers' certificates must chain to (instead of
+    /// the system's roots).
+    pub(crate) peer_ca: Option<PathBuf>,
     /// `--max-block-age` as given; see [`Settings::max_block_age`].
     max_block_age: Option<Duration>,
     /// Where blocks live (resolved from `--storage` and the settings only
@@ -210,6 +213,7 @@ impl Settings {
             peer_timeout: Duration::ZERO,
             durability_bucket: false,
             dead_node_after: Duration::ZERO,
+            peer_ca: None,
             storage: Storage::Local(PathBuf::new()),
         }
     }
@@ -417,6 +421,12 @@ impl Settings {
                 );
             }
             _ => {}
+        }
+        if settings.peer_ca.is_some() && settings.tls_cert.is_none() {
+            errors.push(
+                "--peer-ca needs --tls-cert and --tls-key: peers speak TLS only when this node does"
+                    .to_owned(),
+            );
         }
         if errors.is_empty() { Ok(settings) } else { Err(ConfigError(errors)) }
     }

@@ -50,6 +50,7 @@ fn errors_name_the_setting_and_the_fix() {
     assert!(bad("otlp-http-addr", "127.0.0.1:4317").contains("both 127.0.0.1:4317"), "port clash");
     assert!(bad("tls-cert", "cert.pem").contains("--tls-cert and --tls-key go together"));
     assert!(bad("tls-client-ca", "ca.pem").contains("mutual TLS is TLS first"));
+    assert!(bad("peer-ca", "ca.pem").contains("--peer-ca needs --tls-cert"));
     assert!(bad("metrics-auth", "maybe").contains("open or token"));
 }
 

@@ -26,6 +26,9 @@
 //!   unflushed spans with the default.
 //! - `objstore_logs`: log blocks in the shared bucket: served by every
 //!   node, two nodes flushing at once, kill -9 loses and doubles nothing.
+//! - `peers_listings`: services, operations and tags include live peers' heads.
+//! - `peers_tls`: peers ask each other over https, verified by `--peer-ca`.
+//! - `objstore_lease`: the lease holder killed mid-compaction; a stale holder's commit fails.
 //! - `objstore_faults`: a proxy injecting object-store faults (503/500/409,
 //!   held connections, refused connections) while a node ingests and
 //!   answers queries; nothing acknowledged is lost.
@@ -42,7 +45,10 @@ mod objstore;
 mod objstore_disk_loss;
 mod objstore_faults;
 mod objstore_logs;
+mod objstore_lease;
 mod peers;
+mod peers_listings;
+mod peers_tls;
 mod python_clients;
 mod security;
 mod tenants;

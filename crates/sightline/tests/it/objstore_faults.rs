@@ -372,9 +372,14 @@ fn a_failing_object_store_degrades_queries_and_loses_nothing_acknowledged() {
         let reply = b.post_traces("application/x-protobuf", None, &spans(*t, 100, "svc-cold", 4096));
         assert_eq!(reply.status, 200, "{}", reply.text());
     }
+    // (A's store lists a block: B's, as A received nothing yet. Not A's
+    // service listing, which also holds what B's head has.)
     wait_for("A lists B's block", 60, || {
-        let (_, services) = a.get_json("/api/services");
-        services["data"].as_array().is_some_and(|s| s.iter().any(|s| s == "svc-cold"))
+        let (_, health) = a.get_json("/health");
+        let checks = health["checks"].as_array().cloned().unwrap_or_default();
+        let store = checks.iter().find(|c| c["name"] == "store").cloned().unwrap_or_default();
+        let detail = store["detail"].as_str().unwrap_or_default().to_owned();
+        detail.contains(" blocks") && !detail.contains(" 0 blocks")
     });
 
     // One writer keeps sending 20-span traces to A throughout.

@@ -16,12 +16,12 @@ use sightline_objstore::testing::SeaweedFs;
 use crate::harness::{Ports, Server, agent, encode, hex, now_ns, request, span};
 
 /// How a response names what a partial answer left out.
-const WARNINGS: &str = "sightline-warnings";
+pub(crate) const WARNINGS: &str = "sightline-warnings";
 
 /// A node that keeps its head for 10 minutes (so only a stop flushes it)
 /// and polls the manifest every 200 ms. Peer timeout generous: a busy CI
 /// machine must not turn a slow answer into a warning.
-fn node(s3: &SeaweedFs, url: &str, data: &Path, ports: Ports, id: &str, extra: &[&str]) -> Server {
+pub(crate) fn node(s3: &SeaweedFs, url: &str, data: &Path, ports: Ports, id: &str, extra: &[&str]) -> Server {
     let mut flags =
         vec!["--storage", url, "--max-block-age", "10m", "--poll-interval", "200ms", "--node-id", id];
     flags.extend(["--peer-timeout", "20s"]);
@@ -29,7 +29,7 @@ fn node(s3: &SeaweedFs, url: &str, data: &Path, ports: Ports, id: &str, extra: &
     Server::start_env(data, ports, &flags, &s3.env())
 }
 
-fn trace_id(n: u8) -> [u8; 16] {
+pub(crate) fn trace_id(n: u8) -> [u8; 16] {
     let mut t = [0u8; 16];
     t[0] = 0x7a;
     t[1] = n;
@@ -45,18 +45,18 @@ fn spans(t: [u8; 16], range: std::ops::Range<u8>, service: &str) -> Vec<u8> {
     encode(&request(service, spans.collect()))
 }
 
-fn post(server: &Server, body: Vec<u8>) {
+pub(crate) fn post(server: &Server, body: Vec<u8>) {
     let reply = server.post_traces("application/x-protobuf", None, &body);
     assert_eq!(reply.status, 200, "{}", reply.text());
 }
 
 /// GET on `server`'s API: status, the warnings header, the body as JSON.
-fn get(server: &Server, path: &str) -> (u16, Option<String>, Value) {
+pub(crate) fn get(server: &Server, path: &str) -> (u16, Option<String>, Value) {
     get_as(server, path, None)
 }
 
 /// [`get`] with `Authorization: Bearer <token>`.
-fn get_as(server: &Server, path: &str, token: Option<&str>) -> (u16, Option<String>, Value) {
+pub(crate) fn get_as(server: &Server, path: &str, token: Option<&str>) -> (u16, Option<String>, Value) {
     let mut request = agent().get(&format!("{}{path}", server.api));
     if let Some(token) = token {
         request = request.header("authorization", &format!("Bearer {token}"));

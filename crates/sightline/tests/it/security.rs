@@ -206,7 +206,7 @@ fn openssl(dir: &std::path::Path, args: &[&str]) {
 
 /// A test PKI: `ca` signs `server` (localhost, 127.0.0.1), `client-ca`
 /// signs `client`; files `NAME.pem` and `NAME.key` in `dir`.
-fn make_pki(dir: &std::path::Path) {
+pub(crate) fn make_pki(dir: &std::path::Path) {
     let ec = ["-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1", "-nodes"];
     for ca in ["ca", "client-ca"] {
         let (key, pem, subject) =
@@ -227,7 +227,7 @@ fn make_pki(dir: &std::path::Path) {
 }
 
 /// A certificate `name` for `cn`, signed by `ca`.
-fn leaf(dir: &std::path::Path, name: &str, ca: &str, cn: &str, usage: &str) {
+pub(crate) fn leaf(dir: &std::path::Path, name: &str, ca: &str, cn: &str, usage: &str) {
     let ext = format!("{name}.ext");
     std::fs::write(
         dir.join(&ext),

@@ -424,7 +424,7 @@ fn python_logs(protocol: &str, endpoint: &str, service: &str, headers: &str) -> 
 }
 
 /// POSTs one OTLP/JSON log record of `service` with `header`: the reply.
-fn post_log(server: &Server, header: Option<(&str, &str)>, service: &str) -> Value {
+pub(crate) fn post_log(server: &Server, header: Option<(&str, &str)>, service: &str) -> Value {
     let body = format!(
         r#"{{"resourceLogs":[{{"resource":{{"attributes":[{{"key":"service.name","value":{{"stringValue":"{service}"}}}}]}},
         "scopeLogs":[{{"logRecords":[{{"timeUnixNano":"{}","severityNumber":9,"body":{{"stringValue":"hello from {service}"}}}}]}}]}}]}}"#,
