@@ -482,7 +482,7 @@ fn flush_level_cost() {
         == std::fs::read(dir.path().join("m1").join("data.parquet")).unwrap();
     for (i, level) in levels.iter().enumerate() {
         println!(
-            "flush at zstd {level}: {:.2} µs/span, {:.1} B/span; merge of those at 3: {:.2} µs/span",
+            "flush at zstd {level}: {:.2} µs/span, {:.2} B/span; merge of those at 3: {:.2} µs/span",
             flush_ns[i] as f64 / spans_written as f64 / 1e3,
             bytes[i] as f64 / spans_written as f64,
             merge_ns[i] as f64 / 2.0 / merged_spans as f64 / 1e3,
