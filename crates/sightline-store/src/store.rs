@@ -64,9 +64,10 @@ pub struct Options {
     pub block: BlockOptions,
     /// zstd level of flushed blocks that compaction will merge. Their bytes
     /// live only until the merge (seconds to minutes), which re-encodes every
-    /// span at `block.zstd_level`, so the stored bytes do not depend on it;
-    /// a lower level makes the flush, which every span goes through,
-    /// cheaper.
+    /// span at `block.zstd_level`, so the stored bytes do not depend on it.
+    /// Level 1 compresses flushed blocks as small as 3 does (dictionary
+    /// indexes and random ids) for less CPU; the saving is small (zstd is
+    /// ~2 % of server CPU at 10k spans/s, see BENCHMARKS.md).
     pub flush_zstd_level: i32,
     /// Merge once a compaction level has this many blocks.
     pub compaction_min_blocks: usize,
