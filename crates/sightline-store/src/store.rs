@@ -59,8 +59,16 @@ pub struct Options {
     /// waits for them. Heads of realistic spans (~31k in the default 16 MiB)
     /// stay one block; small spans (testbed, ~89k) split.
     pub flush_split_spans: usize,
-    /// How blocks are written.
+    /// How blocks are written. Its zstd level is the merges' (and that of
+    /// a flushed block too big to be merged): the level blocks are stored at.
     pub block: BlockOptions,
+    /// zstd level of flushed blocks that compaction will merge. Their bytes
+    /// live only until the merge (seconds to minutes), which re-encodes every
+    /// span at `block.zstd_level`, so the stored bytes do not depend on it.
+    /// Level 1 compresses flushed blocks as small as 3 does (dictionary
+    /// indexes and random ids) for less CPU; the saving is small (zstd is
+    /// ~2 % of server CPU at 10k spans/s, see BENCHMARKS.md).
+    pub flush_zstd_level: i32,
     /// Merge once a compaction level has this many blocks.
     pub compaction_min_blocks: usize,
     /// Merge at most this many blocks at once. Each merge rewrites every
@@ -122,6 +130,7 @@ impl Options {
             max_disk_bytes: None,
             flush_split_spans: 64 << 10,
             block: BlockOptions::default(),
+            flush_zstd_level: 1,
             compaction_min_blocks: 4,
             compaction_max_inputs: 16,
             compaction_max_spans: 512 << 10,
@@ -298,6 +307,7 @@ impl EmbeddedStore {
             head_max_age: options.head_max_age,
             flush_split_spans: options.flush_split_spans,
             block: options.block.clone(),
+            flush_zstd_level: options.flush_zstd_level,
             compaction: CompactionPolicy {
                 min_inputs: options.compaction_min_blocks,
                 max_inputs: options.compaction_max_inputs,

@@ -38,6 +38,7 @@ pub(crate) struct Settings {
     pub(crate) head_max_age: Duration,
     pub(crate) flush_split_spans: usize,
     pub(crate) block: BlockOptions,
+    pub(crate) flush_zstd_level: i32,
     pub(crate) compaction: CompactionPolicy,
     pub(crate) stall_blocks: usize,
     pub(crate) retention: RetentionPolicy,
@@ -295,11 +296,13 @@ impl Background {
         let id = format!("{}{}", self.settings.id_prefix, flushed_block_id(frozen.first, frozen.sealed));
         let snapshot = frozen.head.clone();
         let storage = Arc::clone(self.blocks.storage());
-        let options = self.settings.block.clone();
         // A big head is written as two blocks (each trace whole in one) on
         // two threads: encoding is the flush's cost, one flush runs at a
         // time, and at saturation it is what ingest waits for.
         let parts = if snapshot.len() >= self.settings.flush_split_spans { 2 } else { 1 };
+        let s = &self.settings;
+        let options =
+            flush_options(&s.block, s.flush_zstd_level, &s.compaction, snapshot.len().div_ceil(parts));
         let flushed = run_blocking(move || {
             let dir = storage.staging_dir().to_owned();
             let spans = snapshot.otlp_spans(parts);
@@ -591,6 +594,21 @@ impl Background {
     }
 }
 
+/// How a flushed block of about `spans` spans is written: at the cheap
+/// flush zstd level when compaction will merge it (and re-encode it at the
+/// merge level), at the merge level when it is too big to be merged, since
+/// its bytes are then the stored ones.
+fn flush_options(
+    block: &BlockOptions,
+    flush_level: i32,
+    policy: &CompactionPolicy,
+    spans: usize,
+) -> BlockOptions {
+    // The planner's own test of a fresh block it will merge (`debt`).
+    let merged_later = (spans as u64).saturating_mul(2) <= policy.max_spans;
+    BlockOptions { zstd_level: if merged_later { flush_level } else { block.zstd_level }, ..block.clone() }
+}
+
 /// Whether `error` is damage found in `block`'s files.
 pub(crate) fn damaged_by(block: &Block, error: &Error) -> bool {
     match error {
@@ -625,4 +643,22 @@ pub(crate) async fn run_blocking<T: Send + 'static>(
 
 fn now_nanos() -> u64 {
     SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |d| d.as_nanos() as u64)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn flushes_use_the_cheap_level_only_for_blocks_compaction_rewrites() {
+        let block = BlockOptions { zstd_level: 3, ..BlockOptions::default() };
+        let policy =
+            CompactionPolicy { min_inputs: 4, max_inputs: 16, max_spans: 1000, remerge_max_spans: 100 };
+        let level = |spans| flush_options(&block, 1, &policy, spans).zstd_level;
+        assert_eq!(level(31), 1);
+        assert_eq!(level(500), 1);
+        // Too big to be merged: written once, at the stored level.
+        assert_eq!(level(501), 3);
+        assert_eq!(flush_options(&block, 1, &policy, 10).row_group_spans, block.row_group_spans);
+    }
 }

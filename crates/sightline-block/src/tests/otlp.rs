@@ -382,3 +382,112 @@ fn decode_cost() {
         direct_ns as f64 / n / 1e3
     );
 }
+
+/// Flushes the spans of `requests` as the store does (one `Arc` per
+/// distinct resource and scope, as its head interns them) into `<dir>/<id>`.
+fn flush(dir: &Path, id: &str, requests: &[Vec<u8>], opts: &WriteOptions) -> crate::BlockMeta {
+    let (mut groups, raw) = otlp_spans(requests);
+    let mut distinct: Groups = Vec::new();
+    for g in &mut groups {
+        match distinct.iter().find(|d| *d.0 == *g.0 && *d.1 == *g.1) {
+            Some(d) => *g = d.clone(),
+            None => distinct.push(g.clone()),
+        }
+    }
+    let spans: Vec<OtlpSpan<'_>> = raw
+        .iter()
+        .map(|(g, bytes)| OtlpSpan { bytes, resource: &groups[*g].0, scope: &groups[*g].1 })
+        .collect();
+    write_otlp(dir, id, spans, opts).unwrap()
+}
+
+/// The store flushes at a cheaper zstd level than it merges at: what it
+/// stores must not depend on that, so a merge of blocks flushed at any
+/// level writes the same file.
+#[test]
+fn a_merge_writes_the_same_file_whatever_level_its_inputs_were_flushed_at() {
+    let dir = tempfile::tempdir().unwrap();
+    let opts = |zstd_level| WriteOptions { zstd_level, ..options(500) };
+    let mut sets: Vec<Vec<Block>> = Vec::new();
+    for level in [1, 3] {
+        let blocks = (0..3)
+            .map(|part| {
+                let spans = datagen::realistic(60, 40 + part, 1_700_000_000_000_000_000);
+                let id = format!("l{level}-{part}");
+                flush(dir.path(), &id, &requests_of(&spans, 100), &opts(level));
+                Block::open(&dir.path().join(id)).unwrap()
+            })
+            .collect();
+        sets.push(blocks);
+    }
+    let sizes: Vec<u64> = sets.iter().map(|s| s.iter().map(|b| b.meta().size_bytes).sum()).collect();
+    assert_ne!(sizes[0], sizes[1], "the levels should compress differently");
+    let mut merged = Vec::new();
+    for (set, id) in sets.iter().zip(["from-l1", "from-l3"]) {
+        let inputs: Vec<&Block> = set.iter().collect();
+        let meta = crate::compact(dir.path(), id, &inputs, &opts(3)).unwrap();
+        merged.push((meta, std::fs::read(dir.path().join(id).join("data.parquet")).unwrap()));
+    }
+    assert_eq!(merged[0].0, crate::BlockMeta { id: "from-l1".into(), ..merged[1].0.clone() });
+    assert!(merged[0].1 == merged[1].1, "the merged data files differ");
+}
+
+/// What the flush's zstd level costs and saves: four ~37k-span blocks
+/// flushed at levels 1 and 3 (alternating, thread CPU time), then each set
+/// merged at level 3 (the merged files must be identical).
+///
+/// `cargo test --release -p sightline-block --lib -- --ignored flush_level_cost --nocapture`
+#[test]
+#[ignore = "a measurement: run in release with --nocapture"]
+fn flush_level_cost() {
+    let dir = tempfile::tempdir().unwrap();
+    let levels = [1, 3];
+    let (mut flush_ns, mut bytes, mut spans_written) = ([0u64; 2], [0u64; 2], 0u64);
+    for round in 0..4 {
+        let spans = datagen::realistic(3_000, 100 + round, 1_700_000_000_000_000_000);
+        let requests = requests_of(&spans, 512);
+        for (i, level) in levels.iter().enumerate() {
+            let opts = WriteOptions { zstd_level: *level, ..WriteOptions::default() };
+            let t = super::thread_cpu_ns();
+            let meta = flush(dir.path(), &format!("l{level}-{round}"), &requests, &opts);
+            flush_ns[i] += super::thread_cpu_ns() - t;
+            bytes[i] += meta.size_bytes;
+            if i == 0 {
+                spans_written += meta.span_count;
+            }
+        }
+    }
+    let sets: Vec<Vec<Block>> = levels
+        .iter()
+        .map(|level| {
+            (0..4).map(|r| Block::open(&dir.path().join(format!("l{level}-{r}"))).unwrap()).collect()
+        })
+        .collect();
+    let mut merge_ns = [0u64; 2];
+    let mut merged_spans = 0;
+    for round in 0..3 {
+        for (i, set) in sets.iter().enumerate() {
+            let id = format!("m{i}");
+            let _ = std::fs::remove_dir_all(dir.path().join(&id));
+            let inputs: Vec<&Block> = set.iter().collect();
+            let t = super::thread_cpu_ns();
+            let meta = crate::compact(dir.path(), &id, &inputs, &WriteOptions::default()).unwrap();
+            if round > 0 {
+                merge_ns[i] += super::thread_cpu_ns() - t;
+            }
+            merged_spans = meta.span_count;
+        }
+    }
+    let same = std::fs::read(dir.path().join("m0").join("data.parquet")).unwrap()
+        == std::fs::read(dir.path().join("m1").join("data.parquet")).unwrap();
+    for (i, level) in levels.iter().enumerate() {
+        println!(
+            "flush at zstd {level}: {:.2} µs/span, {:.2} B/span; merge of those at 3: {:.2} µs/span",
+            flush_ns[i] as f64 / spans_written as f64 / 1e3,
+            bytes[i] as f64 / spans_written as f64,
+            merge_ns[i] as f64 / 2.0 / merged_spans as f64 / 1e3,
+        );
+    }
+    println!("merged data files identical: {same}");
+    assert!(same);
+}
