@@ -23,7 +23,7 @@ pub(crate) use read::LogBlock;
 pub use schema::{FORMAT_V1, FORMAT_VERSION, LogBlockMeta};
 pub(crate) use write::write;
 #[cfg(test)]
-pub(crate) use write::write_v1;
+pub(crate) use write::{write_v1, write_words_v1};
 
 /// The data file inside a block folder.
 pub(crate) const DATA_FILE: &str = "data.parquet";

@@ -45,6 +45,28 @@ pub(crate) fn write(
     records: Vec<LogRecord>,
     row_group_rows: usize,
 ) -> Result<LogBlockMeta, Error> {
+    write_with(staging, id, records, row_group_rows, WordIndexer::default())
+}
+
+/// [`write`] with a word index of the first layout (`SLWB1`, words
+/// without grams), as builds before grams wrote it: tests of old blocks.
+#[cfg(test)]
+pub(crate) fn write_words_v1(
+    staging: &Path,
+    id: &str,
+    records: Vec<LogRecord>,
+    row_group_rows: usize,
+) -> Result<LogBlockMeta, Error> {
+    write_with(staging, id, records, row_group_rows, WordIndexer::words_only())
+}
+
+fn write_with(
+    staging: &Path,
+    id: &str,
+    records: Vec<LogRecord>,
+    row_group_rows: usize,
+    words: WordIndexer,
+) -> Result<LogBlockMeta, Error> {
     let mut keyed: Vec<Keyed> = records
         .into_iter()
         .map(|record| Keyed { time: record.timestamp(), fingerprint: record.fingerprint(), record })
@@ -59,6 +81,7 @@ pub(crate) fn write(
     // A record sent twice (a retried export) is stored once.
     keyed.dedup_by(|a, b| a.time == b.time && a.fingerprint == b.fingerprint);
     let mut writer = BlockWriter::new(staging, id, row_group_rows, 0)?;
+    writer.words = words;
     for chunk in keyed.chunks(CHUNK_ROWS) {
         let batch =
             encode_chunk(chunk).map_err(|source| Error::Arrow { path: writer.data_path.clone(), source })?;
@@ -111,7 +134,9 @@ impl BlockWriter {
         let data_path = tmp_dir.join(DATA_FILE);
         let file = File::create(&data_path).map_err(|e| Error::io(&data_path, e))?;
         let kv = vec![ParquetKeyValue::new(schema::META_FORMAT.to_owned(), layout.format().to_owned())];
-        let props = schema::writer_properties(row_group_rows, kv);
+        // Merged blocks (level > 0) are the long-lived ones: they get the
+        // strong compression; flushes the fast one.
+        let props = schema::writer_properties(row_group_rows, kv, level > 0);
         let writer = ArrowWriter::try_new(ChecksumWriter::new(file), layout.schema(), Some(props))
             .map_err(|source| Error::Parquet { path: data_path.clone(), source })?;
         Ok(BlockWriter {
