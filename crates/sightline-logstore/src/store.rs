@@ -410,7 +410,7 @@ impl LogStore {
                 });
             }
         }
-        // Indexing (fingerprints) outside every lock.
+        // Indexing outside every lock.
         let indexed = HeadBatch::new(batch.otlp_bytes().clone(), batch.records());
         let guard = inner.cut_lock.read().await;
         inner.wal.append(batch.otlp_bytes().clone()).await.map_err(|e| {

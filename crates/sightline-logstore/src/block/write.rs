@@ -67,19 +67,7 @@ fn write_with(
     row_group_rows: usize,
     words: WordIndexer,
 ) -> Result<LogBlockMeta, Error> {
-    let mut keyed: Vec<Keyed> = records
-        .into_iter()
-        .map(|record| Keyed { time: record.timestamp(), fingerprint: record.fingerprint(), record })
-        .collect();
-    keyed.sort_by(|a, b| {
-        a.record
-            .service_name()
-            .cmp(b.record.service_name())
-            .then(a.time.cmp(&b.time))
-            .then(a.fingerprint.cmp(&b.fingerprint))
-    });
-    // A record sent twice (a retried export) is stored once.
-    keyed.dedup_by(|a, b| a.time == b.time && a.fingerprint == b.fingerprint);
+    let keyed = sorted_unique(records);
     let mut writer = BlockWriter::new(staging, id, row_group_rows, 0)?;
     writer.words = words;
     for chunk in keyed.chunks(CHUNK_ROWS) {
@@ -88,6 +76,42 @@ fn write_with(
         writer.write(&batch)?;
     }
     writer.finish()
+}
+
+/// `records` in block order — by service, time, then fingerprint — with a
+/// record sent twice (a retried export) kept once.
+///
+/// The fingerprint encodes the whole record (~1 µs each), and only
+/// records of one service at the same time need it, so it is computed for
+/// those alone: most records have a time of their own.
+fn sorted_unique(records: Vec<LogRecord>) -> Vec<Keyed> {
+    let mut keyed: Vec<Keyed> = records
+        .into_iter()
+        .map(|record| Keyed { time: record.timestamp(), fingerprint: 0, record })
+        .collect();
+    keyed.sort_by(|a, b| a.record.service_name().cmp(b.record.service_name()).then(a.time.cmp(&b.time)));
+    let same = |a: &Keyed, b: &Keyed| a.time == b.time && a.record.service_name() == b.record.service_name();
+    let mut start = 0;
+    let mut ties = false;
+    while start < keyed.len() {
+        let mut end = start + 1;
+        while end < keyed.len() && same(&keyed[start], &keyed[end]) {
+            end += 1;
+        }
+        if end - start > 1 {
+            ties = true;
+            let run = &mut keyed[start..end];
+            for k in run.iter_mut() {
+                k.fingerprint = k.record.fingerprint();
+            }
+            run.sort_by_key(|k| k.fingerprint);
+        }
+        start = end;
+    }
+    if ties {
+        keyed.dedup_by(|a, b| same(a, b) && a.fingerprint == b.fingerprint);
+    }
+    keyed
 }
 
 /// A block being written: rows arrive as Arrow batches already in block
@@ -352,18 +376,21 @@ pub(crate) const NO_TIME_MARKER: u64 = 1;
 /// The record fields without a column of their own, as an OTLP
 /// `LogRecord`: attributes, flags, event name, dropped count, and the body
 /// when it is not a string (string bodies are the `body` column).
+///
+/// Built from those fields alone (not the whole record's encoding with
+/// the others cleared, the same bytes): copying a record's body, severity
+/// text and ids only to drop them was a measurable part of a flush.
 fn encode_rest(r: &LogRecord) -> Vec<u8> {
-    let mut rec = otlp::encode_record(r);
-    rec.time_unix_nano = if r.time_unix_nano == 0 { NO_TIME_MARKER } else { 0 };
-    rec.observed_time_unix_nano = 0;
-    rec.severity_number = 0;
-    rec.severity_text.clear();
-    rec.trace_id.clear();
-    rec.span_id.clear();
-    if matches!(r.body, Value::Str(_) | Value::Empty) {
-        rec.body = None;
+    pl::LogRecord {
+        time_unix_nano: if r.time_unix_nano == 0 { NO_TIME_MARKER } else { 0 },
+        body: (!matches!(r.body, Value::Str(_) | Value::Empty)).then(|| otlp::encode_value(&r.body)),
+        attributes: otlp::encode_kvs(&r.attributes),
+        dropped_attributes_count: r.dropped_attributes_count,
+        flags: r.flags,
+        event_name: r.event_name.clone(),
+        ..pl::LogRecord::default()
     }
-    rec.encode_to_vec()
+    .encode_to_vec()
 }
 
 /// Resource and scope as a `ResourceLogs` with one empty `ScopeLogs`:
