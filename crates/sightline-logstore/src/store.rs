@@ -173,9 +173,14 @@ struct Inner {
     /// Set when background work failed: ingest then refuses (the WAL
     /// keeps what was acknowledged; a restart replays it).
     failed: Mutex<Option<String>>,
-    /// Serialises flushes and retention: the background task and
+    /// Serialises flushes: the background task and
     /// [`LogStore::flush_now`] would otherwise write the same frozen head
     /// into the same block folder at once.
+    flushing: tokio::sync::Mutex<()>,
+    /// Serialises merges and retention (retention must not delete a block
+    /// a merge is copying). Flushes do not wait on it: a merge of many
+    /// blocks takes seconds, and ingest is refused while frozen heads
+    /// wait for a flush.
     maintenance: tokio::sync::Mutex<()>,
 }
 
@@ -261,6 +266,12 @@ impl LogStore {
         if let Err(e) = self.inner.wal.close().await {
             tracing::warn!(error = %e, "closing the log WAL failed");
         }
+    }
+
+    /// Holds the merge/retention lock as a running merge does (tests).
+    #[cfg(test)]
+    pub(crate) async fn hold_maintenance(&self) -> tokio::sync::MutexGuard<'_, ()> {
+        self.inner.maintenance.lock().await
     }
 
     /// Bytes in the live head (tests).
@@ -363,6 +374,7 @@ fn open_blocking(opts: Options) -> Result<Inner, Error> {
         stop: AtomicBool::new(false),
         tail,
         failed: Mutex::new(None),
+        flushing: tokio::sync::Mutex::new(()),
         maintenance: tokio::sync::Mutex::new(()),
     })
 }
@@ -556,15 +568,22 @@ fn warn(warnings: &mut Vec<String>, block: &LogBlock, e: &Error) {
 }
 
 /// Cuts the live head when it is big or old enough, flushes frozen
-/// heads, applies retention on its interval.
+/// heads, merges and applies retention on its interval. Merges and
+/// retention run in a task of their own beside this loop (one at a time),
+/// so a long merge never holds up a flush: before, ingest was refused
+/// ("flushes are behind") for as long as a merge of many blocks ran.
 async fn background(inner: Arc<Inner>) {
     let mut last_maintenance = Instant::now();
+    let mut side: Option<JoinHandle<Result<(), Error>>> = None;
     loop {
         tokio::select! {
             () = inner.wake.notified() => {}
             () = tokio::time::sleep(Duration::from_secs(1)) => {}
         }
         if inner.stop.load(Ordering::SeqCst) {
+            if let Some(task) = side.take() {
+                let _ = task.await;
+            }
             return;
         }
         let due = {
@@ -580,20 +599,35 @@ async fn background(inner: Arc<Inner>) {
         if result.is_ok() {
             result = flush_all(&inner).await;
         }
-        // Merges wait while memory is short: they hold a batch per input.
-        if result.is_ok()
-            && inner.opts.background_compaction
-            && inner.opts.memory.pressure() == Pressure::Normal
-        {
-            result = compact(&inner).await;
-        }
-        if result.is_ok() && last_maintenance.elapsed() >= inner.opts.maintenance_interval {
-            last_maintenance = Instant::now();
-            result = apply_retention(&inner).await;
+        if result.is_ok() && side.as_ref().is_none_or(JoinHandle::is_finished) {
+            if let Some(task) = side.take() {
+                result = task.await.map_err(|e| Error::Task(e.to_string())).and_then(|r| r);
+            }
+            // Merges wait while memory is short: they hold a batch per input.
+            let merge = inner.opts.background_compaction && inner.opts.memory.pressure() == Pressure::Normal;
+            let retain = last_maintenance.elapsed() >= inner.opts.maintenance_interval;
+            if result.is_ok() && (merge || retain) {
+                if retain {
+                    last_maintenance = Instant::now();
+                }
+                let worker = Arc::clone(&inner);
+                side = Some(tokio::spawn(async move {
+                    if merge {
+                        compact(&worker).await?;
+                    }
+                    if retain {
+                        apply_retention(&worker).await?;
+                    }
+                    Ok(())
+                }));
+            }
         }
         if let Err(e) = result {
             tracing::error!(error = %e, "log store background work failed; ingest refused until restart");
             *inner.failed.lock() = Some(e.to_string());
+            if let Some(task) = side.take() {
+                let _ = task.await;
+            }
             return;
         }
     }
@@ -639,7 +673,7 @@ async fn cut(inner: &Inner, when: Cut) -> Result<(), Error> {
 /// manifest lists it (and moves WAL replay past its segments), the head is
 /// swapped for the block, then its WAL segments are deleted.
 async fn flush_all(inner: &Arc<Inner>) -> Result<(), Error> {
-    let _serial = inner.maintenance.lock().await;
+    let _serial = inner.flushing.lock().await;
     loop {
         let Some(frozen) = inner.state.read().frozen.first().cloned() else { return Ok(()) };
         let worker = Arc::clone(inner);

@@ -594,6 +594,24 @@ async fn the_word_index_grams_skip_row_groups_without_a_needle_inside_a_word() {
     assert_eq!(old.candidates(&q, &top).unwrap().len(), 0, "its words still skip");
 }
 
+/// A flush does not wait for a merge (or retention) in progress: frozen
+/// heads waiting for one refuse ingest. The timeout only turns a hang
+/// into a failure.
+#[tokio::test]
+async fn flushes_do_not_wait_for_a_running_merge() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = open(dir.path()).await;
+    let merging = store.hold_maintenance().await;
+    ingest(&store, &sample()).await;
+    tokio::time::timeout(Duration::from_secs(120), store.flush_now())
+        .await
+        .expect("the flush waited for the merge")
+        .unwrap();
+    assert_eq!(store.blocks().len(), 1);
+    drop(merging);
+    store.shutdown().await;
+}
+
 /// The head stays within its bound while flushes run: appends cut it
 /// themselves, and are refused (retryably) while every frozen slot waits
 /// for a flush.
