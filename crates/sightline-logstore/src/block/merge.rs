@@ -81,7 +81,12 @@ pub(crate) fn merge(
     row_group_rows: usize,
     level: u32,
 ) -> Result<LogBlockMeta, Error> {
-    let mut writer = BlockWriter::new(staging, id, row_group_rows, level)?;
+    // Strong compression only for a block that is not merged again (the
+    // store merges blocks below half the largest): intermediate merges
+    // would pay zstd 9's CPU for a block rewritten within minutes.
+    let total: u64 = inputs.iter().map(|b| b.meta().record_count).sum();
+    let strong = total >= crate::store::COMPACT_MAX_RECORDS / 2;
+    let mut writer = BlockWriter::new(staging, id, row_group_rows, level, strong)?;
     let mut held: Vec<RecordBatch> = Vec::new();
     let mut pending: Vec<(usize, usize)> = Vec::with_capacity(OUT_ROWS);
     let mut states: Vec<Option<Input>> = Vec::with_capacity(inputs.len());

@@ -194,10 +194,10 @@ pub(crate) fn writer_properties(
     // 12 saved only 0.1 B more. Bodies rarely repeat whole, so no
     // dictionary (it was tried and abandoned by the writer anyway).
     //
-    // Level 9 costs ~5x level 3's CPU on these columns, so only merges
-    // (which rewrite every flushed block within minutes, off the ingest
-    // path's budget) use it; a flush from a head, which must keep up with
-    // ingest, writes level 3 (`FAST_ZSTD`).
+    // Level 9 costs several times level 3's CPU on these columns, so
+    // only the merges that write a block no merge rewrites use it; a flush
+    // from a head, which must keep up with ingest, and intermediate merges
+    // write level 3 (`FAST_ZSTD`).
     let level = if strong { 9 } else { FAST_ZSTD };
     let wide = Compression::ZSTD(ZstdLevel::try_new(level).unwrap_or_default());
     for c in [Col::Body, Col::Rest] {

@@ -68,7 +68,9 @@ fn write_with(
     words: WordIndexer,
 ) -> Result<LogBlockMeta, Error> {
     let keyed = sorted_unique(records);
-    let mut writer = BlockWriter::new(staging, id, row_group_rows, 0)?;
+    // A flush must keep up with ingest: fast compression (merges
+    // recompress).
+    let mut writer = BlockWriter::new(staging, id, row_group_rows, 0, false)?;
     writer.words = words;
     for chunk in keyed.chunks(CHUNK_ROWS) {
         let batch =
@@ -133,13 +135,16 @@ pub(crate) struct BlockWriter {
 }
 
 impl BlockWriter {
+    /// A writer of block `id` at compaction `level`; `strong`: zstd 9 on
+    /// the wide columns (see `schema::writer_properties`).
     pub(crate) fn new(
         staging: &Path,
         id: &str,
         row_group_rows: usize,
         level: u32,
+        strong: bool,
     ) -> Result<BlockWriter, Error> {
-        BlockWriter::with_layout(staging, id, row_group_rows, level, Layout::V2)
+        BlockWriter::with_layout(staging, id, row_group_rows, level, Layout::V2, strong)
     }
 
     /// A writer of an older layout (tests of reading old blocks).
@@ -149,6 +154,7 @@ impl BlockWriter {
         row_group_rows: usize,
         level: u32,
         layout: Layout,
+        strong: bool,
     ) -> Result<BlockWriter, Error> {
         let tmp_dir = staging.join(format!(".tmp-{id}"));
         if tmp_dir.exists() {
@@ -158,9 +164,7 @@ impl BlockWriter {
         let data_path = tmp_dir.join(DATA_FILE);
         let file = File::create(&data_path).map_err(|e| Error::io(&data_path, e))?;
         let kv = vec![ParquetKeyValue::new(schema::META_FORMAT.to_owned(), layout.format().to_owned())];
-        // Merged blocks (level > 0) are the long-lived ones: they get the
-        // strong compression; flushes the fast one.
-        let props = schema::writer_properties(row_group_rows, kv, level > 0);
+        let props = schema::writer_properties(row_group_rows, kv, strong);
         let writer = ArrowWriter::try_new(ChecksumWriter::new(file), layout.schema(), Some(props))
             .map_err(|source| Error::Parquet { path: data_path.clone(), source })?;
         Ok(BlockWriter {
@@ -289,7 +293,7 @@ pub(crate) fn write_v1(
             b.fingerprint,
         ))
     });
-    let mut writer = BlockWriter::with_layout(staging, id, row_group_rows, 0, Layout::V1)?;
+    let mut writer = BlockWriter::with_layout(staging, id, row_group_rows, 0, Layout::V1, true)?;
     for chunk in keyed.chunks(CHUNK_ROWS) {
         let arrow_err = |source| Error::Arrow { path: writer.data_path.clone(), source };
         let batch = encode_chunk(chunk).map_err(arrow_err)?;
