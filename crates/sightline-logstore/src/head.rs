@@ -76,6 +76,11 @@ impl HeadBatch {
         self.entries.len()
     }
 
+    /// The batch's OTLP bytes (an `ExportLogsServiceRequest`).
+    pub(crate) fn otlp(&self) -> &[u8] {
+        &self.otlp
+    }
+
     pub(crate) fn services(&self) -> &[String] {
         &self.services
     }

@@ -685,12 +685,12 @@ async fn flush_all(inner: &Arc<Inner>) -> Result<(), Error> {
 }
 
 fn flush_one(inner: &Inner, frozen: &Arc<Frozen>) -> Result<(), Error> {
-    let records: Vec<_> = frozen.head.batches.iter().flat_map(|b| b.decode()).collect();
+    let requests: Vec<&[u8]> = frozen.head.batches.iter().map(|b| b.otlp()).collect();
     let id = format!("l{}", flushed_block_id(frozen.first, frozen.last));
-    let block = if records.is_empty() {
+    let block = if frozen.head.records == 0 {
         None
     } else {
-        block::write(inner.storage.staging_dir(), &id, records, inner.opts.row_group_rows)?;
+        block::write_requests(inner.storage.staging_dir(), &id, &requests, inner.opts.row_group_rows)?;
         inner.storage.publish(&id)?;
         Some(Arc::new(LogBlock::open(&inner.storage.staging_dir().join(&id))?))
     };

@@ -238,6 +238,82 @@ async fn every_field_survives_a_block_round_trip() {
     assert_eq!(got, want);
 }
 
+/// A flush builds rows from the OTLP bytes of the head (`block/wire.rs`):
+/// every field comes back as a flush of the decoded records wrote it,
+/// records sent twice are stored once, and a record in a shape left to
+/// `prost` (a body sent twice, which `prost` merges) is written as
+/// `prost` reads it.
+#[tokio::test]
+async fn every_field_survives_a_flush_from_otlp_bytes() {
+    use opentelemetry_proto::tonic::logs::v1 as pl;
+    use prost::Message as _;
+    use prost::encoding::{WireType, encode_key, encode_varint};
+
+    let dir = tempfile::tempdir().unwrap();
+    let res = resource("svc");
+    let mut odd = record(&res, 0, 0, "", None);
+    odd.observed_time_unix_nano = base();
+    odd.body = Value::Map(vec![KeyValue {
+        key: "k".into(),
+        value: Value::Array(vec![Value::Int(1), Value::Bool(true)]),
+    }]);
+    odd.event_name = "evt".into();
+    odd.dropped_attributes_count = 3;
+    let mut empty = record(&res, base() + 1, 5, "", Some(9));
+    empty.body = Value::Empty;
+    let mut number = record(&resource("other"), base() + 1, 9, "", Some(3));
+    number.body = Value::Int(42);
+    number.flags = 0;
+    let plain = record(&res, base() + 2, 21, "fatal thing", Some(9));
+    // Same service and time as `plain`, other content: both kept.
+    let tie = record(&res, base() + 2, 21, "another thing", Some(9));
+    let records = vec![odd, empty, number, plain.clone(), tie];
+    let first = LogBatch::from_records(records[..3].to_vec());
+    // `plain` again in the second request: a retried export.
+    let second = LogBatch::from_records(vec![records[3].clone(), records[4].clone(), plain]);
+    let requests = [first.otlp_bytes().as_ref(), second.otlp_bytes().as_ref()];
+    let meta = block::write_requests(dir.path(), "w", &requests, 2).unwrap();
+    assert_eq!(meta.record_count, 5);
+    let read = |id: &str| {
+        let block = LogBlock::open(&dir.path().join(id)).unwrap();
+        let mut got = block::read::all_records(&block);
+        got.sort_by_key(|r| (r.timestamp(), r.fingerprint()));
+        got
+    };
+    let mut want = records;
+    want.sort_by_key(|r| (r.timestamp(), r.fingerprint()));
+    assert_eq!(read("w"), want);
+
+    // A record whose body field comes twice: prost merges (the second
+    // string wins); the wire reader leaves the flush to prost.
+    let len_field = |out: &mut Vec<u8>, n: u32, bytes: &[u8]| {
+        encode_key(n, WireType::LengthDelimited, out);
+        encode_varint(bytes.len() as u64, out);
+        out.extend_from_slice(bytes);
+    };
+    let one = LogBatch::from_records(vec![want[4].clone()]);
+    let request = opentelemetry_proto::tonic::collector::logs::v1::ExportLogsServiceRequest::decode(
+        one.otlp_bytes().clone(),
+    )
+    .unwrap();
+    let rl = &request.resource_logs[0];
+    let sl = &rl.scope_logs[0];
+    let mut rec = sl.log_records[0].encode_to_vec();
+    let second_body = sightline_model::otlp::encode_value(&Value::Str("second".into())).encode_to_vec();
+    len_field(&mut rec, 5, &second_body);
+    let mut scope_logs = pl::ScopeLogs { log_records: Vec::new(), ..sl.clone() }.encode_to_vec();
+    len_field(&mut scope_logs, 2, &rec);
+    let mut resource_logs = pl::ResourceLogs { scope_logs: Vec::new(), ..rl.clone() }.encode_to_vec();
+    len_field(&mut resource_logs, 2, &scope_logs);
+    let mut bytes = Vec::new();
+    len_field(&mut bytes, 1, &resource_logs);
+    block::write_requests(dir.path(), "m", &[&bytes], 2).unwrap();
+    let got = read("m");
+    assert_eq!(got.len(), 1);
+    assert_eq!(got[0].body, Value::Str("second".into()));
+    assert_eq!(got[0].attributes, want[4].attributes);
+}
+
 #[tokio::test]
 async fn acknowledged_records_survive_a_restart_from_the_wal_and_from_blocks() {
     let dir = tempfile::tempdir().unwrap();
