@@ -244,9 +244,10 @@ impl LogStore {
         flush_all(&self.inner).await
     }
 
-    /// Runs every merge due now.
+    /// Runs every merge due now. Unlike the background merges, any run of two or more small blocks
+    /// is merged (tests, and benchmarks settling a store).
     pub async fn compact_now(&self) -> Result<(), Error> {
-        compact(&self.inner).await
+        compact(&self.inner, 2).await
     }
 
     /// Applies retention now.
@@ -613,7 +614,7 @@ async fn background(inner: Arc<Inner>) {
                 let worker = Arc::clone(&inner);
                 side = Some(tokio::spawn(async move {
                     if merge {
-                        compact(&worker).await?;
+                        compact(&worker, COMPACT_MIN_INPUTS).await?;
                     }
                     if retain {
                         apply_retention(&worker).await?;
@@ -720,8 +721,13 @@ fn flush_one(inner: &Inner, frozen: &Arc<Frozen>) -> Result<(), Error> {
     Ok(())
 }
 
-/// Blocks merged at once, at least and at most.
-const COMPACT_MIN_INPUTS: usize = 4;
+/// Blocks merged at once, at most; and the fewest merged while together
+/// they make a block smaller than half [`COMPACT_MAX_RECORDS`] (which
+/// would be merged again). Flushed blocks are small (a 256 MiB budget
+/// gives a 4 MiB head, ~15 k records), and merging them four at a time
+/// rewrote a record three times on its way to a full block (15 k → 60 k →
+/// 240 k → 1 M), most of a record's ingest CPU; sixteen at a time, twice.
+pub(crate) const COMPACT_MIN_INPUTS: usize = 16;
 const COMPACT_MAX_INPUTS: usize = 16;
 /// A merge never produces a block with more records than this: a search
 /// skips whole blocks by time range, which works best when blocks are not
@@ -729,9 +735,10 @@ const COMPACT_MAX_INPUTS: usize = 16;
 pub(crate) const COMPACT_MAX_RECORDS: u64 = 1 << 20;
 
 /// The next merge: the oldest run of blocks (by newest record) below the
-/// size limit, at least [`COMPACT_MIN_INPUTS`] of them, together within
-/// [`COMPACT_MAX_RECORDS`]. Pure, for tests.
-pub(crate) fn plan_compaction(blocks: &[block::LogBlockMeta]) -> Option<Vec<String>> {
+/// size limit, together within [`COMPACT_MAX_RECORDS`]: at least
+/// `min_inputs` of them ([`COMPACT_MIN_INPUTS`] in the background), or at
+/// least two that make a block no merge rewrites. Pure, for tests.
+pub(crate) fn plan_compaction(blocks: &[block::LogBlockMeta], min_inputs: usize) -> Option<Vec<String>> {
     let mut small: Vec<&block::LogBlockMeta> =
         blocks.iter().filter(|b| b.record_count < COMPACT_MAX_RECORDS / 2).collect();
     small.sort_by(|a, b| a.max_time_unix_nanos.cmp(&b.max_time_unix_nanos).then(a.id.cmp(&b.id)));
@@ -744,18 +751,19 @@ pub(crate) fn plan_compaction(blocks: &[block::LogBlockMeta]) -> Option<Vec<Stri
         total += b.record_count;
         picked.push(b.id.clone());
     }
-    (picked.len() >= COMPACT_MIN_INPUTS).then_some(picked)
+    let full = picked.len() >= 2 && total >= COMPACT_MAX_RECORDS / 2;
+    (picked.len() >= min_inputs.max(2) || full).then_some(picked)
 }
 
 /// Runs merges until none is due: the merged block is written, the
 /// manifest swaps it for its inputs, then the inputs are deleted (searches
 /// still reading them keep their open files).
-async fn compact(inner: &Arc<Inner>) -> Result<(), Error> {
+async fn compact(inner: &Arc<Inner>, min_inputs: usize) -> Result<(), Error> {
     let _serial = inner.maintenance.lock().await;
     loop {
         let blocks: Vec<Arc<LogBlock>> = inner.state.read().blocks.clone();
         let metas: Vec<block::LogBlockMeta> = blocks.iter().map(|b| b.meta().clone()).collect();
-        let Some(ids) = plan_compaction(&metas) else { return Ok(()) };
+        let Some(ids) = plan_compaction(&metas, min_inputs) else { return Ok(()) };
         let inputs: Vec<Arc<LogBlock>> = blocks.into_iter().filter(|b| ids.contains(&b.meta().id)).collect();
         let worker = Arc::clone(inner);
         tokio::task::spawn_blocking(move || merge_blocks(&worker, &inputs))

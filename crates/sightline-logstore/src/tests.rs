@@ -7,7 +7,7 @@ use sightline_model::{
 };
 
 use crate::block::{self, LogBlock, LogBlockMeta};
-use crate::store::{COMPACT_MAX_RECORDS, plan_compaction, plan_retention};
+use crate::store::{COMPACT_MAX_RECORDS, COMPACT_MIN_INPUTS, plan_compaction, plan_retention};
 use crate::{LogStore, Options};
 
 const SEC: u64 = 1_000_000_000;
@@ -600,15 +600,32 @@ fn compaction_merges_the_oldest_small_blocks_within_the_size_limit() {
     };
     let small =
         |n: usize| (0..n).map(|i| meta(&format!("b{i:02}"), 100 - i as u64, 1000)).collect::<Vec<_>>();
-    assert_eq!(plan_compaction(&small(3)), None, "too few to merge");
-    assert_eq!(plan_compaction(&small(4)).unwrap(), ["b03", "b02", "b01", "b00"], "oldest first");
-    assert_eq!(plan_compaction(&small(20)).unwrap().len(), 16, "at most 16 inputs");
-    let mut blocks = small(5);
+    assert_eq!(plan_compaction(&small(15), COMPACT_MIN_INPUTS), None, "too few to merge");
+    let sixteen = plan_compaction(&small(16), COMPACT_MIN_INPUTS).unwrap();
+    assert_eq!(sixteen.len(), 16);
+    assert_eq!(sixteen[..2], ["b15", "b14"], "oldest first");
+    assert_eq!(plan_compaction(&small(20), COMPACT_MIN_INPUTS).unwrap().len(), 16, "at most 16 inputs");
+    let mut blocks = small(17);
     blocks.push(meta("big", 0, COMPACT_MAX_RECORDS));
-    assert_eq!(plan_compaction(&blocks).unwrap().len(), 5, "big blocks are left alone");
+    assert!(
+        !plan_compaction(&blocks, COMPACT_MIN_INPUTS).unwrap().contains(&"big".to_owned()),
+        "big blocks are left alone"
+    );
     let halfs: Vec<LogBlockMeta> =
         (0..4).map(|i| meta(&format!("h{i}"), i, COMPACT_MAX_RECORDS / 2 - 1)).collect();
-    assert_eq!(plan_compaction(&halfs), None, "two of them fill a block: no merge of four");
+    assert_eq!(
+        plan_compaction(&halfs, COMPACT_MIN_INPUTS).unwrap(),
+        ["h0", "h1"],
+        "two that make a full block merge"
+    );
+    let thirds: Vec<LogBlockMeta> =
+        (0..2).map(|i| meta(&format!("t{i}"), i, COMPACT_MAX_RECORDS / 5)).collect();
+    assert_eq!(
+        plan_compaction(&thirds, COMPACT_MIN_INPUTS),
+        None,
+        "two that make a block still merged again wait"
+    );
+    assert_eq!(plan_compaction(&small(3), 2).unwrap().len(), 3, "compact_now merges any run of two or more");
 }
 
 #[test]
