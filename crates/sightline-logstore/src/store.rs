@@ -499,20 +499,7 @@ impl LogReader for LogStore {
                 }
             }
             groups.sort_by_key(|g| std::cmp::Reverse(g.0));
-            let mut failed: Vec<usize> = Vec::new();
-            for (max, i, rg) in groups {
-                if top.floor().is_some_and(|f| max < f.0) {
-                    break;
-                }
-                if failed.contains(&i) {
-                    continue;
-                }
-                if let Err(e) = blocks[i].search_group(rg, &query, &mut top) {
-                    metrics.damaged_block_reads.inc();
-                    warn(&mut warnings, &blocks[i], &e);
-                    failed.push(i);
-                }
-            }
+            crate::scan::search_groups(&blocks, &groups, &query, &mut top, &metrics, &mut warnings);
             top.into_page(warnings)
         })
         .await
@@ -563,7 +550,7 @@ impl State {
     }
 }
 
-fn warn(warnings: &mut Vec<String>, block: &LogBlock, e: &Error) {
+pub(crate) fn warn(warnings: &mut Vec<String>, block: &LogBlock, e: &Error) {
     tracing::error!(block = %block.meta().id, error = %e, "log block read failed; skipped");
     warnings.push(format!("log block {} skipped: {e}", block.meta().id));
 }
