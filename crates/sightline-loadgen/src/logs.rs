@@ -18,7 +18,7 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 use sightline_logstore::{LogStore, Options};
 use sightline_model::{
     BodyMatcher, KeyValue, LogBatch, LogQuery, LogReader as _, LogRecord, LogsConsumer as _, MemoryBudget,
-    Resource, Scope, SpanId, TraceId, Value, words_of_substring,
+    Resource, Scope, SpanId, TraceId, Value, grams_of_substring, words_of_substring,
 };
 
 use crate::Error;
@@ -344,6 +344,7 @@ pub(crate) async fn logs_bench(args: &LogsArgs) -> Result<LogsReport, Error> {
     let search = |term: String| {
         let q = LogQuery {
             body_words: words_of_substring(&term),
+            body_grams: grams_of_substring(&term),
             body: Some(BodyMatcher::new(move |t| t.contains(term.as_str()))),
             ..LogQuery::default()
         };

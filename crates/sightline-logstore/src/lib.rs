@@ -40,6 +40,7 @@ mod check;
 mod error;
 mod head;
 mod metrics;
+mod scan;
 mod store;
 mod tenants;
 mod topk;

@@ -184,9 +184,14 @@ struct Inner {
     /// Set when background work failed: ingest then refuses (the WAL
     /// keeps what was acknowledged; a restart replays it).
     failed: Mutex<Option<String>>,
-    /// Serialises flushes and retention: the background task and
+    /// Serialises flushes: the background task and
     /// [`LogStore::flush_now`] would otherwise write the same frozen head
     /// into the same block folder at once.
+    flushing: tokio::sync::Mutex<()>,
+    /// Serialises merges and retention (retention must not delete a block
+    /// a merge is copying). Flushes do not wait on it: a merge of many
+    /// blocks takes seconds, and ingest is refused while frozen heads
+    /// wait for a flush.
     maintenance: tokio::sync::Mutex<()>,
 }
 
@@ -361,9 +366,10 @@ impl LogStore {
         tokio::task::spawn_blocking(move || inner.refresh()).await.map_err(|e| Error::Task(e.to_string()))?
     }
 
-    /// Runs every merge due now.
+    /// Runs every merge due now. Unlike the background merges, any run of two or more small blocks
+    /// is merged (tests, and benchmarks settling a store).
     pub async fn compact_now(&self) -> Result<(), Error> {
-        compact(&self.inner).await
+        compact(&self.inner, 2).await
     }
 
     /// Applies retention now.
@@ -394,6 +400,12 @@ impl LogStore {
         if let Err(e) = self.inner.wal.close().await {
             tracing::warn!(error = %e, "closing the log WAL failed");
         }
+    }
+
+    /// Holds the merge/retention lock as a running merge does (tests).
+    #[cfg(test)]
+    pub(crate) async fn hold_maintenance(&self) -> tokio::sync::MutexGuard<'_, ()> {
+        self.inner.maintenance.lock().await
     }
 
     /// Bytes in the live head (tests).
@@ -505,6 +517,7 @@ fn open_blocking(opts: Options) -> Result<Inner, Error> {
         stop: AtomicBool::new(false),
         tail,
         failed: Mutex::new(None),
+        flushing: tokio::sync::Mutex::new(()),
         maintenance: tokio::sync::Mutex::new(()),
     })
 }
@@ -555,7 +568,7 @@ impl LogStore {
                 });
             }
         }
-        // Indexing (fingerprints) outside every lock.
+        // Indexing outside every lock.
         let indexed = HeadBatch::new(batch.otlp_bytes().clone(), batch.records());
         let guard = inner.cut_lock.read().await;
         inner.wal.append(batch.otlp_bytes().clone()).await.map_err(|e| {
@@ -631,20 +644,7 @@ impl LogReader for LogStore {
                 }
             }
             groups.sort_by_key(|g| std::cmp::Reverse(g.0));
-            let mut failed: Vec<usize> = Vec::new();
-            for (max, i, rg) in groups {
-                if top.floor().is_some_and(|f| max < f.0) {
-                    break;
-                }
-                if failed.contains(&i) {
-                    continue;
-                }
-                if let Err(e) = blocks[i].search_group(rg, &query, &mut top) {
-                    metrics.damaged_block_reads.inc();
-                    warn(&mut warnings, &blocks[i], &e);
-                    failed.push(i);
-                }
-            }
+            crate::scan::search_groups(&blocks, &groups, &query, &mut top, &metrics, &mut warnings);
             top.into_page(warnings)
         })
         .await
@@ -695,23 +695,30 @@ impl State {
     }
 }
 
-fn warn(warnings: &mut Vec<String>, block: &LogBlock, e: &Error) {
+pub(crate) fn warn(warnings: &mut Vec<String>, block: &LogBlock, e: &Error) {
     tracing::error!(block = %block.meta().id, error = %e, "log block read failed; skipped");
     warnings.push(format!("log block {} skipped: {e}", block.meta().id));
 }
 
 /// Cuts the live head when it is big or old enough, flushes frozen
-/// heads, applies retention on its interval.
+/// heads, merges and applies retention on its interval. Merges and
+/// retention run in a task of their own beside this loop (one at a time),
+/// so a long merge never holds up a flush: before, ingest was refused
+/// ("flushes are behind") for as long as a merge of many blocks ran.
 async fn background(inner: Arc<Inner>) {
     let mut last_maintenance = Instant::now();
     let mut last_poll = Instant::now();
     let shared = inner.storage.shared();
+    let mut side: Option<JoinHandle<Result<(), Error>>> = None;
     loop {
         tokio::select! {
             () = inner.wake.notified() => {}
             () = tokio::time::sleep(Duration::from_secs(1)) => {}
         }
         if inner.stop.load(Ordering::SeqCst) {
+            if let Some(task) = side.take() {
+                let _ = task.await;
+            }
             return;
         }
         let due = {
@@ -741,17 +748,28 @@ async fn background(inner: Arc<Inner>) {
         }
         // In a shared storage only the lease holder merges and expires.
         let may_compact = inner.storage.may_compact();
-        // Merges wait while memory is short: they hold a batch per input.
-        if result.is_ok()
-            && may_compact
-            && inner.opts.background_compaction
-            && inner.opts.memory.pressure() == Pressure::Normal
-        {
-            result = compact(&inner).await;
-        }
-        if result.is_ok() && may_compact && last_maintenance.elapsed() >= inner.opts.maintenance_interval {
-            last_maintenance = Instant::now();
-            result = apply_retention(&inner).await;
+        if result.is_ok() && may_compact && side.as_ref().is_none_or(JoinHandle::is_finished) {
+            if let Some(task) = side.take() {
+                result = task.await.map_err(|e| Error::Task(e.to_string())).and_then(|r| r);
+            }
+            // Merges wait while memory is short: they hold a batch per input.
+            let merge = inner.opts.background_compaction && inner.opts.memory.pressure() == Pressure::Normal;
+            let retain = last_maintenance.elapsed() >= inner.opts.maintenance_interval;
+            if result.is_ok() && (merge || retain) {
+                if retain {
+                    last_maintenance = Instant::now();
+                }
+                let worker = Arc::clone(&inner);
+                side = Some(tokio::spawn(async move {
+                    if merge {
+                        compact(&worker, COMPACT_MIN_INPUTS).await?;
+                    }
+                    if retain {
+                        apply_retention(&worker).await?;
+                    }
+                    Ok(())
+                }));
+            }
         }
         // A shared store's failures are the bucket's (down, slow, a lost
         // race past the retries): the WAL keeps the frozen heads and the
@@ -764,6 +782,9 @@ async fn background(inner: Arc<Inner>) {
         if let Err(e) = result {
             tracing::error!(error = %e, "log store background work failed; ingest refused until restart");
             *inner.failed.lock() = Some(e.to_string());
+            if let Some(task) = side.take() {
+                let _ = task.await;
+            }
             return;
         }
     }
@@ -809,7 +830,7 @@ async fn cut(inner: &Inner, when: Cut) -> Result<(), Error> {
 /// manifest lists it (and moves WAL replay past its segments), the head is
 /// swapped for the block, then its WAL segments are deleted.
 async fn flush_all(inner: &Arc<Inner>) -> Result<(), Error> {
-    let _serial = inner.maintenance.lock().await;
+    let _serial = inner.flushing.lock().await;
     loop {
         let Some(frozen) = inner.state.read().frozen.first().cloned() else { return Ok(()) };
         let worker = Arc::clone(inner);
@@ -821,14 +842,14 @@ async fn flush_all(inner: &Arc<Inner>) -> Result<(), Error> {
 }
 
 fn flush_one(inner: &Inner, frozen: &Arc<Frozen>) -> Result<(), Error> {
-    let records: Vec<_> = frozen.head.batches.iter().flat_map(|b| b.decode()).collect();
+    let requests: Vec<&[u8]> = frozen.head.batches.iter().map(|b| b.otlp()).collect();
     // The same head always gets the same id (a re-flush after a crash
     // replaces its own upload); the node prefix keeps nodes apart.
     let id = format!("{}l{}", inner.opts.id_prefix, flushed_block_id(frozen.first, frozen.last));
-    let block = if records.is_empty() {
+    let block = if frozen.head.records == 0 {
         None
     } else {
-        block::write(inner.storage.staging_dir(), &id, records, inner.opts.row_group_rows)?;
+        block::write_requests(inner.storage.staging_dir(), &id, &requests, inner.opts.row_group_rows)?;
         inner.storage.publish(&id)?;
         Some(Arc::new(LogBlock::open_in(&inner.storage, &id)?))
     };
@@ -854,8 +875,13 @@ fn flush_one(inner: &Inner, frozen: &Arc<Frozen>) -> Result<(), Error> {
     Ok(())
 }
 
-/// Blocks merged at once, at least and at most.
-const COMPACT_MIN_INPUTS: usize = 4;
+/// Blocks merged at once, at most; and the fewest merged while together
+/// they make a block smaller than half [`COMPACT_MAX_RECORDS`] (which
+/// would be merged again). Flushed blocks are small (a 256 MiB budget
+/// gives a 4 MiB head, ~15 k records), and merging them four at a time
+/// rewrote a record three times on its way to a full block (15 k → 60 k →
+/// 240 k → 1 M), most of a record's ingest CPU; sixteen at a time, twice.
+pub(crate) const COMPACT_MIN_INPUTS: usize = 16;
 const COMPACT_MAX_INPUTS: usize = 16;
 /// A merge never produces a block with more records than this: a search
 /// skips whole blocks by time range, which works best when blocks are not
@@ -863,9 +889,10 @@ const COMPACT_MAX_INPUTS: usize = 16;
 pub(crate) const COMPACT_MAX_RECORDS: u64 = 1 << 20;
 
 /// The next merge: the oldest run of blocks (by newest record) below the
-/// size limit, at least [`COMPACT_MIN_INPUTS`] of them, together within
-/// [`COMPACT_MAX_RECORDS`]. Pure, for tests.
-pub(crate) fn plan_compaction(blocks: &[block::LogBlockMeta]) -> Option<Vec<String>> {
+/// size limit, together within [`COMPACT_MAX_RECORDS`]: at least
+/// `min_inputs` of them ([`COMPACT_MIN_INPUTS`] in the background), or at
+/// least two that make a block no merge rewrites. Pure, for tests.
+pub(crate) fn plan_compaction(blocks: &[block::LogBlockMeta], min_inputs: usize) -> Option<Vec<String>> {
     let mut small: Vec<&block::LogBlockMeta> =
         blocks.iter().filter(|b| b.record_count < COMPACT_MAX_RECORDS / 2).collect();
     small.sort_by(|a, b| a.max_time_unix_nanos.cmp(&b.max_time_unix_nanos).then(a.id.cmp(&b.id)));
@@ -878,18 +905,19 @@ pub(crate) fn plan_compaction(blocks: &[block::LogBlockMeta]) -> Option<Vec<Stri
         total += b.record_count;
         picked.push(b.id.clone());
     }
-    (picked.len() >= COMPACT_MIN_INPUTS).then_some(picked)
+    let full = picked.len() >= 2 && total >= COMPACT_MAX_RECORDS / 2;
+    (picked.len() >= min_inputs.max(2) || full).then_some(picked)
 }
 
 /// Runs merges until none is due: the merged block is written, the
 /// manifest swaps it for its inputs, then the inputs are deleted (searches
 /// still reading them keep their open files).
-async fn compact(inner: &Arc<Inner>) -> Result<(), Error> {
+async fn compact(inner: &Arc<Inner>, min_inputs: usize) -> Result<(), Error> {
     let _serial = inner.maintenance.lock().await;
     loop {
         let blocks: Vec<Arc<LogBlock>> = inner.state.read().blocks.clone();
         let metas: Vec<block::LogBlockMeta> = blocks.iter().map(|b| b.meta().clone()).collect();
-        let Some(ids) = plan_compaction(&metas) else { return Ok(()) };
+        let Some(ids) = plan_compaction(&metas, min_inputs) else { return Ok(()) };
         let inputs: Vec<Arc<LogBlock>> = blocks.into_iter().filter(|b| ids.contains(&b.meta().id)).collect();
         let worker = Arc::clone(inner);
         tokio::task::spawn_blocking(move || merge_blocks(&worker, &inputs))

@@ -7,7 +7,7 @@ use sightline_model::{
 };
 
 use crate::block::{self, LogBlock, LogBlockMeta};
-use crate::store::{COMPACT_MAX_RECORDS, plan_compaction, plan_retention};
+use crate::store::{COMPACT_MAX_RECORDS, COMPACT_MIN_INPUTS, plan_compaction, plan_retention};
 use crate::{LogStore, Options};
 
 const SEC: u64 = 1_000_000_000;
@@ -236,6 +236,82 @@ async fn every_field_survives_a_block_round_trip() {
     let mut want = records;
     want.sort_by_key(LogRecord::timestamp);
     assert_eq!(got, want);
+}
+
+/// A flush builds rows from the OTLP bytes of the head (`block/wire.rs`):
+/// every field comes back as a flush of the decoded records wrote it,
+/// records sent twice are stored once, and a record in a shape left to
+/// `prost` (a body sent twice, which `prost` merges) is written as
+/// `prost` reads it.
+#[tokio::test]
+async fn every_field_survives_a_flush_from_otlp_bytes() {
+    use opentelemetry_proto::tonic::logs::v1 as pl;
+    use prost::Message as _;
+    use prost::encoding::{WireType, encode_key, encode_varint};
+
+    let dir = tempfile::tempdir().unwrap();
+    let res = resource("svc");
+    let mut odd = record(&res, 0, 0, "", None);
+    odd.observed_time_unix_nano = base();
+    odd.body = Value::Map(vec![KeyValue {
+        key: "k".into(),
+        value: Value::Array(vec![Value::Int(1), Value::Bool(true)]),
+    }]);
+    odd.event_name = "evt".into();
+    odd.dropped_attributes_count = 3;
+    let mut empty = record(&res, base() + 1, 5, "", Some(9));
+    empty.body = Value::Empty;
+    let mut number = record(&resource("other"), base() + 1, 9, "", Some(3));
+    number.body = Value::Int(42);
+    number.flags = 0;
+    let plain = record(&res, base() + 2, 21, "fatal thing", Some(9));
+    // Same service and time as `plain`, other content: both kept.
+    let tie = record(&res, base() + 2, 21, "another thing", Some(9));
+    let records = vec![odd, empty, number, plain.clone(), tie];
+    let first = LogBatch::from_records(records[..3].to_vec());
+    // `plain` again in the second request: a retried export.
+    let second = LogBatch::from_records(vec![records[3].clone(), records[4].clone(), plain]);
+    let requests = [first.otlp_bytes().as_ref(), second.otlp_bytes().as_ref()];
+    let meta = block::write_requests(dir.path(), "w", &requests, 2).unwrap();
+    assert_eq!(meta.record_count, 5);
+    let read = |id: &str| {
+        let block = LogBlock::open(&dir.path().join(id)).unwrap();
+        let mut got = block::read::all_records(&block);
+        got.sort_by_key(|r| (r.timestamp(), r.fingerprint()));
+        got
+    };
+    let mut want = records;
+    want.sort_by_key(|r| (r.timestamp(), r.fingerprint()));
+    assert_eq!(read("w"), want);
+
+    // A record whose body field comes twice: prost merges (the second
+    // string wins); the wire reader leaves the flush to prost.
+    let len_field = |out: &mut Vec<u8>, n: u32, bytes: &[u8]| {
+        encode_key(n, WireType::LengthDelimited, out);
+        encode_varint(bytes.len() as u64, out);
+        out.extend_from_slice(bytes);
+    };
+    let one = LogBatch::from_records(vec![want[4].clone()]);
+    let request = opentelemetry_proto::tonic::collector::logs::v1::ExportLogsServiceRequest::decode(
+        one.otlp_bytes().clone(),
+    )
+    .unwrap();
+    let rl = &request.resource_logs[0];
+    let sl = &rl.scope_logs[0];
+    let mut rec = sl.log_records[0].encode_to_vec();
+    let second_body = sightline_model::otlp::encode_value(&Value::Str("second".into())).encode_to_vec();
+    len_field(&mut rec, 5, &second_body);
+    let mut scope_logs = pl::ScopeLogs { log_records: Vec::new(), ..sl.clone() }.encode_to_vec();
+    len_field(&mut scope_logs, 2, &rec);
+    let mut resource_logs = pl::ResourceLogs { scope_logs: Vec::new(), ..rl.clone() }.encode_to_vec();
+    len_field(&mut resource_logs, 2, &scope_logs);
+    let mut bytes = Vec::new();
+    len_field(&mut bytes, 1, &resource_logs);
+    block::write_requests(dir.path(), "m", &[&bytes], 2).unwrap();
+    let got = read("m");
+    assert_eq!(got.len(), 1);
+    assert_eq!(got[0].body, Value::Str("second".into()));
+    assert_eq!(got[0].attributes, want[4].attributes);
 }
 
 #[tokio::test]
@@ -524,15 +600,32 @@ fn compaction_merges_the_oldest_small_blocks_within_the_size_limit() {
     };
     let small =
         |n: usize| (0..n).map(|i| meta(&format!("b{i:02}"), 100 - i as u64, 1000)).collect::<Vec<_>>();
-    assert_eq!(plan_compaction(&small(3)), None, "too few to merge");
-    assert_eq!(plan_compaction(&small(4)).unwrap(), ["b03", "b02", "b01", "b00"], "oldest first");
-    assert_eq!(plan_compaction(&small(20)).unwrap().len(), 16, "at most 16 inputs");
-    let mut blocks = small(5);
+    assert_eq!(plan_compaction(&small(15), COMPACT_MIN_INPUTS), None, "too few to merge");
+    let sixteen = plan_compaction(&small(16), COMPACT_MIN_INPUTS).unwrap();
+    assert_eq!(sixteen.len(), 16);
+    assert_eq!(sixteen[..2], ["b15", "b14"], "oldest first");
+    assert_eq!(plan_compaction(&small(20), COMPACT_MIN_INPUTS).unwrap().len(), 16, "at most 16 inputs");
+    let mut blocks = small(17);
     blocks.push(meta("big", 0, COMPACT_MAX_RECORDS));
-    assert_eq!(plan_compaction(&blocks).unwrap().len(), 5, "big blocks are left alone");
+    assert!(
+        !plan_compaction(&blocks, COMPACT_MIN_INPUTS).unwrap().contains(&"big".to_owned()),
+        "big blocks are left alone"
+    );
     let halfs: Vec<LogBlockMeta> =
         (0..4).map(|i| meta(&format!("h{i}"), i, COMPACT_MAX_RECORDS / 2 - 1)).collect();
-    assert_eq!(plan_compaction(&halfs), None, "two of them fill a block: no merge of four");
+    assert_eq!(
+        plan_compaction(&halfs, COMPACT_MIN_INPUTS).unwrap(),
+        ["h0", "h1"],
+        "two that make a full block merge"
+    );
+    let thirds: Vec<LogBlockMeta> =
+        (0..2).map(|i| meta(&format!("t{i}"), i, COMPACT_MAX_RECORDS / 5)).collect();
+    assert_eq!(
+        plan_compaction(&thirds, COMPACT_MIN_INPUTS),
+        None,
+        "two that make a block still merged again wait"
+    );
+    assert_eq!(plan_compaction(&small(3), 2).unwrap().len(), 3, "compact_now merges any run of two or more");
 }
 
 #[test]
@@ -553,6 +646,63 @@ fn the_word_index_skips_row_groups_without_a_word() {
     assert_eq!(groups(&["zebra"]), 0);
     assert_eq!(groups(&["declined", "issuer"]), 1);
     assert_eq!(groups(&["declined", "zebra"]), 0);
+}
+
+/// A needle that may be part of a longer word (an id searched alone) has
+/// no whole word, but its grams skip row groups: the one row group whose
+/// body holds it inside a longer word is read, and the answer is the full
+/// scan's.
+#[tokio::test]
+async fn the_word_index_grams_skip_row_groups_without_a_needle_inside_a_word() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut records = sample();
+    records[50].body = Value::Str("payment ref=TX98765432 declined".into());
+    block::write(dir.path(), "g", records.clone(), 16).unwrap();
+    let block = LogBlock::open(&dir.path().join("g")).unwrap();
+    let top = crate::topk::TopK::new(100);
+    let search = |needle: &'static str| {
+        let q = LogQuery {
+            body: Some(BodyMatcher::new(move |t| t.contains(needle))),
+            body_words: sightline_model::words_of_substring(needle),
+            body_grams: sightline_model::grams_of_substring(needle),
+            ..LogQuery::default()
+        };
+        assert!(q.body_words.is_empty(), "{needle} has no whole word");
+        let groups = block.candidates(&q, &top).unwrap().len();
+        let mut found = crate::topk::TopK::new(100);
+        block.search(&q, &mut found).unwrap();
+        (groups, found.into_page(Vec::new()).records.len())
+    };
+    assert_eq!(search("X987654"), (1, 1), "inside a longer word, any case in the index");
+    assert_eq!(search("8765432"), (1, 1));
+    assert_eq!(search("123456"), (0, 0));
+    assert_eq!(search("aid hel"), (4, 59), "no run of six word characters: every row group");
+
+    // An index written before grams (words only) never skips by grams.
+    block::write_words_v1(dir.path(), "w1", records, 16).unwrap();
+    let old = LogBlock::open(&dir.path().join("w1")).unwrap();
+    let q = LogQuery { body_grams: sightline_model::grams_of_substring("8765432"), ..LogQuery::default() };
+    assert_eq!(old.candidates(&q, &top).unwrap().len(), 4);
+    let q = LogQuery { body_words: vec!["zebra".into()], ..LogQuery::default() };
+    assert_eq!(old.candidates(&q, &top).unwrap().len(), 0, "its words still skip");
+}
+
+/// A flush does not wait for a merge (or retention) in progress: frozen
+/// heads waiting for one refuse ingest. The timeout only turns a hang
+/// into a failure.
+#[tokio::test]
+async fn flushes_do_not_wait_for_a_running_merge() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = open(dir.path()).await;
+    let merging = store.hold_maintenance().await;
+    ingest(&store, &sample()).await;
+    tokio::time::timeout(Duration::from_secs(120), store.flush_now())
+        .await
+        .expect("the flush waited for the merge")
+        .unwrap();
+    assert_eq!(store.blocks().len(), 1);
+    drop(merging);
+    store.shutdown().await;
 }
 
 /// The head stays within its bound while flushes run: appends cut it

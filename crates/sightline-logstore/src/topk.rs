@@ -68,6 +68,14 @@ impl TopK {
         }
     }
 
+    /// Adds everything `other` kept (the parts of one search run in
+    /// parallel).
+    pub(crate) fn absorb(&mut self, other: TopK) {
+        for Reverse(e) in other.heap {
+            self.push(e.key, e.record);
+        }
+    }
+
     /// The page: newest first, with a cursor when it is full (there may be
     /// more).
     pub(crate) fn into_page(self, warnings: Vec<String>) -> LogPage {

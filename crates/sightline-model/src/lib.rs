@@ -38,8 +38,8 @@ pub use contract::{
 pub use ids::{IdError, SpanId, TraceId};
 pub use log::{LogBatch, LogRecord};
 pub use logquery::{
-    BodyMatcher, EmptyLogReader, LogCursor, LogPage, LogQuery, LogReader, LogTenantReaders, MIN_WORD_CHARS,
-    body_words, words_of_substring,
+    BodyMatcher, EmptyLogReader, GRAM_CHARS, LogCursor, LogPage, LogQuery, LogReader, LogTenantReaders,
+    MIN_WORD_CHARS, body_words, grams_of_substring, word_grams, words_of_substring,
 };
 pub use memory::{MemoryBudget, Pressure};
 pub use metric::{

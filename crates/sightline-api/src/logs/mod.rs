@@ -94,7 +94,8 @@ pub(crate) async fn tail(
 }
 
 enum TailState {
-    Open(broadcast::Receiver<Arc<LogBatch>>, LogQuery),
+    // Boxed: the query is most of the state's size, moved per batch.
+    Open(broadcast::Receiver<Arc<LogBatch>>, Box<LogQuery>),
     Closed,
 }
 
@@ -102,7 +103,7 @@ fn tail_events(
     rx: broadcast::Receiver<Arc<LogBatch>>,
     query: LogQuery,
 ) -> impl Stream<Item = Result<Event, Infallible>> {
-    let batches = stream::unfold(TailState::Open(rx, query), |state| async move {
+    let batches = stream::unfold(TailState::Open(rx, Box::new(query)), |state| async move {
         let TailState::Open(mut rx, query) = state else { return None };
         loop {
             match rx.recv().await {

@@ -1,6 +1,6 @@
 //! `/api/logs` and `/api/logs/tail` parameters → a [`LogQuery`].
 
-use sightline_model::{BodyMatcher, LogCursor, LogQuery, SpanId, words_of_substring};
+use sightline_model::{BodyMatcher, LogCursor, LogQuery, SpanId, grams_of_substring, words_of_substring};
 
 use crate::error::ApiError;
 use crate::ids::parse_trace_id;
@@ -41,9 +41,9 @@ pub(crate) fn log_query(params: &Params<'_>, paged: bool) -> Result<LogQuery, Ap
     let body = params.get("q").map(body_matcher).transpose()?;
     // Whole words of a substring search let a store skip data by its word
     // index; a regex gives none.
-    let body_words = match params.get("q") {
-        Some(q) if !is_regex(q) => words_of_substring(q),
-        _ => Vec::new(),
+    let (body_words, body_grams) = match params.get("q") {
+        Some(q) if !is_regex(q) => (words_of_substring(q), grams_of_substring(q)),
+        _ => (Vec::new(), Vec::new()),
     };
     let start_unix_nanos = micros_param(params, "start")?;
     let end_unix_nanos = micros_param(params, "end")?;
@@ -59,6 +59,7 @@ pub(crate) fn log_query(params: &Params<'_>, paged: bool) -> Result<LogQuery, Ap
         min_severity,
         body,
         body_words,
+        body_grams,
         tags: tags(params)?,
         start_unix_nanos,
         end_unix_nanos,

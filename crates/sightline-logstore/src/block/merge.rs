@@ -30,20 +30,24 @@ const OUT_ROWS: usize = 8192;
 /// ties by the fingerprint, which is not stored, so a duplicate whose tie
 /// partners come in another order may be written twice, which a search's
 /// deduplication hides.
-type Key = (String, i64, u64);
+/// The service is its rank among the inputs' services (their metas list
+/// them), which orders as the name does without a copy of it per row.
+type Key = (usize, i64, u64);
 
-fn key(batch: &RecordBatch, row: usize) -> Key {
-    (
-        batch.column(Col::Service.index()).as_string::<i32>().value(row).to_owned(),
-        batch.column(Col::Time.index()).as_primitive::<Int64Type>().value(row),
-        row_hash(batch, row),
-    )
+fn key(batch: &RecordBatch, row: usize, services: &[String]) -> Key {
+    let name = batch.column(Col::Service.index()).as_string::<i32>().value(row);
+    // NOTE: every row's service is in its block's meta; a name missing
+    // there (a damaged meta) sorts after all others rather than failing.
+    let rank = services.binary_search_by(|s| s.as_str().cmp(name)).unwrap_or(services.len());
+    (rank, batch.column(Col::Time.index()).as_primitive::<Int64Type>().value(row), row_hash(batch, row))
 }
 
 /// A hash of a row's columns other than service and time (a batch in the
 /// current layout).
 fn row_hash(batch: &RecordBatch, row: usize) -> u64 {
-    let mut h = std::hash::DefaultHasher::new();
+    // foldhash, not SipHash: this hashes every byte of every merged row,
+    // and the hash only orders ties and finds repeats within one merge.
+    let mut h = std::hash::BuildHasher::build_hasher(&foldhash::fast::FixedState::with_seed(0x5eed));
     let col = |c: Col| batch.column(c.index());
     col(Col::Observed).as_primitive::<Int64Type>().value(row).hash(&mut h);
     col(Col::SeverityNumber).as_primitive::<Int32Type>().value(row).hash(&mut h);
@@ -77,16 +81,25 @@ pub(crate) fn merge(
     row_group_rows: usize,
     level: u32,
 ) -> Result<LogBlockMeta, Error> {
-    let mut writer = BlockWriter::new(staging, id, row_group_rows, level)?;
+    // Strong compression only for a block that is not merged again (the
+    // store merges blocks below half the largest): intermediate merges
+    // would pay zstd 9's CPU for a block rewritten within minutes.
+    let total: u64 = inputs.iter().map(|b| b.meta().record_count).sum();
+    let strong = total >= crate::store::COMPACT_MAX_RECORDS / 2;
+    let mut writer = BlockWriter::new(staging, id, row_group_rows, level, strong)?;
     let mut held: Vec<RecordBatch> = Vec::new();
     let mut pending: Vec<(usize, usize)> = Vec::with_capacity(OUT_ROWS);
     let mut states: Vec<Option<Input>> = Vec::with_capacity(inputs.len());
     let mut heap: BinaryHeap<Reverse<(Key, usize)>> = BinaryHeap::new();
+    let mut services: Vec<String> = inputs.iter().flat_map(|b| b.meta().services.iter().cloned()).collect();
+    services.sort();
+    services.dedup();
+    let services = services.as_slice();
     for (i, block) in inputs.iter().enumerate() {
         let mut reader = block.read_all()?;
         match next_batch(&mut reader, block)? {
             Some(batch) => {
-                heap.push(Reverse((key(&batch, 0), i)));
+                heap.push(Reverse((key(&batch, 0, services), i)));
                 held.push(batch);
                 states.push(Some(Input { reader, held: held.len() - 1, row: 0 }));
             }
@@ -104,7 +117,7 @@ pub(crate) fn merge(
         let len = held.get(input.held).map_or(0, RecordBatch::num_rows);
         if input.row < len {
             let batch = &held[input.held];
-            heap.push(Reverse((key(batch, input.row), i)));
+            heap.push(Reverse((key(batch, input.row, services), i)));
         } else {
             // This input moves to its next batch: write what refers to the
             // batches held so far, then keep only the current ones.
@@ -123,7 +136,7 @@ pub(crate) fn merge(
             held = kept;
             match next {
                 Some(batch) => {
-                    heap.push(Reverse((key(&batch, 0), i)));
+                    heap.push(Reverse((key(&batch, 0, services), i)));
                     held.push(batch);
                     if let Some(s) = states[i].as_mut() {
                         s.held = held.len() - 1;

@@ -46,7 +46,7 @@ pub(crate) struct LogBlock {
     /// Per row group, the `trace_id` bloom filter, read on first use.
     blooms: OnceLock<Vec<Option<Sbbf>>>,
     /// Per row group, the body word filter, read on first use.
-    words: OnceLock<Vec<Option<Sbbf>>>,
+    words: OnceLock<Option<super::words::Words>>,
     dir: PathBuf,
     /// Where a block kept in remote storage reads its small files (the
     /// word index); `None`: they are in `dir`.
@@ -156,7 +156,7 @@ impl LogBlock {
     }
 
     /// Reads and checks the word index (from the storage for a remote block).
-    fn load_words(&self, crc: u32, groups: usize) -> Result<Vec<Option<Sbbf>>, Error> {
+    fn load_words(&self, crc: u32, groups: usize) -> Result<super::words::Words, Error> {
         let path = self.dir.join(super::words::WORDS_FILE);
         match &self.remote {
             None => super::words::load(&path, crc, groups),
@@ -275,10 +275,11 @@ impl LogBlock {
             {
                 continue;
             }
-            if !q.body_words.is_empty()
+            if (!q.body_words.is_empty() || !q.body_grams.is_empty())
                 && let Some(words) = self.words()?
-                && let Some(Some(bloom)) = words.get(rg)
-                && q.body_words.iter().any(|w| !bloom.check(w.as_str()))
+                && let Some(Some(bloom)) = words.groups.get(rg)
+                && (q.body_words.iter().any(|w| !bloom.check(w.as_str()))
+                    || (words.grams && q.body_grams.iter().any(|g| !bloom.check(g.as_str()))))
             {
                 continue;
             }
@@ -372,20 +373,21 @@ impl LogBlock {
     }
 
     /// The body word filters, loaded (and checked) on first use; `None`
-    /// for a block without them.
-    fn words(&self) -> Result<Option<&[Option<Sbbf>]>, Error> {
+    /// for a block without them (or with an unusable index).
+    fn words(&self) -> Result<Option<&super::words::Words>, Error> {
         let Some(crc) = self.meta.words_crc32c else { return Ok(None) };
         if let Some(w) = self.words.get() {
-            return Ok(Some(w));
+            return Ok(w.as_ref());
         }
         let groups = self.reader_meta.metadata().num_row_groups();
         // A word index that cannot be used costs speed, not answers: the
         // block is searched without it.
-        let loaded = self.load_words(crc, groups).unwrap_or_else(|e| {
-            tracing::warn!(block = %self.meta.id, error = %e, "log block word index unusable; searching without it");
-            Vec::new()
-        });
-        Ok(Some(self.words.get_or_init(|| loaded)))
+        let loaded = self.load_words(crc, groups)
+            .map_err(|e| {
+                tracing::warn!(block = %self.meta.id, error = %e, "log block word index unusable; searching without it");
+            })
+            .ok();
+        Ok(self.words.get_or_init(|| loaded).as_ref())
     }
 
     fn blooms(&self) -> Result<&[Option<Sbbf>], Error> {

@@ -139,7 +139,8 @@ pub(crate) fn arrow_schema() -> SchemaRef {
     Layout::V2.schema()
 }
 
-/// Writer settings: zstd (level 9 on body and rest, 3 elsewhere),
+/// Writer settings: zstd (on body and rest level 9 when `strong`, else
+/// [`FAST_ZSTD`]; 3 elsewhere),
 /// dictionaries where values repeat (service, severity text, origin),
 /// row-group min/max only on the columns searches prune with, and a bloom
 /// filter on `trace_id`. Encodings are the writer's choice, not part of
@@ -148,6 +149,7 @@ pub(crate) fn arrow_schema() -> SchemaRef {
 pub(crate) fn writer_properties(
     row_group_rows: usize,
     kv: Vec<parquet::file::metadata::KeyValue>,
+    strong: bool,
 ) -> WriterProperties {
     let col = |c: Col| ColumnPath::from(c.name());
     let level = ZstdLevel::try_new(3).unwrap_or_default();
@@ -191,17 +193,26 @@ pub(crate) fn writer_properties(
     // records): body 12.6 → 11.1 B and rest 8.1 → 5.7 B per record; level
     // 12 saved only 0.1 B more. Bodies rarely repeat whole, so no
     // dictionary (it was tried and abandoned by the writer anyway).
-    let strong = Compression::ZSTD(ZstdLevel::try_new(9).unwrap_or_default());
+    //
+    // Level 9 costs several times level 3's CPU on these columns, so
+    // only the merges that write a block no merge rewrites use it; a flush
+    // from a head, which must keep up with ingest, and intermediate merges
+    // write level 3 (`FAST_ZSTD`).
+    let level = if strong { 9 } else { FAST_ZSTD };
+    let wide = Compression::ZSTD(ZstdLevel::try_new(level).unwrap_or_default());
     for c in [Col::Body, Col::Rest] {
         b = b
             .set_column_dictionary_enabled(col(c), false)
             .set_column_encoding(col(c), Encoding::DELTA_LENGTH_BYTE_ARRAY)
-            .set_column_compression(col(c), strong);
+            .set_column_compression(col(c), wide);
     }
     b.set_column_bloom_filter_enabled(col(Col::TraceId), true)
         .set_column_bloom_filter_fpp(col(Col::TraceId), 0.01)
         .build()
 }
+
+/// The zstd level of body and rest in blocks flushed from a head.
+const FAST_ZSTD: i32 = 3;
 
 /// Rows per data page.
 const PAGE_ROWS: usize = 1024;

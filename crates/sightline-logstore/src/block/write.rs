@@ -11,17 +11,20 @@ use arrow_array::builder::{
     BinaryBuilder, FixedSizeBinaryBuilder, Int32Builder, Int64Builder, StringBuilder,
 };
 use arrow_array::{ArrayRef, RecordBatch};
+use opentelemetry_proto::tonic::collector::logs::v1::ExportLogsServiceRequest;
 use opentelemetry_proto::tonic::logs::v1 as pl;
 use parquet::arrow::ArrowWriter;
 use parquet::file::metadata::KeyValue as ParquetKeyValue;
 use prost::Message as _;
 use sightline_block::checked::{ChecksumWriter, encode_meta};
-use sightline_model::{LogRecord, Value, otlp};
+use sightline_model::otlp::wire::WireError;
+use sightline_model::{LogRecord, Resource, Scope, Value, otlp};
 
 use arrow_array::cast::AsArray as _;
 use arrow_array::types::Int64Type;
 
 use super::schema::{self, Col, Layout, LogBlockMeta};
+use super::wire::{Body, Group, Row, Rows};
 use super::words::{WORDS_FILE, WordIndexer};
 use super::{DATA_FILE, META_FILE};
 use crate::Error;
@@ -45,26 +48,196 @@ pub(crate) fn write(
     records: Vec<LogRecord>,
     row_group_rows: usize,
 ) -> Result<LogBlockMeta, Error> {
-    let mut keyed: Vec<Keyed> = records
-        .into_iter()
-        .map(|record| Keyed { time: record.timestamp(), fingerprint: record.fingerprint(), record })
-        .collect();
-    keyed.sort_by(|a, b| {
-        a.record
-            .service_name()
-            .cmp(b.record.service_name())
-            .then(a.time.cmp(&b.time))
-            .then(a.fingerprint.cmp(&b.fingerprint))
-    });
-    // A record sent twice (a retried export) is stored once.
-    keyed.dedup_by(|a, b| a.time == b.time && a.fingerprint == b.fingerprint);
-    let mut writer = BlockWriter::new(staging, id, row_group_rows, 0)?;
+    write_with(staging, id, records, row_group_rows, WordIndexer::default())
+}
+
+/// [`write`] with a word index of the first layout (`SLWB1`, words
+/// without grams), as builds before grams wrote it: tests of old blocks.
+#[cfg(test)]
+pub(crate) fn write_words_v1(
+    staging: &Path,
+    id: &str,
+    records: Vec<LogRecord>,
+    row_group_rows: usize,
+) -> Result<LogBlockMeta, Error> {
+    write_with(staging, id, records, row_group_rows, WordIndexer::words_only())
+}
+
+fn write_with(
+    staging: &Path,
+    id: &str,
+    records: Vec<LogRecord>,
+    row_group_rows: usize,
+    words: WordIndexer,
+) -> Result<LogBlockMeta, Error> {
+    let keyed = sorted_unique(records);
+    // A flush must keep up with ingest: fast compression (merges
+    // recompress).
+    let mut writer = BlockWriter::new(staging, id, row_group_rows, 0, false)?;
+    writer.words = words;
     for chunk in keyed.chunks(CHUNK_ROWS) {
         let batch =
             encode_chunk(chunk).map_err(|source| Error::Arrow { path: writer.data_path.clone(), source })?;
         writer.write(&batch)?;
     }
     writer.finish()
+}
+
+/// Writes the records of `requests` (OTLP `ExportLogsServiceRequest`s, as
+/// a head holds them) as block `id`, building rows from the wire bytes
+/// (`wire.rs`); requests in a shape that reader leaves to `prost` are
+/// decoded into records and written by [`write`] instead.
+pub(crate) fn write_requests(
+    staging: &Path,
+    id: &str,
+    requests: &[&[u8]],
+    row_group_rows: usize,
+) -> Result<LogBlockMeta, Error> {
+    let mut rows = Rows::default();
+    let read = requests.iter().try_for_each(|r| rows.add_request(r)).and_then(|()| sort_rows(&mut rows));
+    if let Err(e) = read {
+        tracing::debug!(block = id, error = %e, "log head read through prost for its flush");
+        let records = requests
+            .iter()
+            .filter_map(|r| ExportLogsServiceRequest::decode(*r).ok())
+            .flat_map(|r| otlp::decode_logs_request(r).records)
+            .collect();
+        return write(staging, id, records, row_group_rows);
+    }
+    // A flush must keep up with ingest: fast compression (merges
+    // recompress).
+    let mut writer = BlockWriter::new(staging, id, row_group_rows, 0, false)?;
+    for chunk in rows.rows.chunks(CHUNK_ROWS) {
+        let batch = encode_rows(&rows.groups, chunk)
+            .map_err(|source| Error::Arrow { path: writer.data_path.clone(), source })?;
+        writer.write(&batch)?;
+    }
+    writer.finish()
+}
+
+/// Sorts rows into block order (service, time, fingerprint for ties) and
+/// drops repeats, as [`sorted_unique`] does for records.
+fn sort_rows(rows: &mut Rows<'_>) -> Result<(), WireError> {
+    let Rows { rows, groups } = rows;
+    // Each group's service as its rank among the services: the sort
+    // compares integers, not names.
+    let mut names: Vec<&str> = groups.iter().map(|g| g.resource.service_name()).collect();
+    names.sort_unstable();
+    names.dedup();
+    let rank: Vec<usize> = groups
+        .iter()
+        .map(|g| names.binary_search(&g.resource.service_name()).unwrap_or(names.len()))
+        .collect();
+    rows.sort_by_key(|r| (rank[r.group], r.time));
+    let same = |a: &Row<'_>, b: &Row<'_>| a.time == b.time && rank[a.group] == rank[b.group];
+    let view = Rows { rows: Vec::new(), groups: std::mem::take(groups) };
+    let mut ties = false;
+    let mut start = 0;
+    while start < rows.len() {
+        let mut end = start + 1;
+        while end < rows.len() && same(&rows[start], &rows[end]) {
+            end += 1;
+        }
+        if end - start > 1 {
+            ties = true;
+            for r in &mut rows[start..end] {
+                r.fingerprint = view.record(r)?.fingerprint();
+            }
+            rows[start..end].sort_by_key(|r| r.fingerprint);
+        }
+        start = end;
+    }
+    *groups = view.groups;
+    if ties {
+        rows.dedup_by(|a, b| same(a, b) && a.fingerprint == b.fingerprint);
+    }
+    Ok(())
+}
+
+fn encode_rows(groups: &[Group], chunk: &[Row<'_>]) -> Result<RecordBatch, arrow_schema::ArrowError> {
+    let n = chunk.len();
+    let mut service = StringBuilder::with_capacity(n, n * 8);
+    let mut time = Int64Builder::with_capacity(n);
+    let mut observed = Int64Builder::with_capacity(n);
+    let mut severity_number = Int32Builder::with_capacity(n);
+    let mut severity_text = StringBuilder::with_capacity(n, n * 4);
+    let mut trace_id = FixedSizeBinaryBuilder::with_capacity(n, 16);
+    let mut span_id = FixedSizeBinaryBuilder::with_capacity(n, 8);
+    let mut body = StringBuilder::with_capacity(n, n * 64);
+    let mut rest = BinaryBuilder::with_capacity(n, n * 32);
+    let mut origin = BinaryBuilder::with_capacity(n, n * 64);
+    for r in chunk {
+        let g = &groups[r.group];
+        service.append_value(g.resource.service_name());
+        time.append_value(r.time as i64);
+        observed.append_value((r.observed as i64).wrapping_sub(r.time as i64));
+        severity_number.append_value(r.severity);
+        severity_text.append_value(r.severity_text);
+        match r.trace_id {
+            Some(id) => trace_id.append_value(id)?,
+            None => trace_id.append_null(),
+        }
+        match r.span_id {
+            Some(id) => span_id.append_value(id)?,
+            None => span_id.append_null(),
+        }
+        match &r.body {
+            Body::None => body.append_null(),
+            Body::Str(s) => body.append_value(s),
+            Body::Text(s) => body.append_value(s),
+        }
+        rest.append_value(&r.rest);
+        origin.append_value(&g.origin);
+    }
+    let columns: Vec<ArrayRef> = vec![
+        Arc::new(service.finish()),
+        Arc::new(time.finish()),
+        Arc::new(observed.finish()),
+        Arc::new(severity_number.finish()),
+        Arc::new(severity_text.finish()),
+        Arc::new(trace_id.finish()),
+        Arc::new(span_id.finish()),
+        Arc::new(body.finish()),
+        Arc::new(rest.finish()),
+        Arc::new(origin.finish()),
+    ];
+    RecordBatch::try_new(schema::arrow_schema(), columns)
+}
+
+/// `records` in block order — by service, time, then fingerprint — with a
+/// record sent twice (a retried export) kept once.
+///
+/// The fingerprint encodes the whole record (~1 µs each), and only
+/// records of one service at the same time need it, so it is computed for
+/// those alone: most records have a time of their own.
+fn sorted_unique(records: Vec<LogRecord>) -> Vec<Keyed> {
+    let mut keyed: Vec<Keyed> = records
+        .into_iter()
+        .map(|record| Keyed { time: record.timestamp(), fingerprint: 0, record })
+        .collect();
+    keyed.sort_by(|a, b| a.record.service_name().cmp(b.record.service_name()).then(a.time.cmp(&b.time)));
+    let same = |a: &Keyed, b: &Keyed| a.time == b.time && a.record.service_name() == b.record.service_name();
+    let mut start = 0;
+    let mut ties = false;
+    while start < keyed.len() {
+        let mut end = start + 1;
+        while end < keyed.len() && same(&keyed[start], &keyed[end]) {
+            end += 1;
+        }
+        if end - start > 1 {
+            ties = true;
+            let run = &mut keyed[start..end];
+            for k in run.iter_mut() {
+                k.fingerprint = k.record.fingerprint();
+            }
+            run.sort_by_key(|k| k.fingerprint);
+        }
+        start = end;
+    }
+    if ties {
+        keyed.dedup_by(|a, b| same(a, b) && a.fingerprint == b.fingerprint);
+    }
+    keyed
 }
 
 /// A block being written: rows arrive as Arrow batches already in block
@@ -86,13 +259,16 @@ pub(crate) struct BlockWriter {
 }
 
 impl BlockWriter {
+    /// A writer of block `id` at compaction `level`; `strong`: zstd 9 on
+    /// the wide columns (see `schema::writer_properties`).
     pub(crate) fn new(
         staging: &Path,
         id: &str,
         row_group_rows: usize,
         level: u32,
+        strong: bool,
     ) -> Result<BlockWriter, Error> {
-        BlockWriter::with_layout(staging, id, row_group_rows, level, Layout::V2)
+        BlockWriter::with_layout(staging, id, row_group_rows, level, Layout::V2, strong)
     }
 
     /// A writer of an older layout (tests of reading old blocks).
@@ -102,6 +278,7 @@ impl BlockWriter {
         row_group_rows: usize,
         level: u32,
         layout: Layout,
+        strong: bool,
     ) -> Result<BlockWriter, Error> {
         let tmp_dir = staging.join(format!(".tmp-{id}"));
         if tmp_dir.exists() {
@@ -111,7 +288,7 @@ impl BlockWriter {
         let data_path = tmp_dir.join(DATA_FILE);
         let file = File::create(&data_path).map_err(|e| Error::io(&data_path, e))?;
         let kv = vec![ParquetKeyValue::new(schema::META_FORMAT.to_owned(), layout.format().to_owned())];
-        let props = schema::writer_properties(row_group_rows, kv);
+        let props = schema::writer_properties(row_group_rows, kv, strong);
         let writer = ArrowWriter::try_new(ChecksumWriter::new(file), layout.schema(), Some(props))
             .map_err(|source| Error::Parquet { path: data_path.clone(), source })?;
         Ok(BlockWriter {
@@ -240,7 +417,7 @@ pub(crate) fn write_v1(
             b.fingerprint,
         ))
     });
-    let mut writer = BlockWriter::with_layout(staging, id, row_group_rows, 0, Layout::V1)?;
+    let mut writer = BlockWriter::with_layout(staging, id, row_group_rows, 0, Layout::V1, true)?;
     for chunk in keyed.chunks(CHUNK_ROWS) {
         let arrow_err = |source| Error::Arrow { path: writer.data_path.clone(), source };
         let batch = encode_chunk(chunk).map_err(arrow_err)?;
@@ -299,7 +476,7 @@ fn encode_chunk(chunk: &[Keyed]) -> Result<RecordBatch, arrow_schema::ArrowError
         match &last_origin {
             Some((res, sc, bytes)) if (*res, *sc) == key => origin.append_value(bytes),
             _ => {
-                let bytes = encode_origin(r);
+                let bytes = encode_origin(&r.resource, &r.scope);
                 origin.append_value(&bytes);
                 last_origin = Some((key.0, key.1, bytes));
             }
@@ -327,32 +504,35 @@ pub(crate) const NO_TIME_MARKER: u64 = 1;
 /// The record fields without a column of their own, as an OTLP
 /// `LogRecord`: attributes, flags, event name, dropped count, and the body
 /// when it is not a string (string bodies are the `body` column).
+///
+/// Built from those fields alone (not the whole record's encoding with
+/// the others cleared, the same bytes): copying a record's body, severity
+/// text and ids only to drop them was a measurable part of a flush.
 fn encode_rest(r: &LogRecord) -> Vec<u8> {
-    let mut rec = otlp::encode_record(r);
-    rec.time_unix_nano = if r.time_unix_nano == 0 { NO_TIME_MARKER } else { 0 };
-    rec.observed_time_unix_nano = 0;
-    rec.severity_number = 0;
-    rec.severity_text.clear();
-    rec.trace_id.clear();
-    rec.span_id.clear();
-    if matches!(r.body, Value::Str(_) | Value::Empty) {
-        rec.body = None;
+    pl::LogRecord {
+        time_unix_nano: if r.time_unix_nano == 0 { NO_TIME_MARKER } else { 0 },
+        body: (!matches!(r.body, Value::Str(_) | Value::Empty)).then(|| otlp::encode_value(&r.body)),
+        attributes: otlp::encode_kvs(&r.attributes),
+        dropped_attributes_count: r.dropped_attributes_count,
+        flags: r.flags,
+        event_name: r.event_name.clone(),
+        ..pl::LogRecord::default()
     }
-    rec.encode_to_vec()
+    .encode_to_vec()
 }
 
 /// Resource and scope as a `ResourceLogs` with one empty `ScopeLogs`:
 /// identical for every record of one source, so the column's dictionary
 /// stores it once per row group.
-fn encode_origin(r: &LogRecord) -> Vec<u8> {
+pub(crate) fn encode_origin(resource: &Resource, scope: &Scope) -> Vec<u8> {
     pl::ResourceLogs {
-        resource: Some(otlp::encode_resource(&r.resource)),
+        resource: Some(otlp::encode_resource(resource)),
         scope_logs: vec![pl::ScopeLogs {
-            scope: Some(otlp::encode_scope(&r.scope)),
+            scope: Some(otlp::encode_scope(scope)),
             log_records: Vec::new(),
-            schema_url: r.scope.schema_url.clone(),
+            schema_url: scope.schema_url.clone(),
         }],
-        schema_url: r.resource.schema_url().to_owned(),
+        schema_url: resource.schema_url().to_owned(),
     }
     .encode_to_vec()
 }
