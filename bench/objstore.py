@@ -138,6 +138,7 @@ def row(r):
 def main():
     parser = argparse.ArgumentParser()
     parser.add_argument("--spans", type=int, default=1_000_000)
+    parser.add_argument("--modes", default="local,s3", help="which of local,s3 to run")
     parser.add_argument("--idle", type=int, default=60, help="seconds of no load at the end, to count the "
                         "background requests (heartbeat, lease, manifest poll)")
     args = parser.parse_args()
@@ -147,7 +148,7 @@ def main():
     weed, endpoint = start_weed(work)
     results = []
     try:
-        for mode in ("local", "s3"):
+        for mode in args.modes.split(","):
             bench.log(f"{mode}: 1-minute load {bench.load1():.2f}")
             results.append(run(b, mode, args.spans, endpoint, work, args.idle))
             bench.log(json.dumps(results[-1]))
