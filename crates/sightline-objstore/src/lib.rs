@@ -386,20 +386,7 @@ impl Remote {
             return Ok(Arc::clone(&self.storage));
         }
         check_name("tenant", tenant.as_str())?;
-        let storage = Arc::new(
-            ObjectStorage::new(
-                Arc::clone(&self.cluster.bucket),
-                tenant.to_string(),
-                self.cluster.node.clone(),
-                dir.join("staging"),
-                Arc::clone(&self.cache),
-                Arc::clone(&self.cluster.lease),
-                self.poll_interval,
-            )?
-            .with_wal_mirror(self.wal_mirror),
-        );
-        self.cluster.storages.lock().push(Arc::clone(&storage));
-        Ok(storage)
+        self.register(tenant, dir, |s| s.with_wal_mirror(self.wal_mirror))
     }
 
     /// Where the lease holder replays dead nodes' WAL copies in the
@@ -415,18 +402,27 @@ impl Remote {
     /// cleans up after it too.
     pub fn log_storage(&self, tenant: &Tenant, dir: &Path) -> Result<Arc<ObjectStorage>, Error> {
         check_name("tenant", tenant.as_str())?;
-        let storage = Arc::new(
-            ObjectStorage::new(
-                Arc::clone(&self.cluster.bucket),
-                tenant.to_string(),
-                self.cluster.node.clone(),
-                dir.join("staging"),
-                Arc::clone(&self.cache),
-                Arc::clone(&self.cluster.lease),
-                self.poll_interval,
-            )?
-            .for_logs(),
-        );
+        self.register(tenant, dir, ObjectStorage::for_logs)
+    }
+
+    /// A storage of `tenant` on the shared bucket, cache and lease, shaped
+    /// by `shape` (trace or log blocks), staged in `dir/staging` and
+    /// registered for the lease holder's clean-up.
+    fn register(
+        &self,
+        tenant: &Tenant,
+        dir: &Path,
+        shape: impl FnOnce(ObjectStorage) -> ObjectStorage,
+    ) -> Result<Arc<ObjectStorage>, Error> {
+        let storage = Arc::new(shape(ObjectStorage::new(
+            Arc::clone(&self.cluster.bucket),
+            tenant.to_string(),
+            self.cluster.node.clone(),
+            dir.join("staging"),
+            Arc::clone(&self.cache),
+            Arc::clone(&self.cluster.lease),
+            self.poll_interval,
+        )?));
         self.cluster.storages.lock().push(Arc::clone(&storage));
         Ok(storage)
     }
