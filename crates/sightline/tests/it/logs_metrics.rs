@@ -3,6 +3,7 @@
 //! span's ids; metrics are scraped from the API port and forwarded to a
 //! real Prometheus with `--metrics-remote-write`.
 
+use crate::harness::strip_ansi;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
@@ -169,24 +170,6 @@ exporters = ["debug"]
         assert!(Instant::now() < deadline, "no debug line for the record:\n{stderr}");
         std::thread::sleep(Duration::from_millis(100));
     }
-}
-
-/// The log text without terminal colour codes.
-fn strip_ansi(text: &str) -> String {
-    let mut out = String::with_capacity(text.len());
-    let mut chars = text.chars();
-    while let Some(c) = chars.next() {
-        if c == '\u{1b}' {
-            for c in chars.by_ref() {
-                if c.is_ascii_alphabetic() {
-                    break;
-                }
-            }
-        } else {
-            out.push(c);
-        }
-    }
-    out
 }
 
 /// A Prometheus server on a free port with the remote-write receiver on,

@@ -7,6 +7,7 @@
 //! listed blocks' span total (`sightline bucket list`) equal to what was
 //! sent: a lost block lowers it, a duplicated one raises it.
 
+use crate::harness::strip_ansi;
 use std::collections::HashSet;
 use std::path::Path;
 use std::process::Command;
@@ -89,24 +90,6 @@ fn paused_output(server: &Server) -> String {
     let line = strip_ansi(line);
     let at = line.find("output=").unwrap_or_else(|| panic!("no output field in {line}")) + "output=".len();
     line[at..].split(|c: char| c.is_whitespace() || c == '"').find(|s| !s.is_empty()).unwrap().to_owned()
-}
-
-/// `line` without terminal colour codes (`ESC [ … m`).
-fn strip_ansi(line: &str) -> String {
-    let mut out = String::with_capacity(line.len());
-    let mut chars = line.chars();
-    while let Some(c) = chars.next() {
-        if c == '\u{1b}' {
-            for c in chars.by_ref() {
-                if c.is_ascii_alphabetic() {
-                    break;
-                }
-            }
-        } else {
-            out.push(c);
-        }
-    }
-    out
 }
 
 /// (listed blocks, their span total) from `sightline bucket list`.
