@@ -49,6 +49,8 @@ mod http;
 mod ingest;
 mod json;
 mod signals;
+#[cfg(feature = "testing")]
+pub mod testing;
 
 use std::future::Future;
 use std::sync::Arc;

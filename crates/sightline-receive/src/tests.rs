@@ -2,10 +2,9 @@
 //! and graceful shutdown over real loopback sockets.
 
 use std::io::Write as _;
-use std::sync::{Arc, Mutex, OnceLock};
+use std::sync::{Arc, OnceLock};
 use std::time::Duration;
 
-use async_trait::async_trait;
 use axum::body::Body;
 use bytes::Bytes;
 use flate2::Compression;
@@ -21,11 +20,10 @@ use opentelemetry_proto::tonic::trace::v1 as pt;
 use prometheus_client::registry::Registry;
 use prost::Message as _;
 use sightline_model::{
-    Batch, ConsumeError, KeyValue, SpanId, SpanKind, StatusCode as SpanStatus, TraceId, TracesConsumer,
-    Value, otlp,
+    Batch, ConsumeError, KeyValue, SpanId, SpanKind, StatusCode as SpanStatus, TraceId, Value, otlp,
 };
 use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
-use tokio::sync::{Semaphore, mpsc, oneshot};
+use tokio::sync::{mpsc, oneshot};
 use tonic::Code;
 use tonic::codec::CompressionEncoding;
 use tonic_types::StatusExt as _;
@@ -34,57 +32,20 @@ use tower::ServiceExt as _;
 use crate::Receiver;
 use crate::front::{Front, Limits, Metrics};
 use crate::json::lower_camel;
+use crate::testing::{self, Gate, RecordingConsumer, gzip};
 
 /// The default in-flight budget.
 const BUDGET: usize = 128 << 20;
 
 // ---------------------------------------------------------------- fixtures
 
-/// Records batches; can be told to fail, or to block until released.
-#[derive(Default)]
-struct FakeConsumer {
-    batches: Mutex<Vec<Batch>>,
-    fail: Mutex<Option<ConsumeError>>,
-    gate: Option<Gate>,
-}
-
-struct Gate {
-    entered: mpsc::UnboundedSender<()>,
-    release: Arc<Semaphore>,
-}
-
-impl FakeConsumer {
-    fn batches(&self) -> Vec<Batch> {
-        self.batches.lock().unwrap().clone()
-    }
-
-    fn fail_with(&self, err: ConsumeError) {
-        *self.fail.lock().unwrap() = Some(err);
-    }
-}
-
-#[async_trait]
-impl TracesConsumer for FakeConsumer {
-    async fn consume_traces(&self, batch: Batch) -> Result<(), ConsumeError> {
-        if let Some(gate) = &self.gate {
-            gate.entered.send(()).unwrap();
-            gate.release.acquire().await.unwrap().forget();
-        }
-        if let Some(err) = self.fail.lock().unwrap().clone() {
-            return Err(err);
-        }
-        self.batches.lock().unwrap().push(batch);
-        Ok(())
-    }
-}
-
 struct Setup {
     receiver: Receiver,
-    consumer: Arc<FakeConsumer>,
+    consumer: Arc<RecordingConsumer>,
     registry: Registry,
 }
 
-fn setup_with(limits: Limits, consumer: FakeConsumer) -> Setup {
+fn setup_with(limits: Limits, consumer: RecordingConsumer) -> Setup {
     let mut registry = Registry::default();
     let metrics = Arc::new(Metrics::new(&mut registry));
     let consumer = Arc::new(consumer);
@@ -93,19 +54,12 @@ fn setup_with(limits: Limits, consumer: FakeConsumer) -> Setup {
 }
 
 fn setup() -> Setup {
-    setup_with(Limits::default(), FakeConsumer::default())
+    setup_with(Limits::default(), RecordingConsumer::default())
 }
 
 impl Setup {
-    fn metrics_text(&self) -> String {
-        let mut out = String::new();
-        prometheus_client::encoding::text::encode(&mut out, &self.registry).unwrap();
-        out
-    }
-
     fn assert_metric(&self, line: &str) {
-        let text = self.metrics_text();
-        assert!(text.lines().any(|l| l == line), "missing metric line {line:?} in:\n{text}");
+        testing::assert_metric(&self.registry, line);
     }
 }
 
@@ -162,12 +116,6 @@ fn assert_wal_bytes(batch: &Batch) {
     let again = otlp::decode_request(request);
     assert_eq!(again.rejected, 0);
     assert_eq!(again.spans.as_slice(), batch.spans());
-}
-
-fn gzip(data: &[u8]) -> Vec<u8> {
-    let mut enc = GzEncoder::new(Vec::new(), Compression::default());
-    enc.write_all(data).unwrap();
-    enc.finish().unwrap()
 }
 
 /// 100 MiB of zeros, gzip-compressed (about 100 KiB), built by streaming.
@@ -453,7 +401,7 @@ async fn http_gzip_protobuf() {
 #[tokio::test]
 async fn http_gzip_bomb_is_413_and_stops_early() {
     let options = Limits { max_body_bytes: 1 << 20, ..Limits::default() };
-    let s = setup_with(options, FakeConsumer::default());
+    let s = setup_with(options, RecordingConsumer::default());
     let reply = post(&s.receiver, PB, Some("gzip"), gzip_bomb()).await;
     assert_eq!(reply.status, StatusCode::PAYLOAD_TOO_LARGE);
     assert_eq!(reply.header("content-type"), Some(PB));
@@ -634,7 +582,7 @@ async fn http_get_is_405_with_allow() {
 #[tokio::test]
 async fn http_body_over_limit_is_413() {
     let options = Limits { max_body_bytes: 100, ..Limits::default() };
-    let s = setup_with(options, FakeConsumer::default());
+    let s = setup_with(options, RecordingConsumer::default());
     // Declared too large: refused before reading.
     let request = http::Request::post("/v1/traces")
         .header("content-type", JS)
@@ -721,12 +669,7 @@ async fn http_inflight_limit_refuses_with_429() {
 
 #[tokio::test]
 async fn http_claim_is_held_until_the_consumer_returns() {
-    let (entered_tx, mut entered) = mpsc::unbounded_channel();
-    let release = Arc::new(Semaphore::new(0));
-    let consumer = FakeConsumer {
-        gate: Some(Gate { entered: entered_tx, release: release.clone() }),
-        ..Default::default()
-    };
+    let (consumer, Gate { mut entered, release }) = RecordingConsumer::gated();
     let s = setup_with(Limits::default(), consumer);
     let body = three_spans().encode_to_vec();
     let len = body.len();
@@ -888,7 +831,7 @@ async fn grpc_inflight_limit_is_unavailable_with_retry_info() {
 #[tokio::test]
 async fn grpc_message_too_large_is_resource_exhausted() {
     let options = Limits { max_body_bytes: 1024, ..Limits::default() };
-    let s = setup_with(options, FakeConsumer::default());
+    let s = setup_with(options, RecordingConsumer::default());
     let server = start_grpc(&s.receiver).await;
     let mut big = three_spans();
     big.resource_spans[0].scope_spans[0].spans[0].name = "x".repeat(5000);
@@ -944,12 +887,7 @@ async fn grpc_undecodable_message_is_rejected_and_counted() {
 
 #[tokio::test]
 async fn grpc_graceful_shutdown_finishes_inflight_calls() {
-    let (entered_tx, mut entered) = mpsc::unbounded_channel();
-    let release = Arc::new(Semaphore::new(0));
-    let consumer = FakeConsumer {
-        gate: Some(Gate { entered: entered_tx, release: release.clone() }),
-        ..Default::default()
-    };
+    let (consumer, Gate { mut entered, release }) = RecordingConsumer::gated();
     let s = setup_with(Limits::default(), consumer);
     let mut server = start_grpc(&s.receiver).await;
     let mut client = client(server.addr, false).await;
@@ -967,12 +905,7 @@ async fn grpc_graceful_shutdown_finishes_inflight_calls() {
 
 #[tokio::test]
 async fn http_serve_answers_and_shuts_down_gracefully() {
-    let (entered_tx, mut entered) = mpsc::unbounded_channel();
-    let release = Arc::new(Semaphore::new(0));
-    let consumer = FakeConsumer {
-        gate: Some(Gate { entered: entered_tx, release: release.clone() }),
-        ..Default::default()
-    };
+    let (consumer, Gate { mut entered, release }) = RecordingConsumer::gated();
     let s = setup_with(Limits::default(), consumer);
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = listener.local_addr().unwrap();
@@ -1166,7 +1099,7 @@ async fn http_json_top_level_must_be_an_object() {
 async fn a_stalled_body_does_not_starve_others_and_times_out() {
     let limits =
         Limits { max_inflight_bytes: 16 << 20, body_timeout: Duration::from_secs(30), ..Limits::default() };
-    let s = setup_with(limits, FakeConsumer::default());
+    let s = setup_with(limits, RecordingConsumer::default());
     let (tx, rx) = mpsc::unbounded_channel::<Result<Bytes, std::io::Error>>();
     tx.send(Ok(Bytes::from(vec![0x0a; 1000]))).unwrap();
     let stalled = http::Request::post("/v1/traces")

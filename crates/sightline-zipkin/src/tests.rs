@@ -6,81 +6,38 @@
 use std::io::Write as _;
 use std::net::Ipv6Addr;
 use std::path::{Path, PathBuf};
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use std::time::Duration;
 
-use async_trait::async_trait;
 use axum::body::Body;
 use flate2::Compression;
-use flate2::write::{GzEncoder, ZlibEncoder};
+use flate2::write::ZlibEncoder;
 use http::{HeaderMap, Method, Request, StatusCode};
 use opentelemetry_proto::tonic::collector::trace::v1::ExportTraceServiceRequest;
 use prometheus_client::registry::Registry;
 use prost::Message as _;
 use serde_json::json;
 use sightline_model::{
-    Batch, ConsumeError, Event, KeyValue, Link, Resource, Scope, Span, SpanId, SpanKind, Status,
-    StatusCode as SpanStatus, TraceId, TracesConsumer, Value, otlp,
+    ConsumeError, Event, KeyValue, Link, Resource, Scope, Span, SpanId, SpanKind, Status,
+    StatusCode as SpanStatus, TraceId, Value, otlp,
 };
-use tokio::sync::{Semaphore, mpsc};
 use tower::ServiceExt as _;
 
 use crate::translate::{START_TIME_ABSENT, derived_span_id};
 use sightline_receive::front::{Front, Limits, Metrics};
+use sightline_receive::testing::{self, Gate, RecordingConsumer, gzip};
 
 use crate::{Receiver, SPANS_PATH, proto};
 
 // ---------------------------------------------------------------- fixtures
 
-/// Records batches; can be told to fail, or to block until released.
-#[derive(Default)]
-struct FakeConsumer {
-    batches: Mutex<Vec<Batch>>,
-    fail: Mutex<Option<ConsumeError>>,
-    gate: Option<Gate>,
-}
-
-struct Gate {
-    entered: mpsc::UnboundedSender<()>,
-    release: Arc<Semaphore>,
-}
-
-impl FakeConsumer {
-    fn batches(&self) -> Vec<Batch> {
-        self.batches.lock().unwrap().clone()
-    }
-
-    fn spans(&self) -> Vec<Span> {
-        self.batches().iter().flat_map(|b| b.spans().to_vec()).collect()
-    }
-
-    fn fail_with(&self, err: ConsumeError) {
-        *self.fail.lock().unwrap() = Some(err);
-    }
-}
-
-#[async_trait]
-impl TracesConsumer for FakeConsumer {
-    async fn consume_traces(&self, batch: Batch) -> Result<(), ConsumeError> {
-        if let Some(gate) = &self.gate {
-            gate.entered.send(()).unwrap();
-            gate.release.acquire().await.unwrap().forget();
-        }
-        if let Some(err) = self.fail.lock().unwrap().clone() {
-            return Err(err);
-        }
-        self.batches.lock().unwrap().push(batch);
-        Ok(())
-    }
-}
-
 struct Setup {
     receiver: Receiver,
-    consumer: Arc<FakeConsumer>,
+    consumer: Arc<RecordingConsumer>,
     registry: Registry,
 }
 
-fn setup_with(limits: Limits, consumer: FakeConsumer) -> Setup {
+fn setup_with(limits: Limits, consumer: RecordingConsumer) -> Setup {
     let mut registry = Registry::default();
     let metrics = Arc::new(Metrics::new(&mut registry));
     let consumer = Arc::new(consumer);
@@ -89,7 +46,7 @@ fn setup_with(limits: Limits, consumer: FakeConsumer) -> Setup {
 }
 
 fn setup() -> Setup {
-    setup_with(Limits::default(), FakeConsumer::default())
+    setup_with(Limits::default(), RecordingConsumer::default())
 }
 
 struct Reply {
@@ -131,14 +88,11 @@ impl Setup {
     }
 
     fn metrics_text(&self) -> String {
-        let mut out = String::new();
-        prometheus_client::encoding::text::encode(&mut out, &self.registry).unwrap();
-        out
+        testing::metrics_text(&self.registry)
     }
 
     fn assert_metric(&self, line: &str) {
-        let text = self.metrics_text();
-        assert!(text.lines().any(|l| l == line), "missing metric line {line:?} in:\n{text}");
+        testing::assert_metric(&self.registry, line);
     }
 }
 
@@ -160,12 +114,6 @@ fn resource(attrs: &[(&str, &str)]) -> Arc<Resource> {
 
 fn scope(name: &str, version: &str) -> Arc<Scope> {
     Arc::new(Scope { name: name.into(), version: version.into(), ..Scope::default() })
-}
-
-fn gzip(data: &[u8]) -> Vec<u8> {
-    let mut enc = GzEncoder::new(Vec::new(), Compression::default());
-    enc.write_all(data).unwrap();
-    enc.finish().unwrap()
 }
 
 fn zlib(data: &[u8]) -> Vec<u8> {
@@ -899,7 +847,7 @@ async fn unsupported_content_type_or_encoding_is_415() {
 #[tokio::test]
 async fn bodies_over_the_limit_are_413_even_when_inflated() {
     let options = Limits { max_body_bytes: 1024, ..Limits::default() };
-    let setup = setup_with(options, FakeConsumer::default());
+    let setup = setup_with(options, RecordingConsumer::default());
     let big = {
         let spans: Vec<_> = (1..=40).map(|i| minimal(TRACE, &format!("{i:016x}"))).collect();
         serde_json::to_vec(&spans).unwrap()
@@ -989,12 +937,7 @@ async fn consumer_refusals_are_429_or_503_with_retry_after() {
 
 #[tokio::test]
 async fn over_the_inflight_budget_is_429_and_the_budget_comes_back() {
-    let (entered_tx, mut entered) = mpsc::unbounded_channel();
-    let release = Arc::new(Semaphore::new(0));
-    let consumer = FakeConsumer {
-        gate: Some(Gate { entered: entered_tx, release: Arc::clone(&release) }),
-        ..FakeConsumer::default()
-    };
+    let (consumer, Gate { mut entered, release }) = RecordingConsumer::gated();
     let body = full_json().to_string().into_bytes();
     let budget = Limits::default().max_inflight_bytes;
     let setup = setup_with(Limits::default(), consumer);
