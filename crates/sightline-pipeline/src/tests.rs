@@ -12,6 +12,7 @@ use sightline_model::{
 use crate::Metrics;
 use crate::config::{Context, Problem, parse};
 use crate::processor::{attributes, batch, probabilistic, redaction, tail};
+use crate::signal::Unit;
 
 /// Records batches; can be told to refuse.
 #[derive(Default)]
@@ -80,8 +81,33 @@ fn span(trace: u64, id: u64, parent: Option<u64>, attrs: Vec<KeyValue>) -> Span 
     }
 }
 
-fn metrics() -> Arc<Metrics> {
+pub(crate) fn metrics() -> Arc<Metrics> {
     Arc::new(Metrics::default())
+}
+
+/// A batch processor config with room for 8 queued batches, 2 in flight.
+pub(crate) fn batch_config(send_batch_size: usize, timeout: Duration) -> batch::Config {
+    batch::Config { send_batch_size, timeout, queue_batches: 8, max_in_flight: 2 }
+}
+
+/// An attributes processor config that deletes `key` from every item.
+pub(crate) fn delete_attribute(key: &str) -> attributes::Config {
+    attributes::Config {
+        actions: vec![attributes::KeyAction {
+            key: Some(key.into()),
+            pattern: None,
+            action: attributes::Action::Delete,
+        }],
+        include: None,
+        exclude: None,
+    }
+}
+
+/// (tenant, items) of each unit, sorted: what the tenant tests compare.
+pub(crate) fn tenants_of<U: Unit>(units: &[U]) -> Vec<(String, usize)> {
+    let mut out: Vec<(String, usize)> = units.iter().map(|u| (u.tenant().to_string(), u.count())).collect();
+    out.sort();
+    out
 }
 
 fn ctx() -> Context {
@@ -184,12 +210,7 @@ fn config_reports_every_problem_with_its_path() {
 #[tokio::test]
 async fn batch_merges_waits_for_downstream_and_shares_its_answer() {
     let rec = Arc::new(Recorder::default());
-    let cfg = batch::Config {
-        send_batch_size: 10,
-        timeout: Duration::from_millis(50),
-        queue_batches: 8,
-        max_in_flight: 2,
-    };
+    let cfg = batch_config(10, Duration::from_millis(50));
     let b = Arc::new(batch::BatchProcessor::<Batch>::new("batch", &cfg, rec.clone(), metrics()));
     let sends = (0..5u64).map(|i| {
         let b = Arc::clone(&b);
@@ -850,21 +871,11 @@ fn pipelines_are_named_after_a_signal_their_components_handle() {
 async fn processors_keep_every_batch_with_its_tenant() {
     use sightline_model::Tenant;
     let acme = Tenant::new("acme").unwrap();
-    let tenants = |rec: &Recorder| -> Vec<(String, usize)> {
-        let mut out: Vec<(String, usize)> =
-            rec.batches.lock().iter().map(|b| (b.tenant().to_string(), b.len())).collect();
-        out.sort();
-        out
-    };
+    let tenants = |rec: &Recorder| tenants_of(&rec.batches.lock());
     let secret = || vec![KeyValue::new("password", "hunter2"), KeyValue::new("tmp.x", "y")];
 
     let rec = Arc::new(Recorder::default());
-    let cfg = batch::Config {
-        send_batch_size: 4,
-        timeout: Duration::from_millis(50),
-        queue_batches: 8,
-        max_in_flight: 2,
-    };
+    let cfg = batch_config(4, Duration::from_millis(50));
     let b = Arc::new(batch::BatchProcessor::<Batch>::new("batch", &cfg, rec.clone(), metrics()));
     let sends = (0..4u64).map(|i| {
         let b = Arc::clone(&b);
@@ -884,16 +895,8 @@ async fn processors_keep_every_batch_with_its_tenant() {
     assert_eq!(tenants(&rec), vec![("acme".to_owned(), 1)]);
 
     let rec = Arc::new(Recorder::default());
-    let cfg = attributes::Config {
-        actions: vec![attributes::KeyAction {
-            key: Some("tmp.x".into()),
-            pattern: None,
-            action: attributes::Action::Delete,
-        }],
-        include: None,
-        exclude: None,
-    };
-    let p = attributes::AttributesProcessor::new("attributes", cfg, rec.clone(), metrics());
+    let p =
+        attributes::AttributesProcessor::new("attributes", delete_attribute("tmp.x"), rec.clone(), metrics());
     p.consume_traces(Batch::from_spans(vec![span(1, 1, None, secret())]).with_tenant(acme.clone()))
         .await
         .unwrap();

@@ -20,8 +20,9 @@ use sightline_model::{
     MetricsConsumer, Number, NumberPoint, Resource, Scope, SpanId, Temporality, TraceId, Value, otlp,
 };
 
+use crate::Component as _;
 use crate::processor::{attributes, batch, memory_limiter, redaction};
-use crate::{Component as _, Metrics};
+use crate::tests::{batch_config, delete_attribute, metrics, tenants_of};
 
 /// Records log and metric batches, checking at each that the bytes encode
 /// exactly the decoded items (what a store's WAL relies on).
@@ -108,10 +109,6 @@ fn counter(name: &str, points: &[i64]) -> Metric {
         resource: resource("meter-svc", vec![]),
         scope: Arc::new(Scope::default()),
     }
-}
-
-fn metrics() -> Arc<Metrics> {
-    Arc::new(Metrics::default())
 }
 
 #[tokio::test]
@@ -515,12 +512,7 @@ fn prometheus_exporters_parse_with_collector_keys_and_report_problems() {
 async fn log_batches_keep_their_tenant_through_the_processors() {
     use sightline_model::Tenant;
     let acme = Tenant::new("acme").unwrap();
-    let tenants = |sink: &Sink| -> Vec<(String, usize)> {
-        let mut out: Vec<(String, usize)> =
-            sink.logs.lock().iter().map(|b| (b.tenant().to_string(), b.len())).collect();
-        out.sort();
-        out
-    };
+    let tenants = |sink: &Sink| tenants_of(&sink.logs.lock());
     let r = resource("api", vec![]);
     let secret = || vec![KeyValue::new("password", "hunter2"), KeyValue::new("tmp.x", "y")];
     let one = || LogBatch::from_records(vec![record(&r, "login with password=hunter2".into(), secret())]);
@@ -536,26 +528,17 @@ async fn log_batches_keep_their_tenant_through_the_processors() {
     assert_eq!(tenants(&sink), vec![("acme".to_owned(), 1)]);
 
     let sink = Arc::new(Sink::default());
-    let cfg = attributes::Config {
-        actions: vec![attributes::KeyAction {
-            key: Some("tmp.x".into()),
-            pattern: None,
-            action: attributes::Action::Delete,
-        }],
-        include: None,
-        exclude: None,
-    };
-    let p = attributes::AttributesProcessor::new("attributes", cfg, sink.clone(), metrics());
+    let p = attributes::AttributesProcessor::new(
+        "attributes",
+        delete_attribute("tmp.x"),
+        sink.clone(),
+        metrics(),
+    );
     p.consume_logs(one().with_tenant(acme.clone())).await.unwrap();
     assert_eq!(tenants(&sink), vec![("acme".to_owned(), 1)]);
 
     let sink = Arc::new(Sink::default());
-    let cfg = batch::Config {
-        send_batch_size: 4,
-        timeout: Duration::from_millis(50),
-        queue_batches: 8,
-        max_in_flight: 2,
-    };
+    let cfg = batch_config(4, Duration::from_millis(50));
     let b = Arc::new(batch::BatchProcessor::<LogBatch>::new("batch", &cfg, sink.clone(), metrics()));
     let sends = (0..4).map(|i| {
         let b = Arc::clone(&b);
