@@ -6,6 +6,7 @@
 //! - clean-up: dropped and orphaned blocks deleted after the grace period
 
 use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use async_trait::async_trait;
@@ -122,26 +123,51 @@ async fn eventually(what: &str, mut done: impl AsyncFnMut() -> bool) {
     }
 }
 
-/// An object store that drops the preconditions of every write, as
-/// SeaweedFS up to 3.96 and some S3 look-alikes do.
-#[derive(Debug)]
-struct IgnoresConditions(Arc<dyn ObjectStore>);
+/// What a [`PutHook`] does to a PUT before it reaches the real store:
+/// rewrite its options, or refuse it.
+type OnPut = dyn Fn(&Path, PutOptions) -> object_store::Result<PutOptions> + Send + Sync;
 
-impl std::fmt::Display for IgnoresConditions {
+/// An object store that passes every call through to a real one, except
+/// that each PUT goes through `on_put` first: the faults these tests inject
+/// (a store that ignores conditions, a 409 on one file) are all on writes.
+struct PutHook {
+    name: &'static str,
+    inner: Arc<dyn ObjectStore>,
+    on_put: Box<OnPut>,
+}
+
+impl PutHook {
+    fn new(
+        name: &'static str,
+        inner: Arc<dyn ObjectStore>,
+        on_put: impl Fn(&Path, PutOptions) -> object_store::Result<PutOptions> + Send + Sync + 'static,
+    ) -> Self {
+        Self { name, inner, on_put: Box::new(on_put) }
+    }
+}
+
+impl std::fmt::Debug for PutHook {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(f, "IgnoresConditions({})", self.0)
+        write!(f, "{}({:?})", self.name, self.inner)
+    }
+}
+
+impl std::fmt::Display for PutHook {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}({})", self.name, self.inner)
     }
 }
 
 #[async_trait]
-impl ObjectStore for IgnoresConditions {
+impl ObjectStore for PutHook {
     async fn put_opts(
         &self,
         location: &Path,
         payload: PutPayload,
         opts: PutOptions,
     ) -> object_store::Result<PutResult> {
-        self.0.put_opts(location, payload, PutOptions { mode: PutMode::Overwrite, ..opts }).await
+        let opts = (self.on_put)(location, opts)?;
+        self.inner.put_opts(location, payload, opts).await
     }
 
     async fn put_multipart_opts(
@@ -149,31 +175,37 @@ impl ObjectStore for IgnoresConditions {
         location: &Path,
         opts: PutMultipartOptions,
     ) -> object_store::Result<Box<dyn MultipartUpload>> {
-        self.0.put_multipart_opts(location, opts).await
+        self.inner.put_multipart_opts(location, opts).await
     }
 
     async fn get_opts(&self, location: &Path, options: GetOptions) -> object_store::Result<GetResult> {
-        self.0.get_opts(location, options).await
+        self.inner.get_opts(location, options).await
     }
 
     fn delete_stream(
         &self,
         locations: BoxStream<'static, object_store::Result<Path>>,
     ) -> BoxStream<'static, object_store::Result<Path>> {
-        self.0.delete_stream(locations)
+        self.inner.delete_stream(locations)
     }
 
     fn list(&self, prefix: Option<&Path>) -> BoxStream<'static, object_store::Result<ObjectMeta>> {
-        self.0.list(prefix)
+        self.inner.list(prefix)
     }
 
     async fn list_with_delimiter(&self, prefix: Option<&Path>) -> object_store::Result<ListResult> {
-        self.0.list_with_delimiter(prefix).await
+        self.inner.list_with_delimiter(prefix).await
     }
 
     async fn copy_opts(&self, from: &Path, to: &Path, options: CopyOptions) -> object_store::Result<()> {
-        self.0.copy_opts(from, to, options).await
+        self.inner.copy_opts(from, to, options).await
     }
+}
+
+/// An object store that drops the preconditions of every write, as
+/// SeaweedFS up to 3.96 and some S3 look-alikes do.
+fn ignores_conditions(inner: Arc<dyn ObjectStore>) -> PutHook {
+    PutHook::new("IgnoresConditions", inner, |_, opts| Ok(PutOptions { mode: PutMode::Overwrite, ..opts }))
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -181,7 +213,7 @@ async fn a_store_that_ignores_conditional_writes_is_refused_at_start() {
     let s3 = SeaweedFs::start();
     let dir = tempfile::tempdir().unwrap();
     let options = || Options::new(s3.url("selftest"), "n1", dir.path());
-    let ignoring = Arc::new(IgnoresConditions(s3.store()));
+    let ignoring = Arc::new(ignores_conditions(s3.store()));
     let err = Remote::open_store(ignoring, "selftest", options(), Arc::default()).await.unwrap_err();
     assert!(matches!(err, Error::NoConditionalWrites { .. }), "{err}");
     let message = err.to_string();
@@ -358,67 +390,6 @@ async fn a_query_read_gives_up_on_a_silent_store_and_the_next_fails_at_once() {
     assert_eq!(metrics.available.get(), 0);
 }
 
-/// A store that answers 409 Conflict (object_store: "already exists") to
-/// every PUT of a `meta.json` while `armed`, as S3 may for a write racing
-/// another or an aborted operation.
-#[derive(Debug)]
-struct ConflictOnMeta(Arc<dyn ObjectStore>, std::sync::atomic::AtomicBool);
-
-impl std::fmt::Display for ConflictOnMeta {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(f, "ConflictOnMeta({})", self.0)
-    }
-}
-
-#[async_trait]
-impl ObjectStore for ConflictOnMeta {
-    async fn put_opts(
-        &self,
-        location: &Path,
-        payload: PutPayload,
-        opts: PutOptions,
-    ) -> object_store::Result<PutResult> {
-        if self.1.load(std::sync::atomic::Ordering::Relaxed) && location.as_ref().ends_with("meta.json") {
-            return Err(object_store::Error::AlreadyExists {
-                path: location.to_string(),
-                source: "409 Conflict (injected)".into(),
-            });
-        }
-        self.0.put_opts(location, payload, opts).await
-    }
-
-    async fn put_multipart_opts(
-        &self,
-        location: &Path,
-        opts: PutMultipartOptions,
-    ) -> object_store::Result<Box<dyn MultipartUpload>> {
-        self.0.put_multipart_opts(location, opts).await
-    }
-
-    async fn get_opts(&self, location: &Path, options: GetOptions) -> object_store::Result<GetResult> {
-        self.0.get_opts(location, options).await
-    }
-
-    fn delete_stream(
-        &self,
-        locations: BoxStream<'static, object_store::Result<Path>>,
-    ) -> BoxStream<'static, object_store::Result<Path>> {
-        self.0.delete_stream(locations)
-    }
-
-    fn list(&self, prefix: Option<&Path>) -> BoxStream<'static, object_store::Result<ObjectMeta>> {
-        self.0.list(prefix)
-    }
-
-    async fn list_with_delimiter(&self, prefix: Option<&Path>) -> object_store::Result<ListResult> {
-        self.0.list_with_delimiter(prefix).await
-    }
-
-    async fn copy_opts(&self, from: &Path, to: &Path, options: CopyOptions) -> object_store::Result<()> {
-        self.0.copy_opts(from, to, options).await
-    }
-}
-
 /// A flush whose `meta.json` upload is refused with 409 fails (and is
 /// retried) instead of listing a block without its meta.json, which every
 /// node would then take for damaged; once the store accepts it, the block
@@ -427,7 +398,20 @@ impl ObjectStore for ConflictOnMeta {
 async fn a_conflict_on_meta_json_fails_the_flush_rather_than_listing_half_a_block() {
     let s3 = SeaweedFs::start();
     let dir = tempfile::tempdir().unwrap();
-    let store = Arc::new(ConflictOnMeta(s3.store(), true.into()));
+    // Answers 409 Conflict (object_store: "already exists") to every PUT
+    // of a `meta.json` while armed, as S3 may for a write racing another or
+    // an aborted operation.
+    let armed = Arc::new(AtomicBool::new(true));
+    let conflict = Arc::clone(&armed);
+    let store = Arc::new(PutHook::new("ConflictOnMeta", s3.store(), move |location, opts| {
+        if conflict.load(Ordering::Relaxed) && location.as_ref().ends_with("meta.json") {
+            return Err(object_store::Error::AlreadyExists {
+                path: location.to_string(),
+                source: "409 Conflict (injected)".into(),
+            });
+        }
+        Ok(opts)
+    }));
     let mut options = Options::new(s3.url("conflict"), "node-a", dir.path());
     options.poll_interval = Duration::from_millis(200);
     let remote =
@@ -443,7 +427,7 @@ async fn a_conflict_on_meta_json_fails_the_flush_rather_than_listing_half_a_bloc
     let err = a.flush().await.unwrap_err();
     assert!(err.to_string().contains("meta.json"), "{err}");
 
-    store.1.store(false, std::sync::atomic::Ordering::Relaxed);
+    armed.store(false, Ordering::Relaxed);
     a.flush().await.unwrap();
     let b = Node::open(&s3, "conflict", "node-b", Duration::from_millis(200)).await;
     assert_eq!(b.store.trace(tid(1, 1)).await.unwrap().map(|t| t.len()), Some(3));
