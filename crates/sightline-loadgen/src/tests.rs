@@ -266,18 +266,26 @@ impl TracesConsumer for Flaky {
     }
 }
 
-/// Sends through the real Sightline receivers over sockets, with refusals:
-/// every span ends up acknowledged exactly once, retries are counted, and
-/// pool patching makes every request new traces.
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn sends_through_real_receivers_and_honours_refusals() {
-    for protocol in [Protocol::Grpc, Protocol::Http] {
-        let consumer = Arc::new(Flaky { refuse: AtomicUsize::new(2), spans: Default::default() });
-        let receiver = sightline_receive::Receiver::new(
-            Arc::clone(&consumer) as Arc<dyn TracesConsumer>,
-            sightline_receive::Options::default(),
-            Arc::new(sightline_receive::Metrics::new(&mut prometheus_client::registry::Registry::default())),
-        );
+/// A receiver with default options and its own metrics, handing traces
+/// to `traces`.
+fn receiver(traces: Arc<dyn TracesConsumer>) -> sightline_receive::Receiver {
+    sightline_receive::Receiver::new(
+        traces,
+        sightline_receive::Options::default(),
+        Arc::new(sightline_receive::Metrics::new(&mut prometheus_client::registry::Registry::default())),
+    )
+}
+
+/// A receiver served over one protocol on a free loopback port.
+struct Served {
+    protocol: Protocol,
+    addr: std::net::SocketAddr,
+    stop: tokio::sync::oneshot::Sender<()>,
+    server: tokio::task::JoinHandle<()>,
+}
+
+impl Served {
+    async fn start(protocol: Protocol, receiver: sightline_receive::Receiver) -> Self {
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let addr = listener.local_addr().unwrap();
         let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
@@ -292,23 +300,47 @@ async fn sends_through_real_receivers_and_honours_refusals() {
                 sightline_receive::serve_http(listener, receiver, shutdown).await.unwrap();
             }),
         };
-        let args = SendArgs {
-            protocol,
-            endpoint: addr.to_string(),
+        Self { protocol, addr, stop, server }
+    }
+
+    /// A run of `items` items of `signal` to this server, two at a time,
+    /// retrying for up to 30 s.
+    fn send_args(&self, signal: Signal, items: u64, data: DataArgs) -> SendArgs {
+        SendArgs {
+            protocol: self.protocol,
+            endpoint: self.addr.to_string(),
             concurrency: 2,
             rate: None,
             duration: None,
-            spans: Some(10 * 100),
+            spans: Some(items),
             warmup: None,
             retry_timeout: "30s".parse().unwrap(),
             json: false,
             samples_out: None,
-            signal: Signal::Traces,
-            data: DataArgs { spans_per_request: 100, pool: 3, ..data(Profile::Realistic) },
-        };
-        let report = crate::run(&args).await.unwrap();
-        let _ = stop.send(());
-        server.await.unwrap();
+            signal,
+            data,
+        }
+    }
+
+    /// Stops the server and waits for it to finish.
+    async fn stop(self) {
+        let _ = self.stop.send(());
+        self.server.await.unwrap();
+    }
+}
+
+/// Sends through the real Sightline receivers over sockets, with refusals:
+/// every span ends up acknowledged exactly once, retries are counted, and
+/// pool patching makes every request new traces.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sends_through_real_receivers_and_honours_refusals() {
+    for protocol in [Protocol::Grpc, Protocol::Http] {
+        let consumer = Arc::new(Flaky { refuse: AtomicUsize::new(2), spans: Default::default() });
+        let served =
+            Served::start(protocol, receiver(Arc::clone(&consumer) as Arc<dyn TracesConsumer>)).await;
+        let data = DataArgs { spans_per_request: 100, pool: 3, ..data(Profile::Realistic) };
+        let report = crate::run(&served.send_args(Signal::Traces, 10 * 100, data)).await.unwrap();
+        served.stop().await;
 
         assert_eq!(report.spans_acked, 1000, "{protocol:?}: {report}");
         assert_eq!(report.requests_ok, 10);
@@ -371,44 +403,12 @@ async fn sends_logs_through_real_receivers_and_honours_refusals() {
         let consumer = Arc::new(Flaky { refuse: AtomicUsize::new(2), spans: Default::default() });
         // The traces consumer is there because a receiver needs one; logs
         // go to the logs consumer.
-        let receiver = sightline_receive::Receiver::new(
-            Arc::new(Flaky { refuse: AtomicUsize::new(0), spans: Default::default() })
-                as Arc<dyn TracesConsumer>,
-            sightline_receive::Options::default(),
-            Arc::new(sightline_receive::Metrics::new(&mut prometheus_client::registry::Registry::default())),
-        )
-        .logs(Arc::clone(&consumer) as Arc<dyn LogsConsumer>);
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-        let addr = listener.local_addr().unwrap();
-        let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
-        let shutdown = async {
-            let _ = stopped.await;
-        };
-        let server = match protocol {
-            Protocol::Grpc => tokio::spawn(async move {
-                sightline_receive::serve_grpc(listener, receiver, shutdown).await.unwrap();
-            }),
-            Protocol::Http => tokio::spawn(async move {
-                sightline_receive::serve_http(listener, receiver, shutdown).await.unwrap();
-            }),
-        };
-        let args = SendArgs {
-            protocol,
-            endpoint: addr.to_string(),
-            concurrency: 2,
-            rate: None,
-            duration: None,
-            spans: Some(10 * 96),
-            warmup: None,
-            retry_timeout: "30s".parse().unwrap(),
-            json: false,
-            samples_out: None,
-            signal: Signal::Logs,
-            data: DataArgs { spans_per_request: 96, pool, ..data(Profile::Realistic) },
-        };
-        let report = crate::run(&args).await.unwrap();
-        let _ = stop.send(());
-        server.await.unwrap();
+        let traces = Arc::new(Flaky { refuse: AtomicUsize::new(0), spans: Default::default() });
+        let receiver = receiver(traces).logs(Arc::clone(&consumer) as Arc<dyn LogsConsumer>);
+        let served = Served::start(protocol, receiver).await;
+        let data = DataArgs { spans_per_request: 96, pool, ..data(Profile::Realistic) };
+        let report = crate::run(&served.send_args(Signal::Logs, 10 * 96, data)).await.unwrap();
+        served.stop().await;
 
         let what = format!("{protocol:?} pool {pool}: {report}");
         assert_eq!(report.spans_acked, 960, "{what}");
