@@ -701,10 +701,14 @@ struct Server {
 }
 
 async fn start_grpc(receiver: &Receiver) -> Server {
+    serve(receiver.grpc_router()).await
+}
+
+/// Serves `router` on a free loopback port until told to shut down.
+async fn serve(router: axum::Router) -> Server {
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = listener.local_addr().unwrap();
     let (tx, rx) = oneshot::channel::<()>();
-    let router = receiver.grpc_router();
     let task = tokio::spawn(async move {
         axum::serve(listener, router)
             .with_graceful_shutdown(async move {
@@ -907,17 +911,8 @@ async fn grpc_graceful_shutdown_finishes_inflight_calls() {
 async fn http_serve_answers_and_shuts_down_gracefully() {
     let (consumer, Gate { mut entered, release }) = RecordingConsumer::gated();
     let s = setup_with(Limits::default(), consumer);
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let addr = listener.local_addr().unwrap();
-    let (tx, rx) = oneshot::channel::<()>();
-    let router = s.receiver.http_router();
-    let server = tokio::spawn(async move {
-        axum::serve(listener, router)
-            .with_graceful_shutdown(async move {
-                let _ = rx.await;
-            })
-            .await
-    });
+    let mut server = serve(s.receiver.http_router()).await;
+    let addr = server.addr;
 
     let body = one_span_json("0102030405060708090a0b0c0d0e0f10", "0101010101010101");
     let mut stream = tokio::net::TcpStream::connect(addr).await.unwrap();
@@ -928,14 +923,14 @@ async fn http_serve_answers_and_shuts_down_gracefully() {
     stream.write_all(head.as_bytes()).await.unwrap();
     stream.write_all(body.as_bytes()).await.unwrap();
     entered.recv().await.unwrap();
-    tx.send(()).unwrap();
+    server.shutdown.take().unwrap().send(()).unwrap();
     release.add_permits(1);
     let mut response = String::new();
     stream.read_to_string(&mut response).await.unwrap();
     assert!(response.starts_with("HTTP/1.1 200 OK\r\n"), "{response}");
     assert!(response.to_ascii_lowercase().contains("content-type: application/json\r\n"), "{response}");
     assert!(response.ends_with("\r\n\r\n{}"), "{response}");
-    server.await.unwrap().unwrap();
+    server.task.await.unwrap().unwrap();
     assert_eq!(s.consumer.batches().len(), 1);
 }
 
