@@ -38,6 +38,26 @@ fn write_open(dir: &Path, id: &str, spans: Vec<Span>, opts: &WriteOptions) -> Bl
     Block::open(&dir.join(id)).unwrap()
 }
 
+/// The blocks `ids` under `dir`, opened.
+fn open_blocks(dir: &Path, ids: &[&str]) -> Vec<Block> {
+    ids.iter().map(|id| Block::open(&dir.join(id)).unwrap()).collect()
+}
+
+/// Three merge inputs cut from `all`: a and b overlap, b also holds
+/// copies of 40 of a's spans renamed "from b" (a's copy must win, a being
+/// first), c overlaps both and repeats 10 of a's spans.
+fn overlapping_inputs(all: &[Span]) -> [Vec<Span>; 3] {
+    let a: Vec<Span> = all.iter().step_by(2).cloned().collect();
+    let mut b: Vec<Span> = all.iter().skip(1).step_by(3).cloned().collect();
+    for s in a.iter().take(40) {
+        let mut copy = s.clone();
+        copy.name = "from b".to_owned();
+        b.push(copy);
+    }
+    let c: Vec<Span> = all.iter().skip(1).step_by(2).chain(a.iter().skip(100).take(10)).cloned().collect();
+    [a, b, c]
+}
+
 // ---------------------------------------------------------------- round trip
 
 #[test]
@@ -445,31 +465,14 @@ fn query(limit: usize) -> TraceQuery {
 /// Small hand-made traces for exact search semantics.
 fn search_fixture() -> Vec<Span> {
     use datagen::kv;
-    use sightline_model::{Event, Resource, SpanId, SpanKind, Status, StatusCode};
+    use sightline_model::{Event, Resource, SpanKind, Status, StatusCode};
     let web =
         Arc::new(Resource::new(vec![kv("service.name", "web"), kv("host.name", "h1")], 0, String::new()));
     let db = Arc::new(Resource::new(vec![kv("service.name", "db"), kv("host.name", "h2")], 0, String::new()));
     let scope =
         Arc::new(sightline_model::Scope { name: "lib".into(), version: "9".into(), ..Default::default() });
-    let mk = |t: u8, s: u8, start: u64, dur: u64, res: &Arc<Resource>| Span {
-        trace_id: TraceId::from_bytes([t; 16]).unwrap(),
-        span_id: SpanId::from_bytes([s; 8]).unwrap(),
-        parent_span_id: None,
-        trace_state: String::new(),
-        flags: 0,
-        name: "op".into(),
-        kind: SpanKind::Internal,
-        start_time_unix_nano: start,
-        end_time_unix_nano: start + dur,
-        attributes: vec![],
-        dropped_attributes_count: 0,
-        events: vec![],
-        dropped_events_count: 0,
-        links: vec![],
-        dropped_links_count: 0,
-        status: Status::default(),
-        resource: Arc::clone(res),
-        scope: Arc::clone(&scope),
+    let mk = |t: u8, s: u8, start: u64, dur: u64, res: &Arc<Resource>| {
+        datagen::plain_span(t, s, start, start + dur, res, &scope)
     };
     let mut spans = Vec::new();
     // Trace 1: two spans that each satisfy half of {code=500, kind=server}.
@@ -649,19 +652,11 @@ fn compact_merges_overlaps_and_duplicates() {
     let all = datagen::realistic(60, 5, 1_000_000);
     // Three inputs: overlapping traces, and b copies some of a's spans with
     // a different name (a's copy must win, a being first).
-    let a: Vec<Span> = all.iter().step_by(2).cloned().collect();
-    let mut b: Vec<Span> = all.iter().skip(1).step_by(3).cloned().collect();
-    for s in a.iter().take(40) {
-        let mut copy = s.clone();
-        copy.name = "from b".to_owned();
-        b.push(copy);
-    }
-    let c: Vec<Span> = all.iter().skip(1).step_by(2).chain(a.iter().skip(100).take(10)).cloned().collect();
+    let [a, b, c] = overlapping_inputs(&all);
     write(dir.path(), "a", a.clone(), &options(100)).unwrap();
     write(dir.path(), "b", b.clone(), &WriteOptions { compaction_level: 2, ..options(64) }).unwrap();
     write(dir.path(), "c", c.clone(), &options(1000)).unwrap();
-    let blocks: Vec<Block> =
-        ["a", "b", "c"].iter().map(|id| Block::open(&dir.path().join(id)).unwrap()).collect();
+    let blocks = open_blocks(dir.path(), &["a", "b", "c"]);
     let refs: Vec<&Block> = blocks.iter().collect();
     let meta = compact(dir.path(), "abc", &refs, &options(128)).unwrap();
     assert_eq!(meta.compaction_level, 3);
@@ -709,19 +704,11 @@ fn assert_merges_agree(dir: &Path, inputs: &[&Block], opts: &WriteOptions) -> Bl
 fn copy_merge_writes_what_the_model_merge_writes() {
     let dir = tempfile::tempdir().unwrap();
     let all = datagen::realistic(700, 7, 1_000_000);
-    let a: Vec<Span> = all.iter().step_by(2).cloned().collect();
-    let mut b: Vec<Span> = all.iter().skip(1).step_by(3).cloned().collect();
-    for s in a.iter().take(40) {
-        let mut copy = s.clone();
-        copy.name = "from b".to_owned();
-        b.push(copy);
-    }
-    let c: Vec<Span> = all.iter().skip(1).step_by(2).chain(a.iter().skip(100).take(10)).cloned().collect();
+    let [a, b, c] = overlapping_inputs(&all);
     write(dir.path(), "a", a.clone(), &options(1000)).unwrap();
     write(dir.path(), "b", b.clone(), &options(640)).unwrap();
     write(dir.path(), "c", c.clone(), &options(10_000)).unwrap();
-    let blocks: Vec<Block> =
-        ["a", "b", "c"].iter().map(|id| Block::open(&dir.path().join(id)).unwrap()).collect();
+    let blocks = open_blocks(dir.path(), &["a", "b", "c"]);
     let refs: Vec<&Block> = blocks.iter().collect();
     // 4096-row batches and row groups of 5000: cuts inside traces.
     let merged = assert_merges_agree(dir.path(), &refs, &options(5000));
@@ -760,7 +747,7 @@ fn copy_merge_renumbers_dedicated_slots() {
     let y: Vec<Span> = tag(&base[base.len() / 3..], "beta", "alpha").into_iter().chain(odd).collect();
     write(dir.path(), "x", x.clone(), &options(64)).unwrap();
     write(dir.path(), "y", y.clone(), &options(100)).unwrap();
-    let blocks: Vec<Block> = ["x", "y"].iter().map(|id| Block::open(&dir.path().join(id)).unwrap()).collect();
+    let blocks = open_blocks(dir.path(), &["x", "y"]);
     let slot = |b: &Block, key: &str| b.dedicated.str_slot(key);
     assert_ne!(slot(&blocks[0], "alpha"), slot(&blocks[1], "alpha"), "the fixture must swap slots");
     let refs: Vec<&Block> = blocks.iter().collect();
@@ -823,7 +810,7 @@ fn merge_of_blocks_with_other_dedicated_keys_decodes() {
     let b = datagen::every_field();
     write(dir.path(), "a", a.clone(), &options(100)).unwrap();
     write(dir.path(), "b", b.clone(), &options(100)).unwrap();
-    let blocks: Vec<Block> = ["a", "b"].iter().map(|id| Block::open(&dir.path().join(id)).unwrap()).collect();
+    let blocks = open_blocks(dir.path(), &["a", "b"]);
     let refs: Vec<&Block> = blocks.iter().collect();
     let dedicated = Dedicated::merge(refs.iter().map(|b| &b.dedicated));
     assert!(crate::copy::slot_maps(&refs, &dedicated).unwrap().is_none());
@@ -837,7 +824,7 @@ fn merge_of_blocks_with_other_dedicated_keys_decodes() {
 #[test]
 fn meta_is_exact() {
     use datagen::kv;
-    use sightline_model::{Resource, SpanId, SpanKind, Status};
+    use sightline_model::{Resource, SpanId, SpanKind};
     let dir = tempfile::tempdir().unwrap();
     let res = |name: &str| Arc::new(Resource::new(vec![kv("service.name", name)], 0, String::new()));
     let (front, cart, redis) = (res("frontend"), res("cart"), res("redis"));
@@ -850,24 +837,10 @@ fn meta_is_exact() {
               kind: SpanKind,
               start: u64,
               end: u64| Span {
-        trace_id: TraceId::from_bytes([t; 16]).unwrap(),
-        span_id: SpanId::from_bytes([s; 8]).unwrap(),
         parent_span_id: parent.map(|p| SpanId::from_bytes([p; 8]).unwrap()),
-        trace_state: String::new(),
-        flags: 0,
         name: name.into(),
         kind,
-        start_time_unix_nano: start,
-        end_time_unix_nano: end,
-        attributes: vec![],
-        dropped_attributes_count: 0,
-        events: vec![],
-        dropped_events_count: 0,
-        links: vec![],
-        dropped_links_count: 0,
-        status: Status::default(),
-        resource: Arc::clone(r),
-        scope: Arc::clone(&scope),
+        ..datagen::plain_span(t, s, start, end, r, &scope)
     };
     let spans = vec![
         mk(1, 1, None, &front, "GET /", SpanKind::Server, 1_000, 9_000),

@@ -8,6 +8,39 @@ use sightline_model::{
     Event, KeyValue, Link, Resource, Scope, Span, SpanId, SpanKind, Status, StatusCode, TraceId, Value,
 };
 
+/// A span with trace id `[t; 16]`, span id `[s; 8]`, no parent, named
+/// "op", internal, flags 0 and nothing else: hand-made fixtures set only
+/// the fields they test.
+pub(crate) fn plain_span(
+    t: u8,
+    s: u8,
+    start: u64,
+    end: u64,
+    resource: &Arc<Resource>,
+    scope: &Arc<Scope>,
+) -> Span {
+    Span {
+        trace_id: TraceId::from_bytes([t; 16]).unwrap(),
+        span_id: SpanId::from_bytes([s; 8]).unwrap(),
+        parent_span_id: None,
+        trace_state: String::new(),
+        flags: 0,
+        name: "op".into(),
+        kind: SpanKind::Internal,
+        start_time_unix_nano: start,
+        end_time_unix_nano: end,
+        attributes: vec![],
+        dropped_attributes_count: 0,
+        events: vec![],
+        dropped_events_count: 0,
+        links: vec![],
+        dropped_links_count: 0,
+        status: Status::default(),
+        resource: Arc::clone(resource),
+        scope: Arc::clone(scope),
+    }
+}
+
 /// SplitMix64: tiny, deterministic, good enough for test data.
 pub(crate) struct Rng(u64);
 
