@@ -48,6 +48,11 @@ impl Gen {
         }
     }
 
+    /// Trace `n` as [`ingest`] writes it for `start`.
+    fn ingested(&self, n: u32, start: u64) -> Vec<Span> {
+        self.trace(n, start + u64::from(n) * 1000)
+    }
+
     /// A two-span trace: frontend server span → backend server span.
     fn trace(&self, n: u32, start: u64) -> Vec<Span> {
         let span = |id: u32, parent: Option<u32>, service: usize, name: &str, dur: u64| Span {
@@ -92,10 +97,20 @@ async fn open(o: Options) -> EmbeddedStore {
 
 async fn ingest(store: &EmbeddedStore, spans_gen: &Gen, traces: std::ops::Range<u32>, start: u64) {
     for n in traces {
-        store
-            .consume_traces(Batch::from_spans(spans_gen.trace(n, start + u64::from(n) * 1000)))
-            .await
-            .unwrap();
+        store.consume_traces(Batch::from_spans(spans_gen.ingested(n, start))).await.unwrap();
+    }
+}
+
+/// Ingests each range of traces and flushes it: one block per range.
+async fn ingest_blocks(
+    store: &EmbeddedStore,
+    spans_gen: &Gen,
+    blocks: impl IntoIterator<Item = std::ops::Range<u32>>,
+    start: u64,
+) {
+    for traces in blocks {
+        ingest(store, spans_gen, traces, start).await;
+        store.flush().await.unwrap();
     }
 }
 
@@ -170,11 +185,7 @@ async fn wal_replay_restores_what_was_not_flushed() {
     let store = open(options(dir.path())).await;
     assert_eq!(store.block_count(), 1);
     for n in 1..7 {
-        assert_eq!(
-            store.trace(tid(n)).await.unwrap(),
-            Some(spans_gen.trace(n, t0 + u64::from(n) * 1000)),
-            "trace {n}"
-        );
+        assert_eq!(store.trace(tid(n)).await.unwrap(), Some(spans_gen.ingested(n, t0)), "trace {n}");
     }
     assert_eq!(found(&store, &query()).await.len(), 6);
     store.shutdown().await;
@@ -269,19 +280,13 @@ async fn compaction_merges_small_blocks_without_losing_or_duplicating() {
     let spans_gen = Gen::new();
     let t0 = now();
     let store = open(options(dir.path())).await;
-    for round in 0..4u32 {
-        ingest(&store, &spans_gen, round * 5..round * 5 + 6, t0).await; // overlaps the next round by one trace
-        store.flush().await.unwrap();
-    }
+    // Each round overlaps the next by one trace.
+    ingest_blocks(&store, &spans_gen, (0..4u32).map(|round| round * 5..round * 5 + 6), t0).await;
     assert_eq!(store.block_count(), 4);
     store.maintain().await.unwrap();
     assert_eq!(store.block_count(), 1);
     for n in 0..21 {
-        assert_eq!(
-            store.trace(tid(n)).await.unwrap(),
-            Some(spans_gen.trace(n, t0 + u64::from(n) * 1000)),
-            "trace {n}"
-        );
+        assert_eq!(store.trace(tid(n)).await.unwrap(), Some(spans_gen.ingested(n, t0)), "trace {n}");
     }
     store.shutdown().await;
     let folders = std::fs::read_dir(dir.path().join("blocks")).unwrap().count();
@@ -347,10 +352,7 @@ async fn flushes_start_compaction_without_waiting_for_maintenance() {
     let mut o = options(dir.path());
     o.compaction_max_inputs = 4;
     let store = open(o).await;
-    for round in 0..4u32 {
-        ingest(&store, &spans_gen, round * 5..round * 5 + 5, t0).await;
-        store.flush().await.unwrap();
-    }
+    ingest_blocks(&store, &spans_gen, (0..4u32).map(|round| round * 5..round * 5 + 5), t0).await;
     let merged = wait_until(|| store.block_count() == 1).await;
     assert!(merged, "still {} blocks", store.block_count());
     assert_eq!(found(&store, &query()).await.len(), 20);
@@ -373,10 +375,7 @@ async fn merges_wait_out_memory_pressure() {
     let metrics = Arc::new(crate::Metrics::new(&mut Registry::default()));
     let store = EmbeddedStore::open(o, Arc::clone(&metrics)).await.unwrap();
     memory.set_pressure(Pressure::Soft);
-    for round in 0..4u32 {
-        ingest(&store, &spans_gen, round * 5..round * 5 + 5, t0).await;
-        store.flush().await.unwrap();
-    }
+    ingest_blocks(&store, &spans_gen, (0..4u32).map(|round| round * 5..round * 5 + 5), t0).await;
     // The fourth flush wakes the compactor, which finds the merge due and
     // defers it.
     assert!(wait_until(|| metrics.compactions_deferred.get() >= 1).await, "the merge was never considered");
@@ -405,10 +404,7 @@ async fn flushes_wait_while_compaction_is_behind() {
     let store = EmbeddedStore::open(o.clone(), Arc::clone(&metrics)).await.unwrap();
 
     let held = store.hold_compactions().await;
-    for round in 0..2u32 {
-        ingest(&store, &spans_gen, round * 5..round * 5 + 5, t0).await;
-        store.flush().await.unwrap();
-    }
+    ingest_blocks(&store, &spans_gen, (0..2u32).map(|round| round * 5..round * 5 + 5), t0).await;
     assert_eq!(store.block_count(), 2);
     ingest(&store, &spans_gen, 10..15, t0).await;
     let flushing = tokio::spawn({

@@ -20,6 +20,12 @@ fn flip(path: &Path, at: usize) {
     std::fs::write(path, bytes).unwrap();
 }
 
+/// The error a store under `dir` refuses to start with.
+async fn open_refused(dir: &Path) -> crate::Error {
+    let metrics = Arc::new(crate::Metrics::new(&mut Registry::default()));
+    EmbeddedStore::open(options(dir), metrics).await.expect_err("the start must be refused")
+}
+
 async fn open_metered(o: Options) -> (EmbeddedStore, Registry) {
     let mut registry = Registry::default();
     let metrics = Arc::new(crate::Metrics::new(&mut registry));
@@ -39,10 +45,7 @@ fn metric(registry: &Registry, name: &str) -> String {
 /// its start (the trace_id column's first page), store stopped.
 async fn five_blocks_first_damaged(dir: &Path, spans_gen: &Gen, t0: u64) {
     let store = open(options(dir)).await;
-    for b in 0..5u32 {
-        ingest(&store, spans_gen, b * 20 + 1..b * 20 + 21, t0).await;
-        store.flush().await.unwrap();
-    }
+    ingest_blocks(&store, spans_gen, (0..5u32).map(|b| b * 20 + 1..b * 20 + 21), t0).await;
     assert_eq!(store.block_count(), 5);
     store.shutdown().await;
     let first = block_dirs(dir).into_iter().find(|d| {
@@ -69,12 +72,12 @@ async fn a_damaged_block_is_skipped_never_served_and_never_merged() {
     assert!(results.len() >= 80, "the four intact blocks are all there: {}", results.len());
     for trace in &results {
         let n = u32::from_be_bytes(trace[0].trace_id.as_bytes()[12..].try_into().unwrap());
-        assert_eq!(trace, &spans_gen.trace(n, t0 + u64::from(n) * 1000), "trace {n} altered");
+        assert_eq!(trace, &spans_gen.ingested(n, t0), "trace {n} altered");
     }
     let mut lost = 0;
     for n in 1..=100 {
         match store.trace(tid(n)).await.expect("a lookup must not fail on a damaged block") {
-            Some(t) => assert_eq!(t, spans_gen.trace(n, t0 + u64::from(n) * 1000), "trace {n} altered"),
+            Some(t) => assert_eq!(t, spans_gen.ingested(n, t0), "trace {n} altered"),
             None => lost += 1,
         }
     }
@@ -93,7 +96,7 @@ async fn a_damaged_block_is_skipped_never_served_and_never_merged() {
     store.maintain().await.expect("compaction proceeds without the damaged block");
     assert_eq!(store.block_count(), 2, "merged output + the damaged block");
     for n in 21..=100 {
-        assert_eq!(store.trace(tid(n)).await.unwrap(), Some(spans_gen.trace(n, t0 + u64::from(n) * 1000)));
+        assert_eq!(store.trace(tid(n)).await.unwrap(), Some(spans_gen.ingested(n, t0)));
     }
     store.shutdown().await;
 }
@@ -104,10 +107,7 @@ async fn damaged_or_missing_blocks_do_not_stop_the_start() {
     let spans_gen = Gen::new();
     let t0 = now();
     let store = open(options(dir.path())).await;
-    for b in 0..3u32 {
-        ingest(&store, &spans_gen, b * 10 + 1..b * 10 + 11, t0).await;
-        store.flush().await.unwrap();
-    }
+    ingest_blocks(&store, &spans_gen, (0..3u32).map(|b| b * 10 + 1..b * 10 + 11), t0).await;
     store.shutdown().await;
     let blocks = block_dirs(dir.path());
     // D8: a damaged meta.json or footer refused the start, and moving the
@@ -139,10 +139,7 @@ async fn a_damaged_manifest_stops_the_start_and_deletes_nothing() {
     let spans_gen = Gen::new();
     let t0 = now();
     let store = open(options(dir.path())).await;
-    ingest(&store, &spans_gen, 1..5, t0).await;
-    store.flush().await.unwrap();
-    ingest(&store, &spans_gen, 5..9, t0).await;
-    store.flush().await.unwrap();
+    ingest_blocks(&store, &spans_gen, [1..5, 5..9], t0).await;
     store.shutdown().await;
     // The manifest before the last change is kept.
     let prev = crate::blockset::manifest::read_file(&dir.path().join("manifest.json.prev"))
@@ -161,20 +158,14 @@ async fn a_damaged_manifest_stops_the_start_and_deletes_nothing() {
     let changed = format!("{}x{}", &id[..3], &id[4..]);
     std::fs::write(&path, text.replace(id.as_str(), &changed)).unwrap();
     let before = block_dirs(dir.path());
-    let err =
-        EmbeddedStore::open(options(dir.path()), Arc::new(crate::Metrics::new(&mut Registry::default())))
-            .await
-            .unwrap_err();
+    let err = open_refused(dir.path()).await;
     let msg = err.to_string();
     assert!(msg.contains("checksum mismatch") && msg.contains("sightline repair"), "{msg}");
     assert_eq!(block_dirs(dir.path()), before, "no block was deleted");
 
     // Without a manifest, blocks present are not taken for garbage either.
     std::fs::remove_file(&path).unwrap();
-    let err =
-        EmbeddedStore::open(options(dir.path()), Arc::new(crate::Metrics::new(&mut Registry::default())))
-            .await
-            .unwrap_err();
+    let err = open_refused(dir.path()).await;
     assert!(err.to_string().contains("no manifest but 2 blocks"), "{err}");
     assert_eq!(block_dirs(dir.path()), before);
 }
@@ -185,10 +176,7 @@ async fn verify_and_repair_set_aside_salvage_and_report() {
     let spans_gen = Gen::new();
     let t0 = now();
     let store = open(options(dir.path())).await;
-    for b in 0..4u32 {
-        ingest(&store, &spans_gen, b * 40 + 1..b * 40 + 41, t0).await;
-        store.flush().await.unwrap();
-    }
+    ingest_blocks(&store, &spans_gen, (0..4u32).map(|b| b * 40 + 1..b * 40 + 41), t0).await;
     store.shutdown().await;
     assert_eq!(crate::verify(dir.path()).unwrap().damage_count(), 0);
     let blocks = block_dirs(dir.path());
@@ -242,7 +230,7 @@ async fn verify_and_repair_set_aside_salvage_and_report() {
     let mut gone = 0;
     for n in 1..=160 {
         let got = store.trace(tid(n)).await.unwrap();
-        let original = spans_gen.trace(n, t0 + u64::from(n) * 1000);
+        let original = spans_gen.ingested(n, t0);
         match (n - 1) / 40 {
             0 if got.is_none() => {
                 assert!(reported_lost(tid(n)), "trace {n} gone but not reported");
@@ -269,10 +257,7 @@ async fn repair_rebuilds_a_damaged_manifest_from_the_blocks_present() {
     let spans_gen = Gen::new();
     let t0 = now();
     let store = open(options(dir.path())).await;
-    ingest(&store, &spans_gen, 1..5, t0).await;
-    store.flush().await.unwrap();
-    ingest(&store, &spans_gen, 5..9, t0).await;
-    store.flush().await.unwrap();
+    ingest_blocks(&store, &spans_gen, [1..5, 5..9], t0).await;
     // Not flushed: stays in the WAL.
     ingest(&store, &spans_gen, 9..11, t0).await;
     store.stop_without_flush().await;
@@ -291,11 +276,7 @@ async fn repair_rebuilds_a_damaged_manifest_from_the_blocks_present() {
     assert!(repaired.wal_replay_from <= before.wal_replay_from, "never later than the lost manifest");
     let store = open(options(dir.path())).await;
     for n in 1..11 {
-        assert_eq!(
-            store.trace(tid(n)).await.unwrap(),
-            Some(spans_gen.trace(n, t0 + u64::from(n) * 1000)),
-            "{n}"
-        );
+        assert_eq!(store.trace(tid(n)).await.unwrap(), Some(spans_gen.ingested(n, t0)), "{n}");
     }
     store.shutdown().await;
 }
@@ -328,7 +309,7 @@ async fn one_flipped_wal_byte_loses_one_of_900_traces() {
     let mut missing = Vec::new();
     for n in 1..901 {
         match store.trace(tid(n)).await.unwrap() {
-            Some(t) => assert_eq!(t, spans_gen.trace(n, t0 + u64::from(n) * 1000)),
+            Some(t) => assert_eq!(t, spans_gen.ingested(n, t0)),
             None => missing.push(n),
         }
     }
@@ -347,10 +328,7 @@ async fn a_block_that_cannot_be_read_is_skipped_not_set_aside() {
     let spans_gen = Gen::new();
     let t0 = now();
     let (store, registry) = open_metered(options(dir.path())).await;
-    for b in 0..2u32 {
-        ingest(&store, &spans_gen, b * 20 + 1..b * 20 + 21, t0).await;
-        store.flush().await.unwrap();
-    }
+    ingest_blocks(&store, &spans_gen, (0..2u32).map(|b| b * 20 + 1..b * 20 + 21), t0).await;
     let first = block_dirs(dir.path())
         .into_iter()
         .find(|d| sightline_block::Block::open(d).unwrap().trace(tid(1)).unwrap().len() == 2)
