@@ -375,6 +375,19 @@ impl Reply {
     }
 }
 
+/// Sends `request` to `app` and collects the reply.
+async fn send_to(app: &Router, request: Request<Body>) -> Reply {
+    let response = app.clone().oneshot(request).await.unwrap();
+    let status = response.status();
+    let content_type = response
+        .headers()
+        .get(header::CONTENT_TYPE)
+        .map(|v| v.to_str().unwrap().to_owned())
+        .unwrap_or_default();
+    let body = response.into_body().collect().await.unwrap().to_bytes();
+    Reply { status, content_type, body }
+}
+
 impl Harness {
     async fn get(&self, uri: &str) -> Reply {
         self.get_accepting(uri, None).await
@@ -385,28 +398,12 @@ impl Harness {
         if let Some(accept) = accept {
             request = request.header(header::ACCEPT, accept);
         }
-        let response = self.app.clone().oneshot(request.body(Body::empty()).unwrap()).await.unwrap();
-        let status = response.status();
-        let content_type = response
-            .headers()
-            .get(header::CONTENT_TYPE)
-            .map(|v| v.to_str().unwrap().to_owned())
-            .unwrap_or_default();
-        let body = response.into_body().collect().await.unwrap().to_bytes();
-        Reply { status, content_type, body }
+        self.send(request.body(Body::empty()).unwrap()).await
     }
 
     /// Sends any request; the body is collected.
     async fn send(&self, request: Request<Body>) -> Reply {
-        let response = self.app.clone().oneshot(request).await.unwrap();
-        let status = response.status();
-        let content_type = response
-            .headers()
-            .get(header::CONTENT_TYPE)
-            .map(|v| v.to_str().unwrap().to_owned())
-            .unwrap_or_default();
-        let body = response.into_body().collect().await.unwrap().to_bytes();
-        Reply { status, content_type, body }
+        send_to(&self.app, request).await
     }
 
     fn last_query(&self) -> TraceQuery {
@@ -812,33 +809,25 @@ async fn health_lists_every_check() {
         healthy,
         detail: detail.into(),
     };
-    let h = harness_with(
-        Fake::default(),
-        vec![check("store", true, "3 blocks, head 120 spans"), check("otlp_grpc", true, "listening")],
-    );
-    let r = h.get("/health").await;
-    assert_eq!(r.status, StatusCode::OK);
-    assert_eq!(
-        r.json(),
-        json!({"status": "ok", "checks": [
-            {"name": "store", "status": "ok", "detail": "3 blocks, head 120 spans"},
-            {"name": "otlp_grpc", "status": "ok", "detail": "listening"}
-        ]})
-    );
-
-    let h = harness_with(
-        Fake::default(),
-        vec![check("store", false, "wal: disk full"), check("otlp_grpc", true, "listening")],
-    );
-    let r = h.get("/health").await;
-    assert_eq!(r.status, StatusCode::SERVICE_UNAVAILABLE);
-    assert_eq!(
-        r.json(),
-        json!({"status": "unavailable", "checks": [
-            {"name": "store", "status": "unavailable", "detail": "wal: disk full"},
-            {"name": "otlp_grpc", "status": "ok", "detail": "listening"}
-        ]})
-    );
+    let cases = [
+        (true, "3 blocks, head 120 spans", StatusCode::OK, "ok"),
+        (false, "wal: disk full", StatusCode::SERVICE_UNAVAILABLE, "unavailable"),
+    ];
+    for (healthy, detail, code, status) in cases {
+        let h = harness_with(
+            Fake::default(),
+            vec![check("store", healthy, detail), check("otlp_grpc", true, "listening")],
+        );
+        let r = h.get("/health").await;
+        assert_eq!(r.status, code);
+        assert_eq!(
+            r.json(),
+            json!({"status": status, "checks": [
+                {"name": "store", "status": status, "detail": detail},
+                {"name": "otlp_grpc", "status": "ok", "detail": "listening"}
+            ]})
+        );
+    }
 }
 
 #[tokio::test]

@@ -13,15 +13,7 @@ fn heads(fake: Fake) -> (Router, Arc<Fake>) {
 }
 
 async fn get(app: &Router, uri: &str) -> Reply {
-    let response = app.clone().oneshot(Request::get(uri).body(Body::empty()).unwrap()).await.unwrap();
-    let status = response.status();
-    let content_type = response
-        .headers()
-        .get(header::CONTENT_TYPE)
-        .map(|v| v.to_str().unwrap().to_owned())
-        .unwrap_or_default();
-    let body = response.into_body().collect().await.unwrap().to_bytes();
-    Reply { status, content_type, body }
+    send_to(app, Request::get(uri).body(Body::empty()).unwrap()).await
 }
 
 fn decode(reply: &Reply) -> Vec<Span> {
