@@ -36,6 +36,13 @@ impl OtlpSignal for Traces {
     }
 
     fn decode_bytes(body: &Bytes, tenant: &Tenant) -> Option<Result<Decoded<Batch>, String>> {
+        // The common case, every span valid: hand on the bytes alone. The
+        // default pipeline reads them in place and the store keeps them,
+        // so no span is decoded into the model unless a stage asks.
+        if let Some(batch) = Batch::from_protobuf(body.clone()) {
+            let unit = (!batch.is_empty()).then(|| batch.with_tenant(tenant.clone()));
+            return Some(Ok(Decoded { unit, rejected: 0, error_message: String::new() }));
+        }
         Some(
             otlp::decode_protobuf(body)
                 .map(|decoded| unit_of(decoded, Some(body.clone()), tenant.clone()))
@@ -48,7 +55,9 @@ impl OtlpSignal for Traces {
     }
 
     fn held(unit: &Batch) -> usize {
-        unit.otlp_bytes().len() + unit.spans().iter().map(Span::estimated_size).sum::<usize>()
+        // Not `spans()`: that would decode a batch that holds only bytes.
+        unit.otlp_bytes().len()
+            + unit.decoded_spans().map_or(0, |spans| spans.iter().map(Span::estimated_size).sum::<usize>())
     }
 
     fn consume(consumer: Arc<Self::Consumer>, unit: Batch) -> super::Work {
