@@ -35,14 +35,16 @@ impl OtlpSignal for Traces {
         unit_of(otlp::decode_request(request), raw, tenant)
     }
 
-    fn decode_bytes(body: &Bytes, tenant: &Tenant) -> Option<Result<Decoded<Batch>, String>> {
+    fn undecoded(body: &Bytes, tenant: &Tenant) -> Option<Decoded<Batch>> {
         // The common case, every span valid: hand on the bytes alone. The
         // default pipeline reads them in place and the store keeps them,
         // so no span is decoded into the model unless a stage asks.
-        if let Some(batch) = Batch::from_protobuf(body.clone()) {
-            let unit = (!batch.is_empty()).then(|| batch.with_tenant(tenant.clone()));
-            return Some(Ok(Decoded { unit, rejected: 0, error_message: String::new() }));
-        }
+        let batch = Batch::from_protobuf(body.clone())?;
+        let unit = (!batch.is_empty()).then(|| batch.with_tenant(tenant.clone()));
+        Some(Decoded { unit, rejected: 0, error_message: String::new() })
+    }
+
+    fn decode_bytes(body: &Bytes, tenant: &Tenant) -> Option<Result<Decoded<Batch>, String>> {
         Some(
             otlp::decode_protobuf(body)
                 .map(|decoded| unit_of(decoded, Some(body.clone()), tenant.clone()))
