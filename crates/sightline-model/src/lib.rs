@@ -28,6 +28,7 @@ mod span;
 mod tags;
 mod tenant;
 mod value;
+mod view;
 
 pub use batch::Batch;
 pub use contract::{
@@ -55,6 +56,7 @@ pub use tags::{
 };
 pub use tenant::{Tenant, TenantError};
 pub use value::{KeyValue, Value};
+pub use view::{SpanView, WireSpan};
 
 #[cfg(test)]
 mod tests;

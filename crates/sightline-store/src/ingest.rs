@@ -210,11 +210,10 @@ impl Ingest {
         if batch.is_empty() {
             return Ok(());
         }
-        // The head keeps the encoding, not the decoded spans: let them go
-        // before waiting on anything.
-        let (spans, otlp) = batch.into_parts();
-        let count = spans.len() as u64;
-        drop(spans);
+        // The head keeps the encoding, not decoded spans (if a stage
+        // decoded them): let them go before waiting on anything.
+        let count = batch.len() as u64;
+        let otlp = batch.into_otlp();
         let bytes = Head::charge(count as usize, otlp.len());
         if self.flush_behind() && !self.wait_for_flush().await {
             return Err(self.refuse("flush_behind"));

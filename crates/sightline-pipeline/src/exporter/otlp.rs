@@ -125,7 +125,7 @@ impl OtlpExporter {
 impl TracesConsumer for OtlpExporter {
     async fn consume_traces(&self, batch: Batch) -> Result<(), ConsumeError> {
         let items = batch.len() as u64;
-        self.enqueue(Signal::Traces, items, batch.into_parts().1).await
+        self.enqueue(Signal::Traces, items, batch.into_otlp()).await
     }
 }
 

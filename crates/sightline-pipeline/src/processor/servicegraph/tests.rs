@@ -365,3 +365,41 @@ async fn tenants_pair_and_list_only_their_own_requests() {
     assert_eq!(value(&registry, "traces_service_graph_request_total", &labelled), Some(1.0));
     assert_eq!(value(&registry, "traces_service_graph_request_total", &edge("shop", "cart", "")), None);
 }
+
+/// A batch still in its bytes pairs, names peers and labels edges as its
+/// decoded spans do, and passes on undecoded.
+#[tokio::test]
+async fn batches_read_in_place_pair_as_decoded_ones() {
+    use crate::processor::spanmetrics::tests::on_the_wire;
+    let config = || Config { dimensions: vec!["http.method".into(), "region".into()], ..Config::default() };
+    let (mut client, mut server) = pair("shop", "cart", 1, 1, 30, 20);
+    client.attributes = vec![KeyValue::new("http.method", "POST")];
+    server.resource = resource("cart", vec![KeyValue::new("region", "eu")]);
+    let (producer, consumer) =
+        pair_of("orders", "billing", 2, 5, 3, 4, SpanKind::Producer, SpanKind::Consumer);
+    let mut query = failed(span(&resource("orders", vec![]), "SELECT", SpanKind::Client, 4, 3, 9));
+    query.attributes = vec![KeyValue::new("db.system", "postgresql"), KeyValue::new("db.name", "orders-db")];
+    let mut redis = span(&resource("worker", vec![]), "db", SpanKind::Client, 1, 4, 11);
+    redis.attributes = vec![KeyValue::new("db.system.name", "redis"), KeyValue::new("db.namespace", "0")];
+    let mut peer = span(&resource("worker", vec![]), "call", SpanKind::Client, 1, 4, 12);
+    peer.attributes = vec![KeyValue::new("peer.service", "cache"), KeyValue::new("db.system", "redis")];
+    let root = span(&resource("edge", vec![]), "in", SpanKind::Server, 1, 5, 13);
+    let spans = vec![client, server, producer, consumer, query, redis, peer, root];
+
+    let mut seen = Vec::new();
+    for wire in [false, true] {
+        let (core, registry, _, sink, p) = setup(config());
+        let batch = if wire { on_the_wire(spans.clone()) } else { Batch::from_spans(spans.clone()) };
+        p.consume_traces(batch).await.unwrap();
+        assert_eq!(sink.batches.lock()[0].decoded_spans().is_none(), wire);
+        let edges = format!("{:?}", core.edges(&Tenant::default(), T0, 60_000));
+        seen.push((samples(&openmetrics(&registry)), core.pending(), edges));
+    }
+    let names: Vec<&String> = seen[0].0.keys().collect();
+    assert!(names.iter().any(|k| k.contains("postgresql/orders-db")), "{names:#?}");
+    assert!(
+        names.iter().any(|k| k.contains("client_http_method=\"POST\",server_region=\"eu\"")),
+        "{names:#?}"
+    );
+    assert!(seen[0] == seen[1], "{:#?}\n{:#?}", seen[0], seen[1]);
+}

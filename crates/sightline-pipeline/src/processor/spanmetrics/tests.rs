@@ -815,3 +815,58 @@ async fn each_tenants_metrics_are_its_own() {
     assert_eq!(calls(&format!("{A_GET},status_code=\"STATUS_CODE_UNSET\"")), Some(3.0));
     assert_eq!(calls(&format!("tenant=\"acme\",{A_GET},status_code=\"STATUS_CODE_UNSET\"")), Some(5.0));
 }
+
+/// `spans` as the receiver hands a protobuf request on: its bytes alone,
+/// not decoded.
+pub(crate) fn on_the_wire(spans: Vec<Span>) -> Batch {
+    let batch = Batch::from_protobuf(Batch::from_spans(spans).otlp_bytes().clone()).unwrap();
+    assert!(batch.decoded_spans().is_none());
+    batch
+}
+
+/// A batch still in its bytes is counted as its decoded spans are (same
+/// series, labels, dimensions, exemplars), and passes on undecoded.
+#[tokio::test]
+async fn batches_read_in_place_count_as_decoded_ones() {
+    let config = || Config {
+        dimensions: vec![
+            Dimension { name: "http.method".into(), default: Some("GET".into()) },
+            Dimension { name: "cloud.region".into(), default: None },
+            Dimension { name: "http.status_code".into(), default: None },
+            Dimension { name: "tags".into(), default: None },
+        ],
+        ..Config::default()
+    };
+    let eu = resource("a", vec![KeyValue::new("cloud.region", "eu")]);
+    let b = resource("b", vec![]);
+    let mut post = span(&eu, "op", SpanKind::Server, 3, 1, 1);
+    post.attributes = vec![
+        KeyValue::new("http.method", "POST"),
+        KeyValue::new("http.status_code", 503i64),
+        KeyValue::new(
+            "tags",
+            sightline_model::Value::Array(vec!["x".into(), sightline_model::Value::Int(2)]),
+        ),
+    ];
+    let mut west = failed(span(&eu, "op", SpanKind::Client, 7, 2, 2));
+    west.attributes = vec![KeyValue::new("cloud.region", "us-west"), KeyValue::new("cloud.region", "second")];
+    let spans = vec![
+        post,
+        west,
+        span(&b, "other", SpanKind::Internal, 1, 3, 3),
+        span(&b, "op", SpanKind::Server, 0, 3, 4),
+    ];
+
+    let mut texts = Vec::new();
+    for wire in [false, true] {
+        let (core, registry, _) = setup(config());
+        let sink = Arc::new(Sink::default());
+        let p = SpanMetricsProcessor::new("spanmetrics", Arc::clone(&core), sink.clone());
+        let batch = if wire { on_the_wire(spans.clone()) } else { Batch::from_spans(spans.clone()) };
+        p.consume_traces(batch).await.unwrap();
+        assert_eq!(sink.batches.lock()[0].decoded_spans().is_none(), wire);
+        texts.push(samples(&openmetrics(&registry)));
+    }
+    assert!(texts[0].keys().any(|k| k.contains("http_status_code=\"503\"")), "{:#?}", texts[0]);
+    assert!(texts[0] == texts[1], "{:#?}\n{:#?}", texts[0], texts[1]);
+}
