@@ -265,22 +265,45 @@ pub(crate) fn group<'a, T>(
 /// Encodes spans as one export request, grouping consecutive spans that
 /// share a resource and scope (by pointer) the way SDKs batch them.
 pub fn encode_spans(spans: &[Span]) -> ExportTraceServiceRequest {
-    let resource_spans = group(spans, |s| (&s.resource, &s.scope))
-        .into_iter()
-        .map(|(resource, scopes)| pt::ResourceSpans {
-            resource: Some(encode_resource(resource)),
-            schema_url: resource.schema_url().to_owned(),
-            scope_spans: scopes
-                .into_iter()
-                .map(|(scope, spans)| pt::ScopeSpans {
-                    scope: Some(encode_scope(scope)),
-                    schema_url: scope.schema_url.clone(),
-                    spans: spans.into_iter().map(encode_span).collect(),
-                })
-                .collect(),
-        })
-        .collect();
+    let resource_spans = encode_groups(
+        spans,
+        |s| (&s.resource, &s.scope),
+        |scope, schema_url, spans| pt::ScopeSpans {
+            scope: Some(scope),
+            schema_url,
+            spans: spans.into_iter().map(encode_span).collect(),
+        },
+        |resource, schema_url, scope_spans| pt::ResourceSpans {
+            resource: Some(resource),
+            schema_url,
+            scope_spans,
+        },
+    );
     ExportTraceServiceRequest { resource_spans }
+}
+
+/// The OTLP resource → scope → items nesting, for any signal: `items`
+/// grouped as [`group`] does, each scope group built by `scope_group`
+/// (scope, its schema URL, its items) and each resource group by
+/// `resource_group` (resource, its schema URL, its scope groups). Only the
+/// signal's message types differ, so each encoder passes their
+/// constructors.
+pub(crate) fn encode_groups<'a, T, S, R>(
+    items: &'a [T],
+    of: impl Fn(&'a T) -> (&'a Arc<Resource>, &'a Arc<Scope>),
+    scope_group: impl Fn(pc::InstrumentationScope, String, Vec<&'a T>) -> S,
+    resource_group: impl Fn(pr::Resource, String, Vec<S>) -> R,
+) -> Vec<R> {
+    group(items, of)
+        .into_iter()
+        .map(|(resource, scopes)| {
+            let scopes = scopes
+                .into_iter()
+                .map(|(scope, items)| scope_group(encode_scope(scope), scope.schema_url.clone(), items))
+                .collect();
+            resource_group(encode_resource(resource), resource.schema_url().to_owned(), scopes)
+        })
+        .collect()
 }
 
 /// Encodes a resource.

@@ -286,21 +286,8 @@ fn write_cost() {
     for round in 0..rounds {
         let spans = datagen::realistic(3_000, 100 + round, 1_700_000_000_000_000_000);
         let requests = requests_of(&spans, 512);
-        let (mut groups, raw) = otlp_spans(&requests);
-        // One `Arc` per distinct resource and scope, as the store's head
-        // interns them (a fresh `Arc` per group would make the writer
-        // encode each group's resource again).
-        let mut distinct: Vec<(Arc<Resource>, Arc<Scope>)> = Vec::new();
-        for g in &mut groups {
-            match distinct.iter().find(|d| *d.0 == *g.0 && *d.1 == *g.1) {
-                Some(d) => *g = d.clone(),
-                None => distinct.push(g.clone()),
-            }
-        }
-        let spans: Vec<OtlpSpan<'_>> = raw
-            .iter()
-            .map(|(g, bytes)| OtlpSpan { bytes, resource: &groups[*g].0, scope: &groups[*g].1 })
-            .collect();
+        let (groups, raw) = interned_spans(&requests);
+        let spans = flush_input(&groups, &raw);
         spans_written += spans.len() as u64;
         let t = super::thread_cpu_ns();
         write_otlp(dir.path(), &format!("f{round}"), spans, &WriteOptions::default()).unwrap();
@@ -383,9 +370,10 @@ fn decode_cost() {
     );
 }
 
-/// Flushes the spans of `requests` as the store does (one `Arc` per
-/// distinct resource and scope, as its head interns them) into `<dir>/<id>`.
-fn flush(dir: &Path, id: &str, requests: &[Vec<u8>], opts: &WriteOptions) -> crate::BlockMeta {
+/// [`otlp_spans`] with one `Arc` per distinct resource and scope, as the
+/// store's head interns them (a fresh `Arc` per group would make the
+/// writer encode each group's resource again).
+fn interned_spans(requests: &[Vec<u8>]) -> (Groups, Vec<(usize, &[u8])>) {
     let (mut groups, raw) = otlp_spans(requests);
     let mut distinct: Groups = Vec::new();
     for g in &mut groups {
@@ -394,11 +382,19 @@ fn flush(dir: &Path, id: &str, requests: &[Vec<u8>], opts: &WriteOptions) -> cra
             None => distinct.push(g.clone()),
         }
     }
-    let spans: Vec<OtlpSpan<'_>> = raw
-        .iter()
-        .map(|(g, bytes)| OtlpSpan { bytes, resource: &groups[*g].0, scope: &groups[*g].1 })
-        .collect();
-    write_otlp(dir, id, spans, opts).unwrap()
+    (groups, raw)
+}
+
+/// The spans as `write_otlp` takes them: bytes with their group's
+/// resource and scope.
+fn flush_input<'a>(groups: &'a Groups, raw: &[(usize, &'a [u8])]) -> Vec<OtlpSpan<'a>> {
+    raw.iter().map(|(g, bytes)| OtlpSpan { bytes, resource: &groups[*g].0, scope: &groups[*g].1 }).collect()
+}
+
+/// Flushes the spans of `requests` as the store does into `<dir>/<id>`.
+fn flush(dir: &Path, id: &str, requests: &[Vec<u8>], opts: &WriteOptions) -> crate::BlockMeta {
+    let (groups, raw) = interned_spans(requests);
+    write_otlp(dir, id, flush_input(&groups, &raw), opts).unwrap()
 }
 
 /// The store flushes at a cheaper zstd level than it merges at: what it

@@ -7,10 +7,10 @@ use opentelemetry_proto::tonic::collector::metrics::v1::ExportMetricsServiceRequ
 use opentelemetry_proto::tonic::metrics::v1 as pm;
 
 use super::logs::{optional_span_id, optional_trace_id};
-use super::{MAX_REASONS, encode_kvs, encode_resource, encode_scope, exact, group, kvs};
+use super::{MAX_REASONS, encode_groups, encode_kvs, exact, kvs};
 use crate::{
     Exemplar, ExponentialBuckets, ExponentialHistogramPoint, HistogramPoint, Metric, MetricData, Number,
-    NumberPoint, Resource, SummaryPoint, Temporality,
+    NumberPoint, SummaryPoint, Temporality,
 };
 
 /// The outcome of decoding one metrics export request.
@@ -33,15 +33,12 @@ pub fn decode_metrics_request(request: ExportMetricsServiceRequest) -> DecodedMe
     let mut out = DecodedMetrics::default();
     let mut reasons = 0usize;
     for (ri, rm) in request.resource_metrics.into_iter().enumerate() {
-        let resource = Arc::new(match rm.resource {
-            Some(r) => Resource::new(kvs(r.attributes), r.dropped_attributes_count, rm.schema_url),
-            None => Resource::new(Vec::new(), 0, rm.schema_url),
-        });
+        let resource = Arc::new(super::decode_resource(rm.resource, rm.schema_url));
         for (si, sm) in rm.scope_metrics.into_iter().enumerate() {
             let scope = Arc::new(super::decode_scope(sm.scope, sm.schema_url));
             for (mi, metric) in sm.metrics.into_iter().enumerate() {
                 let mut problems = Vec::new();
-                let (data, had_points) = decode_data(metric.data, &mut problems);
+                let data = decode_data(metric.data, &mut problems);
                 for (pi, why) in &problems {
                     out.rejected += 1;
                     if reasons < MAX_REASONS {
@@ -65,7 +62,9 @@ pub fn decode_metrics_request(request: ExportMetricsServiceRequest) -> DecodedMe
                     resource: Arc::clone(&resource),
                     scope: Arc::clone(&scope),
                 };
-                if !(had_points && decoded.data_points() == 0) {
+                // A metric whose every point was refused is dropped; one
+                // sent without points is kept.
+                if problems.is_empty() || decoded.data_points() > 0 {
                     out.metrics.push(decoded);
                 }
             }
@@ -85,53 +84,26 @@ pub fn decode_metrics_request(request: ExportMetricsServiceRequest) -> DecodedMe
 /// Rejections: (index of the point in its metric, why).
 type Problems = Vec<(usize, String)>;
 
-/// The data with its valid points, and whether the sender sent any points.
-fn decode_data(data: Option<pm::metric::Data>, problems: &mut Problems) -> (MetricData, bool) {
+/// The data with its valid points; each refused point goes to `problems`.
+fn decode_data(data: Option<pm::metric::Data>, problems: &mut Problems) -> MetricData {
     use pm::metric::Data;
     match data {
-        None => (MetricData::Empty, false),
-        Some(Data::Gauge(g)) => {
-            let any = !g.data_points.is_empty();
-            (MetricData::Gauge(points(g.data_points, number_point, problems)), any)
-        }
-        Some(Data::Sum(s)) => {
-            let any = !s.data_points.is_empty();
-            let points = points(s.data_points, number_point, problems);
-            (
-                MetricData::Sum {
-                    points,
-                    temporality: Temporality::from_i32(s.aggregation_temporality),
-                    monotonic: s.is_monotonic,
-                },
-                any,
-            )
-        }
-        Some(Data::Histogram(h)) => {
-            let any = !h.data_points.is_empty();
-            let points = points(h.data_points, histogram_point, problems);
-            (
-                MetricData::Histogram {
-                    points,
-                    temporality: Temporality::from_i32(h.aggregation_temporality),
-                },
-                any,
-            )
-        }
-        Some(Data::ExponentialHistogram(h)) => {
-            let any = !h.data_points.is_empty();
-            let points = points(h.data_points, exponential_point, problems);
-            (
-                MetricData::ExponentialHistogram {
-                    points,
-                    temporality: Temporality::from_i32(h.aggregation_temporality),
-                },
-                any,
-            )
-        }
-        Some(Data::Summary(s)) => {
-            let any = !s.data_points.is_empty();
-            (MetricData::Summary(points(s.data_points, summary_point, problems)), any)
-        }
+        None => MetricData::Empty,
+        Some(Data::Gauge(g)) => MetricData::Gauge(points(g.data_points, number_point, problems)),
+        Some(Data::Sum(s)) => MetricData::Sum {
+            points: points(s.data_points, number_point, problems),
+            temporality: Temporality::from_i32(s.aggregation_temporality),
+            monotonic: s.is_monotonic,
+        },
+        Some(Data::Histogram(h)) => MetricData::Histogram {
+            points: points(h.data_points, histogram_point, problems),
+            temporality: Temporality::from_i32(h.aggregation_temporality),
+        },
+        Some(Data::ExponentialHistogram(h)) => MetricData::ExponentialHistogram {
+            points: points(h.data_points, exponential_point, problems),
+            temporality: Temporality::from_i32(h.aggregation_temporality),
+        },
+        Some(Data::Summary(s)) => MetricData::Summary(points(s.data_points, summary_point, problems)),
     }
 }
 
@@ -243,21 +215,20 @@ fn exemplars(list: Vec<pm::Exemplar>) -> Result<Vec<Exemplar>, String> {
 /// Encodes metrics as one export request, grouping consecutive metrics
 /// that share a resource and scope (by pointer).
 pub fn encode_metrics(metrics: &[Metric]) -> ExportMetricsServiceRequest {
-    let resource_metrics = group(metrics, |m| (&m.resource, &m.scope))
-        .into_iter()
-        .map(|(resource, scopes)| pm::ResourceMetrics {
-            resource: Some(encode_resource(resource)),
-            schema_url: resource.schema_url().to_owned(),
-            scope_metrics: scopes
-                .into_iter()
-                .map(|(scope, metrics)| pm::ScopeMetrics {
-                    scope: Some(encode_scope(scope)),
-                    schema_url: scope.schema_url.clone(),
-                    metrics: metrics.into_iter().map(encode_metric).collect(),
-                })
-                .collect(),
-        })
-        .collect();
+    let resource_metrics = encode_groups(
+        metrics,
+        |m| (&m.resource, &m.scope),
+        |scope, schema_url, metrics| pm::ScopeMetrics {
+            scope: Some(scope),
+            schema_url,
+            metrics: metrics.into_iter().map(encode_metric).collect(),
+        },
+        |resource, schema_url, scope_metrics| pm::ResourceMetrics {
+            resource: Some(resource),
+            schema_url,
+            scope_metrics,
+        },
+    );
     ExportMetricsServiceRequest { resource_metrics }
 }
 

@@ -13,6 +13,7 @@ use sightline_model::{ConsumeError, LogBatch, LogRecord, LogsConsumer, Value};
 
 use super::parse::{Fields, Parsed, Parser, timestamp};
 use super::{Filelog, Metrics, Options};
+use crate::testing::metrics_text;
 
 #[test]
 fn a_seed_002_line_becomes_a_record_with_its_trace_context() {
@@ -137,12 +138,6 @@ fn start(options: Options, sink: &Arc<Sink>) -> (Filelog, Metrics, Registry) {
     (f, metrics, registry)
 }
 
-fn metric_text(registry: &Registry) -> String {
-    let mut text = String::new();
-    prometheus_client::encoding::text::encode(&mut text, registry).unwrap();
-    text
-}
-
 #[tokio::test]
 async fn a_restart_resumes_after_the_last_acknowledged_line_without_duplicates() {
     let dir = tempfile::tempdir().unwrap();
@@ -221,7 +216,7 @@ async fn long_lines_are_cut_bad_lines_kept_as_text_and_refusals_retried() {
     let bodies = sink.wait_for(4).await;
     f.shutdown().await;
     assert_eq!(bodies, ["first".to_owned(), "x".repeat(100), "not json".into(), "last".into()]);
-    let text = metric_text(&registry);
+    let text = metrics_text(&registry);
     for line in [
         r#"sightline_receive_filelog_lines_total{receiver="filelog",outcome="json"} 2"#,
         r#"sightline_receive_filelog_lines_total{receiver="filelog",outcome="text"} 1"#,

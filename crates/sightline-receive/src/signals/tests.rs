@@ -76,9 +76,7 @@ fn setup() -> Setup {
 
 impl Setup {
     fn assert_metric(&self, line: &str) {
-        let mut text = String::new();
-        prometheus_client::encoding::text::encode(&mut text, &self.registry).unwrap();
-        assert!(text.lines().any(|l| l == line), "missing metric line {line:?} in:\n{text}");
+        crate::testing::assert_metric(&self.registry, line);
     }
     fn logs(&self) -> Vec<LogBatch> {
         self.sink.logs.lock().unwrap().clone()

@@ -1,10 +1,32 @@
 //! Start, stop and restart: config errors, SIGTERM, persistence, health,
 //! the data-directory lock, and metrics.
 
-use std::process::Command;
+use std::path::Path;
+use std::process::{Command, Output};
 use std::time::Duration;
 
 use crate::harness::{Server, encode, hex, now_ns, request, span};
+
+/// `sightline serve` on `data` with `extra` flags and every listener on
+/// port 0, run to its exit: for starts that must be refused.
+fn serve_to_exit(data: &Path, extra: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_sightline"))
+        .arg("serve")
+        .args(extra)
+        .args(["--otlp-grpc-addr", "127.0.0.1:0", "--otlp-http-addr", "127.0.0.1:0"])
+        .args(["--http-addr", "127.0.0.1:0", "--data-dir"])
+        .arg(data)
+        .output()
+        .unwrap()
+}
+
+/// The server's `/metrics` page.
+fn metrics_page(server: &Server) -> String {
+    let resp = crate::harness::agent().get(&format!("{}/metrics", server.api)).call().unwrap();
+    let mut text = String::new();
+    std::io::Read::read_to_string(&mut resp.into_body().into_reader(), &mut text).unwrap();
+    text
+}
 
 #[test]
 fn bad_config_exits_2_with_one_line_before_touching_anything() {
@@ -108,9 +130,7 @@ fn health_ready_metrics_and_data_dir_lock() {
     let req = request("metrics-svc", vec![span([5; 16], [1; 8], None, "m", now_ns())]);
     assert_eq!(server.post_traces("application/x-protobuf", None, &encode(&req)).status, 200);
     let _ = server.get_json("/api/services");
-    let resp = crate::harness::agent().get(&format!("{}/metrics", server.api)).call().unwrap();
-    let mut text = String::new();
-    std::io::Read::read_to_string(&mut resp.into_body().into_reader(), &mut text).unwrap();
+    let text = metrics_page(&server);
     for needle in [
         "sightline_receive_spans_total",
         "sightline_store_spans_appended_total 1",
@@ -122,20 +142,7 @@ fn health_ready_metrics_and_data_dir_lock() {
         assert!(text.contains(needle), "/metrics lacks {needle}:\n{text}");
     }
 
-    let out = Command::new(env!("CARGO_BIN_EXE_sightline"))
-        .args([
-            "serve",
-            "--otlp-grpc-addr",
-            "127.0.0.1:0",
-            "--otlp-http-addr",
-            "127.0.0.1:0",
-            "--http-addr",
-            "127.0.0.1:0",
-            "--data-dir",
-        ])
-        .arg(&data)
-        .output()
-        .unwrap();
+    let out = serve_to_exit(&data, &[]);
     assert_eq!(out.status.code(), Some(1));
     assert!(String::from_utf8_lossy(&out.stderr).contains("in use by another sightline process"));
 }
@@ -163,22 +170,7 @@ fn wal_damage_costs_only_the_damaged_record() {
     std::fs::write(newest, &bytes).unwrap();
 
     // Strict recovery is the operator's way to stop and look first.
-    let out = Command::new(env!("CARGO_BIN_EXE_sightline"))
-        .args([
-            "serve",
-            "--wal-recovery",
-            "tolerate-torn-tail",
-            "--otlp-grpc-addr",
-            "127.0.0.1:0",
-            "--otlp-http-addr",
-            "127.0.0.1:0",
-            "--http-addr",
-            "127.0.0.1:0",
-            "--data-dir",
-        ])
-        .arg(&data)
-        .output()
-        .unwrap();
+    let out = serve_to_exit(&data, &["--wal-recovery", "tolerate-torn-tail"]);
     assert_eq!(out.status.code(), Some(1));
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(stderr.contains("corrupt") && stderr.contains("--wal-recovery skip-damaged"), "{stderr}");
@@ -196,9 +188,7 @@ fn wal_damage_costs_only_the_damaged_record() {
     let name = newest.file_name().unwrap().to_string_lossy().into_owned();
     let stderr = server.stderr();
     assert!(stderr.contains("skipped a damaged stretch") && stderr.contains(&name), "{stderr}");
-    let resp = crate::harness::agent().get(&format!("{}/metrics", server.api)).call().unwrap();
-    let mut text = String::new();
-    std::io::Read::read_to_string(&mut resp.into_body().into_reader(), &mut text).unwrap();
+    let text = metrics_page(&server);
     assert!(text.lines().any(|l| l == "sightline_wal_recovery_skipped_total 1"), "{text}");
 }
 

@@ -17,6 +17,21 @@ use crate::security::export;
 /// The same trace id in every tenant: each must see only its own spans.
 const SHARED_TRACE: [u8; 16] = [0x7e, 0x4a, 0x47, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 1];
 
+/// The token of tenant `acme` in [`start_with_two_tokens`].
+const ACME: &str = "acme-token-aaaaaaaaaaaaaaaaaaaa";
+/// The token of tenant `umbrella` in [`start_with_two_tokens`].
+const UMBRELLA: &str = "umbrella-token-bbbbbbbbbbbbbbbb";
+
+/// A server under `dir` whose `--auth-tokens` file gives [`ACME`] tenant
+/// `acme` and [`UMBRELLA`] tenant `umbrella`, both to read and write.
+fn start_with_two_tokens(dir: &Path) -> (Server, Ports) {
+    let tokens = dir.join("tokens");
+    std::fs::write(&tokens, format!("{ACME} acme read,write\n{UMBRELLA} umbrella read,write\n")).unwrap();
+    let ports = Ports::free();
+    let server = Server::start_on(&dir.join("data"), ports, &["--auth-tokens", tokens.to_str().unwrap()]);
+    (server, ports)
+}
+
 fn now_ms() -> u64 {
     now_ns() / 1_000_000
 }
@@ -289,14 +304,8 @@ fn every_query_endpoint_answers_from_the_requests_tenant_only() {
 /// naming the other tenant changes nothing).
 #[test]
 fn tenants_by_token_never_see_each_others_data() {
-    const ACME: &str = "acme-token-aaaaaaaaaaaaaaaaaaaa";
-    const UMBRELLA: &str = "umbrella-token-bbbbbbbbbbbbbbbb";
     let dir = tempfile::tempdir().unwrap();
-    let tokens = dir.path().join("tokens");
-    std::fs::write(&tokens, format!("{ACME} acme read,write\n{UMBRELLA} umbrella read,write\n")).unwrap();
-    let ports = Ports::free();
-    let server =
-        Server::start_on(&dir.path().join("data"), ports, &["--auth-tokens", tokens.to_str().unwrap()]);
+    let (server, ports) = start_with_two_tokens(dir.path());
     let sdk = |protocol: &str, token: &str, port: u16, service: &str| {
         let out = export(
             protocol,
@@ -569,14 +578,8 @@ fn logs_of_tenants_by_x_scope_orgid_never_mix_and_survive_a_restart() {
 /// `X-Scope-OrgID` naming the other tenant changes nothing.
 #[test]
 fn logs_of_tenants_by_token_never_mix() {
-    const ACME: &str = "acme-token-aaaaaaaaaaaaaaaaaaaa";
-    const UMBRELLA: &str = "umbrella-token-bbbbbbbbbbbbbbbb";
     let dir = tempfile::tempdir().unwrap();
-    let tokens = dir.path().join("tokens");
-    std::fs::write(&tokens, format!("{ACME} acme read,write\n{UMBRELLA} umbrella read,write\n")).unwrap();
-    let ports = Ports::free();
-    let server =
-        Server::start_on(&dir.path().join("data"), ports, &["--auth-tokens", tokens.to_str().unwrap()]);
+    let (server, ports) = start_with_two_tokens(dir.path());
     let (acme, umbrella) = (format!("Bearer {ACME}"), format!("Bearer {UMBRELLA}"));
     let acme_auth = Some(("authorization", acme.as_str()));
     let umbrella_auth = Some(("authorization", umbrella.as_str()));
