@@ -366,6 +366,7 @@ impl Settings {
         let ctx = sightline_pipeline::config::Context {
             data_dir: settings.data_dir.clone(),
             memory_limit: if settings.memory_limit == 0 { 256 << 20 } else { settings.memory_limit as u64 },
+            max_tenants: settings.max_tenants,
         };
         let parsed = sightline_pipeline::config::parse(&pipeline_table, &ctx).and_then(|p| {
             match &settings.metrics_remote_write {
