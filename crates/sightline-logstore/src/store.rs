@@ -742,7 +742,7 @@ async fn background(inner: Arc<Inner>) {
                 || (inner.opts.memory.pressure() != Pressure::Normal && st.live.bytes > 0)
         };
         let mut result = Ok(());
-        if shared && last_poll.elapsed() >= inner.storage.poll_interval() {
+        if shared && last_poll.elapsed() >= inner.storage.poll_interval() && inner.storage.poll_due() {
             last_poll = Instant::now();
             let worker = Arc::clone(&inner);
             match tokio::task::spawn_blocking(move || worker.refresh()).await {

@@ -14,6 +14,9 @@
 //! * a query arrives on this node (it is read, so it should be fresh; see
 //!   [`Activity`]).
 //!
+//! The pace governs the stores' background pollers only
+//! (`BlockStorage::poll_due`); an explicit refresh reads at once.
+//!
 //! The price: the first query after an idle stretch may see the manifest
 //! as it was up to `--idle-poll-interval` ago (the next ones see it at
 //! most `--poll-interval` old). Spans another node flushed in that window

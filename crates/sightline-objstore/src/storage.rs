@@ -409,12 +409,6 @@ impl BlockStorage for ObjectStorage {
         known: Option<&ManifestVersion>,
     ) -> Result<Option<(ManifestState, ManifestVersion)>, sightline_store::Error> {
         let known = known.map(|v| v.0.as_str());
-        // Paced whether a version is known or not (none yet, or a re-read
-        // after a block failed to open): "unchanged" makes the caller ask
-        // again at its next poll.
-        if !self.pace.due(Instant::now()) {
-            return Ok(None);
-        }
         let read = self.bucket.wait(self.bucket.get_if_changed(&self.manifest_key(), known))?;
         self.pace.read(read.is_some(), Instant::now());
         let Some(object) = read else { return Ok(None) };
@@ -569,6 +563,10 @@ impl BlockStorage for ObjectStorage {
 
     fn poll_interval(&self) -> Duration {
         self.pace.poll_interval()
+    }
+
+    fn poll_due(&self) -> bool {
+        self.pace.due(Instant::now())
     }
 
     fn wal_mirror(&self) -> Option<Arc<dyn sightline_wal::Mirror>> {
