@@ -13,7 +13,10 @@
 //!   only in its head is offered at once, not after its next flush.
 //!
 //! * `GET /internal/logs/services` — the services of the node's log
-//!   records (logs are kept by the node that received them).
+//!   records (logs are kept by the node that received them);
+//! * `GET /internal/logs/head?<the /api/logs parameters>` — one page of
+//!   the node's log heads (records acknowledged, not yet in a flushed
+//!   block), answered as an OTLP `ExportLogsServiceRequest` in protobuf.
 //!
 //! The first two answer an OTLP `ExportTraceServiceRequest` in protobuf:
 //! compact, exact (no µs rounding, every attribute kind) and decoded by the
@@ -53,6 +56,8 @@ pub const HEAD_TAG_NAMES_PATH: &str = "/internal/head/tag-names";
 pub const HEAD_TAG_VALUES_PATH: &str = "/internal/head/tag-values";
 /// Path of the log service listing.
 pub const LOG_SERVICES_PATH: &str = "/internal/logs/services";
+/// Path of the log head search.
+pub const LOG_HEAD_PATH: &str = "/internal/logs/head";
 /// Content type of the answers.
 pub const PROTOBUF: &str = "application/x-protobuf";
 /// Most trace ids one lookup takes (a search's result is capped the same
@@ -125,8 +130,25 @@ fn protobuf<'a>(spans: impl Iterator<Item = &'a Span>) -> Response {
 /// tenant's logs from `logs`: what this node holds and other nodes sharing
 /// the bucket do not read themselves. The caller wraps it in the API's
 /// auth layer.
-pub fn log_router(logs: Arc<dyn LogTenantReaders>) -> Router {
-    Router::new().route(LOG_SERVICES_PATH, get(log_services)).with_state(logs)
+/// `heads` answers `GET /internal/logs/head` (each tenant's log heads
+/// only: the blocks every node reads itself).
+pub fn log_router(logs: Arc<dyn LogTenantReaders>, heads: Arc<dyn LogTenantReaders>) -> Router {
+    Router::new()
+        .route(LOG_SERVICES_PATH, get(log_services))
+        .with_state(logs)
+        .merge(Router::new().route(LOG_HEAD_PATH, get(log_head)).with_state(heads))
+}
+
+async fn log_head(
+    State(heads): State<Arc<dyn LogTenantReaders>>,
+    extensions: axum::http::Extensions,
+    RawQuery(raw): RawQuery,
+) -> Result<Response, ApiError> {
+    let raw = raw.unwrap_or_default();
+    let query = crate::logs::head_query(&raw)?;
+    let page = heads.log_reader(&tenant(&extensions)).await?.find_logs(&query).await?;
+    let body = otlp::encode_logs(&page.records).encode_to_vec();
+    Ok(([(header::CONTENT_TYPE, HeaderValue::from_static(PROTOBUF))], body).into_response())
 }
 
 async fn log_services(

@@ -50,7 +50,7 @@ pub use check::{LogBlockCheck, LogRepairReport, LogVerifyReport, QUARANTINE_DIR,
 pub use error::Error;
 pub use metrics::Metrics;
 pub use store::{LogStore, MAX_QUERIES, Options, Shared};
-pub use tenants::{LOGS_DIR, LogOpener};
+pub use tenants::{LOGS_DIR, LogHeadReaders, LogOpener};
 
 #[cfg(test)]
 mod tests;

@@ -604,9 +604,15 @@ impl LogStore {
     }
 }
 
-#[async_trait]
-impl LogReader for LogStore {
-    async fn find_logs(&self, query: &LogQuery) -> Result<LogPage, QueryError> {
+impl LogStore {
+    /// Like [`LogReader::find_logs`] over the heads only (what this node
+    /// acknowledged and has not flushed yet): what a node sharing a bucket
+    /// serves its peers, who read the blocks themselves.
+    pub async fn find_head_logs(&self, query: &LogQuery) -> Result<LogPage, QueryError> {
+        self.search(query, true).await
+    }
+
+    async fn search(&self, query: &LogQuery, heads_only: bool) -> Result<LogPage, QueryError> {
         let _slot = tokio::time::timeout(QUERY_WAIT, self.inner.opts.shared.queries.acquire())
             .await
             .map_err(|_| {
@@ -616,7 +622,8 @@ impl LogReader for LogStore {
             .map_err(|_| QueryError::Unavailable("log store is shutting down".into()))?;
         let (live, frozen, blocks) = {
             let st = self.inner.state.read();
-            (st.live.batches.clone(), st.frozen.clone(), st.blocks.clone())
+            let blocks = if heads_only { Vec::new() } else { st.blocks.clone() };
+            (st.live.batches.clone(), st.frozen.clone(), blocks)
         };
         let query = query.clone();
         self.inner.opts.metrics.searches.inc();
@@ -649,6 +656,13 @@ impl LogReader for LogStore {
         })
         .await
         .map_err(|e| QueryError::Internal(e.to_string()))
+    }
+}
+
+#[async_trait]
+impl LogReader for LogStore {
+    async fn find_logs(&self, query: &LogQuery) -> Result<LogPage, QueryError> {
+        self.search(query, false).await
     }
 
     async fn log_services(&self) -> Result<Vec<String>, QueryError> {
@@ -728,7 +742,7 @@ async fn background(inner: Arc<Inner>) {
                 || (inner.opts.memory.pressure() != Pressure::Normal && st.live.bytes > 0)
         };
         let mut result = Ok(());
-        if shared && last_poll.elapsed() >= inner.storage.poll_interval() {
+        if shared && last_poll.elapsed() >= inner.storage.poll_interval() && inner.storage.poll_due() {
             last_poll = Instant::now();
             let worker = Arc::clone(&inner);
             match tokio::task::spawn_blocking(move || worker.refresh()).await {

@@ -115,3 +115,43 @@ impl TenantOpener for LogOpener {
         LogStore::open(options).await.map_err(|e| storage_error(&dir, e))
     }
 }
+
+/// Each tenant's log heads only ([`LogStore::find_head_logs`]): what a
+/// node sharing a bucket serves its peers (`/internal/logs/head`), who
+/// read the flushed blocks themselves.
+pub struct LogHeadReaders(pub Arc<sightline_store::Tenants<LogOpener>>);
+
+#[async_trait]
+impl sightline_model::LogTenantReaders for LogHeadReaders {
+    async fn log_reader(
+        &self,
+        tenant: &Tenant,
+    ) -> Result<Arc<dyn sightline_model::LogReader>, sightline_model::QueryError> {
+        // Only tenants open here have a head: no need to look in storage.
+        Ok(match self.0.open_store(tenant) {
+            Some(store) => Arc::new(HeadLogReader(store)),
+            None => Arc::new(sightline_model::EmptyLogReader),
+        })
+    }
+}
+
+/// One tenant's log heads.
+struct HeadLogReader(LogStore);
+
+#[async_trait]
+impl sightline_model::LogReader for HeadLogReader {
+    async fn find_logs(
+        &self,
+        query: &sightline_model::LogQuery,
+    ) -> Result<sightline_model::LogPage, sightline_model::QueryError> {
+        self.0.find_head_logs(query).await
+    }
+
+    async fn log_services(&self) -> Result<Vec<String>, sightline_model::QueryError> {
+        sightline_model::LogReader::log_services(&self.0).await
+    }
+
+    fn subscribe_logs(&self) -> tokio::sync::broadcast::Receiver<Arc<sightline_model::LogBatch>> {
+        sightline_model::LogReader::subscribe_logs(&self.0)
+    }
+}

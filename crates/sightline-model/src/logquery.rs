@@ -13,12 +13,25 @@ use crate::{LogBatch, LogRecord, QueryError, SpanId, TagFilter, Tenant, TraceId}
 /// API). A function rather than a regex type so this crate does no text
 /// matching of its own and needs no regex engine.
 #[derive(Clone)]
-pub struct BodyMatcher(Arc<dyn Fn(&str) -> bool + Send + Sync>);
+pub struct BodyMatcher(Arc<dyn Fn(&str) -> bool + Send + Sync>, Option<Arc<str>>);
 
 impl BodyMatcher {
     /// Wraps a predicate over the body's text (see [`crate::Value::to_text`]).
     pub fn new(f: impl Fn(&str) -> bool + Send + Sync + 'static) -> BodyMatcher {
-        BodyMatcher(Arc::new(f))
+        BodyMatcher(Arc::new(f), None)
+    }
+
+    /// The same predicate, remembering the API's `q` text it was built
+    /// from, so the search can be sent on to another node
+    /// ([`LogQuery::to_pairs`]).
+    pub fn with_source(mut self, q: &str) -> BodyMatcher {
+        self.1 = Some(Arc::from(q));
+        self
+    }
+
+    /// The API's `q` text this predicate was built from, if known.
+    pub fn source(&self) -> Option<&str> {
+        self.1.as_deref()
     }
 
     /// Whether `text` matches.
@@ -136,6 +149,51 @@ impl LogQuery {
             return false;
         }
         self.body.as_ref().is_none_or(|m| m.matches(&record.body.to_text()))
+    }
+
+    /// The query as the `/api/logs` parameters that ask for it (`start`
+    /// and `end` in µs, widened to whole µs), for asking another node;
+    /// `None` when its body condition was not built from a `q` text and so
+    /// cannot be sent. The receiver's answer may hold a little more than
+    /// the query (the widened window): filter it with
+    /// [`LogQuery::matches`].
+    pub fn to_pairs(&self) -> Option<Vec<(&'static str, String)>> {
+        let mut out = Vec::new();
+        if let Some(id) = self.trace_id {
+            out.push(("traceID", id.to_hex()));
+        }
+        if let Some(id) = self.span_id {
+            out.push(("spanID", id.to_hex()));
+        }
+        if let Some(service) = &self.service {
+            out.push(("service", service.clone()));
+        }
+        if self.min_severity != 0 {
+            out.push(("minSeverity", self.min_severity.to_string()));
+        }
+        if let Some(body) = &self.body {
+            out.push(("q", body.source()?.to_owned()));
+        }
+        if !self.tags.is_empty() {
+            // `tags` JSON rather than `tag=key:value`: a key may hold `:`.
+            let map: serde_json::Map<String, serde_json::Value> = self
+                .tags
+                .iter()
+                .map(|t| (t.key.clone(), serde_json::Value::String(t.value.clone())))
+                .collect();
+            out.push(("tags", serde_json::Value::Object(map).to_string()));
+        }
+        if let Some(start) = self.start_unix_nanos {
+            out.push(("start", (start / 1000).to_string()));
+        }
+        if let Some(end) = self.end_unix_nanos {
+            out.push(("end", end.div_ceil(1000).to_string()));
+        }
+        out.push(("limit", self.effective_limit().to_string()));
+        if let Some(c) = self.after {
+            out.push(("cursor", format!("{}-{:016x}", c.time_unix_nanos, c.fingerprint)));
+        }
+        Some(out)
     }
 
     /// Whether `record` matches the whole query (cursor and window too).

@@ -387,6 +387,13 @@ pub fn decode_value_bytes(bytes: &[u8]) -> Result<Value, prost::DecodeError> {
     Ok(value(pc::AnyValue::decode(bytes)?))
 }
 
+/// Log records from a protobuf `ExportLogsServiceRequest`: how a node
+/// sharing a bucket reads a peer's log head (`/internal/logs/head`).
+pub fn decode_logs_bytes(bytes: &[u8]) -> Result<DecodedLogs, prost::DecodeError> {
+    use opentelemetry_proto::tonic::collector::logs::v1::ExportLogsServiceRequest;
+    Ok(decode_logs_request(ExportLogsServiceRequest::decode(bytes)?))
+}
+
 /// Encodes one attribute value.
 pub fn encode_value(v: &Value) -> pc::AnyValue {
     use pc::any_value::Value as V;

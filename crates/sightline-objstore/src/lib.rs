@@ -34,6 +34,7 @@ mod error;
 mod inventory;
 mod lease;
 mod metrics;
+mod pace;
 mod peers;
 mod policy;
 mod selftest;
@@ -89,9 +90,16 @@ pub struct Options {
     pub data_dir: PathBuf,
     /// Bound of the local block cache, in bytes.
     pub cache_bytes: u64,
-    /// How often the manifest is polled for other nodes' blocks.
+    /// How often the manifest is polled for other nodes' blocks while the
+    /// cluster is busy.
     pub poll_interval: Duration,
-    /// How long a compaction lease lasts without renewal.
+    /// The longest wait between two manifest polls while nothing changes
+    /// and nobody queries this node (see `pace.rs`); at least
+    /// `poll_interval`.
+    pub idle_poll_interval: Duration,
+    /// How long a compaction lease lasts without renewal. It also paces
+    /// the heartbeat (every quarter of it), so it sets both the fixed
+    /// request cost and how soon nodes notice each other come and go.
     pub lease_ttl: Duration,
     /// How long a dropped block stays in the bucket: longer than the
     /// longest query plus the poll interval, since a node that has not yet
@@ -121,7 +129,8 @@ impl Options {
             data_dir: data_dir.into(),
             cache_bytes: 1 << 30,
             poll_interval: Duration::from_secs(5),
-            lease_ttl: Duration::from_secs(30),
+            idle_poll_interval: Duration::from_secs(30),
+            lease_ttl: Duration::from_secs(60),
             delete_grace: Duration::from_secs(10 * 60),
             advertise: None,
             wal_mirror: false,
@@ -293,6 +302,10 @@ pub struct Remote {
     cache: Arc<Cache>,
     url: String,
     poll_interval: Duration,
+    idle_poll_interval: Duration,
+    /// When this node was last queried: its manifests' polls keep pace
+    /// while it is.
+    activity: Arc<pace::Activity>,
     stop: watch::Sender<bool>,
     task: Mutex<Option<tokio::task::JoinHandle<()>>>,
     /// The lossless mode: every tenant's storage copies its WAL.
@@ -339,6 +352,7 @@ impl Remote {
             Arc::clone(&bucket.metrics),
         )?);
         let lease = Arc::new(Lease::new(Arc::clone(&bucket), options.node_id.clone(), options.lease_ttl));
+        let activity = Arc::new(pace::Activity::new());
         let storage = Arc::new(
             ObjectStorage::new(
                 Arc::clone(&bucket),
@@ -347,7 +361,7 @@ impl Remote {
                 options.data_dir.join("staging"),
                 Arc::clone(&cache),
                 Arc::clone(&lease),
-                options.poll_interval,
+                pace::Pace::new(options.poll_interval, options.idle_poll_interval, Arc::clone(&activity)),
             )?
             .with_wal_mirror(options.wal_mirror),
         );
@@ -371,6 +385,8 @@ impl Remote {
             cache,
             url: options.url,
             poll_interval: options.poll_interval,
+            idle_poll_interval: options.idle_poll_interval,
+            activity,
             stop,
             task: Mutex::new(None),
             wal_mirror,
@@ -421,7 +437,7 @@ impl Remote {
             dir.join("staging"),
             Arc::clone(&self.cache),
             Arc::clone(&self.cluster.lease),
-            self.poll_interval,
+            pace::Pace::new(self.poll_interval, self.idle_poll_interval, Arc::clone(&self.activity)),
         )?));
         self.cluster.storages.lock().push(Arc::clone(&storage));
         Ok(storage)
@@ -447,6 +463,12 @@ impl Remote {
     /// heartbeat round read them: (node id, `HOST:PORT`).
     pub fn peer_addrs(&self) -> Vec<(String, String)> {
         self.cluster.peers.lock().iter().map(|(n, a)| (n.clone(), a.clone())).collect()
+    }
+
+    /// Records that this node is being queried: its manifests are then
+    /// polled every `poll_interval` again (see `pace.rs`).
+    pub fn note_query(&self) {
+        self.activity.note();
     }
 
     /// This node's id in the bucket.

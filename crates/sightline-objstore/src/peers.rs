@@ -20,8 +20,9 @@
 //! What reads peers: traces by id, searches and the listings (services,
 //! operations, tag names and values: `/internal/head/{services,
 //! operations,tag-names,tag-values}`), merged with the local listing and
-//! deduplicated. Dependencies stay local: they are counted over whole
-//! traces, which a peer's head alone does not hold.
+//! deduplicated; log searches (`/internal/logs/head`, merged by record,
+//! newest first) and the log services. Dependencies stay local: they are
+//! counted over whole traces, which a peer's head alone does not hold.
 
 use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
@@ -32,9 +33,9 @@ use futures_util::future::join_all;
 use parking_lot::Mutex;
 use prometheus_client::encoding::EncodeLabelSet;
 use sightline_model::{
-    AttributeScope, DependencyLink, LogBatch, LogPage, LogQuery, LogReader, LogTenantReaders, Operation,
-    QueryError, Span, SpanKind, SpanReader, TagNames, TagQuery, Tenant, TenantReaders, TraceId, TraceQuery,
-    Value, merge_tag_values, span_matches,
+    AttributeScope, DependencyLink, LogBatch, LogCursor, LogPage, LogQuery, LogReader, LogRecord,
+    LogTenantReaders, Operation, QueryError, Span, SpanKind, SpanReader, TagNames, TagQuery, Tenant,
+    TenantReaders, TraceId, TraceQuery, Value, merge_tag_values, span_matches,
 };
 
 use crate::{Metrics, Remote};
@@ -47,6 +48,7 @@ const OPERATIONS_PATH: &str = "/internal/head/operations";
 const TAG_NAMES_PATH: &str = "/internal/head/tag-names";
 const TAG_VALUES_PATH: &str = "/internal/head/tag-values";
 const LOG_SERVICES_PATH: &str = "/internal/logs/services";
+const LOG_HEAD_PATH: &str = "/internal/logs/head";
 /// The most a peer's answer may be: far above what its per-query result
 /// budget lets it build, so only a broken peer hits it.
 const MAX_ANSWER_BYTES: usize = 64 << 20;
@@ -57,7 +59,7 @@ const IDS_PER_REQUEST: usize = 100;
 #[derive(Debug, Clone, PartialEq, Eq, Hash, EncodeLabelSet)]
 pub(crate) struct PeerRequest {
     /// `traces`, `search`, `services`, `operations`, `tag_names`,
-    /// `tag_values` or `log_services`.
+    /// `tag_values`, `log_services` or `log_head`.
     pub(crate) op: &'static str,
     /// `ok`, `timeout` or `error`.
     pub(crate) outcome: &'static str,
@@ -240,6 +242,31 @@ impl Peers {
         self.fan_out("search", SEARCH_PATH, &[encoded], tenant, credentials, spans).await
     }
 
+    /// Every peer's log head records matching `query` (at most its limit
+    /// each), and a warning per peer that did not answer; `None` when the
+    /// query cannot be sent (see [`LogQuery::to_pairs`]).
+    async fn log_head(
+        &self,
+        query: &LogQuery,
+        tenant: &Tenant,
+        credentials: Option<&str>,
+    ) -> Option<(Vec<LogRecord>, Vec<String>)> {
+        let pairs = query.to_pairs()?;
+        let encoded = {
+            let mut q = form_urlencoded::Serializer::new(String::new());
+            for (name, value) in &pairs {
+                q.append_pair(name, value);
+            }
+            q.finish()
+        };
+        let decode = |body: &[u8]| {
+            let decoded = sightline_model::otlp::decode_logs_bytes(body)
+                .map_err(|e| format!("undecodable answer: {e}"))?;
+            Ok(decoded.records)
+        };
+        Some(self.fan_out("log_head", LOG_HEAD_PATH, &[encoded], tenant, credentials, decode).await)
+    }
+
     /// Every peer's answer to listing `path?pairs`, each decoded by
     /// `decode` from one protobuf `AnyValue`.
     async fn listing<T>(
@@ -397,6 +424,7 @@ impl TenantReaders for PeerReaders {
         tenant: &Tenant,
         credentials: Option<&str>,
     ) -> Result<Arc<dyn SpanReader>, QueryError> {
+        self.peers.remote.note_query();
         Ok(Arc::new(ClusterReader {
             local: self.local.reader_for(tenant, credentials).await?,
             peers: Arc::clone(&self.peers),
@@ -407,9 +435,11 @@ impl TenantReaders for PeerReaders {
     }
 }
 
-/// The log side of a node with peers: `/api/logs/services` also lists the
-/// services of live peers' log records (each node keeps the records it
-/// received), merged; searches and tails stay local.
+/// The log side of a node with peers: `/api/logs` also searches live
+/// peers' log heads (`/internal/logs/head`: what they acknowledged and
+/// have not flushed; their flushed blocks this node reads from the
+/// bucket), and `/api/logs/services` also lists the services of their log
+/// records, merged; live tails stay local.
 pub struct PeerLogReaders {
     local: Arc<dyn LogTenantReaders>,
     peers: Arc<Peers>,
@@ -433,6 +463,7 @@ impl LogTenantReaders for PeerLogReaders {
         tenant: &Tenant,
         credentials: Option<&str>,
     ) -> Result<Arc<dyn LogReader>, QueryError> {
+        self.peers.remote.note_query();
         Ok(Arc::new(ClusterLogReader {
             local: self.local.log_reader_for(tenant, credentials).await?,
             peers: Arc::clone(&self.peers),
@@ -454,8 +485,22 @@ struct ClusterLogReader {
 
 #[async_trait]
 impl LogReader for ClusterLogReader {
+    /// This node's page merged with every live peer's log head page:
+    /// each record once (a peer's head and the block it just flushed may
+    /// both hold it), newest first, cut to the limit.
     async fn find_logs(&self, query: &LogQuery) -> Result<LogPage, QueryError> {
-        self.local.find_logs(query).await
+        let peers = self.peers.log_head(query, &self.tenant, self.credentials.as_deref());
+        let (local, peers) = tokio::join!(self.local.find_logs(query), peers);
+        let mut page = local?;
+        let Some((found, warnings)) = peers else {
+            self.warnings.lock().push(
+                "peers' log heads were not asked: the body condition cannot be sent to them".to_owned(),
+            );
+            return Ok(page);
+        };
+        self.warnings.lock().extend(warnings);
+        merge_log_pages(&mut page, found, query);
+        Ok(page)
     }
 
     async fn log_services(&self) -> Result<Vec<String>, QueryError> {
@@ -483,6 +528,38 @@ impl LogReader for ClusterLogReader {
     fn warnings(&self) -> Vec<String> {
         self.warnings.lock().clone()
     }
+}
+
+/// Merges `found` (peers' head records) into this node's `page` for
+/// `query`: each record once (by its key: time and fingerprint), newest
+/// first, at most the query's limit. Peers' records are checked against
+/// the whole query again (a peer's window is widened to whole µs).
+fn merge_log_pages(page: &mut LogPage, found: Vec<LogRecord>, query: &LogQuery) {
+    if found.is_empty() {
+        return;
+    }
+    let limit = query.effective_limit();
+    // A peer's full page may have more behind it.
+    let peers_full = found.len() >= limit;
+    let key = |r: &LogRecord| (r.timestamp(), r.fingerprint());
+    let mut keyed: Vec<((u64, u64), LogRecord)> = std::mem::take(&mut page.records)
+        .into_iter()
+        .chain(found.into_iter().filter(|r| query.matches(r)))
+        .map(|r| (key(&r), r))
+        .collect();
+    keyed.sort_by_key(|k| std::cmp::Reverse(k.0));
+    keyed.dedup_by(|a, b| a.0 == b.0);
+    // More than a page (or a local page that was cut): there is a next
+    // one, starting after the last record kept.
+    let more = keyed.len() > limit || page.next.is_some() || peers_full;
+    keyed.truncate(limit);
+    page.next = match keyed.last() {
+        Some(((time, fingerprint), _)) if more => {
+            Some(LogCursor { time_unix_nanos: *time, fingerprint: *fingerprint })
+        }
+        _ => None,
+    };
+    page.records = keyed.into_iter().map(|(_, r)| r).collect();
 }
 
 /// One request's reader: local data plus peers' heads; what peers could
@@ -758,5 +835,52 @@ mod tests {
         // place by its newest span instead of vanishing.
         let loose = TraceQuery { operation: Some("nothing".into()), limit: 5, ..TraceQuery::default() };
         assert_eq!(rank(&merged, &loose, 5).len(), 3);
+    }
+
+    fn record(time: u64, body: &str) -> sightline_model::LogRecord {
+        sightline_model::LogRecord {
+            time_unix_nano: time,
+            observed_time_unix_nano: 0,
+            severity_number: 9,
+            severity_text: String::new(),
+            body: sightline_model::Value::Str(body.into()),
+            attributes: Vec::new(),
+            dropped_attributes_count: 0,
+            flags: 0,
+            trace_id: None,
+            span_id: None,
+            event_name: String::new(),
+            resource: Arc::new(Resource::new(Vec::new(), 0, String::new())),
+            scope: Arc::new(Scope::default()),
+        }
+    }
+
+    fn times(page: &sightline_model::LogPage) -> Vec<u64> {
+        page.records.iter().map(|r| r.time_unix_nano).collect()
+    }
+
+    #[test]
+    fn peers_log_records_merge_newest_first_each_once_up_to_the_limit() {
+        use sightline_model::{LogPage, LogQuery};
+        let query = LogQuery { limit: 3, ..LogQuery::default() };
+        // Local: a block record (10) and a head record (30); a peer: the
+        // same 30 (its head and the block it just became) and two more.
+        let mut page = LogPage { records: vec![record(30, "a"), record(10, "b")], ..LogPage::default() };
+        let found = vec![record(40, "c"), record(30, "a"), record(20, "d")];
+        super::merge_log_pages(&mut page, found, &query);
+        assert_eq!(times(&page), [40, 30, 20]);
+        let next = page.next.expect("10 is left for the next page");
+        assert_eq!(next.time_unix_nanos, 20);
+        // The next page: only what is after the cursor.
+        let query = LogQuery { after: Some(next), ..query };
+        let mut page = LogPage { records: vec![record(10, "b")], ..LogPage::default() };
+        super::merge_log_pages(&mut page, vec![record(40, "c")], &query);
+        assert_eq!(times(&page), [10], "a peer's record before the cursor is not repeated");
+        assert!(page.next.is_none());
+        // A peer's record outside the window is dropped too.
+        let query = LogQuery { start_unix_nanos: Some(15), limit: 3, ..LogQuery::default() };
+        let mut page = LogPage::default();
+        super::merge_log_pages(&mut page, vec![record(10, "x"), record(16, "y")], &query);
+        assert_eq!(times(&page), [16]);
     }
 }

@@ -30,7 +30,7 @@
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use bytes::Bytes;
 use object_store::PutMode;
@@ -43,6 +43,7 @@ use crate::Error;
 use crate::bucket::{Bucket, Put};
 use crate::cache::Cache;
 use crate::lease::Lease;
+use crate::pace::Pace;
 use crate::source::RemoteSource;
 
 const MANIFEST_FORMAT: u32 = 1;
@@ -99,7 +100,8 @@ pub struct ObjectStorage {
     /// instead of fetched back).
     published: Mutex<HashMap<String, Bytes>>,
     lease: Arc<Lease>,
-    poll_interval: Duration,
+    /// How often the manifest is read (`pace.rs`).
+    pace: Pace,
     /// The lossless mode: the WAL copies each group commit here.
     wal_mirror: bool,
 }
@@ -112,7 +114,7 @@ impl ObjectStorage {
         staging: PathBuf,
         cache: Arc<Cache>,
         lease: Arc<Lease>,
-        poll_interval: Duration,
+        pace: Pace,
     ) -> Result<ObjectStorage, Error> {
         match std::fs::remove_dir_all(&staging) {
             Ok(()) => {}
@@ -131,7 +133,7 @@ impl ObjectStorage {
             last: Mutex::new(None),
             published: Mutex::new(HashMap::new()),
             lease,
-            poll_interval,
+            pace,
             wal_mirror: false,
         })
     }
@@ -407,9 +409,9 @@ impl BlockStorage for ObjectStorage {
         known: Option<&ManifestVersion>,
     ) -> Result<Option<(ManifestState, ManifestVersion)>, sightline_store::Error> {
         let known = known.map(|v| v.0.as_str());
-        let Some(object) = self.bucket.wait(self.bucket.get_if_changed(&self.manifest_key(), known))? else {
-            return Ok(None);
-        };
+        let read = self.bucket.wait(self.bucket.get_if_changed(&self.manifest_key(), known))?;
+        self.pace.read(read.is_some(), Instant::now());
+        let Some(object) = read else { return Ok(None) };
         let doc = self.parse(&object.bytes)?;
         Ok(Some(self.remember(doc, object.e_tag)?))
     }
@@ -450,6 +452,8 @@ impl BlockStorage for ObjectStorage {
         match self.bucket.wait(self.bucket.put(&self.manifest_key(), Bytes::from(bytes), mode))? {
             Put::Done(Some(e_tag)) => {
                 *last = Some((doc, e_tag.clone()));
+                // This node is writing: others may be too.
+                self.pace.read(true, Instant::now());
                 Ok(ManifestVersion(e_tag))
             }
             Put::Done(None) => Err(sightline_store::Error::Storage {
@@ -558,7 +562,11 @@ impl BlockStorage for ObjectStorage {
     }
 
     fn poll_interval(&self) -> Duration {
-        self.poll_interval
+        self.pace.poll_interval()
+    }
+
+    fn poll_due(&self) -> bool {
+        self.pace.due(Instant::now())
     }
 
     fn wal_mirror(&self) -> Option<Arc<dyn sightline_wal::Mirror>> {

@@ -111,7 +111,7 @@ pub(crate) fn tenants_of<U: Unit>(units: &[U]) -> Vec<(String, usize)> {
 }
 
 fn ctx() -> Context {
-    Context { data_dir: "/tmp/sl".into(), memory_limit: 256 << 20 }
+    Context { data_dir: "/tmp/sl".into(), memory_limit: 256 << 20, max_tenants: 64 }
 }
 
 fn problems(text: &str) -> Vec<String> {
@@ -161,9 +161,20 @@ fn config_defaults_and_a_full_example_parse() {
             assert_eq!(o.queue_max_bytes, 64 << 20);
             assert_eq!(o.queue_dir, std::path::PathBuf::from("/tmp/sl/queues/otlp_backup"));
             assert_eq!(o.headers, vec![("x-api-key".to_string(), "k".to_string())]);
+            // Each tenant's requests name it in X-Scope-OrgID; as many
+            // tenant queues as --max-tenants (the context's).
+            assert_eq!(o.tenant_header, "X-Scope-OrgID");
+            assert_eq!(o.max_tenants, 64);
         }
         other => panic!("{other:?}"),
     }
+    let text = "[exporters.otlp]\nendpoint = \"http://h:4317\"\ntenant_header = \"X-Tenant\"\n";
+    let small = parse(&toml::from_str(text).unwrap(), &Context { max_tenants: 5, ..ctx() }).unwrap();
+    let o = small.exporters.get("otlp").and_then(|e| e.settings::<crate::exporter::otlp::Config>()).unwrap();
+    assert_eq!((o.tenant_header.as_str(), o.max_tenants), ("X-Tenant", 5));
+    let text = "[exporters.otlp]\nendpoint = \"http://h:4317\"\ntenant_header = \"no spaces\"\n";
+    let problems = parse(&toml::from_str(text).unwrap(), &ctx()).unwrap_err();
+    assert!(problems.iter().any(|p| p.to_string().contains("tenant_header")), "{problems:?}");
     match c.processors.get("tail_sampling").and_then(|p| p.settings::<tail::Config>()) {
         Some(t) => {
             assert_eq!(t.decision_wait, Duration::from_secs(2));
@@ -737,6 +748,8 @@ fn otlp_config(
         queue_max_bytes: 1 << 20,
         initial_backoff: Duration::from_millis(50),
         max_backoff: Duration::from_millis(200),
+        tenant_header: "X-Scope-OrgID".into(),
+        max_tenants: 64,
     }
 }
 

@@ -143,6 +143,9 @@ impl Background {
                 self.wake_compactor.notify_one();
             }
             allowed = now_allowed;
+            if !self.blocks.storage().poll_due() {
+                continue;
+            }
             let blocks = Arc::clone(&self.blocks);
             match run_blocking(move || blocks.refresh()).await {
                 Ok(false) => {}

@@ -142,7 +142,9 @@ impl<O: TenantOpener> Tenants<O> {
         all
     }
 
-    fn open_store(&self, tenant: &Tenant) -> Option<O::Store> {
+    /// `tenant`'s store if it is open on this node (nothing is looked up
+    /// in storage): what holds the tenant's heads.
+    pub fn open_store(&self, tenant: &Tenant) -> Option<O::Store> {
         if tenant.is_default() {
             return Some(self.default.clone());
         }

@@ -299,8 +299,11 @@ pub(crate) async fn serve(settings: Settings) -> anyhow::Result<()> {
             let local_logs = Arc::clone(&logs) as Arc<dyn LogTenantReaders>;
             let log_readers = sightline_objstore::PeerLogReaders::new(Arc::clone(&local_logs), peers);
             let heads = sightline_store::HeadReaders(Arc::clone(&store));
-            let internal = sightline_api::internal::router(Arc::new(heads))
-                .merge(sightline_api::internal::log_router(local_logs));
+            let internal =
+                sightline_api::internal::router(Arc::new(heads)).merge(sightline_api::internal::log_router(
+                    local_logs,
+                    Arc::new(sightline_logstore::LogHeadReaders(Arc::clone(&logs))),
+                ));
             (
                 Arc::new(readers) as Arc<dyn TenantReaders>,
                 internal,
@@ -515,9 +518,8 @@ async fn open_store(
             remote_options.advertise = settings.advertise_addr();
             remote_options.wal_mirror = settings.durability_bucket;
             remote_options.wal_replay_after = settings.dead_node_after;
-            if let Some(ttl) = test_hook("LEASE_TTL") {
-                remote_options.lease_ttl = ttl;
-            }
+            remote_options.lease_ttl = settings.lease_ttl;
+            remote_options.idle_poll_interval = settings.idle_poll_interval;
             if let Some(grace) = test_hook("DELETE_GRACE") {
                 remote_options.delete_grace = grace;
             }
@@ -546,7 +548,7 @@ async fn open_store(
 
 /// A test hook: `SIGHTLINE_TEST_<name>_MS` milliseconds, read by debug
 /// builds only (a release binary ignores it), so integration tests can
-/// shorten the compaction lease and the delete grace period, or pause a
+/// shorten the delete grace period, or pause a
 /// merge before its commit, without a flag users could stumble on.
 fn test_hook(name: &str) -> Option<Duration> {
     if !cfg!(debug_assertions) {

@@ -36,18 +36,37 @@ async fn reader(state: &ApiState, tenant: Option<Extension<Tenant>>) -> Result<A
     Ok(readers.log_reader(&tenant).await?)
 }
 
-/// `GET /api/logs`: one page, newest first.
+/// `GET /api/logs`: one page, newest first (on a node sharing a bucket,
+/// live peers' log heads too; a peer that did not answer is named in the
+/// warnings header).
 pub(crate) async fn search(
     State(state): State<ApiState>,
     tenant: Option<Extension<Tenant>>,
+    headers: axum::http::HeaderMap,
     RawQuery(raw): RawQuery,
 ) -> Result<Response, ApiError> {
     let raw = raw.unwrap_or_default();
     let params = Params::parse(&raw);
     let query = params::log_query(&params, true)?;
-    let reader = reader(&state, tenant).await?;
+    let tenant = tenant.map(|Extension(t)| t).unwrap_or_default();
+    let readers = state
+        .logs
+        .as_ref()
+        .ok_or_else(|| ApiError::NotImplemented("log storage is not enabled".to_owned()))?;
+    let credentials = headers.get(axum::http::header::AUTHORIZATION).and_then(|v| v.to_str().ok());
+    let reader = readers.log_reader_for(&tenant, credentials).await?;
     let page = reader.find_logs(&query).await?;
-    json(&dto::Page::new(&page, query.effective_limit()), pretty(&params))
+    let mut response = json(&dto::Page::new(&page, query.effective_limit()), pretty(&params))?;
+    if let Some(value) = crate::scope::warnings_header(&reader.warnings()) {
+        response.headers_mut().insert(crate::scope::WARNINGS_HEADER, value);
+    }
+    Ok(response)
+}
+
+/// The search a peer asks for at `/internal/logs/head`: the `/api/logs`
+/// parameters (see `LogQuery::to_pairs`).
+pub(crate) fn head_query(raw: &str) -> Result<LogQuery, ApiError> {
+    params::log_query(&Params::parse(raw), true)
 }
 
 /// `GET /api/logs/services`: service names with stored records (on a node

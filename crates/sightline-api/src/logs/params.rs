@@ -117,11 +117,11 @@ fn body_matcher(q: &str) -> Result<BodyMatcher, ApiError> {
                 .nest_limit(REGEX_NEST_LIMIT)
                 .build()
                 .map_err(|e| invalid("q", format!("invalid regular expression: {e}")))?;
-            Ok(BodyMatcher::new(move |text| re.is_match(text)))
+            Ok(BodyMatcher::new(move |text| re.is_match(text)).with_source(q))
         }
         _ => {
             let needle = q.to_owned();
-            Ok(BodyMatcher::new(move |text| text.contains(needle.as_str())))
+            Ok(BodyMatcher::new(move |text| text.contains(needle.as_str())).with_source(q))
         }
     }
 }
@@ -164,6 +164,34 @@ mod tests {
         let c = LogCursor { time_unix_nanos: 17, fingerprint: u64::MAX };
         assert_eq!(parse_cursor(&format_cursor(&c)).unwrap(), c);
         assert!(parse_cursor("x").is_err());
+    }
+
+    /// What a node sends its peers (`LogQuery::to_pairs`) parses back to
+    /// the same query.
+    #[test]
+    fn a_query_sent_to_a_peer_reads_back_the_same() {
+        let raw = "traceID=0af7651916cd43dd8448eb211c80319c&spanID=b7ad6b7169203331&service=api&\
+                   minSeverity=warn&q=%2Ftime%5Bo%5Dut%2F&tags=%7B%22a%3Ab%22%3A%22x%22%7D&start=5&end=9&limit=7&\
+                   cursor=8000-00000000000000ff";
+        let query = log_query(&Params::parse(raw), true).unwrap();
+        let pairs = query.to_pairs().unwrap();
+        let encoded: String = form_urlencoded::Serializer::new(String::new())
+            .extend_pairs(pairs.iter().map(|(k, v)| (*k, v)))
+            .finish();
+        let back = log_query(&Params::parse(&encoded), true).unwrap();
+        assert_eq!(back.trace_id, query.trace_id);
+        assert_eq!(back.span_id, query.span_id);
+        assert_eq!(back.service.as_deref(), Some("api"));
+        assert_eq!(back.min_severity, 13);
+        assert_eq!(back.body.as_ref().and_then(BodyMatcher::source), Some("/time[o]ut/"));
+        assert!(back.body.as_ref().is_some_and(|b| b.matches("a timeout")));
+        assert_eq!(back.tags.len(), 1);
+        assert_eq!((back.tags[0].key.as_str(), back.tags[0].value.as_str()), ("a:b", "x"));
+        assert_eq!((back.start_unix_nanos, back.end_unix_nanos), (Some(5000), Some(9000)));
+        assert_eq!((back.limit, back.after), (7, query.after));
+        // A body condition not built from a q text cannot be sent.
+        let opaque = LogQuery { body: Some(BodyMatcher::new(|_| true)), ..LogQuery::default() };
+        assert!(opaque.to_pairs().is_none());
     }
 
     #[test]

@@ -574,6 +574,10 @@ fn otlp_with(r: &Reader<'_>, ctx: &Context, id: &str, default_protocol: Protocol
         }
     };
     let headers = headers(r);
+    let tenant_header = r.str("tenant_header").unwrap_or_else(|| "X-Scope-OrgID".to_owned());
+    if http::HeaderName::from_bytes(tenant_header.as_bytes()).is_err() {
+        r.problems.push(&format!("{path}.tenant_header"), "a header name: letters, digits and `-`");
+    }
     let safe_id = id.replace('/', "_");
     some(crate::exporter::otlp::Config {
         endpoint,
@@ -587,6 +591,8 @@ fn otlp_with(r: &Reader<'_>, ctx: &Context, id: &str, default_protocol: Protocol
         queue_max_bytes: r.size("queue_max_size").unwrap_or(1 << 30),
         initial_backoff: r.duration("retry_initial_interval").unwrap_or(Duration::from_secs(1)),
         max_backoff: r.duration("retry_max_interval").unwrap_or(Duration::from_secs(30)),
+        tenant_header,
+        max_tenants: ctx.max_tenants,
     })
 }
 
@@ -696,15 +702,17 @@ pub(crate) fn prometheusremotewrite(r: &Reader<'_>, ctx: &Context, id: &str) -> 
         queue_max_bytes: r.size("queue_max_size").unwrap_or(1 << 30),
         initial_backoff: r.duration("retry_initial_interval").unwrap_or(Duration::from_secs(1)),
         max_backoff: r.duration("retry_max_interval").unwrap_or(Duration::from_secs(30)),
+        max_tenants: ctx.max_tenants,
     })
 }
 
-pub(crate) fn prometheus(r: &Reader<'_>, _: &Context, _: &str) -> Parsed {
+pub(crate) fn prometheus(r: &Reader<'_>, ctx: &Context, _: &str) -> Parsed {
     some(crate::exporter::prometheus::ScrapeConfig {
         endpoint: Some(
             r.addr("endpoint").unwrap_or_else(|| std::net::SocketAddr::from(([127, 0, 0, 1], 8889))),
         ),
         translation: translation(r, "const_labels"),
         metric_expiration: r.duration("metric_expiration").unwrap_or(Duration::from_secs(300)),
+        max_tenants: ctx.max_tenants,
     })
 }

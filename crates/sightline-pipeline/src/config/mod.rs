@@ -65,6 +65,9 @@ pub struct Context {
     pub data_dir: PathBuf,
     /// The process memory limit (`--memory-limit`), the memory limiter's default.
     pub memory_limit: u64,
+    /// Most tenants kept apart (`--max-tenants`): how many tenant queues
+    /// (and scrape series sets) an exporter opens at most.
+    pub max_tenants: usize,
 }
 
 /// A component's parsed settings. Each factory knows the concrete type it
@@ -224,6 +227,7 @@ pub fn default_config(ctx: &Context) -> PipelineConfig {
         endpoint: None,
         translation: crate::exporter::prometheus::Translation::default(),
         metric_expiration: std::time::Duration::from_secs(300),
+        max_tenants: ctx.max_tenants,
     };
     let defaults: [(Kind, &str, Arc<dyn Settings>); 9] = [
         (Kind::Receiver, "otlp", Arc::new(crate::receiver::OtlpConfig)),

@@ -4,13 +4,15 @@
 //! [`Fanout`] to several, [`debug::DebugExporter`] that prints what passes,
 //! [`otlp::OtlpExporter`] that forwards to another OTLP endpoint through a
 //! persistent queue, and the Prometheus exporters ([`prometheus`]). The
-//! queued ones (OTLP, remote write) share one delivery loop (`deliver`).
+//! queued ones (OTLP, remote write) share one delivery loop (`deliver`)
+//! and keep each tenant's data in a lane of its own (`tenants`).
 
 pub mod debug;
 mod deliver;
 pub mod otlp;
 pub mod prometheus;
 mod queue;
+mod tenants;
 pub(crate) mod unstored;
 
 /// Settings of the `store` exporter: none; the binary passes the store in

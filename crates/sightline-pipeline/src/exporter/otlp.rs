@@ -12,6 +12,14 @@
 //! retrying them forever would block everything behind them. Delivery is
 //! at-least-once.
 //!
+//! **Tenants.** Each tenant of the batches has a lane of its own
+//! (`super::tenants`: queue, delivery task), and its requests carry
+//! `tenant_header: <tenant>` (`X-Scope-OrgID` by default, as another
+//! Sightline, Tempo, Loki and Mimir read it) beside the configured
+//! headers, so forwarded data lands in its own tenant downstream; the
+//! default tenant's requests carry the configured headers only, as
+//! before. A tenant the endpoint keeps refusing retries on its own lane.
+//!
 //! An `https://` endpoint is reached over TLS (rustls, ring provider),
 //! trusting the platform's CA certificates — or the PEM bundle named by
 //! `SSL_CERT_FILE` / the folder `SSL_CERT_DIR`, as OpenSSL-based tools do,
@@ -36,6 +44,7 @@ use sightline_model::{
 };
 
 use super::deliver::{self, Backoff, Lane, Sent, Target};
+use super::tenants::{TenantLanes, headers_for};
 use crate::metrics::Metrics;
 use crate::{Component, Signal};
 
@@ -70,13 +79,18 @@ pub struct Config {
     pub initial_backoff: Duration,
     /// Longest retry delay.
     pub max_backoff: Duration,
+    /// The request header naming a batch's tenant (other than the
+    /// default one); `X-Scope-OrgID` unless configured.
+    pub tenant_header: String,
+    /// Most tenants with a queue of their own (`--max-tenants`).
+    pub max_tenants: usize,
 }
 
 /// The exporter.
 pub struct OtlpExporter {
     id: String,
     signal: Signal,
-    lane: Lane,
+    lanes: TenantLanes<Lane>,
 }
 
 impl OtlpExporter {
@@ -97,15 +111,29 @@ impl OtlpExporter {
         signal: Signal,
         metrics: Arc<Metrics>,
     ) -> Result<OtlpExporter, sightline_wal::Error> {
-        let queue = Lane::open_queue(&queue_dir(&config, signal), config.queue_max_bytes)?;
         let backoff = Backoff { initial: config.initial_backoff, max: config.max_backoff };
-        let target = OtlpTarget { signal, client: Client::new(&config, signal), config };
-        let lane = Lane::start(id, signal, Tenant::default(), queue, backoff, target, metrics);
-        Ok(OtlpExporter { id: id.to_owned(), signal, lane })
+        let root = queue_dir(&config, signal);
+        let (max_bytes, max_tenants) = (config.queue_max_bytes, config.max_tenants);
+        let lane_id = id.to_owned();
+        let start = move |tenant: &Tenant, queue| {
+            let mut config = config.clone();
+            config.headers = headers_for(&config.headers, &config.tenant_header, tenant);
+            let target = OtlpTarget { signal, client: Client::new(&config, signal), config };
+            Lane::start(&lane_id, signal, tenant.clone(), queue, backoff, target, Arc::clone(&metrics))
+        };
+        let lanes = TenantLanes::open(id, &root, max_bytes, max_tenants, start)?;
+        Ok(OtlpExporter { id: id.to_owned(), signal, lanes })
     }
 
-    /// Queues one export request of `items` spans, records or points.
-    async fn enqueue(&self, signal: Signal, items: u64, otlp: Bytes) -> Result<(), ConsumeError> {
+    /// Queues one export request of `items` spans, records or points of
+    /// `tenant`.
+    async fn enqueue(
+        &self,
+        signal: Signal,
+        tenant: &Tenant,
+        items: u64,
+        otlp: Bytes,
+    ) -> Result<(), ConsumeError> {
         if signal != self.signal {
             // NOTE: the builder makes one exporter per signal; this guards
             // the queue against a wiring mistake.
@@ -117,7 +145,7 @@ impl OtlpExporter {
         if items == 0 {
             return Ok(());
         }
-        self.lane.enqueue(items, otlp).await
+        self.lanes.lane(tenant).await?.enqueue(items, otlp).await
     }
 }
 
@@ -125,7 +153,8 @@ impl OtlpExporter {
 impl TracesConsumer for OtlpExporter {
     async fn consume_traces(&self, batch: Batch) -> Result<(), ConsumeError> {
         let items = batch.len() as u64;
-        self.enqueue(Signal::Traces, items, batch.into_otlp()).await
+        let tenant = batch.tenant().clone();
+        self.enqueue(Signal::Traces, &tenant, items, batch.into_otlp()).await
     }
 }
 
@@ -133,7 +162,8 @@ impl TracesConsumer for OtlpExporter {
 impl LogsConsumer for OtlpExporter {
     async fn consume_logs(&self, batch: LogBatch) -> Result<(), ConsumeError> {
         let items = batch.len() as u64;
-        self.enqueue(Signal::Logs, items, batch.into_parts().1).await
+        let tenant = batch.tenant().clone();
+        self.enqueue(Signal::Logs, &tenant, items, batch.into_parts().1).await
     }
 }
 
@@ -141,7 +171,8 @@ impl LogsConsumer for OtlpExporter {
 impl MetricsConsumer for OtlpExporter {
     async fn consume_metrics(&self, batch: MetricBatch) -> Result<(), ConsumeError> {
         let items = batch.data_points() as u64;
-        self.enqueue(Signal::Metrics, items, batch.into_parts().1).await
+        let tenant = batch.tenant().clone();
+        self.enqueue(Signal::Metrics, &tenant, items, batch.into_parts().1).await
     }
 }
 
@@ -162,12 +193,23 @@ impl Component for OtlpExporter {
     }
 
     async fn shutdown(&self) {
-        self.lane.shutdown().await;
+        // Queued data is durable: the next start resumes from the queues.
+        for (_, lane) in self.lanes.all() {
+            lane.shutdown().await;
+        }
     }
 
     fn health(&self) -> Option<ComponentHealth> {
-        let (bytes, records) = self.lane.depth();
-        let error = self.lane.last_error();
+        let (mut bytes, mut records, mut errors) = (0, 0, Vec::new());
+        for (tenant, lane) in self.lanes.all() {
+            let (b, r) = lane.depth();
+            bytes += b;
+            records += r;
+            if let Some(e) = lane.last_error() {
+                errors.push(if tenant.is_default() { e } else { format!("tenant {tenant}: {e}") });
+            }
+        }
+        let error = (!errors.is_empty()).then(|| errors.join("; "));
         Some(ComponentHealth {
             name: match self.signal {
                 Signal::Traces => format!("exporter {}", self.id),

@@ -272,7 +272,7 @@ async fn redaction_masks_log_bodies_attributes_and_resources() {
 // ----------------------------------------------------------------- config
 
 fn parse(text: &str) -> Result<crate::config::PipelineConfig, Vec<String>> {
-    let ctx = crate::config::Context { data_dir: "/tmp/sl".into(), memory_limit: 256 << 20 };
+    let ctx = crate::config::Context { data_dir: "/tmp/sl".into(), memory_limit: 256 << 20, max_tenants: 64 };
     crate::config::parse(&toml::from_str(text).unwrap(), &ctx)
         .map_err(|problems| problems.iter().map(ToString::to_string).collect())
 }
@@ -422,6 +422,8 @@ async fn otlp_exporter_forwards_logs_and_metrics_over_grpc_and_http() {
             queue_max_bytes: 1 << 20,
             initial_backoff: Duration::from_millis(50),
             max_backoff: Duration::from_millis(200),
+            tenant_header: "X-Scope-OrgID".into(),
+            max_tenants: 64,
         };
         let m = metrics();
         let logs =

@@ -131,6 +131,14 @@ pub trait BlockStorage: Send + Sync + fmt::Debug {
         std::time::Duration::from_secs(5)
     }
 
+    /// Whether the background poller's tick (every
+    /// [`BlockStorage::poll_interval`]) should read the manifest now: a
+    /// bucket paces its polls while nothing changes, since each is a
+    /// billed request. Explicit refreshes read regardless.
+    fn poll_due(&self) -> bool {
+        true
+    }
+
     /// Whether this process should merge and expire blocks now (in a
     /// shared store: it holds the compaction lease). Correctness never
     /// depends on it: a merge commits only while all its inputs are still

@@ -332,7 +332,8 @@ pub(crate) static SETTINGS: &[Setting] = &[
         value_name: "DURATION",
         default: Default::Value("2m"),
         help: "with `--durability bucket`: how long a node's heartbeat and newest WAL copy must be old before \
-               the lease holder replays its copies (at least 30s: longer than a heartbeat round plus a pause)",
+               the lease holder replays its copies; must exceed the heartbeat liveness window (three \
+               quarters of `--lease-ttl`), or a live node's copies would be replayed",
         apply: |s, v| {
             let d = timeout(v)?;
             if d < std::time::Duration::from_secs(5) {
@@ -350,6 +351,36 @@ pub(crate) static SETTINGS: &[Setting] = &[
         help: "how often a node looks for blocks other nodes wrote to the object store (a conditional GET)",
         apply: |s, v| {
             s.poll_interval = timeout(v)?;
+            Ok(())
+        },
+        in_file: true,
+    },
+    Setting {
+        name: "idle-poll-interval",
+        value_name: "DURATION",
+        default: Default::Value("30s"),
+        help: "the longest wait between two manifest polls while nothing changes and nobody queries this \
+               node: the wait doubles from `--poll-interval` up to this while idle (every poll is a billed \
+               request); the first query after an idle stretch may miss blocks flushed within it",
+        apply: |s, v| {
+            s.idle_poll_interval = timeout(v)?;
+            Ok(())
+        },
+        in_file: true,
+    },
+    Setting {
+        name: "lease-ttl",
+        value_name: "DURATION",
+        default: Default::Value("60s"),
+        help: "how long the compaction lease lasts unrenewed; heartbeats and renewals run every quarter of it \
+               and a node counts as live for three quarters after its last heartbeat. Shorter: faster \
+               failover and peer discovery, more billed requests (60s: 12 a minute; 30s: 24)",
+        apply: |s, v| {
+            let d = timeout(v)?;
+            if d < std::time::Duration::from_secs(2) {
+                return Err("a duration of at least 2s (30s or more outside tests), e.g. 60s");
+            }
+            s.lease_ttl = d;
             Ok(())
         },
         in_file: true,

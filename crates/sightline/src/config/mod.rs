@@ -132,6 +132,10 @@ pub(crate) struct Settings {
     pub(crate) node_id: Option<String>,
     pub(crate) cache_size: u64,
     pub(crate) poll_interval: Duration,
+    /// `--idle-poll-interval`.
+    pub(crate) idle_poll_interval: Duration,
+    /// `--lease-ttl`: also paces the heartbeat.
+    pub(crate) lease_ttl: Duration,
     /// `--advertise-addr` as given; see [`Settings::advertise_addr`].
     advertise_addr: Option<String>,
     /// `--peers`: other nodes' query APIs, `HOST:PORT`.
@@ -207,6 +211,8 @@ impl Settings {
             node_id: None,
             cache_size: 0,
             poll_interval: Duration::ZERO,
+            idle_poll_interval: Duration::ZERO,
+            lease_ttl: Duration::ZERO,
             max_block_age: None,
             advertise_addr: None,
             peers: Vec::new(),
@@ -360,6 +366,7 @@ impl Settings {
         let ctx = sightline_pipeline::config::Context {
             data_dir: settings.data_dir.clone(),
             memory_limit: if settings.memory_limit == 0 { 256 << 20 } else { settings.memory_limit as u64 },
+            max_tenants: settings.max_tenants,
         };
         let parsed = sightline_pipeline::config::parse(&pipeline_table, &ctx).and_then(|p| {
             match &settings.metrics_remote_write {
@@ -411,6 +418,20 @@ impl Settings {
                     .to_owned(),
             );
         }
+        // A node is live while its heartbeat (every quarter of the lease
+        // TTL) is at most three of them old; one taken for dead sooner would
+        // have its WAL copies replayed while it still serves them.
+        let live_window = settings.lease_ttl / 4 * 3;
+        if settings.durability_bucket && settings.dead_node_after <= live_window {
+            errors.push(format!(
+                "--dead-node-after {} must be longer than the heartbeat liveness window of --lease-ttl {} \
+                 ({}: three heartbeats, one every quarter of the TTL), or a live node's WAL copies would be \
+                 replayed; raise --dead-node-after or lower --lease-ttl",
+                shown(settings.dead_node_after),
+                shown(settings.lease_ttl),
+                shown(live_window),
+            ));
+        }
         match (&settings.tls_cert, &settings.tls_key, &settings.tls_client_ca) {
             (Some(_), None, _) | (None, Some(_), _) => {
                 errors.push("--tls-cert and --tls-key go together: give both or neither".to_owned());
@@ -458,6 +479,11 @@ pub(crate) fn parse_optional<T>(s: &str, parse: fn(&str) -> Option<T>) -> Option
 }
 
 /// Parses a duration such as `7d`, `12h`, `90s` or `1h30m`.
+/// A duration as an error message shows it: `90s`, `1500ms`.
+fn shown(d: Duration) -> String {
+    if d.subsec_millis() == 0 { format!("{}s", d.as_secs()) } else { format!("{}ms", d.as_millis()) }
+}
+
 pub(crate) fn parse_duration(s: &str) -> Option<Duration> {
     humantime::parse_duration(s.trim()).ok().filter(|d| !d.is_zero())
 }

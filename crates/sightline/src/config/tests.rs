@@ -158,6 +158,28 @@ fn storage_is_the_data_dir_a_folder_or_an_object_store() {
     assert!(e.contains("--durability") && e.contains("local or bucket"), "{e}");
     let e = Settings::resolve(args("s3://b").with("dead-node-after", "1s")).unwrap_err().to_string();
     assert!(e.contains("--dead-node-after"), "{e}");
+    // The default lease TTL (60s) gives a 45s liveness window: a shorter
+    // --dead-node-after would replay a live node's copies.
+    assert_eq!(s.lease_ttl, Duration::from_secs(60));
+    let lossless = |dead: &str, ttl: &str| {
+        Settings::resolve(
+            args("s3://b").with("durability", "bucket").with("dead-node-after", dead).with("lease-ttl", ttl),
+        )
+    };
+    let e = lossless("40s", "60s").unwrap_err().to_string();
+    assert!(
+        e.contains(
+            "--dead-node-after 40s must be longer than the heartbeat liveness window of --lease-ttl 60s (45s"
+        ),
+        "{e}"
+    );
+    assert_eq!(lossless("46s", "60s").unwrap().dead_node_after, Duration::from_secs(46));
+    assert_eq!(lossless("5s", "4s").unwrap().lease_ttl, Duration::from_secs(4));
+    // Without the lossless mode --dead-node-after is unused: not checked.
+    assert!(Settings::resolve(args("s3://b").with("lease-ttl", "10m")).is_ok());
+    let e = Settings::resolve(args("s3://b").with("lease-ttl", "1s")).unwrap_err().to_string();
+    assert!(e.contains("--lease-ttl"), "{e}");
+    assert_eq!(s.idle_poll_interval, Duration::from_secs(30));
 }
 
 /// `deploy/` configures nodes through `SIGHTLINE_*` variables only; every

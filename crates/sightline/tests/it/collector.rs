@@ -78,6 +78,83 @@ fn forwarding_survives_a_30s_outage_and_a_forwarder_restart() {
     assert_eq!(traces["data"].as_array().unwrap().len(), sent.len());
 }
 
+/// A forwarder keeps each batch's tenant: spans and log records sent to
+/// it as `team-a`, `team-b` and the default tenant land in those tenants
+/// of the Sightline it forwards to (traces over gRPC, logs over
+/// OTLP/HTTP), each only there.
+#[test]
+fn forwarded_data_lands_in_its_own_tenant_downstream() {
+    let dir = tempfile::tempdir().unwrap();
+    let backend = Server::start(&dir.path().join("backend"));
+    let grpc = backend.grpc.rsplit_once(':').map(|(_, p)| p.to_owned()).unwrap();
+    let config = dir.path().join("forwarder.toml");
+    std::fs::write(
+        &config,
+        format!(
+            "[exporters.otlp]\nendpoint = \"http://127.0.0.1:{grpc}\"\nretry_max_interval = \"1s\"\n\n\
+             [exporters.otlphttp]\nendpoint = \"{}\"\nretry_max_interval = \"1s\"\n\n\
+             [service.pipelines.traces]\nreceivers = [\"otlp\"]\nexporters = [\"otlp\"]\n\n\
+             [service.pipelines.logs]\nreceivers = [\"otlp\"]\nexporters = [\"otlphttp\"]\n",
+            backend.otlp_http
+        ),
+    )
+    .unwrap();
+    let forwarder =
+        Server::start_with(&dir.path().join("forwarder"), &["--config", config.to_str().unwrap()]);
+    let tenants = [Some("team-a"), Some("team-b"), None];
+    let mut ids = Vec::new();
+    for (n, tenant) in tenants.iter().enumerate() {
+        let (t, body) = trace_batch(1000 + n as u32);
+        let mut req = crate::harness::agent()
+            .post(&format!("{}/v1/traces", forwarder.otlp_http))
+            .header("content-type", "application/x-protobuf");
+        if let Some(tenant) = tenant {
+            req = req.header("X-Scope-OrgID", *tenant);
+        }
+        let resp = req.send(&body[..]).expect("POST");
+        assert_eq!(resp.status().as_u16(), 200);
+        let header = tenant.map(|t| ("X-Scope-OrgID", t));
+        crate::tenants::post_log(&forwarder, header, &format!("svc-{}", tenant.unwrap_or("default")));
+        ids.push(hex(&t));
+    }
+    let get = |tenant: Option<&str>, path: &str| {
+        let mut req = crate::harness::agent().get(&format!("{}{path}", backend.api));
+        if let Some(tenant) = tenant {
+            req = req.header("X-Scope-OrgID", tenant);
+        }
+        let mut resp = req.call().expect("GET");
+        let status = resp.status().as_u16();
+        let body = resp.body_mut().read_to_string().unwrap_or_default();
+        (status, serde_json::from_str::<serde_json::Value>(&body).unwrap_or_default())
+    };
+    for (i, tenant) in tenants.iter().enumerate() {
+        let deadline = Instant::now() + Duration::from_secs(30);
+        loop {
+            let (status, _) = get(*tenant, &format!("/api/traces/{}", ids[i]));
+            let (_, logs) = get(*tenant, "/api/logs?limit=100");
+            let services: Vec<&str> = logs["data"]
+                .as_array()
+                .map(|a| a.iter().filter_map(|r| r["service"].as_str()).collect())
+                .unwrap_or_default();
+            if status == 200 && !services.is_empty() {
+                assert_eq!(services, [format!("svc-{}", tenant.unwrap_or("default"))], "{tenant:?}: {logs}");
+                break;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "{tenant:?}: trace {status}, logs {logs}: {}",
+                forwarder.stderr()
+            );
+            std::thread::sleep(Duration::from_millis(200));
+        }
+        // Each trace is in its own tenant only.
+        for (j, other) in tenants.iter().enumerate().filter(|(j, _)| *j != i) {
+            let (status, _) = get(*other, &format!("/api/traces/{}", ids[i]));
+            assert_eq!(status, 404, "trace of {tenant:?} (#{j}) visible to {other:?}");
+        }
+    }
+}
+
 const SECRETS: &[&str] =
     &["hunter2-pass", "sk_live_51Hsecret", "alice@example.com", "4111111111111111", "eyJhbGciOiJIUzI1NiJ9"];
 

@@ -27,6 +27,8 @@
 //! - `objstore_logs`: log blocks in the shared bucket: served by every
 //!   node, two nodes flushing at once, kill -9 loses and doubles nothing.
 //! - `peers_listings`: services, operations and tags include live peers' heads.
+//! - `peers_logs`: log searches include live peers' log heads, paged
+//!   across nodes, each record once; a peer that does not answer is named.
 //! - `peers_tls`: peers ask each other over https, verified by `--peer-ca`.
 //! - `objstore_lease`: the lease holder killed mid-compaction; a stale holder's commit fails.
 //! - `objstore_faults`: a proxy injecting object-store faults (503/500/409,
@@ -48,6 +50,7 @@ mod objstore_lease;
 mod objstore_logs;
 mod peers;
 mod peers_listings;
+mod peers_logs;
 mod peers_tls;
 mod python_clients;
 mod security;

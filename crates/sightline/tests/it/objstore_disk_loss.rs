@@ -126,7 +126,9 @@ fn lossless_mode_a_lost_disk_loses_no_acknowledged_span() {
     let s3 = SeaweedFs::start();
     let url = s3.url("it-lossless");
     let dir = tempfile::tempdir().unwrap();
-    let lossless = ["--durability", "bucket", "--dead-node-after", "5s"];
+    // Heartbeats every second: a node is dead after 5 s, well past the 3 s
+    // liveness window.
+    let lossless = ["--durability", "bucket", "--dead-node-after", "5s", "--lease-ttl", "4s"];
     // B first, so it takes the lease and is the one that replays.
     let b = node(&s3, &url, &dir.path().join("b"), &[&lossless[..], &["--max-block-age", "2s"]].concat());
     let deadline = Instant::now() + Duration::from_secs(30);

@@ -30,10 +30,10 @@ const SPANS: usize = 2;
 /// their commit.
 fn node(s3: &SeaweedFs, url: &str, data: &Path, id: &str, pause_ms: u64) -> Server {
     let flags = ["--storage", url, "--max-block-age", "500ms", "--poll-interval", "200ms", "--node-id", id];
+    let flags = [&flags[..], &["--lease-ttl", "3s"]].concat();
     let mut env: Vec<(&str, String)> = Vec::new();
     let vars = s3.env();
     env.extend(vars.iter().map(|(k, v)| (k.as_str(), v.clone())));
-    env.push(("SIGHTLINE_TEST_LEASE_TTL_MS", "3000".into()));
     env.push(("SIGHTLINE_TEST_DELETE_GRACE_MS", "8000".into()));
     env.push(("SIGHTLINE_TEST_MERGE_COMMIT_PAUSE_MS", pause_ms.to_string()));
     Server::launch(data, Ports::free(), Launch { extra: &flags, env, ..Launch::default() })

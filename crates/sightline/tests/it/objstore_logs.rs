@@ -21,7 +21,7 @@ fn node(s3: &SeaweedFs, url: &str, data: &Path, ports: Ports) -> Server {
 
 /// POSTs records `bodies` of `service` as one OTLP/JSON request; panics
 /// unless acknowledged.
-fn post_logs(server: &Server, service: &str, bodies: &[String]) {
+pub(crate) fn post_logs(server: &Server, service: &str, bodies: &[String]) {
     let now = now_ns();
     let records: Vec<String> = bodies
         .iter()
@@ -84,7 +84,7 @@ fn wait_exactly(server: &Server, marker: &str, expected: &[String], why: &str) {
     }
 }
 
-fn batch(marker: &str, node: &str, round: usize, n: usize) -> Vec<String> {
+pub(crate) fn batch(marker: &str, node: &str, round: usize, n: usize) -> Vec<String> {
     (0..n).map(|i| format!("{marker} from {node} round {round} record {i}")).collect()
 }
 
@@ -108,7 +108,7 @@ fn log_blocks_in_a_bucket_are_served_by_every_node_and_survive_kill_9() {
 
     // Both nodes ingest and flush at once (a head cut every second), so
     // their manifest commits race; each node's records must reach the
-    // other through the bucket (there is no peer read of log heads).
+    // other (through the bucket, and its log head until flushed), each once.
     let mut expected = Vec::new();
     std::thread::scope(|scope| {
         for (server, name) in [(&a, "a"), (&b, "b")] {

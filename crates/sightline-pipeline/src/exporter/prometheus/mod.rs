@@ -25,10 +25,6 @@ use sightline_model::{Metric, MetricData, Temporality};
 use cumulative::{Accumulator, Folded, Kind, Point, Staged};
 use series::{Sample, base_labels, histogram, millis, push, summary, value_or_stale};
 
-/// Tenants whose series one exporter keeps apart at most (the store's
-/// default `--max-tenants`); a batch of one more is refused, retryably.
-pub(crate) const MAX_TENANTS: usize = 64;
-
 /// Data points that could not be exported, by reason (for a counter).
 pub(crate) type Drops = Vec<(&'static str, u64)>;
 

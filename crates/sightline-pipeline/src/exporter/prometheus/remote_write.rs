@@ -11,18 +11,18 @@
 //! give up (Prometheus says 400 for out-of-order or malformed samples).
 //! The queue holds `[data points: u32 LE][snappy(WriteRequest)]` records.
 //!
-//! **Tenants.** Each tenant of the batches has a lane of its own (queue,
-//! delivery task, delta running totals): the default tenant's queue in
-//! `queue_dir`, another's in `queue_dir/tenants/<tenant>` (reopened at
-//! start, so what was queued is still sent). A tenant's requests carry
-//! `X-Scope-OrgID: <tenant>` (replacing one set in `headers`), as Mimir and
-//! Cortex expect; the default tenant's carry only the configured
-//! `headers`. A tenant whose requests fail retries on its own lane while
-//! the others keep flowing. Each lane's queue may hold `queue_max_bytes`;
-//! at most [`MAX_TENANTS`] lanes are opened (a batch of one more is
-//! refused, retryably).
+//! **Tenants.** Each tenant of the batches has a lane of its own
+//! (`exporter::tenants`: queue, delivery task, plus here the delta running
+//! totals): the default tenant's queue in `queue_dir`, another's in
+//! `queue_dir/tenants/<tenant>` (reopened at start, so what was queued is
+//! still sent). A tenant's requests carry `X-Scope-OrgID: <tenant>`
+//! (replacing one set in `headers`), as Mimir and Cortex expect; the
+//! default tenant's carry only the configured `headers`. A tenant whose
+//! requests fail retries on its own lane while the others keep flowing.
+//! Each lane's queue may hold `queue_max_bytes`; at most `max_tenants`
+//! lanes are opened (`--max-tenants`; a batch of one more is refused,
+//! retryably).
 
-use std::collections::HashMap;
 use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
@@ -33,13 +33,11 @@ use prost::Message as _;
 use sightline_model::{ComponentHealth, ConsumeError, MetricBatch, MetricsConsumer, Tenant};
 
 use super::cumulative::{Accumulator, Staged};
-use super::{Keep, MAX_TENANTS, Translation, translate};
+use super::{Keep, Translation, translate};
 use crate::exporter::deliver::{self, Backoff, Lane, Sent, Target};
+use crate::exporter::tenants::{TENANT_HEADER, TenantLanes, headers_for};
 use crate::metrics::{Metrics, labels};
 use crate::{Component, Signal};
-
-/// The header naming the tenant, as Cortex, Mimir and Thanos read it.
-const TENANT_HEADER: &str = "X-Scope-OrgID";
 
 /// Settings of a remote-write exporter.
 #[derive(Debug, Clone, PartialEq)]
@@ -62,6 +60,8 @@ pub struct RemoteWriteConfig {
     pub initial_backoff: Duration,
     /// Longest retry delay.
     pub max_backoff: Duration,
+    /// Most tenants with a queue of their own (`--max-tenants`).
+    pub max_tenants: usize,
 }
 
 /// The exporter.
@@ -70,9 +70,7 @@ pub struct RemoteWriteExporter {
     config: RemoteWriteConfig,
     metrics: Arc<Metrics>,
     /// Each tenant's lane.
-    tenants: parking_lot::Mutex<HashMap<Tenant, Arc<TenantLane>>>,
-    /// Held while a lane opens, so a tenant's queue is opened once.
-    opening: tokio::sync::Mutex<()>,
+    tenants: TenantLanes<TenantLane>,
 }
 
 /// One tenant's queue, delivery and delta running totals.
@@ -91,64 +89,13 @@ impl RemoteWriteExporter {
         config: RemoteWriteConfig,
         metrics: Arc<Metrics>,
     ) -> Result<RemoteWriteExporter, sightline_wal::Error> {
-        let mut tenants = HashMap::new();
-        let mut open = vec![Tenant::default()];
-        if let Ok(dirs) = std::fs::read_dir(config.queue_dir.join("tenants")) {
-            open.extend(dirs.flatten().filter_map(|d| Tenant::new(d.file_name().to_str()?).ok()));
-        }
-        for tenant in open {
-            let queue = Lane::open_queue(&tenant_dir(&config, &tenant), config.queue_max_bytes)?;
-            let lane = start_lane(id, &config, &tenant, queue, &metrics);
-            tenants.insert(tenant, lane);
-        }
-        Ok(RemoteWriteExporter {
-            id: id.to_owned(),
-            config,
-            metrics,
-            tenants: parking_lot::Mutex::new(tenants),
-            opening: tokio::sync::Mutex::new(()),
-        })
-    }
-
-    /// The lane of `tenant`, opened at its first batch.
-    async fn lane(&self, tenant: &Tenant) -> Result<Arc<TenantLane>, ConsumeError> {
-        if let Some(lane) = self.tenants.lock().get(tenant) {
-            return Ok(Arc::clone(lane));
-        }
-        let _opening = self.opening.lock().await;
-        if let Some(lane) = self.tenants.lock().get(tenant) {
-            return Ok(Arc::clone(lane));
-        }
-        if self.tenants.lock().len() >= MAX_TENANTS {
-            return Err(ConsumeError::Overloaded {
-                reason: format!("exporter {}: queues of {MAX_TENANTS} tenants are open already", self.id),
-                retry_after: Duration::from_secs(30),
-            });
-        }
-        let dir = tenant_dir(&self.config, tenant);
-        let max_bytes = self.config.queue_max_bytes;
-        let queue = tokio::task::spawn_blocking(move || Lane::open_queue(&dir, max_bytes))
-            .await
-            .map_err(|e| e.to_string())
-            .and_then(|q| q.map_err(|e| e.to_string()))
-            .map_err(|e| ConsumeError::Unavailable {
-                reason: format!("exporter {}: cannot open the queue of tenant {tenant}: {e}", self.id),
-                retry_after: Duration::from_secs(5),
-            })?;
-        let lane = start_lane(&self.id, &self.config, tenant, queue, &self.metrics);
-        self.tenants.lock().insert(tenant.clone(), Arc::clone(&lane));
-        Ok(lane)
-    }
-}
-
-/// Where `tenant`'s queue lives: the default tenant's in `queue_dir`
-/// itself (as before tenants), another's in `tenants/<tenant>`, which the
-/// default queue's WAL ignores. Tenant names are plain path components.
-fn tenant_dir(config: &RemoteWriteConfig, tenant: &Tenant) -> PathBuf {
-    if tenant.is_default() {
-        config.queue_dir.clone()
-    } else {
-        config.queue_dir.join("tenants").join(tenant.as_str())
+        let lanes = {
+            let (id, config, metrics) = (id.to_owned(), config.clone(), Arc::clone(&metrics));
+            move |tenant: &Tenant, queue| start_lane(&id, &config, tenant, queue, &metrics)
+        };
+        let tenants =
+            TenantLanes::open(id, &config.queue_dir, config.queue_max_bytes, config.max_tenants, lanes)?;
+        Ok(RemoteWriteExporter { id: id.to_owned(), config, metrics, tenants })
     }
 }
 
@@ -158,20 +105,20 @@ fn start_lane(
     tenant: &Tenant,
     queue: crate::exporter::queue::Queue,
     metrics: &Arc<Metrics>,
-) -> Arc<TenantLane> {
+) -> TenantLane {
     let backoff = Backoff { initial: config.initial_backoff, max: config.max_backoff };
     let target = Http::new(config, tenant);
-    Arc::new(TenantLane {
+    TenantLane {
         lane: Lane::start(id, Signal::Metrics, tenant.clone(), queue, backoff, target, Arc::clone(metrics)),
         state: tokio::sync::Mutex::new(Accumulator::new(config.metric_expiration)),
-    })
+    }
 }
 
 #[async_trait]
 impl MetricsConsumer for RemoteWriteExporter {
     async fn consume_metrics(&self, batch: MetricBatch) -> Result<(), ConsumeError> {
         let points = batch.data_points() as u64;
-        let lane = self.lane(batch.tenant()).await?;
+        let lane = self.tenants.lane(batch.tenant()).await?;
         let mut state = lane.state.lock().await;
         let mut staged = Staged::default();
         let mut drops = Vec::new();
@@ -220,17 +167,14 @@ impl Component for RemoteWriteExporter {
     async fn shutdown(&self) {
         // Queued data is durable: the next start resumes from the queues
         // (delta running totals start over).
-        let lanes: Vec<_> = self.tenants.lock().values().cloned().collect();
-        for lane in lanes {
+        for (_, lane) in self.tenants.all() {
             lane.lane.shutdown().await;
         }
     }
 
     fn health(&self) -> Option<ComponentHealth> {
         let (mut bytes, mut records, mut errors) = (0, 0, Vec::new());
-        let mut lanes: Vec<_> = self.tenants.lock().iter().map(|(t, l)| (t.clone(), Arc::clone(l))).collect();
-        lanes.sort_by(|a, b| a.0.cmp(&b.0));
-        for (tenant, lane) in lanes {
+        for (tenant, lane) in self.tenants.all() {
             let (b, r) = lane.lane.depth();
             bytes += b;
             records += r;
@@ -281,11 +225,7 @@ impl Http {
     fn new(config: &RemoteWriteConfig, tenant: &Tenant) -> Http {
         let mut connector = hyper_util::client::legacy::connect::HttpConnector::new();
         connector.set_connect_timeout(Some(config.timeout));
-        let mut headers = config.headers.clone();
-        if !tenant.is_default() {
-            headers.retain(|(k, _)| !k.eq_ignore_ascii_case(TENANT_HEADER));
-            headers.push((TENANT_HEADER.to_owned(), tenant.as_str().to_owned()));
-        }
+        let headers = headers_for(&config.headers, TENANT_HEADER, tenant);
         Http {
             url: config.endpoint.clone(),
             headers,

@@ -15,9 +15,9 @@
 //! [`ScrapePage::render`] takes the tenant the caller authenticated as
 //! (the binary's `/metrics/otlp`, behind the same auth as the query APIs).
 //! An `endpoint` of its own has no authentication, so it serves the
-//! default tenant's series only. At most [`MAX_TENANTS`] tenants are kept;
-//! a batch of one more is refused (retryable), as the store refuses a
-//! tenant beyond `--max-tenants`.
+//! default tenant's series only. At most `max_tenants` tenants are kept
+//! (`--max-tenants`); a batch of one more is refused (retryable), as the
+//! store refuses a tenant beyond it.
 
 use std::collections::HashMap;
 use std::fmt::Write as _;
@@ -33,7 +33,7 @@ use tokio::task::JoinHandle;
 
 use super::cumulative::{Accumulator, Kind, Point, Staged};
 use super::series::{self, Sample, base_labels, histogram, push, summary};
-use super::{Keep, MAX_TENANTS, Translation, translate};
+use super::{Keep, Translation, translate};
 use crate::Component;
 use crate::metrics::{Metrics, labels};
 
@@ -48,6 +48,8 @@ pub struct ScrapeConfig {
     pub translation: Translation,
     /// Series not updated for this long are no longer served.
     pub metric_expiration: Duration,
+    /// Most tenants whose series are kept (`--max-tenants`).
+    pub max_tenants: usize,
 }
 
 /// The exporter.
@@ -64,6 +66,7 @@ struct State {
     expiration: Duration,
     /// Each tenant's series.
     series: Mutex<HashMap<Tenant, Accumulator>>,
+    max_tenants: usize,
     metrics: Arc<Metrics>,
     id: String,
 }
@@ -80,6 +83,7 @@ impl ScrapeExporter {
             translation: config.translation,
             expiration: config.metric_expiration,
             series: Mutex::new(HashMap::new()),
+            max_tenants: config.max_tenants.max(1),
             metrics,
             id: id.to_owned(),
         });
@@ -274,16 +278,17 @@ impl MetricsConsumer for ScrapeExporter {
         let mut drops = Vec::new();
         {
             let mut tenants = self.state.series.lock();
-            if !tenants.contains_key(batch.tenant()) && tenants.len() >= MAX_TENANTS {
+            let max = self.state.max_tenants;
+            if !tenants.contains_key(batch.tenant()) && tenants.len() >= max {
                 // Expired tenants make room.
                 tenants.retain(|_, series| {
                     series.commit(Staged::default());
                     series.len() > 0
                 });
-                if tenants.len() >= MAX_TENANTS {
+                if tenants.len() >= max {
                     return Err(ConsumeError::Overloaded {
                         reason: format!(
-                            "exporter {}: series of {MAX_TENANTS} tenants are kept already",
+                            "exporter {}: series of {max} tenants are kept already (--max-tenants)",
                             self.id
                         ),
                         retry_after: Duration::from_secs(30),

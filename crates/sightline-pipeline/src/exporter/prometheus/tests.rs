@@ -339,6 +339,7 @@ async fn sdk_counter_and_histogram_reach_a_real_prometheus_by_remote_write_and_s
             endpoint: Some("127.0.0.1:0".parse().unwrap()),
             translation: Translation { namespace: "scraped".into(), ..Translation::default() },
             metric_expiration: Duration::from_secs(300),
+            max_tenants: 64,
         },
         Arc::clone(&metrics),
     )
@@ -362,6 +363,7 @@ async fn sdk_counter_and_histogram_reach_a_real_prometheus_by_remote_write_and_s
             queue_max_bytes: 16 << 20,
             initial_backoff: Duration::from_millis(100),
             max_backoff: Duration::from_secs(1),
+            max_tenants: 64,
         },
         Arc::clone(&metrics),
     )
@@ -481,6 +483,7 @@ async fn a_refused_tenant_retries_on_its_own_lane_and_resumes_after_a_restart() 
         queue_max_bytes: 16 << 20,
         initial_backoff: Duration::from_millis(50),
         max_backoff: Duration::from_millis(200),
+        max_tenants: 64,
     };
     let metrics = Arc::new(crate::Metrics::default());
     let remote = RemoteWriteExporter::new("rw", config.clone(), Arc::clone(&metrics)).unwrap();
@@ -522,4 +525,58 @@ async fn a_refused_tenant_retries_on_its_own_lane_and_resumes_after_a_restart() 
         })
         .await;
     remote.shutdown().await;
+}
+
+/// The tenants kept apart follow `--max-tenants` (the config's
+/// `max_tenants`), not a constant: with 2, the default tenant and one more
+/// get queues, a third is refused retryably, naming the flag; the scrape
+/// exporter keeps that many tenants' series too.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_tenants_an_exporter_keeps_apart_follow_max_tenants() {
+    let target = TenantTarget::start().await;
+    let queue = tempfile::tempdir().unwrap();
+    let config = RemoteWriteConfig {
+        endpoint: target.url.clone(),
+        headers: Vec::new(),
+        timeout: Duration::from_secs(5),
+        translation: Translation::default(),
+        metric_expiration: Duration::from_secs(300),
+        queue_dir: queue.path().to_owned(),
+        queue_max_bytes: 16 << 20,
+        initial_backoff: Duration::from_millis(50),
+        max_backoff: Duration::from_millis(200),
+        max_tenants: 2,
+    };
+    let metrics = Arc::new(crate::Metrics::default());
+    let remote = RemoteWriteExporter::new("rw", config, Arc::clone(&metrics)).unwrap();
+    let ms = 1_000_000;
+    remote.consume_metrics(gauge_of(sightline_model::Tenant::DEFAULT, "d", ms)).await.unwrap();
+    remote.consume_metrics(gauge_of("team-a", "a", ms)).await.unwrap();
+    match remote.consume_metrics(gauge_of("team-b", "b", ms)).await {
+        Err(sightline_model::ConsumeError::Overloaded { reason, .. }) => {
+            assert!(reason.contains("2 tenants") && reason.contains("--max-tenants"), "{reason}");
+        }
+        other => panic!("a third tenant must be refused retryably: {other:?}"),
+    }
+    target
+        .wait_accepted("the two tenants", |ids| ids.contains(&None) && ids.contains(&Some("team-a".into())))
+        .await;
+    remote.shutdown().await;
+
+    let scrape = ScrapeExporter::new(
+        "prometheus",
+        ScrapeConfig {
+            endpoint: None,
+            translation: Translation::default(),
+            metric_expiration: Duration::from_secs(300),
+            max_tenants: 1,
+        },
+        metrics,
+    )
+    .unwrap();
+    scrape.consume_metrics(gauge_of(sightline_model::Tenant::DEFAULT, "d", ms)).await.unwrap();
+    assert!(matches!(
+        scrape.consume_metrics(gauge_of("team-a", "a", ms)).await,
+        Err(sightline_model::ConsumeError::Overloaded { .. })
+    ));
 }

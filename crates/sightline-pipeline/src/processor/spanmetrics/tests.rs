@@ -617,7 +617,7 @@ pub(crate) fn promtool_check_metrics(text: &str) {
 // ------------------------------------------------------- config and build
 
 fn parse(text: &str) -> Result<crate::config::PipelineConfig, Vec<String>> {
-    let ctx = crate::config::Context { data_dir: "/tmp/sl".into(), memory_limit: 256 << 20 };
+    let ctx = crate::config::Context { data_dir: "/tmp/sl".into(), memory_limit: 256 << 20, max_tenants: 64 };
     crate::config::parse(&toml::from_str(text).unwrap(), &ctx)
         .map_err(|problems| problems.iter().map(ToString::to_string).collect())
 }
