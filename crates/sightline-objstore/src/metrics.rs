@@ -74,7 +74,7 @@ impl Metrics {
         );
         r.register(
             "peer_requests",
-            "Requests to live peers for their heads (a query on one node asking what only another has),              by operation (traces, search) and outcome (ok, timeout, error)",
+            "Requests to live peers for their heads (a query on one node asking what only another has), by operation (traces, search, services, operations, tag_names, tag_values, log_services, log_head) and outcome (ok, timeout, error)",
             m.peer_requests.clone(),
         );
         r.register(
