@@ -41,6 +41,7 @@ use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
 use crate::Error;
+use crate::readbuf::POOL;
 use crate::source::Data;
 
 /// Bytes per checksummed chunk of `data.parquet` for blocks this build
@@ -332,15 +333,15 @@ impl VerifiedFile {
             )
         })?;
         let Some(sums) = &inner.sums else {
-            let mut buf = vec![0u8; length];
+            let mut buf = POOL.take(length);
             inner.data.read_exact_at(&mut buf, start).map_err(|e| read_failed(&inner.path, e))?;
-            return Ok(Bytes::from(buf));
+            return Ok(POOL.wrap(buf));
         };
         let cb = sums.chunk_bytes;
         let first = start / cb;
         let aligned_start = first * cb;
         let aligned_end = end.div_ceil(cb).saturating_mul(cb).min(inner.len);
-        let mut buf = vec![0u8; usize::try_from(aligned_end - aligned_start).unwrap_or(0)];
+        let mut buf = POOL.take(usize::try_from(aligned_end - aligned_start).unwrap_or(0));
         inner.data.read_exact_at(&mut buf, aligned_start).map_err(|e| read_failed(&inner.path, e))?;
         for (i, chunk) in buf.chunks(cb as usize).enumerate() {
             let index = first + i as u64;
@@ -357,7 +358,7 @@ impl VerifiedFile {
             }
         }
         let from = usize::try_from(start - aligned_start).unwrap_or(0);
-        Ok(Bytes::from(buf).slice(from..from + length))
+        Ok(POOL.wrap(buf).slice(from..from + length))
     }
 
     /// Checks every chunk of `source` (a data file kept elsewhere, named

@@ -58,6 +58,7 @@ mod json;
 mod meta;
 mod otlp;
 mod read;
+mod readbuf;
 mod row;
 mod salvage;
 mod schema;

@@ -36,6 +36,27 @@ static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 /// no safe setter (the workspace forbids `unsafe`), so the process
 /// re-executes itself once with the variable set, unless it is already
 /// set (then the operator's value wins).
+///
+/// The price is paid by queries: a read buffer freed by one page read goes
+/// back to the kernel and is faulted in again by the next (search p95 over
+/// 10M spans 26 → 61 ms in the 08:10 full run). The alternatives were
+/// measured on 1M spans and at testbed saturation (same binary, settings
+/// interleaved; busy machine, so server CPU seconds and page faults, not
+/// latencies, are the figures; BENCHMARKS.md has them) and none keeps both:
+/// - any nonzero delay (1 or 10 ms with mimalloc 2; 10 or 50 ms with
+///   mimalloc 3, whose arenas any thread purges) cuts a query run's page
+///   faults from ~345k to 46–125k, but leaves RSS 25–45 MiB higher under
+///   ingest (peak 168–185 against 135–143 MiB, 157–177 MiB at the end
+///   against 85–134), next to the 179 MiB soft limit;
+/// - `MIMALLOC_PURGE_DECOMMITS=0` (purge with `MADV_FREE`) faults least
+///   (10k) but the kernel counts lazily freed pages as resident until it
+///   needs them: VmRSS 194 MiB with 153 MiB of it `LazyFree`, so the
+///   limiter refused everything, and peak RSS — what operators and the
+///   overload tests watch — grows too. Reading `LazyFree` from
+///   `/proc/self/smaps_rollup` instead costs milliseconds a read.
+///
+/// So eager purging stays, and the read path keeps a few buffers itself
+/// (`sightline_block`'s `readbuf`).
 #[cfg(feature = "mimalloc")]
 fn purge_freed_pages_at_once() {
     use std::os::unix::process::CommandExt as _;
