@@ -49,7 +49,7 @@ pub use block::{FORMAT_V1, FORMAT_VERSION, LogBlockMeta};
 pub use check::{LogBlockCheck, LogRepairReport, LogVerifyReport, QUARANTINE_DIR, repair, verify};
 pub use error::Error;
 pub use metrics::Metrics;
-pub use store::{LogStore, MAX_QUERIES, Options, Shared};
+pub use store::{FLUSH_WAIT, LogStore, MAX_QUERIES, Options, Shared};
 pub use tenants::{LOGS_DIR, LogHeadReaders, LogOpener};
 
 #[cfg(test)]

@@ -22,6 +22,7 @@ use tokio::task::JoinHandle;
 
 use crate::block::{self, LogBlock};
 use crate::head::{Head, HeadBatch};
+use crate::metrics::Refusal;
 use crate::topk::TopK;
 use crate::{Error, Metrics};
 
@@ -43,9 +44,12 @@ pub struct Options {
     pub head_max_bytes: usize,
     /// Cut the head at least this often when it is not empty.
     pub head_max_age: Duration,
-    /// Heads cut but not yet flushed; beyond this, appends are refused
-    /// (retryably) until the flusher catches up.
+    /// Heads cut but not yet flushed; beyond this, appends wait up to
+    /// `flush_wait` for the flusher, then are refused (retryably).
     pub max_frozen_heads: usize,
+    /// How long an append waits for a flush when the head is full and
+    /// every frozen slot is taken, before it is refused ([`FLUSH_WAIT`]).
+    pub flush_wait: Duration,
     /// Delete blocks whose newest record is older than this (`--retention`,
     /// shared with traces).
     pub retention: Option<Duration>,
@@ -128,6 +132,7 @@ impl Options {
             head_max_bytes: memory.log_head_bytes().max(1 << 20),
             head_max_age: Duration::from_secs(300),
             max_frozen_heads: 2,
+            flush_wait: FLUSH_WAIT,
             retention: Some(Duration::from_secs(7 * 24 * 3600)),
             max_disk_bytes: None,
             row_group_rows: 16 << 10,
@@ -188,6 +193,9 @@ struct Inner {
     /// [`LogStore::flush_now`] would otherwise write the same frozen head
     /// into the same block folder at once.
     flushing: tokio::sync::Mutex<()>,
+    /// Notified whenever a frozen head leaves the list (appends waiting
+    /// for room, [`Inner::wait_for_room`]).
+    flushed: Notify,
     /// Serialises merges and retention (retention must not delete a block
     /// a merge is copying). Flushes do not wait on it: a merge of many
     /// blocks takes seconds, and ingest is refused while frozen heads
@@ -199,6 +207,32 @@ impl Inner {
     /// Where this store's live head is cut: its share of the heads' bound.
     fn head_limit(&self) -> usize {
         self.opts.shared.head_share(self.opts.head_max_bytes)
+    }
+
+    /// Whether an append may go in now: the live head is below its bound,
+    /// or a frozen slot is free for the cut the append then makes.
+    fn has_room(&self) -> bool {
+        let st = self.state.read();
+        st.frozen.len() < self.opts.max_frozen_heads || st.live.bytes < self.head_limit()
+    }
+
+    /// Waits up to `flush_wait` for [`Inner::has_room`]; `false`: still
+    /// no room, the append is refused.
+    async fn wait_for_room(&self) -> bool {
+        let deadline = tokio::time::Instant::now() + self.opts.flush_wait;
+        loop {
+            let flushed = self.flushed.notified();
+            tokio::pin!(flushed);
+            // Registered before the check, so a flush ending between the
+            // check and the wait still wakes this append.
+            flushed.as_mut().enable();
+            if self.has_room() {
+                return true;
+            }
+            if tokio::time::timeout_at(deadline, flushed).await.is_err() {
+                return self.has_room();
+            }
+        }
     }
 
     /// Commits a manifest change by compare-and-swap, then makes the
@@ -408,6 +442,25 @@ impl LogStore {
         self.inner.maintenance.lock().await
     }
 
+    /// Holds the flush lock as a running flush does: frozen heads stay
+    /// frozen while the guard lives (tests).
+    #[cfg(test)]
+    pub(crate) async fn hold_flushes(&self) -> tokio::sync::MutexGuard<'_, ()> {
+        self.inner.flushing.lock().await
+    }
+
+    /// The store's metrics (tests).
+    #[cfg(test)]
+    pub(crate) fn metrics(&self) -> &Metrics {
+        &self.inner.opts.metrics
+    }
+
+    /// Heads cut and waiting for a flush (tests).
+    #[cfg(test)]
+    pub(crate) fn frozen_heads(&self) -> usize {
+        self.inner.state.read().frozen.len()
+    }
+
     /// Bytes in the live head (tests).
     #[cfg(test)]
     pub(crate) fn live_bytes(&self) -> usize {
@@ -518,11 +571,21 @@ fn open_blocking(opts: Options) -> Result<Inner, Error> {
         tail,
         failed: Mutex::new(None),
         flushing: tokio::sync::Mutex::new(()),
+        flushed: Notify::new(),
         maintenance: tokio::sync::Mutex::new(()),
     })
 }
 
 const RETRY: Duration = Duration::from_secs(1);
+
+/// How long an append waits for a flush when the head is full and every
+/// frozen slot is taken, before it is refused (as the trace store's
+/// appends do; the default of [`Options::flush_wait`]). Refusing at once sent each sender away for its whole
+/// retry delay: 72 refusals in a 20 s run at 8 senders were 72 of its 160
+/// sender-seconds idle while a flush was about to end. A waiting append
+/// holds its request's share of the receivers' in-flight budget, so
+/// memory stays bounded: new requests are refused there instead.
+pub const FLUSH_WAIT: Duration = Duration::from_millis(500);
 
 /// How long a shutdown waits for the head's flush into a shared storage.
 const SHUTDOWN_FLUSH: Duration = Duration::from_secs(30);
@@ -531,51 +594,56 @@ const SHUTDOWN_FLUSH: Duration = Duration::from_secs(30);
 impl LogsConsumer for LogStore {
     async fn consume_logs(&self, batch: LogBatch) -> Result<(), ConsumeError> {
         let records = batch.len() as u64;
-        let result = self.consume(batch).await;
         let m = &self.inner.opts.metrics;
-        match &result {
-            Ok(()) => m.records_appended.inc_by(records),
-            Err(_) => m.refused.inc(),
-        };
-        result
+        match self.consume(batch).await {
+            Ok(()) => {
+                m.records_appended.inc_by(records);
+                Ok(())
+            }
+            Err((reason, e)) => {
+                m.refuse(reason);
+                Err(e)
+            }
+        }
     }
 }
 
 impl LogStore {
-    async fn consume(&self, batch: LogBatch) -> Result<(), ConsumeError> {
+    /// Appends `batch`; a refusal says why (for the metric's label).
+    async fn consume(&self, batch: LogBatch) -> Result<(), (Refusal, ConsumeError)> {
         let inner = &self.inner;
+        let unavailable = |reason: Refusal, why: String| {
+            (reason, ConsumeError::Unavailable { reason: why, retry_after: RETRY })
+        };
         if let Some(why) = inner.failed.lock().clone() {
-            return Err(ConsumeError::Unavailable {
-                reason: format!("log store failed: {why}"),
-                retry_after: RETRY,
-            });
+            return Err(unavailable(Refusal::failed, format!("log store failed: {why}")));
         }
         if inner.stop.load(Ordering::SeqCst) {
-            return Err(ConsumeError::Unavailable {
-                reason: "log store is shutting down".into(),
-                retry_after: RETRY,
-            });
+            return Err(unavailable(Refusal::shutting_down, "log store is shutting down".into()));
         }
         if batch.is_empty() {
             return Ok(());
         }
-        {
-            let st = inner.state.read();
-            if st.frozen.len() >= inner.opts.max_frozen_heads && st.live.bytes >= inner.head_limit() {
-                return Err(ConsumeError::Overloaded {
+        if !inner.wait_for_room().await {
+            return Err((
+                Refusal::head_full,
+                ConsumeError::Overloaded {
                     reason: "log store head is full and flushes are behind".into(),
                     retry_after: RETRY,
-                });
-            }
+                },
+            ));
         }
         // Indexing outside every lock.
         let indexed = HeadBatch::new(batch.otlp_bytes().clone(), batch.records());
         let guard = inner.cut_lock.read().await;
         inner.wal.append(batch.otlp_bytes().clone()).await.map_err(|e| {
             if e.is_retryable() {
-                ConsumeError::Overloaded { reason: format!("log WAL: {e}"), retry_after: RETRY }
+                (
+                    Refusal::wal,
+                    ConsumeError::Overloaded { reason: format!("log WAL: {e}"), retry_after: RETRY },
+                )
             } else {
-                ConsumeError::Unavailable { reason: format!("log WAL: {e}"), retry_after: RETRY }
+                unavailable(Refusal::wal, format!("log WAL: {e}"))
             }
         })?;
         let full = {
@@ -857,23 +925,30 @@ async fn flush_all(inner: &Arc<Inner>) -> Result<(), Error> {
 
 fn flush_one(inner: &Inner, frozen: &Arc<Frozen>) -> Result<(), Error> {
     let requests: Vec<&[u8]> = frozen.head.batches.iter().map(|b| b.otlp()).collect();
-    // The same head always gets the same id (a re-flush after a crash
+    // The same head always gets the same ids (a re-flush after a crash
     // replaces its own upload); the node prefix keeps nodes apart.
-    let id = format!("{}l{}", inner.opts.id_prefix, flushed_block_id(frozen.first, frozen.last));
-    let block = if frozen.head.records == 0 {
-        None
-    } else {
-        block::write_requests(inner.storage.staging_dir(), &id, &requests, inner.opts.row_group_rows)?;
-        inner.storage.publish(&id)?;
-        Some(Arc::new(LogBlock::open_in(&inner.storage, &id)?))
+    let base = format!("{}l{}", inner.opts.id_prefix, flushed_block_id(frozen.first, frozen.last));
+    let ids: Vec<String> = match frozen.head.records {
+        0 => Vec::new(),
+        n if n >= FLUSH_SPLIT_RECORDS => (0..2).map(|p| format!("{base}-{p}")).collect(),
+        _ => vec![base],
     };
-    let fresh: Vec<Arc<LogBlock>> = block.iter().cloned().collect();
-    // The block is listed and the head dropped in one step, so a search
+    let written =
+        block::write_requests(inner.storage.staging_dir(), &ids, &requests, inner.opts.row_group_rows)?;
+    let mut fresh: Vec<Arc<LogBlock>> = Vec::with_capacity(written.len());
+    for meta in &written {
+        inner.storage.publish(&meta.id)?;
+        fresh.push(Arc::new(LogBlock::open_in(&inner.storage, &meta.id)?));
+    }
+    // The blocks are listed and the head dropped in one step, so a search
     // sees the records once.
     inner.change(
         |next| {
-            if block.is_some() && !next.blocks.contains(&id) {
-                next.blocks.push(id.clone());
+            for block in &fresh {
+                let id = &block.meta().id;
+                if !next.blocks.contains(id) {
+                    next.blocks.push(id.clone());
+                }
             }
             next.wal_replay_from = next.wal_replay_from.max(frozen.last.0 + 1);
             Ok(())
@@ -881,20 +956,31 @@ fn flush_one(inner: &Inner, frozen: &Arc<Frozen>) -> Result<(), Error> {
         &fresh,
         |st| st.frozen.retain(|f| !Arc::ptr_eq(f, frozen)),
     )?;
+    inner.flushed.notify_waiters();
     inner.opts.metrics.flushes.inc();
     inner.wal.remove_through(frozen.last)?;
-    if let Some(b) = block {
-        tracing::debug!(block = %id, records = b.meta().record_count, bytes = b.meta().size_bytes, "log block flushed");
+    for b in &fresh {
+        let m = b.meta();
+        tracing::debug!(block = %m.id, records = m.record_count, bytes = m.size_bytes, "log block flushed");
     }
     Ok(())
 }
 
+/// A frozen head of at least this many records is flushed as two blocks
+/// written on two threads (each a run of the head's rows in block order),
+/// as the trace store splits its big heads: a flush is mostly encoding,
+/// one flush runs at a time, and at saturation ingest waits for it.
+/// Smaller heads make one block: halves of a small head would only make
+/// more blocks to merge.
+const FLUSH_SPLIT_RECORDS: usize = 16 << 10;
+
 /// Blocks merged at once, at most; and the fewest merged while together
 /// they make a block smaller than half [`COMPACT_MAX_RECORDS`] (which
 /// would be merged again). Flushed blocks are small (a 256 MiB budget
-/// gives a 4 MiB head, ~15 k records), and merging them four at a time
-/// rewrote a record three times on its way to a full block (15 k → 60 k →
-/// 240 k → 1 M), most of a record's ingest CPU; sixteen at a time, twice.
+/// gives an 8 MiB head, flushed as two blocks of ~13 k records), and
+/// merging them four at a time rewrote a record three times on its way to
+/// a full block (15 k → 60 k → 240 k → 1 M), most of a record's ingest
+/// CPU; sixteen at a time, twice.
 pub(crate) const COMPACT_MIN_INPUTS: usize = 16;
 const COMPACT_MAX_INPUTS: usize = 16;
 /// A merge never produces a block with more records than this: a search

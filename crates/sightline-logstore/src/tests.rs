@@ -272,8 +272,9 @@ async fn every_field_survives_a_flush_from_otlp_bytes() {
     // `plain` again in the second request: a retried export.
     let second = LogBatch::from_records(vec![records[3].clone(), records[4].clone(), plain]);
     let requests = [first.otlp_bytes().as_ref(), second.otlp_bytes().as_ref()];
-    let meta = block::write_requests(dir.path(), "w", &requests, 2).unwrap();
-    assert_eq!(meta.record_count, 5);
+    let metas = block::write_requests(dir.path(), &["w".to_owned()], &requests, 2).unwrap();
+    assert_eq!(metas.len(), 1);
+    assert_eq!(metas[0].record_count, 5);
     let read = |id: &str| {
         let block = LogBlock::open(&dir.path().join(id)).unwrap();
         let mut got = block::read::all_records(&block);
@@ -283,6 +284,19 @@ async fn every_field_survives_a_flush_from_otlp_bytes() {
     let mut want = records;
     want.sort_by_key(|r| (r.timestamp(), r.fingerprint()));
     assert_eq!(read("w"), want);
+
+    // Split into two blocks (a big head's flush on two threads): runs of
+    // the one sorted, deduplicated order, together the same records.
+    let ids = ["s-0".to_owned(), "s-1".to_owned()];
+    let metas = block::write_requests(dir.path(), &ids, &requests, 2).unwrap();
+    assert_eq!(metas.iter().map(|m| m.id.as_str()).collect::<Vec<_>>(), ["s-0", "s-1"]);
+    assert_eq!(metas.iter().map(|m| m.record_count).collect::<Vec<_>>(), [3, 2]);
+    let key = |r: &LogRecord| (r.service_name().to_owned(), r.timestamp());
+    let (low, high) = (read("s-0"), read("s-1"));
+    assert!(low.iter().map(key).max() <= high.iter().map(key).min(), "{low:?} then {high:?}");
+    let mut both: Vec<LogRecord> = low.into_iter().chain(high).collect();
+    both.sort_by_key(|r| (r.timestamp(), r.fingerprint()));
+    assert_eq!(both, want);
 
     // A record whose body field comes twice: prost merges (the second
     // string wins); the wire reader leaves the flush to prost.
@@ -307,7 +321,7 @@ async fn every_field_survives_a_flush_from_otlp_bytes() {
     len_field(&mut resource_logs, 2, &scope_logs);
     let mut bytes = Vec::new();
     len_field(&mut bytes, 1, &resource_logs);
-    block::write_requests(dir.path(), "m", &[&bytes], 2).unwrap();
+    block::write_requests(dir.path(), &["m".to_owned()], &[&bytes], 2).unwrap();
     let got = read("m");
     assert_eq!(got.len(), 1);
     assert_eq!(got[0].body, Value::Str("second".into()));
@@ -793,5 +807,87 @@ async fn verify_finds_a_damaged_log_block_and_repair_quarantines_it() {
     let page = store.find_logs(&LogQuery { limit: 1000, ..LogQuery::default() }).await.unwrap();
     assert_eq!(page.records.len(), 30);
     assert!(page.warnings.is_empty(), "{:?}", page.warnings);
+    store.shutdown().await;
+}
+
+/// A batch of `n` records of ~250 B each for `the_head_*` tests.
+fn wide_batch(res: &Arc<Resource>, i: u64, n: u64) -> LogBatch {
+    let records: Vec<LogRecord> = (0..n)
+        .map(|j| record(res, base() + i * n + j, 9, &format!("line {i}-{j} {}", "x".repeat(200)), None))
+        .collect();
+    LogBatch::from_records(records)
+}
+
+/// Fills a store whose flushes are held until the live head is full and
+/// every frozen slot is taken: the next append finds no room.
+async fn fill_while_flushes_are_held(store: &LogStore, res: &Arc<Resource>) -> u64 {
+    let mut i = 0;
+    // Each append that fills the live head cuts it while a frozen slot is
+    // free (two slots by default): three heads' worth, then no room.
+    while store.live_bytes() < (16 << 10) || store.frozen_heads() < 2 {
+        store.consume_logs(wide_batch(res, i, 20)).await.unwrap();
+        i += 1;
+    }
+    i
+}
+
+/// An append that finds the head full and every frozen slot waiting for a
+/// flush waits for it (up to `flush_wait`) instead of sending the client
+/// away for a whole retry delay; the records are all stored. Fails with
+/// the append refused at once.
+#[tokio::test]
+async fn an_append_waits_for_a_running_flush_instead_of_refusing() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut opts = Options::new(dir.path(), Arc::new(MemoryBudget::new(256 << 20)));
+    opts.head_max_bytes = 16 << 10;
+    opts.background_compaction = false;
+    // Long enough that only a failed flush could make it time out.
+    opts.flush_wait = Duration::from_secs(120);
+    let store = LogStore::open(opts).await.unwrap();
+    let res = resource("waiting");
+    let held = store.hold_flushes().await;
+    let n = fill_while_flushes_are_held(&store, &res).await;
+    let waiting = {
+        let store = store.clone();
+        let batch = wide_batch(&res, n, 20);
+        tokio::spawn(async move { store.consume_logs(batch).await })
+    };
+    tokio::time::sleep(Duration::from_millis(50)).await;
+    drop(held);
+    waiting.await.unwrap().expect("the append waited for the flush");
+    assert_eq!(store.metrics().refusals(crate::metrics::Refusal::head_full), 0);
+    store.flush_now().await.unwrap();
+    assert_eq!(store.blocks().iter().map(|b| b.record_count).sum::<u64>(), (n + 1) * 20);
+    store.shutdown().await;
+}
+
+/// When no flush ends within `flush_wait`, the append is refused
+/// retryably and the refusal is counted under its reason (`head_full`),
+/// so an operator can tell a store that cannot flush fast enough from a
+/// full disk (`wal`).
+#[tokio::test]
+async fn a_refusal_for_a_full_head_is_counted_under_its_reason() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut registry = prometheus_client::registry::Registry::default();
+    let mut opts = Options::new(dir.path(), Arc::new(MemoryBudget::new(256 << 20)));
+    opts.head_max_bytes = 16 << 10;
+    opts.background_compaction = false;
+    opts.flush_wait = Duration::ZERO;
+    opts.metrics = Arc::new(crate::Metrics::new(&mut registry));
+    let store = LogStore::open(opts).await.unwrap();
+    let res = resource("refused");
+    let held = store.hold_flushes().await;
+    let n = fill_while_flushes_are_held(&store, &res).await;
+    let refused = store.consume_logs(wide_batch(&res, n, 20)).await;
+    assert!(
+        matches!(&refused, Err(sightline_model::ConsumeError::Overloaded { reason, .. }) if reason.contains("head is full")),
+        "{refused:?}"
+    );
+    let mut text = String::new();
+    prometheus_client::encoding::text::encode(&mut text, &registry).unwrap();
+    assert!(text.lines().any(|l| l == r#"sightline_logstore_refused_total{reason="head_full"} 1"#), "{text}");
+    drop(held);
+    store.flush_now().await.unwrap();
+    assert_eq!(store.blocks().iter().map(|b| b.record_count).sum::<u64>(), n * 20);
     store.shutdown().await;
 }

@@ -84,35 +84,53 @@ fn write_with(
 }
 
 /// Writes the records of `requests` (OTLP `ExportLogsServiceRequest`s, as
-/// a head holds them) as block `id`, building rows from the wire bytes
-/// (`wire.rs`); requests in a shape that reader leaves to `prost` are
-/// decoded into records and written by [`write`] instead.
+/// a head holds them) as blocks `ids`: the rows, built from the wire bytes
+/// (`wire.rs`) and sorted once, split into as many runs in block order,
+/// each written on a thread of its own (encoding is a flush's cost, and one
+/// flush runs at a time). Requests in a shape that reader leaves to `prost`
+/// are decoded into records and written by [`write`] as the first id's
+/// block alone. Returns the blocks written, in order.
 pub(crate) fn write_requests(
     staging: &Path,
-    id: &str,
+    ids: &[String],
     requests: &[&[u8]],
     row_group_rows: usize,
-) -> Result<LogBlockMeta, Error> {
+) -> Result<Vec<LogBlockMeta>, Error> {
+    let Some(first) = ids.first() else { return Ok(Vec::new()) };
     let mut rows = Rows::default();
     let read = requests.iter().try_for_each(|r| rows.add_request(r)).and_then(|()| sort_rows(&mut rows));
     if let Err(e) = read {
-        tracing::debug!(block = id, error = %e, "log head read through prost for its flush");
+        tracing::debug!(block = %first, error = %e, "log head read through prost for its flush");
         let records = requests
             .iter()
             .filter_map(|r| ExportLogsServiceRequest::decode(*r).ok())
             .flat_map(|r| otlp::decode_logs_request(r).records)
             .collect();
-        return write(staging, id, records, row_group_rows);
+        return Ok(vec![write(staging, first, records, row_group_rows)?]);
     }
-    // A flush must keep up with ingest: fast compression (merges
-    // recompress).
-    let mut writer = BlockWriter::new(staging, id, row_group_rows, 0, false)?;
-    for chunk in rows.rows.chunks(CHUNK_ROWS) {
-        let batch = encode_rows(&rows.groups, chunk)
-            .map_err(|source| Error::Arrow { path: writer.data_path.clone(), source })?;
-        writer.write(&batch)?;
-    }
-    writer.finish()
+    let per_part = rows.rows.len().div_ceil(ids.len()).max(1);
+    let groups = &rows.groups;
+    let write_part = |id: &String, part: &[Row<'_>]| -> Result<LogBlockMeta, Error> {
+        // A flush must keep up with ingest: fast compression (merges
+        // recompress).
+        let mut writer = BlockWriter::new(staging, id, row_group_rows, 0, false)?;
+        for chunk in part.chunks(CHUNK_ROWS) {
+            let batch = encode_rows(groups, chunk)
+                .map_err(|source| Error::Arrow { path: writer.data_path.clone(), source })?;
+            writer.write(&batch)?;
+        }
+        writer.finish()
+    };
+    let mut parts = ids.iter().zip(rows.rows.chunks(per_part));
+    let Some((first_id, first_rows)) = parts.next() else { return Ok(Vec::new()) };
+    std::thread::scope(|scope| {
+        let others: Vec<_> = parts.map(|(id, part)| scope.spawn(move || write_part(id, part))).collect();
+        let mut metas = vec![write_part(first_id, first_rows)?];
+        for other in others {
+            metas.push(other.join().map_err(|_| Error::Task("a log block writer panicked".to_owned()))??);
+        }
+        Ok(metas)
+    })
 }
 
 /// Sorts rows into block order (service, time, fingerprint for ties) and
@@ -154,54 +172,82 @@ fn sort_rows(rows: &mut Rows<'_>) -> Result<(), WireError> {
     Ok(())
 }
 
+/// The Arrow builders of one chunk's columns, in the schema's order:
+/// what the head's rows ([`encode_rows`]) and decoded records
+/// ([`encode_chunk`]) both fill, finished in one place.
+struct Columns {
+    service: StringBuilder,
+    time: Int64Builder,
+    observed: Int64Builder,
+    severity_number: Int32Builder,
+    severity_text: StringBuilder,
+    trace_id: FixedSizeBinaryBuilder,
+    span_id: FixedSizeBinaryBuilder,
+    body: StringBuilder,
+    rest: BinaryBuilder,
+    origin: BinaryBuilder,
+}
+
+impl Columns {
+    /// Builders for `n` rows, sized by a typical record's field lengths.
+    fn with_capacity(n: usize) -> Columns {
+        Columns {
+            service: StringBuilder::with_capacity(n, n * 8),
+            time: Int64Builder::with_capacity(n),
+            observed: Int64Builder::with_capacity(n),
+            severity_number: Int32Builder::with_capacity(n),
+            severity_text: StringBuilder::with_capacity(n, n * 4),
+            trace_id: FixedSizeBinaryBuilder::with_capacity(n, 16),
+            span_id: FixedSizeBinaryBuilder::with_capacity(n, 8),
+            body: StringBuilder::with_capacity(n, n * 64),
+            rest: BinaryBuilder::with_capacity(n, n * 32),
+            origin: BinaryBuilder::with_capacity(n, n * 64),
+        }
+    }
+
+    fn finish(mut self) -> Result<RecordBatch, arrow_schema::ArrowError> {
+        let columns: Vec<ArrayRef> = vec![
+            Arc::new(self.service.finish()),
+            Arc::new(self.time.finish()),
+            Arc::new(self.observed.finish()),
+            Arc::new(self.severity_number.finish()),
+            Arc::new(self.severity_text.finish()),
+            Arc::new(self.trace_id.finish()),
+            Arc::new(self.span_id.finish()),
+            Arc::new(self.body.finish()),
+            Arc::new(self.rest.finish()),
+            Arc::new(self.origin.finish()),
+        ];
+        RecordBatch::try_new(schema::arrow_schema(), columns)
+    }
+}
+
 fn encode_rows(groups: &[Group], chunk: &[Row<'_>]) -> Result<RecordBatch, arrow_schema::ArrowError> {
-    let n = chunk.len();
-    let mut service = StringBuilder::with_capacity(n, n * 8);
-    let mut time = Int64Builder::with_capacity(n);
-    let mut observed = Int64Builder::with_capacity(n);
-    let mut severity_number = Int32Builder::with_capacity(n);
-    let mut severity_text = StringBuilder::with_capacity(n, n * 4);
-    let mut trace_id = FixedSizeBinaryBuilder::with_capacity(n, 16);
-    let mut span_id = FixedSizeBinaryBuilder::with_capacity(n, 8);
-    let mut body = StringBuilder::with_capacity(n, n * 64);
-    let mut rest = BinaryBuilder::with_capacity(n, n * 32);
-    let mut origin = BinaryBuilder::with_capacity(n, n * 64);
+    let mut c = Columns::with_capacity(chunk.len());
     for r in chunk {
         let g = &groups[r.group];
-        service.append_value(g.resource.service_name());
-        time.append_value(r.time as i64);
-        observed.append_value((r.observed as i64).wrapping_sub(r.time as i64));
-        severity_number.append_value(r.severity);
-        severity_text.append_value(r.severity_text);
+        c.service.append_value(g.resource.service_name());
+        c.time.append_value(r.time as i64);
+        c.observed.append_value((r.observed as i64).wrapping_sub(r.time as i64));
+        c.severity_number.append_value(r.severity);
+        c.severity_text.append_value(r.severity_text);
         match r.trace_id {
-            Some(id) => trace_id.append_value(id)?,
-            None => trace_id.append_null(),
+            Some(id) => c.trace_id.append_value(id)?,
+            None => c.trace_id.append_null(),
         }
         match r.span_id {
-            Some(id) => span_id.append_value(id)?,
-            None => span_id.append_null(),
+            Some(id) => c.span_id.append_value(id)?,
+            None => c.span_id.append_null(),
         }
         match &r.body {
-            Body::None => body.append_null(),
-            Body::Str(s) => body.append_value(s),
-            Body::Text(s) => body.append_value(s),
+            Body::None => c.body.append_null(),
+            Body::Str(s) => c.body.append_value(s),
+            Body::Text(s) => c.body.append_value(s),
         }
-        rest.append_value(&r.rest);
-        origin.append_value(&g.origin);
+        c.rest.append_value(&r.rest);
+        c.origin.append_value(&g.origin);
     }
-    let columns: Vec<ArrayRef> = vec![
-        Arc::new(service.finish()),
-        Arc::new(time.finish()),
-        Arc::new(observed.finish()),
-        Arc::new(severity_number.finish()),
-        Arc::new(severity_text.finish()),
-        Arc::new(trace_id.finish()),
-        Arc::new(span_id.finish()),
-        Arc::new(body.finish()),
-        Arc::new(rest.finish()),
-        Arc::new(origin.finish()),
-    ];
-    RecordBatch::try_new(schema::arrow_schema(), columns)
+    c.finish()
 }
 
 /// `records` in block order — by service, time, then fingerprint — with a
@@ -432,69 +478,47 @@ pub(crate) fn write_v1(
 }
 
 fn encode_chunk(chunk: &[Keyed]) -> Result<RecordBatch, arrow_schema::ArrowError> {
-    let n = chunk.len();
-    let mut service = StringBuilder::with_capacity(n, n * 8);
-    let mut time = Int64Builder::with_capacity(n);
-    let mut observed = Int64Builder::with_capacity(n);
-    let mut severity_number = Int32Builder::with_capacity(n);
-    let mut severity_text = StringBuilder::with_capacity(n, n * 4);
-    let mut trace_id = FixedSizeBinaryBuilder::with_capacity(n, 16);
-    let mut span_id = FixedSizeBinaryBuilder::with_capacity(n, 8);
-    let mut body = StringBuilder::with_capacity(n, n * 64);
-    let mut rest = BinaryBuilder::with_capacity(n, n * 32);
-    let mut origin = BinaryBuilder::with_capacity(n, n * 64);
+    let mut c = Columns::with_capacity(chunk.len());
     let mut last_origin: Option<(*const sightline_model::Resource, *const sightline_model::Scope, Vec<u8>)> =
         None;
     let mut text = String::new();
     for k in chunk {
         let r = &k.record;
-        service.append_value(r.service_name());
-        time.append_value(k.time as i64);
+        c.service.append_value(r.service_name());
+        c.time.append_value(k.time as i64);
         // Observed minus record time: usually the same small lag for a
         // source, so the dictionary stores it once (an absolute time costs
         // 8 bytes a record).
-        observed.append_value((r.observed_time_unix_nano as i64).wrapping_sub(k.time as i64));
-        severity_number.append_value(r.severity_number);
-        severity_text.append_value(&r.severity_text);
+        c.observed.append_value((r.observed_time_unix_nano as i64).wrapping_sub(k.time as i64));
+        c.severity_number.append_value(r.severity_number);
+        c.severity_text.append_value(&r.severity_text);
         match r.trace_id {
-            Some(id) => trace_id.append_value(id.as_bytes())?,
-            None => trace_id.append_null(),
+            Some(id) => c.trace_id.append_value(id.as_bytes())?,
+            None => c.trace_id.append_null(),
         }
         match r.span_id {
-            Some(id) => span_id.append_value(id.as_bytes())?,
-            None => span_id.append_null(),
+            Some(id) => c.span_id.append_value(id.as_bytes())?,
+            None => c.span_id.append_null(),
         }
         if r.body == Value::Empty {
-            body.append_null();
+            c.body.append_null();
         } else {
             text.clear();
             r.body.write_text(&mut text);
-            body.append_value(&text);
+            c.body.append_value(&text);
         }
-        rest.append_value(encode_rest(r));
+        c.rest.append_value(encode_rest(r));
         let key = (Arc::as_ptr(&r.resource), Arc::as_ptr(&r.scope));
         match &last_origin {
-            Some((res, sc, bytes)) if (*res, *sc) == key => origin.append_value(bytes),
+            Some((res, sc, bytes)) if (*res, *sc) == key => c.origin.append_value(bytes),
             _ => {
                 let bytes = encode_origin(&r.resource, &r.scope);
-                origin.append_value(&bytes);
+                c.origin.append_value(&bytes);
                 last_origin = Some((key.0, key.1, bytes));
             }
         }
     }
-    let columns: Vec<ArrayRef> = vec![
-        Arc::new(service.finish()),
-        Arc::new(time.finish()),
-        Arc::new(observed.finish()),
-        Arc::new(severity_number.finish()),
-        Arc::new(severity_text.finish()),
-        Arc::new(trace_id.finish()),
-        Arc::new(span_id.finish()),
-        Arc::new(body.finish()),
-        Arc::new(rest.finish()),
-        Arc::new(origin.finish()),
-    ];
-    RecordBatch::try_new(schema::arrow_schema(), columns)
+    c.finish()
 }
 
 /// Marker in `rest.time_unix_nano` for a record that had no time of its
