@@ -100,17 +100,12 @@ pub(crate) const MESSAGE_BYTES: usize = SPAN.bytes;
 /// size (structs per message, plus the body's bytes again for the strings
 /// copied out of it). Straight from the bytes where the signal can (see
 /// [`OtlpSignal::decode_bytes`]; the charge stays `prost`'s, an upper
-/// bound of what that path holds). First, where the signal can hand the
-/// body on undecoded ([`OtlpSignal::undecoded`]), neither the walk nor
-/// the charge is needed: the claim already holds the body.
+/// bound of what that path holds).
 fn decode_protobuf<S: OtlpSignal>(
     body: &Bytes,
     claim: &mut Claim,
     tenant: Tenant,
 ) -> Result<Decoded<S::Unit>, Failure> {
-    if let Some(undecoded) = S::undecoded(body, &tenant) {
-        return Ok(undecoded);
-    }
     let invalid = |e: String| Failure::bad_request(format!("invalid OTLP protobuf: {e}"));
     let cost = proto_cost(body, S::COST).map_err(invalid)?;
     claim.grow(cost.saturating_add(body.len()))?;

@@ -676,35 +676,12 @@ async fn http_claim_is_held_until_the_consumer_returns() {
     let receiver = s.receiver.clone();
     let task = tokio::spawn(async move { post(&receiver, PB, None, body).await.status });
     entered.recv().await.unwrap();
-    // The body (the WAL record) is held; its spans are handed on
-    // undecoded, so nothing else is.
+    // The body (the WAL record) and the decoded spans are held.
     let held = BUDGET - s.receiver.front().available();
-    assert_eq!(held, len, "{held} held for {len} bytes");
+    assert!(held > len && held < 20 * len, "{held} held for {len} bytes");
     release.add_permits(1);
     assert_eq!(task.await.unwrap(), StatusCode::OK);
     assert_eq!(s.receiver.front().available(), BUDGET);
-    let batch = &s.consumer.batches()[0];
-    assert!(batch.decoded_spans().is_none(), "a valid protobuf request is handed on as its bytes");
-    assert_eq!(batch.len(), 3);
-    assert_eq!(batch.spans().len(), 3, "and decodes on demand");
-}
-
-/// A request with a span the decoder rejects is decoded (to report it and
-/// re-encode the rest); so is JSON. The claim then holds the spans too.
-#[tokio::test]
-async fn partly_rejected_and_json_requests_hand_on_decoded_spans() {
-    let s = setup();
-    let mut request = three_spans();
-    request.resource_spans[0].scope_spans[0].spans[1].span_id = vec![1; 3];
-    let reply = post(&s.receiver, PB, None, request.encode_to_vec()).await;
-    assert_eq!(reply.status, StatusCode::OK);
-    let body = one_span_json("0102030405060708090a0b0c0d0e0f10", "0101010101010101");
-    assert_eq!(post(&s.receiver, JS, None, body).await.status, StatusCode::OK);
-    let batches = s.consumer.batches();
-    assert_eq!(
-        batches.iter().map(|b| (b.len(), b.decoded_spans().is_some())).collect::<Vec<_>>(),
-        [(2, true), (1, true)]
-    );
 }
 
 #[test]

@@ -69,13 +69,6 @@ pub(crate) trait OtlpSignal: Send + Sync + 'static {
     fn decode_bytes(_body: &Bytes, _tenant: &Tenant) -> Option<Result<Decoded<Self::Unit>, String>> {
         None
     }
-    /// The unit of a protobuf body handed on undecoded, where the signal
-    /// can (traces: a valid request with nothing to reject, see
-    /// `Batch::from_protobuf`); `None`: decode it. Tried before the
-    /// decoded-size walk and its charge, since nothing is decoded here.
-    fn undecoded(_body: &Bytes, _tenant: &Tenant) -> Option<Decoded<Self::Unit>> {
-        None
-    }
     /// Items counted for metrics: spans, log records, data points.
     fn count(unit: &Self::Unit) -> usize;
     /// Bytes the unit holds (decoded items plus encoding), an estimate.

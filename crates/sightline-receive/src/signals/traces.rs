@@ -35,15 +35,6 @@ impl OtlpSignal for Traces {
         unit_of(otlp::decode_request(request), raw, tenant)
     }
 
-    fn undecoded(body: &Bytes, tenant: &Tenant) -> Option<Decoded<Batch>> {
-        // The common case, every span valid: hand on the bytes alone. The
-        // default pipeline reads them in place and the store keeps them,
-        // so no span is decoded into the model unless a stage asks.
-        let batch = Batch::from_protobuf(body.clone())?;
-        let unit = (!batch.is_empty()).then(|| batch.with_tenant(tenant.clone()));
-        Some(Decoded { unit, rejected: 0, error_message: String::new() })
-    }
-
     fn decode_bytes(body: &Bytes, tenant: &Tenant) -> Option<Result<Decoded<Batch>, String>> {
         Some(
             otlp::decode_protobuf(body)
@@ -57,9 +48,7 @@ impl OtlpSignal for Traces {
     }
 
     fn held(unit: &Batch) -> usize {
-        // Not `spans()`: that would decode a batch that holds only bytes.
-        unit.otlp_bytes().len()
-            + unit.decoded_spans().map_or(0, |spans| spans.iter().map(Span::estimated_size).sum::<usize>())
+        unit.otlp_bytes().len() + unit.spans().iter().map(Span::estimated_size).sum::<usize>()
     }
 
     fn consume(consumer: Arc<Self::Consumer>, unit: Batch) -> super::Work {
