@@ -49,18 +49,34 @@ pub(crate) async fn search(
     let params = Params::parse(&raw);
     let query = params::log_query(&params, true)?;
     let tenant = tenant.map(|Extension(t)| t).unwrap_or_default();
+    let reader = log_reader(&state, &tenant, &headers).await?;
+    let page = reader.find_logs(&query).await?;
+    let mut response = json(&dto::Page::new(&page, query.effective_limit()), pretty(&params))?;
+    with_warnings(&mut response, reader.as_ref());
+    Ok(response)
+}
+
+/// The caller's tenant's log reader; on a node sharing a bucket it asks
+/// live peers with the caller's credentials.
+async fn log_reader(
+    state: &ApiState,
+    tenant: &Tenant,
+    headers: &axum::http::HeaderMap,
+) -> Result<Arc<dyn LogReader>, ApiError> {
     let readers = state
         .logs
         .as_ref()
         .ok_or_else(|| ApiError::NotImplemented("log storage is not enabled".to_owned()))?;
     let credentials = headers.get(axum::http::header::AUTHORIZATION).and_then(|v| v.to_str().ok());
-    let reader = readers.log_reader_for(&tenant, credentials).await?;
-    let page = reader.find_logs(&query).await?;
-    let mut response = json(&dto::Page::new(&page, query.effective_limit()), pretty(&params))?;
+    Ok(readers.log_reader_for(tenant, credentials).await?)
+}
+
+/// Names in the warnings header what `reader` left out (a peer that did
+/// not answer), as the trace APIs' middleware does for theirs.
+fn with_warnings(response: &mut Response, reader: &dyn LogReader) {
     if let Some(value) = crate::scope::warnings_header(&reader.warnings()) {
         response.headers_mut().insert(crate::scope::WARNINGS_HEADER, value);
     }
-    Ok(response)
 }
 
 /// The search a peer asks for at `/internal/logs/head`: the `/api/logs`
@@ -80,18 +96,11 @@ pub(crate) async fn services(
 ) -> Result<Response, ApiError> {
     let raw = raw.unwrap_or_default();
     let tenant = tenant.map(|Extension(t)| t).unwrap_or_default();
-    let readers = state
-        .logs
-        .as_ref()
-        .ok_or_else(|| ApiError::NotImplemented("log storage is not enabled".to_owned()))?;
-    let credentials = headers.get(axum::http::header::AUTHORIZATION).and_then(|v| v.to_str().ok());
-    let reader = readers.log_reader_for(&tenant, credentials).await?;
+    let reader = log_reader(&state, &tenant, &headers).await?;
     let services = reader.log_services().await?;
     let total = services.len();
     let mut response = json(&Envelope::ok(services, total), pretty(&Params::parse(&raw)))?;
-    if let Some(value) = crate::scope::warnings_header(&reader.warnings()) {
-        response.headers_mut().insert(crate::scope::WARNINGS_HEADER, value);
-    }
+    with_warnings(&mut response, reader.as_ref());
     Ok(response)
 }
 
