@@ -16,7 +16,12 @@
 //!   records (logs are kept by the node that received them);
 //! * `GET /internal/logs/head?<the /api/logs parameters>` — one page of
 //!   the node's log heads (records acknowledged, not yet in a flushed
-//!   block), answered as an OTLP `ExportLogsServiceRequest` in protobuf.
+//!   block), answered as an OTLP `ExportLogsServiceRequest` in protobuf;
+//! * `GET /internal/logs/tail?<the /api/logs/tail parameters>` — the
+//!   node's own live tail, one long answer of frames (records as an OTLP
+//!   `ExportLogsServiceRequest`, keep-alives; see
+//!   `sightline_model::TailFrame`), which a peer serving a client's tail
+//!   follows.
 //!
 //! The first two answer an OTLP `ExportTraceServiceRequest` in protobuf:
 //! compact, exact (no µs rounding, every attribute kind) and decoded by the
@@ -58,6 +63,8 @@ pub const HEAD_TAG_VALUES_PATH: &str = "/internal/head/tag-values";
 pub const LOG_SERVICES_PATH: &str = "/internal/logs/services";
 /// Path of the log head search.
 pub const LOG_HEAD_PATH: &str = "/internal/logs/head";
+/// Path of the node's own live log tail.
+pub const LOG_TAIL_PATH: &str = "/internal/logs/tail";
 /// Content type of the answers.
 pub const PROTOBUF: &str = "application/x-protobuf";
 /// Most trace ids one lookup takes (a search's result is capped the same
@@ -135,6 +142,7 @@ fn protobuf<'a>(spans: impl Iterator<Item = &'a Span>) -> Response {
 pub fn log_router(logs: Arc<dyn LogTenantReaders>, heads: Arc<dyn LogTenantReaders>) -> Router {
     Router::new()
         .route(LOG_SERVICES_PATH, get(log_services))
+        .route(LOG_TAIL_PATH, get(log_tail))
         .with_state(logs)
         .merge(Router::new().route(LOG_HEAD_PATH, get(log_head)).with_state(heads))
 }
@@ -149,6 +157,16 @@ async fn log_head(
     let page = heads.log_reader(&tenant(&extensions)).await?.find_logs(&query).await?;
     let body = otlp::encode_logs(&page.records).encode_to_vec();
     Ok(([(header::CONTENT_TYPE, HeaderValue::from_static(PROTOBUF))], body).into_response())
+}
+
+/// This node's own records only (`logs` is the local store: never the
+/// peers', so no tail is followed round a cluster).
+async fn log_tail(
+    State(logs): State<Arc<dyn LogTenantReaders>>,
+    extensions: axum::http::Extensions,
+    RawQuery(raw): RawQuery,
+) -> Result<Response, ApiError> {
+    crate::logs::peer_tail(logs, tenant(&extensions), &raw.unwrap_or_default()).await
 }
 
 async fn log_services(

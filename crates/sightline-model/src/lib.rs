@@ -26,6 +26,7 @@ mod peer;
 mod query;
 mod span;
 mod tags;
+mod tailframe;
 mod tenant;
 mod value;
 mod view;
@@ -40,7 +41,7 @@ pub use ids::{IdError, SpanId, TraceId};
 pub use log::{LogBatch, LogRecord};
 pub use logquery::{
     BodyMatcher, EmptyLogReader, GRAM_CHARS, LogCursor, LogPage, LogQuery, LogReader, LogTenantReaders,
-    MIN_WORD_CHARS, body_words, grams_of_substring, word_grams, words_of_substring,
+    MIN_WORD_CHARS, PeerTailEvent, body_words, grams_of_substring, word_grams, words_of_substring,
 };
 pub use memory::{MemoryBudget, Pressure};
 pub use metric::{
@@ -54,6 +55,7 @@ pub use tags::{
     AttributeScope, DEFAULT_TAG_LIMIT, TagNames, TagQuery, collect_tag_names, collect_tag_values,
     merge_tag_values,
 };
+pub use tailframe::{MAX_FRAME_BYTES, TAIL_KEEPALIVE, TailFrame, TailFrameError, TailFrameReader};
 pub use tenant::{Tenant, TenantError};
 pub use value::{KeyValue, Value};
 pub use view::{SpanView, WireSpan};

@@ -5,7 +5,7 @@ use std::fmt;
 use std::sync::Arc;
 
 use async_trait::async_trait;
-use tokio::sync::broadcast;
+use tokio::sync::{broadcast, mpsc};
 
 use crate::{LogBatch, LogRecord, QueryError, SpanId, TagFilter, Tenant, TraceId};
 
@@ -231,11 +231,45 @@ pub trait LogReader: Send + Sync {
     /// [`broadcast::error::RecvError::Lagged`] and should be dropped.
     fn subscribe_logs(&self) -> broadcast::Receiver<Arc<LogBatch>>;
 
+    /// The live records of the other nodes sharing this node's bucket
+    /// that match `query`, for a live tail that shows every node's
+    /// records, not only those of the node the client reached. `None`
+    /// for a reader of this node alone. The subscription lasts until the
+    /// receiver is dropped.
+    fn subscribe_peer_logs(&self, query: &LogQuery) -> Option<mpsc::Receiver<PeerTailEvent>> {
+        let _ = query;
+        None
+    }
+
     /// What the answers so far left out (peers that did not answer), as
     /// [`crate::SpanReader::warnings`]. Local readers leave nothing out.
     fn warnings(&self) -> Vec<String> {
         Vec::new()
     }
+}
+
+/// What a live tail hears from the other nodes (see
+/// [`LogReader::subscribe_peer_logs`]).
+#[derive(Debug, Clone)]
+pub enum PeerTailEvent {
+    /// Records a peer acknowledged. The peer filtered them already; a tail
+    /// checks them against its query again (a query sent on is rounded to
+    /// whole µs).
+    Records(Arc<LogBatch>),
+    /// The tail of `peer` is subscribed: its records from now on follow.
+    Connected {
+        /// The peer as warnings name it (node id and address).
+        peer: String,
+    },
+    /// The tail of `peer` ended or could not start: its records are
+    /// missing until a later [`PeerTailEvent::Connected`] (it is retried
+    /// while it stays a live peer).
+    Lost {
+        /// The peer as warnings name it.
+        peer: String,
+        /// Why, for the client.
+        reason: String,
+    },
 }
 
 /// The log reader of each tenant: the logs API asks for the request's

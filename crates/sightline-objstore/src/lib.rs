@@ -36,6 +36,7 @@ mod lease;
 mod metrics;
 mod pace;
 mod peers;
+mod peertail;
 mod policy;
 mod selftest;
 mod source;

@@ -21,7 +21,8 @@
 //! operations, tag names and values: `/internal/head/{services,
 //! operations,tag-names,tag-values}`), merged with the local listing and
 //! deduplicated; log searches (`/internal/logs/head`, merged by record,
-//! newest first) and the log services. Dependencies stay local: they are
+//! newest first), the log services and live log tails (`peertail.rs`).
+//! Dependencies stay local: they are
 //! counted over whole traces, which a peer's head alone does not hold.
 
 use std::collections::{HashMap, HashSet};
@@ -59,7 +60,8 @@ const IDS_PER_REQUEST: usize = 100;
 #[derive(Debug, Clone, PartialEq, Eq, Hash, EncodeLabelSet)]
 pub(crate) struct PeerRequest {
     /// `traces`, `search`, `services`, `operations`, `tag_names`,
-    /// `tag_values`, `log_services` or `log_head`.
+    /// `tag_values`, `log_services`, `log_head` or `log_tail` (a tail's
+    /// start: its outcome is whether it was subscribed).
     pub(crate) op: &'static str,
     /// `ok`, `timeout` or `error`.
     pub(crate) outcome: &'static str,
@@ -91,18 +93,22 @@ pub struct PeerOptions {
 
 /// One peer: how a warning names it, and where it answers.
 #[derive(Debug, Clone, PartialEq, Eq)]
-struct Peer {
-    name: String,
-    addr: String,
+pub(crate) struct Peer {
+    pub(crate) name: String,
+    pub(crate) addr: String,
 }
 
 /// The live peers and a client to ask them. See the module docs.
 #[derive(Debug)]
 pub struct Peers {
     client: reqwest::Client,
+    /// For live tails (`peertail.rs`): no limit on the whole answer, which
+    /// lasts as long as the tail, but one on each read (a peer sends a
+    /// keep-alive frame in quiet times).
+    pub(crate) stream_client: reqwest::Client,
     remote: Arc<Remote>,
-    options: PeerOptions,
-    metrics: Arc<Metrics>,
+    pub(crate) options: PeerOptions,
+    pub(crate) metrics: Arc<Metrics>,
 }
 
 impl Peers {
@@ -111,29 +117,40 @@ impl Peers {
         let metrics = Arc::clone(&remote.cluster.bucket.metrics);
         crate::install_crypto();
         let invalid = |why: String| crate::Error::InvalidUrl { url: "peers".into(), why };
-        let mut builder =
-            reqwest::Client::builder().timeout(options.timeout).connect_timeout(options.timeout);
-        if let Some(pem) = &options.ca_pem {
-            let certs = reqwest::Certificate::from_pem_bundle(pem).map_err(|e| {
-                invalid(format!("the peer CA file is not PEM certificates: {}", describe(&e)))
-            })?;
-            if certs.is_empty() {
-                return Err(invalid("the peer CA file holds no PEM certificate".into()));
-            }
-            builder = builder.tls_certs_only(certs);
-        }
-        if let Some(pem) = &options.identity_pem {
-            let identity = reqwest::Identity::from_pem(pem)
-                .map_err(|e| invalid(format!("the TLS certificate or key for peers: {}", describe(&e))))?;
-            builder = builder.identity(identity);
-        }
-        let client = builder.build().map_err(|e| invalid(describe(&e)))?;
-        Ok(Peers { client, remote, options, metrics })
+        let stream_client = client_builder(&options)?
+            .read_timeout(crate::peertail::read_timeout(options.timeout))
+            .build()
+            .map_err(|e| invalid(describe(&e)))?;
+        let client =
+            client_builder(&options)?.timeout(options.timeout).build().map_err(|e| invalid(describe(&e)))?;
+        Ok(Peers { client, stream_client, remote, options, metrics })
     }
+}
 
+/// A client builder with `options`' connect timeout and TLS settings.
+fn client_builder(options: &PeerOptions) -> Result<reqwest::ClientBuilder, crate::Error> {
+    let invalid = |why: String| crate::Error::InvalidUrl { url: "peers".into(), why };
+    let mut builder = reqwest::Client::builder().connect_timeout(options.timeout);
+    if let Some(pem) = &options.ca_pem {
+        let certs = reqwest::Certificate::from_pem_bundle(pem)
+            .map_err(|e| invalid(format!("the peer CA file is not PEM certificates: {}", describe(&e))))?;
+        if certs.is_empty() {
+            return Err(invalid("the peer CA file holds no PEM certificate".into()));
+        }
+        builder = builder.tls_certs_only(certs);
+    }
+    if let Some(pem) = &options.identity_pem {
+        let identity = reqwest::Identity::from_pem(pem)
+            .map_err(|e| invalid(format!("the TLS certificate or key for peers: {}", describe(&e))))?;
+        builder = builder.identity(identity);
+    }
+    Ok(builder)
+}
+
+impl Peers {
     /// The peers to ask now: the static list, then discovered nodes (a
     /// discovered node at a listed address is named by its node id).
-    fn list(&self) -> Vec<Peer> {
+    pub(crate) fn list(&self) -> Vec<Peer> {
         let mut out: Vec<Peer> =
             self.options.static_peers.iter().map(|a| Peer { name: a.clone(), addr: a.clone() }).collect();
         for (node, addr) in self.remote.peer_addrs() {
@@ -157,14 +174,7 @@ impl Peers {
         tenant: &Tenant,
         credentials: Option<&str>,
     ) -> Result<Vec<u8>, String> {
-        let scheme = if self.options.https { "https" } else { "http" };
-        let mut request = self.client.get(format!("{scheme}://{}{path}?{query}", peer.addr));
-        if !tenant.is_default() {
-            request = request.header("X-Scope-OrgID", tenant.as_str());
-        }
-        if let Some(credentials) = credentials {
-            request = request.header(reqwest::header::AUTHORIZATION, credentials);
-        }
+        let request = self.request(&self.client, peer, path, &query, tenant, credentials);
         let result = self.fetch(request).await;
         let outcome = match &result {
             Ok(_) => "ok",
@@ -173,6 +183,29 @@ impl Peers {
         };
         self.metrics.peer_requests.get_or_create(&PeerRequest { op, outcome }).inc();
         result.map_err(|(_, why)| why)
+    }
+
+    /// A GET of `path?query` from `peer` by `client`, as the caller: its
+    /// tenant and `Authorization` header are passed on, so the peer
+    /// grants exactly what this node granted.
+    pub(crate) fn request(
+        &self,
+        client: &reqwest::Client,
+        peer: &Peer,
+        path: &str,
+        query: &str,
+        tenant: &Tenant,
+        credentials: Option<&str>,
+    ) -> reqwest::RequestBuilder {
+        let scheme = if self.options.https { "https" } else { "http" };
+        let mut request = client.get(format!("{scheme}://{}{path}?{query}", peer.addr));
+        if !tenant.is_default() {
+            request = request.header("X-Scope-OrgID", tenant.as_str());
+        }
+        if let Some(credentials) = credentials {
+            request = request.header(reqwest::header::AUTHORIZATION, credentials);
+        }
+        request
     }
 
     /// Sends `request` and reads the answer's body; `Err((timed out, why))`.
@@ -388,7 +421,7 @@ fn tag_pairs(scope: Option<AttributeScope>, query: &TagQuery) -> Vec<(&'static s
 
 /// An error with its causes: reqwest's own message ("error sending request
 /// for url") says little without them.
-fn describe(e: &dyn std::error::Error) -> String {
+pub(crate) fn describe(e: &dyn std::error::Error) -> String {
     let mut text = e.to_string();
     let mut source = e.source();
     while let Some(cause) = source {
@@ -438,8 +471,9 @@ impl TenantReaders for PeerReaders {
 /// The log side of a node with peers: `/api/logs` also searches live
 /// peers' log heads (`/internal/logs/head`: what they acknowledged and
 /// have not flushed; their flushed blocks this node reads from the
-/// bucket), and `/api/logs/services` also lists the services of their log
-/// records, merged; live tails stay local.
+/// bucket), `/api/logs/services` also lists the services of their log
+/// records, merged, and a live tail also follows their tails
+/// (`/internal/logs/tail`, see `peertail.rs`).
 pub struct PeerLogReaders {
     local: Arc<dyn LogTenantReaders>,
     peers: Arc<Peers>,
@@ -523,6 +557,20 @@ impl LogReader for ClusterLogReader {
 
     fn subscribe_logs(&self) -> tokio::sync::broadcast::Receiver<Arc<LogBatch>> {
         self.local.subscribe_logs()
+    }
+
+    /// Every live peer's tail with `query`, as the caller (see
+    /// `peertail.rs`).
+    fn subscribe_peer_logs(
+        &self,
+        query: &LogQuery,
+    ) -> Option<tokio::sync::mpsc::Receiver<sightline_model::PeerTailEvent>> {
+        Some(crate::peertail::subscribe(
+            Arc::clone(&self.peers),
+            query,
+            self.tenant.clone(),
+            self.credentials.clone(),
+        ))
     }
 
     fn warnings(&self) -> Vec<String> {
