@@ -20,6 +20,7 @@ use axum::extract::{RawQuery, State};
 use axum::http::{HeaderValue, header};
 use axum::response::sse::{Event, KeepAlive, Sse};
 use axum::response::{IntoResponse, Response};
+use futures_util::future::BoxFuture;
 use futures_util::stream::{self, Stream};
 use sightline_model::{
     LogBatch, LogQuery, LogTenantReaders, PeerTailEvent, TAIL_KEEPALIVE, TailFrame, Tenant,
@@ -34,7 +35,7 @@ use crate::params::Params;
 
 /// Content type of the node-to-node tail.
 const FRAMES: &str = "application/x-sightline-tail-frames";
-/// How soon a node tail of a tenant without a log store looks again.
+/// How soon a tail of a tenant without a log store here looks again.
 const RESUBSCRIBE: Duration = Duration::from_secs(1);
 
 /// `GET /api/logs/tail`: every record acknowledged from now on that
@@ -55,14 +56,28 @@ pub(crate) async fn tail(
     let reader = super::log_reader(&state, &tenant, &headers).await?;
     let local = reader.subscribe_logs();
     let peers = reader.subscribe_peer_logs(&query);
-    let events = tail_events(local, peers, query);
+    // A tenant without a log store here yet: its tail is closed at once.
+    // Alone, the stream ends and the client reconnects; with peers it goes
+    // on, and looks for this node's store again now and then.
+    let resubscribe: Resubscribe = Box::new(move || {
+        let (state, tenant, headers) = (state.clone(), tenant.clone(), headers.clone());
+        Box::pin(async move {
+            super::log_reader(&state, &tenant, &headers).await.ok().map(|r| r.subscribe_logs())
+        })
+    });
+    let events = tail_events(local, peers, query, resubscribe);
     Ok(Sse::new(events).keep_alive(KeepAlive::new().interval(Duration::from_secs(15))).into_response())
 }
+
+/// Subscribes this node's tail again.
+type Resubscribe =
+    Box<dyn Fn() -> BoxFuture<'static, Option<broadcast::Receiver<Arc<LogBatch>>>> + Send + Sync>;
 
 /// What the client's stream reads from.
 struct Sources {
     /// `None` once this node's tail closed (a tenant without a log store).
     local: Option<broadcast::Receiver<Arc<LogBatch>>>,
+    resubscribe: Resubscribe,
     /// `None` without peers, or once their supervisor is gone.
     peers: Option<mpsc::Receiver<PeerTailEvent>>,
     query: LogQuery,
@@ -70,6 +85,8 @@ struct Sources {
 
 enum Next {
     Local(Result<Arc<LogBatch>, RecvError>),
+    /// Time to look for this node's store again.
+    Resubscribe,
     Peer(Option<PeerTailEvent>),
 }
 
@@ -77,14 +94,15 @@ fn tail_events(
     local: broadcast::Receiver<Arc<LogBatch>>,
     peers: Option<mpsc::Receiver<PeerTailEvent>>,
     query: LogQuery,
+    resubscribe: Resubscribe,
 ) -> impl Stream<Item = Result<Event, Infallible>> {
-    let start = Box::new(Sources { local: Some(local), peers, query });
+    let start = Box::new(Sources { local: Some(local), resubscribe, peers, query });
     let batches = stream::unfold(Some(start), |state| async move {
         let mut src = state?;
         loop {
             let next = tokio::select! {
-                r = async { match src.local.as_mut() { Some(rx) => rx.recv().await, None => std::future::pending().await } } => Next::Local(r),
-                e = async { match src.peers.as_mut() { Some(rx) => rx.recv().await, None => std::future::pending().await } } => Next::Peer(e),
+                next = next_local(&mut src.local) => next,
+                next = next_peer(&mut src.peers) => next,
             };
             match next {
                 Next::Local(Ok(batch)) | Next::Peer(Some(PeerTailEvent::Records(batch))) => {
@@ -101,6 +119,7 @@ fn tail_events(
                     return Some((vec![event], None));
                 }
                 Next::Local(Err(RecvError::Closed)) => src.local = None,
+                Next::Resubscribe => src.local = (src.resubscribe)().await,
                 Next::Peer(None) => src.peers = None,
                 Next::Peer(Some(PeerTailEvent::Connected { peer })) => {
                     let data = serde_json::json!({ "peer": peer, "connected": true });
@@ -121,6 +140,26 @@ fn tail_events(
         }
     });
     futures_util::StreamExt::flat_map(batches, |events| stream::iter(events.into_iter().map(Ok)))
+}
+
+/// This node's next batch; without a tail, a while later, the time to
+/// look for one again.
+async fn next_local(local: &mut Option<broadcast::Receiver<Arc<LogBatch>>>) -> Next {
+    match local {
+        Some(rx) => Next::Local(rx.recv().await),
+        None => {
+            tokio::time::sleep(RESUBSCRIBE).await;
+            Next::Resubscribe
+        }
+    }
+}
+
+/// The peers' next event; never without peers.
+async fn next_peer(peers: &mut Option<mpsc::Receiver<PeerTailEvent>>) -> Next {
+    match peers {
+        Some(rx) => Next::Peer(rx.recv().await),
+        None => std::future::pending().await,
+    }
 }
 
 /// One `log` event per record of `batch` that matches `query`.
@@ -228,10 +267,15 @@ mod tests {
         Arc::new(LogBatch::from_records(vec![record]))
     }
 
+    /// A tenant that never gets a log store on this node.
+    fn no_store() -> Resubscribe {
+        Box::new(|| Box::pin(async { None }))
+    }
+
     #[tokio::test]
     async fn a_client_that_falls_behind_gets_a_final_event_and_is_dropped() {
         let (tx, rx) = broadcast::channel(2);
-        let mut events = Box::pin(tail_events(rx, None, LogQuery::default()));
+        let mut events = Box::pin(tail_events(rx, None, LogQuery::default(), no_store()));
         tx.send(batch("one")).unwrap();
         assert!(events.next().await.is_some(), "a client that keeps up gets records");
         // Three more batches into a buffer of two before the client reads.
@@ -251,7 +295,7 @@ mod tests {
     async fn peer_records_and_notices_merge_with_local_ones() {
         let (local_tx, local_rx) = broadcast::channel(8);
         let (peer_tx, peer_rx) = mpsc::channel(8);
-        let mut events = Box::pin(tail_events(local_rx, Some(peer_rx), LogQuery::default()));
+        let mut events = Box::pin(tail_events(local_rx, Some(peer_rx), LogQuery::default(), no_store()));
         peer_tx.send(PeerTailEvent::Connected { peer: "node-b".into() }).await.unwrap();
         let text = format!("{:?}", events.next().await.unwrap().unwrap());
         assert!(text.contains("peer") && text.contains("node-b") && text.contains("true"), "{text}");
@@ -276,6 +320,30 @@ mod tests {
         assert!(format!("{:?}", events.next().await.unwrap().unwrap()).contains("later-b"));
         drop(peer_tx);
         assert!(events.next().await.is_none());
+    }
+
+    /// A tenant whose store on this node appears after the tail started
+    /// (its first records here): with peers, the tail finds it and goes
+    /// on with its records.
+    #[tokio::test]
+    async fn a_tail_with_peers_finds_a_store_that_appears_later() {
+        let (_peer_tx, peer_rx) = mpsc::channel(8);
+        let (later_tx, _) = broadcast::channel::<Arc<LogBatch>>(8);
+        let later = later_tx.clone();
+        let resubscribe: Resubscribe = Box::new(move || {
+            let rx = later.subscribe();
+            Box::pin(async move { Some(rx) })
+        });
+        let closed = broadcast::channel(1).1;
+        let mut events = Box::pin(tail_events(closed, Some(peer_rx), LogQuery::default(), resubscribe));
+        let sent = tokio::spawn(async move {
+            while later_tx.receiver_count() == 0 {
+                tokio::time::sleep(Duration::from_millis(10)).await;
+            }
+            later_tx.send(batch("first-here")).unwrap();
+        });
+        assert!(format!("{:?}", events.next().await.unwrap().unwrap()).contains("first-here"));
+        sent.await.unwrap();
     }
 
     /// A node tail sends the records that match the query, and a reader
