@@ -241,9 +241,8 @@ impl Inner {
     /// `fresh` are the blocks the change lists, already open. Returns the
     /// ids that left the served list.
     ///
-    /// In a shared storage a conflict means another node committed first:
-    /// the manifest is read again and `change` applied to it again (it may
-    /// refuse, as a merge whose inputs are gone does). Blocking.
+    /// Conflicts with other nodes' commits are retried as the trace
+    /// store's are ([`sightline_store::swap_manifest`]). Blocking.
     fn change(
         &self,
         change: impl Fn(&mut ManifestState) -> Result<(), Error>,
@@ -251,30 +250,12 @@ impl Inner {
         also: impl FnOnce(&mut State),
     ) -> Result<Vec<String>, Error> {
         let mut manifest = self.manifest.lock();
-        let mut conflicts = 0;
-        loop {
-            let mut next = manifest.0.clone();
-            change(&mut next)?;
-            match self.storage.swap_manifest(manifest.1.as_ref(), &next) {
-                Ok(version) => {
-                    let removed = self.follow(&next, fresh, also);
-                    *manifest = (next, Some(version));
-                    return Ok(removed);
-                }
-                Err(sightline_store::Error::ManifestConflict { .. })
-                    if self.storage.shared() && conflicts < MAX_CONFLICTS =>
-                {
-                    conflicts += 1;
-                    let (state, version) = match self.storage.read_manifest()? {
-                        Some((state, version)) => (state, Some(version)),
-                        None => (ManifestState::default(), None),
-                    };
-                    self.follow(&state, &[], |_| {});
-                    *manifest = (state, version);
-                }
-                Err(e) => return Err(e.into()),
-            }
-        }
+        let (next, version) = sightline_store::swap_manifest(&*self.storage, &mut manifest, change, |state| {
+            self.follow(state, &[], |_| {});
+        })?;
+        let removed = self.follow(&next, fresh, also);
+        *manifest = (next, Some(version));
+        Ok(removed)
     }
 
     /// Follows changes other nodes made to a shared manifest: reads it if
@@ -329,10 +310,6 @@ impl Inner {
         removed
     }
 }
-
-/// How often a change is applied again after losing the manifest to
-/// another node's commit before giving up (the caller retries later).
-const MAX_CONFLICTS: usize = 32;
 
 /// The durable log store. Clones are handles to the same store (the
 /// per-tenant router hands them out); it stops when the last is dropped.

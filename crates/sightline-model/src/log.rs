@@ -39,6 +39,29 @@ pub struct LogRecord {
 }
 
 impl LogRecord {
+    /// An `INFO` record of the text `body` at `time_unix_nano` (observed
+    /// then too) from an unnamed service, with nothing else set: the base
+    /// that tests and tools vary by struct update
+    /// (`LogRecord { severity_number: 17, ..LogRecord::info(t, "x") }`)
+    /// rather than spelling out every field.
+    pub fn info(time_unix_nano: u64, body: impl Into<String>) -> LogRecord {
+        LogRecord {
+            time_unix_nano,
+            observed_time_unix_nano: time_unix_nano,
+            severity_number: 9,
+            severity_text: "INFO".into(),
+            body: Value::Str(body.into()),
+            attributes: Vec::new(),
+            dropped_attributes_count: 0,
+            flags: 0,
+            trace_id: None,
+            span_id: None,
+            event_name: String::new(),
+            resource: Arc::new(Resource::new(Vec::new(), 0, String::new())),
+            scope: Arc::new(Scope::default()),
+        }
+    }
+
     /// The resource's `service.name`, or [`crate::UNKNOWN_SERVICE`].
     pub fn service_name(&self) -> &str {
         self.resource.service_name()

@@ -106,27 +106,10 @@ impl TailFrameReader {
 
 #[cfg(test)]
 mod tests {
-    use std::sync::Arc;
-
     use super::*;
-    use crate::{Resource, Scope, Value};
 
     fn record(body: &str) -> LogRecord {
-        LogRecord {
-            time_unix_nano: 7,
-            observed_time_unix_nano: 8,
-            severity_number: 9,
-            severity_text: "INFO".into(),
-            body: Value::Str(body.into()),
-            attributes: Vec::new(),
-            dropped_attributes_count: 0,
-            flags: 0,
-            trace_id: None,
-            span_id: None,
-            event_name: String::new(),
-            resource: Arc::new(Resource::new(Vec::new(), 0, String::new())),
-            scope: Arc::new(Scope::default()),
-        }
+        LogRecord { observed_time_unix_nano: 8, ..LogRecord::info(7, body) }
     }
 
     /// Frames split at any byte come back whole and in order.

@@ -47,19 +47,8 @@ impl Node {
         let now = SystemTime::now().duration_since(UNIX_EPOCH).unwrap().as_nanos() as u64;
         let records = (0..10u64)
             .map(|i| LogRecord {
-                time_unix_nano: now + i,
-                observed_time_unix_nano: now + i,
-                severity_number: 9,
-                severity_text: "INFO".into(),
-                body: Value::Str(format!("{node} round {round} record {i}")),
-                attributes: Vec::new(),
-                dropped_attributes_count: 0,
-                flags: 0,
-                trace_id: None,
-                span_id: None,
-                event_name: String::new(),
                 resource: Arc::clone(&resource),
-                scope: Arc::new(Scope::default()),
+                ..LogRecord::info(now + i, format!("{node} round {round} record {i}"))
             })
             .collect();
         self.logs.consume_logs(LogBatch::from_records(records)).await.unwrap();

@@ -886,21 +886,7 @@ mod tests {
     }
 
     fn record(time: u64, body: &str) -> sightline_model::LogRecord {
-        sightline_model::LogRecord {
-            time_unix_nano: time,
-            observed_time_unix_nano: 0,
-            severity_number: 9,
-            severity_text: String::new(),
-            body: sightline_model::Value::Str(body.into()),
-            attributes: Vec::new(),
-            dropped_attributes_count: 0,
-            flags: 0,
-            trace_id: None,
-            span_id: None,
-            event_name: String::new(),
-            resource: Arc::new(Resource::new(Vec::new(), 0, String::new())),
-            scope: Arc::new(Scope::default()),
-        }
+        sightline_model::LogRecord::info(time, body)
     }
 
     fn times(page: &sightline_model::LogPage) -> Vec<u64> {

@@ -45,8 +45,8 @@ mod wait;
 
 pub use blockset::plan::{CompactionPolicy, RetentionPolicy, Width};
 pub use blockset::{
-    BlockStorage, LocalFolder, ManifestState, ManifestVersion, decode_manifest, encode_manifest,
-    flushed_block_id, merged_block_id,
+    BlockStorage, LocalFolder, MAX_MANIFEST_CONFLICTS, ManifestState, ManifestVersion, decode_manifest,
+    encode_manifest, flushed_block_id, merged_block_id, swap_manifest,
 };
 pub use error::Error;
 pub use metrics::Metrics;

@@ -244,26 +244,12 @@ fn frames(
 #[cfg(test)]
 mod tests {
     use futures_util::StreamExt as _;
-    use sightline_model::{KeyValue, LogRecord, Resource, Scope, Value};
+    use sightline_model::{LogRecord, Value};
 
     use super::*;
 
     fn batch(body: &str) -> Arc<LogBatch> {
-        let record = LogRecord {
-            time_unix_nano: 1,
-            observed_time_unix_nano: 1,
-            severity_number: 9,
-            severity_text: "INFO".into(),
-            body: Value::Str(body.into()),
-            attributes: Vec::<KeyValue>::new(),
-            dropped_attributes_count: 0,
-            flags: 0,
-            trace_id: None,
-            span_id: None,
-            event_name: String::new(),
-            resource: Arc::new(Resource::new(Vec::new(), 0, String::new())),
-            scope: Arc::new(Scope::default()),
-        };
+        let record = LogRecord::info(1, body);
         Arc::new(LogBatch::from_records(vec![record]))
     }
 

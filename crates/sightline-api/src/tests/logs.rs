@@ -70,24 +70,20 @@ fn q(text: &str) -> String {
 
 fn record(service: &str, i: u64, severity: i32, body: &str, trace: Option<u8>) -> LogRecord {
     LogRecord {
-        time_unix_nano: T0 + i * SEC,
         observed_time_unix_nano: T0 + i * SEC + 1000,
         severity_number: severity,
         severity_text: ["INFO", "WARN", "ERROR"][usize::from(severity >= 13) + usize::from(severity >= 17)]
             .into(),
-        body: Value::Str(body.into()),
         attributes: vec![KeyValue { key: "order.id".into(), value: Value::Int(i as i64) }],
-        dropped_attributes_count: 0,
-        flags: 0,
         trace_id: trace.map(|n| TraceId::from_bytes([n; 16]).unwrap()),
         span_id: trace.map(|n| SpanId::from_bytes([n; 8]).unwrap()),
-        event_name: String::new(),
         resource: Arc::new(Resource::new(
             vec![KeyValue { key: "service.name".into(), value: Value::Str(service.into()) }],
             0,
             String::new(),
         )),
         scope: Arc::new(Scope { name: "orders.log".into(), ..Scope::default() }),
+        ..LogRecord::info(T0 + i * SEC, body)
     }
 }
 

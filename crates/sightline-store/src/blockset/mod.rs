@@ -11,6 +11,7 @@ pub(crate) mod damage;
 pub(crate) mod manifest;
 pub(crate) mod plan;
 pub(crate) mod storage;
+pub(crate) mod swap;
 
 use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
@@ -24,6 +25,7 @@ use crate::Error;
 use damage::Damaged;
 pub use manifest::{ManifestState, decode as decode_manifest, encode as encode_manifest};
 pub use storage::{BlockStorage, LocalFolder, ManifestVersion, flushed_block_id, merged_block_id};
+pub use swap::{MAX_MANIFEST_CONFLICTS, swap_manifest};
 
 /// Live blocks, replaced as a whole so a reader's list never changes
 /// underneath it.
@@ -256,28 +258,12 @@ impl BlockSet {
         fresh: &[Arc<Block>],
     ) -> Result<Vec<String>, Error> {
         let mut manifest = self.manifest.lock();
-        let mut conflicts = 0;
-        loop {
-            let mut next = manifest.0.clone();
-            change(&mut next)?;
-            match self.storage.swap_manifest(manifest.1.as_ref(), &next) {
-                Ok(version) => {
-                    let removed = self.follow(&next, fresh);
-                    *manifest = (next, Some(version));
-                    return Ok(removed);
-                }
-                Err(Error::ManifestConflict { .. }) if self.storage.shared() && conflicts < MAX_CONFLICTS => {
-                    conflicts += 1;
-                    let (state, version) = match self.storage.read_manifest()? {
-                        Some((state, version)) => (state, Some(version)),
-                        None => (ManifestState::default(), None),
-                    };
-                    self.follow(&state, &[]);
-                    *manifest = (state, version);
-                }
-                Err(e) => return Err(e),
-            }
-        }
+        let (next, version) = swap_manifest(&*self.storage, &mut manifest, change, |state| {
+            self.follow(state, &[]);
+        })?;
+        let removed = self.follow(&next, fresh);
+        *manifest = (next, Some(version));
+        Ok(removed)
     }
 
     /// Makes the live list the blocks `state` lists: keeps the open ones,
@@ -320,6 +306,3 @@ impl BlockSet {
     }
 }
 
-/// How often a change is re-applied after losing the manifest to another
-/// node's commit before giving up (the caller retries later).
-const MAX_CONFLICTS: usize = 32;

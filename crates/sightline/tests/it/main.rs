@@ -51,6 +51,7 @@ mod objstore_logs;
 mod peers;
 mod peers_listings;
 mod peers_logs;
+mod peers_tail;
 mod peers_tls;
 mod python_clients;
 mod security;

@@ -439,6 +439,23 @@ impl TenantTarget {
         TenantTarget { url, accepted, refused, refuse_stuck }
     }
 
+    /// An exporter's config for this target: queue in `queue_dir`, quick
+    /// retries, `max_tenants` lanes, no headers.
+    fn config(&self, queue_dir: &std::path::Path, max_tenants: usize) -> RemoteWriteConfig {
+        RemoteWriteConfig {
+            endpoint: self.url.clone(),
+            headers: Vec::new(),
+            timeout: Duration::from_secs(5),
+            translation: Translation::default(),
+            metric_expiration: Duration::from_secs(300),
+            queue_dir: queue_dir.to_owned(),
+            queue_max_bytes: 16 << 20,
+            initial_backoff: Duration::from_millis(50),
+            max_backoff: Duration::from_millis(200),
+            max_tenants,
+        }
+    }
+
     /// Waits until `cond` holds for the accepted org ids.
     async fn wait_accepted(&self, what: &str, cond: impl Fn(&[Option<String>]) -> bool) {
         let deadline = Instant::now() + Duration::from_secs(20);
@@ -448,6 +465,9 @@ impl TenantTarget {
         }
     }
 }
+
+/// A millisecond in ns: the gauges' times.
+const MS: u64 = 1_000_000;
 
 fn gauge_of(tenant: &str, service: &str, at: u64) -> MetricBatch {
     let point = sightline_model::NumberPoint {
@@ -474,22 +494,13 @@ async fn a_refused_tenant_retries_on_its_own_lane_and_resumes_after_a_restart() 
     let target = TenantTarget::start().await;
     let queue = tempfile::tempdir().unwrap();
     let config = RemoteWriteConfig {
-        endpoint: target.url.clone(),
         headers: vec![("X-Scope-OrgID".into(), "configured".into())],
-        timeout: Duration::from_secs(5),
-        translation: Translation::default(),
-        metric_expiration: Duration::from_secs(300),
-        queue_dir: queue.path().to_owned(),
-        queue_max_bytes: 16 << 20,
-        initial_backoff: Duration::from_millis(50),
-        max_backoff: Duration::from_millis(200),
-        max_tenants: 64,
+        ..target.config(queue.path(), 64)
     };
     let metrics = Arc::new(crate::Metrics::default());
     let remote = RemoteWriteExporter::new("rw", config.clone(), Arc::clone(&metrics)).unwrap();
-    let ms = 1_000_000;
     for i in 1..=3 {
-        remote.consume_metrics(gauge_of("stuck", "s", i * ms)).await.unwrap();
+        remote.consume_metrics(gauge_of("stuck", "s", i * MS)).await.unwrap();
     }
     // Refused at least twice before the others are even sent: they must
     // not wait behind it.
@@ -502,8 +513,8 @@ async fn a_refused_tenant_retries_on_its_own_lane_and_resumes_after_a_restart() 
         );
         tokio::time::sleep(Duration::from_millis(10)).await;
     }
-    remote.consume_metrics(gauge_of("team-a", "a", ms)).await.unwrap();
-    remote.consume_metrics(gauge_of(sightline_model::Tenant::DEFAULT, "d", ms)).await.unwrap();
+    remote.consume_metrics(gauge_of("team-a", "a", MS)).await.unwrap();
+    remote.consume_metrics(gauge_of(sightline_model::Tenant::DEFAULT, "d", MS)).await.unwrap();
     target
         .wait_accepted("team-a and the default tenant past the stuck one", |ids| {
             ids.contains(&Some("team-a".into())) && ids.contains(&Some("configured".into()))
@@ -535,24 +546,11 @@ async fn a_refused_tenant_retries_on_its_own_lane_and_resumes_after_a_restart() 
 async fn the_tenants_an_exporter_keeps_apart_follow_max_tenants() {
     let target = TenantTarget::start().await;
     let queue = tempfile::tempdir().unwrap();
-    let config = RemoteWriteConfig {
-        endpoint: target.url.clone(),
-        headers: Vec::new(),
-        timeout: Duration::from_secs(5),
-        translation: Translation::default(),
-        metric_expiration: Duration::from_secs(300),
-        queue_dir: queue.path().to_owned(),
-        queue_max_bytes: 16 << 20,
-        initial_backoff: Duration::from_millis(50),
-        max_backoff: Duration::from_millis(200),
-        max_tenants: 2,
-    };
     let metrics = Arc::new(crate::Metrics::default());
-    let remote = RemoteWriteExporter::new("rw", config, Arc::clone(&metrics)).unwrap();
-    let ms = 1_000_000;
-    remote.consume_metrics(gauge_of(sightline_model::Tenant::DEFAULT, "d", ms)).await.unwrap();
-    remote.consume_metrics(gauge_of("team-a", "a", ms)).await.unwrap();
-    match remote.consume_metrics(gauge_of("team-b", "b", ms)).await {
+    let remote = RemoteWriteExporter::new("rw", target.config(queue.path(), 2), Arc::clone(&metrics)).unwrap();
+    remote.consume_metrics(gauge_of(sightline_model::Tenant::DEFAULT, "d", MS)).await.unwrap();
+    remote.consume_metrics(gauge_of("team-a", "a", MS)).await.unwrap();
+    match remote.consume_metrics(gauge_of("team-b", "b", MS)).await {
         Err(sightline_model::ConsumeError::Overloaded { reason, .. }) => {
             assert!(reason.contains("2 tenants") && reason.contains("--max-tenants"), "{reason}");
         }
@@ -574,9 +572,9 @@ async fn the_tenants_an_exporter_keeps_apart_follow_max_tenants() {
         metrics,
     )
     .unwrap();
-    scrape.consume_metrics(gauge_of(sightline_model::Tenant::DEFAULT, "d", ms)).await.unwrap();
+    scrape.consume_metrics(gauge_of(sightline_model::Tenant::DEFAULT, "d", MS)).await.unwrap();
     assert!(matches!(
-        scrape.consume_metrics(gauge_of("team-a", "a", ms)).await,
+        scrape.consume_metrics(gauge_of("team-a", "a", MS)).await,
         Err(sightline_model::ConsumeError::Overloaded { .. })
     ));
 }
