@@ -250,9 +250,10 @@ impl Inner {
         also: impl FnOnce(&mut State),
     ) -> Result<Vec<String>, Error> {
         let mut manifest = self.manifest.lock();
-        let (next, version) = sightline_store::swap_manifest(&*self.storage, &mut manifest, change, |state| {
-            self.follow(state, &[], |_| {});
-        })?;
+        let (next, version) =
+            sightline_store::swap_manifest(&*self.storage, &mut manifest, change, |state| {
+                self.follow(state, &[], |_| {});
+            })?;
         let removed = self.follow(&next, fresh, also);
         *manifest = (next, Some(version));
         Ok(removed)

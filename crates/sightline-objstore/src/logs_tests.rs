@@ -8,8 +8,7 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use sightline_logstore::{LogStore, Options as LogOptions};
 use sightline_model::{
-    KeyValue, LogBatch, LogQuery, LogReader, LogRecord, LogsConsumer, MemoryBudget, Resource, Scope, Tenant,
-    Value,
+    KeyValue, LogBatch, LogQuery, LogReader, LogRecord, LogsConsumer, MemoryBudget, Resource, Tenant,
 };
 
 use crate::testing::SeaweedFs;

@@ -49,7 +49,11 @@ fn open_tail(server: &Server, path: &str) -> mpsc::Receiver<SseEvent> {
 }
 
 /// Reads events until one `pick`s something; panics after [`WAIT`].
-fn wait_for<T>(events: &mpsc::Receiver<SseEvent>, what: &str, mut pick: impl FnMut(&SseEvent) -> Option<T>) -> T {
+fn wait_for<T>(
+    events: &mpsc::Receiver<SseEvent>,
+    what: &str,
+    mut pick: impl FnMut(&SseEvent) -> Option<T>,
+) -> T {
     let deadline = std::time::Instant::now() + WAIT;
     loop {
         let left = deadline.saturating_duration_since(std::time::Instant::now());

@@ -547,7 +547,8 @@ async fn the_tenants_an_exporter_keeps_apart_follow_max_tenants() {
     let target = TenantTarget::start().await;
     let queue = tempfile::tempdir().unwrap();
     let metrics = Arc::new(crate::Metrics::default());
-    let remote = RemoteWriteExporter::new("rw", target.config(queue.path(), 2), Arc::clone(&metrics)).unwrap();
+    let remote =
+        RemoteWriteExporter::new("rw", target.config(queue.path(), 2), Arc::clone(&metrics)).unwrap();
     remote.consume_metrics(gauge_of(sightline_model::Tenant::DEFAULT, "d", MS)).await.unwrap();
     remote.consume_metrics(gauge_of("team-a", "a", MS)).await.unwrap();
     match remote.consume_metrics(gauge_of("team-b", "b", MS)).await {
