@@ -332,6 +332,18 @@ mod tests {
         sent.await.unwrap();
     }
 
+    /// A peer asking with a bad filter gets a 400 naming it, not a tail.
+    #[tokio::test]
+    async fn a_node_tail_with_a_bad_filter_is_a_400() {
+        let reader: Arc<dyn sightline_model::LogReader> = Arc::new(sightline_model::EmptyLogReader);
+        let logs: Arc<dyn LogTenantReaders> = Arc::new(reader);
+        match peer_tail(logs, Tenant::default(), "minSeverity=loud").await {
+            Err(ApiError::InvalidParam { param, .. }) => assert_eq!(param, "minSeverity"),
+            Err(other) => panic!("{other:?}"),
+            Ok(_) => panic!("a tail with a bad filter"),
+        }
+    }
+
     /// A node tail sends the records that match the query, and a reader
     /// reads them back.
     #[tokio::test]
