@@ -130,3 +130,44 @@ fn trace_ids_are_exposed() {
     assert_eq!(q.prefilter().trace_ids(), Some(vec![trace_id("00000000000000000000000000000a01")]));
     assert_eq!(parse("{ }").expect("parses").prefilter().trace_ids(), None);
 }
+
+#[test]
+fn single_filters_of_store_conditions_are_exact() {
+    for q in [
+        "{ }",
+        r#"{ resource.service.name = "checkout" && name = "PlaceOrder" && duration > 200ms }"#,
+        r#"{ name = "a" }"#,
+        r#"{ "a" = name && 1s <= duration && duration < 2s }"#,
+        r#"{ span:name = "a" && span:duration = 5ms }"#,
+        r#"{ resource.service.name = "a" } | select(span.x)"#,
+    ] {
+        assert!(parse(q).expect("parses").prefilter().exact, "{q}");
+    }
+}
+
+#[test]
+fn queries_the_store_search_only_narrows_are_not_exact() {
+    for q in [
+        // The store's synthetic tags also match attributes named so.
+        "{ status = error }",
+        "{ kind = server }",
+        // Tag search looks in every scope and compares arrays as text.
+        r#"{ span.http.method = "GET" }"#,
+        r#"{ .x = "a" }"#,
+        // The store stands in `unknown_service` for a missing name.
+        r#"{ resource.service.name = "unknown_service" }"#,
+        r#"{ resource.service.name = "" }"#,
+        // Alternatives, several spans, structure, aggregates, grouping.
+        r#"{ name = "a" || name = "b" }"#,
+        r#"{ name = "a" } && { name = "b" }"#,
+        r#"{ name = "a" } >> { name = "b" }"#,
+        r#"{ name = "a" } | count() > 2"#,
+        r#"{ name = "a" } | by(span.x)"#,
+        r#"{ name != "a" }"#,
+        r#"{ name =~ "a.*" }"#,
+        r#"{ trace:duration > 1s }"#,
+        r#"{ rootName = "a" }"#,
+    ] {
+        assert!(!parse(q).expect("parses").prefilter().exact, "{q}");
+    }
+}
