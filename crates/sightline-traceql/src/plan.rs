@@ -479,8 +479,10 @@ fn comparison(op: BinaryOp, a: &Attribute, lit: &Literal) -> Dnf {
             c.min_duration_nanos = min.filter(|m| *m > 0).map(|m| m as u64);
             c.max_duration_nanos = max.map(|m| m as u64);
         }
+        // The store reads an empty `service.name` as `unknown_service`:
+        // an empty one is searched as a plain attribute instead.
         (Attribute::Named { scope: Scope::Resource, name }, Literal::Str(s))
-            if op == BinaryOp::Eq && name == "service.name" =>
+            if op == BinaryOp::Eq && name == "service.name" && !s.is_empty() =>
         {
             c.service = Some(s.clone())
         }
