@@ -11,10 +11,17 @@
 //! returns right-hand spans and needs a left-hand span unless negated; a
 //! pipeline's stages only ever remove or regroup spans, so its result
 //! spans satisfy every stage's condition at once.
+//!
+//! A query that is one filter of conditions the store search checks
+//! itself on one span (service, span name, duration: `{ resource.service.name
+//! = "a" && name = "b" && duration > 1s }`) is *exact*: every candidate
+//! matches. A caller then fetches exactly the traces it will return, as
+//! Tempo's second pass fetches only matched traces, instead of a surplus
+//! to make up for candidates that fail evaluation.
 
 use std::str::FromStr;
 
-use sightline_model::{SpanKind, StatusCode, TagFilter, TraceId, TraceQuery, Value};
+use sightline_model::{SpanKind, StatusCode, TagFilter, TraceId, TraceQuery, UNKNOWN_SERVICE, Value};
 
 use crate::ast::*;
 
@@ -32,6 +39,11 @@ pub struct Prefilter {
     /// Each requirement holds for every matching trace. No requirements:
     /// any trace may match.
     pub requirements: Vec<Requirement>,
+    /// Whether every trace the [`Prefilter::candidates`] searches find
+    /// matches the query (see the module docs). Only ever a hint for how
+    /// many candidates to fetch: callers still evaluate each one, so a
+    /// wrong `true` would cost a second round, never a wrong answer.
+    pub exact: bool,
 }
 
 /// "The trace has at least one span satisfying one of the alternatives."
@@ -296,7 +308,59 @@ pub(crate) fn prefilter(root: &SpansetExpr) -> Prefilter {
             requirements.push(r);
         }
     }
-    Prefilter { requirements }
+    Prefilter { requirements, exact: exact(root) }
+}
+
+/// Whether the store search for `root` finds exactly its matches: a single
+/// filter (alone, or first in a pipeline of `select()` stages, which only
+/// add attributes) that is a conjunction of conditions
+/// [`span_matches`](sightline_model::span_matches) checks with TraceQL's
+/// meaning.
+fn exact(root: &SpansetExpr) -> bool {
+    match root {
+        SpansetExpr::Filter(cond) => exact_condition(cond),
+        SpansetExpr::Pipeline(stages) => match stages.split_first() {
+            Some((Stage::Spansets(e), rest)) => {
+                exact(e) && rest.iter().all(|s| matches!(s, Stage::Select(_)))
+            }
+            _ => false,
+        },
+        SpansetExpr::Op(..) => false,
+    }
+}
+
+fn exact_condition(e: &FieldExpr) -> bool {
+    match e {
+        // `{ }`: every trace with a span in the window.
+        FieldExpr::Literal(Literal::Bool(true)) => true,
+        FieldExpr::Binary(BinaryOp::And, l, r) => exact_condition(l) && exact_condition(r),
+        FieldExpr::Binary(op, l, r) => match (&**l, &**r) {
+            (FieldExpr::Attr(a), FieldExpr::Literal(lit)) => exact_comparison(*op, a, lit),
+            (FieldExpr::Literal(lit), FieldExpr::Attr(a)) => {
+                flip(*op).is_some_and(|op| exact_comparison(op, a, lit))
+            }
+            _ => false,
+        },
+        _ => false,
+    }
+}
+
+/// Whether [`comparison`] turns `a op lit` into a store condition that
+/// holds on exactly the spans the comparison holds on. Statuses and kinds
+/// are not: the store's synthetic tags also match span attributes named
+/// `error` or `span.kind`. A service name is not when it is empty or the
+/// store's stand-in for a missing one.
+fn exact_comparison(op: BinaryOp, a: &Attribute, lit: &Literal) -> bool {
+    match (a, lit) {
+        (Attribute::Intrinsic(Intrinsic::Name), Literal::Str(_)) => op == BinaryOp::Eq,
+        (Attribute::Intrinsic(Intrinsic::Duration), Literal::Duration(_) | Literal::Int(_)) => {
+            matches!(op, BinaryOp::Eq | BinaryOp::Gt | BinaryOp::Gte | BinaryOp::Lt | BinaryOp::Lte)
+        }
+        (Attribute::Named { scope: Scope::Resource, name }, Literal::Str(s)) => {
+            op == BinaryOp::Eq && name == "service.name" && !s.is_empty() && s != UNKNOWN_SERVICE
+        }
+        _ => false,
+    }
 }
 
 fn derive(e: &SpansetExpr) -> Derived {
@@ -415,8 +479,10 @@ fn comparison(op: BinaryOp, a: &Attribute, lit: &Literal) -> Dnf {
             c.min_duration_nanos = min.filter(|m| *m > 0).map(|m| m as u64);
             c.max_duration_nanos = max.map(|m| m as u64);
         }
+        // The store reads an empty `service.name` as `unknown_service`:
+        // an empty one is searched as a plain attribute instead.
         (Attribute::Named { scope: Scope::Resource, name }, Literal::Str(s))
-            if op == BinaryOp::Eq && name == "service.name" =>
+            if op == BinaryOp::Eq && name == "service.name" && !s.is_empty() =>
         {
             c.service = Some(s.clone())
         }

@@ -273,6 +273,29 @@ async fn traceql_narrows_through_the_store_and_evaluates_exactly() {
     assert_eq!(ids, [T1.trim_start_matches('0')]);
 }
 
+/// A query the store search answers exactly reads `limit` traces, as the
+/// Jaeger search does; others read a surplus to make up for candidates
+/// that fail evaluation.
+#[tokio::test]
+async fn exact_traceql_reads_just_limit_candidates() {
+    let h = harness(search_fixture());
+    let read = |query: &str| {
+        let h = &h;
+        let uri = format!("/api/search?{query}");
+        async move {
+            let body = h.get(&uri).await.json();
+            (h.last_query().limit, body["metrics"]["inspectedTraces"].clone(), trace_ids(&body))
+        }
+    };
+    let exact = enc(r#"{ resource.service.name = "shop" && name = "GET /checkout" && duration > 100ms }"#);
+    let t1 = T1.trim_start_matches('0').to_owned();
+    assert_eq!(read(&format!("q={exact}&limit=1")).await, (1, json!(1), vec![t1.clone()]));
+    // A trace-level duration bound is checked here: not exact.
+    assert_eq!(read(&format!("q={exact}&limit=1&minDuration=1ms")).await.0, 50);
+    // The store's `error` tag also matches attributes named `error`.
+    assert_eq!(read(&format!("q={}&limit=1", enc("{ status = error }"))).await.0, 50);
+}
+
 #[tokio::test]
 async fn traceql_errors_name_the_position() {
     let h = harness(search_fixture());

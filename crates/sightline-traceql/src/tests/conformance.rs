@@ -290,3 +290,31 @@ fn prefilter_keeps_every_match() {
         }
     }
 }
+
+/// An exact pre-filter finds only matches: every trace a candidate search
+/// finds is one the query matches (the converse of
+/// [`prefilter_keeps_every_match`]), so a search may fetch just `limit`.
+#[test]
+fn exact_prefilters_find_only_matches() {
+    let fx = fixture();
+    let mut exact = 0;
+    for (query, _) in table() {
+        let q = parse(query).expect("parses");
+        if !q.prefilter().exact {
+            continue;
+        }
+        exact += 1;
+        for trace in &fx.traces {
+            let matched = q.evaluate(trace, 1).expect("evaluates").is_some();
+            for mode in [AttributePushdown::Never, AttributePushdown::ScalarValues] {
+                let found = match q.prefilter().candidates(mode) {
+                    Candidates::Nothing => false,
+                    Candidates::Everything => true,
+                    Candidates::Queries(qs) => qs.iter().any(|tq| trace.iter().any(|s| span_matches(s, tq))),
+                };
+                assert_eq!(found, matched, "{query}: {mode:?} on trace {}", trace[0].trace_id);
+            }
+        }
+    }
+    assert!(exact >= 3, "the table has {exact} exact queries");
+}

@@ -130,3 +130,87 @@ fn trace_ids_are_exposed() {
     assert_eq!(q.prefilter().trace_ids(), Some(vec![trace_id("00000000000000000000000000000a01")]));
     assert_eq!(parse("{ }").expect("parses").prefilter().trace_ids(), None);
 }
+
+#[test]
+fn single_filters_of_store_conditions_are_exact() {
+    for q in [
+        "{ }",
+        r#"{ resource.service.name = "checkout" && name = "PlaceOrder" && duration > 200ms }"#,
+        r#"{ name = "a" }"#,
+        r#"{ "a" = name && 1s <= duration && duration < 2s }"#,
+        r#"{ span:name = "a" && span:duration = 5ms }"#,
+        r#"{ resource.service.name = "a" } | select(span.x)"#,
+    ] {
+        assert!(parse(q).expect("parses").prefilter().exact, "{q}");
+    }
+}
+
+#[test]
+fn queries_the_store_search_only_narrows_are_not_exact() {
+    for q in [
+        // The store's synthetic tags also match attributes named so.
+        "{ status = error }",
+        "{ kind = server }",
+        // Tag search looks in every scope and compares arrays as text.
+        r#"{ span.http.method = "GET" }"#,
+        r#"{ .x = "a" }"#,
+        // The store stands in `unknown_service` for a missing name.
+        r#"{ resource.service.name = "unknown_service" }"#,
+        r#"{ resource.service.name = "" }"#,
+        // Alternatives, several spans, structure, aggregates, grouping.
+        r#"{ name = "a" || name = "b" }"#,
+        r#"{ name = "a" } && { name = "b" }"#,
+        r#"{ name = "a" } >> { name = "b" }"#,
+        r#"{ name = "a" } | count() > 2"#,
+        r#"{ name = "a" } | by(span.x)"#,
+        r#"{ name != "a" }"#,
+        r#"{ name =~ "a.*" }"#,
+        r#"{ trace:duration > 1s }"#,
+        r#"{ rootName = "a" }"#,
+    ] {
+        assert!(!parse(q).expect("parses").prefilter().exact, "{q}");
+    }
+}
+
+/// The store reads a missing or empty `service.name` as `unknown_service`,
+/// so `resource.service.name = ""` must not become a store service search,
+/// which would find nothing while TraceQL matches the span.
+#[test]
+fn an_empty_service_name_is_not_a_store_service_search() {
+    use std::sync::Arc;
+
+    use sightline_model::{KeyValue, Resource, Scope, Span, SpanId, SpanKind, Status, span_matches};
+
+    let resource = Arc::new(Resource::new(vec![KeyValue::new("service.name", "")], 0, String::new()));
+    let span = Span {
+        trace_id: trace_id("00000000000000000000000000000e01"),
+        span_id: SpanId::from_bytes(1u64.to_be_bytes()).expect("non-zero"),
+        parent_span_id: None,
+        trace_state: String::new(),
+        flags: 1,
+        name: "op".into(),
+        kind: SpanKind::Server,
+        start_time_unix_nano: 1_700_000_000_000_000_000,
+        end_time_unix_nano: 1_700_000_000_100_000_000,
+        attributes: Vec::new(),
+        dropped_attributes_count: 0,
+        events: Vec::new(),
+        dropped_events_count: 0,
+        links: Vec::new(),
+        dropped_links_count: 0,
+        status: Status::default(),
+        resource,
+        scope: Arc::new(Scope::default()),
+    };
+    let trace = [span];
+    let q = parse(r#"{ resource.service.name = "" }"#).expect("parses");
+    assert!(q.evaluate(&trace, 3).expect("evaluates").is_some(), "TraceQL matches the empty name");
+    for mode in [Never, ScalarValues] {
+        let found = match q.prefilter().candidates(mode) {
+            Candidates::Nothing => false,
+            Candidates::Everything => true,
+            Candidates::Queries(qs) => qs.iter().any(|tq| trace.iter().any(|s| span_matches(s, tq))),
+        };
+        assert!(found, "{mode:?}: {:?}", q.prefilter().candidates(mode));
+    }
+}
