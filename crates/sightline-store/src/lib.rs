@@ -33,6 +33,7 @@ mod blockset;
 mod error;
 mod fsutil;
 mod head;
+mod headroom;
 mod ingest;
 mod metrics;
 mod repair;
@@ -49,6 +50,7 @@ pub use blockset::{
     flushed_block_id, merged_block_id,
 };
 pub use error::Error;
+pub use headroom::Resident;
 pub use metrics::Metrics;
 pub use repair::{
     BlockCheck, BlockState, ManifestCheck, QUARANTINE_DIR, Quarantined, RepairReport, VerifyReport, WalCheck,

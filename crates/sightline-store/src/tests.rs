@@ -387,6 +387,118 @@ async fn merges_wait_out_memory_pressure() {
     store.shutdown().await;
 }
 
+/// A resident size the test sets, read by the store's headroom check.
+fn resident_at(bytes: &Arc<std::sync::atomic::AtomicU64>) -> crate::Resident {
+    let bytes = Arc::clone(bytes);
+    crate::Resident::from_fn(move || Some(bytes.load(std::sync::atomic::Ordering::Relaxed)))
+}
+
+/// Within a head cycle of the soft limit (the early limit, before the
+/// limiter refuses anything), a due full-width merge waits, as under
+/// pressure; once memory is back below it, the merge runs.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn merges_wait_while_memory_is_near_the_soft_limit() {
+    use std::sync::atomic::{AtomicU64, Ordering};
+    let dir = tempfile::tempdir().unwrap();
+    let spans_gen = Gen::new();
+    let t0 = now();
+    let memory = Arc::new(MemoryBudget::new(256 << 20));
+    let early = crate::headroom::early_limit(&memory);
+    let resident = Arc::new(AtomicU64::new(early));
+    let mut o = options(dir.path());
+    o.compaction_max_inputs = 4;
+    o.memory = Arc::clone(&memory);
+    o.pressure_hold = Duration::ZERO;
+    o.resident = resident_at(&resident);
+    let metrics = Arc::new(crate::Metrics::new(&mut Registry::default()));
+    let store = EmbeddedStore::open(o, Arc::clone(&metrics)).await.unwrap();
+    ingest_blocks(&store, &spans_gen, (0..4u32).map(|round| round * 5..round * 5 + 5), t0).await;
+    assert!(wait_until(|| metrics.compactions_deferred.get() >= 1).await, "the merge was never considered");
+    assert_eq!(store.block_count(), 4, "merged with memory at the early limit");
+    assert_eq!(memory.pressure(), Pressure::Normal, "no limiter pressure involved");
+    resident.store(early - 1, Ordering::Relaxed);
+    let merged = wait_until(|| store.block_count() == 1).await;
+    assert!(merged, "still {} blocks", store.block_count());
+    assert_eq!(found(&store, &query()).await.len(), 20);
+    store.shutdown().await;
+}
+
+/// The wait for headroom ends at half the write stall: a merge that lowers
+/// the debt runs then even with memory near the soft limit, so flushes
+/// never stall on it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn merges_wait_for_headroom_only_until_half_the_stall() {
+    use std::sync::atomic::AtomicU64;
+    let dir = tempfile::tempdir().unwrap();
+    let spans_gen = Gen::new();
+    let t0 = now();
+    let memory = Arc::new(MemoryBudget::new(256 << 20));
+    let resident = Arc::new(AtomicU64::new(memory.soft_limit() - 1));
+    let mut o = options(dir.path());
+    o.compaction_max_inputs = 4;
+    o.compaction_stall_blocks = 16;
+    o.memory = Arc::clone(&memory);
+    o.resident = resident_at(&resident);
+    let metrics = Arc::new(crate::Metrics::new(&mut Registry::default()));
+    let store = EmbeddedStore::open(o, Arc::clone(&metrics)).await.unwrap();
+    // Four blocks: a full-width merge is due and waits.
+    ingest_blocks(&store, &spans_gen, (0..4u32).map(|round| round * 5..round * 5 + 5), t0).await;
+    assert!(wait_until(|| metrics.compactions_deferred.get() >= 1).await, "the merge was never considered");
+    assert_eq!(store.block_count(), 4);
+    // Four more make the debt half the stall: merges run until it is
+    // below that again (one merge of four: 4 fresh blocks + 1 merged).
+    ingest_blocks(&store, &spans_gen, (4..8u32).map(|round| round * 5..round * 5 + 5), t0).await;
+    let merged = wait_until(|| store.block_count() == 5).await;
+    assert!(merged, "still {} blocks", store.block_count());
+    assert_eq!(metrics.flush_stalled.get(), 0);
+    assert_eq!(found(&store, &query()).await.len(), 40);
+    store.shutdown().await;
+}
+
+/// Within a head cycle of the soft limit the head is cut at half its size
+/// (half a head, half a frozen head and half a flush's buffers less at the
+/// peak); with memory below the early limit it fills to its size.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn heads_are_cut_at_half_their_size_while_memory_is_near_the_soft_limit() {
+    use std::sync::atomic::{AtomicU64, Ordering};
+    let dir = tempfile::tempdir().unwrap();
+    let spans_gen = Gen::new();
+    let t0 = now();
+    let memory = Arc::new(MemoryBudget::new(256 << 20));
+    let early = crate::headroom::early_limit(&memory);
+    let resident = Arc::new(AtomicU64::new(early - 1));
+    let mut o = options(dir.path());
+    o.head_max_bytes = 64 << 10;
+    o.memory = Arc::clone(&memory);
+    o.resident = resident_at(&resident);
+    let metrics = Arc::new(crate::Metrics::new(&mut Registry::default()));
+    let store = EmbeddedStore::open(o, Arc::clone(&metrics)).await.unwrap();
+    // Past half the head with room to spare: the head stays live.
+    let mut n = 0;
+    while metrics.head_bytes.get() < 32 << 10 {
+        ingest(&store, &spans_gen, n..n + 1, t0).await;
+        n += 1;
+        assert!(n < 10_000, "the head never reached half its size");
+    }
+    assert!(metrics.head_bytes.get() < 64 << 10, "the test needs a head below its size");
+    // The cutter has been woken by every append past half a head: none cut.
+    assert_eq!(store.block_count(), 0);
+    assert_eq!(metrics.headroom_cuts.get(), 0);
+    // Near the soft limit, the next append's wake-up cuts the head.
+    resident.store(early, Ordering::Relaxed);
+    ingest(&store, &spans_gen, n..n + 1, t0).await;
+    let cut = wait_until(|| store.block_count() == 1).await;
+    assert!(cut, "the half-full head was not cut");
+    assert_eq!(metrics.headroom_cuts.get(), 1);
+    let spans = 2 * (i64::from(n) + 1);
+    assert!(
+        wait_until(|| metrics.block_spans.get() == spans).await,
+        "{} of {spans} spans in the block",
+        metrics.block_spans.get()
+    );
+    store.shutdown().await;
+}
+
 /// The write stall: while `compaction_stall_blocks` fresh blocks wait to
 /// be merged, the next flush waits (its spans stay readable from the
 /// frozen head); once compaction catches up, it goes ahead. Shutdown does
