@@ -268,10 +268,7 @@ impl Ingest {
         drop(guard);
         self.metrics.spans_appended.inc_by(count);
         self.gauges.head_bytes.set(head_bytes as i64);
-        // Past half a head the cutter looks at the memory headroom (see
-        // `crate::headroom`): a head is cut at half its size when memory
-        // is tight.
-        if head_bytes >= self.head_max.per_store() / 2 {
+        if head_bytes >= self.head_max.per_store() {
             self.wake_cutter.notify_one();
         }
         Ok(())

@@ -33,7 +33,6 @@ mod blockset;
 mod error;
 mod fsutil;
 mod head;
-mod headroom;
 mod ingest;
 mod metrics;
 mod repair;
@@ -50,7 +49,6 @@ pub use blockset::{
     flushed_block_id, merged_block_id,
 };
 pub use error::Error;
-pub use headroom::Resident;
 pub use metrics::Metrics;
 pub use repair::{
     BlockCheck, BlockState, ManifestCheck, QUARANTINE_DIR, Quarantined, RepairReport, VerifyReport, WalCheck,

@@ -28,7 +28,6 @@ pub struct Metrics {
     pub(crate) flush_stall_seconds: Counter<f64, AtomicU64>,
     pub(crate) flush_stalled: Gauge,
     pub(crate) compactions_deferred: Counter,
-    pub(crate) headroom_cuts: Counter,
     pub(crate) retention_deleted_blocks: Counter,
     pub(crate) queries_running: Gauge,
     pub(crate) queries_refused: Counter,
@@ -61,7 +60,6 @@ impl Metrics {
             flush_stall_seconds: Counter::default(),
             flush_stalled: Gauge::default(),
             compactions_deferred: Counter::default(),
-            headroom_cuts: Counter::default(),
             retention_deleted_blocks: Counter::default(),
             queries_running: Gauge::default(),
             queries_refused: Counter::default(),
@@ -107,11 +105,6 @@ impl Metrics {
             "compactions_deferred",
             "Times a due full-width merge waited because the memory limiter reported pressure",
             m.compactions_deferred.clone(),
-        );
-        r.register(
-            "headroom_cuts",
-            "Heads cut at half their size because resident memory was within a head cycle of the memory limiter's soft limit",
-            m.headroom_cuts.clone(),
         );
         r.register(
             "retention_deleted_blocks",

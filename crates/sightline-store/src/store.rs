@@ -108,10 +108,6 @@ pub struct Options {
     /// still wait: RSS hovers around the soft limit, and a merge started
     /// in a moment just below it holds ~30 MiB whatever the limit.
     pub pressure_hold: Duration,
-    /// Reads the process's resident size for the store's own headroom
-    /// check (see `headroom`): above the early limit heads are cut at half
-    /// their size and full-width merges wait.
-    pub resident: crate::Resident,
     /// This node's id when several nodes share the block storage: the ids
     /// of the blocks it writes start with it, so two nodes never write the
     /// same block id (a head's id comes from its WAL segments, which every
@@ -143,7 +139,6 @@ impl Options {
             merge_commit_pause: Duration::ZERO,
             memory: Arc::new(MemoryBudget::new(256 << 20)),
             pressure_hold: Duration::from_secs(2),
-            resident: crate::Resident::process(),
             node_id: None,
         }
     }
@@ -323,7 +318,6 @@ impl EmbeddedStore {
             retention: RetentionPolicy { max_age: options.retention, max_bytes: options.max_disk_bytes },
             maintenance_interval: options.maintenance_interval,
             pressure_hold: options.pressure_hold,
-            resident: options.resident.clone(),
             id_prefix: options.node_id.as_ref().map(|n| format!("{n}-")).unwrap_or_default(),
             merge_commit_pause: options.merge_commit_pause,
         };

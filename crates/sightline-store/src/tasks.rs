@@ -8,10 +8,7 @@
 //! `compaction_stall_blocks` fresh blocks await merging (the LSM write
 //! stall), so sustained overload settles at the rate flush and compaction
 //! keep up with instead of piling up blocks; merges wait while the memory
-//! limiter reports pressure, unless flushes are stalled on them. Ahead of
-//! the limiter, while the process is within a head cycle of its soft limit
-//! (see [`crate::headroom`]), heads are cut at half their size and
-//! full-width merges wait until the compaction debt reaches half the stall.
+//! limiter reports pressure, unless flushes are stalled on them.
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -47,8 +44,6 @@ pub(crate) struct Settings {
     pub(crate) retention: RetentionPolicy,
     pub(crate) maintenance_interval: Duration,
     pub(crate) pressure_hold: Duration,
-    /// The resident-size reading the headroom check uses.
-    pub(crate) resident: crate::Resident,
     /// Prefix of the block ids this process writes (`<node>-`), so nodes
     /// sharing a bucket never write the same id; empty for a local store.
     pub(crate) id_prefix: String,
@@ -82,9 +77,6 @@ pub(crate) struct Background {
     memory: Arc<MemoryBudget>,
     /// The pressure last observed, and when it last fell back to normal.
     pressure: Mutex<(Pressure, Option<Instant>)>,
-    /// When memory was last seen above the early limit (see
-    /// [`crate::headroom`]).
-    tight_at: Mutex<Option<Instant>>,
 }
 
 impl Background {
@@ -108,7 +100,6 @@ impl Background {
             flush_lock: tokio::sync::Mutex::new(()),
             memory,
             pressure: Mutex::new((Pressure::Normal, None)),
-            tight_at: Mutex::new(None),
         }
     }
 
@@ -212,29 +203,9 @@ impl Background {
             || self.pressure.lock().1.is_some_and(|t| t.elapsed() < self.settings.pressure_hold)
     }
 
-    /// Whether the process's resident size is at or above the early limit
-    /// now (one reading), noting when it was.
-    fn memory_tight(&self) -> bool {
-        let tight = crate::headroom::is_tight(self.settings.resident.read(), &self.memory);
-        if tight {
-            *self.tight_at.lock() = Some(Instant::now());
-        }
-        tight
-    }
-
-    /// Whether memory is above the early limit now or was within
-    /// `pressure_hold` (the cutter reads it often while heads fill, so a
-    /// peak of the last head cycle counts even if this reading is a
-    /// trough).
-    fn recently_tight(&self) -> bool {
-        self.memory_tight() || self.tight_at.lock().is_some_and(|t| t.elapsed() < self.settings.pressure_hold)
-    }
-
-    /// Cuts the head when it is full or old, while memory is within a
-    /// head cycle of the soft limit once it holds half its size (see
-    /// [`crate::headroom`]), or, while the process is under memory
-    /// pressure, once it holds a quarter (cutting a tiny head would only
-    /// add a flush's working set).
+    /// Cuts the head when it is full or old, or, while the process is
+    /// under memory pressure, once it holds a quarter of its size (cutting
+    /// a tiny head would only add a flush's working set).
     async fn cutter(self: Arc<Self>) {
         let mut pressure = self.memory.subscribe();
         loop {
@@ -253,14 +224,8 @@ impl Background {
                 && ((pressure && bytes >= max / 4)
                     || bytes >= max
                     || created.elapsed() >= self.settings.head_max_age);
-            // Memory is read only when it decides something: past half a head.
-            let early = spans > 0 && !due && bytes >= max / 2 && self.memory_tight();
-            match if due || early { self.ingest.cut().await } else { Ok(false) } {
-                Ok(cut) => {
-                    if cut && early {
-                        self.metrics.headroom_cuts.inc();
-                    }
-                }
+            match if due { self.ingest.cut().await } else { Ok(false) } {
+                Ok(_) => {}
                 // No new WAL segment for now (no descriptor or space free):
                 // the head stays live and the next tick tries again.
                 Err(Error::Wal(e)) if e.is_retryable() => {
@@ -508,14 +473,8 @@ impl Background {
             }
             // Stalled flushes take any merge that lowers the debt; short of
             // that, full-width merges wait out memory pressure.
-            let debt = self.compaction_debt();
-            let stalled = debt >= self.settings.stall_blocks;
-            // Short of the limiter's pressure, a merge also waits while
-            // memory is within a head cycle of the soft limit, but only
-            // until half the stall: the wait must never stall flushes.
-            let urgent = debt >= self.settings.stall_blocks.div_ceil(2);
-            let wait = self.under_pressure() || (!urgent && self.recently_tight());
-            if width == Width::Full && !stalled && wait {
+            let stalled = self.compaction_debt() >= self.settings.stall_blocks;
+            if width == Width::Full && !stalled && self.under_pressure() {
                 if self.settings.compaction.plan(&self.blocks.mergeable_metas(), Width::Full).is_some() {
                     self.metrics.compactions_deferred.inc();
                     return Ok(Merges::Deferred);
