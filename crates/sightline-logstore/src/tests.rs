@@ -861,6 +861,42 @@ async fn an_append_waits_for_a_running_flush_instead_of_refusing() {
     store.shutdown().await;
 }
 
+/// A store that fails while an append waits for a flush refuses it as
+/// failed (`reason="failed"`, unavailable), not as a full head that a quick
+/// retry could get past. Fails with the refusal counted as `head_full`.
+#[tokio::test]
+async fn a_store_failing_during_the_wait_refuses_as_failed() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut opts = Options::new(dir.path(), Arc::new(MemoryBudget::new(256 << 20)));
+    opts.head_max_bytes = 16 << 10;
+    opts.background_compaction = false;
+    opts.flush_wait = Duration::from_secs(2);
+    let store = LogStore::open(opts).await.unwrap();
+    let res = resource("failing");
+    let held = store.hold_flushes().await;
+    let n = fill_while_flushes_are_held(&store, &res).await;
+    // Flushes fail from now on: the block folder is a file (root ignores
+    // permissions, so a read-only folder would not do).
+    let blocks = dir.path().join("blocks");
+    std::fs::rename(&blocks, dir.path().join("blocks.away")).unwrap();
+    std::fs::write(&blocks, b"not a folder").unwrap();
+    let waiting = {
+        let store = store.clone();
+        let batch = wide_batch(&res, n, 20);
+        tokio::spawn(async move { store.consume_logs(batch).await })
+    };
+    tokio::time::sleep(Duration::from_millis(50)).await;
+    drop(held);
+    let refused = waiting.await.unwrap();
+    assert!(
+        matches!(&refused, Err(sightline_model::ConsumeError::Unavailable { reason, .. }) if reason.contains("log store failed")),
+        "{refused:?}"
+    );
+    assert_eq!(store.metrics().refusals(crate::metrics::Refusal::failed), 1);
+    assert_eq!(store.metrics().refusals(crate::metrics::Refusal::head_full), 0);
+    store.shutdown().await;
+}
+
 /// When no flush ends within `flush_wait`, the append is refused
 /// retryably and the refusal is counted under its reason (`head_full`),
 /// so an operator can tell a store that cannot flush fast enough from a
