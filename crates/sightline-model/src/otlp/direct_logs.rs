@@ -80,6 +80,18 @@ struct LogsDecoder {
     kvs: Vec<KeyValue>,
 }
 
+/// A resource decoded earlier in the request, found again by its bytes.
+struct SeenResource<'a> {
+    bytes: &'a [u8],
+    schema_url: &'a str,
+    resource: Arc<Resource>,
+}
+
+/// Distinct resources a request's decoding remembers: services in one
+/// export are few; a request of thousands of distinct resources is not
+/// scanned for each.
+const MAX_SEEN: usize = 16;
+
 /// A record's fields as read, before its ids are validated.
 #[derive(Default)]
 struct RawRecord<'a> {
@@ -104,36 +116,33 @@ impl LogsDecoder {
             }
         }
         self.out.records.reserve_exact(total);
+        let mut seen = Vec::new();
         let mut ri = 0usize;
         for item in wire::strict_fields(bytes) {
             if let (1, f) = item? {
-                self.resource_logs(f.bytes()?, ri)?;
+                self.resource_logs(f.bytes()?, ri, &mut seen)?;
                 ri += 1;
             }
         }
         Ok(())
     }
 
-    fn resource_logs(&mut self, bytes: &[u8], ri: usize) -> Wire<()> {
+    /// `seen`: resources already decoded in this request, by their bytes.
+    fn resource_logs<'a>(
+        &mut self,
+        bytes: &'a [u8],
+        ri: usize,
+        seen: &mut Vec<SeenResource<'a>>,
+    ) -> Wire<()> {
         // The resource and schema URL may follow the scope logs on the
         // wire: read them first, as `prost` has merged them all before the
         // request is mapped.
-        let (mut attributes, mut dropped, mut schema_url) = (Vec::new(), 0, "");
+        let (mut occurrences, mut only, mut schema_url) = (0, &[][..], "");
         for item in wire::strict_fields(bytes) {
             match item? {
-                // Repeated occurrences merge: attributes append, the last
-                // count wins.
                 (1, f) => {
-                    for item in wire::strict_fields(f.bytes()?) {
-                        match item? {
-                            (1, f) => attributes.push(self.values.key_value(f.bytes()?, 0)?),
-                            (2, f) => dropped = f.varint()? as u32,
-                            // Entity references: their strings would need
-                            // checking as `prost` checks them.
-                            (3, _) => return Err(irregular()),
-                            _ => {}
-                        }
-                    }
+                    only = f.bytes()?;
+                    occurrences += 1;
                 }
                 (2, f) => {
                     f.bytes()?;
@@ -142,8 +151,24 @@ impl LogsDecoder {
                 _ => {}
             }
         }
-        attributes.shrink_to_fit();
-        let resource = Arc::new(Resource::new(attributes, dropped, schema_url.to_owned()));
+        // Records that interleave services come as many `ResourceLogs` of
+        // a few records each, repeating the same resource: decoding it
+        // once (one `Arc`, the same value) saves an allocation per
+        // attribute key and value of every repeat.
+        let found = (occurrences == 1)
+            .then(|| seen.iter().find(|s| s.bytes == only && s.schema_url == schema_url))
+            .flatten()
+            .map(|s| Arc::clone(&s.resource));
+        let resource = match found {
+            Some(resource) => resource,
+            None => {
+                let resource = Arc::new(self.resource(bytes, schema_url)?);
+                if occurrences == 1 && seen.len() < MAX_SEEN {
+                    seen.push(SeenResource { bytes: only, schema_url, resource: Arc::clone(&resource) });
+                }
+                resource
+            }
+        };
         let mut si = 0usize;
         for item in wire::strict_fields(bytes) {
             if let (2, f) = item? {
@@ -152,6 +177,29 @@ impl LogsDecoder {
             }
         }
         Ok(())
+    }
+
+    /// The resource of a `ResourceLogs` (every occurrence, merged).
+    fn resource(&mut self, bytes: &[u8], schema_url: &str) -> Wire<Resource> {
+        let (mut attributes, mut dropped) = (Vec::new(), 0);
+        for item in wire::strict_fields(bytes) {
+            // Repeated occurrences merge: attributes append, the last
+            // count wins.
+            if let (1, f) = item? {
+                for item in wire::strict_fields(f.bytes()?) {
+                    match item? {
+                        (1, f) => attributes.push(self.values.key_value(f.bytes()?, 0)?),
+                        (2, f) => dropped = f.varint()? as u32,
+                        // Entity references: their strings would need
+                        // checking as `prost` checks them.
+                        (3, _) => return Err(irregular()),
+                        _ => {}
+                    }
+                }
+            }
+        }
+        attributes.shrink_to_fit();
+        Ok(Resource::new(attributes, dropped, schema_url.to_owned()))
     }
 
     fn scope_logs(&mut self, bytes: &[u8], resource: &Arc<Resource>, ri: usize, si: usize) -> Wire<()> {

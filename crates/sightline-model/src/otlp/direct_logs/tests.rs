@@ -142,6 +142,24 @@ fn regular_requests_decode_directly_as_prost_decodes_them() {
     // One resource per `ResourceLogs`, one scope per `ScopeLogs`.
     assert!(Arc::ptr_eq(&direct.records[0].resource, &direct.records[8].resource));
     assert!(!Arc::ptr_eq(&direct.records[0].scope, &direct.records[8].scope));
+    // A resource repeated in later `ResourceLogs` is decoded once, but
+    // only when its bytes and schema URL are the same.
+    let again = request_of(vec![
+        (resource("a"), vec![(None, vec![full_record(1, None)])]),
+        (resource("b"), vec![(None, vec![full_record(2, None)])]),
+        (resource("a"), vec![(None, vec![full_record(3, None)])]),
+    ]);
+    assert_direct(&again);
+    let r = decode_logs_request_bytes(&again).unwrap().records;
+    assert!(Arc::ptr_eq(&r[0].resource, &r[2].resource));
+    assert!(!Arc::ptr_eq(&r[0].resource, &r[1].resource));
+    let mut other_url = ExportLogsServiceRequest::decode(again.as_slice()).unwrap();
+    other_url.resource_logs[2].schema_url = "other-url".into();
+    let other_url = other_url.encode_to_vec();
+    assert_direct(&other_url);
+    let r = decode_logs_request_bytes(&other_url).unwrap().records;
+    assert!(!Arc::ptr_eq(&r[0].resource, &r[2].resource));
+    assert_eq!(r[2].resource.schema_url(), "other-url");
     // Lists hold no spare room (the head's memory estimate counts them).
     assert_eq!(direct.records.capacity(), direct.records.len());
     assert_eq!(direct.records[0].attributes.capacity(), direct.records[0].attributes.len());
