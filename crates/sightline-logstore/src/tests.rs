@@ -927,3 +927,34 @@ async fn a_refusal_for_a_full_head_is_counted_under_its_reason() {
     assert_eq!(store.blocks().iter().map(|b| b.record_count).sum::<u64>(), n * 20);
     store.shutdown().await;
 }
+
+/// A flush makes one group (resource, scope, `origin`) per distinct
+/// source, reused by later `ResourceLogs` with the same bytes; a source
+/// that differs only in its scope or a schema URL keeps its own. Fails if
+/// reuse ignores any of the four.
+#[tokio::test]
+async fn a_flush_reuses_groups_of_the_same_source_only() {
+    let dir = tempfile::tempdir().unwrap();
+    let res = resource("svc");
+    let other_url = Arc::new(Resource::new(res.attributes().to_vec(), 0, "https://schema/1".into()));
+    let other_scope = Arc::new(Scope { name: "other.logger".into(), ..(*scope()).clone() });
+    let scope_url = Arc::new(Scope { schema_url: "https://scope/1".into(), ..(*scope()).clone() });
+    let mut records = Vec::new();
+    // Sources alternate record by record: a `ResourceLogs` each.
+    for i in 0..12u64 {
+        let mut r = record(&res, base() + i * SEC, 9, &format!("line {i}"), Some(1));
+        match i % 4 {
+            1 => r.resource = Arc::clone(&other_url),
+            2 => r.scope = Arc::clone(&other_scope),
+            3 => r.scope = Arc::clone(&scope_url),
+            _ => {}
+        }
+        records.push(r);
+    }
+    let batch = LogBatch::from_records(records.clone());
+    block::write_requests(dir.path(), &["g".to_owned()], &[batch.otlp_bytes().as_ref()], 4).unwrap();
+    let block = LogBlock::open(&dir.path().join("g")).unwrap();
+    let mut got = block::read::all_records(&block);
+    got.sort_by_key(|r| r.timestamp());
+    assert_eq!(got, records);
+}
