@@ -216,8 +216,15 @@ impl Inner {
         st.frozen.len() < self.opts.max_frozen_heads || st.live.bytes < self.head_limit()
     }
 
+    /// Marks the store failed (ingest refused until a restart) and wakes
+    /// the appends waiting for a flush, which will not come.
+    fn fail(&self, why: String) {
+        *self.failed.lock() = Some(why);
+        self.flushed.notify_waiters();
+    }
+
     /// Waits up to `flush_wait` for [`Inner::has_room`]; `false`: still
-    /// no room, the append is refused.
+    /// no room (or the store failed), the append is refused.
     async fn wait_for_room(&self) -> bool {
         let deadline = tokio::time::Instant::now() + self.opts.flush_wait;
         loop {
@@ -228,6 +235,10 @@ impl Inner {
             flushed.as_mut().enable();
             if self.has_room() {
                 return true;
+            }
+            // A failed store never flushes again: no use waiting.
+            if self.failed.lock().is_some() {
+                return false;
             }
             if tokio::time::timeout_at(deadline, flushed).await.is_err() {
                 return self.has_room();
@@ -603,6 +614,11 @@ impl LogStore {
             return Ok(());
         }
         if !inner.wait_for_room().await {
+            // The store may have failed during the wait: that is the
+            // reason, not a full head (and not worth a quick retry).
+            if let Some(why) = inner.failed.lock().clone() {
+                return Err(unavailable(Refusal::failed, format!("log store failed: {why}")));
+            }
             return Err((
                 Refusal::head_full,
                 ConsumeError::Overloaded {
@@ -639,7 +655,7 @@ impl LogStore {
             // waits, and the next appends are refused until a flush ends.
             if let Err(e) = cut(inner, Cut::IfFull).await {
                 tracing::error!(error = %e, "cutting the log head failed");
-                *inner.failed.lock() = Some(e.to_string());
+                inner.fail(e.to_string());
             }
             inner.wake.notify_one();
         }
@@ -841,7 +857,7 @@ async fn background(inner: Arc<Inner>) {
         }
         if let Err(e) = result {
             tracing::error!(error = %e, "log store background work failed; ingest refused until restart");
-            *inner.failed.lock() = Some(e.to_string());
+            inner.fail(e.to_string());
             if let Some(task) = side.take() {
                 let _ = task.await;
             }

@@ -861,6 +861,42 @@ async fn an_append_waits_for_a_running_flush_instead_of_refusing() {
     store.shutdown().await;
 }
 
+/// A store that fails while an append waits for a flush refuses it as
+/// failed (`reason="failed"`, unavailable), not as a full head that a quick
+/// retry could get past. Fails with the refusal counted as `head_full`.
+#[tokio::test]
+async fn a_store_failing_during_the_wait_refuses_as_failed() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut opts = Options::new(dir.path(), Arc::new(MemoryBudget::new(256 << 20)));
+    opts.head_max_bytes = 16 << 10;
+    opts.background_compaction = false;
+    opts.flush_wait = Duration::from_secs(2);
+    let store = LogStore::open(opts).await.unwrap();
+    let res = resource("failing");
+    let held = store.hold_flushes().await;
+    let n = fill_while_flushes_are_held(&store, &res).await;
+    // Flushes fail from now on: the block folder is a file (root ignores
+    // permissions, so a read-only folder would not do).
+    let blocks = dir.path().join("blocks");
+    std::fs::rename(&blocks, dir.path().join("blocks.away")).unwrap();
+    std::fs::write(&blocks, b"not a folder").unwrap();
+    let waiting = {
+        let store = store.clone();
+        let batch = wide_batch(&res, n, 20);
+        tokio::spawn(async move { store.consume_logs(batch).await })
+    };
+    tokio::time::sleep(Duration::from_millis(50)).await;
+    drop(held);
+    let refused = waiting.await.unwrap();
+    assert!(
+        matches!(&refused, Err(sightline_model::ConsumeError::Unavailable { reason, .. }) if reason.contains("log store failed")),
+        "{refused:?}"
+    );
+    assert_eq!(store.metrics().refusals(crate::metrics::Refusal::failed), 1);
+    assert_eq!(store.metrics().refusals(crate::metrics::Refusal::head_full), 0);
+    store.shutdown().await;
+}
+
 /// When no flush ends within `flush_wait`, the append is refused
 /// retryably and the refusal is counted under its reason (`head_full`),
 /// so an operator can tell a store that cannot flush fast enough from a
@@ -890,4 +926,35 @@ async fn a_refusal_for_a_full_head_is_counted_under_its_reason() {
     store.flush_now().await.unwrap();
     assert_eq!(store.blocks().iter().map(|b| b.record_count).sum::<u64>(), n * 20);
     store.shutdown().await;
+}
+
+/// A flush makes one group (resource, scope, `origin`) per distinct
+/// source, reused by later `ResourceLogs` with the same bytes; a source
+/// that differs only in its scope or a schema URL keeps its own. Fails if
+/// reuse ignores any of the four.
+#[tokio::test]
+async fn a_flush_reuses_groups_of_the_same_source_only() {
+    let dir = tempfile::tempdir().unwrap();
+    let res = resource("svc");
+    let other_url = Arc::new(Resource::new(res.attributes().to_vec(), 0, "https://schema/1".into()));
+    let other_scope = Arc::new(Scope { name: "other.logger".into(), ..(*scope()).clone() });
+    let scope_url = Arc::new(Scope { schema_url: "https://scope/1".into(), ..(*scope()).clone() });
+    let mut records = Vec::new();
+    // Sources alternate record by record: a `ResourceLogs` each.
+    for i in 0..12u64 {
+        let mut r = record(&res, base() + i * SEC, 9, &format!("line {i}"), Some(1));
+        match i % 4 {
+            1 => r.resource = Arc::clone(&other_url),
+            2 => r.scope = Arc::clone(&other_scope),
+            3 => r.scope = Arc::clone(&scope_url),
+            _ => {}
+        }
+        records.push(r);
+    }
+    let batch = LogBatch::from_records(records.clone());
+    block::write_requests(dir.path(), &["g".to_owned()], &[batch.otlp_bytes().as_ref()], 4).unwrap();
+    let block = LogBlock::open(&dir.path().join("g")).unwrap();
+    let mut got = block::read::all_records(&block);
+    got.sort_by_key(|r| r.timestamp());
+    assert_eq!(got, records);
 }

@@ -6,12 +6,14 @@
 //! partial success does; everything else is kept as received.
 
 mod direct;
+mod direct_logs;
 mod logs;
 mod metrics;
 #[cfg(test)]
 mod tests;
 
 pub use direct::{Checked, check_request_bytes, decode_protobuf, decode_request_bytes};
+pub use direct_logs::{decode_logs_protobuf, decode_logs_request_bytes};
 pub use logs::{DecodedLogs, decode_logs_request, decode_record, encode_logs, encode_record};
 pub use metrics::{DecodedMetrics, decode_metrics_request, encode_metric, encode_metrics};
 pub mod wire;
@@ -390,8 +392,7 @@ pub fn decode_value_bytes(bytes: &[u8]) -> Result<Value, prost::DecodeError> {
 /// Log records from a protobuf `ExportLogsServiceRequest`: how a node
 /// sharing a bucket reads a peer's log head (`/internal/logs/head`).
 pub fn decode_logs_bytes(bytes: &[u8]) -> Result<DecodedLogs, prost::DecodeError> {
-    use opentelemetry_proto::tonic::collector::logs::v1::ExportLogsServiceRequest;
-    Ok(decode_logs_request(ExportLogsServiceRequest::decode(bytes)?))
+    decode_logs_protobuf(bytes)
 }
 
 /// Encodes one attribute value.

@@ -66,7 +66,29 @@ pub(crate) struct Group {
 pub(crate) struct Rows<'a> {
     pub(crate) rows: Vec<Row<'a>>,
     pub(crate) groups: Vec<Group>,
+    /// Groups already made, by the bytes they were made from (see
+    /// [`Rows::add_scope_logs`]).
+    pub(super) seen: Vec<Seen<'a>>,
 }
+
+/// The encoded resource and scope (and their schema URLs) a group was
+/// made from: the same bytes make the same group.
+#[derive(Clone, Copy, PartialEq, Eq)]
+struct Source<'a> {
+    resource: Option<&'a [u8]>,
+    resource_schema_url: &'a str,
+    scope: Option<&'a [u8]>,
+    scope_schema_url: &'a str,
+}
+
+pub(super) struct Seen<'a> {
+    source: Source<'a>,
+    group: usize,
+}
+
+/// Distinct groups remembered for reuse: a head's sources (services ×
+/// scopes) are few; a head of thousands is not scanned for each.
+const MAX_SEEN: usize = 64;
 
 impl Rows<'_> {
     /// The model record of `row` (for its fingerprint).
@@ -101,17 +123,26 @@ impl<'a> Rows<'a> {
                 _ => {}
             }
         }
-        let resource = resource
-            .map(|b| pr::Resource::decode(b).map_err(|_| WireError::Malformed("resource")))
-            .transpose()?;
-        let resource = Arc::new(otlp::decode_resource(resource, schema_url.to_owned()));
+        // Decoded when a scope's group is not one seen before.
+        let mut decoded: Option<Arc<Resource>> = None;
         for scope_logs in scopes {
-            self.add_scope_logs(&resource, scope_logs)?;
+            self.add_scope_logs(resource, schema_url, &mut decoded, scope_logs)?;
         }
         Ok(())
     }
 
-    fn add_scope_logs(&mut self, resource: &Arc<Resource>, bytes: &'a [u8]) -> Result<(), WireError> {
+    /// Adds a `ScopeLogs`' records. Their group is one made before from
+    /// the same resource and scope bytes where there is one: records that
+    /// interleave services come as many `ResourceLogs` of a few records
+    /// each, and decoding each one's resource and encoding its `origin`
+    /// again was a measurable part of a flush.
+    fn add_scope_logs(
+        &mut self,
+        resource: Option<&'a [u8]>,
+        resource_schema_url: &'a str,
+        decoded: &mut Option<Arc<Resource>>,
+        bytes: &'a [u8],
+    ) -> Result<(), WireError> {
         let mut scope: Option<&[u8]> = None;
         let mut records: Vec<&'a [u8]> = Vec::new();
         let mut schema_url = "";
@@ -126,13 +157,33 @@ impl<'a> Rows<'a> {
         if records.is_empty() {
             return Ok(());
         }
-        let scope = scope
-            .map(|b| pc::InstrumentationScope::decode(b).map_err(|_| WireError::Malformed("scope")))
-            .transpose()?;
-        let scope = Arc::new(otlp::decode_scope(scope, schema_url.to_owned()));
-        let origin = super::write::encode_origin(resource, &scope);
-        let group = self.groups.len();
-        self.groups.push(Group { resource: Arc::clone(resource), scope, origin });
+        let source = Source { resource, resource_schema_url, scope, scope_schema_url: schema_url };
+        let group = match self.seen.iter().find(|s| s.source == source) {
+            Some(seen) => seen.group,
+            None => {
+                let resource = match decoded {
+                    Some(resource) => Arc::clone(resource),
+                    None => {
+                        let r = resource
+                            .map(|b| pr::Resource::decode(b).map_err(|_| WireError::Malformed("resource")))
+                            .transpose()?;
+                        let r = Arc::new(otlp::decode_resource(r, resource_schema_url.to_owned()));
+                        decoded.insert(r).clone()
+                    }
+                };
+                let scope = scope
+                    .map(|b| pc::InstrumentationScope::decode(b).map_err(|_| WireError::Malformed("scope")))
+                    .transpose()?;
+                let scope = Arc::new(otlp::decode_scope(scope, schema_url.to_owned()));
+                let origin = super::write::encode_origin(&resource, &scope);
+                let group = self.groups.len();
+                self.groups.push(Group { resource, scope, origin });
+                if self.seen.len() < MAX_SEEN {
+                    self.seen.push(Seen { source, group });
+                }
+                group
+            }
+        };
         for record in records {
             self.rows.push(row(group, record)?);
         }

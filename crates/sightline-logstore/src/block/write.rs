@@ -136,7 +136,7 @@ pub(crate) fn write_requests(
 /// Sorts rows into block order (service, time, fingerprint for ties) and
 /// drops repeats, as [`sorted_unique`] does for records.
 fn sort_rows(rows: &mut Rows<'_>) -> Result<(), WireError> {
-    let Rows { rows, groups } = rows;
+    let Rows { rows, groups, .. } = rows;
     // Each group's service as its rank among the services: the sort
     // compares integers, not names.
     let mut names: Vec<&str> = groups.iter().map(|g| g.resource.service_name()).collect();
@@ -148,7 +148,7 @@ fn sort_rows(rows: &mut Rows<'_>) -> Result<(), WireError> {
         .collect();
     rows.sort_by_key(|r| (rank[r.group], r.time));
     let same = |a: &Row<'_>, b: &Row<'_>| a.time == b.time && rank[a.group] == rank[b.group];
-    let view = Rows { rows: Vec::new(), groups: std::mem::take(groups) };
+    let view = Rows { rows: Vec::new(), groups: std::mem::take(groups), seen: Vec::new() };
     let mut ties = false;
     let mut start = 0;
     while start < rows.len() {

@@ -89,7 +89,7 @@ type Wire<T> = Result<T, WireError>;
 /// above their parent's entries and are taken off before the parent's
 /// next entry is pushed).
 #[derive(Default)]
-struct Decoder {
+pub(super) struct Decoder {
     out: Decoded,
     /// Only check (see [`check_request_bytes`]): every field is read and
     /// validated as when decoding, but no string, value or list is built.
@@ -425,7 +425,7 @@ impl Decoder {
     }
 
     /// A `KeyValue` (`depth`: array and map values it is nested in).
-    fn key_value(&mut self, bytes: &[u8], depth: usize) -> Wire<KeyValue> {
+    pub(super) fn key_value(&mut self, bytes: &[u8], depth: usize) -> Wire<KeyValue> {
         let mut key = "";
         let mut value: Option<&[u8]> = None;
         for item in wire::strict_fields(bytes) {
@@ -456,7 +456,7 @@ impl Decoder {
         if self.check { String::new() } else { s.to_owned() }
     }
 
-    fn any_value(&mut self, bytes: &[u8], depth: usize) -> Wire<Value> {
+    pub(super) fn any_value(&mut self, bytes: &[u8], depth: usize) -> Wire<Value> {
         let mut kind = AnyValue::Empty;
         let mut set = false;
         for item in wire::strict_fields(bytes) {

@@ -593,4 +593,4 @@ pub fn visit_request<'a>(
 }
 
 #[cfg(test)]
-mod tests;
+pub(super) mod tests;

@@ -56,15 +56,15 @@ impl OtlpSignal for Logs {
     }
 
     fn decode(request: Self::Request, raw: Option<Bytes>, tenant: Tenant) -> Decoded<LogBatch> {
-        let decoded = otlp::decode_logs_request(request);
-        let unit = (!decoded.records.is_empty()).then(|| {
-            match raw {
-                Some(raw) if decoded.rejected == 0 => LogBatch::new(decoded.records, raw),
-                _ => LogBatch::from_records(decoded.records),
-            }
-            .with_tenant(tenant)
-        });
-        Decoded { unit, rejected: decoded.rejected, error_message: decoded.error_message }
+        unit_of(otlp::decode_logs_request(request), raw, tenant)
+    }
+
+    fn decode_bytes(body: &Bytes, tenant: &Tenant) -> Option<Result<Decoded<LogBatch>, String>> {
+        Some(
+            otlp::decode_logs_protobuf(body)
+                .map(|decoded| unit_of(decoded, Some(body.clone()), tenant.clone()))
+                .map_err(|e| e.to_string()),
+        )
     }
 
     fn count(unit: &LogBatch) -> usize {
@@ -92,4 +92,17 @@ impl OtlpSignal for Logs {
             }),
         }
     }
+}
+
+/// The batch of a decoded request, owned by `tenant`; `raw` is reused for
+/// the WAL when every record was accepted.
+fn unit_of(decoded: otlp::DecodedLogs, raw: Option<Bytes>, tenant: Tenant) -> Decoded<LogBatch> {
+    let unit = (!decoded.records.is_empty()).then(|| {
+        match raw {
+            Some(raw) if decoded.rejected == 0 => LogBatch::new(decoded.records, raw),
+            _ => LogBatch::from_records(decoded.records),
+        }
+        .with_tenant(tenant)
+    });
+    Decoded { unit, rejected: decoded.rejected, error_message: decoded.error_message }
 }

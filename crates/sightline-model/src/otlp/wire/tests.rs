@@ -240,40 +240,41 @@ fn assert_same(request: &[u8]) {
     }
 }
 
-// A minimal protobuf writer for encodings prost never produces.
-fn varint(mut v: u64, out: &mut Vec<u8>) {
+// A minimal protobuf writer for encodings prost never produces (the logs
+// decoder's tests use it, and the value helpers below, too).
+pub(crate) fn varint(mut v: u64, out: &mut Vec<u8>) {
     while v >= 0x80 {
         out.push((v as u8) | 0x80);
         v >>= 7;
     }
     out.push(v as u8);
 }
-fn tag(n: u32, wire: u8, out: &mut Vec<u8>) {
+pub(crate) fn tag(n: u32, wire: u8, out: &mut Vec<u8>) {
     varint(u64::from(n) << 3 | u64::from(wire), out);
 }
-fn len(n: u32, bytes: &[u8], out: &mut Vec<u8>) {
+pub(crate) fn len(n: u32, bytes: &[u8], out: &mut Vec<u8>) {
     tag(n, 2, out);
     varint(bytes.len() as u64, out);
     out.extend_from_slice(bytes);
 }
-fn fixed64(n: u32, v: u64, out: &mut Vec<u8>) {
+pub(crate) fn fixed64(n: u32, v: u64, out: &mut Vec<u8>) {
     tag(n, 1, out);
     out.extend_from_slice(&v.to_le_bytes());
 }
-fn int(n: u32, v: u64, out: &mut Vec<u8>) {
+pub(crate) fn int(n: u32, v: u64, out: &mut Vec<u8>) {
     tag(n, 0, out);
     varint(v, out);
 }
 
-fn any(kind: pc::any_value::Value) -> pc::AnyValue {
+pub(crate) fn any(kind: pc::any_value::Value) -> pc::AnyValue {
     pc::AnyValue { value: Some(kind) }
 }
 
-fn attr(key: &str, kind: pc::any_value::Value) -> pc::KeyValue {
+pub(crate) fn attr(key: &str, kind: pc::any_value::Value) -> pc::KeyValue {
     pc::KeyValue { key: key.into(), value: Some(any(kind)), key_strindex: 0 }
 }
 
-fn every_kind_of_value() -> Vec<pc::KeyValue> {
+pub(crate) fn every_kind_of_value() -> Vec<pc::KeyValue> {
     use pc::any_value::Value as V;
     vec![
         attr("s", V::StringValue("text".into())),
@@ -355,7 +356,7 @@ fn request_of(groups: Vec<Group>) -> Vec<u8> {
     .encode_to_vec()
 }
 
-fn resource(service: &str) -> Option<pr::Resource> {
+pub(crate) fn resource(service: &str) -> Option<pr::Resource> {
     Some(pr::Resource {
         attributes: vec![attr("service.name", pc::any_value::Value::StringValue(service.into()))],
         dropped_attributes_count: 1,
