@@ -46,6 +46,19 @@ pub struct Decoded {
 /// How many rejection reasons an error message lists before summarising.
 const MAX_REASONS: usize = 3;
 
+/// Counts one rejected item and keeps its reason (`path: why`) among the
+/// first [`MAX_REASONS`], `; `-joined in `message`: one rule for every
+/// signal's decoder, so their partial-success messages read alike.
+fn note_reason(message: &mut String, reasons: &mut usize, why: std::fmt::Arguments<'_>) {
+    if *reasons < MAX_REASONS {
+        if *reasons > 0 {
+            message.push_str("; ");
+        }
+        let _ = message.write_fmt(why);
+    }
+    *reasons += 1;
+}
+
 /// Decodes an export request, taking ownership to move strings instead of
 /// copying them.
 pub fn decode_request(request: ExportTraceServiceRequest) -> Decoded {
@@ -63,16 +76,11 @@ pub fn decode_request(request: ExportTraceServiceRequest) -> Decoded {
                     Ok(span) => out.spans.push(span),
                     Err(why) => {
                         out.rejected += 1;
-                        if reasons < MAX_REASONS {
-                            if reasons > 0 {
-                                out.error_message.push_str("; ");
-                            }
-                            let _ = write!(
-                                out.error_message,
-                                "resourceSpans[{ri}].scopeSpans[{si}].spans[{pi}]: {why}"
-                            );
-                        }
-                        reasons += 1;
+                        note_reason(
+                            &mut out.error_message,
+                            &mut reasons,
+                            format_args!("resourceSpans[{ri}].scopeSpans[{si}].spans[{pi}]: {why}"),
+                        );
                     }
                 }
             }

@@ -16,12 +16,12 @@
 //! error message. The tests compare the two paths on generated and
 //! mutated requests.
 
-use std::fmt::Write as _;
 use std::sync::Arc;
 
 use opentelemetry_proto::tonic::collector::trace::v1::ExportTraceServiceRequest;
 use prost::Message as _;
 
+use super::note_reason;
 use super::wire::{self, AnyValue, WireError, span};
 use super::{Decoded, MAX_REASONS};
 use crate::{
@@ -235,16 +235,11 @@ impl Decoder {
                     Ok(None) => self.accepted += 1,
                     Err(why) => {
                         self.out.rejected += 1;
-                        if self.reasons < MAX_REASONS {
-                            if self.reasons > 0 {
-                                self.out.error_message.push_str("; ");
-                            }
-                            let _ = write!(
-                                self.out.error_message,
-                                "resourceSpans[{ri}].scopeSpans[{si}].spans[{pi}]: {why}"
-                            );
-                        }
-                        self.reasons += 1;
+                        note_reason(
+                            &mut self.out.error_message,
+                            &mut self.reasons,
+                            format_args!("resourceSpans[{ri}].scopeSpans[{si}].spans[{pi}]: {why}"),
+                        );
                     }
                 }
                 pi += 1;

@@ -15,7 +15,6 @@
 //! the error message. Attribute and body values are read by the traces
 //! decoder's value reader, so both signals follow one set of rules.
 
-use std::fmt::Write as _;
 use std::sync::Arc;
 
 use opentelemetry_proto::tonic::collector::logs::v1::ExportLogsServiceRequest;
@@ -24,6 +23,7 @@ use prost::Message as _;
 use super::MAX_REASONS;
 use super::direct::Decoder as ValueDecoder;
 use super::logs::{DecodedLogs, optional_span_id, optional_trace_id};
+use super::note_reason;
 use super::wire::{self, WireError};
 use crate::{KeyValue, LogRecord, Resource, Scope, Value};
 
@@ -233,16 +233,11 @@ impl LogsDecoder {
                     Ok(record) => self.out.records.push(record),
                     Err(why) => {
                         self.out.rejected += 1;
-                        if self.reasons < MAX_REASONS {
-                            if self.reasons > 0 {
-                                self.out.error_message.push_str("; ");
-                            }
-                            let _ = write!(
-                                self.out.error_message,
-                                "resourceLogs[{ri}].scopeLogs[{si}].logRecords[{li}]: {why}"
-                            );
-                        }
-                        self.reasons += 1;
+                        note_reason(
+                            &mut self.out.error_message,
+                            &mut self.reasons,
+                            format_args!("resourceLogs[{ri}].scopeLogs[{si}].logRecords[{li}]: {why}"),
+                        );
                     }
                 }
                 li += 1;

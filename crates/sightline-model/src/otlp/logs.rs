@@ -1,11 +1,11 @@
 //! OTLP logs ⇄ model.
 
-use std::fmt::Write as _;
 use std::sync::Arc;
 
 use opentelemetry_proto::tonic::collector::logs::v1::ExportLogsServiceRequest;
 use opentelemetry_proto::tonic::logs::v1 as pl;
 
+use super::note_reason;
 use super::{MAX_REASONS, encode_kvs, encode_resource, encode_scope, encode_value, group, kvs, value};
 use crate::{LogRecord, Resource, Scope, SpanId, TraceId, Value};
 
@@ -41,16 +41,11 @@ pub fn decode_logs_request(request: ExportLogsServiceRequest) -> DecodedLogs {
                     Ok(r) => out.records.push(r),
                     Err(why) => {
                         out.rejected += 1;
-                        if reasons < MAX_REASONS {
-                            if reasons > 0 {
-                                out.error_message.push_str("; ");
-                            }
-                            let _ = write!(
-                                out.error_message,
-                                "resourceLogs[{ri}].scopeLogs[{si}].logRecords[{li}]: {why}"
-                            );
-                        }
-                        reasons += 1;
+                        note_reason(
+                            &mut out.error_message,
+                            &mut reasons,
+                            format_args!("resourceLogs[{ri}].scopeLogs[{si}].logRecords[{li}]: {why}"),
+                        );
                     }
                 }
             }

@@ -1,12 +1,12 @@
 //! OTLP metrics ⇄ model.
 
-use std::fmt::Write as _;
 use std::sync::Arc;
 
 use opentelemetry_proto::tonic::collector::metrics::v1::ExportMetricsServiceRequest;
 use opentelemetry_proto::tonic::metrics::v1 as pm;
 
 use super::logs::{optional_span_id, optional_trace_id};
+use super::note_reason;
 use super::{MAX_REASONS, encode_groups, encode_kvs, exact, kvs};
 use crate::{
     Exemplar, ExponentialBuckets, ExponentialHistogramPoint, HistogramPoint, Metric, MetricData, Number,
@@ -41,17 +41,14 @@ pub fn decode_metrics_request(request: ExportMetricsServiceRequest) -> DecodedMe
                 let data = decode_data(metric.data, &mut problems);
                 for (pi, why) in &problems {
                     out.rejected += 1;
-                    if reasons < MAX_REASONS {
-                        if reasons > 0 {
-                            out.error_message.push_str("; ");
-                        }
-                        let _ = write!(
-                            out.error_message,
+                    note_reason(
+                        &mut out.error_message,
+                        &mut reasons,
+                        format_args!(
                             "resourceMetrics[{ri}].scopeMetrics[{si}].metrics[{mi}] ({}): data point {pi}: {why}",
                             metric.name
-                        );
-                    }
-                    reasons += 1;
+                        ),
+                    );
                 }
                 let decoded = Metric {
                     name: metric.name,
