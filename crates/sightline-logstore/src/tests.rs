@@ -725,9 +725,7 @@ async fn flushes_do_not_wait_for_a_running_merge() {
 #[tokio::test]
 async fn the_head_stays_within_its_bound_while_flushes_run() {
     let dir = tempfile::tempdir().unwrap();
-    let mut opts = Options::new(dir.path(), Arc::new(MemoryBudget::new(256 << 20)));
-    opts.head_max_bytes = 16 << 10;
-    opts.background_compaction = false;
+    let opts = small_head_options(dir.path());
     let store = LogStore::open(opts).await.unwrap();
     let res = resource("bounded");
     let mut largest_batch = 0;
@@ -831,6 +829,15 @@ async fn fill_while_flushes_are_held(store: &LogStore, res: &Arc<Resource>) -> u
     i
 }
 
+/// Options with a 16 KiB head and no background compaction, so a few
+/// batches fill the head and only the test decides when blocks merge.
+fn small_head_options(dir: &std::path::Path) -> Options {
+    let mut opts = Options::new(dir, Arc::new(MemoryBudget::new(256 << 20)));
+    opts.head_max_bytes = 16 << 10;
+    opts.background_compaction = false;
+    opts
+}
+
 /// An append that finds the head full and every frozen slot waiting for a
 /// flush waits for it (up to `flush_wait`) instead of sending the client
 /// away for a whole retry delay; the records are all stored. Fails with
@@ -838,9 +845,7 @@ async fn fill_while_flushes_are_held(store: &LogStore, res: &Arc<Resource>) -> u
 #[tokio::test]
 async fn an_append_waits_for_a_running_flush_instead_of_refusing() {
     let dir = tempfile::tempdir().unwrap();
-    let mut opts = Options::new(dir.path(), Arc::new(MemoryBudget::new(256 << 20)));
-    opts.head_max_bytes = 16 << 10;
-    opts.background_compaction = false;
+    let mut opts = small_head_options(dir.path());
     // Long enough that only a failed flush could make it time out.
     opts.flush_wait = Duration::from_secs(120);
     let store = LogStore::open(opts).await.unwrap();
@@ -867,9 +872,7 @@ async fn an_append_waits_for_a_running_flush_instead_of_refusing() {
 #[tokio::test]
 async fn a_store_failing_during_the_wait_refuses_as_failed() {
     let dir = tempfile::tempdir().unwrap();
-    let mut opts = Options::new(dir.path(), Arc::new(MemoryBudget::new(256 << 20)));
-    opts.head_max_bytes = 16 << 10;
-    opts.background_compaction = false;
+    let mut opts = small_head_options(dir.path());
     opts.flush_wait = Duration::from_secs(2);
     let store = LogStore::open(opts).await.unwrap();
     let res = resource("failing");
@@ -905,9 +908,7 @@ async fn a_store_failing_during_the_wait_refuses_as_failed() {
 async fn a_refusal_for_a_full_head_is_counted_under_its_reason() {
     let dir = tempfile::tempdir().unwrap();
     let mut registry = prometheus_client::registry::Registry::default();
-    let mut opts = Options::new(dir.path(), Arc::new(MemoryBudget::new(256 << 20)));
-    opts.head_max_bytes = 16 << 10;
-    opts.background_compaction = false;
+    let mut opts = small_head_options(dir.path());
     opts.flush_wait = Duration::ZERO;
     opts.metrics = Arc::new(crate::Metrics::new(&mut registry));
     let store = LogStore::open(opts).await.unwrap();
