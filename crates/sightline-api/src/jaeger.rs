@@ -62,10 +62,16 @@ fn same_process(a: &Arc<Resource>, b: &Arc<Resource>) -> bool {
 }
 
 /// Service name plus every other resource attribute as a tag.
+///
+/// A `service.name` that is not a string (the conventions make it one) is
+/// shown as `unknown_service`, as the store lists and searches it (see
+/// [`Resource::new`]), and kept as a tag: the Collector's translator drops
+/// it, which would hide the value a tag search on `service.name` matches.
 fn process(resource: &Resource) -> dto::Process<'_> {
+    let named = |kv: &KeyValue| kv.key == "service.name" && matches!(kv.value, Value::Str(_));
     dto::Process {
         service_name: resource.service_name(),
-        tags: resource.attributes().iter().filter(|kv| kv.key != "service.name").map(tag).collect(),
+        tags: resource.attributes().iter().filter(|kv| !named(kv)).map(tag).collect(),
     }
 }
 

@@ -18,6 +18,15 @@ pub const UNKNOWN_SERVICE: &str = "unknown_service";
 
 impl Resource {
     /// Builds a resource; the service name is read from `service.name`.
+    ///
+    /// The semantic conventions make `service.name` a string, and SDKs
+    /// name a service without one `unknown_service`. A `service.name` that
+    /// is empty or not a string (an array, a number) is read as missing:
+    /// the span's service is [`UNKNOWN_SERVICE`] in every reader, the
+    /// services list, the operations and search by service alike, while
+    /// the attribute keeps its value (a tag search matches its text, and
+    /// the Jaeger view shows it as a process tag). Jaeger's OTLP translator
+    /// would show an empty name instead, which its UI cannot select.
     pub fn new(attributes: Vec<KeyValue>, dropped_attributes_count: u32, schema_url: String) -> Self {
         let service_name = attributes
             .iter()

@@ -11,6 +11,7 @@ use sightline_model::{
 use crate::{EmbeddedStore, Error, Options};
 
 mod integrity;
+mod service_name;
 mod tenants;
 
 fn now() -> u64 {

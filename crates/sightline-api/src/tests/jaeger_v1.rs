@@ -186,6 +186,27 @@ const UPLOAD: &str = r#"{"resourceSpans":[{"resource":{"attributes":[
     {"traceId":"0af7651916cd43dd8448eb211c80319c","spanId":"00f067aa0ba902b9",
      "parentSpanId":"00f067aa0ba902b7","name":"child"}]}]}]}"#;
 
+/// A `service.name` that is no string is shown as the store lists it
+/// (`unknown_service`) and kept as a process tag, so the value a tag search
+/// on `service.name` matches is visible.
+#[tokio::test]
+async fn a_non_string_service_name_stays_a_process_tag() {
+    let h = harness(Fake::default());
+    let upload = UPLOAD.replace(
+        r#"{"stringValue":"shop"}"#,
+        r#"{"arrayValue":{"values":[{"stringValue":"a"},{"stringValue":"b"}]}}"#,
+    );
+    let request = Request::post("/api/transform")
+        .header(header::CONTENT_TYPE, "application/json")
+        .body(Body::from(upload))
+        .unwrap();
+    let r = h.send(request).await;
+    assert_eq!(r.status, StatusCode::OK, "{}", r.text());
+    let process = &r.json()["data"][0]["processes"]["p1"];
+    assert_eq!(process["serviceName"], json!("unknown_service"));
+    assert_eq!(process["tags"], json!([{"key": "service.name", "type": "string", "value": "[\"a\",\"b\"]"}]));
+}
+
 #[tokio::test]
 async fn transform_turns_an_otlp_json_upload_into_jaeger_traces() {
     let h = harness(Fake::default());
