@@ -34,8 +34,9 @@ pub(crate) struct Cluster {
     /// written into its heartbeat; `None` advertises nothing.
     pub(crate) advertise: Option<String>,
     /// The other live nodes' advertised addresses, as last read from
-    /// their heartbeats: node id → `HOST:PORT`.
-    pub(crate) peers: Mutex<BTreeMap<String, String>>,
+    /// their heartbeats: node id → `HOST:PORT`. A watch, so live log tails
+    /// (`peertail.rs`) wake when it changes rather than polling it.
+    pub(crate) peers: watch::Sender<BTreeMap<String, String>>,
     /// Where the lease holder replays dead nodes' WAL copies (the lossless
     /// mode, `walmirror.rs`).
     pub(crate) wal_replay: Mutex<Option<crate::walmirror::ReplaySink>>,
@@ -130,7 +131,7 @@ impl Cluster {
         self.bucket.metrics.nodes.set(nodes.len() as i64);
         // Each other live node's address, read from its heartbeat every
         // round (one GET per node): a restarted node may listen elsewhere.
-        let known = self.peers.lock().clone();
+        let known = self.peers.borrow().clone();
         let mut peers = BTreeMap::new();
         for node in nodes.iter().filter(|n| **n != self.node) {
             match self.bucket.get(&format!("{NODES_PREFIX}{node}.json")).await {
@@ -151,7 +152,12 @@ impl Cluster {
                 }
             }
         }
-        *self.peers.lock() = peers;
+        // Watchers wake only when the set changes, not every round.
+        self.peers.send_if_modified(|old| {
+            let changed = *old != peers;
+            *old = peers;
+            changed
+        });
         *self.nodes.lock() = nodes;
     }
 }

@@ -374,7 +374,7 @@ impl Remote {
             grace: options.delete_grace,
             nodes: Mutex::new(Default::default()),
             advertise: options.advertise.clone(),
-            peers: Mutex::new(Default::default()),
+            peers: watch::Sender::new(Default::default()),
             wal_replay: Mutex::new(None),
             wal_replay_after: options.wal_mirror.then_some(options.wal_replay_after),
         });
@@ -463,7 +463,12 @@ impl Remote {
     /// The other live nodes that advertise an address, as the last
     /// heartbeat round read them: (node id, `HOST:PORT`).
     pub fn peer_addrs(&self) -> Vec<(String, String)> {
-        self.cluster.peers.lock().iter().map(|(n, a)| (n.clone(), a.clone())).collect()
+        self.cluster.peers.borrow().iter().map(|(n, a)| (n.clone(), a.clone())).collect()
+    }
+
+    /// Wakes when [`Remote::peer_addrs`] changes.
+    pub(crate) fn peer_changes(&self) -> watch::Receiver<std::collections::BTreeMap<String, String>> {
+        self.cluster.peers.subscribe()
     }
 
     /// Records that this node is being queried: its manifests are then

@@ -25,7 +25,7 @@
 //! Dependencies stay local: they are
 //! counted over whole traces, which a peer's head alone does not hold.
 
-use std::collections::{HashMap, HashSet};
+use std::collections::{BTreeMap, HashMap, HashSet};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -106,7 +106,7 @@ pub struct Peers {
     /// lasts as long as the tail, but one on each read (a peer sends a
     /// keep-alive frame in quiet times).
     pub(crate) stream_client: reqwest::Client,
-    remote: Arc<Remote>,
+    pub(crate) remote: Arc<Remote>,
     pub(crate) options: PeerOptions,
     pub(crate) metrics: Arc<Metrics>,
 }
@@ -162,6 +162,12 @@ impl Peers {
         }
         out.retain(|p| Some(&p.addr) != self.options.own.as_ref());
         out
+    }
+
+    /// Wakes when [`Peers::list`] may have changed (the static list never
+    /// does; discovered nodes come and go with heartbeats).
+    pub(crate) fn changes(&self) -> tokio::sync::watch::Receiver<BTreeMap<String, String>> {
+        self.remote.peer_changes()
     }
 
     /// Asks `peer` for `path?query`; its spans, or why not.

@@ -7,8 +7,11 @@
 //! same `Authorization`, the tail's filters) and hands the records to the
 //! client's stream beside its own ([`PeerTailEvent`]).
 //!
-//! - Peers are re-listed every [`REFRESH`]: a node that joins is followed
-//!   from then on; one that leaves stops being retried.
+//! - Peers are re-listed when the peer list changes (a heartbeat round
+//!   that finds a node joined or gone wakes the tail), when a peer's tail
+//!   ends and when a retry is due: a node that joins is followed from then
+//!   on; one that leaves stops being retried. Nothing wakes a tail on a
+//!   node without peers.
 //! - Each peer is read by its own task, so a slow or dead peer never
 //!   holds up the local records or another peer's. A peer that sends no
 //!   frame (it sends keep-alives) within [`read_timeout`] is taken as
@@ -34,8 +37,6 @@ use crate::peers::{Peer, PeerRequest, Peers, describe};
 
 /// Where a node serves its own tail (`sightline-api`'s internal routes).
 const LOG_TAIL_PATH: &str = "/internal/logs/tail";
-/// How often the peer list is read again.
-const REFRESH: Duration = Duration::from_secs(1);
 /// How long after a peer's tail ended it is asked again.
 const RETRY: Duration = Duration::from_secs(2);
 /// Events buffered for the client's stream; a full buffer holds the peer
@@ -64,7 +65,14 @@ pub(crate) fn subscribe(
         .extend_pairs(pairs.iter().map(|(k, v)| (*k, v.as_str())))
         .finish();
     let (tx, rx) = mpsc::channel(BUFFER);
-    let ask = Arc::new(Ask { peers, query: encoded, tenant, credentials });
+    let ask = Arc::new(Ask {
+        peers,
+        query: encoded,
+        tenant,
+        credentials,
+        #[cfg(test)]
+        rounds: Default::default(),
+    });
     tokio::spawn(supervise(ask, tx));
     rx
 }
@@ -75,6 +83,9 @@ struct Ask {
     query: String,
     tenant: Tenant,
     credentials: Option<String>,
+    /// How often the supervisor has read the peer list.
+    #[cfg(test)]
+    rounds: std::sync::atomic::AtomicUsize,
 }
 
 /// How one peer's tail ended.
@@ -87,26 +98,53 @@ struct Ended {
 
 /// Starts a task per listed peer, restarts ended ones after [`RETRY`],
 /// reports each loss once; returns when the client is gone (dropping the
-/// tasks).
+/// tasks). Sleeps until the peer list changes, a task ends or a retry is
+/// due: never on a timer of its own.
 async fn supervise(ask: Arc<Ask>, tx: mpsc::Sender<PeerTailEvent>) {
     let mut tasks: JoinSet<Ended> = JoinSet::new();
     let mut running: HashSet<String> = HashSet::new();
     let mut not_before: HashMap<String, Instant> = HashMap::new();
     // Peers whose loss the client was told of and that are not back.
     let mut lost: HashSet<String> = HashSet::new();
-    let mut tick = tokio::time::interval(REFRESH);
-    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    let mut changes = Some(ask.peers.changes());
     loop {
+        #[cfg(test)]
+        ask.rounds.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        let now = Instant::now();
+        let listed = ask.peers.list();
+        // Peers that left are forgotten: one that comes back starts afresh.
+        not_before.retain(|addr, _| listed.iter().any(|p| p.addr == *addr));
+        let mut retry_at: Option<Instant> = None;
+        for peer in listed {
+            if running.contains(&peer.addr) {
+                continue;
+            }
+            if let Some(at) = not_before.get(&peer.addr).filter(|at| **at > now) {
+                retry_at = Some(retry_at.map_or(*at, |r| r.min(*at)));
+                continue;
+            }
+            running.insert(peer.addr.clone());
+            tasks.spawn(follow(Arc::clone(&ask), peer, tx.clone()));
+        }
+        let retry = async {
+            match retry_at {
+                Some(at) => tokio::time::sleep_until(at).await,
+                None => std::future::pending().await,
+            }
+        };
+        let changed = async {
+            match &mut changes {
+                Some(rx) => rx.changed().await.is_ok(),
+                None => std::future::pending().await,
+            }
+        };
         tokio::select! {
             () = tx.closed() => return,
-            _ = tick.tick() => {
-                let now = Instant::now();
-                for peer in ask.peers.list() {
-                    if running.contains(&peer.addr) || not_before.get(&peer.addr).is_some_and(|t| *t > now) {
-                        continue;
-                    }
-                    running.insert(peer.addr.clone());
-                    tasks.spawn(follow(Arc::clone(&ask), peer, tx.clone()));
+            () = retry => {}
+            watching = changed => {
+                // The node's cluster task is gone: the list stays as it is.
+                if !watching {
+                    changes = None;
                 }
             }
             Some(done) = tasks.join_next() => {
@@ -194,5 +232,67 @@ async fn follow(ask: Arc<Ask>, peer: Peer, tx: mpsc::Sender<PeerTailEvent>) -> E
                 Err(e) => return ended(true, e.to_string()),
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::atomic::Ordering;
+
+    use object_store::memory::InMemory;
+
+    use super::*;
+    use crate::{Options, PeerOptions, Remote};
+
+    async fn peers(dir: &std::path::Path) -> Arc<Peers> {
+        let options = Options::new("memory://tail", "n1", dir);
+        let remote =
+            Remote::open_store(Arc::new(InMemory::new()), "", options, Arc::default()).await.unwrap();
+        let options = PeerOptions {
+            static_peers: Vec::new(),
+            own: None,
+            timeout: Duration::from_secs(2),
+            https: false,
+            ca_pem: None,
+            identity_pem: None,
+        };
+        Arc::new(Peers::new(Arc::new(remote), options).unwrap())
+    }
+
+    fn ask(peers: Arc<Peers>) -> Arc<Ask> {
+        Arc::new(Ask {
+            peers,
+            query: String::new(),
+            tenant: Tenant::default(),
+            credentials: None,
+            rounds: Default::default(),
+        })
+    }
+
+    /// A tail on a node without peers reads the list once and then sleeps:
+    /// a minute of (paused, auto-advanced) time wakes it no more.
+    #[tokio::test(start_paused = true)]
+    async fn without_peers_the_supervisor_sleeps_until_the_list_changes() {
+        let dir = tempfile::tempdir().unwrap();
+        let peers = peers(dir.path()).await;
+        let ask = ask(Arc::clone(&peers));
+        let (tx, mut rx) = mpsc::channel(BUFFER);
+        let supervisor = tokio::spawn(supervise(Arc::clone(&ask), tx));
+        tokio::time::sleep(Duration::from_secs(60)).await;
+        assert_eq!(ask.rounds.load(Ordering::Relaxed), 1);
+
+        // A node joins: the supervisor wakes and follows it (here a port
+        // nobody listens on, so its tail is reported lost).
+        let closed = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let addr = closed.local_addr().unwrap().to_string();
+        drop(closed);
+        peers.remote.cluster.peers.send_replace([("n2".to_owned(), addr.clone())].into());
+        match rx.recv().await {
+            Some(PeerTailEvent::Lost { peer, .. }) => assert_eq!(peer, format!("n2 at {addr}")),
+            other => panic!("expected the joined peer's loss, got {other:?}"),
+        }
+        assert!(ask.rounds.load(Ordering::Relaxed) >= 2);
+        drop(rx);
+        supervisor.await.unwrap();
     }
 }
