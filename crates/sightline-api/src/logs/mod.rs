@@ -11,8 +11,9 @@ pub(crate) use tail::{peer_tail, tail};
 
 use std::sync::Arc;
 
-use axum::Extension;
-use axum::extract::{RawQuery, State};
+use axum::extract::FromRequestParts;
+use axum::http::header::AUTHORIZATION;
+use axum::http::request::Parts;
 use axum::response::Response;
 use sightline_model::{LogQuery, LogReader, Tenant};
 
@@ -22,47 +23,73 @@ use crate::error::ApiError;
 use crate::params::Params;
 use crate::render::{json, pretty};
 
+/// What every logs handler starts from: the raw query string and the log
+/// reader of the caller's tenant (the auth layer put it in the request's
+/// extensions; the default tenant when there is none). On a node sharing
+/// a bucket the reader asks live peers with the caller's credentials.
+pub(crate) struct LogScope {
+    /// The query string, empty when there is none.
+    raw: String,
+    reader: Arc<dyn LogReader>,
+    /// How to get the reader again (a live tail looks for a log store that
+    /// did not exist yet when it started).
+    again: Reopen,
+}
+
+/// The caller, as [`LogScope::reader`] needs it.
+#[derive(Clone)]
+struct Reopen {
+    state: ApiState,
+    tenant: Tenant,
+    credentials: Option<String>,
+}
+
+impl Reopen {
+    async fn reader(&self) -> Result<Arc<dyn LogReader>, ApiError> {
+        let readers = self
+            .state
+            .logs
+            .as_ref()
+            .ok_or_else(|| ApiError::NotImplemented("log storage is not enabled".to_owned()))?;
+        Ok(readers.log_reader_for(&self.tenant, self.credentials.as_deref()).await?)
+    }
+}
+
+impl FromRequestParts<ApiState> for LogScope {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &ApiState) -> Result<LogScope, ApiError> {
+        let again = Reopen {
+            state: state.clone(),
+            tenant: parts.extensions.get::<Tenant>().cloned().unwrap_or_default(),
+            credentials: parts.headers.get(AUTHORIZATION).and_then(|v| v.to_str().ok()).map(str::to_owned),
+        };
+        let reader = again.reader().await?;
+        Ok(LogScope { raw: parts.uri.query().unwrap_or_default().to_owned(), reader, again })
+    }
+}
+
+impl LogScope {
+    /// `body` as JSON (indented when `prettyPrint` asks), naming in the
+    /// warnings header what the reader left out (a peer that did not
+    /// answer), as the trace APIs' middleware does for theirs.
+    fn respond<T: serde::Serialize>(&self, params: &Params<'_>, body: &T) -> Result<Response, ApiError> {
+        let mut response = json(body, pretty(params))?;
+        if let Some(value) = crate::scope::warnings_header(&self.reader.warnings()) {
+            response.headers_mut().insert(crate::scope::WARNINGS_HEADER, value);
+        }
+        Ok(response)
+    }
+}
+
 /// `GET /api/logs`: one page, newest first (on a node sharing a bucket,
 /// live peers' log heads too; a peer that did not answer is named in the
 /// warnings header).
-pub(crate) async fn search(
-    State(state): State<ApiState>,
-    tenant: Option<Extension<Tenant>>,
-    headers: axum::http::HeaderMap,
-    RawQuery(raw): RawQuery,
-) -> Result<Response, ApiError> {
-    let raw = raw.unwrap_or_default();
-    let params = Params::parse(&raw);
+pub(crate) async fn search(scope: LogScope) -> Result<Response, ApiError> {
+    let params = Params::parse(&scope.raw);
     let query = params::log_query(&params, true)?;
-    let tenant = tenant.map(|Extension(t)| t).unwrap_or_default();
-    let reader = log_reader(&state, &tenant, &headers).await?;
-    let page = reader.find_logs(&query).await?;
-    let mut response = json(&dto::Page::new(&page, query.effective_limit()), pretty(&params))?;
-    with_warnings(&mut response, reader.as_ref());
-    Ok(response)
-}
-
-/// The caller's tenant's log reader; on a node sharing a bucket it asks
-/// live peers with the caller's credentials.
-async fn log_reader(
-    state: &ApiState,
-    tenant: &Tenant,
-    headers: &axum::http::HeaderMap,
-) -> Result<Arc<dyn LogReader>, ApiError> {
-    let readers = state
-        .logs
-        .as_ref()
-        .ok_or_else(|| ApiError::NotImplemented("log storage is not enabled".to_owned()))?;
-    let credentials = headers.get(axum::http::header::AUTHORIZATION).and_then(|v| v.to_str().ok());
-    Ok(readers.log_reader_for(tenant, credentials).await?)
-}
-
-/// Names in the warnings header what `reader` left out (a peer that did
-/// not answer), as the trace APIs' middleware does for theirs.
-fn with_warnings(response: &mut Response, reader: &dyn LogReader) {
-    if let Some(value) = crate::scope::warnings_header(&reader.warnings()) {
-        response.headers_mut().insert(crate::scope::WARNINGS_HEADER, value);
-    }
+    let page = scope.reader.find_logs(&query).await?;
+    scope.respond(&params, &dto::Page::new(&page, query.effective_limit()))
 }
 
 /// The search a peer asks for at `/internal/logs/head`: the `/api/logs`
@@ -74,18 +101,8 @@ pub(crate) fn head_query(raw: &str) -> Result<LogQuery, ApiError> {
 /// `GET /api/logs/services`: service names with stored records (on a node
 /// sharing a bucket, live peers' too; a peer that did not answer is named
 /// in the warnings header).
-pub(crate) async fn services(
-    State(state): State<ApiState>,
-    tenant: Option<Extension<Tenant>>,
-    headers: axum::http::HeaderMap,
-    RawQuery(raw): RawQuery,
-) -> Result<Response, ApiError> {
-    let raw = raw.unwrap_or_default();
-    let tenant = tenant.map(|Extension(t)| t).unwrap_or_default();
-    let reader = log_reader(&state, &tenant, &headers).await?;
-    let services = reader.log_services().await?;
+pub(crate) async fn services(scope: LogScope) -> Result<Response, ApiError> {
+    let services = scope.reader.log_services().await?;
     let total = services.len();
-    let mut response = json(&Envelope::ok(services, total), pretty(&Params::parse(&raw)))?;
-    with_warnings(&mut response, reader.as_ref());
-    Ok(response)
+    scope.respond(&Params::parse(&scope.raw), &Envelope::ok(services, total))
 }

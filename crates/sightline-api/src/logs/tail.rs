@@ -14,9 +14,7 @@ use std::convert::Infallible;
 use std::sync::Arc;
 use std::time::Duration;
 
-use axum::Extension;
 use axum::body::{Body, Bytes};
-use axum::extract::{RawQuery, State};
 use axum::http::{HeaderValue, header};
 use axum::response::sse::{Event, KeepAlive, Sse};
 use axum::response::{IntoResponse, Response};
@@ -29,7 +27,6 @@ use tokio::sync::broadcast::{self, error::RecvError};
 use tokio::sync::mpsc;
 
 use super::{dto, params};
-use crate::ApiState;
 use crate::error::ApiError;
 use crate::params::Params;
 
@@ -44,26 +41,17 @@ const RESUBSCRIBE: Duration = Duration::from_secs(1);
 /// (`peer` events say when a peer's records start and stop arriving). A
 /// client too slow for the store's tail buffer gets one `dropped` event
 /// and the stream ends, so no client holds memory unboundedly.
-pub(crate) async fn tail(
-    State(state): State<ApiState>,
-    tenant: Option<Extension<Tenant>>,
-    headers: axum::http::HeaderMap,
-    RawQuery(raw): RawQuery,
-) -> Result<Response, ApiError> {
-    let raw = raw.unwrap_or_default();
-    let query = params::log_query(&Params::parse(&raw), false)?;
-    let tenant = tenant.map(|Extension(t)| t).unwrap_or_default();
-    let reader = super::log_reader(&state, &tenant, &headers).await?;
-    let local = reader.subscribe_logs();
-    let peers = reader.subscribe_peer_logs(&query);
+pub(crate) async fn tail(scope: super::LogScope) -> Result<Response, ApiError> {
+    let query = params::log_query(&Params::parse(&scope.raw), false)?;
+    let local = scope.reader.subscribe_logs();
+    let peers = scope.reader.subscribe_peer_logs(&query);
     // A tenant without a log store here yet: its tail is closed at once.
     // Alone, the stream ends and the client reconnects; with peers it goes
     // on, and looks for this node's store again now and then.
+    let again = scope.again;
     let resubscribe: Resubscribe = Box::new(move || {
-        let (state, tenant, headers) = (state.clone(), tenant.clone(), headers.clone());
-        Box::pin(async move {
-            super::log_reader(&state, &tenant, &headers).await.ok().map(|r| r.subscribe_logs())
-        })
+        let again = again.clone();
+        Box::pin(async move { again.reader().await.ok().map(|r| r.subscribe_logs()) })
     });
     let events = tail_events(local, peers, query, resubscribe);
     Ok(Sse::new(events).keep_alive(KeepAlive::new().interval(Duration::from_secs(15))).into_response())
