@@ -311,6 +311,9 @@ pub struct Remote {
     task: Mutex<Option<tokio::task::JoinHandle<()>>>,
     /// The lossless mode: every tenant's storage copies its WAL.
     wal_mirror: bool,
+    /// The bucket's top-level names as last listed, and when: see
+    /// [`Remote::top_names`].
+    top: tokio::sync::Mutex<Option<(std::time::Instant, Vec<String>)>>,
 }
 
 impl Remote {
@@ -391,6 +394,7 @@ impl Remote {
             stop,
             task: Mutex::new(None),
             wal_mirror,
+            top: tokio::sync::Mutex::new(None),
         })
     }
 
@@ -469,6 +473,23 @@ impl Remote {
     /// Wakes when [`Remote::peer_addrs`] changes.
     pub(crate) fn peer_changes(&self) -> watch::Receiver<std::collections::BTreeMap<String, String>> {
         self.cluster.peers.subscribe()
+    }
+
+    /// The names directly under the bucket's prefix (tenants, `_cluster`),
+    /// listed at most once per `--poll-interval`, the pace of the block
+    /// lists: the trace and the log stores both discover tenants from it
+    /// (at start and every round), and each LIST is a billed request.
+    /// Concurrent callers share one LIST.
+    async fn top_names(&self) -> Result<Vec<String>, Error> {
+        let mut top = self.top.lock().await;
+        if let Some((at, names)) = &*top
+            && at.elapsed() < self.poll_interval
+        {
+            return Ok(names.clone());
+        }
+        let names = self.cluster.bucket.list_top().await?;
+        *top = Some((std::time::Instant::now(), names.clone()));
+        Ok(names)
     }
 
     /// Records that this node is being queried: its manifests are then
@@ -557,7 +578,7 @@ impl TenantBlocks for Remote {
     /// names that are no tenant are skipped).
     async fn tenants(&self) -> Result<Vec<Tenant>, sightline_store::Error> {
         let mut out = Vec::new();
-        for name in self.cluster.bucket.list_top().await? {
+        for name in self.top_names().await? {
             let Ok(tenant) = Tenant::new(&name) else { continue };
             if tenant.as_str() != self.storage.tenant() && check_name("tenant", &name).is_ok() {
                 out.push(tenant);
@@ -607,3 +628,5 @@ impl TenantBlocks for RemoteLogs {
 mod logs_tests;
 #[cfg(test)]
 mod tests;
+#[cfg(test)]
+mod top_tests;

@@ -94,16 +94,6 @@ pub(crate) async fn serve(settings: Settings) -> anyhow::Result<()> {
         tenants = store.tenants().len(),
         "store open"
     );
-    // In a shared bucket other nodes may create tenants: open them, so this
-    // node (holding the lease) compacts them too. A LIST per round: not on
-    // every manifest poll.
-    let discovery = match &settings.storage {
-        Storage::Object { poll_interval, .. } => {
-            let every = (*poll_interval).max(TENANT_DISCOVERY_MIN);
-            Some(tokio::spawn(discover_tenants(Arc::clone(&store), every)))
-        }
-        Storage::Local(_) => None,
-    };
 
     // Logs: their own WAL, head and blocks under <data-dir>/logs (other
     // tenants' under <data-dir>/tenants/<tenant>/logs), with the same
@@ -124,10 +114,15 @@ pub(crate) async fn serve(settings: Settings) -> anyhow::Result<()> {
         format!("cannot open the log store in {}", settings.data_dir.join("logs").display())
     })?);
     tracing::info!("log store open");
-    let log_discovery = match &settings.storage {
+    // In a shared bucket other nodes may create tenants: open them, so this
+    // node (holding the lease) compacts them too. One round for both
+    // stores, back to back, so they share one LIST of the bucket
+    // (`Remote` keeps it for a `--poll-interval`); not on every manifest
+    // poll.
+    let discovery = match &settings.storage {
         Storage::Object { poll_interval, .. } => {
             let every = (*poll_interval).max(TENANT_DISCOVERY_MIN);
-            Some(tokio::spawn(discover_tenants(Arc::clone(&logs), every)))
+            Some(tokio::spawn(discover_tenants(Arc::clone(&store), Arc::clone(&logs), every)))
         }
         Storage::Local(_) => None,
     };
@@ -409,7 +404,7 @@ pub(crate) async fn serve(settings: Settings) -> anyhow::Result<()> {
     tracing::info!("shutting down: no new requests; finishing in-flight ones");
     readiness.abort();
     reloader.abort();
-    for task in discovery.iter().chain(&log_discovery) {
+    if let Some(task) = &discovery {
         task.abort();
     }
     ready.store(false, Ordering::Release);
@@ -560,14 +555,20 @@ fn test_hook(name: &str) -> Option<Duration> {
 }
 
 /// Opens the stores of tenants other nodes created in the shared bucket,
-/// every `every`.
-async fn discover_tenants<O: sightline_store::TenantOpener>(store: Arc<Tenants<O>>, every: Duration) {
+/// traces' and logs', every `every`.
+async fn discover_tenants<T, L>(traces: Arc<Tenants<T>>, logs: Arc<Tenants<L>>, every: Duration)
+where
+    T: sightline_store::TenantOpener,
+    L: sightline_store::TenantOpener,
+{
     let mut tick = tokio::time::interval(every);
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     loop {
         tick.tick().await;
-        if let Err(e) = store.discover().await {
-            tracing::warn!(error = %e, "looking for new tenants in the bucket failed; will retry");
+        for (signal, found) in [("trace", traces.discover().await), ("log", logs.discover().await)] {
+            if let Err(e) = found {
+                tracing::warn!(error = %e, signal, "looking for new tenants in the bucket failed; will retry");
+            }
         }
     }
 }
