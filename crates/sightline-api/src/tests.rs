@@ -49,26 +49,7 @@ fn frontend() -> Arc<Resource> {
 }
 
 fn span(trace: &str, id: &str, resource: &Arc<Resource>, scope: &Arc<Scope>) -> Span {
-    Span {
-        trace_id: tid(trace),
-        span_id: sid(id),
-        parent_span_id: None,
-        trace_state: String::new(),
-        flags: 0,
-        name: String::new(),
-        kind: SpanKind::Unspecified,
-        start_time_unix_nano: START,
-        end_time_unix_nano: START,
-        attributes: Vec::new(),
-        dropped_attributes_count: 0,
-        events: Vec::new(),
-        dropped_events_count: 0,
-        links: Vec::new(),
-        dropped_links_count: 0,
-        status: Status::default(),
-        resource: Arc::clone(resource),
-        scope: Arc::clone(scope),
-    }
+    Span::test(tid(trace), sid(id), "").with_times(START, START).with_resource(resource).with_scope(scope)
 }
 
 fn link(trace: &str, id: &str, attributes: Vec<KeyValue>) -> Link {

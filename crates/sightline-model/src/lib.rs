@@ -28,6 +28,7 @@ mod span;
 mod tags;
 mod tailframe;
 mod tenant;
+mod testspan;
 mod value;
 mod view;
 

@@ -41,25 +41,16 @@ pub(crate) fn trace(id: TraceId, service: &str, start: u64) -> Vec<Span> {
     let resource = Arc::new(Resource::new(vec![KeyValue::new("service.name", service)], 0, String::new()));
     let scope = Arc::new(Scope { name: "objstore-test".into(), ..Scope::default() });
     (0..3u8)
-        .map(|i| Span {
-            trace_id: id,
-            span_id: SpanId::from_bytes([id.as_bytes()[0], 0, 0, 0, id.as_bytes()[15], 0, 0, i + 1]).unwrap(),
-            parent_span_id: None,
-            trace_state: String::new(),
-            flags: 1,
-            name: format!("op-{i}"),
-            kind: SpanKind::Server,
-            start_time_unix_nano: start + u64::from(i),
-            end_time_unix_nano: start + 1_000_000,
-            attributes: vec![KeyValue::new("i", i64::from(i))],
-            dropped_attributes_count: 0,
-            events: Vec::new(),
-            dropped_events_count: 0,
-            links: Vec::new(),
-            dropped_links_count: 0,
-            status: Default::default(),
-            resource: Arc::clone(&resource),
-            scope: Arc::clone(&scope),
+        .map(|i| {
+            let span_id =
+                SpanId::from_bytes([id.as_bytes()[0], 0, 0, 0, id.as_bytes()[15], 0, 0, i + 1]).unwrap();
+            Span::test(id, span_id, &format!("op-{i}"))
+                .with_flags(1)
+                .with_kind(SpanKind::Server)
+                .with_times(start + u64::from(i), start + 1_000_000)
+                .with_attributes(vec![KeyValue::new("i", i64::from(i))])
+                .with_resource(&resource)
+                .with_scope(&scope)
         })
         .collect()
 }

@@ -5,8 +5,8 @@ use async_trait::async_trait;
 use parking_lot::Mutex;
 use prost::Message as _;
 use sightline_model::{
-    Batch, ConsumeError, Event, KeyValue, Resource, Scope, Span, SpanId, SpanKind, Status, StatusCode,
-    TraceId, TracesConsumer, Value, otlp,
+    Batch, ConsumeError, Event, KeyValue, Resource, Span, SpanId, SpanKind, Status, StatusCode, TraceId,
+    TracesConsumer, Value, otlp,
 };
 
 use crate::Metrics;
@@ -59,26 +59,13 @@ fn tid(n: u64) -> TraceId {
 }
 
 fn span(trace: u64, id: u64, parent: Option<u64>, attrs: Vec<KeyValue>) -> Span {
-    Span {
-        trace_id: tid(trace),
-        span_id: SpanId::from_bytes((id + 1).to_be_bytes()).unwrap(),
-        parent_span_id: parent.map(|p| SpanId::from_bytes((p + 1).to_be_bytes()).unwrap()),
-        trace_state: String::new(),
-        flags: 0x101,
-        name: "op".into(),
-        kind: SpanKind::Server,
-        start_time_unix_nano: 1_000,
-        end_time_unix_nano: 2_000,
-        attributes: attrs,
-        dropped_attributes_count: 0,
-        events: Vec::new(),
-        dropped_events_count: 0,
-        links: Vec::new(),
-        dropped_links_count: 0,
-        status: Status::default(),
-        resource: Arc::new(Resource::new(vec![KeyValue::new("service.name", "svc")], 0, String::new())),
-        scope: Arc::new(Scope::default()),
-    }
+    Span::test(tid(trace), SpanId::from_bytes((id + 1).to_be_bytes()).unwrap(), "op")
+        .with_parent(parent.map(|p| SpanId::from_bytes((p + 1).to_be_bytes()).unwrap()))
+        .with_flags(0x101)
+        .with_kind(SpanKind::Server)
+        .with_times(1_000, 2_000)
+        .with_attributes(attrs)
+        .with_resource(&Arc::new(Resource::new(vec![KeyValue::new("service.name", "svc")], 0, String::new())))
 }
 
 pub(crate) fn metrics() -> Arc<Metrics> {

@@ -56,29 +56,21 @@ impl Gen {
 
     /// A two-span trace: frontend server span → backend server span.
     fn trace(&self, n: u32, start: u64) -> Vec<Span> {
-        let span = |id: u32, parent: Option<u32>, service: usize, name: &str, dur: u64| Span {
-            trace_id: tid(n),
-            span_id: sid(id),
-            parent_span_id: parent.map(sid),
-            trace_state: String::new(),
-            flags: 1,
-            name: name.into(),
-            kind: SpanKind::Server,
-            start_time_unix_nano: start,
-            end_time_unix_nano: start + dur,
-            attributes: vec![KeyValue::new("n", i64::from(n))],
-            dropped_attributes_count: 0,
-            events: Vec::new(),
-            dropped_events_count: 0,
-            links: Vec::new(),
-            dropped_links_count: 0,
-            status: if n.is_multiple_of(5) {
-                Status { code: StatusCode::Error, message: "boom".into() }
-            } else {
-                Status::default()
-            },
-            resource: Arc::clone(&self.resources[service]),
-            scope: Arc::clone(&self.scope),
+        let status = if n.is_multiple_of(5) {
+            Status { code: StatusCode::Error, message: "boom".into() }
+        } else {
+            Status::default()
+        };
+        let span = |id: u32, parent: Option<u32>, service: usize, name: &str, dur: u64| {
+            Span::test(tid(n), sid(id), name)
+                .with_parent(parent.map(sid))
+                .with_flags(1)
+                .with_kind(SpanKind::Server)
+                .with_times(start, start + dur)
+                .with_attributes(vec![KeyValue::new("n", i64::from(n))])
+                .with_status(status.clone())
+                .with_resource(&self.resources[service])
+                .with_scope(&self.scope)
         };
         vec![span(n * 10, None, 0, "GET /", 5_000_000), span(n * 10 + 1, Some(n * 10), 1, "load", 3_000_000)]
     }

@@ -80,26 +80,15 @@ impl Builder {
         scope: &Arc<Scope>,
     ) -> &mut Span {
         self.labels.push((span_id(id), label));
-        self.spans.push(Span {
-            trace_id: self.trace,
-            span_id: span_id(id),
-            parent_span_id: parent.map(span_id),
-            trace_state: String::new(),
-            flags: 1,
-            name: name.into(),
-            kind,
-            start_time_unix_nano: BASE + start_ms * MS,
-            end_time_unix_nano: BASE + (start_ms + duration_ms) * MS,
-            attributes: Vec::new(),
-            dropped_attributes_count: 0,
-            events: Vec::new(),
-            dropped_events_count: 0,
-            links: Vec::new(),
-            dropped_links_count: 0,
-            status: Status::default(),
-            resource: resource.clone(),
-            scope: scope.clone(),
-        });
+        self.spans.push(
+            Span::test(self.trace, span_id(id), name)
+                .with_parent(parent.map(span_id))
+                .with_flags(1)
+                .with_kind(kind)
+                .with_times(BASE + start_ms * MS, BASE + (start_ms + duration_ms) * MS)
+                .with_resource(resource)
+                .with_scope(scope),
+        );
         self.spans.last_mut().expect("just pushed")
     }
 }

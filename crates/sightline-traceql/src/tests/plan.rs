@@ -179,29 +179,18 @@ fn queries_the_store_search_only_narrows_are_not_exact() {
 fn an_empty_service_name_is_not_a_store_service_search() {
     use std::sync::Arc;
 
-    use sightline_model::{KeyValue, Resource, Scope, Span, SpanId, SpanKind, Status, span_matches};
+    use sightline_model::{KeyValue, Resource, Span, SpanId, SpanKind, span_matches};
 
     let resource = Arc::new(Resource::new(vec![KeyValue::new("service.name", "")], 0, String::new()));
-    let span = Span {
-        trace_id: trace_id("00000000000000000000000000000e01"),
-        span_id: SpanId::from_bytes(1u64.to_be_bytes()).expect("non-zero"),
-        parent_span_id: None,
-        trace_state: String::new(),
-        flags: 1,
-        name: "op".into(),
-        kind: SpanKind::Server,
-        start_time_unix_nano: 1_700_000_000_000_000_000,
-        end_time_unix_nano: 1_700_000_000_100_000_000,
-        attributes: Vec::new(),
-        dropped_attributes_count: 0,
-        events: Vec::new(),
-        dropped_events_count: 0,
-        links: Vec::new(),
-        dropped_links_count: 0,
-        status: Status::default(),
-        resource,
-        scope: Arc::new(Scope::default()),
-    };
+    let span = Span::test(
+        trace_id("00000000000000000000000000000e01"),
+        SpanId::from_bytes(1u64.to_be_bytes()).expect("non-zero"),
+        "op",
+    )
+    .with_flags(1)
+    .with_kind(SpanKind::Server)
+    .with_times(1_700_000_000_000_000_000, 1_700_000_000_100_000_000)
+    .with_resource(&resource);
     let trace = [span];
     let q = parse(r#"{ resource.service.name = "" }"#).expect("parses");
     assert!(q.evaluate(&trace, 3).expect("evaluates").is_some(), "TraceQL matches the empty name");

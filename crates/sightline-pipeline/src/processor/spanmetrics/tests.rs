@@ -7,8 +7,8 @@ use async_trait::async_trait;
 use parking_lot::Mutex;
 use prometheus_client::registry::Registry;
 use sightline_model::{
-    Batch, ConsumeError, KeyValue, MetricSeries, MetricsQuery, QueryError, Resource, Scope, Span, SpanId,
-    SpanKind, SpanMetricsReader, Status, StatusCode, Tenant, TraceId, TracesConsumer,
+    Batch, ConsumeError, KeyValue, MetricSeries, MetricsQuery, QueryError, Resource, Span, SpanId, SpanKind,
+    SpanMetricsReader, Status, StatusCode, Tenant, TraceId, TracesConsumer,
 };
 
 use super::window::histogram_quantile;
@@ -77,26 +77,11 @@ pub(crate) fn span(
     let mut t = [0u8; 16];
     t[8..].copy_from_slice(&trace.to_be_bytes());
     t[0] = 0xab;
-    Span {
-        trace_id: TraceId::from_bytes(t).unwrap(),
-        span_id: SpanId::from_bytes((id + 1).to_be_bytes()).unwrap(),
-        parent_span_id: None,
-        trace_state: String::new(),
-        flags: 1,
-        name: name.into(),
-        kind,
-        start_time_unix_nano: 1_000_000_000,
-        end_time_unix_nano: 1_000_000_000 + ms * 1_000_000,
-        attributes: Vec::new(),
-        dropped_attributes_count: 0,
-        events: Vec::new(),
-        dropped_events_count: 0,
-        links: Vec::new(),
-        dropped_links_count: 0,
-        status: Status::default(),
-        resource: Arc::clone(service),
-        scope: Arc::new(Scope::default()),
-    }
+    Span::test(TraceId::from_bytes(t).unwrap(), SpanId::from_bytes((id + 1).to_be_bytes()).unwrap(), name)
+        .with_flags(1)
+        .with_kind(kind)
+        .with_times(1_000_000_000, 1_000_000_000 + ms * 1_000_000)
+        .with_resource(service)
 }
 
 fn failed(mut s: Span) -> Span {
