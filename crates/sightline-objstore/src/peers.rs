@@ -829,9 +829,7 @@ impl SpanReader for ClusterReader {
 
 #[cfg(test)]
 mod tests {
-    use std::sync::Arc;
-
-    use sightline_model::{Resource, Scope, Span, SpanId, SpanKind, Status, TraceId, TraceQuery};
+    use sightline_model::{Span, SpanId, SpanKind, TraceId, TraceQuery};
 
     use super::{by_trace, rank};
 
@@ -840,26 +838,9 @@ mod tests {
         t[15] = trace;
         let mut s = [0u8; 8];
         s[7] = id;
-        Span {
-            trace_id: TraceId::from_bytes(t).unwrap(),
-            span_id: SpanId::from_bytes(s).unwrap(),
-            parent_span_id: None,
-            trace_state: String::new(),
-            flags: 0,
-            name: name.into(),
-            kind: SpanKind::Server,
-            start_time_unix_nano: start,
-            end_time_unix_nano: start + 1,
-            attributes: Vec::new(),
-            dropped_attributes_count: 0,
-            events: Vec::new(),
-            dropped_events_count: 0,
-            links: Vec::new(),
-            dropped_links_count: 0,
-            status: Status::default(),
-            resource: Arc::new(Resource::new(Vec::new(), 0, String::new())),
-            scope: Arc::new(Scope::default()),
-        }
+        Span::test(TraceId::from_bytes(t).unwrap(), SpanId::from_bytes(s).unwrap(), name)
+            .with_kind(SpanKind::Server)
+            .with_times(start, start + 1)
     }
 
     /// A span a peer's head and the local block both hold comes back once;

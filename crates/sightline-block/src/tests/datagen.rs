@@ -467,25 +467,15 @@ pub(crate) fn every_field() -> Vec<Span> {
         KeyValue::new("array.empty", Value::Array(vec![])),
     ];
     let base = 1_700_000_000_000_000_000u64;
-    let span = |trace: TraceId, id: SpanId, parent: Option<SpanId>, start: u64| Span {
-        trace_id: trace,
-        span_id: id,
-        parent_span_id: parent,
-        trace_state: String::new(),
-        flags: 1,
-        name: "op".to_owned(),
-        kind: SpanKind::Server,
-        start_time_unix_nano: start,
-        end_time_unix_nano: start.wrapping_add(1_000),
-        attributes: vec![kv("i", 1i64)],
-        dropped_attributes_count: 0,
-        events: Vec::new(),
-        dropped_events_count: 0,
-        links: Vec::new(),
-        dropped_links_count: 0,
-        status: Status::default(),
-        resource: Arc::clone(&resource),
-        scope: Arc::clone(&scope),
+    let span = |trace: TraceId, id: SpanId, parent: Option<SpanId>, start: u64| {
+        Span::test(trace, id, "op")
+            .with_parent(parent)
+            .with_flags(1)
+            .with_kind(SpanKind::Server)
+            .with_times(start, start.wrapping_add(1_000))
+            .with_attributes(vec![kv("i", 1i64)])
+            .with_resource(&resource)
+            .with_scope(&scope)
     };
     let mut spans = Vec::new();
     // Trace 1: a root with every value type, events and links; a child
