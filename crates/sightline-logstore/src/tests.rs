@@ -599,6 +599,45 @@ async fn blocks_of_the_first_format_are_read_and_merged_into_the_current_one() {
     store.shutdown().await;
 }
 
+/// Blocks of the second format (`sl-logs2`, the body as one column)
+/// written by an older build are read and searched as before (body text
+/// included) and merged with current blocks into a current one.
+#[tokio::test]
+async fn blocks_of_the_second_format_are_read_and_merged_into_the_current_one() {
+    use sightline_store::{BlockStorage as _, LocalFolder, ManifestState};
+    let dir = tempfile::tempdir().unwrap();
+    let all = sample();
+    let folder = LocalFolder::new(dir.path()).unwrap();
+    let mut ids = Vec::new();
+    for (i, chunk) in all[..48].chunks(12).enumerate() {
+        let id = format!("lold{i}");
+        let meta = block::write_v2(folder.staging_dir(), &id, chunk.to_vec(), 4).unwrap();
+        assert_eq!(meta.format, block::FORMAT_V2);
+        folder.publish(&id).unwrap();
+        ids.push(id);
+    }
+    let manifest = ManifestState { blocks: ids, ..ManifestState::default() };
+    folder.swap_manifest(None, &manifest).unwrap();
+    drop(folder);
+
+    let mut opts = Options::new(dir.path(), Arc::new(MemoryBudget::new(256 << 20)));
+    opts.row_group_rows = 4;
+    opts.background_compaction = false;
+    let store = LogStore::open(opts).await.unwrap();
+    assert_eq!(store.blocks().len(), 4);
+    check_queries(&store, &all[..48]).await;
+    ingest(&store, &all[48..]).await;
+    store.flush_now().await.unwrap();
+    assert_eq!(store.blocks().iter().filter(|b| b.format == block::FORMAT_VERSION).count(), 1);
+    check_queries(&store, &all).await;
+    store.compact_now().await.unwrap();
+    let blocks = store.blocks();
+    assert_eq!(blocks.len(), 1, "{blocks:?}");
+    assert_eq!((blocks[0].format.as_str(), blocks[0].record_count), (block::FORMAT_VERSION, 60));
+    check_queries(&store, &all).await;
+    store.shutdown().await;
+}
+
 #[test]
 fn compaction_merges_the_oldest_small_blocks_within_the_size_limit() {
     let meta = |id: &str, max: u64, records: u64| LogBlockMeta {
