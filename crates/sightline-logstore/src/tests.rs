@@ -52,7 +52,11 @@ fn record(res: &Arc<Resource>, time: u64, severity: i32, body: &str, trace_n: Op
         }
         .into(),
         body: Value::Str(body.into()),
-        attributes: vec![KeyValue { key: "user".into(), value: Value::Str(format!("u{}", time / SEC % 4)) }],
+        attributes: vec![
+            KeyValue { key: "user".into(), value: Value::Str(format!("u{}", time / SEC % 4)) },
+            // An integer (`sl-logs3` stores it apart from the rest), some negative.
+            KeyValue { key: "n".into(), value: Value::Int((time / SEC % 1000) as i64 * 37 - 500) },
+        ],
         dropped_attributes_count: 0,
         flags: 1,
         trace_id: trace_n.map(trace),

@@ -13,6 +13,7 @@
 //! (`sightline_block::checked`), as for trace blocks.
 
 mod merge;
+mod numbers;
 pub(crate) mod read;
 mod schema;
 mod template;

@@ -11,7 +11,9 @@ use parquet::file::properties::{EnabledStatistics, WriterProperties, WriterVersi
 use parquet::schema::types::ColumnPath;
 use serde::{Deserialize, Serialize};
 
-use super::template;
+use arrow_array::cast::AsArray as _;
+
+use super::{numbers, template};
 
 /// Format version in `meta.json` and the Parquet key-value metadata
 /// (`sightline.format`) of blocks written now; readers also read
@@ -35,7 +37,8 @@ pub(crate) enum Layout {
     /// `sl-logs2`: exactly [`Col::ALL`].
     V2,
     /// `sl-logs3`: [`Col::ALL`] with `body` stored as two columns,
-    /// `body_template` (at `body`'s index) and `body_numbers` after it.
+    /// `body_template` (at `body`'s index) and `body_numbers` after it,
+    /// and `rest` as `rest_shape` and `rest_numbers` likewise.
     V3,
 }
 
@@ -60,12 +63,14 @@ impl Layout {
     }
 
     /// The Parquet root (and leaf) index of `c` in a file of this layout
-    /// (for `body` in `sl-logs3`: its template; the numbers follow).
+    /// (for `body` and `rest` in `sl-logs3`: their template and shape;
+    /// the numbers follow each).
     pub(crate) fn index(self, c: Col) -> usize {
+        let i = c.index();
         match self {
-            Layout::V1 if c.index() >= V1_FINGERPRINT => c.index() + 1,
-            Layout::V3 if c.index() > Col::Body.index() => c.index() + 1,
-            _ => c.index(),
+            Layout::V1 if i >= V1_FINGERPRINT => i + 1,
+            Layout::V3 => i + usize::from(i > Col::Body.index()) + usize::from(i > Col::Rest.index()),
+            _ => i,
         }
     }
 
@@ -76,6 +81,14 @@ impl Layout {
             Layout::V1 => fields.insert(V1_FINGERPRINT, Field::new("fingerprint", DataType::Int64, false)),
             Layout::V2 => {}
             Layout::V3 => {
+                // Rest first: splicing it leaves body's index as it is.
+                fields.splice(
+                    Col::Rest.index()..=Col::Rest.index(),
+                    [
+                        Field::new(REST_SHAPE, DataType::Binary, false),
+                        Field::new(REST_NUMBERS, DataType::Utf8, true),
+                    ],
+                );
                 fields.splice(
                     Col::Body.index()..=Col::Body.index(),
                     [
@@ -98,7 +111,24 @@ impl Layout {
                 batch.project(&columns)
             }
             Layout::V2 => Ok(batch),
-            Layout::V3 => template::join_batch(&batch, Col::Body.index(), arrow_schema()),
+            Layout::V3 => {
+                let arrow_err = |what: &str| ArrowError::SchemaError(format!("{what} column missing"));
+                let mut columns = batch.columns().to_vec();
+                // Rest first (the later columns): body's indices stay put.
+                let (shape, numbers) = (self.index(Col::Rest), self.index(Col::Rest) + 1);
+                let rest = numbers::join_column(
+                    columns.get(shape).ok_or_else(|| arrow_err(REST_SHAPE))?,
+                    columns.get(numbers).ok_or_else(|| arrow_err(REST_NUMBERS))?,
+                )?;
+                columns.splice(shape..=numbers, [rest]);
+                let (template, numbers) = (self.index(Col::Body), self.index(Col::Body) + 1);
+                let body = template::join_column(
+                    columns.get(template).ok_or_else(|| arrow_err(BODY_TEMPLATE))?,
+                    columns.get(numbers).ok_or_else(|| arrow_err(BODY_NUMBERS))?,
+                )?;
+                columns.splice(template..=numbers, [body]);
+                RecordBatch::try_new(arrow_schema(), columns)
+            }
         }
     }
 
@@ -106,7 +136,16 @@ impl Layout {
     /// and `sl-logs3`; `sl-logs1` batches are built by its test writer).
     pub(crate) fn to_file(self, batch: &RecordBatch) -> Result<RecordBatch, ArrowError> {
         match self {
-            Layout::V3 => template::split_batch(batch, Col::Body.index(), self.schema()),
+            Layout::V3 => {
+                let mut columns = batch.columns().to_vec();
+                let (shape, numbers) =
+                    numbers::split_column(batch.column(Col::Rest.index()).as_binary::<i32>());
+                columns.splice(Col::Rest.index()..=Col::Rest.index(), [shape, numbers]);
+                let (template, numbers) =
+                    template::split_column(batch.column(Col::Body.index()).as_string::<i32>());
+                columns.splice(Col::Body.index()..=Col::Body.index(), [template, numbers]);
+                RecordBatch::try_new(self.schema(), columns)
+            }
             Layout::V1 | Layout::V2 => Ok(batch.clone()),
         }
     }
@@ -116,6 +155,10 @@ impl Layout {
 pub(crate) const BODY_TEMPLATE: &str = "body_template";
 /// See [`BODY_TEMPLATE`].
 pub(crate) const BODY_NUMBERS: &str = "body_numbers";
+/// `sl-logs3`'s rest columns (see `numbers.rs`).
+pub(crate) const REST_SHAPE: &str = "rest_shape";
+/// See [`REST_SHAPE`].
+pub(crate) const REST_NUMBERS: &str = "rest_numbers";
 
 /// Where `sl-logs1` had its `fingerprint` column.
 const V1_FINGERPRINT: usize = 2;
@@ -253,16 +296,17 @@ pub(crate) fn writer_properties(
     // write level 3 (`FAST_ZSTD`).
     let level = if strong { 9 } else { FAST_ZSTD };
     let wide = Compression::ZSTD(ZstdLevel::try_new(level).unwrap_or_default());
-    for c in [Col::Body.name(), Col::Rest.name(), BODY_NUMBERS] {
+    for c in [Col::Body.name(), Col::Rest.name(), BODY_NUMBERS, REST_NUMBERS] {
         let c = ColumnPath::from(c);
         b = b
             .set_column_dictionary_enabled(c.clone(), false)
             .set_column_encoding(c.clone(), Encoding::DELTA_LENGTH_BYTE_ARRAY)
             .set_column_compression(c, wide);
     }
-    // Body templates (`sl-logs3`) are few phrasings repeated: the
-    // dictionary stores each once per row group and a record costs its
-    // index (the writer's default, dictionary on).
+    // Body templates and rest shapes (`sl-logs3`) are few values
+    // repeated: the dictionary stores each once per row group and a
+    // record costs its index (dictionaries are the writer's default).
+    b = b.set_column_compression(ColumnPath::from(REST_SHAPE), wide);
     b.set_column_bloom_filter_enabled(col(Col::TraceId), true)
         .set_column_bloom_filter_fpp(col(Col::TraceId), 0.01)
         .build()

@@ -18,7 +18,7 @@ use std::sync::Arc;
 
 use arrow_array::builder::StringBuilder;
 use arrow_array::cast::AsArray as _;
-use arrow_array::{Array as _, ArrayRef, RecordBatch, StringArray};
+use arrow_array::{Array as _, ArrayRef, StringArray};
 use arrow_schema::ArrowError;
 
 /// Stands for one digit run in a template. A control character: bodies
@@ -124,32 +124,6 @@ pub(crate) fn join_column(templates: &ArrayRef, numbers: &ArrayRef) -> Result<Ar
         }
     }
     Ok(Arc::new(out.finish()))
-}
-
-/// `batch` with its body column (at `body`) replaced by template and
-/// numbers columns (in that order), under `schema`.
-pub(crate) fn split_batch(
-    batch: &RecordBatch,
-    body: usize,
-    schema: arrow_schema::SchemaRef,
-) -> Result<RecordBatch, ArrowError> {
-    let (t, d) = split_column(batch.column(body).as_string::<i32>());
-    let mut columns = batch.columns().to_vec();
-    columns.splice(body..=body, [t, d]);
-    RecordBatch::try_new(schema, columns)
-}
-
-/// `batch` with its template and numbers columns (at `body` and
-/// `body + 1`) replaced by the body column, under `schema`.
-pub(crate) fn join_batch(
-    batch: &RecordBatch,
-    body: usize,
-    schema: arrow_schema::SchemaRef,
-) -> Result<RecordBatch, ArrowError> {
-    let joined = join_column(batch.column(body), batch.column(body + 1))?;
-    let mut columns = batch.columns().to_vec();
-    columns.splice(body..=body + 1, [joined]);
-    RecordBatch::try_new(schema, columns)
 }
 
 #[cfg(test)]
