@@ -48,33 +48,53 @@ struct Raw<'a> {
     whole: &'a [u8],
 }
 
-/// The fields of `message` with their raw bytes; `None` for bytes that do
-/// not frame (left alone by the callers).
-fn raw_fields(mut buf: &[u8]) -> Option<Vec<Raw<'_>>> {
-    let mut out = Vec::new();
-    while !buf.is_empty() {
-        let start = buf;
-        let key = varint(&mut buf)?;
-        let wire = (key & 7) as u8;
-        let number = u32::try_from(key >> 3).ok()?;
-        let (payload, value) = match wire {
-            0 => {
-                let before = buf;
-                let v = varint(&mut buf)?;
-                (&before[..before.len() - buf.len()], v)
-            }
-            1 => (take(&mut buf, 8)?, 0),
-            2 => {
-                let len = usize::try_from(varint(&mut buf)?).ok()?;
-                (take(&mut buf, len)?, 0)
-            }
-            5 => (take(&mut buf, 4)?, 0),
-            _ => return None,
-        };
-        let whole = &start[..start.len() - buf.len()];
-        out.push(Raw { number, wire, payload, varint: value, whole });
+/// The fields of `message` with their raw bytes, in order; an item is
+/// `None` where the bytes stop framing (callers then leave them alone).
+/// An iterator, not a list: this runs for every record of a flush.
+fn raw_fields(message: &[u8]) -> RawFields<'_> {
+    RawFields { buf: message }
+}
+
+struct RawFields<'a> {
+    buf: &'a [u8],
+}
+
+impl<'a> Iterator for RawFields<'a> {
+    type Item = Option<Raw<'a>>;
+
+    fn next(&mut self) -> Option<Self::Item> {
+        if self.buf.is_empty() {
+            return None;
+        }
+        let item = read_field(&mut self.buf);
+        if item.is_none() {
+            self.buf = &[];
+        }
+        Some(item)
     }
-    Some(out)
+}
+
+fn read_field<'a>(buf: &mut &'a [u8]) -> Option<Raw<'a>> {
+    let start = *buf;
+    let key = varint(buf)?;
+    let wire = (key & 7) as u8;
+    let number = u32::try_from(key >> 3).ok()?;
+    let (payload, value) = match wire {
+        0 => {
+            let before = *buf;
+            let v = varint(buf)?;
+            (&before[..before.len() - buf.len()], v)
+        }
+        1 => (take(buf, 8)?, 0),
+        2 => {
+            let len = usize::try_from(varint(buf)?).ok()?;
+            (take(buf, len)?, 0)
+        }
+        5 => (take(buf, 4)?, 0),
+        _ => return None,
+    };
+    let whole = &start[..start.len() - buf.len()];
+    Some(Raw { number, wire, payload, varint: value, whole })
 }
 
 fn take<'a>(buf: &mut &'a [u8], n: usize) -> Option<&'a [u8]> {
@@ -102,14 +122,14 @@ fn varint(buf: &mut &[u8]) -> Option<u64> {
 /// The `int_value` of an `AnyValue` that is exactly that field, encoded
 /// canonically (so re-encoding gives the same bytes).
 fn lone_int(any: &[u8]) -> Option<u64> {
-    let fields = raw_fields(any)?;
-    let [f] = fields.as_slice() else { return None };
-    if f.number != INT_VALUE || f.wire != 0 {
+    let mut fields = raw_fields(any);
+    let f = fields.next()??;
+    if fields.next().is_some() || f.number != INT_VALUE || f.wire != 0 {
         return None;
     }
-    let mut canonical = Vec::with_capacity(any.len());
-    encode_int(f.varint, &mut canonical);
-    (canonical == any).then_some(f.varint)
+    // Canonical: the key byte and a varint without trailing zero groups.
+    let canonical = f.whole.len() == 1 + prost::encoding::encoded_len_varint(f.varint);
+    canonical.then_some(f.varint)
 }
 
 fn encode_int(v: u64, out: &mut Vec<u8>) {
@@ -129,18 +149,18 @@ fn len_field(number: u32, payload: &[u8], out: &mut Vec<u8>) {
 pub(crate) fn split(rest: &[u8], shape: &mut Vec<u8>, numbers: &mut String) -> bool {
     shape.clear();
     numbers.clear();
-    let Some(fields) = raw_fields(rest) else { return false };
     let mut kv = Vec::new();
     let mut any_number = false;
-    for f in &fields {
+    for f in raw_fields(rest) {
+        let Some(f) = f else { return false };
         if f.number != ATTRIBUTES || f.wire != 2 {
             shape.extend_from_slice(f.whole);
             continue;
         }
-        let Some(parts) = raw_fields(f.payload) else { return false };
         kv.clear();
         let mut took = false;
-        for p in &parts {
+        for p in raw_fields(f.payload) {
+            let Some(p) = p else { return false };
             if p.number == KV_VALUE && p.wire == 2 {
                 if p.payload == PLACEHOLDER {
                     // Would read back as a number: keep the record whole.
@@ -175,25 +195,25 @@ pub(crate) fn split(rest: &[u8], shape: &mut Vec<u8>, numbers: &mut String) -> b
 /// placeholder; the record still decodes (an unknown field).
 pub(crate) fn join(shape: &[u8], numbers: Option<&str>, out: &mut Vec<u8>) {
     out.clear();
-    let (Some(numbers), Some(fields)) = (numbers, raw_fields(shape)) else {
+    let framed = raw_fields(shape).all(|f| f.is_some());
+    let (Some(numbers), true) = (numbers, framed) else {
         out.extend_from_slice(shape);
         return;
     };
     let mut numbers = numbers.split(' ').map(|n| n.parse::<i64>().ok());
+    let is_placeholder = |p: &Raw<'_>| p.number == KV_VALUE && p.wire == 2 && p.payload == PLACEHOLDER;
     let mut kv = Vec::new();
-    for f in &fields {
-        let parts = (f.number == ATTRIBUTES && f.wire == 2).then(|| raw_fields(f.payload)).flatten();
-        let Some(parts) =
-            parts.filter(|p| p.iter().any(|p| p.number == KV_VALUE && p.payload == PLACEHOLDER))
-        else {
+    for f in raw_fields(shape).flatten() {
+        if f.number != ATTRIBUTES
+            || f.wire != 2
+            || !raw_fields(f.payload).flatten().any(|p| is_placeholder(&p))
+        {
             out.extend_from_slice(f.whole);
             continue;
-        };
+        }
         kv.clear();
-        for p in &parts {
-            if p.number == KV_VALUE
-                && p.wire == 2
-                && p.payload == PLACEHOLDER
+        for p in raw_fields(f.payload).flatten() {
+            if is_placeholder(&p)
                 && let Some(Some(n)) = numbers.next()
             {
                 let mut any = Vec::with_capacity(11);
