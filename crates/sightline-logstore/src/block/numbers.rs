@@ -10,7 +10,7 @@
 //! and zstd pays matches around each number; apart, the shapes repeat
 //! (the column's dictionary stores each once per row group) and the
 //! numbers column is digits alone. On `loadgen logs-bench`, `rest` went
-//! from 6.6 to ~3.5 bytes a record (BENCHMARKS.md).
+//! from 6.6 to 3.6 bytes a record (BENCHMARKS.md).
 //!
 //! The split is exact: joining gives back the very bytes split, so a
 //! merge's duplicate check (a hash of the columns) sees the same record

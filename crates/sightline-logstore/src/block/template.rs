@@ -8,7 +8,7 @@
 //! exactly (the column's dictionary stores each once per row group) and
 //! the numbers column is almost only digits, which zstd's entropy coder
 //! packs near their information content. On `loadgen logs-bench` the body
-//! went from 11.6 to ~8 bytes a record (BENCHMARKS.md).
+//! went from 11.6 to 8.7 bytes a record (BENCHMARKS.md).
 //!
 //! The split exists only in the file: readers rebuild the body right after
 //! decoding (`to_logical`), so searches, merges and the word index see the
