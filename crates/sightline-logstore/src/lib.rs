@@ -45,7 +45,7 @@ mod store;
 mod tenants;
 mod topk;
 
-pub use block::{FORMAT_V1, FORMAT_VERSION, LogBlockMeta};
+pub use block::{FORMAT_V1, FORMAT_V2, FORMAT_VERSION, LogBlockMeta};
 pub use check::{LogBlockCheck, LogRepairReport, LogVerifyReport, QUARANTINE_DIR, repair, verify};
 pub use error::Error;
 pub use metrics::Metrics;

@@ -52,7 +52,11 @@ fn record(res: &Arc<Resource>, time: u64, severity: i32, body: &str, trace_n: Op
         }
         .into(),
         body: Value::Str(body.into()),
-        attributes: vec![KeyValue { key: "user".into(), value: Value::Str(format!("u{}", time / SEC % 4)) }],
+        attributes: vec![
+            KeyValue { key: "user".into(), value: Value::Str(format!("u{}", time / SEC % 4)) },
+            // An integer (`sl-logs3` stores it apart from the rest), some negative.
+            KeyValue { key: "n".into(), value: Value::Int((time / SEC % 1000) as i64 * 37 - 500) },
+        ],
         dropped_attributes_count: 0,
         flags: 1,
         trace_id: trace_n.map(trace),
@@ -590,6 +594,45 @@ async fn blocks_of_the_first_format_are_read_and_merged_into_the_current_one() {
     // One current block beside them, then a merge of all five.
     ingest(&store, &all[48..]).await;
     store.flush_now().await.unwrap();
+    check_queries(&store, &all).await;
+    store.compact_now().await.unwrap();
+    let blocks = store.blocks();
+    assert_eq!(blocks.len(), 1, "{blocks:?}");
+    assert_eq!((blocks[0].format.as_str(), blocks[0].record_count), (block::FORMAT_VERSION, 60));
+    check_queries(&store, &all).await;
+    store.shutdown().await;
+}
+
+/// Blocks of the second format (`sl-logs2`, the body as one column)
+/// written by an older build are read and searched as before (body text
+/// included) and merged with current blocks into a current one.
+#[tokio::test]
+async fn blocks_of_the_second_format_are_read_and_merged_into_the_current_one() {
+    use sightline_store::{BlockStorage as _, LocalFolder, ManifestState};
+    let dir = tempfile::tempdir().unwrap();
+    let all = sample();
+    let folder = LocalFolder::new(dir.path()).unwrap();
+    let mut ids = Vec::new();
+    for (i, chunk) in all[..48].chunks(12).enumerate() {
+        let id = format!("lold{i}");
+        let meta = block::write_v2(folder.staging_dir(), &id, chunk.to_vec(), 4).unwrap();
+        assert_eq!(meta.format, block::FORMAT_V2);
+        folder.publish(&id).unwrap();
+        ids.push(id);
+    }
+    let manifest = ManifestState { blocks: ids, ..ManifestState::default() };
+    folder.swap_manifest(None, &manifest).unwrap();
+    drop(folder);
+
+    let mut opts = Options::new(dir.path(), Arc::new(MemoryBudget::new(256 << 20)));
+    opts.row_group_rows = 4;
+    opts.background_compaction = false;
+    let store = LogStore::open(opts).await.unwrap();
+    assert_eq!(store.blocks().len(), 4);
+    check_queries(&store, &all[..48]).await;
+    ingest(&store, &all[48..]).await;
+    store.flush_now().await.unwrap();
+    assert_eq!(store.blocks().iter().filter(|b| b.format == block::FORMAT_VERSION).count(), 1);
     check_queries(&store, &all).await;
     store.compact_now().await.unwrap();
     let blocks = store.blocks();

@@ -164,9 +164,7 @@ fn next_batch(reader: &mut ParquetRecordBatchReader, block: &LogBlock) -> Result
     for batch in reader.by_ref() {
         let batch = batch.map_err(arrow_err)?;
         if batch.num_rows() > 0 {
-            let layout = block.layout();
-            let columns: Vec<usize> = Col::ALL.iter().map(|c| layout.index(*c)).collect();
-            return batch.project(&columns).map(Some).map_err(arrow_err);
+            return block.layout().to_logical(batch).map(Some).map_err(arrow_err);
         }
     }
     Ok(None)

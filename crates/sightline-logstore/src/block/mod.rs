@@ -13,18 +13,20 @@
 //! (`sightline_block::checked`), as for trace blocks.
 
 mod merge;
+mod numbers;
 pub(crate) mod read;
 mod schema;
+mod template;
 mod wire;
 mod words;
 mod write;
 
 pub(crate) use merge::merge;
 pub(crate) use read::LogBlock;
-pub use schema::{FORMAT_V1, FORMAT_VERSION, LogBlockMeta};
+pub use schema::{FORMAT_V1, FORMAT_V2, FORMAT_VERSION, LogBlockMeta};
 pub(crate) use write::write_requests;
 #[cfg(test)]
-pub(crate) use write::{write, write_v1, write_words_v1};
+pub(crate) use write::{write, write_v1, write_v2, write_words_v1};
 
 /// The data file inside a block folder.
 pub(crate) const DATA_FILE: &str = "data.parquet";

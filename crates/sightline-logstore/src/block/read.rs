@@ -25,6 +25,7 @@ use sightline_model::{LogQuery, Resource, Scope, otlp};
 use sightline_store::BlockStorage;
 
 use super::schema::{Col, Layout, LogBlockMeta};
+use super::template;
 use super::write::NO_TIME_MARKER;
 use super::{DATA_FILE, META_FILE};
 use crate::Error;
@@ -235,7 +236,8 @@ impl LogBlock {
             builder.build().map_err(|source| Error::Parquet { path: self.data_path.clone(), source })?;
         let mut origins = Origins::default();
         for batch in reader {
-            let batch = batch.map_err(|source| Error::Arrow { path: self.data_path.clone(), source })?;
+            let arrow_err = |source| Error::Arrow { path: self.data_path.clone(), source };
+            let batch = self.layout.to_logical(batch.map_err(arrow_err)?).map_err(arrow_err)?;
             self.search_batch(&batch, q, top, &mut origins)?;
         }
         Ok(())
@@ -329,8 +331,15 @@ impl LogBlock {
         if keyed {
             cols.push(Col::Time);
         }
-        cols.sort_by_key(|c| c.index());
-        let position = |c: Col| cols.iter().position(|x| *x == c);
+        // The file's columns, in file order (the predicate's batch has
+        // them so); `sl-logs3`'s body is its template and numbers.
+        let mut roots: Vec<usize> = cols.iter().map(|c| self.col(*c)).collect();
+        let split_body = self.layout == Layout::V3 && cols.contains(&Col::Body);
+        if split_body {
+            roots.push(self.col(Col::Body) + 1);
+        }
+        roots.sort_unstable();
+        let position = |c: Col| roots.iter().position(|x| cols.contains(&c) && *x == self.col(c));
         let time_at = position(Col::Time);
         let (trace_at, span_at, service_at, severity_at, body_at) = (
             position(Col::TraceId),
@@ -341,7 +350,7 @@ impl LogBlock {
         );
         let mask = ProjectionMask::roots(
             self.reader_meta.metadata().file_metadata().schema_descr(),
-            cols.iter().map(|c| self.col(*c)),
+            roots.iter().copied(),
         );
         let q = q.clone();
         let predicate = ArrowPredicateFn::new(mask, move |batch| {
@@ -351,7 +360,12 @@ impl LogBlock {
             let span = span_at.map(|i| batch.column(i).as_fixed_size_binary());
             let service = service_at.map(|i| batch.column(i).as_string::<i32>());
             let severity = severity_at.map(|i| batch.column(i).as_primitive::<Int32Type>());
-            let body = body_at.map(|i| batch.column(i).as_string::<i32>());
+            let joined = match body_at {
+                Some(i) if split_body => Some(template::join_column(batch.column(i), batch.column(i + 1))?),
+                Some(i) => Some(Arc::clone(batch.column(i))),
+                None => None,
+            };
+            let body = joined.as_ref().map(|a| a.as_string::<i32>());
             Ok(BooleanArray::from_iter((0..batch.num_rows()).map(|row| {
                 let keep = time.is_none_or(|t| q.time_in_range(t.value(row) as u64))
                     && trace.is_none_or(|a| {
@@ -411,7 +425,8 @@ impl LogBlock {
         top: &mut TopK,
         origins: &mut Origins,
     ) -> Result<(), Error> {
-        let col = |c: Col| batch.column(self.col(c));
+        // `batch` has the columns of `Col::ALL` (`Layout::to_logical`).
+        let col = |c: Col| batch.column(c.index());
         let service = col(Col::Service).as_string::<i32>();
         let time = col(Col::Time).as_primitive::<Int64Type>();
         let observed = col(Col::Observed).as_primitive::<Int64Type>();

@@ -48,7 +48,7 @@ pub(crate) fn write(
     records: Vec<LogRecord>,
     row_group_rows: usize,
 ) -> Result<LogBlockMeta, Error> {
-    write_with(staging, id, records, row_group_rows, WordIndexer::default())
+    write_with(staging, id, records, row_group_rows, WordIndexer::default(), Layout::V3)
 }
 
 /// [`write`] with a word index of the first layout (`SLWB1`, words
@@ -60,7 +60,19 @@ pub(crate) fn write_words_v1(
     records: Vec<LogRecord>,
     row_group_rows: usize,
 ) -> Result<LogBlockMeta, Error> {
-    write_with(staging, id, records, row_group_rows, WordIndexer::words_only())
+    write_with(staging, id, records, row_group_rows, WordIndexer::words_only(), Layout::V3)
+}
+
+/// [`write`] in the second format (`sl-logs2`, one `body` column), as
+/// builds before body templates wrote it: tests of reading old blocks.
+#[cfg(test)]
+pub(crate) fn write_v2(
+    staging: &Path,
+    id: &str,
+    records: Vec<LogRecord>,
+    row_group_rows: usize,
+) -> Result<LogBlockMeta, Error> {
+    write_with(staging, id, records, row_group_rows, WordIndexer::default(), Layout::V2)
 }
 
 fn write_with(
@@ -69,11 +81,12 @@ fn write_with(
     records: Vec<LogRecord>,
     row_group_rows: usize,
     words: WordIndexer,
+    layout: Layout,
 ) -> Result<LogBlockMeta, Error> {
     let keyed = sorted_unique(records);
     // A flush must keep up with ingest: fast compression (merges
     // recompress).
-    let mut writer = BlockWriter::new(staging, id, row_group_rows, 0, false)?;
+    let mut writer = BlockWriter::with_layout(staging, id, row_group_rows, 0, layout, false)?;
     writer.words = words;
     for chunk in keyed.chunks(CHUNK_ROWS) {
         let batch =
@@ -314,10 +327,10 @@ impl BlockWriter {
         level: u32,
         strong: bool,
     ) -> Result<BlockWriter, Error> {
-        BlockWriter::with_layout(staging, id, row_group_rows, level, Layout::V2, strong)
+        BlockWriter::with_layout(staging, id, row_group_rows, level, Layout::V3, strong)
     }
 
-    /// A writer of an older layout (tests of reading old blocks).
+    /// A writer of `layout` (older ones: tests of reading old blocks).
     fn with_layout(
         staging: &Path,
         id: &str,
@@ -354,8 +367,11 @@ impl BlockWriter {
         })
     }
 
+    /// Writes `batch`: the columns of [`Col::ALL`] (the test writer of
+    /// `sl-logs1` alone passes that layout's file columns).
     pub(crate) fn write(&mut self, batch: &RecordBatch) -> Result<(), Error> {
-        let col = |c: Col| batch.column(self.layout.index(c));
+        let logical = |c: Col| if self.layout == Layout::V1 { self.layout.index(c) } else { c.index() };
+        let col = |c: Col| batch.column(logical(c));
         let service = col(Col::Service).as_string::<i32>();
         let time = col(Col::Time).as_primitive::<Int64Type>();
         let body = col(Col::Body).as_string::<i32>();
@@ -378,7 +394,13 @@ impl BlockWriter {
             }
         }
         self.records += batch.num_rows() as u64;
-        self.writer.write(batch).map_err(|source| Error::Parquet { path: self.data_path.clone(), source })
+        let file_batch = self
+            .layout
+            .to_file(batch)
+            .map_err(|source| Error::Arrow { path: self.data_path.clone(), source })?;
+        self.writer
+            .write(&file_batch)
+            .map_err(|source| Error::Parquet { path: self.data_path.clone(), source })
     }
 
     /// Finishes the file and publishes the folder durably.
