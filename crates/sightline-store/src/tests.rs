@@ -307,7 +307,8 @@ async fn blocks_behind_a_small_footer_cache_answer_the_same_within_its_bound() {
     // One block's footer, to size the cache by.
     let probe = tempfile::tempdir().unwrap();
     let store = open(options(probe.path())).await;
-    ingest_blocks(&store, &spans_gen, [0..5u32], t0).await;
+    ingest(&store, &spans_gen, 0..5, t0).await;
+    store.flush().await.unwrap();
     store.shutdown().await;
     drop(store);
     let only = std::fs::read_dir(probe.path().join("blocks")).unwrap().next().unwrap().unwrap().path();
