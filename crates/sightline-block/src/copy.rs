@@ -84,7 +84,7 @@ impl SlotMap {
         for (key, _) in missing {
             if blooms.is_none() {
                 let builder = input.builder()?;
-                let groups = input.reader_meta.metadata().num_row_groups();
+                let groups = builder.metadata().num_row_groups();
                 let filters = (0..groups)
                     .map(|rg| input.bloom_filter(&builder, rg, input.leaves.span_attrs[0]))
                     .collect::<Result<Vec<_>, _>>()?;
@@ -243,6 +243,9 @@ impl Source {
 /// A position in one input block.
 struct Input<'a> {
     block: &'a Block,
+    /// Held for the resource and scope tables while merging: the footer
+    /// cache may evict the block's entry meanwhile.
+    footer: std::sync::Arc<crate::cache::Footer>,
     reader: ParquetRecordBatchReader,
     map: SlotMap,
     /// The current batch in `Merger::sources` and the next row in it.
@@ -297,17 +300,19 @@ impl<'a> Merger<'a> {
     fn new(blocks: &[&'a Block], maps: Vec<SlotMap>) -> Result<Merger<'a>, Error> {
         let mut inputs = Vec::with_capacity(blocks.len());
         for (block, map) in blocks.iter().zip(maps) {
-            let reader = crate::contain(&block.data_path, || {
+            let (footer, reader) = crate::contain(&block.data_path, || {
                 // Plain text, as the writer takes it: no dictionaries to
                 // unpack per value.
                 let options = ArrowReaderOptions::new().with_schema(schema::write_schema());
-                block
+                let footer = block.footer()?;
+                let reader = block
                     .builder_with(options)?
                     .with_batch_size(READ_BATCH_ROWS)
                     .build()
-                    .map_err(|e| block.parquet_err(e))
+                    .map_err(|e| block.parquet_err(e))?;
+                Ok((footer, reader))
             })?;
-            inputs.push(Input { block, reader, map, source: None, row: 0, done: false });
+            inputs.push(Input { block, footer, reader, map, source: None, row: 0, done: false });
         }
         Ok(Merger {
             inputs,
@@ -459,12 +464,15 @@ impl<'a> Merger<'a> {
                 _ => self.parent_span_id.append_null(),
             }
             let r = source.resource.value(c.row) as usize;
-            let resource =
-                block.resources.get(r).ok_or_else(|| corrupt(format!("resource_index {r} out of range")))?;
+            let resource = input
+                .footer
+                .resources
+                .get(r)
+                .ok_or_else(|| corrupt(format!("resource_index {r} out of range")))?;
             self.resource.push(writer.resource_index(resource));
             let s = source.scope.value(c.row) as usize;
             let scope =
-                block.scopes.get(s).ok_or_else(|| corrupt(format!("scope_index {s} out of range")))?;
+                input.footer.scopes.get(s).ok_or_else(|| corrupt(format!("scope_index {s} out of range")))?;
             self.scope.push(writer.scope_index(scope));
             let text = source.layout.value(c.row);
             if input.map.identity {

@@ -49,6 +49,7 @@
 #![deny(missing_docs)]
 #![cfg_attr(not(test), deny(clippy::unwrap_used, clippy::expect_used, clippy::panic))]
 
+mod cache;
 mod compact;
 mod copy;
 mod dedicated;
@@ -66,6 +67,7 @@ mod search;
 mod source;
 mod write;
 
+pub use cache::{CacheStats, FooterCache};
 pub use compact::compact;
 pub use error::Error;
 pub(crate) use error::contain;
@@ -85,7 +87,7 @@ pub mod checked {
 }
 pub use meta::BlockMeta;
 pub use otlp::{OtlpSpan, write_otlp};
-pub use read::{Block, SpanChunks};
+pub use read::{Block, BlockMemory, SpanChunks};
 pub use salvage::{Salvaged, UnreadableRows, salvage};
 pub use source::BlockSource;
 pub use write::write;

@@ -3,7 +3,7 @@
 
 use std::ops::Range;
 use std::path::{Path, PathBuf};
-use std::sync::{Arc, OnceLock};
+use std::sync::Arc;
 
 use arrow_array::cast::AsArray;
 use arrow_array::types::{Int32Type, Int64Type, TimestampNanosecondType, UInt8Type, UInt32Type};
@@ -22,10 +22,9 @@ use parquet::bloom_filter::Sbbf;
 use parquet::file::metadata::{PageIndexPolicy, ParquetStatisticsPolicy};
 use parquet::file::page_index::column_index::ColumnIndexMetaData;
 use parquet::file::statistics::Statistics;
-use sightline_model::{
-    Event, KeyValue, Link, Resource, Scope, Span, SpanId, SpanKind, Status, StatusCode, TraceId, Value,
-};
+use sightline_model::{Event, KeyValue, Link, Span, SpanId, SpanKind, Status, StatusCode, TraceId, Value};
 
+use crate::cache::{Blooms, Cached, Footer, FooterCache, Part};
 use crate::dedicated::Dedicated;
 use crate::integrity::{Checksums, DamageSlot, Mismatch, VerifiedFile};
 use crate::json;
@@ -33,13 +32,18 @@ use crate::schema::{self, Col, DATA_FILE, META_FILE, layout, tag};
 use crate::source::{BlockSource, Data};
 use crate::{BlockMeta, Error, FORMAT_VERSION};
 
-/// An open block: its metadata, Parquet footer and resource/scope tables.
+/// An open block.
 ///
-/// Opening reads `meta.json` and the Parquet footer with the page index;
-/// bloom filters and data pages are read per query. Each query opens its
-/// own file handle, so a `Block` is `Send + Sync`, shares freely in an
-/// `Arc`, and holds no file descriptor while idle (a store may keep
-/// thousands open).
+/// Opening reads `meta.json` and the Parquet footer with the page index
+/// and checks them. The block then keeps resident only what decides
+/// whether a query must read it (`meta.json`, the dedicated-column table,
+/// per row group the `trace_id` range and where its bloom filter is); the
+/// footer with its page index and resource/scope tables, and the bloom
+/// filters, live in a [`FooterCache`] shared by a store's blocks and are
+/// read again from the data file when evicted. Each query opens its own
+/// file handle, so a `Block` is `Send + Sync`, shares freely in an `Arc`,
+/// and holds no file descriptor while idle (a store may keep thousands
+/// open).
 #[derive(Debug)]
 pub struct Block {
     dir: PathBuf,
@@ -48,21 +52,96 @@ pub struct Block {
     /// `data_path`.
     source: Option<Arc<dyn BlockSource>>,
     meta: BlockMeta,
-    pub(crate) reader_meta: ArrowReaderMetadata,
-    pub(crate) resources: Vec<Arc<Resource>>,
-    pub(crate) scopes: Vec<Arc<Scope>>,
     pub(crate) dedicated: Dedicated,
     pub(crate) leaves: Leaves,
-    /// Per row group, the `trace_id` bloom filter, read on the first
-    /// lookup and kept: a lookup probes every block, and reading the
-    /// filters from disk each time was most of its cost. They are small
-    /// (the writer folds them to the traces they hold, a few KiB each).
-    trace_blooms: OnceLock<Vec<Option<Sbbf>>>,
+    /// Per row group, what a lookup by trace id needs before the footer:
+    /// a lookup probes every block, and most blocks are ruled out by the
+    /// range and the bloom filter alone.
+    groups: Vec<TraceGroup>,
+    /// Where the footer and bloom filters are kept, under `key`. The
+    /// bloom filters are cached apart from the footer: they are read by
+    /// every lookup, and are small (the writer folds them to the traces
+    /// they hold, a few KiB each), so they stay while footers come and go.
+    cache: Arc<FooterCache>,
+    key: u64,
     /// The data file's chunk checksums; `None` for a block written before
     /// blocks had them.
     checksums: Option<Arc<Checksums>>,
     /// The first checksum mismatch any read found.
     damage: DamageSlot,
+}
+
+/// What a lookup by trace id needs of one row group before the footer.
+#[derive(Debug, Clone)]
+struct TraceGroup {
+    rows: usize,
+    /// `trace_id` min and max; `None`: no statistics, any id may be here.
+    range: Option<([u8; 16], [u8; 16])>,
+    bloom: BloomAt,
+}
+
+/// Where a row group's `trace_id` bloom filter is in the data file.
+#[derive(Debug, Clone, Copy)]
+enum BloomAt {
+    None,
+    /// Offset and length, header included.
+    At(u64, usize),
+    /// An offset without a length: read through the footer.
+    Unsized,
+}
+
+impl TraceGroup {
+    fn of(group: &parquet::file::metadata::RowGroupMetaData, leaf: usize) -> TraceGroup {
+        let chunk = group.columns().get(leaf);
+        let range = chunk.and_then(|c| match c.statistics() {
+            Some(Statistics::FixedLenByteArray(stats)) => {
+                let min = <[u8; 16]>::try_from(stats.min_opt()?.data()).ok()?;
+                let max = <[u8; 16]>::try_from(stats.max_opt()?.data()).ok()?;
+                Some((min, max))
+            }
+            _ => None,
+        });
+        let bloom = match chunk.map(|c| (c.bloom_filter_offset(), c.bloom_filter_length())) {
+            Some((Some(offset), Some(len))) => match (u64::try_from(offset), usize::try_from(len)) {
+                (Ok(offset), Ok(len)) => BloomAt::At(offset, len),
+                _ => BloomAt::Unsized,
+            },
+            Some((Some(_), None)) => BloomAt::Unsized,
+            _ => BloomAt::None,
+        };
+        TraceGroup { rows: usize::try_from(group.num_rows()).unwrap_or(0), range, bloom }
+    }
+
+    fn bytes(&self) -> usize {
+        std::mem::size_of::<TraceGroup>()
+    }
+}
+
+/// Heap bytes of an open block, part by part ([`Block::memory`]).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct BlockMemory {
+    /// The Parquet footer without the page index: schema, row group and
+    /// column chunk metadata, kept statistics, key-value metadata.
+    pub footer: usize,
+    /// The page index: every column's page locations, `trace_id`'s page
+    /// min/max.
+    pub page_index: usize,
+    /// The `trace_id` bloom filters, once a lookup has read them.
+    pub blooms: usize,
+    /// The data file's chunk checksums.
+    pub checksums: usize,
+    /// The resource and scope tables.
+    pub tables: usize,
+    /// What stays resident besides checksums: per row group the
+    /// `trace_id` range and bloom filter location.
+    pub resident: usize,
+}
+
+impl BlockMemory {
+    /// All parts together.
+    pub fn total(&self) -> usize {
+        self.footer + self.page_index + self.blooms + self.checksums + self.tables + self.resident
+    }
 }
 
 /// Parquet leaf column indexes the readers need for bloom filters.
@@ -108,10 +187,20 @@ impl Block {
     /// both files, the schema, and that the row count and file size agree
     /// with `meta.json`; the footer and page index are read through the
     /// data checksums, like every later read.
+    ///
+    /// The block keeps its footer in a cache of its own without a bound;
+    /// a store opens its blocks with [`Block::open_cached`].
     pub fn open(block_dir: &Path) -> Result<Block, Error> {
+        Block::open_cached(block_dir, &Arc::new(FooterCache::new(usize::MAX)))
+    }
+
+    /// [`Block::open`], keeping the footer and bloom filters in `cache`.
+    pub fn open_cached(block_dir: &Path, cache: &Arc<FooterCache>) -> Result<Block, Error> {
         let (meta, checksums) = BlockMeta::read(&block_dir.join(META_FILE))?;
         let data_path = block_dir.join(DATA_FILE);
-        crate::contain(&data_path, || Block::open_data(block_dir, meta, checksums.map(Arc::new), None))
+        crate::contain(&data_path, || {
+            Block::open_data(block_dir, meta, checksums.map(Arc::new), None, Arc::clone(cache))
+        })
     }
 
     /// Opens a block kept elsewhere (an object store): `meta_json` is its
@@ -124,9 +213,22 @@ impl Block {
         meta_json: &[u8],
         source: Arc<dyn BlockSource>,
     ) -> Result<Block, Error> {
+        Block::open_source_cached(location, meta_json, source, &Arc::new(FooterCache::new(usize::MAX)))
+    }
+
+    /// [`Block::open_source`], keeping the footer and bloom filters in
+    /// `cache` (read again from `source` when evicted).
+    pub fn open_source_cached(
+        location: &Path,
+        meta_json: &[u8],
+        source: Arc<dyn BlockSource>,
+        cache: &Arc<FooterCache>,
+    ) -> Result<Block, Error> {
         let (meta, checksums) = BlockMeta::parse(meta_json, &location.join(META_FILE))?;
         let data_path = location.join(DATA_FILE);
-        crate::contain(&data_path, || Block::open_data(location, meta, checksums.map(Arc::new), Some(source)))
+        crate::contain(&data_path, || {
+            Block::open_data(location, meta, checksums.map(Arc::new), Some(source), Arc::clone(cache))
+        })
     }
 
     fn open_data(
@@ -134,6 +236,7 @@ impl Block {
         meta: BlockMeta,
         checksums: Option<Arc<Checksums>>,
         source: Option<Arc<dyn BlockSource>>,
+        cache: Arc<FooterCache>,
     ) -> Result<Block, Error> {
         let data_path = block_dir.join(DATA_FILE);
         let damage = DamageSlot::default();
@@ -158,22 +261,8 @@ impl Block {
                 ),
             ));
         }
-        // The offset index (page locations) of every column lets a
-        // selection read only its pages; page min/max is only useful on
-        // the sorted trace_id column, so only that column index is loaded.
-        // Statistics are kept only for the columns readers prune with;
-        // the rest would cost memory in every open block.
-        let pruned = [Col::TraceId, Col::StartTime, Col::DurationNanos, Col::Name].map(Col::root);
-        let options = ArrowReaderOptions::new()
-            .with_offset_index_policy(PageIndexPolicy::Optional)
-            .with_column_index_policy(PageIndexPolicy::Optional)
-            .with_column_index_mask(parquet::file::metadata::ColumnChunkMask::columns([Col::TraceId.root()]))
-            .with_column_stats_policy(ParquetStatisticsPolicy::skip_except(&pruned))
-            .with_encoding_stats_policy(ParquetStatisticsPolicy::SkipAll)
-            .with_size_stats_policy(ParquetStatisticsPolicy::SkipAll);
-        let reader_meta = ArrowReaderMetadata::load(&file, options).map_err(|source| {
-            checksum_error(&data_path, &damage).unwrap_or(Error::Parquet { path: data_path.clone(), source })
-        })?;
+        let footer = read_footer(&data_path, &file, &damage)?;
+        let reader_meta = &footer.reader_meta;
         let file_meta = reader_meta.metadata().file_metadata();
         let kv = |key: &str| -> Option<&str> {
             file_meta.key_value_metadata()?.iter().find(|kv| kv.key == key)?.value.as_deref()
@@ -200,10 +289,6 @@ impl Block {
                 format!("{} rows, meta.json says {} spans", file_meta.num_rows(), meta.span_count),
             ));
         }
-        let resources = json::resources_from_json(kv(schema::META_RESOURCES).unwrap_or("[]"))
-            .map_err(|e| Error::corrupt(&data_path, e))?;
-        let scopes = json::scopes_from_json(kv(schema::META_SCOPES).unwrap_or("[]"))
-            .map_err(|e| Error::corrupt(&data_path, e))?;
         let dedicated = Dedicated::from_json(
             kv(schema::META_DEDICATED)
                 .ok_or_else(|| Error::corrupt(&data_path, "no dedicated attribute table"))?,
@@ -211,20 +296,48 @@ impl Block {
         .map_err(|e| Error::corrupt(&data_path, e))?;
         let leaves = Leaves::find(&data_path, reader_meta.metadata().file_metadata().schema_descr())?;
         check_page_index(reader_meta.metadata()).map_err(|e| Error::corrupt(&data_path, e))?;
-        Ok(Block {
+        let groups =
+            reader_meta.metadata().row_groups().iter().map(|g| TraceGroup::of(g, leaves.trace_id)).collect();
+        let block = Block {
             dir: block_dir.to_owned(),
             data_path,
             source,
             meta,
-            reader_meta,
-            resources,
-            scopes,
             dedicated,
             leaves,
-            trace_blooms: OnceLock::new(),
+            groups,
+            cache,
+            key: crate::cache::next_block_key(),
             checksums,
             damage,
-        })
+        };
+        // Just read: a new block is usually queried soon (the newest
+        // traces are the ones looked up most).
+        block.keep_footer(Arc::new(footer));
+        Ok(block)
+    }
+
+    /// The footer with its page index and tables: from the cache, or read
+    /// again (through the checksums) and cached.
+    pub(crate) fn footer(&self) -> Result<Arc<Footer>, Error> {
+        if let Some(Cached::Footer(footer)) = self.cache.get((self.key, Part::Footer)) {
+            return Ok(footer);
+        }
+        let footer = crate::contain(&self.data_path, || {
+            let data = Data::open(&self.data_path, self.source.as_ref())
+                .map_err(|e| Error::io(&self.data_path, e))?;
+            let file =
+                VerifiedFile::open(&self.data_path, data, self.checksums.clone(), Arc::clone(&self.damage))?;
+            read_footer(&self.data_path, &file, &self.damage)
+        })?;
+        let footer = Arc::new(footer);
+        self.keep_footer(Arc::clone(&footer));
+        Ok(footer)
+    }
+
+    fn keep_footer(&self, footer: Arc<Footer>) {
+        let bytes = footer.reader_meta.metadata().memory_size() + tables_size(&footer);
+        self.cache.insert((self.key, Part::Footer), Cached::Footer(footer), bytes);
     }
 
     /// Whether the block has data checksums (blocks written before they
@@ -275,25 +388,57 @@ impl Block {
 
     /// Approximate heap bytes this open block holds (footer, page index,
     /// resource and scope tables), for a store's memory accounting.
+    /// Only the cached parts this block has in its cache right now count:
+    /// the sum over a store's blocks stays within the resident parts plus
+    /// the cache's bound.
     pub fn memory_size(&self) -> usize {
-        let kvs = |list: &[KeyValue]| {
-            list.iter().map(|kv| 64 + kv.key.len() + kv.value.to_text().len()).sum::<usize>()
-        };
-        self.reader_meta.metadata().memory_size()
-            + self.checksums.as_ref().map_or(0, |c| c.memory_size())
-            + self.trace_blooms.get().map_or(0, |b| b.iter().flatten().map(|f| f.num_blocks() * 32).sum())
-            + self.resources.iter().map(|r| 128 + kvs(r.attributes())).sum::<usize>()
-            + self.scopes.iter().map(|s| 128 + kvs(&s.attributes)).sum::<usize>()
+        self.resident_size()
+            + self.cache.bytes_of((self.key, Part::Footer)).unwrap_or(0)
+            + self.cache.bytes_of((self.key, Part::Blooms)).unwrap_or(0)
+    }
+
+    fn resident_size(&self) -> usize {
+        self.checksums.as_ref().map_or(0, |c| c.memory_size())
+            + self.groups.iter().map(TraceGroup::bytes).sum::<usize>()
+    }
+
+    /// What the block's parts take, cached or not (the footer and bloom
+    /// filters are read when not cached): what a store's memory would go
+    /// to if nothing were evicted. Costly (copies the footer); for
+    /// measurements, see `examples/block_memory.rs`.
+    pub fn memory(&self) -> Result<BlockMemory, Error> {
+        let footer = self.footer()?;
+        let blooms = self.trace_blooms()?;
+        let md = footer.reader_meta.metadata();
+        let with_index = md.memory_size();
+        let without_index = (**md).clone().into_builder().set_page_index(None).build().memory_size();
+        Ok(BlockMemory {
+            footer: without_index,
+            page_index: with_index.saturating_sub(without_index),
+            blooms: blooms_size(&blooms),
+            checksums: self.checksums.as_ref().map_or(0, |c| c.memory_size()),
+            tables: tables_size(&footer),
+            resident: self.groups.iter().map(TraceGroup::bytes).sum(),
+        })
     }
 
     /// A builder over a fresh file handle (or the block's source) whose
     /// every read is checked.
     pub(crate) fn builder(&self) -> Result<ParquetRecordBatchReaderBuilder<VerifiedFile>, Error> {
+        let footer = self.footer()?;
+        self.builder_from(&footer)
+    }
+
+    /// [`Block::builder`] over a footer the caller already holds.
+    pub(crate) fn builder_from(
+        &self,
+        footer: &Footer,
+    ) -> Result<ParquetRecordBatchReaderBuilder<VerifiedFile>, Error> {
         let data =
             Data::open(&self.data_path, self.source.as_ref()).map_err(|e| Error::io(&self.data_path, e))?;
         let file =
             VerifiedFile::open(&self.data_path, data, self.checksums.clone(), Arc::clone(&self.damage))?;
-        Ok(ParquetRecordBatchReaderBuilder::new_with_metadata(file, self.reader_meta.clone()))
+        Ok(ParquetRecordBatchReaderBuilder::new_with_metadata(file, footer.reader_meta.clone()))
     }
 
     /// [`Block::builder`] with other reader options over the same footer
@@ -302,7 +447,8 @@ impl Block {
         &self,
         options: parquet::arrow::arrow_reader::ArrowReaderOptions,
     ) -> Result<ParquetRecordBatchReaderBuilder<VerifiedFile>, Error> {
-        let meta = ArrowReaderMetadata::try_new(Arc::clone(self.reader_meta.metadata()), options)
+        let footer = self.footer()?;
+        let meta = ArrowReaderMetadata::try_new(Arc::clone(footer.reader_meta.metadata()), options)
             .map_err(|e| self.parquet_err(e))?;
         let data =
             Data::open(&self.data_path, self.source.as_ref()).map_err(|e| Error::io(&self.data_path, e))?;
@@ -344,18 +490,46 @@ impl Block {
         crate::contain(&self.data_path, || self.traces_inner(ids))
     }
 
-    /// The cached `trace_id` bloom filters, read on first use.
-    fn trace_blooms(&self) -> Result<&[Option<Sbbf>], Error> {
-        if let Some(blooms) = self.trace_blooms.get() {
+    /// The `trace_id` bloom filters: from the cache, or read straight
+    /// from where the resident row group summaries say they are (without
+    /// the footer) and cached.
+    fn trace_blooms(&self) -> Result<Blooms, Error> {
+        if let Some(Cached::Blooms(blooms)) = self.cache.get((self.key, Part::Blooms)) {
             return Ok(blooms);
         }
-        let builder = self.builder()?;
-        let groups = self.reader_meta.metadata().num_row_groups();
-        let blooms = (0..groups)
-            .map(|rg| self.bloom_filter(&builder, rg, self.leaves.trace_id))
-            .collect::<Result<Vec<_>, _>>()?;
+        let blooms: Blooms = crate::contain(&self.data_path, || {
+            let data = Data::open(&self.data_path, self.source.as_ref())
+                .map_err(|e| Error::io(&self.data_path, e))?;
+            let file =
+                VerifiedFile::open(&self.data_path, data, self.checksums.clone(), Arc::clone(&self.damage))?;
+            let mut through_footer = None;
+            let mut out = Vec::with_capacity(self.groups.len());
+            for (rg, group) in self.groups.iter().enumerate() {
+                out.push(match group.bloom {
+                    BloomAt::None => None,
+                    BloomAt::At(offset, len) => match file.read_range(offset, len) {
+                        Ok(bytes) => Some(Sbbf::from_bytes(&bytes).map_err(|e| self.parquet_err(e))?),
+                        // A damaged filter reads as absent, as in `bloom_filter`.
+                        Err(Error::Checksum { .. }) => None,
+                        Err(e) => return Err(e),
+                    },
+                    BloomAt::Unsized => {
+                        if through_footer.is_none() {
+                            through_footer = Some(self.builder()?);
+                        }
+                        match &through_footer {
+                            Some(builder) => self.bloom_filter(builder, rg, self.leaves.trace_id)?,
+                            None => None,
+                        }
+                    }
+                });
+            }
+            Ok(out.into())
+        })?;
         // Two threads may race to fill it; both read the same filters.
-        Ok(self.trace_blooms.get_or_init(|| blooms))
+        let bytes = blooms_size(&blooms);
+        self.cache.insert((self.key, Part::Blooms), Cached::Blooms(Arc::clone(&blooms)), bytes);
+        Ok(blooms)
     }
 
     /// Row group `rg`'s bloom filter of column `leaf`. A damaged filter
@@ -379,37 +553,41 @@ impl Block {
     }
 
     fn traces_inner(&self, ids: &[TraceId]) -> Result<Vec<Span>, Error> {
-        let md = Arc::clone(self.reader_meta.metadata());
-        let blooms = self.trace_blooms()?;
         let mut keys: Vec<[u8; 16]> = ids.iter().map(|id| *id.as_bytes()).collect();
         keys.sort_unstable();
         keys.dedup();
+        // The row group ranges first, then the bloom filters, and the
+        // footer (page index) only for a row group that may hold an id:
+        // most blocks a lookup probes are ruled out without it.
+        let mut blooms: Option<Blooms> = None;
+        let mut footer: Option<Arc<Footer>> = None;
         let mut row_groups = Vec::new();
         let mut ranges: Vec<Range<usize>> = Vec::new();
         let mut selected_rows = 0usize;
-        for (rg, group) in md.row_groups().iter().enumerate() {
-            let Some(chunk) = group.columns().get(self.leaves.trace_id) else { continue };
-            let in_range: Vec<&[u8; 16]> = match chunk.statistics() {
-                Some(Statistics::FixedLenByteArray(stats)) => match (stats.min_opt(), stats.max_opt()) {
-                    (Some(min), Some(max)) => keys
-                        .iter()
-                        .filter(|k| k.as_slice() >= min.data() && k.as_slice() <= max.data())
-                        .collect(),
-                    _ => keys.iter().collect(),
-                },
-                _ => keys.iter().collect(),
+        for (rg, group) in self.groups.iter().enumerate() {
+            let in_range: Vec<&[u8; 16]> = match &group.range {
+                Some((min, max)) => keys.iter().filter(|k| *k >= min && *k <= max).collect(),
+                None => keys.iter().collect(),
             };
             if in_range.is_empty() {
                 continue;
             }
+            let blooms = match &blooms {
+                Some(b) => b,
+                None => blooms.insert(self.trace_blooms()?),
+            };
             let bloom = blooms.get(rg).and_then(Option::as_ref);
-            let rows = usize::try_from(group.num_rows()).unwrap_or(0);
+            let rows = group.rows;
             let mut pages: Vec<Range<usize>> = Vec::new();
             for key in in_range {
                 if bloom.is_some_and(|b| !b.check(key.as_slice())) {
                     continue;
                 }
-                pages.extend(self.trace_pages(&md, rg, key, rows));
+                let footer = match &footer {
+                    Some(f) => f,
+                    None => footer.insert(self.footer()?),
+                };
+                pages.extend(self.trace_pages(footer.reader_meta.metadata(), rg, key, rows));
             }
             if pages.is_empty() {
                 continue;
@@ -428,11 +606,11 @@ impl Block {
             row_groups.push(rg);
             selected_rows += rows;
         }
-        if ranges.is_empty() {
+        let Some(footer) = footer.filter(|_| !ranges.is_empty()) else {
             return Ok(Vec::new());
-        }
-        let builder = self.builder()?;
-        let descr = md.file_metadata().schema_descr();
+        };
+        let builder = self.builder_from(&footer)?;
+        let descr = footer.reader_meta.metadata().file_metadata().schema_descr();
         let predicate =
             ArrowPredicateFn::new(ProjectionMask::roots(descr, [Col::TraceId.root()]), move |batch| {
                 let ids = batch
@@ -450,7 +628,7 @@ impl Block {
             .build()
             .map_err(|e| self.parquet_err(e))?;
         let mut spans = Vec::new();
-        for chunk in SpanChunks::new(self, reader) {
+        for chunk in SpanChunks::new(self, footer, reader) {
             spans.extend(chunk?);
         }
         spans.sort_by_key(|s| (s.trace_id, s.start_time_unix_nano));
@@ -511,8 +689,10 @@ impl Block {
             // block (up to 16) next to the writer's row group, and a decoded
             // realistic span is ~1.5 KiB: 512 rows are under 1 MiB per input.
             // (8192-row batches pushed the process past its memory limit.)
-            let reader = self.builder()?.with_batch_size(512).build().map_err(|e| self.parquet_err(e))?;
-            Ok(SpanChunks::new(self, reader))
+            let footer = self.footer()?;
+            let reader =
+                self.builder_from(&footer)?.with_batch_size(512).build().map_err(|e| self.parquet_err(e))?;
+            Ok(SpanChunks::new(self, footer, reader))
         })
     }
 }
@@ -521,6 +701,9 @@ impl Block {
 /// [`Block::spans`].
 pub struct SpanChunks<'a> {
     block: &'a Block,
+    /// Held for the resource and scope tables while reading: the cache
+    /// may evict it meanwhile.
+    footer: Arc<Footer>,
     reader: ParquetRecordBatchReader,
     assembler: Assembler,
     done: bool,
@@ -533,8 +716,8 @@ impl std::fmt::Debug for SpanChunks<'_> {
 }
 
 impl<'a> SpanChunks<'a> {
-    fn new(block: &'a Block, reader: ParquetRecordBatchReader) -> Self {
-        SpanChunks { block, reader, assembler: Assembler::default(), done: false }
+    fn new(block: &'a Block, footer: Arc<Footer>, reader: ParquetRecordBatchReader) -> Self {
+        SpanChunks { block, footer, reader, assembler: Assembler::default(), done: false }
     }
 }
 
@@ -559,7 +742,7 @@ impl SpanChunks<'_> {
         loop {
             match self.reader.next() {
                 Some(Ok(batch)) => {
-                    if let Err(e) = decode_batch(self.block, &batch, &mut self.assembler) {
+                    if let Err(e) = decode_batch(self.block, &self.footer, &batch, &mut self.assembler) {
                         self.done = true;
                         return Some(Err(e));
                     }
@@ -990,11 +1173,73 @@ fn status_from_u8(n: u8) -> Result<StatusCode, String> {
 }
 
 /// Decodes every row of a full-width batch into the assembler.
-fn decode_batch(block: &Block, batch: &RecordBatch, out: &mut Assembler) -> Result<(), Error> {
-    decode_rows(block, batch, out).map_err(|detail| Error::corrupt(&block.data_path, detail))
+impl Drop for Block {
+    fn drop(&mut self) {
+        self.cache.remove_block(self.key);
+    }
 }
 
-fn decode_rows(block: &Block, batch: &RecordBatch, out: &mut Assembler) -> Result<(), String> {
+/// Reads the Parquet footer with the page index, and the resource and
+/// scope tables from its key-value metadata.
+fn read_footer(data_path: &Path, file: &VerifiedFile, damage: &DamageSlot) -> Result<Footer, Error> {
+    // The offset index (page locations) of every column lets a
+    // selection read only its pages; page min/max is only useful on
+    // the sorted trace_id column, so only that column index is loaded.
+    // Statistics are kept only for the columns readers prune with;
+    // the rest would cost memory in every cached footer.
+    let pruned = [Col::TraceId, Col::StartTime, Col::DurationNanos, Col::Name].map(Col::root);
+    let options = ArrowReaderOptions::new()
+        .with_offset_index_policy(PageIndexPolicy::Optional)
+        .with_column_index_policy(PageIndexPolicy::Optional)
+        .with_column_index_mask(parquet::file::metadata::ColumnChunkMask::columns([Col::TraceId.root()]))
+        .with_column_stats_policy(ParquetStatisticsPolicy::skip_except(&pruned))
+        .with_encoding_stats_policy(ParquetStatisticsPolicy::SkipAll)
+        .with_size_stats_policy(ParquetStatisticsPolicy::SkipAll);
+    let reader_meta = ArrowReaderMetadata::load(file, options).map_err(|source| {
+        checksum_error(data_path, damage).unwrap_or(Error::Parquet { path: data_path.to_owned(), source })
+    })?;
+    let kv = |key: &str| -> Option<String> {
+        let file_meta = reader_meta.metadata().file_metadata();
+        file_meta.key_value_metadata()?.iter().find(|kv| kv.key == key)?.value.clone()
+    };
+    let resources = json::resources_from_json(kv(schema::META_RESOURCES).as_deref().unwrap_or("[]"))
+        .map_err(|e| Error::corrupt(data_path, e))?;
+    let scopes = json::scopes_from_json(kv(schema::META_SCOPES).as_deref().unwrap_or("[]"))
+        .map_err(|e| Error::corrupt(data_path, e))?;
+    Ok(Footer { reader_meta, resources, scopes })
+}
+
+/// Estimated heap bytes of the resource and scope tables.
+fn tables_size(footer: &Footer) -> usize {
+    let kvs =
+        |list: &[KeyValue]| list.iter().map(|kv| 64 + kv.key.len() + kv.value.to_text().len()).sum::<usize>();
+    footer.resources.iter().map(|r| 128 + kvs(r.attributes())).sum::<usize>()
+        + footer.scopes.iter().map(|s| 128 + kvs(&s.attributes)).sum::<usize>()
+}
+
+/// Heap bytes of bloom filters (32-byte blocks) and their slots.
+fn blooms_size(blooms: &[Option<Sbbf>]) -> usize {
+    blooms
+        .iter()
+        .map(|b| std::mem::size_of::<Option<Sbbf>>() + b.as_ref().map_or(0, |f| f.num_blocks() * 32))
+        .sum()
+}
+
+fn decode_batch(
+    block: &Block,
+    footer: &Footer,
+    batch: &RecordBatch,
+    out: &mut Assembler,
+) -> Result<(), Error> {
+    decode_rows(block, footer, batch, out).map_err(|detail| Error::corrupt(&block.data_path, detail))
+}
+
+fn decode_rows(
+    block: &Block,
+    footer: &Footer,
+    batch: &RecordBatch,
+    out: &mut Assembler,
+) -> Result<(), String> {
     let trace_id: &FixedSizeBinaryArray = column(batch, Col::TraceId)?;
     let span_id: &FixedSizeBinaryArray = column(batch, Col::SpanId)?;
     let parent_distance: &Int32Array = column(batch, Col::ParentDistance)?;
@@ -1045,13 +1290,13 @@ fn decode_rows(block: &Block, batch: &RecordBatch, out: &mut Assembler) -> Resul
                 message: status_message.get(i)?.to_owned(),
             },
             resource: Arc::clone(
-                block
+                footer
                     .resources
                     .get(resource_index)
                     .ok_or_else(|| format!("resource_index {resource_index} out of range"))?,
             ),
             scope: Arc::clone(
-                block
+                footer
                     .scopes
                     .get(scope_index)
                     .ok_or_else(|| format!("scope_index {scope_index} out of range"))?,

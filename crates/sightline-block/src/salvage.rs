@@ -110,7 +110,8 @@ fn read_or_split(
 /// The distinct trace ids of `block`, sorted, read one row group at a
 /// time; the row groups whose ids cannot be read are reported instead.
 fn trace_ids(block: &Block) -> Result<(Vec<TraceId>, Vec<UnreadableRows>), Error> {
-    let md = block.reader_meta.metadata();
+    let footer = block.footer()?;
+    let md = footer.reader_meta.metadata();
     let mut ids: Vec<TraceId> = Vec::new();
     let mut unreadable = Vec::new();
     for (rg, group) in md.row_groups().iter().enumerate() {

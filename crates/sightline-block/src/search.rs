@@ -32,6 +32,7 @@ use parquet::file::metadata::RowGroupMetaData;
 use parquet::file::statistics::Statistics;
 use sightline_model::{KeyValue, SpanKind, StatusCode, TagFilter, TraceId, TraceQuery};
 
+use crate::cache::Footer;
 use crate::read::{Attrs, DictStr, Events, column};
 use crate::schema::{Col, tag};
 use crate::{Block, Error};
@@ -78,11 +79,11 @@ struct TagPlan<'q> {
 }
 
 impl<'q> TagPlan<'q> {
-    fn new(block: &Block, filter: &'q TagFilter) -> TagPlan<'q> {
+    fn new(block: &Block, footer: &Footer, filter: &'q TagFilter) -> TagPlan<'q> {
         let value = filter.value.as_str();
         let scope_hit: Vec<bool> = match filter.key.as_str() {
-            "otel.scope.name" => block.scopes.iter().map(|s| s.name == value).collect(),
-            "otel.scope.version" => block.scopes.iter().map(|s| s.version == value).collect(),
+            "otel.scope.name" => footer.scopes.iter().map(|s| s.name == value).collect(),
+            "otel.scope.version" => footer.scopes.iter().map(|s| s.version == value).collect(),
             _ => Vec::new(),
         };
         let synthetic = match filter.key.as_str() {
@@ -105,7 +106,7 @@ impl<'q> TagPlan<'q> {
             filter,
             int,
             synthetic,
-            resource_hit: block.resources.iter().map(|r| hit(r.attributes())).collect(),
+            resource_hit: footer.resources.iter().map(|r| hit(r.attributes())).collect(),
             scope_hit,
             str_slot: block.dedicated.str_slot(&filter.key),
             // An integer column can only match a value that parses as one.
@@ -223,17 +224,18 @@ impl Block {
             return Ok(Vec::new());
         }
         // 2. Tables.
-        let service_ok: Vec<bool> = self
+        let footer = self.footer()?;
+        let service_ok: Vec<bool> = footer
             .resources
             .iter()
             .map(|r| query.service.as_ref().is_none_or(|s| s == r.service_name()))
             .collect();
-        let tags: Vec<TagPlan<'_>> = query.tags.iter().map(|t| TagPlan::new(self, t)).collect();
+        let tags: Vec<TagPlan<'_>> = query.tags.iter().map(|t| TagPlan::new(self, &footer, t)).collect();
 
         // 3–5. Row groups, split between two threads: phase 1 decodes the
         // scalar columns of every row group that survives pruning, which is
         // CPU-bound, and the machine has more than one core.
-        let md = std::sync::Arc::clone(self.reader_meta.metadata());
+        let md = std::sync::Arc::clone(footer.reader_meta.metadata());
         let groups: Vec<usize> = (0..md.num_row_groups())
             .filter(|rg| self.stats_may_match(md.row_group(*rg), query, &scalars))
             .collect();
@@ -242,7 +244,7 @@ impl Block {
             if groups.is_empty() {
                 return Ok(latest);
             }
-            let builder = self.builder()?;
+            let builder = self.builder_from(&footer)?;
             for &rg in groups {
                 self.search_row_group(&builder, rg, query, &scalars, &service_ok, &tags, &mut latest)?;
             }
@@ -295,7 +297,7 @@ impl Block {
         let candidates =
             self.phase1(rg, query, scalars, service_ok, tags, &sources).map_err(|e| self.phase_err(e))?;
         if !candidates.rows.is_empty() {
-            let group = self.reader_meta.metadata().row_group(rg);
+            let group = builder.metadata().row_group(rg);
             self.phase2(rg, group, tags, &sources, &candidates, latest).map_err(|e| self.phase_err(e))?;
         }
         Ok(())
@@ -580,16 +582,12 @@ impl Block {
         cols: &[Col],
         selection: Option<RowSelection>,
     ) -> Result<parquet::arrow::arrow_reader::ParquetRecordBatchReader, PhaseError> {
-        let md = self.reader_meta.metadata();
         let mut roots: Vec<usize> = cols.iter().map(|c| c.root()).collect();
         roots.sort_unstable();
         roots.dedup();
-        let mut builder = self
-            .builder()
-            .map_err(PhaseError::Block)?
-            .with_row_groups(vec![rg])
-            .with_projection(ProjectionMask::roots(md.file_metadata().schema_descr(), roots))
-            .with_batch_size(8192);
+        let builder = self.builder().map_err(PhaseError::Block)?;
+        let mask = ProjectionMask::roots(builder.parquet_schema(), roots);
+        let mut builder = builder.with_row_groups(vec![rg]).with_projection(mask).with_batch_size(8192);
         if let Some(selection) = selection {
             builder = builder.with_row_selection(selection);
         }

@@ -65,7 +65,7 @@ fn round_trip_every_field_across_row_groups() {
     let dir = tempfile::tempdir().unwrap();
     let spans = datagen::every_field();
     let block = write_open(dir.path(), "b1", spans.clone(), &options(4));
-    assert_eq!(block.reader_meta.metadata().num_row_groups(), 4); // 13 spans / 4
+    assert_eq!(block.footer().unwrap().reader_meta.metadata().num_row_groups(), 4); // 13 spans / 4
     let back = block.read_all().unwrap();
     assert_eq!(back, expected(&spans));
     // Streaming yields the same spans, never splitting a trace.
@@ -83,8 +83,8 @@ fn round_trip_shares_resources_and_scopes() {
     let dir = tempfile::tempdir().unwrap();
     let block = write_open(dir.path(), "b", datagen::every_field(), &options(1024));
     // Three distinct resource contents: `resource` and its copy are one.
-    assert_eq!(block.resources.len(), 2);
-    assert_eq!(block.scopes.len(), 2);
+    assert_eq!(block.footer().unwrap().resources.len(), 2);
+    assert_eq!(block.footer().unwrap().scopes.len(), 2);
     let back = block.read_all().unwrap();
     let api: Vec<&Span> = back.iter().filter(|s| s.service_name() == "api").collect();
     assert_eq!(api.len(), 11);
@@ -118,7 +118,7 @@ fn realistic_round_trip() {
     let dir = tempfile::tempdir().unwrap();
     let spans = datagen::realistic(300, 7, 1_700_000_000_000_000_000);
     let block = write_open(dir.path(), "b", spans.clone(), &options(1000));
-    assert!(block.reader_meta.metadata().num_row_groups() > 3);
+    assert!(block.footer().unwrap().reader_meta.metadata().num_row_groups() > 3);
     assert_eq!(block.read_all().unwrap(), expected(&spans));
 }
 
@@ -160,7 +160,8 @@ fn size_per_realistic_span() {
     let opts = WriteOptions { zstd_level, ..WriteOptions::default() };
     let meta = write(dir.path(), "size", spans.clone(), &opts).unwrap();
     let block = Block::open(&dir.path().join("size")).unwrap();
-    let md = block.reader_meta.metadata();
+    let footer = block.footer().unwrap();
+    let md = footer.reader_meta.metadata();
     let mut by_column: Vec<(String, i64)> = Vec::new();
     for (i, c) in md.file_metadata().schema_descr().columns().iter().enumerate() {
         let bytes: i64 = md.row_groups().iter().map(|rg| rg.column(i).compressed_size()).sum();
@@ -265,7 +266,7 @@ fn trace_of(stored: &[Span], id: TraceId) -> Vec<Span> {
 fn trace_hits_first_middle_last_and_split_row_groups() {
     let dir = tempfile::tempdir().unwrap();
     let (block, stored) = realistic_block(dir.path(), 300, 500);
-    let groups = block.reader_meta.metadata().num_row_groups();
+    let groups = block.footer().unwrap().reader_meta.metadata().num_row_groups();
     assert!(groups >= 6, "{groups} row groups");
     let first = stored[0].trace_id;
     let middle = stored[stored.len() / 2].trace_id;
@@ -327,7 +328,7 @@ fn trace_absent_id_is_empty() {
 fn trace_selects_pages_inside_a_row_group() {
     let dir = tempfile::tempdir().unwrap();
     let (block, stored) = realistic_block(dir.path(), 1_500, 20_000);
-    let md = Arc::clone(block.reader_meta.metadata());
+    let md = Arc::clone(block.footer().unwrap().reader_meta.metadata());
     let rows = md.row_group(0).num_rows() as usize;
     assert!(rows > 3 * crate::schema::PAGE_ROWS, "{rows} rows: need several pages");
     let id = stored[rows / 2].trace_id;
@@ -642,6 +643,57 @@ fn search_matches_brute_force_on_generated_queries() {
         assert_eq!(block.search(&q).unwrap(), want, "round {round}: {q:?}");
     }
     assert!(nonempty > 60, "only {nonempty} queries matched anything");
+}
+
+// ---------------------------------------------------------- footer cache
+
+/// Blocks sharing a cache far smaller than their footers: every lookup,
+/// search and full read answers exactly as through an unbounded cache,
+/// the cache never holds more than its bound, entries were evicted and
+/// read again, and the blocks' memory sizes add up to the bounded figure.
+#[test]
+fn blocks_answer_the_same_through_a_small_footer_cache() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut stored = Vec::new();
+    for (i, id) in ["a", "b", "c", "d"].into_iter().enumerate() {
+        let spans =
+            datagen::realistic(60, 11 + i as u64, 1_700_000_000_000_000_000 + i as u64 * 1_000_000_000);
+        write(dir.path(), id, spans.clone(), &options(300)).unwrap();
+        stored.push(expected(&spans));
+    }
+    let unbounded = open_blocks(dir.path(), &["a", "b", "c", "d"]);
+    let footer_bytes = unbounded[0].memory_size();
+    // Room for about one block's footer: every block's turn evicts another's.
+    let cache = Arc::new(crate::FooterCache::new(footer_bytes + footer_bytes / 2));
+    let cached: Vec<Block> = ["a", "b", "c", "d"]
+        .iter()
+        .map(|id| Block::open_cached(&dir.path().join(id), &cache).unwrap())
+        .collect();
+    let mut q = query(1_000);
+    q.service = Some(stored[0][0].service_name().to_owned());
+    for round in 0..3 {
+        for (i, (block, reference)) in cached.iter().zip(&unbounded).enumerate() {
+            for id in stored[i].iter().map(|s| s.trace_id).step_by(37) {
+                assert_eq!(block.trace(id).unwrap(), reference.trace(id).unwrap(), "round {round} block {i}");
+            }
+            let absent = TraceId::from_bytes([0x5a; 16]).unwrap();
+            assert_eq!(block.trace(absent).unwrap(), Vec::<Span>::new());
+            assert_eq!(block.search(&q).unwrap(), reference.search(&q).unwrap());
+            assert!(cache.stats().used_bytes <= cache.capacity(), "{:?}", cache.stats());
+        }
+    }
+    for (block, reference) in cached.iter().zip(&unbounded) {
+        assert_eq!(block.read_all().unwrap(), reference.read_all().unwrap());
+    }
+    let stats = cache.stats();
+    assert!(stats.evictions > 0 && stats.misses > 0, "nothing was evicted and read again: {stats:?}");
+    let total: usize = cached.iter().map(Block::memory_size).sum();
+    let unbounded_total: usize = unbounded.iter().map(Block::memory_size).sum();
+    assert!(total <= stats.used_bytes + 64 * 1024, "{total} B counted, {stats:?}");
+    assert!(total < unbounded_total, "{total} B bounded, {unbounded_total} B unbounded");
+    // A dropped block leaves nothing behind in the cache.
+    drop(cached);
+    assert_eq!(cache.stats().used_bytes, 0);
 }
 
 // ---------------------------------------------------------------- compact()
@@ -1111,7 +1163,7 @@ fn salvage_keeps_every_intact_trace_and_names_the_lost_ones() {
     let block_dir = dir.path().join("src");
     let data = block_dir.join("data.parquet");
     let original = std::fs::read(&data).unwrap();
-    assert!(Block::open(&block_dir).unwrap().reader_meta.metadata().num_row_groups() >= 3);
+    assert!(Block::open(&block_dir).unwrap().footer().unwrap().reader_meta.metadata().num_row_groups() >= 3);
 
     // Intact: everything is copied.
     let out = tempfile::tempdir().unwrap();
@@ -1121,7 +1173,8 @@ fn salvage_keeps_every_intact_trace_and_names_the_lost_ones() {
 
     let bloom_at = {
         let block = Block::open(&block_dir).unwrap();
-        let chunk = block.reader_meta.metadata().row_group(1).column(block.leaves.trace_id);
+        let footer = block.footer().unwrap();
+        let chunk = footer.reader_meta.metadata().row_group(1).column(block.leaves.trace_id);
         chunk.bloom_filter_offset().unwrap() as usize + 40
     };
     for at in [100, original.len() / 3, original.len() / 2, original.len() * 2 / 3, bloom_at] {
@@ -1246,7 +1299,7 @@ fn checked_in_fixture_still_reads() {
     assert_eq!(block.meta().format, "sl1");
     assert_eq!(block.meta().span_count, 13);
     assert_eq!(block.meta().trace_count, 3);
-    assert_eq!(block.reader_meta.metadata().num_row_groups(), 1);
+    assert_eq!(block.footer().unwrap().reader_meta.metadata().num_row_groups(), 1);
     assert_eq!(block.read_all().unwrap(), expected(&spans));
     let t1 = TraceId::from_bytes([0x11; 16]).unwrap();
     assert_eq!(block.trace(t1).unwrap(), trace_of(&expected(&spans), t1));

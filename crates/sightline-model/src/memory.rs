@@ -18,6 +18,7 @@
 //! | live log head | L/32 | beside the trace head; up to two frozen log heads wait for their flush |
 //! | query results being built, all queries | L/16 | results are serialised to JSON afterwards, which takes as much again |
 //! | one query's results | L/64 | so four queries run at once; 4 MiB of spans at 256 MiB is ~3,000 realistic spans |
+//! | open blocks' footers, page indexes, tables and bloom filters (the store's footer cache) | L/8 | ~2.4 B per stored realistic span: 32 MiB holds them for ~13M spans; beyond, the least recently used are read again on demand |
 //! | soft limit (refusals start) | 0.7 L | flushes and decodes already admitted keep growing memory after refusals start |
 //! | hard limit | L | |
 
@@ -88,6 +89,15 @@ impl MemoryBudget {
     /// threads. The log store holds up to three heads (live + two frozen).
     pub fn log_head_bytes(&self) -> usize {
         share(self.limit, 32)
+    }
+
+    /// Bytes the store's cache of block footers (with page index),
+    /// resource/scope tables and bloom filters may hold. These grow with
+    /// the retained data (~2.4 B per realistic span, measured), so without
+    /// a bound 100M stored spans would need more than the default limit;
+    /// L/8 keeps ~13M spans' worth at the default 256 MiB.
+    pub fn block_cache_bytes(&self) -> usize {
+        share(self.limit, 8)
     }
 
     /// Bytes of query results all queries may build at once.

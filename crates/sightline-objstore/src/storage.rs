@@ -36,7 +36,7 @@ use bytes::Bytes;
 use object_store::PutMode;
 use parking_lot::Mutex;
 use serde::{Deserialize, Serialize};
-use sightline_block::{Block, BlockMeta};
+use sightline_block::{Block, BlockMeta, FooterCache};
 use sightline_store::{BlockStorage, ManifestState, ManifestVersion};
 
 use crate::Error;
@@ -508,12 +508,12 @@ impl BlockStorage for ObjectStorage {
         Ok(())
     }
 
-    fn open(&self, id: &str) -> Result<Block, sightline_store::Error> {
+    fn open(&self, id: &str, cache: &Arc<FooterCache>) -> Result<Block, sightline_store::Error> {
         let location = PathBuf::from(self.bucket.location(&format!("{}/blocks/{id}", self.root)));
         let meta_json = self.meta_bytes(id)?;
         let meta = BlockMeta::from_json(&meta_json, &location.join(META_FILE))?;
         let source = self.source(id, meta.size_bytes);
-        Ok(Block::open_source(&location, &meta_json, source)?)
+        Ok(Block::open_source_cached(&location, &meta_json, source, cache)?)
     }
 
     fn read_meta(&self, id: &str) -> Result<Vec<u8>, sightline_store::Error> {

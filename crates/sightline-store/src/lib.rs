@@ -56,6 +56,7 @@ pub use repair::{
 };
 pub use shared::{HeadShare, Shared};
 pub use sightline_block::WriteOptions as BlockOptions;
+pub use sightline_block::{CacheStats as FooterCacheStats, FooterCache};
 pub use sightline_wal::{FsyncPolicy, RecoveryMode as WalRecovery};
 pub use store::{EmbeddedStore, HeadReader, Options};
 pub use tenants::{

@@ -80,7 +80,7 @@ impl Metrics {
         r.register("block_spans", "Spans in live blocks", m.block_spans.clone());
         r.register(
             "block_memory_bytes",
-            "Memory held for live blocks (Parquet metadata, cached trace-id filters, resources), as of the last block-list change",
+            "Memory held for live blocks: per-block summaries plus their Parquet footers, page indexes, tables and trace-id filters in the footer cache (at most --memory-limit/8), as of the last block-list change",
             m.block_memory.clone(),
         );
         r.register("flushes", "Head flushes into blocks, by outcome", m.flushes.clone());

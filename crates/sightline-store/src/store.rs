@@ -104,6 +104,12 @@ pub struct Options {
     /// The process memory budget: the store follows its pressure (cuts
     /// the head, defers merges).
     pub memory: Arc<MemoryBudget>,
+    /// Where open blocks keep their Parquet footers (page index, tables)
+    /// and bloom filters, bounded by
+    /// [`MemoryBudget::block_cache_bytes`]; evicted parts are read again
+    /// on demand. One cache for every tenant's store, so the bound holds
+    /// for the process.
+    pub block_cache: Arc<sightline_block::FooterCache>,
     /// How long after memory pressure was last seen full-width merges
     /// still wait: RSS hovers around the soft limit, and a merge started
     /// in a moment just below it holds ~30 MiB whatever the limit.
@@ -138,6 +144,9 @@ impl Options {
             maintenance_interval: Duration::from_secs(30),
             merge_commit_pause: Duration::ZERO,
             memory: Arc::new(MemoryBudget::new(256 << 20)),
+            block_cache: Arc::new(sightline_block::FooterCache::new(
+                MemoryBudget::new(256 << 20).block_cache_bytes(),
+            )),
             pressure_hold: Duration::from_secs(2),
             node_id: None,
         }
@@ -240,7 +249,8 @@ impl EmbeddedStore {
         let dir = options.data_dir.clone();
         let damaged = Arc::new(Damaged::new(&metrics));
         let mirror = storage.wal_mirror();
-        let blocks = Arc::new(run_blocking(move || BlockSet::open(storage, damaged)).await?);
+        let cache = Arc::clone(&options.block_cache);
+        let blocks = Arc::new(run_blocking(move || BlockSet::open(storage, damaged, cache)).await?);
         let replay_from = blocks.wal_replay_from();
 
         let wal_options = sightline_wal::Options {

@@ -299,6 +299,7 @@ impl Background {
         let id = format!("{}{}", self.settings.id_prefix, flushed_block_id(frozen.first, frozen.sealed));
         let snapshot = frozen.head.clone();
         let storage = Arc::clone(self.blocks.storage());
+        let cache = Arc::clone(self.blocks.cache());
         // A big head is written as two blocks (each trace whole in one) on
         // two threads: encoding is the flush's cost, one flush runs at a
         // time, and at saturation it is what ingest waits for.
@@ -320,7 +321,7 @@ impl Background {
                     // Encoded straight from the batches' protobuf bytes.
                     sightline_block::write_otlp(&dir, id, spans, &options)?;
                     storage.publish(id)?;
-                    Ok(Arc::new(storage.open(id)?))
+                    Ok(Arc::new(storage.open(id, &cache)?))
                 };
             // An empty part (a head of a few traces) makes no block.
             let mut parts = ids.iter().zip(spans).filter(|(_, spans)| !spans.is_empty());
@@ -513,6 +514,7 @@ impl Background {
             merged_block_id(level, &input_ids.iter().map(String::as_str).collect::<Vec<_>>())
         );
         let storage = Arc::clone(self.blocks.storage());
+        let cache = Arc::clone(self.blocks.cache());
         let options = self.settings.block.clone();
         let sources = inputs.clone();
         let result = run_blocking(move || {
@@ -521,7 +523,7 @@ impl Background {
             let refs: Vec<&Block> = sources.iter().map(|b| b.as_ref()).collect();
             sightline_block::compact(&dir, &id, &refs, &options)?;
             storage.publish(&id)?;
-            Ok(Arc::new(storage.open(&id)?))
+            Ok(Arc::new(storage.open(&id, &cache)?))
         })
         .await;
         let block = match result {

@@ -289,6 +289,52 @@ async fn compaction_merges_small_blocks_without_losing_or_duplicating() {
     store.shutdown().await;
 }
 
+/// A store whose footer cache holds about one block's footer answers
+/// every lookup and search as one that keeps them all, and its block
+/// memory gauge stays within the cache's bound.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn blocks_behind_a_small_footer_cache_answer_the_same_within_its_bound() {
+    let dir = tempfile::tempdir().unwrap();
+    let spans_gen = Gen::new();
+    let t0 = now();
+    // One block's footer, to size the cache by.
+    let probe = tempfile::tempdir().unwrap();
+    let store = open(options(probe.path())).await;
+    ingest(&store, &spans_gen, 0..5, t0).await;
+    store.flush().await.unwrap();
+    store.shutdown().await;
+    drop(store);
+    let only = std::fs::read_dir(probe.path().join("blocks")).unwrap().next().unwrap().unwrap().path();
+    let footer = sightline_block::Block::open(&only).unwrap().memory_size();
+
+    let mut o = options(dir.path());
+    o.compaction_min_blocks = 1000;
+    let cache = Arc::new(sightline_block::FooterCache::new(footer * 3 / 2));
+    o.block_cache = Arc::clone(&cache);
+    let metrics = Arc::new(crate::Metrics::new(&mut Registry::default()));
+    let store = EmbeddedStore::open(o, Arc::clone(&metrics)).await.unwrap();
+    ingest_blocks(&store, &spans_gen, (0..6u32).map(|b| b * 5..b * 5 + 5), t0).await;
+    assert_eq!(store.block_count(), 6);
+    for round in 0..2 {
+        for n in 0..30 {
+            assert_eq!(store.trace(tid(n)).await.unwrap(), Some(spans_gen.ingested(n, t0)), "round {round}");
+        }
+        assert_eq!(store.trace(tid(99)).await.unwrap(), None);
+        assert_eq!(found(&store, &query()).await.len(), 30);
+        let errors =
+            TraceQuery { tags: vec![TagFilter { key: "error".into(), value: "true".into() }], ..query() };
+        assert_eq!(found(&store, &errors).await, vec![tid(25), tid(20), tid(15), tid(10), tid(5), tid(0)]);
+    }
+    let stats = cache.stats();
+    assert!(stats.used_bytes <= cache.capacity(), "{stats:?}");
+    assert!(stats.evictions > 0 && stats.misses > 0, "nothing was evicted and read again: {stats:?}");
+    store.refresh_blocks().await.unwrap();
+    let gauge = usize::try_from(metrics.block_memory.get()).unwrap();
+    // The resident part of six tiny blocks is a few hundred bytes each.
+    assert!(gauge <= cache.capacity() + 6 * 4096, "gauge {gauge} B, cache {stats:?}");
+    store.shutdown().await;
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_data_dir_is_used_by_one_store_at_a_time() {
     let dir = tempfile::tempdir().unwrap();

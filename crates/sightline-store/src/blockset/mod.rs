@@ -18,7 +18,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 
 use parking_lot::{Mutex, RwLock};
-use sightline_block::{Block, BlockMeta};
+use sightline_block::{Block, BlockMeta, FooterCache};
 use sightline_wal::SegmentId;
 
 use crate::Error;
@@ -35,6 +35,8 @@ pub(crate) type BlockList = Arc<Vec<Arc<Block>>>;
 #[derive(Debug)]
 pub(crate) struct BlockSet {
     storage: Arc<dyn BlockStorage>,
+    /// Where the blocks keep their footers and bloom filters.
+    cache: Arc<FooterCache>,
     /// The manifest as last committed, and its version. Locked across a
     /// whole change so changes commit in order and the live list follows
     /// the manifest.
@@ -58,7 +60,11 @@ impl BlockSet {
     /// an empty manifest at once, so that blocks without a manifest always
     /// mean a lost manifest (and are not mistaken for unfinished writes and
     /// deleted). Blocking.
-    pub(crate) fn open(storage: Arc<dyn BlockStorage>, damaged: Arc<Damaged>) -> Result<BlockSet, Error> {
+    pub(crate) fn open(
+        storage: Arc<dyn BlockStorage>,
+        damaged: Arc<Damaged>,
+        cache: Arc<FooterCache>,
+    ) -> Result<BlockSet, Error> {
         let (state, version) = match storage.read_manifest()? {
             Some((state, version)) => (state, Some(version)),
             None => {
@@ -95,7 +101,7 @@ impl BlockSet {
         }
         let mut blocks = Vec::with_capacity(state.blocks.len());
         for id in &state.blocks {
-            match storage.open(id) {
+            match storage.open(id, &cache) {
                 Ok(block) => blocks.push(Arc::new(block)),
                 Err(e) if e.is_corruption() || e.is_not_found() => damaged.report(id, &e),
                 Err(e) => return Err(e),
@@ -103,6 +109,7 @@ impl BlockSet {
         }
         Ok(BlockSet {
             storage,
+            cache,
             manifest: Mutex::new((state, version)),
             live: RwLock::new(Arc::new(blocks)),
             trash: Mutex::new(Vec::new()),
@@ -118,6 +125,11 @@ impl BlockSet {
 
     pub(crate) fn storage(&self) -> &Arc<dyn BlockStorage> {
         &self.storage
+    }
+
+    /// The cache the blocks keep their footers and bloom filters in.
+    pub(crate) fn cache(&self) -> &Arc<FooterCache> {
+        &self.cache
     }
 
     /// The live blocks now.
@@ -283,7 +295,7 @@ impl BlockSet {
         for id in &state.blocks {
             match by_id.get(id.as_str()) {
                 Some(block) => next.push(Arc::clone(block)),
-                None => match self.storage.open(id) {
+                None => match self.storage.open(id, &self.cache) {
                     Ok(block) => next.push(Arc::new(block)),
                     // Damage does not heal by retrying: reported once,
                     // left listed for `sightline repair`.

@@ -21,7 +21,7 @@ use std::fs;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
-use sightline_block::Block;
+use sightline_block::{Block, FooterCache};
 use sightline_wal::SegmentId;
 
 use super::manifest::{self, ManifestState};
@@ -61,8 +61,9 @@ pub trait BlockStorage: Send + Sync + fmt::Debug {
     /// lists it.
     fn publish(&self, id: &str) -> Result<(), Error>;
 
-    /// Opens a published block.
-    fn open(&self, id: &str) -> Result<Block, Error>;
+    /// Opens a published block, keeping its footer and bloom filters in
+    /// `cache` (the store's, bounded by a share of the memory budget).
+    fn open(&self, id: &str, cache: &Arc<FooterCache>) -> Result<Block, Error>;
 
     /// Deletes a block no manifest lists any more.
     fn delete(&self, id: &str) -> Result<(), Error>;
@@ -242,8 +243,8 @@ impl BlockStorage for LocalFolder {
         Ok(())
     }
 
-    fn open(&self, id: &str) -> Result<Block, Error> {
-        Ok(Block::open(&self.blocks.join(id))?)
+    fn open(&self, id: &str, cache: &Arc<FooterCache>) -> Result<Block, Error> {
+        Ok(Block::open_cached(&self.blocks.join(id), cache)?)
     }
 
     fn delete(&self, id: &str) -> Result<(), Error> {
