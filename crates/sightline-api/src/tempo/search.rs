@@ -436,6 +436,41 @@ async fn traceql_search(
     Ok((hits, evaluated))
 }
 
+/// The traces of a legacy tag search, most recent first, at most `limit`,
+/// and how many were read: candidate ids from the store, then traces in
+/// that order, a group at a time, until `limit` of them hold every tag.
+async fn legacy_search(
+    state: &Scoped,
+    request: &SearchRequest,
+    only_window: bool,
+) -> Result<(Vec<Vec<Span>>, usize), ApiError> {
+    let ids: Vec<TraceId> = state
+        .reader
+        .find_trace_ids(&store_query(request, only_window))
+        .await?
+        .into_iter()
+        .map(|hit| hit.trace_id)
+        .collect();
+    let mut found = Vec::new();
+    let mut inspected = 0usize;
+    for group in ids.chunks(TRACES_PER_FETCH) {
+        for spans in state.reader.traces(group).await? {
+            inspected += 1;
+            let fits = summarize(&spans).is_some_and(|summary| {
+                duration_fits(request, &summary)
+                    && request.tags.iter().all(|(k, v)| trace_has(&spans, &summary, k, v))
+            });
+            if fits && found.len() < request.limit {
+                found.push(spans);
+            }
+        }
+        if found.len() >= request.limit {
+            break;
+        }
+    }
+    Ok((found, inspected))
+}
+
 /// Parses `q`, refusing what search cannot answer with the position.
 fn parse_traceql(q: &str) -> Result<Query, ApiError> {
     sightline_traceql::parse(q).map_err(|e| {
@@ -469,19 +504,9 @@ pub(crate) async fn search(state: Scoped, RawQuery(raw): RawQuery) -> Result<Res
         && request.tags.iter().all(|(k, _)| k == "service.name" || k == "name")
         && request.min_duration_ms == 0
         && request.max_duration_ms == 0;
-    let candidates = state.reader.find_traces(&store_query(&request, only_window)).await?;
-    let inspected = count(candidates.len());
-    let summaries: Vec<(&[Span], Summary<'_>)> =
-        candidates.iter().filter_map(|spans| summarize(spans).map(|s| (spans.as_slice(), s))).collect();
-    let traces: Vec<TraceSearchMetadata<'_>> = summaries
-        .iter()
-        .filter(|(spans, summary)| {
-            duration_fits(&request, summary)
-                && request.tags.iter().all(|(k, v)| trace_has(spans, summary, k, v))
-        })
-        .take(request.limit)
-        .map(|(_, summary)| metadata(summary))
-        .collect();
-    let metrics = SearchMetrics { inspected_traces: inspected, completed_jobs: 1, total_jobs: 1 };
+    let (found, inspected) = legacy_search(&state, &request, only_window).await?;
+    let summaries: Vec<Summary<'_>> = found.iter().filter_map(|spans| summarize(spans)).collect();
+    let traces: Vec<TraceSearchMetadata<'_>> = summaries.iter().map(metadata).collect();
+    let metrics = SearchMetrics { inspected_traces: count(inspected), completed_jobs: 1, total_jobs: 1 };
     Ok(json(&SearchResponse { traces, metrics }, false)?)
 }

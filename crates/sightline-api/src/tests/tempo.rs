@@ -329,6 +329,21 @@ async fn later_traceql_rounds_do_not_read_earlier_candidates_again() {
     assert_eq!(h.reader.traces_read.load(Ordering::Relaxed), 300);
 }
 
+/// A legacy search with tags the store cannot check reads candidates, most
+/// recent first, only until `limit` of them match (it read all 1,000 the
+/// store search allows).
+#[tokio::test]
+async fn legacy_tag_search_reads_until_limit_matches() {
+    let h = harness(many_traces(300, |i| i % 2 == 1, |_| 1));
+    let tags = enc("error=true k=1");
+    let body = h.get(&format!("/api/search?tags={tags}&limit=5")).await.json();
+    let want: Vec<String> = [2, 4, 6, 8, 10].iter().map(|n| format!("{n:x}")).collect();
+    assert_eq!(trace_ids(&body), want, "{body}");
+    assert_eq!(h.last_query().limit, 1000);
+    assert_eq!(body["metrics"]["inspectedTraces"], json!(100), "one group of candidates");
+    assert_eq!(h.reader.traces_read.load(Ordering::Relaxed), 100);
+}
+
 /// Round by round, a search finds what evaluating every trace finds: the
 /// `limit` most recent matches.
 #[tokio::test]
