@@ -284,6 +284,9 @@ struct Fake {
     /// Traces built with their spans (by `trace` and `find_traces`): what
     /// a store reads from its blocks.
     traces_read: AtomicUsize,
+    /// Most traces one `find_traces` returns, as a store's per-query
+    /// result budget cuts a search (ids are not cut).
+    find_cap: Option<usize>,
 }
 
 impl Fake {
@@ -304,7 +307,8 @@ impl SpanReader for Fake {
     async fn find_traces(&self, query: &TraceQuery) -> Result<Vec<Vec<Span>>, QueryError> {
         self.check()?;
         *self.last_query.lock().unwrap() = Some(query.clone());
-        let found: Vec<Vec<Span>> = self.traces.iter().take(query.limit).cloned().collect();
+        let take = query.limit.min(self.find_cap.unwrap_or(usize::MAX));
+        let found: Vec<Vec<Span>> = self.traces.iter().take(take).cloned().collect();
         self.traces_read.fetch_add(found.len(), Ordering::Relaxed);
         Ok(found)
     }

@@ -329,6 +329,18 @@ async fn later_traceql_rounds_do_not_read_earlier_candidates_again() {
     assert_eq!(h.reader.traces_read.load(Ordering::Relaxed), 300);
 }
 
+/// A store answer cut short by its result budget is not the end of the
+/// candidates: the search went on by id and found the match (it stopped at
+/// the cut, 120 < 200 asked, and found nothing).
+#[tokio::test]
+async fn a_result_budget_cut_does_not_end_a_traceql_search() {
+    let h = harness(Fake { find_cap: Some(120), ..many_traces(300, |i| i == 299, |_| 1) });
+    let body = h.get(&format!("/api/search?q={}&limit=1", enc("{ status = error }"))).await.json();
+    assert_eq!(trace_ids(&body), [format!("{:x}", 300)], "{body}");
+    let body = h.get(&format!("/api/search?tags={}&limit=1", enc("error=true k=1"))).await.json();
+    assert_eq!(trace_ids(&body), [format!("{:x}", 300)], "{body}");
+}
+
 /// A legacy search with tags the store cannot check reads candidates, most
 /// recent first, only until `limit` of them match (it read all 1,000 the
 /// store search allows).
