@@ -2,7 +2,7 @@
 //! spans. Responses are compared as whole JSON values, because clients
 //! depend on every field.
 
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 
 use async_trait::async_trait;
@@ -15,7 +15,7 @@ use serde_json::{Value as Json, json};
 use sightline_model::{
     ComponentHealth, DependencyLink, Event, KeyValue, Link, MetricPoint, MetricSeries, MetricsQuery,
     Operation, QueryError, Resource, Scope, Span, SpanId, SpanKind, SpanMetricsReader, SpanReader, Status,
-    StatusCode as OtelStatus, TagFilter, TraceId, TraceQuery, Value,
+    StatusCode as OtelStatus, TagFilter, TraceHit, TraceId, TraceQuery, Value,
 };
 use tower::ServiceExt;
 
@@ -262,6 +262,12 @@ struct Fake {
     last_query: Mutex<Option<TraceQuery>>,
     last_operations: Mutex<Option<(String, Option<SpanKind>)>>,
     last_dependencies: Mutex<Option<(u64, u64)>>,
+    /// Traces built with their spans (by `trace` and `find_traces`): what
+    /// a store reads from its blocks.
+    traces_read: AtomicUsize,
+    /// Most traces one `find_traces` returns, as a store's per-query
+    /// result budget cuts a search (ids are not cut).
+    find_cap: Option<usize>,
 }
 
 impl Fake {
@@ -274,13 +280,25 @@ impl Fake {
 impl SpanReader for Fake {
     async fn trace(&self, id: TraceId) -> Result<Option<Vec<Span>>, QueryError> {
         self.check()?;
-        Ok(self.traces.iter().find(|t| t.first().is_some_and(|s| s.trace_id == id)).cloned())
+        let found = self.traces.iter().find(|t| t.first().is_some_and(|s| s.trace_id == id)).cloned();
+        self.traces_read.fetch_add(usize::from(found.is_some()), Ordering::Relaxed);
+        Ok(found)
     }
 
     async fn find_traces(&self, query: &TraceQuery) -> Result<Vec<Vec<Span>>, QueryError> {
         self.check()?;
         *self.last_query.lock().unwrap() = Some(query.clone());
-        Ok(self.traces.iter().take(query.limit).cloned().collect())
+        let take = query.limit.min(self.find_cap.unwrap_or(usize::MAX));
+        let found: Vec<Vec<Span>> = self.traces.iter().take(take).cloned().collect();
+        self.traces_read.fetch_add(found.len(), Ordering::Relaxed);
+        Ok(found)
+    }
+
+    /// The ids `find_traces` would return, without reading the traces.
+    async fn find_trace_ids(&self, query: &TraceQuery) -> Result<Vec<TraceHit>, QueryError> {
+        self.check()?;
+        *self.last_query.lock().unwrap() = Some(query.clone());
+        Ok(self.traces.iter().take(query.limit).filter_map(|t| TraceHit::of(t, query)).collect())
     }
 
     async fn services(&self) -> Result<Vec<String>, QueryError> {

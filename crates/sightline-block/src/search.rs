@@ -11,10 +11,15 @@
 //!    tag could match at all; a row group where it cannot is skipped.
 //! 4. **Phase 1** reads the scalar columns, the dedicated columns of the
 //!    searched keys and the columns behind synthetic tags, evaluates
-//!    everything it can, and keeps candidate rows.
-//! 5. **Phase 2** reads `trace_id` and, only if some candidate still has
-//!    an unresolved tag, the generic attribute lists, for candidate rows
-//!    only (a [`RowSelection`] skips every other page).
+//!    everything it can, and keeps candidate rows. `start_time` is left
+//!    to phase 2 when the row group's statistics show every start inside
+//!    the window and some other column decides: it is the costliest
+//!    column to decode (8 bytes a row, byte-stream-split), and a search
+//!    whose conditions match few rows then never decodes it for the rest.
+//! 5. **Phase 2** reads `trace_id` (and `start_time` when phase 1 left it)
+//!    and, only if some candidate still has an unresolved tag, the generic
+//!    attribute lists, for candidate rows only (a [`RowSelection`] skips
+//!    every other page).
 //!
 //! Matching follows [`sightline_model::span_matches`] and
 //! [`sightline_model::tag_lookup`] exactly; the tests check this against a
@@ -170,17 +175,14 @@ impl Scalars {
         if start < self.start_min || start > self.start_max {
             return false;
         }
-        if self.has_duration() {
-            // The same arithmetic as `Span::duration_nanos` on the decoded
-            // end time.
-            let duration = start.wrapping_add(stored_duration as u64).saturating_sub(start);
-            if self.min_duration.is_some_and(|m| duration < m)
-                || self.max_duration.is_some_and(|m| duration > m)
-            {
-                return false;
-            }
-        }
-        true
+        // The same arithmetic as `Span::duration_nanos` on the decoded end
+        // time.
+        !self.has_duration()
+            || self.duration_fits(start.wrapping_add(stored_duration as u64).saturating_sub(start))
+    }
+
+    fn duration_fits(&self, duration: u64) -> bool {
+        !(self.min_duration.is_some_and(|m| duration < m) || self.max_duration.is_some_and(|m| duration > m))
     }
 }
 
@@ -188,6 +190,7 @@ impl Scalars {
 #[derive(Default)]
 struct Candidates {
     rows: Vec<usize>,
+    /// Start of each candidate; empty when phase 2 reads them.
     starts: Vec<u64>,
     /// `tags.len()` flags per candidate: tag still unresolved.
     unresolved: Vec<bool>,
@@ -294,10 +297,12 @@ impl Block {
             }
             sources.push(s);
         }
-        let candidates =
-            self.phase1(rg, query, scalars, service_ok, tags, &sources).map_err(|e| self.phase_err(e))?;
+        let group = builder.metadata().row_group(rg);
+        let start_decided = starts_decided_by_stats(group, scalars);
+        let candidates = self
+            .phase1(rg, query, scalars, service_ok, tags, &sources, start_decided)
+            .map_err(|e| self.phase_err(e))?;
         if !candidates.rows.is_empty() {
-            let group = builder.metadata().row_group(rg);
             self.phase2(rg, group, tags, &sources, &candidates, latest).map_err(|e| self.phase_err(e))?;
         }
         Ok(())
@@ -400,6 +405,9 @@ impl Block {
     }
 
     /// Scalars, dedicated columns and synthetic tags for every row of `rg`.
+    /// With `start_decided` (see [`starts_decided_by_stats`]) `start_time`
+    /// is not read here when another column is.
+    #[allow(clippy::too_many_arguments)]
     fn phase1(
         &self,
         rg: usize,
@@ -408,9 +416,10 @@ impl Block {
         service_ok: &[bool],
         tags: &[TagPlan<'_>],
         sources: &[TagSources],
+        start_decided: bool,
     ) -> Result<Candidates, PhaseError> {
         let need = |synthetic: fn(&Synthetic) -> bool| tags.iter().any(|t| synthetic(&t.synthetic));
-        let mut cols = vec![Col::StartTime];
+        let mut cols = Vec::new();
         if scalars.has_duration() {
             cols.push(Col::DurationNanos);
         }
@@ -440,6 +449,12 @@ impl Block {
                 cols.push(Col::Int(slot));
             }
         }
+        // Without another column to decide on, start_time is what tells
+        // the rows apart (and a reader needs one column to count rows).
+        let read_start = !start_decided || cols.is_empty();
+        if read_start {
+            cols.push(Col::StartTime);
+        }
         let reader = self.rg_reader(rg, &cols, None)?;
         let mut out = Candidates::default();
         let mut position = 0usize;
@@ -447,8 +462,19 @@ impl Block {
             let batch = batch.map_err(|e| PhaseError::Block(self.arrow_err(e)))?;
             let view = Phase1View::new(&batch, query, scalars, tags, sources)?;
             for i in 0..batch.num_rows() {
-                let start = view.start.value(i) as u64;
-                if !scalars.matches(start, view.duration.map_or(0, |d| d.value(i))) {
+                let duration = view.duration.map_or(0, |d| d.value(i));
+                let start = match view.start {
+                    Some(s) => s.value(i) as u64,
+                    // Inside the window, and no stored duration is negative
+                    // (see `starts_decided_by_stats`): the duration is the
+                    // stored one whatever the start.
+                    None => 0,
+                };
+                let fits = match view.start {
+                    Some(_) => scalars.matches(start, duration),
+                    None => scalars.duration_fits(duration as u64),
+                };
+                if !fits {
                     continue;
                 }
                 if let Some((dict, hits)) = &view.name
@@ -483,7 +509,9 @@ impl Block {
                 }
                 if ok {
                     out.rows.push(position + i);
-                    out.starts.push(start);
+                    if read_start {
+                        out.starts.push(start);
+                    }
                 } else {
                     out.unresolved.truncate(first_flag);
                 }
@@ -505,6 +533,10 @@ impl Block {
         latest: &mut HashMap<TraceId, u64>,
     ) -> Result<(), PhaseError> {
         let mut cols = vec![Col::TraceId];
+        let read_start = candidates.starts.is_empty();
+        if read_start {
+            cols.push(Col::StartTime);
+        }
         let unresolved_tag =
             |k: usize| candidates.unresolved.iter().skip(k).step_by(tags.len().max(1)).any(|u| *u);
         let needed: Vec<bool> = (0..tags.len()).map(unresolved_tag).collect();
@@ -525,6 +557,8 @@ impl Block {
         for batch in reader {
             let batch = batch.map_err(|e| PhaseError::Block(self.arrow_err(e)))?;
             let trace_id: &FixedSizeBinaryArray = column(&batch, Col::TraceId)?;
+            let starts: Option<&PrimitiveArray<TimestampNanosecondType>> =
+                read_start.then(|| column(&batch, Col::StartTime)).transpose()?;
             let attrs = match batch.column_by_name(&Col::Attributes.name()) {
                 Some(a) => Some(Attrs::new(a.as_ref())?),
                 None => None,
@@ -535,7 +569,10 @@ impl Block {
             };
             for i in 0..batch.num_rows() {
                 let c = next + i;
-                let start = *candidates.starts.get(c).ok_or("phase 2 read more rows than selected")?;
+                let start = match starts {
+                    Some(s) => s.value(i) as u64,
+                    None => *candidates.starts.get(c).ok_or("phase 2 read more rows than selected")?,
+                };
                 let flags = candidates.unresolved.get(c * tags.len()..(c + 1) * tags.len()).unwrap_or(&[]);
                 let mut ok = true;
                 for ((t, s), unresolved) in tags.iter().zip(sources).zip(flags) {
@@ -618,7 +655,7 @@ impl From<&str> for PhaseError {
 /// The phase-1 columns of one batch, with per-dictionary-value hits
 /// precomputed.
 struct Phase1View<'a> {
-    start: &'a PrimitiveArray<TimestampNanosecondType>,
+    start: Option<&'a PrimitiveArray<TimestampNanosecondType>>,
     duration: Option<&'a PrimitiveArray<Int64Type>>,
     name: Option<(DictStr<'a>, Vec<bool>)>,
     resource: Option<&'a PrimitiveArray<UInt32Type>>,
@@ -648,7 +685,7 @@ impl<'a> Phase1View<'a> {
             Ok((dict, hits))
         };
         Ok(Phase1View {
-            start: column(batch, Col::StartTime)?,
+            start: has(Col::StartTime).then(|| column(batch, Col::StartTime)).transpose()?,
             duration: scalars.has_duration().then(|| column(batch, Col::DurationNanos)).transpose()?,
             name: query.operation.as_deref().map(|op| dict_hits(Col::Name, op)).transpose()?,
             resource: has(Col::ResourceIndex).then(|| column(batch, Col::ResourceIndex)).transpose()?,
@@ -713,6 +750,23 @@ impl<'a> Phase1View<'a> {
         }
         Ok(false)
     }
+}
+
+/// Whether row group statistics settle the window and duration arithmetic
+/// for every row, so phase 1 need not decode `start_time`: every start
+/// lies inside the window and below 2^63, and no stored duration is
+/// negative (then `start + duration` cannot wrap, and the duration is the
+/// stored value). Missing statistics settle nothing.
+fn starts_decided_by_stats(group: &RowGroupMetaData, scalars: &Scalars) -> bool {
+    let range = |col: Col| match group.columns().get(col.root()).and_then(|c| c.statistics()) {
+        Some(Statistics::Int64(s)) => Some((*s.min_opt()?, *s.max_opt()?)),
+        _ => None,
+    };
+    let Some((min, max)) = range(Col::StartTime) else { return false };
+    let inside = min >= 0 && min as u64 >= scalars.start_min && max as u64 <= scalars.start_max;
+    let durations_plain =
+        !scalars.has_duration() || range(Col::DurationNanos).is_some_and(|(min, _)| min >= 0);
+    inside && durations_plain
 }
 
 /// Sorted row numbers → ranges of consecutive rows.

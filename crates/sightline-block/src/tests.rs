@@ -584,6 +584,59 @@ fn search_semantics() {
     assert_eq!(block.search(&q(&|q| q.limit = 0)).unwrap(), vec![]);
 }
 
+/// Ends before starts (stored as negative durations) and starts past 2262
+/// (stored as negative numbers) keep `span_matches`' arithmetic whether a
+/// row group's statistics let phase 1 leave `start_time` to phase 2 or not.
+#[test]
+fn search_keeps_odd_times_exact() {
+    use datagen::kv;
+    use sightline_model::{Resource, Scope, SpanKind};
+    let dir = tempfile::tempdir().unwrap();
+    let web = Arc::new(Resource::new(vec![kv("service.name", "web")], 0, String::new()));
+    let scope = Arc::new(Scope::default());
+    let late = 1u64 << 63;
+    let times = [
+        (1_000, 2_000),
+        (5_000, 4_000),
+        (6_000, 6_000),
+        (late + 10, late + 500),
+        (late + 600, late + 100),
+        (u64::MAX - 10, u64::MAX),
+        (3_000, 400_000),
+    ];
+    let spans: Vec<Span> = times
+        .iter()
+        .enumerate()
+        .map(|(i, &(start, end))| {
+            let mut s = datagen::plain_span(i as u8 + 1, 1, start, end, &web, &scope);
+            s.kind = if i % 2 == 0 { SpanKind::Server } else { SpanKind::Client };
+            s
+        })
+        .collect();
+    let stored = expected(&spans);
+    for (n, rows) in [1, 2, 7].into_iter().enumerate() {
+        let block = write_open(dir.path(), &format!("odd{n}"), spans.clone(), &options(rows));
+        for min in [None, Some(0), Some(1), Some(500), Some(1_000)] {
+            for max in [None, Some(0), Some(1_000), Some(u64::MAX / 2)] {
+                for window in [(None, None), (Some(2_000), Some(10_000)), (Some(late), None)] {
+                    let q = TraceQuery {
+                        service: Some("web".into()),
+                        tags: vec![tag("span.kind", "server")],
+                        min_duration_nanos: min,
+                        max_duration_nanos: max,
+                        start_min_unix_nanos: window.0,
+                        start_max_unix_nanos: window.1,
+                        ..query(100)
+                    };
+                    assert_eq!(block.search(&q).unwrap(), brute_force(&stored, &q), "{rows} rows: {q:?}");
+                    let q = TraceQuery { service: None, tags: Vec::new(), ..q };
+                    assert_eq!(block.search(&q).unwrap(), brute_force(&stored, &q), "{rows} rows: {q:?}");
+                }
+            }
+        }
+    }
+}
+
 #[test]
 fn search_matches_brute_force_on_generated_queries() {
     let dir = tempfile::tempdir().unwrap();

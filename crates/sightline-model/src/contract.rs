@@ -4,7 +4,7 @@ use std::time::Duration;
 use async_trait::async_trait;
 
 use crate::tags::{AttributeScope, TagNames, TagQuery, collect_tag_names, collect_tag_values};
-use crate::{Batch, LogBatch, MetricBatch, Span, SpanKind, Tenant, TraceId, TraceQuery, Value};
+use crate::{Batch, LogBatch, MetricBatch, Span, SpanKind, Tenant, TraceId, TraceQuery, Value, span_matches};
 
 /// Traces the default tag listings of [`SpanReader`] sample: the most
 /// recent ones in the window. A reader with attribute dictionaries should
@@ -59,6 +59,31 @@ pub enum QueryError {
     /// An internal failure, e.g. a corrupt block (maps to HTTP 500).
     #[error("internal error: {0}")]
     Internal(String),
+}
+
+/// One trace a search found, as [`SpanReader::find_trace_ids`] lists it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub struct TraceHit {
+    /// The trace.
+    pub trace_id: TraceId,
+    /// Start of its latest span matching the search, ns since the Unix
+    /// epoch: searches rank by it, newest first.
+    pub latest_start_unix_nanos: u64,
+}
+
+impl TraceHit {
+    /// The hit of a trace's spans for `query`: its latest matching span's
+    /// start, or its latest span's when none matches exactly (a backend may
+    /// match more loosely than [`span_matches`], never more strictly).
+    /// `None` for no spans.
+    pub fn of(spans: &[Span], query: &TraceQuery) -> Option<TraceHit> {
+        let first = spans.first()?;
+        let latest = |matching: bool| {
+            spans.iter().filter(|s| !matching || span_matches(s, query)).map(|s| s.start_time_unix_nano).max()
+        };
+        let latest_start_unix_nanos = latest(true).or_else(|| latest(false)).unwrap_or(0);
+        Some(TraceHit { trace_id: first.trace_id, latest_start_unix_nanos })
+    }
 }
 
 /// A span name with its kind, as `/api/operations` lists them.
@@ -150,6 +175,20 @@ pub trait SpanReader: Send + Sync {
     /// backend may return fewer when the results would exceed its memory
     /// budget for one query).
     async fn find_traces(&self, query: &TraceQuery) -> Result<Vec<Vec<Span>>, QueryError>;
+
+    /// The traces [`SpanReader::find_traces`] would return, in its order,
+    /// without their spans: each id with the start of its latest matching
+    /// span. A search that checks candidates itself (TraceQL) asks for ids
+    /// round by round and reads, with [`SpanReader::traces`], only the
+    /// traces it has not seen, instead of every earlier round's traces
+    /// again (Tempo's fetch layer works the same way).
+    ///
+    /// The default reads the full traces and drops their spans; backends
+    /// override it to read only what the search conditions need.
+    async fn find_trace_ids(&self, query: &TraceQuery) -> Result<Vec<TraceHit>, QueryError> {
+        let found = self.find_traces(query).await?;
+        Ok(found.iter().filter_map(|spans| TraceHit::of(spans, query)).collect())
+    }
 
     /// Names of all services with stored spans, sorted.
     async fn services(&self) -> Result<Vec<String>, QueryError>;

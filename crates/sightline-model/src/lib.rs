@@ -36,7 +36,7 @@ pub use batch::Batch;
 pub use contract::{
     ComponentHealth, ConsumeError, DependencyLink, EmptyReader, LogsConsumer, MetricPoint, MetricSeries,
     MetricsConsumer, MetricsQuery, Operation, QueryError, ServiceGraphReader, SpanMetricsReader, SpanReader,
-    TAG_SAMPLE_TRACES, TenantReaders, TraceStore, TracesConsumer,
+    TAG_SAMPLE_TRACES, TenantReaders, TraceHit, TraceStore, TracesConsumer,
 };
 pub use ids::{IdError, SpanId, TraceId};
 pub use log::{LogBatch, LogRecord};

@@ -36,7 +36,7 @@ use prometheus_client::encoding::EncodeLabelSet;
 use sightline_model::{
     AttributeScope, DependencyLink, LogBatch, LogCursor, LogPage, LogQuery, LogReader, LogRecord,
     LogTenantReaders, Operation, QueryError, Span, SpanKind, SpanReader, TagNames, TagQuery, Tenant,
-    TenantReaders, TraceId, TraceQuery, Value, merge_tag_values, span_matches,
+    TenantReaders, TraceHit, TraceId, TraceQuery, Value, merge_tag_values, span_matches,
 };
 
 use crate::{Metrics, Remote};
@@ -723,6 +723,33 @@ impl SpanReader for ClusterReader {
                 by_trace(spans).remove(id)
             })
             .collect())
+    }
+
+    /// Local hits and peers' (their heads' matching traces, which are
+    /// small) ranked together as [`ClusterReader::find_traces`] ranks
+    /// them; [`ClusterReader::traces`] then completes each from everywhere.
+    async fn find_trace_ids(&self, query: &TraceQuery) -> Result<Vec<TraceHit>, QueryError> {
+        let limit = query.effective_limit();
+        let peers = self.peers.search(query, &self.tenant, self.credentials.as_deref());
+        let (local, (peer_spans, warnings)) = tokio::join!(self.local.find_trace_ids(query), peers);
+        self.warn(warnings);
+        let mut latest: HashMap<TraceId, u64> =
+            local?.into_iter().map(|h| (h.trace_id, h.latest_start_unix_nanos)).collect();
+        for (_, spans) in by_trace(peer_spans) {
+            if let Some(hit) = TraceHit::of(&spans, query) {
+                let start = latest.entry(hit.trace_id).or_insert(0);
+                *start = (*start).max(hit.latest_start_unix_nanos);
+            }
+        }
+        let mut ranked: Vec<TraceHit> = latest
+            .into_iter()
+            .map(|(trace_id, latest_start_unix_nanos)| TraceHit { trace_id, latest_start_unix_nanos })
+            .collect();
+        ranked.sort_by(|a, b| {
+            b.latest_start_unix_nanos.cmp(&a.latest_start_unix_nanos).then(a.trace_id.cmp(&b.trace_id))
+        });
+        ranked.truncate(limit);
+        Ok(ranked)
     }
 
     async fn services(&self) -> Result<Vec<String>, QueryError> {

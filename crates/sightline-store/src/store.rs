@@ -12,7 +12,7 @@ use async_trait::async_trait;
 use parking_lot::Mutex;
 use sightline_model::{
     Batch, ComponentHealth, ConsumeError, DependencyLink, MemoryBudget, Operation, QueryError, Span,
-    SpanKind, SpanReader, TraceId, TraceQuery, TraceStore, TracesConsumer,
+    SpanKind, SpanReader, TraceHit, TraceId, TraceQuery, TraceStore, TracesConsumer,
 };
 use sightline_wal::{SegmentId, Wal};
 use tokio::task::JoinHandle;
@@ -542,6 +542,11 @@ impl SpanReader for EmbeddedStore {
         self.read_spans(move |view, budget| view.find_traces(&query, budget)).await
     }
 
+    async fn find_trace_ids(&self, query: &TraceQuery) -> Result<Vec<TraceHit>, QueryError> {
+        let query = query.clone();
+        self.read(move |view| view.find_trace_ids(&query)).await
+    }
+
     async fn services(&self) -> Result<Vec<String>, QueryError> {
         Ok(self.view().services())
     }
@@ -589,6 +594,11 @@ impl SpanReader for HeadReader {
     async fn find_traces(&self, query: &TraceQuery) -> Result<Vec<Vec<Span>>, QueryError> {
         let query = query.clone();
         self.0.read_spans_in(Self::view, move |view, budget| view.find_traces(&query, budget)).await
+    }
+
+    async fn find_trace_ids(&self, query: &TraceQuery) -> Result<Vec<TraceHit>, QueryError> {
+        let (view, query) = (Self::view(&self.0), query.clone());
+        tokio::task::spawn_blocking(move || view.find_trace_ids(&query)).await.map_err(internal)?
     }
 
     async fn services(&self) -> Result<Vec<String>, QueryError> {

@@ -4,7 +4,7 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 use prometheus_client::registry::Registry;
 use sightline_model::{
     Batch, ConsumeError, DependencyLink, KeyValue, MemoryBudget, Operation, Pressure, Resource, Scope, Span,
-    SpanId, SpanKind, SpanReader, Status, StatusCode, TagFilter, TraceId, TraceQuery, TraceStore,
+    SpanId, SpanKind, SpanReader, Status, StatusCode, TagFilter, TraceHit, TraceId, TraceQuery, TraceStore,
     TracesConsumer,
 };
 
@@ -111,8 +111,13 @@ fn query() -> TraceQuery {
     TraceQuery { limit: 1000, ..TraceQuery::default() }
 }
 
+/// The ids `find_traces` returns, checked against `find_trace_ids` (the
+/// same traces in the same order, each with its latest matching start).
 async fn found(store: &EmbeddedStore, q: &TraceQuery) -> Vec<TraceId> {
-    store.find_traces(q).await.unwrap().iter().map(|t| t[0].trace_id).collect()
+    let traces = store.find_traces(q).await.unwrap();
+    let want: Vec<TraceHit> = traces.iter().filter_map(|t| TraceHit::of(t, q)).collect();
+    assert_eq!(store.find_trace_ids(q).await.unwrap(), want, "{q:?}");
+    want.iter().map(|h| h.trace_id).collect()
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -16,7 +16,7 @@ use std::collections::{BTreeSet, HashMap, HashSet};
 use std::sync::Arc;
 
 use sightline_block::Block;
-use sightline_model::{DependencyLink, Operation, QueryError, Span, SpanKind, TraceId, TraceQuery};
+use sightline_model::{DependencyLink, Operation, QueryError, Span, SpanKind, TraceHit, TraceId, TraceQuery};
 
 use crate::blockset::damage::Damaged;
 use crate::blockset::{BlockList, BlockSet};
@@ -107,6 +107,13 @@ impl View {
         query: &TraceQuery,
         budget: &mut ResultBudget,
     ) -> Result<Vec<Vec<Span>>, QueryError> {
+        let ids: Vec<TraceId> = self.find_trace_ids(query)?.iter().map(|h| h.trace_id).collect();
+        self.traces_within(&ids, budget)
+    }
+
+    /// The traces [`View::find_traces`] returns, without reading them:
+    /// only the columns the conditions need are read. Blocking.
+    pub(crate) fn find_trace_ids(&self, query: &TraceQuery) -> Result<Vec<TraceHit>, QueryError> {
         let limit = query.effective_limit();
         if limit == 0 {
             return Ok(Vec::new());
@@ -117,11 +124,15 @@ impl View {
             head.search(&query, &mut hits);
         }
         let hits = search_blocks(&self.blocks, &query, hits, &self.damaged).map_err(internal)?;
-        let mut ranked: Vec<(TraceId, u64)> = hits.into_iter().collect();
-        ranked.sort_by(|a, b| b.1.cmp(&a.1).then(a.0.cmp(&b.0)));
+        let mut ranked: Vec<TraceHit> = hits
+            .into_iter()
+            .map(|(trace_id, latest_start_unix_nanos)| TraceHit { trace_id, latest_start_unix_nanos })
+            .collect();
+        ranked.sort_by(|a, b| {
+            b.latest_start_unix_nanos.cmp(&a.latest_start_unix_nanos).then(a.trace_id.cmp(&b.trace_id))
+        });
         ranked.truncate(limit);
-        let ids: Vec<TraceId> = ranked.iter().map(|(id, _)| *id).collect();
-        self.traces_within(&ids, budget)
+        Ok(ranked)
     }
 
     /// Names of all services, sorted.

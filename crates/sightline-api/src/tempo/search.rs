@@ -8,10 +8,11 @@
 //!
 //! `q` is TraceQL (`sightline-traceql`): its pre-filter picks the store
 //! searches whose results hold every match, and the query is evaluated
-//! exactly on each candidate trace. Candidates are fetched most recent
+//! exactly on each candidate trace. Candidate ids are searched most recent
 //! first in growing rounds until `limit` traces match, the store has no
-//! more, or [`MAX_CANDIDATES`] were read. When the pre-filter is exact
-//! (every candidate matches), the first round reads just `limit`.
+//! more, or [`MAX_CANDIDATES`] were considered; each round reads only the
+//! traces no earlier round read. When the pre-filter is exact (every
+//! candidate matches), the first round reads just `limit`.
 //!
 //! Legacy tag search works as Tempo's block search does: every condition
 //! must hold somewhere in the trace (not necessarily on one span),
@@ -48,6 +49,11 @@ const MAX_CANDIDATES: usize = 1_000;
 
 /// Candidates read in the first round of a TraceQL search, at least.
 const FIRST_ROUND: usize = 50;
+
+/// Candidate traces read with one [`sightline_model::SpanReader::traces`]
+/// call: the store reads each block once per call, and a group this size
+/// stays well inside one query's result budget.
+const TRACES_PER_FETCH: usize = 100;
 
 /// Tempo's text for a trace whose root span has not arrived.
 const ROOT_NOT_RECEIVED: &str = "<root span not yet received>";
@@ -332,23 +338,17 @@ fn duration_fits(request: &SearchRequest, summary: &Summary<'_>) -> bool {
         && (request.max_duration_ms == 0 || duration_ms <= u64::from(request.max_duration_ms))
 }
 
-/// Reads up to `ask` candidate traces per store search the query's
+/// The ids of up to `ask` candidate traces per store search the query's
 /// pre-filter asks for, most recent first, and whether the store has no
-/// more of them.
-async fn candidates(
+/// more of them. Only ids: the traces are read once, by [`traceql_search`].
+async fn candidate_ids(
     state: &Scoped,
     query: &Query,
     window: (Option<u64>, Option<u64>),
     ask: usize,
-) -> Result<(Vec<Vec<Span>>, bool), ApiError> {
+) -> Result<(Vec<TraceId>, bool), ApiError> {
     if let Some(ids) = query.prefilter().trace_ids() {
-        let mut out = Vec::with_capacity(ids.len());
-        for id in ids {
-            if let Some(spans) = state.reader.trace(id).await?.filter(|s| !s.is_empty()) {
-                out.push(spans);
-            }
-        }
-        return Ok((out, true));
+        return Ok((ids.into_iter().collect(), true));
     }
     let searches = match query.prefilter().candidates(AttributePushdown::ScalarValues) {
         Candidates::Nothing => return Ok((Vec::new(), true)),
@@ -361,13 +361,9 @@ async fn candidates(
     for mut search in searches {
         (search.start_min_unix_nanos, search.start_max_unix_nanos) = window;
         search.limit = ask;
-        let found = state.reader.find_traces(&search).await?;
+        let found = state.reader.find_trace_ids(&search).await?;
         exhausted &= found.len() < ask;
-        for spans in found {
-            if spans.first().is_some_and(|s| seen.insert(s.trace_id)) {
-                out.push(spans);
-            }
-        }
+        out.extend(found.into_iter().map(|hit| hit.trace_id).filter(|id| seen.insert(*id)));
     }
     Ok((out, exhausted))
 }
@@ -393,32 +389,41 @@ fn first_round(request: &SearchRequest, query: &Query) -> usize {
 }
 
 /// Matching traces of a TraceQL search with their matches, most recent
-/// first, at most `limit`.
+/// first, at most `limit`, and how many traces were evaluated.
+///
+/// Each round asks the store for more candidate ids and reads only the
+/// traces no earlier round read (in groups of [`TRACES_PER_FETCH`]), so a
+/// search that needs four rounds reads each candidate once, not up to four
+/// times.
 async fn traceql_search(
     state: &Scoped,
     request: &SearchRequest,
     query: &Query,
 ) -> Result<(Vec<(Vec<Span>, TraceMatch)>, usize), ApiError> {
     let mut hits: Vec<(Vec<Span>, TraceMatch)> = Vec::new();
-    let mut evaluated: HashSet<TraceId> = HashSet::new();
+    let mut asked: HashSet<TraceId> = HashSet::new();
+    let mut evaluated = 0usize;
     if query.matches_nothing() {
         return Ok((hits, 0));
     }
     let mut ask = first_round(request, query);
     loop {
-        let (found, exhausted) = candidates(state, query, window(request), ask).await?;
-        for spans in found {
-            let Some(first) = spans.first() else { continue };
-            if !evaluated.insert(first.trace_id) {
-                continue;
-            }
-            let matched = query
-                .evaluate(&spans, request.spans_per_span_set)
-                .map_err(|e| ApiError::BadRequest(format!("TraceQL evaluation failed: {}", e.message)))?;
-            if let Some(m) = matched
-                && summarize(&spans).is_some_and(|s| duration_fits(request, &s))
-            {
-                hits.push((spans, m));
+        let (ids, exhausted) = candidate_ids(state, query, window(request), ask).await?;
+        let new: Vec<TraceId> = ids.into_iter().filter(|id| asked.insert(*id)).collect();
+        for group in new.chunks(TRACES_PER_FETCH) {
+            for spans in state.reader.traces(group).await? {
+                if spans.is_empty() {
+                    continue;
+                }
+                evaluated += 1;
+                let matched = query
+                    .evaluate(&spans, request.spans_per_span_set)
+                    .map_err(|e| ApiError::BadRequest(format!("TraceQL evaluation failed: {}", e.message)))?;
+                if let Some(m) = matched
+                    && summarize(&spans).is_some_and(|s| duration_fits(request, &s))
+                {
+                    hits.push((spans, m));
+                }
             }
         }
         if hits.len() >= request.limit || exhausted || ask >= MAX_CANDIDATES {
@@ -428,7 +433,42 @@ async fn traceql_search(
     }
     hits.sort_by_key(|(spans, _)| std::cmp::Reverse(latest_start(spans)));
     hits.truncate(request.limit);
-    Ok((hits, evaluated.len()))
+    Ok((hits, evaluated))
+}
+
+/// The traces of a legacy tag search, most recent first, at most `limit`,
+/// and how many were read: candidate ids from the store, then traces in
+/// that order, a group at a time, until `limit` of them hold every tag.
+async fn legacy_search(
+    state: &Scoped,
+    request: &SearchRequest,
+    only_window: bool,
+) -> Result<(Vec<Vec<Span>>, usize), ApiError> {
+    let ids: Vec<TraceId> = state
+        .reader
+        .find_trace_ids(&store_query(request, only_window))
+        .await?
+        .into_iter()
+        .map(|hit| hit.trace_id)
+        .collect();
+    let mut found = Vec::new();
+    let mut inspected = 0usize;
+    for group in ids.chunks(TRACES_PER_FETCH) {
+        for spans in state.reader.traces(group).await? {
+            inspected += 1;
+            let fits = summarize(&spans).is_some_and(|summary| {
+                duration_fits(request, &summary)
+                    && request.tags.iter().all(|(k, v)| trace_has(&spans, &summary, k, v))
+            });
+            if fits && found.len() < request.limit {
+                found.push(spans);
+            }
+        }
+        if found.len() >= request.limit {
+            break;
+        }
+    }
+    Ok((found, inspected))
 }
 
 /// Parses `q`, refusing what search cannot answer with the position.
@@ -464,19 +504,9 @@ pub(crate) async fn search(state: Scoped, RawQuery(raw): RawQuery) -> Result<Res
         && request.tags.iter().all(|(k, _)| k == "service.name" || k == "name")
         && request.min_duration_ms == 0
         && request.max_duration_ms == 0;
-    let candidates = state.reader.find_traces(&store_query(&request, only_window)).await?;
-    let inspected = count(candidates.len());
-    let summaries: Vec<(&[Span], Summary<'_>)> =
-        candidates.iter().filter_map(|spans| summarize(spans).map(|s| (spans.as_slice(), s))).collect();
-    let traces: Vec<TraceSearchMetadata<'_>> = summaries
-        .iter()
-        .filter(|(spans, summary)| {
-            duration_fits(&request, summary)
-                && request.tags.iter().all(|(k, v)| trace_has(spans, summary, k, v))
-        })
-        .take(request.limit)
-        .map(|(_, summary)| metadata(summary))
-        .collect();
-    let metrics = SearchMetrics { inspected_traces: inspected, completed_jobs: 1, total_jobs: 1 };
+    let (found, inspected) = legacy_search(&state, &request, only_window).await?;
+    let summaries: Vec<Summary<'_>> = found.iter().filter_map(|spans| summarize(spans)).collect();
+    let traces: Vec<TraceSearchMetadata<'_>> = summaries.iter().map(metadata).collect();
+    let metrics = SearchMetrics { inspected_traces: count(inspected), completed_jobs: 1, total_jobs: 1 };
     Ok(json(&SearchResponse { traces, metrics }, false)?)
 }

@@ -296,6 +296,93 @@ async fn exact_traceql_reads_just_limit_candidates() {
     assert_eq!(read(&format!("q={}&limit=1", enc("{ status = error }"))).await.0, 50);
 }
 
+/// `n` one-span traces, newest first, one second apart; `error(i)` says
+/// which have an error status and `value(i)` their `k` attribute.
+fn many_traces(n: usize, error: impl Fn(usize) -> bool, value: impl Fn(usize) -> i64) -> Fake {
+    let scope = Arc::new(Scope::default());
+    let traces = (0..n)
+        .map(|i| {
+            let mut s = span(&format!("{:032x}", i + 1), ROOT, &frontend(), &scope);
+            s.start_time_unix_nano = START - i as u64 * 1_000_000_000;
+            s.end_time_unix_nano = s.start_time_unix_nano + 1_000;
+            s.attributes = vec![KeyValue::new("k", value(i))];
+            if error(i) {
+                s.status = Status { code: OtelStatus::Error, message: String::new() };
+            }
+            vec![s]
+        })
+        .collect();
+    Fake { traces, ..Fake::default() }
+}
+
+/// A search that needs several rounds of candidates reads each candidate
+/// trace once: later rounds ask for ids and read only the new ones (it
+/// read 50 + 200 + 300 traces for 300 candidates when every round read
+/// full traces).
+#[tokio::test]
+async fn later_traceql_rounds_do_not_read_earlier_candidates_again() {
+    let h = harness(many_traces(300, |i| i == 299, |_| 1));
+    let body = h.get(&format!("/api/search?q={}&limit=1", enc("{ status = error }"))).await.json();
+    assert_eq!(trace_ids(&body), [format!("{:x}", 300)], "{body}");
+    assert_eq!(body["metrics"]["inspectedTraces"], json!(300));
+    assert_eq!(h.last_query().limit, 800, "three rounds: 50, 200, 800");
+    assert_eq!(h.reader.traces_read.load(Ordering::Relaxed), 300);
+}
+
+/// A store answer cut short by its result budget is not the end of the
+/// candidates: the search went on by id and found the match (it stopped at
+/// the cut, 120 < 200 asked, and found nothing).
+#[tokio::test]
+async fn a_result_budget_cut_does_not_end_a_traceql_search() {
+    let h = harness(Fake { find_cap: Some(120), ..many_traces(300, |i| i == 299, |_| 1) });
+    let body = h.get(&format!("/api/search?q={}&limit=1", enc("{ status = error }"))).await.json();
+    assert_eq!(trace_ids(&body), [format!("{:x}", 300)], "{body}");
+    let body = h.get(&format!("/api/search?tags={}&limit=1", enc("error=true k=1"))).await.json();
+    assert_eq!(trace_ids(&body), [format!("{:x}", 300)], "{body}");
+}
+
+/// A legacy search with tags the store cannot check reads candidates, most
+/// recent first, only until `limit` of them match (it read all 1,000 the
+/// store search allows).
+#[tokio::test]
+async fn legacy_tag_search_reads_until_limit_matches() {
+    let h = harness(many_traces(300, |i| i % 2 == 1, |_| 1));
+    let tags = enc("error=true k=1");
+    let body = h.get(&format!("/api/search?tags={tags}&limit=5")).await.json();
+    let want: Vec<String> = [2, 4, 6, 8, 10].iter().map(|n| format!("{n:x}")).collect();
+    assert_eq!(trace_ids(&body), want, "{body}");
+    assert_eq!(h.last_query().limit, 1000);
+    assert_eq!(body["metrics"]["inspectedTraces"], json!(100), "one group of candidates");
+    assert_eq!(h.reader.traces_read.load(Ordering::Relaxed), 100);
+}
+
+/// Round by round, a search finds what evaluating every trace finds: the
+/// `limit` most recent matches.
+#[tokio::test]
+async fn traceql_rounds_find_the_most_recent_matches() {
+    let n = 400;
+    let fake = many_traces(n, |i| i % 7 == 3, |i| (i % 5) as i64);
+    let traces = fake.traces.clone();
+    let h = harness(fake);
+    let queries =
+        ["{ status = error }", "{ span.k = 2 }", "{ span.k >= 3 && status = error }", "{ span.k = 9 }"];
+    for q in queries {
+        for limit in [1, 3, 40, 120] {
+            let parsed = sightline_traceql::parse(q).unwrap();
+            let mut want: Vec<(u64, String)> = traces
+                .iter()
+                .filter(|t| parsed.evaluate(t, 3).unwrap().is_some())
+                .map(|t| (t[0].start_time_unix_nano, hex::encode(t[0].trace_id.as_bytes())))
+                .collect();
+            want.sort_by_key(|w| std::cmp::Reverse(w.0));
+            let want: Vec<String> =
+                want.into_iter().take(limit).map(|(_, id)| id.trim_start_matches('0').to_owned()).collect();
+            let body = h.get(&format!("/api/search?q={}&limit={limit}", enc(q))).await.json();
+            assert_eq!(trace_ids(&body), want, "{q} limit={limit}");
+        }
+    }
+}
+
 #[tokio::test]
 async fn traceql_errors_name_the_position() {
     let h = harness(search_fixture());
