@@ -29,7 +29,6 @@ mod tags;
 mod tailframe;
 mod tenant;
 mod value;
-mod view;
 
 pub use batch::Batch;
 pub use contract::{
@@ -58,7 +57,6 @@ pub use tags::{
 pub use tailframe::{MAX_FRAME_BYTES, TAIL_KEEPALIVE, TailFrame, TailFrameError, TailFrameReader};
 pub use tenant::{Tenant, TenantError};
 pub use value::{KeyValue, Value};
-pub use view::{SpanView, WireSpan};
 
 #[cfg(test)]
 mod tests;
