@@ -27,7 +27,7 @@ type KeyIndex = HashMap<String, u8, KeyHasher>;
 /// Spans [`Dedicated::choose`] looks at, at most: enough to rank keys used
 /// by more than a few per mille of spans, which is what gets a column; more
 /// made `choose` 6 % of server CPU at 10k realistic spans/s.
-const CHOOSE_SAMPLE: usize = 4_096;
+pub(crate) const CHOOSE_SAMPLE: usize = 4_096;
 
 /// Keys at most this many per span are deduplicated by a linear scan;
 /// beyond, by a hash set.

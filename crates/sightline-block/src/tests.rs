@@ -357,6 +357,52 @@ fn duplicates_are_dropped_keeping_the_first() {
     assert!(block.read_all().unwrap().iter().all(|s| s.name != "second copy"));
 }
 
+/// The key-only sort and dedupe the flush streams with keeps exactly the
+/// first copy (smallest index) of each `(trace id, span id)` in `(trace
+/// id, start, index)` order, in short runs and long ones (over 32 spans:
+/// the hashing path) alike, with duplicates in several runs compacted in
+/// place.
+#[test]
+fn sort_dedup_keys_keeps_the_first_copy_in_order() {
+    use sightline_model::SpanId;
+
+    use crate::write::{SortKey, sort_dedup_keys};
+    let trace = |n: u8| TraceId::from_bytes([n; 16]).unwrap();
+    let span = |n: u64| SpanId::from_bytes((n + 1).to_be_bytes()).unwrap();
+    let mut keys = Vec::new();
+    let mut index = 0u32;
+    let mut push = |t: u8, id: u64, start: u64| {
+        keys.push(SortKey { trace_id: trace(t), start, index, span_id: span(id) });
+        index += 1;
+    };
+    // Given out of order: a long run with repeats, two short runs with
+    // repeats, a run without; starts tie and repeat.
+    for i in 0..50 {
+        push(3, i % 37, 1_000 - (i % 7));
+    }
+    for i in 0..6 {
+        push(1, i % 4, 5);
+    }
+    for i in 0..5 {
+        push(2, i, i);
+    }
+    for i in 0..40 {
+        push(3, i % 11, 10 + i);
+    }
+    for i in 0..3 {
+        push(1, 2, 100 - i);
+    }
+    let mut expected = keys.clone();
+    expected.sort();
+    let all = expected.clone();
+    expected.retain(|k| {
+        !all.iter().any(|j| j.trace_id == k.trace_id && j.span_id == k.span_id && j.index < k.index)
+    });
+    let got = sort_dedup_keys(keys);
+    assert_eq!(got, expected);
+    assert_eq!(got.len(), 37 + 4 + 5);
+}
+
 /// A data file served from memory, counting the bytes read.
 #[derive(Debug)]
 struct CountingSource {

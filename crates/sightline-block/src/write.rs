@@ -68,48 +68,70 @@ pub(crate) fn write_rows<R: Row>(
 
 /// The order to write `rows` in: by `(trace id, start)`, equal starts in
 /// input order (so the output is deterministic), later duplicates of
-/// `(trace id, span id)` dropped.
+/// `(trace id, span id)` dropped. See [`sort_dedup_keys`].
+fn sort_dedup<R: Row>(rows: &[R]) -> Vec<usize> {
+    let keys = rows.iter().enumerate().map(|(i, r)| SortKey::of(r, i as u32)).collect();
+    sort_dedup_keys(keys).into_iter().map(|k| k.index as usize).collect()
+}
+
+/// What ordering and deduplicating a row needs, 40 bytes: the flush keeps
+/// one per span of the head instead of the rows themselves (see
+/// `crate::otlp::write_otlp`). Sorted by `(trace id, start, index)`; the
+/// index makes every key distinct, so the span id never decides.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+pub(crate) struct SortKey {
+    pub(crate) trace_id: TraceId,
+    pub(crate) start: u64,
+    /// The row's position in the writer's input.
+    pub(crate) index: u32,
+    pub(crate) span_id: SpanId,
+}
+
+impl SortKey {
+    pub(crate) fn of<R: Row>(row: &R, index: u32) -> SortKey {
+        SortKey { trace_id: row.trace_id(), start: row.start(), index, span_id: row.span_id() }
+    }
+}
+
+/// Sorts `keys` into write order and drops later duplicates of `(trace
+/// id, span id)`: the copy given first (smallest index) wins.
 ///
 /// Sorts small keys, not the rows themselves, and finds duplicates within
 /// each trace's run after the sort instead of hashing every span: runs are
 /// short, and a duplicate can only sit in its own trace's run.
-fn sort_dedup<R: Row>(rows: &[R]) -> Vec<usize> {
-    let mut keys: Vec<(TraceId, u64, usize)> =
-        rows.iter().enumerate().map(|(i, r)| (r.trace_id(), r.start(), i)).collect();
-    // The index makes every key distinct: unstable is stable here.
+pub(crate) fn sort_dedup_keys(mut keys: Vec<SortKey>) -> Vec<SortKey> {
     keys.sort_unstable();
-    let span_id = |i: usize| rows.get(i).map(Row::span_id);
-    let mut out = Vec::with_capacity(keys.len());
-    let mut first_seen: HashMap<SpanId, usize> = HashMap::new();
-    let mut rest = &keys[..];
-    while let Some((trace_id, _, _)) = rest.first() {
-        let len = rest.iter().take_while(|(t, _, _)| t == trace_id).count();
-        let (run, tail) = rest.split_at(len);
-        rest = tail;
+    let mut kept = 0;
+    let mut first_seen: HashMap<SpanId, u32> = HashMap::new();
+    let mut keep: Vec<bool> = Vec::new();
+    let mut start = 0;
+    while let Some(first) = keys.get(start) {
+        let trace_id = first.trace_id;
+        let end = start + keys[start..].iter().take_while(|k| k.trace_id == trace_id).count();
+        let run = &keys[start..end];
+        keep.clear();
         if run.len() <= 32 {
-            // The copy given first (smallest input index) wins.
-            for (_, _, i) in run {
-                let id = span_id(*i);
-                if !run.iter().any(|(_, _, j)| j < i && span_id(*j) == id) {
-                    out.push(*i);
-                }
-            }
+            keep.extend(run.iter().map(|k| !run.iter().any(|j| j.index < k.index && j.span_id == k.span_id)));
         } else {
             first_seen.clear();
-            for (_, _, i) in run {
-                if let Some(id) = span_id(*i) {
-                    let min = first_seen.entry(id).or_insert(*i);
-                    *min = (*min).min(*i);
-                }
+            for k in run {
+                let min = first_seen.entry(k.span_id).or_insert(k.index);
+                *min = (*min).min(k.index);
             }
-            out.extend(
-                run.iter()
-                    .filter(|(_, _, i)| span_id(*i).and_then(|id| first_seen.get(&id)) == Some(i))
-                    .map(|k| k.2),
-            );
+            keep.extend(run.iter().map(|k| first_seen.get(&k.span_id) == Some(&k.index)));
         }
+        // Compacted in place once the run is decided: `kept` never passes
+        // the position being moved.
+        for (i, keep) in (start..end).zip(&keep) {
+            if *keep {
+                keys[kept] = keys[i];
+                kept += 1;
+            }
+        }
+        start = end;
     }
-    out
+    keys.truncate(kept);
+    keys
 }
 
 /// Checks that `id` is usable as a single directory name.

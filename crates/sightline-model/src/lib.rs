@@ -30,7 +30,6 @@ mod tailframe;
 mod tenant;
 mod testspan;
 mod value;
-mod view;
 
 pub use batch::Batch;
 pub use contract::{
@@ -59,7 +58,6 @@ pub use tags::{
 pub use tailframe::{MAX_FRAME_BYTES, TAIL_KEEPALIVE, TailFrame, TailFrameError, TailFrameReader};
 pub use tenant::{Tenant, TenantError};
 pub use value::{KeyValue, Value};
-pub use view::{SpanView, WireSpan};
 
 #[cfg(test)]
 mod tests;

@@ -12,7 +12,7 @@ mod metrics;
 #[cfg(test)]
 mod tests;
 
-pub use direct::{Checked, check_request_bytes, decode_protobuf, decode_request_bytes};
+pub use direct::{decode_protobuf, decode_request_bytes};
 pub use direct_logs::{decode_logs_protobuf, decode_logs_request_bytes};
 pub use logs::{DecodedLogs, decode_logs_request, decode_record, encode_logs, encode_record};
 pub use metrics::{DecodedMetrics, decode_metrics_request, encode_metric, encode_metrics};

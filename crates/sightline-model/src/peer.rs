@@ -9,7 +9,7 @@
 //! (Redis's `0`) or a file (SQLite's `/tmp/…/worker.db`) says nothing a
 //! reader of the map can use, and would make one node per file or index.
 
-use crate::{SpanView, Value};
+use crate::{KeyValue, Span, Value};
 
 /// Attributes naming the database product, newest convention first.
 const DB_SYSTEM: [&str; 2] = ["db.system.name", "db.system"];
@@ -19,14 +19,14 @@ const DB_NAMESPACE: [&str; 2] = ["db.namespace", "db.name"];
 
 /// Whether `span` carries any database attribute (system or name): such a
 /// CLIENT span is a call to a database, which sends no spans of its own.
-pub fn is_database_call<S: SpanView + ?Sized>(span: &S) -> bool {
+pub fn is_database_call(span: &Span) -> bool {
     DB_SYSTEM.iter().chain(DB_NAMESPACE.iter()).any(|key| text(span, key).is_some())
 }
 
 /// The node name of the peer `span` calls, when the span says what it is:
 /// `peer.service`, else `<db system>` or `<db system>/<database>`, else
 /// `messaging.system`; `None` when it names nothing usable.
-pub fn virtual_node_name<S: SpanView + ?Sized>(span: &S) -> Option<String> {
+pub fn virtual_node_name(span: &Span) -> Option<String> {
     if let Some(peer) = text(span, "peer.service") {
         return Some(peer);
     }
@@ -53,9 +53,12 @@ fn says_something(namespace: &str) -> bool {
 }
 
 /// A non-empty attribute as text, from the span first, then its resource.
-fn text<S: SpanView + ?Sized>(span: &S, key: &str) -> Option<String> {
-    let value = span.attribute_or_resource(key)?;
-    match value.as_ref() {
+fn text(span: &Span, key: &str) -> Option<String> {
+    fn find<'a>(kvs: &'a [KeyValue], key: &str) -> Option<&'a Value> {
+        kvs.iter().find(|kv| kv.key == key).map(|kv| &kv.value)
+    }
+    let value = find(&span.attributes, key).or_else(|| find(span.resource.attributes(), key))?;
+    match value {
         Value::Empty => None,
         Value::Str(s) if s.trim().is_empty() => None,
         v => Some(v.to_text()),

@@ -43,27 +43,6 @@ pub fn decode_protobuf(bytes: &[u8]) -> Result<Decoded, prost::DecodeError> {
     }
 }
 
-/// What [`check_request_bytes`] found: as many spans as
-/// [`decode_request_bytes`] would accept and reject, without decoding them.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct Checked {
-    /// Spans the decoder would keep.
-    pub accepted: usize,
-    /// Spans it would reject for invalid ids.
-    pub rejected: u64,
-}
-
-/// Walks a request exactly as [`decode_request_bytes`] does — same checks,
-/// same places where it gives up — but allocates nothing it would keep:
-/// `Some` exactly when that returns `Some`, with its counts. A request
-/// with nothing rejected can then be handed on as its bytes alone and
-/// decoded only if a stage asks for model spans ([`crate::Batch::from_protobuf`]).
-pub fn check_request_bytes(bytes: &[u8]) -> Option<Checked> {
-    let mut d = Decoder { check: true, ..Decoder::default() };
-    d.request(bytes).ok()?;
-    Some(Checked { accepted: d.accepted, rejected: d.out.rejected })
-}
-
 /// The direct path of [`decode_protobuf`]; `None` where it leaves the
 /// request to `prost`.
 pub fn decode_request_bytes(bytes: &[u8]) -> Option<Decoded> {
@@ -91,11 +70,6 @@ type Wire<T> = Result<T, WireError>;
 #[derive(Default)]
 pub(super) struct Decoder {
     out: Decoded,
-    /// Only check (see [`check_request_bytes`]): every field is read and
-    /// validated as when decoding, but no string, value or list is built.
-    check: bool,
-    /// Spans accepted in check mode (decoding pushes them to `out` instead).
-    accepted: usize,
     reasons: usize,
     kvs: Vec<KeyValue>,
     values: Vec<Value>,
@@ -140,9 +114,7 @@ impl Decoder {
                 total += count_spans(f.bytes()?)?;
             }
         }
-        if !self.check {
-            self.out.spans.reserve_exact(total);
-        }
+        self.out.spans.reserve_exact(total);
         let mut ri = 0usize;
         for item in wire::strict_fields(bytes) {
             if let (1, f) = item? {
@@ -165,12 +137,7 @@ impl Decoder {
                 (1, f) => {
                     for item in wire::strict_fields(f.bytes()?) {
                         match item? {
-                            (1, f) => {
-                                let kv = self.key_value(f.bytes()?, 0)?;
-                                if !self.check {
-                                    attributes.push(kv);
-                                }
-                            }
+                            (1, f) => attributes.push(self.key_value(f.bytes()?, 0)?),
                             (2, f) => dropped = f.varint()? as u32,
                             // Entity references: their strings would need
                             // checking as `prost` checks them.
@@ -187,7 +154,7 @@ impl Decoder {
             }
         }
         attributes.shrink_to_fit();
-        let resource = Arc::new(Resource::new(attributes, dropped, self.owned(schema_url)));
+        let resource = Arc::new(Resource::new(attributes, dropped, schema_url.to_owned()));
         let mut si = 0usize;
         for item in wire::strict_fields(bytes) {
             if let (2, f) = item? {
@@ -205,14 +172,9 @@ impl Decoder {
                 (1, f) => {
                     for item in wire::strict_fields(f.bytes()?) {
                         match item? {
-                            (1, f) => scope.name = self.owned(f.str()?),
-                            (2, f) => scope.version = self.owned(f.str()?),
-                            (3, f) => {
-                                let kv = self.key_value(f.bytes()?, 0)?;
-                                if !self.check {
-                                    scope.attributes.push(kv);
-                                }
-                            }
+                            (1, f) => scope.name = f.str()?.to_owned(),
+                            (2, f) => scope.version = f.str()?.to_owned(),
+                            (3, f) => scope.attributes.push(self.key_value(f.bytes()?, 0)?),
                             (4, f) => scope.dropped_attributes_count = f.varint()? as u32,
                             _ => {}
                         }
@@ -221,7 +183,7 @@ impl Decoder {
                 (2, f) => {
                     f.bytes()?;
                 }
-                (3, f) => scope.schema_url = self.owned(f.str()?),
+                (3, f) => scope.schema_url = f.str()?.to_owned(),
                 _ => {}
             }
         }
@@ -231,8 +193,7 @@ impl Decoder {
         for item in wire::strict_fields(bytes) {
             if let (2, f) = item? {
                 match self.span(f.bytes()?, resource, &scope)? {
-                    Ok(Some(span)) => self.out.spans.push(span),
-                    Ok(None) => self.accepted += 1,
+                    Ok(span) => self.out.spans.push(span),
                     Err(why) => {
                         self.out.rejected += 1;
                         note_reason(
@@ -250,13 +211,13 @@ impl Decoder {
 
     /// Decodes one span: `Err` gives up on the request, `Ok(Err(why))`
     /// rejects the span as [`super::decode_span`] does (same checks, same
-    /// order, same messages); `Ok(Ok(None))` accepts it in check mode.
+    /// order, same messages).
     fn span(
         &mut self,
         bytes: &[u8],
         resource: &Arc<Resource>,
         scope: &Arc<Scope>,
-    ) -> Wire<Result<Option<Span>, String>> {
+    ) -> Wire<Result<Span, String>> {
         let mut s = RawSpan::default();
         let (kvs, events) = (self.kvs.len(), self.events.len());
         let mut raw_links: Vec<RawLink<'_>> = Vec::new();
@@ -273,16 +234,12 @@ impl Decoder {
                 span::END => s.end = field.fixed64()?,
                 span::ATTRIBUTES => {
                     let kv = self.key_value(field.bytes()?, 0)?;
-                    if !self.check {
-                        self.kvs.push(kv);
-                    }
+                    self.kvs.push(kv);
                 }
                 span::DROPPED_ATTRIBUTES => s.dropped_attributes_count = field.varint()? as u32,
                 span::EVENTS => {
                     let event = self.event(field.bytes()?)?;
-                    if !self.check {
-                        self.events.push(event);
-                    }
+                    self.events.push(event);
                 }
                 span::DROPPED_EVENTS => s.dropped_events_count = field.varint()? as u32,
                 span::LINKS => {
@@ -304,19 +261,6 @@ impl Decoder {
                 span::FLAGS => s.flags = field.fixed32()?,
                 _ => {}
             }
-        }
-        if self.check {
-            let checked = (|| {
-                TraceId::from_slice(s.trace_id).map_err(|e| e.to_string())?;
-                SpanId::from_slice(s.span_id).map_err(|e| e.to_string())?;
-                wire::parent_id(s.parent_span_id)?;
-                for (i, link) in raw_links.iter().enumerate() {
-                    TraceId::from_slice(link.trace_id).map_err(|e| format!("links[{i}]: {e}"))?;
-                    SpanId::from_slice(link.span_id).map_err(|e| format!("links[{i}]: {e}"))?;
-                }
-                Ok::<_, String>(())
-            })();
-            return Ok(checked.map(|()| None));
         }
         let attributes: Vec<KeyValue> = self.kvs.drain(kvs..).collect();
         let span_events: Vec<Event> = self.events.drain(events..).collect();
@@ -341,7 +285,7 @@ impl Decoder {
             Ok(checked) => checked,
             Err(why) => return Ok(Err(why)),
         };
-        Ok(Ok(Some(Span {
+        Ok(Ok(Span {
             trace_id,
             span_id,
             parent_span_id,
@@ -363,7 +307,7 @@ impl Decoder {
             },
             resource: Arc::clone(resource),
             scope: Arc::clone(scope),
-        })))
+        }))
     }
 
     fn event(&mut self, bytes: &[u8]) -> Wire<Event> {
@@ -376,9 +320,7 @@ impl Decoder {
                 span::event::NAME => name = field.str()?,
                 span::event::ATTRIBUTES => {
                     let kv = self.key_value(field.bytes()?, 0)?;
-                    if !self.check {
-                        self.kvs.push(kv);
-                    }
+                    self.kvs.push(kv);
                 }
                 span::event::DROPPED_ATTRIBUTES => dropped = field.varint()? as u32,
                 _ => {}
@@ -386,7 +328,7 @@ impl Decoder {
         }
         Ok(Event {
             time_unix_nano: time,
-            name: self.owned(name),
+            name: name.to_owned(),
             attributes: self.kvs.drain(first..).collect(),
             dropped_attributes_count: dropped,
         })
@@ -406,9 +348,7 @@ impl Decoder {
                 span::link::TRACE_STATE => link.trace_state = field.str()?,
                 span::link::ATTRIBUTES => {
                     let kv = self.key_value(field.bytes()?, 0)?;
-                    if !self.check {
-                        self.kvs.push(kv);
-                    }
+                    self.kvs.push(kv);
                 }
                 span::link::DROPPED_ATTRIBUTES => link.dropped = field.varint()? as u32,
                 span::link::FLAGS => link.flags = field.fixed32()?,
@@ -443,12 +383,7 @@ impl Decoder {
             Some(bytes) => self.any_value(bytes, depth)?,
             None => Value::Empty,
         };
-        Ok(KeyValue { key: self.owned(key), value })
-    }
-
-    /// `s` as the model keeps it; nothing in check mode.
-    fn owned(&self, s: &str) -> String {
-        if self.check { String::new() } else { s.to_owned() }
+        Ok(KeyValue { key: key.to_owned(), value })
     }
 
     pub(super) fn any_value(&mut self, bytes: &[u8], depth: usize) -> Wire<Value> {
@@ -475,33 +410,6 @@ impl Decoder {
             }
             set = true;
             kind = v;
-        }
-        if self.check {
-            // Same walk, same limits, nothing kept.
-            match kind {
-                AnyValue::Array(bytes) => {
-                    if depth >= MAX_DEPTH {
-                        return Err(irregular());
-                    }
-                    for item in wire::strict_fields(bytes) {
-                        if let (1, f) = item? {
-                            self.any_value(f.bytes()?, depth + 1)?;
-                        }
-                    }
-                }
-                AnyValue::Map(bytes) => {
-                    if depth >= MAX_DEPTH {
-                        return Err(irregular());
-                    }
-                    for item in wire::strict_fields(bytes) {
-                        if let (1, f) = item? {
-                            self.key_value(f.bytes()?, depth + 1)?;
-                        }
-                    }
-                }
-                _ => {}
-            }
-            return Ok(Value::Empty);
         }
         Ok(match kind {
             AnyValue::Empty => Value::Empty,

@@ -28,8 +28,6 @@ use sightline_model::{
     Value,
 };
 
-use sightline_model::otlp::wire::{self, WireError};
-
 use super::FastMap;
 use crate::Component;
 use crate::metrics::{Metrics, labels};
@@ -212,103 +210,6 @@ impl Redactor {
             || self.text_needs(&span.status.message)
             || span.events.iter().any(|e| self.text_needs(&e.name) || self.attributes_need(&e.attributes))
             || span.links.iter().any(|l| self.attributes_need(&l.attributes))
-    }
-
-    /// Whether anything in an `ExportTraceServiceRequest` needs redacting,
-    /// read in place: the same checks as [`Redactor::batch_needs`] over
-    /// the same strings, without decoding the spans. Conservative where
-    /// the wire holds more than the decoded span keeps (a repeated name or
-    /// status: every occurrence is checked) and on bytes it cannot read,
-    /// so that a `false` here is a `false` there; a `true` sends the batch
-    /// down the decoding path, which decides.
-    fn request_needs(&self, request: &[u8]) -> bool {
-        self.wire_request_needs(request).unwrap_or(true)
-    }
-
-    fn wire_request_needs(&self, request: &[u8]) -> Result<bool, WireError> {
-        for item in wire::fields(request) {
-            let (1, resource_spans) = item? else { continue };
-            for item in wire::fields(resource_spans.bytes()?) {
-                match item? {
-                    (1, resource) if self.wire_kvs_need(resource.bytes()?, 1)? => return Ok(true),
-                    (2, scope_spans) => {
-                        for item in wire::fields(scope_spans.bytes()?) {
-                            match item? {
-                                (1, scope) if self.wire_kvs_need(scope.bytes()?, 3)? => return Ok(true),
-                                (2, span) if self.wire_span_needs(span.bytes()?)? => return Ok(true),
-                                _ => {}
-                            }
-                        }
-                    }
-                    _ => {}
-                }
-            }
-        }
-        Ok(false)
-    }
-
-    /// What [`Redactor::span_needs`] checks, on a span's bytes.
-    fn wire_span_needs(&self, span: &[u8]) -> Result<bool, WireError> {
-        use wire::span as f;
-        for item in wire::fields(span) {
-            let (number, field) = item?;
-            let needs = match number {
-                f::ATTRIBUTES => self.wire_kv_needs(field.bytes()?)?,
-                f::NAME => self.text_needs(field.str()?),
-                f::STATUS => wire::fields(field.bytes()?).try_fold(false, |acc, item| {
-                    Ok::<_, WireError>(acc || matches!(item?, (2, m) if self.text_needs(m.str()?)))
-                })?,
-                f::EVENTS => {
-                    let event = field.bytes()?;
-                    self.wire_kvs_need(event, f::event::ATTRIBUTES)?
-                        || wire::fields(event).try_fold(false, |acc, item| {
-                            Ok::<_, WireError>(
-                                acc || matches!(item?, (f::event::NAME, n) if self.text_needs(n.str()?)),
-                            )
-                        })?
-                }
-                f::LINKS => self.wire_kvs_need(field.bytes()?, f::link::ATTRIBUTES)?,
-                _ => false,
-            };
-            if needs {
-                return Ok(true);
-            }
-        }
-        Ok(false)
-    }
-
-    /// Whether any `KeyValue` in field `number` of `message` needs it.
-    fn wire_kvs_need(&self, message: &[u8], number: u32) -> Result<bool, WireError> {
-        for item in wire::fields(message) {
-            let (n, field) = item?;
-            if n == number && self.wire_kv_needs(field.bytes()?)? {
-                return Ok(true);
-            }
-        }
-        Ok(false)
-    }
-
-    fn wire_kv_needs(&self, kv: &[u8]) -> Result<bool, WireError> {
-        let (key, value) = wire::key_value(kv)?;
-        Ok(self.key_blocked(key) || self.wire_value_needs(value)?)
-    }
-
-    fn wire_value_needs(&self, value: wire::AnyValue<'_>) -> Result<bool, WireError> {
-        Ok(match value {
-            wire::AnyValue::Str(s) => self.text_needs(s),
-            wire::AnyValue::Array(items) => {
-                for item in wire::fields(items) {
-                    if let (1, element) = item?
-                        && self.wire_value_needs(wire::any_value(element.bytes()?)?)?
-                    {
-                        return Ok(true);
-                    }
-                }
-                false
-            }
-            wire::AnyValue::Map(kvs) => self.wire_kvs_need(kvs, 1)?,
-            _ => false,
-        })
     }
 
     /// Whether anything in a log record itself needs redacting.
@@ -572,11 +473,6 @@ impl<N: ?Sized> RedactionProcessor<N> {
 #[async_trait]
 impl<N: ?Sized + TracesConsumer> TracesConsumer for RedactionProcessor<N> {
     async fn consume_traces(&self, batch: Batch) -> Result<(), ConsumeError> {
-        // A batch still in its bytes is checked in place: most need
-        // nothing, and then no span is decoded.
-        if batch.decoded_spans().is_none() && !self.redactor.request_needs(batch.otlp_bytes()) {
-            return self.next.consume_traces(batch).await;
-        }
         match self.redact(batch.spans()) {
             None => self.next.consume_traces(batch).await,
             Some(spans) => {
@@ -606,6 +502,3 @@ impl<N: ?Sized + Send + Sync> Component for RedactionProcessor<N> {
         &self.id
     }
 }
-
-#[cfg(test)]
-mod tests;

@@ -55,8 +55,8 @@ use prometheus_client::metrics::family::{Family, MetricConstructor};
 use prometheus_client::metrics::histogram::Histogram;
 use prometheus_client::registry::{Registry, Unit};
 use sightline_model::{
-    Batch, ConsumeError, DependencyLink, QueryError, Resource, ServiceGraphReader, SpanId, SpanKind,
-    SpanView, StatusCode, Tenant, TraceId, TracesConsumer, Value, is_database_call, virtual_node_name,
+    Batch, ConsumeError, DependencyLink, QueryError, Resource, ServiceGraphReader, Span, SpanId, SpanKind,
+    StatusCode, Tenant, TraceId, TracesConsumer, Value, is_database_call, virtual_node_name,
 };
 use tokio::task::JoinHandle;
 
@@ -264,8 +264,13 @@ fn unix_millis(t: SystemTime) -> i64 {
     }
 }
 
-fn attribute_text(span: &dyn SpanView, key: &str) -> Option<String> {
-    match span.attribute_or_resource(key)?.as_ref() {
+fn attribute_text(span: &Span, key: &str) -> Option<String> {
+    let kv = span
+        .attributes
+        .iter()
+        .find(|kv| kv.key == key)
+        .or_else(|| span.resource.attributes().iter().find(|kv| kv.key == key))?;
+    match &kv.value {
         Value::Empty => None,
         v => Some(v.to_text()),
     }
@@ -335,23 +340,23 @@ impl ServiceGraph {
     }
 
     /// Extracts the halves of requests from `tenant`'s `spans`.
-    pub(crate) fn extract(&self, tenant: &Tenant, batch: &Batch) -> Vec<Half> {
+    pub(crate) fn extract(&self, tenant: &Tenant, spans: &[Span]) -> Vec<Half> {
         let mut out = Vec::new();
-        batch.for_each_span(|span| {
-            let (role, connection_type, key) = match span.kind() {
-                SpanKind::Client => (Role::Client, ConnectionType::Unset, span.span_id()),
-                SpanKind::Producer => (Role::Client, ConnectionType::MessagingSystem, span.span_id()),
+        for span in spans {
+            let (role, connection_type, key) = match span.kind {
+                SpanKind::Client => (Role::Client, ConnectionType::Unset, span.span_id),
+                SpanKind::Producer => (Role::Client, ConnectionType::MessagingSystem, span.span_id),
                 // A server span without a parent was called from outside
                 // the traced system: it can never pair.
-                SpanKind::Server => match span.parent_span_id() {
+                SpanKind::Server => match span.parent_span_id {
                     Some(parent) => (Role::Server, ConnectionType::Unset, parent),
-                    None => return,
+                    None => continue,
                 },
-                SpanKind::Consumer => match span.parent_span_id() {
+                SpanKind::Consumer => match span.parent_span_id {
                     Some(parent) => (Role::Server, ConnectionType::MessagingSystem, parent),
-                    None => return,
+                    None => continue,
                 },
-                SpanKind::Internal | SpanKind::Unspecified => return,
+                SpanKind::Internal | SpanKind::Unspecified => continue,
             };
             let peer = if role == Role::Client { virtual_node_name(span) } else { None };
             let database = (role == Role::Client
@@ -374,17 +379,17 @@ impl ServiceGraph {
                 })
                 .collect();
             out.push(Half {
-                key: (tenant.clone(), span.trace_id(), key),
+                key: (tenant.clone(), span.trace_id, key),
                 role,
                 connection_type,
-                resource: Arc::clone(span.resource()),
+                resource: Arc::clone(&span.resource),
                 seconds: span.duration_nanos() as f64 / 1e9,
-                failed: span.status_code() == StatusCode::Error,
+                failed: span.status.code == StatusCode::Error,
                 database,
                 peer,
                 dims,
             });
-        });
+        }
         out
     }
 
@@ -703,7 +708,7 @@ impl Drop for ServiceGraphProcessor {
 #[async_trait]
 impl TracesConsumer for ServiceGraphProcessor {
     async fn consume_traces(&self, batch: Batch) -> Result<(), ConsumeError> {
-        let halves = self.core.extract(batch.tenant(), &batch);
+        let halves = self.core.extract(batch.tenant(), batch.spans());
         self.next.consume_traces(batch).await?;
         self.core.record(halves);
         Ok(())

@@ -52,8 +52,8 @@ use prometheus_client::metrics::exemplar::{CounterWithExemplar, HistogramWithExe
 use prometheus_client::metrics::family::{Family, MetricConstructor};
 use prometheus_client::registry::{Registry, Unit};
 use sightline_model::{
-    Batch, ConsumeError, MetricSeries, MetricsQuery, QueryError, SpanId, SpanKind, SpanMetricsReader,
-    SpanView, StatusCode, Tenant, TraceId, TracesConsumer, Value,
+    Batch, ConsumeError, MetricSeries, MetricsQuery, QueryError, Span, SpanId, SpanKind, SpanMetricsReader,
+    StatusCode, Tenant, TraceId, TracesConsumer, Value,
 };
 
 use self::window::{MINUTE_MS, Measure, Merged, Range, Window};
@@ -313,22 +313,22 @@ impl SpanMetrics {
 
     /// Resolves each span of `tenant` to its series (creating series up
     /// to the limit).
-    pub(crate) fn observe(&self, tenant: &Tenant, batch: &Batch) -> Vec<Observation> {
+    pub(crate) fn observe(&self, tenant: &Tenant, spans: &[Span]) -> Vec<Observation> {
         let mut state = self.state.lock();
         let mut key = String::with_capacity(128);
         let mut text = String::new();
-        let mut out = Vec::with_capacity(batch.len());
-        batch.for_each_span(|span| {
+        let mut out = Vec::with_capacity(spans.len());
+        for span in spans {
             key.clear();
             // Tenant names never contain NUL, so keys cannot collide.
             key.push_str(tenant.as_str());
             key.push('\0');
             key.push_str(span.service_name());
             key.push('\0');
-            key.push_str(span.name());
+            key.push_str(&span.name);
             key.push('\0');
-            key.push(char::from(b'0' + span.kind() as u8));
-            key.push(char::from(b'0' + span.status_code() as u8));
+            key.push(char::from(b'0' + span.kind as u8));
+            key.push(char::from(b'0' + span.status.code as u8));
             for dim in &self.config.dimensions {
                 key.push('\0');
                 text.clear();
@@ -363,23 +363,23 @@ impl SpanMetrics {
             out.push(Observation {
                 series,
                 duration_nanos: span.duration_nanos(),
-                error: span.status_code() == StatusCode::Error,
-                ids: ExemplarIds { trace: span.trace_id(), span: span.span_id() },
+                error: span.status.code == StatusCode::Error,
+                ids: ExemplarIds { trace: span.trace_id, span: span.span_id },
             });
-        });
+        }
         out
     }
 
-    fn new_series(&self, state: &mut State, tenant: &Tenant, span: &dyn SpanView) -> Series {
+    fn new_series(&self, state: &mut State, tenant: &Tenant, span: &Span) -> Series {
         let mut labels: Labels = Vec::with_capacity(5 + self.config.dimensions.len());
         if !tenant.is_default() {
             labels.push(("tenant".to_owned(), tenant.to_string()));
         }
         labels.extend([
             ("service_name".to_owned(), span.service_name().to_owned()),
-            ("span_name".to_owned(), span.name().to_owned()),
-            ("span_kind".to_owned(), span_kind_label(span.kind()).to_owned()),
-            ("status_code".to_owned(), status_code_label(span.status_code()).to_owned()),
+            ("span_name".to_owned(), span.name.clone()),
+            ("span_kind".to_owned(), span_kind_label(span.kind).to_owned()),
+            ("status_code".to_owned(), status_code_label(span.status.code).to_owned()),
         ]);
         let mut text = String::new();
         for dim in &self.config.dimensions {
@@ -388,8 +388,7 @@ impl SpanMetrics {
                 labels.push((prometheus_name(&dim.name), v.to_owned()));
             }
         }
-        let window_key =
-            (tenant.clone(), span.service_name().to_owned(), span.name().to_owned(), span.kind());
+        let window_key = (tenant.clone(), span.service_name().to_owned(), span.name.clone(), span.kind);
         let window = Arc::clone(state.windows.entry(window_key).or_default());
         Series {
             calls: self.calls.get_or_create_owned(&labels),
@@ -468,12 +467,14 @@ impl SpanMetrics {
 
 /// The dimension's value for `span`: span attribute, else resource
 /// attribute, else the default. `scratch` holds non-string values' text.
-fn dimension_value<'a>(span: &dyn SpanView, dim: &'a Dimension, scratch: &'a mut String) -> Option<&'a str> {
-    match span.attribute_or_resource(&dim.name).as_deref() {
-        Some(Value::Str(s)) => {
-            scratch.push_str(s);
-            Some(scratch.as_str())
-        }
+fn dimension_value<'a>(span: &'a Span, dim: &'a Dimension, scratch: &'a mut String) -> Option<&'a str> {
+    let found = span
+        .attributes
+        .iter()
+        .find(|kv| kv.key == dim.name)
+        .or_else(|| span.resource.attributes().iter().find(|kv| kv.key == dim.name));
+    match found.map(|kv| &kv.value) {
+        Some(Value::Str(s)) => Some(s.as_str()),
         Some(Value::Empty) | None => dim.default.as_deref(),
         Some(other) => {
             other.write_text(scratch);
@@ -522,7 +523,7 @@ impl SpanMetricsProcessor {
 #[async_trait]
 impl TracesConsumer for SpanMetricsProcessor {
     async fn consume_traces(&self, batch: Batch) -> Result<(), ConsumeError> {
-        let observations = self.core.observe(batch.tenant(), &batch);
+        let observations = self.core.observe(batch.tenant(), batch.spans());
         self.next.consume_traces(batch).await?;
         self.core.record(observations);
         Ok(())

@@ -11,8 +11,8 @@ use prost::Message as _;
 
 use super::*;
 use crate::otlp::{
-    Checked, Decoded, check_request_bytes, decode_group, decode_protobuf, decode_request,
-    decode_request_bytes, decode_span_bytes, decode_value,
+    Decoded, decode_group, decode_protobuf, decode_request, decode_request_bytes, decode_span_bytes,
+    decode_value,
 };
 use crate::{Event, KeyValue, Link, Resource, Scope, Span, SpanKind, Status, StatusCode, Value};
 
@@ -176,56 +176,6 @@ fn assert_direct_same(request: &[u8]) {
     if expected.is_err() {
         assert!(decode_request_bytes(request).is_none(), "the direct path accepted what prost rejects");
     }
-    assert_check_same(request);
-}
-
-/// [`check_request_bytes`] says exactly what the direct decoder would do,
-/// and a batch handed on as bytes reads, span by span, as the decoded
-/// spans do.
-fn assert_check_same(request: &[u8]) {
-    let direct = decode_request_bytes(request);
-    let checked = check_request_bytes(request);
-    assert_eq!(
-        checked,
-        direct.as_ref().map(|d| Checked { accepted: d.spans.len(), rejected: d.rejected }),
-        "the check and the direct decoder disagree"
-    );
-    let batch = crate::Batch::from_protobuf(bytes::Bytes::copy_from_slice(request));
-    assert_eq!(batch.is_some(), checked.is_some_and(|c| c.rejected == 0));
-    let (Some(batch), Some(direct)) = (batch, direct) else { return };
-    assert_eq!(batch.len(), direct.spans.len());
-    assert!(batch.decoded_spans().is_none(), "made from bytes, decoded only on demand");
-    let mut seen = Vec::new();
-    batch.for_each_span(|v| seen.push(view_of(v, &direct.spans)));
-    let expected: Vec<String> = direct.spans.iter().map(|s| view_of(s, &direct.spans)).collect();
-    assert_eq!(seen, expected);
-    assert!(batch.decoded_spans().is_none(), "reading views does not decode");
-    assert_eq!(format!("{:?}", batch.spans()), format!("{:?}", direct.spans));
-}
-
-/// Everything a [`crate::SpanView`] says, as text, asking for every
-/// attribute key any of `spans` has (and one nobody has).
-fn view_of(v: &dyn crate::SpanView, spans: &[Span]) -> String {
-    let keys: std::collections::BTreeSet<&str> = spans
-        .iter()
-        .flat_map(|s| s.attributes.iter().chain(s.resource.attributes()))
-        .map(|kv| kv.key.as_str())
-        .chain(["not.there"])
-        .collect();
-    let attributes: Vec<String> =
-        keys.iter().map(|k| format!("{k}={:?}/{:?}", v.attribute(k), v.attribute_or_resource(k))).collect();
-    format!(
-        "{} {} {:?} {:?} {:?} {:?} {} {} {:?} {attributes:?}",
-        v.trace_id(),
-        v.span_id(),
-        v.parent_span_id(),
-        v.name(),
-        v.kind(),
-        v.status_code(),
-        v.duration_nanos(),
-        v.service_name(),
-        v.resource(),
-    )
 }
 
 fn assert_same(request: &[u8]) {
