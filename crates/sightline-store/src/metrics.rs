@@ -1,6 +1,13 @@
 //! The store's own metrics.
 
+use std::sync::Arc;
 use std::sync::atomic::{AtomicI64, AtomicU64, Ordering};
+
+use prometheus_client::collector::Collector;
+use prometheus_client::encoding::{DescriptorEncoder, EncodeMetric};
+use prometheus_client::metrics::counter::ConstCounter;
+use prometheus_client::metrics::gauge::ConstGauge;
+use sightline_block::FooterCache;
 
 use prometheus_client::metrics::counter::Counter;
 use prometheus_client::metrics::family::Family;
@@ -206,4 +213,63 @@ impl Gauges {
             flush_stalled: GaugePart::new(&metrics.flush_stalled),
         }
     }
+}
+
+/// Publishes a [`FooterCache`]'s size and counters on each scrape, under
+/// `sightline_store_block_cache_*`: the cache is shared by every tenant's
+/// store, and its hits and misses happen on query paths that should not
+/// pay for updating a metric each time.
+#[derive(Debug)]
+struct FooterCacheCollector(Arc<FooterCache>);
+
+impl Collector for FooterCacheCollector {
+    fn encode(&self, mut encoder: DescriptorEncoder) -> Result<(), std::fmt::Error> {
+        let stats = self.0.stats();
+        let gauges: [(&str, &str, usize); 3] = [
+            (
+                "block_cache_bytes",
+                "Bytes of block footers and bloom filters held in the block cache",
+                stats.used_bytes,
+            ),
+            (
+                "block_cache_capacity_bytes",
+                "The block cache's bound (a share of --memory-limit)",
+                self.0.capacity(),
+            ),
+            (
+                "block_cache_entries",
+                "Block footers and bloom-filter sets held in the block cache",
+                stats.entries,
+            ),
+        ];
+        for (name, help, value) in gauges {
+            let gauge = ConstGauge::new(value as i64);
+            gauge.encode(encoder.encode_descriptor(name, help, None, gauge.metric_type())?)?;
+        }
+        let counters: [(&str, &str, u64); 3] = [
+            ("block_cache_hits", "Block footer or bloom-filter lookups answered from the cache", stats.hits),
+            (
+                "block_cache_misses",
+                "Block footer or bloom-filter lookups read again from the block",
+                stats.misses,
+            ),
+            (
+                "block_cache_evictions",
+                "Entries dropped from the block cache to stay within its bound",
+                stats.evictions,
+            ),
+        ];
+        for (name, help, value) in counters {
+            let counter = ConstCounter::new(value);
+            counter.encode(encoder.encode_descriptor(name, help, None, counter.metric_type())?)?;
+        }
+        Ok(())
+    }
+}
+
+/// Registers `cache`'s metrics (see [`FooterCacheCollector`]).
+pub fn register_block_cache(registry: &mut Registry, cache: Arc<FooterCache>) {
+    registry
+        .sub_registry_with_prefix("sightline_store")
+        .register_collector(Box::new(FooterCacheCollector(cache)));
 }

@@ -333,6 +333,22 @@ async fn blocks_behind_a_small_footer_cache_answer_the_same_within_its_bound() {
     let stats = cache.stats();
     assert!(stats.used_bytes <= cache.capacity(), "{stats:?}");
     assert!(stats.evictions > 0 && stats.misses > 0, "nothing was evicted and read again: {stats:?}");
+    // The scrape shows the same figures.
+    let mut registry = Registry::default();
+    crate::register_block_cache(&mut registry, Arc::clone(&cache));
+    let mut text = String::new();
+    prometheus_client::encoding::text::encode(&mut text, &registry).unwrap();
+    let stats = cache.stats();
+    for line in [
+        format!("sightline_store_block_cache_bytes {}", stats.used_bytes),
+        format!("sightline_store_block_cache_capacity_bytes {}", cache.capacity()),
+        format!("sightline_store_block_cache_entries {}", stats.entries),
+        format!("sightline_store_block_cache_hits_total {}", stats.hits),
+        format!("sightline_store_block_cache_misses_total {}", stats.misses),
+        format!("sightline_store_block_cache_evictions_total {}", stats.evictions),
+    ] {
+        assert!(text.lines().any(|l| l == line), "no `{line}` in\n{text}");
+    }
     store.refresh_blocks().await.unwrap();
     let gauge = usize::try_from(metrics.block_memory.get()).unwrap();
     // The resident part of six tiny blocks is a few hundred bytes each.

@@ -78,6 +78,7 @@ pub(crate) async fn serve(settings: Settings) -> anyhow::Result<()> {
     options.max_frozen_heads = 1;
     options.memory = Arc::clone(&memory);
     options.block_cache = Arc::new(sightline_store::FooterCache::new(memory.block_cache_bytes()));
+    sightline_store::register_block_cache(&mut registry, Arc::clone(&options.block_cache));
     options.head_max_age = settings.max_block_age();
     if let Some(pause) = test_hook("MERGE_COMMIT_PAUSE") {
         options.merge_commit_pause = pause;
