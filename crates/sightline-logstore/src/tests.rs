@@ -564,31 +564,42 @@ async fn merged_blocks_answer_as_their_inputs_did() {
     store.shutdown().await;
 }
 
-/// Blocks of the first format (`sl-logs1`, with a stored fingerprint
-/// column) written by an older build are read as before and merged with
-/// current blocks into a current one.
-#[tokio::test]
-async fn blocks_of_the_first_format_are_read_and_merged_into_the_current_one() {
+/// A store opened over `records` written as four blocks of an older
+/// format by `write` (which must stamp them `format`), with row groups of
+/// 4 records and no background merges.
+async fn open_over_old_blocks(
+    dir: &std::path::Path,
+    records: &[LogRecord],
+    write: fn(&std::path::Path, &str, Vec<LogRecord>, usize) -> Result<LogBlockMeta, crate::Error>,
+    format: &str,
+) -> LogStore {
     use sightline_store::{BlockStorage as _, LocalFolder, ManifestState};
-    let dir = tempfile::tempdir().unwrap();
-    let all = sample();
-    let folder = LocalFolder::new(dir.path()).unwrap();
+    let folder = LocalFolder::new(dir).unwrap();
     let mut ids = Vec::new();
-    for (i, chunk) in all[..48].chunks(12).enumerate() {
+    for (i, chunk) in records.chunks(records.len().div_ceil(4)).enumerate() {
         let id = format!("lold{i}");
-        let meta = block::write_v1(folder.staging_dir(), &id, chunk.to_vec(), 4).unwrap();
-        assert_eq!(meta.format, block::FORMAT_V1);
+        let meta = write(folder.staging_dir(), &id, chunk.to_vec(), 4).unwrap();
+        assert_eq!(meta.format, format);
         folder.publish(&id).unwrap();
         ids.push(id);
     }
     let manifest = ManifestState { blocks: ids, ..ManifestState::default() };
     folder.swap_manifest(None, &manifest).unwrap();
     drop(folder);
-
-    let mut opts = Options::new(dir.path(), Arc::new(MemoryBudget::new(256 << 20)));
+    let mut opts = Options::new(dir, Arc::new(MemoryBudget::new(256 << 20)));
     opts.row_group_rows = 4;
     opts.background_compaction = false;
-    let store = LogStore::open(opts).await.unwrap();
+    LogStore::open(opts).await.unwrap()
+}
+
+/// Blocks of the first format (`sl-logs1`, with a stored fingerprint
+/// column) written by an older build are read as before and merged with
+/// current blocks into a current one.
+#[tokio::test]
+async fn blocks_of_the_first_format_are_read_and_merged_into_the_current_one() {
+    let dir = tempfile::tempdir().unwrap();
+    let all = sample();
+    let store = open_over_old_blocks(dir.path(), &all[..48], block::write_v1, block::FORMAT_V1).await;
     assert_eq!(store.blocks().len(), 4);
     check_queries(&store, &all[..48]).await;
     // One current block beside them, then a merge of all five.
@@ -608,26 +619,9 @@ async fn blocks_of_the_first_format_are_read_and_merged_into_the_current_one() {
 /// included) and merged with current blocks into a current one.
 #[tokio::test]
 async fn blocks_of_the_second_format_are_read_and_merged_into_the_current_one() {
-    use sightline_store::{BlockStorage as _, LocalFolder, ManifestState};
     let dir = tempfile::tempdir().unwrap();
     let all = sample();
-    let folder = LocalFolder::new(dir.path()).unwrap();
-    let mut ids = Vec::new();
-    for (i, chunk) in all[..48].chunks(12).enumerate() {
-        let id = format!("lold{i}");
-        let meta = block::write_v2(folder.staging_dir(), &id, chunk.to_vec(), 4).unwrap();
-        assert_eq!(meta.format, block::FORMAT_V2);
-        folder.publish(&id).unwrap();
-        ids.push(id);
-    }
-    let manifest = ManifestState { blocks: ids, ..ManifestState::default() };
-    folder.swap_manifest(None, &manifest).unwrap();
-    drop(folder);
-
-    let mut opts = Options::new(dir.path(), Arc::new(MemoryBudget::new(256 << 20)));
-    opts.row_group_rows = 4;
-    opts.background_compaction = false;
-    let store = LogStore::open(opts).await.unwrap();
+    let store = open_over_old_blocks(dir.path(), &all[..48], block::write_v2, block::FORMAT_V2).await;
     assert_eq!(store.blocks().len(), 4);
     check_queries(&store, &all[..48]).await;
     ingest(&store, &all[48..]).await;

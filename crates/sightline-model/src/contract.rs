@@ -84,6 +84,20 @@ impl TraceHit {
         let latest_start_unix_nanos = latest(true).or_else(|| latest(false)).unwrap_or(0);
         Some(TraceHit { trace_id: first.trace_id, latest_start_unix_nanos })
     }
+
+    /// Hits by trace (latest matching start) as a search answers them:
+    /// newest first, ties by trace id, at most `limit`.
+    pub fn ranked(hits: impl IntoIterator<Item = (TraceId, u64)>, limit: usize) -> Vec<TraceHit> {
+        let mut ranked: Vec<TraceHit> = hits
+            .into_iter()
+            .map(|(trace_id, latest_start_unix_nanos)| TraceHit { trace_id, latest_start_unix_nanos })
+            .collect();
+        ranked.sort_by(|a, b| {
+            b.latest_start_unix_nanos.cmp(&a.latest_start_unix_nanos).then(a.trace_id.cmp(&b.trace_id))
+        });
+        ranked.truncate(limit);
+        ranked
+    }
 }
 
 /// A span name with its kind, as `/api/operations` lists them.

@@ -741,15 +741,7 @@ impl SpanReader for ClusterReader {
                 *start = (*start).max(hit.latest_start_unix_nanos);
             }
         }
-        let mut ranked: Vec<TraceHit> = latest
-            .into_iter()
-            .map(|(trace_id, latest_start_unix_nanos)| TraceHit { trace_id, latest_start_unix_nanos })
-            .collect();
-        ranked.sort_by(|a, b| {
-            b.latest_start_unix_nanos.cmp(&a.latest_start_unix_nanos).then(a.trace_id.cmp(&b.trace_id))
-        });
-        ranked.truncate(limit);
-        Ok(ranked)
+        Ok(TraceHit::ranked(latest, limit))
     }
 
     async fn services(&self) -> Result<Vec<String>, QueryError> {

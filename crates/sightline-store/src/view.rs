@@ -124,15 +124,7 @@ impl View {
             head.search(&query, &mut hits);
         }
         let hits = search_blocks(&self.blocks, &query, hits, &self.damaged).map_err(internal)?;
-        let mut ranked: Vec<TraceHit> = hits
-            .into_iter()
-            .map(|(trace_id, latest_start_unix_nanos)| TraceHit { trace_id, latest_start_unix_nanos })
-            .collect();
-        ranked.sort_by(|a, b| {
-            b.latest_start_unix_nanos.cmp(&a.latest_start_unix_nanos).then(a.trace_id.cmp(&b.trace_id))
-        });
-        ranked.truncate(limit);
-        Ok(ranked)
+        Ok(TraceHit::ranked(hits, limit))
     }
 
     /// Names of all services, sorted.
