@@ -14,6 +14,8 @@
 #                           bench-results/smoke.md instead of BENCHMARKS.md (for CI)
 #
 # Other flags: --no-wait (do not wait for an idle machine), --max-wait SECS.
+# With --smoke, SIGHTLINE_BENCH_BIN names an already built binary to use
+# (.ci/run passes the one `cargo test` built) instead of building one.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -43,9 +45,16 @@ if [ "$mode" != smoke ]; then
   echo "== cargo build --release -p sightline"
   cargo build --release --locked -p sightline
   export SIGHTLINE_BENCH_BIN=target/release/sightline
+elif [ -n "${SIGHTLINE_BENCH_BIN:-}" ]; then
+  # The smoke run checks the command still works, not its numbers. .ci/run
+  # passes the debug binary its `cargo test --workspace` built: a
+  # `cargo build -p sightline` here resolves the dependencies' features for
+  # one package instead of the workspace (tokio, hyper, ... differ) and so
+  # compiled most of the tree a second time.
+  [ -x "$SIGHTLINE_BENCH_BIN" ] || { echo "error: SIGHTLINE_BENCH_BIN=$SIGHTLINE_BENCH_BIN is not executable" >&2; exit 1; }
 else
   # The smoke run checks the command still works, not its numbers: the
-  # debug binary CI already built is enough, and Rotel is skipped.
+  # debug binary is enough, and Rotel is skipped.
   cargo build --locked -p sightline
   export SIGHTLINE_BENCH_BIN=target/debug/sightline
 fi
