@@ -100,6 +100,15 @@ impl MemoryBudget {
         share(self.limit, 8)
     }
 
+    /// Bytes the log store's cache of block footers (with offset index),
+    /// trace id filters and body word filters may hold, apart from the
+    /// trace store's (a log search touching every block's word filters
+    /// must not evict the trace footers lookups need, nor the reverse):
+    /// L/32. LOGMEM_TODO
+    pub fn log_block_cache_bytes(&self) -> usize {
+        share(self.limit, 32)
+    }
+
     /// Bytes of query results all queries may build at once.
     pub fn query_bytes(&self) -> usize {
         share(self.limit, 16)
