@@ -66,13 +66,16 @@ pub(crate) struct LogBlock {
     remote: Option<Arc<dyn BlockStorage>>,
 }
 
+/// A statistic's bytes, kept apart from the footer they came from.
+type Bytes = Box<[u8]>;
+
 /// What pruning needs of one row group, kept while the footer is not.
 #[derive(Debug)]
 struct Group {
     /// Time min and max; `None`: no statistics, any time may be here.
     time: Option<(u64, u64)>,
     /// Service min and max.
-    service: Option<(Box<[u8]>, Box<[u8]>)>,
+    service: Option<(Bytes, Bytes)>,
     /// The highest severity number.
     max_severity: Option<i32>,
     /// Where the trace id bloom filter is: offset and length (header
