@@ -1,6 +1,8 @@
 //! The byte-bounded cache of open blocks' heavy parts: Parquet footers
 //! with their page index and resource/scope tables, and `trace_id` bloom
-//! filters.
+//! filters. Blocks of other formats (the log store's) keep their parts
+//! here too, as [`FooterCache::get_part`]/[`FooterCache::insert_part`]
+//! entries under a key of their own ([`FooterCache::new_key`]).
 //!
 //! An open block keeps resident only what it needs to decide whether it
 //! must be read at all (its `meta.json`, per row group the `trace_id`
@@ -15,6 +17,7 @@
 //! is freed when that query ends: the bound is exceeded by at most what
 //! running queries hold.
 
+use std::any::Any;
 use std::collections::{BTreeMap, HashMap};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
@@ -39,6 +42,8 @@ pub(crate) type Blooms = Arc<[Option<Sbbf>]>;
 pub(crate) enum Cached {
     Footer(Arc<Footer>),
     Blooms(Blooms),
+    /// A part of another block format ([`FooterCache::insert_part`]).
+    Other(Arc<dyn Any + Send + Sync>),
 }
 
 /// Which part of a block an entry holds.
@@ -46,6 +51,8 @@ pub(crate) enum Cached {
 pub(crate) enum Part {
     Footer,
     Blooms,
+    /// Another format's part, numbered by that format.
+    Other(u8),
 }
 
 type Key = (u64, Part);
@@ -182,12 +189,46 @@ impl FooterCache {
     /// Drops every entry of block `id` (the block was dropped).
     pub(crate) fn remove_block(&self, id: u64) {
         let mut state = self.lock();
-        for part in [Part::Footer, Part::Blooms] {
-            if let Some(slot) = state.entries.remove(&(id, part)) {
+        let parts: Vec<Key> = state.entries.keys().filter(|k| k.0 == id).copied().collect();
+        for key in parts {
+            if let Some(slot) = state.entries.remove(&key) {
                 state.order.remove(&slot.tick);
                 state.used -= slot.bytes;
             }
         }
+    }
+
+    /// A process-unique key for a block of another format to keep its
+    /// parts under (the trace blocks take theirs from the same sequence).
+    pub fn new_key() -> u64 {
+        next_block_key()
+    }
+
+    /// Part `part` of block `key`, marked as just used; `None` when not
+    /// held (or held as another type).
+    pub fn get_part<T: Any + Send + Sync>(&self, key: u64, part: u8) -> Option<Arc<T>> {
+        match self.get((key, Part::Other(part)))? {
+            Cached::Other(value) => value.downcast().ok(),
+            Cached::Footer(_) | Cached::Blooms(_) => None,
+        }
+    }
+
+    /// Keeps part `part` of block `key` (of `bytes`), as
+    /// [`FooterCache::insert`] does: least recently used entries make
+    /// room, one bigger than the whole cache is not kept.
+    pub fn insert_part<T: Any + Send + Sync>(&self, key: u64, part: u8, value: Arc<T>, bytes: usize) {
+        self.insert((key, Part::Other(part)), Cached::Other(value), bytes);
+    }
+
+    /// The bytes part `part` of block `key` takes, if held (without
+    /// marking it used).
+    pub fn part_bytes(&self, key: u64, part: u8) -> Option<usize> {
+        self.bytes_of((key, Part::Other(part)))
+    }
+
+    /// Drops every part of block `key` (the block was dropped).
+    pub fn remove_key(&self, key: u64) {
+        self.remove_block(key);
     }
 }
 
@@ -230,5 +271,25 @@ mod tests {
         cache.remove_block(1);
         assert_eq!(cache.stats().used_bytes, 10);
         assert_eq!(cache.bytes_of((1, Part::Footer)), None);
+    }
+
+    #[test]
+    fn other_formats_parts_share_the_bound_and_go_with_their_block() {
+        let cache = FooterCache::new(100);
+        let (a, b) = (FooterCache::new_key(), FooterCache::new_key());
+        assert_ne!(a, b);
+        cache.insert_part(a, 0, Arc::new(String::from("footer a")), 40);
+        cache.insert_part(a, 1, Arc::new(vec![1u8, 2]), 30);
+        assert_eq!(cache.get_part::<String>(a, 0).as_deref().map(String::as_str), Some("footer a"));
+        // Asked as another type: not there (and not a panic).
+        assert!(cache.get_part::<u32>(a, 0).is_none());
+        cache.insert((b, Part::Blooms), blooms(1), 20);
+        cache.insert_part(b, 0, Arc::new(String::from("footer b")), 40);
+        // 90 > 100 - 40: a's part 1, the least recently used, went.
+        assert_eq!(cache.part_bytes(a, 1), None);
+        assert_eq!(cache.stats().used_bytes, 100);
+        cache.remove_key(a);
+        assert_eq!((cache.stats().used_bytes, cache.stats().entries), (60, 2));
+        assert!(cache.get_part::<String>(b, 0).is_some());
     }
 }

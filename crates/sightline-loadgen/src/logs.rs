@@ -39,6 +39,10 @@ pub(crate) struct LogsArgs {
     /// The memory budget the store derives its head size from.
     #[arg(long, default_value = "256MiB", value_parser = parse_bytes)]
     pub memory_limit: u64,
+    /// The bound of the log block cache (footers and filters); by default
+    /// the memory budget's share.
+    #[arg(long, value_parser = parse_bytes)]
+    pub block_cache: Option<u64>,
     /// Trace lookups.
     #[arg(long, default_value_t = 200)]
     pub lookups: usize,
@@ -98,6 +102,15 @@ pub(crate) struct LogsReport {
     pub common_search_p95: Duration,
     /// Peak RSS of this process (store, generator and queries), MiB.
     pub peak_rss_mib: f64,
+    /// What the open blocks held after the queries: their resident
+    /// summaries plus their parts in the block cache.
+    pub block_memory: usize,
+    /// Where an open block's memory goes (every part read, cached or not).
+    pub block_parts: sightline_logstore::LogBlockMemory,
+    /// The block cache's bound.
+    pub cache_capacity: usize,
+    /// The block cache's counters after the queries.
+    pub cache: sightline_logstore::BlockCacheStats,
 }
 
 impl LogsReport {
@@ -122,6 +135,19 @@ impl LogsReport {
             "common_search_p50_ms": ms(self.common_search_p50),
             "common_search_p95_ms": ms(self.common_search_p95),
             "peak_rss_mib": self.peak_rss_mib,
+            "block_memory": self.block_memory,
+            "block_parts": {
+                "footer_uncached": self.block_parts.footer_uncached,
+                "footer": self.block_parts.footer,
+                "page_index": self.block_parts.page_index,
+                "trace_blooms": self.block_parts.trace_blooms,
+                "words": self.block_parts.words,
+                "resident": self.block_parts.resident,
+            },
+            "cache_capacity": self.cache_capacity,
+            "cache_hits": self.cache.hits,
+            "cache_misses": self.cache.misses,
+            "cache_evictions": self.cache.evictions,
         })
     }
 }
@@ -159,10 +185,35 @@ impl std::fmt::Display for LogsReport {
             "body search, rare number alone (full scan): p50 {:?} p95 {:?}",
             self.scan_search_p50, self.scan_search_p95
         )?;
-        write!(
+        writeln!(
             f,
             "body search, common term: p50 {:?} p95 {:?}",
             self.common_search_p50, self.common_search_p95
+        )?;
+        let p = &self.block_parts;
+        let per = |b: usize| b as f64 / self.records.max(1) as f64;
+        writeln!(
+            f,
+            "open block parts, B/record: footer before the cache {:.3}; now footer {:.3}, offset index {:.3}, \
+             trace id filters {:.3}, word filters {:.3}, resident {:.3} (all {:.3}, before {:.3})",
+            per(p.footer_uncached),
+            per(p.footer),
+            per(p.page_index),
+            per(p.trace_blooms),
+            per(p.words),
+            per(p.resident),
+            per(p.total()),
+            per(p.before()),
+        )?;
+        write!(
+            f,
+            "open blocks hold {:.2} MiB after the queries (cache bound {:.2} MiB: {} hits, {} misses, {} evictions); peak RSS {:.1} MiB",
+            self.block_memory as f64 / 1048576.0,
+            self.cache_capacity as f64 / 1048576.0,
+            self.cache.hits,
+            self.cache.misses,
+            self.cache.evictions,
+            self.peak_rss_mib
         )
     }
 }
@@ -298,7 +349,13 @@ pub(crate) async fn logs_bench(args: &LogsArgs) -> Result<LogsReport, Error> {
         }
     };
     let memory = Arc::new(MemoryBudget::new(args.memory_limit));
-    let store = LogStore::open(Options::new(&dir, memory)).await.map_err(store_error)?;
+    let mut options = Options::new(&dir, memory);
+    if let Some(bytes) = args.block_cache {
+        options.block_cache =
+            Arc::new(sightline_logstore::FooterCache::new(usize::try_from(bytes).unwrap_or(usize::MAX)));
+    }
+    let cache = Arc::clone(&options.block_cache);
+    let store = LogStore::open(options).await.map_err(store_error)?;
     let generator = Generator::new(args.records);
     let started = Instant::now();
     let mut otlp_bytes = 0u64;
@@ -366,6 +423,9 @@ pub(crate) async fn logs_bench(args: &LogsArgs) -> Result<LogsReport, Error> {
         scan.push(search(format!("{order}")).await?);
         common.push(search("user=u".to_owned()).await?);
     }
+    let block_memory = store.block_memory_size();
+    let cache_stats = cache.stats();
+    let block_parts = store.block_memory().map_err(store_error)?;
     store.shutdown().await;
     if args.dir.is_none() {
         let _ = std::fs::remove_dir_all(&dir);
@@ -387,6 +447,10 @@ pub(crate) async fn logs_bench(args: &LogsArgs) -> Result<LogsReport, Error> {
         common_search_p50: percentile(common.clone(), 0.5),
         common_search_p95: percentile(common, 0.95),
         peak_rss_mib: peak_rss_mib(),
+        block_memory,
+        block_parts,
+        cache_capacity: cache.capacity(),
+        cache: cache_stats,
     })
 }
 

@@ -45,10 +45,11 @@ mod store;
 mod tenants;
 mod topk;
 
-pub use block::{FORMAT_V1, FORMAT_V2, FORMAT_VERSION, LogBlockMeta};
+pub use block::{FORMAT_V1, FORMAT_V2, FORMAT_VERSION, LogBlockMemory, LogBlockMeta};
 pub use check::{LogBlockCheck, LogRepairReport, LogVerifyReport, QUARANTINE_DIR, repair, verify};
 pub use error::Error;
 pub use metrics::Metrics;
+pub use sightline_block::{CacheStats as BlockCacheStats, FooterCache};
 pub use store::{FLUSH_WAIT, LogStore, MAX_QUERIES, Options, Shared};
 pub use tenants::{LOGS_DIR, LogHeadReaders, LogOpener};
 

@@ -15,7 +15,9 @@ use sightline_model::{
     ComponentHealth, ConsumeError, LogBatch, LogPage, LogQuery, LogReader, LogsConsumer, MemoryBudget,
     Pressure, QueryError, otlp,
 };
-use sightline_store::{BlockStorage, LocalFolder, ManifestState, ManifestVersion, flushed_block_id};
+use sightline_store::{
+    BlockStorage, FooterCache, LocalFolder, ManifestState, ManifestVersion, flushed_block_id,
+};
 use sightline_wal::{FsyncPolicy, RecoveryMode, SegmentId, Wal};
 use tokio::sync::{Notify, broadcast};
 use tokio::task::JoinHandle;
@@ -82,6 +84,12 @@ pub struct Options {
     /// Put before flushed blocks' ids: the node id (`<node>-`) in a
     /// shared storage, where every node's WAL numbers its segments from 1.
     pub id_prefix: String,
+    /// Where open blocks keep their footers, trace id filters and body
+    /// word filters (shared by every tenant's store: clones of these
+    /// options share it), bounded by
+    /// [`MemoryBudget::log_block_cache_bytes`]; evicted parts are read
+    /// again from the block.
+    pub block_cache: Arc<FooterCache>,
 }
 
 /// What the log stores of all tenants share, as the trace stores share
@@ -139,11 +147,12 @@ impl Options {
             maintenance_interval: Duration::from_secs(30),
             background_compaction: true,
             tail_capacity: 64,
-            memory,
             metrics: Arc::new(Metrics::default()),
             shared: Arc::new(Shared::new(1)),
             storage: None,
             id_prefix: String::new(),
+            block_cache: Arc::new(FooterCache::new(memory.log_block_cache_bytes())),
+            memory,
         }
     }
 }
@@ -304,7 +313,7 @@ impl Inner {
         for id in &state.blocks {
             match by_id.get(id.as_str()) {
                 Some(block) => next.push(Arc::clone(block)),
-                None => match LogBlock::open_in(&self.storage, id) {
+                None => match LogBlock::open_in(&self.storage, id, &self.opts.block_cache) {
                     Ok(block) => next.push(Arc::new(block)),
                     Err(e) => {
                         tracing::warn!(block = %id, error = %e, "cannot open a listed log block; not served")
@@ -462,7 +471,9 @@ impl LogStore {
         let blocks = self.inner.state.read().blocks.clone();
         let mut out: Vec<(String, u64)> = Vec::new();
         for b in blocks {
-            for (name, bytes) in b.column_bytes() {
+            // A footer that cannot be read again leaves its block out of
+            // these (benchmark) figures.
+            for (name, bytes) in b.column_bytes().unwrap_or_default() {
                 match out.iter_mut().find(|(n, _)| *n == name) {
                     Some((_, total)) => *total += bytes,
                     None => out.push((name, bytes)),
@@ -470,6 +481,24 @@ impl LogStore {
             }
         }
         out
+    }
+
+    /// What the live blocks' parts take (footers, filters, resident
+    /// summaries), each read if not cached (benchmarks: where an open
+    /// block's memory goes; costly).
+    pub fn block_memory(&self) -> Result<block::LogBlockMemory, Error> {
+        let blocks = self.inner.state.read().blocks.clone();
+        let mut sum = block::LogBlockMemory::default();
+        for b in blocks {
+            sum.add(&b.memory()?);
+        }
+        Ok(sum)
+    }
+
+    /// Heap bytes the live blocks hold now: their resident summaries plus
+    /// the parts they have in the block cache.
+    pub fn block_memory_size(&self) -> usize {
+        self.inner.state.read().blocks.iter().map(|b| b.memory_size()).sum()
     }
 
     /// Live log blocks' metadata, oldest first (tests, benchmarks).
@@ -501,7 +530,7 @@ fn open_blocking(opts: Options) -> Result<Inner, Error> {
     };
     let mut blocks = Vec::new();
     for id in &manifest.blocks {
-        match LogBlock::open_in(&storage, id) {
+        match LogBlock::open_in(&storage, id, &opts.block_cache) {
             Ok(b) => blocks.push(Arc::new(b)),
             // A damaged block is not served; the rest are.
             Err(e) => tracing::error!(block = %id, error = %e, "log block unreadable; not served"),
@@ -932,7 +961,7 @@ fn flush_one(inner: &Inner, frozen: &Arc<Frozen>) -> Result<(), Error> {
     let mut fresh: Vec<Arc<LogBlock>> = Vec::with_capacity(written.len());
     for meta in &written {
         inner.storage.publish(&meta.id)?;
-        fresh.push(Arc::new(LogBlock::open_in(&inner.storage, &meta.id)?));
+        fresh.push(Arc::new(LogBlock::open_in(&inner.storage, &meta.id, &inner.opts.block_cache)?));
     }
     // The blocks are listed and the head dropped in one step, so a search
     // sees the records once.
@@ -1029,7 +1058,7 @@ fn merge_blocks(inner: &Inner, inputs: &[Arc<LogBlock>]) -> Result<(), Error> {
     let id = format!("{}l{}", inner.opts.id_prefix, sightline_store::merged_block_id(level, &ids));
     let meta = block::merge(inner.storage.staging_dir(), &id, inputs, inner.opts.row_group_rows, level)?;
     inner.storage.publish(&id)?;
-    let merged = Arc::new(LogBlock::open_in(&inner.storage, &id)?);
+    let merged = Arc::new(LogBlock::open_in(&inner.storage, &id, &inner.opts.block_cache)?);
     let doomed: Vec<String> = ids.iter().map(|s| (*s).to_owned()).collect();
     let committed = inner.change(
         |next| {

@@ -3,8 +3,10 @@
 //! are kept apart per tenant exactly as traces are (same folders, same
 //! `--max-tenants`, same first-write opening).
 
+use std::collections::HashMap;
 use std::path::PathBuf;
 use std::sync::Arc;
+use std::time::{Duration, Instant};
 
 use async_trait::async_trait;
 use sightline_model::{ComponentHealth, Tenant};
@@ -26,7 +28,18 @@ pub struct LogOpener {
     /// Where each tenant's blocks live when not in its log folder (a
     /// bucket shared by nodes).
     blocks: Option<Arc<dyn TenantBlocks>>,
+    /// Tenants in `blocks` found without logs, and when: discovery asks
+    /// the storage again only [`LOGLESS_RECHECK`] later.
+    logless: parking_lot::Mutex<HashMap<Tenant, Instant>>,
 }
+
+/// How long discovery trusts that a tenant of the bucket has no logs.
+/// Every tenant has traces (its first write creates its trace manifest)
+/// but many never send logs; asking for each of them every round (30 s)
+/// was one HEAD per such tenant per round. Queries do not wait on this:
+/// a tenant's first log query asks the storage itself
+/// ([`TenantOpener::exists`]).
+const LOGLESS_RECHECK: Duration = Duration::from_secs(600);
 
 impl std::fmt::Debug for LogOpener {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -42,7 +55,12 @@ impl LogOpener {
     /// Log stores of the tenants under `data_dir`, set up as `template`
     /// (its `dir` is replaced by each tenant's folder).
     pub fn new(data_dir: impl Into<PathBuf>, template: Options) -> LogOpener {
-        LogOpener { data_dir: data_dir.into(), template, blocks: None }
+        LogOpener {
+            data_dir: data_dir.into(),
+            template,
+            blocks: None,
+            logless: parking_lot::Mutex::default(),
+        }
     }
 
     /// Keeps every tenant's log blocks and manifest in `blocks` (a bucket:
@@ -87,8 +105,16 @@ impl TenantOpener for LogOpener {
         // Tenants other nodes wrote logs of: this node serves them too.
         if let Some(blocks) = &self.blocks {
             for tenant in blocks.tenants().await? {
-                if !out.contains(&tenant) && blocks.has(&tenant).await? {
+                let known_logless =
+                    self.logless.lock().get(&tenant).is_some_and(|at| at.elapsed() < LOGLESS_RECHECK);
+                if out.contains(&tenant) || known_logless {
+                    continue;
+                }
+                if blocks.has(&tenant).await? {
+                    self.logless.lock().remove(&tenant);
                     out.push(tenant);
+                } else {
+                    self.logless.lock().insert(tenant, Instant::now());
                 }
             }
         }

@@ -996,3 +996,117 @@ async fn a_flush_reuses_groups_of_the_same_source_only() {
     got.sort_by_key(|r| r.timestamp());
     assert_eq!(got, records);
 }
+
+/// A store whose block cache holds about one block's footer and filters
+/// answers every search, trace lookup and merge as one that keeps them
+/// all, and the cache stays within its bound; dropped blocks leave
+/// nothing in it.
+#[tokio::test]
+async fn blocks_behind_a_small_cache_answer_the_same_within_its_bound() {
+    let all = sample();
+    // One block's parts, to size the cache by.
+    let probe = tempfile::tempdir().unwrap();
+    let store = open(probe.path()).await;
+    ingest(&store, &all[..12]).await;
+    store.flush_now().await.unwrap();
+    let one = store.block_memory().unwrap().total();
+    store.shutdown().await;
+
+    let dir = tempfile::tempdir().unwrap();
+    let mut opts = Options::new(dir.path(), Arc::new(MemoryBudget::new(256 << 20)));
+    opts.row_group_rows = 16;
+    opts.background_compaction = false;
+    let cache = Arc::new(sightline_block::FooterCache::new(one * 3 / 2));
+    opts.block_cache = Arc::clone(&cache);
+    let store = LogStore::open(opts).await.unwrap();
+    for chunk in all.chunks(12) {
+        ingest(&store, chunk).await;
+        store.flush_now().await.unwrap();
+    }
+    assert_eq!(store.blocks().len(), 5);
+    for _ in 0..2 {
+        check_queries(&store, &all).await;
+        let stats = cache.stats();
+        assert!(stats.used_bytes <= cache.capacity(), "{stats:?}");
+    }
+    let stats = cache.stats();
+    assert!(stats.evictions > 0 && stats.misses > 0, "nothing was evicted and read again: {stats:?}");
+    // What the blocks hold is their summaries plus what the cache holds.
+    assert!(store.block_memory_size() <= stats.used_bytes + 5 * 4096, "{stats:?}");
+    assert!(store.block_memory_size() < store.block_memory().unwrap().total());
+    // The scrape shows the cache under the log store's prefix.
+    let mut registry = prometheus_client::registry::Registry::default();
+    sightline_store::register_block_cache_as(&mut registry, "sightline_logstore", Arc::clone(&cache));
+    let mut text = String::new();
+    prometheus_client::encoding::text::encode(&mut text, &registry).unwrap();
+    let stats = cache.stats();
+    for line in [
+        format!("sightline_logstore_block_cache_bytes {}", stats.used_bytes),
+        format!("sightline_logstore_block_cache_capacity_bytes {}", cache.capacity()),
+        format!("sightline_logstore_block_cache_misses_total {}", stats.misses),
+        format!("sightline_logstore_block_cache_evictions_total {}", stats.evictions),
+    ] {
+        assert!(text.lines().any(|l| l == line), "no `{line}` in\n{text}");
+    }
+    store.compact_now().await.unwrap();
+    assert_eq!(store.blocks().len(), 1);
+    check_queries(&store, &all).await;
+    store.shutdown().await;
+    drop(store);
+    assert_eq!(cache.stats().used_bytes, 0, "{:?}", cache.stats());
+}
+
+/// A bucket's tenants for discovery, counting the `has` requests (a HEAD
+/// each in a real bucket); `with_logs` have log blocks.
+#[derive(Debug, Default)]
+struct CountingBlocks {
+    tenants: Vec<sightline_model::Tenant>,
+    with_logs: Vec<sightline_model::Tenant>,
+    has_calls: std::sync::atomic::AtomicUsize,
+}
+
+#[async_trait::async_trait]
+impl sightline_store::TenantBlocks for CountingBlocks {
+    async fn storage(
+        &self,
+        _tenant: &sightline_model::Tenant,
+        dir: &std::path::Path,
+    ) -> Result<Arc<dyn sightline_store::BlockStorage>, sightline_store::Error> {
+        Ok(Arc::new(sightline_store::LocalFolder::new(dir).unwrap()))
+    }
+
+    async fn tenants(&self) -> Result<Vec<sightline_model::Tenant>, sightline_store::Error> {
+        Ok(self.tenants.clone())
+    }
+
+    async fn has(&self, tenant: &sightline_model::Tenant) -> Result<bool, sightline_store::Error> {
+        self.has_calls.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        Ok(self.with_logs.contains(tenant))
+    }
+}
+
+/// Discovery rounds ask the bucket about a tenant without logs once, not
+/// every round; a query for its logs still asks.
+#[tokio::test]
+async fn discovery_does_not_ask_every_round_about_tenants_without_logs() {
+    use sightline_store::TenantOpener as _;
+    let dir = tempfile::tempdir().unwrap();
+    let tenant = |n: &str| sightline_model::Tenant::new(n).unwrap();
+    let blocks = Arc::new(CountingBlocks {
+        tenants: vec![tenant("quiet"), tenant("loud")],
+        with_logs: vec![tenant("loud")],
+        ..CountingBlocks::default()
+    });
+    let opener =
+        crate::LogOpener::new(dir.path(), Options::new(dir.path(), Arc::new(MemoryBudget::new(256 << 20))))
+            .with_blocks(Arc::clone(&blocks) as Arc<dyn sightline_store::TenantBlocks>);
+    let calls = || blocks.has_calls.load(std::sync::atomic::Ordering::Relaxed);
+    for _ in 0..3 {
+        assert_eq!(opener.existing().await.unwrap(), [tenant("loud")]);
+    }
+    // "loud" is asked each round until its store is opened (a local
+    // folder then answers); "quiet" once.
+    assert_eq!(calls(), 3 + 1);
+    assert!(!opener.exists(&tenant("quiet")).await.unwrap());
+    assert_eq!(calls(), 5, "a query asks the bucket itself");
+}

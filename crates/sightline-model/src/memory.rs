@@ -100,6 +100,19 @@ impl MemoryBudget {
         share(self.limit, 8)
     }
 
+    /// Bytes the log store's cache of block footers (with offset index),
+    /// trace id filters and body word filters may hold, apart from the
+    /// trace store's (a body search touches every log block's word
+    /// filters and must not evict the trace footers lookups need, nor the
+    /// reverse). These took ~5.2 B per stored record, measured (word
+    /// filters 4.0, trace id filters 0.5, footer 0.7), growing without a
+    /// bound before; L/32 keeps ~1.6M records' worth at the default
+    /// 256 MiB, beyond which body searches read word filters again
+    /// (a small file per block) instead of holding them.
+    pub fn log_block_cache_bytes(&self) -> usize {
+        share(self.limit, 32)
+    }
+
     /// Bytes of query results all queries may build at once.
     pub fn query_bytes(&self) -> usize {
         share(self.limit, 16)

@@ -269,7 +269,11 @@ impl Collector for FooterCacheCollector {
 
 /// Registers `cache`'s metrics (see [`FooterCacheCollector`]).
 pub fn register_block_cache(registry: &mut Registry, cache: Arc<FooterCache>) {
-    registry
-        .sub_registry_with_prefix("sightline_store")
-        .register_collector(Box::new(FooterCacheCollector(cache)));
+    register_block_cache_as(registry, "sightline_store", cache);
+}
+
+/// Registers `cache`'s metrics under `prefix` (the log store's cache
+/// reports as `sightline_logstore_block_cache_*`).
+pub fn register_block_cache_as(registry: &mut Registry, prefix: &str, cache: Arc<FooterCache>) {
+    registry.sub_registry_with_prefix(prefix).register_collector(Box::new(FooterCacheCollector(cache)));
 }

@@ -138,21 +138,15 @@ impl<'a> TraceCtx<'a> {
         self.root.map(|i| self.spans[i].name.as_str())
     }
 
-    /// The root span's resource `service.name` when it is a string, `""`
-    /// for a root without one (Tempo stores an empty string).
+    /// The root span's service: its resource's `service.name`, or
+    /// `unknown_service` for a root without one or with one that is not a
+    /// non-empty string (`Resource::service_name`). Tempo stores `""`
+    /// there, but Sightline reads such a service as `unknown_service`
+    /// everywhere else — the search results' `rootServiceName`, the
+    /// services list, `resource.service.name` — so the intrinsic matches
+    /// what a search shows.
     pub(crate) fn root_service(&self) -> Option<&'a str> {
-        self.root.map(|i| {
-            self.spans[i]
-                .resource
-                .attributes()
-                .iter()
-                .find(|kv| kv.key == "service.name")
-                .and_then(|kv| match &kv.value {
-                    Value::Str(s) => Some(s.as_str()),
-                    _ => None,
-                })
-                .unwrap_or("")
-        })
+        self.root.map(|i| self.spans[i].resource.service_name())
     }
 }
 

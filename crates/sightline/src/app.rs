@@ -104,6 +104,11 @@ pub(crate) async fn serve(settings: Settings) -> anyhow::Result<()> {
     // Sharing a bucket: log blocks and their manifest there too (under
     // <tenant>/logs/), the WAL still in the data directory.
     let mut log_options = log_store_options(&settings, &memory, logstore_metrics);
+    sightline_store::register_block_cache_as(
+        &mut registry,
+        "sightline_logstore",
+        Arc::clone(&log_options.block_cache),
+    );
     let mut log_opener = sightline_logstore::LogOpener::new(&settings.data_dir, log_options.clone());
     if let Some(remote) = &remote {
         log_options.id_prefix = format!("{}-", remote.node_id());

@@ -8,7 +8,7 @@
 //! service's recent records reads the row groups whose `service` and
 //! `time` min/max cover it; a search by trace id (records of one trace are
 //! spread across services and time) asks each row group's `trace_id`
-//! bloom filter, cached in memory after the first lookup. Every byte read
+//! bloom filter, kept in the store's block cache (`read.rs`). Every byte read
 //! is checked against the block's checksums first
 //! (`sightline_block::checked`), as for trace blocks.
 
@@ -23,6 +23,7 @@ mod write;
 
 pub(crate) use merge::merge;
 pub(crate) use read::LogBlock;
+pub use read::LogBlockMemory;
 pub use schema::{FORMAT_V1, FORMAT_V2, FORMAT_VERSION, LogBlockMeta};
 pub(crate) use write::write_requests;
 #[cfg(test)]

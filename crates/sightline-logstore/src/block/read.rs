@@ -4,7 +4,7 @@
 
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
-use std::sync::{Arc, OnceLock};
+use std::sync::Arc;
 
 use arrow_array::BooleanArray;
 use arrow_array::RecordBatch;
@@ -17,9 +17,10 @@ use parquet::arrow::arrow_reader::{
     ArrowPredicateFn, ArrowReaderMetadata, ArrowReaderOptions, ParquetRecordBatchReaderBuilder, RowFilter,
 };
 use parquet::bloom_filter::Sbbf;
-use parquet::file::metadata::PageIndexPolicy;
+use parquet::file::metadata::{PageIndexPolicy, ParquetStatisticsPolicy};
 use parquet::file::statistics::Statistics;
 use prost::Message as _;
+use sightline_block::FooterCache;
 use sightline_block::checked::{VerifiedFile, decode_meta};
 use sightline_model::{LogQuery, Resource, Scope, otlp};
 use sightline_store::BlockStorage;
@@ -34,8 +35,19 @@ use crate::topk::TopK;
 /// Rows decoded per Arrow batch while searching.
 const READ_BATCH_ROWS: usize = 4096;
 
+/// The block's parts kept in the [`FooterCache`], by part number.
+const PART_FOOTER: u8 = 0;
+const PART_TRACE_BLOOMS: u8 = 1;
+const PART_WORDS: u8 = 2;
+
 /// An open block. Cheap to share; searches open no file handles of their
 /// own (reads go through the one verified file).
+///
+/// It keeps resident only what decides whether a row group must be read
+/// (`meta.json`, per row group its time, service and severity range and
+/// where its trace id filter is); the Parquet footer with the page index,
+/// the trace id filters and the body word filters are entries of a
+/// [`FooterCache`] shared by the store's blocks, read again when evicted.
 #[derive(Debug)]
 pub(crate) struct LogBlock {
     meta: LogBlockMeta,
@@ -43,33 +55,156 @@ pub(crate) struct LogBlock {
     layout: Layout,
     data_path: PathBuf,
     file: VerifiedFile,
-    reader_meta: ArrowReaderMetadata,
-    /// Per row group, the `trace_id` bloom filter, read on first use.
-    blooms: OnceLock<Vec<Option<Sbbf>>>,
-    /// Per row group, the body word filter, read on first use.
-    words: OnceLock<Option<super::words::Words>>,
+    /// Per row group, what pruning needs before the footer.
+    groups: Vec<Group>,
+    /// Where the footer and filters are kept, under `key`.
+    cache: Arc<FooterCache>,
+    key: u64,
     dir: PathBuf,
     /// Where a block kept in remote storage reads its small files (the
     /// word index); `None`: they are in `dir`.
     remote: Option<Arc<dyn BlockStorage>>,
 }
 
+/// A statistic's bytes, kept apart from the footer they came from.
+type Bytes = Box<[u8]>;
+
+/// What pruning needs of one row group, kept while the footer is not.
+#[derive(Debug)]
+struct Group {
+    /// Time min and max; `None`: no statistics, any time may be here.
+    time: Option<(u64, u64)>,
+    /// Service min and max.
+    service: Option<(Bytes, Bytes)>,
+    /// The highest severity number.
+    max_severity: Option<i32>,
+    /// Where the trace id bloom filter is: offset and length (header
+    /// included); `None`: read through the footer (or absent).
+    bloom: Option<(u64, usize)>,
+}
+
+impl Group {
+    fn of(group: &parquet::file::metadata::RowGroupMetaData, layout: Layout) -> Group {
+        let stats = |c: Col| group.column(layout.index(c)).statistics();
+        let time = match stats(Col::Time) {
+            Some(Statistics::Int64(s)) => match (s.min_opt(), s.max_opt()) {
+                (Some(&min), Some(&max)) => Some((min as u64, max as u64)),
+                _ => None,
+            },
+            _ => None,
+        };
+        let service = match stats(Col::Service) {
+            Some(Statistics::ByteArray(s)) => match (s.min_opt(), s.max_opt()) {
+                (Some(min), Some(max)) => Some((min.data().into(), max.data().into())),
+                _ => None,
+            },
+            _ => None,
+        };
+        let max_severity = match stats(Col::SeverityNumber) {
+            Some(Statistics::Int32(s)) => s.max_opt().copied(),
+            _ => None,
+        };
+        let chunk = group.column(layout.index(Col::TraceId));
+        let bloom = match (chunk.bloom_filter_offset(), chunk.bloom_filter_length()) {
+            (Some(offset), Some(len)) => u64::try_from(offset).ok().zip(usize::try_from(len).ok()),
+            _ => None,
+        };
+        Group { time, service, max_severity, bloom }
+    }
+
+    fn bytes(&self) -> usize {
+        std::mem::size_of::<Group>() + self.service.as_ref().map_or(0, |(a, b)| a.len() + b.len())
+    }
+}
+
+/// Heap bytes of an open block's parts ([`LogBlock::memory`]).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct LogBlockMemory {
+    /// The Parquet footer as blocks kept it before the cache (every
+    /// column's statistics, offset index).
+    pub footer_uncached: usize,
+    /// The footer as the cache keeps it (statistics of the pruned columns
+    /// only), without the page index.
+    pub footer: usize,
+    /// The offset index (page locations of every column).
+    pub page_index: usize,
+    /// The trace id bloom filters.
+    pub trace_blooms: usize,
+    /// The body word (and gram) filters.
+    pub words: usize,
+    /// What stays resident: the per row group summaries.
+    pub resident: usize,
+}
+
+impl LogBlockMemory {
+    /// Adds `other`'s parts.
+    pub fn add(&mut self, other: &LogBlockMemory) {
+        self.footer_uncached += other.footer_uncached;
+        self.footer += other.footer;
+        self.page_index += other.page_index;
+        self.trace_blooms += other.trace_blooms;
+        self.words += other.words;
+        self.resident += other.resident;
+    }
+
+    /// What an open block kept before the cache: all of it.
+    pub fn before(&self) -> usize {
+        self.footer_uncached + self.trace_blooms + self.words
+    }
+
+    /// What the cache may hold of it, plus what stays resident.
+    pub fn total(&self) -> usize {
+        self.footer + self.page_index + self.trace_blooms + self.words + self.resident
+    }
+}
+
+/// How the footer is read: the offset index (page locations) lets a
+/// filtered read decode only the pages holding matching rows; statistics
+/// are kept only for the columns pruning reads, and those go into the
+/// resident [`Group`]s at open, so a cached footer holds none of the rest.
+fn footer_options(layout: Layout) -> ArrowReaderOptions {
+    let pruned = [Col::Time, Col::Service, Col::SeverityNumber].map(|c| layout.index(c));
+    ArrowReaderOptions::new()
+        .with_offset_index_policy(PageIndexPolicy::Optional)
+        .with_column_stats_policy(ParquetStatisticsPolicy::skip_except(&pruned))
+        .with_encoding_stats_policy(ParquetStatisticsPolicy::SkipAll)
+        .with_size_stats_policy(ParquetStatisticsPolicy::SkipAll)
+}
+
+/// Heap bytes of bloom filters (32-byte blocks) and their slots.
+fn blooms_size(blooms: &[Option<Sbbf>]) -> usize {
+    blooms
+        .iter()
+        .map(|b| std::mem::size_of::<Option<Sbbf>>() + b.as_ref().map_or(0, |f| f.num_blocks() * 32))
+        .sum()
+}
+
 impl LogBlock {
     /// Opens the block in folder `dir`, checking `meta.json` and reading
-    /// the Parquet footer through the checksums.
+    /// the Parquet footer through the checksums; its footer and filters
+    /// in a cache of its own without a bound (verify, tests).
     pub(crate) fn open(dir: &Path) -> Result<LogBlock, Error> {
+        LogBlock::open_cached(dir, &Arc::new(FooterCache::new(usize::MAX)))
+    }
+
+    /// [`LogBlock::open`], keeping the footer and filters in `cache`.
+    pub(crate) fn open_cached(dir: &Path, cache: &Arc<FooterCache>) -> Result<LogBlock, Error> {
         let (meta, sums) = read_meta(dir)?;
         let data_path = dir.join(DATA_FILE);
         let file = VerifiedFile::open_file(&data_path, Some(Arc::new(sums)), Arc::default())?;
-        LogBlock::open_file(dir, meta, file, None)
+        LogBlock::open_file(dir, meta, file, None, cache)
     }
 
     /// Opens published block `id` of `storage`: from its folder when the
     /// storage is local, else by range through the storage's cache (the
-    /// same checks either way).
-    pub(crate) fn open_in(storage: &Arc<dyn BlockStorage>, id: &str) -> Result<LogBlock, Error> {
+    /// same checks either way); its footer and filters in `cache`.
+    pub(crate) fn open_in(
+        storage: &Arc<dyn BlockStorage>,
+        id: &str,
+        cache: &Arc<FooterCache>,
+    ) -> Result<LogBlock, Error> {
         if storage.data_source(id, 0).is_none() {
-            return LogBlock::open(&storage.staging_dir().join(id));
+            return LogBlock::open_cached(&storage.staging_dir().join(id), cache);
         }
         let location = PathBuf::from(storage.location()).join("blocks").join(id);
         let meta_path = location.join(META_FILE);
@@ -79,7 +214,7 @@ impl LogBlock {
             .ok_or_else(|| Error::corrupt(&location, "the storage stopped serving the block remotely"))?;
         let data_path = location.join(DATA_FILE);
         let file = VerifiedFile::open_source(&data_path, source, Some(Arc::new(sums)), Arc::default())?;
-        LogBlock::open_file(&location, meta, file, Some(Arc::clone(storage)))
+        LogBlock::open_file(&location, meta, file, Some(Arc::clone(storage)), cache)
     }
 
     fn open_file(
@@ -87,32 +222,33 @@ impl LogBlock {
         meta: LogBlockMeta,
         file: VerifiedFile,
         remote: Option<Arc<dyn BlockStorage>>,
+        cache: &Arc<FooterCache>,
     ) -> Result<LogBlock, Error> {
         let meta_path = dir.join(META_FILE);
         let Some(layout) = Layout::of(&meta.format) else {
             return Err(Error::corrupt(&meta_path, format!("unknown log block format {:?}", meta.format)));
         };
         let data_path = dir.join(DATA_FILE);
-        // The offset index (page locations) lets a filtered read decode
-        // only the pages holding matching rows.
-        let options = ArrowReaderOptions::new().with_offset_index_policy(PageIndexPolicy::Optional);
-        let reader_meta = ArrowReaderMetadata::load(&file, options)
+        let reader_meta = ArrowReaderMetadata::load(&file, footer_options(layout))
             .map_err(|source| Error::Parquet { path: data_path.clone(), source })?;
         let expected = layout.schema();
         if reader_meta.schema().fields() != expected.fields() {
             return Err(Error::corrupt(&data_path, "columns differ from the log block schema"));
         }
+        let groups = reader_meta.metadata().row_groups().iter().map(|g| Group::of(g, layout)).collect();
         let block = LogBlock {
             meta,
             layout,
             data_path,
             file,
-            reader_meta,
-            blooms: OnceLock::new(),
-            words: OnceLock::new(),
+            groups,
+            cache: Arc::clone(cache),
+            key: FooterCache::new_key(),
             dir: dir.to_owned(),
             remote,
         };
+        // Just read: a new block is usually searched soon.
+        block.keep_footer(Arc::new(reader_meta));
         // The trace id filters are read now (a few KiB per row group):
         // every block gets trace lookups (a trace's page shows its logs),
         // and the first lookup reading all of them cost it ~30 ms. A
@@ -123,22 +259,73 @@ impl LogBlock {
         Ok(block)
     }
 
+    /// The footer with its offset index: from the cache, or read again
+    /// (through the checksums) and cached.
+    fn footer(&self) -> Result<Arc<ArrowReaderMetadata>, Error> {
+        if let Some(footer) = self.cache.get_part::<ArrowReaderMetadata>(self.key, PART_FOOTER) {
+            return Ok(footer);
+        }
+        let footer = ArrowReaderMetadata::load(&self.file, footer_options(self.layout))
+            .map_err(|source| Error::Parquet { path: self.data_path.clone(), source })?;
+        let footer = Arc::new(footer);
+        self.keep_footer(Arc::clone(&footer));
+        Ok(footer)
+    }
+
+    fn keep_footer(&self, footer: Arc<ArrowReaderMetadata>) {
+        let bytes = footer.metadata().memory_size();
+        self.cache.insert_part(self.key, PART_FOOTER, footer, bytes);
+    }
+
+    /// Approximate heap bytes this open block holds now: its resident
+    /// summaries plus the parts it has in the cache right now.
+    pub(crate) fn memory_size(&self) -> usize {
+        self.groups.iter().map(Group::bytes).sum::<usize>()
+            + [PART_FOOTER, PART_TRACE_BLOOMS, PART_WORDS]
+                .iter()
+                .map(|p| self.cache.part_bytes(self.key, *p).unwrap_or(0))
+                .sum::<usize>()
+    }
+
+    /// What the block's parts take, cached or not (read when not cached),
+    /// and what its footer took before the cache (read again the old way).
+    /// Costly; for measurements (`loadgen logs-bench`).
+    pub(crate) fn memory(&self) -> Result<LogBlockMemory, Error> {
+        let footer = self.footer()?;
+        let md = footer.metadata();
+        let with_index = md.memory_size();
+        let without_index = (**md).clone().into_builder().set_page_index(None).build().memory_size();
+        let options = ArrowReaderOptions::new().with_offset_index_policy(PageIndexPolicy::Optional);
+        let uncached = ArrowReaderMetadata::load(&self.file, options)
+            .map_err(|source| Error::Parquet { path: self.data_path.clone(), source })?;
+        let words = self.words()?.map_or(0, |w| blooms_size(&w.groups));
+        Ok(LogBlockMemory {
+            footer_uncached: uncached.metadata().memory_size(),
+            footer: without_index,
+            page_index: with_index.saturating_sub(without_index),
+            trace_blooms: blooms_size(&self.blooms()?),
+            words,
+            resident: self.groups.iter().map(Group::bytes).sum(),
+        })
+    }
+
     pub(crate) fn meta(&self) -> &LogBlockMeta {
         &self.meta
     }
 
     /// Compressed bytes of each column over all row groups, by column
     /// name (benchmarks: where a block's bytes go).
-    pub(crate) fn column_bytes(&self) -> Vec<(String, u64)> {
-        let meta = self.reader_meta.metadata();
+    pub(crate) fn column_bytes(&self) -> Result<Vec<(String, u64)>, Error> {
+        let footer = self.footer()?;
+        let meta = footer.metadata();
         let schema = meta.file_metadata().schema_descr();
-        (0..schema.num_columns())
+        Ok((0..schema.num_columns())
             .map(|c| {
                 let bytes =
                     meta.row_groups().iter().map(|rg| rg.column(c).compressed_size().max(0) as u64).sum();
                 (schema.column(c).name().to_owned(), bytes)
             })
-            .collect()
+            .collect())
     }
 
     /// Bytes `start..start + length` of the data file, checked against
@@ -152,8 +339,7 @@ impl LogBlock {
     /// (verify; searches ignore an index that fails).
     pub(crate) fn check_words(&self) -> Result<(), Error> {
         let Some(crc) = self.meta.words_crc32c else { return Ok(()) };
-        let groups = self.reader_meta.metadata().num_row_groups();
-        self.load_words(crc, groups).map(|_| ())
+        self.load_words(crc, self.groups.len()).map(|_| ())
     }
 
     /// Reads and checks the word index (from the storage for a remote block).
@@ -184,7 +370,8 @@ impl LogBlock {
 
     /// Every row in file order (for merges).
     pub(crate) fn read_all(&self) -> Result<parquet::arrow::arrow_reader::ParquetRecordBatchReader, Error> {
-        ParquetRecordBatchReaderBuilder::new_with_metadata(self.file.clone(), self.reader_meta.clone())
+        let footer = self.footer()?;
+        ParquetRecordBatchReaderBuilder::new_with_metadata(self.file.clone(), (*footer).clone())
             .with_batch_size(READ_BATCH_ROWS)
             .build()
             .map_err(|source| Error::Parquet { path: self.data_path.clone(), source })
@@ -225,11 +412,12 @@ impl LogBlock {
 
     /// Adds row group `rg`'s matches to `top`.
     pub(crate) fn search_group(&self, rg: usize, q: &LogQuery, top: &mut TopK) -> Result<(), Error> {
+        let footer = self.footer()?;
         let mut builder =
-            ParquetRecordBatchReaderBuilder::new_with_metadata(self.file.clone(), self.reader_meta.clone())
+            ParquetRecordBatchReaderBuilder::new_with_metadata(self.file.clone(), (*footer).clone())
                 .with_row_groups(vec![rg])
                 .with_batch_size(READ_BATCH_ROWS);
-        if let Some(filter) = self.row_filter(q) {
+        if let Some(filter) = self.row_filter(q, &footer) {
             builder = builder.with_row_filter(filter);
         }
         let reader =
@@ -246,15 +434,15 @@ impl LogBlock {
     /// Row groups that may hold matches: time and service min/max, then
     /// the trace id's bloom filter.
     fn row_groups(&self, q: &LogQuery, top: &TopK) -> Result<Vec<(usize, u64)>, Error> {
-        let meta = self.reader_meta.metadata();
         let mut out = Vec::new();
-        for rg in 0..meta.num_row_groups() {
-            let group = meta.row_group(rg);
+        // Each filter set is taken from the cache once per block, and
+        // only by a query it prunes.
+        let by_words = !q.body_words.is_empty() || !q.body_grams.is_empty();
+        let words = if by_words { self.words()? } else { None };
+        let blooms = if q.trace_id.is_some() { Some(self.blooms()?) } else { None };
+        for (rg, group) in self.groups.iter().enumerate() {
             let mut newest = self.meta.max_time_unix_nanos;
-            if let Some(Statistics::Int64(s)) = group.column(self.col(Col::Time)).statistics()
-                && let (Some(&min), Some(&max)) = (s.min_opt(), s.max_opt())
-            {
-                let (min, max) = (min as u64, max as u64);
+            if let Some((min, max)) = group.time {
                 if q.start_unix_nanos.is_some_and(|s| max < s)
                     || q.end_unix_nanos.is_some_and(|e| min > e)
                     || q.after.is_some_and(|c| min > c.time_unix_nanos)
@@ -265,32 +453,23 @@ impl LogBlock {
                 newest = max;
             }
             if let Some(service) = &q.service
-                && let Some(Statistics::ByteArray(s)) = group.column(self.col(Col::Service)).statistics()
-                && let (Some(min), Some(max)) = (s.min_opt(), s.max_opt())
-                && (service.as_bytes() < min.data() || service.as_bytes() > max.data())
+                && let Some((min, max)) = &group.service
+                && (service.as_bytes() < &**min || service.as_bytes() > &**max)
             {
                 continue;
             }
-            if q.min_severity > 0
-                && let Some(Statistics::Int32(s)) = group.column(self.col(Col::SeverityNumber)).statistics()
-                && s.max_opt().is_some_and(|&max| max < q.min_severity)
-            {
+            if q.min_severity > 0 && group.max_severity.is_some_and(|max| max < q.min_severity) {
                 continue;
             }
-            if (!q.body_words.is_empty() || !q.body_grams.is_empty())
-                && let Some(words) = self.words()?
+            if let Some(words) = &words
                 && let Some(Some(bloom)) = words.groups.get(rg)
                 && (q.body_words.iter().any(|w| !bloom.check(w.as_str()))
                     || (words.grams && q.body_grams.iter().any(|g| !bloom.check(g.as_str()))))
             {
                 continue;
             }
-            if let Some(id) = q.trace_id
-                && self
-                    .blooms()?
-                    .get(rg)
-                    .and_then(Option::as_ref)
-                    .is_some_and(|b| !b.check(&id.as_bytes()[..]))
+            if let (Some(id), Some(blooms)) = (q.trace_id, &blooms)
+                && blooms.get(rg).and_then(Option::as_ref).is_some_and(|b| !b.check(&id.as_bytes()[..]))
             {
                 continue;
             }
@@ -304,7 +483,7 @@ impl LogBlock {
     /// decodes the other columns — the wide `rest` and `origin` — only for
     /// the rows that pass, and skips pages without any. `None` for a query
     /// that constrains nothing but time, where every row is a candidate.
-    fn row_filter(&self, q: &LogQuery) -> Option<RowFilter> {
+    fn row_filter(&self, q: &LogQuery, footer: &ArrowReaderMetadata) -> Option<RowFilter> {
         let mut cols = Vec::new();
         if q.trace_id.is_some() {
             cols.push(Col::TraceId);
@@ -348,10 +527,8 @@ impl LogBlock {
             position(Col::SeverityNumber),
             position(Col::Body),
         );
-        let mask = ProjectionMask::roots(
-            self.reader_meta.metadata().file_metadata().schema_descr(),
-            roots.iter().copied(),
-        );
+        let mask =
+            ProjectionMask::roots(footer.metadata().file_metadata().schema_descr(), roots.iter().copied());
         let q = q.clone();
         let predicate = ArrowPredicateFn::new(mask, move |batch| {
             use arrow_array::Array as _;
@@ -386,36 +563,64 @@ impl LogBlock {
         Some(RowFilter::new(vec![Box::new(predicate)]))
     }
 
-    /// The body word filters, loaded (and checked) on first use; `None`
-    /// for a block without them (or with an unusable index).
-    fn words(&self) -> Result<Option<&super::words::Words>, Error> {
+    /// The body word filters: from the cache, or loaded (and checked) and
+    /// cached; `None` for a block without them (or with an unusable index).
+    fn words(&self) -> Result<Option<Arc<super::words::Words>>, Error> {
         let Some(crc) = self.meta.words_crc32c else { return Ok(None) };
-        if let Some(w) = self.words.get() {
-            return Ok(w.as_ref());
+        if let Some(w) = self.cache.get_part::<Option<Arc<super::words::Words>>>(self.key, PART_WORDS) {
+            return Ok((*w).clone());
         }
-        let groups = self.reader_meta.metadata().num_row_groups();
         // A word index that cannot be used costs speed, not answers: the
         // block is searched without it.
-        let loaded = self.load_words(crc, groups)
+        let loaded = self.load_words(crc, self.groups.len())
             .map_err(|e| {
                 tracing::warn!(block = %self.meta.id, error = %e, "log block word index unusable; searching without it");
             })
-            .ok();
-        Ok(self.words.get_or_init(|| loaded).as_ref())
+            .ok()
+            .map(Arc::new);
+        let bytes = std::mem::size_of::<Option<Arc<super::words::Words>>>()
+            + loaded.as_ref().map_or(0, |w| blooms_size(&w.groups));
+        self.cache.insert_part(self.key, PART_WORDS, Arc::new(loaded.clone()), bytes);
+        Ok(loaded)
     }
 
-    fn blooms(&self) -> Result<&[Option<Sbbf>], Error> {
-        if let Some(b) = self.blooms.get() {
+    /// The trace id bloom filters: from the cache, or read straight from
+    /// where the resident row group summaries say they are (through the
+    /// footer for a filter without a recorded length) and cached.
+    fn blooms(&self) -> Result<Arc<Vec<Option<Sbbf>>>, Error> {
+        if let Some(b) = self.cache.get_part::<Vec<Option<Sbbf>>>(self.key, PART_TRACE_BLOOMS) {
             return Ok(b);
         }
-        let builder =
-            ParquetRecordBatchReaderBuilder::new_with_metadata(self.file.clone(), self.reader_meta.clone());
-        let groups = self.reader_meta.metadata().num_row_groups();
-        let blooms = (0..groups)
-            .map(|rg| builder.get_row_group_column_bloom_filter(rg, self.col(Col::TraceId)))
-            .collect::<Result<Vec<_>, _>>()
-            .map_err(|source| Error::Parquet { path: self.data_path.clone(), source })?;
-        Ok(self.blooms.get_or_init(|| blooms))
+        let parquet_err = |source| Error::Parquet { path: self.data_path.clone(), source };
+        let mut through_footer = None;
+        let mut blooms = Vec::with_capacity(self.groups.len());
+        for (rg, group) in self.groups.iter().enumerate() {
+            blooms.push(match group.bloom {
+                Some((offset, len)) => {
+                    let bytes = self.file.read_range(offset, len)?;
+                    Some(Sbbf::from_bytes(&bytes).map_err(parquet_err)?)
+                }
+                None => {
+                    if through_footer.is_none() {
+                        let footer = self.footer()?;
+                        through_footer = Some(ParquetRecordBatchReaderBuilder::new_with_metadata(
+                            self.file.clone(),
+                            (*footer).clone(),
+                        ));
+                    }
+                    match &through_footer {
+                        Some(builder) => builder
+                            .get_row_group_column_bloom_filter(rg, self.col(Col::TraceId))
+                            .map_err(parquet_err)?,
+                        None => None,
+                    }
+                }
+            });
+        }
+        let bytes = blooms_size(&blooms);
+        let blooms = Arc::new(blooms);
+        self.cache.insert_part(self.key, PART_TRACE_BLOOMS, Arc::clone(&blooms), bytes);
+        Ok(blooms)
     }
 
     fn search_batch(
@@ -513,6 +718,12 @@ fn parse_meta(
     let meta: LogBlockMeta =
         serde_json::from_value(fields).map_err(|e| Error::corrupt(&meta_path, e.to_string()))?;
     Ok((meta, sums))
+}
+
+impl Drop for LogBlock {
+    fn drop(&mut self) {
+        self.cache.remove_key(self.key);
+    }
 }
 
 /// Decoded resources and scopes of one search, by their stored bytes.

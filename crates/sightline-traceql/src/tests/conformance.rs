@@ -82,7 +82,10 @@ fn table() -> Vec<(&'static str, Vec<&'static str>)> {
         (r#"{ rootName = "job-b" }"#, T4.to_vec()),
         (r#"{ trace:rootName = "job-a" }"#, vec![]),
         (r#"{ rootServiceName = "frontend" }"#, T1.to_vec()),
-        (r#"{ trace:rootService = "" }"#, vec!["L"]),
+        // A root without a string `service.name` is `unknown_service`, as
+        // search results show it (Tempo: `""`).
+        (r#"{ trace:rootService = "unknown_service" }"#, vec!["L"]),
+        (r#"{ trace:rootService = "" }"#, vec![]),
         (r#"{ trace:id = "a01" }"#, T1.to_vec()),
         (r#"{ trace:id = "00000000000000000000000000000A01" }"#, T1.to_vec()),
         (r#"{ trace:id != "a01" }"#, all_but(T1)),

@@ -2,7 +2,9 @@
 //! the attributes spans and spansets carry, and the trace summary — as
 //! Tempo's search response has them.
 
-use sightline_model::{KeyValue, Value};
+use std::sync::Arc;
+
+use sightline_model::{KeyValue, Resource, UNKNOWN_SERVICE, Value};
 
 use super::fixtures::{fixture, span_id};
 use crate::{TraceMatch, parse};
@@ -134,7 +136,11 @@ fn trace_summary() {
     assert_eq!(m.root_span_name.as_deref(), Some("GET /checkout"));
     assert_eq!(m.duration_nanos, 1_000_000_000);
     assert_eq!(m.start_time_unix_nano, 1_700_000_000_000_000_000);
-    assert_eq!(run("{ }", 2, 3).root_service_name.as_deref(), Some(""), "root without service.name");
+    assert_eq!(
+        run("{ }", 2, 3).root_service_name.as_deref(),
+        Some(UNKNOWN_SERVICE),
+        "root without service.name"
+    );
     assert_eq!(run("{ }", 3, 3).root_span_name.as_deref(), Some("job-b"), "last root wins");
     // A trace whose root has not arrived yet.
     let fx = fixture();
@@ -174,4 +180,34 @@ fn hints() {
     assert!(q.most_recent());
     assert_eq!(q.hint("sample"), Some(&crate::Literal::Float(0.1)));
     assert!(!parse("{ } with(most_recent=false)").expect("parses").most_recent());
+}
+
+/// A root whose `service.name` is missing or not a string: the intrinsic
+/// is the service the search results show for it (`unknown_service`, as
+/// `Resource::service_name` reads it), so a query for what a search
+/// showed finds the trace.
+#[test]
+fn root_service_name_is_the_service_search_results_show() {
+    let fx = fixture();
+    // T3's root has no service.name; the copy's has a number.
+    let mut numbered = fx.traces[2].clone();
+    let resource = Arc::new(Resource::new(vec![kv("service.name", 5i64)], 0, String::new()));
+    for span in &mut numbered {
+        span.resource = Arc::clone(&resource);
+    }
+    for trace in [&fx.traces[2], &numbered] {
+        let shown = trace[0].resource.service_name();
+        assert_eq!(shown, UNKNOWN_SERVICE);
+        let m = parse("{ }").expect("parses").evaluate(trace, 3).expect("evaluates").expect("matches");
+        assert_eq!(m.root_service_name.as_deref(), Some(shown));
+        let q = parse(r#"{ rootServiceName = "unknown_service" }"#).expect("parses");
+        assert!(q.evaluate(trace, 3).expect("evaluates").is_some());
+        assert!(
+            parse(r#"{ rootServiceName = "" }"#)
+                .expect("parses")
+                .evaluate(trace, 3)
+                .expect("evaluates")
+                .is_none()
+        );
+    }
 }
