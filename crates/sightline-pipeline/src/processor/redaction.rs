@@ -574,7 +574,7 @@ mod tests {
     fn keys_first_seen_in_a_check_are_cached_after_it() {
         let r = Redactor::new(Config::default());
         let clean = test_span(1, vec![KeyValue::new("http.route", "/a"), KeyValue::new("user.id", "u")]);
-        assert!(!r.batch_needs(&[clean.clone()]));
+        assert!(!r.batch_needs(std::slice::from_ref(&clean)));
         let dirty = test_span(2, vec![KeyValue::new("http.route", "/a"), KeyValue::new("db.password", "p")]);
         assert!(r.batch_needs(&[clean, dirty]));
         let verdicts = r.verdicts.read();
