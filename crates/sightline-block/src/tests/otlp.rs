@@ -285,6 +285,8 @@ fn write_cost() {
         let spans = datagen::realistic(3_000, 100 + round, 1_700_000_000_000_000_000);
         let requests = requests_of(&spans, 512);
         let (groups, raw) = interned_spans(&requests);
+        // The keys are read here, untimed: the store's head index has them
+        // from when each batch came in.
         let spans = flush_input(&groups, &raw);
         spans_written += spans.len() as u64;
         let t = super::thread_cpu_ns();
