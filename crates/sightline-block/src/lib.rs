@@ -86,7 +86,7 @@ pub mod checked {
     };
 }
 pub use meta::BlockMeta;
-pub use otlp::{OtlpSpan, write_otlp};
+pub use otlp::{OtlpSpan, SpanKey, write_otlp};
 pub use read::{Block, BlockMemory, SpanChunks};
 pub use salvage::{Salvaged, UnreadableRows, salvage};
 pub use source::BlockSource;

@@ -27,8 +27,8 @@ use crate::write::{Rows, Scalars, SortKey, Writer, sort_dedup_keys};
 use crate::{BlockMeta, Error, WriteOptions};
 
 /// One span to write: its OTLP protobuf encoding
-/// (`opentelemetry.proto.trace.v1.Span`) and the resource and scope of the
-/// `ScopeSpans` it came in.
+/// (`opentelemetry.proto.trace.v1.Span`), the resource and scope of the
+/// `ScopeSpans` it came in, and what the writer orders it by.
 #[derive(Debug, Clone, Copy)]
 pub struct OtlpSpan<'a> {
     /// The encoded span.
@@ -37,18 +37,46 @@ pub struct OtlpSpan<'a> {
     pub resource: &'a Arc<Resource>,
     /// Its instrumentation scope.
     pub scope: &'a Arc<Scope>,
+    /// Its ids and start, exactly as [`OtlpSpan::read`] reads them.
+    pub key: SpanKey,
+}
+
+/// What [`write_otlp`] sorts and deduplicates a span by. A caller that has
+/// read these already (the store's head index reads them when it admits a
+/// batch) passes them in, so the flush does not walk every span once more
+/// just for them.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct SpanKey {
+    /// The span's trace id.
+    pub trace_id: TraceId,
+    /// Its span id.
+    pub span_id: SpanId,
+    /// Its start, ns since the Unix epoch.
+    pub start: u64,
+}
+
+impl<'a> OtlpSpan<'a> {
+    /// The span with its key read from `bytes` (in place, or decoded for
+    /// an irregular encoding, as the OTLP decoder reads it); `None` for a
+    /// span the decoder rejects (invalid ids), which is not to be written.
+    pub fn read(bytes: &'a [u8], resource: &'a Arc<Resource>, scope: &'a Arc<Scope>) -> Option<OtlpSpan<'a>> {
+        let row = Input::read(bytes, resource, scope)?;
+        let key = SpanKey { trace_id: row.trace_id(), span_id: row.span_id(), start: row.start() };
+        Some(OtlpSpan { bytes, resource, scope, key })
+    }
 }
 
 /// Writes `<dir>/<id>/` durably from encoded spans, exactly as
-/// [`crate::write()`] writes the same spans decoded. A span the OTLP
-/// decoder would reject (invalid ids) is left out, as the decoder leaves it
-/// out.
+/// [`crate::write()`] writes the same spans decoded. Every span must read
+/// (see [`OtlpSpan::read`]: the decoder keeps it) and carry the key that
+/// reads; one that does not read is left out.
 ///
-/// Streams: only a 40-byte [`SortKey`] per span is kept for the whole
-/// input; each trace's rows are read from the bytes again when it is
-/// written. Holding every span's row until the end (~240 bytes each: ~7 MiB
-/// for a 16 MiB head of realistic spans) was the flush's largest transient
-/// after the column builders, faulted in anew by every flush.
+/// Streams: the spans are ordered by their keys alone (a 40-byte
+/// [`SortKey`] each), and each trace's rows are read from the bytes when
+/// it is written, so each span is read once. Holding every span's row
+/// until the end (~240 bytes each: ~7 MiB for a 16 MiB head of realistic
+/// spans) was the flush's largest transient after the column builders,
+/// faulted in anew by every flush.
 pub fn write_otlp(
     dir: &Path,
     id: &str,
@@ -58,12 +86,12 @@ pub fn write_otlp(
     let mut keys = Vec::with_capacity(spans.len());
     for (i, span) in spans.iter().enumerate() {
         let index = u32::try_from(i).map_err(|_| Error::corrupt(dir, "over 2^32 spans in one block"))?;
-        if let Some(row) = Input::read(*span) {
-            keys.push(SortKey::of(&row, index));
-        }
+        let SpanKey { trace_id, span_id, start } = span.key;
+        keys.push(SortKey { trace_id, start, index, span_id });
     }
     let order = sort_dedup_keys(keys);
-    let read = |key: &SortKey| spans.get(key.index as usize).and_then(|s| Input::read(*s));
+    let read =
+        |key: &SortKey| spans.get(key.index as usize).and_then(|s| Input::read(s.bytes, s.resource, s.scope));
     // The same spans `Dedicated::choose` samples from the whole sorted
     // list: every `step`-th.
     let step = order.len().div_ceil(CHOOSE_SAMPLE).max(1);
@@ -92,12 +120,13 @@ enum Input<'a> {
 
 impl<'a> Input<'a> {
     /// The span as the writer reads it; `None` for a span the decoder
-    /// rejects. Deterministic: the flush reads each span twice (for its
-    /// key, then to write it) and gets the same row.
-    fn read(span: OtlpSpan<'a>) -> Option<Input<'a>> {
-        match WireRow::read(span) {
+    /// rejects. Deterministic: the key is read once (by [`OtlpSpan::read`]
+    /// or the caller's index), the row when it is written, and both must
+    /// agree.
+    fn read(bytes: &'a [u8], resource: &'a Arc<Resource>, scope: &'a Arc<Scope>) -> Option<Input<'a>> {
+        match WireRow::read(bytes, resource, scope) {
             Ok(row) => Some(Input::Wire(row)),
-            Err(_) => decode_span_bytes(span.bytes, span.resource, span.scope).ok().map(Input::Decoded),
+            Err(_) => decode_span_bytes(bytes, resource, scope).ok().map(Input::Decoded),
         }
     }
 }
@@ -119,21 +148,17 @@ impl<'a> WireRow<'a> {
     /// "decode this one with prost" (or, if that fails too, that the span
     /// is one the decoder rejects). The lists are read once, when the row
     /// is pushed (see [`Lists`]).
-    fn read(span: OtlpSpan<'a>) -> Result<WireRow<'a>, String> {
-        let fields = wire::span_fields(span.bytes).map_err(|e| e.to_string())?;
+    fn read(
+        bytes: &'a [u8],
+        resource: &'a Arc<Resource>,
+        scope: &'a Arc<Scope>,
+    ) -> Result<WireRow<'a>, String> {
+        let fields = wire::span_fields(bytes).map_err(|e| e.to_string())?;
         let (trace_id, span_id, parent) = fields.ids()?;
         if fields.links > 0 {
-            wire::check_links(span.bytes)?;
+            wire::check_links(bytes)?;
         }
-        Ok(WireRow {
-            bytes: span.bytes,
-            fields,
-            trace_id,
-            span_id,
-            parent,
-            resource: span.resource,
-            scope: span.scope,
-        })
+        Ok(WireRow { bytes, fields, trace_id, span_id, parent, resource, scope })
     }
 }
 
@@ -185,9 +210,39 @@ struct Lists<'a> {
     link_attrs: Vec<Attr<'a>>,
 }
 
+/// [`Lists`]' buffers between spans, kept with the writer's rows: read
+/// into fresh vectors, a realistic span's lists cost five or six
+/// allocations (the attribute list grows three times).
+#[derive(Default)]
+pub(crate) struct ListBuffers(Lists<'static>);
+
+impl ListBuffers {
+    /// The buffers, empty, for a span's lists.
+    fn take<'a>(&mut self) -> Lists<'a> {
+        std::mem::take(&mut self.0)
+    }
+
+    /// Takes `lists`' buffers back, emptied. Collecting an emptied vector
+    /// into one of the same layout keeps its allocation (in-place
+    /// collection), which lets the borrowed lifetime go.
+    fn put_back(&mut self, lists: Lists<'_>) {
+        fn empty<T, U>(mut v: Vec<T>) -> Vec<U> {
+            v.clear();
+            v.into_iter().filter_map(|_| None).collect()
+        }
+        self.0 = Lists {
+            attrs: empty(lists.attrs),
+            events: empty(lists.events),
+            event_attrs: empty(lists.event_attrs),
+            links: empty(lists.links),
+            link_attrs: empty(lists.link_attrs),
+        };
+    }
+}
+
 impl<'a> Lists<'a> {
-    fn read(span: &'a [u8]) -> Result<Lists<'a>, String> {
-        let mut out = Lists::default();
+    /// Reads `span`'s lists into `out`, which must be empty.
+    fn read_into(span: &'a [u8], out: &mut Lists<'a>) -> Result<(), String> {
         for item in wire::fields(span) {
             let (number, field) = item.map_err(|e| e.to_string())?;
             match number {
@@ -237,7 +292,7 @@ impl<'a> Lists<'a> {
                 _ => {}
             }
         }
-        Ok(out)
+        Ok(())
     }
 }
 
@@ -338,9 +393,11 @@ impl Row for Input<'_> {
             Input::Decoded(s) => return s.push(rows, parent_distance, resource, scope, dedicated),
             Input::Wire(w) => w,
         };
-        let lists = match Lists::read(w.bytes) {
-            Ok(lists) => lists,
+        let mut lists = rows.list_buffers.take();
+        match Lists::read_into(w.bytes, &mut lists) {
+            Ok(()) => {}
             Err(_) => {
+                rows.list_buffers.put_back(lists);
                 // Irregular (or unreadable) lists: the model path, as
                 // `write()` would write the span.
                 let decoded = decode_span_bytes(w.bytes, w.resource, w.scope).map_err(|detail| {
@@ -370,7 +427,7 @@ impl Row for Input<'_> {
             dropped_events: f.dropped_events_count,
             dropped_links: f.dropped_links_count,
         });
-        rows.push_attributes(lists.attrs.into_iter(), dedicated);
+        rows.push_attributes(lists.attrs.drain(..), dedicated);
         let event_attrs = &lists.event_attrs;
         rows.push_events(
             lists.events.iter().map(|(time, name, attrs, dropped)| {
@@ -382,6 +439,33 @@ impl Row for Input<'_> {
         rows.push_links(lists.links.iter().map(|(trace, id, state, attrs, dropped, flags)| {
             (*trace, *id, *state, link_attrs[attrs.clone()].iter().cloned(), *dropped, *flags)
         }));
+        rows.list_buffers.put_back(lists);
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::{AttrValue, ListBuffers};
+
+    /// The buffers come back empty with the allocation they grew, even
+    /// though what they held borrowed from a span that is gone.
+    #[test]
+    fn list_buffers_keep_their_allocations() {
+        let mut buffers = ListBuffers::default();
+        let span = String::from("key value");
+        let mut lists = buffers.take();
+        for _ in 0..11 {
+            lists.attrs.push((&span[..3], AttrValue::Str(&span[4..])));
+        }
+        lists.events.push((1, &span[..3], 0..0, 0));
+        let (attrs, capacity, events) =
+            (lists.attrs.as_ptr() as usize, lists.attrs.capacity(), lists.events.as_ptr() as usize);
+        buffers.put_back(lists);
+        drop(span);
+        let again = buffers.take();
+        assert!(again.attrs.is_empty() && again.events.is_empty());
+        assert_eq!((again.attrs.as_ptr() as usize, again.attrs.capacity()), (attrs, capacity));
+        assert_eq!(again.events.as_ptr() as usize, events);
     }
 }

@@ -577,6 +577,9 @@ pub(crate) struct Rows {
     attributes: Attributes,
     events: Events,
     links: Links,
+    /// Buffers for reading a span's lists from the wire, reused from row
+    /// to row (see `crate::otlp`).
+    pub(crate) list_buffers: crate::otlp::ListBuffers,
 }
 
 impl Rows {
@@ -610,6 +613,7 @@ impl Rows {
             attributes: Attributes::default(),
             events: Events::default(),
             links: Links::default(),
+            list_buffers: crate::otlp::ListBuffers::default(),
         }
     }
 

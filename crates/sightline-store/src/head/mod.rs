@@ -13,7 +13,7 @@ use std::time::Instant;
 
 use bytes::Bytes;
 use parking_lot::Mutex;
-use sightline_block::OtlpSpan;
+use sightline_block::{OtlpSpan, SpanKey};
 use sightline_model::otlp::wire;
 use sightline_model::{
     DependencyLink, Operation, Scope, Span, SpanId, SpanKind, StatusCode, TagFilter, TraceId, TraceQuery,
@@ -113,10 +113,13 @@ impl HeadSnapshot {
                 let part = usize::from(trace.as_bytes()[0]) * parts / 256;
                 let Some(entry) = record.entry(i) else { continue };
                 if let (Some(group), Some(list)) = (record.group_of(entry), out.get_mut(part)) {
+                    // The key as the index read it when the batch came in,
+                    // the same way `OtlpSpan::read` reads it.
                     list.push(OtlpSpan {
                         bytes: record.bytes_of(entry),
                         resource: &group.resource,
                         scope: &group.scope,
+                        key: SpanKey { trace_id: trace, span_id: entry.span_id, start: entry.start },
                     });
                 }
             }

@@ -2,7 +2,7 @@
 //! went into the WAL, plus a compact index of its spans.
 //!
 //! A decoded span held ~1.5 KB (3× its encoding: one allocation per string
-//! and attribute); the bytes and a 52-byte index entry hold it in about a
+//! and attribute); the bytes and a 60-byte index entry hold it in about a
 //! third of that, and a flush encodes blocks straight from the bytes. What
 //! the index keeps is what queries filter on without decoding (times, name,
 //! kind, status, service via the resource); attribute filters and results
@@ -14,13 +14,17 @@ use std::sync::Arc;
 use bytes::Bytes;
 use parking_lot::Mutex;
 use sightline_model::otlp::{decode_group, decode_span_bytes, wire};
-use sightline_model::{Resource, Scope, Span, SpanKind, StatusCode, TraceId};
+use sightline_model::{Resource, Scope, Span, SpanId, SpanKind, StatusCode, TraceId};
 
 /// Where a span is in its record and what queries filter on.
 #[derive(Debug, Clone, Copy)]
 pub(crate) struct SpanEntry {
     pub(crate) start: u64,
     pub(crate) end: u64,
+    /// The span's id: with the trace id (in the trace index) and the
+    /// start, what a flush orders and deduplicates by without reading the
+    /// span (see `sightline_block::SpanKey`).
+    pub(crate) span_id: SpanId,
     /// Byte range of the encoded span in the record.
     offset: u32,
     len: u32,
@@ -170,6 +174,7 @@ impl Record {
             spans.push(SpanEntry {
                 start: summary.start,
                 end: summary.end,
+                span_id: summary.span_id,
                 offset: u32::try_from(offset).map_err(|_| IndexError("batch over 4 GiB".to_owned()))?,
                 len: span.len() as u32,
                 name,
@@ -266,6 +271,7 @@ impl Record {
 /// What the index keeps of a span.
 struct Summary<'a> {
     trace_id: TraceId,
+    span_id: SpanId,
     name: std::borrow::Cow<'a, str>,
     start: u64,
     end: u64,
@@ -278,10 +284,11 @@ struct Summary<'a> {
 /// is `None`.
 fn summarize<'a>(span: &'a [u8], group: &Group) -> Option<Summary<'a>> {
     let read = wire::span_fields(span).ok().and_then(|f| {
-        let (trace_id, _, _) = f.ids().ok()?;
+        let (trace_id, span_id, _) = f.ids().ok()?;
         wire::check_links(span).ok()?;
         Some(Summary {
             trace_id,
+            span_id,
             name: std::borrow::Cow::Borrowed(f.name),
             start: f.start,
             end: f.end,
@@ -295,6 +302,7 @@ fn summarize<'a>(span: &'a [u8], group: &Group) -> Option<Summary<'a>> {
     let decoded = decode_span_bytes(span, &group.resource, &group.scope).ok()?;
     Some(Summary {
         trace_id: decoded.trace_id,
+        span_id: decoded.span_id,
         name: std::borrow::Cow::Owned(decoded.name),
         start: decoded.start_time_unix_nano,
         end: decoded.end_time_unix_nano,
