@@ -14,8 +14,18 @@ Steps:
                           ingest, on 20 s of stored realistic spans: peak RSS
     storage[:SPANS]       stored bytes per realistic span and query latency
                           (default 1M spans, --pool 0), as bench.py measures
+    logs_ingest[:SECS[:WHO]]
+                          durable OTLP/gRPC logs ingest at saturation as
+                          bench.py's logs_ingest step (8 senders, a
+                          SECS-second run, default 40, rate over its last
+                          half as in bench.py's full mode; CPU over all of
+                          it), Sightline then Rotel's blackhole (WHO: sightline,
+                          rotel or both, the default; Rotel from
+                          $SIGHTLINE_BENCH_ROTEL or bench/.venv, which
+                          bench/run.sh installs): records/s, server CPU per
+                          record, peak RSS, refusals, and the ratio
 """
-import json, os, re, socket, subprocess, sys, tempfile, time, urllib.request, concurrent.futures
+import glob, json, os, re, socket, subprocess, sys, tempfile, time, urllib.request, concurrent.futures
 
 BIN = sys.argv[1]
 TICKS = os.sysconf("SC_CLK_TCK")
@@ -195,7 +205,77 @@ def storage(n="1000000"):
         s.stop()
 
 
+def rotel_bin():
+    path = os.environ.get("SIGHTLINE_BENCH_ROTEL")
+    if path:
+        return path
+    here = os.path.dirname(os.path.abspath(__file__))
+    found = glob.glob(os.path.join(here, ".venv/lib/python3*/site-packages/rotel/rotel-agent"))
+    if not found:
+        raise SystemExit("rotel-agent not found: set SIGHTLINE_BENCH_ROTEL or run bench/run.sh once")
+    return found[0]
+
+
+class Rotel:
+    """Rotel's blackhole exporter, as bench.py starts it."""
+
+    def __init__(self):
+        self.dir = tempfile.mkdtemp(prefix="sl-measure-rotel-")
+        self.grpc, self.http = free_port(), free_port()
+        self.log = open(os.path.join(self.dir, "log"), "w")
+        self.p = subprocess.Popen([rotel_bin(), "start", "--exporter", "blackhole",
+                                   "--otlp-grpc-endpoint", f"127.0.0.1:{self.grpc}",
+                                   "--otlp-http-endpoint", f"127.0.0.1:{self.http}",
+                                   "--pid-file", os.path.join(self.dir, "rotel.pid")], stdout=self.log, stderr=self.log)
+        for _ in range(300):
+            try:
+                socket.create_connection(("127.0.0.1", self.grpc), timeout=1).close()
+                return
+            except OSError:
+                time.sleep(0.1)
+        raise SystemExit("rotel did not start")
+
+    cpu = Server.cpu
+    status = Server.status
+
+    def stop(self):
+        self.p.terminate(); self.p.wait(300); self.log.close()
+        subprocess.run(["rm", "-rf", self.dir])
+
+
+def logs_ingest(secs="40", who="both"):
+    """bench.py's logs_ingest: 8 senders over gRPC, the rate over the last
+    half of the run (bench.py's full mode: 20 s of 40), server CPU over the
+    whole run divided by the records acknowledged."""
+    secs = int(secs)
+    rates = {}
+    for target in (["sightline", "rotel"] if who == "both" else [who]):
+        s = Server() if target == "sightline" else Rotel()
+        try:
+            c0, t0 = s.cpu(), time.time()
+            r = loadgen("--signal", "logs", "--protocol", "grpc", "--endpoint", f"127.0.0.1:{s.grpc}",
+                        "--concurrency", 8, "--duration", f"{secs}s", "--warmup", f"{secs // 2}s")
+            c1, t1 = s.cpu(), time.time()
+            out = {"step": f"logs_ingest_{target}", "records_per_sec": round(r["spans_per_sec"]),
+                   "server_cores": round((c1 - c0) / (t1 - t0), 2),
+                   "cpu_us_per_record": round((c1 - c0) * 1e6 / max(1, r["spans_acked"]), 2),
+                   "peak_rss_mib": round(s.status("VmHWM") / 2**20), "refusals": r["retries"],
+                   "load1": os.getloadavg()[0]}
+            if target == "sightline":
+                appended = s.metric("sightline_logstore_records_appended_total")
+                out["blocks"] = s.metric("sightline_logstore_blocks")
+                out["merges"] = s.metric("sightline_logstore_compactions_total")
+                if appended < r["spans_acked"]:
+                    out["error"] = f"{r['spans_acked']} acknowledged, {appended:.0f} appended to the WAL"
+            rates[target] = r["spans_per_sec"]
+            print(json.dumps(out), flush=True)
+        finally:
+            s.stop()
+    if len(rates) == 2 and rates["rotel"]:
+        print(json.dumps({"step": "logs_ingest_ratio", "sightline_over_rotel": round(rates["sightline"] / rates["rotel"], 3)}))
+
+
 for step in sys.argv[2:]:
     name, *args = step.split(":")
     {"head_bytes": head_bytes, "fixed": fixed, "saturation": saturation, "wide_queries": wide_queries,
-     "storage": storage}[name](*args)
+     "storage": storage, "logs_ingest": logs_ingest}[name](*args)
