@@ -5,7 +5,12 @@
 //! block that cannot change the top `limit` — timing each block's
 //! `search` and then the reads of the traces found.
 //!
-//!     cargo run --release -p sightline-block --example block_search -- DATA/blocks [SERVICE OP MIN_MS [ROUNDS]]
+//! With `REPEAT`, the last round's traces are then read `REPEAT` more
+//! times from each block holding them, printing the minimum and median
+//! time of one read and the process CPU time per read (all threads), and
+//! whether the result equals the per-id reads (`Block::trace`).
+//!
+//!     cargo run --release -p sightline-block --example block_search -- DATA/blocks [SERVICE OP MIN_MS [ROUNDS [REPEAT]]]
 
 use std::collections::HashMap;
 use std::time::Instant;
@@ -20,6 +25,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     let operation = args.get(3).map_or("PlaceOrder", String::as_str);
     let min_ms: u64 = args.get(4).map_or(Ok(200), |s| s.parse())?;
     let rounds: usize = args.get(5).map_or(Ok(5), |s| s.parse())?;
+    let repeat: usize = args.get(6).map_or(Ok(0), |s| s.parse())?;
     let mut blocks = Vec::new();
     for entry in std::fs::read_dir(dir)? {
         let path = entry?.path();
@@ -47,6 +53,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         limit: 20,
         ..TraceQuery::default()
     };
+    let mut last_ids = Vec::new();
     for round in 0..rounds {
         let t0 = Instant::now();
         let mut hits: HashMap<TraceId, u64> = HashMap::new();
@@ -84,6 +91,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
             }
         }
         let fetched = t.elapsed();
+        last_ids = ids;
         println!(
             "round {round}: search {:.1} ms over {:?}; traces {:.1} ms ({spans} spans, from {:?})",
             searched.as_secs_f64() * 1e3,
@@ -98,5 +106,46 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
                 .collect::<Vec<_>>(),
         );
     }
+    if repeat > 0 {
+        for b in &blocks {
+            if b.traces(&last_ids)?.is_empty() {
+                continue;
+            }
+            let mut times = Vec::with_capacity(repeat);
+            let cpu0 = cpu_seconds();
+            for _ in 0..repeat {
+                let t = Instant::now();
+                std::hint::black_box(b.traces(&last_ids)?);
+                times.push(t.elapsed().as_secs_f64() * 1e3);
+            }
+            let cpu = (cpu_seconds() - cpu0) * 1e3 / repeat as f64;
+            times.sort_by(f64::total_cmp);
+            let mut per_id = Vec::new();
+            for id in &last_ids {
+                per_id.extend(b.trace(*id)?);
+            }
+            per_id.sort_by_key(|s| (s.trace_id, s.start_time_unix_nano));
+            println!(
+                "block of {} spans, {} ids, {repeat} reads: min {:.1} ms, median {:.1} ms, cpu {:.1} ms per read; same as per-id reads: {}",
+                b.meta().span_count,
+                last_ids.len(),
+                times[0],
+                times[repeat / 2],
+                cpu,
+                b.traces(&last_ids)? == per_id
+            );
+        }
+    }
     Ok(())
+}
+
+/// User + system CPU time of this process so far (Linux), in seconds.
+fn cpu_seconds() -> f64 {
+    let stat = std::fs::read_to_string("/proc/self/stat").unwrap_or_default();
+    // Fields after the command name (which ends with ')'): utime is the
+    // 12th, stime the 13th of those; both in clock ticks (100 per second).
+    let rest = stat.rsplit_once(')').map_or("", |(_, r)| r);
+    let fields: Vec<&str> = rest.split_whitespace().collect();
+    let ticks = |i: usize| fields.get(i).and_then(|f| f.parse::<f64>().ok()).unwrap_or(0.0);
+    (ticks(11) + ticks(12)) / 100.0
 }

@@ -65,6 +65,7 @@ mod salvage;
 mod schema;
 mod search;
 mod source;
+mod traces;
 mod write;
 
 pub use cache::{CacheStats, FooterCache};

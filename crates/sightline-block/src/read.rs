@@ -5,18 +5,15 @@ use std::ops::Range;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
-use arrow_array::cast::AsArray;
 use arrow_array::types::{Int32Type, Int64Type, TimestampNanosecondType, UInt8Type, UInt32Type};
 use arrow_array::{
-    Array, BooleanArray, DictionaryArray, FixedSizeBinaryArray, Float64Array, Int32Array, Int64Array,
-    ListArray, PrimitiveArray, RecordBatch, StringArray, StructArray, UInt8Array, UInt32Array,
+    Array, DictionaryArray, FixedSizeBinaryArray, Float64Array, Int32Array, Int64Array, ListArray,
+    PrimitiveArray, RecordBatch, StringArray, StructArray, UInt8Array, UInt32Array,
 };
 use arrow_schema::ArrowError;
 use base64::Engine as _;
-use parquet::arrow::ProjectionMask;
 use parquet::arrow::arrow_reader::{
-    ArrowPredicateFn, ArrowReaderMetadata, ArrowReaderOptions, ParquetRecordBatchReader,
-    ParquetRecordBatchReaderBuilder, RowFilter, RowSelection,
+    ArrowReaderMetadata, ArrowReaderOptions, ParquetRecordBatchReader, ParquetRecordBatchReaderBuilder,
 };
 use parquet::bloom_filter::Sbbf;
 use parquet::file::metadata::{PageIndexPolicy, ParquetStatisticsPolicy};
@@ -50,14 +47,14 @@ pub struct Block {
     pub(crate) data_path: PathBuf,
     /// Where the data file's bytes come from; `None`: the local file at
     /// `data_path`.
-    source: Option<Arc<dyn BlockSource>>,
+    pub(crate) source: Option<Arc<dyn BlockSource>>,
     meta: BlockMeta,
     pub(crate) dedicated: Dedicated,
     pub(crate) leaves: Leaves,
     /// Per row group, what a lookup by trace id needs before the footer:
     /// a lookup probes every block, and most blocks are ruled out by the
     /// range and the bloom filter alone.
-    groups: Vec<TraceGroup>,
+    pub(crate) groups: Vec<TraceGroup>,
     /// Where the footer and bloom filters are kept, under `key`. The
     /// bloom filters are cached apart from the footer: they are read by
     /// every lookup, and are small (the writer folds them to the traces
@@ -66,17 +63,17 @@ pub struct Block {
     key: u64,
     /// The data file's chunk checksums; `None` for a block written before
     /// blocks had them.
-    checksums: Option<Arc<Checksums>>,
+    pub(crate) checksums: Option<Arc<Checksums>>,
     /// The first checksum mismatch any read found.
-    damage: DamageSlot,
+    pub(crate) damage: DamageSlot,
 }
 
 /// What a lookup by trace id needs of one row group before the footer.
 #[derive(Debug, Clone)]
-struct TraceGroup {
-    rows: usize,
+pub(crate) struct TraceGroup {
+    pub(crate) rows: usize,
     /// `trace_id` min and max; `None`: no statistics, any id may be here.
-    range: Option<([u8; 16], [u8; 16])>,
+    pub(crate) range: Option<([u8; 16], [u8; 16])>,
     bloom: BloomAt,
 }
 
@@ -493,7 +490,7 @@ impl Block {
     /// The `trace_id` bloom filters: from the cache, or read straight
     /// from where the resident row group summaries say they are (without
     /// the footer) and cached.
-    fn trace_blooms(&self) -> Result<Blooms, Error> {
+    pub(crate) fn trace_blooms(&self) -> Result<Blooms, Error> {
         if let Some(Cached::Blooms(blooms)) = self.cache.get((self.key, Part::Blooms)) {
             return Ok(blooms);
         }
@@ -550,89 +547,6 @@ impl Block {
             }
             Err(e) => Err(self.parquet_err(e)),
         }
-    }
-
-    fn traces_inner(&self, ids: &[TraceId]) -> Result<Vec<Span>, Error> {
-        let mut keys: Vec<[u8; 16]> = ids.iter().map(|id| *id.as_bytes()).collect();
-        keys.sort_unstable();
-        keys.dedup();
-        // The row group ranges first, then the bloom filters, and the
-        // footer (page index) only for a row group that may hold an id:
-        // most blocks a lookup probes are ruled out without it.
-        let mut blooms: Option<Blooms> = None;
-        let mut footer: Option<Arc<Footer>> = None;
-        let mut row_groups = Vec::new();
-        let mut ranges: Vec<Range<usize>> = Vec::new();
-        let mut selected_rows = 0usize;
-        for (rg, group) in self.groups.iter().enumerate() {
-            let in_range: Vec<&[u8; 16]> = match &group.range {
-                Some((min, max)) => keys.iter().filter(|k| *k >= min && *k <= max).collect(),
-                None => keys.iter().collect(),
-            };
-            if in_range.is_empty() {
-                continue;
-            }
-            let blooms = match &blooms {
-                Some(b) => b,
-                None => blooms.insert(self.trace_blooms()?),
-            };
-            let bloom = blooms.get(rg).and_then(Option::as_ref);
-            let rows = group.rows;
-            let mut pages: Vec<Range<usize>> = Vec::new();
-            for key in in_range {
-                if bloom.is_some_and(|b| !b.check(key.as_slice())) {
-                    continue;
-                }
-                let footer = match &footer {
-                    Some(f) => f,
-                    None => footer.insert(self.footer()?),
-                };
-                pages.extend(self.trace_pages(footer.reader_meta.metadata(), rg, key, rows));
-            }
-            if pages.is_empty() {
-                continue;
-            }
-            pages.sort_by_key(|r| r.start);
-            let mut merged: Vec<Range<usize>> = Vec::new();
-            for page in pages {
-                match merged.last_mut() {
-                    Some(last) if page.start <= last.end => last.end = last.end.max(page.end),
-                    _ => merged.push(page),
-                }
-            }
-            for page in merged {
-                ranges.push(selected_rows + page.start..selected_rows + page.end);
-            }
-            row_groups.push(rg);
-            selected_rows += rows;
-        }
-        let Some(footer) = footer.filter(|_| !ranges.is_empty()) else {
-            return Ok(Vec::new());
-        };
-        let builder = self.builder_from(&footer)?;
-        let descr = footer.reader_meta.metadata().file_metadata().schema_descr();
-        let predicate =
-            ArrowPredicateFn::new(ProjectionMask::roots(descr, [Col::TraceId.root()]), move |batch| {
-                let ids = batch
-                    .column(0)
-                    .as_fixed_size_binary_opt()
-                    .ok_or_else(|| ArrowError::SchemaError("trace_id is not fixed-size binary".to_owned()))?;
-                Ok(BooleanArray::from_iter(ids.iter().map(|v| {
-                    Some(v.is_some_and(|v| keys.binary_search_by(|k| k.as_slice().cmp(v)).is_ok()))
-                })))
-            });
-        let reader = builder
-            .with_row_groups(row_groups)
-            .with_row_selection(RowSelection::from_consecutive_ranges(ranges.into_iter(), selected_rows))
-            .with_row_filter(RowFilter::new(vec![Box::new(predicate)]))
-            .build()
-            .map_err(|e| self.parquet_err(e))?;
-        let mut spans = Vec::new();
-        for chunk in SpanChunks::new(self, footer, reader) {
-            spans.extend(chunk?);
-        }
-        spans.sort_by_key(|s| (s.trace_id, s.start_time_unix_nano));
-        Ok(spans)
     }
 
     /// Row ranges (within row group `rg`) of the pages whose `trace_id`
@@ -716,7 +630,7 @@ impl std::fmt::Debug for SpanChunks<'_> {
 }
 
 impl<'a> SpanChunks<'a> {
-    fn new(block: &'a Block, footer: Arc<Footer>, reader: ParquetRecordBatchReader) -> Self {
+    pub(crate) fn new(block: &'a Block, footer: Arc<Footer>, reader: ParquetRecordBatchReader) -> Self {
         SpanChunks { block, footer, reader, assembler: Assembler::default(), done: false }
     }
 }

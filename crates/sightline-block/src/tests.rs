@@ -308,6 +308,90 @@ fn traces_reads_many_ids_in_one_pass() {
     assert_eq!(block.traces(&[]).unwrap(), Vec::<Span>::new());
 }
 
+/// Many ids spread over row groups and pages: a trace split by a row-group
+/// boundary, one split by a page boundary, duplicates, absent ids inside
+/// and outside the block's range, in no order. The one-pass read returns
+/// exactly the per-id reads, concatenated in trace id order, and both are
+/// what was written.
+#[test]
+fn traces_of_many_ids_equal_the_per_id_reads() {
+    let dir = tempfile::tempdir().unwrap();
+    let (block, stored) = realistic_block(dir.path(), 2_000, 9_000);
+    let md = Arc::clone(block.footer().unwrap().reader_meta.metadata());
+    assert!(md.num_row_groups() >= 3, "{} row groups", md.num_row_groups());
+    let rows = md.row_group(0).num_rows() as usize;
+    assert!(rows > 2 * crate::schema::PAGE_ROWS, "{rows} rows: need several pages per row group");
+    let straddles = |at: usize| stored[at - 1].trace_id == stored[at].trace_id;
+    // Traces on both sides of the first row-group boundary and of the
+    // first page boundary of row group 1, wherever such a trace exists.
+    let group_split = (rows - 6..rows + 6).find(|&at| straddles(at)).map(|at| stored[at].trace_id);
+    let page = md.page_index().unwrap().page_locations(1, block.leaves.trace_id).unwrap()[1].first_row_index;
+    let page_split = rows + page as usize;
+    let all: Vec<TraceId> =
+        stored.iter().map(|s| s.trace_id).collect::<std::collections::BTreeSet<_>>().into_iter().collect();
+    let mut absent = *all[7].as_bytes();
+    absent[15] ^= 0x80;
+    let absent = TraceId::from_bytes(absent).unwrap();
+    assert!(!all.contains(&absent));
+    let beyond = TraceId::from_bytes([0xff; 16]).unwrap();
+    let mut wanted: Vec<TraceId> = all.iter().rev().step_by(97).copied().collect();
+    wanted.extend([stored[page_split].trace_id, stored[page_split - 1].trace_id, all[0], all[all.len() - 1]]);
+    wanted.extend(group_split);
+    wanted.extend([absent, beyond, all[0], wanted[3]]);
+
+    let got = block.traces(&wanted).unwrap();
+    let mut unique: Vec<TraceId> = wanted.clone();
+    unique.sort_unstable();
+    unique.dedup();
+    let mut per_id = Vec::new();
+    let mut truth = Vec::new();
+    for id in &unique {
+        per_id.extend(block.trace(*id).unwrap());
+        truth.extend(trace_of(&stored, *id));
+    }
+    assert!(got.len() > 200, "{} spans", got.len());
+    assert_eq!(got, per_id);
+    assert_eq!(got, truth);
+    // The ids from row groups both sides of a boundary alone, and nothing
+    // but absent ids.
+    if let Some(id) = group_split {
+        assert_eq!(
+            block.traces(&[id, all[0]]).unwrap(),
+            [trace_of(&stored, all[0]), trace_of(&stored, id)].concat()
+        );
+    }
+    assert_eq!(block.traces(&[absent, beyond, absent]).unwrap(), Vec::<Span>::new());
+}
+
+/// A many-id read asks its source for each row group's pages in a few
+/// coalesced reads, not one read per page of every column.
+#[test]
+fn traces_of_many_ids_read_in_few_requests() {
+    let dir = tempfile::tempdir().unwrap();
+    let (block, stored) = realistic_block(dir.path(), 1_500, 4_000);
+    let data = std::fs::read(dir.path().join("r").join("data.parquet")).unwrap();
+    let meta_json = std::fs::read(dir.path().join("r").join("meta.json")).unwrap();
+    let source = Arc::new(CountingSource {
+        bytes: data.into(),
+        read: Default::default(),
+        calls: Default::default(),
+        pages: Default::default(),
+    });
+    let remote = Block::open_source(Path::new("remote/r"), &meta_json, Arc::clone(&source) as _).unwrap();
+    let groups = block.footer().unwrap().reader_meta.metadata().num_row_groups();
+    assert!(groups >= 4, "{groups} row groups");
+    let all: Vec<TraceId> =
+        stored.iter().map(|s| s.trace_id).collect::<std::collections::BTreeSet<_>>().into_iter().collect();
+    let wanted: Vec<TraceId> = all.iter().step_by(all.len() / 8).copied().collect();
+    let _ = remote.trace(all[0]).unwrap(); // bloom filters read and cached
+    source.calls.store(0, std::sync::atomic::Ordering::Relaxed);
+    let got = remote.traces(&wanted).unwrap();
+    assert_eq!(got, block.traces(&wanted).unwrap());
+    let calls = source.calls.load(std::sync::atomic::Ordering::Relaxed) as usize;
+    // ~70 leaf columns: a read per page would be hundreds per row group.
+    assert!(calls <= 12 * groups, "{calls} reads for {groups} row groups");
+}
+
 #[test]
 fn trace_absent_id_is_empty() {
     let dir = tempfile::tempdir().unwrap();
@@ -408,6 +492,8 @@ fn sort_dedup_keys_keeps_the_first_copy_in_order() {
 struct CountingSource {
     bytes: bytes::Bytes,
     read: std::sync::atomic::AtomicU64,
+    /// `read_at` calls.
+    calls: std::sync::atomic::AtomicU64,
     pages: std::sync::Mutex<std::collections::BTreeSet<u64>>,
 }
 
@@ -420,6 +506,7 @@ impl crate::BlockSource for CountingSource {
         // Distinct bytes, counted in 4 KiB pages: reads are verified by
         // whole checksum chunks, so neighbouring pages re-read a chunk,
         // which a remote source's cache serves.
+        self.calls.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
         let mut pages = self.pages.lock().unwrap();
         for page in offset / 4096..(offset + len as u64).div_ceil(4096) {
             if pages.insert(page) {
@@ -443,6 +530,7 @@ fn a_block_read_through_a_source_answers_like_the_file_and_reads_only_ranges() {
     let source = Arc::new(CountingSource {
         bytes: data.clone().into(),
         read: Default::default(),
+        calls: Default::default(),
         pages: Default::default(),
     });
     let remote = Block::open_source(Path::new("remote/r"), &meta_json, Arc::clone(&source) as _).unwrap();
@@ -465,6 +553,7 @@ fn a_block_read_through_a_source_answers_like_the_file_and_reads_only_ranges() {
     let short = Arc::new(CountingSource {
         bytes: data[..data.len() - 1].to_vec().into(),
         read: Default::default(),
+        calls: Default::default(),
         pages: Default::default(),
     });
     let err = Block::open_source(Path::new("remote/r"), &meta_json, short).unwrap_err();
@@ -478,6 +567,7 @@ fn a_block_read_through_a_source_answers_like_the_file_and_reads_only_ranges() {
     let damaged = Arc::new(CountingSource {
         bytes: flipped.into(),
         read: Default::default(),
+        calls: Default::default(),
         pages: Default::default(),
     });
     let remote = Block::open_source(Path::new("remote/r"), &meta_json, damaged).unwrap();
