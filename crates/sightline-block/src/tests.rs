@@ -392,6 +392,46 @@ fn traces_of_many_ids_read_in_few_requests() {
     assert!(calls <= 12 * groups, "{calls} reads for {groups} row groups");
 }
 
+/// Damage between the pages a lookup needs, inside the span a many-id
+/// read fetches in one go, does not fail the lookup: only damage to a page
+/// the trace needs does (salvage relies on it to name exactly what is lost).
+#[test]
+fn damage_between_needed_pages_does_not_fail_a_lookup() {
+    let dir = tempfile::tempdir().unwrap();
+    let (block, stored) = realistic_block(dir.path(), 1_500, 20_000);
+    let md = Arc::clone(block.footer().unwrap().reader_meta.metadata());
+    let index = md.page_index().unwrap();
+    let group = md.row_group(0);
+    assert!(group.num_rows() as usize > 2 * crate::schema::PAGE_ROWS);
+    // The trace at row 10 needs each column's dictionary and first page.
+    let id = stored[10].trace_id;
+    let mut needed: Vec<(u64, u64)> = (0..group.num_columns())
+        .map(|c| {
+            let first = &index.page_locations(0, c).unwrap()[0];
+            (group.column(c).byte_range().0, first.offset as u64 + first.compressed_page_size as u64)
+        })
+        .collect();
+    needed.sort_unstable();
+    // A whole 4 KiB chunk in a gap of less than 16 KiB between two needed
+    // ranges (other pages of a column): a coalesced read spans it.
+    let chunk = needed
+        .windows(2)
+        .filter(|w| w[1].0 - w[0].1 < 16 << 10)
+        .find_map(|w| {
+            let c = w[0].1.div_ceil(4096);
+            ((c + 1) * 4096 <= w[1].0).then_some(c)
+        })
+        .expect("no chunk between needed pages");
+    let path = dir.path().join("r").join("data.parquet");
+    let mut data = std::fs::read(&path).unwrap();
+    data[(chunk * 4096 + 2048) as usize] ^= 0x40;
+    std::fs::write(&path, &data).unwrap();
+    let damaged = Block::open(&dir.path().join("r")).unwrap();
+    assert_eq!(damaged.trace(id).unwrap(), trace_of(&stored, id));
+    assert_eq!(damaged.traces(&[id]).unwrap(), trace_of(&stored, id));
+    assert!(damaged.verify().unwrap().iter().any(|m| m.start == chunk * 4096));
+}
+
 #[test]
 fn trace_absent_id_is_empty() {
     let dir = tempfile::tempdir().unwrap();

@@ -15,6 +15,8 @@
 //!    column's dictionary page and the data pages holding those rows — in
 //!    a few coalesced, checked reads ([`Prefetched`]) instead of one read
 //!    (rounded out to whole checksum chunks, and checked again) per page;
+//!    a coalesced range that holds damage is left to the reader's own page
+//!    reads, so only damage to a page the rows need fails the read;
 //! 4. decodes the columns for the exact rows only; runs of row groups are
 //!    split between two threads, as a search splits its row groups.
 
@@ -349,15 +351,19 @@ impl Prefetched {
             }
         }
         let len = file.len();
-        let parts = coalesced
-            .into_iter()
-            .map(|r| {
-                let end = r.end.min(len);
-                let bytes =
-                    file.read_range(r.start, usize::try_from(end.saturating_sub(r.start)).unwrap_or(0))?;
-                Ok((r.start, bytes))
-            })
-            .collect::<Result<Vec<_>, Error>>()?;
+        let mut parts = Vec::with_capacity(coalesced.len());
+        for r in coalesced {
+            let end = r.end.min(len);
+            match file.read_range(r.start, usize::try_from(end.saturating_sub(r.start)).unwrap_or(0)) {
+                Ok(bytes) => parts.push((r.start, bytes)),
+                // A damaged chunk may lie between the pages wanted: leave
+                // this range to the reader's own page reads, so a read
+                // fails only on damage to a page it needs (what salvage
+                // reports as lost must stay exact).
+                Err(Error::Checksum { .. }) => {}
+                Err(e) => return Err(e),
+            }
+        }
         Ok(Prefetched { file: file.clone(), parts: parts.into() })
     }
 }
