@@ -23,10 +23,17 @@ pub(crate) fn owned<A: Array + Clone + 'static>(column: ArrayRef) -> Option<A> {
     column.as_any().downcast_ref::<A>().cloned()
 }
 
+/// The most one column vector keeps between batches. A realistic 4096-row
+/// batch's largest column (attribute values) is ~1 MiB; a batch of huge
+/// attributes does not leave its memory held for the rest of the block.
+const KEEP_MAX_BYTES: usize = 16 << 20;
+
 /// Puts `buffer`'s memory back into `into`, emptied, if this was its only
-/// owner, it was a `Vec<T>` and it holds more than `into` has.
+/// owner, it was a `Vec<T>`, it holds more than `into` has and not more
+/// than [`KEEP_MAX_BYTES`].
 fn take_back<T: ArrowNativeType>(into: &mut Vec<T>, buffer: Buffer) {
-    if let Ok(mut v) = buffer.into_vec::<T>()
+    if buffer.capacity() <= KEEP_MAX_BYTES
+        && let Ok(mut v) = buffer.into_vec::<T>()
         && v.capacity() > into.capacity()
     {
         v.clear();
@@ -249,5 +256,67 @@ impl<const N: usize> Fixed<N> {
         let (_, values, nulls) = array.into_parts();
         take_back(&mut self.values, values);
         self.validity.take_back(nulls);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use arrow_array::builder::{FixedSizeBinaryBuilder, Int64Builder, StringBuilder};
+    use arrow_array::types::Int64Type;
+
+    use super::{Fixed, KEEP_MAX_BYTES, Nullable, Str};
+
+    /// Batch after batch, with and without nulls, in memory taken back
+    /// from the batch before, the columns make what Arrow's builders make.
+    #[test]
+    fn columns_make_what_arrows_builders_make() {
+        let (mut s, mut f, mut n) =
+            (Str::default(), Fixed::<8>::default(), Nullable::<Int64Type>::with_capacity(0));
+        for round in 0..4_usize {
+            let (mut sb, mut fb, mut nb) =
+                (StringBuilder::new(), FixedSizeBinaryBuilder::new(8), Int64Builder::new());
+            // Round 2 has no nulls: no validity, as the builders leave it.
+            let nulls = round != 2;
+            for i in 0..(40 + round * 30) {
+                let text = (!nulls || i % 3 != 0).then(|| format!("v{i}é{round}"));
+                s.append_option(text.as_deref());
+                sb.append_option(text.as_deref());
+                let id = (i as u64 * 7 + round as u64).to_be_bytes();
+                if nulls && i % 4 == 0 {
+                    f.append_null();
+                    fb.append_null();
+                } else {
+                    f.append_value(&id);
+                    fb.append_value(id).unwrap();
+                }
+                let int = (!nulls || i % 5 != 0).then_some(i as i64 - 20);
+                n.append_option(int);
+                nb.append_option(int);
+            }
+            let (text, ids, ints) = (s.finish().unwrap(), f.finish().unwrap(), n.finish().unwrap());
+            assert_eq!(text, sb.finish(), "round {round}");
+            assert_eq!(ids, fb.finish(), "round {round}");
+            assert_eq!(ints, nb.finish(), "round {round}");
+            assert_eq!(text.nulls().is_some(), nulls);
+            s.take_back(text);
+            f.take_back(ids);
+            n.take_back(ints);
+            assert!(s.capacity().1 > 0 && n.capacity().0 > 0, "round {round}");
+        }
+    }
+
+    /// A column keeps no more than `KEEP_MAX_BYTES` from one batch to the
+    /// next.
+    #[test]
+    fn a_huge_batch_is_not_kept() {
+        let mut s = Str::default();
+        s.append_value(&"x".repeat(KEEP_MAX_BYTES + 1));
+        let huge = s.finish().unwrap();
+        s.take_back(huge);
+        assert_eq!(s.capacity().1, 0);
+        s.append_value("small");
+        let small = s.finish().unwrap();
+        s.take_back(small);
+        assert!(s.capacity().1 >= 5);
     }
 }
