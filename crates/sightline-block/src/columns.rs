@@ -261,6 +261,7 @@ impl<const N: usize> Fixed<N> {
 
 #[cfg(test)]
 mod tests {
+    use arrow_array::Array;
     use arrow_array::builder::{FixedSizeBinaryBuilder, Int64Builder, StringBuilder};
     use arrow_array::types::Int64Type;
 
