@@ -8,7 +8,8 @@ rates and latencies are not. Each step starts a fresh server.
 Steps:
     head_bytes            resident bytes per realistic head span (RssAnon slope
                           at 5k spans/s, --head-max-size 1GiB)
-    fixed:PROFILE[:SECS]  server CPU at 10k spans/s over gRPC (default 60 s)
+    fixed:PROFILE[:SECS]  server CPU and minor page faults per span at 10k
+                          spans/s over gRPC (default 60 s)
     saturation:PROFILE    gRPC saturation, 8 senders, 40 s after 20 s
     wide_queries          20 parallel limit=100000 searches while 4 senders
                           ingest, on 20 s of stored realistic spans: peak RSS
@@ -55,6 +56,9 @@ class Server:
     def cpu(self):
         f = open(f"/proc/{self.p.pid}/stat").read().rsplit(")", 1)[1].split()
         return (int(f[11]) + int(f[12])) / TICKS
+
+    def minor_faults(self):
+        return int(open(f"/proc/{self.p.pid}/stat").read().rsplit(")", 1)[1].split()[7])
 
     def status(self, key):
         for line in open(f"/proc/{self.p.pid}/status"):
@@ -106,12 +110,13 @@ def fixed(profile, secs=60):
     s = Server()
     try:
         time.sleep(1)
-        c0, t0 = s.cpu(), time.time()
+        c0, t0, f0 = s.cpu(), time.time(), s.minor_faults()
         r = loadgen("--protocol", "grpc", "--endpoint", f"127.0.0.1:{s.grpc}", "--profile", profile,
                     "--rate", 10000, "--concurrency", 8, "--duration", f"{secs}s")
-        c1, t1 = s.cpu(), time.time()
+        c1, t1, f1 = s.cpu(), time.time(), s.minor_faults()
         print(json.dumps({"step": f"fixed_{profile}", "cpu_percent": (c1 - c0) / (t1 - t0) * 100,
-                          "cpu_us_per_span": (c1 - c0) / r["spans_acked"] * 1e6, "acked_per_sec": r["spans_per_sec"],
+                          "cpu_us_per_span": (c1 - c0) / r["spans_acked"] * 1e6,
+                          "minor_faults_per_span": (f1 - f0) / r["spans_acked"], "acked_per_sec": r["spans_per_sec"],
                           "rss_mib": s.status("VmRSS") / 2**20, "retries": r["retries"]}))
     finally:
         s.stop()

@@ -50,6 +50,7 @@
 #![cfg_attr(not(test), deny(clippy::unwrap_used, clippy::expect_used, clippy::panic))]
 
 mod cache;
+mod columns;
 mod compact;
 mod copy;
 mod dedicated;

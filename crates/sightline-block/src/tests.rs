@@ -192,6 +192,15 @@ fn thread_cpu_ns() -> u64 {
     text.split_whitespace().next().unwrap().parse().unwrap()
 }
 
+/// Minor page faults this thread has taken (`/proc/thread-self/stat`,
+/// field 10): fresh memory the kernel had to hand it, whatever else runs.
+fn thread_minor_faults() -> u64 {
+    let text = std::fs::read_to_string("/proc/thread-self/stat").unwrap();
+    // The fields after the command name (which may hold spaces) start at
+    // field 3, the state.
+    text.rsplit_once(')').unwrap().1.split_whitespace().nth(7).unwrap().parse().unwrap()
+}
+
 /// What verifying every read costs: the same realistic block read with
 /// and without its checksums (`cargo test --release -p sightline-block --
 /// --ignored checksum_cost --nocapture`). Prints CPU ns per lookup, per

@@ -8,20 +8,15 @@ use std::io::Write as _;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
-use arrow_array::builder::{
-    FixedSizeBinaryBuilder, Float64Builder, Int32Builder, Int64Builder, StringBuilder,
-};
-use arrow_array::{
-    ArrayRef, FixedSizeBinaryArray, Int64Array, ListArray, RecordBatch, StructArray,
-    TimestampNanosecondArray, UInt8Array, UInt32Array,
-};
-use arrow_buffer::{OffsetBuffer, ScalarBuffer};
+use arrow_array::types::{Float64Type, Int32Type, Int64Type, TimestampNanosecondType, UInt8Type, UInt32Type};
+use arrow_array::{Array, ArrayRef, ListArray, RecordBatch, StructArray};
 use arrow_schema::{ArrowError, SchemaRef};
 use parquet::arrow::arrow_writer::ArrowWriterOptions;
 use parquet::arrow::{ArrowWriter, add_encoded_arrow_schema_to_metadata};
 use parquet::file::metadata::KeyValue as ParquetKeyValue;
 use sightline_model::{Resource, Scope, Span, SpanId, TraceId};
 
+use crate::columns::{self, Fixed, Nullable, Str, take_back_values, values_array};
 use crate::dedicated::Dedicated;
 use crate::integrity::ChecksumWriter;
 use crate::json;
@@ -359,7 +354,10 @@ impl Writer {
             .finish(&self.schema)
             .map_err(|source| Error::Arrow { path: self.data_path.clone(), source })?;
         self.group_rows += batch.num_rows();
-        self.writer.write(&batch).map_err(|source| Error::Parquet { path: self.data_path.clone(), source })
+        let written = self.writer.write(&batch);
+        // The writer has encoded the batch and holds none of it now.
+        self.rows.take_back(batch);
+        written.map_err(|source| Error::Parquet { path: self.data_path.clone(), source })
     }
 
     /// Closes the open row group.
@@ -545,32 +543,33 @@ pub(crate) struct Scalars<'a> {
     pub(crate) dropped_links: u32,
 }
 
-/// Column builders for one row group.
+/// Column vectors for one batch of rows. They keep their memory from batch
+/// to batch ([`Rows::take_back`], see `crate::columns`).
 pub(crate) struct Rows {
     len: usize,
     /// Reused buffer for one span's attribute layout.
     order: String,
-    trace_id: FixedSizeBinaryBuilder,
-    span_id: FixedSizeBinaryBuilder,
-    parent_distance: Int32Builder,
-    parent_span_id: FixedSizeBinaryBuilder,
+    trace_id: Fixed<16>,
+    span_id: Fixed<8>,
+    parent_distance: Nullable<Int32Type>,
+    parent_span_id: Fixed<8>,
     start: Vec<i64>,
     duration: Vec<i64>,
-    service: StringBuilder,
-    name: StringBuilder,
+    service: Str,
+    name: Str,
     kind: Vec<u8>,
     status_code: Vec<u8>,
-    status_message: StringBuilder,
-    trace_state: StringBuilder,
+    status_message: Str,
+    trace_state: Str,
     flags: Vec<u32>,
     resource: Vec<u32>,
     scope: Vec<u32>,
     dropped_attributes: Vec<u32>,
     dropped_events: Vec<u32>,
     dropped_links: Vec<u32>,
-    layout: StringBuilder,
-    str_slots: Vec<StringBuilder>,
-    int_slots: Vec<Int64Builder>,
+    layout: Str,
+    str_slots: Vec<Str>,
+    int_slots: Vec<Nullable<Int64Type>>,
     /// Spans that used each dedicated column, for the block's metadata.
     str_used: [u64; STR_SLOTS],
     int_used: [u64; INT_SLOTS],
@@ -587,27 +586,27 @@ impl Rows {
         Rows {
             len: 0,
             order: String::new(),
-            trace_id: FixedSizeBinaryBuilder::with_capacity(capacity, 16),
-            span_id: FixedSizeBinaryBuilder::with_capacity(capacity, 8),
-            parent_distance: Int32Builder::with_capacity(capacity),
-            parent_span_id: FixedSizeBinaryBuilder::with_capacity(capacity, 8),
+            trace_id: Fixed::with_capacity(capacity),
+            span_id: Fixed::with_capacity(capacity),
+            parent_distance: Nullable::with_capacity(capacity),
+            parent_span_id: Fixed::with_capacity(capacity),
             start: Vec::with_capacity(capacity),
             duration: Vec::with_capacity(capacity),
-            service: StringBuilder::new(),
-            name: StringBuilder::new(),
+            service: Str::default(),
+            name: Str::default(),
             kind: Vec::with_capacity(capacity),
             status_code: Vec::with_capacity(capacity),
-            status_message: StringBuilder::new(),
-            trace_state: StringBuilder::new(),
+            status_message: Str::default(),
+            trace_state: Str::default(),
             flags: Vec::with_capacity(capacity),
             resource: Vec::with_capacity(capacity),
             scope: Vec::with_capacity(capacity),
             dropped_attributes: Vec::with_capacity(capacity),
             dropped_events: Vec::with_capacity(capacity),
             dropped_links: Vec::with_capacity(capacity),
-            layout: StringBuilder::new(),
-            str_slots: (0..STR_SLOTS).map(|_| StringBuilder::new()).collect(),
-            int_slots: (0..INT_SLOTS).map(|_| Int64Builder::with_capacity(capacity)).collect(),
+            layout: Str::default(),
+            str_slots: (0..STR_SLOTS).map(|_| Str::default()).collect(),
+            int_slots: (0..INT_SLOTS).map(|_| Nullable::with_capacity(capacity)).collect(),
             str_used: [0; STR_SLOTS],
             int_used: [0; INT_SLOTS],
             attributes: Attributes::default(),
@@ -622,15 +621,11 @@ impl Rows {
     /// [`Rows::push_links`].
     pub(crate) fn push_scalars(&mut self, s: &Scalars<'_>) {
         self.len += 1;
-        // NOTE: fixed-size appends only fail on a width mismatch, and ids
-        // have the declared widths by type.
-        let _ = self.trace_id.append_value(s.trace_id.as_bytes());
-        let _ = self.span_id.append_value(s.span_id.as_bytes());
+        self.trace_id.append_value(s.trace_id.as_bytes());
+        self.span_id.append_value(s.span_id.as_bytes());
         self.parent_distance.append_option(s.parent_distance);
         match (s.parent_distance, s.parent_span_id) {
-            (None, Some(parent)) => {
-                let _ = self.parent_span_id.append_value(parent.as_bytes());
-            }
+            (None, Some(parent)) => self.parent_span_id.append_value(parent.as_bytes()),
             _ => self.parent_span_id.append_null(),
         }
         // u64 nanoseconds are stored as i64 bit patterns: lossless, and
@@ -728,34 +723,35 @@ impl Rows {
         self.links.push_list(links);
     }
 
-    /// Builds the record batch and resets the builders.
+    /// Builds the record batch of the rows pushed so far and starts the
+    /// next one. The columns' memory comes back with [`Rows::take_back`].
     fn finish(&mut self, schema: &SchemaRef) -> Result<RecordBatch, ArrowError> {
         let mut columns: Vec<ArrayRef> = vec![
-            Arc::new(self.trace_id.finish()),
-            Arc::new(self.span_id.finish()),
-            Arc::new(self.parent_distance.finish()),
-            Arc::new(self.parent_span_id.finish()),
-            Arc::new(TimestampNanosecondArray::from(std::mem::take(&mut self.start)).with_timezone("UTC")),
-            Arc::new(Int64Array::from(std::mem::take(&mut self.duration))),
-            Arc::new(self.service.finish()),
-            Arc::new(self.name.finish()),
-            Arc::new(UInt8Array::from(std::mem::take(&mut self.kind))),
-            Arc::new(UInt8Array::from(std::mem::take(&mut self.status_code))),
-            Arc::new(self.status_message.finish()),
-            Arc::new(self.trace_state.finish()),
-            Arc::new(UInt32Array::from(std::mem::take(&mut self.flags))),
-            Arc::new(UInt32Array::from(std::mem::take(&mut self.resource))),
-            Arc::new(UInt32Array::from(std::mem::take(&mut self.scope))),
-            Arc::new(UInt32Array::from(std::mem::take(&mut self.dropped_attributes))),
-            Arc::new(UInt32Array::from(std::mem::take(&mut self.dropped_events))),
-            Arc::new(UInt32Array::from(std::mem::take(&mut self.dropped_links))),
-            Arc::new(self.layout.finish()),
+            Arc::new(self.trace_id.finish()?),
+            Arc::new(self.span_id.finish()?),
+            Arc::new(self.parent_distance.finish()?),
+            Arc::new(self.parent_span_id.finish()?),
+            Arc::new(values_array::<TimestampNanosecondType>(&mut self.start).with_timezone("UTC")),
+            Arc::new(values_array::<Int64Type>(&mut self.duration)),
+            Arc::new(self.service.finish()?),
+            Arc::new(self.name.finish()?),
+            Arc::new(values_array::<UInt8Type>(&mut self.kind)),
+            Arc::new(values_array::<UInt8Type>(&mut self.status_code)),
+            Arc::new(self.status_message.finish()?),
+            Arc::new(self.trace_state.finish()?),
+            Arc::new(values_array::<UInt32Type>(&mut self.flags)),
+            Arc::new(values_array::<UInt32Type>(&mut self.resource)),
+            Arc::new(values_array::<UInt32Type>(&mut self.scope)),
+            Arc::new(values_array::<UInt32Type>(&mut self.dropped_attributes)),
+            Arc::new(values_array::<UInt32Type>(&mut self.dropped_events)),
+            Arc::new(values_array::<UInt32Type>(&mut self.dropped_links)),
+            Arc::new(self.layout.finish()?),
         ];
         for b in &mut self.str_slots {
-            columns.push(Arc::new(b.finish()));
+            columns.push(Arc::new(b.finish()?));
         }
         for b in &mut self.int_slots {
-            columns.push(Arc::new(b.finish()));
+            columns.push(Arc::new(b.finish()?));
         }
         columns.push(Arc::new(self.attributes.finish()?));
         columns.push(Arc::new(self.events.finish()?));
@@ -763,13 +759,63 @@ impl Rows {
         self.len = 0;
         RecordBatch::try_new(Arc::clone(schema), columns)
     }
+
+    /// Takes the memory of `batch`, made by [`Rows::finish`], back for the
+    /// next batch: every column the caller no longer shares, in the order
+    /// `finish` made them.
+    fn take_back(&mut self, batch: RecordBatch) {
+        let (_, columns, _) = batch.into_parts();
+        let c = &mut columns.into_iter();
+        back(c, |a| self.trace_id.take_back(a));
+        back(c, |a| self.span_id.take_back(a));
+        back(c, |a| self.parent_distance.take_back(a));
+        back(c, |a| self.parent_span_id.take_back(a));
+        back(c, |a| take_back_values::<TimestampNanosecondType>(&mut self.start, a));
+        back(c, |a| take_back_values::<Int64Type>(&mut self.duration, a));
+        back(c, |a| self.service.take_back(a));
+        back(c, |a| self.name.take_back(a));
+        back(c, |a| take_back_values::<UInt8Type>(&mut self.kind, a));
+        back(c, |a| take_back_values::<UInt8Type>(&mut self.status_code, a));
+        back(c, |a| self.status_message.take_back(a));
+        back(c, |a| self.trace_state.take_back(a));
+        for values in [
+            &mut self.flags,
+            &mut self.resource,
+            &mut self.scope,
+            &mut self.dropped_attributes,
+            &mut self.dropped_events,
+            &mut self.dropped_links,
+        ] {
+            back(c, |a| take_back_values::<UInt32Type>(values, a));
+        }
+        back(c, |a| self.layout.take_back(a));
+        for b in &mut self.str_slots {
+            back(c, |a| b.take_back(a));
+        }
+        for b in &mut self.int_slots {
+            back(c, |a| b.take_back(a));
+        }
+        back(c, |a| self.attributes.take_back(a));
+        back(c, |a| self.events.take_back(a));
+        back(c, |a| self.links.take_back(a));
+    }
 }
 
-fn offsets(offsets: Vec<i32>) -> Result<OffsetBuffer<i32>, ArrowError> {
-    if offsets.windows(2).any(|w| w[0] > w[1]) || offsets.first() != Some(&0) {
-        return Err(ArrowError::InvalidArgumentError("list offsets out of order".to_owned()));
+/// Hands the next of `columns` to `take` as its concrete type, if it is
+/// one (see [`columns::owned`]).
+fn back<A: Array + Clone + 'static>(columns: &mut impl Iterator<Item = ArrayRef>, take: impl FnOnce(A)) {
+    if let Some(array) = columns.next().and_then(columns::owned::<A>) {
+        take(array);
     }
-    Ok(OffsetBuffer::new(ScalarBuffer::from(offsets)))
+}
+
+/// The columns of a list's struct elements, once the list was the only
+/// owner of its memory; the offsets taken back into `offsets`.
+fn take_back_list(list: ListArray, offsets: &mut Vec<i32>) -> Option<std::vec::IntoIter<ArrayRef>> {
+    let (_, list_offsets, values, _) = list.into_parts();
+    columns::take_back_offsets(offsets, list_offsets);
+    let (_, children, _) = columns::owned::<StructArray>(values)?.into_parts();
+    Some(children.into_iter())
 }
 
 fn next_offset(len: usize) -> Result<i32, ArrowError> {
@@ -777,16 +823,16 @@ fn next_offset(len: usize) -> Result<i32, ArrowError> {
         .map_err(|_| ArrowError::InvalidArgumentError("list too long for one row group".to_owned()))
 }
 
-/// Builders for one attribute list column (also nested in events/links).
+/// Columns of one attribute list column (also nested in events/links).
 struct Attributes {
     offsets: Vec<i32>,
     len: usize,
     overflow: bool,
-    key: StringBuilder,
+    key: Str,
     ty: Vec<u8>,
-    str: StringBuilder,
-    int: Int64Builder,
-    double: Float64Builder,
+    str: Str,
+    int: Nullable<Int64Type>,
+    double: Nullable<Float64Type>,
 }
 
 impl Default for Attributes {
@@ -795,11 +841,11 @@ impl Default for Attributes {
             offsets: vec![0],
             len: 0,
             overflow: false,
-            key: StringBuilder::new(),
+            key: Str::default(),
             ty: Vec::new(),
-            str: StringBuilder::new(),
-            int: Int64Builder::new(),
-            double: Float64Builder::new(),
+            str: Str::default(),
+            int: Nullable::with_capacity(0),
+            double: Nullable::with_capacity(0),
         }
     }
 }
@@ -837,7 +883,7 @@ impl Attributes {
             AttrValue::Map(_) => (tag::MAP, None, None),
         };
         self.ty.push(ty);
-        self.str.append_option(value.text());
+        self.str.append_option(value.text().as_deref());
         self.int.append_option(int);
         self.double.append_option(double);
     }
@@ -849,26 +895,35 @@ impl Attributes {
         let values = StructArray::try_new(
             schema::attribute_fields(),
             vec![
-                Arc::new(self.key.finish()),
-                Arc::new(UInt8Array::from(std::mem::take(&mut self.ty))),
-                Arc::new(self.str.finish()),
-                Arc::new(self.int.finish()),
-                Arc::new(self.double.finish()),
+                Arc::new(self.key.finish()?),
+                Arc::new(values_array::<UInt8Type>(&mut self.ty)),
+                Arc::new(self.str.finish()?),
+                Arc::new(self.int.finish()?),
+                Arc::new(self.double.finish()?),
             ],
             None,
         )?;
         self.len = 0;
-        let offsets = offsets(std::mem::replace(&mut self.offsets, vec![0]))?;
+        let offsets = columns::list_offsets(&mut self.offsets)?;
         ListArray::try_new(schema::attribute_element(), offsets, Arc::new(values), None)
+    }
+
+    fn take_back(&mut self, list: ListArray) {
+        let Some(c) = &mut take_back_list(list, &mut self.offsets) else { return };
+        back(c, |a| self.key.take_back(a));
+        back(c, |a| take_back_values::<UInt8Type>(&mut self.ty, a));
+        back(c, |a| self.str.take_back(a));
+        back(c, |a| self.int.take_back(a));
+        back(c, |a| self.double.take_back(a));
     }
 }
 
-/// Builders for the events column.
+/// Columns of the events column.
 struct Events {
     offsets: Vec<i32>,
     len: usize,
     time_offset: Vec<i64>,
-    name: StringBuilder,
+    name: Str,
     attributes: Attributes,
     dropped: Vec<u32>,
 }
@@ -879,7 +934,7 @@ impl Default for Events {
             offsets: vec![0],
             len: 0,
             time_offset: Vec::new(),
-            name: StringBuilder::new(),
+            name: Str::default(),
             attributes: Attributes::default(),
             dropped: Vec::new(),
         }
@@ -908,26 +963,34 @@ impl Events {
         let values = StructArray::try_new(
             schema::event_fields(),
             vec![
-                Arc::new(Int64Array::from(std::mem::take(&mut self.time_offset))),
-                Arc::new(self.name.finish()),
+                Arc::new(values_array::<Int64Type>(&mut self.time_offset)),
+                Arc::new(self.name.finish()?),
                 Arc::new(self.attributes.finish()?),
-                Arc::new(UInt32Array::from(std::mem::take(&mut self.dropped))),
+                Arc::new(values_array::<UInt32Type>(&mut self.dropped)),
             ],
             None,
         )?;
         self.len = 0;
-        let offsets = offsets(std::mem::replace(&mut self.offsets, vec![0]))?;
+        let offsets = columns::list_offsets(&mut self.offsets)?;
         ListArray::try_new(schema::event_element(), offsets, Arc::new(values), None)
+    }
+
+    fn take_back(&mut self, list: ListArray) {
+        let Some(c) = &mut take_back_list(list, &mut self.offsets) else { return };
+        back(c, |a| take_back_values::<Int64Type>(&mut self.time_offset, a));
+        back(c, |a| self.name.take_back(a));
+        back(c, |a| self.attributes.take_back(a));
+        back(c, |a| take_back_values::<UInt32Type>(&mut self.dropped, a));
     }
 }
 
-/// Builders for the links column.
+/// Columns of the links column.
 struct Links {
     offsets: Vec<i32>,
     len: usize,
-    trace_id: Vec<u8>,
-    span_id: Vec<u8>,
-    trace_state: StringBuilder,
+    trace_id: Fixed<16>,
+    span_id: Fixed<8>,
+    trace_state: Str,
     attributes: Attributes,
     dropped: Vec<u32>,
     flags: Vec<u32>,
@@ -938,9 +1001,9 @@ impl Default for Links {
         Links {
             offsets: vec![0],
             len: 0,
-            trace_id: Vec::new(),
-            span_id: Vec::new(),
-            trace_state: StringBuilder::new(),
+            trace_id: Fixed::default(),
+            span_id: Fixed::default(),
+            trace_state: Str::default(),
             attributes: Attributes::default(),
             dropped: Vec::new(),
             flags: Vec::new(),
@@ -955,8 +1018,8 @@ impl Links {
     ) {
         for (trace_id, span_id, trace_state, attributes, dropped, flags) in links {
             self.len += 1;
-            self.trace_id.extend_from_slice(trace_id.as_bytes());
-            self.span_id.extend_from_slice(span_id.as_bytes());
+            self.trace_id.append_value(trace_id.as_bytes());
+            self.span_id.append_value(span_id.as_bytes());
             self.trace_state.append_value(trace_state);
             self.attributes.push_list(attributes);
             self.dropped.push(dropped);
@@ -966,22 +1029,99 @@ impl Links {
     }
 
     fn finish(&mut self) -> Result<ListArray, ArrowError> {
-        let trace_id = FixedSizeBinaryArray::try_new(16, std::mem::take(&mut self.trace_id).into(), None)?;
-        let span_id = FixedSizeBinaryArray::try_new(8, std::mem::take(&mut self.span_id).into(), None)?;
         let values = StructArray::try_new(
             schema::link_fields(),
             vec![
-                Arc::new(trace_id),
-                Arc::new(span_id),
-                Arc::new(self.trace_state.finish()),
+                Arc::new(self.trace_id.finish()?),
+                Arc::new(self.span_id.finish()?),
+                Arc::new(self.trace_state.finish()?),
                 Arc::new(self.attributes.finish()?),
-                Arc::new(UInt32Array::from(std::mem::take(&mut self.dropped))),
-                Arc::new(UInt32Array::from(std::mem::take(&mut self.flags))),
+                Arc::new(values_array::<UInt32Type>(&mut self.dropped)),
+                Arc::new(values_array::<UInt32Type>(&mut self.flags)),
             ],
             None,
         )?;
         self.len = 0;
-        let offsets = offsets(std::mem::replace(&mut self.offsets, vec![0]))?;
+        let offsets = columns::list_offsets(&mut self.offsets)?;
         ListArray::try_new(schema::link_element(), offsets, Arc::new(values), None)
+    }
+
+    fn take_back(&mut self, list: ListArray) {
+        let Some(c) = &mut take_back_list(list, &mut self.offsets) else { return };
+        back(c, |a| self.trace_id.take_back(a));
+        back(c, |a| self.span_id.take_back(a));
+        back(c, |a| self.trace_state.take_back(a));
+        back(c, |a| self.attributes.take_back(a));
+        back(c, |a| take_back_values::<UInt32Type>(&mut self.dropped, a));
+        back(c, |a| take_back_values::<UInt32Type>(&mut self.flags, a));
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use arrow_array::RecordBatch;
+    use sightline_model::Span;
+
+    use super::Rows;
+    use crate::dedicated::Dedicated;
+    use crate::row::Row;
+    use crate::schema;
+    use crate::tests::datagen;
+
+    /// Spans with every field, nulls and lists, and realistic ones.
+    fn spans() -> Vec<Span> {
+        let mut spans = datagen::every_field();
+        spans.extend(datagen::realistic(8, 7, 1_700_000_000_000_000_000));
+        spans
+    }
+
+    fn batch(rows: &mut Rows, spans: &[Span], dedicated: &Dedicated) -> RecordBatch {
+        for span in spans {
+            span.push(rows, None, 0, 0, dedicated).unwrap();
+        }
+        rows.finish(&schema::write_schema()).unwrap()
+    }
+
+    /// A batch's memory comes back once the writer is done with it, and
+    /// the next batch, written into it, is the batch fresh columns make.
+    #[test]
+    fn rows_write_the_next_batch_into_the_last_ones_memory() {
+        let spans = spans();
+        let dedicated = Dedicated::choose(&spans);
+        let expected = batch(&mut Rows::new(4), &spans, &dedicated);
+        let mut rows = Rows::new(4);
+        let first = batch(&mut rows, &spans, &dedicated);
+        assert_eq!(first, expected);
+        let (text, events) = (rows.service.capacity(), rows.events.attributes.key.capacity());
+        rows.take_back(first);
+        // Nothing pushed yet, and the columns already hold what the last
+        // batch grew (fresh columns start from nothing).
+        let service = rows.service.capacity();
+        assert!(service.0 > text.0 && service.1 > text.1, "{service:?}");
+        assert!(rows.events.attributes.key.capacity().1 > events.1);
+        assert!(rows.str_slots.iter().any(|s| s.capacity().1 > 0));
+        assert!(rows.int_slots.iter().all(|s| s.capacity().0 > 0));
+        assert!(rows.start.capacity() >= spans.len() && rows.links.attributes.str.capacity().1 > 0);
+        for round in 0..3 {
+            let again = batch(&mut rows, &spans, &dedicated);
+            assert_eq!(again, expected, "round {round}");
+            rows.take_back(again);
+        }
+    }
+
+    /// A batch still shared elsewhere keeps its memory: the columns grow
+    /// fresh vectors and the shared batch stays as it was.
+    #[test]
+    fn a_shared_batch_is_not_taken_back() {
+        let spans = spans();
+        let dedicated = Dedicated::choose(&spans);
+        let mut rows = Rows::new(4);
+        let first = batch(&mut rows, &spans, &dedicated);
+        let kept = first.clone();
+        rows.take_back(first);
+        assert_eq!(rows.service.capacity().1, 0);
+        let second = batch(&mut rows, &spans.iter().rev().cloned().collect::<Vec<_>>(), &dedicated);
+        assert_eq!(kept, batch(&mut Rows::new(4), &spans, &dedicated));
+        assert_ne!(second, kept);
     }
 }

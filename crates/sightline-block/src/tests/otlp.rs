@@ -279,7 +279,7 @@ fn write_cost() {
     decode_cost();
     let dir = tempfile::tempdir().unwrap();
     let rounds = 4;
-    let mut flush_ns = 0;
+    let (mut flush_ns, mut flush_faults) = (0, 0);
     let mut spans_written = 0;
     for round in 0..rounds {
         let spans = datagen::realistic(3_000, 100 + round, 1_700_000_000_000_000_000);
@@ -289,9 +289,10 @@ fn write_cost() {
         // from when each batch came in.
         let spans = flush_input(&groups, &raw);
         spans_written += spans.len() as u64;
-        let t = super::thread_cpu_ns();
+        let (t, faults) = (super::thread_cpu_ns(), super::thread_minor_faults());
         write_otlp(dir.path(), &format!("f{round}"), spans, &WriteOptions::default()).unwrap();
         flush_ns += super::thread_cpu_ns() - t;
+        flush_faults += super::thread_minor_faults() - faults;
     }
     let blocks: Vec<Block> =
         (0..rounds).map(|r| Block::open(&dir.path().join(format!("f{r}"))).unwrap()).collect();
@@ -327,9 +328,10 @@ fn write_cost() {
         h.finish()
     };
     println!(
-        "{spans_written} realistic spans: flush {:.2} µs/span, merge {:.2} µs/span ({}; decoding spans \
+        "{spans_written} realistic spans: flush {:.2} µs/span ({:.3} minor faults/span), merge {:.2} µs/span ({}; decoding spans \
          {:.2} µs/span), {:.1} B/span merged (data files {:016x} {:016x} {:016x})",
         flush_ns as f64 / spans_written as f64 / 1e3,
+        flush_faults as f64 / spans_written as f64,
         merge_ns as f64 / 2.0 / merged.span_count as f64 / 1e3,
         if copies { "copying rows" } else { "decoding spans" },
         decoded_ns as f64 / 2.0 / merged.span_count as f64 / 1e3,
