@@ -25,6 +25,13 @@ Steps:
                           $SIGHTLINE_BENCH_ROTEL or bench/.venv, which
                           bench/run.sh installs): records/s, server CPU per
                           record, peak RSS, refusals, and the ratio
+    traces_and_logs[:SECS[:LIMIT_MIB]]
+                          bench.py's traces_and_logs step: realistic spans
+                          and log records at saturation at once (8 senders
+                          each, SECS seconds, default 40, half of it warm-up)
+                          into one server with --memory-limit LIMIT_MIB
+                          (default 256): peak RSS against the limit, rates,
+                          refusals
 """
 import glob, json, os, re, socket, subprocess, sys, tempfile, time, urllib.request, concurrent.futures
 
@@ -280,7 +287,31 @@ def logs_ingest(secs="40", who="both"):
         print(json.dumps({"step": "logs_ingest_ratio", "sightline_over_rotel": round(rates["sightline"] / rates["rotel"], 3)}))
 
 
+def traces_and_logs(secs="40", limit_mib="256"):
+    """bench.py's traces_and_logs: spans and log records at saturation at
+    once against one server with an explicit --memory-limit."""
+    secs = int(secs)
+    s = Server(["--memory-limit", f"{limit_mib}MiB"])
+    try:
+        common = ("--protocol", "grpc", "--endpoint", f"127.0.0.1:{s.grpc}", "--concurrency", 8,
+                  "--duration", f"{secs}s", "--warmup", f"{secs // 2}s")
+        c0, t0 = s.cpu(), time.time()
+        procs = [loadgen("--profile", "realistic", *common, wait=False), loadgen("--signal", "logs", *common, wait=False)]
+        traces, logs = [json.loads(p.communicate()[0].strip().splitlines()[-1]) for p in procs]
+        c1, t1 = s.cpu(), time.time()
+        print(json.dumps({"step": "traces_and_logs", "memory_limit_mib": int(limit_mib),
+                          "peak_rss_mib": round(s.status("VmHWM") / 2**20, 1),
+                          "spans_per_sec": round(traces["spans_per_sec"]), "records_per_sec": round(logs["spans_per_sec"]),
+                          "server_cores": round((c1 - c0) / (t1 - t0), 2), "traces_refusals": traces["retries"],
+                          "logs_refusals": logs["retries"], "dropped": traces["spans_dropped"] + logs["spans_dropped"],
+                          "log_block_cache_bytes": s.metric("sightline_logstore_block_cache_bytes"),
+                          "log_word_cache_bytes": s.metric("sightline_logstore_word_cache_bytes"),
+                          "load1": os.getloadavg()[0]}), flush=True)
+    finally:
+        s.stop()
+
+
 for step in sys.argv[2:]:
     name, *args = step.split(":")
     {"head_bytes": head_bytes, "fixed": fixed, "saturation": saturation, "wide_queries": wide_queries,
-     "storage": storage, "logs_ingest": logs_ingest}[name](*args)
+     "storage": storage, "logs_ingest": logs_ingest, "traces_and_logs": traces_and_logs}[name](*args)

@@ -2,7 +2,9 @@
 //! with their page index and resource/scope tables, and `trace_id` bloom
 //! filters. Blocks of other formats (the log store's) keep their parts
 //! here too, as [`FooterCache::get_part`]/[`FooterCache::insert_part`]
-//! entries under a key of their own ([`FooterCache::new_key`]).
+//! entries under a key of their own ([`FooterCache::new_key`]); the log
+//! store keeps two caches, one for what trace lookups need and one for
+//! body word filters, so that searches cannot evict the former.
 //!
 //! An open block keeps resident only what it needs to decide whether it
 //! must be read at all (its `meta.json`, per row group the `trace_id`
@@ -187,7 +189,7 @@ impl FooterCache {
     }
 
     /// Drops every entry of block `id` (the block was dropped).
-    pub(crate) fn remove_block(&self, id: u64) {
+    pub fn remove_block(&self, id: u64) {
         let mut state = self.lock();
         let parts: Vec<Key> = state.entries.keys().filter(|k| k.0 == id).copied().collect();
         for key in parts {
@@ -198,10 +200,11 @@ impl FooterCache {
         }
     }
 
-    /// A process-unique key for a block of another format to keep its
-    /// parts under (the trace blocks take theirs from the same sequence).
+    /// A process-unique key for each opened block (of any format) to
+    /// keep its parts under.
     pub fn new_key() -> u64 {
-        next_block_key()
+        static NEXT: AtomicU64 = AtomicU64::new(1);
+        NEXT.fetch_add(1, Ordering::Relaxed)
     }
 
     /// Part `part` of block `key`, marked as just used; `None` when not
@@ -225,17 +228,6 @@ impl FooterCache {
     pub fn part_bytes(&self, key: u64, part: u8) -> Option<usize> {
         self.bytes_of((key, Part::Other(part)))
     }
-
-    /// Drops every part of block `key` (the block was dropped).
-    pub fn remove_key(&self, key: u64) {
-        self.remove_block(key);
-    }
-}
-
-/// A process-unique id for each opened block: its cache key.
-pub(crate) fn next_block_key() -> u64 {
-    static NEXT: AtomicU64 = AtomicU64::new(1);
-    NEXT.fetch_add(1, Ordering::Relaxed)
 }
 
 #[cfg(test)]
@@ -288,7 +280,7 @@ mod tests {
         // 90 > 100 - 40: a's part 1, the least recently used, went.
         assert_eq!(cache.part_bytes(a, 1), None);
         assert_eq!(cache.stats().used_bytes, 100);
-        cache.remove_key(a);
+        cache.remove_block(a);
         assert_eq!((cache.stats().used_bytes, cache.stats().entries), (60, 2));
         assert!(cache.get_part::<String>(b, 0).is_some());
     }

@@ -304,7 +304,7 @@ impl Block {
             leaves,
             groups,
             cache,
-            key: crate::cache::next_block_key(),
+            key: FooterCache::new_key(),
             checksums,
             damage,
         };

@@ -39,10 +39,14 @@ pub(crate) struct LogsArgs {
     /// The memory budget the store derives its head size from.
     #[arg(long, default_value = "256MiB", value_parser = parse_bytes)]
     pub memory_limit: u64,
-    /// The bound of the log block cache (footers and filters); by default
-    /// the memory budget's share.
+    /// The bound of the log block cache (footers and trace id filters);
+    /// by default the memory budget's share.
     #[arg(long, value_parser = parse_bytes)]
     pub block_cache: Option<u64>,
+    /// The bound of the log word cache (body word filters); by default
+    /// the memory budget's share.
+    #[arg(long, value_parser = parse_bytes)]
+    pub word_cache: Option<u64>,
     /// Trace lookups.
     #[arg(long, default_value_t = 200)]
     pub lookups: usize,
@@ -111,6 +115,10 @@ pub(crate) struct LogsReport {
     pub cache_capacity: usize,
     /// The block cache's counters after the queries.
     pub cache: sightline_logstore::BlockCacheStats,
+    /// The word cache's bound.
+    pub word_cache_capacity: usize,
+    /// The word cache's counters after the queries.
+    pub word_cache: sightline_logstore::BlockCacheStats,
 }
 
 impl LogsReport {
@@ -148,6 +156,10 @@ impl LogsReport {
             "cache_hits": self.cache.hits,
             "cache_misses": self.cache.misses,
             "cache_evictions": self.cache.evictions,
+            "word_cache_capacity": self.word_cache_capacity,
+            "word_cache_hits": self.word_cache.hits,
+            "word_cache_misses": self.word_cache.misses,
+            "word_cache_evictions": self.word_cache.evictions,
         })
     }
 }
@@ -207,12 +219,17 @@ impl std::fmt::Display for LogsReport {
         )?;
         write!(
             f,
-            "open blocks hold {:.2} MiB after the queries (cache bound {:.2} MiB: {} hits, {} misses, {} evictions); peak RSS {:.1} MiB",
+            "open blocks hold {:.2} MiB after the queries (block cache bound {:.2} MiB: {} hits, {} misses, {} \
+             evictions; word cache bound {:.2} MiB: {} hits, {} misses, {} evictions); peak RSS {:.1} MiB",
             self.block_memory as f64 / 1048576.0,
             self.cache_capacity as f64 / 1048576.0,
             self.cache.hits,
             self.cache.misses,
             self.cache.evictions,
+            self.word_cache_capacity as f64 / 1048576.0,
+            self.word_cache.hits,
+            self.word_cache.misses,
+            self.word_cache.evictions,
             self.peak_rss_mib
         )
     }
@@ -354,7 +371,12 @@ pub(crate) async fn logs_bench(args: &LogsArgs) -> Result<LogsReport, Error> {
         options.block_cache =
             Arc::new(sightline_logstore::FooterCache::new(usize::try_from(bytes).unwrap_or(usize::MAX)));
     }
+    if let Some(bytes) = args.word_cache {
+        options.word_cache =
+            Arc::new(sightline_logstore::FooterCache::new(usize::try_from(bytes).unwrap_or(usize::MAX)));
+    }
     let cache = Arc::clone(&options.block_cache);
+    let word_cache = Arc::clone(&options.word_cache);
     let store = LogStore::open(options).await.map_err(store_error)?;
     let generator = Generator::new(args.records);
     let started = Instant::now();
@@ -425,6 +447,7 @@ pub(crate) async fn logs_bench(args: &LogsArgs) -> Result<LogsReport, Error> {
     }
     let block_memory = store.block_memory_size();
     let cache_stats = cache.stats();
+    let word_cache_stats = word_cache.stats();
     let block_parts = store.block_memory().map_err(store_error)?;
     store.shutdown().await;
     if args.dir.is_none() {
@@ -451,6 +474,8 @@ pub(crate) async fn logs_bench(args: &LogsArgs) -> Result<LogsReport, Error> {
         block_parts,
         cache_capacity: cache.capacity(),
         cache: cache_stats,
+        word_cache_capacity: word_cache.capacity(),
+        word_cache: word_cache_stats,
     })
 }
 

@@ -22,6 +22,7 @@ use sightline_wal::{FsyncPolicy, RecoveryMode, SegmentId, Wal};
 use tokio::sync::{Notify, broadcast};
 use tokio::task::JoinHandle;
 
+use crate::block::read::Caches;
 use crate::block::{self, LogBlock};
 use crate::head::{Head, HeadBatch};
 use crate::metrics::Refusal;
@@ -84,12 +85,17 @@ pub struct Options {
     /// Put before flushed blocks' ids: the node id (`<node>-`) in a
     /// shared storage, where every node's WAL numbers its segments from 1.
     pub id_prefix: String,
-    /// Where open blocks keep their footers, trace id filters and body
-    /// word filters (shared by every tenant's store: clones of these
+    /// Where open blocks keep their footers and trace id filters, what a
+    /// trace lookup reads (shared by every tenant's store: clones of these
     /// options share it), bounded by
     /// [`MemoryBudget::log_block_cache_bytes`]; evicted parts are read
     /// again from the block.
     pub block_cache: Arc<FooterCache>,
+    /// Where open blocks keep their body word filters, bounded by
+    /// [`MemoryBudget::log_word_cache_bytes`]: apart from `block_cache`,
+    /// so that body searches, which read every block's, cannot evict what
+    /// trace lookups need.
+    pub word_cache: Arc<FooterCache>,
 }
 
 /// What the log stores of all tenants share, as the trace stores share
@@ -152,8 +158,14 @@ impl Options {
             storage: None,
             id_prefix: String::new(),
             block_cache: Arc::new(FooterCache::new(memory.log_block_cache_bytes())),
+            word_cache: Arc::new(FooterCache::new(memory.log_word_cache_bytes())),
             memory,
         }
+    }
+
+    /// The caches open blocks keep their parts in.
+    pub(crate) fn caches(&self) -> Caches {
+        Caches { blocks: Arc::clone(&self.block_cache), words: Arc::clone(&self.word_cache) }
     }
 }
 
@@ -313,7 +325,7 @@ impl Inner {
         for id in &state.blocks {
             match by_id.get(id.as_str()) {
                 Some(block) => next.push(Arc::clone(block)),
-                None => match LogBlock::open_in(&self.storage, id, &self.opts.block_cache) {
+                None => match LogBlock::open_in(&self.storage, id, &self.opts.caches()) {
                     Ok(block) => next.push(Arc::new(block)),
                     Err(e) => {
                         tracing::warn!(block = %id, error = %e, "cannot open a listed log block; not served")
@@ -530,7 +542,7 @@ fn open_blocking(opts: Options) -> Result<Inner, Error> {
     };
     let mut blocks = Vec::new();
     for id in &manifest.blocks {
-        match LogBlock::open_in(&storage, id, &opts.block_cache) {
+        match LogBlock::open_in(&storage, id, &opts.caches()) {
             Ok(b) => blocks.push(Arc::new(b)),
             // A damaged block is not served; the rest are.
             Err(e) => tracing::error!(block = %id, error = %e, "log block unreadable; not served"),
@@ -961,7 +973,7 @@ fn flush_one(inner: &Inner, frozen: &Arc<Frozen>) -> Result<(), Error> {
     let mut fresh: Vec<Arc<LogBlock>> = Vec::with_capacity(written.len());
     for meta in &written {
         inner.storage.publish(&meta.id)?;
-        fresh.push(Arc::new(LogBlock::open_in(&inner.storage, &meta.id, &inner.opts.block_cache)?));
+        fresh.push(Arc::new(LogBlock::open_in(&inner.storage, &meta.id, &inner.opts.caches())?));
     }
     // The blocks are listed and the head dropped in one step, so a search
     // sees the records once.
@@ -1058,7 +1070,7 @@ fn merge_blocks(inner: &Inner, inputs: &[Arc<LogBlock>]) -> Result<(), Error> {
     let id = format!("{}l{}", inner.opts.id_prefix, sightline_store::merged_block_id(level, &ids));
     let meta = block::merge(inner.storage.staging_dir(), &id, inputs, inner.opts.row_group_rows, level)?;
     inner.storage.publish(&id)?;
-    let merged = Arc::new(LogBlock::open_in(&inner.storage, &id, &inner.opts.block_cache)?);
+    let merged = Arc::new(LogBlock::open_in(&inner.storage, &id, &inner.opts.caches())?);
     let doomed: Vec<String> = ids.iter().map(|s| (*s).to_owned()).collect();
     let committed = inner.change(
         |next| {

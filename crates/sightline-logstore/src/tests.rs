@@ -997,10 +997,10 @@ async fn a_flush_reuses_groups_of_the_same_source_only() {
     assert_eq!(got, records);
 }
 
-/// A store whose block cache holds about one block's footer and filters
+/// A store whose caches hold about one block's footer and filters
 /// answers every search, trace lookup and merge as one that keeps them
-/// all, and the cache stays within its bound; dropped blocks leave
-/// nothing in it.
+/// all, and the caches stay within their bounds; dropped blocks leave
+/// nothing in them.
 #[tokio::test]
 async fn blocks_behind_a_small_cache_answer_the_same_within_its_bound() {
     let all = sample();
@@ -1009,15 +1009,17 @@ async fn blocks_behind_a_small_cache_answer_the_same_within_its_bound() {
     let store = open(probe.path()).await;
     ingest(&store, &all[..12]).await;
     store.flush_now().await.unwrap();
-    let one = store.block_memory().unwrap().total();
+    let one = store.block_memory().unwrap();
     store.shutdown().await;
 
     let dir = tempfile::tempdir().unwrap();
     let mut opts = Options::new(dir.path(), Arc::new(MemoryBudget::new(256 << 20)));
     opts.row_group_rows = 16;
     opts.background_compaction = false;
-    let cache = Arc::new(sightline_block::FooterCache::new(one * 3 / 2));
+    let cache = Arc::new(sightline_block::FooterCache::new((one.total() - one.words) * 3 / 2));
     opts.block_cache = Arc::clone(&cache);
+    let words = Arc::new(sightline_block::FooterCache::new(one.words * 3 / 2));
+    opts.word_cache = Arc::clone(&words);
     let store = LogStore::open(opts).await.unwrap();
     for chunk in all.chunks(12) {
         ingest(&store, chunk).await;
@@ -1026,34 +1028,112 @@ async fn blocks_behind_a_small_cache_answer_the_same_within_its_bound() {
     assert_eq!(store.blocks().len(), 5);
     for _ in 0..2 {
         check_queries(&store, &all).await;
-        let stats = cache.stats();
-        assert!(stats.used_bytes <= cache.capacity(), "{stats:?}");
+        for c in [&cache, &words] {
+            let stats = c.stats();
+            assert!(stats.used_bytes <= c.capacity(), "{stats:?}");
+        }
     }
-    let stats = cache.stats();
-    assert!(stats.evictions > 0 && stats.misses > 0, "nothing was evicted and read again: {stats:?}");
-    // What the blocks hold is their summaries plus what the cache holds.
-    assert!(store.block_memory_size() <= stats.used_bytes + 5 * 4096, "{stats:?}");
+    for c in [&cache, &words] {
+        let stats = c.stats();
+        assert!(stats.evictions > 0 && stats.misses > 0, "nothing was evicted and read again: {stats:?}");
+    }
+    // What the blocks hold is their summaries plus what the caches hold.
+    let held = cache.stats().used_bytes + words.stats().used_bytes;
+    assert!(store.block_memory_size() <= held + 5 * 4096, "{held}");
     assert!(store.block_memory_size() < store.block_memory().unwrap().total());
-    // The scrape shows the cache under the log store's prefix.
+    // The scrape shows the caches under the log store's prefix.
     let mut registry = prometheus_client::registry::Registry::default();
-    sightline_store::register_block_cache_as(&mut registry, "sightline_logstore", Arc::clone(&cache));
+    for (name, c) in [("block_cache", &cache), ("word_cache", &words)] {
+        sightline_store::register_cache_as(&mut registry, "sightline_logstore", name, "parts", Arc::clone(c));
+    }
     let mut text = String::new();
     prometheus_client::encoding::text::encode(&mut text, &registry).unwrap();
-    let stats = cache.stats();
-    for line in [
-        format!("sightline_logstore_block_cache_bytes {}", stats.used_bytes),
-        format!("sightline_logstore_block_cache_capacity_bytes {}", cache.capacity()),
-        format!("sightline_logstore_block_cache_misses_total {}", stats.misses),
-        format!("sightline_logstore_block_cache_evictions_total {}", stats.evictions),
-    ] {
-        assert!(text.lines().any(|l| l == line), "no `{line}` in\n{text}");
+    for (name, c) in [("block_cache", &cache), ("word_cache", &words)] {
+        let stats = c.stats();
+        for line in [
+            format!("sightline_logstore_{name}_bytes {}", stats.used_bytes),
+            format!("sightline_logstore_{name}_capacity_bytes {}", c.capacity()),
+            format!("sightline_logstore_{name}_misses_total {}", stats.misses),
+            format!("sightline_logstore_{name}_evictions_total {}", stats.evictions),
+        ] {
+            assert!(text.lines().any(|l| l == line), "no `{line}` in\n{text}");
+        }
     }
     store.compact_now().await.unwrap();
     assert_eq!(store.blocks().len(), 1);
     check_queries(&store, &all).await;
     store.shutdown().await;
     drop(store);
-    assert_eq!(cache.stats().used_bytes, 0, "{:?}", cache.stats());
+    for c in [&cache, &words] {
+        assert_eq!(c.stats().used_bytes, 0, "{:?}", c.stats());
+    }
+}
+
+/// Body searches read every block's word filters; in a cache of their own
+/// too small for them all, they push out nothing a trace lookup reads:
+/// after the searches, lookups find every block's footer and trace id
+/// filters still cached (with one cache for all parts, of the same total
+/// size, the searches evicted them and lookups read them again).
+#[tokio::test]
+async fn body_searches_do_not_evict_what_trace_lookups_read() {
+    let all = sample();
+    let dir = tempfile::tempdir().unwrap();
+    let open_with = |blocks: usize, words: usize| {
+        let mut opts = Options::new(dir.path(), Arc::new(MemoryBudget::new(256 << 20)));
+        opts.row_group_rows = 16;
+        opts.background_compaction = false;
+        opts.block_cache = Arc::new(sightline_block::FooterCache::new(blocks));
+        opts.word_cache = Arc::new(sightline_block::FooterCache::new(words));
+        let caches = (Arc::clone(&opts.block_cache), Arc::clone(&opts.word_cache));
+        async move { (LogStore::open(opts).await.unwrap(), caches) }
+    };
+    let lookups = |store: &LogStore| {
+        let store = store.clone();
+        async move {
+            for n in 1..=5 {
+                let q = LogQuery { trace_id: Some(trace(n)), limit: 1000, ..LogQuery::default() };
+                assert_eq!(store.find_logs(&q).await.unwrap().records.len(), 12);
+            }
+        }
+    };
+    let searches = |store: &LogStore| {
+        let store = store.clone();
+        async move {
+            for needle in [" said hello", "line 37 said", " zebra "] {
+                let q = LogQuery {
+                    body: Some(BodyMatcher::new(move |t| t.contains(needle))),
+                    body_words: sightline_model::words_of_substring(needle),
+                    ..LogQuery::default()
+                };
+                store.find_logs(&q).await.unwrap();
+            }
+        }
+    };
+    // Five blocks; what their parts take in each cache, all held.
+    let (store, (cache, words)) = open_with(usize::MAX, usize::MAX).await;
+    for chunk in all.chunks(12) {
+        ingest(&store, chunk).await;
+        store.flush_now().await.unwrap();
+    }
+    lookups(&store).await;
+    searches(&store).await;
+    let (lookup_bytes, word_bytes) = (cache.stats().used_bytes, words.stats().used_bytes);
+    store.shutdown().await;
+    drop(store);
+
+    // Room for every block's footer and trace id filters; for about two
+    // blocks' word filters of five.
+    let (store, (cache, words)) = open_with(lookup_bytes, word_bytes * 2 / 5).await;
+    assert_eq!(store.blocks().len(), 5);
+    lookups(&store).await;
+    let before = cache.stats();
+    searches(&store).await;
+    assert!(words.stats().evictions > 0, "the searches fit the word cache: {:?}", words.stats());
+    lookups(&store).await;
+    let after = cache.stats();
+    assert_eq!((after.misses, after.evictions), (before.misses, 0), "{before:?} {after:?}");
+    assert!(after.hits > before.hits, "{before:?} {after:?}");
+    store.shutdown().await;
 }
 
 /// A bucket's tenants for discovery, counting the `has` requests (a HEAD

@@ -19,6 +19,8 @@
 //! | query results being built, all queries | L/16 | results are serialised to JSON afterwards, which takes as much again |
 //! | one query's results | L/64 | so four queries run at once; 4 MiB of spans at 256 MiB is ~3,000 realistic spans |
 //! | open blocks' footers, page indexes, tables and bloom filters (the store's footer cache) | L/8 | ~2.4 B per stored realistic span: 32 MiB holds them for ~13M spans; beyond, the least recently used are read again on demand |
+//! | open log blocks' footers and trace id filters (the log store's block cache) | L/16 | what a trace lookup reads, ~1.2 B per stored record: 16 MiB holds ~13M records' worth |
+//! | open log blocks' body word filters (the log store's word cache) | L/32 | ~4 B per stored record; apart, so body searches cannot evict what trace lookups need |
 //! | soft limit (refusals start) | 0.7 L | flushes and decodes already admitted keep growing memory after refusals start |
 //! | hard limit | L | |
 
@@ -100,16 +102,27 @@ impl MemoryBudget {
         share(self.limit, 8)
     }
 
-    /// Bytes the log store's cache of block footers (with offset index),
-    /// trace id filters and body word filters may hold, apart from the
-    /// trace store's (a body search touches every log block's word
-    /// filters and must not evict the trace footers lookups need, nor the
-    /// reverse). These took ~5.2 B per stored record, measured (word
-    /// filters 4.0, trace id filters 0.5, footer 0.7), growing without a
-    /// bound before; L/32 keeps ~1.6M records' worth at the default
-    /// 256 MiB, beyond which body searches read word filters again
-    /// (a small file per block) instead of holding them.
+    /// Bytes the log store's cache of block footers (with offset index)
+    /// and trace id filters may hold: what a trace lookup reads (the
+    /// filters of every block, the footer of the blocks that may hold the
+    /// trace). Apart from the trace store's cache (a trace query must not
+    /// evict log parts, nor the reverse) and from the body word filters'
+    /// ([`MemoryBudget::log_word_cache_bytes`]: a body search reads every
+    /// block's, ~4 B per record, and with them in one cache it pushed out
+    /// what lookups need; logs of one trace p99 went 10 → 18 ms at 10M
+    /// records). These parts take ~1.2 B per stored record (footer 0.7,
+    /// trace id filters 0.5, measured); L/16 keeps ~13M records' worth at
+    /// the default 256 MiB, beyond which the least recently used are read
+    /// again.
     pub fn log_block_cache_bytes(&self) -> usize {
+        share(self.limit, 16)
+    }
+
+    /// Bytes the log store's cache of body word filters may hold (~4 B per
+    /// stored record, measured): L/32 keeps ~2M records' worth at the
+    /// default 256 MiB, beyond which body searches read the filters again
+    /// (a small file per block).
+    pub fn log_word_cache_bytes(&self) -> usize {
         share(self.limit, 32)
     }
 

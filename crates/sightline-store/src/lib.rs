@@ -49,7 +49,7 @@ pub use blockset::{
     encode_manifest, flushed_block_id, merged_block_id, swap_manifest,
 };
 pub use error::Error;
-pub use metrics::{Metrics, register_block_cache, register_block_cache_as};
+pub use metrics::{Metrics, register_block_cache, register_cache_as};
 pub use repair::{
     BlockCheck, BlockState, ManifestCheck, QUARANTINE_DIR, Quarantined, RepairReport, VerifyReport, WalCheck,
     repair, verify,

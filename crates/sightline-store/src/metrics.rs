@@ -216,52 +216,57 @@ impl Gauges {
 }
 
 /// Publishes a [`FooterCache`]'s size and counters on each scrape, under
-/// `sightline_store_block_cache_*`: the cache is shared by every tenant's
-/// store, and its hits and misses happen on query paths that should not
-/// pay for updating a metric each time.
+/// `<prefix>_<name>_*` (`sightline_store_block_cache_*`): the cache is
+/// shared by every tenant's store, and its hits and misses happen on query
+/// paths that should not pay for updating a metric each time.
 #[derive(Debug)]
-struct FooterCacheCollector(Arc<FooterCache>);
+struct FooterCacheCollector {
+    cache: Arc<FooterCache>,
+    /// The metrics' name before `_bytes`, `_hits` etc.
+    name: &'static str,
+    /// What the cache holds, for the help texts.
+    holds: &'static str,
+}
 
 impl Collector for FooterCacheCollector {
     fn encode(&self, mut encoder: DescriptorEncoder) -> Result<(), std::fmt::Error> {
-        let stats = self.0.stats();
-        let gauges: [(&str, &str, usize); 3] = [
+        let stats = self.cache.stats();
+        let (name, holds) = (self.name, self.holds);
+        let gauges = [
+            ("bytes", format!("Bytes of {holds} held in the cache"), stats.used_bytes),
             (
-                "block_cache_bytes",
-                "Bytes of block footers and bloom filters held in the block cache",
-                stats.used_bytes,
+                "capacity_bytes",
+                "The cache's bound (a share of --memory-limit)".to_owned(),
+                self.cache.capacity(),
             ),
-            (
-                "block_cache_capacity_bytes",
-                "The block cache's bound (a share of --memory-limit)",
-                self.0.capacity(),
-            ),
-            (
-                "block_cache_entries",
-                "Block footers and bloom-filter sets held in the block cache",
-                stats.entries,
-            ),
+            ("entries", format!("Entries ({holds}, by block) held in the cache"), stats.entries),
         ];
-        for (name, help, value) in gauges {
+        for (suffix, help, value) in gauges {
             let gauge = ConstGauge::new(value as i64);
-            gauge.encode(encoder.encode_descriptor(name, help, None, gauge.metric_type())?)?;
+            gauge.encode(encoder.encode_descriptor(
+                &format!("{name}_{suffix}"),
+                &help,
+                None,
+                gauge.metric_type(),
+            )?)?;
         }
-        let counters: [(&str, &str, u64); 3] = [
-            ("block_cache_hits", "Block footer or bloom-filter lookups answered from the cache", stats.hits),
+        let counters = [
+            ("hits", format!("Lookups of {holds} answered from the cache"), stats.hits),
+            ("misses", format!("Lookups of {holds} read again from the block"), stats.misses),
             (
-                "block_cache_misses",
-                "Block footer or bloom-filter lookups read again from the block",
-                stats.misses,
-            ),
-            (
-                "block_cache_evictions",
-                "Entries dropped from the block cache to stay within its bound",
+                "evictions",
+                "Entries dropped from the cache to stay within its bound".to_owned(),
                 stats.evictions,
             ),
         ];
-        for (name, help, value) in counters {
+        for (suffix, help, value) in counters {
             let counter = ConstCounter::new(value);
-            counter.encode(encoder.encode_descriptor(name, help, None, counter.metric_type())?)?;
+            counter.encode(encoder.encode_descriptor(
+                &format!("{name}_{suffix}"),
+                &help,
+                None,
+                counter.metric_type(),
+            )?)?;
         }
         Ok(())
     }
@@ -269,11 +274,22 @@ impl Collector for FooterCacheCollector {
 
 /// Registers `cache`'s metrics (see [`FooterCacheCollector`]).
 pub fn register_block_cache(registry: &mut Registry, cache: Arc<FooterCache>) {
-    register_block_cache_as(registry, "sightline_store", cache);
+    register_cache_as(registry, "sightline_store", "block_cache", "block footers and bloom filters", cache);
 }
 
-/// Registers `cache`'s metrics under `prefix` (the log store's cache
-/// reports as `sightline_logstore_block_cache_*`).
-pub fn register_block_cache_as(registry: &mut Registry, prefix: &str, cache: Arc<FooterCache>) {
-    registry.sub_registry_with_prefix(prefix).register_collector(Box::new(FooterCacheCollector(cache)));
+/// Registers `cache`'s metrics as `<prefix>_<name>_*`, `holds` saying
+/// what it holds in their help (the log store's caches report as
+/// `sightline_logstore_block_cache_*` and `sightline_logstore_word_cache_*`).
+pub fn register_cache_as(
+    registry: &mut Registry,
+    prefix: &str,
+    name: &'static str,
+    holds: &'static str,
+    cache: Arc<FooterCache>,
+) {
+    registry.sub_registry_with_prefix(prefix).register_collector(Box::new(FooterCacheCollector {
+        cache,
+        name,
+        holds,
+    }));
 }

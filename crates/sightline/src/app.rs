@@ -104,10 +104,19 @@ pub(crate) async fn serve(settings: Settings) -> anyhow::Result<()> {
     // Sharing a bucket: log blocks and their manifest there too (under
     // <tenant>/logs/), the WAL still in the data directory.
     let mut log_options = log_store_options(&settings, &memory, logstore_metrics);
-    sightline_store::register_block_cache_as(
+    sightline_store::register_cache_as(
         &mut registry,
         "sightline_logstore",
+        "block_cache",
+        "log block footers and trace id filters",
         Arc::clone(&log_options.block_cache),
+    );
+    sightline_store::register_cache_as(
+        &mut registry,
+        "sightline_logstore",
+        "word_cache",
+        "log block body word filters",
+        Arc::clone(&log_options.word_cache),
     );
     let mut log_opener = sightline_logstore::LogOpener::new(&settings.data_dir, log_options.clone());
     if let Some(remote) = &remote {

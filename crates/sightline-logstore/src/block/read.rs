@@ -35,19 +35,38 @@ use crate::topk::TopK;
 /// Rows decoded per Arrow batch while searching.
 const READ_BATCH_ROWS: usize = 4096;
 
-/// The block's parts kept in the [`FooterCache`], by part number.
+/// The block's parts kept in the [`Caches`], by part number.
 const PART_FOOTER: u8 = 0;
 const PART_TRACE_BLOOMS: u8 = 1;
 const PART_WORDS: u8 = 2;
+
+/// Where open blocks keep their parts: the footers and trace id filters
+/// (what a trace lookup reads) in one cache, the body word filters in
+/// another, so that a body search, which reads every block's word
+/// filters, cannot push out what lookups need.
+#[derive(Debug, Clone)]
+pub(crate) struct Caches {
+    pub(crate) blocks: Arc<FooterCache>,
+    pub(crate) words: Arc<FooterCache>,
+}
+
+impl Caches {
+    /// One cache without a bound for both (verify, tests).
+    fn unbounded() -> Caches {
+        let cache = Arc::new(FooterCache::new(usize::MAX));
+        Caches { blocks: Arc::clone(&cache), words: cache }
+    }
+}
 
 /// An open block. Cheap to share; searches open no file handles of their
 /// own (reads go through the one verified file).
 ///
 /// It keeps resident only what decides whether a row group must be read
 /// (`meta.json`, per row group its time, service and severity range and
-/// where its trace id filter is); the Parquet footer with the page index,
-/// the trace id filters and the body word filters are entries of a
-/// [`FooterCache`] shared by the store's blocks, read again when evicted.
+/// where its trace id filter is); the Parquet footer with the page index
+/// and the trace id filters are entries of one [`FooterCache`] shared by
+/// the store's blocks, the body word filters of another ([`Caches`]), read
+/// again when evicted.
 #[derive(Debug)]
 pub(crate) struct LogBlock {
     meta: LogBlockMeta,
@@ -58,7 +77,7 @@ pub(crate) struct LogBlock {
     /// Per row group, what pruning needs before the footer.
     groups: Vec<Group>,
     /// Where the footer and filters are kept, under `key`.
-    cache: Arc<FooterCache>,
+    caches: Caches,
     key: u64,
     dir: PathBuf,
     /// Where a block kept in remote storage reads its small files (the
@@ -184,27 +203,27 @@ impl LogBlock {
     /// the Parquet footer through the checksums; its footer and filters
     /// in a cache of its own without a bound (verify, tests).
     pub(crate) fn open(dir: &Path) -> Result<LogBlock, Error> {
-        LogBlock::open_cached(dir, &Arc::new(FooterCache::new(usize::MAX)))
+        LogBlock::open_cached(dir, &Caches::unbounded())
     }
 
-    /// [`LogBlock::open`], keeping the footer and filters in `cache`.
-    pub(crate) fn open_cached(dir: &Path, cache: &Arc<FooterCache>) -> Result<LogBlock, Error> {
+    /// [`LogBlock::open`], keeping the footer and filters in `caches`.
+    pub(crate) fn open_cached(dir: &Path, caches: &Caches) -> Result<LogBlock, Error> {
         let (meta, sums) = read_meta(dir)?;
         let data_path = dir.join(DATA_FILE);
         let file = VerifiedFile::open_file(&data_path, Some(Arc::new(sums)), Arc::default())?;
-        LogBlock::open_file(dir, meta, file, None, cache)
+        LogBlock::open_file(dir, meta, file, None, caches)
     }
 
     /// Opens published block `id` of `storage`: from its folder when the
     /// storage is local, else by range through the storage's cache (the
-    /// same checks either way); its footer and filters in `cache`.
+    /// same checks either way); its footer and filters in `caches`.
     pub(crate) fn open_in(
         storage: &Arc<dyn BlockStorage>,
         id: &str,
-        cache: &Arc<FooterCache>,
+        caches: &Caches,
     ) -> Result<LogBlock, Error> {
         if storage.data_source(id, 0).is_none() {
-            return LogBlock::open_cached(&storage.staging_dir().join(id), cache);
+            return LogBlock::open_cached(&storage.staging_dir().join(id), caches);
         }
         let location = PathBuf::from(storage.location()).join("blocks").join(id);
         let meta_path = location.join(META_FILE);
@@ -214,7 +233,7 @@ impl LogBlock {
             .ok_or_else(|| Error::corrupt(&location, "the storage stopped serving the block remotely"))?;
         let data_path = location.join(DATA_FILE);
         let file = VerifiedFile::open_source(&data_path, source, Some(Arc::new(sums)), Arc::default())?;
-        LogBlock::open_file(&location, meta, file, Some(Arc::clone(storage)), cache)
+        LogBlock::open_file(&location, meta, file, Some(Arc::clone(storage)), caches)
     }
 
     fn open_file(
@@ -222,7 +241,7 @@ impl LogBlock {
         meta: LogBlockMeta,
         file: VerifiedFile,
         remote: Option<Arc<dyn BlockStorage>>,
-        cache: &Arc<FooterCache>,
+        caches: &Caches,
     ) -> Result<LogBlock, Error> {
         let meta_path = dir.join(META_FILE);
         let Some(layout) = Layout::of(&meta.format) else {
@@ -242,7 +261,7 @@ impl LogBlock {
             data_path,
             file,
             groups,
-            cache: Arc::clone(cache),
+            caches: caches.clone(),
             key: FooterCache::new_key(),
             dir: dir.to_owned(),
             remote,
@@ -262,7 +281,7 @@ impl LogBlock {
     /// The footer with its offset index: from the cache, or read again
     /// (through the checksums) and cached.
     fn footer(&self) -> Result<Arc<ArrowReaderMetadata>, Error> {
-        if let Some(footer) = self.cache.get_part::<ArrowReaderMetadata>(self.key, PART_FOOTER) {
+        if let Some(footer) = self.caches.blocks.get_part::<ArrowReaderMetadata>(self.key, PART_FOOTER) {
             return Ok(footer);
         }
         let footer = ArrowReaderMetadata::load(&self.file, footer_options(self.layout))
@@ -274,17 +293,21 @@ impl LogBlock {
 
     fn keep_footer(&self, footer: Arc<ArrowReaderMetadata>) {
         let bytes = footer.metadata().memory_size();
-        self.cache.insert_part(self.key, PART_FOOTER, footer, bytes);
+        self.caches.blocks.insert_part(self.key, PART_FOOTER, footer, bytes);
     }
 
     /// Approximate heap bytes this open block holds now: its resident
     /// summaries plus the parts it has in the cache right now.
     pub(crate) fn memory_size(&self) -> usize {
         self.groups.iter().map(Group::bytes).sum::<usize>()
-            + [PART_FOOTER, PART_TRACE_BLOOMS, PART_WORDS]
-                .iter()
-                .map(|p| self.cache.part_bytes(self.key, *p).unwrap_or(0))
-                .sum::<usize>()
+            + [
+                (&self.caches.blocks, PART_FOOTER),
+                (&self.caches.blocks, PART_TRACE_BLOOMS),
+                (&self.caches.words, PART_WORDS),
+            ]
+            .iter()
+            .map(|(cache, p)| cache.part_bytes(self.key, *p).unwrap_or(0))
+            .sum::<usize>()
     }
 
     /// What the block's parts take, cached or not (read when not cached),
@@ -567,7 +590,8 @@ impl LogBlock {
     /// cached; `None` for a block without them (or with an unusable index).
     fn words(&self) -> Result<Option<Arc<super::words::Words>>, Error> {
         let Some(crc) = self.meta.words_crc32c else { return Ok(None) };
-        if let Some(w) = self.cache.get_part::<Option<Arc<super::words::Words>>>(self.key, PART_WORDS) {
+        if let Some(w) = self.caches.words.get_part::<Option<Arc<super::words::Words>>>(self.key, PART_WORDS)
+        {
             return Ok((*w).clone());
         }
         // A word index that cannot be used costs speed, not answers: the
@@ -580,7 +604,7 @@ impl LogBlock {
             .map(Arc::new);
         let bytes = std::mem::size_of::<Option<Arc<super::words::Words>>>()
             + loaded.as_ref().map_or(0, |w| blooms_size(&w.groups));
-        self.cache.insert_part(self.key, PART_WORDS, Arc::new(loaded.clone()), bytes);
+        self.caches.words.insert_part(self.key, PART_WORDS, Arc::new(loaded.clone()), bytes);
         Ok(loaded)
     }
 
@@ -588,7 +612,7 @@ impl LogBlock {
     /// where the resident row group summaries say they are (through the
     /// footer for a filter without a recorded length) and cached.
     fn blooms(&self) -> Result<Arc<Vec<Option<Sbbf>>>, Error> {
-        if let Some(b) = self.cache.get_part::<Vec<Option<Sbbf>>>(self.key, PART_TRACE_BLOOMS) {
+        if let Some(b) = self.caches.blocks.get_part::<Vec<Option<Sbbf>>>(self.key, PART_TRACE_BLOOMS) {
             return Ok(b);
         }
         let parquet_err = |source| Error::Parquet { path: self.data_path.clone(), source };
@@ -619,7 +643,7 @@ impl LogBlock {
         }
         let bytes = blooms_size(&blooms);
         let blooms = Arc::new(blooms);
-        self.cache.insert_part(self.key, PART_TRACE_BLOOMS, Arc::clone(&blooms), bytes);
+        self.caches.blocks.insert_part(self.key, PART_TRACE_BLOOMS, Arc::clone(&blooms), bytes);
         Ok(blooms)
     }
 
@@ -722,7 +746,8 @@ fn parse_meta(
 
 impl Drop for LogBlock {
     fn drop(&mut self) {
-        self.cache.remove_key(self.key);
+        self.caches.blocks.remove_block(self.key);
+        self.caches.words.remove_block(self.key);
     }
 }
 
