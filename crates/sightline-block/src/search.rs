@@ -258,7 +258,9 @@ impl Block {
         } else {
             let (first, second) = groups.split_at(groups.len() / 2);
             std::thread::scope(|s| -> Result<_, Error> {
-                let other = s.spawn(|| scan(second));
+                // Contained on its own thread: a failed read is noted
+                // where it happened (`crate::contain`).
+                let other = s.spawn(|| crate::contain(&self.data_path, || scan(second)));
                 let mut latest = scan(first)?;
                 let rest =
                     other.join().map_err(|_| Error::corrupt(&self.data_path, "search thread panicked"))??;

@@ -1555,6 +1555,15 @@ fn checked_in_fixture_still_reads() {
 struct FlakySource {
     bytes: bytes::Bytes,
     down: std::sync::atomic::AtomicBool,
+    /// Reads overlapping this byte range fail too (a part of the store
+    /// that does not answer).
+    down_range: std::sync::Mutex<Option<std::ops::Range<u64>>>,
+}
+
+impl FlakySource {
+    fn new(bytes: Vec<u8>, down: bool) -> Self {
+        FlakySource { bytes: bytes.into(), down: down.into(), down_range: std::sync::Mutex::new(None) }
+    }
 }
 
 impl crate::BlockSource for FlakySource {
@@ -1563,7 +1572,13 @@ impl crate::BlockSource for FlakySource {
     }
 
     fn read_at(&self, offset: u64, len: usize) -> std::io::Result<bytes::Bytes> {
-        if self.down.load(std::sync::atomic::Ordering::Relaxed) {
+        let in_range = self
+            .down_range
+            .lock()
+            .unwrap()
+            .as_ref()
+            .is_some_and(|r| offset < r.end && offset + len as u64 > r.start);
+        if in_range || self.down.load(std::sync::atomic::Ordering::Relaxed) {
             return Err(std::io::Error::new(std::io::ErrorKind::TimedOut, "object store timed out"));
         }
         let start = offset as usize;
@@ -1581,7 +1596,7 @@ fn a_failed_read_through_a_source_is_io_not_damage() {
     let (block, stored) = realistic_block(dir.path(), 300, 800);
     let data = std::fs::read(dir.path().join("r").join("data.parquet")).unwrap();
     let meta_json = std::fs::read(dir.path().join("r").join("meta.json")).unwrap();
-    let source = Arc::new(FlakySource { bytes: data.into(), down: true.into() });
+    let source = Arc::new(FlakySource::new(data, true));
     let err = Block::open_source(Path::new("remote/r"), &meta_json, Arc::clone(&source) as _).unwrap_err();
     assert!(matches!(err, Error::Io { .. }) && !err.is_corruption(), "{err}");
 
@@ -1598,4 +1613,38 @@ fn a_failed_read_through_a_source_is_io_not_damage() {
 
     source.down.store(false, std::sync::atomic::Ordering::Relaxed);
     assert_eq!(remote.trace(id).unwrap(), block.trace(id).unwrap());
+}
+
+/// A search splits its row groups between two threads. A read that fails
+/// on the second one is an IO error as well: the failure is noted on the
+/// thread that read, so that thread must contain its own reads, or the
+/// search reports Parquet's text of it as damage.
+#[test]
+fn a_failed_read_on_the_second_search_thread_is_io_not_damage() {
+    let dir = tempfile::tempdir().unwrap();
+    let (block, stored) = realistic_block(dir.path(), 300, 800);
+    let md = Arc::clone(block.footer().unwrap().reader_meta.metadata());
+    let groups = md.num_row_groups();
+    assert!(groups >= 4, "{groups} row groups");
+    // The last row group's column chunks: scanned by the second thread.
+    let last = md.row_group(groups - 1);
+    let chunks = last.columns().iter().map(|c| c.byte_range());
+    let start = chunks.clone().map(|(at, _)| at).min().unwrap();
+    let end = chunks.map(|(at, len)| at + len).max().unwrap();
+
+    let data = std::fs::read(dir.path().join("r").join("data.parquet")).unwrap();
+    let meta_json = std::fs::read(dir.path().join("r").join("meta.json")).unwrap();
+    let source = Arc::new(FlakySource::new(data, false));
+    let remote = Block::open_source(Path::new("remote/r"), &meta_json, Arc::clone(&source) as _).unwrap();
+    let q = TraceQuery { service: Some(stored[0].resource.service_name().to_owned()), ..query(20) };
+    let expected = block.search(&q).unwrap();
+    assert_eq!(remote.search(&q).unwrap(), expected);
+
+    *source.down_range.lock().unwrap() = Some(start..end);
+    let err = remote.search(&q).unwrap_err();
+    assert!(matches!(err, Error::Io { .. }) && !err.is_corruption(), "{err}");
+    assert!(remote.damage().is_none());
+
+    *source.down_range.lock().unwrap() = None;
+    assert_eq!(remote.search(&q).unwrap(), expected);
 }
