@@ -657,8 +657,13 @@ mod tests {
     #[test]
     fn flushes_use_the_cheap_level_only_for_blocks_compaction_rewrites() {
         let block = BlockOptions { zstd_level: 3, ..BlockOptions::default() };
-        let policy =
-            CompactionPolicy { min_inputs: 4, max_inputs: 16, max_spans: 1000, remerge_max_spans: 100 };
+        let policy = CompactionPolicy {
+            min_inputs: 4,
+            max_inputs: 16,
+            max_spans: 1000,
+            remerge_max_spans: 100,
+            hold_spans: 0,
+        };
         let level = |spans| flush_options(&block, 1, &policy, spans).zstd_level;
         assert_eq!(level(31), 1);
         assert_eq!(level(500), 1);

@@ -29,7 +29,24 @@ pub struct CompactionPolicy {
     /// Without it, the maintenance round's partial merges (4+ fresh blocks)
     /// made mid-size blocks that were merged again.
     pub remerge_max_spans: u64,
+    /// The newest fresh blocks, up to this many spans (and at most 3
+    /// blocks, `HOLD_MAX_BLOCKS`), are left out of merges while the fresh blocks
+    /// together hold more: the newest data then always sits in small
+    /// blocks. A search for "the latest N traces" visits blocks newest
+    /// first and decodes them whole (rows are in trace-id order, so no
+    /// row group of a block can be skipped by time); in a merged block of
+    /// up to `max_spans` spans it decoded up to 8× the rows, and the N
+    /// traces it found spread over most of its row groups. A held block
+    /// is merged once newer blocks replace it in the hold, so a span is
+    /// still encoded at most twice. 0 holds nothing.
+    pub hold_spans: u64,
 }
+
+/// At most this many fresh blocks are held out of merges (see
+/// [`CompactionPolicy::hold_spans`]): a search visits every held block,
+/// and many tiny blocks (heads cut by age at low load) cost it more per
+/// span than one merged block.
+pub(crate) const HOLD_MAX_BLOCKS: usize = 3;
 
 /// Which merges count: any that is due, or only full-width ones.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -57,6 +74,7 @@ impl CompactionPolicy {
     pub fn plan(&self, blocks: &[BlockMeta], width: Width) -> Option<Vec<String>> {
         let max_inputs = self.max_inputs.max(2);
         let min_inputs = self.min_inputs.max(2);
+        let held = self.held(blocks);
         let mut levels: Vec<u32> = blocks.iter().map(|b| b.compaction_level).collect();
         levels.sort_unstable();
         levels.dedup();
@@ -64,7 +82,9 @@ impl CompactionPolicy {
             let mut candidates: Vec<&BlockMeta> = blocks
                 .iter()
                 .filter(|b| {
-                    b.compaction_level == level && (level == 0 || b.span_count <= self.remerge_max_spans)
+                    b.compaction_level == level
+                        && (level == 0 || b.span_count <= self.remerge_max_spans)
+                        && !held.contains(b.id.as_str())
                 })
                 .collect();
             candidates
@@ -93,11 +113,42 @@ impl CompactionPolicy {
     /// Fresh blocks waiting to be merged: level-0 blocks small enough that
     /// two of them fit one merge. A block too big to merge is not debt, or
     /// a large head would stall flushes for good.
+    /// Held blocks (see [`CompactionPolicy::hold_spans`]) are not debt:
+    /// no merge takes them yet.
     pub fn debt(&self, blocks: &[BlockMeta]) -> usize {
+        let held = self.held(blocks);
         blocks
             .iter()
-            .filter(|b| b.compaction_level == 0 && b.span_count.saturating_mul(2) <= self.max_spans)
+            .filter(|b| {
+                b.compaction_level == 0
+                    && b.span_count.saturating_mul(2) <= self.max_spans
+                    && !held.contains(b.id.as_str())
+            })
             .count()
+    }
+
+    /// Ids of the fresh blocks held out of merges: the newest (by
+    /// `min_start`, as merges order them) while they fit `hold_spans`
+    /// and `HOLD_MAX_BLOCKS`. None while all fresh blocks together fit
+    /// `hold_spans`: merging them makes a block no bigger than the hold
+    /// (the low-load case, where many small blocks are what costs).
+    fn held<'a>(&self, blocks: &'a [BlockMeta]) -> HashSet<&'a str> {
+        let mut fresh: Vec<&BlockMeta> = blocks.iter().filter(|b| b.compaction_level == 0).collect();
+        let total: u64 = fresh.iter().map(|b| b.span_count).sum();
+        let mut held = HashSet::new();
+        if self.hold_spans == 0 || total <= self.hold_spans {
+            return held;
+        }
+        fresh.sort_by(|a, b| b.min_start_unix_nanos.cmp(&a.min_start_unix_nanos).then(b.id.cmp(&a.id)));
+        let mut spans = 0u64;
+        for b in fresh.into_iter().take(HOLD_MAX_BLOCKS) {
+            spans = spans.saturating_add(b.span_count);
+            if spans > self.hold_spans {
+                break;
+            }
+            held.insert(b.id.as_str());
+        }
+        held
     }
 }
 
@@ -162,7 +213,13 @@ mod tests {
     }
 
     fn policy() -> CompactionPolicy {
-        CompactionPolicy { min_inputs: 4, max_inputs: 16, max_spans: 1000, remerge_max_spans: 100 }
+        CompactionPolicy {
+            min_inputs: 4,
+            max_inputs: 16,
+            max_spans: 1000,
+            remerge_max_spans: 100,
+            hold_spans: 0,
+        }
     }
 
     fn ids(list: &[&str]) -> Option<Vec<String>> {
@@ -236,6 +293,51 @@ mod tests {
         // Fresh blocks merge whatever their size (their first rewrite).
         let fresh: Vec<BlockMeta> = (0..4).map(|i| block(&format!("f{i}"), 0, 200, i)).collect();
         assert_eq!(policy().plan(&fresh, Width::Any).map(|v| v.len()), Some(4));
+    }
+
+    #[test]
+    fn the_newest_fresh_blocks_are_held_out_of_merges() {
+        let p = CompactionPolicy { hold_spans: 100, ..policy() };
+        // 320 fresh spans: the newest two (80 spans) are held; a third
+        // would make 120.
+        let blocks: Vec<BlockMeta> = (0..8).map(|i| block(&format!("f{i}"), 0, 40, 7 - i)).collect();
+        assert_eq!(p.plan(&blocks, Width::Any), ids(&["f7", "f6", "f5", "f4", "f3", "f2"]));
+        assert_eq!(p.debt(&blocks), 6, "held blocks are not debt");
+        assert_eq!(policy().debt(&blocks), 8);
+        // Fewer than `min_inputs` left beside the hold: nothing is due.
+        assert_eq!(p.plan(&blocks[3..], Width::Any), None);
+        // Full width counts only what the planner may take.
+        let p16 = CompactionPolicy { hold_spans: 100, max_spans: 100_000, ..policy() };
+        let seventeen: Vec<BlockMeta> = (0..17).map(|i| block(&format!("s{i:02}"), 0, 40, i)).collect();
+        assert_eq!(p16.plan(&seventeen, Width::Full), None, "15 blocks beside the hold are not a full merge");
+    }
+
+    #[test]
+    fn the_hold_is_bounded_in_blocks_and_spans() {
+        let p = CompactionPolicy { hold_spans: 100, ..policy() };
+        // Tiny blocks: at most three are held, whatever the span budget.
+        let tiny: Vec<BlockMeta> = (0..12).map(|i| block(&format!("t{i:02}"), 0, 10, i)).collect();
+        let plan = p.plan(&tiny, Width::Any).expect("a merge is due");
+        assert_eq!(plan.len(), 9);
+        assert!(!plan.iter().any(|id| ["t09", "t10", "t11"].contains(&id.as_str())));
+        // A newest block bigger than the hold holds nothing back.
+        let mut blocks: Vec<BlockMeta> = (0..4).map(|i| block(&format!("f{i}"), 0, 40, i)).collect();
+        blocks.push(block("big", 0, 500, 9));
+        assert_eq!(p.plan(&blocks, Width::Any).map(|v| v.len()), Some(5));
+        // Merged blocks are never held.
+        let merged: Vec<BlockMeta> = (0..4).map(|i| block(&format!("m{i}"), 1, 60, i)).collect();
+        let p_merged = CompactionPolicy { hold_spans: 100, remerge_max_spans: 100, ..policy() };
+        assert_eq!(p_merged.plan(&merged, Width::Any).map(|v| v.len()), Some(4));
+    }
+
+    #[test]
+    fn fresh_blocks_that_fit_the_hold_together_merge_as_before() {
+        // Heads cut by age at low load: many small blocks cost searches
+        // more than one small merged block.
+        let p = CompactionPolicy { hold_spans: 100, ..policy() };
+        let blocks: Vec<BlockMeta> = (0..5).map(|i| block(&format!("f{i}"), 0, 20, i)).collect();
+        assert_eq!(p.plan(&blocks, Width::Any), ids(&["f0", "f1", "f2", "f3", "f4"]));
+        assert_eq!(p.debt(&blocks), 5);
     }
 
     #[test]
