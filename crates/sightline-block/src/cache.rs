@@ -628,7 +628,8 @@ mod tests {
         assert_eq!(cache.get_part::<String>(b, 0).as_deref().map(String::as_str), Some("footer b"));
         cache.remove_block(a);
         check(&cache);
-        let b_bytes = [cache.part_bytes(b, 0), cache.bytes_of((b, Part::Blooms))].into_iter().flatten().sum();
+        let b_bytes: usize =
+            [cache.part_bytes(b, 0), cache.bytes_of((b, Part::Blooms))].into_iter().flatten().sum();
         assert_eq!(cache.stats().used_bytes, b_bytes);
         assert_eq!(cache.part_bytes(a, 0), None);
     }
