@@ -18,7 +18,7 @@
 //! | live log head | L/32 | beside the trace head; up to two frozen log heads wait for their flush |
 //! | query results being built, all queries | L/16 | results are serialised to JSON afterwards, which takes as much again |
 //! | one query's results | L/64 | so four queries run at once; 4 MiB of spans at 256 MiB is ~3,000 realistic spans |
-//! | open blocks' footers, page indexes, tables and bloom filters (the store's footer cache) | L/8 | ~2.4 B per stored realistic span: 32 MiB holds them for ~13M spans; beyond, the least recently used are read again on demand |
+//! | open blocks' footers, page indexes, tables and bloom filters (the store's footer cache) | L/8 | ~2.4 B per stored realistic span: 32 MiB holds them for ~13M spans; beyond, what it does not hold is read again on demand (scan-resistant eviction keeps a fixed part of a cyclic read resident) |
 //! | open log blocks' footers and trace id filters (the log store's block cache) | L/16 | what a trace lookup reads, ~1.2 B per stored record: 16 MiB holds ~13M records' worth |
 //! | open log blocks' body word filters (the log store's word cache) | L/32 | ~4 B per stored record; apart, so body searches cannot evict what trace lookups need |
 //! | soft limit (refusals start) | 0.7 L | flushes and decodes already admitted keep growing memory after refusals start |
@@ -112,8 +112,8 @@ impl MemoryBudget {
     /// what lookups need; logs of one trace p99 went 10 → 18 ms at 10M
     /// records). These parts take ~1.2 B per stored record (footer 0.7,
     /// trace id filters 0.5, measured); L/16 keeps ~13M records' worth at
-    /// the default 256 MiB, beyond which the least recently used are read
-    /// again.
+    /// the default 256 MiB, beyond which the parts not held are read again
+    /// (the cache keeps a fixed part of what lookups cycle through).
     pub fn log_block_cache_bytes(&self) -> usize {
         share(self.limit, 16)
     }
