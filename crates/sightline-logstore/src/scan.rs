@@ -9,10 +9,12 @@
 //! nothing older, so row groups entirely older are skipped by all, as a
 //! single reader skipped them.
 
-use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 
+use std::sync::{Arc, OnceLock};
+
 use parking_lot::Mutex;
+use parquet::arrow::arrow_reader::ArrowReaderMetadata;
 use sightline_model::LogQuery;
 
 use crate::Metrics;
@@ -39,6 +41,13 @@ pub(crate) fn search_groups(
     let floor = AtomicU64::new(top.floor().map_or(0, |f| f.0));
     let failed: Mutex<Vec<usize>> = Mutex::new(Vec::new());
     let limit = query.effective_limit();
+    // Each block's footer, taken from the cache once per search and held
+    // until it ends (see `LogBlock::footer`).
+    let footers: Vec<OnceLock<Arc<ArrowReaderMetadata>>> = blocks.iter().map(|_| OnceLock::new()).collect();
+    let footer = |b: usize| match footers[b].get() {
+        Some(f) => Ok(Arc::clone(f)),
+        None => blocks[b].footer().map(|f| Arc::clone(footers[b].get_or_init(|| f))),
+    };
     let work = |top: &mut TopK, warnings: &mut Vec<String>| {
         loop {
             let i = next.fetch_add(1, Ordering::Relaxed);
@@ -51,7 +60,7 @@ pub(crate) fn search_groups(
             if failed.lock().contains(&b) {
                 continue;
             }
-            if let Err(e) = blocks[b].search_group(rg, query, top) {
+            if let Err(e) = footer(b).and_then(|f| blocks[b].search_group(rg, query, top, &f)) {
                 metrics.damaged_block_reads.inc();
                 let mut failed = failed.lock();
                 if !failed.contains(&b) {

@@ -1190,3 +1190,27 @@ async fn discovery_does_not_ask_every_round_about_tenants_without_logs() {
     assert!(!opener.exists(&tenant("quiet")).await.unwrap());
     assert_eq!(calls(), 5, "a query asks the bucket itself");
 }
+
+/// A search takes each block's footer from the cache once, however many
+/// of its row groups it reads: with a cache that keeps nothing (a footer
+/// bigger than what the cache admits), taking it per row group read the
+/// footer again from the file for every one.
+#[tokio::test]
+async fn a_search_reads_a_blocks_footer_once() {
+    let all = sample();
+    let dir = tempfile::tempdir().unwrap();
+    let mut opts = Options::new(dir.path(), Arc::new(MemoryBudget::new(256 << 20)));
+    opts.row_group_rows = 16;
+    opts.background_compaction = false;
+    let cache = Arc::new(sightline_block::FooterCache::new(0));
+    opts.block_cache = Arc::clone(&cache);
+    let store = LogStore::open(opts).await.unwrap();
+    ingest(&store, &all).await;
+    store.flush_now().await.unwrap();
+    assert_eq!(store.blocks().len(), 1);
+    let before = cache.stats().misses;
+    let page = store.find_logs(&LogQuery { limit: 1000, ..LogQuery::default() }).await.unwrap();
+    assert_eq!(page.records.len(), all.len());
+    assert_eq!(cache.stats().misses - before, 1, "the footer was read once per row group");
+    store.shutdown().await;
+}

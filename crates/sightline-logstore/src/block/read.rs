@@ -279,8 +279,11 @@ impl LogBlock {
     }
 
     /// The footer with its offset index: from the cache, or read again
-    /// (through the checksums) and cached.
-    fn footer(&self) -> Result<Arc<ArrowReaderMetadata>, Error> {
+    /// (through the checksums) and cached. A search takes it once per
+    /// block and holds it while it reads the block's row groups: taken
+    /// per row group, a footer the cache turned away was read again for
+    /// every one.
+    pub(crate) fn footer(&self) -> Result<Arc<ArrowReaderMetadata>, Error> {
         if let Some(footer) = self.caches.blocks.get_part::<ArrowReaderMetadata>(self.key, PART_FOOTER) {
             return Ok(footer);
         }
@@ -405,11 +408,16 @@ impl LogBlock {
     pub(crate) fn search(&self, q: &LogQuery, top: &mut TopK) -> Result<(), Error> {
         let mut groups = self.candidates(q, top)?;
         groups.sort_by_key(|g| std::cmp::Reverse(g.1));
+        let mut footer = None;
         for (rg, max) in groups {
             if top.floor().is_some_and(|f| max < f.0) {
                 break;
             }
-            self.search_group(rg, q, top)?;
+            let footer = match &footer {
+                Some(f) => Arc::clone(f),
+                None => Arc::clone(footer.insert(self.footer()?)),
+            };
+            self.search_group(rg, q, top, &footer)?;
         }
         Ok(())
     }
@@ -433,14 +441,20 @@ impl LogBlock {
         self.row_groups(q, top)
     }
 
-    /// Adds row group `rg`'s matches to `top`.
-    pub(crate) fn search_group(&self, rg: usize, q: &LogQuery, top: &mut TopK) -> Result<(), Error> {
-        let footer = self.footer()?;
+    /// Adds row group `rg`'s matches to `top`; `footer` is this block's
+    /// ([`LogBlock::footer`]).
+    pub(crate) fn search_group(
+        &self,
+        rg: usize,
+        q: &LogQuery,
+        top: &mut TopK,
+        footer: &ArrowReaderMetadata,
+    ) -> Result<(), Error> {
         let mut builder =
-            ParquetRecordBatchReaderBuilder::new_with_metadata(self.file.clone(), (*footer).clone())
+            ParquetRecordBatchReaderBuilder::new_with_metadata(self.file.clone(), footer.clone())
                 .with_row_groups(vec![rg])
                 .with_batch_size(READ_BATCH_ROWS);
-        if let Some(filter) = self.row_filter(q, &footer) {
+        if let Some(filter) = self.row_filter(q, footer) {
             builder = builder.with_row_filter(filter);
         }
         let reader =
