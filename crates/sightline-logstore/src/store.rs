@@ -1126,18 +1126,24 @@ fn flush_one(inner: &Inner, frozen: &Arc<Frozen>) -> Result<(), Error> {
 /// as the trace store splits its big heads: a flush is mostly encoding,
 /// one flush runs at a time, and at saturation ingest waits for it.
 /// Smaller heads make one block: halves of a small head would only make
-/// more blocks to merge.
-const FLUSH_SPLIT_RECORDS: usize = 16 << 10;
+/// more blocks to merge. The default budget's 8 MiB head (~26 k records)
+/// is not split: with merges running at saturation the second core is
+/// busy merging anyway, and blocks of ~13 k records needed two merges
+/// each to reach a full block (16 → 208 k records, then with more) where
+/// ~26 k blocks need one ([`COMPACT_MAX_INPUTS`]).
+const FLUSH_SPLIT_RECORDS: usize = 64 << 10;
 
 /// Blocks merged at once, at most; and the fewest merged while together
 /// they make a block smaller than half [`COMPACT_MAX_RECORDS`] (which
 /// would be merged again). Flushed blocks are small (a 256 MiB budget
-/// gives an 8 MiB head, flushed as two blocks of ~13 k records), and
-/// merging them four at a time rewrote a record three times on its way to
-/// a full block (15 k → 60 k → 240 k → 1 M), most of a record's ingest
-/// CPU; sixteen at a time, twice.
-pub(crate) const COMPACT_MIN_INPUTS: usize = 16;
-const COMPACT_MAX_INPUTS: usize = 16;
+/// gives an 8 MiB head of ~26 k records), and merging them four at a time
+/// rewrote a record three times on its way to a full block (15 k → 60 k →
+/// 240 k → 1 M), most of a record's ingest CPU; sixteen at a time (of
+/// ~13 k blocks) about twice; up to 32 at a time, ~20 of the default
+/// head's blocks make a full block in one merge. A merge holds a decoded
+/// batch per input.
+pub(crate) const COMPACT_MIN_INPUTS: usize = 32;
+const COMPACT_MAX_INPUTS: usize = 32;
 /// The default of [`Options::compaction_stall_blocks`]: four full merges'
 /// worth, as the trace store's 64.
 const COMPACT_STALL_BLOCKS: usize = 4 * COMPACT_MIN_INPUTS;

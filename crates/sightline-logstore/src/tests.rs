@@ -651,12 +651,14 @@ fn compaction_merges_the_oldest_small_blocks_within_the_size_limit() {
     };
     let small =
         |n: usize| (0..n).map(|i| meta(&format!("b{i:02}"), 100 - i as u64, 1000)).collect::<Vec<_>>();
-    assert_eq!(plan_compaction(&small(15), COMPACT_MIN_INPUTS), None, "too few to merge");
-    let sixteen = plan_compaction(&small(16), COMPACT_MIN_INPUTS).unwrap();
-    assert_eq!(sixteen.len(), 16);
-    assert_eq!(sixteen[..2], ["b15", "b14"], "oldest first");
-    assert_eq!(plan_compaction(&small(20), COMPACT_MIN_INPUTS).unwrap().len(), 16, "at most 16 inputs");
-    let mut blocks = small(17);
+    let width = COMPACT_MIN_INPUTS;
+    assert_eq!(plan_compaction(&small(width - 1), width), None, "too few to merge");
+    let full = plan_compaction(&small(width), width).unwrap();
+    assert_eq!(full.len(), width);
+    let oldest = [format!("b{:02}", width - 1), format!("b{:02}", width - 2)];
+    assert_eq!(full[..2], oldest, "oldest first");
+    assert_eq!(plan_compaction(&small(width + 4), width).unwrap().len(), width, "at most {width} inputs");
+    let mut blocks = small(width + 1);
     blocks.push(meta("big", 0, COMPACT_MAX_RECORDS));
     assert!(
         !plan_compaction(&blocks, COMPACT_MIN_INPUTS).unwrap().contains(&"big".to_owned()),
