@@ -1145,7 +1145,7 @@ const FLUSH_SPLIT_RECORDS: usize = 64 << 10;
 pub(crate) const COMPACT_MIN_INPUTS: usize = 32;
 const COMPACT_MAX_INPUTS: usize = 32;
 /// The default of [`Options::compaction_stall_blocks`]: four full merges'
-/// worth, as the trace store's 64.
+/// worth (128; the trace store stalls at 64 of its blocks).
 const COMPACT_STALL_BLOCKS: usize = 4 * COMPACT_MIN_INPUTS;
 /// A merge never produces a block with more records than this: a search
 /// skips whole blocks by time range, which works best when blocks are not
