@@ -20,6 +20,8 @@ pub struct Metrics {
     pub(crate) block_records: Gauge,
     pub(crate) flushes: Counter,
     pub(crate) compactions: Counter,
+    pub(crate) flush_stall_seconds: Counter<f64, std::sync::atomic::AtomicU64>,
+    pub(crate) flush_stalled: Gauge,
     pub(crate) retention_deleted_blocks: Counter,
     pub(crate) searches: Counter,
     pub(crate) searches_refused: Counter,
@@ -79,6 +81,16 @@ impl Metrics {
         r.register("block_records", "Log records in live blocks", m.block_records.clone());
         r.register("flushes", "Heads flushed into log blocks", m.flushes.clone());
         r.register("compactions", "Log block merges", m.compactions.clone());
+        r.register(
+            "flush_stall_seconds",
+            "Time log flushes waited for merges to catch up (the write stall)",
+            m.flush_stall_seconds.clone(),
+        );
+        r.register(
+            "flush_stalled",
+            "1 while log flushes wait for merges to catch up",
+            m.flush_stalled.clone(),
+        );
         r.register(
             "retention_deleted_blocks",
             "Log blocks deleted by retention",

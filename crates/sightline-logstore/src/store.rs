@@ -62,9 +62,21 @@ pub struct Options {
     pub row_group_rows: usize,
     /// How often retention runs.
     pub maintenance_interval: Duration,
+    /// How often the background tasks look for work nobody woke them for
+    /// (a head past its age, merges and retention due). Tests lengthen it
+    /// so that only their own steps start work.
+    pub tick: Duration,
     /// Whether the background task merges small blocks (tests turn it off
     /// to merge at a moment of their choosing).
     pub background_compaction: bool,
+    /// Flushes wait while this many small blocks wait to be merged (the
+    /// write stall of LSM stores, as the trace store's
+    /// `compaction_stall_blocks`): at saturation merges cannot keep pace
+    /// with flushes on two cores, and blocks would pile up without bound
+    /// (every search and lookup pays per block). Ingest then settles at
+    /// the rate flushes and merges together keep up with; appends wait,
+    /// then are refused (`head_full`) meanwhile.
+    pub compaction_stall_blocks: usize,
     /// Batches the live tail buffers for its slowest subscriber before
     /// that subscriber is dropped.
     pub tail_capacity: usize,
@@ -151,7 +163,9 @@ impl Options {
             max_disk_bytes: None,
             row_group_rows: 16 << 10,
             maintenance_interval: Duration::from_secs(30),
+            tick: Duration::from_secs(1),
             background_compaction: true,
+            compaction_stall_blocks: COMPACT_STALL_BLOCKS,
             tail_capacity: 64,
             metrics: Arc::new(Metrics::default()),
             shared: Arc::new(Shared::new(1)),
@@ -222,6 +236,14 @@ struct Inner {
     /// blocks takes seconds, and ingest is refused while frozen heads
     /// wait for a flush.
     maintenance: tokio::sync::Mutex<()>,
+    /// Wakes the compactor: a flush added a block.
+    wake_compactor: Notify,
+    /// Notified after every merge and every failed round of merges: what
+    /// a stalled flush waits for.
+    compacted: Notify,
+    /// Whether the compactor's last round failed: flushes do not stall on
+    /// merges that cannot make progress.
+    compaction_failing: AtomicBool,
 }
 
 impl Inner {
@@ -399,7 +421,7 @@ impl LogStore {
     /// shutdown of a store that should leave no WAL behind).
     pub async fn flush_now(&self) -> Result<(), Error> {
         cut(&self.inner, Cut::Always).await?;
-        flush_all(&self.inner).await
+        flush_all(&self.inner, false).await
     }
 
     /// Reads a shared manifest now if it changed (what the background task
@@ -457,6 +479,19 @@ impl LogStore {
     #[cfg(test)]
     pub(crate) async fn hold_flushes(&self) -> tokio::sync::MutexGuard<'_, ()> {
         self.inner.flushing.lock().await
+    }
+
+    /// Cuts the live head without flushing it: it waits in the frozen
+    /// queue for the background task (tests).
+    #[cfg(test)]
+    pub(crate) async fn cut_now(&self) -> Result<(), Error> {
+        cut(&self.inner, Cut::Always).await
+    }
+
+    /// Wakes the background task for a round, as a full head does (tests).
+    #[cfg(test)]
+    pub(crate) fn wake_now(&self) {
+        self.inner.wake.notify_one();
     }
 
     /// The store's metrics (tests).
@@ -603,6 +638,9 @@ fn open_blocking(opts: Options) -> Result<Inner, Error> {
         flushing: tokio::sync::Mutex::new(()),
         flushed: Notify::new(),
         maintenance: tokio::sync::Mutex::new(()),
+        wake_compactor: Notify::new(),
+        compacted: Notify::new(),
+        compaction_failing: AtomicBool::new(false),
     })
 }
 
@@ -817,25 +855,26 @@ pub(crate) fn warn(warnings: &mut Vec<String>, block: &LogBlock, e: &Error) {
     warnings.push(format!("log block {} skipped: {e}", block.meta().id));
 }
 
-/// Cuts the live head when it is big or old enough, flushes frozen
-/// heads, merges and applies retention on its interval. Merges and
-/// retention run in a task of their own beside this loop (one at a time),
-/// so a long merge never holds up a flush: before, ingest was refused
-/// ("flushes are behind") for as long as a merge of many blocks ran.
+/// Cuts the live head when it is big or old enough and flushes frozen
+/// heads; merges and retention run in a task of their own,
+/// [`compactor`], woken by every flush. Before, this loop scheduled merges
+/// only once no frozen head was left, which at saturation (ingest freezes
+/// a head about as fast as one is flushed) was never: no merge in a
+/// minute while ~10 blocks a second were flushed. Nor does a long merge
+/// hold up a flush; flushes wait for merges only in the write stall
+/// ([`Options::compaction_stall_blocks`]).
 async fn background(inner: Arc<Inner>) {
-    let mut last_maintenance = Instant::now();
     let mut last_poll = Instant::now();
     let shared = inner.storage.shared();
-    let mut side: Option<JoinHandle<Result<(), Error>>> = None;
+    let compactor = tokio::spawn(compactor(Arc::clone(&inner)));
     loop {
         tokio::select! {
             () = inner.wake.notified() => {}
-            () = tokio::time::sleep(Duration::from_secs(1)) => {}
+            () = tokio::time::sleep(inner.opts.tick) => {}
         }
         if inner.stop.load(Ordering::SeqCst) {
-            if let Some(task) = side.take() {
-                let _ = task.await;
-            }
+            inner.wake_compactor.notify_one();
+            let _ = compactor.await;
             return;
         }
         let due = {
@@ -861,32 +900,7 @@ async fn background(inner: Arc<Inner>) {
             result = cut(&inner, Cut::Always).await;
         }
         if result.is_ok() {
-            result = flush_all(&inner).await;
-        }
-        // In a shared storage only the lease holder merges and expires.
-        let may_compact = inner.storage.may_compact();
-        if result.is_ok() && may_compact && side.as_ref().is_none_or(JoinHandle::is_finished) {
-            if let Some(task) = side.take() {
-                result = task.await.map_err(|e| Error::Task(e.to_string())).and_then(|r| r);
-            }
-            // Merges wait while memory is short: they hold a batch per input.
-            let merge = inner.opts.background_compaction && inner.opts.memory.pressure() == Pressure::Normal;
-            let retain = last_maintenance.elapsed() >= inner.opts.maintenance_interval;
-            if result.is_ok() && (merge || retain) {
-                if retain {
-                    last_maintenance = Instant::now();
-                }
-                let worker = Arc::clone(&inner);
-                side = Some(tokio::spawn(async move {
-                    if merge {
-                        compact(&worker, COMPACT_MIN_INPUTS).await?;
-                    }
-                    if retain {
-                        apply_retention(&worker).await?;
-                    }
-                    Ok(())
-                }));
-            }
+            result = flush_all(&inner, true).await;
         }
         // A shared store's failures are the bucket's (down, slow, a lost
         // race past the retries): the WAL keeps the frozen heads and the
@@ -899,11 +913,111 @@ async fn background(inner: Arc<Inner>) {
         if let Err(e) = result {
             tracing::error!(error = %e, "log store background work failed; ingest refused until restart");
             inner.fail(e.to_string());
-            if let Some(task) = side.take() {
-                let _ = task.await;
-            }
+            inner.stop_compactor();
+            let _ = compactor.await;
             return;
         }
+    }
+}
+
+/// Merges blocks as soon as a flush leaves enough of them, and applies
+/// retention on its interval, beside [`background`]'s flushes. In a
+/// shared storage only the lease holder merges and expires.
+async fn compactor(inner: Arc<Inner>) {
+    let mut last_maintenance = Instant::now();
+    let shared = inner.storage.shared();
+    loop {
+        tokio::select! {
+            () = inner.wake_compactor.notified() => {}
+            () = tokio::time::sleep(inner.opts.tick) => {}
+        }
+        if inner.stop.load(Ordering::SeqCst) || inner.failed.lock().is_some() {
+            return;
+        }
+        if !inner.storage.may_compact() {
+            continue;
+        }
+        let retain = last_maintenance.elapsed() >= inner.opts.maintenance_interval;
+        if retain {
+            last_maintenance = Instant::now();
+        }
+        let mut result = Ok(());
+        if inner.opts.background_compaction {
+            result = compact_while_due(&inner).await;
+        }
+        if result.is_ok() && retain {
+            result = apply_retention(&inner).await;
+        }
+        inner.compaction_failing.store(result.is_err(), Ordering::SeqCst);
+        inner.compacted.notify_waiters();
+        if shared && let Err(e) = &result {
+            tracing::warn!(error = %e, "log store merge or retention failed; will retry");
+            continue;
+        }
+        if let Err(e) = result {
+            tracing::error!(error = %e, "log store merge or retention failed; ingest refused until restart");
+            inner.fail(e.to_string());
+            inner.compacted.notify_waiters();
+            return;
+        }
+    }
+}
+
+impl Inner {
+    /// Ends the compactor at its next wake-up (the store failed).
+    fn stop_compactor(&self) {
+        self.wake_compactor.notify_one();
+    }
+
+    /// Blocks waiting to be merged: those [`plan_compaction`] considers.
+    fn small_blocks(&self) -> usize {
+        self.state.read().blocks.iter().filter(|b| b.meta().record_count < COMPACT_MAX_RECORDS / 2).count()
+    }
+
+    /// Whether a background flush waits for merges now (see
+    /// [`Options::compaction_stall_blocks`]): only while merges can make
+    /// progress (they run here, they work, a merge is possible) and the
+    /// store is not stopping.
+    fn stalled(&self) -> bool {
+        if self.stop.load(Ordering::SeqCst)
+            || self.failed.lock().is_some()
+            || !self.opts.background_compaction
+            || self.compaction_failing.load(Ordering::SeqCst)
+            || !self.storage.may_compact()
+            || self.small_blocks() < self.opts.compaction_stall_blocks
+        {
+            return false;
+        }
+        let metas: Vec<block::LogBlockMeta> =
+            self.state.read().blocks.iter().map(|b| b.meta().clone()).collect();
+        plan_compaction(&metas, 2).is_some()
+    }
+
+    /// The write stall: waits while [`Inner::stalled`], waking the
+    /// compactor, and counts the time.
+    async fn wait_for_compaction(&self) {
+        if !self.stalled() {
+            return;
+        }
+        let since = Instant::now();
+        let m = &self.opts.metrics;
+        m.flush_stalled.set(1);
+        tracing::debug!(blocks = self.small_blocks(), "log flush waits for merges to catch up");
+        loop {
+            let merged = self.compacted.notified();
+            tokio::pin!(merged);
+            // Registered before the check, so a merge ending between the
+            // check and the wait still wakes this flush.
+            merged.as_mut().enable();
+            if !self.stalled() {
+                break;
+            }
+            self.wake_compactor.notify_one();
+            // A second at a time: shutdown notifies nothing here.
+            let _ = tokio::time::timeout(Duration::from_secs(1), merged).await;
+        }
+        m.flush_stalled.set(0);
+        m.flush_stall_seconds.inc_by(since.elapsed().as_secs_f64());
     }
 }
 
@@ -945,10 +1059,15 @@ async fn cut(inner: &Inner, when: Cut) -> Result<(), Error> {
 
 /// Flushes frozen heads, oldest first: block written and published, the
 /// manifest lists it (and moves WAL replay past its segments), the head is
-/// swapped for the block, then its WAL segments are deleted.
-async fn flush_all(inner: &Arc<Inner>) -> Result<(), Error> {
+/// swapped for the block, then its WAL segments are deleted. `stall`: each
+/// flush waits first while merges are too far behind (the background
+/// flushes; not [`LogStore::flush_now`]).
+async fn flush_all(inner: &Arc<Inner>, stall: bool) -> Result<(), Error> {
     let _serial = inner.flushing.lock().await;
     loop {
+        if stall && !inner.state.read().frozen.is_empty() {
+            inner.wait_for_compaction().await;
+        }
         let Some(frozen) = inner.state.read().frozen.first().cloned() else { return Ok(()) };
         let worker = Arc::clone(inner);
         let job = Arc::clone(&frozen);
@@ -992,6 +1111,7 @@ fn flush_one(inner: &Inner, frozen: &Arc<Frozen>) -> Result<(), Error> {
         |st| st.frozen.retain(|f| !Arc::ptr_eq(f, frozen)),
     )?;
     inner.flushed.notify_waiters();
+    inner.wake_compactor.notify_one();
     inner.opts.metrics.flushes.inc();
     inner.wal.remove_through(frozen.last)?;
     for b in &fresh {
@@ -1006,18 +1126,27 @@ fn flush_one(inner: &Inner, frozen: &Arc<Frozen>) -> Result<(), Error> {
 /// as the trace store splits its big heads: a flush is mostly encoding,
 /// one flush runs at a time, and at saturation ingest waits for it.
 /// Smaller heads make one block: halves of a small head would only make
-/// more blocks to merge.
-const FLUSH_SPLIT_RECORDS: usize = 16 << 10;
+/// more blocks to merge. The default budget's 8 MiB head (~26 k records)
+/// is not split: with merges running at saturation the second core is
+/// busy merging anyway, and blocks of ~13 k records needed two merges
+/// each to reach a full block (16 → 208 k records, then with more) where
+/// ~26 k blocks need one ([`COMPACT_MAX_INPUTS`]).
+const FLUSH_SPLIT_RECORDS: usize = 64 << 10;
 
 /// Blocks merged at once, at most; and the fewest merged while together
 /// they make a block smaller than half [`COMPACT_MAX_RECORDS`] (which
 /// would be merged again). Flushed blocks are small (a 256 MiB budget
-/// gives an 8 MiB head, flushed as two blocks of ~13 k records), and
-/// merging them four at a time rewrote a record three times on its way to
-/// a full block (15 k → 60 k → 240 k → 1 M), most of a record's ingest
-/// CPU; sixteen at a time, twice.
-pub(crate) const COMPACT_MIN_INPUTS: usize = 16;
-const COMPACT_MAX_INPUTS: usize = 16;
+/// gives an 8 MiB head of ~26 k records), and merging them four at a time
+/// rewrote a record three times on its way to a full block (15 k → 60 k →
+/// 240 k → 1 M), most of a record's ingest CPU; sixteen at a time (of
+/// ~13 k blocks) about twice; up to 32 at a time, ~20 of the default
+/// head's blocks make a full block in one merge. A merge holds a decoded
+/// batch per input.
+pub(crate) const COMPACT_MIN_INPUTS: usize = 32;
+const COMPACT_MAX_INPUTS: usize = 32;
+/// The default of [`Options::compaction_stall_blocks`]: four full merges'
+/// worth (128; the trace store stalls at 64 of its blocks).
+const COMPACT_STALL_BLOCKS: usize = 4 * COMPACT_MIN_INPUTS;
 /// A merge never produces a block with more records than this: a search
 /// skips whole blocks by time range, which works best when blocks are not
 /// huge; 1 Mi records are ~50 MiB of blocks.
@@ -1044,21 +1173,47 @@ pub(crate) fn plan_compaction(blocks: &[block::LogBlockMeta], min_inputs: usize)
     (picked.len() >= min_inputs.max(2) || full).then_some(picked)
 }
 
+/// The background's merges: full ones ([`COMPACT_MIN_INPUTS`]) until none
+/// is due, while memory is not short (a merge holds a batch per input);
+/// in the write stall any merge of two or more, whatever the memory.
+async fn compact_while_due(inner: &Arc<Inner>) -> Result<(), Error> {
+    let _serial = inner.maintenance.lock().await;
+    loop {
+        let stalled = inner.stalled();
+        if !stalled && inner.opts.memory.pressure() != Pressure::Normal {
+            return Ok(());
+        }
+        let min_inputs = if stalled { 2 } else { COMPACT_MIN_INPUTS };
+        if !compact_one(inner, min_inputs).await? {
+            return Ok(());
+        }
+    }
+}
+
 /// Runs merges until none is due: the merged block is written, the
 /// manifest swaps it for its inputs, then the inputs are deleted (searches
 /// still reading them keep their open files).
 async fn compact(inner: &Arc<Inner>, min_inputs: usize) -> Result<(), Error> {
     let _serial = inner.maintenance.lock().await;
-    loop {
+    while compact_one(inner, min_inputs).await? {}
+    Ok(())
+}
+
+/// The next merge of at least `min_inputs` blocks, if one is due; false
+/// when none is. The caller holds the maintenance lock.
+async fn compact_one(inner: &Arc<Inner>, min_inputs: usize) -> Result<bool, Error> {
+    {
         let blocks: Vec<Arc<LogBlock>> = inner.state.read().blocks.clone();
         let metas: Vec<block::LogBlockMeta> = blocks.iter().map(|b| b.meta().clone()).collect();
-        let Some(ids) = plan_compaction(&metas, min_inputs) else { return Ok(()) };
+        let Some(ids) = plan_compaction(&metas, min_inputs) else { return Ok(false) };
         let inputs: Vec<Arc<LogBlock>> = blocks.into_iter().filter(|b| ids.contains(&b.meta().id)).collect();
         let worker = Arc::clone(inner);
         tokio::task::spawn_blocking(move || merge_blocks(&worker, &inputs))
             .await
             .map_err(|e| Error::Task(e.to_string()))??;
     }
+    inner.compacted.notify_waiters();
+    Ok(true)
 }
 
 fn merge_blocks(inner: &Inner, inputs: &[Arc<LogBlock>]) -> Result<(), Error> {

@@ -651,12 +651,14 @@ fn compaction_merges_the_oldest_small_blocks_within_the_size_limit() {
     };
     let small =
         |n: usize| (0..n).map(|i| meta(&format!("b{i:02}"), 100 - i as u64, 1000)).collect::<Vec<_>>();
-    assert_eq!(plan_compaction(&small(15), COMPACT_MIN_INPUTS), None, "too few to merge");
-    let sixteen = plan_compaction(&small(16), COMPACT_MIN_INPUTS).unwrap();
-    assert_eq!(sixteen.len(), 16);
-    assert_eq!(sixteen[..2], ["b15", "b14"], "oldest first");
-    assert_eq!(plan_compaction(&small(20), COMPACT_MIN_INPUTS).unwrap().len(), 16, "at most 16 inputs");
-    let mut blocks = small(17);
+    let width = COMPACT_MIN_INPUTS;
+    assert_eq!(plan_compaction(&small(width - 1), width), None, "too few to merge");
+    let full = plan_compaction(&small(width), width).unwrap();
+    assert_eq!(full.len(), width);
+    let oldest = [format!("b{:02}", width - 1), format!("b{:02}", width - 2)];
+    assert_eq!(full[..2], oldest, "oldest first");
+    assert_eq!(plan_compaction(&small(width + 4), width).unwrap().len(), width, "at most {width} inputs");
+    let mut blocks = small(width + 1);
     blocks.push(meta("big", 0, COMPACT_MAX_RECORDS));
     assert!(
         !plan_compaction(&blocks, COMPACT_MIN_INPUTS).unwrap().contains(&"big".to_owned()),
@@ -1212,5 +1214,93 @@ async fn a_search_reads_a_blocks_footer_once() {
     let page = store.find_logs(&LogQuery { limit: 1000, ..LogQuery::default() }).await.unwrap();
     assert_eq!(page.records.len(), all.len());
     assert_eq!(cache.stats().misses - before, 1, "the footer was read once per row group");
+    store.shutdown().await;
+}
+
+/// Options whose background tasks run only when a step of the test wakes
+/// them (a flush, [`LogStore::wake_now`]), with background merges on.
+fn driven_options(dir: &std::path::Path) -> Options {
+    let mut opts = Options::new(dir, Arc::new(MemoryBudget::new(256 << 20)));
+    opts.tick = Duration::from_secs(3600);
+    opts.maintenance_interval = Duration::from_secs(3600);
+    opts
+}
+
+/// Waits (up to 30 s: only a hang reaches it) until `done` holds.
+async fn eventually(what: &str, mut done: impl FnMut() -> bool) {
+    let deadline = std::time::Instant::now() + Duration::from_secs(30);
+    while !done() {
+        assert!(std::time::Instant::now() < deadline, "timed out waiting for {what}");
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+}
+
+/// Flushed blocks, `n` of them, of 5 records each, through `flush_now`.
+async fn flushed_blocks(store: &LogStore, res: &Arc<Resource>, n: u64) {
+    for i in 0..n {
+        store.consume_logs(wide_batch(res, i, 5)).await.unwrap();
+        store.flush_now().await.unwrap();
+    }
+}
+
+/// Merges run while heads wait in the frozen queue: at saturation ingest
+/// refills it as fast as it is flushed, and merges scheduled only after
+/// the flush queue emptied never ran (no merge in a minute, ~10 new blocks
+/// a second). Here the queue stays non-empty throughout (flushes held);
+/// the sixteen flushed blocks are merged anyway. Fails (times out) with
+/// merges behind the flush round.
+#[tokio::test]
+async fn merges_run_while_frozen_heads_wait_for_a_flush() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = LogStore::open(driven_options(dir.path())).await.unwrap();
+    let res = resource("busy");
+    flushed_blocks(&store, &res, COMPACT_MIN_INPUTS as u64).await;
+    let held = store.hold_flushes().await;
+    store.consume_logs(wide_batch(&res, 100, 5)).await.unwrap();
+    store.cut_now().await.unwrap();
+    store.wake_now();
+    eventually("a merge", || store.metrics().compactions.get() == 1).await;
+    assert_eq!(store.frozen_heads(), 1, "the frozen head waited throughout");
+    assert_eq!(store.blocks().len(), 1);
+    assert_eq!(store.blocks()[0].record_count, 5 * COMPACT_MIN_INPUTS as u64);
+    drop(held);
+    store.flush_now().await.unwrap();
+    assert_eq!(
+        store.blocks().iter().map(|b| b.record_count).sum::<u64>(),
+        5 * (COMPACT_MIN_INPUTS as u64 + 1)
+    );
+    store.shutdown().await;
+}
+
+/// The write stall: with `compaction_stall_blocks` small blocks waiting
+/// for a merge, a background flush waits until merges catch up, so that
+/// at saturation blocks cannot pile up faster than they are merged (at
+/// two cores they did: 600+ blocks in a minute). Merges are held here;
+/// once let go, the stalled flush's merge runs below the full width and
+/// the flush follows. Fails (times out) with flushes that never stall.
+#[tokio::test]
+async fn flushes_wait_while_too_many_blocks_wait_for_a_merge() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut opts = driven_options(dir.path());
+    opts.compaction_stall_blocks = 4;
+    let store = LogStore::open(opts).await.unwrap();
+    let res = resource("stalled");
+    let merging = store.hold_maintenance().await;
+    // `flush_now` never stalls (tests, shutdown).
+    flushed_blocks(&store, &res, 4).await;
+    store.consume_logs(wide_batch(&res, 100, 5)).await.unwrap();
+    store.cut_now().await.unwrap();
+    store.wake_now();
+    eventually("the stall", || store.metrics().flush_stalled.get() == 1).await;
+    assert_eq!(store.frozen_heads(), 1);
+    assert_eq!(store.blocks().len(), 4);
+    drop(merging);
+    eventually("the stalled flush", || store.frozen_heads() == 0).await;
+    assert_eq!(store.metrics().compactions.get(), 1, "four blocks, merged below the full width");
+    let blocks = store.blocks();
+    assert_eq!(blocks.len(), 2, "{blocks:?}");
+    assert_eq!(blocks.iter().map(|b| b.record_count).sum::<u64>(), 25);
+    assert_eq!(store.metrics().flush_stalled.get(), 0);
+    assert!(store.metrics().flush_stall_seconds.get() > 0.0);
     store.shutdown().await;
 }
