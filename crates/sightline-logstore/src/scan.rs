@@ -11,7 +11,7 @@
 
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 
-use std::sync::{Arc, OnceLock};
+use std::sync::Arc;
 
 use parking_lot::Mutex;
 use parquet::arrow::arrow_reader::ArrowReaderMetadata;
@@ -42,11 +42,18 @@ pub(crate) fn search_groups(
     let failed: Mutex<Vec<usize>> = Mutex::new(Vec::new());
     let limit = query.effective_limit();
     // Each block's footer, taken from the cache once per search and held
-    // until it ends (see `LogBlock::footer`).
-    let footers: Vec<OnceLock<Arc<ArrowReaderMetadata>>> = blocks.iter().map(|_| OnceLock::new()).collect();
-    let footer = |b: usize| match footers[b].get() {
-        Some(f) => Ok(Arc::clone(f)),
-        None => blocks[b].footer().map(|f| Arc::clone(footers[b].get_or_init(|| f))),
+    // until it ends (see `LogBlock::footer`); a worker that needs a footer
+    // another is reading waits for it rather than reading it too.
+    let footers: Vec<Mutex<Option<Arc<ArrowReaderMetadata>>>> =
+        blocks.iter().map(|_| Mutex::new(None)).collect();
+    let footer = |b: usize| {
+        let mut slot = footers[b].lock();
+        if let Some(f) = &*slot {
+            return Ok(Arc::clone(f));
+        }
+        let f = blocks[b].footer()?;
+        *slot = Some(Arc::clone(&f));
+        Ok(f)
     };
     let work = |top: &mut TopK, warnings: &mut Vec<String>| {
         loop {
