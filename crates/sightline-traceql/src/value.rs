@@ -227,8 +227,8 @@ impl<'a> Val<'a> {
             Val::Bool(b) => Value::Bool(*b),
             Val::Status(s) => Value::Str(status_name(*s).into()),
             Val::Kind(k) => Value::Str(kind_name(*k).into()),
-            Val::Str(s) => Value::Str(s.to_string().into()),
-            Val::Id(s) => Value::Str(s.clone().into()),
+            Val::Str(s) => Value::Str(s.as_ref().into()),
+            Val::Id(s) => Value::Str(s.as_str().into()),
             Val::Array(items, _) => Value::Array(items.to_vec()),
         }
     }
