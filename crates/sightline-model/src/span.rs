@@ -264,8 +264,10 @@ impl Span {
     /// Heap and inline bytes this span holds, as mimalloc (the binary's
     /// allocator) sees them: each allocation's capacity rounded up to its
     /// size class, no per-allocation header. Used for memory budgets.
-    /// Shared resources and scopes are not counted. Checked against RSS:
-    /// 1,436 B estimated per realistic span (loadgen), 1,489 B resident.
+    /// Shared resources and scopes are not counted, nor strings held
+    /// inline (up to 24 bytes). Checked against RSS before keys and short
+    /// values were held inline: 1,436 B estimated per realistic span
+    /// (loadgen), 1,489 B resident; not measured again since.
     pub fn estimated_size(&self) -> usize {
         /// An allocation of `n` bytes, rounded up to a multiple of 16.
         fn alloc(n: usize) -> usize {
