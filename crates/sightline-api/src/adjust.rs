@@ -267,7 +267,7 @@ fn host_key(span: &Span) -> String {
     }
     if let Some(v) = get("host.ip") {
         match v {
-            Value::Str(s) => return s.clone(),
+            Value::Str(s) => return s.as_str().to_owned(),
             Value::Array(items) => {
                 if let Some(first) = items.first() {
                     return first.to_text();
@@ -282,7 +282,7 @@ fn host_key(span: &Span) -> String {
 /// pdata's `Str()`: the text of a string value, empty for other types.
 fn string(v: &Value) -> String {
     match v {
-        Value::Str(s) => s.clone(),
+        Value::Str(s) => s.as_str().to_owned(),
         _ => String::new(),
     }
 }

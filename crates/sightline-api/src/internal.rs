@@ -176,7 +176,7 @@ async fn log_services(
 ) -> Result<Response, ApiError> {
     pairs(raw, &[])?;
     let names = logs.log_reader(&tenant(&extensions)).await?.log_services().await?;
-    Ok(value(Value::Array(names.into_iter().map(Value::Str).collect())))
+    Ok(value(Value::Array(names.into_iter().map(Value::from).collect())))
 }
 
 /// The query string's pairs; a name not in `known` is a 400.
@@ -228,7 +228,7 @@ async fn services(
 ) -> Result<Response, ApiError> {
     pairs(raw, &[])?;
     let names = heads.reader(&tenant(&extensions)).await?.services().await?;
-    Ok(value(Value::Array(names.into_iter().map(Value::Str).collect())))
+    Ok(value(Value::Array(names.into_iter().map(Value::from).collect())))
 }
 
 async fn operations(
@@ -248,7 +248,7 @@ async fn operations(
     let found = heads.reader(&tenant(&extensions)).await?.operations(service, kind).await?;
     let list = found
         .into_iter()
-        .map(|op| Value::Array(vec![Value::Str(op.name), Value::Int(op.kind as i64)]))
+        .map(|op| Value::Array(vec![Value::from(op.name), Value::Int(op.kind as i64)]))
         .collect();
     Ok(value(Value::Array(list)))
 }
@@ -264,8 +264,8 @@ async fn tag_names(
     let map = names
         .into_iter()
         .map(|(scope, names)| KeyValue {
-            key: scope.name().to_owned(),
-            value: Value::Array(names.into_iter().map(Value::Str).collect()),
+            key: scope.name().into(),
+            value: Value::Array(names.into_iter().map(Value::from).collect()),
         })
         .collect();
     Ok(value(Value::Map(map)))

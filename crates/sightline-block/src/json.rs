@@ -91,7 +91,7 @@ pub(crate) fn value_from_json(j: &J) -> Result<Value, String> {
     }
     let bad = || format!("bad {name}: {inner}");
     Ok(match name.as_str() {
-        "stringValue" => Value::Str(inner.as_str().ok_or_else(bad)?.to_owned()),
+        "stringValue" => Value::Str(inner.as_str().ok_or_else(bad)?.into()),
         "boolValue" => Value::Bool(inner.as_bool().ok_or_else(bad)?),
         "intValue" => Value::Int(inner.as_str().and_then(|s| s.parse().ok()).ok_or_else(bad)?),
         "doubleValue" => Value::Double(parse_double(inner.as_str().ok_or_else(bad)?)?),
@@ -127,7 +127,7 @@ pub(crate) fn kvs_from_json(j: &J) -> Result<Vec<KeyValue>, String> {
                 Some(v) => value_from_json(v)?,
                 None => Value::Empty,
             };
-            Ok(KeyValue { key: key.to_owned(), value })
+            Ok(KeyValue { key: key.into(), value })
         })
         .collect()
 }

@@ -855,7 +855,7 @@ impl<'a> Attrs<'a> {
                 }
                 let text = self.str.value(j);
                 match ty {
-                    tag::STR => Value::Str(text.to_owned()),
+                    tag::STR => Value::Str(text.into()),
                     tag::ARRAY => Value::Array(json::array_from_text(text)?),
                     tag::MAP => Value::Map(json::map_from_text(text)?),
                     _ => Value::Bytes(
@@ -884,7 +884,7 @@ impl<'a> Attrs<'a> {
 
     /// Decodes the attribute at index `j`.
     pub(crate) fn kv(&self, j: usize) -> Result<KeyValue, String> {
-        Ok(KeyValue { key: self.key.value(j).to_owned(), value: self.value(j)? })
+        Ok(KeyValue { key: self.key.value(j).into(), value: self.value(j)? })
     }
 }
 
@@ -945,10 +945,8 @@ impl<'a> SpanAttrs<'a> {
                         .ok_or_else(|| format!("attr_str_{slot:02} has no key"))?;
                     let value = self.strs.get(slot).map(|col| col.get_opt(row)).transpose()?.flatten();
                     KeyValue {
-                        key: key.0.clone(),
-                        value: Value::Str(
-                            value.ok_or_else(|| format!("attr_str_{slot:02} is null"))?.to_owned(),
-                        ),
+                        key: key.0.as_str().into(),
+                        value: Value::Str(value.ok_or_else(|| format!("attr_str_{slot:02} is null"))?.into()),
                     }
                 }
                 _ if (layout::INT0..layout::INT0 + schema::INT_SLOTS as u8).contains(&c) => {
@@ -959,7 +957,7 @@ impl<'a> SpanAttrs<'a> {
                         .ok_or_else(|| format!("attr_int_{slot:02} has no key"))?;
                     let value = self.ints.get(slot).filter(|col| col.is_valid(row)).map(|col| col.value(row));
                     KeyValue {
-                        key: key.0.clone(),
+                        key: key.0.as_str().into(),
                         value: Value::Int(value.ok_or_else(|| format!("attr_int_{slot:02} is null"))?),
                     }
                 }

@@ -325,7 +325,7 @@ impl Generator {
             observed_time_unix_nano: self.start + k * 100_000 + 250_000,
             severity_number: severity,
             severity_text: text.into(),
-            body: Value::Str(body),
+            body: Value::from(body),
             attributes: vec![
                 KeyValue { key: "code.function".into(), value: Value::Str("handle_request".into()) },
                 KeyValue { key: "http.route".into(), value: Value::Str(route.into()) },

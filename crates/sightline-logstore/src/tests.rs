@@ -53,7 +53,7 @@ fn record(res: &Arc<Resource>, time: u64, severity: i32, body: &str, trace_n: Op
         .into(),
         body: Value::Str(body.into()),
         attributes: vec![
-            KeyValue { key: "user".into(), value: Value::Str(format!("u{}", time / SEC % 4)) },
+            KeyValue { key: "user".into(), value: Value::Str(format!("u{}", time / SEC % 4).into()) },
             // An integer (`sl-logs3` stores it apart from the rest), some negative.
             KeyValue { key: "n".into(), value: Value::Int((time / SEC % 1000) as i64 * 37 - 500) },
         ],

@@ -57,7 +57,7 @@ pub use tags::{
 };
 pub use tailframe::{MAX_FRAME_BYTES, TAIL_KEEPALIVE, TailFrame, TailFrameError, TailFrameReader};
 pub use tenant::{Tenant, TenantError};
-pub use value::{KeyValue, Value};
+pub use value::{CompactString, KeyValue, Value};
 
 #[cfg(test)]
 mod tests;

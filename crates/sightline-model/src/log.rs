@@ -50,7 +50,7 @@ impl LogRecord {
             observed_time_unix_nano: time_unix_nano,
             severity_number: 9,
             severity_text: "INFO".into(),
-            body: Value::Str(body.into()),
+            body: Value::from(body.into()),
             attributes: Vec::new(),
             dropped_attributes_count: 0,
             flags: 0,

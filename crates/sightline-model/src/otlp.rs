@@ -214,7 +214,7 @@ fn exact<T, U>(list: Vec<T>, f: impl FnMut(T) -> U) -> Vec<U> {
 }
 
 fn kvs(list: Vec<pc::KeyValue>) -> Vec<KeyValue> {
-    exact(list, |kv| KeyValue { key: kv.key, value: kv.value.map_or(Value::Empty, value) })
+    exact(list, |kv| KeyValue { key: kv.key.into(), value: kv.value.map_or(Value::Empty, value) })
 }
 
 fn events(list: Vec<pt::span::Event>) -> Vec<Event> {
@@ -235,7 +235,7 @@ fn value(v: pc::AnyValue) -> Value {
     use pc::any_value::Value as V;
     match v.value {
         None => Value::Empty,
-        Some(V::StringValue(s)) => Value::Str(s),
+        Some(V::StringValue(s)) => Value::Str(s.into()),
         Some(V::BoolValue(b)) => Value::Bool(b),
         Some(V::IntValue(i)) => Value::Int(i),
         Some(V::DoubleValue(d)) => Value::Double(d),
@@ -381,7 +381,11 @@ pub fn encode_span(s: &Span) -> pt::Span {
 /// Encodes attributes.
 pub fn encode_kvs(list: &[KeyValue]) -> Vec<pc::KeyValue> {
     list.iter()
-        .map(|kv| pc::KeyValue { key: kv.key.clone(), value: Some(encode_value(&kv.value)), key_strindex: 0 })
+        .map(|kv| pc::KeyValue {
+            key: kv.key.as_str().to_owned(),
+            value: Some(encode_value(&kv.value)),
+            key_strindex: 0,
+        })
         .collect()
 }
 
@@ -408,7 +412,7 @@ pub fn encode_value(v: &Value) -> pc::AnyValue {
     use pc::any_value::Value as V;
     let value = match v {
         Value::Empty => None,
-        Value::Str(s) => Some(V::StringValue(s.clone())),
+        Value::Str(s) => Some(V::StringValue(s.as_str().to_owned())),
         Value::Bool(b) => Some(V::BoolValue(*b)),
         Value::Int(i) => Some(V::IntValue(*i)),
         Value::Double(d) => Some(V::DoubleValue(*d)),

@@ -174,6 +174,27 @@ fn decoded_lists_hold_no_spare_capacity() {
     assert_eq!(span.resource.attributes().len(), 1);
 }
 
+/// Keys and string values of up to 24 bytes are held inline: the memory
+/// budget counts them as no heap bytes, a longer one as its allocation
+/// (rounded up to mimalloc's 16-byte size classes).
+#[test]
+fn short_strings_cost_no_heap_bytes_in_the_size_estimate() {
+    let span = |attributes: Vec<KeyValue>| {
+        Span::test(TraceId::from_bytes(T).unwrap(), SpanId::from_bytes([2; 8]).unwrap(), "op")
+            .with_attributes(attributes)
+            .estimated_size()
+    };
+    let bare = span(vec![KeyValue::new("k", Value::Int(1))]);
+    let decoded = decoded_span(vec![kv("http.request.method", s("GET")), kv("k", s(&"v".repeat(24)))]);
+    assert!(decoded.attributes.iter().all(|kv| !kv.key.is_heap_allocated()));
+    let two_inline = span(decoded.attributes.clone());
+    let list = |n: usize| (n * std::mem::size_of::<KeyValue>()).div_ceil(16) * 16;
+    // The second attribute adds its slot in the list, no more.
+    assert_eq!(two_inline, bare - list(1) + list(2));
+    let long = decoded_span(vec![kv(&"k".repeat(25), s(&"v".repeat(100)))]);
+    assert_eq!(span(long.attributes.clone()), bare + 32 + 112);
+}
+
 /// Tenant names follow Cortex/Tempo's rules, so one is always a safe path
 /// component and label value; batches belong to the default tenant unless
 /// a receiver says otherwise.

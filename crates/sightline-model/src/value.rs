@@ -1,6 +1,7 @@
 use std::fmt::Write as _;
 
 use base64::Engine as _;
+pub use compact_str::CompactString;
 
 /// An attribute value: OTLP's `AnyValue`, owned.
 #[derive(Debug, Clone, PartialEq, Default)]
@@ -8,8 +9,8 @@ pub enum Value {
     /// No value was set (OTLP allows an empty `AnyValue`).
     #[default]
     Empty,
-    /// UTF-8 text.
-    Str(String),
+    /// UTF-8 text; up to 24 bytes are held inline, without allocating.
+    Str(CompactString),
     /// A boolean.
     Bool(bool),
     /// A signed 64-bit integer.
@@ -27,26 +28,33 @@ pub enum Value {
 /// One attribute: a key and its value. Order is kept as received.
 #[derive(Debug, Clone, PartialEq)]
 pub struct KeyValue {
-    /// Attribute key, e.g. `http.request.method`.
-    pub key: String,
+    /// Attribute key, e.g. `http.request.method`; up to 24 bytes are held
+    /// inline, without allocating (keys are almost all that short and
+    /// repeat in every span).
+    pub key: CompactString,
     /// Attribute value.
     pub value: Value,
 }
 
 impl KeyValue {
     /// Builds a key/value pair.
-    pub fn new(key: impl Into<String>, value: impl Into<Value>) -> Self {
+    pub fn new(key: impl Into<CompactString>, value: impl Into<Value>) -> Self {
         KeyValue { key: key.into(), value: value.into() }
     }
 }
 
 impl From<&str> for Value {
     fn from(v: &str) -> Self {
-        Value::Str(v.to_owned())
+        Value::Str(v.into())
     }
 }
 impl From<String> for Value {
     fn from(v: String) -> Self {
+        Value::Str(v.into())
+    }
+}
+impl From<CompactString> for Value {
+    fn from(v: CompactString) -> Self {
         Value::Str(v)
     }
 }
@@ -73,7 +81,7 @@ impl Value {
     /// against this form.
     pub fn to_text(&self) -> String {
         match self {
-            Value::Str(s) => s.clone(),
+            Value::Str(s) => s.as_str().to_owned(),
             _ => {
                 let mut out = String::new();
                 self.write_text(&mut out);
@@ -114,7 +122,7 @@ impl Value {
         use serde_json::Value as J;
         match self {
             Value::Empty => J::Null,
-            Value::Str(s) => J::String(s.clone()),
+            Value::Str(s) => J::String(s.as_str().to_owned()),
             Value::Bool(b) => J::Bool(*b),
             Value::Int(i) => J::from(*i),
             Value::Double(d) => {
@@ -122,7 +130,9 @@ impl Value {
             }
             Value::Bytes(b) => J::String(base64::engine::general_purpose::STANDARD.encode(b)),
             Value::Array(items) => J::Array(items.iter().map(Value::to_json).collect()),
-            Value::Map(kvs) => J::Object(kvs.iter().map(|kv| (kv.key.clone(), kv.value.to_json())).collect()),
+            Value::Map(kvs) => {
+                J::Object(kvs.iter().map(|kv| (kv.key.as_str().to_owned(), kv.value.to_json())).collect())
+            }
         }
     }
 }

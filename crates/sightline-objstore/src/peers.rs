@@ -391,7 +391,7 @@ fn names(value: Value) -> Option<Vec<String>> {
     items(value)?
         .into_iter()
         .map(|v| match v {
-            Value::Str(s) => Some(s),
+            Value::Str(s) => Some(s.into()),
             _ => None,
         })
         .collect()
@@ -402,9 +402,10 @@ fn operations(value: Value) -> Option<Vec<Operation>> {
     items(value)?
         .into_iter()
         .map(|v| match items(v)?.as_slice() {
-            [Value::Str(name), Value::Int(kind)] => {
-                Some(Operation { name: name.clone(), kind: SpanKind::from_i32(i32::try_from(*kind).ok()?) })
-            }
+            [Value::Str(name), Value::Int(kind)] => Some(Operation {
+                name: name.as_str().to_owned(),
+                kind: SpanKind::from_i32(i32::try_from(*kind).ok()?),
+            }),
             _ => None,
         })
         .collect()

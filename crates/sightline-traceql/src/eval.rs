@@ -180,7 +180,7 @@ impl<'a> Evaluator<'a> {
             if let Ok(v) = self.value_of(e, idx)
                 && !v.is_nil()
             {
-                out.push(KeyValue { key: a.result_key().to_owned(), value: v.to_value() });
+                out.push(KeyValue { key: a.result_key().into(), value: v.to_value() });
             }
         }
         out
@@ -256,7 +256,8 @@ impl<'a> Evaluator<'a> {
                 for mut set in input {
                     let Some(v) = self.aggregate(&sf.aggregate, &set)? else { continue };
                     if value::scalar_compare(sf.op.binary(), &v, &limit) {
-                        set.attrs.push(KeyValue { key: sf.aggregate.to_string(), value: v.to_value() });
+                        set.attrs
+                            .push(KeyValue { key: sf.aggregate.to_string().into(), value: v.to_value() });
                         out.push(set);
                     }
                 }
@@ -272,7 +273,7 @@ impl<'a> Evaluator<'a> {
                         let v = self.value_of(e, idx as usize)?;
                         let slot = *index.entry(GroupKey::of(&v)).or_insert_with(|| {
                             let mut attrs = set.attrs.clone();
-                            attrs.push(KeyValue { key: key_name.clone(), value: v.to_value() });
+                            attrs.push(KeyValue { key: key_name.clone().into(), value: v.to_value() });
                             groups.push(Set { spans: Vec::new(), attrs });
                             groups.len() - 1
                         });

@@ -220,15 +220,15 @@ impl<'a> Val<'a> {
     /// as the text `nil`.
     pub(crate) fn to_value(&self) -> Value {
         match self {
-            Val::Nil => Value::Str("nil".to_owned()),
+            Val::Nil => Value::Str("nil".into()),
             Val::Int(n) => Value::Int(*n),
             Val::Float(x) => Value::Double(*x),
-            Val::Duration(d) => Value::Str(duration::go_string(*d)),
+            Val::Duration(d) => Value::Str(duration::go_string(*d).into()),
             Val::Bool(b) => Value::Bool(*b),
-            Val::Status(s) => Value::Str(status_name(*s).to_owned()),
-            Val::Kind(k) => Value::Str(kind_name(*k).to_owned()),
-            Val::Str(s) => Value::Str(s.to_string()),
-            Val::Id(s) => Value::Str(s.clone()),
+            Val::Status(s) => Value::Str(status_name(*s).into()),
+            Val::Kind(k) => Value::Str(kind_name(*k).into()),
+            Val::Str(s) => Value::Str(s.as_ref().into()),
+            Val::Id(s) => Value::Str(s.as_str().into()),
             Val::Array(items, _) => Value::Array(items.to_vec()),
         }
     }

@@ -395,7 +395,7 @@ fn attributes(
     };
     if let Some(local) = local {
         if let Some(addr) = local.address() {
-            add("network.local.address", Value::Str(addr));
+            add("network.local.address", Value::Str(addr.into()));
         }
         if let Some(port) = local.port {
             add("network.local.port", Value::Int(i64::from(port)));
@@ -403,10 +403,10 @@ fn attributes(
     }
     if let Some(remote) = remote {
         if !remote.service_name.is_empty() {
-            add("peer.service", Value::Str(remote.service_name.clone()));
+            add("peer.service", Value::Str(remote.service_name.clone().into()));
         }
         if let Some(addr) = remote.address() {
-            add("network.peer.address", Value::Str(addr));
+            add("network.peer.address", Value::Str(addr.into()));
         }
         if let Some(port) = remote.port {
             add("network.peer.port", Value::Int(i64::from(port)));
@@ -447,7 +447,7 @@ fn otel_event(value: &str) -> Option<(String, Vec<KeyValue>)> {
     }
     let (name, attrs) = map.into_iter().next()?;
     let serde_json::Value::Object(attrs) = attrs else { return None };
-    Some((name, attrs.into_iter().map(|(k, v)| KeyValue { key: k, value: json_value(v) }).collect()))
+    Some((name, attrs.into_iter().map(|(k, v)| KeyValue { key: k.into(), value: json_value(v) }).collect()))
 }
 
 fn collector_event(value: &str) -> Option<(String, Vec<KeyValue>, u32)> {
@@ -464,7 +464,7 @@ fn collector_event(value: &str) -> Option<(String, Vec<KeyValue>, u32)> {
 /// A JSON object's entries as attributes; `None` if it is not an object.
 fn json_object_attributes(json: &str) -> Option<Vec<KeyValue>> {
     let serde_json::Value::Object(map) = serde_json::from_str(json).ok()? else { return None };
-    Some(map.into_iter().map(|(k, v)| KeyValue { key: k, value: json_value(v) }).collect())
+    Some(map.into_iter().map(|(k, v)| KeyValue { key: k.into(), value: json_value(v) }).collect())
 }
 
 /// A JSON value as an attribute value: integers stay integers, other
@@ -478,11 +478,11 @@ fn json_value(v: serde_json::Value) -> Value {
             Some(i) => Value::Int(i),
             None => n.as_f64().map_or(Value::Empty, Value::Double),
         },
-        J::String(s) => Value::Str(s),
+        J::String(s) => Value::Str(s.into()),
         J::Array(items) => Value::Array(items.into_iter().map(json_value).collect()),
-        J::Object(map) => {
-            Value::Map(map.into_iter().map(|(k, v)| KeyValue { key: k, value: json_value(v) }).collect())
-        }
+        J::Object(map) => Value::Map(
+            map.into_iter().map(|(k, v)| KeyValue { key: k.into(), value: json_value(v) }).collect(),
+        ),
     }
 }
 

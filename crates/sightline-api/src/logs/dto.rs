@@ -85,5 +85,5 @@ impl<'a> Record<'a> {
 }
 
 fn object(kvs: &[KeyValue]) -> Map<String, J> {
-    kvs.iter().map(|kv| (kv.key.clone(), kv.value.to_json())).collect()
+    kvs.iter().map(|kv| (kv.key.as_str().to_owned(), kv.value.to_json())).collect()
 }

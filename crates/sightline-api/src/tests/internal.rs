@@ -72,7 +72,7 @@ async fn head_listings_answer_one_any_value_and_refuse_bad_input_with_400() {
     let reply = get(&app, "/internal/head/services").await;
     assert_eq!(reply.status, StatusCode::OK, "{}", reply.text());
     let listed = sightline_model::otlp::decode_value_bytes(&reply.body).unwrap();
-    assert_eq!(listed, Value::Array(services.into_iter().map(Value::Str).collect()));
+    assert_eq!(listed, Value::Array(services.into_iter().map(Value::from).collect()));
     for (uri, says) in [
         ("/internal/head/services?x=1", "unknown parameter"),
         ("/internal/head/operations", "service is required"),

@@ -262,7 +262,7 @@ fn row(group: usize, record: &[u8]) -> Result<Row<'_>, WireError> {
                 let v = pc::AnyValue::decode(b).map_err(|_| WireError::Malformed("body"))?;
                 match otlp::decode_value(v) {
                     Value::Empty => Body::None,
-                    Value::Str(s) => Body::Text(s),
+                    Value::Str(s) => Body::Text(s.into()),
                     other => {
                         let mut text = String::new();
                         other.write_text(&mut text);

@@ -383,7 +383,7 @@ impl Decoder {
             Some(bytes) => self.any_value(bytes, depth)?,
             None => Value::Empty,
         };
-        Ok(KeyValue { key: key.to_owned(), value })
+        Ok(KeyValue { key: key.into(), value })
     }
 
     pub(super) fn any_value(&mut self, bytes: &[u8], depth: usize) -> Wire<Value> {
@@ -413,7 +413,7 @@ impl Decoder {
         }
         Ok(match kind {
             AnyValue::Empty => Value::Empty,
-            AnyValue::Str(s) => Value::Str(s.to_owned()),
+            AnyValue::Str(s) => Value::Str(s.into()),
             AnyValue::Bool(b) => Value::Bool(b),
             AnyValue::Int(i) => Value::Int(i),
             AnyValue::Double(d) => Value::Double(d),

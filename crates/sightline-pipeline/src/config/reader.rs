@@ -197,7 +197,7 @@ impl<'a> Reader<'a> {
 
     pub(crate) fn value(&self, key: &str) -> Option<sightline_model::Value> {
         Some(match self.get(key)? {
-            Value::String(s) => sightline_model::Value::Str(s.clone()),
+            Value::String(s) => sightline_model::Value::from(s.as_str()),
             Value::Integer(i) => sightline_model::Value::Int(*i),
             Value::Float(f) => sightline_model::Value::Double(*f),
             Value::Boolean(b) => sightline_model::Value::Bool(*b),

@@ -149,7 +149,7 @@ pub fn apply(actions: &[KeyAction], attrs: &mut Vec<KeyValue>) {
             Action::Delete => attrs.retain(|kv| !hits(kv)),
             Action::Hash => {
                 for kv in attrs.iter_mut().filter(|kv| hits(kv)) {
-                    kv.value = Value::Str(hex(&Sha256::digest(kv.value.to_text().as_bytes())));
+                    kv.value = Value::from(hex(&Sha256::digest(kv.value.to_text().as_bytes())));
                 }
             }
             Action::Insert(v) | Action::Update(v) | Action::Upsert(v) => {

@@ -272,11 +272,15 @@ impl Redactor {
         needs
     }
 
-    /// Masks sensitive text in `s`; returns whether anything changed.
-    fn mask_text(&self, s: &mut String, counts: &mut Counts) -> bool {
+    /// Masks sensitive text in `s` (a `String` or an attribute's
+    /// `CompactString`); returns whether anything changed.
+    fn mask_text<S>(&self, s: &mut S, counts: &mut Counts) -> bool
+    where
+        S: std::ops::Deref<Target = str> + From<String>,
+    {
         let m = &self.config.masks;
         let mut changed = false;
-        let mut replace = |re: &Regex, s: &mut String, luhn: bool| {
+        let mut replace = |re: &Regex, s: &mut S, luhn: bool| {
             if !re.is_match(s) {
                 return;
             }
@@ -291,7 +295,7 @@ impl Redactor {
                 }
             });
             if let std::borrow::Cow::Owned(o) = out {
-                *s = o;
+                *s = S::from(o);
             }
         };
         if m.emails && s.contains('@') {

@@ -220,7 +220,7 @@ async fn attributes_rewrite_selected_log_records() {
         use sha2::Digest as _;
         sha2::Sha256::digest(b"42").iter().map(|b| format!("{b:02x}")).collect()
     };
-    assert_eq!(got[0].attributes[0].value, Value::Str(sha_of_42));
+    assert_eq!(got[0].attributes[0].value, Value::Str(sha_of_42.into()));
     assert_eq!(got[0].attributes[1], KeyValue::new("env", "prod"));
     assert_eq!(got[1].attributes, user(), "body does not match");
     assert_eq!(got[2].attributes, user(), "other service");

@@ -100,7 +100,7 @@ impl<'a> Parser<'a> {
                 observed_time_unix_nano: observed,
                 severity_number: 0,
                 severity_text: String::new(),
-                body: Value::Str(text.to_owned()),
+                body: Value::Str(text.into()),
                 attributes: vec![KeyValue::new("log.file.name", file)],
                 dropped_attributes_count: 0,
                 flags: 0,
@@ -129,13 +129,13 @@ impl<'a> Parser<'a> {
         if let Some(e) = exception {
             attributes.push(KeyValue::new("exception.stacktrace", e));
         }
-        attributes.extend(map.into_iter().map(|(k, v)| KeyValue { key: k, value: value(v) }));
+        attributes.extend(map.into_iter().map(|(k, v)| KeyValue { key: k.into(), value: value(v) }));
         let record = LogRecord {
             time_unix_nano: time,
             observed_time_unix_nano: observed,
             severity_number: severity(&level),
             severity_text: level,
-            body: message.map_or(Value::Empty, Value::Str),
+            body: message.map_or(Value::Empty, Value::from),
             attributes,
             dropped_attributes_count: 0,
             flags: u32::from(trace_id.is_some() && span_id.is_some()),
@@ -220,10 +220,10 @@ fn value(v: Json) -> Value {
         Json::Number(n) => {
             n.as_i64().map_or_else(|| Value::Double(n.as_f64().unwrap_or(f64::NAN)), Value::Int)
         }
-        Json::String(s) => Value::Str(s),
+        Json::String(s) => Value::from(s),
         Json::Array(a) => Value::Array(a.into_iter().map(value).collect()),
         Json::Object(m) => {
-            Value::Map(m.into_iter().map(|(k, v)| KeyValue { key: k, value: value(v) }).collect())
+            Value::Map(m.into_iter().map(|(k, v)| KeyValue { key: k.into(), value: value(v) }).collect())
         }
     }
 }

@@ -44,7 +44,7 @@ impl From<WireError> for Outcome {
 fn value(v: AnyValue<'_>) -> Value {
     match v {
         AnyValue::Empty => Value::Empty,
-        AnyValue::Str(s) => Value::Str(s.to_owned()),
+        AnyValue::Str(s) => Value::Str(s.into()),
         AnyValue::Bool(b) => Value::Bool(b),
         AnyValue::Int(i) => Value::Int(i),
         AnyValue::Double(d) => Value::Double(d),
@@ -60,7 +60,7 @@ fn value(v: AnyValue<'_>) -> Value {
 
 fn kv(bytes: &[u8]) -> Result<KeyValue, Outcome> {
     let (key, v) = key_value(bytes)?;
-    Ok(KeyValue { key: key.to_owned(), value: value(v) })
+    Ok(KeyValue { key: key.into(), value: value(v) })
 }
 
 fn read_span(bytes: &[u8], resource: &Arc<Resource>, scope: &Arc<Scope>) -> Result<Span, Outcome> {
