@@ -873,7 +873,7 @@ async fn background(inner: Arc<Inner>) {
             () = tokio::time::sleep(inner.opts.tick) => {}
         }
         if inner.stop.load(Ordering::SeqCst) {
-            inner.wake_compactor.notify_one();
+            inner.stop_compactor();
             let _ = compactor.await;
             return;
         }
@@ -964,14 +964,14 @@ async fn compactor(inner: Arc<Inner>) {
 }
 
 impl Inner {
-    /// Ends the compactor at its next wake-up (the store failed).
+    /// Ends the compactor at its next wake-up (the store stops or failed).
     fn stop_compactor(&self) {
         self.wake_compactor.notify_one();
     }
 
     /// Blocks waiting to be merged: those [`plan_compaction`] considers.
     fn small_blocks(&self) -> usize {
-        self.state.read().blocks.iter().filter(|b| b.meta().record_count < COMPACT_MAX_RECORDS / 2).count()
+        self.state.read().blocks.iter().filter(|b| is_small(b.meta())).count()
     }
 
     /// Whether a background flush waits for merges now (see
@@ -1157,8 +1157,7 @@ pub(crate) const COMPACT_MAX_RECORDS: u64 = 1 << 20;
 /// `min_inputs` of them ([`COMPACT_MIN_INPUTS`] in the background), or at
 /// least two that make a block no merge rewrites. Pure, for tests.
 pub(crate) fn plan_compaction(blocks: &[block::LogBlockMeta], min_inputs: usize) -> Option<Vec<String>> {
-    let mut small: Vec<&block::LogBlockMeta> =
-        blocks.iter().filter(|b| b.record_count < COMPACT_MAX_RECORDS / 2).collect();
+    let mut small: Vec<&block::LogBlockMeta> = blocks.iter().filter(|b| is_small(b)).collect();
     small.sort_by(|a, b| a.max_time_unix_nanos.cmp(&b.max_time_unix_nanos).then(a.id.cmp(&b.id)));
     let mut picked = Vec::new();
     let mut total = 0u64;
@@ -1171,6 +1170,12 @@ pub(crate) fn plan_compaction(blocks: &[block::LogBlockMeta], min_inputs: usize)
     }
     let full = picked.len() >= 2 && total >= COMPACT_MAX_RECORDS / 2;
     (picked.len() >= min_inputs.max(2) || full).then_some(picked)
+}
+
+/// Whether a block is small enough to be merged again: what
+/// [`plan_compaction`] takes and the write stall counts.
+fn is_small(meta: &block::LogBlockMeta) -> bool {
+    meta.record_count < COMPACT_MAX_RECORDS / 2
 }
 
 /// The background's merges: full ones ([`COMPACT_MIN_INPUTS`]) until none
